@@ -1,0 +1,1 @@
+"""The ``vexpress`` command line: one module per command, all sharing the engine."""

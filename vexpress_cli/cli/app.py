@@ -1,0 +1,56 @@
+"""The ``vexpress`` Typer application and its error handling."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+import typer
+import typer.core
+from rich.console import Console
+
+from vexpress_cli.errors import VExpressError
+
+# Each module defines ``register(app)`` that adds its command(s).
+COMMAND_MODULES = [
+    "inspect",
+]
+
+error_console = Console(stderr=True)
+
+
+class VExpressGroup(typer.core.TyperGroup):
+    """Turns a VExpressError into one readable paragraph and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VExpressError as error:
+            error_console.print(f"[bold red]Error:[/] {error}", highlight=False)
+            raise click.exceptions.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            error_console.print("[yellow]Interrupted; nothing was written.[/]")
+            raise click.exceptions.Exit(130) from None
+
+
+app = typer.Typer(
+    name="vexpress",
+    cls=VExpressGroup,
+    help="Talking-portrait video from one photo and a speech clip, with V-Express.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"vexpress_cli.cli.{module_name}")
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()

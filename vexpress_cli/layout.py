@@ -1,0 +1,66 @@
+"""The released V-Express model folder layout (the ``model_ckpts`` folder of the original repo).
+
+```
+MODEL_DIR/
+  stable-diffusion-v1-5/unet/config.json
+  sd-vae-ft-mse/{config.json, diffusion_pytorch_model.safetensors|.bin}
+  wav2vec2-base-960h/{config.json, preprocessor_config.json, model.safetensors|pytorch_model.bin}
+  v-express/{reference_net,denoising_unet,motion_module,v_kps_guider,audio_projection}.bin|.safetensors
+  v-express/config.json            optional architecture overrides (tiny test models)
+  insightface_models/models/buffalo_l/det_10g.onnx   optional face detector
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+UNET_CONFIG = Path("stable-diffusion-v1-5/unet/config.json")
+VAE_DIR = Path("sd-vae-ft-mse")
+AUDIO_ENCODER_DIR = Path("wav2vec2-base-960h")
+VEXPRESS_DIR = Path("v-express")
+ARCHITECTURE_OVERRIDES = VEXPRESS_DIR / "config.json"
+INSIGHTFACE_DETECTOR = Path("insightface_models/models/buffalo_l/det_10g.onnx")
+
+# V-Express checkpoints, by network name; each may be a .bin (torch.save) or .safetensors file.
+CHECKPOINT_STEMS = ("reference_net", "denoising_unet", "motion_module", "v_kps_guider", "audio_projection")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+# The public model repository the original README points to.
+HUB_REPO_ID = "tk93/V-Express"
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """Paths inside one model folder; nothing is read until asked."""
+
+    root: Path
+
+    @property
+    def unet_config(self) -> Path:
+        return self.root / UNET_CONFIG
+
+    @property
+    def vae(self) -> Path:
+        return self.root / VAE_DIR
+
+    @property
+    def audio_encoder(self) -> Path:
+        return self.root / AUDIO_ENCODER_DIR
+
+    @property
+    def architecture_overrides(self) -> Path:
+        return self.root / ARCHITECTURE_OVERRIDES
+
+    @property
+    def insightface_detector(self) -> Path:
+        return self.root / INSIGHTFACE_DETECTOR
+
+    def checkpoint(self, stem: str) -> Path | None:
+        """The checkpoint file of a V-Express network, or None when absent."""
+        for suffix in WEIGHT_SUFFIXES:
+            candidate = self.root / VEXPRESS_DIR / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+        return None
