@@ -1,0 +1,15 @@
+"""Shared test fixtures and paths."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / "shared"
+GOLDEN_DIR = SHARED_DIR / "golden" / "tiny"
+TINY_MODEL_DIR = GOLDEN_DIR / "model"
+SAMPLES_DIR = SHARED_DIR / "samples"
+
+sys.path.insert(0, str(Path(__file__).parent))
+

@@ -1,0 +1,128 @@
+"""The shapes of the four V-Express networks, derived from a model folder's configs.
+
+The released model stores no V-Express config: its architecture is the Stable Diffusion 1.5
+UNet config plus the fixed settings of the original ``inference_v2.yaml``. A folder may carry
+``v-express/config.json`` to override those (tiny test models do).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.layout import ModelFolder
+
+NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
+
+DEFAULT_MOTION_MODULE = {
+    "num_attention_heads": 8,
+    "num_transformer_block": 1,
+    "attention_block_types": ["Temporal_Self", "Temporal_Self"],
+    "temporal_position_encoding": True,
+    "temporal_position_encoding_max_len": 32,
+    "temporal_attention_dim_div": 1,
+}
+DEFAULT_GUIDER_CHANNELS = [16, 32, 96, 256]
+DEFAULT_WAV2VEC2_HIDDEN_SIZE = 768
+# Audio frames on each side of a video frame that the projection sees (the original's default).
+NUM_PAD_AUDIO_FRAMES = 2
+
+
+@dataclass
+class Architecture:
+    """Everything needed to build the networks, before any weight is read."""
+
+    unet_config: dict
+    motion_module: dict = field(default_factory=lambda: dict(DEFAULT_MOTION_MODULE))
+    v_kps_guider: dict = field(default_factory=dict)
+    audio_projection: dict = field(default_factory=dict)
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return self.unet_config["cross_attention_dim"]
+
+    @property
+    def max_context_frames(self) -> int:
+        """Longest window the motion modules' position encoding covers."""
+        return self.motion_module.get("temporal_position_encoding_max_len", 32)
+
+    @property
+    def num_pad_audio_frames(self) -> int:
+        return (self.audio_projection["num_queries"] - 1) // 2
+
+    @classmethod
+    def from_configs(cls, unet_config: dict, audio_hidden_size: int = DEFAULT_WAV2VEC2_HIDDEN_SIZE,
+                     overrides: dict | None = None) -> "Architecture":
+        overrides = overrides or {}
+        cross_dim = unet_config["cross_attention_dim"]
+        guider = {
+            "conditioning_embedding_channels": unet_config["block_out_channels"][0],
+            "block_out_channels": DEFAULT_GUIDER_CHANNELS,
+        }
+        guider.update(overrides.get("v_kps_guider", {}))
+        window = 2 * NUM_PAD_AUDIO_FRAMES + 1
+        audio = {
+            "dim": cross_dim, "depth": 4, "dim_head": 64, "heads": 12, "num_queries": window,
+            "embedding_dim": audio_hidden_size, "output_dim": cross_dim, "ff_mult": 4, "max_seq_len": 2 * window,
+        }
+        audio.update(overrides.get("audio_projection", {}))
+        motion = dict(DEFAULT_MOTION_MODULE)
+        motion.update(overrides.get("motion_module", {}))
+        return cls(unet_config=dict(unet_config), motion_module=motion, v_kps_guider=guider, audio_projection=audio)
+
+    @classmethod
+    def from_folder(cls, folder: ModelFolder) -> "Architecture":
+        unet_config = read_json(folder.unet_config, what="the Stable Diffusion 1.5 UNet config")
+        audio_config_path = folder.audio_encoder / "config.json"
+        hidden_size = DEFAULT_WAV2VEC2_HIDDEN_SIZE
+        if audio_config_path.is_file():
+            hidden_size = read_json(audio_config_path, what="the wav2vec2 config").get("hidden_size", hidden_size)
+        overrides = {}
+        if folder.architecture_overrides.is_file():
+            overrides = read_json(folder.architecture_overrides, what="the V-Express architecture overrides")
+        return cls.from_configs(unet_config, hidden_size, overrides)
+
+    def build(self, name: str) -> nn.Module:
+        """Build one network with freshly initialised weights on the current default device."""
+        from vexpress_cli.models.audio_projection import AudioProjection
+        from vexpress_cli.models.denoising_unet import VExpressDenoisingUNet
+        from vexpress_cli.models.reference_net import build_reference_net
+        from vexpress_cli.models.v_kps_guider import VKpsGuider
+
+        if name == "reference_net":
+            return build_reference_net(self.unet_config)
+        if name == "denoising_unet":
+            return VExpressDenoisingUNet.from_config({**self.unet_config, "motion_module_kwargs": self.motion_module})
+        if name == "v_kps_guider":
+            return VKpsGuider(**self.v_kps_guider)
+        if name == "audio_projection":
+            return AudioProjection(**self.audio_projection)
+        raise KeyError(name)
+
+    def build_on_meta(self, name: str) -> nn.Module:
+        """Build a network without allocating memory: shapes only, in well under a second."""
+        with torch.device("meta"):
+            return self.build(name)
+
+    def expected_tensors(self, name: str) -> dict[str, tuple[int, ...]]:
+        return {key: tuple(tensor.shape) for key, tensor in self.build_on_meta(name).state_dict().items()}
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ModelFolderError(
+            f"Cannot find {what} at {path}.",
+            "The model folder does not have the released V-Express layout.",
+            "Point --model-dir at the folder that holds stable-diffusion-v1-5/, sd-vae-ft-mse/, "
+            "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.",
+        )
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"Cannot read {what} at {path}: {error}.", "The file is not valid JSON.",
+                               "Restore the file from the released model (`vexpress models download`).") from None

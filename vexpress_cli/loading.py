@@ -1,0 +1,182 @@
+"""Reading the V-Express checkpoints safely and checking them key for key.
+
+Checkpoints are read with ``torch.load(weights_only=True)`` (or safetensors), so a
+checkpoint can never run code. Networks are built on the meta device and take the
+checkpoint's tensors as they are (``assign=True``): no memory is spent on random
+initialisation that would be overwritten.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+from vexpress_cli.architecture import Architecture
+from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.layout import ModelFolder
+
+# Tensors the released files leave out on purpose, and how we fill them in.
+#  - the reference net's final norm: its output is never used (only its transformer features are);
+#  - motion-module position tables: fixed sinusoids, recomputed exactly.
+TOLERATED_MISSING = {
+    "reference_net": ("conv_norm_out.weight", "conv_norm_out.bias"),
+    "denoising_unet": (".pos_encoder.pe",),
+}
+
+# Which checkpoint files make up each network, in load order (later files win).
+NETWORK_FILES = {
+    "reference_net": ("reference_net",),
+    "denoising_unet": ("denoising_unet", "motion_module"),
+    "v_kps_guider": ("v_kps_guider",),
+    "audio_projection": ("audio_projection",),
+}
+
+
+@dataclass
+class KeyReport:
+    """How a state dict matches a network."""
+
+    network: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, expected, found
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 5) -> str:
+        parts = []
+        for label, items in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if items:
+                shown = ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+                parts.append(f"{len(items)} {label} ({shown})")
+        if self.mismatched:
+            shown = ", ".join(f"{key} expects {list(want)} but has {list(got)}"
+                              for key, want, got in self.mismatched[:limit])
+            parts.append(f"{len(self.mismatched)} with the wrong shape ({shown})")
+        return f"{self.network}: " + "; ".join(parts)
+
+
+def is_tolerated_missing(network: str, key: str) -> bool:
+    return any(key == allowed or key.endswith(allowed) for allowed in TOLERATED_MISSING.get(network, ()))
+
+
+def compare_keys(network: str, expected: dict[str, tuple], found: dict[str, tuple]) -> KeyReport:
+    report = KeyReport(network)
+    for key, shape in expected.items():
+        if key not in found:
+            if not is_tolerated_missing(network, key):
+                report.missing.append(key)
+        elif tuple(found[key]) != tuple(shape):
+            report.mismatched.append((key, tuple(shape), tuple(found[key])))
+    report.unexpected = [key for key in found if key not in expected]
+    return report
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.bin``/``.pt`` (torch.save) or ``.safetensors`` file, never unpickling objects."""
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path), device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError) as error:
+        raise ModelFolderError(
+            f"Cannot read the checkpoint {path}.",
+            f"It is damaged or holds more than tensors ({_first_line(error)}); "
+            "checkpoints are only read as plain tensors, never as arbitrary Python objects.",
+            "Download the file again (`vexpress models download`).",
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise ModelFolderError(f"The checkpoint {path} is not a state dict of tensors.",
+                               "V-Express checkpoints map parameter names to tensors.",
+                               "Download the file again (`vexpress models download`).")
+    return state
+
+
+def read_checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes only; cheap for safetensors, memory-mapped for torch files."""
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        except (SafetensorError, OSError) as error:
+            raise ModelFolderError(f"Cannot read the checkpoint {path}.", f"It is damaged ({_first_line(error)}).",
+                                   "Download the file again (`vexpress models download`).") from None
+    return {key: tuple(tensor.shape) for key, tensor in read_checkpoint(path).items()}
+
+
+def network_state_dict(folder: ModelFolder, network: str, read=read_checkpoint) -> tuple[dict, list[Path]]:
+    """Merge the files of one network; returns the state dict and the files it came from."""
+    state: dict = {}
+    used = []
+    for stem in NETWORK_FILES[network]:
+        path = folder.checkpoint(stem)
+        if path is not None:
+            state.update(read(path))
+            used.append(path)
+    return state, used
+
+
+def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
+    missing = [f"v-express/{stem}.bin" for network in NETWORK_FILES for stem in NETWORK_FILES[network][:1]
+               if folder.checkpoint(stem) is None]
+    denoising = folder.checkpoint("denoising_unet")
+    if folder.checkpoint("motion_module") is None and denoising is not None:
+        if not any(".motion_modules." in key for key in read_checkpoint_shapes(denoising)):
+            missing.append("v-express/motion_module.bin")
+    return missing
+
+
+def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -> dict[str, nn.Module]:
+    """Build the V-Express networks and load their weights; one error lists every problem."""
+    names = names or NETWORK_NAMES_IN_LOAD_ORDER
+    missing_files = missing_checkpoint_files(folder)
+    if missing_files:
+        raise ModelFolderError(
+            f"The model folder {folder.root} lacks {', '.join(missing_files)}.",
+            "V-Express needs all of its checkpoints.",
+            "Run `vexpress models download` or copy the files from the released model.",
+        )
+    networks, reports = {}, []
+    for name in names:
+        state, _ = network_state_dict(folder, name)
+        module = architecture.build_on_meta(name)
+        report = compare_keys(name, {k: tuple(v.shape) for k, v in module.state_dict().items()},
+                              {k: tuple(v.shape) for k, v in state.items()})
+        if not report.ok:
+            reports.append(report)
+            continue
+        module.load_state_dict(state, strict=False, assign=True)
+        materialize_tolerated_missing(module)
+        networks[name] = module.eval()
+    if reports:
+        raise ModelFolderError(
+            f"The checkpoints in {folder.root / 'v-express'} do not fit the V-Express architecture: "
+            + " | ".join(report.describe() for report in reports) + ".",
+            "The files are from another model, damaged, or the folder's configs describe another size.",
+            "Check `vexpress inspect` on the folder, and download the released model again if needed.",
+        )
+    return networks
+
+
+NETWORK_NAMES_IN_LOAD_ORDER = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
+
+
+def materialize_tolerated_missing(module: nn.Module) -> None:
+    """Give real values to the few tensors the checkpoints leave out (still on the meta device)."""
+    for submodule in module.modules():
+        own = list(submodule.parameters(recurse=False)) + list(submodule.buffers(recurse=False))
+        if any(tensor.is_meta for tensor in own):
+            submodule.to_empty(device="cpu", recurse=False)
+            submodule.reset_parameters()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

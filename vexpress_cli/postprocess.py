@@ -1,0 +1,60 @@
+"""Post-processing of decoded frames: the original's 3x3x3 median filter, streamed.
+
+The filter needs one frame on each side of the frame it computes, so it runs on small
+chunks as they are decoded and never holds the whole video. Borders are reflected in time
+and space, as in the original. The median of an odd count commutes with any monotone map,
+so filtering 8-bit frames gives exactly the 8-bit image of the filtered float frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+def median_filter_3x3x3(frames: torch.Tensor) -> torch.Tensor:
+    """Filter ``[C, n + 2, H, W]`` frames (one extra frame on each side) into ``[C, n, H, W]``."""
+    _, padded_frames, height, width = frames.shape
+    padded = _reflect_space(frames)
+    count = padded_frames - 2
+    neighbours = torch.stack([
+        padded[:, dt:dt + count, dy:dy + height, dx:dx + width]
+        for dt in range(3) for dy in range(3) for dx in range(3)
+    ])
+    return neighbours.median(dim=0).values
+
+
+def _reflect_space(frames: torch.Tensor) -> torch.Tensor:
+    # Written out because torch's reflect padding does not accept 8-bit tensors.
+    rows = torch.cat([frames[:, :, 1:2], frames, frames[:, :, -2:-1]], dim=2)
+    return torch.cat([rows[..., 1:2], rows, rows[..., -2:-1]], dim=3)
+
+
+def median_filter_stream(chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Filter a stream of ``[C, n, H, W]`` chunks, yielding filtered chunks in order.
+
+    A frame is filtered once the frame after it has arrived, so the output lags the input
+    by one frame. Chunks may have any size, including one frame.
+    """
+    pending: torch.Tensor | None = None  # unfiltered frames, preceded by their left neighbour
+    at_start = True
+    for chunk in chunks:
+        if chunk.shape[1] == 0:
+            continue
+        pending = chunk if pending is None else torch.cat([pending, chunk], dim=1)
+        if at_start:
+            if pending.shape[1] < 2:
+                continue
+            pending = torch.cat([pending[:, 1:2], pending], dim=1)  # reflect before the first frame
+            at_start = False
+        yield median_filter_3x3x3(pending)
+        pending = pending[:, -2:]
+    if pending is None:
+        return
+    if at_start:
+        # A one-frame video has nothing to reflect in time; it is filtered against itself.
+        yield median_filter_3x3x3(pending.repeat(1, 3, 1, 1))
+        return
+    yield median_filter_3x3x3(torch.cat([pending, pending[:, -2:-1]], dim=1))  # reflect after the last
