@@ -17,17 +17,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from vexpress_cli.architecture import Architecture
+from vexpress_cli.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.layout import ModelFolder
 
-# Tensors the released files leave out on purpose, and how we fill them in.
-#  - the reference net's final norm: its output is never used (only its transformer features are);
-#  - motion-module position tables: fixed sinusoids, recomputed exactly.
-TOLERATED_MISSING = {
-    "reference_net": ("conv_norm_out.weight", "conv_norm_out.bias"),
-    "denoising_unet": (".pos_encoder.pe",),
-}
+# Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
+# The released reference net has no final norm (only its transformer features are used);
+# motion-module position tables are fixed sinusoids, recomputed exactly when absent.
+NOT_IN_RELEASE = {"reference_net": ("conv_norm_out.weight", "conv_norm_out.bias")}
+RECOMPUTABLE = {"denoising_unet": (".pos_encoder.pe",)}
 
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
@@ -65,7 +63,14 @@ class KeyReport:
 
 
 def is_tolerated_missing(network: str, key: str) -> bool:
-    return any(key == allowed or key.endswith(allowed) for allowed in TOLERATED_MISSING.get(network, ()))
+    allowed = NOT_IN_RELEASE.get(network, ()) + RECOMPUTABLE.get(network, ())
+    return any(key == suffix or key.endswith(suffix) for suffix in allowed)
+
+
+def released_tensors(architecture: Architecture, network: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors a released checkpoint of this network holds."""
+    omitted = NOT_IN_RELEASE.get(network, ())
+    return {key: shape for key, shape in architecture.expected_tensors(network).items() if key not in omitted}
 
 
 def compare_keys(network: str, expected: dict[str, tuple], found: dict[str, tuple]) -> KeyReport:
@@ -136,7 +141,7 @@ def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
 
 def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -> dict[str, nn.Module]:
     """Build the V-Express networks and load their weights; one error lists every problem."""
-    names = names or NETWORK_NAMES_IN_LOAD_ORDER
+    names = names or NETWORK_NAMES
     missing_files = missing_checkpoint_files(folder)
     if missing_files:
         raise ModelFolderError(
@@ -164,9 +169,6 @@ def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -
             "Check `vexpress inspect` on the folder, and download the released model again if needed.",
         )
     return networks
-
-
-NETWORK_NAMES_IN_LOAD_ORDER = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
 
 
 def materialize_tolerated_missing(module: nn.Module) -> None:

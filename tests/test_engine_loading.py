@@ -1,0 +1,141 @@
+"""Model folder loading, key checks and the architecture at full size."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vexpress_cli import VExpressPipeline
+from vexpress_cli.architecture import Architecture
+from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.loading import compare_keys, released_tensors
+from vexpress_cli.model_report import inspect_model_folder
+
+from conftest import SHARED_DIR, TINY_MODEL_DIR
+
+MANIFEST = json.loads((SHARED_DIR / "golden" / "vexpress_state_dict_manifest.json").read_text())
+SD15_CONFIG = json.loads((SHARED_DIR / "golden" / "sd15_unet_config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def full_size():
+    return Architecture.from_configs(SD15_CONFIG)
+
+
+@pytest.mark.parametrize("network", ["reference_net", "denoising_unet", "v_kps_guider", "audio_projection"])
+def test_full_size_networks_match_the_released_manifest(full_size, network):
+    expected = {key: tuple(shape) for key, shape in MANIFEST[network].items()}
+    ours = released_tensors(full_size, network)
+    assert ours == expected
+
+
+def test_inspect_counts_tensors_from_the_unet_config_alone(tmp_path):
+    (tmp_path / "stable-diffusion-v1-5" / "unet").mkdir(parents=True)
+    shutil.copy(SHARED_DIR / "golden" / "sd15_unet_config.json", tmp_path / "stable-diffusion-v1-5/unet/config.json")
+    report = inspect_model_folder(tmp_path)
+    counts = {network.name: network.expected_tensors for network in report.networks}
+    assert counts == {"reference_net": 684, "denoising_unet": 1386, "v_kps_guider": 16, "audio_projection": 52}
+    assert all(network.status == "absent" for network in report.networks)
+    assert not report.complete
+
+
+def test_tiny_model_folder_is_complete():
+    report = inspect_model_folder(TINY_MODEL_DIR)
+    assert report.complete, report.to_dict()
+
+
+@pytest.fixture
+def tiny_copy(tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(TINY_MODEL_DIR, target)
+    return target
+
+
+def load(folder):
+    return VExpressPipeline.from_pretrained(folder, device="cpu", dtype=torch.float32)
+
+
+def test_missing_checkpoint_is_named(tiny_copy):
+    (tiny_copy / "v-express" / "v_kps_guider.bin").unlink()
+    with pytest.raises(ModelFolderError, match="v-express/v_kps_guider.bin"):
+        load(tiny_copy)
+
+
+def test_denoising_unet_with_motion_modules_inside_needs_no_motion_module_file(tiny_copy):
+    express = tiny_copy / "v-express"
+    merged = torch.load(express / "denoising_unet.bin", weights_only=True)
+    merged.update(torch.load(express / "motion_module.bin", weights_only=True))
+    torch.save(merged, express / "denoising_unet.bin")
+    (express / "motion_module.bin").unlink()
+    assert load(tiny_copy).denoising_unet is not None
+
+
+def test_missing_motion_modules_are_reported(tiny_copy):
+    (tiny_copy / "v-express" / "motion_module.bin").unlink()
+    with pytest.raises(ModelFolderError, match="motion_module.bin"):
+        load(tiny_copy)
+
+
+def test_wrong_keys_are_reported_by_network(tiny_copy):
+    path = tiny_copy / "v-express" / "audio_projection.bin"
+    state = torch.load(path, weights_only=True)
+    state["proj_in.weight"] = torch.zeros(3, 3)
+    state["surprise.weight"] = torch.zeros(1)
+    del state["norm_out.bias"]
+    torch.save(state, path)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    message = str(error.value)
+    assert "audio_projection" in message
+    assert "norm_out.bias" in message and "surprise.weight" in message and "proj_in.weight expects" in message
+
+
+def test_safetensors_checkpoints_load_the_same(tiny_copy):
+    express = tiny_copy / "v-express"
+    state = torch.load(express / "v_kps_guider.bin", weights_only=True)
+    save_file(state, str(express / "v_kps_guider.safetensors"))
+    (express / "v_kps_guider.bin").unlink()
+    guider = load(tiny_copy).v_kps_guider
+    assert torch.equal(guider.conv_out.weight, state["conv_out.weight"])
+
+
+def test_position_tables_are_recomputed_when_absent(tiny_copy):
+    path = tiny_copy / "v-express" / "motion_module.bin"
+    state = torch.load(path, weights_only=True)
+    key = next(k for k in state if k.endswith("pos_encoder.pe"))
+    stored = state[key].clone()
+    torch.save({k: v for k, v in state.items() if not k.endswith("pos_encoder.pe")}, path)
+    unet = load(tiny_copy).denoising_unet
+    assert torch.allclose(unet.state_dict()[key], stored, atol=1e-6)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('x')",))
+
+
+def test_a_checkpoint_holding_code_is_refused_and_not_run(tiny_copy, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with open(tiny_copy / "v-express" / "v_kps_guider.bin", "wb") as handle:
+        pickle.dump({"conv_in.weight": Exploit()}, handle)
+    with pytest.raises(ModelFolderError, match="never as arbitrary Python objects"):
+        load(tiny_copy)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        load(tmp_path / "nowhere")
+
+
+def test_compare_keys_tolerates_only_the_known_gaps(full_size):
+    expected = full_size.expected_tensors("reference_net")
+    found = {k: v for k, v in expected.items() if not k.startswith("conv_norm_out")}
+    assert compare_keys("reference_net", expected, found).ok
+    del found["conv_in.weight"]
+    assert compare_keys("reference_net", expected, found).missing == ["conv_in.weight"]

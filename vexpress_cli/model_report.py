@@ -1,0 +1,105 @@
+"""What a model folder holds and whether its checkpoints fit the architecture, without loading weights.
+
+Networks are built on the meta device and checkpoints are read for names and shapes only,
+so a report on the full-size model takes seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import prod
+from pathlib import Path
+
+from vexpress_cli.architecture import NETWORK_NAMES, Architecture
+from vexpress_cli.layout import ModelFolder
+from vexpress_cli.loading import NETWORK_FILES, KeyReport, compare_keys, read_checkpoint_shapes, released_tensors
+
+
+@dataclass
+class NetworkReport:
+    name: str
+    expected_tensors: int
+    expected_elements: int
+    files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[list] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if not self.files:
+            return "absent"
+        return "ok" if not (self.missing or self.unexpected or self.mismatched) else "mismatch"
+
+
+@dataclass
+class ComponentReport:
+    name: str
+    path: str
+    present: bool
+    required: bool = True
+
+
+@dataclass
+class ModelFolderReport:
+    root: str
+    networks: list[NetworkReport]
+    components: list[ComponentReport]
+    architecture_overrides: bool
+
+    @property
+    def complete(self) -> bool:
+        return all(n.status == "ok" for n in self.networks) and all(c.present or not c.required for c in self.components)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for network, entry in zip(self.networks, data["networks"]):
+            entry["status"] = network.status
+        data["complete"] = self.complete
+        return data
+
+
+def inspect_model_folder(root: Path) -> ModelFolderReport:
+    folder = ModelFolder(Path(root))
+    architecture = Architecture.from_folder(folder)
+    networks = [_network_report(folder, architecture, name) for name in NETWORK_NAMES]
+    return ModelFolderReport(
+        root=str(folder.root),
+        networks=networks,
+        components=_component_reports(folder),
+        architecture_overrides=folder.architecture_overrides.is_file(),
+    )
+
+
+def _network_report(folder: ModelFolder, architecture: Architecture, name: str) -> NetworkReport:
+    expected = released_tensors(architecture, name)
+    report = NetworkReport(name, len(expected), sum(prod(shape) for shape in expected.values()))
+    found: dict[str, tuple] = {}
+    for stem in NETWORK_FILES[name]:
+        path = folder.checkpoint(stem)
+        if path is not None:
+            found.update(read_checkpoint_shapes(path))
+            report.files.append(str(path.relative_to(folder.root)))
+    if report.files:
+        keys: KeyReport = compare_keys(name, expected, found)
+        report.missing, report.unexpected = keys.missing, keys.unexpected
+        report.mismatched = [[key, list(want), list(got)] for key, want, got in keys.mismatched]
+    return report
+
+
+def _component_reports(folder: ModelFolder) -> list[ComponentReport]:
+    def entry(name: str, path: Path, present: bool, required: bool = True) -> ComponentReport:
+        return ComponentReport(name, str(path.relative_to(folder.root)), present, required)
+
+    vae_weights = any((folder.vae / f"diffusion_pytorch_model{suffix}").is_file() for suffix in (".safetensors", ".bin"))
+    audio_weights = any((folder.audio_encoder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+    return [
+        entry("SD 1.5 UNet config", folder.unet_config, folder.unet_config.is_file()),
+        entry("VAE (sd-vae-ft-mse)", folder.vae, (folder.vae / "config.json").is_file() and vae_weights),
+        entry("audio encoder (wav2vec2)", folder.audio_encoder,
+              (folder.audio_encoder / "config.json").is_file() and audio_weights),
+        entry("audio feature extractor", folder.audio_encoder / "preprocessor_config.json",
+              (folder.audio_encoder / "preprocessor_config.json").is_file()),
+        entry("face detector (optional)", folder.insightface_detector, folder.insightface_detector.is_file(),
+              required=False),
+    ]
