@@ -1,0 +1,38 @@
+"""Media layer: decode audio, read video, write video -- all through the bundled ffmpeg.
+
+See docs/media.md for the public API.
+"""
+
+from vexpress_cli.media.audio import (
+    STANDARD_SAMPLE_RATE,
+    AudioInfo,
+    audio_info,
+    extract_audio_track,
+    load_audio,
+    read_audio_segment,
+    resample,
+)
+from vexpress_cli.media.video import (
+    PngFolderWriter,
+    VideoInfo,
+    VideoWriter,
+    iter_video_frames,
+    open_video_writer,
+    video_info,
+)
+
+__all__ = [
+    "STANDARD_SAMPLE_RATE",
+    "AudioInfo",
+    "PngFolderWriter",
+    "VideoInfo",
+    "VideoWriter",
+    "audio_info",
+    "extract_audio_track",
+    "iter_video_frames",
+    "load_audio",
+    "open_video_writer",
+    "read_audio_segment",
+    "resample",
+    "video_info",
+]

@@ -1,0 +1,315 @@
+"""Running the bundled ffmpeg binary and reading what it says about a file.
+
+There is no ffprobe here, so :func:`probe` parses the stream summary that
+``ffmpeg -i FILE`` prints on stderr, and :func:`video_packet_timing` lists the
+video packets (stream copy, no decoding) to get exact frame counts and rates.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from vexpress_cli.errors import InputError, VExpressError
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped with imageio-ffmpeg (never a system one)."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as error:  # imageio raises RuntimeError, a broken install anything
+        raise VExpressError(
+            "The bundled ffmpeg binary is missing.",
+            f"imageio-ffmpeg could not provide it ({error}).",
+            "Reinstall it: pip install --force-reinstall imageio-ffmpeg",
+        ) from None
+
+
+def stderr_tail(text: str | bytes, lines: int = 6) -> str:
+    """The last few non-empty lines of ffmpeg's stderr, joined for an error message."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "(ffmpeg printed nothing)"
+
+
+def ffmpeg_command(*args: str) -> list[str]:
+    """An ffmpeg argument list: quiet, never reading the terminal."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+
+
+def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
+    """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError."""
+    result = subprocess.run(ffmpeg_command(*args), capture_output=True)
+    if result.returncode != 0:
+        raise VExpressError(what, f"ffmpeg said: {stderr_tail(result.stderr)}.", fix)
+    return result.stdout
+
+
+def require_file(path: str | Path, kind: str) -> Path:
+    """``path`` as an absolute Path, or an InputError if it is missing or a folder.
+
+    Absolute paths also keep ffmpeg from reading a name like ``-x.mp3`` as an
+    option or ``http:...`` as a protocol.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"The {kind} file {str(path)!r} does not exist.",
+            "Nothing is at that path.",
+            "Check the spelling, or pass the full path to the file.",
+        )
+    if not path.is_file():
+        raise InputError(
+            f"The {kind} path {str(path)!r} is not a file.",
+            "It is a folder or a special file.",
+            f"Pass the path of the {kind} file itself.",
+        )
+    return path.resolve()
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a media file as ffmpeg describes it."""
+
+    index: int
+    kind: str  # "video", "audio", "subtitle", "data", "attachment"
+    codec: str
+    details: tuple[str, ...] = ()
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: str | None = None
+    sample_rate: int | None = None
+    channel_layout: str | None = None
+    attached_picture: bool = False  # cover art inside an audio file, not a video
+    rotation: int = 0  # degrees from the display matrix; ffmpeg auto-rotates when decoding
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``ffmpeg -i`` reports about a file."""
+
+    path: Path
+    demuxer: str  # e.g. "mp3" or "mov,mp4,m4a,3gp,3g2,mj2"
+    duration: float | None
+    streams: tuple[StreamInfo, ...] = field(default_factory=tuple)
+
+    @property
+    def container(self) -> str:
+        """A short container name: the demuxer alias that matches the suffix, else the first."""
+        names = self.demuxer.split(",")
+        suffix = self.path.suffix.lower().lstrip(".")
+        return suffix if suffix in names else names[0]
+
+    @property
+    def video(self) -> StreamInfo | None:
+        """The first real video stream (cover art is skipped)."""
+        return next(
+            (s for s in self.streams if s.kind == "video" and not s.attached_picture), None
+        )
+
+    @property
+    def audio(self) -> StreamInfo | None:
+        return next((s for s in self.streams if s.kind == "audio"), None)
+
+
+_INPUT_RE = re.compile(r"^Input #0, (?P<demuxer>[^ ]+), from ", re.M)
+_DURATION_RE = re.compile(r"^\s*Duration: (?:(\d+):(\d+):(\d+(?:\.\d+)?)|N/A)", re.M)
+_STREAM_RE = re.compile(
+    r"^\s*Stream #0:(?P<index>\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: "
+    r"(?P<kind>Video|Audio|Subtitle|Data|Attachment): (?P<details>.*)$"
+)
+_ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.I)
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)(?:\s|$)")
+
+
+def probe(path: str | Path, kind: str = "media") -> Probe:
+    """Describe ``path`` (container, duration, streams); InputError if ffmpeg cannot open it."""
+    path = require_file(path, kind)
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True
+    )
+    text = result.stderr.decode("utf-8", errors="replace")
+    match = _INPUT_RE.search(text)
+    if match is None:
+        raise InputError(
+            f"Cannot read the {kind} file {str(path)!r}.",
+            f"ffmpeg could not open it: {stderr_tail(text, 2)}.",
+            "Check that the file is complete and really is audio/video; re-export or download it again.",
+        )
+    return Probe(path, match["demuxer"], _parse_duration(text), _parse_streams(text))
+
+
+def _parse_duration(text: str) -> float | None:
+    match = _DURATION_RE.search(text)
+    if match is None or match.group(1) is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _parse_streams(text: str) -> tuple[StreamInfo, ...]:
+    streams: list[StreamInfo] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        match = _STREAM_RE.match(line)
+        if match is None:
+            continue
+        details = tuple(split_top_level(match["details"]))
+        rotation = _rotation_after(lines[number + 1 :])
+        streams.append(
+            _stream_from_details(int(match["index"]), match["kind"].lower(), details, rotation)
+        )
+    return tuple(streams)
+
+
+def _rotation_after(following: list[str]) -> int:
+    """Rotation from the side data printed below a stream line, up to the next stream."""
+    for line in following:
+        if _STREAM_RE.match(line) or line.startswith(("Input #", "Output #", "At least")):
+            return 0
+        match = _ROTATION_RE.search(line)
+        if match:
+            return round(float(match.group(1))) % 360
+    return 0
+
+
+def _stream_from_details(index: int, kind: str, details: tuple[str, ...], rotation: int) -> StreamInfo:
+    codec = details[0].split()[0] if details and details[0] else "unknown"
+    info = dict(index=index, kind=kind, codec=codec, details=details)
+    if kind == "video":
+        info["attached_picture"] = "(attached pic)" in details[-1] if details else False
+        info["rotation"] = rotation
+        if len(details) > 1 and not _SIZE_RE.match(details[1]):
+            info["pix_fmt"] = details[1].split("(")[0].strip()
+        for part in details[1:]:
+            size = _SIZE_RE.match(part)
+            if size:
+                info["width"], info["height"] = int(size.group(1)), int(size.group(2))
+                break
+    elif kind == "audio":
+        for part in details[1:]:
+            if part.endswith(" Hz") and part[:-3].isdigit():
+                info["sample_rate"] = int(part[:-3])
+            elif "channel_layout" not in info and "sample_rate" in info:
+                info["channel_layout"] = part
+    return StreamInfo(**info)
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split ffmpeg's comma-separated stream details, ignoring commas inside (...) or [...]."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return parts
+
+
+@dataclass(frozen=True)
+class PacketTiming:
+    """Timestamps of every packet of one stream, in units of ``time_base`` seconds."""
+
+    time_base: Fraction
+    count: int  # every packet, with or without a timestamp
+    pts: tuple[int, ...]  # packets that have a timestamp
+    durations: tuple[int, ...]  # same order as pts
+
+    @property
+    def duration(self) -> Fraction:
+        """From the earliest timestamp to the end of the last frame, in seconds."""
+        if not self.pts:
+            return Fraction(0)
+        first, last = min(self.pts), max(self.pts)
+        return (last + self.durations[self.pts.index(last)] - first) * self.time_base
+
+
+def video_packet_timing(path: Path, stream_index: int) -> PacketTiming:
+    """List the packets of one stream without decoding (``-c copy -f framecrc``).
+
+    Fast even for long videos, and exact: a video packet holds one frame for
+    the codecs this tool meets (H.264/HEVC/VP9/AV1/MPEG-4/ProRes in mp4/mov/mkv).
+    """
+    out = run_ffmpeg(
+        ["-i", str(path), "-map", f"0:{stream_index}", "-c", "copy", "-f", "framecrc", "pipe:1"],
+        what=f"Cannot read the video frames of {str(path)!r}.",
+        fix="The file may be damaged; re-export or download it again.",
+    ).decode("ascii", errors="replace")
+    time_base, count = Fraction(1, 1), 0
+    pts: list[int] = []
+    durations: list[int] = []
+    for line in out.splitlines():
+        if line.startswith("#tb 0:"):
+            time_base = Fraction(line.split(":", 1)[1].strip())
+        elif line and not line.startswith("#"):
+            count += 1
+            _, dts, timestamp, duration = (int(value) for value in line.split(",")[:4])
+            timestamp = timestamp if timestamp != _NO_TIMESTAMP else dts
+            if timestamp != _NO_TIMESTAMP:
+                pts.append(timestamp)
+                durations.append(max(duration, 0))
+    return PacketTiming(time_base, count, tuple(pts), tuple(durations))
+
+
+_NO_TIMESTAMP = -(2**63)  # AV_NOPTS_VALUE, as framecrc prints a missing timestamp
+
+
+def prepare_output_path(path: str | Path, overwrite: bool) -> Path:
+    """Check that ``path`` may be written (creating its folder) and return it absolute.
+
+    Raises InputError when it exists and ``overwrite`` is False, when it is a
+    folder, or when its folder cannot be created or written.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        raise InputError(
+            f"The output path {str(path)!r} is a folder.",
+            "A file is written there, and a folder is in the way.",
+            "Pass a file name, e.g. out.mp4, or remove the folder.",
+        )
+    if path.exists() and not overwrite:
+        raise InputError(
+            f"The output file {str(path)!r} already exists.",
+            "Existing outputs are never replaced silently.",
+            "Pass --overwrite to replace it, or choose another name.",
+        )
+    ensure_writable_folder(path.parent)
+    return path
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` if needed; InputError if that fails or it is not writable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"Cannot create the output folder {str(folder)!r}.",
+            f"{error.strerror or error}.",
+            "Choose an output path in a folder you can write to.",
+        ) from None
+    try:  # really try: permission bits say nothing about read-only disks or root
+        handle, probe_file = tempfile.mkstemp(prefix=".vexpress-write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(probe_file)
+    except OSError as error:
+        raise InputError(
+            f"The output folder {str(folder)!r} is not writable.",
+            f"{error.strerror or error}.",
+            "Choose an output path in a folder you can write to.",
+        ) from None
