@@ -1,0 +1,83 @@
+"""Fitting a driving track to the video length."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.kps import DEFAULT_FIT_MODE, FIT_MODES, fit_track
+
+
+def numbered_track(frames: int) -> np.ndarray:
+    """A track whose every value is its frame index, so outputs show which frame they came from."""
+    return np.repeat(np.arange(frames, dtype=np.float32), 6).reshape(frames, 3, 2)
+
+
+def frame_ids(points: np.ndarray) -> list[float]:
+    return points[:, 0, 0].tolist()
+
+
+@pytest.mark.parametrize("mode", FIT_MODES)
+def test_same_length_is_identity(mode):
+    track = np.random.default_rng(1).normal(size=(7, 3, 2)).astype(np.float32)
+    assert np.array_equal(fit_track(track, 7, mode), track)
+
+
+@pytest.mark.parametrize("mode", FIT_MODES)
+def test_longer_track_is_cut(mode):
+    assert frame_ids(fit_track(numbered_track(10), 4, mode)) == [0, 1, 2, 3]
+
+
+def test_loop():
+    assert frame_ids(fit_track(numbered_track(3), 8, "loop")) == [0, 1, 2, 0, 1, 2, 0, 1]
+
+
+def test_pingpong_turns_without_repeating_the_end_frames():
+    assert frame_ids(fit_track(numbered_track(4), 12, "pingpong")) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]
+
+
+def test_pingpong_and_loop_of_a_single_frame():
+    for mode in ("pingpong", "loop"):
+        assert frame_ids(fit_track(numbered_track(1), 3, mode)) == [0, 0, 0]
+
+
+def test_pingpong_is_the_default_and_never_jumps():
+    assert DEFAULT_FIT_MODE == "pingpong"
+    rng = np.random.default_rng(0)
+    track = np.cumsum(rng.normal(size=(20, 3, 2)), axis=0).astype(np.float32)
+    fitted = fit_track(track, 95)
+    largest_original_step = np.abs(np.diff(track, axis=0)).max()
+    assert np.abs(np.diff(fitted, axis=0)).max() <= largest_original_step
+
+
+def test_stretch_two_frames_to_four():
+    # align_corners=False samples at (i + 0.5) * 2/4 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1).
+    track = np.stack([np.zeros((3, 2)), np.full((3, 2), 8.0)]).astype(np.float32)
+    assert frame_ids(fit_track(track, 4, "stretch")) == [0.0, 2.0, 6.0, 8.0]
+
+
+def independent_linear_resample(track: np.ndarray, size: int) -> np.ndarray:
+    length = track.shape[0]
+    source = np.maximum((np.arange(size) + 0.5) * length / size - 0.5, 0.0)
+    lower = np.floor(source).astype(int)
+    upper = np.minimum(lower + 1, length - 1)
+    weight = (source - lower)[:, None, None]
+    return (1 - weight) * track[lower] + weight * track[upper]
+
+
+def test_stretch_matches_linear_resampling_on_a_real_track():
+    from vexpress_cli.kps import load_kps
+
+    track = load_kps("/work/shared/samples/tys/kps.pth").points  # 100 frames
+    stretched = fit_track(track, 137, "stretch")
+    assert stretched.shape == (137, 3, 2) and stretched.dtype == np.float32
+    np.testing.assert_allclose(stretched, independent_linear_resample(track.astype(np.float64), 137), atol=1e-3)
+    np.testing.assert_array_equal(stretched[0], track[0])
+
+
+def test_errors():
+    with pytest.raises(InputError, match="Unknown kps fit mode 'bounce'"):
+        fit_track(numbered_track(3), 5, "bounce")
+    with pytest.raises(InputError, match="0 frames"):
+        fit_track(numbered_track(3), 0)

@@ -1,0 +1,193 @@
+"""kps files: the original's pickled lists, our .pth and .safetensors, and every way they can be wrong."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.kps import KpsTrack, load_kps, parse_kps_points, save_kps
+
+SAMPLES = Path("/work/shared/samples")
+
+
+def sample_track(frames: int = 5) -> KpsTrack:
+    points = np.random.default_rng(3).uniform(100, 400, size=(frames, 3, 2)).astype(np.float32)
+    return KpsTrack(points, fps=29.97, width=512, height=384, backend="insightface")
+
+
+@pytest.mark.parametrize(
+    ("path", "frames", "first_left_eye"),
+    [
+        (SAMPLES / "AOC/kps.pth", 137, (185.47332763671875, 218.57632446289062)),
+        (SAMPLES / "AOC/AOC_raw_kps.pth", 2700, (185.50332641601562, 218.53628540039062)),
+        (SAMPLES / "tys/kps.pth", 100, (193.1576690673828, 229.78579711914062)),
+    ],
+)
+def test_reads_the_original_pickled_lists(path, frames, first_left_eye):
+    track = load_kps(path)
+    assert track.points.shape == (frames, 3, 2) and track.points.dtype == np.float32
+    assert tuple(track.points[0, 0].tolist()) == first_left_eye
+    assert (track.fps, track.width, track.height, track.backend) == (None, None, None, None)
+    assert track.source == path
+
+
+def test_reads_lists_pickled_by_numpy_2(tmp_path):
+    # numpy 2 names numpy._core.multiarray._reconstruct; float64 arrays need Float64DType.
+    arrays = [np.full((3, 2), float(i)) for i in range(4)]
+    torch.save(arrays, tmp_path / "new.pth")
+    assert load_kps(tmp_path / "new.pth").points[:, 0, 0].tolist() == [0, 1, 2, 3]
+
+
+def test_safetensors_round_trip_keeps_metadata(tmp_path):
+    track = sample_track()
+    path = save_kps(tmp_path / "track.safetensors", track)
+    loaded = load_kps(path)
+    assert np.array_equal(loaded.points, track.points)
+    assert (loaded.fps, loaded.width, loaded.height, loaded.backend) == (29.97, 512, 384, "insightface")
+    with safe_open(str(path), "np") as handle:  # the metadata really lives in the header
+        assert handle.metadata()["fps"] == "29.97" and list(handle.keys()) == ["kps"]
+
+
+@pytest.mark.filterwarnings("ignore:To copy construct from a tensor")
+def test_pth_is_a_plain_tensor_the_original_can_read(tmp_path):
+    track = sample_track()
+    path = save_kps(tmp_path / "track.pth", track)
+    as_original_reads_it = torch.tensor(torch.load(path))  # inference.py: torch.tensor(torch.load(kps_path))
+    assert as_original_reads_it.shape == (5, 3, 2) and as_original_reads_it.dtype == torch.float32
+    assert np.array_equal(as_original_reads_it.numpy(), track.points)
+    assert np.array_equal(load_kps(path).points, track.points)
+
+
+def test_saving_leaves_no_temp_files_and_normal_permissions(tmp_path):
+    save_kps(tmp_path / "a.safetensors", sample_track())
+    save_kps(tmp_path / "b.pth", sample_track())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.pth"]
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o044  # not left 0600 by mkstemp
+
+
+def test_saving_invalid_points_writes_nothing(tmp_path):
+    track = sample_track()
+    track.points[2, 1, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        save_kps(tmp_path / "bad.safetensors", track)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saving_with_unknown_suffix(tmp_path):
+    with pytest.raises(InputError, match="unknown file type '.npy'"):
+        save_kps(tmp_path / "x.npy", sample_track())
+
+
+def test_missing_file():
+    with pytest.raises(InputError, match="does not exist") as error:
+        load_kps("/nonexistent/kps.pth")
+    assert "vexpress extract" in str(error.value)
+
+
+def test_unknown_suffix(tmp_path):
+    (tmp_path / "kps.json").write_text("[]")
+    with pytest.raises(InputError, match="unknown file type '.json'"):
+        load_kps(tmp_path / "kps.json")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_and_inf(tmp_path, bad):
+    points = np.ones((4, 3, 2), np.float32)
+    points[3, 2, 1] = bad
+    torch.save(torch.from_numpy(points), tmp_path / "k.pth")
+    with pytest.raises(InputError, match="NaN or infinite values \\(first in frame 3\\)"):
+        load_kps(tmp_path / "k.pth")
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 2), (4, 3), (4, 3, 3), (2, 4, 3, 2)])
+def test_wrong_shape(tmp_path, shape):
+    save_file({"kps": np.ones(shape, np.float32)}, str(tmp_path / "k.safetensors"))
+    with pytest.raises(InputError, match="not \\[frames, 3, 2\\]"):
+        load_kps(tmp_path / "k.safetensors")
+
+
+def test_single_frame_is_a_one_frame_track(tmp_path):
+    torch.save(torch.ones(3, 2), tmp_path / "one.pth")
+    assert load_kps(tmp_path / "one.pth").points.shape == (1, 3, 2)
+
+
+def test_zero_frames(tmp_path):
+    torch.save(torch.zeros(0, 3, 2), tmp_path / "empty.pth")
+    with pytest.raises(InputError, match="no frames"):
+        load_kps(tmp_path / "empty.pth")
+
+
+class Exploit:
+    """Unpickling this would create a marker file, i.e. run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_torch_file_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save([np.zeros((3, 2), np.float32), Exploit(marker)], tmp_path / "evil.pth")
+    with pytest.raises(InputError) as error:
+        load_kps(tmp_path / "evil.pth")
+    assert not marker.exists()
+    message = str(error.value)
+    assert "Refused to load" in message and "other than arrays" in message and "can run code" in message
+
+
+def test_malicious_plain_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps(Exploit(marker), protocol=2))
+    with pytest.raises(InputError):
+        load_kps(tmp_path / "evil.pth")
+    assert not marker.exists()
+
+
+def test_garbage_files(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file at all")
+    with pytest.raises(InputError, match="could not be read as a torch file"):
+        load_kps(tmp_path / "junk.pth")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(InputError, match="not a valid safetensors file"):
+        load_kps(tmp_path / "junk.safetensors")
+    with zipfile.ZipFile(tmp_path / "zip.pth", "w") as archive:
+        archive.writestr("x/data.pkl", b"garbage")
+    with pytest.raises(InputError, match="could not be read"):
+        load_kps(tmp_path / "zip.pth")
+
+
+def test_safetensors_without_a_kps_tensor(tmp_path):
+    save_file({"a": np.ones((2, 3, 2), np.float32), "b": np.ones(1, np.float32)}, str(tmp_path / "k.safetensors"))
+    with pytest.raises(InputError, match="no tensor named 'kps'"):
+        load_kps(tmp_path / "k.safetensors")
+
+
+def test_invalid_metadata(tmp_path):
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata={"fps": "fast"})
+    with pytest.raises(InputError, match="invalid metadata"):
+        load_kps(tmp_path / "k.safetensors")
+
+
+def test_a_directory_is_not_a_kps_file(tmp_path):
+    with pytest.raises(InputError, match="is not a file"):
+        load_kps(tmp_path)
+
+
+def test_parse_kps_points():
+    points = parse_kps_points(" 185.5,218.6; 278.9 , 215.4;224,2.7e2 ")
+    assert points.dtype == np.float32
+    np.testing.assert_allclose(points, [[185.5, 218.6], [278.9, 215.4], [224, 270]], rtol=1e-6)
+    for bad in ["1,2;3,4", "1,2;3,4;5", "a,b;c,d;e,f", "1,2;3,4;5,6;7,8"]:
+        with pytest.raises(InputError, match="three x,y pairs"):
+            parse_kps_points(bad)

@@ -1,0 +1,227 @@
+"""`vexpress retarget` end to end, through the real Typer app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.kps import KpsTrack, load_kps, save_kps
+
+SAMPLES = Path("/work/shared/samples")
+AOC_KPS = SAMPLES / "AOC" / "kps.pth"
+REFERENCE_TEXT = "200,200;300,200;250,260"
+REFERENCE = np.array([[200, 200], [300, 200], [250, 260]], dtype=np.float32)
+
+
+def vexpress(*arguments: str):
+    return CliRunner().invoke(app, [str(argument) for argument in arguments], terminal_width=200)
+
+
+def assert_input_error(result, *phrases: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    message = " ".join(result.output.split())  # rich wraps the paragraph
+    for phrase in phrases:
+        assert phrase in message, message
+    assert "Traceback" not in result.output
+
+
+def test_help_explains_with_examples():
+    result = vexpress("retarget", "--help")
+    assert result.exit_code == 0
+    for text in (
+        "--reference-image",
+        "--reference-kps",
+        "--kps-fit",
+        "--preview",
+        "Examples",
+        "vexpress retarget --reference-kps",
+    ):
+        assert text in result.output
+
+
+def test_fix_face_from_typed_points(tmp_path):
+    output = tmp_path / "still.safetensors"
+    result = vexpress(
+        "retarget",
+        "--reference-kps",
+        REFERENCE_TEXT,
+        "--strategy",
+        "fix_face",
+        "--num-frames",
+        12,
+        "--fps",
+        25,
+        "--output",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    track = load_kps(output)
+    assert track.points.shape == (12, 3, 2)
+    assert np.array_equal(track.points, np.repeat(REFERENCE[None], 12, 0))
+    assert (track.fps, track.width, track.height) == (25.0, 512, 512)
+
+
+def test_no_retarget_on_the_original_sample_writes_a_pth_the_original_reads(tmp_path):
+    output = tmp_path / "out.pth"
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--output", output)
+    assert result.exit_code == 0, result.output
+    assert "137 frames" in result.output
+    written = torch.load(output, weights_only=True)
+    assert isinstance(written, torch.Tensor) and written.shape == (137, 3, 2)
+    assert np.array_equal(written.numpy(), load_kps(AOC_KPS).points)
+
+
+def test_longer_video_pingpongs_by_default_and_stretches_on_request(tmp_path):
+    driving = load_kps(SAMPLES / "tys" / "kps.pth").points  # 100 frames
+    for mode in ("pingpong", "stretch"):
+        output = tmp_path / f"{mode}.safetensors"
+        arguments = ["--kps-fit", mode] if mode == "stretch" else []
+        result = vexpress(
+            "retarget",
+            "--reference-kps",
+            REFERENCE_TEXT,
+            "--kps",
+            SAMPLES / "tys" / "kps.pth",
+            "--num-frames",
+            150,
+            *arguments,
+            "--output",
+            output,
+        )
+        assert result.exit_code == 0, result.output
+        points = load_kps(output).points
+        assert points.shape == (150, 3, 2)
+        if mode == "pingpong":
+            assert np.array_equal(points[100], driving[98]) and np.array_equal(points[149], driving[49])
+        else:
+            assert not np.array_equal(points[100], driving[98])
+
+
+def test_naive_retarget_with_a_reference_kps_file(tmp_path):
+    reference_file = tmp_path / "ref.safetensors"
+    save_kps(reference_file, KpsTrack(REFERENCE[None], width=512, height=512))
+    output = tmp_path / "naive.safetensors"
+    result = vexpress(
+        "retarget",
+        "--reference-kps",
+        reference_file,
+        "--kps",
+        AOC_KPS,
+        "--strategy",
+        "naive_retarget",
+        "--output",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    points = load_kps(output).points
+    np.testing.assert_allclose(points[0, 2], REFERENCE[2], atol=1e-3)  # starts on the reference nose
+
+
+def test_driving_track_of_another_frame_size_is_rescaled(tmp_path):
+    driving = tmp_path / "drive256.safetensors"
+    small = np.repeat(np.array([[[50, 60], [100, 60], [75, 90]]], np.float32), 3, axis=0)
+    save_kps(driving, KpsTrack(small, fps=30, width=256, height=256))
+    output = tmp_path / "out.safetensors"
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", driving, "--output", output)
+    assert result.exit_code == 0, result.output
+    track = load_kps(output)
+    assert np.array_equal(track.points, small * 2) and track.fps == 30.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "phrases"),
+    [
+        (["--kps", AOC_KPS], ["No reference face given", "--reference-image"]),
+        (
+            ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--strategy", "wobble"],
+            ["Unknown retarget strategy 'wobble'", "fix_face, no_retarget"],
+        ),
+        (["--reference-kps", REFERENCE_TEXT, "--strategy", "offset_retarget"], ["needs a driving track", "--kps"]),
+        (["--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face"], ["How many frames?", "--num-frames"]),
+        (["--reference-kps", REFERENCE_TEXT, "--kps", "/nonexistent/kps.pth"], ["does not exist"]),
+        (["--reference-kps", "1,2;3,4", "--kps", AOC_KPS], ["three x,y pairs"]),
+        (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--kps-fit", "bounce"], ["Unknown --kps-fit 'bounce'"]),
+        (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--preview", "p.gif"], ["unknown video type '.gif'"]),
+        (["--reference-image", "/nonexistent/me.jpg", "--kps", AOC_KPS], ["does not exist"]),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, arguments, phrases):
+    output = tmp_path / "out.safetensors"
+    assert_input_error(vexpress("retarget", *arguments, "--output", output), *phrases)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_output_suffix(tmp_path):
+    assert_input_error(
+        vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--output", tmp_path / "o.json"),
+        "unknown kps file type '.json'",
+    )
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    output = tmp_path / "out.safetensors"
+    output.write_bytes(b"keep me")
+    arguments = ["retarget", "--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face", "-n", 3, "--output", output]
+    assert_input_error(vexpress(*arguments), "already exists", "--overwrite")
+    assert output.read_bytes() == b"keep me"
+    assert vexpress(*arguments, "--overwrite").exit_code == 0
+    assert load_kps(output).num_frames == 3
+
+
+def test_forbidden_pickle_as_driving_track(tmp_path):
+    import os
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save([Exploit()], tmp_path / "evil.pth")
+    result = vexpress(
+        "retarget", "--reference-kps", REFERENCE_TEXT, "--kps", tmp_path / "evil.pth", "--output", tmp_path / "o.pth"
+    )
+    assert_input_error(result, "Refused to load")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "o.pth").exists()
+
+
+def test_preview_video(tmp_path):
+    from vexpress_cli.media.video import iter_video_frames, video_info
+
+    output, preview = tmp_path / "out.safetensors", tmp_path / "preview.mp4"
+    result = vexpress(
+        "retarget", "--reference-image", SAMPLES / "AOC" / "ref.jpg", "--reference-kps", "185,218;279,215;224,271",
+        "--kps", AOC_KPS, "--strategy", "offset_retarget", "--num-frames", 6, "--output", output, "--preview", preview,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = video_info(preview)
+    assert (info.width, info.height, info.frame_count) == (1024, 512, 6)
+    first = next(iter(iter_video_frames(preview)))
+    left, right = first[:, :512].astype(int), first[:, 512:].astype(int)
+    assert left.mean() > 3 * right.mean() > 0  # the dimmed photo on the left; black + keypoints on the right
+    # Each panel shows its own track in V-Kps colours: blue noses where the tracks put them.
+    for panel, points in ((left, load_kps(output).points[0]), (right, load_kps(AOC_KPS).points[0])):
+        x, y = points[2].astype(int)
+        red, green, blue = panel[y, x]
+        assert blue > 200 and red < 60 and green < 60
+
+
+def test_reference_image_detection(tmp_path):
+    output = tmp_path / "out.safetensors"
+    result = vexpress(
+        "retarget", "--reference-image", SAMPLES / "tys" / "ref.jpg", "--kps", SAMPLES / "tys" / "kps.pth",
+        "--strategy", "offset_retarget", "--num-frames", 8, "--output", output,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Reference keypoints:" in result.output
+    points = load_kps(output).points
+    from vexpress_cli.face import detect_reference_kps
+
+    detected = detect_reference_kps(SAMPLES / "tys" / "ref.jpg", 512, 512)
+    # offset_retarget starts exactly on the reference face (no motion yet in frame 0).
+    np.testing.assert_allclose(points[0], detected, atol=1e-4)
+    left_eye, right_eye, nose = detected
+    assert right_eye[0] - left_eye[0] > 60 and nose[1] > max(left_eye[1], right_eye[1])

@@ -1,0 +1,234 @@
+"""Retarget strategies: discovery through entry points, the built-ins' math, and plugin errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.hookspecs import hookimpl
+from vexpress_cli.kps import FunctionStrategy, load_kps, retarget_track
+from vexpress_cli.kps.geometry import closest_pose_frame, eye_nose_ratio, nose_to_eye_line_distance
+from vexpress_cli.plugins import get_plugin_manager, get_retarget_strategy, get_retarget_strategy_infos
+from vexpress_cli.strategies import face
+
+BUILTINS = ["fix_face", "no_retarget", "offset_retarget", "naive_retarget"]
+
+# A frontal reference face: eyes 100 px apart, nose 60 px below their midpoint.
+REFERENCE = np.array([[200.0, 200.0], [300.0, 200.0], [250.0, 260.0]], dtype=np.float32)
+
+
+def face_at(x: float, y: float, eye_gap: float, nose_drop: float, nose_shift: float = 0.0) -> np.ndarray:
+    """A face whose left eye is at (x, y); nose_shift moves the nose sideways (head yaw)."""
+    return np.array([[x, y], [x + eye_gap, y], [x + eye_gap / 2 + nose_shift, y + nose_drop]], dtype=np.float32)
+
+
+def test_builtins_come_through_the_entry_point():
+    infos = get_retarget_strategy_infos()
+    assert list(infos)[:4] == BUILTINS
+    for name in BUILTINS:
+        assert infos[name].plugin == "builtin_strategies"
+        assert infos[name].distribution.startswith("vexpress-cli ")
+    manager = get_plugin_manager()
+    assert manager.get_plugin("builtin_strategies").__name__ == "vexpress_cli.strategies"
+    assert get_plugin_manager() is manager  # cached
+
+
+def test_unknown_strategy_lists_the_installed_ones():
+    with pytest.raises(InputError) as error:
+        get_retarget_strategy("wobble")
+    assert "Unknown retarget strategy 'wobble'" in str(error.value)
+    assert all(name in str(error.value) for name in BUILTINS)
+
+
+def test_fix_face_needs_no_driving_track():
+    track = retarget_track(REFERENCE, None, 6, "fix_face")
+    assert track.shape == (6, 3, 2) and track.dtype == np.float32
+    assert np.array_equal(track, np.repeat(REFERENCE[None], 6, axis=0))
+
+
+def test_fix_face_ignores_a_driving_track():
+    driving = np.stack([face_at(10 * i, 0, 50, 30) for i in range(4)])
+    assert np.array_equal(retarget_track(REFERENCE, driving, 4, "fix_face")[3], REFERENCE)
+
+
+def test_no_retarget_is_the_fitted_driving_track():
+    driving = load_kps("/work/shared/samples/AOC/kps.pth").points
+    assert np.array_equal(retarget_track(REFERENCE, driving, 137, "no_retarget"), driving)
+    assert np.array_equal(retarget_track(REFERENCE, driving, 50, "no_retarget"), driving[:50])
+    assert retarget_track(REFERENCE, driving[:10], 15, "no_retarget", fit="loop")[12].tolist() == driving[2].tolist()
+
+
+@pytest.mark.parametrize("name", BUILTINS[1:])
+def test_strategies_that_follow_a_driving_track_require_one(name):
+    with pytest.raises(InputError, match=f"'{name}' needs a driving kps track"):
+        retarget_track(REFERENCE, None, 5, name)
+    with pytest.raises(InputError, match="needs a driving kps track"):
+        get_retarget_strategy(name).retarget(REFERENCE, None, 5)
+
+
+def test_naive_retarget_scales_to_the_reference_face_and_starts_on_its_nose():
+    # Driving face half the size of the reference, moving right by 4 px per frame.
+    driving = np.stack([face_at(50 + 4 * i, 80, 50, 30) for i in range(5)])
+    result = retarget_track(REFERENCE, driving, 5, "naive_retarget")
+    np.testing.assert_allclose(result[0], REFERENCE, atol=1e-4)  # same size and place as the reference
+    np.testing.assert_allclose(result[:, 2, 0] - result[0, 2, 0], [0, 8, 16, 24, 32], atol=1e-4)  # motion x2
+    np.testing.assert_allclose(result[:, 2, 1], 260.0, atol=1e-4)
+
+
+def test_offset_retarget_keeps_the_reference_shape_and_moves_half_as_far():
+    driving = np.stack([face_at(50 + 4 * i, 80 - 2 * i, 50, 20) for i in range(5)])
+    result = retarget_track(REFERENCE, driving, 5, "offset_retarget")
+    # scale x2 horizontally (eye gap 100/50) and x3 vertically (nose drop 60/20); half of it applied.
+    nose_movement = np.stack([np.array([8.0 * i, -6.0 * i]) for i in range(5)])
+    np.testing.assert_allclose(result, REFERENCE[None] - nose_movement[:, None, :] / 2, atol=1e-4)
+
+
+def test_scale_is_measured_on_the_truly_closest_pose_frame():
+    """The case where the original V-Express picks another frame (it keeps the last frame whose
+    ratio delta is below the previous frame's *ratio* rather than the smallest delta)."""
+    frontal_small = face_at(0, 0, 50, 30)  # ratio exactly 1, like the frontal reference
+    turned_big = face_at(0, 0, 80, 40, nose_shift=12)  # ratio ~1.4: |1.4 - 1| < 1, so the original takes it
+    driving = np.stack([frontal_small, turned_big])
+    assert abs(eye_nose_ratio(REFERENCE) - 1.0) < 1e-6
+    assert 0 < abs(eye_nose_ratio(turned_big) - 1.0) < eye_nose_ratio(frontal_small)
+    assert closest_pose_frame(REFERENCE, driving) == 0
+    assert face.face_scale(REFERENCE, driving) == pytest.approx((2.0, 2.0))  # from frame 0; frame 1 gives (1.25, 1.5)
+
+
+def test_nose_distance_is_clamped_to_the_eye_segment():
+    # Nose far to the right of the right eye: distance to the segment, not to the infinite line.
+    assert nose_to_eye_line_distance(np.array([[0.0, 0.0], [10.0, 0.0], [13.0, 4.0]])) == pytest.approx(5.0)
+
+
+def test_degenerate_driving_face_is_a_clear_error():
+    driving = np.stack([face_at(0, 0, 0, 30), face_at(0, 0, 0, 30)])  # both eyes on one point
+    with pytest.raises(InputError, match="eye distance of the driving frame 0 is zero"):
+        retarget_track(REFERENCE, driving, 2, "naive_retarget")
+
+
+def test_bad_reference_points():
+    with pytest.raises(InputError, match="3 finite"):
+        retarget_track(np.array([[1.0, np.nan], [2, 2], [3, 3]]), None, 2, "fix_face")
+
+
+def test_a_strategy_returning_garbage_is_reported_as_its_bug():
+    broken = FunctionStrategy(
+        "broken", "Returns the wrong shape.", lambda ref, drv, n: np.zeros((n, 2)), requires_driving_kps=False
+    )
+    with pytest.raises(VExpressError, match="'broken' returned an array of shape \\[4, 2\\]"):
+        retarget_track(REFERENCE, None, 4, broken)
+
+
+def plugin_module(name: str, *strategies) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        for strategy in strategies:
+            register(strategy)
+
+    module.register_retarget_strategies = register_retarget_strategies
+    return module
+
+
+@pytest.fixture
+def extra_plugin():
+    manager = get_plugin_manager()
+    registered = []
+
+    def add(module):
+        manager.register(module, name=module.__name__)
+        registered.append(module)
+
+    yield add
+    for module in registered:
+        manager.unregister(module)
+
+
+def test_a_registered_plugin_adds_strategies(extra_plugin):
+    mirror = FunctionStrategy(
+        "mirror", "Mirror the reference.", lambda ref, drv, n: np.repeat(ref[None], n, 0) * [-1, 1], False
+    )
+    extra_plugin(plugin_module("mirror_plugin", mirror))
+    info = get_retarget_strategy_infos()["mirror"]
+    assert (info.plugin, info.distribution) == ("mirror_plugin", None)
+    assert retarget_track(REFERENCE, None, 2, "mirror")[1, 0, 0] == -200.0
+
+
+def test_duplicate_names_name_both_plugins(extra_plugin):
+    copy = FunctionStrategy("fix_face", "An impostor.", face.fix_face, False)
+    extra_plugin(plugin_module("impostor_plugin", copy))
+    with pytest.raises(VExpressError) as error:
+        get_retarget_strategies_for_test()
+    message = str(error.value)
+    assert "Two plugins register a retarget strategy named 'fix_face'" in message
+    assert "builtin_strategies" in message and "impostor_plugin" in message
+
+
+def get_retarget_strategies_for_test():
+    from vexpress_cli.plugins import get_retarget_strategies
+
+    return get_retarget_strategies()
+
+
+def test_invalid_strategy_objects_are_rejected(extra_plugin):
+    extra_plugin(plugin_module("sloppy_plugin", types.SimpleNamespace(name="Bad Name", description=None)))
+    with pytest.raises(VExpressError, match="'sloppy_plugin' registered an invalid retarget strategy"):
+        get_retarget_strategy_infos()
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path):
+    # A real installed distribution (just its metadata) whose entry point module does not exist.
+    dist_info = tmp_path / "broken_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[vexpress]\nbroken = no_such_module_anywhere\n")
+    code = (
+        "from vexpress_cli.plugins import get_plugin_manager\n"
+        "try:\n    get_plugin_manager()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path), timeout=60
+    )
+    assert "VExpressError" in result.stdout
+    assert "'broken' (no_such_module_anywhere, from broken-plugin)" in result.stdout
+    assert "ModuleNotFoundError" in result.stdout
+
+
+def _env_with_path(path) -> dict:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_strategies_command_json():
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["strategies", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["fix_face"]["requires_driving_kps"] is False
+    assert rows["naive_retarget"]["requires_driving_kps"] is True
+    assert rows["offset_retarget"]["plugin"] == "builtin_strategies"
+
+
+def test_strategies_command_table():
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["strategies"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in BUILTINS:
+        assert name in result.output
+    assert "vexpress-cli" in result.output and "needs --kps" in result.output

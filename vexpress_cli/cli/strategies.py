@@ -1,0 +1,51 @@
+"""``vexpress strategies``: list the installed retarget strategies and the plugins they come from."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vexpress_cli.plugins import get_retarget_strategy_infos
+
+EPILOG = (
+    "Strategies come from plugins (Python packages with a [bold]vexpress[/] entry point); "
+    "the four built-in ones reproduce the original V-Express retargeting. "
+    "Use one with [bold]vexpress retarget --strategy NAME[/] or [bold]vexpress generate --strategy NAME[/]. "
+    "Writing a plugin: docs/plugins.md."
+)
+
+
+def strategies_command(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """List the installed retarget strategies: how each moves the face, and which plugin provides it."""
+    infos = get_retarget_strategy_infos()
+    if as_json:
+        rows = [
+            {
+                "name": name,
+                "description": info.strategy.description,
+                "requires_driving_kps": bool(getattr(info.strategy, "requires_driving_kps", True)),
+                "plugin": info.plugin,
+                "distribution": info.distribution,
+            }
+            for name, info in infos.items()
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Retarget strategies", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("needs --kps", justify="center")
+    table.add_column("from", style="dim")
+    for name, info in infos.items():
+        needs_kps = "yes" if getattr(info.strategy, "requires_driving_kps", True) else "no"
+        table.add_row(name, info.strategy.description, needs_kps, info.source)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("strategies", epilog=EPILOG, rich_help_panel="Keypoints")(strategies_command)

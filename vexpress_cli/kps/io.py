@@ -1,0 +1,333 @@
+"""Read and write keypoint tracks (kps files). The design is in docs/kps-files.md.
+
+Formats, picked by the file suffix:
+
+``.safetensors`` (ours, preferred)
+    One float32 tensor ``kps`` of shape ``[F, 3, 2]`` plus string metadata in
+    the safetensors header: ``fps``, ``width``, ``height``, ``backend``. The
+    file is self-describing, so no sidecar file can go missing or stale.
+
+``.pth`` / ``.pt``
+    What we write: a bare float32 tensor ``[F, 3, 2]``, which the original
+    V-Express ``inference.py`` also reads. What we read, in addition: the
+    original's own kps files, a pickled list of numpy ``[3, 2]`` float32
+    arrays. These are loaded with ``torch.load(weights_only=True)`` and an
+    allow-list of exactly the numpy globals needed to rebuild arrays, so a
+    malicious pickle cannot run code; such files carry no metadata.
+
+Points are (x, y) pixels of left eye, right eye and nose, in the frame size
+the track was extracted at (``width`` x ``height``, 512x512 by default).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vexpress_cli.errors import InputError
+
+KPS_TENSOR_NAME = "kps"
+FORMAT_NAME = "vexpress-kps"
+FORMAT_VERSION = "1"
+PICKLE_SUFFIXES = (".pth", ".pt")
+SAFETENSORS_SUFFIX = ".safetensors"
+SUPPORTED_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX)
+
+
+@dataclass
+class KpsTrack:
+    """A keypoint track: ``points`` is float32 ``[F, 3, 2]`` (left eye, right eye, nose; x, y).
+
+    ``fps``, ``width``, ``height`` (the frame size the points refer to) and
+    ``backend`` (the face detector that produced them) are ``None`` when the
+    file did not record them, as with the original V-Express kps files.
+    """
+
+    points: np.ndarray
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    backend: str | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        self.points = np.ascontiguousarray(self.points, dtype=np.float32)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.points.shape[0])
+
+
+def load_kps(path: str | Path) -> KpsTrack:
+    """Load a kps file (``.safetensors``, ``.pth`` or ``.pt``) and check its contents.
+
+    Raises InputError for a missing or unreadable file, an unknown suffix, a
+    pickle holding anything but arrays, a wrong shape, no frames, or NaN/inf.
+    """
+    path = Path(path)
+    _check_readable(path)
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        points, metadata = _read_safetensors(path)
+    elif suffix in PICKLE_SUFFIXES:
+        points, metadata = _read_torch_pickle(path), {}
+    else:
+        raise InputError(
+            f"Cannot read kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
+            why=f"kps files are {', '.join(SUPPORTED_SUFFIXES)}.",
+            fix="Pass a file written by `vexpress extract` or `vexpress retarget`, or an original V-Express kps.pth.",
+        )
+    points = validate_track_points(points, origin=str(path))
+    return KpsTrack(points=points, source=path, **_parse_metadata(metadata, path))
+
+
+def save_kps(path: str | Path, track: KpsTrack) -> Path:
+    """Write ``track`` to ``path`` (``.safetensors`` with metadata, or ``.pth``/``.pt`` as a bare tensor).
+
+    The file is written to a temporary name in the same folder and renamed
+    when complete, so an interrupted save never leaves a half-written file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"Cannot write kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
+            why="The suffix picks the format.",
+            fix=f"Name the output *{SAFETENSORS_SUFFIX} (keeps fps and frame size) "
+            "or *.pth (readable by the original V-Express).",
+        )
+    points = validate_track_points(track.points, origin="the track to save")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_output(path) as temporary:
+        if suffix == SAFETENSORS_SUFFIX:
+            from safetensors.numpy import save_file
+
+            save_file({KPS_TENSOR_NAME: points}, str(temporary), metadata=_metadata_of(track))
+        else:
+            import torch
+
+            torch.save(torch.from_numpy(points.copy()), temporary)
+    return path
+
+
+def validate_track_points(points, origin: str) -> np.ndarray:
+    """Return ``points`` as float32 ``[F, 3, 2]``; a single ``[3, 2]`` frame becomes one frame."""
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise InputError(
+            f"The keypoints in {origin} are not a numeric array.",
+            why=f"They could not be read as numbers ({error}).",
+            fix="A kps track is a float array of shape [frames, 3, 2].",
+        ) from None
+    if array.shape == (3, 2):
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] != (3, 2):
+        hint = (
+            " Keep the first three points (eyes, nose) of each frame."
+            if array.ndim == 3 and array.shape[2] == 2
+            else ""
+        )
+        raise InputError(
+            f"The keypoints in {origin} have shape {list(array.shape)}, not [frames, 3, 2].",
+            why="Each frame needs exactly three (x, y) points: left eye, right eye, nose.",
+            fix=f"Re-extract the track with `vexpress extract`.{hint}",
+        )
+    if array.shape[0] == 0:
+        raise InputError(
+            f"The kps track in {origin} has no frames.",
+            why="A video needs at least one keypoint frame to follow.",
+            fix="Re-extract the track from a video in which a face is visible.",
+        )
+    if not np.isfinite(array).all():
+        bad_frame = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise InputError(
+            f"The kps track in {origin} holds NaN or infinite values (first in frame {bad_frame}).",
+            why="Keypoints must be finite pixel positions.",
+            fix="Re-extract the track, or fill the frames where no face was found.",
+        )
+    return array.astype(np.float32)
+
+
+def parse_kps_points(text: str) -> np.ndarray:
+    """Parse ``"x,y;x,y;x,y"`` (left eye; right eye; nose) into a float32 ``[3, 2]`` array."""
+    number = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+    pairs = [part for part in text.strip().split(";")]
+    values = [re.fullmatch(number + "," + number, pair) for pair in pairs]
+    if len(pairs) != 3 or not all(values):
+        raise InputError(
+            f"Cannot read keypoints from '{text}'.",
+            why="Expected three x,y pairs separated by semicolons: left eye; right eye; nose.",
+            fix='Write them like "185.5,218.6;278.9,215.4;224.6,271.4", or pass a kps file.',
+        )
+    return np.array([[float(match.group(1)), float(match.group(2))] for match in values], dtype=np.float32)
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(
+            f"The kps file {path} does not exist.",
+            why="The path points nowhere.",
+            fix="Check the spelling, or create the track with `vexpress extract VIDEO`.",
+        )
+    if not path.is_file():
+        raise InputError(
+            f"The kps path {path} is not a file.",
+            fix="Pass the path of a .safetensors or .pth kps file.",
+        )
+    if not os.access(path, os.R_OK):
+        raise InputError(f"The kps file {path} cannot be read.", why="Permission denied.", fix="Fix its permissions.")
+
+
+def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            names = list(handle.keys())
+            metadata = handle.metadata() or {}
+            if KPS_TENSOR_NAME in names:
+                name = KPS_TENSOR_NAME
+            elif len(names) == 1:
+                name = names[0]
+            else:
+                raise InputError(
+                    f"The safetensors file {path} is not a kps file.",
+                    why=f"It has no tensor named '{KPS_TENSOR_NAME}' (it has: {', '.join(names) or 'none'}).",
+                    fix="Pass a kps file written by `vexpress extract` or `vexpress retarget`.",
+                )
+            return handle.get_tensor(name), metadata
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(
+            f"The kps file {path} is not a valid safetensors file.",
+            why=f"Reading it failed: {error}.",
+            fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
+        ) from None
+
+
+def _legacy_array_globals() -> list:
+    """The only globals a legacy kps pickle may name: what rebuilds a numpy float array."""
+    from numpy._core import multiarray
+
+    dtype_classes = [type(np.dtype(name)) for name in ("float16", "float32", "float64")]
+    return [
+        # numpy 1.x pickles name numpy.core.multiarray; numpy 2 moved it to numpy._core.
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        multiarray._reconstruct,
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
+def _read_torch_pickle(path: Path):
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_legacy_array_globals()):
+            return _tensors_to_numpy(torch.load(path, map_location="cpu", weights_only=True))
+    except pickle.UnpicklingError as error:
+        # torch words this differently by case ("Unsupported global: GLOBAL x",
+        # "unsupported GLOBAL x whose module is blocked"); both name the global.
+        found = re.search(r"GLOBAL\s+([\w.]+)", str(error))
+        if found:
+            name = f" ({found.group(1)})"
+            raise InputError(
+                f"Refused to load {path}: it contains Python objects other than arrays{name}.",
+                why="Unpickling arbitrary objects can run code, so kps files may only hold tensors or numpy arrays.",
+                fix="If you trust the file, convert it in Python to a plain tensor: "
+                "torch.save(torch.as_tensor(numpy.stack(points), dtype=torch.float32), 'kps.pth').",
+            ) from None
+        raise _unreadable_pickle(path, error) from None
+    except Exception as error:  # a corrupt file can fail in the zip, pickle or storage layers
+        raise _unreadable_pickle(path, error) from None
+
+
+def _unreadable_pickle(path: Path, error: Exception) -> InputError:
+    # Drop torch's advice about weights_only=False: we will not take it.
+    boilerplate = ("Weights only load failed", "weights_only", "Check the documentation", "trusted source")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not any(phrase in line for phrase in boilerplate)]
+    reason = (useful or lines or [type(error).__name__])[0].rstrip(".")
+    return InputError(
+        f"The kps file {path} could not be read as a torch file.",
+        why=f"Loading it failed: {reason}.",
+        fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
+    )
+
+
+def _tensors_to_numpy(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float64).numpy()
+    if isinstance(value, (list, tuple)):
+        return [_tensors_to_numpy(item) for item in value]
+    return value
+
+
+def _metadata_of(track: KpsTrack) -> dict[str, str]:
+    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+    if track.fps is not None:
+        metadata["fps"] = repr(float(track.fps))
+    if track.width is not None:
+        metadata["width"] = str(int(track.width))
+    if track.height is not None:
+        metadata["height"] = str(int(track.height))
+    if track.backend is not None:
+        metadata["backend"] = str(track.backend)
+    return metadata
+
+
+def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
+    parsed: dict = {}
+    try:
+        if "fps" in metadata:
+            parsed["fps"] = float(metadata["fps"])
+            if not math.isfinite(parsed["fps"]) or parsed["fps"] <= 0:
+                raise ValueError(f"fps {metadata['fps']}")
+        for key in ("width", "height"):
+            if key in metadata:
+                parsed[key] = int(metadata[key])
+                if parsed[key] <= 0:
+                    raise ValueError(f"{key} {metadata[key]}")
+    except ValueError as error:
+        raise InputError(
+            f"The kps file {path} has invalid metadata ({error}).",
+            why="fps must be a positive number and width/height positive integers.",
+            fix="Re-create the file with `vexpress extract` or `vexpress retarget`.",
+        ) from None
+    if "backend" in metadata:
+        parsed["backend"] = metadata["backend"]
+    return parsed
+
+
+@contextmanager
+def _atomic_output(path: Path) -> Iterator[Path]:
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        # mkstemp creates the file private (0600); give the result the usual umask-based mode.
+        os.chmod(temporary, 0o666 & ~_current_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

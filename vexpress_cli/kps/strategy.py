@@ -1,0 +1,124 @@
+"""The retarget strategy protocol, and the one function that turns a driving track into the video's track.
+
+A retarget strategy decides where the face's keypoints go in each frame of
+the generated video, given the reference photo's keypoints and (optionally) a
+driving track extracted from another video. Strategies come from plugins (see
+docs/plugins.md and :mod:`vexpress_cli.plugins`); the built-in ones live in
+:mod:`vexpress_cli.strategies`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
+
+
+@runtime_checkable
+class RetargetStrategy(Protocol):
+    """What a plugin registers with ``register(strategy)``.
+
+    ``name``
+        Lower-case identifier users pass to ``--strategy`` (letters, digits, ``_``, ``-``).
+    ``description``
+        One line shown by ``vexpress strategies``.
+    ``requires_driving_kps``
+        True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``.
+    ``retarget(reference_kps, driving_kps, num_frames)``
+        ``reference_kps`` is float32 ``[3, 2]`` (left eye, right eye, nose of
+        the reference photo, in output-frame pixels). ``driving_kps`` is
+        float32 ``[num_frames, 3, 2]``, already fitted to ``num_frames`` by the
+        caller, or ``None`` when the user gave no driving track. Return an
+        array ``[num_frames, 3, 2]`` of finite pixel positions.
+    """
+
+    name: str
+    description: str
+    requires_driving_kps: bool
+
+    def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray: ...
+
+
+RetargetFunction = Callable[[np.ndarray, "np.ndarray | None", int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FunctionStrategy:
+    """A strategy made from a plain function: the easiest way for a plugin to provide one.
+
+    ``FunctionStrategy("mirror", "Mirror the driving track.", mirror_function)``.
+    When ``requires_driving_kps`` is true, ``retarget`` raises InputError for
+    a missing driving track before the function is called.
+    """
+
+    name: str
+    description: str
+    function: RetargetFunction
+    requires_driving_kps: bool = True
+
+    def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray:
+        if self.requires_driving_kps and driving_kps is None:
+            raise missing_driving_kps_error(self.name)
+        return self.function(reference_kps, driving_kps, num_frames)
+
+
+def missing_driving_kps_error(strategy_name: str) -> InputError:
+    return InputError(
+        f"The retarget strategy '{strategy_name}' needs a driving kps track, and none was given.",
+        why="It moves the face along the head motion of a driving video.",
+        fix="Pass --kps DRIVING.safetensors (make one with `vexpress extract VIDEO`), or use --strategy fix_face.",
+    )
+
+
+def retarget_track(
+    reference_kps: np.ndarray,
+    driving_kps: np.ndarray | None,
+    num_frames: int,
+    strategy: str | RetargetStrategy = "no_retarget",
+    fit: str = DEFAULT_FIT_MODE,
+) -> np.ndarray:
+    """Keypoints for every frame of the video: fit the driving track, then retarget it.
+
+    ``strategy`` is a strategy object or the name of an installed one. The
+    result is checked, float32 ``[num_frames, 3, 2]``, ready for drawing.
+    """
+    if isinstance(strategy, str):
+        from vexpress_cli.plugins import get_retarget_strategy
+
+        strategy = get_retarget_strategy(strategy)
+    reference_kps = np.asarray(reference_kps, dtype=np.float32)
+    if reference_kps.shape != (3, 2) or not np.isfinite(reference_kps).all():
+        raise InputError(
+            f"The reference keypoints must be 3 finite (x, y) points, not shape {list(reference_kps.shape)}.",
+            why="Retargeting needs the left eye, right eye and nose of the reference face.",
+            fix='Pass --reference-image PHOTO or --reference-kps "x,y;x,y;x,y".',
+        )
+    fitted = None if driving_kps is None else fit_track(driving_kps, num_frames, fit)
+    if fitted is None and getattr(strategy, "requires_driving_kps", True):
+        raise missing_driving_kps_error(strategy.name)
+    result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
+    return _checked_result(result, strategy.name, num_frames)
+
+
+def _checked_result(result, strategy_name: str, num_frames: int) -> np.ndarray:
+    try:
+        points = np.asarray(result, dtype=np.float32)
+    except (TypeError, ValueError):
+        points = np.empty(0)
+    problem = None
+    if points.shape != (num_frames, 3, 2):
+        problem = f"an array of shape {list(points.shape)} instead of [{num_frames}, 3, 2]"
+    elif not np.isfinite(points).all():
+        problem = "NaN or infinite keypoints"
+    if problem:
+        raise VExpressError(
+            f"The retarget strategy '{strategy_name}' returned {problem}.",
+            why="This is a bug in the strategy (or the plugin that provides it), not in your input.",
+            fix="Try another --strategy, and tell the plugin's author (`vexpress strategies` names the plugin).",
+        )
+    return points
