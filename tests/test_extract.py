@@ -1,0 +1,236 @@
+"""Keypoint-track extraction from videos (library and `vexpress extract`), with the dlib backend.
+
+Accuracy is measured against the kps.pth files the original V-Express ships
+with its samples (made with insightface's SCRFD at 512x512).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SAMPLES_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.face import load_backend
+from vexpress_cli.kps.extract import extract_kps_sequence
+from vexpress_cli.kps.io import load_kps
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.media.video import VideoWriter, iter_video_frames
+
+# Mean distance to the official keypoints, per point, measured over all frames:
+# AOC 2.98 / 3.74 / 3.22 px, tys 1.75 / 1.56 / 2.97 px (left eye / right eye / nose).
+MEAN_ERROR_BOUND = 4.5
+CLIP_FRAMES = 20
+GREY = 128
+
+
+@pytest.fixture(scope="module")
+def dlib_backend():
+    return load_backend("dlib")
+
+
+@pytest.fixture(scope="module")
+def tys_frames():
+    frames = []
+    for frame in iter_video_frames(SAMPLES_DIR / "tys" / "gt.mp4"):
+        frames.append(frame)
+        if len(frames) == CLIP_FRAMES:
+            return frames
+
+
+@pytest.fixture(scope="module")
+def tys_official():
+    return load_kps(SAMPLES_DIR / "tys" / "kps.pth").points
+
+
+@pytest.fixture(scope="module")
+def tys_clip(tmp_path_factory):
+    """The first 20 frames of the tys sample, with its audio (cut by ffmpeg)."""
+    clip = tmp_path_factory.mktemp("clip") / "talk.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(SAMPLES_DIR / "tys" / "gt.mp4"), "-frames:v", str(CLIP_FRAMES),
+         "-c:v", "libx264", "-crf", "12", "-c:a", "aac", "-shortest", str(clip)],
+        check=True,
+    )  # fmt: skip
+    return clip
+
+
+def write_video(path, frames, fps=25):
+    height, width = frames[0].shape[:2]
+    with VideoWriter(path, fps=fps, width=width, height=height, crf=12) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def mean_errors(points, official) -> np.ndarray:
+    """Mean distance per point (left eye, right eye, nose), pixels."""
+    return np.linalg.norm(points - official, axis=-1).mean(axis=0)
+
+
+@pytest.mark.parametrize("sample", ["AOC", "tys"])
+def test_dlib_track_matches_the_official_kps(sample, dlib_backend, record_property):
+    points, report = extract_kps_sequence(SAMPLES_DIR / sample / "gt.mp4", dlib_backend)
+    official = load_kps(SAMPLES_DIR / sample / "kps.pth").points
+    assert points.shape == official.shape and points.dtype == np.float32
+    assert report.frames == len(official) and report.missing_count == 0 and report.multi_face_count == 0
+    assert report.backend == "dlib" and report.fps is not None and report.frames_per_second > 0
+    errors = mean_errors(points, official)
+    milliseconds = 1000 * report.seconds / report.frames
+    record_property("mean_error_px", errors.round(2).tolist())
+    record_property("ms_per_frame", round(milliseconds, 1))
+    print(f"{sample}: mean error (left eye, right eye, nose) {errors.round(2)} px, {milliseconds:.1f} ms/frame")
+    assert (errors < MEAN_ERROR_BOUND).all(), errors
+
+
+def test_frames_without_a_face_are_interpolated_and_counted(tmp_path, tys_frames, dlib_backend):
+    blank = np.full_like(tys_frames[0], GREY)
+    frames = list(tys_frames)
+    for index in (0, 6, 7):
+        frames[index] = blank
+    video = write_video(tmp_path / "gaps.mp4", frames)
+    progress_calls = []
+    points, report = extract_kps_sequence(
+        video, dlib_backend, progress=lambda done, total: progress_calls.append((done, total))
+    )
+    assert report.missing_frames == [0, 6, 7] and report.missing_count == 3
+    assert progress_calls[-1] == (CLIP_FRAMES, CLIP_FRAMES) and len(progress_calls) == CLIP_FRAMES
+    np.testing.assert_allclose(points[0], points[1])  # before the first face: the nearest found frame
+    np.testing.assert_allclose(points[6], points[5] + (points[8] - points[5]) / 3, atol=1e-4)
+    np.testing.assert_allclose(points[7], points[5] + 2 * (points[8] - points[5]) / 3, atol=1e-4)
+
+    with pytest.raises(InputError) as raised:
+        extract_kps_sequence(video, dlib_backend, strict=True)
+    assert "Frame 0 of" in raised.value.what and "no face" in raised.value.what
+    assert "--strict" in raised.value.fix
+
+
+def test_several_faces_follow_one_face(tmp_path, tys_frames, tys_official, dlib_backend):
+    """Two copies of the face; half-way the other copy becomes the larger one, the track stays put."""
+    frames, expected = [], []
+    for index, frame in enumerate(tys_frames[:10]):
+        canvas = np.zeros((1024, 1024, 3), dtype=np.uint8)
+        big, small = frame, cv2.resize(frame, (400, 400), interpolation=cv2.INTER_AREA)
+        if index < 5:  # the larger copy top-left: the track starts there
+            canvas[:512, :512], canvas[600:1000, 600:1000] = big, small
+            expected.append(tys_official[index] * 0.5)
+        else:  # the top-left copy shrinks and the other grows, the track stays top-left
+            canvas[:400, :400], canvas[512:, 512:] = small, big
+            expected.append(tys_official[index] * (400 / 512) * 0.5)
+        frames.append(canvas)
+    video = write_video(tmp_path / "two_faces.mp4", frames)
+    points, report = extract_kps_sequence(video, dlib_backend, width=512, height=512)
+    assert report.multi_face_count == 10 and report.missing_count == 0
+    assert mean_errors(points, np.stack(expected)).max() < MEAN_ERROR_BOUND
+    with pytest.raises(InputError, match="Frame 0 of .* has 2 faces"):
+        extract_kps_sequence(video, dlib_backend, strict=True)
+
+
+def test_large_frames_are_resized_before_detection(tmp_path, tys_frames, tys_official, dlib_backend):
+    frames = [cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC) for frame in tys_frames[:10]]
+    video = write_video(tmp_path / "full_hd.mp4", frames)
+    points, report = extract_kps_sequence(video, dlib_backend, width=512, height=512)
+    assert report.frames == 10 and (report.width, report.height) == (512, 512)
+    assert mean_errors(points, tys_official[:10]).max() < MEAN_ERROR_BOUND
+
+
+def test_a_video_without_any_face_is_an_input_error(tmp_path, tys_frames, dlib_backend):
+    video = write_video(tmp_path / "wall.mp4", [np.full_like(tys_frames[0], GREY)] * 3)
+    with pytest.raises(InputError) as raised:
+        extract_kps_sequence(video, dlib_backend)
+    assert "No face was found in any of the 3 frames" in raised.value.what and raised.value.fix
+
+
+# --- vexpress extract ------------------------------------------------------------------------
+
+
+def run_cli(*args: str):
+    from vexpress_cli.cli.app import app
+
+    return CliRunner().invoke(app, ["extract", *map(str, args)])
+
+
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official):
+    kps_out, audio_out = tmp_path / "talk.safetensors", tmp_path / "talk.mp3"
+    result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", kps_out, "--audio-out", audio_out)
+    assert result.exit_code == 0, result.output
+    summary = re.sub(r"[\s│]", "", result.stdout)
+    for expected in ("frames20at25fps", "missingfacesnone", "backenddlib", "frames/s", "audio"):
+        assert expected in summary, result.stdout
+    track = load_kps(kps_out)
+    assert track.num_frames == CLIP_FRAMES and (track.width, track.height) == (512, 512)
+    assert track.backend == "dlib" and track.fps == pytest.approx(25.0, rel=0.05)
+    assert mean_errors(track.points, tys_official[:CLIP_FRAMES]).max() < MEAN_ERROR_BOUND
+
+    from vexpress_cli.media.audio import audio_info
+
+    assert audio_info(audio_out).duration > 0.5
+
+
+def test_cli_default_output_and_no_silent_overwrite(tys_clip):
+    default = tys_clip.with_name("talk_kps.pth")
+    result = run_cli(tys_clip, "--backend", "dlib", "--width", "256", "--height", "256")
+    assert result.exit_code == 0, result.output
+    first = load_kps(default).points
+    assert first.shape == (CLIP_FRAMES, 3, 2) and first.max() < 256
+    stamp = default.stat().st_mtime_ns
+
+    again = run_cli(tys_clip, "--backend", "dlib")
+    assert again.exit_code == 2 and "already exists" in flat(again.output) and "--overwrite" in again.output
+    assert default.stat().st_mtime_ns == stamp
+
+    replaced = run_cli(tys_clip, "--backend", "dlib", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert load_kps(default).points.max() > 256  # now at the default 512x512
+    default.unlink()
+
+
+def test_cli_accepts_the_original_scripts_flags(tmp_path, tys_clip):
+    kps_out, audio_out = tmp_path / "kps.pth", tmp_path / "aud.wav"
+    result = run_cli("--video_path", tys_clip, "--kps_sequence_save_path", kps_out,
+                     "--audio_save_path", audio_out, "--backend", "dlib")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_kps(kps_out).num_frames == CLIP_FRAMES and audio_out.stat().st_size > 1000
+
+
+def test_cli_errors_are_one_paragraph_and_write_nothing(tmp_path, tys_clip):
+    kps_out = tmp_path / "k.pth"
+    missing_model = run_cli(tys_clip, "--backend", "insightface", "--model-root", tmp_path, "--kps-out", kps_out)
+    assert missing_model.exit_code == 2
+    assert "det_10g.onnx" in missing_model.output and "--backend dlib" in flat(missing_model.output)
+    assert "Traceback" not in missing_model.output
+
+    no_video = run_cli(tmp_path / "nope.mp4", "--kps-out", kps_out)
+    assert no_video.exit_code == 2 and "does not exist" in flat(no_video.output)
+
+    bad_suffix = run_cli(tys_clip, "--kps-out", tmp_path / "k.json")
+    assert bad_suffix.exit_code == 2 and "unknown file type" in flat(bad_suffix.output)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_strict_stops_at_the_first_bad_frame(tmp_path, tys_frames):
+    frames = list(tys_frames[:4])
+    frames[2] = np.full_like(frames[0], GREY)
+    video = write_video(tmp_path / "gap.mp4", frames)
+    result = run_cli(video, "--backend", "dlib", "--strict")
+    assert result.exit_code == 2 and "Frame 2 of" in flat(result.output)
+    assert not (tmp_path / "gap_kps.pth").exists()
+
+
+def test_cli_help_explains_itself():
+    result = run_cli("--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for expected in ("--kps-out", "--audio-out", "--backend", "--model-root", "--strict", "Examples"):
+        assert expected in text
+    assert "--video_path" in text  # shown in the examples, hidden as an option

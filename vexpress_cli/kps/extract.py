@@ -1,0 +1,135 @@
+"""Extract a V-Kps track (left eye, right eye, nose per frame) from a video.
+
+Like the original ``scripts/extract_kps_sequence_and_audio.py``, every frame
+is resized with ``cv2.resize`` to ``width`` x ``height`` before detection and
+the points are in that frame size. Unlike it, a frame without exactly one face
+does not abort the run: with several faces one face is followed through the
+video, and frames without a face are interpolated from their neighbours and
+listed in the report (``strict=True`` restores the all-or-nothing behaviour).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.face import FaceBackend, load_backend
+from vexpress_cli.face.base import Face
+from vexpress_cli.face.tracking import fill_missing_frames, follow_face
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class ExtractReport:
+    """What happened while extracting: counts, the frames that needed help, speed."""
+
+    video: Path
+    frames: int
+    fps: Fraction | None
+    width: int
+    height: int
+    backend: str
+    missing_frames: list[int] = field(default_factory=list)
+    multi_face_frames: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing_frames)
+
+    @property
+    def multi_face_count(self) -> int:
+        return len(self.multi_face_frames)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Processing speed (not the video's frame rate)."""
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def extract_kps_sequence(
+    video_path: str | Path,
+    backend: str | FaceBackend = "auto",
+    width: int = 512,
+    height: int = 512,
+    strict: bool = False,
+    progress: ProgressCallback | None = None,
+    model_root: Path | str | None = None,
+) -> tuple[np.ndarray, ExtractReport]:
+    """Keypoints of the video's face in every frame: float32 ``[F, 3, 2]`` and a report.
+
+    ``backend`` is a backend name (``auto``, ``insightface``, ``dlib``; see
+    :func:`vexpress_cli.face.load_backend`) or a ready backend. ``progress`` is
+    called after each frame with (frames done, total frames or None).
+    Raises InputError when no frame has a face, or, with ``strict``, at the
+    first frame without exactly one face.
+    """
+    from vexpress_cli.media.video import iter_video_frames, video_info
+
+    video_path = Path(video_path)
+    info = video_info(video_path)
+    detector = load_backend(backend, model_root, width, height) if isinstance(backend, str) else backend
+    total = info.frame_count or None
+    started = time.perf_counter()
+
+    points: list[np.ndarray | None] = []
+    missing: list[int] = []
+    multi: list[int] = []
+    previous: Face | None = None
+    # iter_video_frames resizes with cv2.resize (bilinear), as the original did.
+    for index, frame in enumerate(iter_video_frames(video_path, size=(width, height))):
+        faces = detector.detect(frame)
+        if len(faces) != 1 and strict:
+            raise _strict_error(video_path, index, len(faces))
+        if len(faces) > 1:
+            multi.append(index)
+        if faces:
+            previous = follow_face(faces, previous)
+            points.append(previous.kps3)
+        else:
+            missing.append(index)
+            points.append(None)
+        if progress is not None:
+            progress(index + 1, total)
+
+    if not points:
+        raise InputError(
+            f"No frames could be read from {video_path}.",
+            why="The video stream is empty.",
+            fix="Check that the file plays in a video player, or re-encode it with ffmpeg.",
+        )
+    if len(missing) == len(points):
+        raise InputError(
+            f"No face was found in any of the {len(points)} frames of {video_path}.",
+            why=f"The {detector.name} face detector found nothing after resizing frames to {width}x{height}.",
+            fix="Use a video with a clearly visible, roughly frontal face"
+            + (", or try --backend insightface." if detector.name == "dlib" else "."),
+        )
+    report = ExtractReport(
+        video=video_path,
+        frames=len(points),
+        fps=info.fps,
+        width=width,
+        height=height,
+        backend=detector.name,
+        missing_frames=missing,
+        multi_face_frames=multi,
+        seconds=time.perf_counter() - started,
+    )
+    return fill_missing_frames(points), report
+
+
+def _strict_error(video_path: Path, index: int, face_count: int) -> InputError:
+    found = "no face" if face_count == 0 else f"{face_count} faces"
+    return InputError(
+        f"Frame {index} of {video_path} has {found}.",
+        why="With --strict every frame must show exactly one face.",
+        fix="Drop --strict to follow one face and interpolate frames without a face, or trim the video.",
+    )
