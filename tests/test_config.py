@@ -1,0 +1,135 @@
+"""Config folder, config.toml and the model-folder discovery order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vexpress_cli.config import (
+    config_dir,
+    configured_model_dir,
+    load_user_config,
+    resolve_model_dir,
+    user_presets_dir,
+)
+from vexpress_cli.errors import InputError, ModelFolderError
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    """Run from an empty folder with a private config folder and no VEXPRESS_MODEL_DIR."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    return tmp_path
+
+
+def make_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_dir_from_env_and_platform_default(env, monkeypatch):
+    assert config_dir() == env / "config"
+    assert user_presets_dir() == env / "config" / "presets"
+    monkeypatch.delenv("VEXPRESS_CONFIG_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "xdg"))
+    assert config_dir() == env / "xdg" / "vexpress"
+
+
+def test_discovery_order_each_source_beats_the_later_ones(env, monkeypatch):
+    default = make_dir(env / "work" / "model_ckpts")
+    assert resolve_model_dir() == (default, "default ./model_ckpts")
+
+    from_config = make_dir(env / "from-config")
+    config_path = write_config(env, f'model_dir = "{from_config}"\n')
+    assert resolve_model_dir() == (from_config, f"model_dir in {config_path}")
+
+    from_env = make_dir(env / "from-env")
+    monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(from_env))
+    assert resolve_model_dir() == (from_env, "$VEXPRESS_MODEL_DIR")
+
+    explicit = make_dir(env / "explicit")
+    assert resolve_model_dir(explicit) == (explicit, "--model-dir")
+
+
+def test_relative_model_dir_in_config_is_relative_to_the_config_file(env):
+    weights = make_dir(env / "config" / "weights")
+    write_config(env, 'model_dir = "weights"\n')
+    assert resolve_model_dir().path == weights
+
+
+def test_nothing_found_lists_every_source_and_points_to_download(env):
+    with pytest.raises(ModelFolderError) as caught:
+        resolve_model_dir()
+    message = str(caught.value)
+    assert f"No model folder: {env / 'work' / 'model_ckpts'} (default ./model_ckpts) does not exist." in message
+    assert ("Looked in this order: --model-dir: not given; $VEXPRESS_MODEL_DIR: not set; "
+            f"model_dir in {env / 'config' / 'config.toml'}: no such file; default ./model_ckpts.") in message
+    assert "vexpress models download" in message
+
+
+def test_a_configured_but_missing_folder_is_an_error_not_a_fall_through(env, monkeypatch):
+    make_dir(env / "work" / "model_ckpts")
+    monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(env / "gone"))
+    with pytest.raises(ModelFolderError, match=r"gone \(\$VEXPRESS_MODEL_DIR\) does not exist"):
+        resolve_model_dir()
+    # ...but the download command may create it:
+    assert configured_model_dir() == (env / "gone", "$VEXPRESS_MODEL_DIR")
+
+
+def test_model_dir_that_is_a_file(env):
+    file = env / "weights.bin"
+    file.write_bytes(b"x")
+    with pytest.raises(ModelFolderError, match="is a file, not a folder"):
+        resolve_model_dir(file)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: model_dir. Did you mean 'model_dir'?"),
+        ("model_dir = 3\n", "key 'model_dir' must be a str, not int"),
+        ('model_dir = "/x\n', "is not valid TOML"),
+    ],
+)
+def test_bad_config_file(env, text, fragment):
+    path = write_config(env, text)
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert str(path) in str(caught.value) and fragment in str(caught.value)
+
+
+def test_explicit_model_dir_skips_a_broken_config_file(env):
+    write_config(env, "not toml at all = = =\n")
+    explicit = make_dir(env / "explicit")
+    assert resolve_model_dir(explicit).path == explicit
+
+
+def test_models_path_command(env, monkeypatch):
+    from vexpress_cli.cli.app import app
+
+    runner = CliRunner()
+    folder = make_dir(env / "from-env")
+    monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(folder))
+    result = runner.invoke(app, ["models", "path", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"path": str(folder), "how": "$VEXPRESS_MODEL_DIR"}
+
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR")
+    missing = runner.invoke(app, ["models", "path"])
+    assert missing.exit_code == 2, missing.output
+    assert "Traceback" not in missing.output
+    assert "vexpressmodelsdownload" in "".join(missing.output.split())

@@ -1,0 +1,235 @@
+"""Presets: the built-ins load, precedence is defaults < preset < flags, and bad files fail clearly."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.preset_loader import (
+    DEFAULTS,
+    PARAMETERS,
+    generation_settings,
+    list_presets,
+    load_preset,
+    merge_preset,
+    range_warnings,
+)
+
+REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+BUILTIN_NAMES = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))
+GUIDE_STRATEGIES = {
+    "same-person": "no_retarget",
+    "lip-sync": "fix_face",
+    "slight-motion": "offset_retarget",
+    "full-retarget": "naive_retarget",
+    "expressive": "fix_face",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch) -> Path:
+    """A private, empty config folder so the developer's own presets never leak in."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(folder))
+    return folder
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str):
+    from vexpress_cli.cli.app import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+# --- built-ins ---------------------------------------------------------------------------------
+
+
+def test_builtin_presets_are_installed_and_cover_the_guide_scenarios():
+    assert set(BUILTIN_NAMES) >= {*GUIDE_STRATEGIES, "long-audio"}
+    listed = {info.name: info for info in list_presets()}
+    assert sorted(listed) == BUILTIN_NAMES
+    for name in BUILTIN_NAMES:
+        info = listed[name]
+        assert info.source == "builtin" and info.error is None
+        assert len(info.description) > 20
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_every_builtin_preset_loads_and_validates(name):
+    preset = load_preset(name)
+    raw = tomllib.loads((REPO_PRESETS / f"{name}.toml").read_text())
+    assert preset.description == raw["description"]
+    assert preset.values == raw["generate"]  # validation keeps every value as written
+    assert preset.values, "a preset must set something"
+    assert set(preset.values) <= set(PARAMETERS)
+    assert range_warnings(preset.values) == []
+    if name in GUIDE_STRATEGIES:
+        assert preset.values["retarget_strategy"] == GUIDE_STRATEGIES[name]
+
+
+def test_scenario_specific_settings():
+    assert load_preset("expressive").values["reference_attention_weight"] == 0.95
+    assert load_preset("expressive").values["audio_attention_weight"] == 3.0
+    long_audio = load_preset("long-audio").values
+    assert long_audio["save_gpu_memory"] is True
+    assert long_audio["context_overlap"] < long_audio["context_frames"] <= 32
+
+
+# --- precedence --------------------------------------------------------------------------------
+
+
+def test_explicit_flags_win_and_only_passed_keys_override():
+    preset = load_preset("expressive")
+    merged = merge_preset(preset.values, {"audio_attention_weight": 2, "seed": None})
+    assert merged["audio_attention_weight"] == 2.0
+    assert isinstance(merged["audio_attention_weight"], float)
+    assert merged["reference_attention_weight"] == 0.95  # not passed: the preset keeps it
+    assert "seed" not in merged  # None means "not passed"
+    assert preset.values["audio_attention_weight"] == 3.0  # the preset itself is untouched
+
+
+def test_generation_settings_layer_defaults_preset_flags():
+    settings = generation_settings(load_preset("long-audio"), {"context_frames": 20, "fps": 25})
+    assert set(settings) == set(DEFAULTS)
+    assert settings["context_frames"] == 20  # flag over preset (16)
+    assert settings["save_gpu_memory"] is True  # preset over default
+    assert settings["fps"] == 25.0
+    assert settings["num_inference_steps"] == DEFAULTS["num_inference_steps"] == 25
+    assert generation_settings(None, {}) == DEFAULTS
+
+
+def test_flags_may_leave_the_advised_range_with_a_warning_but_not_the_hard_limit():
+    merged = merge_preset(load_preset("lip-sync").values, {"audio_attention_weight": 5.0})
+    (warning,) = range_warnings(merged)
+    assert "audio_attention_weight" in warning and "1.0-3.0" in warning
+    with pytest.raises(InputError, match=r"--audio-attention-weight is 11\.0; it must be from 0\.0 to 10\.0"):
+        merge_preset({}, {"audio_attention_weight": 11.0})
+
+
+def test_merged_context_overlap_is_checked_against_the_preset():
+    with pytest.raises(InputError) as caught:
+        merge_preset(load_preset("long-audio").values, {"context_overlap": 16})
+    message = str(caught.value)
+    assert "--context-overlap (16) must be smaller than the preset's 'context_frames' (16)" in message
+
+
+def test_device_accepts_a_gpu_index():
+    assert merge_preset({}, {"device": "cuda:1"}) == {"device": "cuda:1"}
+    with pytest.raises(InputError, match="not one of: auto, cuda, cpu, mps or cuda:N"):
+        merge_preset({}, {"device": "gpu"})
+
+
+def test_unknown_override_key_suggests_the_closest():
+    with pytest.raises(InputError, match="Did you mean 'guidance_scale'"):
+        merge_preset({}, {"guidance_scal": 3.0})
+
+
+# --- user presets ------------------------------------------------------------------------------
+
+
+def test_user_preset_folder_from_env_and_shadowing(isolated_config):
+    write(isolated_config / "presets" / "lip-sync.toml",
+          'description = "Mine"\n[generate]\nretarget_strategy = "my_plugin_strategy"\n')
+    write(isolated_config / "presets" / "studio.toml",
+          'description = "Studio"\n[generate]\nnum_inference_steps = 40\nwidth = 640\n')
+    listed = {info.name: info for info in list_presets()}
+    assert listed["lip-sync"].source == "user" and listed["lip-sync"].shadows_builtin
+    assert listed["studio"].source == "user" and not listed["studio"].shadows_builtin
+    assert listed["expressive"].source == "builtin"
+    preset = load_preset("lip-sync")
+    # Unknown strategy names are the caller's business (plugins); the loader keeps them.
+    assert preset.values == {"retarget_strategy": "my_plugin_strategy"} and preset.shadows_builtin
+    assert load_preset("studio").values == {"num_inference_steps": 40, "width": 640}
+
+    result = run_cli("presets", "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["lip-sync"]["source"] == "user" and rows["lip-sync"]["shadows_builtin"] is True
+    table = run_cli("presets")
+    assert table.exit_code == 0 and "user*:auserpresetthatreplacesthebuilt-in" in "".join(table.stdout.split())
+
+
+def test_broken_user_preset_is_listed_with_its_error(isolated_config):
+    write(isolated_config / "presets" / "broken.toml", 'description = "x"\n[generate]\nseed = "one"\n')
+    listed = {info.name: info for info in list_presets()}
+    assert "must be an integer" in listed["broken"].error
+    assert listed["expressive"].error is None
+
+
+def test_preset_by_path(tmp_path):
+    path = write(tmp_path / "mine.toml", 'description = "d"\n[generate]\nguidance_scale = 2\n')
+    preset = load_preset(str(path))
+    assert (preset.name, preset.source, preset.values) == ("mine", "file", {"guidance_scale": 2.0})
+
+
+# --- errors through the CLI --------------------------------------------------------------------
+
+
+def assert_cli_error(args: list[str], *fragments: str) -> str:
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    # The console wraps lines anywhere (even inside paths), so compare without whitespace.
+    message = "".join(result.output.split())
+    for fragment in fragments:
+        assert "".join(fragment.split()) in message, result.output
+    return result.output
+
+
+BAD_PRESETS = {
+    "unknown-key": ('description = "x"\n[generate]\naudio_atention_weight = 2.0\n',
+                    ["unknown key 'generate.audio_atention_weight'",
+                     "Did you mean 'generate.audio_attention_weight'"]),
+    "unknown-top-level": ('descripton = "x"\n', ["unknown key 'descripton'", "Did you mean 'description'"]),
+    "wrong-type": ('description = "x"\n[generate]\nnum_inference_steps = "25"\n',
+                   ["'generate.num_inference_steps' must be an integer, not str"]),
+    "bool-for-number": ('[generate]\nguidance_scale = true\n', ["'generate.guidance_scale' must be a number"]),
+    "out-of-advice": ('description = "x"\n[generate]\nreference_attention_weight = 0.8\n',
+                      ["'generate.reference_attention_weight' is 0.8, outside the advised range 0.9-1.0",
+                       "--reference-attention-weight 0.8"]),
+    "audio-out-of-advice": ('[generate]\naudio_attention_weight = 3.5\n',
+                            ["'generate.audio_attention_weight' is 3.5, outside the advised range 1.0-3.0"]),
+    "steps": ('[generate]\nnum_inference_steps = 0\n', ["'generate.num_inference_steps' is 0; it must be from 1"]),
+    "context": ('[generate]\ncontext_frames = 40\n', ["'generate.context_frames' is 40; it must be from 1 to 32",
+                                                      "position encoding covers 32 frames"]),
+    "overlap": ('[generate]\ncontext_frames = 8\ncontext_overlap = 8\n',
+                ["'generate.context_overlap' (8) must be smaller than 'generate.context_frames' (8)"]),
+    "width": ('[generate]\nwidth = 500\n', ["'generate.width' is 500; it must be a multiple of 8", "Use 496"]),
+    "choice": ('[generate]\ndtype = "fp8"\n', ["'generate.dtype' is 'fp8', which is not one of: auto, fp16"]),
+    "bad-toml": ('description = "x"\n[generate\nseed = 1\n', ["is not valid TOML", "line 2"]),
+    "not-a-table": ('generate = 3\n', ["'generate' must be a table"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PRESETS))
+def test_bad_preset_file_exits_2_naming_file_and_key(tmp_path, case):
+    text, fragments = BAD_PRESETS[case]
+    path = write(tmp_path / f"{case}.toml", text)
+    assert_cli_error(["presets", "show", str(path)], f"Preset file {path}", *fragments)
+
+
+def test_missing_preset_file_and_unknown_name_exit_2(tmp_path):
+    missing = tmp_path / "nope.toml"
+    assert_cli_error(["presets", "show", str(missing)], f"Preset file {missing} does not exist")
+    assert_cli_error(["presets", "show", "lipsync"], "no preset named 'lipsync'", "Did you mean 'lip-sync'")
+
+
+def test_presets_show_prints_file_and_values():
+    result = run_cli("presets", "show", "expressive", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["values"]["audio_attention_weight"] == 3.0
+    assert shown["effective"]["num_inference_steps"] == 25
+    assert shown["effective"]["audio_attention_weight"] == 3.0
+    text = run_cli("presets", "show", "expressive")
+    assert text.exit_code == 0 and "audio_attention_weight = 3.0" in text.stdout

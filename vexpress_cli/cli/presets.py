@@ -1,0 +1,137 @@
+"""``vexpress presets``: list the generation presets and show what one sets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from vexpress_cli.config import user_presets_dir
+from vexpress_cli.preset_loader import DEFAULTS, PARAMETERS, PresetInfo, list_presets, load_preset
+
+EPILOG = (
+    "Use one with [bold]vexpress generate --preset NAME[/] (or a path to a .toml file); flags you pass "
+    "win over the preset. Your own presets go in the user presets folder "
+    "([bold]$VEXPRESS_CONFIG_DIR/presets[/] or ~/.config/vexpress/presets); one named like a built-in "
+    "replaces it. Format: docs/presets.md."
+)
+
+presets_app = typer.Typer(
+    help="List the generation presets (one per scenario of the V-Express guide) and show their settings.",
+    epilog=EPILOG,
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _source_label(info: PresetInfo) -> str:
+    if info.source == "builtin":
+        return "built-in"
+    return "user*" if info.shadows_builtin else "user"
+
+
+def _info_as_dict(info: PresetInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "description": info.description,
+        "source": info.source,
+        "path": info.path,
+        "shadows_builtin": info.shadows_builtin,
+        "values": info.values,
+        "error": info.error,
+    }
+
+
+def _print_list(as_json: bool) -> None:
+    infos = list_presets()
+    if as_json:
+        typer.echo(json.dumps([_info_as_dict(info) for info in infos], indent=2))
+        return
+    table = Table(title="Generation presets", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("strategy", no_wrap=True)
+    table.add_column("weights", justify="center", no_wrap=True)
+    table.add_column("source", style="dim", no_wrap=True)
+    for info in infos:
+        if info.error:
+            table.add_row(info.name, f"[red]invalid:[/] {info.error}", "", "", _source_label(info))
+            continue
+        values = info.values
+        strategy = values.get("retarget_strategy", f"[dim]{DEFAULTS['retarget_strategy']}[/]")
+        weights = "/".join(
+            _format_value(values[name]) if name in values else f"[dim]{_format_value(DEFAULTS[name])}[/]"
+            for name in ("reference_attention_weight", "audio_attention_weight")
+        )
+        table.add_row(info.name, info.description, strategy, weights, _source_label(info))
+    console = Console()
+    console.print(table)
+    notes = ["weights: reference/audio attention weight; dim values are defaults the preset leaves alone"]
+    if any(info.shadows_builtin for info in infos):
+        notes.append("user*: a user preset that replaces the built-in one of the same name")
+    notes.append(f"user presets folder: {user_presets_dir()}")
+    console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
+
+
+@presets_app.callback()
+def presets_callback(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the generation presets (same as `vexpress presets list`)."""
+    if ctx.invoked_subcommand is None:
+        _print_list(as_json)
+
+
+@presets_app.command("list")
+def list_command(as_json: bool = JSON_OPTION) -> None:
+    """List every preset: what it is for, its strategy and attention weights, and where it comes from."""
+    _print_list(as_json)
+
+
+@presets_app.command("show")
+def show_command(
+    preset: str = typer.Argument(..., metavar="NAME|PATH", help="A preset name or a path to a .toml file."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a preset's file and the full settings `generate` would use with it."""
+    loaded = load_preset(preset)
+    effective = {**DEFAULTS, **loaded.values}
+    if as_json:
+        typer.echo(json.dumps({
+            "name": loaded.name,
+            "description": loaded.description,
+            "source": loaded.source,
+            "path": loaded.path,
+            "shadows_builtin": loaded.shadows_builtin,
+            "values": loaded.values,
+            "effective": effective,
+        }, indent=2))
+        return
+    console = Console()
+    note = " [yellow](replaces the built-in preset of the same name)[/]" if loaded.shadows_builtin else ""
+    console.print(f"[bold cyan]{loaded.name}[/] [dim]{loaded.path}[/]{note}", highlight=False)
+    console.print(Syntax(loaded.text.rstrip(), "toml", theme="ansi_dark", word_wrap=True))
+    table = Table(title="Settings with this preset (flags you pass still win)", title_justify="left")
+    table.add_column("setting", style="bold", no_wrap=True)
+    table.add_column("value", no_wrap=True)
+    table.add_column("from", style="dim")
+    table.add_column("meaning")
+    for name, value in effective.items():
+        source = "[cyan]preset[/]" if name in loaded.values else "default"
+        table.add_row(name, _format_value(value), source, PARAMETERS[name].help)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(presets_app, name="presets", rich_help_panel="Setup")
