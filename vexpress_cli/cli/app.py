@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import importlib
 
-import click
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 
 from vexpress_cli.errors import VExpressError
 
 # Each module defines ``register(app)`` that adds its command(s).
 COMMAND_MODULES = [
+    "generate",
     "inspect",
+    "strategies",
+    "retarget",
+    "extract",
+    "presets",
+    "models",
 ]
 
 error_console = Console(stderr=True)
@@ -22,15 +28,15 @@ error_console = Console(stderr=True)
 class VExpressGroup(typer.core.TyperGroup):
     """Turns a VExpressError into one readable paragraph and exit code 2."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except VExpressError as error:
-            error_console.print(f"[bold red]Error:[/] {error}", highlight=False)
-            raise click.exceptions.Exit(error.exit_code) from None
+            error_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             error_console.print("[yellow]Interrupted; nothing was written.[/]")
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -52,5 +58,18 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def quiet_libraries() -> None:
+    """Keep diffusers' and transformers' loading chatter out of the command's output."""
+    import logging
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main() -> None:
+    quiet_libraries()
     app()

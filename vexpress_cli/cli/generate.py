@@ -1,0 +1,152 @@
+"""``vexpress generate``: a talking-portrait video from a photo and a speech clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from vexpress_cli.cli.progress import StageProgress
+from vexpress_cli.errors import InputError
+
+console = Console(stderr=True)
+
+EPILOG = """Examples (each scenario of the V-Express guide has a preset, see `vexpress presets`):
+
+  vexpress generate -i ref.jpg -a speech.mp3 -o talk.mp4                       # lip-sync, face still (fix_face)
+
+  vexpress generate -i ref.jpg -a aud.mp3 --kps kps.pth -o talk.mp4            # same person, driving kps (no_retarget)
+
+  vexpress generate -i ref.jpg -a aud.mp3 --kps other.pth --preset slight-motion -o talk.mp4
+
+  vexpress generate --preset expressive -i ref.jpg -a aud.mp3 -o talk.mp4 --audio-attention-weight 2.5
+
+  python inference.py flags work too: --reference_image_path --audio_path --kps_path --output_path ...
+"""
+
+# Options whose value is None were not given: only given ones override a preset.
+SETTING_OPTIONS = (
+    "retarget_strategy", "num_inference_steps", "guidance_scale", "context_frames", "context_overlap",
+    "reference_attention_weight", "audio_attention_weight", "save_gpu_memory", "fps", "width", "height", "seed",
+    "dtype", "device", "kps_fit", "num_pad_audio_frames", "postprocess",
+)
+
+
+def generate_command(
+    reference_image: Path = typer.Option(None, "--reference-image", "-i", "--reference_image_path",
+                                         help="Portrait photo (square, face centred, 512px or more)."),
+    audio: Path = typer.Option(None, "--audio", "-a", "--audio_path", help="Speech: mp3, wav, m4a, flac, ogg or a video."),
+    output: Path = typer.Option(None, "--output", "-o", "--output_path",
+                                help="Output .mp4/.mov/.mkv, or a folder for PNG frames."),
+    kps: Path = typer.Option(None, "--kps", "--kps_path", help="Driving V-Kps track (`vexpress extract`)."),
+    reference_kps: str = typer.Option(None, "--reference-kps",
+                                      help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them.'),
+    preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it."),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: $VEXPRESS_MODEL_DIR, config, ./model_ckpts)."),
+    retarget_strategy: str = typer.Option(None, "--retarget-strategy", "--strategy", "--retarget_strategy",
+                                          help="Default: no_retarget with --kps, fix_face without."),
+    num_inference_steps: int = typer.Option(None, "--num-inference-steps", "--num_inference_steps", help="Default 25."),
+    guidance_scale: float = typer.Option(None, "--guidance-scale", "--guidance_scale", help="Default 3.5."),
+    context_frames: int = typer.Option(None, "--context-frames", "--context_frames", help="Default 24 (max 32)."),
+    context_overlap: int = typer.Option(None, "--context-overlap", "--context_overlap", help="Default 4."),
+    reference_attention_weight: float = typer.Option(None, "--reference-attention-weight",
+                                                     "--reference_attention_weight", help="Default 1.0 (advised 0.9-1.0)."),
+    audio_attention_weight: float = typer.Option(None, "--audio-attention-weight", "--audio_attention_weight",
+                                                 help="Default 1.0 (advised 1.0-3.0)."),
+    save_gpu_memory: bool = typer.Option(None, "--save-gpu-memory/--no-save-gpu-memory", "--save_gpu_memory",
+                                         help="Offload networks once done (long audio, small GPUs)."),
+    fps: float = typer.Option(None, "--fps", help="Output frame rate (default 30)."),
+    width: int = typer.Option(None, "--width", "--image_width", help="Default 512."),
+    height: int = typer.Option(None, "--height", "--image_height", help="Default 512."),
+    seed: int = typer.Option(None, "--seed", help="Default 42 (same seed, same video as the original)."),
+    device: str = typer.Option(None, "--device", help="auto, cuda, cuda:N, mps or cpu."),
+    dtype: str = typer.Option(None, "--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp16, bf16 or fp32."),
+    kps_fit: str = typer.Option(None, "--kps-fit", help="Fit a kps track of another length: pingpong, loop or stretch."),
+    num_pad_audio_frames: int = typer.Option(None, "--num-pad-audio-frames", "--num_pad_audio_frames", hidden=True),
+    postprocess: bool = typer.Option(None, "--postprocess/--no-postprocess", help="3x3x3 median filter (default on)."),
+    face_backend: str = typer.Option("auto", "--face-backend", help="Reference kps detector: auto, insightface or dlib."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only errors."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Generate a talking-portrait video: reference photo + speech (+ optional driving kps)."""
+    from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
+
+    for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
+        if value is None:
+            raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
+    given = {name: value for name, value in locals().items() if name in SETTING_OPTIONS and value is not None}
+    settings, explicit = resolve_settings(preset, given)
+    strategy, reason = default_strategy(settings, explicit, kps is not None)
+    request = GenerationRequest(
+        reference_image=reference_image, audio=audio, output=output, settings=settings, kps=kps,
+        reference_kps=parse_reference_kps(reference_kps), face_backend=face_backend, overwrite=overwrite,
+    )
+    check_output(output, overwrite)
+
+    show = not quiet and not as_json
+    with StageProgress(console, enabled=show) as progress:
+        progress.start("inputs", "Reading inputs")
+        plan = plan_generation(request, strategy, reason)
+        progress.finish("inputs")
+        if show:
+            for warning in plan.warnings:
+                console.print(f"[yellow]Warning:[/] {warning}")
+            console.print(f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plan.num_frames} frames "
+                          f"at {float(plan.fps):g} fps for {plan.duration:.2f} s of audio.")
+        progress.start("model", "Loading model")
+        pipeline = load_pipeline(model_dir, settings["device"], settings["dtype"])
+        progress.finish("model")
+        result = run_generation(pipeline, plan, request, progress=progress.update)
+
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    elif not quiet:
+        console.print(f"[green]Wrote[/] {result.output}: {result.duration:.2f} s, {result.num_frames} frames at "
+                      f"{result.fps:g} fps, in {result.seconds:.1f} s.")
+
+
+def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[str]]:
+    """Defaults < preset < flags; also which settings were chosen on purpose (preset or flag)."""
+    from vexpress_cli.preset_loader import generation_settings, load_preset
+
+    preset = load_preset(preset_name) if preset_name else None
+    settings = generation_settings(preset, given)
+    explicit = set(given) | set(preset.values if preset else {})
+    return settings, explicit
+
+
+def parse_reference_kps(text: str | None):
+    if text is None:
+        return None
+    from vexpress_cli.kps.io import load_kps, parse_kps_points
+
+    if Path(text).suffix in (".pth", ".pt", ".safetensors"):
+        return load_kps(text).points[0]
+    return parse_kps_points(text)
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Fail before the long work, not after it."""
+    if output.exists() and not overwrite:
+        raise InputError(f"{output} already exists.", "vexpress does not replace files unless asked.",
+                         "Pass --overwrite or choose another --output.")
+    folder = output.parent if output.suffix else output.parent
+    if not folder.exists():
+        raise InputError(f"The output folder {folder} does not exist.", "", "Create it first or pick another --output.")
+
+
+def load_pipeline(model_dir: Path | None, device_name: str, dtype_name: str):
+    from vexpress_cli import VExpressPipeline
+    from vexpress_cli.config import resolve_model_dir
+    from vexpress_cli.devices import resolve_device, resolve_dtype
+
+    device = resolve_device(device_name)
+    folder = resolve_model_dir(model_dir)
+    return VExpressPipeline.from_pretrained(folder.path, device=device, dtype=resolve_dtype(dtype_name, device))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate", epilog=EPILOG)(generate_command)

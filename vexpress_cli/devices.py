@@ -1,0 +1,45 @@
+"""Choosing the device and precision to run on."""
+
+from __future__ import annotations
+
+import torch
+
+from vexpress_cli.errors import InputError
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; ``cuda:N`` picks a GPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"Unknown device '{name}'.", "", "Use auto, cuda, cuda:N, mps or cpu.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA was asked for but is not available.",
+                         "This torch build or machine has no usable NVIDIA GPU (see `vexpress doctor`).",
+                         "Use --device cpu, or install a CUDA build of torch.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"There is no GPU {device}.", f"{torch.cuda.device_count()} GPU(s) are visible.",
+                         "Pick an index below that count.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("MPS was asked for but is not available.", "It needs an Apple-silicon Mac.",
+                         "Use --device cpu.")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: half precision on GPUs (as the original), float32 on the CPU."""
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if name not in DTYPES:
+        raise InputError(f"Unknown dtype '{name}'.", "", "Use auto, fp16, bf16 or fp32.")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError("This GPU does not support bf16.", "", "Use --dtype fp16.")
+    return DTYPES[name]

@@ -1,0 +1,185 @@
+"""One generation job, from files to a finished video: what ``vexpress generate`` runs.
+
+It knows nothing of the command line: settings come in as a dict of the parameters in
+``vexpress_cli.preset_loader.PARAMETERS`` and progress goes out through a callback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from vexpress_cli.errors import InputError, VExpressError
+
+MIN_ADVISED_SIZE = 512
+
+
+@dataclass
+class GenerationRequest:
+    reference_image: Path
+    audio: Path
+    output: Path
+    settings: dict
+    kps: Path | None = None
+    reference_kps: np.ndarray | None = None
+    face_backend: str = "auto"
+    face_model_root: Path | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class GenerationPlan:
+    """Inputs decoded and checked, ready for the model."""
+
+    reference_image: PIL.Image.Image
+    waveform: torch.Tensor
+    duration: float
+    fps: Fraction
+    num_frames: int
+    kps_track: np.ndarray
+    strategy: str
+    strategy_reason: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GenerationResult:
+    output: Path
+    num_frames: int
+    fps: float
+    duration: float
+    seconds: float
+    strategy: str
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
+            "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
+        }
+
+
+def default_strategy(settings: dict, explicit: set[str], has_kps: bool) -> tuple[str, str]:
+    """The strategy to use and why: as asked, else ``no_retarget`` with a kps file and ``fix_face`` without."""
+    if "retarget_strategy" in explicit:
+        return settings["retarget_strategy"], "as requested"
+    if has_kps:
+        return "no_retarget", "a driving kps file was given"
+    return "fix_face", "no driving kps file was given"
+
+
+def frame_count(duration: float, fps: Fraction) -> int:
+    """Frames of a video as long as the audio: ``round(duration * fps)``, never truncated to windows."""
+    return int(round(duration * float(fps)))
+
+
+def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str) -> GenerationPlan:
+    from vexpress_cli.kps.strategy import retarget_track
+    from vexpress_cli.media.audio import load_audio
+
+    settings = request.settings
+    width, height = settings["width"], settings["height"]
+    fps = Fraction(settings["fps"]).limit_denominator(1001)
+    warnings: list[str] = []
+
+    waveform = load_audio(request.audio)
+    duration = waveform.shape[0] / 16000
+    num_frames = frame_count(duration, fps)
+    if num_frames < 1:
+        raise InputError(f"The audio {request.audio} lasts {duration * 1000:.0f} ms, shorter than one frame.",
+                         f"At {float(fps):g} fps a frame lasts {1000 / float(fps):.0f} ms.",
+                         "Use a longer audio clip.")
+    if not waveform.abs().max() > 0:
+        warnings.append(f"The audio {request.audio} is silent: the mouth will not move.")
+
+    image = _open_image(request.reference_image)
+    if image.width != image.height:
+        warnings.append(f"The reference image is {image.width}x{image.height}, not square; it is stretched to "
+                        f"{width}x{height}. Crop it to a square around the face for best results.")
+    if min(image.size) < MIN_ADVISED_SIZE:
+        warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
+                        "expect a blurry face.")
+    reference = image.resize((width, height), PIL.Image.BICUBIC)
+
+    driving = _load_driving_kps(request.kps, width, height, warnings)
+    reference_kps = request.reference_kps
+    if reference_kps is None and _needs_reference_kps(strategy):
+        from vexpress_cli.face import detect_reference_kps
+
+        reference_kps = detect_reference_kps(request.reference_image, width, height, request.face_backend,
+                                             request.face_model_root)
+    if reference_kps is None:
+        reference_kps = driving[0]
+    track = retarget_track(reference_kps, driving, num_frames, strategy, settings["kps_fit"])
+    return GenerationPlan(reference, waveform, duration, fps, num_frames, track, strategy, strategy_reason, warnings)
+
+
+def _needs_reference_kps(strategy: str) -> bool:
+    # no_retarget uses the driving track as it is; every other strategy places the face
+    # relative to the reference photo's keypoints.
+    return strategy != "no_retarget"
+
+
+def _open_image(path: Path) -> PIL.Image.Image:
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"The reference image {path} does not exist.", "", "Check the path.") from None
+    except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+        raise InputError(f"Cannot read the reference image {path}.", f"It is not a readable image ({error}).",
+                         "Use a JPEG or PNG portrait.") from None
+
+
+def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list[str]) -> np.ndarray | None:
+    if path is None:
+        return None
+    from vexpress_cli.kps.io import load_kps
+
+    track = load_kps(path)
+    if track.width and track.height and (track.width, track.height) != (width, height):
+        scale = np.array([width / track.width, height / track.height], dtype=np.float32)
+        warnings.append(f"The kps file was extracted at {track.width}x{track.height}; "
+                        f"its points are rescaled to {width}x{height}.")
+        return track.points * scale
+    return track.points
+
+
+def run_generation(pipeline, plan: GenerationPlan, request: GenerationRequest, progress=None) -> GenerationResult:
+    """Denoise, decode and stream frames into the output file (written to a temp file, renamed at the end)."""
+    from vexpress_cli.media.video import open_video_writer
+
+    settings = request.settings
+    started = time.monotonic()
+    generator = torch.manual_seed(settings["seed"])  # the global generator, as the original seeds
+    frames = pipeline.iter_frames(
+        reference_image=plan.reference_image, audio_waveform=plan.waveform, video_length=plan.num_frames,
+        width=settings["width"], height=settings["height"], kps_images=plan.kps_track,
+        num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+        context_frames=settings["context_frames"], context_overlap=settings["context_overlap"],
+        reference_attention_weight=settings["reference_attention_weight"],
+        audio_attention_weight=settings["audio_attention_weight"],
+        num_pad_audio_frames=settings["num_pad_audio_frames"], generator=generator,
+        save_gpu_memory=settings["save_gpu_memory"], postprocess=settings["postprocess"], progress=progress,
+    )
+    writer = open_video_writer(request.output, plan.fps, settings["width"], settings["height"],
+                               audio_path=request.audio, overwrite=request.overwrite)
+    try:
+        with writer:
+            for chunk in frames:
+                writer.write(chunk)
+    except torch.cuda.OutOfMemoryError:
+        raise VExpressError(
+            "The GPU ran out of memory while generating.",
+            f"{settings['context_frames']} context frames at {settings['width']}x{settings['height']} "
+            "need more memory than this GPU has free.",
+            "Add --save-gpu-memory, lower --context-frames (e.g. 12), or use --dtype fp16.",
+        ) from None
+    return GenerationResult(request.output, plan.num_frames, float(plan.fps), plan.duration,
+                            time.monotonic() - started, plan.strategy, plan.warnings)

@@ -1,0 +1,125 @@
+"""A tiny random-weight V-Express model in the released folder layout.
+
+It has every network and file of the real model, at a few megabytes, so the whole stack
+(loading, audio encoding, denoising, decoding, ffmpeg) can be proven on any machine without
+downloading the released weights. Its videos are noise: it only proves the install works.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vexpress_cli.architecture import Architecture
+from vexpress_cli.layout import ModelFolder
+from vexpress_cli.loading import NOT_IN_RELEASE
+
+TINY_UNET_CONFIG = {
+    "_class_name": "UNet2DConditionModel",
+    "act_fn": "silu",
+    "attention_head_dim": 4,
+    "block_out_channels": [32, 32, 64, 64],
+    "center_input_sample": False,
+    "cross_attention_dim": 32,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 1,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 8,
+    "out_channels": 4,
+    "sample_size": 8,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+TINY_AUDIO_HIDDEN_SIZE = 32
+TINY_OVERRIDES = {
+    "v_kps_guider": {"block_out_channels": [8, 16, 16, 32]},
+    "audio_projection": {"dim": 64, "depth": 2, "dim_head": 16, "heads": 4, "num_queries": 5,
+                         "embedding_dim": TINY_AUDIO_HIDDEN_SIZE, "output_dim": 32, "ff_mult": 4, "max_seq_len": 10},
+    "motion_module": {"num_attention_heads": 4, "num_transformer_block": 1,
+                      "attention_block_types": ["Temporal_Self", "Temporal_Self"],
+                      "temporal_position_encoding": True, "temporal_position_encoding_max_len": 32,
+                      "temporal_attention_dim_div": 1},
+}
+
+
+def default_tiny_model_dir() -> Path:
+    return Path.home() / ".cache" / "vexpress" / "tiny-model"
+
+
+def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
+    """Create the tiny model at ``target`` unless a complete one is there; returns its folder."""
+    target = Path(target or default_tiny_model_dir())
+    if (target / ".complete").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))
+    try:
+        write_tiny_model(staging, seed)
+        (staging / ".complete").write_text("ok\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def write_tiny_model(root: Path, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    folder = ModelFolder(root)
+    folder.unet_config.parent.mkdir(parents=True, exist_ok=True)
+    folder.unet_config.write_text(json.dumps(TINY_UNET_CONFIG, indent=1))
+    _write_vae(folder.vae)
+    _write_audio_encoder(folder.audio_encoder)
+    _write_vexpress_networks(folder)
+
+
+def _write_vae(path: Path) -> None:
+    from diffusers import AutoencoderKL
+
+    AutoencoderKL(
+        block_out_channels=(8, 16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=64,
+    ).save_pretrained(path)
+
+
+def _write_audio_encoder(path: Path) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=TINY_AUDIO_HIDDEN_SIZE, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )
+    Wav2Vec2Model(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=False).save_pretrained(path)
+
+
+def _write_vexpress_networks(folder: ModelFolder) -> None:
+    folder.architecture_overrides.parent.mkdir(parents=True, exist_ok=True)
+    folder.architecture_overrides.write_text(json.dumps(TINY_OVERRIDES, indent=1))
+    architecture = Architecture.from_configs(TINY_UNET_CONFIG, TINY_AUDIO_HIDDEN_SIZE, TINY_OVERRIDES)
+    express = folder.root / "v-express"
+    for name in ("reference_net", "v_kps_guider", "audio_projection"):
+        state = architecture.build(name).state_dict()
+        for omitted in NOT_IN_RELEASE.get(name, ()):
+            state.pop(omitted, None)
+        torch.save(state, express / f"{name}.bin")
+    # As released: the motion modules live in a file of their own.
+    unet_state = architecture.build("denoising_unet").state_dict()
+    motion = {key: value for key, value in unet_state.items() if ".motion_modules." in key}
+    torch.save({key: value for key, value in unet_state.items() if key not in motion}, express / "denoising_unet.bin")
+    torch.save(motion, express / "motion_module.bin")
