@@ -13,6 +13,7 @@ from vexpress_cli.errors import VExpressError
 
 # Each module defines ``register(app)`` that adds its command(s).
 COMMAND_MODULES = [
+    "demo",
     "generate",
     "inspect",
     "strategies",

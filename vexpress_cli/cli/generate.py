@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vexpress_cli.cli.progress import StageProgress
 from vexpress_cli.errors import InputError
@@ -72,12 +73,21 @@ def generate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Generate a talking-portrait video: reference photo + speech (+ optional driving kps)."""
-    from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
-
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
         if value is None:
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
     given = {name: value for name, value in locals().items() if name in SETTING_OPTIONS and value is not None}
+    run_generate(reference_image, audio, output, given, kps=kps, reference_kps=reference_kps, preset=preset,
+                 model_dir=model_dir, face_backend=face_backend, overwrite=overwrite, quiet=quiet, as_json=as_json)
+
+
+def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
+                 reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
+                 face_backend: str = "auto", overwrite: bool = False, quiet: bool = False,
+                 as_json: bool = False) -> None:
+    """The command's work, given the settings that were set on purpose (``given``)."""
+    from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
+
     settings, explicit = resolve_settings(preset, given)
     strategy, reason = default_strategy(settings, explicit, kps is not None)
     request = GenerationRequest(
@@ -93,7 +103,7 @@ def generate_command(
         progress.finish("inputs")
         if show:
             for warning in plan.warnings:
-                console.print(f"[yellow]Warning:[/] {warning}")
+                console.print(f"[yellow]Warning:[/] {escape(warning)}")
             console.print(f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plan.num_frames} frames "
                           f"at {float(plan.fps):g} fps for {plan.duration:.2f} s of audio.")
         progress.start("model", "Loading model")
@@ -104,8 +114,8 @@ def generate_command(
     if as_json:
         print(json.dumps(result.to_dict()))
     elif not quiet:
-        console.print(f"[green]Wrote[/] {result.output}: {result.duration:.2f} s, {result.num_frames} frames at "
-                      f"{result.fps:g} fps, in {result.seconds:.1f} s.")
+        console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, {result.num_frames} "
+                      f"frames at {result.fps:g} fps, in {result.seconds:.1f} s.")
 
 
 def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[str]]:
