@@ -204,11 +204,15 @@ class VExpressPipeline:
         return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
 
     def prepare_latents(self, video_length: int, width: int, height: int, generator) -> torch.Tensor:
-        """Seeded initial noise, drawn on the CPU like the original; kept in float32."""
+        """Seeded initial noise, drawn in float32 on the CPU: the same noise on every device and dtype.
+
+        The original drew it in the pipeline's dtype; in half precision some torch versions then
+        produce other numbers for the same seed, so the seed would not mean the same video.
+        """
         channels = self.denoising_unet.config.in_channels
         shape = (1, channels, video_length, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        noise = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=self.dtype)
-        return noise.float() * self.scheduler.init_noise_sigma
+        noise = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
+        return noise * self.scheduler.init_noise_sigma
 
     @torch.no_grad()
     def predict_window_noise(self, latents: torch.Tensor, timestep, audio_tokens: torch.Tensor,
