@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 
 def median_filter_3x3x3(frames: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from vexpress_cli.media.ffmpeg import (
     ffmpeg_exe,
     prepare_output_path,
     probe,
+    run_ffmpeg,
     stderr_tail,
 )
 
@@ -114,8 +115,8 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     return mono.clamp_(-1.0, 1.0).contiguous()
 
 
-def _decode(path: str | Path) -> tuple[Probe, AudioSegment]:
-    AudioSegment.converter = ffmpeg_exe()  # so pydub's own export() works without a system ffmpeg
+def probe_audio(path: str | Path) -> Probe:
+    """Probe a file that must have an audio track (any audio file, or a video with sound)."""
     source = probe(path, "audio")
     if source.audio is None:
         raise InputError(
@@ -123,6 +124,12 @@ def _decode(path: str | Path) -> tuple[Probe, AudioSegment]:
             "ffmpeg found no audio stream in it.",
             "Pass a speech recording (mp3, wav, m4a, flac, ogg) or a video that has sound.",
         )
+    return source
+
+
+def _decode(path: str | Path) -> tuple[Probe, AudioSegment]:
+    AudioSegment.converter = ffmpeg_exe()  # so pydub's own export() works without a system ffmpeg
+    source = probe_audio(path)
     command = ffmpeg_command(
         "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
@@ -292,19 +299,13 @@ def extract_audio_track(video_path: str | Path, out_path: str | Path, overwrite:
     codec = "copy" if source.audio.codec in copyable else encoder
     target = prepare_output_path(out_path, overwrite)
     temp = target.with_name(f".{target.stem}.partial{suffix}")
-    command = ffmpeg_command(
-        "-y", "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
-        "-c:a", codec, *(["-movflags", "+faststart"] if muxer == "mp4" else []),
-        "-f", muxer, str(temp),
-    )  # fmt: skip
     try:
-        result = subprocess.run(command, capture_output=True)
-        if result.returncode != 0:
-            raise VExpressError(
-                f"Could not extract the audio of {str(source.path)!r}.",
-                f"ffmpeg said: {stderr_tail(result.stderr)}.",
-                "Try another output format, e.g. .wav.",
-            )
+        run_ffmpeg(
+            ["-y", "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
+             "-c:a", codec, *(["-movflags", "+faststart"] if muxer == "mp4" else []), "-f", muxer, str(temp)],
+            what=f"Could not extract the audio of {str(source.path)!r}.",
+            fix="Try another output format, e.g. .wav.",
+        )  # fmt: skip
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from vexpress_cli.media.ffmpeg import (
     ffmpeg_command,
     prepare_output_path,
     probe,
+    run_ffmpeg,
     stderr_tail,
     video_packet_timing,
 )
@@ -274,7 +275,26 @@ def _frames_array(frames: Any, width: int | None, height: int | None) -> np.ndar
     return np.ascontiguousarray(frames)
 
 
-class VideoWriter:
+class _AtomicWriter:
+    """Context-manager behaviour shared by the writers: close on success, abort on any exception."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_AtomicWriter):
     """Encode RGB frames to H.264 (yuv420p, BT.709) + AAC in an mp4/mov/mkv file, as they come.
 
     Use as a context manager::
@@ -383,18 +403,13 @@ class VideoWriter:
 
     def _mux_audio(self) -> None:
         duration = Fraction(self.frames_written) / self.fps
-        command = ffmpeg_command(
-            "-y", "-i", str(self._video_temp), "-i", str(self.audio_path),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
-            "-t", f"{float(duration):.6f}", *self._container_flags(), "-f", self.muxer, str(self._temp),
+        run_ffmpeg(
+            ["-y", "-i", str(self._video_temp), "-i", str(self.audio_path),
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
+             "-t", f"{float(duration):.6f}", *self._container_flags(), "-f", self.muxer, str(self._temp)],
+            what=f"Could not add the audio track to {str(self.path)!r}.",
+            fix="Check the audio file, e.g. by converting it to WAV first.",
         )  # fmt: skip
-        result = subprocess.run(command, capture_output=True)
-        if result.returncode != 0:
-            raise VExpressError(
-                f"Could not add the audio track to {str(self.path)!r}.",
-                f"ffmpeg said: {stderr_tail(result.stderr)}.",
-                "Check the audio file, e.g. by converting it to WAV first.",
-            )
         self._video_temp.unlink(missing_ok=True)
 
     def abort(self) -> None:
@@ -418,14 +433,6 @@ class VideoWriter:
             "Check free disk space; if that is fine, report ffmpeg's message as a bug.",
         )
 
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _video_muxer(path: Path) -> str:
@@ -440,14 +447,9 @@ def _video_muxer(path: Path) -> str:
 
 
 def _require_audio(audio_path: str | Path) -> Path:
-    source = probe(audio_path, "audio")
-    if source.audio is None:
-        raise InputError(
-            f"{str(source.path)!r} has no audio track.",
-            "ffmpeg found no audio stream in it.",
-            "Pass a speech recording (mp3, wav, m4a, flac, ogg) or a video that has sound.",
-        )
-    return source.path
+    from vexpress_cli.media.audio import probe_audio
+
+    return probe_audio(audio_path).path
 
 
 def _commit(temp: Path, path: Path, overwrite: bool) -> None:
@@ -460,7 +462,7 @@ def _commit(temp: Path, path: Path, overwrite: bool) -> None:
     os.replace(temp, path)
 
 
-class PngFolderWriter:
+class PngFolderWriter(_AtomicWriter):
     """Write frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder.
 
     Same interface as :class:`VideoWriter`. Frames go into a hidden
@@ -549,14 +551,6 @@ class PngFolderWriter:
         shutil.rmtree(self._temp, ignore_errors=True)
         self._closed = True
 
-    def __enter__(self) -> PngFolderWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _check_png_target(path: Path, overwrite: bool) -> None:
