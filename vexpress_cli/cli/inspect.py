@@ -1,37 +1,200 @@
-"""``vexpress inspect PATH``: what a model folder (or an input file) holds."""
+"""``vexpress inspect PATH``: what a model folder or an input file holds, checked before a long run."""
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vexpress_cli.errors import InputError
 
 console = Console()
 
-EPILOG = """Examples:
+EPILOG = """\
+[bold]Examples[/]
 
-  vexpress inspect model_ckpts          # networks, files and key checks of a model folder
+  Networks, files and key checks of a model folder (add --json for scripts):
 
-  vexpress inspect model_ckpts --json   # the same as JSON, for scripts
+    [cyan]vexpress inspect model_ckpts[/]
+
+  Codec, length and level of a speech file, and the frames it makes at 25 fps:
+
+    [cyan]vexpress inspect aud.mp3 --fps 25[/]
+
+  Size of a reference photo and the face (3 keypoints) generate will use:
+
+    [cyan]vexpress inspect ref.jpg --backend dlib[/]
+
+  Frames, coordinate range, jitter and gaps of a kps track:
+
+    [cyan]vexpress inspect kps.pth[/]
+
+  A preset's validated settings (or a preset file: vexpress inspect my.toml):
+
+    [cyan]vexpress inspect --preset expressive[/]
+
+  Codec, size, exact fps, frames, duration and audio track of a video:
+
+    [cyan]vexpress inspect gt.mp4[/]
+
+A folder is inspected as a model folder; a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
+image .jpg .jpeg .png .webp .bmp; kps .pth .pt .safetensors; preset .toml; video .mp4 .mov .mkv .avi .webm), \
+else by its first bytes. Details: docs/inspect.md.
 """
 
 
+class BackendName(str, Enum):
+    auto = "auto"
+    insightface = "insightface"
+    dlib = "dlib"
+
+
 def inspect_command(
-    path: Path = typer.Argument(..., help="A model folder."),
+    path: Path | None = typer.Argument(
+        None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="Inspect a named preset (built-in or user) instead of PATH.", show_default=False
+    ),
+    fps: float | None = typer.Option(
+        None, "--fps", help="Audio: frame rate of the video to make (default 30). "
+        "kps: frame rate to assume when the file records none."
+    ),
+    backend: BackendName = typer.Option(BackendName.auto, "--backend", case_sensitive=False,
+                                        help="Image: the face detector."),
+    width: int = typer.Option(512, "--width", min=1, help="Image: width the photo is resized to for detection."),
+    height: int = typer.Option(512, "--height", min=1, help="Image: height the photo is resized to for detection."),
+    model_root: Path | None = typer.Option(
+        None, "--model-root", help="Image: insightface model root holding models/buffalo_l/det_10g.onnx.",
+        show_default=False,
+    ),
+    jump_px: float = typer.Option(
+        30.0, "--jump-px", help="kps: a point moving more than this many px between two frames is a jump."
+    ),
 ) -> None:
-    """Show what a V-Express model folder holds and whether its checkpoints fit, in seconds."""
-    if not path.exists():
-        raise InputError(f"{path} does not exist.", "", "Check the path.")
-    if not path.is_dir():
-        raise InputError(f"Cannot inspect {path}.", "Only model folders can be inspected so far.",
-                         "Pass a model folder such as model_ckpts.")
-    report_model_folder(path, as_json)
+    """Show what a model folder, speech file, photo, kps track, preset or video holds, in seconds."""
+    from vexpress_cli import input_report
+
+    if preset is not None:
+        if path is not None:
+            raise InputError(f"Both PATH ({path}) and --preset {preset} were given.",
+                             why="inspect reports one thing at a time.", fix="Drop one of them.")
+        report_input(input_report.inspect_preset(preset), as_json)
+        return
+    if path is None:
+        raise InputError("Nothing to inspect.", why="No PATH and no --preset was given.",
+                         fix="Run `vexpress inspect PATH` or `vexpress inspect --preset NAME` "
+                         "(see `vexpress inspect --help`).")
+    if input_report.input_kind(path) == "model_folder":
+        report_model_folder(path, as_json)
+        return
+    report = input_report.inspect_input(
+        path, fps=fps, backend=backend.value, width=width, height=height, model_root=model_root, jump_px=jump_px
+    )
+    report_input(report, as_json)
+
+
+# --- input files ------------------------------------------------------------------------------
+
+NESTED_TABLES = ("face", "motion", "gaps", "values", "settings")
+MAX_GAP_ROWS = 20
+
+
+def report_input(report, as_json: bool) -> None:
+    data = report.to_dict()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    title = f"{data['kind']}: {data.get('path') or data.get('name')}"
+    console.print(_fields_table(title, {key: value for key, value in data.items()
+                                        if key not in (*NESTED_TABLES, "kind", "warnings")}))
+    if "face" in data:
+        console.print(_face_table(data["face"]))
+    if "motion" in data:
+        console.print(_motion_table(data["motion"]))
+    if data.get("gaps"):
+        console.print(_gaps_table(data["gaps"]))
+    if "settings" in data:
+        console.print(_settings_table(data["values"], data["settings"]))
+    for warning in data["warnings"]:
+        console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_show(item) for item in value)
+    return escape(str(value))
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _fields_table(title: str, fields: dict[str, Any]) -> Table:
+    table = Table(title=escape(title), title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in fields.items():
+        table.add_row(_label(key), _show(value))
+    return table
+
+
+def _face_table(face: dict[str, Any]) -> Table:
+    scalars = {key: value for key, value in face.items() if key != "kps"}
+    table = _fields_table("face", scalars)
+    names = ("left eye", "right eye", "nose")
+    for name, point in zip(names, face["kps"] or []):
+        table.add_row(f"kps {name}", f"x {point[0]}, y {point[1]}")
+    if not face["found"]:
+        table.add_row("kps", "[yellow]no face found[/]")
+    return table
+
+
+def _motion_table(motion: list[dict[str, Any]]) -> Table:
+    table = Table(title="motion per point (px)", title_justify="left")
+    for key in motion[0]:
+        table.add_column(_label(key), justify="left" if key == "point" else "right")
+    for row in motion:
+        table.add_row(*(_show(value) for value in row.values()))
+    return table
+
+
+def _gaps_table(gaps: list[dict[str, Any]]) -> Table:
+    shown = gaps[:MAX_GAP_ROWS]
+    more = f" (first {MAX_GAP_ROWS} of {len(gaps)})" if len(gaps) > MAX_GAP_ROWS else ""
+    table = Table(title=f"gaps{more}", title_justify="left")
+    colors = {"held": "yellow", "interpolated": "cyan", "jump": "red"}
+    for key in shown[0]:
+        table.add_column(_label(key), justify="left" if key == "kind" else "right")
+    for row in shown:
+        table.add_row(f"[{colors.get(row['kind'], 'white')}]{row['kind']}[/]",
+                      *(_show(value) for key, value in row.items() if key != "kind"))
+    return table
+
+
+def _settings_table(values: dict[str, Any], settings: dict[str, Any]) -> Table:
+    table = Table(title="generate settings with this preset", title_justify="left")
+    table.add_column("setting", style="bold")
+    table.add_column("value")
+    table.add_column("from")
+    for key, value in settings.items():
+        source = "[green]preset[/]" if key in values else "[dim]default[/]"
+        table.add_row(key, _show(value), source)
+    return table
+
+
+# --- model folders ------------------------------------------------------------------------------
 
 
 def report_model_folder(path: Path, as_json: bool) -> None:

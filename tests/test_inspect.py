@@ -1,0 +1,343 @@
+"""``vexpress inspect``: model folders and every kind of input file, for humans and as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from PIL import Image
+from typer.testing import CliRunner
+
+from vexpress_cli import input_report
+from vexpress_cli.errors import InputError
+from vexpress_cli.face import detect_reference_kps
+from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
+from vexpress_cli.preset_loader import generation_settings, load_preset
+
+REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+BUILTIN_PRESETS = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))
+NESTED = ("face", "motion", "gaps", "values", "settings", "warnings", "kind")
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch) -> Path:
+    """No user presets from the developer's own config folder."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(folder))
+    return folder
+
+
+def run_cli(*args: str):
+    from vexpress_cli.cli.app import app
+
+    return CliRunner().invoke(app, ["inspect", *map(str, args)])
+
+
+def inspect_json(*args) -> dict:
+    result = run_cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def inspect_human(*args) -> str:
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert not result.stdout.lstrip().startswith("{")
+    return result.stdout
+
+
+def assert_same_fields(human: str, data: dict) -> None:
+    """Every scalar field of the JSON report is a row of the human table."""
+    for key, value in data.items():
+        if key in NESTED:
+            continue
+        assert key.replace("_", " ") in human, key
+        if isinstance(value, (int, str)) and not isinstance(value, bool) and len(str(value)) < 20:
+            assert str(value) in human, (key, value)
+
+
+def assert_cli_error(args, *fragments: str) -> str:
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "Error:" in result.output
+    assert isinstance(result.exception, SystemExit)
+    message = "".join(result.output.split())  # rich wraps lines anywhere
+    for fragment in fragments:
+        assert "".join(fragment.split()) in message, (fragment, result.output)
+    return result.output
+
+
+# --- model folder (unchanged behaviour) --------------------------------------------------------
+
+
+def test_model_folder_report_is_unchanged():
+    data = inspect_json(TINY_MODEL_DIR)
+    assert data["complete"] is True
+    assert {network["status"] for network in data["networks"]} == {"ok"}
+    human = inspect_human(TINY_MODEL_DIR)
+    assert "V-Express networks" in human and "Other components" in human
+    assert "complete" in human
+
+
+# --- audio --------------------------------------------------------------------------------------
+
+
+def test_audio_report_of_a_real_mp3():
+    path = SAMPLES_DIR / "AOC" / "aud.mp3"
+    data = inspect_json(path)
+    assert data["kind"] == "audio"
+    assert (data["container"], data["codec"], data["sample_rate"], data["channels"]) == ("mp3", "mp3", 44100, 2)
+    assert data["duration_s"] == pytest.approx(4.5743, abs=1e-3)
+    assert data["fps"] == 30.0 and data["frames"] == 137  # round(4.5744 * 30)
+    assert not data["silent"] and -30 < data["peak_dbfs"] < 0
+    assert data["warnings"] == []
+    assert_same_fields(inspect_human(path), data)
+
+
+def test_audio_frames_follow_fps():
+    path = SAMPLES_DIR / "tys" / "aud.mp3"  # 64512 samples at 16 kHz = 4.032 s
+    assert inspect_json(path, "--fps", "25")["frames"] == 101  # round(100.8)
+    assert inspect_json(path, "--fps", "10")["frames"] == 40  # round(40.32)
+
+
+def test_silent_audio_is_flagged(tmp_path):
+    path = tmp_path / "quiet.wav"
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(b"\0\0" * 8000)
+    data = inspect_json(path)
+    assert data["silent"] is True and data["peak_dbfs"] is None and data["peak"] == 0
+    assert data["frames"] == 15 and data["duration_s"] == 0.5
+    assert any("silent" in warning for warning in data["warnings"])
+    assert "silent" in inspect_human(path)
+
+
+def test_truncated_audio_warns_that_the_header_disagrees(tmp_path):
+    path = tmp_path / "cut.mp3"
+    path.write_bytes((SAMPLES_DIR / "AOC" / "aud.mp3").read_bytes()[:5000])
+    data = inspect_json(path)
+    assert data["duration_s"] < 1 < data["container_duration_s"]
+    assert any("truncated" in warning for warning in data["warnings"])
+
+
+# --- image --------------------------------------------------------------------------------------
+
+
+def test_image_report_finds_the_face_like_generate():
+    path = SAMPLES_DIR / "tys" / "ref.jpg"
+    data = inspect_json(path, "--backend", "dlib")
+    assert data["kind"] == "image"
+    assert (data["format"], data["width"], data["height"], data["mode"]) == ("JPEG", 512, 512, "RGB")
+    assert data["square"] is True and data["smaller_than_512"] is False
+    face = data["face"]
+    assert face["backend"] == "dlib" and face["found"] is True and face["faces"] == 1
+    expected = detect_reference_kps(path, 512, 512, backend="dlib")
+    np.testing.assert_allclose(face["kps"], expected, atol=0.01)
+    human = inspect_human(path, "--backend", "dlib")
+    assert_same_fields(human, data)
+    assert "kps left eye" in human and "kps nose" in human
+
+
+def test_image_without_a_face_is_reported_not_an_error(tmp_path):
+    path = tmp_path / "wall.png"
+    Image.new("RGB", (300, 200), (128, 128, 128)).save(path)
+    data = inspect_json(path, "--backend", "dlib")
+    assert data["face"]["found"] is False and data["face"]["kps"] is None
+    assert data["square"] is False and data["smaller_than_512"] is True
+    assert any("No face" in warning for warning in data["warnings"])
+    assert any("aspect not kept" in warning for warning in data["warnings"])
+    assert "no face found" in inspect_human(path, "--backend", "dlib")
+
+
+def test_image_detection_size_follows_width_and_height():
+    path = SAMPLES_DIR / "tys" / "ref.jpg"
+    data = inspect_json(path, "--backend", "dlib", "--width", "256", "--height", "256")
+    assert (data["face"]["detect_width"], data["face"]["detect_height"]) == (256, 256)
+    full = detect_reference_kps(path, 512, 512, backend="dlib")
+    np.testing.assert_allclose(np.array(data["face"]["kps"]) * 2, full, atol=8)  # same face, half the scale
+
+
+# --- kps ----------------------------------------------------------------------------------------
+
+
+def test_kps_report_of_an_original_kps_file():
+    path = SAMPLES_DIR / "AOC" / "kps.pth"
+    points = load_kps(path).points
+    data = inspect_json(path)
+    assert data["kind"] == "kps" and data["format"] == "torch"
+    assert data["frames"] == 137
+    assert data["fps"] is None and data["fps_assumed"] is True and data["width"] is None
+    assert data["duration_s"] == pytest.approx(137 / 30, abs=1e-6)
+    assert data["x_range"] == pytest.approx([points[..., 0].min(), points[..., 0].max()], abs=0.01)
+    assert data["y_range"] == pytest.approx([points[..., 1].min(), points[..., 1].max()], abs=0.01)
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=2)
+    assert [row["point"] for row in data["motion"]] == ["left eye", "right eye", "nose"]
+    assert [row["step_max_px"] for row in data["motion"]] == pytest.approx(steps.max(axis=0), abs=1e-3)
+    assert [row["step_mean_px"] for row in data["motion"]] == pytest.approx(steps.mean(axis=0), abs=1e-3)
+    assert data["gaps"] == [] and data["jump_frames"] == data["held_frames"] == 0
+    assert 0 < data["motion"][0]["jitter_rms_px"] < 5
+    human = inspect_human(path)
+    assert_same_fields(human, data)
+    assert "motion per point" in human
+
+    assert inspect_json(path, "--fps", "29.97")["duration_s"] == pytest.approx(137 / 29.97, abs=1e-6)
+
+
+def test_kps_gaps_held_interpolated_and_jumps(tmp_path):
+    rng = np.random.default_rng(0)
+    face = np.array([[200, 220], [300, 220], [250, 280]], dtype=np.float64)
+    points = face + rng.normal(0, 1, (40, 3, 2))
+    points[5:9] = points[4]  # no face in 5..8: held
+    for frame in range(15, 20):  # no face in 15..19: filled by a straight line from 14 to 20
+        weight = (frame - 14) / 6
+        points[frame] = points[14] * (1 - weight) + points[20] * weight
+    points[30] += 60  # a wrong face in frame 30 only: jumps there and back
+    points[35, 2] = [600, 100]  # one point outside the frame
+    path = save_kps(tmp_path / "track.safetensors", KpsTrack(points, fps=25.0, width=512, height=512, backend="dlib"))
+
+    data = inspect_json(path)
+    assert (data["format"], data["fps"], data["width"], data["backend"]) == ("safetensors", 25.0, 512, "dlib")
+    assert data["fps_assumed"] is False and data["duration_s"] == 1.6
+    assert [(gap["kind"], gap["start"], gap["end"]) for gap in data["gaps"]] == [
+        ("held", 5, 8), ("interpolated", 15, 19), ("jump", 30, 31), ("jump", 35, 36),
+    ]
+    assert (data["held_frames"], data["interpolated_frames"], data["jump_frames"]) == (4, 5, 4)
+    assert data["frames_outside"] == 1
+    assert data["gaps"][2]["max_step_px"] == pytest.approx(60 * math.sqrt(2), abs=3)
+    # A higher threshold keeps the 85 px jump out but not the 390 px one.
+    loose = inspect_json(path, "--jump-px", "100")
+    assert [(gap["start"], gap["end"]) for gap in loose["gaps"] if gap["kind"] == "jump"] == [(35, 36)]
+    human = inspect_human(path)
+    assert "gaps" in human and "interpolated" in human and "held" in human
+    assert_same_fields(human, data)
+
+
+def test_still_track_is_all_held(tmp_path):
+    still = np.repeat(np.array([[[200, 220], [300, 220], [250, 280]]], dtype=np.float32), 10, axis=0)
+    data = inspect_json(save_kps(tmp_path / "still.pth", KpsTrack(still)))
+    assert data["held_frames"] == 9 and data["gaps"] == [
+        {"kind": "held", "start": 1, "end": 9, "max_step_px": 0.0}]
+    assert any("head will not move" in warning for warning in data["warnings"])
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BUILTIN_PRESETS)
+def test_builtin_presets_by_name(name):
+    data = inspect_json("--preset", name)
+    preset = load_preset(name)
+    assert data["kind"] == "preset" and data["name"] == name and data["source"] == "builtin"
+    assert data["values"] == preset.values
+    assert data["settings"] == generation_settings(preset, {})
+
+
+def test_preset_file_by_path():
+    path = REPO_PRESETS / "expressive.toml"
+    data = inspect_json(path)
+    assert data["source"] == "file"
+    assert data["values"]["audio_attention_weight"] == 3.0
+    human = inspect_human(path)
+    assert "generate settings with this preset" in human and "preset" in human and "default" in human
+    assert_same_fields(human, data)
+
+
+def test_invalid_preset_file_is_an_input_error(tmp_path):
+    path = tmp_path / "loud.toml"
+    path.write_text("[generate]\naudio_attention_weight = 9.0\n", encoding="utf-8")
+    assert_cli_error([path], "outside the advised range")
+
+
+# --- video --------------------------------------------------------------------------------------
+
+
+def test_video_report_with_exact_fps():
+    path = SAMPLES_DIR / "AOC" / "gt.mp4"
+    data = inspect_json(path)
+    assert data["kind"] == "video"
+    assert (data["codec"], data["width"], data["height"]) == ("h264", 512, 512)
+    assert data["fps"] == "30000/1001" and data["fps_float"] == pytest.approx(29.97003, abs=1e-5)
+    assert data["frames"] == 137 and data["duration_s"] == pytest.approx(137 * 1001 / 30000, abs=1e-3)
+    assert data["has_audio"] is True and data["audio_codec"] == "aac"
+    assert_same_fields(inspect_human(path), data)
+
+
+def test_video_with_a_held_last_frame_warns():
+    data = inspect_json(SAMPLES_DIR / "tys" / "gt.mp4")
+    assert data["fps"] == "25/1" and data["frames"] == 100
+    assert any("Average rate" in warning for warning in data["warnings"])
+
+
+# --- picking the kind ---------------------------------------------------------------------------
+
+
+def test_kind_by_content_when_the_suffix_is_unknown(tmp_path):
+    path = tmp_path / "speech"
+    shutil.copy(SAMPLES_DIR / "tys" / "aud.mp3", path)
+    assert inspect_json(path)["kind"] == "audio"
+    image = tmp_path / "photo.dat"
+    Image.new("RGB", (64, 64)).save(image, format="PNG")
+    assert input_report.input_kind(image) == "image"
+
+
+def test_library_reports_are_plain_json():
+    report = input_report.inspect_input(SAMPLES_DIR / "tys" / "gt.mp4")
+    assert isinstance(report, input_report.VideoReport)
+    json.dumps(report.to_dict(), allow_nan=False)
+    assert input_report.input_kind(TINY_MODEL_DIR) == "model_folder"
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    assert_cli_error([tmp_path / "nothing.mp3"], "does not exist", "Check the spelling")
+
+
+def test_unknown_kind(tmp_path):
+    path = tmp_path / "notes.xyz"
+    path.write_text("just some text\n")
+    assert_cli_error([path], "Cannot tell what kind of input", "'.xyz'", "kps .pth .pt .safetensors")
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "fragment"),
+    [
+        ("cut.jpg", SAMPLES_DIR / "tys" / "ref.jpg", "Cannot read the image"),
+        ("cut.mp4", SAMPLES_DIR / "tys" / "gt.mp4", "Cannot read the video file"),
+        ("cut.pth", SAMPLES_DIR / "tys" / "kps.pth", "could not be read as a torch file"),
+        ("noise.wav", None, "Cannot read the audio file"),
+        ("noise.safetensors", None, "not a valid safetensors file"),
+    ],
+)
+def test_corrupt_files(tmp_path, name, source, fragment):
+    path = tmp_path / name
+    path.write_bytes(source.read_bytes()[:3000] if source else b"this is not a media file at all" * 10)
+    assert_cli_error([path, "--backend", "dlib"], fragment)
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = tmp_path / "aud.mp3"
+    shutil.copy(SAMPLES_DIR / "tys" / "aud.mp3", path)
+    monkeypatch.setattr(input_report, "_is_readable", lambda path: False)  # chmod 000 does not stop root
+    assert_cli_error([path], "cannot be read", "Permission denied")
+
+
+def test_path_and_preset_together_or_neither():
+    assert_cli_error([REPO_PRESETS / "expressive.toml", "--preset", "lip-sync"], "Both PATH")
+    assert_cli_error([], "Nothing to inspect")
+    assert_cli_error(["--preset", "lip-sinc"], "no preset named 'lip-sinc'", "Did you mean 'lip-sync'")
+
+
+def test_library_raises_input_error_for_a_bad_jump_threshold():
+    with pytest.raises(InputError, match="jump-px"):
+        input_report.inspect_kps(SAMPLES_DIR / "tys" / "kps.pth", jump_px=0)
