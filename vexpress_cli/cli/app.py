@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "extract",
     "presets",
     "models",
+    "doctor",
 ]
 
 error_console = Console(stderr=True)

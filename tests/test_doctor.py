@@ -1,0 +1,265 @@
+"""``vexpress doctor``: healthy and broken installations, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+
+# Rows every run has, whatever the machine (the model-folder rows depend on the folder).
+ALWAYS = {
+    "python", "dependencies", "torch", "cuda", "mps", "device", "dtypes", "attention (SDPA)", "ffmpeg",
+    "ffmpeg encoders", "config file", "model folder", "insightface", "onnxruntime", "face detector",
+    "dlib backend", "strategies", "presets",
+}
+WITH_MODEL = {"model files", "model configs"}
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tmp_path_factory) -> Path:
+    """A complete tiny model folder: the shared golden one, else one written now."""
+    if TINY_MODEL_DIR.is_dir():
+        return TINY_MODEL_DIR
+    from vexpress_cli.tiny_model import write_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    write_tiny_model(root)
+    return root
+
+
+@pytest.fixture
+def tiny_copy(tiny_source, tmp_path) -> Path:
+    """A private copy to break."""
+    return Path(shutil.copytree(tiny_source, tmp_path / "model"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch) -> Path:
+    """No user config, model folder or cache from the machine running the tests."""
+    config = tmp_path / "config"
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(config))
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return config
+
+
+def doctor(*arguments: str):
+    result = CliRunner().invoke(app, ["doctor", *arguments])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def rows_of(result) -> dict[str, dict]:
+    rows = json.loads(result.stdout)
+    names = [row["name"] for row in rows]
+    assert len(names) == len(set(names)), f"duplicate rows: {names}"
+    for row in rows:
+        assert set(row) == {"name", "status", "detail", "fix", "data"}
+        assert row["status"] in ("ok", "warning", "failure")
+        assert row["detail"]
+        if row["status"] != "ok":
+            assert row["fix"], f"{row['name']} has no fix"
+    return {row["name"]: row for row in rows}
+
+
+def failures(rows: dict[str, dict]) -> set[str]:
+    return {name for name, row in rows.items() if row["status"] == "failure"}
+
+
+def test_healthy_installation_passes(tiny_source):
+    result = doctor("--json", "--deep", "--model-dir", str(tiny_source))
+    assert result.exit_code == 0, result.output
+    rows = rows_of(result)
+    assert ALWAYS | WITH_MODEL | {"checkpoints"} <= rows.keys()
+    assert not failures(rows)
+    assert rows["model folder"]["data"]["found_by"] == "--model-dir"
+    sizes = rows["model files"]["data"]["files"]
+    assert sizes["v-express/denoising_unet.bin"] == (tiny_source / "v-express/denoising_unet.bin").stat().st_size
+    assert rows["checkpoints"]["data"]["networks"] == {
+        "reference_net": "ok", "denoising_unet": "ok", "v_kps_guider": "ok", "audio_projection": "ok"}
+    assert rows["ffmpeg encoders"]["status"] == "ok"
+    assert "fix_face" in rows["strategies"]["data"]["strategies"]
+    assert rows["presets"]["data"]["presets"]["lip-sync"]["ok"] is True
+    # The tiny model ships no face detector: a warning (dlib stands in), not a failure.
+    assert rows["face detector"]["status"] == "warning"
+    assert "vexpress models download" in rows["face detector"]["fix"]
+    assert rows["dlib backend"]["status"] == "ok"
+
+
+def test_table_output(tiny_source):
+    result = doctor("--model-dir", str(tiny_source))
+    assert result.exit_code == 0, result.output
+    for name in ALWAYS | WITH_MODEL:
+        assert name in result.stdout
+    assert "0 failures" in result.stdout
+
+
+def test_missing_checkpoint_is_a_failure(tiny_copy):
+    (tiny_copy / "v-express" / "audio_projection.bin").unlink()
+    result = doctor("--json", "--model-dir", str(tiny_copy))
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert failures(rows) == {"model files"}
+    assert "audio_projection" in rows["model files"]["detail"]
+    assert f"vexpress models download --to {tiny_copy}" in rows["model files"]["fix"]
+    table = doctor("--model-dir", str(tiny_copy))
+    assert table.exit_code == 2 and "1 failures" in table.stdout
+
+
+def test_wrong_shape_tensor_is_found_by_deep(tiny_copy):
+    path = tiny_copy / "v-express" / "v_kps_guider.bin"
+    state = torch.load(path, weights_only=True)
+    key = next(name for name, tensor in state.items() if tensor.ndim == 4)
+    state[key] = torch.zeros(state[key].shape[0] + 1, *state[key].shape[1:])
+    torch.save(state, path)
+
+    shallow = doctor("--json", "--model-dir", str(tiny_copy))
+    assert shallow.exit_code == 0, "without --deep only files are checked"
+    deep = doctor("--json", "--deep", "--model-dir", str(tiny_copy))
+    assert deep.exit_code == 2
+    rows = rows_of(deep)
+    assert failures(rows) == {"checkpoints"}
+    assert rows["checkpoints"]["data"]["networks"]["v_kps_guider"] == "mismatch"
+    assert key in rows["checkpoints"]["detail"] and "wrong-shape" in rows["checkpoints"]["detail"]
+
+
+def test_empty_weight_file_is_a_failure(tiny_copy):
+    (tiny_copy / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    rows = rows_of(doctor("--json", "--model-dir", str(tiny_copy)))
+    assert "sd-vae-ft-mse/diffusion_pytorch_model.safetensors is empty" in rows["model files"]["detail"]
+    assert rows["model files"]["fix"].startswith("Delete the empty files")
+
+
+def test_missing_model_folder(tmp_path):
+    result = doctor("--json", "--model-dir", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert failures(rows) == {"model folder"}
+    assert "nowhere" in rows["model folder"]["detail"]
+    assert "vexpress models download" in rows["model folder"]["fix"]
+    assert not WITH_MODEL & rows.keys()
+
+    # Nothing configured at all: the default ./model_ckpts is reported the same way.
+    default = rows_of(doctor("--json"))
+    assert "model_ckpts" in default["model folder"]["detail"]
+    assert "vexpress models download" in default["model folder"]["fix"]
+
+
+def test_model_folder_from_config_file(tiny_source, isolated):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text(f'model_dir = "{tiny_source}"\n')
+    rows = rows_of(doctor("--json"))
+    assert rows["config file"]["status"] == "ok"
+    assert rows["model folder"]["status"] == "ok"
+    assert rows["model folder"]["data"]["found_by"].startswith("model_dir in ")
+
+
+def test_broken_config_file(isolated):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text("model_dri = 'x'\n")
+    result = doctor("--json")
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert rows["config file"]["status"] == "failure"
+    assert "model_dri" in rows["config file"]["detail"] and "model_dir" in rows["config file"]["fix"]
+
+
+def test_broken_user_preset_is_named(tiny_source, isolated):
+    presets = isolated / "presets"
+    presets.mkdir(parents=True)
+    (presets / "calm.toml").write_text('description = "fine"\n[generate]\nguidance_scale = 3.0\n')
+    (presets / "wobbly.toml").write_text('[generate]\naudio_attention_weight = "loud"\n')
+    result = doctor("--json", "--model-dir", str(tiny_source))
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert failures(rows) == {"presets"}
+    assert str(presets / "wobbly.toml") in rows["presets"]["detail"]
+    assert "calm.toml" not in rows["presets"]["detail"]
+    assert str(presets / "wobbly.toml") in rows["presets"]["fix"]
+    assert rows["presets"]["data"]["presets"]["calm"] == {"source": "user", "path": str(presets / "calm.toml"),
+                                                          "ok": True}
+
+
+def test_broken_plugin_is_named(tiny_source, tmp_path, monkeypatch):
+    from vexpress_cli.plugins import get_plugin_manager
+
+    dist_info = tmp_path / "site" / "broken_plugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[vexpress]\nbroken = no_such_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    get_plugin_manager.cache_clear()
+    try:
+        result = doctor("--json", "--model-dir", str(tiny_source))
+    finally:
+        get_plugin_manager.cache_clear()
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert failures(rows) == {"strategies"}
+    assert "'broken' (no_such_module_anywhere, from broken-plugin)" in rows["strategies"]["detail"]
+    assert "pip uninstall" in rows["strategies"]["fix"]
+
+
+def test_ffmpeg_without_the_encoders(tiny_source, tmp_path, monkeypatch):
+    """A real (fake) ffmpeg binary whose encoder list lacks libx264."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *-version*) echo "ffmpeg version 6.1-test Copyright (c) the FFmpeg developers";;\n'
+        '  *-encoders*) printf "Encoders:\\n V..... = Video\\n ------\\n V....D mpeg4  MPEG-4 part 2\\n'
+        ' A....D aac  AAC (Advanced Audio Coding)\\n";;\n'
+        "esac\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr("vexpress_cli.media.ffmpeg.ffmpeg_exe", lambda: str(fake))
+    result = doctor("--json", "--model-dir", str(tiny_source))
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert rows["ffmpeg"]["data"] == {"path": str(fake), "version": "6.1-test"}
+    assert rows["ffmpeg encoders"]["status"] == "failure"
+    assert "libx264" in rows["ffmpeg encoders"]["detail"] and "aac" not in rows["ffmpeg encoders"]["detail"]
+    assert "imageio-ffmpeg" in rows["ffmpeg encoders"]["fix"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_fails_and_skips_the_smoke_test(tiny_source):
+    result = doctor("--json", "--device", "cuda", "--smoke", "--model-dir", str(tiny_source))
+    assert result.exit_code == 2
+    rows = rows_of(result)
+    assert failures(rows) == {"device", "smoke test"}
+    assert "--device cpu" in rows["device"]["fix"]
+    assert "dtypes" not in rows
+
+
+def test_a_crashing_check_becomes_a_failure_row(tiny_source, monkeypatch):
+    def explode():
+        raise RuntimeError("simulated breakage")
+
+    monkeypatch.setattr("vexpress_cli.preset_loader.list_presets", explode)
+    rows = rows_of(doctor("--json", "--model-dir", str(tiny_source)))
+    assert rows["presets"]["status"] == "failure"
+    assert "RuntimeError: simulated breakage" in rows["presets"]["detail"]
+    assert rows["strategies"]["status"] == "ok"
+
+
+def test_smoke_generation_on_cpu(tiny_source, tmp_path):
+    result = doctor("--json", "--smoke", "--device", "cpu", "--model-dir", str(tiny_source))
+    assert result.exit_code == 0, result.output
+    smoke = rows_of(result)["smoke test"]
+    assert smoke["status"] == "ok", smoke
+    assert smoke["data"]["frames"] == 30  # round(1 s x 30 fps)
+    assert smoke["data"]["video_codec"] == "h264" and smoke["data"]["audio_codec"] == "aac"
+    assert smoke["data"]["device"] == "cpu" and smoke["data"]["dtype"] == "float32"
+    assert smoke["data"]["seconds"] > 0
+    # The tiny model went to the user cache (HOME is the test's), ready for the next run.
+    assert (tmp_path / "home" / ".cache" / "vexpress" / "tiny-model" / ".complete").is_file()
