@@ -1,0 +1,30 @@
+"""The README's first command: `vexpress demo` on the built-in tiny model."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.media.video import video_info
+from vexpress_cli.model_report import inspect_model_folder
+from vexpress_cli.tiny_model import ensure_tiny_model
+
+
+def test_tiny_model_has_the_released_layout_and_fits_the_architecture(tmp_path):
+    folder = ensure_tiny_model(tmp_path / "tiny")
+    report = inspect_model_folder(folder)
+    assert report.complete
+    assert {network.status for network in report.networks} == {"ok"}
+    # Motion modules live in their own file, as released.
+    denoising = next(network for network in report.networks if network.name == "denoising_unet")
+    assert denoising.files == ["v-express/denoising_unet.bin", "v-express/motion_module.bin"]
+
+
+def test_demo_writes_a_real_video(tmp_path):
+    output = tmp_path / "demo.mp4"
+    result = CliRunner().invoke(app, ["demo", "--output", str(output), "--seconds", "1", "--size", "64",
+                                      "--num-inference-steps", "1", "--model-dir", str(tmp_path / "tiny")])
+    assert result.exit_code == 0, result.output
+    info = video_info(output)
+    assert (info.codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 64, 64)
+    assert info.frame_count == 30
