@@ -74,3 +74,9 @@ def test_single_frame_video_is_filtered():
     frame = torch.rand(3, 1, 5, 5)
     (out,) = list(median_filter_stream([frame]))
     assert out.shape == frame.shape
+
+
+def test_median_is_exact_with_many_ties():
+    video = torch.randint(0, 3, (3, 9, 7, 6), generator=torch.manual_seed(2)).to(torch.uint8)
+    streamed = torch.cat(list(median_filter_stream(video.split(4, dim=1))), dim=1)
+    assert torch.equal(streamed, reference_median(video.float()).to(torch.uint8))

@@ -18,11 +18,31 @@ def median_filter_3x3x3(frames: torch.Tensor) -> torch.Tensor:
     _, padded_frames, height, width = frames.shape
     padded = _reflect_space(frames)
     count = padded_frames - 2
-    neighbours = torch.stack([
-        padded[:, dt:dt + count, dy:dy + height, dx:dx + width]
+    neighbours = [
+        padded[:, dt:dt + count, dy:dy + height, dx:dx + width].contiguous()
         for dt in range(3) for dy in range(3) for dx in range(3)
-    ])
-    return neighbours.median(dim=0).values
+    ]
+    return median_of(neighbours)
+
+
+def median_of(values: list[torch.Tensor]) -> torch.Tensor:
+    """Elementwise median of an odd number of same-shape tensors, by forgetful selection.
+
+    Keep ``n // 2 + 2`` values; repeatedly move the smallest and the largest out (they can no
+    longer be the median) and take in the next value. Only elementwise min/max are used, which
+    is an order of magnitude faster than ``torch.median`` over a stacked axis on the CPU.
+    """
+    keep = len(values) // 2 + 2
+    pool, pending = list(values[:keep]), list(values[keep:])
+    while True:
+        for i in range(1, len(pool)):
+            pool[0], pool[i] = torch.minimum(pool[0], pool[i]), torch.maximum(pool[0], pool[i])
+        for i in range(1, len(pool) - 1):
+            pool[i], pool[-1] = torch.minimum(pool[i], pool[-1]), torch.maximum(pool[i], pool[-1])
+        pool = pool[1:-1]
+        if not pending:
+            return pool[0]
+        pool.append(pending.pop(0))
 
 
 def _reflect_space(frames: torch.Tensor) -> torch.Tensor:
