@@ -16,8 +16,12 @@ import PIL.Image
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.media.video import as_fps_fraction
 
 MIN_ADVISED_SIZE = 512
+AUDIO_SAMPLE_RATE = 16000
+# wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
+MIN_AUDIO_SECONDS = 400 / AUDIO_SAMPLE_RATE
 
 
 @dataclass
@@ -79,22 +83,26 @@ def frame_count(duration: float, fps: Fraction) -> int:
     return int(round(duration * float(fps)))
 
 
-def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str) -> GenerationPlan:
-    from vexpress_cli.kps.strategy import retarget_track
+def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str,
+                    warnings: list[str] | None = None) -> GenerationPlan:
+    """Decode and check every input; ``warnings`` (e.g. about settings) head the plan's own."""
+    from vexpress_cli.kps.strategy import missing_driving_kps_error, retarget_track
     from vexpress_cli.media.audio import load_audio
+    from vexpress_cli.plugins import get_retarget_strategy
 
+    # The strategy is checked first: a typo should not cost a face detection to find out.
+    retargeter = get_retarget_strategy(strategy)
+    if request.kps is None and getattr(retargeter, "requires_driving_kps", True):
+        raise missing_driving_kps_error(strategy)
     settings = request.settings
     width, height = settings["width"], settings["height"]
-    fps = Fraction(settings["fps"]).limit_denominator(1001)
-    warnings: list[str] = []
+    fps = as_fps_fraction(float(settings["fps"]))
+    warnings = list(warnings or [])
 
     waveform = load_audio(request.audio)
-    duration = waveform.shape[0] / 16000
+    duration = waveform.shape[0] / AUDIO_SAMPLE_RATE
+    _check_audio_length(request.audio, duration, fps)
     num_frames = frame_count(duration, fps)
-    if num_frames < 1:
-        raise InputError(f"The audio {request.audio} lasts {duration * 1000:.0f} ms, shorter than one frame.",
-                         f"At {float(fps):g} fps a frame lasts {1000 / float(fps):.0f} ms.",
-                         "Use a longer audio clip.")
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {request.audio} is silent: the mouth will not move.")
 
@@ -116,8 +124,19 @@ def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: 
                                              request.face_model_root)
     if reference_kps is None:
         reference_kps = driving[0]
-    track = retarget_track(reference_kps, driving, num_frames, strategy, settings["kps_fit"])
+    track = retarget_track(reference_kps, driving, num_frames, retargeter, settings["kps_fit"])
     return GenerationPlan(reference, waveform, duration, fps, num_frames, track, strategy, strategy_reason, warnings)
+
+
+def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
+    frame_ms, audio_ms = 1000 / float(fps), duration * 1000
+    if audio_ms < frame_ms:
+        raise InputError(f"The audio {path} lasts {audio_ms:.0f} ms, shorter than one frame.",
+                         f"At {float(fps):g} fps a frame lasts {frame_ms:.0f} ms.", "Use a longer audio clip.")
+    if duration < MIN_AUDIO_SECONDS:
+        raise InputError(f"The audio {path} lasts {audio_ms:.0f} ms, too short for the speech encoder.",
+                         f"wav2vec2 reads audio in {MIN_AUDIO_SECONDS * 1000:.0f} ms windows.",
+                         "Use a longer audio clip.")
 
 
 def _needs_reference_kps(strategy: str) -> bool:
@@ -175,11 +194,15 @@ def run_generation(pipeline, plan: GenerationPlan, request: GenerationRequest, p
             for chunk in frames:
                 writer.write(chunk)
     except torch.cuda.OutOfMemoryError:
-        raise VExpressError(
-            "The GPU ran out of memory while generating.",
-            f"{settings['context_frames']} context frames at {settings['width']}x{settings['height']} "
-            "need more memory than this GPU has free.",
-            "Add --save-gpu-memory, lower --context-frames (e.g. 12), or use --dtype fp16.",
-        ) from None
+        raise out_of_memory_error(settings, "while generating") from None
     return GenerationResult(request.output, plan.num_frames, float(plan.fps), plan.duration,
                             time.monotonic() - started, plan.strategy, plan.warnings)
+
+
+def out_of_memory_error(settings: dict, when: str) -> VExpressError:
+    return VExpressError(
+        f"The GPU ran out of memory {when}.",
+        f"{settings['context_frames']} context frames at {settings['width']}x{settings['height']} "
+        "need more memory than this GPU has free.",
+        "Add --save-gpu-memory, lower --context-frames (e.g. 12), or use --dtype fp16.",
+    )

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from vexpress_cli.config import user_presets_dir
 from vexpress_cli.errors import InputError
+from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
 PRESET_TABLE = "generate"
@@ -87,8 +88,8 @@ PARAMETERS: dict[str, Parameter] = _parameters(
     Parameter("dtype", str, "auto", "Compute precision.", choices=("auto", "fp16", "bf16", "fp32")),
     Parameter("device", str, "auto", "Where to run (cuda:N picks a GPU).", choices=("auto", "cuda", "cpu", "mps"),
               also_matching=r"cuda:\d+"),
-    Parameter("kps_fit", str, "stretch", "How a keypoint sequence is fitted to the audio length.",
-              choices=("stretch", "loop", "pingpong")),
+    Parameter("kps_fit", str, DEFAULT_FIT_MODE, "How a keypoint sequence is fitted to the audio length.",
+              choices=FIT_MODES),
     Parameter("num_pad_audio_frames", int, 2, "Audio frames of context on each side of a video frame.",
               minimum=0, maximum=16),
     Parameter("postprocess", bool, True, "3x3x3 median filter over the output frames to reduce flicker."),

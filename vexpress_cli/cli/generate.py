@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -58,7 +59,7 @@ def generate_command(
                                                  help="Default 1.0 (advised 1.0-3.0)."),
     save_gpu_memory: bool = typer.Option(None, "--save-gpu-memory/--no-save-gpu-memory", "--save_gpu_memory",
                                          help="Offload networks once done (long audio, small GPUs)."),
-    fps: float = typer.Option(None, "--fps", help="Output frame rate (default 30)."),
+    fps: float = typer.Option(None, "--fps", help="Output frame rate (default 30; 29.97 means exactly 30000/1001)."),
     width: int = typer.Option(None, "--width", "--image_width", help="Default 512."),
     height: int = typer.Option(None, "--height", "--image_height", help="Default 512."),
     seed: int = typer.Option(None, "--seed", help="Default 42 (same seed, same video as the original)."),
@@ -86,7 +87,9 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                  face_backend: str = "auto", overwrite: bool = False, quiet: bool = False,
                  as_json: bool = False) -> None:
     """The command's work, given the settings that were set on purpose (``given``)."""
+    from vexpress_cli.config import resolve_model_dir
     from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
+    from vexpress_cli.preset_loader import range_warnings
 
     settings, explicit = resolve_settings(preset, given)
     strategy, reason = default_strategy(settings, explicit, kps is not None)
@@ -94,12 +97,15 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
         reference_image=reference_image, audio=audio, output=output, settings=settings, kps=kps,
         reference_kps=parse_reference_kps(reference_kps), face_backend=face_backend, overwrite=overwrite,
     )
+    # Everything that can be checked cheaply is checked before the long work.
     check_output(output, overwrite)
+    model_folder = resolve_model_dir(model_dir).path
 
     show = not quiet and not as_json
-    with StageProgress(console, enabled=show) as progress:
+    with StageProgress(console, enabled=show) as progress, unfinished_bars_removed_on_error(progress):
         progress.start("inputs", "Reading inputs")
-        plan = plan_generation(request, strategy, reason)
+        # Presets stay within the advised ranges, so only flags can leave them.
+        plan = plan_generation(request, strategy, reason, warnings=range_warnings(given))
         progress.finish("inputs")
         if show:
             for warning in plan.warnings:
@@ -107,7 +113,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
             console.print(f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plan.num_frames} frames "
                           f"at {float(plan.fps):g} fps for {plan.duration:.2f} s of audio.")
         progress.start("model", "Loading model")
-        pipeline = load_pipeline(model_dir, settings["device"], settings["dtype"])
+        pipeline = load_pipeline(model_folder, settings)
         progress.finish("model")
         result = run_generation(pipeline, plan, request, progress=progress.update)
 
@@ -116,6 +122,18 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     elif not quiet:
         console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, {result.num_frames} "
                       f"frames at {result.fps:g} fps, in {result.seconds:.1f} s.")
+
+
+@contextmanager
+def unfinished_bars_removed_on_error(progress: StageProgress):
+    """On failure, leave the finished stages on screen but not a half-drawn bar above the error."""
+    try:
+        yield
+    except BaseException:
+        for task in list(progress.progress.tasks):
+            if not task.finished:
+                progress.progress.remove_task(task.id)
+        raise
 
 
 def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[str]]:
@@ -139,23 +157,39 @@ def parse_reference_kps(text: str | None):
 
 
 def check_output(output: Path, overwrite: bool) -> None:
-    """Fail before the long work, not after it."""
+    """Fail before the long work, not after it: the output must be new (or --overwrite) and writable."""
+    from vexpress_cli.media.ffmpeg import ensure_writable_folder
+    from vexpress_cli.media.video import VIDEO_SUFFIXES
+
+    if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"Cannot write a video named {output}.", "The output format is chosen from the suffix.",
+                         "Use .mp4, .mov or .mkv, or a folder path without suffix for PNG frames.")
     if output.exists() and not overwrite:
         raise InputError(f"{output} already exists.", "vexpress does not replace files unless asked.",
                          "Pass --overwrite or choose another --output.")
-    folder = output.parent if output.suffix else output.parent
-    if not folder.exists():
-        raise InputError(f"The output folder {folder} does not exist.", "", "Create it first or pick another --output.")
+    folder = output.absolute().parent
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"Cannot write {output}: {folder} is a file, not a folder.", "",
+                         "Pick an --output inside an existing folder.")
+    if not folder.is_dir():
+        raise InputError(f"The output folder {folder} does not exist.", "",
+                         f"Create it first (mkdir -p {folder}) or pick another --output.")
+    ensure_writable_folder(folder)
 
 
-def load_pipeline(model_dir: Path | None, device_name: str, dtype_name: str):
+def load_pipeline(model_folder: Path, settings: dict):
+    import torch
+
     from vexpress_cli import VExpressPipeline
-    from vexpress_cli.config import resolve_model_dir
     from vexpress_cli.devices import resolve_device, resolve_dtype
+    from vexpress_cli.generation import out_of_memory_error
 
-    device = resolve_device(device_name)
-    folder = resolve_model_dir(model_dir)
-    return VExpressPipeline.from_pretrained(folder.path, device=device, dtype=resolve_dtype(dtype_name, device))
+    device = resolve_device(settings["device"])
+    try:
+        return VExpressPipeline.from_pretrained(model_folder, device=device,
+                                                dtype=resolve_dtype(settings["dtype"], device))
+    except torch.cuda.OutOfMemoryError:
+        raise out_of_memory_error(settings, "while loading the model") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,304 @@
+"""`vexpress generate` end to end on the tiny random model: every scenario of the V-Express guide.
+
+Each run goes through the real CLI (Typer's CliRunner), the real model loading, denoising and
+decoding, and the real ffmpeg writer; the MP4s are then probed for codec, frame count, fps and
+duration. Sizes are tiny (64x64, one denoising step, ~1 s of speech) to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.cli.generate import resolve_settings
+from vexpress_cli.generation import GenerationRequest, plan_generation
+from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
+from vexpress_cli.media.audio import load_audio
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.media.video import video_info
+from vexpress_cli.plugins import get_retarget_strategy
+from vexpress_cli.preset_loader import DEFAULTS, PARAMETERS, generation_settings, list_presets
+
+TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
+SMALL = ["--width", "64", "--height", "64", "--num_inference_steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
+# Eyes and nose of a face in a 64x64 frame, so strategies that need them skip face detection.
+REFERENCE_KPS = "22,26;42,26;32,38"
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))  # no user presets or config
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def like_the_real_command():
+    """What ``vexpress`` does before running a command, and one torch thread.
+
+    The tiny model's matrices are so small that a second thread only waits, and on a busy
+    2-core machine those waits made each run ten times slower.
+    """
+    quiet_libraries()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cut_audio(source, target, seconds: float, start: float = 0.0):
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", str(start), "-t", str(seconds), "-i", str(source),
+                    str(target)], check=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    silent = folder / "silent.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "0.6",
+                    str(silent)], check=True)
+    return {
+        "tys": cut_audio(TYS / "aud.mp3", folder / "tys.mp3", 0.6),
+        "aoc": cut_audio(AOC / "aud.mp3", folder / "aoc.mp3", 0.6, start=1.0),
+        "aoc_long": cut_audio(AOC / "aud.mp3", folder / "aoc_long.mp3", 1.6),
+        "silent": silent,
+    }
+
+
+def generate(*args):
+    result = runner.invoke(app, ["generate", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def audio_seconds(path) -> float:
+    return load_audio(path).shape[0] / 16000
+
+
+def check_video(path, audio, fps: Fraction = Fraction(30), size: int = 64):
+    """A real H.264 + AAC file, as long as the audio, one frame every 1/fps."""
+    info = video_info(path)
+    duration = audio_seconds(audio)
+    assert (info.codec, info.audio_codec, info.has_audio) == ("h264", "aac", True)
+    assert (info.width, info.height) == (size, size)
+    assert info.fps == fps
+    assert abs(info.frame_count - round(duration * fps)) <= 1
+    assert abs(info.duration - duration) <= 1 / fps + 1e-6
+    return info
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())  # rich wraps long lines
+
+
+# --- the guide's scenarios ------------------------------------------------------------------
+
+GUIDE_SCENARIOS = {
+    # name: (reference image, kps file or None, audio clip, extra flags, strategy)
+    "same-person": (TYS / "ref.jpg", TYS / "kps.pth", "tys", ["--retarget_strategy", "no_retarget"], "no_retarget"),
+    "fix-face-no-kps": (AOC / "ref.jpg", None, "aoc", ["--retarget_strategy", "fix_face", "--face-backend", "dlib"],
+                        "fix_face"),
+    "offset-retarget": (AOC / "ref.jpg", TYS / "kps.pth", "aoc",
+                        ["--retarget_strategy", "offset_retarget", "--face-backend", "dlib"], "offset_retarget"),
+    "naive-retarget": (TYS / "ref.jpg", AOC / "kps.pth", "tys",
+                       ["--retarget_strategy", "naive_retarget", "--face-backend", "dlib",
+                        "--reference_attention_weight", "1.0", "--audio_attention_weight", "1.0"], "naive_retarget"),
+    "custom-weights": (AOC / "ref.jpg", None, "aoc",
+                       ["--retarget_strategy", "fix_face", "--reference-kps", REFERENCE_KPS,
+                        "--reference_attention_weight", "0.95", "--audio_attention_weight", "3.0"], "fix_face"),
+    "long-audio": (AOC / "ref.jpg", None, "aoc_long",
+                   ["--save_gpu_memory", "--context_frames", "16", "--reference-kps", REFERENCE_KPS], "fix_face"),
+}
+
+
+@pytest.mark.parametrize("scenario", GUIDE_SCENARIOS)
+def test_guide_scenario_writes_a_real_video(scenario, clips, tmp_path):
+    image, kps, clip, flags, strategy = GUIDE_SCENARIOS[scenario]
+    output = tmp_path / "o.mp4"
+    kps_flags = ["--kps_path", kps] if kps else []
+    result = generate("--reference_image_path", image, "--audio_path", clips[clip], *kps_flags,
+                      "--output_path", output, *SMALL, *flags)
+    check_video(output, clips[clip])
+    log = one_line(result.stderr)
+    assert f"Strategy: {strategy}" in log
+    assert "Warning:" not in log  # every weight is within the advised range
+    assert f"Wrote {output.name}" in log or f"Wrote {output}" in log
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4"]  # no temp files left
+
+
+def test_default_strategy_with_kps_is_no_retarget_at_25_fps(clips, tmp_path):
+    output = tmp_path / "o.mp4"
+    result = generate("-i", TYS / "ref.jpg", "-a", clips["tys"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                      "--fps", "25")
+    assert "Strategy: no_retarget (a driving kps file was given)" in one_line(result.stderr)
+    info = check_video(output, clips["tys"], fps=Fraction(25))
+    assert info.frame_count == round(audio_seconds(clips["tys"]) * 25)
+
+
+def test_default_strategy_without_kps_is_fix_face_at_ntsc_rate(clips, tmp_path):
+    output = tmp_path / "o.mp4"
+    result = generate("-i", AOC / "ref.jpg", "-a", clips["aoc"], "-o", output, *SMALL, "--fps", "29.97",
+                      "--reference-kps", REFERENCE_KPS, "--audio-attention-weight", "3.5")
+    log = one_line(result.stderr)
+    assert "Strategy: fix_face (no driving kps file was given)" in log
+    # a flag beyond the advised range is allowed, with a warning
+    assert "Warning: audio_attention_weight = 3.5 is outside the advised range 1.0-3.0" in log
+    check_video(output, clips["aoc"], fps=Fraction(30000, 1001))
+
+
+def test_faceless_image_and_silent_audio_work_with_no_retarget(clips, tmp_path):
+    """no_retarget with a kps file needs no face; silent audio is a warning, not an error."""
+    import PIL.Image
+
+    faceless = tmp_path / "wall.png"
+    PIL.Image.new("RGB", (96, 96), (128, 128, 128)).save(faceless)
+    output = tmp_path / "o.mp4"
+    result = generate("-i", faceless, "-a", clips["silent"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                      "--face-backend", "dlib", "--json")
+    report = json.loads(result.stdout)
+    assert report["strategy"] == "no_retarget"
+    assert any("is silent" in warning for warning in report["warnings"])
+    assert report["frames"] == 18
+    check_video(output, clips["silent"])
+
+
+# --- presets --------------------------------------------------------------------------------
+
+BUILTIN_PRESETS = sorted(info.name for info in list_presets() if info.source == "builtin")
+
+
+def test_every_guide_scenario_has_a_builtin_preset():
+    assert {"same-person", "lip-sync", "slight-motion", "full-retarget", "expressive", "long-audio"} <= set(
+        BUILTIN_PRESETS)
+
+
+@pytest.mark.parametrize("preset", BUILTIN_PRESETS)
+def test_builtin_preset_generates(preset, clips, tmp_path):
+    info = next(info for info in list_presets() if info.name == preset)
+    chosen = info.values.get("retarget_strategy")
+    needs_kps = chosen is not None and get_retarget_strategy(chosen).requires_driving_kps
+    output = tmp_path / "o.mp4"
+    kps_flags = ["--kps", TYS / "kps.pth"] if needs_kps else []
+    result = generate("--preset", preset, "-i", TYS / "ref.jpg", "-a", clips["tys"], *kps_flags, "-o", output,
+                      *SMALL, "--reference-kps", REFERENCE_KPS, "--json")
+    report = json.loads(result.stdout)
+    assert report["strategy"] == (chosen or "fix_face")
+    assert report["warnings"] == []  # presets stay within the advised ranges
+    assert report["output"] == str(output)
+    check_video(output, clips["tys"])
+
+
+def test_flag_beats_preset_beats_default(clips, tmp_path):
+    preset = tmp_path / "mine.toml"
+    preset.write_text('description = "test"\n[generate]\nretarget_strategy = "fix_face"\nfps = 25\n'
+                      "audio_attention_weight = 2.0\n")
+    output = tmp_path / "o.mp4"
+    # With --kps the default strategy would be no_retarget: the preset's fix_face must win.
+    result = generate("--preset", preset, "-i", TYS / "ref.jpg", "-a", clips["tys"], "--kps", TYS / "kps.pth",
+                      "-o", output, *SMALL, "--reference-kps", REFERENCE_KPS, "--fps", "30",
+                      "--audio-attention-weight", "4", "--json")
+    report = json.loads(result.stdout)
+    assert report["strategy"] == "fix_face"
+    assert report["fps"] == 30  # the flag, not the preset's 25
+    assert report["frames"] == round(audio_seconds(clips["tys"]) * 30)
+    assert len(report["warnings"]) == 1 and "audio_attention_weight = 4.0" in report["warnings"][0]
+    check_video(output, clips["tys"])
+
+
+def test_settings_precedence_layer_by_layer(tmp_path):
+    preset = tmp_path / "mine.toml"
+    preset.write_text('description = "test"\n[generate]\nretarget_strategy = "offset_retarget"\n'
+                      "guidance_scale = 2.0\nseed = 7\n")
+    settings, explicit = resolve_settings(str(preset), {"seed": 9, "num_inference_steps": 3})
+    assert settings["seed"] == 9  # flag over preset
+    assert settings["guidance_scale"] == 2.0  # preset over default
+    assert settings["retarget_strategy"] == "offset_retarget"
+    assert settings["num_inference_steps"] == 3
+    assert settings["context_frames"] == DEFAULTS["context_frames"] == 24  # default when nobody sets it
+    assert explicit == {"seed", "num_inference_steps", "retarget_strategy", "guidance_scale"}
+
+
+def test_kps_fit_default_is_the_fit_modules_default():
+    assert PARAMETERS["kps_fit"].default == DEFAULT_FIT_MODE == DEFAULTS["kps_fit"]
+    assert DEFAULT_FIT_MODE in PARAMETERS["kps_fit"].choices
+
+
+@pytest.mark.parametrize("fit", [None, "stretch", "loop"])
+def test_short_kps_track_is_fitted_with_the_chosen_mode(fit, clips, tmp_path):
+    rng = np.random.default_rng(0)
+    points = (20 + 24 * rng.random((10, 3, 2))).astype(np.float32)
+    kps = tmp_path / "short.pth"
+    torch.save(torch.from_numpy(points), kps)
+    settings = generation_settings(None, {"width": 64, "height": 64} | ({"kps_fit": fit} if fit else {}))
+    request = GenerationRequest(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", settings, kps=kps)
+    plan = plan_generation(request, "no_retarget", "test")
+    assert plan.num_frames == 18
+    mode = fit or DEFAULT_FIT_MODE
+    np.testing.assert_array_equal(plan.kps_track, fit_track(points, 18, mode))
+    for other in {"pingpong", "stretch", "loop"} - {mode}:
+        assert not np.array_equal(plan.kps_track, fit_track(points, 18, other))
+
+
+# --- output modes ---------------------------------------------------------------------------
+
+
+def run_real_command(tmp_path, *args) -> subprocess.CompletedProcess:
+    """The installed ``vexpress`` in a fresh process: file-descriptor level output (ffmpeg's too)."""
+    return subprocess.run([_vexpress(), "generate", *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env=_clean_env(tmp_path))
+
+
+def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
+    output = tmp_path / "o.mp4"
+    completed = run_real_command(tmp_path, "-i", TYS / "ref.jpg", "-a", clips["tys"], "--kps", TYS / "kps.pth",
+                                 "-o", output, *SMALL, "--json")
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings"}
+    assert report["frames"] == 18 and report["fps"] == 30 and report["strategy"] == "no_retarget"
+    assert abs(report["duration"] - audio_seconds(clips["tys"])) < 1e-9
+    assert report["seconds"] > 0 and report["warnings"] == []
+    assert video_info(output).frame_count == report["frames"]
+
+
+def test_quiet_prints_nothing_at_all_and_overwrite_replaces(clips, tmp_path):
+    output = tmp_path / "o.mp4"
+    output.write_bytes(b"old")
+    completed = run_real_command(tmp_path, "-i", TYS / "ref.jpg", "-a", clips["tys"], "--kps", TYS / "kps.pth",
+                                 "-o", output, *SMALL, "--quiet", "--overwrite")
+    assert completed.returncode == 0, completed.stderr
+    assert (completed.stdout, completed.stderr) == ("", "")
+    check_video(output, clips["tys"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4"]
+
+
+def _vexpress() -> str:
+    import shutil
+
+    found = shutil.which("vexpress", path=str(Path(sys.executable).parent))
+    assert found, "the vexpress entry point is not installed next to this Python"
+    return found
+
+
+def _clean_env(tmp_path):
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "VEXPRESS_MODEL_DIR"}
+    env["VEXPRESS_CONFIG_DIR"] = str(tmp_path / "config")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env

@@ -1,0 +1,294 @@
+"""`vexpress generate` with bad input: one clear paragraph, exit code 2, no traceback, nothing written.
+
+Most cases fail before the model loads; out-of-memory and Ctrl+C are simulated inside a real
+generation on the tiny model.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.pipeline import VExpressPipeline
+
+TYS = SAMPLES_DIR / "tys"
+SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1"]
+
+runner = CliRunner()
+
+
+class Pickled:
+    """Any class: a kps file that pickles one must be refused, not unpickled."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def like_the_real_command():
+    quiet_libraries()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: extra threads only wait (see test_generate.py)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_wav(path: Path, seconds: float, amplitude: float = 0.3) -> Path:
+    t = np.arange(int(seconds * 16000)) / 16000
+    samples = (amplitude * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    faceless = folder / "wall.png"
+    PIL.Image.new("RGB", (128, 128), (128, 128, 128)).save(faceless)
+    not_an_image = folder / "notes.jpg"
+    not_an_image.write_text("this is not a JPEG")
+    corrupt = folder / "corrupt.mp3"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    empty = folder / "empty.mp3"
+    empty.write_bytes(b"")
+    no_audio = folder / "picture.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.5",
+                    "-pix_fmt", "yuv420p", str(no_audio)], check=True)
+    malformed = folder / "malformed.pth"
+    torch.save(torch.zeros(4, 5), malformed)
+    forbidden = folder / "forbidden.pth"
+    torch.save([Pickled()], forbidden)
+    broken_model = folder / "broken-model"
+    for entry in TINY_MODEL_DIR.rglob("*"):  # the tiny model without two checkpoints, by symlinks
+        if entry.is_file() and entry.name not in ("reference_net.bin", "v_kps_guider.bin"):
+            target = broken_model / entry.relative_to(TINY_MODEL_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(entry)
+    return {
+        "speech": write_wav(folder / "speech.wav", 0.5),
+        "click": write_wav(folder / "click.wav", 0.02),
+        "faceless": faceless,
+        "not_an_image": not_an_image,
+        "corrupt": corrupt,
+        "empty": empty,
+        "no_audio": no_audio,
+        "malformed": malformed,
+        "forbidden": forbidden,
+        "broken_model": broken_model,
+    }
+
+
+def run(*args):
+    return runner.invoke(app, ["generate", *map(str, args)])
+
+
+def assert_refused(result, output: Path, *phrases: str, code: int = 2) -> str:
+    """One readable paragraph on stderr, the exit code, and nothing at (or next to) the output."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    log = " ".join(result.stderr.split())
+    # Stages that finished may stay on screen; the error is the one paragraph that ends the output.
+    message = log[log.find("Error: "):] if code == 2 else log
+    if code == 2:
+        assert log.count("Error:") == 1 and message.startswith("Error: "), log
+    for phrase in phrases:
+        assert phrase in message, log
+    assert not output.exists()
+    if output.parent.is_dir():
+        assert list(output.parent.iterdir()) == [], "temp files left behind"
+    return message
+
+
+@pytest.fixture
+def output(tmp_path) -> Path:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder / "talk.mp4"
+
+
+def model_flags():
+    return ["--model-dir", TINY_MODEL_DIR]
+
+
+BAD_INPUT_CASES = {
+    # name: (arguments after --output, phrases the message must contain)
+    "missing image": (lambda i: ["-i", "nowhere.jpg", "-a", i["speech"], "--kps", TYS / "kps.pth"],
+                      ["nowhere.jpg", "does not exist"]),
+    "image is a folder": (lambda i: ["-i", i["speech"].parent, "-a", i["speech"], "--kps", TYS / "kps.pth"],
+                          ["Cannot read the reference image", "JPEG or PNG"]),
+    "not an image": (lambda i: ["-i", i["not_an_image"], "-a", i["speech"], "--kps", TYS / "kps.pth"],
+                     ["Cannot read the reference image", "notes.jpg"]),
+    "no face for fix_face": (lambda i: ["-i", i["faceless"], "-a", i["speech"], "--face-backend", "dlib"],
+                             ["No face was found", "wall.png"]),
+    "no face for offset_retarget": (lambda i: ["-i", i["faceless"], "-a", i["speech"], "--kps", TYS / "kps.pth",
+                                               "--strategy", "offset_retarget", "--face-backend", "dlib"],
+                                    ["No face was found"]),
+    "missing audio": (lambda i: ["-i", TYS / "ref.jpg", "-a", "silence.mp3", "--kps", TYS / "kps.pth"],
+                      ["silence.mp3"]),
+    "corrupt audio": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["corrupt"], "--kps", TYS / "kps.pth"],
+                      ["corrupt.mp3"]),
+    "empty audio": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["empty"], "--kps", TYS / "kps.pth"],
+                    ["empty.mp3"]),
+    "video without sound": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["no_audio"], "--kps", TYS / "kps.pth"],
+                            ["has no audio track"]),
+    "audio shorter than a frame": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["click"], "--kps", TYS / "kps.pth"],
+                                   ["lasts 20 ms, shorter than one frame", "longer audio"]),
+    "audio too short for wav2vec2": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["click"], "--kps", TYS / "kps.pth",
+                                                "--fps", "100"],
+                                     ["lasts 20 ms, too short for the speech encoder", "25 ms"]),
+    "missing kps": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", "gone.pth"],
+                    ["gone.pth", "does not exist"]),
+    "malformed kps": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", i["malformed"]],
+                      ["malformed.pth"]),
+    "forbidden pickle kps": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", i["forbidden"]],
+                             ["Refused to load", "forbidden.pth"]),
+    "unknown strategy": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", TYS / "kps.pth",
+                                    "--strategy", "moonwalk"],
+                         ["Unknown retarget strategy 'moonwalk'", "fix_face", "no_retarget", "offset_retarget",
+                          "naive_retarget"]),
+    "unknown strategy before face detection": (lambda i: ["-i", i["faceless"], "-a", i["speech"],
+                                                          "--strategy", "moonwalk", "--face-backend", "dlib"],
+                                               ["Unknown retarget strategy 'moonwalk'"]),
+    "strategy needs kps": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--strategy", "naive_retarget"],
+                           ["needs a driving kps track", "--kps"]),
+    "unknown preset": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--preset", "same-persn"],
+                       ["no preset named 'same-persn'", "same-person"]),
+    "weight beyond the hard limit": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", TYS / "kps.pth",
+                                                "--audio-attention-weight", "50"],
+                                     ["--audio-attention-weight", "from 0.0 to 10.0"]),
+    "missing model folder": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", TYS / "kps.pth",
+                                        "--model-dir", i["speech"].parent / "no-model"],
+                             ["no-model", "vexpress models download"]),
+    "model folder missing files": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--kps", TYS / "kps.pth",
+                                              "--model-dir", i["broken_model"]],
+                                   ["v-express/reference_net.bin", "v-express/v_kps_guider.bin",
+                                    "vexpress models download"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT_CASES)
+def test_bad_input_is_refused_cleanly(case, inputs, output):
+    arguments, phrases = BAD_INPUT_CASES[case]
+    given = arguments(inputs)
+    model = [] if "--model-dir" in given else model_flags()
+    assert_refused(run(*given, "-o", output, *SMALL, *model), output, *phrases)
+
+
+def test_shortest_audio_the_speech_encoder_takes_still_works(tmp_path):
+    from vexpress_cli.media.video import video_info
+
+    audio = write_wav(tmp_path / "blip.wav", 0.025)  # 400 samples: one wav2vec2 window
+    output = tmp_path / "blip.mp4"
+    result = run("-i", TYS / "ref.jpg", "-a", audio, "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                 *model_flags(), "--fps", "60", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert video_info(output).frame_count == 2  # round(0.025 * 60)
+
+
+def test_missing_required_option(inputs, output):
+    assert_refused(run("-a", inputs["speech"], "-o", output), output, "--reference-image is required")
+
+
+def test_existing_output_is_kept_without_overwrite(inputs, output):
+    output.write_bytes(b"precious")
+    result = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
+                 *SMALL, *model_flags())
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "already exists" in message and "--overwrite" in message
+    assert output.read_bytes() == b"precious"
+    assert [path.name for path in output.parent.iterdir()] == ["talk.mp4"]
+
+
+def test_missing_output_folder(inputs, tmp_path):
+    output = tmp_path / "not" / "there" / "talk.mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
+                       *SMALL, *model_flags()), output, "does not exist", "mkdir -p")
+    assert not (tmp_path / "not").exists()  # nothing created on the way
+
+
+def test_output_inside_a_file(inputs, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    output = blocker / "talk.mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
+                       *SMALL, *model_flags()), output, "is a file, not a folder")
+
+
+def test_output_folder_not_writable(inputs, tmp_path):
+    if os.geteuid() == 0:  # root writes through permission bits; sysfs refuses new files even to root
+        folder = Path("/sys")
+        if not folder.is_dir():
+            pytest.skip("needs /sys when running as root")
+        output = folder / "vexpress-test-talk.mp4"
+    else:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        output = folder / "talk.mp4"
+    result = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                 *model_flags())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert "is not writable" in message and "Choose an output path" in message
+    assert not output.exists()
+
+
+def test_unsupported_output_suffix(inputs, output):
+    target = output.with_suffix(".avi")
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", target,
+                       *SMALL, *model_flags()), target, ".mp4, .mov or .mkv")
+
+
+def test_cuda_out_of_memory_suggests_smaller_settings(inputs, output, monkeypatch):
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(VExpressPipeline, "denoise", out_of_memory)
+    message = assert_refused(
+        run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+            *model_flags()),
+        output, "ran out of memory", "--save-gpu-memory", "--context-frames")
+    assert "24 context frames at 64x64" in message
+
+
+def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch):
+    real_iter_frames = VExpressPipeline.iter_frames
+    written = []
+
+    def interrupted(self, *args, **kwargs):
+        frames = real_iter_frames(self, *args, **kwargs)
+        chunk = next(frames)  # the real first chunk reaches the encoder...
+        written.append(len(chunk))
+        yield chunk
+        raise KeyboardInterrupt  # ...then the user presses Ctrl+C
+
+    monkeypatch.setattr(VExpressPipeline, "iter_frames", interrupted)
+    result = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                 *model_flags(), "--quiet")
+    assert written and written[0] > 0
+    message = assert_refused(result, output, code=130)
+    assert "Interrupted; nothing was written." in message
