@@ -17,7 +17,6 @@ to the next one: a stale setting should be fixed, not quietly ignored.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from vexpress_cli.errors import InputError, ModelFolderError
+from vexpress_cli.errors import InputError, ModelFolderError, did_you_mean
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
 MODEL_DIR_ENV = "VEXPRESS_MODEL_DIR"
@@ -69,8 +68,7 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
     for key, value in data.items():
         expected = CONFIG_KEYS.get(key)
         if expected is None:
-            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
-            hint = f"Did you mean '{close[0]}'? " if close else ""
+            hint = did_you_mean(key, CONFIG_KEYS)
             raise InputError(
                 f"The config file {path} has an unknown key '{key}'.",
                 why=f"Known keys: {', '.join(sorted(CONFIG_KEYS))}.",

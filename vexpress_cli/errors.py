@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class VExpressError(Exception):
     """Bad input or a broken environment: what went wrong, why, and how to fix it.
@@ -23,3 +26,9 @@ class ModelFolderError(VExpressError):
 
 class InputError(VExpressError):
     """An input file (image, audio, kps, preset, video) cannot be used."""
+
+
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
+    """``"Did you mean 'x'? "`` for the closest known name, or ``""`` when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"Did you mean '{prefix}{close[0]}'? " if close else ""

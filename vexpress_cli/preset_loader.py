@@ -19,7 +19,6 @@ See docs/presets.md.
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import re
 import tomllib
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vexpress_cli.config import user_presets_dir
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, did_you_mean
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
@@ -145,8 +144,7 @@ def _has_kind(value: Any, kind: type) -> bool:
 
 def _unknown_key_error(where: str, key: str, known: list[str], fix_prefix: str = "",
                        key_prefix: str = "") -> InputError:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    suggestion = f"Did you mean '{key_prefix}{close[0]}'? " if close else ""
+    suggestion = did_you_mean(key, known, key_prefix)
     return InputError(
         f"{where}: unknown key '{key_prefix}{key}'.",
         why=f"Known keys: {', '.join(known)}.",
@@ -333,8 +331,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
         location, source = builtins[name], "builtin"
     else:
         known = sorted(set(builtins) | set(users))
-        close = difflib.get_close_matches(name, known, n=1)
-        suggestion = f"Did you mean '{close[0]}'? " if close else ""
+        suggestion = did_you_mean(name, known)
         raise InputError(
             f"There is no preset named '{name}'.",
             why=f"Known presets: {', '.join(known) or 'none'}.",
