@@ -22,6 +22,7 @@ BUILTIN_STRATEGIES = (
         "no_retarget",
         "Use the driving keypoints as they are (same person and framing as the reference).",
         face.no_retarget,
+        uses_reference_kps=False,
     ),
     FunctionStrategy(
         "offset_retarget",

@@ -136,7 +136,7 @@ def test_driving_track_of_another_frame_size_is_rescaled(tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "phrases"),
     [
-        (["--kps", AOC_KPS], ["No reference face given", "--reference-image"]),
+        (["--kps", AOC_KPS, "--strategy", "offset_retarget"], ["No reference face given", "--reference-image"]),
         (
             ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--strategy", "wobble"],
             ["Unknown retarget strategy 'wobble'", "fix_face, no_retarget"],
@@ -225,3 +225,19 @@ def test_reference_image_detection(tmp_path):
     np.testing.assert_allclose(points[0], detected, atol=1e-4)
     left_eye, right_eye, nose = detected
     assert right_eye[0] - left_eye[0] > 60 and nose[1] > max(left_eye[1], right_eye[1])
+
+
+def test_no_retarget_needs_no_reference_face(tmp_path):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+    from vexpress_cli.kps.io import load_kps
+
+    from conftest import SAMPLES_DIR
+
+    output = tmp_path / "same.safetensors"
+    result = CliRunner().invoke(app, ["retarget", "--kps", str(SAMPLES_DIR / "tys" / "kps.pth"),
+                                      "--strategy", "no_retarget", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    original = load_kps(SAMPLES_DIR / "tys" / "kps.pth").points
+    assert (load_kps(output).points == original).all()

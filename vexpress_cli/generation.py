@@ -86,7 +86,7 @@ def frame_count(duration: float, fps: Fraction) -> int:
 def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str,
                     warnings: list[str] | None = None) -> GenerationPlan:
     """Decode and check every input; ``warnings`` (e.g. about settings) head the plan's own."""
-    from vexpress_cli.kps.strategy import missing_driving_kps_error, retarget_track
+    from vexpress_cli.kps.strategy import missing_driving_kps_error, retarget_track, uses_reference_kps
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.plugins import get_retarget_strategy
 
@@ -117,7 +117,7 @@ def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: 
 
     driving = _load_driving_kps(request.kps, width, height, warnings)
     reference_kps = request.reference_kps
-    if reference_kps is None and _needs_reference_kps(strategy):
+    if reference_kps is None and uses_reference_kps(retargeter):
         from vexpress_cli.face import detect_reference_kps
 
         reference_kps = detect_reference_kps(request.reference_image, width, height, request.face_backend,
@@ -139,12 +139,6 @@ def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
                          "Use a longer audio clip.")
 
 
-def _needs_reference_kps(strategy: str) -> bool:
-    # no_retarget uses the driving track as it is; every other strategy places the face
-    # relative to the reference photo's keypoints.
-    return strategy != "no_retarget"
-
-
 def _open_image(path: Path) -> PIL.Image.Image:
     try:
         with PIL.Image.open(path) as image:
@@ -162,12 +156,11 @@ def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list
     from vexpress_cli.kps.io import load_kps
 
     track = load_kps(path)
-    if track.width and track.height and (track.width, track.height) != (width, height):
-        scale = np.array([width / track.width, height / track.height], dtype=np.float32)
+    rescaled = track.rescaled_to(width, height)
+    if rescaled is not track:
         warnings.append(f"The kps file was extracted at {track.width}x{track.height}; "
                         f"its points are rescaled to {width}x{height}.")
-        return track.points * scale
-    return track.points
+    return rescaled.points
 
 
 def run_generation(pipeline, plan: GenerationPlan, request: GenerationRequest, progress=None) -> GenerationResult:

@@ -51,6 +51,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from vexpress_cli import __version__
+
+        print(f"vexpress {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Talking-portrait video from one photo and a speech clip, with V-Express."""
+
+
 def _register_commands() -> None:
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"vexpress_cli.cli.{module_name}")

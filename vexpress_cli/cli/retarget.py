@@ -22,6 +22,7 @@ from vexpress_cli.kps import (
     save_kps,
 )
 from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+from vexpress_cli.kps.strategy import uses_reference_kps
 from vexpress_cli.plugins import get_retarget_strategy
 
 DEFAULT_SIZE = 512
@@ -152,7 +153,11 @@ def retarget_command(
                 fix="Pass --num-frames N (e.g. the audio's duration times the fps).",
             )
         num_frames = driving.num_frames
-    reference = _load_reference(reference_image, reference_kps, width, height, backend, model_root, console)
+    if reference_image is None and reference_kps is None and not uses_reference_kps(chosen) and driving is not None:
+        # The strategy keeps the driving points as they are: no reference face is needed.
+        reference = Reference(kps=driving.points[0], image=None)
+    else:
+        reference = _load_reference(reference_image, reference_kps, width, height, backend, model_root, console)
 
     points = retarget_track(reference.kps, None if driving is None else driving.points, num_frames, chosen, kps_fit)
     fps = fps or (driving.fps if driving is not None and driving.fps else None)
@@ -200,12 +205,12 @@ def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
 
 def _load_driving(path: Path, width: int, height: int, console: Console) -> KpsTrack:
     track = load_kps(path)
-    if track.width and track.height and (track.width, track.height) != (width, height):
+    rescaled = track.rescaled_to(width, height)
+    if rescaled is not track:
         console.print(
             f"Rescaling the driving track from {track.width}x{track.height} to {width}x{height}.", highlight=False
         )
-        track.points = track.points * np.array([width / track.width, height / track.height], dtype=np.float32)
-    return track
+    return rescaled
 
 
 def _load_reference(image_path, kps_text, width, height, backend, model_root, console) -> Reference:

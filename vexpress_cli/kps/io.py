@@ -65,6 +65,13 @@ class KpsTrack:
     def num_frames(self) -> int:
         return int(self.points.shape[0])
 
+    def rescaled_to(self, width: int, height: int) -> "KpsTrack":
+        """The track in a ``width`` x ``height`` frame (unchanged when its own size is unknown or equal)."""
+        if not (self.width and self.height) or (self.width, self.height) == (width, height):
+            return self
+        scale = np.array([width / self.width, height / self.height], dtype=np.float32)
+        return KpsTrack(self.points * scale, self.fps, width, height, self.backend, self.source)
+
 
 def load_kps(path: str | Path) -> KpsTrack:
     """Load a kps file (``.safetensors``, ``.pth`` or ``.pt``) and check its contents.

@@ -60,11 +60,21 @@ class FunctionStrategy:
     description: str
     function: RetargetFunction
     requires_driving_kps: bool = True
+    uses_reference_kps: bool = True
 
     def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray:
         if self.requires_driving_kps and driving_kps is None:
             raise missing_driving_kps_error(self.name)
         return self.function(reference_kps, driving_kps, num_frames)
+
+
+def uses_reference_kps(strategy: RetargetStrategy) -> bool:
+    """Whether the strategy places the face by the reference photo's keypoints.
+
+    Optional for plugins (``uses_reference_kps = False`` on the strategy); when false, a
+    reference photo without a detectable face is fine.
+    """
+    return getattr(strategy, "uses_reference_kps", True)
 
 
 def missing_driving_kps_error(strategy_name: str) -> InputError:
