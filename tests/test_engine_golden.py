@@ -141,3 +141,10 @@ def test_streamed_uint8_frames_match_filtered_video(pipe, golden, reference_imag
     expected = (golden["video_median"].permute(1, 2, 3, 0) * 255).to(torch.uint8).numpy()
     # Truncation to 8 bits can flip a value sitting on an integer boundary by one level.
     assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_unknown_call_arguments_are_refused(pipe, reference_image, golden, params):
+    with pytest.raises(TypeError, match="num_inference_step"):
+        pipe(reference_image=reference_image, audio_waveform=golden["audio_waveform"],
+             kps_images=golden["kps_sequence"].numpy(), num_inference_step=3,
+             **{k: v for k, v in params.items() if k != "num_inference_steps"})

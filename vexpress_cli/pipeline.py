@@ -55,6 +55,10 @@ AUDIO_SAMPLE_RATE = 16000
 # Windows of the audio projection and frames of the guider computed in one batch.
 AUDIO_PROJECTION_BATCH = 256
 
+# Arguments of the original pipeline's __call__ that do not change its result at their defaults.
+ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "output_type", "return_dict", "callback",
+                            "callback_steps", "context_schedule", "do_multi_devices_inference"}
+
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)``; stages: reference, audio, denoise, decode."""
 
@@ -240,8 +244,16 @@ class VExpressPipeline:
                  context_frames: int = 24, context_overlap: int = 4, reference_attention_weight: float = 1.0,
                  audio_attention_weight: float = 1.0, num_pad_audio_frames: int = 2, generator=None,
                  save_gpu_memory: bool = False, postprocess: bool = False, decode_chunk_size: int = 8,
-                 progress: ProgressCallback | None = None, **_ignored) -> VExpressPipelineOutput:
-        """Generate the whole video as one tensor (see :meth:`iter_frames` to stream it)."""
+                 progress: ProgressCallback | None = None, **original_only) -> VExpressPipelineOutput:
+        """Generate the whole video as one tensor (see :meth:`iter_frames` to stream it).
+
+        Arguments of the original pipeline that change nothing here (``strength=1``,
+        ``output_type``, ``do_multi_devices_inference``, ...) are accepted so its calls work as
+        they are; any other name is an error.
+        """
+        unknown = set(original_only) - ORIGINAL_NO_OP_ARGUMENTS
+        if unknown:
+            raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
         latents = self.denoise(reference_image, audio_waveform, video_length, width, height, kps_images,
                                num_inference_steps, guidance_scale, context_frames, context_overlap,
                                reference_attention_weight, audio_attention_weight, num_pad_audio_frames,
