@@ -114,6 +114,9 @@ class _BlockSettings:
     def transformer(self, channels: int, heads: int) -> ReferenceTransformer:
         return ReferenceTransformer(channels, heads, self.cross_attention_dim, self.norm_groups)
 
+    def transformers(self, channels: int, heads: int, count: int) -> nn.ModuleList:
+        return nn.ModuleList(self.transformer(channels, heads) for _ in range(count))
+
     def motion_module(self, channels: int) -> MotionModule:
         return MotionModule(channels, **self.motion_module_kwargs)
 
@@ -127,10 +130,7 @@ class DownBlock(nn.Module):
         self.resnets = nn.ModuleList(
             settings.resnet(in_channels if i == 0 else out_channels, out_channels) for i in range(num_layers)
         )
-        if with_attention:
-            self.attentions = nn.ModuleList(settings.transformer(out_channels, heads) for _ in range(num_layers))
-        else:
-            self.attentions = None
+        self.attentions = settings.transformers(out_channels, heads, num_layers) if with_attention else None
         self.motion_modules = nn.ModuleList(settings.motion_module(out_channels) for _ in range(num_layers))
         if add_downsample:
             self.downsamplers = nn.ModuleList(
@@ -180,10 +180,7 @@ class UpBlock(nn.Module):
             settings.resnet((prev_channels if i == 0 else out_channels) + skip_channels[i], out_channels)
             for i in range(num_layers)
         )
-        if with_attention:
-            self.attentions = nn.ModuleList(settings.transformer(out_channels, heads) for _ in range(num_layers))
-        else:
-            self.attentions = None
+        self.attentions = settings.transformers(out_channels, heads, num_layers) if with_attention else None
         self.motion_modules = nn.ModuleList(settings.motion_module(out_channels) for _ in range(num_layers))
         if add_upsample:
             self.upsamplers = nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)])
