@@ -28,3 +28,22 @@ def test_demo_writes_a_real_video(tmp_path):
     info = video_info(output)
     assert (info.codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 64, 64)
     assert info.frame_count == 30
+
+
+def test_the_tiny_model_never_replaces_a_folder_with_other_files(tmp_path):
+    import pytest
+
+    from vexpress_cli.errors import VExpressError
+
+    weights = tmp_path / "model_ckpts" / "v-express" / "denoising_unet.bin"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"real weights")
+    with pytest.raises(VExpressError, match="not a tiny model folder"):
+        ensure_tiny_model(tmp_path / "model_ckpts")
+    assert weights.read_bytes() == b"real weights"
+
+
+def test_demo_refuses_zero_seconds(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--seconds", "0", "--output", str(tmp_path / "d.mp4")])
+    assert result.exit_code == 2
+    assert not (tmp_path / "d.mp4").exists()

@@ -139,3 +139,30 @@ def test_compare_keys_tolerates_only_the_known_gaps(full_size):
     assert compare_keys("reference_net", expected, found).ok
     del found["conv_in.weight"]
     assert compare_keys("reference_net", expected, found).missing == ["conv_in.weight"]
+
+
+def test_a_reference_net_with_its_final_norm_is_fine_too(tiny_copy):
+    path = tiny_copy / "v-express" / "reference_net.bin"
+    state = torch.load(path, weights_only=True)
+    channels = state["conv_in.weight"].shape[0]
+    state["conv_norm_out.weight"] = torch.ones(channels)
+    state["conv_norm_out.bias"] = torch.zeros(channels)
+    torch.save(state, path)
+    report = inspect_model_folder(tiny_copy)
+    assert {network.status for network in report.networks} == {"ok"}
+    assert load(tiny_copy).reference_net is not None
+
+
+def test_missing_vae_weights_are_listed_before_loading(tiny_copy):
+    (tiny_copy / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors").unlink()
+    (tiny_copy / "v-express" / "audio_projection.bin").unlink()
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert "sd-vae-ft-mse/diffusion_pytorch_model" in str(error.value)
+    assert "v-express/audio_projection.bin" in str(error.value)
+
+
+def test_damaged_vae_config_is_a_clear_error(tiny_copy):
+    (tiny_copy / "sd-vae-ft-mse" / "config.json").write_text("{not json")
+    with pytest.raises(ModelFolderError, match="Cannot load the VAE"):
+        load(tiny_copy)

@@ -107,9 +107,9 @@ def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: 
         warnings.append(f"The audio {request.audio} is silent: the mouth will not move.")
 
     image = _open_image(request.reference_image)
-    if image.width != image.height:
-        warnings.append(f"The reference image is {image.width}x{image.height}, not square; it is stretched to "
-                        f"{width}x{height}. Crop it to a square around the face for best results.")
+    if abs(image.width / image.height - width / height) > 0.01:
+        warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
+                        f"{width}x{height}. Crop it to that shape around the face for best results.")
     if min(image.size) < MIN_ADVISED_SIZE:
         warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
                         "expect a blurry face.")
@@ -145,7 +145,7 @@ def _open_image(path: Path) -> PIL.Image.Image:
             return image.convert("RGB")
     except FileNotFoundError:
         raise InputError(f"The reference image {path} does not exist.", "", "Check the path.") from None
-    except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+    except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
         raise InputError(f"Cannot read the reference image {path}.", f"It is not a readable image ({error}).",
                          "Use a JPEG or PNG portrait.") from None
 

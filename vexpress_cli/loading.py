@@ -19,7 +19,7 @@ from torch import nn
 
 from vexpress_cli.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.layout import ModelFolder
+from vexpress_cli.layout import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
 
 # Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
 # The released reference net has no final norm (only its transformer features are used);
@@ -137,6 +137,27 @@ def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
         if not any(".motion_modules." in key for key in read_checkpoint_shapes(denoising)):
             missing.append("v-express/motion_module.bin")
     return missing
+
+
+def missing_model_files(folder: ModelFolder) -> list[str]:
+    """Every file generation needs that the folder lacks (the face detector is optional)."""
+    from vexpress_cli.download import REQUIRED_FILES
+
+    missing = [required.choices[0] for required in REQUIRED_FILES
+               if not required.choices[0].startswith(VEXPRESS_DIR.as_posix())
+               and INSIGHTFACE_DETECTOR.as_posix() not in required.choices
+               and required.present_in(folder.root) is None]
+    return missing + missing_checkpoint_files(folder)
+
+
+def check_model_files(folder: ModelFolder) -> None:
+    missing = missing_model_files(folder)
+    if missing:
+        raise ModelFolderError(
+            f"The model folder {folder.root} lacks {', '.join(missing)}.",
+            "V-Express needs every part of the released model.",
+            "Run `vexpress models download` or copy the files from the released model.",
+        )
 
 
 def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -> dict[str, nn.Module]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vexpress_cli.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.layout import ModelFolder
-from vexpress_cli.loading import NETWORK_FILES, KeyReport, compare_keys, read_checkpoint_shapes, released_tensors
+from vexpress_cli.loading import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
 
 
 @dataclass
@@ -72,16 +72,13 @@ def inspect_model_folder(root: Path) -> ModelFolderReport:
 
 
 def _network_report(folder: ModelFolder, architecture: Architecture, name: str) -> NetworkReport:
-    expected = released_tensors(architecture, name)
-    report = NetworkReport(name, len(expected), sum(prod(shape) for shape in expected.values()))
-    found: dict[str, tuple] = {}
-    for stem in NETWORK_FILES[name]:
-        path = folder.checkpoint(stem)
-        if path is not None:
-            found.update(read_checkpoint_shapes(path))
-            report.files.append(str(path.relative_to(folder.root)))
+    released = released_tensors(architecture, name)
+    report = NetworkReport(name, len(released), sum(prod(shape) for shape in released.values()))
+    found, files = network_state_dict(folder, name, read=read_checkpoint_shapes)
+    report.files = [str(path.relative_to(folder.root)) for path in files]
     if report.files:
-        keys: KeyReport = compare_keys(name, expected, found)
+        # Compared with every tensor the network has: what a release may omit is tolerated.
+        keys: KeyReport = compare_keys(name, architecture.expected_tensors(name), found)
         report.missing, report.unexpected = keys.missing, keys.unexpected
         report.mismatched = [[key, list(want), list(got)] for key, want, got in keys.mismatched]
     return report

@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
+from safetensors import SafetensorError
 
 from vexpress_cli.architecture import Architecture
 from vexpress_cli.context import context_windows, windows_per_frame
 from vexpress_cli.errors import InputError, ModelFolderError
 from vexpress_cli.layout import ModelFolder
-from vexpress_cli.loading import load_networks
+from vexpress_cli.loading import check_model_files, load_networks
 from vexpress_cli.models.denoising_unet import ReferenceConditioning
 from vexpress_cli.models.reference_net import collect_reference_features
 from vexpress_cli.postprocess import median_filter_stream
@@ -52,7 +53,7 @@ SCHEDULER_CONFIG = {
     "timestep_spacing": "trailing",
 }
 AUDIO_SAMPLE_RATE = 16000
-# Windows of the audio projection and frames of the guider computed in one batch.
+# Audio windows projected in one batch.
 AUDIO_PROJECTION_BATCH = 256
 
 # Arguments of the original pipeline's __call__ that do not change its result at their defaults.
@@ -103,22 +104,21 @@ class VExpressPipeline:
             raise ModelFolderError(f"The model folder {folder.root} does not exist.",
                                    "V-Express needs its released weights in one folder.",
                                    "Pass --model-dir, set VEXPRESS_MODEL_DIR, or run `vexpress models download`.")
+        check_model_files(folder)  # before reading gigabytes of checkpoints
         architecture = Architecture.from_folder(folder)
         networks = load_networks(folder, architecture)
-        for path in (folder.vae / "config.json", folder.audio_encoder / "config.json",
-                     folder.audio_encoder / "preprocessor_config.json"):
-            if not path.is_file():
-                raise ModelFolderError(f"The model folder lacks {path.relative_to(folder.root)}.",
-                                       "The VAE and the wav2vec2 audio encoder are part of the released model.",
-                                       "Run `vexpress models download` or copy the folder from the released model.")
-        pipeline = cls(
-            vae=AutoencoderKL.from_pretrained(folder.vae),
-            audio_encoder=Wav2Vec2Model.from_pretrained(folder.audio_encoder),
-            audio_processor=Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder),
-            scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-            architecture=architecture,
-            **networks,
-        )
+        try:
+            vae = AutoencoderKL.from_pretrained(folder.vae)
+            audio_encoder = Wav2Vec2Model.from_pretrained(folder.audio_encoder)
+            audio_processor = Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder)
+        except (OSError, ValueError, SafetensorError) as error:
+            raise ModelFolderError(
+                f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
+                f"A file there is damaged or of another model ({str(error).strip().splitlines()[0]}).",
+                "Download the model again (`vexpress models download`).",
+            ) from None
+        pipeline = cls(vae=vae, audio_encoder=audio_encoder, audio_processor=audio_processor,
+                       scheduler=DDIMScheduler(**SCHEDULER_CONFIG), architecture=architecture, **networks)
         return pipeline.to(device, dtype)
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -267,8 +267,9 @@ class VExpressPipeline:
                     progress: ProgressCallback | None = None, **kwargs) -> Iterator[np.ndarray]:
         """Generate and yield ``[n, H, W, 3]`` uint8 RGB chunks as they are decoded.
 
-        Takes the same arguments as ``__call__``. With ``postprocess`` the median filter runs
-        on the 8-bit frames (exactly the 8-bit image of the float filter, see ``postprocess.py``).
+        Takes the arguments of :meth:`denoise`. Unlike ``__call__`` (which returns the raw
+        frames, as the original pipeline did), ``postprocess`` defaults to on: the median filter
+        runs on the 8-bit frames (exactly the 8-bit image of the float filter, see ``postprocess.py``).
         """
         latents = self.denoise(*args, progress=progress, **kwargs)
         chunks = (to_uint8(chunk) for chunk in self.decode_latents(latents, decode_chunk_size, progress))
@@ -286,11 +287,11 @@ class VExpressPipeline:
         """Everything up to the final latents ``[1, 4, frames, h, w]`` (float32, on the CPU).
 
         ``kps_images`` is indexable by frame: PIL images, HxWx3 uint8 arrays, or [3, 2]
-        keypoints drawn on the fly; ``None`` means no V-Kps conditioning image at all, which
-        the model never saw in training, so callers pass the reference kps repeated instead.
+        keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame is required.
         """
         self._check_call(video_length, width, height, kps_images, context_frames, context_overlap,
                          num_pad_audio_frames, num_inference_steps)
+        self.to(self.device)  # networks a previous save_gpu_memory call left on the CPU come back
         report = progress or (lambda *_: None)
         do_cfg = guidance_scale > 1.0
 

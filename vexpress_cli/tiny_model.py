@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from vexpress_cli.architecture import Architecture
+from vexpress_cli.errors import VExpressError
 from vexpress_cli.layout import ModelFolder
 from vexpress_cli.loading import NOT_IN_RELEASE
 
@@ -50,6 +51,9 @@ TINY_OVERRIDES = {
 }
 
 
+TINY_MARKER = ".vexpress-tiny-model"
+
+
 def default_tiny_model_dir() -> Path:
     return Path.home() / ".cache" / "vexpress" / "tiny-model"
 
@@ -57,15 +61,21 @@ def default_tiny_model_dir() -> Path:
 def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
     """Create the tiny model at ``target`` unless a complete one is there; returns its folder."""
     target = Path(target or default_tiny_model_dir())
-    if (target / ".complete").is_file():
+    if (target / TINY_MARKER).is_file():
         return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise VExpressError(
+            f"{target} is not a tiny model folder and not empty.",
+            "The tiny random model is only written into a new or empty folder, so no real weights get replaced.",
+            "Pass another --model-dir for the tiny model, or leave it out to use the user cache.",
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))
     try:
         write_tiny_model(staging, seed)
-        (staging / ".complete").write_text("ok\n")
+        (staging / TINY_MARKER).write_text("vexpress tiny random model\n")
         if target.exists():
-            shutil.rmtree(target)
+            target.rmdir()  # empty, checked above
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

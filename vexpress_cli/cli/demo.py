@@ -20,9 +20,9 @@ Then get the real weights with `vexpress models download` and use `vexpress gene
 
 def demo_command(
     output: Path = typer.Option(Path("vexpress-demo.mp4"), "--output", "-o", help="Where to write the video."),
-    seconds: float = typer.Option(2.0, "--seconds", help="Length of the synthetic speech."),
-    size: int = typer.Option(128, "--size", help="Width and height of the video (multiple of 8)."),
-    steps: int = typer.Option(2, "--num-inference-steps", help="Denoising steps."),
+    seconds: float = typer.Option(2.0, "--seconds", min=0.1, max=600, help="Length of the synthetic speech."),
+    size: int = typer.Option(128, "--size", min=64, max=1024, help="Width and height of the video (multiple of 8)."),
+    steps: int = typer.Option(2, "--num-inference-steps", min=1, max=100, help="Denoising steps."),
     model_dir: Path = typer.Option(None, "--model-dir", help="Where to keep the tiny model (default: user cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
