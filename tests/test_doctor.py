@@ -262,4 +262,4 @@ def test_smoke_generation_on_cpu(tiny_source, tmp_path):
     assert smoke["data"]["device"] == "cpu" and smoke["data"]["dtype"] == "float32"
     assert smoke["data"]["seconds"] > 0
     # The tiny model went to the user cache (HOME is the test's), ready for the next run.
-    assert (tmp_path / "home" / ".cache" / "vexpress" / "tiny-model" / ".complete").is_file()
+    assert (tmp_path / "home" / ".cache" / "vexpress" / "tiny-model" / ".vexpress-tiny-model").is_file()

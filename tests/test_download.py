@@ -270,3 +270,48 @@ def test_interrupted_copy_leaves_no_partial_file(env, monkeypatch):
         download._place_file(snapshot / "a.bin", destination)
     assert not destination.exists()
     assert list(destination.parent.iterdir()) == []
+
+
+def test_target_under_a_file_fails_before_planning(env, monkeypatch, no_network):
+    populate_cache(env / "hf-cache", HUB_FILES)
+    (env / "afile").write_text("a file, not a folder")
+    result = run_cli("models", "download", "--to", str(env / "afile" / "models"), "--offline")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert flat(f"Cannot create the folder '{env / 'afile' / 'models'}'") in flat(result.output)
+
+    def no_cache_lookup(*args, **kwargs):
+        raise AssertionError("the cache was searched although the target cannot be written")
+
+    monkeypatch.setattr(download, "cached_snapshot", no_cache_lookup)
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        download_models(env / "afile" / "deeper" / "models", offline=True)
+
+
+def test_read_only_target_fails_before_planning(env, monkeypatch, no_network):
+    populate_cache(env / "hf-cache", HUB_FILES)
+
+    def read_only(*args, **kwargs):  # as on a read-only disk, where even root cannot write
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("vexpress_cli.paths.tempfile.mkstemp", read_only)
+    with pytest.raises(InputError, match=f"cannot be created: '{env}' is not writable"):
+        download_models(env / "models", offline=True)
+    assert not (env / "models").exists()
+
+
+def test_failure_placing_a_file_is_a_model_folder_error(env, monkeypatch, no_network):
+    populate_cache(env / "hf-cache", HUB_FILES)
+
+    def no_links(*args):
+        raise OSError("cross-device link")
+
+    def full_disk(source, destination):
+        raise OSError(28, "No space left on device", str(destination))
+
+    monkeypatch.setattr(download.os, "link", no_links)
+    monkeypatch.setattr(download.shutil, "copyfile", full_disk)
+    with pytest.raises(ModelFolderError, match="No space left on device") as raised:
+        download_models(env / "models", offline=True)
+    assert "Cannot place" in raised.value.what and "run `vexpress models download` again" in raised.value.fix
+    assert not list((env / "models").rglob("*.partial"))

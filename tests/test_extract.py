@@ -218,6 +218,61 @@ def test_cli_errors_are_one_paragraph_and_write_nothing(tmp_path, tys_clip):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_unwritable_outputs_fail_before_any_frame_is_read(tmp_path, tys_clip, monkeypatch):
+    def no_detection(*args, **kwargs):
+        raise AssertionError("the frames were read although an output cannot be written")
+
+    monkeypatch.setattr("vexpress_cli.kps.extract.extract_kps_sequence", no_detection)
+    (tmp_path / "afile").write_text("a file, not a folder")
+    cases = [
+        ("--kps-out", tmp_path / "afile" / "k.pth"),
+        ("--audio-out", tmp_path / "afile" / "a.mp3"),
+    ]
+    for option, path in cases:
+        arguments = ["--kps-out", tmp_path / "k.pth"] if option == "--audio-out" else []
+        result = run_cli(tys_clip, "--backend", "dlib", option, path, *arguments)
+        assert result.exit_code == 2, result.output
+        assert "Cannot create the output folder" in flat(result.output) and "Traceback" not in result.output
+    (tmp_path / "a.mp3").write_text("old")
+    outputs = ["--kps-out", tmp_path / "k.pth", "--audio-out", tmp_path / "a.mp3"]
+    existing = run_cli(tys_clip, "--backend", "dlib", *outputs)
+    assert existing.exit_code == 2 and "already exists" in flat(existing.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp3", "afile"]
+
+
+@pytest.mark.parametrize("failure", [InputError("Cannot write the kps file."), KeyboardInterrupt()])
+def test_cli_leaves_no_audio_when_the_keypoints_cannot_be_saved(tmp_path, tys_clip, monkeypatch, failure):
+    def failing_save(path, track):
+        raise failure
+
+    monkeypatch.setattr("vexpress_cli.kps.io.save_kps", failing_save)
+    result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", tmp_path / "k.pth", "--audio-out", tmp_path / "a.mp3")
+    assert result.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_runs_ffmpeg_on_the_video_once_per_need(tmp_path, tys_clip, monkeypatch):
+    """One probe, one packet listing (frame count and fps), one decode, one audio copy."""
+    import vexpress_cli.media.ffmpeg as ffmpeg_module
+
+    commands = []
+    popen = subprocess.Popen
+
+    def recording_popen(command, *args, **kwargs):  # subprocess.run goes through Popen too
+        commands.append(list(map(str, command)))
+        return popen(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", tmp_path / "k.pth", "--audio-out", tmp_path / "a.m4a")
+    assert result.exit_code == 0, result.output
+    on_video = [command for command in commands
+                if command[0] == ffmpeg_module.ffmpeg_exe() and str(tys_clip.resolve()) in command]
+    probes = [command for command in on_video if command[-2:] == ["-i", str(tys_clip.resolve())]]
+    packet_listings = [command for command in on_video if "framecrc" in command]
+    decodes = [command for command in on_video if "rawvideo" in command]
+    assert (len(probes), len(packet_listings), len(decodes), len(on_video)) == (1, 1, 1, 4), on_video
+
+
 def test_cli_strict_stops_at_the_first_bad_frame(tmp_path, tys_frames):
     frames = list(tys_frames[:4])
     frames[2] = np.full_like(frames[0], GREY)
@@ -234,3 +289,11 @@ def test_cli_help_explains_itself():
     for expected in ("--kps-out", "--audio-out", "--backend", "--model-root", "--strict", "Examples"):
         assert expected in text
     assert "--video_path" in text  # shown in the examples, hidden as an option
+
+
+def test_cli_audio_out_of_a_silent_video_fails_first(tmp_path, tys_frames):
+    video = write_video(tmp_path / "mute.mp4", list(tys_frames[:2]))
+    result = run_cli(video, "--backend", "dlib", "--audio-out", tmp_path / "a.mp3")
+    assert result.exit_code == 2 and "has no audio track" in flat(result.output)
+    assert "Finding faces" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mute.mp4"]

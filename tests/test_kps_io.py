@@ -191,3 +191,61 @@ def test_parse_kps_points():
     for bad in ["1,2;3,4", "1,2;3,4;5", "a,b;c,d;e,f", "1,2;3,4;5,6;7,8"]:
         with pytest.raises(InputError, match="three x,y pairs"):
             parse_kps_points(bad)
+
+
+def test_bfloat16_safetensors_is_read(tmp_path):
+    from safetensors.torch import save_file as save_torch_file
+
+    points = torch.tensor([[[10.5, 20.25], [30.0, 20.0], [20.0, 35.5]]] * 2, dtype=torch.bfloat16)
+    save_torch_file({"kps": points}, str(tmp_path / "half.safetensors"), metadata={"fps": "25.0"})
+    track = load_kps(tmp_path / "half.safetensors")
+    assert track.points.dtype == np.float32 and track.fps == 25.0
+    np.testing.assert_array_equal(track.points, points.float().numpy())
+
+
+def test_a_single_tensor_of_any_name_is_the_track(tmp_path):
+    save_file({"points": np.full((4, 3, 2), 7, np.float32)}, str(tmp_path / "k.safetensors"))
+    assert load_kps(tmp_path / "k.safetensors").points.shape == (4, 3, 2)
+
+
+def test_numpy_1_module_name_is_the_fallback(tmp_path, monkeypatch):
+    # As on numpy 1.x before numpy._core existed: only numpy.core.multiarray can be imported.
+    import vexpress_cli.kps.io as kps_io
+
+    monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy._core.multiarray", "numpy.core.multiarray"))
+    assert load_kps(SAMPLES / "tys/kps.pth").num_frames == 100  # a pickle made by numpy 1.x
+    torch.save([np.full((3, 2), 1.0)], tmp_path / "new.pth")  # made by numpy 2
+    assert load_kps(tmp_path / "new.pth").num_frames == 1
+    monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy.multiarray",))
+    with pytest.raises(InputError, match="could not be read"):
+        load_kps(tmp_path / "new.pth")
+
+
+def test_saving_under_a_file_is_an_input_error(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for name in ("k.pth", "deeper/k.safetensors"):
+        with pytest.raises(InputError, match="Cannot create the output folder"):
+            save_kps(tmp_path / "afile" / name, sample_track())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_failing_write_is_an_input_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("vexpress_cli.kps.io.os.replace", refuse)
+    with pytest.raises(InputError, match="No space left on device"):
+        save_kps(tmp_path / "k.safetensors", sample_track())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_kps(tmp_path / "k.safetensors", sample_track())
+        save_kps(tmp_path / "k.pth", sample_track())
+    finally:
+        os.umask(previous)
+    for name in ("k.safetensors", "k.pth"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask

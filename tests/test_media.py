@@ -23,7 +23,6 @@ from vexpress_cli.media import (
     iter_video_frames,
     load_audio,
     open_video_writer,
-    read_audio_segment,
     resample,
     video_info,
 )
@@ -127,9 +126,9 @@ def test_stereo_is_averaged(media_dir, tmp_path):
     assert waveform[2000:-2000].abs().max() == pytest.approx(SINE_AMPLITUDE / 2, rel=0.02)
 
 
-def test_pydub_segment_is_available(media_dir):
-    segment = read_audio_segment(media_dir / "sine.wav")
-    assert (segment.frame_rate, segment.channels, len(segment)) == (44100, 2, 1500)
+def test_audio_info_counts_samples_exactly(media_dir):
+    info = audio_info(media_dir / "sine.wav")
+    assert (info.sample_rate, info.channels, info.num_samples, info.duration) == (44100, 2, 66150, 1.5)
 
 
 def test_silent_audio_is_allowed_but_reported(media_dir):
@@ -469,3 +468,85 @@ def test_open_video_writer_picks_by_suffix(tmp_path):
     with pytest.raises(InputError, match="Use .mp4"):
         open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
     assert os.listdir(tmp_path) == []
+
+
+def test_png_folder_writer_audio_failure_is_reported_and_leaves_nothing(media_dir, tmp_path):
+    speech = tmp_path / "speech.wav"
+    speech.write_bytes((media_dir / "sine.wav").read_bytes())
+    writer = PngFolderWriter(tmp_path / "frames", fps=25, audio_path=speech)
+    writer.write(gradient(24, 32))
+    speech.write_bytes(b"RIFF but not really a wav file")  # broken after the writer checked it
+    with pytest.raises(VExpressError, match="Could not save the audio next to the frames") as raised:
+        writer.close()
+    assert "ffmpeg said:" in raised.value.why
+    assert sorted(os.listdir(tmp_path)) == ["speech.wav"]
+
+
+def test_iter_frames_reuses_a_video_info(media_dir, monkeypatch):
+    info = video_info(media_dir / "with_audio.mp4")
+    assert info.stream_index == 0
+    expected = list(iter_video_frames(info.path, size=(32, 24)))
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr("vexpress_cli.media.video.probe", no_probe)
+    reused = list(iter_video_frames(info, size=(32, 24)))
+    assert len(reused) == len(expected) == info.frame_count
+    assert all(np.array_equal(a, b) for a, b in zip(reused, expected))
+
+
+def test_probe_results_are_reused(media_dir, tmp_path, monkeypatch):
+    from vexpress_cli.media.ffmpeg import probe
+
+    source = probe(media_dir / "with_audio.mp4", "video")
+    expected = video_info(media_dir / "with_audio.mp4")
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr("vexpress_cli.media.video.probe", no_probe)
+    monkeypatch.setattr("vexpress_cli.media.audio.probe", no_probe)
+    assert video_info(source) == expected
+    out = extract_audio_track(source, tmp_path / "speech.m4a")
+    monkeypatch.undo()
+    assert audio_info(out).duration == pytest.approx(1.5, abs=0.06)
+
+
+def test_output_under_a_file_is_an_input_error(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(InputError, match="Cannot create the output folder"):
+        VideoWriter(tmp_path / "afile" / "out.mp4", 25, 32, 32)
+    with pytest.raises(InputError, match="Cannot create the output folder"):
+        PngFolderWriter(tmp_path / "afile" / "frames")
+    assert sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+def test_decoding_is_stopped_when_interrupted(media_dir, monkeypatch):
+    """Ctrl+C while the audio streams in must not leave ffmpeg running."""
+    import vexpress_cli.media.audio as audio_module
+
+    started = []
+    popen = subprocess.Popen
+
+    class InterruptedPipe:
+        def __init__(self, pipe):
+            self.pipe = pipe
+
+        def read(self, size):
+            raise KeyboardInterrupt
+
+        def close(self):
+            self.pipe.close()
+
+    def interrupted_popen(command, *args, **kwargs):
+        process = popen(command, *args, **kwargs)
+        if "pcm_s32le" in command:  # the decoder, not the probe before it
+            started.append(process)
+            process.stdout = InterruptedPipe(process.stdout)
+        return process
+
+    monkeypatch.setattr(audio_module.subprocess, "Popen", interrupted_popen)
+    with pytest.raises(KeyboardInterrupt):
+        load_audio(media_dir / "sine.wav")
+    assert len(started) == 1 and started[0].returncode is not None  # killed and reaped

@@ -141,11 +141,17 @@ def test_driving_track_of_another_frame_size_is_rescaled(tmp_path):
             ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--strategy", "wobble"],
             ["Unknown retarget strategy 'wobble'", "fix_face, no_retarget"],
         ),
-        (["--reference-kps", REFERENCE_TEXT, "--strategy", "offset_retarget"], ["needs a driving track", "--kps"]),
+        (
+            ["--reference-kps", REFERENCE_TEXT, "--strategy", "offset_retarget"],
+            ["'offset_retarget' needs a driving kps track", "--kps"],
+        ),
         (["--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face"], ["How many frames?", "--num-frames"]),
         (["--reference-kps", REFERENCE_TEXT, "--kps", "/nonexistent/kps.pth"], ["does not exist"]),
         (["--reference-kps", "1,2;3,4", "--kps", AOC_KPS], ["three x,y pairs"]),
-        (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--kps-fit", "bounce"], ["Unknown --kps-fit 'bounce'"]),
+        (
+            ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--kps-fit", "bounce"],
+            ["'bounce' is not one of", "pingpong"],
+        ),
         (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--preview", "p.gif"], ["unknown video type '.gif'"]),
         (["--reference-image", "/nonexistent/me.jpg", "--kps", AOC_KPS], ["does not exist"]),
     ],
@@ -241,3 +247,40 @@ def test_no_retarget_needs_no_reference_face(tmp_path):
     assert result.exit_code == 0, result.output
     original = load_kps(SAMPLES_DIR / "tys" / "kps.pth").points
     assert (load_kps(output).points == original).all()
+
+
+@pytest.mark.parametrize("option", ["--output", "--preview"])
+def test_output_under_a_file_fails_before_any_work(tmp_path, option, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the driving track was read although an output cannot be written")
+
+    monkeypatch.setattr("vexpress_cli.cli.retarget.load_kps", no_loading)
+    (tmp_path / "afile").write_text("a file, not a folder")
+    outputs = {"--output": tmp_path / "out.pth", "--preview": tmp_path / "p.mp4"}
+    outputs[option] = tmp_path / "afile" / outputs[option].name
+    arguments = ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, *(str(v) for kv in outputs.items() for v in kv)]
+    assert_input_error(vexpress("retarget", *arguments), "Cannot create the output folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_reference_kps_file_of_another_size_is_rescaled(tmp_path):
+    reference_file = tmp_path / "ref.pth"
+    save_kps(tmp_path / "ref.safetensors", KpsTrack(REFERENCE[None] / 2, width=256, height=256))
+    save_kps(reference_file, KpsTrack(REFERENCE[None] / 2))  # no size recorded: used as it is
+    for source, expected in ((tmp_path / "ref.safetensors", REFERENCE), (reference_file, REFERENCE / 2)):
+        output = tmp_path / "still.safetensors"
+        arguments = ["--reference-kps", source, "--strategy", "fix_face", "-n", 2, "--output", output, "--overwrite"]
+        result = vexpress("retarget", *arguments)
+        assert result.exit_code == 0, result.output
+        np.testing.assert_allclose(load_kps(output).points[1], expected)
+
+
+def test_reference_photo_without_a_face_is_named(tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 200), (128, 128, 128)).save(blank)
+    result = vexpress("retarget", "--reference-image", blank, "--backend", "dlib", "--kps", AOC_KPS,
+                      "--strategy", "offset_retarget", "--output", tmp_path / "o.pth")  # fmt: skip
+    assert_input_error(result, f"No face was found in {blank}")
+    assert not (tmp_path / "o.pth").exists()

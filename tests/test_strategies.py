@@ -183,22 +183,61 @@ def test_invalid_strategy_objects_are_rejected(extra_plugin):
         get_retarget_strategy_infos()
 
 
-def test_a_plugin_that_fails_to_import_is_named(tmp_path):
-    # A real installed distribution (just its metadata) whose entry point module does not exist.
-    dist_info = tmp_path / "broken_plugin-1.0.dist-info"
-    dist_info.mkdir()
+def broken_distribution(site) -> None:
+    """A real installed distribution (just its metadata) whose entry point module does not exist."""
+    dist_info = site / "broken_plugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
     (dist_info / "entry_points.txt").write_text("[vexpress]\nbroken = no_such_module_anywhere\n")
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_skipped(tmp_path):
+    broken_distribution(tmp_path)
     code = (
-        "from vexpress_cli.plugins import get_plugin_manager\n"
-        "try:\n    get_plugin_manager()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+        "from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy\n"
+        "print(get_retarget_strategy('offset_retarget').name)\n"
+        "print(get_plugin_load_failures()[0].message)\n"
+        "try:\n    get_retarget_strategy('smooth')\nexcept Exception as e:\n    print(type(e).__name__, e)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path), timeout=60
     )
-    assert "VExpressError" in result.stdout
-    assert "'broken' (no_such_module_anywhere, from broken-plugin)" in result.stdout
-    assert "ModuleNotFoundError" in result.stdout
+    assert result.returncode == 0, result.stderr
+    found, failure, unknown = result.stdout.splitlines()
+    assert found == "offset_retarget"  # the built-ins still load
+    assert "'broken' (no_such_module_anywhere, from broken-plugin) failed to load: ModuleNotFoundError" in failure
+    assert unknown.startswith("InputError Unknown retarget strategy 'smooth'")
+    assert "'broken' (no_such_module_anywhere, from broken-plugin)" in unknown and "pip uninstall" in unknown
+
+
+def test_strategies_command_warns_about_a_broken_plugin(tmp_path):
+    broken_distribution(tmp_path)
+    entry = "import sys; sys.argv[0] = 'vexpress'; from vexpress_cli.cli.app import main; main()"
+    command = [sys.executable, "-c", entry]
+    env = dict(_env_with_path(tmp_path), COLUMNS="200")
+    result = subprocess.run([*command, "strategies", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [row["name"] for row in json.loads(result.stdout)][:4] == BUILTINS
+    warning = " ".join(result.stderr.split())
+    assert "Warning: The vexpress plugin 'broken' (no_such_module_anywhere, from broken-plugin)" in warning
+    assert "failed to load: ModuleNotFoundError" in warning
+    assert "pip uninstall" in warning
+
+
+def test_a_plugin_whose_hook_raises_is_named(extra_plugin):
+    module = types.ModuleType("crashing_plugin")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        raise RuntimeError("boom")
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    with pytest.raises(VExpressError) as error:
+        get_retarget_strategy("fix_face")
+    message = str(error.value)
+    assert "plugin crashing_plugin failed while registering its retarget strategies: RuntimeError: boom" in message
+    assert "pip uninstall" in message
 
 
 def _env_with_path(path) -> dict:

@@ -88,3 +88,17 @@ def test_installed_plugin_retargets(smooth_site, tmp_path):
     error_after = np.abs(smoothed[interior] - steady[interior]).mean()
     assert error_after < 0.6 * error_before
     np.testing.assert_allclose(smoothed[10], jittery[8:13].mean(axis=0), rtol=1e-5)
+
+
+def test_a_broken_plugin_beside_it_does_not_hide_it(smooth_site, tmp_path):
+    """pluggy's load_setuptools_entrypoints stops at the first failure; vexpress loads each entry point alone."""
+    broken = tmp_path / "broken_site"
+    dist_info = broken / "aaa_broken-1.0.dist-info"  # sorts first, so it is met before the others
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: aaa-broken\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[vexpress]\nbroken = aaa_missing_module\n")
+    site = Path(os.pathsep.join([str(broken), str(smooth_site)]))
+    result = run_vexpress("strategies", "--json", site=site)
+    assert result.returncode == 0, result.stderr
+    assert {"smooth", "fix_face", "no_retarget"} <= {row["name"] for row in json.loads(result.stdout)}
+    assert "'broken' (aaa_missing_module, from aaa-broken) failed to load" in " ".join(result.stderr.split())

@@ -607,12 +607,16 @@ def _plugin_checks(context: _Context) -> list[Check]:
 
 
 def _strategies_check() -> Check:
-    from vexpress_cli.plugins import get_retarget_strategy_infos
+    from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos
 
     try:
         infos = get_retarget_strategy_infos()
     except VExpressError as error:
         return Check("strategies", FAILURE, _join(error.what, error.why), error.fix)
+    failures = get_plugin_load_failures()
+    if failures:
+        return Check("strategies", FAILURE, "; ".join(failure.message for failure in failures),
+                     "Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`).")
     if not infos:
         return Check("strategies", FAILURE, "no retarget strategy is installed (not even the built-in ones)",
                      "Reinstall vexpress-cli: its entry point registers the built-in strategies.")

@@ -37,6 +37,7 @@ from rich.progress import (
 
 from vexpress_cli import layout
 from vexpress_cli.errors import InputError, ModelFolderError
+from vexpress_cli.paths import ensure_writable_folder
 
 HUB_PREFIX = "model_ckpts/"
 T = TypeVar("T")
@@ -324,7 +325,16 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
                 why=f"Expected it under {snapshot}.",
                 fix="Run `vexpress models download` again; it resumes where it stopped.",
             )
-        if _place_file(source, target / item.target):
+        try:
+            linked = _place_file(source, target / item.target)
+        except OSError as error:
+            raise ModelFolderError(
+                f"Cannot place {item.target} into the model folder {target}.",
+                why=f"{error.strerror or error}" + (f" ({error.filename})." if error.filename else "."),
+                fix="Check free disk space and that the model folder is writable; then run "
+                "`vexpress models download` again (downloaded files stay in the Hugging Face cache).",
+            ) from None
+        if linked:
             report.linked += 1
         else:
             report.copied += 1
@@ -387,6 +397,7 @@ def download_models(
     report.already_present = len(REQUIRED_FILES) - len(needed)
     if not needed:
         return report
+    ensure_writable_folder(target, create=False)  # before any listing or download
 
     snapshot: Path | None = None
     if offline:
@@ -412,7 +423,7 @@ def download_models(
             report.offline = True
 
     report.planned = plan_download(hub_files, needed, from_cache=snapshot)
-    target.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(target)
     progress = _progress(console) if console is not None else None
     try:
         if progress is not None:

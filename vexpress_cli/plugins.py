@@ -3,6 +3,10 @@
 The built-in strategies are no exception: vexpress-cli's own pyproject
 declares ``builtin_strategies = "vexpress_cli.strategies"`` in that group, so
 they arrive through exactly the path a third-party plugin takes.
+
+Entry points are loaded one at a time: a plugin that fails to import is
+recorded (:func:`get_plugin_load_failures`) and skipped, so it cannot take
+the built-in strategies, or any other plugin's, down with it.
 """
 
 from __future__ import annotations
@@ -35,29 +39,86 @@ class StrategyInfo:
         return f"{self.distribution} ({self.plugin})" if self.distribution else self.plugin
 
 
+@dataclass(frozen=True)
+class PluginLoadFailure:
+    """An entry point of the ``vexpress`` group that could not be loaded or registered."""
+
+    entry_point: str  # its name, e.g. "smooth"
+    value: str  # what it points at, e.g. "vexpress_smooth"
+    distribution: str | None  # the distribution's name, when known
+    error: str  # "ModuleNotFoundError: No module named 'x'"
+
+    @property
+    def where(self) -> str:
+        origin = f", from {self.distribution}" if self.distribution else ""
+        return f"'{self.entry_point}' ({self.value}{origin})"
+
+    @property
+    def message(self) -> str:
+        return f"The vexpress plugin {self.where} failed to load: {self.error}."
+
+
+PLUGIN_FIX = "Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`)."
+
+
+class VExpressPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers each plugin's distribution and the plugins that failed."""
+
+    def __init__(self) -> None:
+        super().__init__(ENTRY_POINT_GROUP)
+        self.add_hookspecs(hookspecs)
+        self.distributions: dict[str, str] = {}  # plugin name -> "project-name version"
+        self.load_failures: list[PluginLoadFailure] = []
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Import and register every entry point of ``group``, recording (not raising) failures."""
+        for entry_point in metadata.entry_points(group=group):
+            if self.is_blocked(entry_point.name):
+                continue
+            distribution = entry_point.dist
+            try:
+                if self.get_plugin(entry_point.name) is not None:
+                    raise ValueError("another plugin already uses this entry-point name")
+                self.register(entry_point.load(), name=entry_point.name)
+            except Exception as error:  # any import-time failure of third-party code
+                self.load_failures.append(
+                    PluginLoadFailure(
+                        entry_point.name,
+                        entry_point.value,
+                        distribution.name if distribution else None,
+                        f"{type(error).__name__}: {error}",
+                    )
+                )
+                continue
+            if distribution is not None:
+                self.distributions[entry_point.name] = f"{distribution.name} {distribution.version}"
+
+
 @functools.cache
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, with every ``vexpress`` entry point loaded."""
-    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
-    manager.add_hookspecs(hookspecs)
-    try:
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    except Exception as error:  # a broken plugin must not look like a vexpress crash
-        raise _plugin_load_error(manager, error) from error
+def get_plugin_manager() -> VExpressPluginManager:
+    """The process-wide plugin manager, with every loadable ``vexpress`` entry point registered."""
+    manager = VExpressPluginManager()
+    manager.load_entry_points()
     return manager
 
 
+def get_plugin_load_failures() -> list[PluginLoadFailure]:
+    """The ``vexpress`` entry points that failed to load (empty when all is well)."""
+    return list(get_plugin_manager().load_failures)
+
+
 def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
-    """Every installed retarget strategy with its origin, by name, in registration order."""
+    """Every installed retarget strategy with its origin, by name, in registration order.
+
+    VExpressError (naming the plugin) when a plugin's hook raises, registers an
+    invalid strategy, or uses a name another plugin registered already.
+    """
     manager = get_plugin_manager()
-    distributions = {
-        id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()
-    }
     found: dict[str, StrategyInfo] = {}
     # Call each implementation on its own, so we know which plugin registered what.
     for implementation in manager.hook.register_retarget_strategies.get_hookimpls():
         plugin_name = implementation.plugin_name
-        origin = distributions.get(id(implementation.plugin))
+        origin = manager.distributions.get(plugin_name)
 
         def register(strategy, plugin_name=plugin_name, origin=origin) -> None:
             info = StrategyInfo(_checked_strategy(strategy, plugin_name), plugin_name, origin)
@@ -71,7 +132,18 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
             found[name] = info
 
         arguments = {"register": register}
-        implementation.function(**{name: arguments[name] for name in implementation.argnames})
+        try:
+            implementation.function(**{name: arguments[name] for name in implementation.argnames})
+        except VExpressError:
+            raise
+        except Exception as error:  # a bug in the plugin, not in vexpress or the user's input
+            source = f"{origin} ({plugin_name})" if origin else plugin_name
+            raise VExpressError(
+                f"The vexpress plugin {source} failed while registering its retarget strategies: "
+                f"{type(error).__name__}: {error}.",
+                why="Its register_retarget_strategies hook raised an exception.",
+                fix=PLUGIN_FIX,
+            ) from error
     return found
 
 
@@ -81,15 +153,23 @@ def get_retarget_strategies() -> dict[str, RetargetStrategy]:
 
 
 def get_retarget_strategy(name: str) -> RetargetStrategy:
-    """The installed strategy called ``name``; InputError listing the installed ones otherwise."""
+    """The installed strategy called ``name``; InputError listing the installed ones otherwise.
+
+    Plugins that failed to load are mentioned only then: one of them may be the
+    one that provides ``name``.
+    """
     strategies = get_retarget_strategies()
-    if name not in strategies:
-        raise InputError(
-            f"Unknown retarget strategy '{name}'.",
-            why=f"The installed strategies are: {', '.join(strategies) or 'none'}.",
-            fix="Pick one of those (`vexpress strategies` describes them), or install the plugin that provides it.",
-        )
-    return strategies[name]
+    if name in strategies:
+        return strategies[name]
+    failures = get_plugin_load_failures()
+    why = f"The installed strategies are: {', '.join(strategies) or 'none'}."
+    fix = "Pick one of those (`vexpress strategies` describes them), or install the plugin that provides it."
+    if failures:
+        why += " These plugins failed to load, and one of them may provide it: " + "; ".join(
+            f"{failure.where}: {failure.error}" for failure in failures
+        ) + "."
+        fix = "Pick an installed strategy, or upgrade or uninstall the plugin that failed (`pip uninstall NAME`)."
+    raise InputError(f"Unknown retarget strategy '{name}'.", why=why, fix=fix)
 
 
 def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
@@ -108,26 +188,3 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
             fix="Update or uninstall that plugin; docs/plugins.md describes the protocol.",
         )
     return strategy
-
-
-def _plugin_load_error(manager: pluggy.PluginManager, error: Exception) -> VExpressError:
-    # load_setuptools_entrypoints stops at the first failure; the culprit is
-    # the first entry point of the group that did not get registered.
-    culprit = next(
-        (
-            entry_point
-            for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP)
-            if manager.get_plugin(entry_point.name) is None and not manager.is_blocked(entry_point.name)
-        ),
-        None,
-    )
-    if culprit is None:
-        where = "a plugin"
-    else:
-        origin = f", from {culprit.dist.name}" if culprit.dist else ""
-        where = f"'{culprit.name}' ({culprit.value}{origin})"
-    return VExpressError(
-        f"The vexpress plugin {where} failed to load: {type(error).__name__}: {error}.",
-        why="Plugins are imported at start-up through the 'vexpress' entry-point group.",
-        fix="Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`).",
-    )

@@ -152,10 +152,6 @@ def _unknown_key_error(where: str, key: str, known: list[str], fix_prefix: str =
     )
 
 
-def _format(value: float) -> str:
-    return str(value)
-
-
 def validate_value(name: str, value: Any, where: str, *, within_advice: bool) -> Any:
     """Check one setting and return it normalised (ints become floats for float settings).
 
@@ -188,22 +184,22 @@ def _check_range(param: Parameter, value: float, where: str, *, within_advice: b
         low, high = param.advised
         if not low <= value <= high:
             raise InputError(
-                f"{where} is {_format(value)}, outside the advised range "
-                f"{_format(low)}-{_format(high)}.",
+                f"{where} is {value}, outside the advised range "
+                f"{low}-{high}.",
                 why="Presets stay within the range the V-Express authors recommend.",
-                fix=f"Use a value from {_format(low)} to {_format(high)}, or pass "
-                f"{param.flag} {_format(value)} on the command line to go beyond it (with a warning).",
+                fix=f"Use a value from {low} to {high}, or pass "
+                f"{param.flag} {value} on the command line to go beyond it (with a warning).",
             )
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = (
-            f"at least {_format(low)}" if high is None
-            else f"from {_format(low)} to {_format(high)}" if low is not None
-            else f"at most {_format(high)}"
+            f"at least {low}" if high is None
+            else f"from {low} to {high}" if low is not None
+            else f"at most {high}"
         )
         why = f"'{param.name}': {param.help}"
         if param.name == "context_frames":
             why += f" The motion module's position encoding covers {MAX_CONTEXT_FRAMES} frames."
-        raise InputError(f"{where} is {_format(value)}; it must be {bounds}.", why=why,
+        raise InputError(f"{where} is {value}; it must be {bounds}.", why=why,
                          fix=f"Use a value {bounds}.")
     if param.multiple_of and value % param.multiple_of:
         nearest = max(param.multiple_of, round(value / param.multiple_of) * param.multiple_of)
@@ -249,8 +245,8 @@ def range_warnings(values: Mapping[str, Any]) -> list[str]:
         advised = PARAMETERS[name].advised if name in PARAMETERS else None
         if advised and not advised[0] <= value <= advised[1]:
             warnings.append(
-                f"{name} = {_format(value)} is outside the advised range "
-                f"{_format(advised[0])}-{_format(advised[1])}; expect a weaker identity or odd motion."
+                f"{name} = {value} is outside the advised range "
+                f"{advised[0]}-{advised[1]}; expect a weaker identity or odd motion."
             )
     return warnings
 
@@ -258,7 +254,7 @@ def range_warnings(values: Mapping[str, Any]) -> list[str]:
 # --- loading --------------------------------------------------------------------------------
 
 
-def parse_preset_text(text: str, path: str, name: str) -> tuple[str, dict[str, Any]]:
+def parse_preset_text(text: str, path: str) -> tuple[str, dict[str, Any]]:
     """Parse and validate the text of a preset file: (description, values)."""
     label = f"Preset file {path}"
     try:
@@ -320,7 +316,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
         if path.is_dir():
             raise InputError(f"Preset {path} is a folder, not a .toml file.")
         text = _read(path)
-        description, values = parse_preset_text(text, str(path), path.stem)
+        description, values = parse_preset_text(text, str(path))
         return Preset(path.stem, description, values, "file", str(path), text)
 
     name = str(name_or_path)
@@ -338,7 +334,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
             fix=f"{suggestion}Run `vexpress presets list`, or pass a path to a .toml file.",
         )
     text = _read(location)
-    description, values = parse_preset_text(text, str(location), name)
+    description, values = parse_preset_text(text, str(location))
     return Preset(name, description, values, source, str(location), text,
                   shadows_builtin=source == "user" and name in builtins)
 
@@ -356,7 +352,7 @@ def list_presets() -> list[PresetInfo]:
         location = users[name] if source == "user" else builtins[name]
         shadows = source == "user" and name in builtins
         try:
-            description, values = parse_preset_text(_read(location), str(location), name)
+            description, values = parse_preset_text(_read(location), str(location))
         except InputError as error:
             infos.append(PresetInfo(name, "", source, str(location), shadows_builtin=shadows, error=str(error)))
             continue

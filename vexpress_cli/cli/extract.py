@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.face import BACKEND_NAMES
 
 EPILOG = """\
 [bold]Examples[/]
@@ -50,10 +52,7 @@ nearest the previous frame's face is followed (the largest at the start).
 """
 
 
-class BackendName(str, Enum):
-    auto = "auto"
-    insightface = "insightface"
-    dlib = "dlib"
+BackendName = Enum("BackendName", {name: name for name in BACKEND_NAMES}, type=str)
 
 
 class FramesPerSecondColumn(ProgressColumn):
@@ -76,7 +75,7 @@ def extract_command(
     ),
     width: int = typer.Option(512, "--width", min=1, help="Frame width the points refer to."),
     height: int = typer.Option(512, "--height", min=1, help="Frame height the points refer to."),
-    backend: BackendName = typer.Option(BackendName.auto, "--backend", help="Face detector.", case_sensitive=False),
+    backend: BackendName = typer.Option("auto", "--backend", help="Face detector.", case_sensitive=False),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
         "Default: $VEXPRESS_MODEL_DIR/insightface_models, else ./model_ckpts/insightface_models.", show_default=False,
@@ -104,11 +103,11 @@ def extract_command(
     kps_out = _one_of(kps_out, kps_flag, "--kps-out", "--kps_sequence_save_path") or default_kps_path(video)
     audio_out = _one_of(audio_out, audio_flag, "--audio-out", "--audio_save_path")
     model_root = _one_of(model_root, insightface_flag, "--model-root", "--insightface_model_path")
-    _check_inputs(video, kps_out, audio_out, overwrite)
+    video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
 
     from vexpress_cli.face import load_backend
     from vexpress_cli.kps.extract import extract_kps_sequence
-    from vexpress_cli.kps.io import KpsTrack, save_kps
+    from vexpress_cli.kps.io import KpsTrack
 
     console = Console(stderr=True)
     detector = load_backend(backend.value, model_root, width, height)
@@ -132,16 +131,31 @@ def extract_command(
         def advance(done: int, total: int | None) -> None:
             progress.update(task, completed=done, total=total)
 
-        points, report = extract_kps_sequence(video, detector, width, height, strict=strict, progress=advance)
+        points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=advance)
         progress.update(task, total=report.frames, completed=report.frames)
 
-    if audio_out is not None:
-        from vexpress_cli.media.audio import extract_audio_track
-
-        extract_audio_track(video, audio_out, overwrite=overwrite)
     fps = float(report.fps) if report.fps else None
-    save_kps(kps_out, KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend))
+    track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend)
+    _save_outputs(video_probe, track, kps_out, audio_out, overwrite)
     Console().print(summary_table(report, kps_out, audio_out))
+
+
+def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
+    """Write both outputs or neither: the audio goes to a hidden name until the keypoints are saved."""
+    from vexpress_cli.kps.io import save_kps
+
+    if audio_out is None:
+        save_kps(kps_out, track)
+        return
+    from vexpress_cli.media.audio import extract_audio_track
+
+    pending_audio = audio_out.with_name(f".{audio_out.stem}.pending{audio_out.suffix}")
+    try:
+        extract_audio_track(video_probe, pending_audio, overwrite=True)
+        save_kps(kps_out, track)
+        os.replace(pending_audio, audio_out)
+    finally:
+        pending_audio.unlink(missing_ok=True)
 
 
 def default_kps_path(video: Path) -> Path:
@@ -182,9 +196,14 @@ def _one_of(value, alias_value, name: str, alias: str):
     return value if value is not None else alias_value
 
 
-def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
-    """Fail before the slow part: a missing video, or outputs that exist without --overwrite."""
+def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):
+    """Fail before the slow part: a bad video, or outputs that exist or cannot be written.
+
+    Returns the video's probe, for the later steps to reuse.
+    """
     from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+    from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.paths import prepare_output_path
 
     if not video.is_file():
         raise InputError(
@@ -198,20 +217,23 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
             why="The suffix picks the format.",
             fix="Name it *.pth (readable by the original V-Express) or *.safetensors (keeps fps and frame size).",
         )
-    for output in (kps_out, audio_out):
-        if output is not None and output.exists() and not overwrite:
-            raise InputError(
-                f"{output} already exists.",
-                why="vexpress extract does not replace files unless asked.",
-                fix="Pass --overwrite, or choose another output path.",
-            )
     if audio_out is not None:
-        _check_audio_output(video, kps_out, audio_out)
+        _check_audio_suffix(kps_out, audio_out)
+    for output in (kps_out, audio_out):
+        if output is not None:
+            prepare_output_path(output, overwrite)
+    video_probe = probe(video, "video")
+    if audio_out is not None and video_probe.audio is None:
+        raise InputError(
+            f"{video} has no audio track, so --audio-out cannot be written.",
+            why="ffmpeg found no audio stream in the video.",
+            fix="Drop --audio-out, or use a video with sound.",
+        )
+    return video_probe
 
 
-def _check_audio_output(video: Path, kps_out: Path, audio_out: Path) -> None:
+def _check_audio_suffix(kps_out: Path, audio_out: Path) -> None:
     from vexpress_cli.media.audio import AUDIO_OUTPUT_CODECS
-    from vexpress_cli.media.video import video_info
 
     if audio_out.resolve() == kps_out.resolve():
         raise InputError(
@@ -223,12 +245,6 @@ def _check_audio_output(video: Path, kps_out: Path, audio_out: Path) -> None:
             f"Cannot write audio to {audio_out}: unknown file type '{audio_out.suffix or '(none)'}'.",
             why="The audio format is chosen from the file suffix.",
             fix=f"Use one of: {', '.join(AUDIO_OUTPUT_CODECS)}.",
-        )
-    if not video_info(video).has_audio:
-        raise InputError(
-            f"{video} has no audio track, so --audio-out cannot be written.",
-            why="ffmpeg found no audio stream in the video.",
-            fix="Drop --audio-out, or use a video with sound.",
         )
 
 

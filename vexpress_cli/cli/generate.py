@@ -88,18 +88,22 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                  as_json: bool = False) -> None:
     """The command's work, given the settings that were set on purpose (``given``)."""
     from vexpress_cli.config import resolve_model_dir
+    from vexpress_cli.devices import resolve_device, resolve_dtype
     from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
     from vexpress_cli.preset_loader import range_warnings
 
     settings, explicit = resolve_settings(preset, given)
     strategy, reason = default_strategy(settings, explicit, kps is not None)
-    request = GenerationRequest(
-        reference_image=reference_image, audio=audio, output=output, settings=settings, kps=kps,
-        reference_kps=parse_reference_kps(reference_kps), face_backend=face_backend, overwrite=overwrite,
-    )
     # Everything that can be checked cheaply is checked before the long work.
     check_output(output, overwrite)
     model_folder = resolve_model_dir(model_dir).path
+    device = resolve_device(settings["device"])
+    dtype = resolve_dtype(settings["dtype"], device)
+    request = GenerationRequest(
+        reference_image=reference_image, audio=audio, output=output, settings=settings, kps=kps,
+        reference_kps=parse_reference_kps(reference_kps), face_backend=face_backend,
+        face_model_root=model_folder, overwrite=overwrite,
+    )
 
     show = not quiet and not as_json
     with StageProgress(console, enabled=show) as progress, unfinished_bars_removed_on_error(progress):
@@ -113,7 +117,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
             console.print(f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plan.num_frames} frames "
                           f"at {float(plan.fps):g} fps for {plan.duration:.2f} s of audio.")
         progress.start("model", "Loading model")
-        pipeline = load_pipeline(model_folder, settings)
+        pipeline = load_pipeline(model_folder, device, dtype, settings)
         progress.finish("model")
         result = run_generation(pipeline, plan, request, progress=progress.update)
 
@@ -158,7 +162,7 @@ def parse_reference_kps(text: str | None):
 
 def check_output(output: Path, overwrite: bool) -> None:
     """Fail before the long work, not after it: the output must be new (or --overwrite) and writable."""
-    from vexpress_cli.media.ffmpeg import ensure_writable_folder
+    from vexpress_cli.paths import ensure_writable_folder
     from vexpress_cli.media.video import VIDEO_SUFFIXES
 
     if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
@@ -177,17 +181,14 @@ def check_output(output: Path, overwrite: bool) -> None:
     ensure_writable_folder(folder)
 
 
-def load_pipeline(model_folder: Path, settings: dict):
+def load_pipeline(model_folder: Path, device, dtype, settings: dict):
     import torch
 
     from vexpress_cli import VExpressPipeline
-    from vexpress_cli.devices import resolve_device, resolve_dtype
     from vexpress_cli.generation import out_of_memory_error
 
-    device = resolve_device(settings["device"])
     try:
-        return VExpressPipeline.from_pretrained(model_folder, device=device,
-                                                dtype=resolve_dtype(settings["dtype"], device))
+        return VExpressPipeline.from_pretrained(model_folder, device=device, dtype=dtype)
     except torch.cuda.OutOfMemoryError:
         raise out_of_memory_error(settings, "while loading the model") from None
 

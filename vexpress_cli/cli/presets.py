@@ -12,7 +12,14 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from vexpress_cli.config import user_presets_dir
-from vexpress_cli.preset_loader import DEFAULTS, PARAMETERS, PresetInfo, list_presets, load_preset
+from vexpress_cli.preset_loader import (
+    DEFAULTS,
+    PARAMETERS,
+    PresetInfo,
+    generation_settings,
+    list_presets,
+    load_preset,
+)
 
 EPILOG = (
     "Use one with [bold]vexpress generate --preset NAME[/] (or a path to a .toml file); flags you pass "
@@ -106,7 +113,7 @@ def show_command(
 ) -> None:
     """Show a preset's file and the full settings `generate` would use with it."""
     loaded = load_preset(preset)
-    effective = {**DEFAULTS, **loaded.values}
+    effective = generation_settings(loaded, {})
     if as_json:
         typer.echo(json.dumps({
             "name": loaded.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from vexpress_cli.kps import (
     save_kps,
 )
 from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
-from vexpress_cli.kps.strategy import uses_reference_kps
+from vexpress_cli.kps.strategy import missing_driving_kps_error, uses_reference_kps
+from vexpress_cli.paths import prepare_output_path
 from vexpress_cli.plugins import get_retarget_strategy
 
 DEFAULT_SIZE = 512
@@ -61,6 +63,9 @@ preview. A .pth output can also be read by the original V-Express inference.py.
 """
 
 
+FitMode = Enum("FitMode", {mode: mode for mode in FIT_MODES}, type=str)
+
+
 @dataclass
 class Reference:
     kps: np.ndarray  # [3, 2] in output-frame pixels
@@ -96,10 +101,11 @@ def retarget_command(
     num_frames: int | None = typer.Option(
         None, "--num-frames", "-n", min=1, help="Frames to produce. Default: the driving track's length."
     ),
-    kps_fit: str = typer.Option(
+    kps_fit: FitMode = typer.Option(
         DEFAULT_FIT_MODE,
         "--kps-fit",
-        help=f"How to fit the driving track to --num-frames: {', '.join(FIT_MODES)}. A longer track is always cut.",
+        help="How to fit a shorter driving track to --num-frames (a longer one is always cut).",
+        case_sensitive=False,
     ),
     width: int = typer.Option(DEFAULT_SIZE, "--width", min=8, help="Output frame width in pixels."),
     height: int = typer.Option(DEFAULT_SIZE, "--height", min=8, help="Output frame height in pixels."),
@@ -132,18 +138,11 @@ def retarget_command(
     the result for `vexpress generate --kps`.
     """
     console = Console(stderr=True)
+    kps_fit = kps_fit.value
     _check_outputs(output, preview, overwrite)
     chosen = get_retarget_strategy(strategy)
-    if kps_fit not in FIT_MODES:
-        raise InputError(
-            f"Unknown --kps-fit '{kps_fit}'.", why=f"The modes are: {', '.join(FIT_MODES)}.", fix="Pick one of them."
-        )
     if kps is None and getattr(chosen, "requires_driving_kps", True):
-        raise InputError(
-            f"The strategy '{strategy}' needs a driving track, and no --kps was given.",
-            why="It moves the face along the head motion of a driving video.",
-            fix="Pass --kps DRIVING.safetensors (make one with `vexpress extract VIDEO`), or use --strategy fix_face.",
-        )
+        raise missing_driving_kps_error(chosen.name)
     driving = _load_driving(kps, width, height, console) if kps is not None else None
     if num_frames is None:
         if driving is None:
@@ -195,12 +194,8 @@ def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
             fix="Name it e.g. preview.mp4.",
         )
     for path in (output, preview):
-        if path is not None and path.exists() and not overwrite:
-            raise InputError(
-                f"{path} already exists.",
-                why="vexpress never replaces files silently.",
-                fix="Pass --overwrite, or choose another name.",
-            )
+        if path is not None:
+            prepare_output_path(path, overwrite)
 
 
 def _load_driving(path: Path, width: int, height: int, console: Console) -> KpsTrack:
@@ -220,13 +215,18 @@ def _load_reference(image_path, kps_text, width, height, backend, model_root, co
             why="Retargeting fits the motion to the face you will animate.",
             fix='Pass --reference-image PHOTO, or --reference-kps FILE or "x,y;x,y;x,y".',
         )
-    image = _read_image(image_path, width, height) if image_path is not None else None
+    from vexpress_cli.face import load_image_rgb, resize_like_original
+
+    # Decoded once, at the output size: the preview's background and the detector's input.
+    image = resize_like_original(load_image_rgb(image_path), width, height) if image_path is not None else None
     if kps_text is not None:
         points = _reference_kps_from_text(kps_text, width, height)
     else:
         from vexpress_cli.face import detect_reference_kps
 
-        points = detect_reference_kps(image_path, width, height, backend=backend, model_root=model_root)
+        points = detect_reference_kps(
+            image, width, height, backend=backend, model_root=model_root, label=str(image_path)
+        )
         console.print(f"Reference keypoints: {_format_points(points)}", highlight=False)
     return Reference(kps=np.asarray(points, dtype=np.float32), image=image)
 
@@ -234,26 +234,8 @@ def _load_reference(image_path, kps_text, width, height, backend, model_root, co
 def _reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     candidate = Path(text).expanduser()
     if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
-        track = load_kps(candidate)
-        points = track.points[0]
-        if track.width and track.height and (track.width, track.height) != (width, height):
-            points = points * np.array([width / track.width, height / track.height], dtype=np.float32)
-        return points
+        return load_kps(candidate).rescaled_to(width, height).points[0]
     return parse_kps_points(text)
-
-
-def _read_image(path: Path, width: int, height: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise InputError(f"The reference image {path} does not exist.", fix="Check the path.")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(
-            f"Cannot read the reference image {path}.", why=str(error), fix="Pass a JPEG or PNG photo."
-        ) from None
 
 
 def _write_preview(path, retargeted, driving, image, fps, width, height, overwrite, console) -> None:

@@ -6,9 +6,10 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.plugins import get_retarget_strategy_infos
+from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos
 
 EPILOG = (
     "Strategies come from plugins (Python packages with a [bold]vexpress[/] entry point); "
@@ -23,6 +24,7 @@ def strategies_command(
 ) -> None:
     """List the installed retarget strategies: how each moves the face, and which plugin provides it."""
     infos = get_retarget_strategy_infos()
+    _warn_about_broken_plugins(Console(stderr=True))
     if as_json:
         rows = [
             {
@@ -45,6 +47,16 @@ def strategies_command(
         needs_kps = "yes" if getattr(info.strategy, "requires_driving_kps", True) else "no"
         table.add_row(name, info.strategy.description, needs_kps, info.source)
     Console().print(table)
+
+
+def _warn_about_broken_plugins(console: Console) -> None:
+    """One warning (on stderr, so --json stays parseable) per plugin that failed to load."""
+    for failure in get_plugin_load_failures():
+        console.print(
+            f"[yellow]Warning:[/] {escape(failure.message)} Its strategies are not listed. "
+            "Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`).",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -41,19 +41,27 @@ BACKEND_NAMES = ("auto", "insightface", "dlib")
 
 def choose_backend(name: str = "auto", model_root: Path | str | None = None) -> tuple[str, str]:
     """Resolve ``name`` to ``("insightface" | "dlib", reason)`` without loading anything."""
+    chosen, reason, _ = _resolve_backend(name, model_root)
+    return chosen, reason
+
+
+def _resolve_backend(name: str, model_root: Path | str | None) -> tuple[str, str, Path | None]:
+    """(backend, reason, the insightface detector file or None): the detector is looked up once."""
     if name not in BACKEND_NAMES:
         raise InputError(
             f"Unknown face backend '{name}'.",
             why=f"The backends are {', '.join(BACKEND_NAMES)}.",
             fix="Pass --backend auto, insightface or dlib.",
         )
-    if name != "auto":
-        return name, "chosen with --backend"
+    if name == "dlib":
+        return name, "chosen with --backend", None
     detector = find_detector(model_root)
+    if name == "insightface":
+        return name, "chosen with --backend", detector
     if detector is not None:
-        return "insightface", f"auto: found {detector}"
+        return "insightface", f"auto: found {detector}", detector
     root = Path(model_root) if model_root is not None else default_model_root()
-    return "dlib", f"auto: no det_10g.onnx under {root}"
+    return "dlib", f"auto: no det_10g.onnx under {root}", None
 
 
 def load_backend(
@@ -68,11 +76,10 @@ def load_backend(
     ``backend.name`` says which one ``auto`` chose, ``backend.reason`` why.
     Raises ModelFolderError when insightface is asked for and its detector is missing.
     """
-    chosen, reason = choose_backend(name, model_root)
+    chosen, reason, detector = _resolve_backend(name, model_root)
     if chosen == "insightface":
         from vexpress_cli.face.insightface_backend import InsightFaceBackend
 
-        detector = find_detector(model_root)
         if detector is None:
             raise missing_detector_error(model_root)
         # The original's FaceAnalysis.prepare(det_size=(height, width)).
@@ -134,19 +141,20 @@ def detect_reference_kps(
     height: int,
     backend: str | FaceBackend = "auto",
     model_root: Path | None = None,
+    label: str | None = None,
 ) -> np.ndarray:
     """The V-Kps points (float32 ``[3, 2]``) of the face in a reference photo.
 
     The image (a path, or an RGB uint8 array) is resized to ``width`` x
     ``height`` first, like the original, and the points are in that resized
     image's pixels. With several faces the largest is used. No face raises
-    InputError.
+    InputError, naming the image by ``label`` (default: its path).
     """
     rgb = resize_like_original(load_image_rgb(image), width, height)
     detector = backend if not isinstance(backend, str) else load_backend(backend, model_root, width, height)
     faces = detector.detect(rgb)
     if not faces:
-        label = str(image) if not isinstance(image, np.ndarray) else "the reference image"
+        label = label or (str(image) if not isinstance(image, np.ndarray) else "the reference image")
         raise InputError(
             f"No face was found in {label}.",
             why=f"The {detector.name} face detector found no face after resizing it to {width}x{height}.",

@@ -22,6 +22,7 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.face import FaceBackend, load_backend
 from vexpress_cli.face.base import Face
 from vexpress_cli.face.tracking import fill_missing_frames, follow_face
+from vexpress_cli.media.ffmpeg import Probe
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -55,7 +56,7 @@ class ExtractReport:
 
 
 def extract_kps_sequence(
-    video_path: str | Path,
+    video_path: str | Path | Probe,
     backend: str | FaceBackend = "auto",
     width: int = 512,
     height: int = 512,
@@ -65,6 +66,8 @@ def extract_kps_sequence(
 ) -> tuple[np.ndarray, ExtractReport]:
     """Keypoints of the video's face in every frame: float32 ``[F, 3, 2]`` and a report.
 
+    ``video_path`` may also be the video's :func:`~vexpress_cli.media.ffmpeg.probe`
+    result, so a caller that probed it already does not run ffmpeg again.
     ``backend`` is a backend name (``auto``, ``insightface``, ``dlib``; see
     :func:`vexpress_cli.face.load_backend`) or a ready backend. ``progress`` is
     called after each frame with (frames done, total frames or None).
@@ -73,8 +76,8 @@ def extract_kps_sequence(
     """
     from vexpress_cli.media.video import iter_video_frames, video_info
 
-    video_path = Path(video_path)
-    info = video_info(video_path)
+    info = video_info(video_path if isinstance(video_path, Probe) else Path(video_path))
+    video_path = info.path
     detector = load_backend(backend, model_root, width, height) if isinstance(backend, str) else backend
     total = info.frame_count or None
     started = time.perf_counter()
@@ -84,7 +87,7 @@ def extract_kps_sequence(
     multi: list[int] = []
     previous: Face | None = None
     # iter_video_frames resizes with cv2.resize (bilinear), as the original did.
-    for index, frame in enumerate(iter_video_frames(video_path, size=(width, height))):
+    for index, frame in enumerate(iter_video_frames(info, size=(width, height))):
         faces = detector.detect(frame)
         if len(faces) != 1 and strict:
             raise _strict_error(video_path, index, len(faces))

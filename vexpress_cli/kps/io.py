@@ -6,6 +6,8 @@ Formats, picked by the file suffix:
     One float32 tensor ``kps`` of shape ``[F, 3, 2]`` plus string metadata in
     the safetensors header: ``fps``, ``width``, ``height``, ``backend``. The
     file is self-describing, so no sidecar file can go missing or stale.
+    Reading also accepts a file whose only tensor has another name, and any
+    dtype (bfloat16 included).
 
 ``.pth`` / ``.pt``
     What we write: a bare float32 tensor ``[F, 3, 2]``, which the original
@@ -21,10 +23,12 @@ the track was extracted at (``width`` x ``height``, 512x512 by default).
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
-import tempfile
+import secrets
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.paths import ensure_writable_folder
 
 KPS_TENSOR_NAME = "kps"
 FORMAT_NAME = "vexpress-kps"
@@ -101,6 +106,7 @@ def save_kps(path: str | Path, track: KpsTrack) -> Path:
 
     The file is written to a temporary name in the same folder and renamed
     when complete, so an interrupted save never leaves a half-written file.
+    A folder that cannot be created or written raises InputError.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -112,16 +118,25 @@ def save_kps(path: str | Path, track: KpsTrack) -> Path:
             "or *.pth (readable by the original V-Express).",
         )
     points = validate_track_points(track.points, origin="the track to save")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_output(path) as temporary:
-        if suffix == SAFETENSORS_SUFFIX:
-            from safetensors.numpy import save_file
+    ensure_writable_folder(path.parent)
+    try:
+        with _atomic_output(path) as temporary:
+            if suffix == SAFETENSORS_SUFFIX:
+                from safetensors.numpy import save
 
-            save_file({KPS_TENSOR_NAME: points}, str(temporary), metadata=_metadata_of(track))
-        else:
-            import torch
+                # Bytes written into our temp file: safetensors' save_file would replace
+                # the file and drop the umask-based mode it was created with.
+                temporary.write_bytes(save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track)))
+            else:
+                import torch
 
-            torch.save(torch.from_numpy(points.copy()), temporary)
+                torch.save(torch.from_numpy(points.copy()), temporary)
+    except OSError as error:  # disk full, path vanished, a folder in the way, ...
+        raise InputError(
+            f"Cannot write the kps file {path}.",
+            why=f"{error.strerror or error}.",
+            fix="Choose an output path in a folder you can write to, with free space.",
+        ) from None
     return path
 
 
@@ -195,10 +210,12 @@ def _check_readable(path: Path) -> None:
 
 
 def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
+    """The ``kps`` tensor (or the only tensor, whatever its name) and the header metadata."""
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), framework="np") as handle:
+        # framework="pt": torch reads every safetensors dtype (bfloat16 too), numpy does not.
+        with safe_open(str(path), framework="pt") as handle:
             names = list(handle.keys())
             metadata = handle.metadata() or {}
             if KPS_TENSOR_NAME in names:
@@ -208,10 +225,12 @@ def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
             else:
                 raise InputError(
                     f"The safetensors file {path} is not a kps file.",
-                    why=f"It has no tensor named '{KPS_TENSOR_NAME}' (it has: {', '.join(names) or 'none'}).",
-                    fix="Pass a kps file written by `vexpress extract` or `vexpress retarget`.",
+                    why=f"It holds {len(names) or 'no'} tensors but no tensor named '{KPS_TENSOR_NAME}' "
+                    f"(it has: {', '.join(names) or 'none'}).",
+                    fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
+                    f"tensor or under the name '{KPS_TENSOR_NAME}'.",
                 )
-            return handle.get_tensor(name), metadata
+            return _tensors_to_numpy(handle.get_tensor(name)), metadata
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(
             f"The kps file {path} is not a valid safetensors file.",
@@ -220,15 +239,30 @@ def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
         ) from None
 
 
+# Where numpy keeps _reconstruct: numpy 2 name first, then numpy 1.x (pyproject allows numpy>=1.24).
+MULTIARRAY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
+# The names a pickle may use for it: numpy 1.x writes the second, numpy 2 the first.
+RECONSTRUCT_NAMES = tuple(f"{module}._reconstruct" for module in MULTIARRAY_MODULES)
+
+
+def _numpy_reconstruct():
+    for module_name in MULTIARRAY_MODULES:
+        try:
+            with warnings.catch_warnings():  # numpy 2 deprecates the numpy.core alias
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return importlib.import_module(module_name)._reconstruct
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy provides none of {', '.join(MULTIARRAY_MODULES)}")
+
+
 def _legacy_array_globals() -> list:
     """The only globals a legacy kps pickle may name: what rebuilds a numpy float array."""
-    from numpy._core import multiarray
-
+    reconstruct = _numpy_reconstruct()
     dtype_classes = [type(np.dtype(name)) for name in ("float16", "float32", "float64")]
     return [
-        # numpy 1.x pickles name numpy.core.multiarray; numpy 2 moved it to numpy._core.
-        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-        multiarray._reconstruct,
+        # Whichever numpy wrote the pickle, its name for _reconstruct maps to ours.
+        *((reconstruct, name) for name in RECONSTRUCT_NAMES),
         np.ndarray,
         np.dtype,
         *dtype_classes,
@@ -321,20 +355,28 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
 
 @contextmanager
 def _atomic_output(path: Path) -> Iterator[Path]:
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _new_temporary_file(path)
     try:
         yield temporary
-        # mkstemp creates the file private (0600); give the result the usual umask-based mode.
-        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temporary_file(path: Path) -> Path:
+    """Create an empty, unused ``.NAME.XXXX.partial`` next to ``path``.
+
+    Unlike mkstemp (always 0600) the file is created with mode 0666, which
+    the kernel reduces by the umask: the result gets the usual permissions
+    without reading (and briefly changing) the process-wide umask.
+    """
+    for _ in range(100):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        try:
+            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return candidate
+    raise FileExistsError(f"no free temporary name next to {path}")

@@ -9,7 +9,6 @@ from vexpress_cli.media.audio import (
     audio_info,
     extract_audio_track,
     load_audio,
-    read_audio_segment,
     resample,
 )
 from vexpress_cli.media.video import (
@@ -32,7 +31,6 @@ __all__ = [
     "iter_video_frames",
     "load_audio",
     "open_video_writer",
-    "read_audio_segment",
     "resample",
     "video_info",
 ]

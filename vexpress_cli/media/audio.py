@@ -26,11 +26,12 @@ from vexpress_cli.media.ffmpeg import (
     Probe,
     ffmpeg_command,
     ffmpeg_exe,
-    prepare_output_path,
     probe,
     run_ffmpeg,
     stderr_tail,
+    stop_process,
 )
+from vexpress_cli.paths import prepare_output_path
 
 with warnings.catch_warnings():
     # pydub warns at import time when no system ffmpeg is on PATH (we never use
@@ -67,11 +68,6 @@ class AudioInfo:
     def is_silent(self) -> bool:
         """True when nothing is louder than -60 dBFS (allowed, but worth a warning)."""
         return self.peak < SILENCE_PEAK
-
-
-def read_audio_segment(path: str | Path) -> AudioSegment:
-    """Decode the first audio stream of ``path`` into a pydub AudioSegment (32-bit PCM)."""
-    return _decode(path)[1]
 
 
 def audio_info(path: str | Path) -> AudioInfo:
@@ -155,11 +151,13 @@ def _run_capturing(command: list[str]) -> tuple[bytearray, int, bytes]:
     """Run ``command``; its stdout lands in one growing buffer (no extra copy of long audio)."""
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        data = bytearray()
-        while chunk := process.stdout.read(1 << 20):
-            data += chunk
-        process.stdout.close()
-        returncode = process.wait()
+        try:  # Ctrl+C while reading must not leave ffmpeg running
+            data = bytearray()
+            while chunk := process.stdout.read(1 << 20):
+                data += chunk
+            returncode = process.wait()
+        finally:
+            stop_process(process)
         stderr.seek(0)
         return data, returncode, stderr.read()
 
@@ -273,14 +271,15 @@ AUDIO_OUTPUT_CODECS = {
 }
 
 
-def extract_audio_track(video_path: str | Path, out_path: str | Path, overwrite: bool = False) -> Path:
+def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, overwrite: bool = False) -> Path:
     """Write the audio track of ``video_path`` to ``out_path``; the format follows the suffix.
 
     The stream is copied without re-encoding when the target format can hold
     its codec (AAC into .m4a, MP3 into .mp3, ...), otherwise it is encoded.
     Written to a hidden temp file next to ``out_path`` and renamed on success.
+    ``video_path`` may also be the file's :func:`probe` result (saves one ffmpeg run).
     """
-    source = probe(video_path, "video")
+    source = video_path if isinstance(video_path, Probe) else probe(video_path, "video")
     if source.audio is None:
         raise InputError(
             f"{str(source.path)!r} has no audio track to extract.",
@@ -313,12 +312,12 @@ def extract_audio_track(video_path: str | Path, out_path: str | Path, overwrite:
 
 
 __all__ = [
+    "AUDIO_OUTPUT_CODECS",
     "AudioInfo",
     "STANDARD_SAMPLE_RATE",
     "audio_info",
     "extract_audio_track",
-    "ffmpeg_exe",
     "load_audio",
-    "read_audio_segment",
+    "probe_audio",
     "resample",
 ]

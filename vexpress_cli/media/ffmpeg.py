@@ -8,10 +8,8 @@ video packets (stream copy, no decoding) to get exact frame counts and rates.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -270,46 +268,14 @@ def video_packet_timing(path: Path, stream_index: int) -> PacketTiming:
 _NO_TIMESTAMP = -(2**63)  # AV_NOPTS_VALUE, as framecrc prints a missing timestamp
 
 
-def prepare_output_path(path: str | Path, overwrite: bool) -> Path:
-    """Check that ``path`` may be written (creating its folder) and return it absolute.
-
-    Raises InputError when it exists and ``overwrite`` is False, when it is a
-    folder, or when its folder cannot be created or written.
-    """
-    path = Path(path).expanduser().absolute()
-    if path.is_dir():
-        raise InputError(
-            f"The output path {str(path)!r} is a folder.",
-            "A file is written there, and a folder is in the way.",
-            "Pass a file name, e.g. out.mp4, or remove the folder.",
-        )
-    if path.exists() and not overwrite:
-        raise InputError(
-            f"The output file {str(path)!r} already exists.",
-            "Existing outputs are never replaced silently.",
-            "Pass --overwrite to replace it, or choose another name.",
-        )
-    ensure_writable_folder(path.parent)
-    return path
-
-
-def ensure_writable_folder(folder: Path) -> None:
-    """Create ``folder`` if needed; InputError if that fails or it is not writable."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(
-            f"Cannot create the output folder {str(folder)!r}.",
-            f"{error.strerror or error}.",
-            "Choose an output path in a folder you can write to.",
-        ) from None
-    try:  # really try: permission bits say nothing about read-only disks or root
-        handle, probe_file = tempfile.mkstemp(prefix=".vexpress-write-test-", dir=folder)
-        os.close(handle)
-        os.unlink(probe_file)
-    except OSError as error:
-        raise InputError(
-            f"The output folder {str(folder)!r} is not writable.",
-            f"{error.strerror or error}.",
-            "Choose an output path in a folder you can write to.",
-        ) from None
+def stop_process(process: subprocess.Popen) -> None:
+    """Kill ``process`` if it still runs, reap it, and close its pipes (for finally blocks)."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:  # BrokenPipeError flushing what the dead process never read
+                pass

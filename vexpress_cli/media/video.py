@@ -27,14 +27,14 @@ from vexpress_cli.media.ffmpeg import (
     PacketTiming,
     Probe,
     StreamInfo,
-    ensure_writable_folder,
     ffmpeg_command,
-    prepare_output_path,
     probe,
     run_ffmpeg,
     stderr_tail,
+    stop_process,
     video_packet_timing,
 )
+from vexpress_cli.paths import ensure_writable_folder, prepare_output_path
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -63,11 +63,16 @@ class VideoInfo:
     container: str
     avg_fps: Fraction
     rotation: int = 0
+    stream_index: int = 0  # of the video stream inside the file
 
 
-def video_info(path: str | Path) -> VideoInfo:
-    """Size, exact fps, exact frame count, duration and codecs of a video file."""
-    source = probe(path, "video")
+def video_info(path: str | Path | Probe) -> VideoInfo:
+    """Size, exact fps, exact frame count, duration and codecs of a video file.
+
+    ``path`` may also be the file's :func:`~vexpress_cli.media.ffmpeg.probe`
+    result, which saves running ffmpeg once more.
+    """
+    source = path if isinstance(path, Probe) else probe(path, "video")
     stream = _video_stream(source)
     timing = video_packet_timing(source.path, stream.index)
     frame_count = timing.count or _count_by_decoding(source.path)
@@ -88,6 +93,7 @@ def video_info(path: str | Path) -> VideoInfo:
         container=source.container,
         avg_fps=avg_fps.limit_denominator(1_000_000),
         rotation=stream.rotation,
+        stream_index=stream.index,
     )
 
 
@@ -154,7 +160,9 @@ def _timestamps_fit(pts: list[int], rate: Fraction, time_base: Fraction) -> bool
     return all(abs(value - first - index * ticks_per_frame) <= 1 for index, value in enumerate(pts))
 
 
-def iter_video_frames(path: str | Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+def iter_video_frames(
+    path: str | Path | VideoInfo, size: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
     """Iterate over the frames of ``path`` as RGB uint8 arrays of shape (H, W, 3).
 
     Frames stream from an ffmpeg pipe, so memory stays at one frame whatever
@@ -162,17 +170,23 @@ def iter_video_frames(path: str | Path, size: tuple[int, int] | None = None) -> 
     is dropped or duplicated to a constant rate). With ``size=(width,
     height)`` each frame is resized with ``cv2.resize`` (INTER_LINEAR), as
     the original V-Express did before face detection. Stopping early (break,
-    generator close) ends the ffmpeg process.
+    generator close) ends the ffmpeg process. Pass the :class:`VideoInfo` of
+    the file instead of its path to skip probing it again.
     """
+    resize = None if size is None else _check_size(size)
+    if isinstance(path, VideoInfo):
+        return _stream_frames(path.path, path.stream_index, (path.width, path.height), resize)
     source = probe(path, "video")  # probed now, so a bad path fails at the call, not at next()
     stream = _video_stream(source)
-    return _stream_frames(source.path, stream, None if size is None else _check_size(size))
+    return _stream_frames(source.path, stream.index, _display_size(stream), resize)
 
 
-def _stream_frames(path: Path, stream: StreamInfo, size: tuple[int, int] | None) -> Iterator[np.ndarray]:
-    width, height = _display_size(stream)
+def _stream_frames(
+    path: Path, stream_index: int, frame_size: tuple[int, int], size: tuple[int, int] | None
+) -> Iterator[np.ndarray]:
+    width, height = frame_size
     command = ffmpeg_command(
-        "-i", str(path), "-map", f"0:{stream.index}", "-an", "-sn", "-dn",
+        "-i", str(path), "-map", f"0:{stream_index}", "-an", "-sn", "-dn",
         "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
     )  # fmt: skip
     frame_bytes = width * height * 3
@@ -197,7 +211,7 @@ def _stream_frames(path: Path, stream: StreamInfo, size: tuple[int, int] | None)
                     "The file may be damaged; re-encode it (e.g. to H.264 mp4) and try again.",
                 )
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -226,18 +240,6 @@ def _read_frame(pipe, frame_bytes: int) -> np.ndarray | None:
             "Re-encode the video (e.g. to H.264 mp4) and try again.",
         )
     return np.frombuffer(buffer, dtype=np.uint8)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for pipe in (process.stdin, process.stdout):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:  # BrokenPipeError flushing what the dead process never read
-                pass
 
 
 def as_fps_fraction(fps: Fraction | float | int | str) -> Fraction:
@@ -416,7 +418,7 @@ class VideoWriter(_AtomicWriter):
         """Stop ffmpeg and delete every temp file; ``path`` is left untouched."""
         if self._closed:
             return
-        _stop(self._process)
+        stop_process(self._process)
         self._temp.unlink(missing_ok=True)
         self._video_temp.unlink(missing_ok=True)
         self._finish()
@@ -533,17 +535,12 @@ class PngFolderWriter(_AtomicWriter):
 
     def _write_audio(self) -> None:
         limit = [] if self.fps is None else ["-t", f"{float(self.frames_written / self.fps):.6f}"]
-        command = ffmpeg_command(
-            "-y", "-i", str(self.audio_path), "-map", "0:a:0", *limit,
-            "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / "audio.wav"),
+        run_ffmpeg(
+            ["-y", "-i", str(self.audio_path), "-map", "0:a:0", *limit,
+             "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / "audio.wav")],
+            what=f"Could not save the audio next to the frames in {str(self.path)!r}.",
+            fix="Check the audio file, e.g. by converting it to WAV first.",
         )  # fmt: skip
-        result = subprocess.run(command, capture_output=True)
-        if result.returncode != 0:
-            raise VExpressError(
-                f"Could not save the audio next to the frames in {str(self.path)!r}.",
-                f"ffmpeg said: {stderr_tail(result.stderr)}.",
-                "Check the audio file, e.g. by converting it to WAV first.",
-            )
 
     def abort(self) -> None:
         if self._closed:
