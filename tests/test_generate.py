@@ -302,3 +302,13 @@ def _clean_env(tmp_path):
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+def test_reference_kps_from_a_file_are_rescaled_to_the_output(tmp_path):
+    import numpy as np
+
+    from vexpress_cli.kps.io import KpsTrack, reference_kps_from_text, save_kps
+
+    path = save_kps(tmp_path / "REF.SAFETENSORS", KpsTrack(np.array([[[50, 55], [78, 55], [64, 80]]]), width=128,
+                                                             height=128))
+    assert reference_kps_from_text(str(path), 64, 64).tolist() == [[25, 27.5], [39, 27.5], [32, 40]]

@@ -90,6 +90,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     from vexpress_cli.config import resolve_model_dir
     from vexpress_cli.devices import resolve_device, resolve_dtype
     from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
+    from vexpress_cli.kps.io import reference_kps_from_text
     from vexpress_cli.preset_loader import range_warnings
 
     settings, explicit = resolve_settings(preset, given)
@@ -101,7 +102,8 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     dtype = resolve_dtype(settings["dtype"], device)
     request = GenerationRequest(
         reference_image=reference_image, audio=audio, output=output, settings=settings, kps=kps,
-        reference_kps=parse_reference_kps(reference_kps), face_backend=face_backend,
+        reference_kps=reference_kps_from_text(reference_kps, settings["width"], settings["height"])
+        if reference_kps else None, face_backend=face_backend,
         face_model_root=model_folder, overwrite=overwrite,
     )
 
@@ -148,16 +150,6 @@ def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[st
     settings = generation_settings(preset, given)
     explicit = set(given) | set(preset.values if preset else {})
     return settings, explicit
-
-
-def parse_reference_kps(text: str | None):
-    if text is None:
-        return None
-    from vexpress_cli.kps.io import load_kps, parse_kps_points
-
-    if Path(text).suffix in (".pth", ".pt", ".safetensors"):
-        return load_kps(text).points[0]
-    return parse_kps_points(text)
 
 
 def check_output(output: Path, overwrite: bool) -> None:

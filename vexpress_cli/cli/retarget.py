@@ -18,11 +18,10 @@ from vexpress_cli.kps import (
     fit_track,
     iter_kps_images,
     load_kps,
-    parse_kps_points,
     retarget_track,
     save_kps,
 )
-from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+from vexpress_cli.kps.io import SUPPORTED_SUFFIXES, reference_kps_from_text
 from vexpress_cli.kps.strategy import missing_driving_kps_error, uses_reference_kps
 from vexpress_cli.paths import prepare_output_path
 from vexpress_cli.plugins import get_retarget_strategy
@@ -220,7 +219,7 @@ def _load_reference(image_path, kps_text, width, height, backend, model_root, co
     # Decoded once, at the output size: the preview's background and the detector's input.
     image = resize_like_original(load_image_rgb(image_path), width, height) if image_path is not None else None
     if kps_text is not None:
-        points = _reference_kps_from_text(kps_text, width, height)
+        points = reference_kps_from_text(kps_text, width, height)
     else:
         from vexpress_cli.face import detect_reference_kps
 
@@ -229,13 +228,6 @@ def _load_reference(image_path, kps_text, width, height, backend, model_root, co
         )
         console.print(f"Reference keypoints: {_format_points(points)}", highlight=False)
     return Reference(kps=np.asarray(points, dtype=np.float32), image=image)
-
-
-def _reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
-    candidate = Path(text).expanduser()
-    if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
-        return load_kps(candidate).rescaled_to(width, height).points[0]
-    return parse_kps_points(text)
 
 
 def _write_preview(path, retargeted, driving, image, fps, width, height, overwrite, console) -> None:

@@ -179,6 +179,15 @@ def validate_track_points(points, origin: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
+    """Reference keypoints given on the command line: a kps file (its first frame, in a
+    ``width`` x ``height`` frame) or ``"x,y;x,y;x,y"``."""
+    candidate = Path(text).expanduser()
+    if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
+        return load_kps(candidate).rescaled_to(width, height).points[0]
+    return parse_kps_points(text)
+
+
 def parse_kps_points(text: str) -> np.ndarray:
     """Parse ``"x,y;x,y;x,y"`` (left eye; right eye; nose) into a float32 ``[3, 2]`` array."""
     number = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
