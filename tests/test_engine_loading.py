@@ -166,3 +166,12 @@ def test_damaged_vae_config_is_a_clear_error(tiny_copy):
     (tiny_copy / "sd-vae-ft-mse" / "config.json").write_text("{not json")
     with pytest.raises(ModelFolderError, match="Cannot load the VAE"):
         load(tiny_copy)
+
+
+def test_a_half_downloaded_folder_still_shows_what_it_lacks(tiny_copy):
+    shutil.rmtree(tiny_copy / "stable-diffusion-v1-5")
+    (tiny_copy / "wav2vec2-base-960h" / "model.safetensors").unlink()
+    report = inspect_model_folder(tiny_copy)
+    assert not report.complete and report.networks == [] and "UNet config" in report.networks_error
+    missing = {component.name for component in report.components if not component.present}
+    assert "UNet config" in missing and "wav2vec2 weights" in missing

@@ -11,7 +11,8 @@ from math import prod
 from pathlib import Path
 
 from vexpress_cli.architecture import NETWORK_NAMES, Architecture
-from vexpress_cli.layout import ModelFolder
+from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.layout import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
 from vexpress_cli.loading import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
 
 
@@ -46,10 +47,12 @@ class ModelFolderReport:
     networks: list[NetworkReport]
     components: list[ComponentReport]
     architecture_overrides: bool
+    networks_error: str | None = None  # why the networks could not be described
 
     @property
     def complete(self) -> bool:
-        return all(n.status == "ok" for n in self.networks) and all(c.present or not c.required for c in self.components)
+        return (bool(self.networks) and all(n.status == "ok" for n in self.networks)
+                and all(c.present or not c.required for c in self.components))
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -61,14 +64,16 @@ class ModelFolderReport:
 
 def inspect_model_folder(root: Path) -> ModelFolderReport:
     folder = ModelFolder(Path(root))
-    architecture = Architecture.from_folder(folder)
-    networks = [_network_report(folder, architecture, name) for name in NETWORK_NAMES]
-    return ModelFolderReport(
-        root=str(folder.root),
-        networks=networks,
-        components=_component_reports(folder),
-        architecture_overrides=folder.architecture_overrides.is_file(),
-    )
+    report = ModelFolderReport(root=str(folder.root), networks=[], components=_component_reports(folder),
+                               architecture_overrides=folder.architecture_overrides.is_file())
+    try:
+        architecture = Architecture.from_folder(folder)
+    except ModelFolderError as error:
+        # A half-downloaded folder still shows which files it lacks.
+        report.networks_error = str(error)
+        return report
+    report.networks = [_network_report(folder, architecture, name) for name in NETWORK_NAMES]
+    return report
 
 
 def _network_report(folder: ModelFolder, architecture: Architecture, name: str) -> NetworkReport:
@@ -85,18 +90,14 @@ def _network_report(folder: ModelFolder, architecture: Architecture, name: str) 
 
 
 def _component_reports(folder: ModelFolder) -> list[ComponentReport]:
-    def entry(name: str, path: Path, present: bool, required: bool = True) -> ComponentReport:
-        return ComponentReport(name, str(path.relative_to(folder.root)), present, required)
+    """The files outside ``v-express/`` that a model folder needs (the face detector is optional)."""
+    from vexpress_cli.download import REQUIRED_FILES
 
-    vae_weights = any((folder.vae / f"diffusion_pytorch_model{suffix}").is_file() for suffix in (".safetensors", ".bin"))
-    audio_weights = any((folder.audio_encoder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
-    return [
-        entry("SD 1.5 UNet config", folder.unet_config, folder.unet_config.is_file()),
-        entry("VAE (sd-vae-ft-mse)", folder.vae, (folder.vae / "config.json").is_file() and vae_weights),
-        entry("audio encoder (wav2vec2)", folder.audio_encoder,
-              (folder.audio_encoder / "config.json").is_file() and audio_weights),
-        entry("audio feature extractor", folder.audio_encoder / "preprocessor_config.json",
-              (folder.audio_encoder / "preprocessor_config.json").is_file()),
-        entry("face detector (optional)", folder.insightface_detector, folder.insightface_detector.is_file(),
-              required=False),
-    ]
+    rows = []
+    for required in REQUIRED_FILES:
+        if required.choices[0].startswith(VEXPRESS_DIR.as_posix()):
+            continue  # the V-Express checkpoints have the networks table
+        present = required.present_in(folder.root)
+        rows.append(ComponentReport(required.label, present or required.choices[0], present is not None,
+                                    required=INSIGHTFACE_DETECTOR.as_posix() not in required.choices))
+    return rows

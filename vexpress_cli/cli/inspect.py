@@ -204,7 +204,10 @@ def report_model_folder(path: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(_networks_table(report))
+    if report.networks_error:
+        console.print(f"[yellow]Networks not described:[/] {escape(report.networks_error)}")
+    else:
+        console.print(_networks_table(report))
     console.print(_components_table(report))
     for network in report.networks:
         if network.status == "mismatch":
@@ -235,7 +238,7 @@ def _components_table(report) -> Table:
     table.add_column("path")
     table.add_column("present")
     for component in report.components:
-        table.add_row(component.name, component.path, "[green]yes[/]" if component.present else "[yellow]no[/]")
+        table.add_row(component.name, component.path, "[green]yes[/]" if component.present else "no (optional)" if not component.required else "[yellow]no[/]")
     return table
 
 
