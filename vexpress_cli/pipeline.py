@@ -39,6 +39,7 @@ from vexpress_cli.layout import ModelFolder
 from vexpress_cli.loading import check_model_files, load_networks
 from vexpress_cli.models.denoising_unet import ReferenceConditioning
 from vexpress_cli.models.reference_net import collect_reference_features
+from vexpress_cli.models.speech_encoder import encode_speech
 from vexpress_cli.postprocess import median_filter_stream
 
 # inference_v2.yaml of the original: DDIM with zero-terminal-SNR v-prediction.
@@ -161,7 +162,7 @@ class VExpressPipeline:
         inputs = self.audio_processor(waveform, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt").input_values
         encoder_device = self._device_of(self.audio_encoder)
         rng_before = torch.get_rng_state()
-        hidden = self.audio_encoder(inputs.to(encoder_device, self.dtype)).last_hidden_state
+        hidden = encode_speech(self.audio_encoder, inputs.to(encoder_device, self.dtype))
         if torch.equal(rng_before, torch.get_rng_state()):
             self._draw_like_original_layerdrop()
         # Two audio features per video frame, linearly resampled in float32 as the original does.
