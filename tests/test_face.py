@@ -195,3 +195,13 @@ def test_fill_missing_frames_interpolates_gaps_and_holds_the_ends():
     np.testing.assert_allclose(filled[5], b)
     with pytest.raises(ValueError):
         fill_missing_frames([None, None])
+
+
+def test_an_oversized_photo_is_an_input_error(monkeypatch):
+    import PIL.Image
+
+    from conftest import SAMPLES_DIR
+
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)  # any real photo is now a "decompression bomb"
+    with pytest.raises(InputError, match="Cannot read the image"):
+        load_image_rgb(SAMPLES_DIR / "tys" / "ref.jpg")

@@ -16,12 +16,13 @@ import PIL.Image
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.images import open_rgb_image
+from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.video import as_fps_fraction
 
 MIN_ADVISED_SIZE = 512
-AUDIO_SAMPLE_RATE = 16000
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
-MIN_AUDIO_SECONDS = 400 / AUDIO_SAMPLE_RATE
+MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
 
 
 @dataclass
@@ -100,13 +101,13 @@ def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: 
     warnings = list(warnings or [])
 
     waveform = load_audio(request.audio)
-    duration = waveform.shape[0] / AUDIO_SAMPLE_RATE
+    duration = waveform.shape[0] / STANDARD_SAMPLE_RATE
     _check_audio_length(request.audio, duration, fps)
     num_frames = frame_count(duration, fps)
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {request.audio} is silent: the mouth will not move.")
 
-    image = _open_image(request.reference_image)
+    image = open_rgb_image(request.reference_image, "reference image")
     if abs(image.width / image.height - width / height) > 0.01:
         warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
                         f"{width}x{height}. Crop it to that shape around the face for best results.")
@@ -137,17 +138,6 @@ def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
         raise InputError(f"The audio {path} lasts {audio_ms:.0f} ms, too short for the speech encoder.",
                          f"wav2vec2 reads audio in {MIN_AUDIO_SECONDS * 1000:.0f} ms windows.",
                          "Use a longer audio clip.")
-
-
-def _open_image(path: Path) -> PIL.Image.Image:
-    try:
-        with PIL.Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(f"The reference image {path} does not exist.", "", "Check the path.") from None
-    except (OSError, PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, ValueError) as error:
-        raise InputError(f"Cannot read the reference image {path}.", f"It is not a readable image ({error}).",
-                         "Use a JPEG or PNG portrait.") from None
 
 
 def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list[str]) -> np.ndarray | None:

@@ -281,13 +281,15 @@ def inspect_image(
 
 
 def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from vexpress_cli.images import IMAGE_READ_ERRORS
 
     try:
         with Image.open(path) as image:
             orientation = image.getexif().get(0x0112)  # EXIF Orientation
             return image.format, image.size, image.mode, orientation, np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except IMAGE_READ_ERRORS as error:
         raise InputError(
             f"Cannot read the image {path}.",
             why=f"Pillow cannot decode it ({error}).",

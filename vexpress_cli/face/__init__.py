@@ -97,24 +97,9 @@ def load_image_rgb(image: str | Path | np.ndarray) -> np.ndarray:
     if isinstance(image, np.ndarray):
         array = image
     else:
-        from PIL import Image, UnidentifiedImageError
+        from vexpress_cli.images import open_rgb_image
 
-        path = Path(image)
-        if not path.is_file():
-            raise InputError(
-                f"The image {path} does not exist.",
-                why="The path points nowhere." if not path.exists() else "It is not a file.",
-                fix="Check the spelling of the reference image path.",
-            )
-        try:
-            with Image.open(path) as opened:
-                array = np.asarray(opened.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            raise InputError(
-                f"Cannot read the image {path}.",
-                why=f"It is not an image Pillow can open ({error}).",
-                fix="Pass a JPEG or PNG photo.",
-            ) from None
+        array = np.asarray(open_rgb_image(image))
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
