@@ -51,8 +51,8 @@ def build_random_full_size_pipeline(unet_config: dict, device: torch.device, dty
     from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from vexpress_cli.architecture import Architecture
-    from vexpress_cli.pipeline import SCHEDULER_CONFIG, VExpressPipeline
+    from vexpress_cli.engine.architecture import Architecture
+    from vexpress_cli.engine.pipeline import SCHEDULER_CONFIG, VExpressPipeline
 
     architecture = Architecture.from_configs(unet_config)
     with torch.device(device):
@@ -70,9 +70,9 @@ def run(pipeline, args, device, save_gpu_memory: bool) -> dict:
     import numpy as np
     import PIL.Image
 
-    from vexpress_cli.context import context_windows
-    from vexpress_cli.pipeline import to_uint8
-    from vexpress_cli.postprocess import median_filter_stream
+    from vexpress_cli.engine.context_windows import context_windows
+    from vexpress_cli.engine.pipeline import to_uint8
+    from vexpress_cli.engine.median_filter import median_filter_stream
 
     frames = int(round(args.seconds * 30))
     size = args.size

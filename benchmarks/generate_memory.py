@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from vexpress_cli.demo import write_demo_inputs
-    from vexpress_cli.tiny_model import ensure_tiny_model
+    from vexpress_cli.tiny.inputs import write_demo_inputs
+    from vexpress_cli.tiny.model import ensure_tiny_model
 
     model = ensure_tiny_model()
     runs = []

@@ -38,7 +38,7 @@ def errors(golden_dir: Path, device: torch.device, dtype: torch.dtype) -> dict:
     from safetensors.torch import load_file
 
     from vexpress_cli import VExpressPipeline
-    from vexpress_cli.postprocess import median_filter_stream
+    from vexpress_cli.engine.median_filter import median_filter_stream
 
     golden = load_file(str(golden_dir / "golden.safetensors"))
     params = json.loads((golden_dir / "pipeline_params.json").read_text())

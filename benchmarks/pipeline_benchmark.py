@@ -60,14 +60,14 @@ def run_once(args, seconds: float) -> dict:
     import torch
 
     from vexpress_cli import VExpressPipeline
-    from vexpress_cli.demo import write_demo_inputs
-    from vexpress_cli.devices import resolve_device, resolve_dtype
-    from vexpress_cli.generation import frame_count
+    from vexpress_cli.tiny.inputs import write_demo_inputs
+    from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+    from vexpress_cli.jobs.generate import frame_count
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.media.video import VideoWriter
-    from vexpress_cli.pipeline import to_uint8
-    from vexpress_cli.postprocess import median_filter_stream
-    from vexpress_cli.tiny_model import ensure_tiny_model
+    from vexpress_cli.engine.pipeline import to_uint8
+    from vexpress_cli.engine.median_filter import median_filter_stream
+    from vexpress_cli.tiny.model import ensure_tiny_model
 
     timings: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="vexpress-bench-"))

@@ -36,7 +36,7 @@ def measure(seconds: float, mode: str) -> dict:
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    from vexpress_cli.models.speech_encoder import encode_speech
+    from vexpress_cli.engine.networks.speech_encoder import encode_speech
 
     model = Wav2Vec2Model(Wav2Vec2Config()).eval()
     speech = torch.randn(1, int(seconds * 16000)) * 0.1

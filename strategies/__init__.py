@@ -8,7 +8,7 @@ third-party plugin.
 from __future__ import annotations
 
 from vexpress_cli.hookspecs import hookimpl
-from vexpress_cli.kps.strategy import FunctionStrategy
+from vexpress_cli.kps.retargeting import FunctionStrategy
 from vexpress_cli.strategies import face
 
 BUILTIN_STRATEGIES = (

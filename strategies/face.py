@@ -1,7 +1,7 @@
 """The four retarget strategies of the original V-Express, as plain functions.
 
 ``driving`` is always already fitted to ``num_frames`` frames by the caller
-(see vexpress_cli.kps.strategy.retarget_track).
+(see vexpress_cli.kps.retargeting.retarget_track).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vexpress_cli.config import (
+from vexpress_cli.settings.user_config import (
     config_dir,
     configured_model_dir,
     load_user_config,

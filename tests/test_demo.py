@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
 from vexpress_cli.media.video import video_info
-from vexpress_cli.model_report import inspect_model_folder
-from vexpress_cli.tiny_model import ensure_tiny_model
+from vexpress_cli.jobs.inspect_model import inspect_model_folder
+from vexpress_cli.tiny.model import ensure_tiny_model
 
 
 def test_tiny_model_has_the_released_layout_and_fits_the_architecture(tmp_path):

@@ -28,7 +28,7 @@ def tiny_source(tmp_path_factory) -> Path:
     """A complete tiny model folder: the shared golden one, else one written now."""
     if TINY_MODEL_DIR.is_dir():
         return TINY_MODEL_DIR
-    from vexpress_cli.tiny_model import write_tiny_model
+    from vexpress_cli.tiny.model import write_tiny_model
 
     root = tmp_path_factory.mktemp("tiny-model")
     write_tiny_model(root)
@@ -245,7 +245,7 @@ def test_a_crashing_check_becomes_a_failure_row(tiny_source, monkeypatch):
     def explode():
         raise RuntimeError("simulated breakage")
 
-    monkeypatch.setattr("vexpress_cli.preset_loader.list_presets", explode)
+    monkeypatch.setattr("vexpress_cli.settings.presets.list_presets", explode)
     rows = rows_of(doctor("--json", "--model-dir", str(tiny_source)))
     assert rows["presets"]["status"] == "failure"
     assert "RuntimeError: simulated breakage" in rows["presets"]["detail"]

@@ -18,10 +18,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from vexpress_cli import download, layout
-from vexpress_cli.download import download_models, missing_required_files
+from vexpress_cli.jobs import download
+from vexpress_cli.engine import model_folder as layout
+from vexpress_cli.jobs.download import download_models, missing_required_files
 from vexpress_cli.errors import InputError, ModelFolderError
-from vexpress_cli.layout import ModelFolder
+from vexpress_cli.engine.model_folder import ModelFolder
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 STORAGE = "models--tk93--V-Express"
@@ -294,7 +295,7 @@ def test_read_only_target_fails_before_planning(env, monkeypatch, no_network):
     def read_only(*args, **kwargs):  # as on a read-only disk, where even root cannot write
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("vexpress_cli.paths.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("vexpress_cli.outputs.tempfile.mkstemp", read_only)
     with pytest.raises(InputError, match=f"cannot be created: '{env}' is not writable"):
         download_models(env / "models", offline=True)
     assert not (env / "models").exists()

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from vexpress_cli import VExpressPipeline
-from vexpress_cli.models.denoising_unet import ReferenceConditioning
-from vexpress_cli.postprocess import median_filter_stream
+from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
+from vexpress_cli.engine.median_filter import median_filter_stream
 
 from conftest import GOLDEN_DIR, TINY_MODEL_DIR
 

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from vexpress_cli import VExpressPipeline
-from vexpress_cli.architecture import Architecture
+from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.loading import compare_keys, released_tensors
-from vexpress_cli.model_report import inspect_model_folder
+from vexpress_cli.engine.checkpoints import compare_keys, released_tensors
+from vexpress_cli.jobs.inspect_model import inspect_model_folder
 
 from conftest import SHARED_DIR, TINY_MODEL_DIR
 

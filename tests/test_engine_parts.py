@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from vexpress_cli.context import context_windows, windows_per_frame
-from vexpress_cli.pipeline import last_occurrences
-from vexpress_cli.postprocess import median_filter_stream
+from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
+from vexpress_cli.engine.pipeline import last_occurrences
+from vexpress_cli.engine.median_filter import median_filter_stream
 
 from conftest import GOLDEN_DIR
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.face import load_backend
-from vexpress_cli.kps.extract import extract_kps_sequence
+from vexpress_cli.kps.from_video import extract_kps_sequence
 from vexpress_cli.kps.io import load_kps
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import VideoWriter, iter_video_frames
@@ -222,7 +222,7 @@ def test_cli_unwritable_outputs_fail_before_any_frame_is_read(tmp_path, tys_clip
     def no_detection(*args, **kwargs):
         raise AssertionError("the frames were read although an output cannot be written")
 
-    monkeypatch.setattr("vexpress_cli.kps.extract.extract_kps_sequence", no_detection)
+    monkeypatch.setattr("vexpress_cli.kps.from_video.extract_kps_sequence", no_detection)
     (tmp_path / "afile").write_text("a file, not a folder")
     cases = [
         ("--kps-out", tmp_path / "afile" / "k.pth"),

@@ -153,7 +153,7 @@ def test_a_broken_detector_file_is_a_model_folder_error(tmp_path):
 
 
 def test_extract_a_sequence_with_the_insightface_backend(backend, tmp_path):
-    from vexpress_cli.kps.extract import extract_kps_sequence
+    from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.media.video import VideoWriter
 
     cells = [(4, 8), (5, 8), (6, 8), None, (8, 8), (9, 8)]  # one square moving right; frame 3 blank

@@ -21,13 +21,13 @@ from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app, quiet_libraries
 from vexpress_cli.cli.generate import resolve_settings
-from vexpress_cli.generation import GenerationRequest, plan_generation
+from vexpress_cli.jobs.generate import GenerationRequest, plan_generation
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 from vexpress_cli.media.audio import load_audio
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import video_info
 from vexpress_cli.plugins import get_retarget_strategy
-from vexpress_cli.preset_loader import DEFAULTS, PARAMETERS, generation_settings, list_presets
+from vexpress_cli.settings.presets import DEFAULTS, PARAMETERS, generation_settings, list_presets
 
 TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
 SMALL = ["--width", "64", "--height", "64", "--num_inference_steps", "1", "--model-dir", str(TINY_MODEL_DIR)]

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app, quiet_libraries
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.pipeline import VExpressPipeline
+from vexpress_cli.engine.pipeline import VExpressPipeline
 
 TYS = SAMPLES_DIR / "tys"
 SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1"]

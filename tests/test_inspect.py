@@ -14,11 +14,11 @@ from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from PIL import Image
 from typer.testing import CliRunner
 
-from vexpress_cli import input_report
+from vexpress_cli.jobs import inspect_inputs as input_report
 from vexpress_cli.errors import InputError
 from vexpress_cli.face import detect_reference_kps
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
-from vexpress_cli.preset_loader import generation_settings, load_preset
+from vexpress_cli.settings.presets import generation_settings, load_preset
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 BUILTIN_PRESETS = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.preset_loader import (
+from vexpress_cli.settings.presets import (
     DEFAULTS,
     PARAMETERS,
     generation_settings,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from vexpress_cli.models.speech_encoder import encode_speech
+from vexpress_cli.engine.networks.speech_encoder import encode_speech
 
 
 def tiny_wav2vec2(**overrides) -> Wav2Vec2Model:

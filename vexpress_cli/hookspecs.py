@@ -23,5 +23,5 @@ def register_retarget_strategies(register):
     returning a float array of shape ``[num_frames, 3, 2]``. ``reference_kps``
     is ``[3, 2]``; ``driving_kps`` is ``[num_frames, 3, 2]`` (already fitted to
     the video length) or ``None``. See
-    :class:`vexpress_cli.kps.strategy.RetargetStrategy` and docs/plugins.md.
+    :class:`vexpress_cli.kps.retargeting.RetargetStrategy` and docs/plugins.md.
     """

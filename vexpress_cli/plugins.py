@@ -20,7 +20,7 @@ import pluggy
 
 from vexpress_cli import hookspecs
 from vexpress_cli.errors import InputError, VExpressError
-from vexpress_cli.kps.strategy import RetargetStrategy
+from vexpress_cli.kps.retargeting import RetargetStrategy
 
 ENTRY_POINT_GROUP = "vexpress"
 STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")

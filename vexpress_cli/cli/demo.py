@@ -28,8 +28,8 @@ def demo_command(
 ) -> None:
     """Generate a short video with a tiny random-weight model and synthetic inputs."""
     from vexpress_cli.cli.generate import run_generate
-    from vexpress_cli.demo import write_demo_inputs
-    from vexpress_cli.tiny_model import ensure_tiny_model
+    from vexpress_cli.tiny.inputs import write_demo_inputs
+    from vexpress_cli.tiny.model import ensure_tiny_model
 
     with console.status("Preparing the tiny model"):
         model = ensure_tiny_model(model_dir)

@@ -39,7 +39,7 @@ def doctor_command(
 ) -> None:
     """Check that everything vexpress needs is installed and working, with a fix for each problem."""
     from vexpress_cli.cli.app import quiet_libraries
-    from vexpress_cli.doctor import DoctorOptions, has_failures, run_checks
+    from vexpress_cli.jobs.doctor import DoctorOptions, has_failures, run_checks
 
     quiet_libraries()
     options = DoctorOptions(model_dir=model_dir, device=device, deep=deep, smoke=smoke)

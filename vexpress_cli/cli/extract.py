@@ -106,7 +106,7 @@ def extract_command(
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
 
     from vexpress_cli.face import load_backend
-    from vexpress_cli.kps.extract import extract_kps_sequence
+    from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
 
     console = Console(stderr=True)
@@ -203,7 +203,7 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
     """
     from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
     from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.paths import prepare_output_path
+    from vexpress_cli.outputs import prepare_output_path
 
     if not video.is_file():
         raise InputError(

@@ -87,11 +87,11 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                  face_backend: str = "auto", overwrite: bool = False, quiet: bool = False,
                  as_json: bool = False) -> None:
     """The command's work, given the settings that were set on purpose (``given``)."""
-    from vexpress_cli.config import resolve_model_dir
-    from vexpress_cli.devices import resolve_device, resolve_dtype
-    from vexpress_cli.generation import GenerationRequest, default_strategy, plan_generation, run_generation
+    from vexpress_cli.settings.user_config import resolve_model_dir
+    from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+    from vexpress_cli.jobs.generate import GenerationRequest, default_strategy, plan_generation, run_generation
     from vexpress_cli.kps.io import reference_kps_from_text
-    from vexpress_cli.preset_loader import range_warnings
+    from vexpress_cli.settings.presets import range_warnings
 
     settings, explicit = resolve_settings(preset, given)
     strategy, reason = default_strategy(settings, explicit, kps is not None)
@@ -144,7 +144,7 @@ def unfinished_bars_removed_on_error(progress: StageProgress):
 
 def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[str]]:
     """Defaults < preset < flags; also which settings were chosen on purpose (preset or flag)."""
-    from vexpress_cli.preset_loader import generation_settings, load_preset
+    from vexpress_cli.settings.presets import generation_settings, load_preset
 
     preset = load_preset(preset_name) if preset_name else None
     settings = generation_settings(preset, given)
@@ -154,7 +154,7 @@ def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[st
 
 def check_output(output: Path, overwrite: bool) -> None:
     """Fail before the long work, not after it: the output must be new (or --overwrite) and writable."""
-    from vexpress_cli.paths import ensure_writable_folder
+    from vexpress_cli.outputs import ensure_writable_folder
     from vexpress_cli.media.video import VIDEO_SUFFIXES
 
     if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
@@ -177,7 +177,7 @@ def load_pipeline(model_folder: Path, device, dtype, settings: dict):
     import torch
 
     from vexpress_cli import VExpressPipeline
-    from vexpress_cli.generation import out_of_memory_error
+    from vexpress_cli.jobs.generate import out_of_memory_error
 
     try:
         return VExpressPipeline.from_pretrained(model_folder, device=device, dtype=dtype)

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from vexpress_cli import layout
-from vexpress_cli.config import MODEL_DIR_ENV, config_file, configured_model_dir, resolve_model_dir
-from vexpress_cli.download import REQUIRED_FILES, download_models
+from vexpress_cli.engine import model_folder as layout
+from vexpress_cli.settings.user_config import MODEL_DIR_ENV, config_file, configured_model_dir, resolve_model_dir
+from vexpress_cli.jobs.download import REQUIRED_FILES, download_models
 from vexpress_cli.errors import VExpressError
 
 LAYOUT_HELP = "\n\n".join(

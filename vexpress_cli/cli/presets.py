@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from vexpress_cli.config import user_presets_dir
-from vexpress_cli.preset_loader import (
+from vexpress_cli.settings.user_config import user_presets_dir
+from vexpress_cli.settings.presets import (
     DEFAULTS,
     PARAMETERS,
     PresetInfo,

@@ -22,8 +22,8 @@ from vexpress_cli.kps import (
     save_kps,
 )
 from vexpress_cli.kps.io import SUPPORTED_SUFFIXES, reference_kps_from_text
-from vexpress_cli.kps.strategy import missing_driving_kps_error, uses_reference_kps
-from vexpress_cli.paths import prepare_output_path
+from vexpress_cli.kps.retargeting import missing_driving_kps_error, uses_reference_kps
+from vexpress_cli.outputs import prepare_output_path
 from vexpress_cli.plugins import get_retarget_strategy
 
 DEFAULT_SIZE = 512

@@ -97,7 +97,7 @@ def load_image_rgb(image: str | Path | np.ndarray) -> np.ndarray:
     if isinstance(image, np.ndarray):
         array = image
     else:
-        from vexpress_cli.images import open_rgb_image
+        from vexpress_cli.media.images import open_rgb_image
 
         array = np.asarray(open_rgb_image(image))
     if array.ndim == 2:

@@ -19,7 +19,7 @@ import numpy as np
 
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.face.base import Face, check_rgb_image
-from vexpress_cli.layout import INSIGHTFACE_DETECTOR
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 
 DETECTION_THRESHOLD = 0.5
 # det_10g.onnx relative to an insightface model root (the folder holding models/).

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.paths import ensure_writable_folder
+from vexpress_cli.outputs import ensure_writable_folder
 
 KPS_TENSOR_NAME = "kps"
 FORMAT_NAME = "vexpress-kps"

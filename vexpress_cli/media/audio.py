@@ -31,7 +31,7 @@ from vexpress_cli.media.ffmpeg import (
     stderr_tail,
     stop_process,
 )
-from vexpress_cli.paths import prepare_output_path
+from vexpress_cli.outputs import prepare_output_path
 
 with warnings.catch_warnings():
     # pydub warns at import time when no system ffmpeg is on PATH (we never use

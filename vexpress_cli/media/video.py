@@ -34,7 +34,7 @@ from vexpress_cli.media.ffmpeg import (
     stop_process,
     video_packet_timing,
 )
-from vexpress_cli.paths import ensure_writable_folder, prepare_output_path
+from vexpress_cli.outputs import ensure_writable_folder, prepare_output_path
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 

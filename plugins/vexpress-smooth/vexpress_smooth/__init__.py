@@ -40,7 +40,7 @@ class SmoothStrategy:
 
     def retarget(self, reference_kps, driving_kps, num_frames):
         if driving_kps is None:
-            from vexpress_cli.kps.strategy import missing_driving_kps_error
+            from vexpress_cli.kps.retargeting import missing_driving_kps_error
 
             raise missing_driving_kps_error(self.name)
         return smooth_track(driving_kps).astype(np.float32)

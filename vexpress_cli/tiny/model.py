@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from vexpress_cli.architecture import Architecture
+from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import VExpressError
-from vexpress_cli.layout import ModelFolder
-from vexpress_cli.loading import NOT_IN_RELEASE
+from vexpress_cli.engine.model_folder import ModelFolder
+from vexpress_cli.engine.checkpoints import NOT_IN_RELEASE
 
 TINY_UNET_CONFIG = {
     "_class_name": "UNet2DConditionModel",

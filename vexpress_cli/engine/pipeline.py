@@ -32,15 +32,15 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
 from safetensors import SafetensorError
 
-from vexpress_cli.architecture import Architecture
-from vexpress_cli.context import context_windows, windows_per_frame
+from vexpress_cli.engine.architecture import Architecture
+from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.errors import InputError, ModelFolderError
-from vexpress_cli.layout import ModelFolder
-from vexpress_cli.loading import check_model_files, load_networks
-from vexpress_cli.models.denoising_unet import ReferenceConditioning
-from vexpress_cli.models.reference_net import collect_reference_features
-from vexpress_cli.models.speech_encoder import encode_speech
-from vexpress_cli.postprocess import median_filter_stream
+from vexpress_cli.engine.model_folder import ModelFolder
+from vexpress_cli.engine.checkpoints import check_model_files, load_networks
+from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
+from vexpress_cli.engine.networks.reference_net import collect_reference_features
+from vexpress_cli.engine.networks.speech_encoder import encode_speech
+from vexpress_cli.engine.median_filter import median_filter_stream
 
 # inference_v2.yaml of the original: DDIM with zero-terminal-SNR v-prediction.
 SCHEDULER_CONFIG = {
@@ -97,7 +97,7 @@ class VExpressPipeline:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu",
                         dtype: torch.dtype = torch.float32) -> "VExpressPipeline":
-        """Load a model folder in the released layout (see ``vexpress_cli.layout``)."""
+        """Load a model folder in the released layout (see ``vexpress_cli.engine.model_folder``)."""
         from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
         folder = ModelFolder(Path(model_dir))

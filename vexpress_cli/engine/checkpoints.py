@@ -17,9 +17,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from vexpress_cli.architecture import NETWORK_NAMES, Architecture
+from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.layout import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
 
 # Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
 # The released reference net has no final norm (only its transformer features are used);
@@ -141,7 +141,7 @@ def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
 
 def missing_model_files(folder: ModelFolder) -> list[str]:
     """Every file generation needs that the folder lacks (the face detector is optional)."""
-    from vexpress_cli.download import REQUIRED_FILES
+    from vexpress_cli.jobs.download import REQUIRED_FILES
 
     missing = [required.choices[0] for required in REQUIRED_FILES
                if not required.choices[0].startswith(VEXPRESS_DIR.as_posix())

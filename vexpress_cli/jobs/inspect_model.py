@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from pathlib import Path
 
-from vexpress_cli.architecture import NETWORK_NAMES, Architecture
+from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.layout import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
-from vexpress_cli.loading import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
+from vexpress_cli.engine.checkpoints import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _network_report(folder: ModelFolder, architecture: Architecture, name: str) 
 
 def _component_reports(folder: ModelFolder) -> list[ComponentReport]:
     """The files outside ``v-express/`` that a model folder needs (the face detector is optional)."""
-    from vexpress_cli.download import REQUIRED_FILES
+    from vexpress_cli.jobs.download import REQUIRED_FILES
 
     rows = []
     for required in REQUIRED_FILES:

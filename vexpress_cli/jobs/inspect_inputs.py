@@ -15,7 +15,7 @@ video      .mp4 .mov .mkv .avi .webm                   ``media.video_info``
 
 A media file with another suffix is recognised by its first bytes when they
 are unambiguous (RIFF/WAVE, ID3, PNG, JPEG, an ISO-BMFF ``ftyp`` box, ...).
-Model folders are reported by :mod:`vexpress_cli.model_report`.
+Model folders are reported by :mod:`vexpress_cli.jobs.inspect_model`.
 Every failure is an :class:`~vexpress_cli.errors.InputError`. See docs/inspect.md.
 """
 
@@ -174,7 +174,7 @@ class AudioReport(_Report):
 
 def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
-    from vexpress_cli.generation import frame_count
+    from vexpress_cli.jobs.generate import frame_count
     from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info
     from vexpress_cli.media.video import as_fps_fraction
 
@@ -283,7 +283,7 @@ def inspect_image(
 def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray]:
     from PIL import Image
 
-    from vexpress_cli.images import IMAGE_READ_ERRORS
+    from vexpress_cli.media.images import IMAGE_READ_ERRORS
 
     try:
         with Image.open(path) as image:
@@ -501,7 +501,7 @@ class PresetReport(_Report):
 
 def inspect_preset(name_or_path: str | Path) -> PresetReport:
     """A preset's validated values and every setting ``generate`` would use with it."""
-    from vexpress_cli.preset_loader import generation_settings, load_preset
+    from vexpress_cli.settings.presets import generation_settings, load_preset
 
     preset = load_preset(name_or_path)
     report = PresetReport(
@@ -585,4 +585,4 @@ def inspect_input(
     if kind == "video":
         return inspect_video(path)
     raise InputError(f"{path} is a folder.", why="inspect_input reports files.",
-                     fix="Use vexpress_cli.model_report.inspect_model_folder for a model folder.")
+                     fix="Use vexpress_cli.jobs.inspect_model.inspect_model_folder for a model folder.")

@@ -1,7 +1,7 @@
 """One generation job, from files to a finished video: what ``vexpress generate`` runs.
 
 It knows nothing of the command line: settings come in as a dict of the parameters in
-``vexpress_cli.preset_loader.PARAMETERS`` and progress goes out through a callback.
+``vexpress_cli.settings.presets.PARAMETERS`` and progress goes out through a callback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import PIL.Image
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError
-from vexpress_cli.images import open_rgb_image
+from vexpress_cli.media.images import open_rgb_image
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.video import as_fps_fraction
 
@@ -87,7 +87,7 @@ def frame_count(duration: float, fps: Fraction) -> int:
 def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str,
                     warnings: list[str] | None = None) -> GenerationPlan:
     """Decode and check every input; ``warnings`` (e.g. about settings) head the plan's own."""
-    from vexpress_cli.kps.strategy import missing_driving_kps_error, retarget_track, uses_reference_kps
+    from vexpress_cli.kps.retargeting import missing_driving_kps_error, retarget_track, uses_reference_kps
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.plugins import get_retarget_strategy
 

@@ -245,7 +245,7 @@ def _mps_check() -> Check:
 
 
 def _device_checks(context: _Context) -> list[Check]:
-    from vexpress_cli.devices import resolve_device
+    from vexpress_cli.engine.devices import resolve_device
 
     requested = context.options.device
     try:
@@ -278,7 +278,7 @@ def _matmul_error(device, dtype) -> str | None:
 def _dtype_check(device) -> Check:
     import torch
 
-    from vexpress_cli.devices import resolve_dtype
+    from vexpress_cli.engine.devices import resolve_dtype
 
     results: dict[str, Status] = {}
     words: dict[str, str] = {}  # ok, slow or fails, for the detail line
@@ -316,7 +316,7 @@ def _sdpa_check(device) -> Check:
     import torch
     import torch.nn.functional as F
 
-    from vexpress_cli.devices import resolve_dtype
+    from vexpress_cli.engine.devices import resolve_dtype
 
     if not hasattr(F, "scaled_dot_product_attention"):
         return Check("attention (SDPA)", FAILURE, f"torch {torch.__version__} has no scaled_dot_product_attention",
@@ -408,7 +408,7 @@ def _model_checks(context: _Context) -> list[Check]:
 
 
 def _config_check() -> Check:
-    from vexpress_cli.config import config_file, load_user_config
+    from vexpress_cli.settings.user_config import config_file, load_user_config
 
     path = config_file()
     if not path.is_file():
@@ -422,7 +422,7 @@ def _config_check() -> Check:
 
 
 def _model_folder_check(context: _Context) -> Check:
-    from vexpress_cli.config import resolve_model_dir
+    from vexpress_cli.settings.user_config import resolve_model_dir
 
     try:
         resolved = resolve_model_dir(context.options.model_dir)
@@ -437,8 +437,8 @@ def _model_folder_check(context: _Context) -> Check:
 
 
 def _model_files_check(root: Path) -> Check:
-    from vexpress_cli import layout
-    from vexpress_cli.download import REQUIRED_FILES, missing_required_files
+    from vexpress_cli.engine import model_folder as layout
+    from vexpress_cli.jobs.download import REQUIRED_FILES, missing_required_files
 
     optional = {layout.INSIGHTFACE_DETECTOR.as_posix()}  # checked with face detection: dlib stands in
     required = [entry for entry in REQUIRED_FILES if not optional.issuperset(entry.choices)]
@@ -464,15 +464,15 @@ def _model_files_check(root: Path) -> Check:
 
 
 def _configs_present(root: Path) -> bool:
-    from vexpress_cli.layout import ModelFolder
+    from vexpress_cli.engine.model_folder import ModelFolder
 
     folder = ModelFolder(root)
     return folder.unet_config.is_file() and (folder.audio_encoder / "config.json").is_file()
 
 
 def _model_config_check(root: Path) -> Check:
-    from vexpress_cli.architecture import Architecture
-    from vexpress_cli.layout import ModelFolder
+    from vexpress_cli.engine.architecture import Architecture
+    from vexpress_cli.engine.model_folder import ModelFolder
 
     folder = ModelFolder(root)
     Architecture.from_folder(folder)  # a broken JSON file raises a ModelFolderError, reported by _guarded
@@ -482,7 +482,7 @@ def _model_config_check(root: Path) -> Check:
 
 
 def _checkpoints_check(root: Path) -> Check:
-    from vexpress_cli.model_report import inspect_model_folder
+    from vexpress_cli.jobs.inspect_model import inspect_model_folder
 
     report = inspect_model_folder(root)
     problems = []
@@ -556,7 +556,7 @@ def _detector_check(context: _Context, insightface_ok: bool) -> tuple[Check, boo
     root = context.model_root if context.model_root is not None else default_model_root()
     detector = find_detector(root)
     if detector is None:
-        from vexpress_cli import layout
+        from vexpress_cli.engine import model_folder as layout
 
         expected = (context.model_root / layout.INSIGHTFACE_DETECTOR) if context.model_root else root
         return Check("face detector", WARNING,
@@ -629,7 +629,7 @@ def _strategies_check() -> Check:
 
 
 def _presets_check() -> Check:
-    from vexpress_cli.preset_loader import list_presets
+    from vexpress_cli.settings.presets import list_presets
 
     infos = list_presets()
     broken = [info for info in infos if info.error]
@@ -659,12 +659,12 @@ def _smoke_checks(context: _Context) -> list[Check]:
 
 def _smoke_check(device, tiny_model_dir: Path | None) -> Check:
     """A one-second generation with the tiny random model, checked as a finished video file."""
-    from vexpress_cli.demo import PORTRAIT_SIZE, write_demo_inputs
-    from vexpress_cli.devices import resolve_dtype
-    from vexpress_cli.generation import GenerationRequest, frame_count, plan_generation, run_generation
+    from vexpress_cli.tiny.inputs import PORTRAIT_SIZE, write_demo_inputs
+    from vexpress_cli.engine.devices import resolve_dtype
+    from vexpress_cli.jobs.generate import GenerationRequest, frame_count, plan_generation, run_generation
     from vexpress_cli.media.video import video_info
-    from vexpress_cli.pipeline import VExpressPipeline
-    from vexpress_cli.preset_loader import generation_settings
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+    from vexpress_cli.settings.presets import generation_settings
 
     started = time.monotonic()
     dtype = resolve_dtype("auto", device)
@@ -705,7 +705,7 @@ def _smoke_check(device, tiny_model_dir: Path | None) -> Check:
 
 def _tiny_model(preferred: Path | None, scratch: Path) -> Path:
     """The tiny model in ``preferred`` (default: the user cache), or in ``scratch`` if that is not writable."""
-    from vexpress_cli.tiny_model import ensure_tiny_model
+    from vexpress_cli.tiny.model import ensure_tiny_model
 
     try:
         return ensure_tiny_model(preferred)

@@ -8,7 +8,7 @@ Diffusion weights, extra face-analysis models). We therefore:
    for each file the model folder needs (``REQUIRED_FILES``), preferring ``.safetensors``;
 2. let ``huggingface_hub.snapshot_download`` fetch only those into the usual Hugging Face cache,
    so an interrupted download resumes and offline mode works;
-3. place each file into the model folder layout (``vexpress_cli.layout``) as a hard link to the
+3. place each file into the model folder layout (``vexpress_cli.engine.model_folder``) as a hard link to the
    cached blob (no extra disk space) or, across file systems, a copy; every file is written under
    a temporary name and renamed, so an interrupted run never leaves a truncated weight file;
 4. check that every required file is present with the size the hub lists.
@@ -35,9 +35,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from vexpress_cli import layout
+from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.errors import InputError, ModelFolderError
-from vexpress_cli.paths import ensure_writable_folder
+from vexpress_cli.outputs import ensure_writable_folder
 
 HUB_PREFIX = "model_ckpts/"
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from torch import nn
 
-from vexpress_cli.models.motion_module import MotionModule
+from vexpress_cli.engine.networks.motion_module import MotionModule
 
 
 @dataclass

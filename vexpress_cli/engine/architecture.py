@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.layout import ModelFolder
+from vexpress_cli.engine.model_folder import ModelFolder
 
 NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
 
@@ -89,10 +89,10 @@ class Architecture:
 
     def build(self, name: str) -> nn.Module:
         """Build one network with freshly initialised weights on the current default device."""
-        from vexpress_cli.models.audio_projection import AudioProjection
-        from vexpress_cli.models.denoising_unet import VExpressDenoisingUNet
-        from vexpress_cli.models.reference_net import build_reference_net
-        from vexpress_cli.models.v_kps_guider import VKpsGuider
+        from vexpress_cli.engine.networks.audio_projection import AudioProjection
+        from vexpress_cli.engine.networks.denoising_unet import VExpressDenoisingUNet
+        from vexpress_cli.engine.networks.reference_net import build_reference_net
+        from vexpress_cli.engine.networks.v_kps_guider import VKpsGuider
 
         if name == "reference_net":
             return build_reference_net(self.unet_config)

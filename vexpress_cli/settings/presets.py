@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vexpress_cli.config import user_presets_dir
+from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.errors import InputError, did_you_mean
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 

@@ -1,0 +1,1 @@
+"""The V-Express engine: networks, checkpoint loading, the model folder, the pipeline. Imports nothing of the CLI."""

@@ -1,0 +1,1 @@
+"""The jobs every front end runs: generate, retarget, extract, inspect, doctor, download."""

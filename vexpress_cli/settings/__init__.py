@@ -1,0 +1,1 @@
+"""The generation settings schema, presets and the user config."""

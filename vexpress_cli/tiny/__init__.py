@@ -1,0 +1,1 @@
+"""A tiny random-weight model in the released layout and synthetic inputs, for the demo and tests."""
