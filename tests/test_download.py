@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from vexpress_cli.jobs import download
 from vexpress_cli.engine import model_folder as layout
-from vexpress_cli.jobs.download import download_models, missing_required_files
+from vexpress_cli.engine.model_folder import missing_required_files
+from vexpress_cli.jobs.download import download_models
 from vexpress_cli.errors import InputError, ModelFolderError
 from vexpress_cli.engine.model_folder import ModelFolder
 

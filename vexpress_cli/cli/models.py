@@ -12,7 +12,8 @@ from rich.table import Table
 
 from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.settings.user_config import MODEL_DIR_ENV, config_file, configured_model_dir, resolve_model_dir
-from vexpress_cli.jobs.download import REQUIRED_FILES, download_models
+from vexpress_cli.engine.model_folder import REQUIRED_FILES
+from vexpress_cli.jobs.download import download_models
 from vexpress_cli.errors import VExpressError
 
 LAYOUT_HELP = "\n\n".join(

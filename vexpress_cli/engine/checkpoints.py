@@ -141,7 +141,7 @@ def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
 
 def missing_model_files(folder: ModelFolder) -> list[str]:
     """Every file generation needs that the folder lacks (the face detector is optional)."""
-    from vexpress_cli.jobs.download import REQUIRED_FILES
+    from vexpress_cli.engine.model_folder import REQUIRED_FILES
 
     missing = [required.choices[0] for required in REQUIRED_FILES
                if not required.choices[0].startswith(VEXPRESS_DIR.as_posix())

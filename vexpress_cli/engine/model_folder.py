@@ -64,3 +64,36 @@ class ModelFolder:
             if candidate.is_file():
                 return candidate
         return None
+
+
+@dataclass(frozen=True)
+class RequiredFile:
+    """A file the model folder needs; any one of ``choices`` (layout paths, preferred first) will do."""
+
+    label: str
+    choices: tuple[str, ...]
+
+    def present_in(self, root: Path) -> str | None:
+        return next((choice for choice in self.choices if (root / choice).is_file()), None)
+
+
+def _weights(folder: Path, stem: str) -> tuple[str, ...]:
+    return tuple((folder / f"{stem}{suffix}").as_posix() for suffix in WEIGHT_SUFFIXES)
+
+
+REQUIRED_FILES: tuple[RequiredFile, ...] = (
+    RequiredFile("UNet config", (UNET_CONFIG.as_posix(),)),
+    RequiredFile("VAE config", ((VAE_DIR / "config.json").as_posix(),)),
+    RequiredFile("VAE weights", _weights(VAE_DIR, "diffusion_pytorch_model")),
+    RequiredFile("wav2vec2 config", ((AUDIO_ENCODER_DIR / "config.json").as_posix(),)),
+    RequiredFile("wav2vec2 preprocessor", ((AUDIO_ENCODER_DIR / "preprocessor_config.json").as_posix(),)),
+    RequiredFile("wav2vec2 weights", ((AUDIO_ENCODER_DIR / "model.safetensors").as_posix(),
+                                      (AUDIO_ENCODER_DIR / "pytorch_model.bin").as_posix())),
+    *(RequiredFile(f"V-Express {stem}", _weights(VEXPRESS_DIR, stem)) for stem in CHECKPOINT_STEMS),
+    RequiredFile("face detector", (INSIGHTFACE_DETECTOR.as_posix(),)),
+)
+
+
+def missing_required_files(root: Path) -> list[RequiredFile]:
+    """The required files absent from a model folder (empty when it is complete)."""
+    return [required for required in REQUIRED_FILES if required.present_in(root) is None]

@@ -438,7 +438,7 @@ def _model_folder_check(context: _Context) -> Check:
 
 def _model_files_check(root: Path) -> Check:
     from vexpress_cli.engine import model_folder as layout
-    from vexpress_cli.jobs.download import REQUIRED_FILES, missing_required_files
+    from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
 
     optional = {layout.INSIGHTFACE_DETECTOR.as_posix()}  # checked with face detection: dlib stands in
     required = [entry for entry in REQUIRED_FILES if not optional.issuperset(entry.choices)]

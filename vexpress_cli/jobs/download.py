@@ -36,39 +36,12 @@ from rich.progress import (
 )
 
 from vexpress_cli.engine import model_folder as layout
+from vexpress_cli.engine.model_folder import REQUIRED_FILES, RequiredFile, missing_required_files
 from vexpress_cli.errors import InputError, ModelFolderError
 from vexpress_cli.outputs import ensure_writable_folder
 
 HUB_PREFIX = "model_ckpts/"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RequiredFile:
-    """A file the model folder needs; any one of ``choices`` (layout paths, preferred first) will do."""
-
-    label: str
-    choices: tuple[str, ...]
-
-    def present_in(self, root: Path) -> str | None:
-        return next((choice for choice in self.choices if (root / choice).is_file()), None)
-
-
-def _weights(folder: Path, stem: str) -> tuple[str, ...]:
-    return tuple((folder / f"{stem}{suffix}").as_posix() for suffix in layout.WEIGHT_SUFFIXES)
-
-
-REQUIRED_FILES: tuple[RequiredFile, ...] = (
-    RequiredFile("UNet config", (layout.UNET_CONFIG.as_posix(),)),
-    RequiredFile("VAE config", ((layout.VAE_DIR / "config.json").as_posix(),)),
-    RequiredFile("VAE weights", _weights(layout.VAE_DIR, "diffusion_pytorch_model")),
-    RequiredFile("wav2vec2 config", ((layout.AUDIO_ENCODER_DIR / "config.json").as_posix(),)),
-    RequiredFile("wav2vec2 preprocessor", ((layout.AUDIO_ENCODER_DIR / "preprocessor_config.json").as_posix(),)),
-    RequiredFile("wav2vec2 weights", ((layout.AUDIO_ENCODER_DIR / "model.safetensors").as_posix(),
-                                      (layout.AUDIO_ENCODER_DIR / "pytorch_model.bin").as_posix())),
-    *(RequiredFile(f"V-Express {stem}", _weights(layout.VEXPRESS_DIR, stem)) for stem in layout.CHECKPOINT_STEMS),
-    RequiredFile("face detector", (layout.INSIGHTFACE_DETECTOR.as_posix(),)),
-)
 
 
 def hub_paths_for(layout_path: str) -> tuple[str, ...]:
@@ -79,11 +52,6 @@ def hub_paths_for(layout_path: str) -> tuple[str, ...]:
         # The original README moves the top-level *.bin files into model_ckpts/v-express/.
         candidates.append(layout_path.removeprefix(vexpress_folder))
     return tuple(candidates)
-
-
-def missing_required_files(root: Path) -> list[RequiredFile]:
-    """The required files absent from a model folder (empty when it is complete)."""
-    return [required for required in REQUIRED_FILES if required.present_in(root) is None]
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _network_report(folder: ModelFolder, architecture: Architecture, name: str) 
 
 def _component_reports(folder: ModelFolder) -> list[ComponentReport]:
     """The files outside ``v-express/`` that a model folder needs (the face detector is optional)."""
-    from vexpress_cli.jobs.download import REQUIRED_FILES
+    from vexpress_cli.engine.model_folder import REQUIRED_FILES
 
     rows = []
     for required in REQUIRED_FILES:
