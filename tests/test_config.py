@@ -100,7 +100,7 @@ def test_model_dir_that_is_a_file(env):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: model_dir. Did you mean 'model_dir'?"),
+        ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: generate, model_dir. Did you mean 'model_dir'?"),
         ("model_dir = 3\n", "key 'model_dir' must be a str, not int"),
         ('model_dir = "/x\n', "is not valid TOML"),
     ],

@@ -15,7 +15,6 @@ import torch
 from safetensors.torch import load_file
 
 from vexpress_cli import VExpressPipeline
-from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.median_filter import median_filter_stream
 
 from conftest import GOLDEN_DIR, TINY_MODEL_DIR
@@ -77,13 +76,9 @@ def test_one_unet_step_matches(pipe, golden, reference_image, params):
     conditioning = pipe.reference_conditioning(golden["reference_latents"], True,
                                                params["reference_attention_weight"], params["audio_attention_weight"])
     audio = golden["audio_embeddings_cfg"][:, :8].reshape(-1, *golden["audio_embeddings_cfg"].shape[2:])
-    pipe.denoising_unet.set_reference(conditioning)
-    try:
-        with torch.no_grad():
-            out = pipe.denoising_unet(golden["step_latents_in"], golden["step_timestep"][0],
-                                      audio, golden["kps_feature_cfg"][:, :, :8])
-    finally:
-        pipe.denoising_unet.set_reference(None)
+    with torch.no_grad():
+        out = pipe.denoising_unet(golden["step_latents_in"], golden["step_timestep"][0],
+                                  audio, golden["kps_feature_cfg"][:, :, :8], reference=conditioning)
     assert_close(out, golden["step_out"])
 
 

@@ -20,14 +20,14 @@ from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app, quiet_libraries
-from vexpress_cli.cli.generate import resolve_settings
-from vexpress_cli.jobs.generate import GenerationRequest, plan_generation
+from vexpress_cli.jobs.generate import plan_inputs, resolve_job_settings
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 from vexpress_cli.media.audio import load_audio
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import video_info
 from vexpress_cli.plugins import get_retarget_strategy
-from vexpress_cli.settings.presets import DEFAULTS, PARAMETERS, generation_settings, list_presets
+from vexpress_cli.settings.presets import list_presets
+from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
 
 TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
 SMALL = ["--width", "64", "--height", "64", "--num_inference_steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
@@ -221,18 +221,20 @@ def test_settings_precedence_layer_by_layer(tmp_path):
     preset = tmp_path / "mine.toml"
     preset.write_text('description = "test"\n[generate]\nretarget_strategy = "offset_retarget"\n'
                       "guidance_scale = 2.0\nseed = 7\n")
-    settings, explicit = resolve_settings(str(preset), {"seed": 9, "num_inference_steps": 3})
-    assert settings["seed"] == 9  # flag over preset
-    assert settings["guidance_scale"] == 2.0  # preset over default
-    assert settings["retarget_strategy"] == "offset_retarget"
-    assert settings["num_inference_steps"] == 3
-    assert settings["context_frames"] == DEFAULTS["context_frames"] == 24  # default when nobody sets it
-    assert explicit == {"seed", "num_inference_steps", "retarget_strategy", "guidance_scale"}
+    resolved = resolve_job_settings(str(preset), {"seed": 9, "num_inference_steps": 3})
+    settings = resolved.settings
+    assert settings.seed == 9  # flag over preset
+    assert settings.guidance_scale == 2.0  # preset over default
+    assert settings.retarget_strategy == "offset_retarget"
+    assert settings.num_inference_steps == 3
+    assert settings.context_frames == DEFAULTS["context_frames"] == 24  # default when nobody sets it
+    chosen = {name for name in DEFAULTS if resolved.chosen(name)}
+    assert chosen == {"seed", "num_inference_steps", "retarget_strategy", "guidance_scale"}
 
 
 def test_kps_fit_default_is_the_fit_modules_default():
-    assert PARAMETERS["kps_fit"].default == DEFAULT_FIT_MODE == DEFAULTS["kps_fit"]
-    assert DEFAULT_FIT_MODE in PARAMETERS["kps_fit"].choices
+    assert SETTINGS["kps_fit"].default == DEFAULT_FIT_MODE == DEFAULTS["kps_fit"]
+    assert DEFAULT_FIT_MODE in SETTINGS["kps_fit"].choices
 
 
 @pytest.mark.parametrize("fit", [None, "stretch", "loop"])
@@ -241,9 +243,9 @@ def test_short_kps_track_is_fitted_with_the_chosen_mode(fit, clips, tmp_path):
     points = (20 + 24 * rng.random((10, 3, 2))).astype(np.float32)
     kps = tmp_path / "short.pth"
     torch.save(torch.from_numpy(points), kps)
-    settings = generation_settings(None, {"width": 64, "height": 64} | ({"kps_fit": fit} if fit else {}))
-    request = GenerationRequest(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", settings, kps=kps)
-    plan = plan_generation(request, "no_retarget", "test")
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"}
+                                    | ({"kps_fit": fit} if fit else {}))
+    plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
     assert plan.num_frames == 18
     mode = fit or DEFAULT_FIT_MODE
     np.testing.assert_array_equal(plan.kps_track, fit_track(points, 18, mode))

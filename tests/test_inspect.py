@@ -18,7 +18,8 @@ from vexpress_cli.jobs import inspect_inputs as input_report
 from vexpress_cli.errors import InputError
 from vexpress_cli.face import detect_reference_kps
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
-from vexpress_cli.settings.presets import generation_settings, load_preset
+from vexpress_cli.settings.presets import load_preset
+from vexpress_cli.settings.schema import resolve_settings
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 BUILTIN_PRESETS = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))
@@ -238,7 +239,7 @@ def test_builtin_presets_by_name(name):
     preset = load_preset(name)
     assert data["kind"] == "preset" and data["name"] == name and data["source"] == "builtin"
     assert data["values"] == preset.values
-    assert data["settings"] == generation_settings(preset, {})
+    assert data["settings"] == resolve_settings(preset.values).settings.to_dict()
 
 
 def test_preset_file_by_path():

@@ -10,15 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.settings.presets import (
-    DEFAULTS,
-    PARAMETERS,
-    generation_settings,
-    list_presets,
-    load_preset,
-    merge_preset,
-    range_warnings,
-)
+from vexpress_cli.settings.presets import list_presets, load_preset
+from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, range_warnings, resolve_settings
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 BUILTIN_NAMES = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))
@@ -71,7 +64,7 @@ def test_every_builtin_preset_loads_and_validates(name):
     assert preset.description == raw["description"]
     assert preset.values == raw["generate"]  # validation keeps every value as written
     assert preset.values, "a preset must set something"
-    assert set(preset.values) <= set(PARAMETERS)
+    assert set(preset.values) <= set(SETTINGS)
     assert range_warnings(preset.values) == []
     if name in GUIDE_STRATEGIES:
         assert preset.values["retarget_strategy"] == GUIDE_STRATEGIES[name]
@@ -88,50 +81,63 @@ def test_scenario_specific_settings():
 # --- precedence --------------------------------------------------------------------------------
 
 
-def test_explicit_flags_win_and_only_passed_keys_override():
+def test_explicit_values_win_and_only_passed_keys_override():
     preset = load_preset("expressive")
-    merged = merge_preset(preset.values, {"audio_attention_weight": 2, "seed": None})
-    assert merged["audio_attention_weight"] == 2.0
-    assert isinstance(merged["audio_attention_weight"], float)
-    assert merged["reference_attention_weight"] == 0.95  # not passed: the preset keeps it
-    assert "seed" not in merged  # None means "not passed"
+    resolved = resolve_settings(preset.values, {"audio_attention_weight": 2, "seed": None})
+    assert resolved.settings.audio_attention_weight == 2.0
+    assert isinstance(resolved.settings.audio_attention_weight, float)
+    assert resolved.settings.reference_attention_weight == 0.95  # not passed: the preset keeps it
+    assert resolved.sources["seed"] == "default"  # None means "not passed"
+    assert resolved.sources["audio_attention_weight"] == "explicit"
+    assert resolved.sources["reference_attention_weight"] == "preset"
     assert preset.values["audio_attention_weight"] == 3.0  # the preset itself is untouched
 
 
-def test_generation_settings_layer_defaults_preset_flags():
-    settings = generation_settings(load_preset("long-audio"), {"context_frames": 20, "fps": 25})
+def test_settings_layer_defaults_config_preset_explicit():
+    resolved = resolve_settings(load_preset("long-audio").values, {"context_frames": 20, "fps": 25},
+                                config_values={"seed": 5, "context_frames": 12})
+    settings = resolved.settings.to_dict()
     assert set(settings) == set(DEFAULTS)
-    assert settings["context_frames"] == 20  # flag over preset (16)
+    assert settings["context_frames"] == 20  # explicit over preset (16) over config (12)
     assert settings["save_gpu_memory"] is True  # preset over default
+    assert settings["seed"] == 5 and resolved.sources["seed"] == "config"  # config over default
     assert settings["fps"] == 25.0
     assert settings["num_inference_steps"] == DEFAULTS["num_inference_steps"] == 25
-    assert generation_settings(None, {}) == DEFAULTS
+    assert resolve_settings().settings.to_dict() == DEFAULTS
 
 
-def test_flags_may_leave_the_advised_range_with_a_warning_but_not_the_hard_limit():
-    merged = merge_preset(load_preset("lip-sync").values, {"audio_attention_weight": 5.0})
-    (warning,) = range_warnings(merged)
+def test_explicit_values_may_leave_the_advised_range_with_a_warning_but_not_the_hard_limit():
+    resolved = resolve_settings(load_preset("lip-sync").values, {"audio_attention_weight": 5.0})
+    (warning,) = resolved.warnings
     assert "audio_attention_weight" in warning and "1.0-3.0" in warning
-    with pytest.raises(InputError, match=r"--audio-attention-weight is 11\.0; it must be from 0\.0 to 10\.0"):
-        merge_preset({}, {"audio_attention_weight": 11.0})
+    with pytest.raises(InputError, match=r"audio_attention_weight is 11\.0; it must be from 0\.0 to 10\.0"):
+        resolve_settings({}, {"audio_attention_weight": 11.0})
 
 
 def test_merged_context_overlap_is_checked_against_the_preset():
     with pytest.raises(InputError) as caught:
-        merge_preset(load_preset("long-audio").values, {"context_overlap": 16})
+        resolve_settings(load_preset("long-audio").values, {"context_overlap": 16})
     message = str(caught.value)
-    assert "--context-overlap (16) must be smaller than the preset's 'context_frames' (16)" in message
+    assert "context_overlap (16) must be smaller than the preset's 'context_frames' (16)" in message
 
 
 def test_device_accepts_a_gpu_index():
-    assert merge_preset({}, {"device": "cuda:1"}) == {"device": "cuda:1"}
+    assert resolve_settings({}, {"device": "cuda:1"}).settings.device == "cuda:1"
     with pytest.raises(InputError, match="not one of: auto, cuda, cpu, mps or cuda:N"):
-        merge_preset({}, {"device": "gpu"})
+        resolve_settings({}, {"device": "gpu"})
 
 
-def test_unknown_override_key_suggests_the_closest():
+def test_unknown_setting_suggests_the_closest():
     with pytest.raises(InputError, match="Did you mean 'guidance_scale'"):
-        merge_preset({}, {"guidance_scal": 3.0})
+        resolve_settings({}, {"guidance_scal": 3.0})
+
+
+@pytest.mark.parametrize("name", [name for name, setting in SETTINGS.items() if setting.kind is float])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_every_float_setting_refuses_nan_and_infinity(name, value):
+    """Issue 8 item 8: comparisons with NaN are false, so NaN passed every range check."""
+    with pytest.raises(InputError, match="not a finite number"):
+        resolve_settings({}, {name: value})
 
 
 # --- user presets ------------------------------------------------------------------------------

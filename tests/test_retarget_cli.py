@@ -254,7 +254,7 @@ def test_output_under_a_file_fails_before_any_work(tmp_path, option, monkeypatch
     def no_loading(*args, **kwargs):
         raise AssertionError("the driving track was read although an output cannot be written")
 
-    monkeypatch.setattr("vexpress_cli.cli.retarget.load_kps", no_loading)
+    monkeypatch.setattr("vexpress_cli.jobs.retarget.load_kps", no_loading)
     (tmp_path / "afile").write_text("a file, not a folder")
     outputs = {"--output": tmp_path / "out.pth", "--preview": tmp_path / "p.mp4"}
     outputs[option] = tmp_path / "afile" / outputs[option].name

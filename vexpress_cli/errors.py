@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+
+_PARAMETER_REFERENCE = re.compile("\x1e(\\w+)\x1e")
+
+
+def parameter(name: str) -> str:
+    """A job parameter or setting named in a message, spelled by whoever shows the message.
+
+    The library writes ``f"Lower {parameter('context_frames')}"``; Python callers read
+    ``context_frames``, the CLI shows its flag ``--context-frames`` (:meth:`VExpressError.render`).
+    """
+    return f"\x1e{name}\x1e"
+
+
+def python_name(name: str) -> str:
+    return name
 
 
 class VExpressError(Exception):
@@ -17,7 +33,12 @@ class VExpressError(Exception):
 
     def __init__(self, what: str, why: str = "", fix: str = ""):
         self.what, self.why, self.fix = what, why, fix
-        super().__init__(" ".join(part for part in (what, why, fix) if part))
+        super().__init__(self.render())
+
+    def render(self, spell: Callable[[str], str] = python_name) -> str:
+        """The one-paragraph message, with each :func:`parameter` spelled by ``spell``."""
+        text = " ".join(part for part in (self.what, self.why, self.fix) if part)
+        return _PARAMETER_REFERENCE.sub(lambda match: spell(match.group(1)), text)
 
 
 class ModelFolderError(VExpressError):

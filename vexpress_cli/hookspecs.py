@@ -7,6 +7,9 @@ hookimpl``). See docs/plugins.md.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
+import numpy as np
 import pluggy
 
 hookspec = pluggy.HookspecMarker("vexpress")
@@ -23,5 +26,30 @@ def register_retarget_strategies(register):
     returning a float array of shape ``[num_frames, 3, 2]``. ``reference_kps``
     is ``[3, 2]``; ``driving_kps`` is ``[num_frames, 3, 2]`` (already fitted to
     the video length) or ``None``. See
-    :class:`vexpress_cli.kps.retargeting.RetargetStrategy` and docs/plugins.md.
+    :class:`RetargetStrategy` and docs/plugins.md.
     """
+
+
+@runtime_checkable
+class RetargetStrategy(Protocol):
+    """What a plugin registers with ``register(strategy)``.
+
+    ``name``
+        Lower-case identifier users pass to ``--strategy`` (letters, digits, ``_``, ``-``).
+    ``description``
+        One line shown by ``vexpress strategies``.
+    ``requires_driving_kps``
+        True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``.
+    ``retarget(reference_kps, driving_kps, num_frames)``
+        ``reference_kps`` is float32 ``[3, 2]`` (left eye, right eye, nose of
+        the reference photo, in output-frame pixels). ``driving_kps`` is
+        float32 ``[num_frames, 3, 2]``, already fitted to ``num_frames`` by the
+        caller, or ``None`` when the user gave no driving track. Return an
+        array ``[num_frames, 3, 2]`` of finite pixel positions.
+    """
+
+    name: str
+    description: str
+    requires_driving_kps: bool
+
+    def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray: ...

@@ -19,8 +19,8 @@ from importlib import metadata
 import pluggy
 
 from vexpress_cli import hookspecs
+from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.errors import InputError, VExpressError
-from vexpress_cli.kps.retargeting import RetargetStrategy
 
 ENTRY_POINT_GROUP = "vexpress"
 STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")

@@ -34,7 +34,9 @@ class VExpressGroup(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except VExpressError as error:
-            error_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False)
+            from vexpress_cli.cli.options import flag_of
+
+            error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             error_console.print("[yellow]Interrupted; nothing was written.[/]")

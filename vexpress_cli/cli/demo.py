@@ -10,16 +10,19 @@ from rich.console import Console
 
 console = Console(stderr=True)
 
+DEFAULT_OUTPUT = Path("vexpress-demo.mp4")
 EPILOG = """Example:
 
-  vexpress demo                      # writes vexpress-demo.mp4 (noise from a random model: it proves the install)
+  vexpress demo                      # writes vexpress-demo.mp4 (then -2, -3, ...: noise from a random model)
 
 Then get the real weights with `vexpress models download` and use `vexpress generate`.
 """
 
 
 def demo_command(
-    output: Path = typer.Option(Path("vexpress-demo.mp4"), "--output", "-o", help="Where to write the video."),
+    output: Path = typer.Option(None, "--output", "-o", show_default=False,
+                                help="Where to write the video. Default: vexpress-demo.mp4, or the next free "
+                                "vexpress-demo-N.mp4 when it exists."),
     seconds: float = typer.Option(2.0, "--seconds", min=0.1, max=600, help="Length of the synthetic speech."),
     size: int = typer.Option(128, "--size", min=64, max=1024, help="Width and height of the video (multiple of 8)."),
     steps: int = typer.Option(2, "--num-inference-steps", min=1, max=100, help="Denoising steps."),
@@ -31,6 +34,7 @@ def demo_command(
     from vexpress_cli.tiny.inputs import write_demo_inputs
     from vexpress_cli.tiny.model import ensure_tiny_model
 
+    output = output or next_free_name(DEFAULT_OUTPUT)
     with console.status("Preparing the tiny model"):
         model = ensure_tiny_model(model_dir)
     with tempfile.TemporaryDirectory(prefix="vexpress-demo-") as folder:
@@ -39,6 +43,15 @@ def demo_command(
                      {"width": size, "height": size, "num_inference_steps": steps},
                      reference_kps=inputs.reference_kps_text(size), model_dir=model, overwrite=overwrite)
     console.print("The tiny model is random, so the video is noise: this proves the install works end to end.")
+
+
+def next_free_name(path: Path) -> Path:
+    """``path`` itself, else ``stem-2``, ``stem-3``, ... : the demo can run again and again."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
 
 
 def register(app: typer.Typer) -> None:

@@ -12,14 +12,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from vexpress_cli.settings.user_config import user_presets_dir
-from vexpress_cli.settings.presets import (
-    DEFAULTS,
-    PARAMETERS,
-    PresetInfo,
-    generation_settings,
-    list_presets,
-    load_preset,
-)
+from vexpress_cli.settings.presets import PresetInfo, list_presets, load_preset
+from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, resolve_settings
+from vexpress_cli.settings.user_config import configured_settings
 
 EPILOG = (
     "Use one with [bold]vexpress generate --preset NAME[/] (or a path to a .toml file); flags you pass "
@@ -113,7 +108,8 @@ def show_command(
 ) -> None:
     """Show a preset's file and the full settings `generate` would use with it."""
     loaded = load_preset(preset)
-    effective = generation_settings(loaded, {})
+    resolved = resolve_settings(loaded.values, config_values=configured_settings())
+    effective = resolved.settings.to_dict()
     if as_json:
         typer.echo(json.dumps({
             "name": loaded.name,
@@ -135,8 +131,8 @@ def show_command(
     table.add_column("from", style="dim")
     table.add_column("meaning")
     for name, value in effective.items():
-        source = "[cyan]preset[/]" if name in loaded.values else "default"
-        table.add_row(name, _format_value(value), source, PARAMETERS[name].help)
+        source = {"preset": "[cyan]preset[/]", "config": "user config"}.get(resolved.sources[name], "default")
+        table.add_row(name, _format_value(value), source, SETTINGS[name].help)
     console.print(table)
 
 

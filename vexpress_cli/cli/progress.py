@@ -1,49 +1,73 @@
-"""Rich progress bars for the long steps of a command, with ETA."""
+"""The one rich progress display of every command: a job's ``progress(stage, done, total)`` as bars."""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from contextlib import contextmanager
 
-# Engine stages (see VExpressPipeline's progress callback) and how they are shown.
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn,
+                           TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
+
+# Job stages (see the jobs' and the engine's progress callbacks) and how they are shown.
 STAGE_LABELS = {
+    "inputs": "Reading inputs",
+    "model": "Loading model",
     "reference": "Encoding the portrait",
     "audio": "Encoding the audio",
     "denoise": "Denoising (steps x windows)",
     "decode": "Decoding and writing frames",
+    "faces": "Finding faces",
+    "preview": "Writing preview",
 }
+# Stages whose speed is worth showing, with their unit.
+STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames"}
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, for stages that have a unit."""
+
+    def render(self, task) -> Text:
+        unit = task.fields.get("unit")
+        if not unit:
+            return Text("")
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.1f} {unit}/s" if speed else f"  ?   {unit}/s", style="progress.data.speed")
 
 
 class StageProgress:
-    """One bar per stage; stages start when first reported and finish at their total."""
+    """One bar per stage; a stage starts when first reported and is complete at its total.
+
+    An instance is the ``progress`` callback a job takes.
+    """
 
     def __init__(self, console: Console, enabled: bool = True):
-        self.enabled = enabled
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TaskProgressColumn(), RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, disable=not enabled, transient=False,
         )
         self.tasks: dict[str, int] = {}
 
-    def __enter__(self) -> "StageProgress":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    def start(self, stage: str, label: str | None = None, total: int | None = None) -> None:
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(label or STAGE_LABELS.get(stage, stage), total=total)
+            self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage), total=total,
+                                                       unit=STAGE_UNITS.get(stage))
+        self.progress.update(self.tasks[stage], completed=done, total=total)
 
-    def finish(self, stage: str) -> None:
-        task = self.tasks[stage]
-        total = self.progress.tasks[task].total or 1
-        self.progress.update(task, total=total, completed=total)
+    def remove_unfinished(self) -> None:
+        for task in list(self.progress.tasks):
+            if not task.finished:
+                self.progress.remove_task(task.id)
 
-    def update(self, stage: str, completed: int, total: int) -> None:
-        """The engine's progress callback: ``(stage, completed, total)``."""
-        self.start(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=completed, total=total)
+
+@contextmanager
+def stage_progress(console: Console, enabled: bool = True):
+    """Bars for a job's stages; on failure the finished ones stay on screen but no half-drawn bar above the error."""
+    display = StageProgress(console, enabled)
+    with display.progress:
+        try:
+            yield display
+        except BaseException:
+            display.remove_unfinished()
+            raise

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vexpress_cli.kps.retargeting import needs_driving_kps
 from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos
 
 EPILOG = (
@@ -30,7 +31,7 @@ def strategies_command(
             {
                 "name": name,
                 "description": info.strategy.description,
-                "requires_driving_kps": bool(getattr(info.strategy, "requires_driving_kps", True)),
+                "requires_driving_kps": needs_driving_kps(info.strategy),
                 "plugin": info.plugin,
                 "distribution": info.distribution,
             }
@@ -44,7 +45,7 @@ def strategies_command(
     table.add_column("needs --kps", justify="center")
     table.add_column("from", style="dim")
     for name, info in infos.items():
-        needs_kps = "yes" if getattr(info.strategy, "requires_driving_kps", True) else "no"
+        needs_kps = "yes" if needs_driving_kps(info.strategy) else "no"
         table.add_row(name, info.strategy.description, needs_kps, info.source)
     Console().print(table)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.errors import ModelFolderError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
 
 NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
@@ -118,7 +118,7 @@ def read_json(path: Path, what: str) -> dict:
         raise ModelFolderError(
             f"Cannot find {what} at {path}.",
             "The model folder does not have the released V-Express layout.",
-            "Point --model-dir at the folder that holds stable-diffusion-v1-5/, sd-vae-ft-mse/, "
+            f"Point {parameter('model_dir')} at the folder that holds stable-diffusion-v1-5/, sd-vae-ft-mse/, "
             "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.",
         )
     try:

@@ -19,7 +19,7 @@ decodes and yields frames in chunks, and never truncates the video to whole wind
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,8 @@ from safetensors import SafetensorError
 
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
-from vexpress_cli.errors import InputError, ModelFolderError
+from vexpress_cli.errors import InputError, ModelFolderError, parameter
+from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.engine.model_folder import ModelFolder
 from vexpress_cli.engine.checkpoints import check_model_files, load_networks
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
@@ -61,8 +62,7 @@ AUDIO_PROJECTION_BATCH = 256
 ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "output_type", "return_dict", "callback",
                             "callback_steps", "context_schedule", "do_multi_devices_inference"}
 
-ProgressCallback = Callable[[str, int, int], None]
-"""Called as ``progress(stage, completed, total)``; stages: reference, audio, denoise, decode."""
+# progress(stage, done, total) is called with the stages reference, audio, denoise, decode.
 
 
 @dataclass
@@ -104,7 +104,7 @@ class VExpressPipeline:
         if not folder.root.is_dir():
             raise ModelFolderError(f"The model folder {folder.root} does not exist.",
                                    "V-Express needs its released weights in one folder.",
-                                   "Pass --model-dir, set VEXPRESS_MODEL_DIR, or run `vexpress models download`.")
+                                   f"Pass {parameter('model_dir')}, set VEXPRESS_MODEL_DIR, or run `vexpress models download`.")
         check_model_files(folder)  # before reading gigabytes of checkpoints
         architecture = Architecture.from_folder(folder)
         networks = load_networks(folder, architecture)
@@ -183,7 +183,7 @@ class VExpressPipeline:
         per layer for LayerDrop even in eval mode. The original seeds with
         ``torch.manual_seed(seed)`` and draws the initial noise after the audio encoder, so
         these draws decide its noise. Newer transformers no longer draw; drawing here keeps
-        ``--seed N`` giving the original's video for the same seed.
+        ``seed=N`` giving the original's video for the same seed.
         """
         for _ in range(self.audio_encoder.config.num_hidden_layers):
             torch.rand([])
@@ -221,7 +221,8 @@ class VExpressPipeline:
 
     @torch.no_grad()
     def predict_window_noise(self, latents: torch.Tensor, timestep, audio_tokens: torch.Tensor,
-                             kps_features: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+                             kps_features: torch.Tensor, reference: ReferenceConditioning,
+                             guidance_scale: float) -> torch.Tensor:
         """Guided noise prediction for one window: latents ``[1, 4, n, h, w]``, audio ``[n, tokens, dim]``."""
         do_cfg = guidance_scale > 1.0
         latents = latents.to(self.device, self.dtype)
@@ -232,7 +233,7 @@ class VExpressPipeline:
             audio_tokens = torch.cat([torch.zeros_like(audio_tokens), audio_tokens])
             kps_features = torch.cat([torch.zeros_like(kps_features), kps_features])
         model_input = self.scheduler.scale_model_input(latents, timestep)
-        noise = self.denoising_unet(model_input, timestep, audio_tokens, kps_features)
+        noise = self.denoising_unet(model_input, timestep, audio_tokens, kps_features, reference=reference)
         if do_cfg:
             unconditional, conditional = noise.chunk(2)
             noise = unconditional + guidance_scale * (conditional - unconditional)
@@ -293,7 +294,7 @@ class VExpressPipeline:
         self._check_call(video_length, width, height, kps_images, context_frames, context_overlap,
                          num_pad_audio_frames, num_inference_steps)
         self.to(self.device)  # networks a previous save_gpu_memory call left on the CPU come back
-        report = progress or (lambda *_: None)
+        report = progress or no_progress
         do_cfg = guidance_scale > 1.0
 
         report("reference", 0, 1)
@@ -316,20 +317,16 @@ class VExpressPipeline:
         counts = torch.tensor(windows_per_frame(windows, video_length), dtype=torch.float32)[None, None, :, None, None]
         total = len(self.scheduler.timesteps) * len(windows)
 
-        self.denoising_unet.set_reference(conditioning)
-        try:
-            for step, timestep in enumerate(self.scheduler.timesteps):
-                noise_sum = torch.zeros_like(latents)
-                for number, window in enumerate(windows):
-                    kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
-                    noise = self.predict_window_noise(latents[:, :, window], timestep, audio_tokens[window], kps,
-                                                      guidance_scale)
-                    frames, positions = last_occurrences(window)
-                    noise_sum[:, :, frames] += noise[:, :, positions].float().cpu()
-                    report("denoise", step * len(windows) + number + 1, total)
-                latents = self.scheduler.step(noise_sum / counts, timestep.cpu(), latents).prev_sample
-        finally:
-            self.denoising_unet.set_reference(None)
+        for step, timestep in enumerate(self.scheduler.timesteps):
+            noise_sum = torch.zeros_like(latents)
+            for number, window in enumerate(windows):
+                kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
+                noise = self.predict_window_noise(latents[:, :, window], timestep, audio_tokens[window], kps,
+                                                  conditioning, guidance_scale)
+                frames, positions = last_occurrences(window)
+                noise_sum[:, :, frames] += noise[:, :, positions].float().cpu()
+                report("denoise", step * len(windows) + number + 1, total)
+            latents = self.scheduler.step(noise_sum / counts, timestep.cpu(), latents).prev_sample
         return latents
 
     @torch.no_grad()
@@ -365,9 +362,10 @@ class VExpressPipeline:
         if not 0 < context_frames <= max_context or not 0 <= context_overlap < context_frames:
             raise InputError(f"Context of {context_frames} frames with overlap {context_overlap} is not possible.",
                              f"The motion modules see at most {max_context} frames and the overlap must be smaller.",
-                             f"Use --context-frames between 1 and {max_context} and a smaller --context-overlap.")
+                             f"Use {parameter('context_frames')} between 1 and {max_context} and a smaller "
+                             f"{parameter('context_overlap')}.")
         if num_inference_steps < 1:
-            raise InputError("At least one denoising step is needed.", "", "Use --num-inference-steps 1 or more.")
+            raise InputError("At least one denoising step is needed.", "", f"Use {parameter('num_inference_steps')} 1 or more.")
         expected_pad = self.architecture.num_pad_audio_frames if self.architecture else num_pad_audio_frames
         if num_pad_audio_frames != expected_pad:
             raise InputError(f"num_pad_audio_frames={num_pad_audio_frames} does not fit the model.",

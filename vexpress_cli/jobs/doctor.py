@@ -659,41 +659,34 @@ def _smoke_checks(context: _Context) -> list[Check]:
 
 def _smoke_check(device, tiny_model_dir: Path | None) -> Check:
     """A one-second generation with the tiny random model, checked as a finished video file."""
-    from vexpress_cli.tiny.inputs import PORTRAIT_SIZE, write_demo_inputs
-    from vexpress_cli.engine.devices import resolve_dtype
-    from vexpress_cli.jobs.generate import GenerationRequest, frame_count, plan_generation, run_generation
-    from vexpress_cli.media.video import video_info
-    from vexpress_cli.engine.pipeline import VExpressPipeline
-    from vexpress_cli.settings.presets import generation_settings
+    import vexpress_cli
+    from vexpress_cli.jobs.generate import frame_count
+    from vexpress_cli.media.video import as_fps_fraction, video_info
+    from vexpress_cli.tiny.inputs import write_demo_inputs
 
     started = time.monotonic()
-    dtype = resolve_dtype("auto", device)
     with tempfile.TemporaryDirectory(prefix="vexpress-doctor-") as folder:
         work = Path(folder)
         model = _tiny_model(tiny_model_dir, work)
         inputs = write_demo_inputs(work / "inputs", SMOKE_SECONDS)
-        settings = generation_settings(None, {**SMOKE_SETTINGS, "device": str(device.type)})
-        request = GenerationRequest(
-            reference_image=inputs.reference_image, audio=inputs.audio, output=work / "smoke.mp4",
-            settings=settings, reference_kps=inputs.reference_kps * (SMOKE_SIZE / PORTRAIT_SIZE),
-        )
-        plan = plan_generation(request, "fix_face", "doctor smoke test")
-        pipeline = VExpressPipeline.from_pretrained(model, device=device, dtype=dtype)
-        result = run_generation(pipeline, plan, request)
+        result = vexpress_cli.generate(inputs.reference_image, inputs.audio, work / "smoke.mp4", model_dir=model,
+                                       device=str(device), reference_kps=inputs.reference_kps_text(SMOKE_SIZE),
+                                       retarget_strategy="fix_face", **SMOKE_SETTINGS)
         info = video_info(result.output)
+    dtype = result.settings["dtype"]
+    expected_frames = frame_count(result.duration, as_fps_fraction(result.fps))
     seconds = time.monotonic() - started
-    expected_frames = frame_count(plan.duration, plan.fps)
     problems = []
     if info.codec != "h264":
         problems.append(f"video codec {info.codec}, not h264")
     if info.audio_codec != "aac":
         problems.append(f"audio codec {info.audio_codec}, not aac")
     if info.frame_count != expected_frames:
-        problems.append(f"{info.frame_count} frames, not round({plan.duration:g} s x {float(plan.fps):g} fps) "
+        problems.append(f"{info.frame_count} frames, not round({result.duration:g} s x {result.fps:g} fps) "
                         f"= {expected_frames}")
     if (info.width, info.height) != (SMOKE_SIZE, SMOKE_SIZE):
         problems.append(f"{info.width}x{info.height} pixels, not {SMOKE_SIZE}x{SMOKE_SIZE}")
-    data = {"seconds": round(seconds, 2), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+    data = {"seconds": round(seconds, 2), "device": str(device), "dtype": dtype,
             "frames": info.frame_count, "video_codec": info.codec, "audio_codec": info.audio_codec}
     if problems:
         return Check("smoke test", FAILURE, "the generated video is wrong: " + "; ".join(problems),

@@ -1,48 +1,58 @@
-"""One generation job, from files to a finished video: what ``vexpress generate`` runs.
+"""The generate job: a reference photo and a speech clip in, a finished video out.
 
-It knows nothing of the command line: settings come in as a dict of the parameters in
-``vexpress_cli.settings.presets.PARAMETERS`` and progress goes out through a callback.
+Use :func:`generate` for one video, or a :class:`Generator` to load the networks once and run
+many jobs on them::
+
+    import vexpress_cli
+
+    with vexpress_cli.Generator(model_dir="model_ckpts") as generator:
+        for line in ("hello.wav", "bye.wav"):
+            generator.generate("me.jpg", line, line.replace(".wav", ".mp4"), preset="lip-sync")
+
+A job runs in two phases, which front ends may call one by one: :meth:`Generator.plan` resolves
+the settings, checks the output path and decodes and checks every input (seconds, no model);
+:meth:`Generator.run` loads the networks when not loaded yet, denoises, decodes and streams the
+frames into the output. Nothing here prints: progress goes to a ``progress(stage, done, total)``
+callback and warnings travel in the plan and the result.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError
-from vexpress_cli.media.images import open_rgb_image
+from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
+from vexpress_cli.media.images import open_rgb_image
 from vexpress_cli.media.video import as_fps_fraction
+from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
 
 MIN_ADVISED_SIZE = 512
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
+# Settings that belong to the loaded networks, not to one job.
+MODEL_SETTINGS = ("device", "dtype")
 
-
-@dataclass
-class GenerationRequest:
-    reference_image: Path
-    audio: Path
-    output: Path
-    settings: dict
-    kps: Path | None = None
-    reference_kps: np.ndarray | None = None
-    face_backend: str = "auto"
-    face_model_root: Path | None = None
-    overwrite: bool = False
+PathLike = str | Path
 
 
 @dataclass
 class GenerationPlan:
-    """Inputs decoded and checked, ready for the model."""
+    """One job with its inputs decoded and checked, ready for the model."""
 
     reference_image: PIL.Image.Image
+    audio: Path
+    output: Path
+    overwrite: bool
     waveform: torch.Tensor
     duration: float
     fps: Fraction
@@ -50,11 +60,15 @@ class GenerationPlan:
     kps_track: np.ndarray
     strategy: str
     strategy_reason: str
+    settings: GenerationSettings
+    sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
 class GenerationResult:
+    """What a generation wrote, and how."""
+
     output: Path
     num_frames: int
     fps: float
@@ -62,18 +76,174 @@ class GenerationResult:
     seconds: float
     strategy: str
     warnings: list[str]
+    settings: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
             "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
+            "settings": self.settings,
         }
 
 
-def default_strategy(settings: dict, explicit: set[str], has_kps: bool) -> tuple[str, str]:
+def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) -> ResolvedSettings:
+    """``defaults < user config < preset < explicit``, each validated."""
+    from vexpress_cli.settings.presets import load_preset
+    from vexpress_cli.settings.schema import resolve_settings
+    from vexpress_cli.settings.user_config import configured_settings
+
+    preset_values = load_preset(preset).values if preset else {}
+    return resolve_settings(preset_values, explicit, config_values=configured_settings())
+
+
+class Generator:
+    """The V-Express networks, loaded once on first use, and the jobs run on them.
+
+    ``model_dir`` None looks the folder up as the CLI does ($VEXPRESS_MODEL_DIR, the user config,
+    ./model_ckpts); ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or
+    call :meth:`close`) to free the device's memory when done.
+    """
+
+    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None):
+        from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+        from vexpress_cli.settings.schema import validate_value
+        from vexpress_cli.settings.user_config import resolve_model_dir
+
+        device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
+        dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
+        self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None).path
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._pipeline = None
+
+    # -- the networks ------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipeline is not None
+
+    def load(self, progress: ProgressCallback | None = None):
+        """Load the networks now (the first job does it otherwise); returns the engine pipeline."""
+        if self._pipeline is None:
+            from vexpress_cli.engine.pipeline import VExpressPipeline
+
+            report = progress or no_progress
+            report("model", 0, 1)
+            try:
+                self._pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=self.device, dtype=self.dtype)
+            except torch.cuda.OutOfMemoryError:
+                raise out_of_memory_error("while loading the model") from None
+            report("model", 1, 1)
+        return self._pipeline
+
+    def close(self) -> None:
+        """Drop the networks and give their device memory back."""
+        self._pipeline = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> "Generator":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def generate(self, reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
+                 reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
+                 progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
+        """One video: see :func:`vexpress_cli.generate` for the arguments."""
+        plan = self.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
+                         overwrite=overwrite, progress=progress, **settings)
+        return self.run(plan, progress)
+
+    def plan(self, reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
+             reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
+             progress: ProgressCallback | None = None, **settings: Any) -> GenerationPlan:
+        """Resolve the settings and check the output and every input; no network runs yet."""
+        for name in MODEL_SETTINGS:
+            if settings.get(name) is not None:
+                raise InputError(f"{parameter(name)} cannot change from one job to the next.",
+                                 why="The networks were loaded onto one device in one precision.",
+                                 fix=f"Give {parameter(name)} when creating the Generator.")
+        resolved = resolve_job_settings(preset, settings)
+        output = Path(output)
+        _check_output(output, overwrite)
+        report = progress or no_progress
+        report("inputs", 0, 1)
+        plan = plan_inputs(Path(reference_image), Path(audio), output, overwrite, resolved,
+                           kps=Path(kps) if kps is not None else None, reference_kps=reference_kps,
+                           face_model_root=self.model_dir)
+        report("inputs", 1, 1)
+        return plan
+
+    def run(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
+        """Denoise, decode and stream the frames into the output (a temp file renamed at the end)."""
+        from vexpress_cli.media.video import open_video_writer
+
+        pipeline = self.load(progress)
+        settings = plan.settings
+        started = time.monotonic()
+        generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
+        frames = pipeline.iter_frames(
+            reference_image=plan.reference_image, audio_waveform=plan.waveform, video_length=plan.num_frames,
+            width=settings.width, height=settings.height, kps_images=plan.kps_track,
+            num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
+            context_frames=settings.context_frames, context_overlap=settings.context_overlap,
+            reference_attention_weight=settings.reference_attention_weight,
+            audio_attention_weight=settings.audio_attention_weight,
+            num_pad_audio_frames=settings.num_pad_audio_frames, generator=generator,
+            save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=progress,
+        )
+        writer = open_video_writer(plan.output, plan.fps, settings.width, settings.height,
+                                   audio_path=plan.audio, overwrite=plan.overwrite)
+        try:
+            with writer:
+                for chunk in frames:
+                    writer.write(chunk)
+        except torch.cuda.OutOfMemoryError:
+            raise out_of_memory_error("while generating", settings) from None
+        return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
+                                time.monotonic() - started, plan.strategy, plan.warnings,
+                                {**settings.to_dict(), "retarget_strategy": plan.strategy,
+                                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")})
+
+
+def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
+             reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
+             device: str | None = None, dtype: str | None = None, overwrite: bool = False,
+             progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
+    """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
+
+    ``reference_image``: the portrait; ``audio``: speech (any format ffmpeg reads, or a video);
+    ``output``: ``.mp4``/``.mov``/``.mkv``, or a folder path without suffix for PNG frames.
+    ``kps``: a driving V-Kps track (``vexpress_cli.extract``). ``reference_kps``: the portrait's
+    left eye, right eye and nose instead of detecting them (a ``[3, 2]`` array, ``"x,y;x,y;x,y"``
+    or a kps file). ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
+    setting by its name (``num_inference_steps``, ``retarget_strategy``, ``audio_attention_weight``,
+    ``fps``, ``width``, ``seed``, ...; see ``vexpress_cli.GenerationSettings``), winning over the
+    preset. ``progress(stage, done, total)`` is called as the job advances.
+
+    Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
+    """
+    resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
+    job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
+    with Generator(model_dir, resolved.device, resolved.dtype) as generator:
+        return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
+                                  preset=preset, overwrite=overwrite, progress=progress, **job_settings)
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+def choose_strategy(resolved: ResolvedSettings, has_kps: bool) -> tuple[str, str]:
     """The strategy to use and why: as asked, else ``no_retarget`` with a kps file and ``fix_face`` without."""
-    if "retarget_strategy" in explicit:
-        return settings["retarget_strategy"], "as requested"
+    asked = resolved.settings.retarget_strategy
+    if asked != AUTO_STRATEGY:
+        source = resolved.sources["retarget_strategy"]
+        return asked, "as requested" if source == "explicit" else f"from the {source.replace('config', 'user config')}"
     if has_kps:
         return "no_retarget", "a driving kps file was given"
     return "fix_face", "no driving kps file was given"
@@ -84,30 +254,30 @@ def frame_count(duration: float, fps: Fraction) -> int:
     return int(round(duration * float(fps)))
 
 
-def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: str,
-                    warnings: list[str] | None = None) -> GenerationPlan:
-    """Decode and check every input; ``warnings`` (e.g. about settings) head the plan's own."""
-    from vexpress_cli.kps.retargeting import missing_driving_kps_error, retarget_track, uses_reference_kps
+def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: bool, resolved: ResolvedSettings, *,
+                kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
+    """Decode and check every input of a job."""
+    from vexpress_cli.kps.retargeting import require_driving_kps, retarget_track, uses_reference_kps
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.plugins import get_retarget_strategy
 
+    settings = resolved.settings
+    strategy, strategy_reason = choose_strategy(resolved, kps is not None)
     # The strategy is checked first: a typo should not cost a face detection to find out.
     retargeter = get_retarget_strategy(strategy)
-    if request.kps is None and getattr(retargeter, "requires_driving_kps", True):
-        raise missing_driving_kps_error(strategy)
-    settings = request.settings
-    width, height = settings["width"], settings["height"]
-    fps = as_fps_fraction(float(settings["fps"]))
-    warnings = list(warnings or [])
+    require_driving_kps(retargeter, kps is not None)
+    width, height = settings.width, settings.height
+    fps = as_fps_fraction(settings.fps)
+    warnings = list(resolved.warnings)
 
-    waveform = load_audio(request.audio)
+    waveform = load_audio(audio)
     duration = waveform.shape[0] / STANDARD_SAMPLE_RATE
-    _check_audio_length(request.audio, duration, fps)
+    _check_audio_length(audio, duration, fps)
     num_frames = frame_count(duration, fps)
     if not waveform.abs().max() > 0:
-        warnings.append(f"The audio {request.audio} is silent: the mouth will not move.")
+        warnings.append(f"The audio {audio} is silent: the mouth will not move.")
 
-    image = open_rgb_image(request.reference_image, "reference image")
+    image = open_rgb_image(reference_image, "reference image")
     if abs(image.width / image.height - width / height) > 0.01:
         warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
                         f"{width}x{height}. Crop it to that shape around the face for best results.")
@@ -116,17 +286,29 @@ def plan_generation(request: GenerationRequest, strategy: str, strategy_reason: 
                         "expect a blurry face.")
     reference = image.resize((width, height), PIL.Image.BICUBIC)
 
-    driving = _load_driving_kps(request.kps, width, height, warnings)
-    reference_kps = request.reference_kps
-    if reference_kps is None and uses_reference_kps(retargeter):
+    driving = _load_driving_kps(kps, width, height, warnings)
+    reference_points = _reference_points(reference_kps, width, height)
+    if reference_points is None and uses_reference_kps(retargeter):
         from vexpress_cli.face import detect_reference_kps
 
-        reference_kps = detect_reference_kps(request.reference_image, width, height, request.face_backend,
-                                             request.face_model_root)
+        reference_points = detect_reference_kps(reference_image, width, height, settings.face_backend,
+                                                face_model_root)
+    if reference_points is None:
+        reference_points = driving[0]
+    track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit)
+    return GenerationPlan(reference, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
+                          strategy_reason, settings, dict(resolved.sources), warnings)
+
+
+def _reference_points(reference_kps, width: int, height: int) -> np.ndarray | None:
+    """Reference keypoints given by the caller: ``[3, 2]`` numbers, ``"x,y;x,y;x,y"`` or a kps file."""
     if reference_kps is None:
-        reference_kps = driving[0]
-    track = retarget_track(reference_kps, driving, num_frames, retargeter, settings["kps_fit"])
-    return GenerationPlan(reference, waveform, duration, fps, num_frames, track, strategy, strategy_reason, warnings)
+        return None
+    if isinstance(reference_kps, (str, Path)):
+        from vexpress_cli.kps.io import reference_kps_from_text
+
+        return reference_kps_from_text(str(reference_kps), width, height)
+    return np.asarray(reference_kps, dtype=np.float32)
 
 
 def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
@@ -153,39 +335,33 @@ def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list
     return rescaled.points
 
 
-def run_generation(pipeline, plan: GenerationPlan, request: GenerationRequest, progress=None) -> GenerationResult:
-    """Denoise, decode and stream frames into the output file (written to a temp file, renamed at the end)."""
-    from vexpress_cli.media.video import open_video_writer
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Fail before the long work, not after it: the output must be new (or overwritten on purpose) and writable."""
+    from vexpress_cli.media.video import VIDEO_SUFFIXES
+    from vexpress_cli.outputs import ensure_writable_folder
 
-    settings = request.settings
-    started = time.monotonic()
-    generator = torch.manual_seed(settings["seed"])  # the global generator, as the original seeds
-    frames = pipeline.iter_frames(
-        reference_image=plan.reference_image, audio_waveform=plan.waveform, video_length=plan.num_frames,
-        width=settings["width"], height=settings["height"], kps_images=plan.kps_track,
-        num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-        context_frames=settings["context_frames"], context_overlap=settings["context_overlap"],
-        reference_attention_weight=settings["reference_attention_weight"],
-        audio_attention_weight=settings["audio_attention_weight"],
-        num_pad_audio_frames=settings["num_pad_audio_frames"], generator=generator,
-        save_gpu_memory=settings["save_gpu_memory"], postprocess=settings["postprocess"], progress=progress,
-    )
-    writer = open_video_writer(request.output, plan.fps, settings["width"], settings["height"],
-                               audio_path=request.audio, overwrite=request.overwrite)
-    try:
-        with writer:
-            for chunk in frames:
-                writer.write(chunk)
-    except torch.cuda.OutOfMemoryError:
-        raise out_of_memory_error(settings, "while generating") from None
-    return GenerationResult(request.output, plan.num_frames, float(plan.fps), plan.duration,
-                            time.monotonic() - started, plan.strategy, plan.warnings)
+    if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"Cannot write a video named {output}.", "The output format is chosen from the suffix.",
+                         "Use .mp4, .mov or .mkv, or a folder path without suffix for PNG frames.")
+    if output.exists() and not overwrite:
+        raise InputError(f"{output} already exists.", "vexpress does not replace files unless asked.",
+                         f"Pass {parameter('overwrite')} or choose another {parameter('output')}.")
+    folder = output.absolute().parent
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"Cannot write {output}: {folder} is a file, not a folder.", "",
+                         f"Pick an {parameter('output')} inside an existing folder.")
+    if not folder.is_dir():
+        raise InputError(f"The output folder {folder} does not exist.", "",
+                         f"Create it first (mkdir -p {folder}) or pick another {parameter('output')}.")
+    ensure_writable_folder(folder)
 
 
-def out_of_memory_error(settings: dict, when: str) -> VExpressError:
+def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -> VExpressError:
+    size = f" at {settings.width}x{settings.height}" if settings else ""
+    frames = f"{settings.context_frames} context frames" if settings else "The networks"
     return VExpressError(
         f"The GPU ran out of memory {when}.",
-        f"{settings['context_frames']} context frames at {settings['width']}x{settings['height']} "
-        "need more memory than this GPU has free.",
-        "Add --save-gpu-memory, lower --context-frames (e.g. 12), or use --dtype fp16.",
+        f"{frames}{size} need more memory than this GPU has free.",
+        f"Turn on {parameter('save_gpu_memory')}, lower {parameter('context_frames')} (e.g. 12), "
+        f"or use {parameter('dtype')} fp16.",
     )

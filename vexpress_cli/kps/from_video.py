@@ -11,7 +11,6 @@ listed in the report (``strict=True`` restores the all-or-nothing behaviour).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +22,8 @@ from vexpress_cli.face import FaceBackend, load_backend
 from vexpress_cli.face.base import Face
 from vexpress_cli.face.tracking import fill_missing_frames, follow_face
 from vexpress_cli.media.ffmpeg import Probe
+from vexpress_cli.progress import ProgressCallback
 
-ProgressCallback = Callable[[int, int | None], None]
 
 
 @dataclass
@@ -70,7 +69,7 @@ def extract_kps_sequence(
     result, so a caller that probed it already does not run ffmpeg again.
     ``backend`` is a backend name (``auto``, ``insightface``, ``dlib``; see
     :func:`vexpress_cli.face.load_backend`) or a ready backend. ``progress`` is
-    called after each frame with (frames done, total frames or None).
+    called after each frame as ``progress("faces", frames done, total frames or None)``.
     Raises InputError when no frame has a face, or, with ``strict``, at the
     first frame without exactly one face.
     """
@@ -100,7 +99,7 @@ def extract_kps_sequence(
             missing.append(index)
             points.append(None)
         if progress is not None:
-            progress(index + 1, total)
+            progress("faces", index + 1, total)
 
     if not points:
         raise InputError(

@@ -1,4 +1,4 @@
-"""The retarget strategy protocol, and the one function that turns a driving track into the video's track.
+"""Strategies made from functions, and the one function that turns a driving track into the video's track.
 
 A retarget strategy decides where the face's keypoints go in each frame of
 the generated video, given the reference photo's keypoints and (optionally) a
@@ -11,37 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
-
-
-@runtime_checkable
-class RetargetStrategy(Protocol):
-    """What a plugin registers with ``register(strategy)``.
-
-    ``name``
-        Lower-case identifier users pass to ``--strategy`` (letters, digits, ``_``, ``-``).
-    ``description``
-        One line shown by ``vexpress strategies``.
-    ``requires_driving_kps``
-        True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``.
-    ``retarget(reference_kps, driving_kps, num_frames)``
-        ``reference_kps`` is float32 ``[3, 2]`` (left eye, right eye, nose of
-        the reference photo, in output-frame pixels). ``driving_kps`` is
-        float32 ``[num_frames, 3, 2]``, already fitted to ``num_frames`` by the
-        caller, or ``None`` when the user gave no driving track. Return an
-        array ``[num_frames, 3, 2]`` of finite pixel positions.
-    """
-
-    name: str
-    description: str
-    requires_driving_kps: bool
-
-    def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray: ...
 
 
 RetargetFunction = Callable[[np.ndarray, "np.ndarray | None", int], np.ndarray]
@@ -52,8 +27,8 @@ class FunctionStrategy:
     """A strategy made from a plain function: the easiest way for a plugin to provide one.
 
     ``FunctionStrategy("mirror", "Mirror the driving track.", mirror_function)``.
-    When ``requires_driving_kps`` is true, ``retarget`` raises InputError for
-    a missing driving track before the function is called.
+    When ``requires_driving_kps`` is true, :func:`retarget_track` refuses a
+    missing driving track before the function is called.
     """
 
     name: str
@@ -63,8 +38,6 @@ class FunctionStrategy:
     uses_reference_kps: bool = True
 
     def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray:
-        if self.requires_driving_kps and driving_kps is None:
-            raise missing_driving_kps_error(self.name)
         return self.function(reference_kps, driving_kps, num_frames)
 
 
@@ -77,11 +50,23 @@ def uses_reference_kps(strategy: RetargetStrategy) -> bool:
     return getattr(strategy, "uses_reference_kps", True)
 
 
+def needs_driving_kps(strategy: RetargetStrategy) -> bool:
+    """Whether the strategy needs a driving track (the protocol's ``requires_driving_kps``, true when absent)."""
+    return bool(getattr(strategy, "requires_driving_kps", True))
+
+
+def require_driving_kps(strategy: RetargetStrategy, has_driving_kps: bool) -> None:
+    """InputError when the strategy needs a driving track and there is none (checked early by the jobs)."""
+    if not has_driving_kps and needs_driving_kps(strategy):
+        raise missing_driving_kps_error(strategy.name)
+
+
 def missing_driving_kps_error(strategy_name: str) -> InputError:
     return InputError(
         f"The retarget strategy '{strategy_name}' needs a driving kps track, and none was given.",
         why="It moves the face along the head motion of a driving video.",
-        fix="Pass --kps DRIVING.safetensors (make one with `vexpress extract VIDEO`), or use --strategy fix_face.",
+        fix=f"Give {parameter('kps')} DRIVING.safetensors (make one with `vexpress extract VIDEO`), "
+        f"or use {parameter('retarget_strategy')} fix_face.",
     )
 
 
@@ -108,9 +93,8 @@ def retarget_track(
             why="Retargeting needs the left eye, right eye and nose of the reference face.",
             fix='Pass --reference-image PHOTO or --reference-kps "x,y;x,y;x,y".',
         )
+    require_driving_kps(strategy, driving_kps is not None)
     fitted = None if driving_kps is None else fit_track(driving_kps, num_frames, fit)
-    if fitted is None and getattr(strategy, "requires_driving_kps", True):
-        raise missing_driving_kps_error(strategy.name)
     result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
     return _checked_result(result, strategy.name, num_frames)
 

@@ -31,8 +31,10 @@ MODEL_DIR_ENV = "VEXPRESS_MODEL_DIR"
 CONFIG_FILE_NAME = "config.toml"
 DEFAULT_MODEL_DIR = Path("model_ckpts")
 
-# Keys config.toml may hold, with their expected TOML type.
-CONFIG_KEYS: dict[str, type] = {"model_dir": str}
+# Keys config.toml may hold, with their expected TOML type. [generate] holds your own defaults of
+# generation settings (the keys of a preset's [generate] table).
+GENERATE_TABLE = "generate"
+CONFIG_KEYS: dict[str, type] = {"model_dir": str, GENERATE_TABLE: dict}
 
 
 def config_dir() -> Path:
@@ -78,9 +80,20 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
             raise InputError(
                 f"The config file {path}: key '{key}' must be a {expected.__name__}, "
                 f"not {type(value).__name__} ({value!r}).",
-                fix=f'Write it as {key} = "/path/to/model_ckpts".',
+                fix=f'Write it as {key} = "/path/to/model_ckpts".' if expected is str
+                else f"Write it as a [{key}] table.",
             )
+    if GENERATE_TABLE in data:
+        from vexpress_cli.settings.schema import validate_values
+
+        data[GENERATE_TABLE] = validate_values(data[GENERATE_TABLE], f"The config file {path}", within_advice=True,
+                                               key_prefix=f"{GENERATE_TABLE}.")
     return data
+
+
+def configured_settings() -> dict[str, Any]:
+    """The generation settings of the user config's [generate] table (your own defaults)."""
+    return load_user_config().get(GENERATE_TABLE, {})
 
 
 class ResolvedModelDir(NamedTuple):

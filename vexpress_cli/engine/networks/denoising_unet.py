@@ -10,6 +10,10 @@ and ``motion_module.bin``:
 * cross-attention (``attn2``) reads audio tokens, one set per frame, scaled by
   ``audio_attention_weight``;
 * V-Kps guider features are added right after ``conv_in``.
+
+The reference features and both weights are per-call values: they travel down ``forward`` as
+one :class:`ReferenceConditioning` (as diffusers passes ``cross_attention_kwargs``), so nothing
+of one call stays in the modules for the next.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ class ReferenceConditioning:
     reference_attention_weight: float = 1.0
     audio_attention_weight: float = 1.0
 
+    def tokens_for(self, block_name: str) -> torch.Tensor:
+        if block_name not in self.features:
+            raise KeyError(f"No reference features for transformer block {block_name}.")
+        return self.features[block_name]
+
 
 class ReferenceTransformerBlock(nn.Module):
     """Self-attention, reference attention, audio cross-attention and feed-forward, each pre-normed."""
@@ -54,27 +63,26 @@ class ReferenceTransformerBlock(nn.Module):
         self.attn2 = Attention(query_dim=dim, cross_attention_dim=cross_attention_dim, heads=heads, dim_head=dim_head)
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, activation_fn="geglu")
-        self.reference: torch.Tensor | None = None
-        self.reference_attention_weight = 1.0
-        self.audio_attention_weight = 1.0
+        # The key of this block's tokens in ReferenceConditioning.features (its module path), set by the UNet.
+        self.reference_key = ""
 
-    def forward(self, hidden_states: torch.Tensor, audio_tokens: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, audio_tokens: torch.Tensor, num_frames: int,
+                reference: ReferenceConditioning) -> torch.Tensor:
         hidden_states = self.attn1(self.norm1(hidden_states)) + hidden_states
-        hidden_states = self._attend_reference(self.norm1_5(hidden_states), num_frames) + hidden_states
+        attended = self._attend_reference(self.norm1_5(hidden_states), num_frames, reference.tokens_for(self.reference_key))
+        hidden_states = attended * reference.reference_attention_weight + hidden_states
         audio = self.attn2(self.norm2(hidden_states), encoder_hidden_states=audio_tokens)
-        hidden_states = audio * self.audio_attention_weight + hidden_states
+        hidden_states = audio * reference.audio_attention_weight + hidden_states
         return self.ff(self.norm3(hidden_states)) + hidden_states
 
-    def _attend_reference(self, queries: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if self.reference is None:
-            raise RuntimeError("Reference features are not set: run the reference net first.")
+    def _attend_reference(self, queries: torch.Tensor, num_frames: int, reference_tokens: torch.Tensor) -> torch.Tensor:
         folded, tokens, channels = queries.shape
         batch = folded // num_frames
         # Every frame of a batch row attends to the same reference tokens, so the frames are
         # stacked along the token axis instead of copying the reference once per frame.
         stacked = queries.reshape(batch, num_frames * tokens, channels)
-        attended = self.attn1_5(stacked, encoder_hidden_states=self.reference)
-        return attended.reshape(folded, tokens, channels) * self.reference_attention_weight
+        attended = self.attn1_5(stacked, encoder_hidden_states=reference_tokens)
+        return attended.reshape(folded, tokens, channels)
 
 
 class ReferenceTransformer(nn.Module):
@@ -89,12 +97,13 @@ class ReferenceTransformer(nn.Module):
         )
         self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
 
-    def forward(self, hidden_states: torch.Tensor, audio_tokens: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, audio_tokens: torch.Tensor, num_frames: int,
+                reference: ReferenceConditioning) -> torch.Tensor:
         folded, channels, height, width = hidden_states.shape
         residual = hidden_states
         tokens = self.proj_in(self.norm(hidden_states)).permute(0, 2, 3, 1).reshape(folded, height * width, channels)
         for block in self.transformer_blocks:
-            tokens = block(tokens, audio_tokens, num_frames)
+            tokens = block(tokens, audio_tokens, num_frames, reference)
         tokens = tokens.reshape(folded, height, width, channels).permute(0, 3, 1, 2)
         return self.proj_out(tokens.contiguous()) + residual
 
@@ -139,12 +148,12 @@ class DownBlock(nn.Module):
         else:
             self.downsamplers = None
 
-    def forward(self, hidden_states, temb, audio_tokens, num_frames):
+    def forward(self, hidden_states, temb, audio_tokens, num_frames, reference):
         skips = []
         for i, resnet in enumerate(self.resnets):
             hidden_states = resnet(hidden_states, temb)
             if self.attentions is not None:
-                hidden_states = self.attentions[i](hidden_states, audio_tokens, num_frames)
+                hidden_states = self.attentions[i](hidden_states, audio_tokens, num_frames, reference)
             hidden_states = self.motion_modules[i](hidden_states, num_frames)
             skips.append(hidden_states)
         if self.downsamplers is not None:
@@ -162,9 +171,9 @@ class MidBlock(nn.Module):
         self.attentions = nn.ModuleList([settings.transformer(channels, heads)])
         self.motion_modules = nn.ModuleList([settings.motion_module(channels)])
 
-    def forward(self, hidden_states, temb, audio_tokens, num_frames):
+    def forward(self, hidden_states, temb, audio_tokens, num_frames, reference):
         hidden_states = self.resnets[0](hidden_states, temb)
-        hidden_states = self.attentions[0](hidden_states, audio_tokens, num_frames)
+        hidden_states = self.attentions[0](hidden_states, audio_tokens, num_frames, reference)
         hidden_states = self.motion_modules[0](hidden_states, num_frames)
         return self.resnets[1](hidden_states, temb)
 
@@ -187,12 +196,12 @@ class UpBlock(nn.Module):
         else:
             self.upsamplers = None
 
-    def forward(self, hidden_states, skips, temb, audio_tokens, num_frames, upsample_size=None):
+    def forward(self, hidden_states, skips, temb, audio_tokens, num_frames, reference, upsample_size=None):
         for i, resnet in enumerate(self.resnets):
             hidden_states = torch.cat([hidden_states, skips.pop()], dim=1)
             hidden_states = resnet(hidden_states, temb)
             if self.attentions is not None:
-                hidden_states = self.attentions[i](hidden_states, audio_tokens, num_frames)
+                hidden_states = self.attentions[i](hidden_states, audio_tokens, num_frames, reference)
             hidden_states = self.motion_modules[i](hidden_states, num_frames)
         if self.upsamplers is not None:
             hidden_states = self.upsamplers[0](hidden_states, output_size=upsample_size)
@@ -256,29 +265,18 @@ class VExpressDenoisingUNet(ModelMixin, ConfigMixin):
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=norm_eps)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
-
-    # -- reference conditioning -------------------------------------------------------------
+        for name, block in self.reference_blocks().items():
+            block.reference_key = name
 
     def reference_blocks(self) -> dict[str, ReferenceTransformerBlock]:
         return {name: module for name, module in self.named_modules() if isinstance(module, ReferenceTransformerBlock)}
 
-    def set_reference(self, conditioning: ReferenceConditioning | None) -> None:
-        """Give every transformer block its reference tokens and the attention weights (None clears)."""
-        for name, block in self.reference_blocks().items():
-            if conditioning is None:
-                block.reference = None
-                continue
-            if name not in conditioning.features:
-                raise KeyError(f"No reference features for transformer block {name}.")
-            block.reference = conditioning.features[name]
-            block.reference_attention_weight = conditioning.reference_attention_weight
-            block.audio_attention_weight = conditioning.audio_attention_weight
-
     # -- forward --------------------------------------------------------------------------
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int, audio_tokens: torch.Tensor,
-                kps_features: torch.Tensor | None = None) -> torch.Tensor:
-        """``sample`` [b, c, f, h, w]; ``audio_tokens`` [b*f, tokens, dim]; ``kps_features`` [b, C, f, h, w]."""
+                kps_features: torch.Tensor | None = None, *, reference: ReferenceConditioning) -> torch.Tensor:
+        """``sample`` [b, c, f, h, w]; ``audio_tokens`` [b*f, tokens, dim]; ``kps_features`` [b, C, f, h, w];
+        ``reference`` the reference net's features and the two attention weights for this call."""
         batch, channels, num_frames, height, width = sample.shape
         hidden = sample.transpose(1, 2).reshape(batch * num_frames, channels, height, width)
 
@@ -289,17 +287,17 @@ class VExpressDenoisingUNet(ModelMixin, ConfigMixin):
 
         skips = [hidden]
         for block in self.down_blocks:
-            hidden, block_skips = block(hidden, temb, audio_tokens, num_frames)
+            hidden, block_skips = block(hidden, temb, audio_tokens, num_frames, reference)
             skips += block_skips
 
-        hidden = self.mid_block(hidden, temb, audio_tokens, num_frames)
+        hidden = self.mid_block(hidden, temb, audio_tokens, num_frames, reference)
 
         for i, block in enumerate(self.up_blocks):
             block_skips = skips[-len(block.resnets):]
             del skips[-len(block.resnets):]
             # Latents whose size is not a multiple of 8 need the exact skip size after upsampling.
             upsample_size = skips[-1].shape[2:] if skips and block.upsamplers is not None else None
-            hidden = block(hidden, block_skips, temb, audio_tokens, num_frames, upsample_size)
+            hidden = block(hidden, block_skips, temb, audio_tokens, num_frames, reference, upsample_size)
 
         hidden = self.conv_out(self.conv_act(self.conv_norm_out(hidden)))
         return hidden.reshape(batch, num_frames, *hidden.shape[1:]).transpose(1, 2)

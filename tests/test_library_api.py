@@ -1,0 +1,204 @@
+"""The public Python API (``vexpress_cli.generate``, ``Generator``, ``extract``, ``retarget``) on the tiny model,
+and the per-call settings reaching the denoising UNet's attention layers by every route (flag, preset, API)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+import vexpress_cli
+from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.engine.networks.denoising_unet import ReferenceTransformerBlock
+from vexpress_cli.engine.pipeline import VExpressPipeline
+from vexpress_cli.errors import InputError
+from vexpress_cli.kps.io import load_kps
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.media.video import video_info
+
+TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
+SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "reference_kps": "22,26;42,26;32,38"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    quiet_libraries()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """0.4 s of the AOC sample's speech: 12 frames at 30 fps."""
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.0", "-t", "0.4", "-i", str(AOC / "aud.mp3"),
+                    str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def attention_calls(monkeypatch):
+    """Every call of a transformer block: the two weights it was given and its output's sum."""
+    calls = []
+    forward = ReferenceTransformerBlock.forward
+
+    def recording(self, hidden_states, audio_tokens, num_frames, reference):
+        output = forward(self, hidden_states, audio_tokens, num_frames, reference)
+        calls.append((reference.reference_attention_weight, reference.audio_attention_weight,
+                      float(output.double().sum())))
+        return output
+
+    monkeypatch.setattr(ReferenceTransformerBlock, "forward", recording)
+    return calls
+
+
+def test_generate_writes_a_video_as_long_as_the_audio(speech, tmp_path):
+    output = tmp_path / "talk.mp4"
+    result = vexpress_cli.generate(AOC / "ref.jpg", speech, output, model_dir=TINY_MODEL_DIR, seed=3, **SMALL)
+    info = video_info(output)
+    assert result.output == output and result.num_frames == info.frame_count == 12
+    assert (info.codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 64, 64)
+    assert result.strategy == "fix_face"  # auto without a driving track
+    assert result.settings["seed"] == 3 and result.settings["num_inference_steps"] == 1
+    assert result.to_dict()["frames"] == 12 and result.to_dict()["output"] == str(output)
+
+
+def test_unknown_setting_names_the_closest_one(speech, tmp_path):
+    with pytest.raises(InputError, match="unknown key 'num_inference_step'.*Did you mean 'num_inference_steps'"):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", model_dir=TINY_MODEL_DIR,
+                              num_inference_step=3)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("fps", float("nan"), "fps is nan, not a finite number"),
+    ("guidance_scale", float("inf"), "guidance_scale is inf, not a finite number"),
+    ("width", 100, "width is 100; it must be a multiple of 8"),
+    ("kps_fit", "bounce", "kps_fit is 'bounce', which is not one of"),
+])
+def test_bad_setting_value_is_refused_with_its_python_name(name, value, message, speech, tmp_path):
+    with pytest.raises(InputError, match=message):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", model_dir=TINY_MODEL_DIR, **{name: value})
+
+
+def test_generator_loads_once_for_many_jobs_and_frees_at_exit(speech, tmp_path, monkeypatch):
+    loads = []
+    original = VExpressPipeline.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(VExpressPipeline, "from_pretrained", classmethod(counting))
+    with vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu") as generator:
+        first = generator.generate(AOC / "ref.jpg", speech, tmp_path / "a.mp4", **SMALL)
+        second = generator.generate(TYS / "ref.jpg", speech, tmp_path / "b.mp4", kps=TYS / "kps.pth",
+                                    **{**SMALL, "reference_kps": None})
+        assert generator.loaded
+    assert not generator.loaded
+    assert len(loads) == 1
+    assert (first.strategy, second.strategy) == ("fix_face", "no_retarget")
+    assert video_info(first.output).frame_count == video_info(second.output).frame_count == 12
+
+
+def test_generator_refuses_a_device_per_job(speech, tmp_path):
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    with pytest.raises(InputError, match="device cannot change from one job to the next"):
+        generator.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", device="cpu")
+
+
+def test_extract_writes_the_track_and_the_audio_together(tmp_path):
+    video = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(TYS / "gt.mp4"), "-t", "0.5", str(video)], check=True)
+    result = vexpress_cli.extract(video, tmp_path / "clip.safetensors", audio_out=tmp_path / "clip.wav",
+                                  face_backend="dlib")
+    track = load_kps(result.kps_out)
+    assert result.report.frames == track.num_frames == video_info(video).frame_count
+    assert track.backend == "dlib" and (track.width, track.height) == (512, 512)
+    assert result.audio_out.is_file() and result.to_dict()["audio_out"] == str(tmp_path / "clip.wav")
+
+
+def test_retarget_saves_the_strategys_track(tmp_path):
+    result = vexpress_cli.retarget(None, TYS / "kps.pth", "offset_retarget", tmp_path / "mine.safetensors",
+                                   reference_kps="200,220;312,220;256,290", num_frames=30, kps_fit="loop", fps=25)
+    saved = load_kps(result.output)
+    assert saved.num_frames == result.num_frames == 30 and saved.fps == 25
+    assert result.strategy == "offset_retarget" and result.fit == "loop"
+    assert not np.allclose(saved.points[0], saved.points[-1])  # the driving motion moved the face
+    fixed = vexpress_cli.retarget(None, None, "auto", tmp_path / "still.pth", reference_kps="200,220;312,220;256,290",
+                                  num_frames=5)
+    assert fixed.strategy == "fix_face"
+    np.testing.assert_allclose(load_kps(fixed.output).points, np.repeat([[[200, 220], [312, 220], [256, 290]]], 5, 0))
+
+
+# --- per-call settings reach the attention layers ----------------------------------------------
+
+
+def test_audio_weight_by_api_reaches_every_attention_call(speech, tmp_path, attention_calls):
+    vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "a.mp4", model_dir=TINY_MODEL_DIR,
+                          audio_attention_weight=2.5, reference_attention_weight=0.8, **SMALL)
+    assert attention_calls and {(call[0], call[1]) for call in attention_calls} == {(0.8, 2.5)}
+
+
+def test_audio_weight_by_preset_reaches_the_attention_layers(speech, tmp_path, attention_calls):
+    preset = tmp_path / "loud.toml"
+    preset.write_text('description = "x"\n[generate]\naudio_attention_weight = 2.0\n')
+    vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "a.mp4", model_dir=TINY_MODEL_DIR, preset=preset,
+                          **SMALL)
+    assert attention_calls and {call[1] for call in attention_calls} == {2.0}
+
+
+def test_audio_weight_by_flag_reaches_the_attention_layers(speech, tmp_path, attention_calls):
+    result = CliRunner().invoke(app, ["generate", "-i", str(AOC / "ref.jpg"), "-a", str(speech), "-o",
+                                      str(tmp_path / "a.mp4"), "--model-dir", str(TINY_MODEL_DIR), "--width", "64",
+                                      "--height", "64", "--num-inference-steps", "1", "--reference-kps",
+                                      SMALL["reference_kps"], "--audio-attention-weight", "1.7", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert attention_calls and {call[1] for call in attention_calls} == {1.7}
+
+
+def test_two_jobs_on_one_generator_each_get_their_own_weights(speech, tmp_path, attention_calls):
+    """The weights travel through forward(): nothing of one job stays in the modules for the next."""
+    with vexpress_cli.Generator(model_dir=TINY_MODEL_DIR) as generator:
+        sums = []
+        for number, weight in enumerate((1.0, 3.0, 1.0)):
+            start = len(attention_calls)
+            generator.generate(AOC / "ref.jpg", speech, tmp_path / f"{number}.mp4", audio_attention_weight=weight,
+                               **SMALL)
+            job_calls = attention_calls[start:]
+            assert {call[1] for call in job_calls} == {weight}
+            sums.append(job_calls[0][2])
+    assert sums[0] != sums[1]  # the weight changes what the attention layer puts out
+    assert sums[0] == sums[2]  # and the third job is not touched by the second one's weight
+
+
+# --- the engine stands alone ----------------------------------------------------------------
+
+
+def test_engine_imports_nothing_of_the_cli_presets_or_downloader():
+    code = ("import sys, vexpress_cli.engine\n"
+            "from vexpress_cli.engine import VExpressPipeline\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click') or m.startswith("
+            "('vexpress_cli.cli', 'vexpress_cli.settings', 'vexpress_cli.jobs')))\n"
+            "print(VExpressPipeline.__name__, bad)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "VExpressPipeline []"
+
+
+def test_import_vexpress_cli_loads_no_torch():
+    code = "import sys, vexpress_cli; print('torch' in sys.modules, 'generate' in dir(vexpress_cli))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False True"

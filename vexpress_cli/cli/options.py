@@ -1,0 +1,124 @@
+"""Command-line options made from the settings schema: names, help, choices and defaults come from it.
+
+:func:`with_generation_settings` gives a command one option per generation setting (its kebab-case
+flag and aliases) plus the original ``inference.py`` spellings in a "compatibility" panel; the
+command receives only the values that were given, as ``settings``. :func:`setting_option` makes
+one such option for commands that take a few settings (extract, retarget).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Literal, Optional
+
+import typer
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.settings.schema import SETTINGS, Setting
+
+SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
+COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
+
+
+def flag_of(name: str) -> str:
+    """How the CLI spells a job parameter or setting in messages: ``context_frames`` -> ``--context-frames``."""
+    return "--" + name.replace("_", "-")
+
+
+def _help(setting: Setting) -> str:
+    text = f"{setting.help} Default: {_shown(setting.default)}."
+    if setting.advised:
+        text += f" Advised {setting.advised[0]}-{setting.advised[1]}; allowed {setting.allowed}."
+    elif setting.kind in (int, float):
+        text += f" Allowed {setting.allowed}."
+    return text
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def value_type(name: str) -> Any:
+    """The annotation of a setting's option: its choices as a Literal (shown and checked by Typer), or its type."""
+    setting = SETTINGS[name]
+    if setting.choices and not setting.also_matching:
+        return Literal[setting.choices]
+    return setting.kind
+
+
+FaceBackend = value_type("face_backend")
+KpsFit = value_type("kps_fit")
+
+
+def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None) -> Any:
+    """A typer.Option for one setting: ``None`` (not given) unless ``default`` says otherwise."""
+    setting = SETTINGS[name]
+    flags = [setting.flag, *setting.aliases, *extra_flags]
+    if setting.kind is bool:
+        flags[0] = f"{setting.flag}/--no-{setting.flag[2:]}"
+    metavar = "[" + "|".join(setting.choices) + "|cuda:N]" if setting.also_matching else None
+    return typer.Option(default, *flags, help=_help(setting), hidden=setting.hidden, show_default=False,
+                        case_sensitive=False, metavar=metavar, rich_help_panel=panel)
+
+
+def _alias_parameter(flag: str) -> str:
+    return "original_" + flag.lstrip("-")
+
+
+def _setting_parameters() -> list[inspect.Parameter]:
+    parameters = []
+    for setting in SETTINGS.values():
+        annotation = Optional[value_type(setting.name)]  # noqa: UP045 (typer reads the annotation at run time)
+        parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                            default=setting_option(setting.name, panel=SETTINGS_PANEL)))
+        for flag in setting.original_flags:
+            option = typer.Option(None, flag, help=f"Same as {setting.flag}.", show_default=False,
+                                  case_sensitive=False, rich_help_panel=COMPATIBILITY_PANEL)
+            parameters.append(inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY,
+                                                annotation=annotation, default=option))
+    return parameters
+
+
+def one_of(value, alias_value, name: str, alias: str):
+    """A value given under its flag or under the original's spelling (not both, differently)."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise InputError(f"Both {name} and {alias} were given, with different values.",
+                         why=f"{alias} is the original V-Express spelling of {name}.", fix="Pass only one of them.")
+    return value if value is not None else alias_value
+
+
+def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings given on the command line, each under one name; pops them from ``values``."""
+    given = {}
+    for setting in SETTINGS.values():
+        value = values.pop(setting.name)
+        for flag in setting.original_flags:
+            value = one_of(value, values.pop(_alias_parameter(flag)), setting.flag, flag)
+        if value is not None:
+            given[setting.name] = value
+    return given
+
+
+def with_generation_settings(command):
+    """Give a Typer command one option per generation setting; it is called with ``settings=`` (given ones)."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for name, parameter in signature.parameters.items() if name != "settings"]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any):
+        settings = _given_settings(values)
+        return command(**values, settings=settings)
+
+    settings = _setting_parameters()
+
+    def compatibility(parameter: inspect.Parameter) -> bool:
+        return getattr(parameter.default, "rich_help_panel", None) == COMPATIBILITY_PANEL
+
+    # Panels in this order: the command's own options, the settings, then every compatibility flag.
+    ordered = ([p for p in own if not compatibility(p)] + [p for p in settings if not compatibility(p)]
+               + [p for p in own + settings if compatibility(p)])
+    wrapper.__signature__ = signature.replace(parameters=ordered)
+    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in wrapper.__signature__.parameters.values()}
+    return wrapper

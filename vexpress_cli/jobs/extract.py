@@ -1,0 +1,141 @@
+"""The extract job: the keypoint track (left eye, right eye, nose per frame) of a driving video,
+and optionally its audio track, written together or not at all."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.progress import ProgressCallback
+from vexpress_cli.settings.schema import DEFAULTS, validate_value
+
+PathLike = str | Path
+
+
+@dataclass
+class ExtractResult:
+    """What the extract job found and wrote."""
+
+    kps_out: Path
+    audio_out: Path | None
+    report: Any  # vexpress_cli.kps.from_video.ExtractReport
+    backend_description: str
+    backend_reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        report = self.report
+        return {
+            "video": str(report.video), "kps_out": str(self.kps_out),
+            "audio_out": str(self.audio_out) if self.audio_out else None,
+            "frames": report.frames, "fps": float(report.fps) if report.fps else None,
+            "width": report.width, "height": report.height, "backend": report.backend,
+            "missing_frames": report.missing_frames, "multi_face_frames": report.multi_face_frames,
+            "seconds": round(report.seconds, 3),
+        }
+
+
+def default_kps_path(video: Path) -> Path:
+    return video.with_name(f"{video.stem}_kps.pth")
+
+
+def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLike | None = None, *,
+            width: int = DEFAULTS["width"], height: int = DEFAULTS["height"],
+            face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
+            strict: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None) -> ExtractResult:
+    """Extract the V-Kps track of ``video`` into ``kps_out`` (default: ``STEM_kps.pth`` beside it).
+
+    ``kps_out`` is ``.pth`` (a tensor the original V-Express reads) or ``.safetensors`` (with fps,
+    frame size and backend); ``audio_out`` also writes the video's audio track. Points are pixels
+    of the video resized to ``width`` x ``height``. ``face_backend``: ``insightface`` (SCRFD, as the
+    original), ``dlib`` (no download) or ``auto``. Frames without a face are interpolated and
+    listed in the report; ``strict`` fails on any frame without exactly one face instead.
+    """
+    from vexpress_cli.face import load_backend
+    from vexpress_cli.kps.from_video import extract_kps_sequence
+    from vexpress_cli.kps.io import KpsTrack
+
+    video = Path(video)
+    kps_out = Path(kps_out) if kps_out is not None else default_kps_path(video)
+    audio_out = Path(audio_out) if audio_out is not None else None
+    face_backend = validate_value("face_backend", face_backend, f"Setting {parameter('face_backend')}",
+                                  within_advice=False)
+    video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
+    detector = load_backend(face_backend, model_root, width, height)
+    points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress)
+    fps = float(report.fps) if report.fps else None
+    track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend)
+    _save_outputs(video_probe, track, kps_out, audio_out, overwrite)
+    return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason)
+
+
+def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
+    """Write both outputs or neither: the audio goes to a hidden name until the keypoints are saved."""
+    from vexpress_cli.kps.io import save_kps
+
+    if audio_out is None:
+        save_kps(kps_out, track)
+        return
+    from vexpress_cli.media.audio import extract_audio_track
+
+    pending_audio = audio_out.with_name(f".{audio_out.stem}.pending{audio_out.suffix}")
+    try:
+        extract_audio_track(video_probe, pending_audio, overwrite=True)
+        save_kps(kps_out, track)
+        os.replace(pending_audio, audio_out)
+    finally:
+        pending_audio.unlink(missing_ok=True)
+
+
+def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):
+    """Fail before the slow part: a bad video, or outputs that exist or cannot be written.
+
+    Returns the video's probe, for the later steps to reuse.
+    """
+    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+    from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.outputs import prepare_output_path
+
+    if not video.is_file():
+        raise InputError(
+            f"The video {video} does not exist." if not video.exists() else f"{video} is not a file.",
+            why="Extraction reads the driving video from this path.",
+            fix="Check the spelling of the path.",
+        )
+    if kps_out.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"Cannot write keypoints to {kps_out}: unknown file type '{kps_out.suffix or '(none)'}'.",
+            why="The suffix picks the format.",
+            fix="Name it *.pth (readable by the original V-Express) or *.safetensors (keeps fps and frame size).",
+        )
+    if audio_out is not None:
+        _check_audio_suffix(kps_out, audio_out)
+    for output in (kps_out, audio_out):
+        if output is not None:
+            prepare_output_path(output, overwrite)
+    video_probe = probe(video, "video")
+    if audio_out is not None and video_probe.audio is None:
+        raise InputError(
+            f"{video} has no audio track, so the audio cannot be written to {audio_out}.",
+            why="ffmpeg found no audio stream in the video.",
+            fix=f"Leave out {parameter('audio_out')}, or use a video with sound.",
+        )
+    return video_probe
+
+
+def _check_audio_suffix(kps_out: Path, audio_out: Path) -> None:
+    from vexpress_cli.media.audio import AUDIO_OUTPUT_CODECS
+
+    if audio_out.resolve() == kps_out.resolve():
+        raise InputError(
+            f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
+            fix="Give the audio its own path, e.g. talk.mp3.",
+        )
+    if audio_out.suffix.lower() not in AUDIO_OUTPUT_CODECS:
+        raise InputError(
+            f"Cannot write audio to {audio_out}: unknown file type '{audio_out.suffix or '(none)'}'.",
+            why="The audio format is chosen from the file suffix.",
+            fix=f"Use one of: {', '.join(AUDIO_OUTPUT_CODECS)}.",
+        )

@@ -1,0 +1,196 @@
+"""The retarget job: a driving keypoint track fitted to a reference face, saved for ``generate``,
+with an optional preview video (the retargeted points over the photo, next to the driving ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.kps import KpsTrack, fit_track, iter_kps_images, load_kps, retarget_track, save_kps
+from vexpress_cli.kps.io import SUPPORTED_SUFFIXES, reference_kps_from_text
+from vexpress_cli.kps.retargeting import require_driving_kps, uses_reference_kps
+from vexpress_cli.outputs import prepare_output_path
+from vexpress_cli.plugins import get_retarget_strategy
+from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
+
+DEFAULT_PREVIEW_FPS = 25.0
+PREVIEW_SUFFIXES = (".mp4", ".mov", ".mkv")
+# How bright the reference photo stays under the keypoints in a preview.
+PREVIEW_DIMMING = 0.4
+
+PathLike = str | Path
+
+
+@dataclass
+class RetargetResult:
+    """What the retarget job wrote."""
+
+    output: Path
+    num_frames: int
+    strategy: str
+    fit: str
+    fps: float | None
+    width: int
+    height: int
+    driving_frames: int | None
+    reference_kps: np.ndarray
+    reference_detected: bool
+    preview: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        if self.driving_frames is None:
+            return "reference only"
+        return f"{self.driving_frames}-frame driving track, fit {self.fit}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output), "frames": self.num_frames, "strategy": self.strategy, "fit": self.fit,
+            "fps": self.fps, "width": self.width, "height": self.height, "driving_frames": self.driving_frames,
+            "reference_kps": self.reference_kps.tolist(), "reference_detected": self.reference_detected,
+            "preview": str(self.preview) if self.preview else None, "notes": self.notes,
+        }
+
+
+@dataclass
+class _Reference:
+    kps: np.ndarray  # [3, 2] in output-frame pixels
+    image: np.ndarray | None  # RGB, output-frame size, for the preview
+    detected: bool
+
+
+def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: str = AUTO_STRATEGY,
+             output: PathLike = "retargeted.safetensors", *, preview: PathLike | None = None,
+             reference_kps=None, num_frames: int | None = None, kps_fit: str = DEFAULTS["kps_fit"],
+             width: int = DEFAULTS["width"], height: int = DEFAULTS["height"], fps: float | None = None,
+             face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
+             overwrite: bool = False, progress: ProgressCallback | None = None) -> RetargetResult:
+    """Fit a driving track to a reference face and save it (``.safetensors`` keeps fps and size, ``.pth``).
+
+    ``strategy`` is any installed retarget strategy (``auto``: ``no_retarget`` with a driving track,
+    ``fix_face`` without). The reference face comes from ``reference_kps`` (``[3, 2]`` numbers,
+    ``"x,y;x,y;x,y"`` or a kps file) or is detected in ``reference_image``. ``num_frames`` defaults
+    to the driving track's length; a shorter track is fitted by ``kps_fit``. ``preview`` also
+    writes a video of the retargeted points over the photo, next to the driving ones.
+    """
+    output, preview = Path(output), Path(preview) if preview is not None else None
+    kps_fit = validate_value("kps_fit", kps_fit, f"Setting {parameter('kps_fit')}", within_advice=False)
+    fps = _checked_fps(fps)
+    _check_outputs(output, preview, overwrite)
+    if strategy == AUTO_STRATEGY:
+        strategy = "no_retarget" if kps is not None else "fix_face"
+    chosen = get_retarget_strategy(strategy)
+    require_driving_kps(chosen, kps is not None)
+    notes: list[str] = []
+    driving = _load_driving(Path(kps), width, height, notes) if kps is not None else None
+    if num_frames is None:
+        if driving is None:
+            raise InputError(
+                "How many frames? Without a driving kps track there is no track length to copy.",
+                why=f"The strategy '{strategy}' builds the track from the reference alone.",
+                fix=f"Give {parameter('num_frames')} N (e.g. the audio's duration times the fps).",
+            )
+        num_frames = driving.num_frames
+    if reference_image is None and reference_kps is None and not uses_reference_kps(chosen) and driving is not None:
+        # The strategy keeps the driving points as they are: no reference face is needed.
+        reference = _Reference(kps=driving.points[0], image=None, detected=False)
+    else:
+        reference = _load_reference(reference_image, reference_kps, width, height, face_backend, model_root)
+
+    points = retarget_track(reference.kps, None if driving is None else driving.points, num_frames, chosen, kps_fit)
+    fps = fps or (driving.fps if driving is not None and driving.fps else None)
+    track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
+    if preview is not None:
+        driving_points = None if driving is None else fit_track(driving.points, num_frames, kps_fit)
+        write_preview(preview, track.points, driving_points, reference.image, fps or DEFAULT_PREVIEW_FPS,
+                      width, height, overwrite, progress or no_progress)
+    save_kps(output, track)
+    return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
+                          driving.num_frames if driving is not None else None, reference.kps, reference.detected,
+                          preview, notes)
+
+
+def _checked_fps(fps: float | None) -> float | None:
+    if fps is None:
+        return None
+    fps = validate_value("fps", fps, f"Setting {parameter('fps')}", within_advice=False)
+    return fps
+
+
+def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
+    if output.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"Cannot write {output}: unknown kps file type '{output.suffix or '(none)'}'.",
+            why="The suffix picks the format.",
+            fix="Name it *.safetensors (keeps fps and frame size) or *.pth (readable by the original V-Express).",
+        )
+    if preview is not None and preview.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise InputError(
+            f"Cannot write the preview {preview}: unknown video type '{preview.suffix or '(none)'}'.",
+            why=f"Previews are {', '.join(PREVIEW_SUFFIXES)} videos.",
+            fix="Name it e.g. preview.mp4.",
+        )
+    for path in (output, preview):
+        if path is not None:
+            prepare_output_path(path, overwrite)
+
+
+def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsTrack:
+    track = load_kps(path)
+    rescaled = track.rescaled_to(width, height)
+    if rescaled is not track:
+        notes.append(f"Rescaled the driving track from {track.width}x{track.height} to {width}x{height}.")
+    return rescaled
+
+
+def _load_reference(image_path, reference_kps, width, height, face_backend, model_root) -> _Reference:
+    if image_path is None and reference_kps is None:
+        raise InputError(
+            "No reference face given.",
+            why="Retargeting fits the motion to the face you will animate.",
+            fix=f"Give {parameter('reference_image')} PHOTO, or {parameter('reference_kps')} "
+            'FILE or "x,y;x,y;x,y".',
+        )
+    from vexpress_cli.face import load_image_rgb, resize_like_original
+
+    # Decoded once, at the output size: the preview's background and the detector's input.
+    image = resize_like_original(load_image_rgb(Path(image_path)), width, height) if image_path is not None else None
+    if reference_kps is not None:
+        points = (reference_kps_from_text(str(reference_kps), width, height)
+                  if isinstance(reference_kps, (str, Path)) else np.asarray(reference_kps, dtype=np.float32))
+        return _Reference(kps=points, image=image, detected=False)
+    from vexpress_cli.face import detect_reference_kps
+
+    points = detect_reference_kps(image, width, height, backend=face_backend, model_root=model_root,
+                                  label=str(image_path))
+    return _Reference(kps=np.asarray(points, dtype=np.float32), image=image, detected=True)
+
+
+def write_preview(path: Path, retargeted: np.ndarray, driving: np.ndarray | None, image: np.ndarray | None,
+                  fps: float, width: int, height: int, overwrite: bool, progress: ProgressCallback) -> None:
+    """The retargeted points over the dimmed photo, next to the driving points when there are some."""
+    from vexpress_cli.media.video import VideoWriter
+
+    background = np.zeros((height, width, 3), np.uint8) if image is None else (image * PREVIEW_DIMMING).astype(np.uint8)
+    panels = 1 if driving is None else 2
+    left = iter_kps_images(height, width, retargeted)
+    right = iter_kps_images(height, width, driving) if driving is not None else None
+    total = len(retargeted)
+    with VideoWriter(path, fps, width * panels, height, overwrite=overwrite) as writer:
+        for index in range(total):
+            frame = _overlay(background, next(left))
+            if right is not None:
+                frame = np.concatenate([frame, next(right)], axis=1)
+            writer.write(frame)
+            progress("preview", index + 1, total)
+
+
+def _overlay(background: np.ndarray, kps_image: np.ndarray) -> np.ndarray:
+    drawn = kps_image.any(axis=2, keepdims=True)
+    return np.where(drawn, kps_image, background)

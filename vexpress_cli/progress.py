@@ -1,0 +1,17 @@
+"""The one progress protocol of every job and of the engine: ``progress(stage, done, total)``.
+
+Jobs never print; a front end passes a callback and renders it (the CLI as rich bars, a web app
+as a progress bar). ``total`` is ``None`` while unknown (e.g. frames of a video being read).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, stage: str, done: int, total: int | None) -> None: ...
+
+
+def no_progress(stage: str, done: int, total: int | None) -> None:
+    """The callback used when the caller passes none."""

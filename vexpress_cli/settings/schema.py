@@ -1,0 +1,303 @@
+"""The generation settings: one typed schema for flags, presets, the user config, the Python API and docs.
+
+Each field of :class:`GenerationSettings` states its default once, with its limits and help in the
+field's metadata (:class:`Setting`). Everything else is derived from it: the ``generate`` command's
+options (names, defaults, help), preset and config validation, ``presets show``, the API's keyword
+arguments and the settings table in docs/presets.md.
+
+Values combine as ``defaults < user config < preset < explicit values`` (flags or API arguments);
+:func:`resolve_settings` also says where each value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vexpress_cli.errors import InputError, did_you_mean, parameter
+from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
+
+# The motion module's temporal position encoding covers 32 frames.
+MAX_CONTEXT_FRAMES = 32
+# retarget_strategy's default: no_retarget with a driving kps file, fix_face without.
+AUTO_STRATEGY = "auto"
+FACE_BACKENDS = ("auto", "insightface", "dlib")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One generation setting as the schema declares it."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    advised: tuple[float, float] | None = None
+    multiple_of: int | None = None
+    also_matching: str | None = None  # a regular expression for values accepted besides ``choices``
+    aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
+    original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
+    hidden: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: the kebab-case name."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def allowed(self) -> str:
+        """The allowed values in words, for help and docs."""
+        if self.choices:
+            return ", ".join(self.choices) + (" or cuda:N" if self.also_matching else "")
+        if self.kind is bool:
+            return "true or false"
+        if self.maximum is not None and self.maximum >= 2**31:
+            return f"{_number(self.minimum)} or more"
+        if self.minimum is not None and self.maximum is not None:
+            words = f"{_number(self.minimum)} to {_number(self.maximum)}"
+            return words + (f", a multiple of {self.multiple_of}" if self.multiple_of else "")
+        return "any non-empty name"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _setting(default: Any, help: str, **spec: Any) -> Any:
+    return field(default=default, metadata={"spec": spec, "help": help})
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Every setting of one generation; build with :func:`resolve_settings` to have it validated."""
+
+    retarget_strategy: str = _setting(
+        AUTO_STRATEGY, "How driving keypoints are fitted to the reference face (built-in or plugin strategy); "
+        "auto: no_retarget with a driving kps file, fix_face without.",
+        aliases=("--strategy",), original_flags=("--retarget_strategy",))
+    num_inference_steps: int = _setting(25, "Denoising steps.", minimum=1, maximum=1000,
+                                        original_flags=("--num_inference_steps",))
+    guidance_scale: float = _setting(3.5, "Classifier-free guidance scale.", minimum=0.0, maximum=20.0,
+                                     original_flags=("--guidance_scale",))
+    context_frames: int = _setting(24, "Frames denoised together in one window.", minimum=1,
+                                   maximum=MAX_CONTEXT_FRAMES, original_flags=("--context_frames",))
+    context_overlap: int = _setting(4, "Frames shared by neighbouring windows.", minimum=0,
+                                    maximum=MAX_CONTEXT_FRAMES - 1, original_flags=("--context_overlap",))
+    reference_attention_weight: float = _setting(1.0, "Strength of the reference image.", minimum=0.0, maximum=2.0,
+                                                 advised=(0.9, 1.0), original_flags=("--reference_attention_weight",))
+    audio_attention_weight: float = _setting(1.0, "Strength of the audio (mouth motion).", minimum=0.0, maximum=10.0,
+                                             advised=(1.0, 3.0), original_flags=("--audio_attention_weight",))
+    save_gpu_memory: bool = _setting(False, "Free each network from the GPU once it is no longer needed "
+                                     "(lower peak memory).", original_flags=("--save_gpu_memory",))
+    fps: float = _setting(30.0, "Frames per second of the output video (29.97 means exactly 30000/1001).",
+                          minimum=1.0, maximum=120.0)
+    width: int = _setting(512, "Output width in pixels.", minimum=64, maximum=2048, multiple_of=8,
+                          original_flags=("--image_width",))
+    height: int = _setting(512, "Output height in pixels.", minimum=64, maximum=2048, multiple_of=8,
+                           original_flags=("--image_height",))
+    seed: int = _setting(42, "Random seed (the same seed gives the original's video).", minimum=0, maximum=2**63 - 1)
+    dtype: str = _setting("auto", "Compute precision; auto: fp16 on a GPU, fp32 on the CPU.",
+                          choices=("auto", "fp16", "bf16", "fp32"))
+    device: str = _setting("auto", "Where to run; auto: CUDA, then MPS, then the CPU.",
+                           choices=("auto", "cuda", "cpu", "mps"), also_matching=r"cuda:\d+")
+    kps_fit: str = _setting(DEFAULT_FIT_MODE, "How a keypoint track of another length is fitted to the video.",
+                            choices=FIT_MODES)
+    face_backend: str = _setting("auto", "Face detector for the reference photo's keypoints; auto: insightface "
+                                 "when its model is present, else dlib.", choices=FACE_BACKENDS)
+    num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame.",
+                                         minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
+                                         hidden=True)
+    postprocess: bool = _setting(True, "3x3x3 median filter over the output frames to reduce flicker.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "GenerationSettings":
+        """A copy with ``changes`` validated like explicit values."""
+        return resolve_settings(self.to_dict(), changes).settings
+
+
+def _settings_from_fields() -> dict[str, Setting]:
+    table = {}
+    for item in dataclasses.fields(GenerationSettings):
+        kind = {"str": str, "int": int, "float": float, "bool": bool}[str(item.type)]
+        table[item.name] = Setting(item.name, kind, item.default, item.metadata["help"], **item.metadata["spec"])
+    return table
+
+
+SETTINGS: dict[str, Setting] = _settings_from_fields()
+DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
+# The sources a value can come from, weakest first.
+SOURCES = ("default", "config", "preset", "explicit")
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _type_name(kind: type) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def _has_kind(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # bool is an int subclass; true is not a step count
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+def unknown_setting_error(where: str, key: str, known: list[str] | None = None, fix_prefix: str = "",
+                          key_prefix: str = "") -> InputError:
+    known = list(SETTINGS) if known is None else known
+    suggestion = did_you_mean(key, known, key_prefix)
+    return InputError(
+        f"{where}: unknown key '{key_prefix}{key}'.",
+        why=f"Known keys: {', '.join(known)}.",
+        fix=f"{suggestion}{fix_prefix}See docs/presets.md for every setting.",
+    )
+
+
+def validate_value(name: str, value: Any, where: str, *, within_advice: bool) -> Any:
+    """Check one setting and return it normalised (ints become floats for float settings).
+
+    ``where`` names the source in messages, e.g. "Preset file x.toml: key 'generate.seed'".
+    ``within_advice`` makes the advised range a hard limit (presets) instead of a warning (flags).
+    """
+    setting = SETTINGS[name]
+    if not _has_kind(value, setting.kind):
+        raise InputError(
+            f"{where} must be {_type_name(setting.kind)}, not {type(value).__name__} ({value!r}).",
+            why=f"'{name}': {setting.help}",
+            fix=f"Use a value like {setting.default!r}." if setting.kind is not bool else "Use true or false.",
+        )
+    if setting.kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise InputError(f"{where} is {value}, not a finite number.", why=f"'{name}': {setting.help}",
+                             fix=f"Use a number from {_number(setting.minimum)} to {_number(setting.maximum)}.")
+    if setting.choices and value not in setting.choices and not (
+            setting.also_matching and re.fullmatch(setting.also_matching, value)):
+        suggestion = did_you_mean(value, setting.choices)
+        raise InputError(f"{where} is {value!r}, which is not one of: {setting.allowed}.",
+                         fix=f"{suggestion}Pick one of {setting.allowed}.")
+    if setting.kind is str and not setting.choices and not value.strip():
+        raise InputError(f"{where} is empty.", fix=f"Give a name such as {setting.default!r}.")
+    if setting.kind in (int, float):
+        _check_range(setting, value, where, within_advice=within_advice)
+    return value
+
+
+def _check_range(setting: Setting, value: float, where: str, *, within_advice: bool) -> None:
+    low, high = setting.minimum, setting.maximum
+    if within_advice and setting.advised:
+        low, high = setting.advised
+        if not low <= value <= high:
+            raise InputError(
+                f"{where} is {value}, outside the advised range {low}-{high}.",
+                why="Presets stay within the range the V-Express authors recommend.",
+                fix=f"Use a value from {low} to {high}, or give {parameter(setting.name)} {value} explicitly "
+                "to go beyond it (with a warning).",
+            )
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}"
+        why = f"'{setting.name}': {setting.help}"
+        if setting.name == "context_frames":
+            why += f" The motion module's position encoding covers {MAX_CONTEXT_FRAMES} frames."
+        raise InputError(f"{where} is {value}; it must be {bounds}.", why=why, fix=f"Use a value {bounds}.")
+    if setting.multiple_of and value % setting.multiple_of:
+        nearest = max(setting.multiple_of, round(value / setting.multiple_of) * setting.multiple_of)
+        raise InputError(
+            f"{where} is {value}; it must be a multiple of {setting.multiple_of}.",
+            why="The VAE downsamples images by 8 in each direction.",
+            fix=f"Use {nearest}.",
+        )
+
+
+def validate_values(raw: Mapping[str, Any], where: str, *, within_advice: bool,
+                    key_prefix: str = "") -> dict[str, Any]:
+    """Validate a mapping of settings; ``where`` is a prefix such as "Preset file x.toml"."""
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in SETTINGS:
+            raise unknown_setting_error(where, name, key_prefix=key_prefix)
+        values[name] = validate_value(name, value, f"{where}: '{key_prefix}{name}'", within_advice=within_advice)
+    return values
+
+
+def check_consistency(values: Mapping[str, Any], where: str = "",
+                      describe: Callable[[str], str] = lambda name: f"'{name}'") -> None:
+    """Checks that involve two settings, on an already merged set of values."""
+    frames = values.get("context_frames", DEFAULTS["context_frames"])
+    overlap = values.get("context_overlap", DEFAULTS["context_overlap"])
+    if overlap >= frames:
+        what = (f"{where}{describe('context_overlap')} ({overlap}) must be smaller than "
+                f"{describe('context_frames')} ({frames}).")
+        raise InputError(
+            what[0].upper() + what[1:],
+            why="Neighbouring windows share 'context_overlap' frames, so each window must also have new ones.",
+            fix=f"Lower {describe('context_overlap')} to at most {frames - 1}, "
+            f"or raise {describe('context_frames')}.",
+        )
+
+
+def range_warnings(values: Mapping[str, Any]) -> list[str]:
+    """Human-readable warnings for settings outside the advised ranges (allowed for explicit values)."""
+    warnings = []
+    for name, value in values.items():
+        advised = SETTINGS[name].advised if name in SETTINGS else None
+        if advised and not advised[0] <= value <= advised[1]:
+            warnings.append(f"{name} = {value} is outside the advised range {advised[0]}-{advised[1]}; "
+                            "expect a weaker identity or odd motion.")
+    return warnings
+
+
+# --- combining ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Validated settings, where each value came from, and warnings about explicit values."""
+
+    settings: GenerationSettings
+    sources: dict[str, str]
+    warnings: list[str]
+
+    def chosen(self, name: str) -> bool:
+        """Whether a value was set on purpose (config, preset or explicitly) rather than defaulted."""
+        return self.sources[name] != "default"
+
+
+def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: Mapping[str, Any] | None = None,
+                     *, config_values: Mapping[str, Any] | None = None) -> ResolvedSettings:
+    """Every setting: ``defaults < config < preset < explicit``.
+
+    ``preset_values`` and ``config_values`` were validated when their files were read; ``explicit``
+    values (flags, API keyword arguments; ``None`` means not given) are validated here against the
+    hard limits, and those outside the advised ranges produce warnings.
+    """
+    layers = {"config": dict(config_values or {}), "preset": dict(preset_values or {})}
+    given = {name: value for name, value in (explicit or {}).items() if value is not None}
+    for name, value in given.items():
+        if name not in SETTINGS:
+            raise unknown_setting_error("Generation settings", name)
+        given[name] = validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
+    layers["explicit"] = given
+    merged, sources = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default")
+    for source, values in layers.items():
+        merged.update(values)
+        sources.update(dict.fromkeys(values, source))
+
+    def describe_any(name: str) -> str:
+        return parameter(name) if sources[name] == "explicit" else f"the {sources[name]}'s '{name}'"
+
+    check_consistency(merged, describe=describe_any)
+    return ResolvedSettings(GenerationSettings(**merged), sources, range_warnings(given))
