@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="Audio length (30 fps).")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--unet-config", type=Path, default=REPO.parent / "shared" / "golden" / "sd15_unet_config.json")
+    parser.add_argument("--unet-config", type=Path, default=REPO / "tests" / "fixtures" / "golden" / "sd15_unet_config.json")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]

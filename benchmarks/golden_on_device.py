@@ -1,4 +1,4 @@
-"""How far the engine on an accelerator is from the original's CPU fp32 numbers (../shared/golden/tiny).
+"""How far the engine on an accelerator is from the original's CPU fp32 numbers (tests/fixtures/golden/tiny).
 
     python benchmarks/golden_on_device.py --device cuda
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--golden", type=Path, default=REPO.parent / "shared" / "golden" / "tiny")
+    parser.add_argument("--golden", type=Path, default=REPO / "tests" / "fixtures" / "golden" / "tiny")
     args = parser.parse_args()
     results = {}
     for label, dtype, tf32 in (("fp32", torch.float32, False), ("fp32+tf32", torch.float32, True),

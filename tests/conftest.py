@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
-GOLDEN_DIR = SHARED_DIR / "golden" / "tiny"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"  # see fixtures/README.md
+GOLDEN_DIR = FIXTURES_DIR / "golden" / "tiny"
 TINY_MODEL_DIR = GOLDEN_DIR / "model"
-SAMPLES_DIR = SHARED_DIR / "samples"
+SAMPLES_DIR = FIXTURES_DIR / "samples"
 
 sys.path.insert(0, str(Path(__file__).parent))
 

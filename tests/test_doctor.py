@@ -25,7 +25,7 @@ WITH_MODEL = {"model files", "model configs"}
 
 @pytest.fixture(scope="session")
 def tiny_source(tmp_path_factory) -> Path:
-    """A complete tiny model folder: the shared golden one, else one written now."""
+    """A complete tiny model folder: the golden one in tests/fixtures, else one written now."""
     if TINY_MODEL_DIR.is_dir():
         return TINY_MODEL_DIR
     from vexpress_cli.tiny.model import write_tiny_model

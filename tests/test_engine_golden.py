@@ -1,4 +1,4 @@
-"""The engine against the original V-Express, stage by stage (../shared/golden/tiny).
+"""The engine against the original V-Express, stage by stage (tests/fixtures/golden/tiny).
 
 Tolerances (from the engine issue): max abs error <= 1e-3 on frames in [0, 1] and
 <= 1e-3 * max|x| on intermediate tensors, fp32 on CPU.

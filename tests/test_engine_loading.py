@@ -16,10 +16,10 @@ from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.engine.checkpoints import compare_keys, released_tensors
 from vexpress_cli.jobs.inspect_model import inspect_model_folder
 
-from conftest import SHARED_DIR, TINY_MODEL_DIR
+from conftest import FIXTURES_DIR, TINY_MODEL_DIR
 
-MANIFEST = json.loads((SHARED_DIR / "golden" / "vexpress_state_dict_manifest.json").read_text())
-SD15_CONFIG = json.loads((SHARED_DIR / "golden" / "sd15_unet_config.json").read_text())
+MANIFEST = json.loads((FIXTURES_DIR / "golden" / "vexpress_state_dict_manifest.json").read_text())
+SD15_CONFIG = json.loads((FIXTURES_DIR / "golden" / "sd15_unet_config.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_full_size_networks_match_the_released_manifest(full_size, network):
 
 def test_inspect_counts_tensors_from_the_unet_config_alone(tmp_path):
     (tmp_path / "stable-diffusion-v1-5" / "unet").mkdir(parents=True)
-    shutil.copy(SHARED_DIR / "golden" / "sd15_unet_config.json", tmp_path / "stable-diffusion-v1-5/unet/config.json")
+    shutil.copy(FIXTURES_DIR / "golden" / "sd15_unet_config.json", tmp_path / "stable-diffusion-v1-5/unet/config.json")
     report = inspect_model_folder(tmp_path)
     counts = {network.name: network.expected_tensors for network in report.networks}
     assert counts == {"reference_net": 684, "denoising_unet": 1386, "v_kps_guider": 16, "audio_projection": 52}

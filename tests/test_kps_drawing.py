@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import GOLDEN_DIR
 from safetensors.torch import load_file
 
 from vexpress_cli.kps import draw_kps_image, iter_kps_images
 
-GOLDEN = "/work/shared/golden/tiny/golden.safetensors"
+GOLDEN = GOLDEN_DIR / "golden.safetensors"
 GOLDEN_KPS = [[20.3, 25.7], [44.1, 24.9], [31.6, 38.2]]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps import DEFAULT_FIT_MODE, FIT_MODES, fit_track
@@ -69,7 +70,7 @@ def independent_linear_resample(track: np.ndarray, size: int) -> np.ndarray:
 def test_stretch_matches_linear_resampling_on_a_real_track():
     from vexpress_cli.kps import load_kps
 
-    track = load_kps("/work/shared/samples/tys/kps.pth").points  # 100 frames
+    track = load_kps(SAMPLES_DIR / "tys" / "kps.pth").points  # 100 frames
     stretched = fit_track(track, 137, "stretch")
     assert stretched.shape == (137, 3, 2) and stretched.dtype == np.float32
     np.testing.assert_allclose(stretched, independent_linear_resample(track.astype(np.float64), 137), atol=1e-3)

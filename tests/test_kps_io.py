@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES_DIR
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps import KpsTrack, load_kps, parse_kps_points, save_kps
-
-SAMPLES = Path("/work/shared/samples")
-
 
 def sample_track(frames: int = 5) -> KpsTrack:
     points = np.random.default_rng(3).uniform(100, 400, size=(frames, 3, 2)).astype(np.float32)
@@ -27,9 +25,9 @@ def sample_track(frames: int = 5) -> KpsTrack:
 @pytest.mark.parametrize(
     ("path", "frames", "first_left_eye"),
     [
-        (SAMPLES / "AOC/kps.pth", 137, (185.47332763671875, 218.57632446289062)),
-        (SAMPLES / "AOC/AOC_raw_kps.pth", 2700, (185.50332641601562, 218.53628540039062)),
-        (SAMPLES / "tys/kps.pth", 100, (193.1576690673828, 229.78579711914062)),
+        (SAMPLES_DIR / "AOC/kps.pth", 137, (185.47332763671875, 218.57632446289062)),
+        (SAMPLES_DIR / "AOC/AOC_raw_kps.pth", 2700, (185.50332641601562, 218.53628540039062)),
+        (SAMPLES_DIR / "tys/kps.pth", 100, (193.1576690673828, 229.78579711914062)),
     ],
 )
 def test_reads_the_original_pickled_lists(path, frames, first_left_eye):
@@ -213,7 +211,7 @@ def test_numpy_1_module_name_is_the_fallback(tmp_path, monkeypatch):
     import vexpress_cli.kps.io as kps_io
 
     monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy._core.multiarray", "numpy.core.multiarray"))
-    assert load_kps(SAMPLES / "tys/kps.pth").num_frames == 100  # a pickle made by numpy 1.x
+    assert load_kps(SAMPLES_DIR / "tys/kps.pth").num_frames == 100  # a pickle made by numpy 1.x
     torch.save([np.full((3, 2), 1.0)], tmp_path / "new.pth")  # made by numpy 2
     assert load_kps(tmp_path / "new.pth").num_frames == 1
     monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy.multiarray",))

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.media import (
@@ -29,7 +30,6 @@ from vexpress_cli.media import (
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import as_fps_fraction
 
-SAMPLES = Path("/work/shared/samples")
 SINE_AMPLITUDE = 0.125  # ffmpeg's sine source
 NTSC = Fraction(30000, 1001)
 STEREO = ["-af", "pan=stereo|c0=c0|c1=c0"]  # `-ac 2` would lower the level by 3 dB
@@ -74,7 +74,7 @@ def dominant_frequency(signal: torch.Tensor, rate: int) -> float:
 
 @pytest.mark.parametrize("speaker", ["AOC", "tys"])
 def test_sample_mp3_length_matches_info(speaker):
-    path = SAMPLES / speaker / "aud.mp3"
+    path = SAMPLES_DIR / speaker / "aud.mp3"
     info = audio_info(path)
     waveform = load_audio(path)
     assert info.codec == "mp3" and info.container == "mp3"
@@ -88,7 +88,7 @@ def test_sample_mp3_length_matches_info(speaker):
 
 
 def test_sample_info_values():
-    aoc, tys = audio_info(SAMPLES / "AOC/aud.mp3"), audio_info(SAMPLES / "tys/aud.mp3")
+    aoc, tys = audio_info(SAMPLES_DIR / "AOC/aud.mp3"), audio_info(SAMPLES_DIR / "tys/aud.mp3")
     assert (aoc.sample_rate, aoc.channels, aoc.num_samples) == (44100, 2, 201728)
     assert (tys.sample_rate, tys.channels, tys.num_samples) == (16000, 1, 64512)
 
@@ -250,7 +250,7 @@ def test_extract_audio_track_errors(media_dir, tmp_path):
     [("AOC", NTSC, 137), ("tys", Fraction(25), 100)],  # tys: 99 frames at 25 fps, the last held longer
 )
 def test_sample_video_info(speaker, fps, frames):
-    info = video_info(SAMPLES / speaker / "gt.mp4")
+    info = video_info(SAMPLES_DIR / speaker / "gt.mp4")
     assert (info.width, info.height, info.codec, info.pix_fmt) == (512, 512, "h264", "yuv420p")
     assert info.fps == fps and info.frame_count == frames
     assert info.has_audio and info.audio_codec == "aac"

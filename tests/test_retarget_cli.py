@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES_DIR
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
 from vexpress_cli.kps import KpsTrack, load_kps, save_kps
 
-SAMPLES = Path("/work/shared/samples")
-AOC_KPS = SAMPLES / "AOC" / "kps.pth"
+AOC_KPS = SAMPLES_DIR / "AOC" / "kps.pth"
 REFERENCE_TEXT = "200,200;300,200;250,260"
 REFERENCE = np.array([[200, 200], [300, 200], [250, 260]], dtype=np.float32)
 
@@ -77,7 +75,7 @@ def test_no_retarget_on_the_original_sample_writes_a_pth_the_original_reads(tmp_
 
 
 def test_longer_video_pingpongs_by_default_and_stretches_on_request(tmp_path):
-    driving = load_kps(SAMPLES / "tys" / "kps.pth").points  # 100 frames
+    driving = load_kps(SAMPLES_DIR / "tys" / "kps.pth").points  # 100 frames
     for mode in ("pingpong", "stretch"):
         output = tmp_path / f"{mode}.safetensors"
         arguments = ["--kps-fit", mode] if mode == "stretch" else []
@@ -86,7 +84,7 @@ def test_longer_video_pingpongs_by_default_and_stretches_on_request(tmp_path):
             "--reference-kps",
             REFERENCE_TEXT,
             "--kps",
-            SAMPLES / "tys" / "kps.pth",
+            SAMPLES_DIR / "tys" / "kps.pth",
             "--num-frames",
             150,
             *arguments,
@@ -199,7 +197,7 @@ def test_preview_video(tmp_path):
 
     output, preview = tmp_path / "out.safetensors", tmp_path / "preview.mp4"
     result = vexpress(
-        "retarget", "--reference-image", SAMPLES / "AOC" / "ref.jpg", "--reference-kps", "185,218;279,215;224,271",
+        "retarget", "--reference-image", SAMPLES_DIR / "AOC" / "ref.jpg", "--reference-kps", "185,218;279,215;224,271",
         "--kps", AOC_KPS, "--strategy", "offset_retarget", "--num-frames", 6, "--output", output, "--preview", preview,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -218,7 +216,7 @@ def test_preview_video(tmp_path):
 def test_reference_image_detection(tmp_path):
     output = tmp_path / "out.safetensors"
     result = vexpress(
-        "retarget", "--reference-image", SAMPLES / "tys" / "ref.jpg", "--kps", SAMPLES / "tys" / "kps.pth",
+        "retarget", "--reference-image", SAMPLES_DIR / "tys" / "ref.jpg", "--kps", SAMPLES_DIR / "tys" / "kps.pth",
         "--strategy", "offset_retarget", "--num-frames", 8, "--output", output,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -226,7 +224,7 @@ def test_reference_image_detection(tmp_path):
     points = load_kps(output).points
     from vexpress_cli.face import detect_reference_kps
 
-    detected = detect_reference_kps(SAMPLES / "tys" / "ref.jpg", 512, 512)
+    detected = detect_reference_kps(SAMPLES_DIR / "tys" / "ref.jpg", 512, 512)
     # offset_retarget starts exactly on the reference face (no motion yet in frame 0).
     np.testing.assert_allclose(points[0], detected, atol=1e-4)
     left_eye, right_eye, nose = detected

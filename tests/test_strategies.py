@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.hookspecs import hookimpl
@@ -58,7 +59,7 @@ def test_fix_face_ignores_a_driving_track():
 
 
 def test_no_retarget_is_the_fitted_driving_track():
-    driving = load_kps("/work/shared/samples/AOC/kps.pth").points
+    driving = load_kps(SAMPLES_DIR / "AOC" / "kps.pth").points
     assert np.array_equal(retarget_track(REFERENCE, driving, 137, "no_retarget"), driving)
     assert np.array_equal(retarget_track(REFERENCE, driving, 50, "no_retarget"), driving[:50])
     assert retarget_track(REFERENCE, driving[:10], 15, "no_retarget", fit="loop")[12].tolist() == driving[2].tolist()
