@@ -96,10 +96,10 @@ def test_frames_without_a_face_are_interpolated_and_counted(tmp_path, tys_frames
     video = write_video(tmp_path / "gaps.mp4", frames)
     progress_calls = []
     points, report = extract_kps_sequence(
-        video, dlib_backend, progress=lambda done, total: progress_calls.append((done, total))
+        video, dlib_backend, progress=lambda stage, done, total: progress_calls.append((stage, done, total))
     )
     assert report.missing_frames == [0, 6, 7] and report.missing_count == 3
-    assert progress_calls[-1] == (CLIP_FRAMES, CLIP_FRAMES) and len(progress_calls) == CLIP_FRAMES
+    assert progress_calls[-1] == ("faces", CLIP_FRAMES, CLIP_FRAMES) and len(progress_calls) == CLIP_FRAMES
     np.testing.assert_allclose(points[0], points[1])  # before the first face: the nearest found frame
     np.testing.assert_allclose(points[6], points[5] + (points[8] - points[5]) / 3, atol=1e-4)
     np.testing.assert_allclose(points[7], points[5] + 2 * (points[8] - points[5]) / 3, atol=1e-4)

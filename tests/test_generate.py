@@ -270,8 +270,9 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     lines = completed.stdout.splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])
-    assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings"}
+    assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings", "settings"}
     assert report["frames"] == 18 and report["fps"] == 30 and report["strategy"] == "no_retarget"
+    assert report["settings"]["retarget_strategy"] == "no_retarget" and report["settings"]["width"] == 64
     assert abs(report["duration"] - audio_seconds(clips["tys"])) < 1e-9
     assert report["seconds"] > 0 and report["warnings"] == []
     assert video_info(output).frame_count == report["frames"]

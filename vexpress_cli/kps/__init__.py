@@ -2,26 +2,30 @@
 
 V-Express steers the head with three keypoints per frame (left eye, right eye,
 nose), drawn as "V-Kps" images the V-Kps guider reads. This package holds
-everything about those points that does not need the neural networks.
+everything about those points that does not need the neural networks. Names are
+imported on first use, so ``vexpress_cli.kps.fit`` (needed by the settings
+schema) comes without OpenCV or torch.
 """
 
-from vexpress_cli.kps.drawing import draw_kps_image, iter_kps_images
-from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES, fit_track
-from vexpress_cli.kps.io import KpsTrack, load_kps, parse_kps_points, save_kps
-from vexpress_cli.hookspecs import RetargetStrategy
-from vexpress_cli.kps.retargeting import FunctionStrategy, retarget_track
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_FIT_MODE",
-    "FIT_MODES",
-    "FunctionStrategy",
-    "KpsTrack",
-    "RetargetStrategy",
-    "draw_kps_image",
-    "fit_track",
-    "iter_kps_images",
-    "load_kps",
-    "parse_kps_points",
-    "retarget_track",
-    "save_kps",
-]
+import importlib
+
+_EXPORTS = {
+    "draw_kps_image": "drawing", "iter_kps_images": "drawing",
+    "DEFAULT_FIT_MODE": "fit", "FIT_MODES": "fit", "fit_track": "fit",
+    "KpsTrack": "io", "load_kps": "io", "parse_kps_points": "io", "save_kps": "io",
+    "FunctionStrategy": "retargeting", "retarget_track": "retargeting",
+}
+
+__all__ = [*_EXPORTS, "RetargetStrategy"]
+
+
+def __getattr__(name: str):
+    if name == "RetargetStrategy":
+        from vexpress_cli.hookspecs import RetargetStrategy
+
+        return RetargetStrategy
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"vexpress_cli.kps.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'vexpress_cli.kps' has no attribute {name!r}")
