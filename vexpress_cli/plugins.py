@@ -20,7 +20,7 @@ import pluggy
 
 from vexpress_cli import hookspecs
 from vexpress_cli.hookspecs import RetargetStrategy
-from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.errors import InputError, VExpressError, did_you_mean
 
 ENTRY_POINT_GROUP = "vexpress"
 STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
@@ -163,7 +163,8 @@ def get_retarget_strategy(name: str) -> RetargetStrategy:
         return strategies[name]
     failures = get_plugin_load_failures()
     why = f"The installed strategies are: {', '.join(strategies) or 'none'}."
-    fix = "Pick one of those (`vexpress strategies` describes them), or install the plugin that provides it."
+    fix = (f"{did_you_mean(name, strategies)}Pick one of those (`vexpress strategies` describes them), "
+           "or install the plugin that provides it.")
     if failures:
         why += " These plugins failed to load, and one of them may provide it: " + "; ".join(
             f"{failure.where}: {failure.error}" for failure in failures

@@ -48,7 +48,8 @@ app = typer.Typer(
     cls=VExpressGroup,
     help="Talking-portrait video from one photo and a speech clip, with V-Express.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 

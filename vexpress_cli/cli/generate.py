@@ -57,6 +57,7 @@ def generate_command(
     original_kps: Path = typer.Option(None, "--kps_path", rich_help_panel=COMPATIBILITY_PANEL,
                                       help="Same as --kps.", show_default=False),
     settings: dict | None = None,
+    original: dict | None = None,
 ) -> None:
     """Generate a talking-portrait video: reference photo + speech (+ optional driving kps)."""
     reference_image = one_of(reference_image, original_reference_image, "--reference-image", "--reference_image_path")
@@ -66,8 +67,23 @@ def generate_command(
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
         if value is None:
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
-    run_generate(reference_image, audio, output, settings or {}, kps=kps, reference_kps=reference_kps, preset=preset,
+    settings, model_dir = apply_original_flags(original or {}, dict(settings or {}), model_dir)
+    run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
                  model_dir=model_dir, overwrite=overwrite, quiet=quiet, as_json=as_json)
+
+
+def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
+    """The original's model-path, GPU and sample-rate flags as vexpress's model folder and device."""
+    from vexpress_cli.cli import original_flags
+
+    original_flags.check_sample_rate(original.get("--standard_audio_sampling_rate"))
+    if original.get("--do_multi_devices_inference"):
+        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: one video runs on one device.")
+    device = original_flags.device_from_gpu_id(settings.get("device"), original.get("--gpu_id"))
+    if device is not None:
+        settings["device"] = device
+    paths = {flag: original.get(flag) for flag in original_flags.MODEL_PATH_FLAGS}
+    return settings, original_flags.model_dir_from_paths(model_dir, paths)
 
 
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,

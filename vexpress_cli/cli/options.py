@@ -100,18 +100,34 @@ def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
+def _original_parameters() -> list[inspect.Parameter]:
+    from vexpress_cli.cli.original_flags import OPTIONS
+
+    return [inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+                              default=typer.Option(None, flag, help=help, show_default=False,
+                                                   rich_help_panel=COMPATIBILITY_PANEL))
+            for flag, (kind, help) in OPTIONS.items()]
+
+
 def with_generation_settings(command):
-    """Give a Typer command one option per generation setting; it is called with ``settings=`` (given ones)."""
+    """Give a Typer command one option per generation setting and the original's other flags.
+
+    The command is called with ``settings=`` (the settings given, by name) and ``original=`` (the
+    original's other flags that were given, by flag).
+    """
     signature = inspect.signature(command, eval_str=True)
     own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-           for name, parameter in signature.parameters.items() if name != "settings"]
+           for name, parameter in signature.parameters.items() if name not in ("settings", "original")]
+
+    from vexpress_cli.cli.original_flags import OPTIONS
 
     @functools.wraps(command)
     def wrapper(**values: Any):
         settings = _given_settings(values)
-        return command(**values, settings=settings)
+        original = {flag: value for flag in OPTIONS if (value := values.pop(_alias_parameter(flag))) is not None}
+        return command(**values, settings=settings, original=original)
 
-    settings = _setting_parameters()
+    settings = _setting_parameters() + _original_parameters()
 
     def compatibility(parameter: inspect.Parameter) -> bool:
         return getattr(parameter.default, "rich_help_panel", None) == COMPATIBILITY_PANEL
