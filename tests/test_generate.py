@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from vexpress_cli.cli.app import app, quiet_libraries
 from vexpress_cli.jobs.generate import plan_inputs, resolve_job_settings
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
+from vexpress_cli.kps.io import KpsTrack, save_kps
 from vexpress_cli.media.audio import load_audio
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import video_info
@@ -241,12 +242,13 @@ def test_kps_fit_default_is_the_fit_modules_default():
 def test_short_kps_track_is_fitted_with_the_chosen_mode(fit, clips, tmp_path):
     rng = np.random.default_rng(0)
     points = (20 + 24 * rng.random((10, 3, 2))).astype(np.float32)
-    kps = tmp_path / "short.pth"
-    torch.save(torch.from_numpy(points), kps)
+    kps = tmp_path / "short.safetensors"
+    save_kps(kps, KpsTrack(points, fps=30.0, width=64, height=64))  # filmed at the output's rate
     resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"}
                                     | ({"kps_fit": fit} if fit else {}))
     plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
     assert plan.num_frames == 18
+    assert f"The 10-frame kps track was {'stretched' if fit == 'stretch' else 'lengthened by ' + (fit or DEFAULT_FIT_MODE)} to 18 frames." in plan.warnings
     mode = fit or DEFAULT_FIT_MODE
     np.testing.assert_array_equal(plan.kps_track, fit_track(points, 18, mode))
     for other in {"pingpong", "stretch", "loop"} - {mode}:
@@ -315,3 +317,25 @@ def test_reference_kps_from_a_file_are_rescaled_to_the_output(tmp_path):
     path = save_kps(tmp_path / "REF.SAFETENSORS", KpsTrack(np.array([[[50, 55], [78, 55], [64, 80]]]), width=128,
                                                              height=128))
     assert reference_kps_from_text(str(path), 64, 64).tolist() == [[25, 27.5], [39, 27.5], [32, 40]]
+
+
+def test_kps_file_without_a_frame_rate_is_taken_as_25_fps_and_fitted_by_time(clips, tmp_path):
+    """Issue 8 item 2: the original's kps.pth (no fps) at 30 fps output plays at its real speed."""
+    seconds = np.arange(50, dtype=np.float32) / 25
+    points = np.stack([np.stack([20 + 10 * seconds, 26 + 0 * seconds], -1)] * 3, axis=1)  # 10 px per second
+    kps = tmp_path / "track.pth"
+    torch.save(torch.from_numpy(points), kps)
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})
+    plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
+    np.testing.assert_allclose(plan.kps_track[:, 0, 0], 20 + 10 * np.arange(18) / 30, atol=1e-4)
+    assert any("records no frame rate; assumed 25 fps" in warning for warning in plan.warnings)
+
+
+def test_truncated_audio_warns_before_generating(tmp_path):
+    """Issue 8 item 3: a cut-off MP3 made a short video silently; generate now says what inspect says."""
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes((AOC / "aud.mp3").read_bytes()[:8000])
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64})
+    plan = plan_inputs(AOC / "ref.jpg", cut, tmp_path / "o.mp4", False, resolved, reference_kps="22,26;42,26;32,38")
+    (warning,) = [warning for warning in plan.warnings if "truncated" in warning]
+    assert warning.startswith(f"{cut}: The header says ") and f"but {plan.duration:.2f} s decode" in warning

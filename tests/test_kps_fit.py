@@ -8,6 +8,7 @@ from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps import DEFAULT_FIT_MODE, FIT_MODES, fit_track
+from vexpress_cli.kps.fit import fit_track_in_time, resample_in_time
 
 
 def numbered_track(frames: int) -> np.ndarray:
@@ -82,3 +83,37 @@ def test_errors():
         fit_track(numbered_track(3), 5, "bounce")
     with pytest.raises(InputError, match="0 frames"):
         fit_track(numbered_track(3), 0)
+
+
+# --- fitting by time (issue 8 item 2) ------------------------------------------------------------
+
+
+def moving_track(frames: int, fps: float) -> np.ndarray:
+    """Every point moves 100 px per second along x: a frame's x says the time it was filmed at."""
+    seconds = np.arange(frames, dtype=np.float32) / fps
+    return np.repeat((100 * seconds)[:, None, None], 6, axis=1).reshape(frames, 3, 2)
+
+
+def test_resampling_in_time_keeps_the_speed():
+    """Issue 8 item 2: a 25 fps track at 30 fps shows the pose at each 1/30 s, not frame by frame."""
+    timed = resample_in_time(moving_track(100, 25), 25, 30)
+    assert len(timed) == 120  # 4 s either way
+    np.testing.assert_allclose(timed[:, 0, 0], np.minimum(100 * np.arange(120) / 30, 100 * 99 / 25), atol=1e-3)
+    np.testing.assert_array_equal(resample_in_time(moving_track(10, 30), 30, 30), moving_track(10, 30))
+
+
+def test_fit_in_time_cuts_at_the_right_moment_and_says_what_it_did():
+    """Issue 8 item 2: extract at 25 fps, generate at 30 fps: 18 frames show the first 0.6 s, at real speed."""
+    points, notes = fit_track_in_time(moving_track(100, 25), 25.0, 30.0, 18)
+    np.testing.assert_allclose(points[:, 0, 0], 100 * np.arange(18) / 30, atol=1e-3)
+    assert notes == ["The 100-frame kps track at 25 fps was resampled in time to 120 frames at 30 fps.",
+                     "The 120-frame kps track was cut to 18 frames."]
+
+
+def test_fit_in_time_lengthens_by_the_mode_and_stretch_keeps_the_original_frame_indexing():
+    points, notes = fit_track_in_time(numbered_track(10), 30.0, 30.0, 25, "pingpong")
+    assert notes == ["The 10-frame kps track was lengthened by pingpong to 25 frames."]
+    np.testing.assert_array_equal(points, fit_track(numbered_track(10), 25, "pingpong"))
+    stretched, notes = fit_track_in_time(numbered_track(10), 25.0, 30.0, 25, "stretch")
+    np.testing.assert_array_equal(stretched, fit_track(numbered_track(10), 25, "stretch"))
+    assert notes == ["The 10-frame kps track was stretched to 25 frames."]

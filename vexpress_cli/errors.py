@@ -22,6 +22,11 @@ def python_name(name: str) -> str:
     return name
 
 
+def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:
+    """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error)."""
+    return _PARAMETER_REFERENCE.sub(lambda match: spell(match.group(1)), text)
+
+
 class VExpressError(Exception):
     """Bad input or a broken environment: what went wrong, why, and how to fix it.
 
@@ -37,8 +42,7 @@ class VExpressError(Exception):
 
     def render(self, spell: Callable[[str], str] = python_name) -> str:
         """The one-paragraph message, with each :func:`parameter` spelled by ``spell``."""
-        text = " ".join(part for part in (self.what, self.why, self.fix) if part)
-        return _PARAMETER_REFERENCE.sub(lambda match: spell(match.group(1)), text)
+        return spell_parameters(" ".join(part for part in (self.what, self.why, self.fix) if part), spell)
 
 
 class ModelFolderError(VExpressError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,12 +40,16 @@ def doctor_command(
 ) -> None:
     """Check that everything vexpress needs is installed and working, with a fix for each problem."""
     from vexpress_cli.cli.app import quiet_libraries
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.errors import spell_parameters
     from vexpress_cli.jobs.doctor import DoctorOptions, has_failures, run_checks
 
     quiet_libraries()
     options = DoctorOptions(model_dir=model_dir, device=device, deep=deep, smoke=smoke)
     with status_console.status("Checking", spinner="dots") as spinner:
         checks = run_checks(options, on_section=lambda title: spinner.update(f"Checking {title}"))
+    checks = [dataclasses.replace(check, detail=spell_parameters(check.detail, flag_of),
+                                  fix=spell_parameters(check.fix, flag_of)) for check in checks]
     if as_json:
         print(json.dumps([check.to_dict() for check in checks], indent=2))
     else:

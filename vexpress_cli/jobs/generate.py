@@ -39,6 +39,8 @@ from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, Reso
 MIN_ADVISED_SIZE = 512
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
+# The frame rate of a kps file that records none and comes with no video (the original samples' rate).
+ASSUMED_KPS_FPS = 25.0
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
 
@@ -258,7 +260,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                 kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
     """Decode and check every input of a job."""
     from vexpress_cli.kps.retargeting import require_driving_kps, retarget_track, uses_reference_kps
-    from vexpress_cli.media.audio import load_audio
+    from vexpress_cli.media.audio import load_audio, truncation_warning
+    from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.plugins import get_retarget_strategy
 
     settings = resolved.settings
@@ -276,6 +279,9 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     num_frames = frame_count(duration, fps)
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {audio} is silent: the mouth will not move.")
+    truncated = truncation_warning(duration, probe(audio, "audio").duration)
+    if truncated:
+        warnings.append(f"{audio}: {truncated}")
 
     image = open_rgb_image(reference_image, "reference image")
     if abs(image.width / image.height - width / height) > 0.01:
@@ -286,7 +292,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                         "expect a blurry face.")
     reference = image.resize((width, height), PIL.Image.BICUBIC)
 
-    driving = _load_driving_kps(kps, width, height, warnings)
+    driving = _driving_track(kps, audio, settings, num_frames, warnings)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
         from vexpress_cli.face import detect_reference_kps
@@ -322,17 +328,36 @@ def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
                          "Use a longer audio clip.")
 
 
-def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list[str]) -> np.ndarray | None:
+def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings, num_frames: int,
+                   warnings: list[str]) -> np.ndarray | None:
+    """The driving kps file in the output frame, fitted in time to the video's frames."""
     if path is None:
         return None
+    from vexpress_cli.kps.fit import fit_track_in_time
     from vexpress_cli.kps.io import load_kps
 
     track = load_kps(path)
-    rescaled = track.rescaled_to(width, height)
+    rescaled = track.rescaled_to(settings.width, settings.height)
     if rescaled is not track:
         warnings.append(f"The kps file was extracted at {track.width}x{track.height}; "
-                        f"its points are rescaled to {width}x{height}.")
-    return rescaled.points
+                        f"its points are rescaled to {settings.width}x{settings.height}.")
+    track_fps = track.fps or _assumed_track_fps(audio, warnings)
+    points, notes = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
+    warnings.extend(notes)
+    return points
+
+
+def _assumed_track_fps(audio: Path, warnings: list[str]) -> float:
+    """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
+    from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.media.video import video_info
+
+    source = probe(audio, "audio")
+    fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
+        ASSUMED_KPS_FPS, "the original samples' rate")
+    warnings.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
+                    "Tracks saved as .safetensors keep theirs.")
+    return fps
 
 
 def _check_output(output: Path, overwrite: bool) -> None:

@@ -175,7 +175,7 @@ class AudioReport(_Report):
 def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
     from vexpress_cli.jobs.generate import frame_count
-    from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info
+    from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info, truncation_warning
     from vexpress_cli.media.video import as_fps_fraction
 
     _check_fps(fps)
@@ -197,19 +197,14 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
         fps=float(fps),
         frames=frame_count(resampled / STANDARD_SAMPLE_RATE, as_fps_fraction(float(fps))),
     )
-    if _disagree(info.duration, info.container_duration):
-        report.warnings.append(f"The header says {info.container_duration:g} s but {info.duration:.2f} s decode: "
-                               "the file may be truncated (or its header is wrong).")
+    truncated = truncation_warning(info.duration, info.container_duration)
+    if truncated:
+        report.warnings.append(truncated)
     if report.silent:
         report.warnings.append("The audio is silent (peak below -60 dBFS): the mouth will barely move.")
     if report.frames == 0:
         report.warnings.append(f"The audio is shorter than one frame at {fps:g} fps: nothing would be generated.")
     return report
-
-
-def _disagree(decoded: float, claimed: float | None) -> bool:
-    # Headers round to 10 ms, and MP3s without a Xing header only estimate; a gap this big is real.
-    return claimed is not None and abs(decoded - claimed) > max(0.1, 0.05 * claimed)
 
 
 def _check_fps(fps: float) -> None:

@@ -19,6 +19,10 @@ modes differ in how they lengthen a shorter one:
     half speed, which looks like slow motion; kept for exact reproduction.
 
 When the track has exactly ``num_frames`` frames every mode returns it as is.
+
+Tracks are fitted by time, not by frame index: before fitting, :func:`resample_in_time` turns a
+track filmed at one frame rate into the poses at the video's frame rate (a 25 fps track drives
+a 30 fps video at its real speed). ``stretch`` skips that step, as the original did.
 """
 
 from __future__ import annotations
@@ -83,3 +87,37 @@ def _stretch(points: np.ndarray, num_frames: int) -> np.ndarray:
     over_time = torch.from_numpy(np.ascontiguousarray(points)).permute(1, 2, 0)
     resampled = functional.interpolate(over_time, size=num_frames, mode="linear", align_corners=False)
     return resampled.permute(2, 0, 1).contiguous().numpy()
+
+
+def resample_in_time(points: np.ndarray, from_fps: float, to_fps: float) -> np.ndarray:
+    """The track as seen at ``to_fps``: frame ``i`` holds the pose at time ``i / to_fps``.
+
+    Poses between two filmed frames are interpolated linearly; the result lasts as long as the
+    track (``round(frames * to_fps / from_fps)`` frames, at least one).
+    """
+    points = np.asarray(points, dtype=np.float32)
+    if from_fps == to_fps:
+        return points
+    length = points.shape[0]
+    count = max(1, round(length * to_fps / from_fps))
+    source = np.minimum(np.arange(count) * (from_fps / to_fps), length - 1)
+    before = np.floor(source).astype(np.int64)
+    after = np.minimum(before + 1, length - 1)
+    weight = (source - before).astype(np.float32)[:, None, None]
+    return points[before] * (1 - weight) + points[after] * weight
+
+
+def fit_track_in_time(points: np.ndarray, track_fps: float, fps: float, num_frames: int,
+                      mode: str = DEFAULT_FIT_MODE) -> tuple[np.ndarray, list[str]]:
+    """Fit a track filmed at ``track_fps`` to ``num_frames`` frames at ``fps``, and say what was done."""
+    notes = []
+    if mode != "stretch" and track_fps != fps:
+        timed = resample_in_time(points, track_fps, fps)
+        notes.append(f"The {len(points)}-frame kps track at {track_fps:g} fps was resampled in time to "
+                     f"{len(timed)} frames at {fps:g} fps.")
+        points = timed
+    if len(points) != num_frames:
+        how = ("cut" if len(points) > num_frames else "stretched" if mode == "stretch"
+               else f"lengthened by {mode}")
+        notes.append(f"The {len(points)}-frame kps track was {how} to {num_frames} frames.")
+    return fit_track(points, num_frames, mode), notes

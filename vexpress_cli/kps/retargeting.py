@@ -27,8 +27,8 @@ class FunctionStrategy:
     """A strategy made from a plain function: the easiest way for a plugin to provide one.
 
     ``FunctionStrategy("mirror", "Mirror the driving track.", mirror_function)``.
-    When ``requires_driving_kps`` is true, :func:`retarget_track` refuses a
-    missing driving track before the function is called.
+    When ``requires_driving_kps`` is true, ``retarget`` raises InputError for
+    a missing driving track before the function is called.
     """
 
     name: str
@@ -38,6 +38,7 @@ class FunctionStrategy:
     uses_reference_kps: bool = True
 
     def retarget(self, reference_kps: np.ndarray, driving_kps: np.ndarray | None, num_frames: int) -> np.ndarray:
+        require_driving_kps(self, driving_kps is not None)
         return self.function(reference_kps, driving_kps, num_frames)
 
 

@@ -93,6 +93,15 @@ def audio_info(path: str | Path) -> AudioInfo:
     )
 
 
+def truncation_warning(decoded: float, claimed: float | None) -> str | None:
+    """A warning when the decoded length is far from what the file's header claims (a cut-off download)."""
+    # Headers round to 10 ms, and MP3s without a Xing header only estimate; a gap this big is real.
+    if claimed is None or abs(decoded - claimed) <= max(0.1, 0.05 * claimed):
+        return None
+    return (f"The header says {claimed:g} s but {decoded:.2f} s decode: the file may be truncated "
+            "(or its header is wrong).")
+
+
 def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:
     """Decode ``path`` to a 1-D float32 mono tensor in [-1, 1] at ``sample_rate`` Hz.
 
