@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
 from vexpress_cli.media.video import video_info
-from vexpress_cli.jobs.inspect_model import inspect_model_folder
+from vexpress_cli.jobs.inspect import inspect_model_folder
 from vexpress_cli.tiny.model import ensure_tiny_model
 
 

@@ -14,7 +14,7 @@ from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.engine.checkpoints import compare_keys, released_tensors
-from vexpress_cli.jobs.inspect_model import inspect_model_folder
+from vexpress_cli.jobs.inspect import inspect_model_folder
 
 from conftest import FIXTURES_DIR, TINY_MODEL_DIR
 

@@ -14,7 +14,7 @@ from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from PIL import Image
 from typer.testing import CliRunner
 
-from vexpress_cli.jobs import inspect_inputs as input_report
+from vexpress_cli.jobs import inspect as input_report
 from vexpress_cli.errors import InputError
 from vexpress_cli.face import detect_reference_kps
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
@@ -329,7 +329,8 @@ def test_corrupt_files(tmp_path, name, source, fragment):
 def test_unreadable_file(tmp_path, monkeypatch):
     path = tmp_path / "aud.mp3"
     shutil.copy(SAMPLES_DIR / "tys" / "aud.mp3", path)
-    monkeypatch.setattr(input_report, "_is_readable", lambda path: False)  # chmod 000 does not stop root
+    # chmod 000 does not stop root
+    monkeypatch.setattr("vexpress_cli.jobs.inspect.report._is_readable", lambda path: False)
     assert_cli_error([path], "cannot be read", "Permission denied")
 
 

@@ -80,7 +80,7 @@ def inspect_command(
     ),
 ) -> None:
     """Show what a model folder, speech file, photo, kps track, preset or video holds, in seconds."""
-    from vexpress_cli.jobs import inspect_inputs as input_report
+    from vexpress_cli.jobs import inspect as input_report
 
     if preset is not None:
         if path is not None:
@@ -198,7 +198,7 @@ def _settings_table(values: dict[str, Any], settings: dict[str, Any]) -> Table:
 
 
 def report_model_folder(path: Path, as_json: bool) -> None:
-    from vexpress_cli.jobs.inspect_model import inspect_model_folder
+    from vexpress_cli.jobs.inspect import inspect_model_folder
 
     report = inspect_model_folder(path)
     if as_json:

@@ -1,0 +1,124 @@
+"""Checks of the config file and the model folder: where it is, its files, its configs and (deep) its checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vexpress_cli.errors import ModelFolderError, VExpressError
+from vexpress_cli.jobs.doctor.report import DOWNLOAD_FIX, FAILURE, OK, Check, DoctorContext, human_size, join
+
+
+def model_checks(context: DoctorContext) -> list[Check]:
+    checks = [_config_check(), _model_folder_check(context)]
+    if context.model_root is None:
+        return checks
+    checks.append(_model_files_check(context.model_root))
+    if _configs_present(context.model_root):
+        checks.append(_model_config_check(context.model_root))
+    if context.options.deep:
+        checks.append(_checkpoints_check(context.model_root))
+    return checks
+
+
+def _config_check() -> Check:
+    from vexpress_cli.settings.user_config import config_file, load_user_config
+
+    path = config_file()
+    if not path.is_file():
+        return Check("config file", OK, f"none at {path} (optional)")
+    try:
+        settings = load_user_config(path)
+    except VExpressError as error:
+        return Check("config file", FAILURE, join(error.what, error.why), error.fix)
+    keys = ", ".join(f"{key} = {value!r}" for key, value in settings.items()) or "no settings"
+    return Check("config file", OK, f"{path} ({keys})")
+
+
+def _model_folder_check(context: DoctorContext) -> Check:
+    from vexpress_cli.settings.user_config import resolve_model_dir
+
+    try:
+        resolved = resolve_model_dir(context.options.model_dir)
+    except ModelFolderError as error:
+        fix = error.fix if "models download" in error.fix else join(DOWNLOAD_FIX, error.fix)
+        return Check("model folder", FAILURE, join(error.what, error.why), fix)
+    except VExpressError as error:  # a broken config.toml: the config row says how to fix it
+        return Check("model folder", FAILURE, join(error.what, error.why), error.fix)
+    context.model_root = resolved.path
+    return Check("model folder", OK, f"{resolved.path} (from {resolved.how})",
+                 data={"path": str(resolved.path), "found_by": resolved.how})
+
+
+def _model_files_check(root: Path) -> Check:
+    from vexpress_cli.engine import model_folder as layout
+    from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
+
+    optional = {layout.INSIGHTFACE_DETECTOR.as_posix()}  # checked with face detection: dlib stands in
+    required = [entry for entry in REQUIRED_FILES if not optional.issuperset(entry.choices)]
+    missing = [entry for entry in missing_required_files(root) if entry in required]
+    sizes = {}
+    for entry in required:
+        present = entry.present_in(root)
+        if present is not None:
+            sizes[present] = (root / present).stat().st_size
+    empty = [path for path, size in sizes.items() if size == 0]
+    data = {"files": sizes, "missing": [entry.label for entry in missing]}
+    if missing or empty:
+        problems = [f"{entry.label} ({' or '.join(entry.choices)})" for entry in missing]
+        problems += [f"{path} is empty" for path in empty]
+        what = f"{len(missing)} of {len(required)} required files missing" if missing else "broken files"
+        fix = f"run `vexpress models download --to {root}` (it fetches only the missing files)."
+        fix = f"Delete the empty files, then {fix}" if empty else fix[0].upper() + fix[1:]
+        return Check("model files", FAILURE, f"{what}: {'; '.join(problems)}", fix, data=data)
+    total = sum(sizes.values())
+    largest = max(sizes, key=sizes.get)
+    return Check("model files", OK, f"all {len(required)} required files present, {human_size(total)} "
+                 f"(largest: {largest}, {human_size(sizes[largest])})", data=data)
+
+
+def _configs_present(root: Path) -> bool:
+    from vexpress_cli.engine.model_folder import ModelFolder
+
+    folder = ModelFolder(root)
+    return folder.unet_config.is_file() and (folder.audio_encoder / "config.json").is_file()
+
+
+def _model_config_check(root: Path) -> Check:
+    from vexpress_cli.engine.architecture import Architecture
+    from vexpress_cli.engine.model_folder import ModelFolder
+
+    folder = ModelFolder(root)
+    Architecture.from_folder(folder)  # a broken JSON file raises a ModelFolderError, reported by _guarded
+    kind = ("overridden by v-express/config.json (a test-size model)" if folder.architecture_overrides.is_file()
+            else "the released V-Express architecture")
+    return Check("model configs", OK, f"UNet and wav2vec2 configs read; {kind}")
+
+
+def _checkpoints_check(root: Path) -> Check:
+    from vexpress_cli.jobs.inspect import inspect_model_folder
+
+    report = inspect_model_folder(root)
+    problems = []
+    for network in report.networks:
+        if network.status == "absent":
+            problems.append(f"{network.name}: no checkpoint file")
+        elif network.status == "mismatch":
+            parts = []
+            if network.missing:
+                parts.append(f"{len(network.missing)} missing (e.g. {network.missing[0]})")
+            if network.unexpected:
+                parts.append(f"{len(network.unexpected)} unexpected (e.g. {network.unexpected[0]})")
+            if network.mismatched:
+                key, want, got = network.mismatched[0]
+                parts.append(f"{len(network.mismatched)} wrong-shape (e.g. {key} expects {want}, has {got})")
+            problems.append(f"{network.name} ({', '.join(network.files)}): {', '.join(parts)}")
+    data = {"networks": {network.name: network.status for network in report.networks}}
+    if problems:
+        return Check("checkpoints", FAILURE, "; ".join(problems),
+                     "These files do not fit this model: delete them and run `vexpress models download`; "
+                     "`vexpress inspect MODEL_DIR` lists every difference.", data=data)
+    tensors = sum(network.expected_tensors for network in report.networks)
+    parameters = sum(network.expected_elements for network in report.networks)
+    return Check("checkpoints", OK, f"{len(report.networks)} networks match the architecture key for key "
+                 f"({tensors} tensors, {parameters / 1e6:.1f} M parameters)", data=data)
+

@@ -1,0 +1,91 @@
+"""What every doctor check shares: the :class:`Check` row, the options, the context and text helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from vexpress_cli.errors import VExpressError
+
+Status = Literal["ok", "warning", "failure"]
+OK: Status = "ok"
+WARNING: Status = "warning"
+FAILURE: Status = "failure"
+SEVERITY = {OK: 0, WARNING: 1, FAILURE: 2}
+
+DOWNLOAD_FIX = "Run `vexpress models download` (it fetches only the missing files)."
+TORCH_INSTALL_URL = "https://pytorch.org/get-started/locally/"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # machine-readable extras for --json
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DoctorOptions:
+    model_dir: Path | None = None  # as --model-dir; None: the usual lookup
+    device: str = "auto"
+    deep: bool = False  # compare every checkpoint tensor with the architecture
+    smoke: bool = False  # run a one-second generation with the tiny model
+    tiny_model_dir: Path | None = None  # where the smoke test keeps its tiny model (default: user cache)
+
+
+def has_failures(checks: Iterable[Check]) -> bool:
+    return any(check.status == FAILURE for check in checks)
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=SEVERITY.__getitem__, default=OK)
+
+
+def guarded(name: str, section: Callable[[DoctorContext], list[Check]], context: DoctorContext) -> list[Check]:
+    try:
+        return section(context)
+    except VExpressError as error:
+        return [Check(name, FAILURE, join(error.what, error.why), error.fix)]
+    except Exception as error:  # the doctor reports; it never crashes
+        return [Check(name, FAILURE, f"The check itself failed: {describe(error)}.",
+                      "Run with a fresh virtual environment; if it persists, report it with this message.")]
+
+
+class DoctorContext:
+    """What several checks share: the options, the chosen device, the model folder."""
+
+    def __init__(self, options: DoctorOptions):
+        self.options = options
+        self.device = None  # torch.device once the device check ran and succeeded
+        self.model_root: Path | None = None  # once the model folder check found it
+
+
+def join(*parts: str) -> str:
+    return " ".join(part.strip() for part in parts if part and part.strip())
+
+
+def describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def human_size(num_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1000 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1000
+    raise AssertionError
+
+
+def gib(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.1f} GiB"
+

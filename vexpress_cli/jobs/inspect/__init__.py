@@ -1,0 +1,62 @@
+"""What a model folder or an input file holds, checked the way ``vexpress generate`` will use it.
+
+One module per kind of input, each with a function returning a dataclass with ``to_dict()``
+(plain JSON types only), and :func:`inspect_input` (in :mod:`.dispatch`) that picks the kind:
+
+=========  ==========================================  ================================  ===============
+kind       suffixes                                    reads it with                     module
+=========  ==========================================  ================================  ===============
+audio      .mp3 .wav .m4a .aac .flac .ogg .opus        ``media.audio_info`` (decodes it)  :mod:`.audio`
+image      .jpg .jpeg .png .webp .bmp                  ``media.images`` + a face backend  :mod:`.image`
+kps        .pth .pt .safetensors                       ``kps.load_kps`` (no unpickling)   :mod:`.kps`
+preset     .toml (or a preset name)                    ``settings.presets.load_preset``   :mod:`.preset`
+video      .mp4 .mov .mkv .avi .webm                   ``media.video_info``               :mod:`.video`
+=========  ==========================================  ================================  ===============
+
+A media file with another suffix is recognised by its first bytes when they
+are unambiguous (RIFF/WAVE, ID3, PNG, JPEG, an ISO-BMFF ``ftyp`` box, ...).
+Model folders are reported by :func:`inspect_model_folder` (:mod:`.model_folder`), without
+loading weights. Every input failure is an :class:`~vexpress_cli.errors.InputError`.
+See docs/inspect.md.
+"""
+
+from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
+from vexpress_cli.jobs.inspect.dispatch import KIND_SUFFIXES, input_kind, inspect_input
+from vexpress_cli.jobs.inspect.image import FaceReport, ImageReport, inspect_image
+from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, Gap, KpsReport, PointMotion, inspect_kps
+from vexpress_cli.jobs.inspect.model_folder import (
+    ComponentReport,
+    ModelFolderReport,
+    NetworkReport,
+    inspect_model_folder,
+)
+from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
+from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
+from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
+
+__all__ = [
+    "DEFAULT_FPS",
+    "DEFAULT_JUMP_PX",
+    "KIND_SUFFIXES",
+    "MODEL_SIZE",
+    "AudioReport",
+    "ComponentReport",
+    "FaceReport",
+    "Gap",
+    "ImageReport",
+    "KpsReport",
+    "ModelFolderReport",
+    "NetworkReport",
+    "PointMotion",
+    "PresetReport",
+    "VideoReport",
+    "check_input_path",
+    "input_kind",
+    "inspect_audio",
+    "inspect_image",
+    "inspect_input",
+    "inspect_kps",
+    "inspect_model_folder",
+    "inspect_preset",
+    "inspect_video",
+]

@@ -1,0 +1,102 @@
+"""Which kind of input a path is (by suffix, else by its first bytes), and the report for any input file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
+from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
+from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
+from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
+from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
+from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
+
+AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+KPS_SUFFIXES = (".pth", ".pt", ".safetensors")
+PRESET_SUFFIXES = (".toml",)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+KIND_SUFFIXES = {
+    "audio": AUDIO_SUFFIXES,
+    "image": IMAGE_SUFFIXES,
+    "kps": KPS_SUFFIXES,
+    "preset": PRESET_SUFFIXES,
+    "video": VIDEO_SUFFIXES,
+}
+
+
+def input_kind(path: str | Path) -> str:
+    """``"model_folder"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"`` or ``"video"``.
+
+    A folder is a model folder; a file is judged by its suffix, else by its
+    first bytes. Anything else raises InputError.
+    """
+    path = check_input_path(path)
+    if path.is_dir():
+        return "model_folder"
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file.", why="It is a device, pipe or socket.",
+                         fix="Pass a file or a model folder.")
+    suffix = path.suffix.lower()
+    for kind, suffixes in KIND_SUFFIXES.items():
+        if suffix in suffixes:
+            return kind
+    kind = _kind_from_content(path)
+    if kind is None:
+        known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in KIND_SUFFIXES.items())
+        raise InputError(
+            f"Cannot tell what kind of input {path} is.",
+            why=f"Its suffix '{path.suffix or '(none)'}' is not one vexpress reads, "
+            "and its first bytes match no known format.",
+            fix=f"Inspect a model folder or a file of one of these kinds: {known}.",
+        )
+    return kind
+
+
+def _kind_from_content(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as error:
+        raise InputError(f"{path} cannot be read.", why=str(error), fix="Check the file and its permissions.") from None
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"WEBP", b"AVI "):
+        return {b"WAVE": "audio", b"WEBP": "image", b"AVI ": "video"}[head[8:12]]
+    if head[4:8] == b"ftyp":  # ISO base media: mp4, mov, m4a
+        return "audio" if head[8:12] in (b"M4A ", b"M4B ") else "video"
+    signatures = {
+        b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image", b"BM": "image",
+        b"ID3": "audio", b"fLaC": "audio", b"OggS": "audio",
+        b"\x1a\x45\xdf\xa3": "video",  # Matroska / WebM
+    }
+    # kps files are not sniffed: their reader picks the format by suffix, and a zip is not always torch.
+    for magic, kind in signatures.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def inspect_input(
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    backend: str = "auto",
+    width: int = MODEL_SIZE,
+    height: int = MODEL_SIZE,
+    model_root: str | Path | None = None,
+    jump_px: float = DEFAULT_JUMP_PX,
+) -> AudioReport | ImageReport | KpsReport | PresetReport | VideoReport:
+    """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
+    kind = input_kind(path)
+    if kind == "audio":
+        return inspect_audio(path, fps if fps is not None else DEFAULT_FPS)
+    if kind == "image":
+        return inspect_image(path, backend, width, height, model_root)
+    if kind == "kps":
+        return inspect_kps(path, fps, jump_px)
+    if kind == "preset":
+        return inspect_preset(Path(path))
+    if kind == "video":
+        return inspect_video(path)
+    raise InputError(f"{path} is a folder.", why="inspect_input reports files.",
+                     fix="Use vexpress_cli.jobs.inspect.inspect_model_folder for a model folder.")

@@ -1,0 +1,108 @@
+"""The report on a reference photo: size, mode, EXIF orientation, and the face ``generate`` would find."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
+
+
+@dataclass
+class FaceReport(Report):
+    backend: str
+    backend_reason: str
+    detect_width: int  # the image is resized to this size first, as generate does
+    detect_height: int
+    faces: int
+    found: bool
+    kps: list[list[float]] | None = None  # left eye, right eye, nose in detect-size pixels
+    bbox: list[float] | None = None  # x1, y1, x2, y2 of the largest face
+    score: float | None = None
+
+
+@dataclass
+class ImageReport(Report):
+    path: str
+    format: str | None
+    width: int
+    height: int
+    mode: str
+    square: bool
+    smaller_than_512: bool
+    exif_orientation: int | None
+    face: FaceReport
+    kind: str = "image"
+    warnings: list[str] = field(default_factory=list)
+
+
+def inspect_image(
+    path: str | Path,
+    backend: str = "auto",
+    width: int = MODEL_SIZE,
+    height: int = MODEL_SIZE,
+    model_root: str | Path | None = None,
+) -> ImageReport:
+    """Size and mode of a reference photo, and the face ``generate`` would find in it.
+
+    Detection runs like :func:`vexpress_cli.face.detect_reference_kps` (resize
+    to ``width`` x ``height``, largest face), but no face is reported, not raised.
+    """
+    from vexpress_cli.face import largest_face, load_backend, resize_like_original
+
+    path = check_input_path(path)
+    fmt, size, mode, orientation, rgb = _read_image(path)
+    detector = load_backend(backend, model_root, width, height)
+    faces = detector.detect(resize_like_original(rgb, width, height))
+    face = FaceReport(detector.name, getattr(detector, "reason", ""), width, height, len(faces), bool(faces))
+    if faces:
+        best = largest_face(faces)
+        face.kps = [[rounded(x, 2), rounded(y, 2)] for x, y in best.kps3.tolist()]
+        face.bbox = [rounded(value, 1) for value in best.bbox.tolist()]
+        face.score = rounded(best.score, 4)
+    report = ImageReport(
+        path=str(path.resolve()), format=fmt, width=size[0], height=size[1], mode=mode, square=size[0] == size[1],
+        smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=orientation, face=face,
+    )
+    report.warnings.extend(_image_warnings(report))
+    return report
+
+
+def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray]:
+    from PIL import Image
+
+    from vexpress_cli.media.images import IMAGE_READ_ERRORS
+
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(0x0112)  # EXIF Orientation
+            return image.format, image.size, image.mode, orientation, np.asarray(image.convert("RGB"))
+    except IMAGE_READ_ERRORS as error:
+        raise InputError(
+            f"Cannot read the image {path}.",
+            why=f"Pillow cannot decode it ({error}).",
+            fix="The file may be truncated or of another type; pass a JPEG or PNG photo.",
+        ) from None
+
+
+def _image_warnings(report: ImageReport) -> list[str]:
+    warnings = []
+    face = report.face
+    if not face.found:
+        warnings.append(f"No face found by {face.backend} at {face.detect_width}x{face.detect_height}: generate "
+                        "needs a clearly visible, roughly frontal face (or keypoints passed by hand).")
+    elif face.faces > 1:
+        warnings.append(f"{face.faces} faces found; generate uses the largest.")
+    aspect_out = face.detect_width / face.detect_height
+    if abs(report.width / report.height - aspect_out) > 0.01:
+        warnings.append(f"The image is {report.width}x{report.height}; generate stretches it to "
+                        f"{face.detect_width}x{face.detect_height} (aspect not kept). Crop it first.")
+    if report.smaller_than_512:
+        warnings.append(f"The image is smaller than {MODEL_SIZE} px on a side; it will be upscaled and look soft.")
+    if report.exif_orientation not in (None, 1):
+        warnings.append(f"The photo has EXIF orientation {report.exif_orientation}; its pixels are used as "
+                        "stored, which may be rotated. Save it upright first.")
+    return warnings

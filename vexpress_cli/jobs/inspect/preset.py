@@ -1,0 +1,37 @@
+"""The report on a preset: its validated values and every setting ``generate`` would use with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.jobs.inspect.report import Report
+
+
+@dataclass
+class PresetReport(Report):
+    name: str
+    description: str
+    source: str  # builtin, user or file
+    path: str
+    shadows_builtin: bool
+    values: dict[str, Any]  # what the preset sets, validated
+    settings: dict[str, Any]  # every generate setting with this preset: defaults < preset
+    kind: str = "preset"
+    warnings: list[str] = field(default_factory=list)
+
+
+def inspect_preset(name_or_path: str | Path) -> PresetReport:
+    """A preset's validated values and every setting ``generate`` would use with it."""
+    from vexpress_cli.settings.presets import generation_settings, load_preset
+
+    preset = load_preset(name_or_path)
+    report = PresetReport(
+        name=preset.name, description=preset.description, source=preset.source, path=preset.path,
+        shadows_builtin=preset.shadows_builtin, values=dict(preset.values),
+        settings=generation_settings(preset, {}),
+    )
+    if preset.shadows_builtin:
+        report.warnings.append(f"This user preset replaces the built-in preset '{preset.name}'.")
+    return report

@@ -1,0 +1,65 @@
+"""What the input reports share: the path check, JSON-ready ``to_dict()``, rounding, the fps check, defaults."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vexpress_cli.errors import InputError
+
+DEFAULT_FPS = 30.0
+MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with Paths, Fractions and numpy scalars turned into JSON types."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Report:
+    def to_dict(self) -> dict[str, Any]:
+        return plain(asdict(self))
+
+
+def check_fps(fps: float) -> None:
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"--fps is {fps}.", why="A frame rate must be a positive number.", fix="Pass e.g. --fps 30.")
+
+
+def check_input_path(path: str | Path) -> Path:
+    """``path`` as a Path, or an InputError when it is missing or unreadable."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"{path} does not exist.",
+            why="Nothing is at that path.",
+            fix="Check the spelling, or pass the full path to the file or model folder.",
+        )
+    if not _is_readable(path):
+        raise InputError(f"{path} cannot be read.", why="Permission denied.",
+                         fix=f"Fix its permissions, e.g. chmod u+r {path}.")
+    return path
+
+
+def _is_readable(path: Path) -> bool:
+    return os.access(path, os.R_OK)

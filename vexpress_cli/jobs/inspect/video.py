@@ -1,0 +1,51 @@
+"""The report on a (driving) video: codec, size, exact fps, frame count, duration and audio track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from vexpress_cli.jobs.inspect.report import Report
+
+
+@dataclass
+class VideoReport(Report):
+    path: str
+    container: str
+    codec: str
+    pix_fmt: str | None
+    width: int
+    height: int
+    rotation: int
+    fps: Fraction  # exact; "30000/1001" in to_dict()
+    fps_float: float
+    avg_fps: Fraction  # frames / duration
+    frames: int
+    duration_s: float
+    has_audio: bool
+    audio_codec: str | None
+    kind: str = "video"
+    warnings: list[str] = field(default_factory=list)
+
+
+def inspect_video(path: str | Path) -> VideoReport:
+    """Codec, size, exact fps, frame count, duration and audio track of a (driving) video."""
+    from vexpress_cli.media.video import video_info
+
+    info = video_info(path)
+    report = VideoReport(
+        path=str(info.path), container=info.container, codec=info.codec, pix_fmt=info.pix_fmt,
+        width=info.width, height=info.height, rotation=info.rotation, fps=info.fps,
+        fps_float=round(float(info.fps), 6), avg_fps=info.avg_fps, frames=info.frame_count,
+        duration_s=round(info.duration, 6), has_audio=info.has_audio, audio_codec=info.audio_codec,
+    )
+    if info.fps and abs(float(info.avg_fps) / float(info.fps) - 1) > 0.01:
+        report.warnings.append(f"Average rate {float(info.avg_fps):.3f} fps differs from the nominal "
+                               f"{float(info.fps):.3f} fps: variable frame rate or a held last frame.")
+    if not info.has_audio:
+        report.warnings.append("No audio track: `vexpress extract --audio-out` has no speech to save.")
+    if info.width != info.height:
+        report.warnings.append(f"{info.width}x{info.height} is not square; extract stretches frames to "
+                               "WIDTH x HEIGHT (aspect not kept). Crop the face region first.")
+    return report
