@@ -24,13 +24,14 @@ class PresetReport(Report):
 
 def inspect_preset(name_or_path: str | Path) -> PresetReport:
     """A preset's validated values and every setting ``generate`` would use with it."""
-    from vexpress_cli.settings.presets import generation_settings, load_preset
+    from vexpress_cli.settings.presets import load_preset
+    from vexpress_cli.settings.schema import resolve_settings
 
     preset = load_preset(name_or_path)
     report = PresetReport(
         name=preset.name, description=preset.description, source=preset.source, path=preset.path,
         shadows_builtin=preset.shadows_builtin, values=dict(preset.values),
-        settings=generation_settings(preset, {}),
+        settings=resolve_settings(preset.values).settings.to_dict(),
     )
     if preset.shadows_builtin:
         report.warnings.append(f"This user preset replaces the built-in preset '{preset.name}'.")
