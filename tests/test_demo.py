@@ -47,3 +47,15 @@ def test_demo_refuses_zero_seconds(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--seconds", "0", "--output", str(tmp_path / "d.mp4")])
     assert result.exit_code == 2
     assert not (tmp_path / "d.mp4").exists()
+
+
+def test_demo_runs_again_in_the_same_folder_under_the_next_free_name(tmp_path, monkeypatch):
+    """Issue 8 item 4: the README's first command works every time it is run."""
+    monkeypatch.chdir(tmp_path)
+    arguments = ["demo", "--seconds", "0.5", "--size", "64", "--num-inference-steps", "1", "--model-dir",
+                 str(tmp_path / "tiny")]
+    for _ in range(2):
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in tmp_path.glob("*.mp4")) == ["vexpress-demo-2.mp4", "vexpress-demo.mp4"]
+    assert video_info(tmp_path / "vexpress-demo-2.mp4").frame_count == 15
