@@ -143,3 +143,17 @@ def test_unknown_call_arguments_are_refused(pipe, reference_image, golden, param
         pipe(reference_image=reference_image, audio_waveform=golden["audio_waveform"],
              kps_images=golden["kps_sequence"].numpy(), num_inference_step=3,
              **{k: v for k, v in params.items() if k != "num_inference_steps"})
+
+
+def test_latents_kept_in_a_file_give_the_same_numbers(pipe, golden, reference_image, params):
+    """Issue 8 item 13: past the memory budget the latents live in a temp file; not one number changes."""
+    kwargs = dict(kps_images=golden["kps_sequence"].numpy(), **params)
+    in_memory = pipe.denoise(reference_image, golden["audio_waveform"], generator=torch.manual_seed(4), **kwargs)
+    budget = pipe.latents_memory_budget
+    pipe.latents_memory_budget = 0
+    try:
+        in_file = pipe.denoise(reference_image, golden["audio_waveform"], generator=torch.manual_seed(4), **kwargs)
+    finally:
+        pipe.latents_memory_budget = budget
+    assert torch.equal(in_file, in_memory)
+    assert_close(in_file, golden["latents_after_step_2"])

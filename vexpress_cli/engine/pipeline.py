@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
+from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.errors import InputError, ModelFolderError, parameter
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.engine.model_folder import ModelFolder
@@ -57,6 +58,11 @@ SCHEDULER_CONFIG = {
 AUDIO_SAMPLE_RATE = 16000
 # Audio windows projected in one batch.
 AUDIO_PROJECTION_BATCH = 256
+# Latents and window-prediction sums of a video stay in memory up to this size each; longer
+# videos keep them in a temporary file (see latent_store.py), so memory is flat in video length.
+LATENTS_MEMORY_BUDGET = 64 * 2**20
+# Frames stepped at once when the latents are in a file.
+STEP_CHUNK_FRAMES = 64
 
 # Arguments of the original pipeline's __call__ that do not change its result at their defaults.
 ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "output_type", "return_dict", "callback",
@@ -91,6 +97,7 @@ class VExpressPipeline:
                                                      do_normalize=False)
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        self.latents_memory_budget = LATENTS_MEMORY_BUDGET
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -256,14 +263,15 @@ class VExpressPipeline:
         unknown = set(original_only) - ORIGINAL_NO_OP_ARGUMENTS
         if unknown:
             raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
-        latents = self.denoise(reference_image, audio_waveform, video_length, width, height, kps_images,
-                               num_inference_steps, guidance_scale, context_frames, context_overlap,
-                               reference_attention_weight, audio_attention_weight, num_pad_audio_frames,
-                               generator, save_gpu_memory, progress)
-        chunks = self.decode_latents(latents, decode_chunk_size, progress)
-        if postprocess:
-            chunks = median_filter_stream(chunks)
-        return VExpressPipelineOutput(frames=torch.cat([chunk.float().cpu() for chunk in chunks], dim=1)[None])
+        with self.denoise_to_store(reference_image, audio_waveform, video_length, width, height, kps_images,
+                                   num_inference_steps, guidance_scale, context_frames, context_overlap,
+                                   reference_attention_weight, audio_attention_weight, num_pad_audio_frames,
+                                   generator, save_gpu_memory, progress) as latents:
+            chunks = self.decode_latents(latents, decode_chunk_size, progress)
+            if postprocess:
+                chunks = median_filter_stream(chunks)
+            frames = torch.cat([chunk.float().cpu() for chunk in chunks], dim=1)[None]
+        return VExpressPipelineOutput(frames=frames)
 
     def iter_frames(self, *args, postprocess: bool = True, decode_chunk_size: int = 8,
                     progress: ProgressCallback | None = None, **kwargs) -> Iterator[np.ndarray]:
@@ -273,20 +281,29 @@ class VExpressPipeline:
         frames, as the original pipeline did), ``postprocess`` defaults to on: the median filter
         runs on the 8-bit frames (exactly the 8-bit image of the float filter, see ``postprocess.py``).
         """
-        latents = self.denoise(*args, progress=progress, **kwargs)
-        chunks = (to_uint8(chunk) for chunk in self.decode_latents(latents, decode_chunk_size, progress))
-        if postprocess:
-            chunks = median_filter_stream(chunks)
-        for chunk in chunks:
-            yield chunk.permute(1, 2, 3, 0).cpu().numpy()
+        with self.denoise_to_store(*args, progress=progress, **kwargs) as latents:
+            chunks = (to_uint8(chunk) for chunk in self.decode_latents(latents, decode_chunk_size, progress))
+            if postprocess:
+                chunks = median_filter_stream(chunks)
+            for chunk in chunks:
+                yield chunk.permute(1, 2, 3, 0).cpu().numpy()
+
+    def denoise(self, *args, **kwargs) -> torch.Tensor:
+        """Everything up to the final latents ``[1, 4, frames, h, w]`` (float32, on the CPU).
+
+        Takes the arguments of :meth:`denoise_to_store`; the whole tensor is in memory at the end.
+        """
+        with self.denoise_to_store(*args, **kwargs) as latents:
+            return latents.read_range(0, latents.frames).clone()
 
     @torch.no_grad()
-    def denoise(self, reference_image, audio_waveform, video_length: int, width: int = 512, height: int = 512,
-                kps_images=None, num_inference_steps: int = 25, guidance_scale: float = 3.5,
-                context_frames: int = 24, context_overlap: int = 4, reference_attention_weight: float = 1.0,
-                audio_attention_weight: float = 1.0, num_pad_audio_frames: int = 2, generator=None,
-                save_gpu_memory: bool = False, progress: ProgressCallback | None = None) -> torch.Tensor:
-        """Everything up to the final latents ``[1, 4, frames, h, w]`` (float32, on the CPU).
+    def denoise_to_store(self, reference_image, audio_waveform, video_length: int, width: int = 512,
+                         height: int = 512, kps_images=None, num_inference_steps: int = 25,
+                         guidance_scale: float = 3.5, context_frames: int = 24, context_overlap: int = 4,
+                         reference_attention_weight: float = 1.0, audio_attention_weight: float = 1.0,
+                         num_pad_audio_frames: int = 2, generator=None, save_gpu_memory: bool = False,
+                         progress: ProgressCallback | None = None) -> LatentStore:
+        """Everything up to the final latents, kept in a :class:`LatentStore` (a temp file for long videos).
 
         ``kps_images`` is indexable by frame: PIL images, HxWx3 uint8 arrays, or [3, 2]
         keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame is required.
@@ -312,31 +329,45 @@ class VExpressPipeline:
         report("audio", 1, 1)
 
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        latents = self.prepare_latents(video_length, width, height, generator)
+        latents, noise_sum = self._latent_stores(video_length, width, height)
+        latents.fill_random(generator, self.scheduler.init_noise_sigma)
         windows = context_windows(video_length, context_frames, context_overlap)
         counts = torch.tensor(windows_per_frame(windows, video_length), dtype=torch.float32)[None, None, :, None, None]
         total = len(self.scheduler.timesteps) * len(windows)
 
-        for step, timestep in enumerate(self.scheduler.timesteps):
-            noise_sum = torch.zeros_like(latents)
-            for number, window in enumerate(windows):
-                kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
-                noise = self.predict_window_noise(latents[:, :, window], timestep, audio_tokens[window], kps,
-                                                  conditioning, guidance_scale)
-                frames, positions = last_occurrences(window)
-                noise_sum[:, :, frames] += noise[:, :, positions].float().cpu()
-                report("denoise", step * len(windows) + number + 1, total)
-            latents = self.scheduler.step(noise_sum / counts, timestep.cpu(), latents).prev_sample
+        with noise_sum:
+            for step, timestep in enumerate(self.scheduler.timesteps):
+                noise_sum.zero()
+                for number, window in enumerate(windows):
+                    kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
+                    noise = self.predict_window_noise(latents.read(window), timestep, audio_tokens[window], kps,
+                                                      conditioning, guidance_scale)
+                    frames, positions = last_occurrences(window)
+                    noise_sum.add(frames, noise[:, :, positions].float().cpu())
+                    report("denoise", step * len(windows) + number + 1, total)
+                # DDIM's step is elementwise, so a long video steps chunk by chunk with the same numbers.
+                for start, stop in latents.chunks(STEP_CHUNK_FRAMES):
+                    mean_noise = noise_sum.read_range(start, stop) / counts[:, :, start:stop]
+                    stepped = self.scheduler.step(mean_noise, timestep.cpu(), latents.read_range(start, stop))
+                    latents.write_range(start, stop, stepped.prev_sample)
         return latents
 
+    def _latent_stores(self, video_length: int, width: int, height: int) -> tuple[LatentStore, LatentStore]:
+        """The latents and the window-prediction sums of the whole video (in a temp file past the budget)."""
+        shape = (self.denoising_unet.config.in_channels, video_length, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
+        return (LatentStore(*shape, budget_bytes=self.latents_memory_budget),
+                LatentStore(*shape, budget_bytes=self.latents_memory_budget))
+
     @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 8,
+    def decode_latents(self, latents: torch.Tensor | LatentStore, chunk_size: int = 8,
                        progress: ProgressCallback | None = None) -> Iterator[torch.Tensor]:
         """Decode ``[1, 4, frames, h, w]`` latents chunk by chunk into ``[3, n, H, W]`` frames in [0, 1]."""
         self.vae.to(self.device)
-        num_frames = latents.shape[2]
+        store = latents if isinstance(latents, LatentStore) else LatentStore.holding(latents)
+        num_frames = store.frames
         for start in range(0, num_frames, chunk_size):
-            chunk = latents[0, :, start:start + chunk_size].transpose(0, 1)
+            chunk = store.read_range(start, min(start + chunk_size, num_frames))[0].transpose(0, 1)
             chunk = chunk.to(self.device, self.dtype) / self.vae.config.scaling_factor
             images = self.vae.decode(chunk).sample
             yield (images / 2 + 0.5).clamp(0, 1).transpose(0, 1)

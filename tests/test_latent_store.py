@@ -1,0 +1,51 @@
+"""LatentStore: the same numbers in memory and in a temporary file (issue 8 item 13)."""
+
+from __future__ import annotations
+
+import torch
+
+from vexpress_cli.engine.latent_store import LatentStore
+
+SHAPE = (4, 37, 3, 5)  # channels, frames, height, width: 15 values a frame, not a multiple of 16
+
+
+def stores():
+    return LatentStore(*SHAPE, budget_bytes=10**9), LatentStore(*SHAPE, budget_bytes=0)
+
+
+def test_only_the_store_past_its_budget_uses_a_file():
+    memory, disk = stores()
+    assert not memory.on_disk and disk.on_disk
+
+
+def test_seeded_noise_is_the_same_in_a_file_as_one_randn_call():
+    memory, disk = stores()
+    memory.fill_random(torch.manual_seed(7), 2.0)
+    disk.fill_random(torch.manual_seed(7), 2.0)
+    expected = torch.randn((1, *SHAPE), generator=torch.manual_seed(7)) * 2.0
+    assert torch.equal(memory.read_range(0, 37), expected)
+    assert torch.equal(disk.read_range(0, 37), expected)
+
+
+def test_folded_windows_read_and_add_the_same_in_both():
+    window = [30, 31, 32, 33, 34, 35, 36, 35, 34]  # runs past the end and folds back
+    frames, values = [30, 31, 32, 33, 34, 35, 36], torch.arange(1 * 4 * 7 * 15, dtype=torch.float32).reshape(1, 4, 7, 3, 5)
+    results = []
+    for store in stores():
+        store.fill_random(torch.manual_seed(1), 1.0)
+        store.add(frames, values)
+        store.add(frames[:3], values[:, :, :3])
+        results.append((store.read(window), store.read_range(0, 37).clone()))
+        store.zero()
+        assert torch.equal(store.read_range(0, 37), torch.zeros(1, *SHAPE))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    assert results[0][0].shape == (1, 4, 9, 3, 5)
+
+
+def test_chunks_cover_the_video_once():
+    memory, disk = stores()
+    assert list(memory.chunks(16)) == [(0, 37)]
+    assert list(disk.chunks(16)) == [(0, 16), (16, 32), (32, 37)]
+    disk.write_range(16, 32, torch.ones(1, 4, 16, 3, 5))
+    assert disk.read_range(0, 37).sum() == 4 * 16 * 15
+    disk.close()
