@@ -211,6 +211,10 @@ def test_preview_video(tmp_path):
         x, y = points[2].astype(int)
         red, green, blue = panel[y, x]
         assert blue > 200 and red < 60 and green < 60
+    # Each panel is labelled (issue 8 item 6): white text in its top-left corner, nowhere else white on the right.
+    right_corner, right_rest = first[:40, 512:700], first[60:, 512:]
+    assert (right_corner.min(axis=2) > 200).sum() > 50 and (right_rest.min(axis=2) > 200).sum() == 0
+    assert (first[:40, :200].min(axis=2) > 200).sum() > 50
 
 
 def test_reference_image_detection(tmp_path):

@@ -184,9 +184,9 @@ def write_preview(path: Path, retargeted: np.ndarray, driving: np.ndarray | None
     total = len(retargeted)
     with VideoWriter(path, fps, width * panels, height, overwrite=overwrite) as writer:
         for index in range(total):
-            frame = _overlay(background, next(left))
+            frame = _labelled(_overlay(background, next(left)), "retargeted")
             if right is not None:
-                frame = np.concatenate([frame, next(right)], axis=1)
+                frame = np.concatenate([frame, _labelled(next(right), "driving")], axis=1)
             writer.write(frame)
             progress("preview", index + 1, total)
 
@@ -194,3 +194,15 @@ def write_preview(path: Path, retargeted: np.ndarray, driving: np.ndarray | None
 def _overlay(background: np.ndarray, kps_image: np.ndarray) -> np.ndarray:
     drawn = kps_image.any(axis=2, keepdims=True)
     return np.where(drawn, kps_image, background)
+
+
+def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
+    """The panel with its name in its top-left corner, scaled to the panel's size."""
+    import cv2
+
+    scale = max(panel.shape[1] / 640, 0.3)
+    panel = np.ascontiguousarray(panel)
+    origin = (int(8 * scale) + 2, int(24 * scale) + 4)
+    cv2.putText(panel, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)),
+                cv2.LINE_AA)
+    return panel
