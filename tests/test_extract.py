@@ -165,7 +165,7 @@ def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official
     result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", kps_out, "--audio-out", audio_out)
     assert result.exit_code == 0, result.output
     summary = re.sub(r"[\s│]", "", result.stdout)
-    for expected in ("frames20at25fps", "missingfacesnone", "backenddlib", "frames/s", "audio"):
+    for expected in ("frames20framesat25fps", "missingfacesnone", "backenddlib", "chosenwith--face-backend", "frames/s", "audio"):
         assert expected in summary, result.stdout
     track = load_kps(kps_out)
     assert track.num_frames == CLIP_FRAMES and (track.width, track.height) == (512, 512)
@@ -207,7 +207,7 @@ def test_cli_errors_are_one_paragraph_and_write_nothing(tmp_path, tys_clip):
     kps_out = tmp_path / "k.pth"
     missing_model = run_cli(tys_clip, "--backend", "insightface", "--model-root", tmp_path, "--kps-out", kps_out)
     assert missing_model.exit_code == 2
-    assert "det_10g.onnx" in missing_model.output and "--backend dlib" in flat(missing_model.output)
+    assert "det_10g.onnx" in missing_model.output and "--face-backend dlib" in flat(missing_model.output)
     assert "Traceback" not in missing_model.output
 
     no_video = run_cli(tmp_path / "nope.mp4", "--kps-out", kps_out)

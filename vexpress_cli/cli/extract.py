@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, one_of, setting_option
+from vexpress_cli.cli.options import FaceBackend, flag_of, one_of, setting_option
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.errors import InputError
+from vexpress_cli.cli.wording import plural
+from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS
 
 EPILOG = """\
@@ -96,10 +97,11 @@ def summary_table(result) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     fps = f"{float(report.fps):.3f}".rstrip("0").rstrip(".") if report.fps else "unknown"
-    table.add_row("frames", f"{report.frames} at {fps} fps, points in {report.width}x{report.height} pixels")
+    table.add_row("frames", f"{plural(report.frames, 'frame')} at {fps} fps, points in {report.width}x{report.height} pixels")
     table.add_row("missing faces", _frame_list(report.missing_frames, "interpolated"))
     table.add_row("several faces", _frame_list(report.multi_face_frames, "followed one face"))
-    table.add_row("backend", f"{report.backend} ({result.backend_description}; {result.backend_reason})")
+    reason = spell_parameters(result.backend_reason, flag_of)
+    table.add_row("backend", f"{report.backend} ({result.backend_description}; {reason})")
     milliseconds = 1000 * report.seconds / max(report.frames, 1)
     speed = f"{report.frames_per_second:.1f} frames/s, {milliseconds:.0f} ms/frame"
     table.add_row("time", f"{report.seconds:.1f} s ({speed})")
@@ -112,7 +114,7 @@ def _frame_list(frames: list[int], action: str, shown: int = 8) -> str:
     if not frames:
         return "none"
     listed = ", ".join(str(index) for index in frames[:shown]) + (", ..." if len(frames) > shown else "")
-    return f"{len(frames)} ({action}): frames {listed}"
+    return f"{plural(len(frames), 'frame')} ({action}): {listed}"
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from vexpress_cli.cli.options import COMPATIBILITY_PANEL, one_of, with_generation_settings
 from vexpress_cli.cli.progress import stage_progress
+from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError
 
 console = Console(stderr=True)
@@ -108,8 +109,8 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     if as_json:
         print(json.dumps(result.to_dict()))
     elif not quiet:
-        console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, {result.num_frames} "
-                      f"frames at {result.fps:g} fps, in {result.seconds:.1f} s.")
+        console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, "
+                      f"{plural(result.num_frames, 'frame')} at {result.fps:g} fps, in {result.seconds:.1f} s.")
 
 
 def status_line(plan) -> str:
@@ -119,7 +120,7 @@ def status_line(plan) -> str:
     def origin(*names: str) -> str:
         return "/".join(sorted({SOURCE_WORDS[sources[name]] for name in names}))
 
-    return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plan.num_frames} frames at "
+    return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
             f"{settings.num_inference_steps} steps ({origin('num_inference_steps')}), "
             f"weights {settings.reference_attention_weight:g}/{settings.audio_attention_weight:g} "

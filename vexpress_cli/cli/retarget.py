@@ -10,6 +10,7 @@ from rich.console import Console
 
 from vexpress_cli.cli.options import FaceBackend, KpsFit, setting_option
 from vexpress_cli.cli.progress import stage_progress
+from vexpress_cli.cli.wording import plural
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS
 
 EPILOG = """\
@@ -110,7 +111,7 @@ def retarget_command(
         console.print(f"Reference keypoints: {_format_points(result.reference_kps)}", highlight=False)
     if result.preview is not None:
         console.print(f"Preview: [bold]{result.preview}[/]", highlight=False)
-    console.print(f"Wrote {result.num_frames} frames ({result.strategy}, {result.source}) to [bold]{result.output}[/]",
+    console.print(f"Wrote {plural(result.num_frames, 'frame')} ({result.strategy}, {result.source}) to [bold]{result.output}[/]",
                   highlight=False)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.base import Face, FaceBackend, largest_face
 from vexpress_cli.face.insightface_backend import default_model_root, find_detector, missing_detector_error
 
@@ -51,13 +51,13 @@ def _resolve_backend(name: str, model_root: Path | str | None) -> tuple[str, str
         raise InputError(
             f"Unknown face backend '{name}'.",
             why=f"The backends are {', '.join(BACKEND_NAMES)}.",
-            fix="Pass --backend auto, insightface or dlib.",
+            fix=f"Pass {parameter('face_backend')} auto, insightface or dlib.",
         )
     if name == "dlib":
-        return name, "chosen with --backend", None
+        return name, f"chosen with {parameter('face_backend')}", None
     detector = find_detector(model_root)
     if name == "insightface":
-        return name, "chosen with --backend", detector
+        return name, f"chosen with {parameter('face_backend')}", detector
     if detector is not None:
         return "insightface", f"auto: found {detector}", detector
     root = Path(model_root) if model_root is not None else default_model_root()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.face.base import Face, check_rgb_image
 
 LEFT_EYE_LIDS = [37, 38, 40, 41]
@@ -48,7 +48,7 @@ def predictor_path() -> Path:
         "The dlib face backend cannot find its 68-point landmark model.",
         why=f"{PREDICTOR_FILE} ships in the face_recognition_models package, which is "
         + ("not installed." if spec is None else "installed without that file."),
-        fix="Install it with `pip install face_recognition_models`, or use --backend insightface.",
+        fix=f"Install it with `pip install face_recognition_models`, or use {parameter('face_backend')} insightface.",
     )
 
 
