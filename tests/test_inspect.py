@@ -341,5 +341,5 @@ def test_path_and_preset_together_or_neither():
 
 
 def test_library_raises_input_error_for_a_bad_jump_threshold():
-    with pytest.raises(InputError, match="jump-px"):
+    with pytest.raises(InputError, match="jump_px is 0"):
         input_report.inspect_kps(SAMPLES_DIR / "tys" / "kps.pth", jump_px=0)

@@ -126,7 +126,7 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
             if name in found:
                 raise VExpressError(
                     f"Two plugins register a retarget strategy named '{name}': {found[name].source} and {info.source}.",
-                    why="Strategy names must be unique, or `--strategy` would be ambiguous.",
+                    why="Strategy names must be unique, or choosing one by name would be ambiguous.",
                     fix="Uninstall one of the two plugins (`pip uninstall DISTRIBUTION`).",
                 )
             found[name] = info

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.cli.options import flag_of
+from vexpress_cli.errors import InputError, spell_parameters
 
 console = Console()
 
@@ -109,6 +110,7 @@ MAX_GAP_ROWS = 20
 
 def report_input(report, as_json: bool) -> None:
     data = report.to_dict()
+    data["warnings"] = [spell_parameters(warning, flag_of) for warning in data["warnings"]]
     if as_json:
         print(json.dumps(data, indent=2))
         return

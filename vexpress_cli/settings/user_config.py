@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from vexpress_cli.errors import InputError, ModelFolderError, did_you_mean
+from vexpress_cli.errors import InputError, ModelFolderError, did_you_mean, parameter
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
 MODEL_DIR_ENV = "VEXPRESS_MODEL_DIR"
@@ -143,7 +143,7 @@ def resolve_model_dir(explicit: Path | None = None) -> ResolvedModelDir:
             why="Looked in this order: " + "; ".join([*tried, how]) + ".",
             fix=(
                 "Run `vexpress models download` to fetch the weights (into ./model_ckpts, or --to DIR), "
-                f"then pass --model-dir DIR, set {MODEL_DIR_ENV}, or put model_dir = \"DIR\" in "
+                f"then pass {parameter('model_dir')} DIR, set {MODEL_DIR_ENV}, or put model_dir = \"DIR\" in "
                 f"{config_file()}."
             ),
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from vexpress_cli.engine.architecture import Architecture
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
 from vexpress_cli.engine.checkpoints import NOT_IN_RELEASE
 
@@ -67,7 +67,7 @@ def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
         raise VExpressError(
             f"{target} is not a tiny model folder and not empty.",
             "The tiny random model is only written into a new or empty folder, so no real weights get replaced.",
-            "Pass another --model-dir for the tiny model, or leave it out to use the user cache.",
+            f"Pass another {parameter('model_dir')} for the tiny model, or leave it out to use the user cache.",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))

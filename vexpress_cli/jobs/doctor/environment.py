@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
+from vexpress_cli.errors import parameter
 from vexpress_cli.jobs.doctor.report import FAILURE, OK, TORCH_INSTALL_URL, WARNING, Check, DoctorContext, gib
 
 MIN_PYTHON = (3, 11)
@@ -106,5 +107,5 @@ def _mps_check() -> Check:
         return Check("mps", WARNING, "not available: this torch build has no MPS support",
                      f"Install the standard macOS build of torch ({TORCH_INSTALL_URL}).")
     return Check("mps", WARNING, "not available: needs an Apple-silicon Mac with macOS 12.3 or newer",
-                 "Use --device cpu on this Mac.")
+                 f"Use {parameter('device')} cpu on this Mac.")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, Report, check_fps, rounded
 
 DEFAULT_JUMP_PX = 30.0
@@ -72,8 +72,8 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     from vexpress_cli.kps.io import SAFETENSORS_SUFFIX, load_kps
 
     if not (math.isfinite(jump_px) and jump_px > 0):
-        raise InputError(f"--jump-px is {jump_px}.", why="It must be a positive distance in pixels.",
-                         fix="Pass e.g. --jump-px 30.")
+        raise InputError(f"{parameter('jump_px')} is {jump_px}.", why="It must be a positive distance in pixels.",
+                         fix=f"Pass e.g. {parameter('jump_px')} 30.")
     if fps is not None:
         check_fps(fps)
     track = load_kps(path)
@@ -162,7 +162,7 @@ def _kps_warnings(report: KpsReport) -> list[str]:
     warnings = []
     if report.fps_assumed:
         warnings.append(f"The file records no fps (an original V-Express kps.pth?); the duration assumes "
-                        f"{report.duration_fps:g} fps (set it with --fps).")
+                        f"{report.duration_fps:g} fps (set it with {parameter('fps')}).")
     if report.width is None:
         warnings.append("The file records no frame size; generate takes the points as pixels of the output size.")
     if report.frames_outside:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 
 DEFAULT_FPS = 30.0
 MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
@@ -43,7 +43,8 @@ class Report:
 
 def check_fps(fps: float) -> None:
     if not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"--fps is {fps}.", why="A frame rate must be a positive number.", fix="Pass e.g. --fps 30.")
+        raise InputError(f"{parameter('fps')} is {fps}.", why="A frame rate must be a positive number.",
+                         fix=f"Pass e.g. {parameter('fps')} 30.")
 
 
 def check_input_path(path: str | Path) -> Path:
