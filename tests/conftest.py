@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"  # see fixtures/README.md
 GOLDEN_DIR = FIXTURES_DIR / "golden" / "tiny"
@@ -13,3 +15,28 @@ SAMPLES_DIR = FIXTURES_DIR / "samples"
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+
+
+@pytest.fixture
+def no_user_config(tmp_path, monkeypatch):
+    """No user presets, config file or $VEXPRESS_MODEL_DIR: only what the test passes counts."""
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def like_the_real_command():
+    """What ``vexpress`` does before running a command, and one torch thread.
+
+    The tiny model's matrices are so small that a second thread only waits, and on a busy
+    2-core machine those waits made each run ten times slower.
+    """
+    import torch
+
+    from vexpress_cli.cli.app import quiet_libraries
+
+    quiet_libraries()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

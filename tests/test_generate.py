@@ -19,7 +19,7 @@ import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
-from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.cli.app import app
 from vexpress_cli.jobs.generate import plan_inputs, resolve_job_settings
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 from vexpress_cli.kps.io import KpsTrack, save_kps
@@ -30,32 +30,14 @@ from vexpress_cli.plugins import get_retarget_strategy
 from vexpress_cli.settings.presets import list_presets
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
 
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
 TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
 SMALL = ["--width", "64", "--height", "64", "--num_inference_steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
 # Eyes and nose of a face in a 64x64 frame, so strategies that need them skip face detection.
 REFERENCE_KPS = "22,26;42,26;32,38"
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def isolated_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))  # no user presets or config
-    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def like_the_real_command():
-    """What ``vexpress`` does before running a command, and one torch thread.
-
-    The tiny model's matrices are so small that a second thread only waits, and on a busy
-    2-core machine those waits made each run ten times slower.
-    """
-    quiet_libraries()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cut_audio(source, target, seconds: float, start: float = 0.0):

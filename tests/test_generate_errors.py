@@ -18,9 +18,11 @@ import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
-from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.cli.app import app
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.engine.pipeline import VExpressPipeline
+
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
 
 TYS = SAMPLES_DIR / "tys"
 SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1"]
@@ -33,21 +35,6 @@ class Pickled:
 
     def __reduce__(self):
         return (os.getcwd, ())
-
-
-@pytest.fixture(autouse=True)
-def isolated_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def like_the_real_command():
-    quiet_libraries()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: extra threads only wait (see test_generate.py)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_wav(path: Path, seconds: float, amplitude: float = 0.3) -> Path:

@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
 import vexpress_cli
-from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.cli.app import app
 from vexpress_cli.engine.networks.denoising_unet import ReferenceTransformerBlock
 from vexpress_cli.engine.pipeline import VExpressPipeline
 from vexpress_cli.errors import InputError
@@ -21,23 +20,10 @@ from vexpress_cli.kps.io import load_kps
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import video_info
 
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
 TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "reference_kps": "22,26;42,26;32,38"}
-
-
-@pytest.fixture(autouse=True)
-def isolated_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    quiet_libraries()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

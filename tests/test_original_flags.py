@@ -6,11 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
-from vexpress_cli.cli.app import app, quiet_libraries
+from vexpress_cli.cli.app import app
 from vexpress_cli.cli.original_flags import check_sample_rate, device_from_gpu_id, model_dir_from_paths
 from vexpress_cli.errors import InputError
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
@@ -63,13 +62,10 @@ def test_original_defaults_preset_holds_the_original_defaults():
     assert preset.values["kps_fit"] == "stretch"  # the original interpolated the kps sequence
 
 
+@pytest.mark.usefixtures("no_user_config", "like_the_real_command")
 def test_an_original_command_line_runs(tmp_path, monkeypatch):
     """The original's flags only, model files given one by one as inference.py took them."""
-    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./model_ckpts to fall back on
-    quiet_libraries()
-    torch.set_num_threads(1)
     audio = tmp_path / "aud.wav"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-t", "0.4", "-i", str(SAMPLES_DIR / "AOC" / "aud.mp3"),
                     str(audio)], check=True)
