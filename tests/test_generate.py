@@ -230,7 +230,7 @@ def test_short_kps_track_is_fitted_with_the_chosen_mode(fit, clips, tmp_path):
                                     | ({"kps_fit": fit} if fit else {}))
     plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
     assert plan.num_frames == 18
-    assert f"The 10-frame kps track was {'stretched' if fit == 'stretch' else 'lengthened by ' + (fit or DEFAULT_FIT_MODE)} to 18 frames." in plan.warnings
+    assert f"The 10-frame kps track was {'stretched' if fit == 'stretch' else 'lengthened by ' + (fit or DEFAULT_FIT_MODE)} to 18 frames." in plan.notes
     mode = fit or DEFAULT_FIT_MODE
     np.testing.assert_array_equal(plan.kps_track, fit_track(points, 18, mode))
     for other in {"pingpong", "stretch", "loop"} - {mode}:
@@ -254,11 +254,16 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     lines = completed.stdout.splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])
-    assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings", "settings"}
+    assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings", "notes",
+                           "settings"}
     assert report["frames"] == 18 and report["fps"] == 30 and report["strategy"] == "no_retarget"
     assert report["settings"]["retarget_strategy"] == "no_retarget" and report["settings"]["width"] == 64
     assert abs(report["duration"] - audio_seconds(clips["tys"])) < 1e-9
     assert report["seconds"] > 0 and report["warnings"] == []
+    assert report["notes"] == ["The kps file records no frame rate; assumed 25 fps (the original samples' rate). "
+                               "Tracks saved as .safetensors keep theirs.",
+                               "The 100-frame kps track at 25 fps was resampled in time to 120 frames at 30 fps.",
+                               "The 120-frame kps track was cut to 18 frames."]
     assert video_info(output).frame_count == report["frames"]
 
 
@@ -310,7 +315,7 @@ def test_kps_file_without_a_frame_rate_is_taken_as_25_fps_and_fitted_by_time(cli
     resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})
     plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
     np.testing.assert_allclose(plan.kps_track[:, 0, 0], 20 + 10 * np.arange(18) / 30, atol=1e-4)
-    assert any("records no frame rate; assumed 25 fps" in warning for warning in plan.warnings)
+    assert any("records no frame rate; assumed 25 fps" in note for note in plan.notes)
 
 
 def test_truncated_audio_warns_before_generating(tmp_path):

@@ -254,7 +254,7 @@ def test_cuda_out_of_memory_suggests_smaller_settings(inputs, output, monkeypatc
     def out_of_memory(self, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(VExpressPipeline, "denoise", out_of_memory)
+    monkeypatch.setattr(VExpressPipeline, "denoise_to_store", out_of_memory)
     message = assert_refused(
         run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
             *model_flags()),

@@ -103,6 +103,8 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
         if show:
             for warning in plan.warnings:
                 console.print(f"[yellow]Warning:[/] {escape(warning)}")
+            for note in plan.notes:
+                console.print(f"[dim]Note: {escape(note)}[/]")
             console.print(status_line(plan))
         result = generator.run(plan, progress)
 

@@ -13,7 +13,8 @@ A job runs in two phases, which front ends may call one by one: :meth:`Generator
 the settings, checks the output path and decodes and checks every input (seconds, no model);
 :meth:`Generator.run` loads the networks when not loaded yet, denoises, decodes and streams the
 frames into the output. Nothing here prints: progress goes to a ``progress(stage, done, total)``
-callback and warnings travel in the plan and the result.
+callback, and warnings (something may be wrong) and notes (what was done to fit the inputs) travel in
+the plan and the result.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class GenerationPlan:
     settings: GenerationSettings
     sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,11 +81,13 @@ class GenerationResult:
     strategy: str
     warnings: list[str]
     settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
             "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
+            "notes": self.notes,
             "settings": self.settings,
         }
 
@@ -210,7 +214,8 @@ class Generator:
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
-                                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")})
+                                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")},
+                                plan.notes)
 
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
@@ -292,7 +297,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                         "expect a blurry face.")
     reference = image.resize((width, height), PIL.Image.BICUBIC)
 
-    driving = _driving_track(kps, audio, settings, num_frames, warnings)
+    notes: list[str] = []
+    driving = _driving_track(kps, audio, settings, num_frames, warnings, notes)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
         from vexpress_cli.face import detect_reference_kps
@@ -303,7 +309,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit)
     return GenerationPlan(reference, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
-                          strategy_reason, settings, dict(resolved.sources), warnings)
+                          strategy_reason, settings, dict(resolved.sources), warnings, notes)
 
 
 def _reference_points(reference_kps, width: int, height: int) -> np.ndarray | None:
@@ -329,7 +335,7 @@ def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
 
 
 def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings, num_frames: int,
-                   warnings: list[str]) -> np.ndarray | None:
+                   warnings: list[str], notes: list[str]) -> np.ndarray | None:
     """The driving kps file in the output frame, fitted in time to the video's frames."""
     if path is None:
         return None
@@ -339,15 +345,15 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
     track = load_kps(path)
     rescaled = track.rescaled_to(settings.width, settings.height)
     if rescaled is not track:
-        warnings.append(f"The kps file was extracted at {track.width}x{track.height}; "
+        notes.append(f"The kps file was extracted at {track.width}x{track.height}; "
                         f"its points are rescaled to {settings.width}x{settings.height}.")
-    track_fps = track.fps or _assumed_track_fps(audio, warnings)
-    points, notes = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
-    warnings.extend(notes)
+    track_fps = track.fps or _assumed_track_fps(audio, notes)
+    points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
+    notes.extend(fitting)
     return points
 
 
-def _assumed_track_fps(audio: Path, warnings: list[str]) -> float:
+def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
     """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.media.video import video_info
@@ -355,7 +361,7 @@ def _assumed_track_fps(audio: Path, warnings: list[str]) -> float:
     source = probe(audio, "audio")
     fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
         ASSUMED_KPS_FPS, "the original samples' rate")
-    warnings.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
+    notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
                     "Tracks saved as .safetensors keep theirs.")
     return fps
 
