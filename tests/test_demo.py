@@ -59,3 +59,14 @@ def test_demo_runs_again_in_the_same_folder_under_the_next_free_name(tmp_path, m
         assert result.exit_code == 0, result.output
     assert sorted(path.name for path in tmp_path.glob("*.mp4")) == ["vexpress-demo-2.mp4", "vexpress-demo.mp4"]
     assert video_info(tmp_path / "vexpress-demo-2.mp4").frame_count == 15
+
+
+def test_demo_model_folder_that_cannot_be_written_is_one_clean_error(tmp_path):
+    """Issue 8 item 9: an unwritable --model-dir was a traceback (a file in the way fails like a read-only disk)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["demo", "--model-dir", str(blocker / "tiny"), "--output",
+                                      str(tmp_path / "d.mp4")])
+    assert result.exit_code == 2, result.output
+    assert "Cannot write the tiny model into" in result.output and "--model-dir" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "d.mp4").exists()

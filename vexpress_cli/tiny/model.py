@@ -69,8 +69,15 @@ def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
             "The tiny random model is only written into a new or empty folder, so no real weights get replaced.",
             f"Pass another {parameter('model_dir')} for the tiny model, or leave it out to use the user cache.",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))
+    except OSError as error:
+        raise VExpressError(
+            f"Cannot write the tiny model into {target}: {error.strerror or error}.",
+            "The tiny random model (about 20 MB) is written once and reused.",
+            f"Pass a writable {parameter('model_dir')}, or leave it out to use the user cache.",
+        ) from None
     try:
         write_tiny_model(staging, seed)
         (staging / TINY_MARKER).write_text("vexpress tiny random model\n")

@@ -6,6 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.doctor.report import FAILURE, OK, Check, DoctorContext
 
 # The smoke generation: small enough for a CPU, long enough for two context windows.
@@ -64,5 +65,5 @@ def _tiny_model(preferred: Path | None, scratch: Path) -> Path:
 
     try:
         return ensure_tiny_model(preferred)
-    except OSError:
+    except (OSError, VExpressError):
         return ensure_tiny_model(scratch / "tiny-model")
