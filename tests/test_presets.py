@@ -226,7 +226,7 @@ def test_bad_preset_file_exits_2_naming_file_and_key(tmp_path, case):
 
 def test_missing_preset_file_and_unknown_name_exit_2(tmp_path):
     missing = tmp_path / "nope.toml"
-    assert_cli_error(["presets", "show", str(missing)], f"Preset file {missing} does not exist")
+    assert_cli_error(["presets", "show", str(missing)], f"preset file {missing} does not exist")
     assert_cli_error(["presets", "show", "lipsync"], "no preset named 'lipsync'", "Did you mean 'lip-sync'")
 
 

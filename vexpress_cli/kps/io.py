@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.outputs import ensure_writable_folder
 
 KPS_TENSOR_NAME = "kps"
@@ -84,8 +85,8 @@ def load_kps(path: str | Path) -> KpsTrack:
     Raises InputError for a missing or unreadable file, an unknown suffix, a
     pickle holding anything but arrays, a wrong shape, no frames, or NaN/inf.
     """
-    path = Path(path)
-    _check_readable(path)
+    path = require_regular_file(path, "kps file", "a .safetensors or .pth kps file",
+                                missing_fix="Check the spelling, or create the track with `vexpress extract VIDEO`.")
     suffix = path.suffix.lower()
     if suffix == SAFETENSORS_SUFFIX:
         points, metadata = _read_safetensors(path)
@@ -200,22 +201,6 @@ def parse_kps_points(text: str) -> np.ndarray:
             fix='Write them like "185.5,218.6;278.9,215.4;224.6,271.4", or pass a kps file.',
         )
     return np.array([[float(match.group(1)), float(match.group(2))] for match in values], dtype=np.float32)
-
-
-def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise InputError(
-            f"The kps file {path} does not exist.",
-            why="The path points nowhere.",
-            fix="Check the spelling, or create the track with `vexpress extract VIDEO`.",
-        )
-    if not path.is_file():
-        raise InputError(
-            f"The kps path {path} is not a file.",
-            fix="Pass the path of a .safetensors or .pth kps file.",
-        )
-    if not os.access(path, os.R_OK):
-        raise InputError(f"The kps file {path} cannot be read.", why="Permission denied.", fix="Fix its permissions.")
 
 
 def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.input_files import require_regular_file
 
 
 @functools.cache
@@ -53,26 +54,20 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
     return result.stdout
 
 
+EXPECTED_MEDIA = {
+    "audio": "a speech recording (mp3, wav, m4a, flac, ogg) or a video with sound",
+    "video": "a video file (mp4, mov, mkv, avi, webm)",
+}
+
+
 def require_file(path: str | Path, kind: str) -> Path:
-    """``path`` as an absolute Path, or an InputError if it is missing or a folder.
+    """``path`` as an absolute Path, or an InputError unless it is a readable regular file.
 
     Absolute paths also keep ffmpeg from reading a name like ``-x.mp3`` as an
     option or ``http:...`` as a protocol.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(
-            f"The {kind} file {str(path)!r} does not exist.",
-            "Nothing is at that path.",
-            "Check the spelling, or pass the full path to the file.",
-        )
-    if not path.is_file():
-        raise InputError(
-            f"The {kind} path {str(path)!r} is not a file.",
-            "It is a folder or a special file.",
-            f"Pass the path of the {kind} file itself.",
-        )
-    return path.resolve()
+    expected = EXPECTED_MEDIA.get(kind, "an audio or video file")
+    return require_regular_file(path, f"{kind} file", expected).resolve()
 
 
 @dataclass(frozen=True)

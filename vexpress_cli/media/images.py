@@ -6,6 +6,8 @@ from pathlib import Path
 
 import PIL.Image
 
+from vexpress_cli.input_files import require_regular_file
+
 # What Pillow raises for a missing, truncated, foreign or oversized (decompression bomb) file.
 IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
@@ -14,10 +16,8 @@ def open_rgb_image(path: str | Path, label: str = "image") -> PIL.Image.Image:
     """The photo at ``path`` as an RGB image; ``label`` names it in errors (e.g. "reference image")."""
     from vexpress_cli.errors import InputError
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"The {label} {path} does not exist.", "The path points nowhere.",
-                         f"Check the spelling of the {label} path.")
+    path = require_regular_file(path, label, "a JPEG or PNG photo",
+                                missing_fix=f"Check the spelling of the {label} path.")
     try:
         with PIL.Image.open(path) as image:
             return image.convert("RGB")

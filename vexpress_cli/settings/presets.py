@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.settings.schema import check_consistency, unknown_setting_error, validate_values
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
@@ -106,6 +107,9 @@ def _user_files() -> dict[str, Path]:
 
 
 def _read(location) -> str:
+    if isinstance(location, Path):  # not for the resources of a zipped install
+        require_regular_file(location, "preset file", "a .toml preset file, or a preset name",
+                             missing_fix="Check the path, or run `vexpress presets list` to see preset names.")
     try:
         return location.read_text(encoding="utf-8")
     except FileNotFoundError:

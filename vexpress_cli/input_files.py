@@ -1,0 +1,55 @@
+"""The one check every input file passes before it is opened: it exists, is a regular file, and can be read.
+
+A named pipe (FIFO), a device or a socket is refused at once: opening a FIFO waits for a writer
+that may never come, and ``/dev/zero`` or ``/dev/urandom`` never end. Every loader of an input
+(reference image, audio, kps file, driving video, preset file) calls :func:`require_regular_file`
+first, so each kind of input is refused the same way with the same message.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from vexpress_cli.errors import InputError
+
+SPECIAL_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def require_regular_file(path: str | Path, label: str, expected: str, missing_fix: str = "") -> Path:
+    """``path`` (with ``~`` expanded) when it is a readable regular file, else an InputError.
+
+    ``label`` names the input in messages ("reference image", "kps file"); ``expected`` says
+    what to pass instead ("a JPEG or PNG photo"); ``missing_fix`` replaces the advice given
+    when nothing is at ``path``. Symbolic links are followed: a link to a regular file is fine.
+    """
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"The {label} {path} does not exist.", why="Nothing is at that path.",
+                         fix=missing_fix or f"Check the spelling, or pass the full path to {expected}.") from None
+    except OSError as error:  # a loop of links, a name too long, a folder on the way without x permission
+        raise InputError(f"Cannot read the {label} {path}.", why=f"{error.strerror or error}.",
+                         fix=f"Pass {expected}.") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"Cannot read the {label} {path}: it is not a file but a folder.",
+                         fix=f"Pass the path of {expected} in it.")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in SPECIAL_FILE_KINDS if test(mode)), "a special file")
+        raise InputError(
+            f"The {label} {path} is not a regular file but {kind}.",
+            why="Reading from a pipe, device or socket can wait forever or never end, so inputs must be "
+            "regular files.",
+            fix=f"Save the {label} to a file first and pass that file: {expected}.",
+        )
+    if not os.access(path, os.R_OK):
+        raise InputError(f"The {label} {path} cannot be read.", why="Permission denied.",
+                         fix=f"Fix its permissions, e.g. chmod u+r {path}.")
+    return path
