@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import pytest
 
 from vexpress_cli.errors import InputError
@@ -70,3 +72,50 @@ def test_a_character_device_is_refused_too():
     """Issue 8 item 10: /dev/zero (endless) is not read either."""
     with pytest.raises(InputError, match="not a regular file but a character device"):
         load_kps(Path("/dev/zero"))
+
+
+def test_a_huge_png_is_refused_from_its_header(tmp_path):
+    """Issue 8 item 12b: a small 13000x13000 PNG decoded to 1.65 GB; now its header size is refused."""
+    path = tmp_path / "huge.png"
+    PIL.Image.new("1", (13000, 13000)).save(path)  # 1 bit per pixel: a small file
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(InputError) as error:
+        open_rgb_image(path, "reference image")
+    message = str(error.value)
+    assert "13000 x 13000 pixels (169 megapixels)" in message and "up to 64 megapixels" in message
+    assert "Downscale" in error.value.fix
+
+
+def test_the_huge_png_through_the_cli_is_an_error_paragraph(tmp_path):
+    """Issue 8 item 12b: `vexpress inspect` on it exits 2 with the message, no traceback."""
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    path = tmp_path / "huge.png"
+    PIL.Image.new("1", (9000, 9000)).save(path)
+    result = CliRunner().invoke(app, ["inspect", str(path), "--backend", "dlib"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "9000 x 9000 pixels" in " ".join(result.output.split())
+
+
+def test_a_16_bit_png_keeps_its_grey_levels(tmp_path):
+    """Issue 8 item 14: a 16-bit grayscale PNG was read as white (clipped); it is scaled to 8 bits."""
+    ramp = (np.arange(64 * 32).reshape(32, 64) * 32).astype(np.uint16)  # 0 .. 65504
+    path = tmp_path / "deep.png"
+    PIL.Image.fromarray(ramp).save(path)
+    assert PIL.Image.open(path).mode.startswith("I;16")
+    rgb = np.asarray(open_rgb_image(path))
+    expected = np.round(ramp / 257).astype(np.uint8)
+    assert rgb.dtype == np.uint8 and rgb.shape == (32, 64, 3)
+    assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    assert (rgb[..., 0] == rgb[..., 2]).all() and rgb.mean() < 140  # not white
+
+
+def test_inspect_reads_a_16_bit_png_the_same_way(tmp_path):
+    """Issue 8 item 14: `inspect` decodes through the same reader (its image is what generate sees)."""
+    from vexpress_cli.jobs.inspect.image import _read_image
+
+    path = tmp_path / "deep.png"
+    PIL.Image.fromarray(np.full((16, 16), 32896, np.uint16)).save(path)  # 32896 / 257 = 128
+    assert (_read_image(path)[4] == 128).all()

@@ -1,29 +1,89 @@
-"""Reading photos: one place that turns every way Pillow can fail into a clear InputError."""
+"""Reading photos: one place that checks the file, bounds the memory and turns Pillow failures into InputErrors.
+
+Pillow opens lazily: :func:`opened_image` reads only the header, refuses an image of more than
+:data:`MAX_IMAGE_PIXELS` before any pixel is decoded (a 500 KB PNG can declare 13000 x 13000
+pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scaling 16-bit
+grayscale down instead of clipping it to white.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 
+from vexpress_cli.errors import InputError
 from vexpress_cli.input_files import require_regular_file
 
 # What Pillow raises for a missing, truncated, foreign or oversized (decompression bomb) file.
 IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError)
+# 8000 x 8000, more than any camera's photo; V-Express works at 512 x 512. About 200 MB as RGB.
+MAX_IMAGE_PIXELS = 64_000_000
+EXPECTED_IMAGE = "a JPEG or PNG photo"
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def open_rgb_image(path: str | Path, label: str = "image") -> PIL.Image.Image:
-    """The photo at ``path`` as an RGB image; ``label`` names it in errors (e.g. "reference image")."""
-    from vexpress_cli.errors import InputError
+@contextmanager
+def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.Image]:
+    """The image at ``path``, opened but not decoded yet; ``label`` names it in errors.
 
-    path = require_regular_file(path, label, "a JPEG or PNG photo",
-                                missing_fix=f"Check the spelling of the {label} path.")
+    The file must be a regular file (see :mod:`vexpress_cli.input_files`) of at most
+    :data:`MAX_IMAGE_PIXELS` pixels. A Pillow error inside the ``with`` block (decoding is
+    lazy, so it happens there) becomes an InputError too.
+    """
+    path = require_regular_file(path, label, EXPECTED_IMAGE, missing_fix=f"Check the spelling of the {label} path.")
     try:
-        with PIL.Image.open(path) as image:
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            # Pillow warns about images over its own limit; ours is lower and says more.
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                _check_pixel_budget(image.size, path, label)
+                yield image
+    except PIL.Image.DecompressionBombError:
+        raise _too_many_pixels(None, path, label) from None
     except IMAGE_READ_ERRORS as error:
         raise InputError(
             f"Cannot read the {label} {path}.",
             f"It is not an image Pillow can open ({error}).",
-            "Pass a JPEG or PNG photo.",
+            f"Pass {EXPECTED_IMAGE}.",
         ) from None
+
+
+def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """``image`` decoded to 8-bit RGB.
+
+    16-bit grayscale (PNG) is scaled from 0..65535 to 0..255; Pillow's own ``convert("RGB")``
+    would clip it, turning nearly every pixel white.
+    """
+    if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+        wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
+        return PIL.Image.fromarray(gray).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_rgb_image(path: str | Path, label: str = "image") -> PIL.Image.Image:
+    """The photo at ``path`` as an RGB image; ``label`` names it in errors (e.g. "reference image")."""
+    with opened_image(path, label) as image:
+        return as_rgb(image)
+
+
+def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_many_pixels(size, path, label)
+
+
+def _too_many_pixels(size: tuple[int, int] | None, path: Path, label: str) -> InputError:
+    declared = (f"it is {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} megapixels), too many" if size
+                else "it declares more pixels than Pillow will decode")
+    return InputError(
+        f"Cannot read the {label} {path}: {declared}.",
+        why=f"vexpress reads images of up to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (e.g. 8000 x 8000); decoding "
+        "more would take gigabytes of memory, and V-Express works at 512 x 512 anyway.",
+        fix=f"Downscale or crop it first (e.g. to 2048 pixels on the long side) and pass {EXPECTED_IMAGE}.",
+    )

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
 from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
 
 
@@ -72,20 +71,11 @@ def inspect_image(
 
 
 def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray]:
-    from PIL import Image
+    from vexpress_cli.media.images import as_rgb, opened_image
 
-    from vexpress_cli.media.images import IMAGE_READ_ERRORS
-
-    try:
-        with Image.open(path) as image:
-            orientation = image.getexif().get(0x0112)  # EXIF Orientation
-            return image.format, image.size, image.mode, orientation, np.asarray(image.convert("RGB"))
-    except IMAGE_READ_ERRORS as error:
-        raise InputError(
-            f"Cannot read the image {path}.",
-            why=f"Pillow cannot decode it ({error}).",
-            fix="The file may be truncated or of another type; pass a JPEG or PNG photo.",
-        ) from None
+    with opened_image(path) as image:
+        orientation = image.getexif().get(0x0112)  # EXIF Orientation
+        return image.format, image.size, image.mode, orientation, np.asarray(as_rgb(image))
 
 
 def _image_warnings(report: ImageReport) -> list[str]:
