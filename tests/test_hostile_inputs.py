@@ -7,12 +7,15 @@ already held much more), as the growth of the peak across the one call under tes
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps import load_kps
@@ -72,6 +75,48 @@ def test_a_character_device_is_refused_too():
     """Issue 8 item 10: /dev/zero (endless) is not read either."""
     with pytest.raises(InputError, match="not a regular file but a character device"):
         load_kps(Path("/dev/zero"))
+
+
+def peak_growth_mb(code: str, tmp_path: Path) -> tuple[float, str]:
+    """Run ``code`` (which prints one line) after the imports; the growth of the peak RSS in MB, and the line."""
+    script = (
+        "import resource, sys, torch, numpy\n"
+        "import vexpress_cli.kps.io, vexpress_cli.media.audio, vexpress_cli.media.images\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"{code}\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line, growth = result.stdout.strip().splitlines()[-2:]
+    return float(growth), line
+
+
+def test_a_tiny_kps_file_declaring_millions_of_frames_is_refused_before_reading(tmp_path):
+    """Issue 8 item 12a: a 1.5 KB .pth with a stride-0 tensor of 20 M frames took 1.1 GB; now it is refused
+    from its declared shape, without the memory."""
+    path = tmp_path / "bomb.pth"
+    torch.save(torch.zeros(1, 3, 2).expand(20_000_000, 3, 2), path)
+    assert path.stat().st_size < 4000
+    growth, outcome = peak_growth_mb(
+        "from vexpress_cli.errors import InputError\n"
+        "try:\n    vexpress_cli.kps.io.load_kps('bomb.pth'); print('loaded')\n"
+        "except InputError as error:\n    print(error)",
+        tmp_path,
+    )
+    assert "declares a track of shape [20000000, 3, 2], more than the 5,184,000 frames" in outcome
+    assert growth < 200, f"{growth:.0f} MB"
+
+
+def test_a_kps_list_longer_than_a_day_is_refused(tmp_path):
+    """Issue 8 item 12a: the legacy list-of-arrays form has the same frame limit (checked on its length)."""
+    from vexpress_cli.kps import io
+
+    with pytest.raises(InputError, match="more than the 5,184,000 frames"):
+        io._check_declared_size(io._declared_shape([np.zeros((3, 2), np.float32)] * (io.MAX_FRAMES + 1)),
+                                tmp_path / "long.pth")
+    assert io._declared_shape([np.zeros((3, 2))] * 4) == [4, 3, 2]
 
 
 def test_a_huge_png_is_refused_from_its_header(tmp_path):

@@ -46,6 +46,9 @@ FORMAT_VERSION = "1"
 PICKLE_SUFFIXES = (".pth", ".pt")
 SAFETENSORS_SUFFIX = ".safetensors"
 SUPPORTED_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX)
+# 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
+# a 1.5 KB .pth can hold a repeated (stride-0) tensor that declares 20 million frames.
+MAX_FRAMES = 24 * 3600 * 60
 
 
 @dataclass
@@ -224,6 +227,7 @@ def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
                     fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
                     f"tensor or under the name '{KPS_TENSOR_NAME}'.",
                 )
+            _check_declared_size(list(handle.get_slice(name).get_shape()), path)
             return _tensors_to_numpy(handle.get_tensor(name)), metadata
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(
@@ -270,7 +274,7 @@ def _read_torch_pickle(path: Path):
 
     try:
         with torch.serialization.safe_globals(_legacy_array_globals()):
-            return _tensors_to_numpy(torch.load(path, map_location="cpu", weights_only=True))
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # torch words this differently by case ("Unsupported global: GLOBAL x",
         # "unsupported GLOBAL x whose module is blocked"); both name the global.
@@ -286,6 +290,40 @@ def _read_torch_pickle(path: Path):
         raise _unreadable_pickle(path, error) from None
     except Exception as error:  # a corrupt file can fail in the zip, pickle or storage layers
         raise _unreadable_pickle(path, error) from None
+    _check_declared_size(_declared_shape(loaded), path)
+    return _tensors_to_numpy(loaded)
+
+
+def _declared_shape(value) -> list[int]:
+    """The shape ``value`` claims, without reading its elements.
+
+    A tensor's size (a repeated tensor costs nothing until it is read), or a list's length
+    followed by the largest shape among its items.
+    """
+    import torch
+
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return list(value.shape)
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_FRAMES:
+            return [len(value)]
+        items = [_declared_shape(item) for item in value]
+        return [len(value), *max(items, key=math.prod, default=[])]
+    return []
+
+
+def _check_declared_size(shape: list[int], path: Path) -> None:
+    """InputError before a track larger than MAX_FRAMES frames of 3 (x, y) points is materialised."""
+    frames = shape[0] if shape else 0
+    values = math.prod(shape) if shape else 0
+    if frames > MAX_FRAMES or values > MAX_FRAMES * 6:
+        raise InputError(
+            f"The kps file {path} declares a track of shape {shape}, more than the {MAX_FRAMES:,} frames "
+            "(24 hours at 60 fps) a kps track may have.",
+            why=f"Reading it would take about {values * 8 / 1e9:.1f} GB of memory, however small the file is "
+            "(a repeated tensor declares its full size in a few bytes).",
+            fix="Pass a real keypoint track, re-created with `vexpress extract VIDEO`; split tracks longer than a day.",
+        )
 
 
 def _unreadable_pickle(path: Path, error: Exception) -> InputError:
