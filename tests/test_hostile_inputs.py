@@ -16,10 +16,12 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps import load_kps
 from vexpress_cli.media import load_audio, video_info
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.images import open_rgb_image
 from vexpress_cli.settings.presets import load_preset
 
@@ -142,6 +144,63 @@ def test_the_huge_png_through_the_cli_is_an_error_paragraph(tmp_path):
     result = CliRunner().invoke(app, ["inspect", str(path), "--backend", "dlib"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "9000 x 9000 pixels" in " ".join(result.output.split())
+
+
+@pytest.fixture(scope="module")
+def long_multichannel_flac(tmp_path_factory) -> Path:
+    """60 s of 96 kHz 6-channel FLAC: 138 MB as the decoder's 32-bit PCM, 12 MB on disk."""
+    path = tmp_path_factory.mktemp("flac") / "long.flac"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=96000:duration=60",
+                    "-af", "pan=6c|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac", str(path)], check=True)
+    return path
+
+
+def test_long_high_rate_audio_decodes_in_bounded_memory(long_multichannel_flac, tmp_path):
+    """Issue 8 item 12c: audio streams from ffmpeg straight to 16 kHz mono. Before, the whole 32-bit PCM
+    was held (twice) and the file's growth of peak memory was 250 MB for this one; the output is 3.8 MB."""
+    growth, line = peak_growth_mb(
+        f"waveform = vexpress_cli.media.audio.load_audio({str(long_multichannel_flac)!r})\n"
+        "print(len(waveform), float(waveform.abs().max()))",
+        tmp_path,
+    )
+    samples, peak = line.split()
+    assert int(samples) == 60 * 16000 and abs(float(peak) - 0.125) < 0.01
+    assert growth < 100, f"{growth:.0f} MB"
+
+
+def test_streamed_resampling_matches_the_whole_signal_resampler():
+    """Issue 8 item 12c: the streamed filter is resample()'s, chunk boundaries anywhere (float rounding only)."""
+    from vexpress_cli.media.audio import StreamingResampler, resample
+
+    signal = torch.rand(100_003, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    for orig in (96000, 44100, 22050, 8000, 16000):
+        streamer = StreamingResampler(orig, 16000)
+        pieces, start = [], 0
+        for size in [1, 7, 999, 65536, 12345] * 10:
+            pieces.append(streamer.push(signal[start:start + size]))
+            start += size
+        assert start >= len(signal)
+        pieces.append(streamer.finish())
+        streamed, whole = torch.cat(pieces), resample(signal, orig, 16000)
+        assert streamed.shape == whole.shape
+        assert (streamed - whole).abs().max() < 1e-6, orig
+
+
+def test_audio_numbers_are_unchanged_by_streaming():
+    """Issue 8 item 12c: the sample speech decodes to the same length and (to float rounding) the same
+    samples as the whole-file decoder gave; its peak and count stay exact."""
+    from vexpress_cli.media.audio import _mono_float32, audio_info, resample
+
+    path = SAMPLES_DIR / "AOC" / "aud.mp3"
+    info = audio_info(path)
+    assert (info.sample_rate, info.channels, info.num_samples) == (44100, 2, 201728)
+    pcm = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s32le", "-c:a", "pcm_s32le", "-"],
+                         capture_output=True, check=True).stdout
+    samples = np.frombuffer(pcm, "<i4").reshape(-1, 2)
+    expected = resample(torch.from_numpy(_mono_float32(samples)), 44100, 16000).clamp(-1, 1)
+    got = load_audio(path)
+    assert got.shape == expected.shape and (got - expected).abs().max() < 1e-6
+    assert info.peak == max(int(samples.max()), -int(samples.min())) / 2**31
 
 
 def test_a_16_bit_png_keeps_its_grey_levels(tmp_path):

@@ -1,10 +1,17 @@
 """Audio in: decode any common audio/video file to 16 kHz mono float32.
 
 ffmpeg (the imageio-ffmpeg binary) decodes the file to 32-bit PCM WAV on a
-pipe; pydub parses that WAV into an ``AudioSegment``, so neither a system
-ffmpeg nor ffprobe is needed. Channels are averaged to mono and resampled
-with :func:`resample`, a windowed-sinc resampler that matches
+pipe, so neither a system ffmpeg nor ffprobe is needed. The samples are read
+in chunks of about 1 MB: each chunk is averaged to mono and resampled as it
+arrives with the windowed-sinc filter of :func:`resample`, which matches
 ``torchaudio.functional.resample`` (the original V-Express used torchaudio).
+Only the 16 kHz result is kept, so memory follows the output, not the input:
+ten minutes of 96 kHz 6-channel FLAC peak at about 130 MB, where holding their
+32-bit PCM took 2.4 GB.
+
+Why not let ffmpeg resample and downmix (``-ac 1 -ar 16000``)? Its resampler
+is another filter, so the numbers would no longer be torchaudio's; streaming
+our own filter keeps them (to float32 rounding) for every input.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import math
 import os
 import subprocess
 import tempfile
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +32,6 @@ from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.media.ffmpeg import (
     Probe,
     ffmpeg_command,
-    ffmpeg_exe,
     probe,
     run_ffmpeg,
     stderr_tail,
@@ -33,17 +39,11 @@ from vexpress_cli.media.ffmpeg import (
 )
 from vexpress_cli.outputs import prepare_output_path
 
-with warnings.catch_warnings():
-    # pydub warns at import time when no system ffmpeg is on PATH (we never use
-    # one) and, on Python 3.11-3.12, that the audioop module it uses is deprecated.
-    warnings.simplefilter("ignore", RuntimeWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from pydub import AudioSegment
-    from pydub.audio_segment import fix_wav_headers, read_wav_audio
-
 STANDARD_SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-60 / 20)  # peaks below -60 dBFS count as silent
 _FULL_SCALE = 2**31  # decoded samples are signed 32-bit PCM
+_CHUNK_BYTES = 1 << 20  # read from ffmpeg at a time
+_MAX_HEADER_CHUNK = 1 << 16  # a WAV header chunk (fmt, LIST) larger than this is not ffmpeg's
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,22 @@ def audio_info(path: str | Path) -> AudioInfo:
     The file is decoded once to count samples exactly: container headers round
     (``Duration: 00:00:04.57``) or lie (MP3 without a Xing header).
     """
-    source, segment = _decode(path)
-    samples = _interleaved_samples(segment)
-    peak = max(int(samples.max()), -int(samples.min())) / _FULL_SCALE if samples.size else 0.0
-    num_samples = int(segment.frame_count())
+    source = probe_audio(path)
+    num_samples, peak = 0, 0
+    with _PcmStream(source) as stream:
+        for chunk in stream.chunks():
+            num_samples += len(chunk)
+            peak = max(peak, int(chunk.max()), -int(chunk.min()))
+    _check_not_empty(source, num_samples)
     return AudioInfo(
         path=source.path,
         container=source.container,
         codec=source.audio.codec,
-        sample_rate=segment.frame_rate,
-        channels=segment.channels,
+        sample_rate=stream.sample_rate,
+        channels=stream.channels,
         num_samples=num_samples,
-        duration=num_samples / segment.frame_rate,
-        peak=peak,
+        duration=num_samples / stream.sample_rate,
+        peak=peak / _FULL_SCALE,
         container_duration=source.duration,
     )
 
@@ -106,18 +109,20 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     """Decode ``path`` to a 1-D float32 mono tensor in [-1, 1] at ``sample_rate`` Hz.
 
     Accepts MP3, WAV, M4A/AAC, FLAC, OGG/Opus and the audio track of a video
-    (mp4/mov/mkv). Channels are averaged, then resampled with :func:`resample`;
-    the output has ``ceil(n * sample_rate / source_rate)`` samples. The
-    original resampled each channel first and averaged afterwards; both steps
-    are linear, so the order changes nothing but float rounding (~1e-7).
-    Values are clamped to [-1, 1] because resampling can overshoot full scale
-    by a hair (Gibbs ripple).
+    (mp4/mov/mkv). Channels are averaged, then resampled with the filter of
+    :func:`resample`, chunk by chunk as ffmpeg decodes; the output has
+    ``ceil(n * sample_rate / source_rate)`` samples. The original resampled
+    each channel first and averaged afterwards; both steps are linear, so the
+    order changes nothing but float rounding (~1e-7). Values are clamped to
+    [-1, 1] because resampling can overshoot full scale by a hair (Gibbs ripple).
     """
-    source, segment = _decode(path)
-    mono = torch.from_numpy(_mono_float32(segment))
-    if segment.frame_rate != sample_rate:
-        mono = resample(mono, segment.frame_rate, sample_rate)
-    return mono.clamp_(-1.0, 1.0).contiguous()
+    source = probe_audio(path)
+    with _PcmStream(source) as stream:
+        resampler = StreamingResampler(stream.sample_rate, sample_rate)
+        pieces = [resampler.push(torch.from_numpy(_mono_float32(chunk))) for chunk in stream.chunks()]
+        pieces.append(resampler.finish())
+    _check_not_empty(source, resampler.consumed)
+    return torch.cat(pieces).clamp_(-1.0, 1.0).contiguous()
 
 
 def probe_audio(path: str | Path) -> Probe:
@@ -132,72 +137,98 @@ def probe_audio(path: str | Path) -> Probe:
     return source
 
 
-def _decode(path: str | Path) -> tuple[Probe, AudioSegment]:
-    AudioSegment.converter = ffmpeg_exe()  # so pydub's own export() works without a system ffmpeg
-    source = probe_audio(path)
-    command = ffmpeg_command(
-        "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
-    )  # fmt: skip
-    wav_bytes, returncode, stderr = _run_capturing(command)
-    if returncode != 0 or len(wav_bytes) < 44:
-        raise InputError(
-            f"Cannot decode the audio of {str(source.path)!r}.",
-            f"ffmpeg said: {stderr_tail(stderr)}.",
-            "The file may be damaged or truncated; re-export it (e.g. as WAV or MP3).",
-        )
-    segment = _segment_from_wav(wav_bytes)
-    if segment.frame_count() == 0:
+def _check_not_empty(source: Probe, num_samples: int) -> None:
+    if num_samples == 0:
         raise InputError(
             f"The audio of {str(source.path)!r} is empty.",
             "It decodes to zero samples.",
             "Pass a recording that actually contains speech.",
         )
-    return source, segment
 
 
-def _run_capturing(command: list[str]) -> tuple[bytearray, int, bytes]:
-    """Run ``command``; its stdout lands in one growing buffer (no extra copy of long audio)."""
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        try:  # Ctrl+C while reading must not leave ffmpeg running
-            data = bytearray()
-            while chunk := process.stdout.read(1 << 20):
-                data += chunk
-            returncode = process.wait()
-        finally:
-            stop_process(process)
-        stderr.seek(0)
-        return data, returncode, stderr.read()
+class _PcmStream:
+    """ffmpeg decoding the audio track of ``source`` to signed 32-bit PCM, read in chunks.
 
+    Use as a context manager: entering starts ffmpeg and reads the WAV header
+    (``sample_rate``, ``channels``); leaving stops ffmpeg whatever happened
+    (Ctrl+C included). :meth:`chunks` yields ``[samples, channels]`` int32 arrays
+    and raises InputError when ffmpeg fails.
+    """
 
-def _segment_from_wav(data: bytearray) -> AudioSegment:
-    # A WAV written to a pipe has no sizes in its header (ffmpeg cannot seek
-    # back); pydub's helper fills them in from the real length. A memoryview
-    # lets pydub slice out the samples without copying them.
-    view = memoryview(data)
-    fix_wav_headers(view)
-    wav = read_wav_audio(view)
-    return AudioSegment(
-        data=wav.raw_data,
-        sample_width=wav.bits_per_sample // 8,
-        frame_rate=wav.sample_rate,
-        channels=wav.channels,
-    )
+    def __init__(self, source: Probe):
+        self.source = source
+        self.sample_rate = self.channels = 0
 
+    def __enter__(self) -> "_PcmStream":
+        command = ffmpeg_command(
+            "-i", str(self.source.path), "-map", f"0:{self.source.audio.index}", "-vn", "-sn", "-dn",
+            "-map_metadata", "-1", "-fflags", "+bitexact", "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
+        )  # fmt: skip
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr)
+        try:
+            self._read_header()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
-def _interleaved_samples(segment: AudioSegment) -> np.ndarray:
-    if segment.sample_width != 4:
-        raise VExpressError(
-            "Unexpected sample width from ffmpeg.",
-            f"Expected 32-bit PCM, got {8 * segment.sample_width}-bit.",
-            "Report this as a bug in vexpress-cli.",
+    def __exit__(self, *exc_info) -> None:
+        stop_process(self.process)
+        self._stderr.close()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        frame_bytes = 4 * self.channels
+        rest = b""
+        while data := self.process.stdout.read(_CHUNK_BYTES):
+            data = rest + data if rest else data
+            usable = len(data) - len(data) % frame_bytes
+            rest = data[usable:]
+            if usable:
+                yield np.frombuffer(data, dtype="<i4", count=usable // 4).reshape(-1, self.channels)
+        if self.process.wait() != 0:
+            raise self._decode_error()
+
+    def _read_header(self) -> None:
+        """Parse the RIFF header up to the ``data`` chunk (its size is unknown on a pipe)."""
+        riff = self.process.stdout.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            raise self._decode_error()
+        while True:
+            head = self.process.stdout.read(8)
+            if len(head) < 8:
+                raise self._decode_error()
+            name, size = head[:4], int.from_bytes(head[4:], "little")
+            if name == b"data":
+                break
+            if size > _MAX_HEADER_CHUNK:
+                raise self._decode_error()
+            body = self.process.stdout.read(size + size % 2)
+            if name == b"fmt " and len(body) >= 16:
+                self.channels = int.from_bytes(body[2:4], "little")
+                self.sample_rate = int.from_bytes(body[4:8], "little")
+                bits = int.from_bytes(body[14:16], "little")
+                if bits != 32:
+                    raise VExpressError(
+                        "Unexpected sample width from ffmpeg.",
+                        f"Expected 32-bit PCM, got {bits}-bit.",
+                        "Report this as a bug in vexpress-cli.",
+                    )
+        if self.channels <= 0 or self.sample_rate <= 0:
+            raise self._decode_error()
+
+    def _decode_error(self) -> InputError:
+        stop_process(self.process)
+        self._stderr.seek(0)
+        return InputError(
+            f"Cannot decode the audio of {str(self.source.path)!r}.",
+            f"ffmpeg said: {stderr_tail(self._stderr.read())}.",
+            "The file may be damaged or truncated; re-export it (e.g. as WAV or MP3).",
         )
-    return np.frombuffer(segment.raw_data, dtype="<i4").reshape(-1, segment.channels)
 
 
-def _mono_float32(segment: AudioSegment) -> np.ndarray:
-    samples = _interleaved_samples(segment)
+def _mono_float32(samples: np.ndarray) -> np.ndarray:
+    """The average of the channels of int32 ``[samples, channels]``, as float32 in [-1, 1]."""
     mono = samples[:, 0].astype(np.float32)
     for channel in range(1, samples.shape[1]):
         mono += samples[:, channel]
@@ -248,10 +279,86 @@ def resample(
     length = shape[-1]
     flat = waveform.reshape(-1, 1, length)
     padded = torch.nn.functional.pad(flat, (width, width + orig))
-    phases = torch.nn.functional.conv1d(padded, kernel, stride=orig)  # [batch, n, blocks]
-    interleaved = phases.transpose(1, 2).reshape(flat.shape[0], -1)
+    interleaved = _polyphase(padded, kernel, orig)
     target_length = -(-new * length // orig)  # ceil without float rounding
     return interleaved[:, :target_length].reshape(*shape[:-1], target_length)
+
+
+def _polyphase(padded: torch.Tensor, kernel: torch.Tensor, orig: int) -> torch.Tensor:
+    """Step 4 of :func:`resample`: ``[batch, 1, time]`` (padded) to ``[batch, samples]`` at the new rate."""
+    phases = torch.nn.functional.conv1d(padded, kernel, stride=orig)  # [batch, n, blocks]
+    return phases.transpose(1, 2).reshape(padded.shape[0], -1)
+
+
+class StreamingResampler:
+    """:func:`resample` for a 1-D CPU signal that arrives in pieces, with the same filter.
+
+    :meth:`push` returns the output samples whose inputs have all arrived (in steps of about
+    ``2**20`` input samples); :meth:`finish` the rest. Concatenated, they equal ``resample`` of
+    the whole signal up to float rounding (~1e-7: the convolution runs over other lengths),
+    whatever the pieces, while only one step of input is held back. Every convolution has
+    the same length, so the CPU backend (oneDNN) builds its kernel once, not once per piece;
+    the pieces wait in numpy, so no parallel torch operation runs per piece.
+    """
+
+    STEP_INPUT = 1 << 20  # input samples per convolution, about
+
+    def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99):
+        if orig_freq <= 0 or new_freq <= 0:
+            raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
+        gcd = math.gcd(int(orig_freq), int(new_freq))
+        self.orig, self.new = int(orig_freq) // gcd, int(new_freq) // gcd
+        self.identity = orig_freq == new_freq
+        self.kernel, self.width = _sinc_kernel(self.orig, self.new, lowpass_filter_width, float(rolloff))
+        self.step = max(1, self.STEP_INPUT // self.orig) * self.orig  # input consumed per convolution
+        self.window = self.step + 2 * self.width  # input one convolution reads
+        self.pieces: list[np.ndarray] = []  # input not consumed yet, the left zero padding first
+        self.buffered = 0
+        self.consumed = 0  # input samples pushed
+        self.produced = 0  # output samples returned
+
+    def push(self, piece: torch.Tensor) -> torch.Tensor:
+        self.consumed += piece.shape[-1]
+        if self.identity:
+            return piece
+        if not self.pieces:
+            self.dtype = piece.dtype
+            self._append(np.zeros(self.width, piece.numpy().dtype))
+        self._append(piece.numpy())
+        return self._convolve()
+
+    def finish(self) -> torch.Tensor:
+        if self.identity or not self.pieces:
+            return torch.zeros(0)
+        target_length = -(-self.new * self.consumed // self.orig)  # as resample: ceil(n * new / orig)
+        zeros = functools.partial(np.zeros, dtype=self.pieces[0].dtype)
+        self._append(zeros(self.width + self.orig))  # the right padding
+        outputs = [self._convolve()]
+        if self.produced < target_length:  # the last, partial step: padded with zeros to full length
+            self._append(zeros(self.window - self.buffered))
+            outputs.append(self._convolve())
+        out = torch.cat(outputs)
+        return out[: max(target_length - (self.produced - len(out)), 0)]
+
+    def _append(self, piece: np.ndarray) -> None:
+        self.pieces.append(piece)
+        self.buffered += len(piece)
+
+    def _convolve(self) -> torch.Tensor:
+        """Every full step of output the buffered input allows."""
+        if self.buffered < self.window:
+            return torch.zeros(0, dtype=self.dtype)
+        pending = np.concatenate(self.pieces)
+        kernel = self.kernel.to(dtype=self.dtype)
+        outputs = []
+        while len(pending) >= self.window:
+            window = torch.from_numpy(pending[: self.window])
+            outputs.append(_polyphase(window.view(1, 1, -1), kernel, self.orig)[0])
+            pending = pending[self.step :]
+        self.pieces, self.buffered = [pending], len(pending)
+        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        self.produced += len(out)
+        return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -329,4 +436,5 @@ __all__ = [
     "load_audio",
     "probe_audio",
     "resample",
+    "StreamingResampler",
 ]
