@@ -6,6 +6,7 @@ already held much more), as the growth of the peak across the one call under tes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import torch
 from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.kps import load_kps
+from vexpress_cli.jobs.inspect import inspect_kps
+from vexpress_cli.kps import KpsTrack, check_kps_in_frame, load_kps, save_kps
 from vexpress_cli.media import load_audio, video_info
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.images import open_rgb_image
@@ -223,3 +225,30 @@ def test_inspect_reads_a_16_bit_png_the_same_way(tmp_path):
     path = tmp_path / "deep.png"
     PIL.Image.fromarray(np.full((16, 16), 32896, np.uint16)).save(path)  # 32896 / 257 = 128
     assert (_read_image(path)[4] == 128).all()
+
+
+TRACK_512 = np.array([[[180.0, 220.0], [280.0, 218.0], [230.0, 275.0]]] * 5, np.float32)
+
+
+def test_keypoints_outside_the_frame_are_refused_or_warned():
+    """Issue 8 item 14: a 512 px track at 64 px, or negative coordinates, has no keypoint in the frame:
+    InputError; a track partly outside gives a warning; one inside, nothing."""
+    assert check_kps_in_frame(TRACK_512, 512, 512) is None
+    for points, size in ((TRACK_512, 64), (-TRACK_512, 512)):
+        with pytest.raises(InputError) as error:
+            check_kps_in_frame(points, size, size, "the driving track")
+        assert f"No keypoint of the driving track lies inside the {size}x{size} frame" in str(error.value)
+        assert "(width, height)" in str(error.value)
+    moved = TRACK_512.copy()
+    moved[3:, :, 0] += 300  # the last two frames drift off the right edge
+    warning = check_kps_in_frame(moved, 512, 512)
+    assert warning.startswith("2 of 5 frames of the kps track have keypoints outside the 512x512 frame")
+    assert check_kps_in_frame(TRACK_512[0], 512, 512) is None  # one [3, 2] frame works too
+
+
+def test_inspect_counts_the_same_frames_outside(tmp_path):
+    """Issue 8 item 14: inspect's frames_outside and the check share one definition of outside."""
+    moved = TRACK_512.copy()
+    moved[3:, :, 0] += 300
+    path = save_kps(tmp_path / "drift.safetensors", KpsTrack(moved, fps=25, width=512, height=512))
+    assert json.loads(json.dumps(inspect_kps(path).to_dict()))["frames_outside"] == 2

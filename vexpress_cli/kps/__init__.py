@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "check_kps_in_frame": "bounds",
     "draw_kps_image": "drawing", "iter_kps_images": "drawing",
     "DEFAULT_FIT_MODE": "fit", "FIT_MODES": "fit", "fit_track": "fit",
     "KpsTrack": "io", "load_kps": "io", "parse_kps_points": "io", "save_kps": "io",

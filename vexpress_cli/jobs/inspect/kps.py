@@ -151,11 +151,11 @@ def _runs(flags: np.ndarray, kind: str, steps: np.ndarray) -> list[Gap]:
 
 
 def _frames_outside(points: np.ndarray, width: int | None, height: int | None) -> int | None:
+    from vexpress_cli.kps.bounds import points_outside
+
     if width is None or height is None:
         return None
-    x, y = points[..., 0], points[..., 1]
-    outside = (x < 0) | (x > width) | (y < 0) | (y > height)
-    return int(outside.any(axis=1).sum())
+    return int(points_outside(points, width, height).any(axis=1).sum())
 
 
 def _kps_warnings(report: KpsReport) -> list[str]:
