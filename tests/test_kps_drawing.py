@@ -60,3 +60,24 @@ def test_sequence_iterator_draws_each_frame_freshly(golden):
 def test_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match="3 points"):
         draw_kps_image(64, 64, np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("far", [1e12, 3e38, -1e12, -3e38])
+def test_absurd_coordinates_are_drawn_without_a_traceback(far):
+    """Issue 8 item 9: keypoints at 1e12 or 3e38 px crashed cv2 (OverflowError, "Can't parse 'center'").
+    What lies on the canvas is still drawn: the other discs, and the limb towards the far point."""
+    points = np.array([[far, 40.0], [44.0, 25.0], [31.0, 38.0]], dtype=np.float32)
+    image = draw_kps_image(64, 64, points)
+    assert tuple(image[25, 44]) == (0, 255, 0) and tuple(image[38, 31]) == (0, 0, 255)
+    assert not (image == (255, 0, 0)).all(axis=2).any()  # the far disc is off the canvas
+    everything_far = draw_kps_image(64, 64, np.full((3, 2), far, dtype=np.float32))
+    assert not everything_far.any()
+
+
+def test_a_limb_to_a_far_point_keeps_its_direction():
+    """Issue 8 item 9: a limb cut at the drawing limit still points where it did: limbs from the nose to
+    (1e12, 40) and to (1e6, 40) look the same on the canvas."""
+    nose = [32.0, 40.0]
+    near = draw_kps_image(64, 64, np.array([[1e6, 40.0], [10.0, 10.0], nose], np.float32))
+    far = draw_kps_image(64, 64, np.array([[1e12, 40.0], [10.0, 10.0], nose], np.float32))
+    assert np.array_equal(near, far)

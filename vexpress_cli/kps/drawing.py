@@ -27,6 +27,11 @@ LIMBS = ((0, 2), (1, 2))
 LIMB_BRIGHTNESS = 0.6
 LIMB_HALF_THICKNESS = 4
 KEYPOINT_RADIUS = 4
+# Coordinates are drawn as they are up to this many pixels from the origin. Beyond it (1e12, 3e38:
+# keypoints from a broken track or strategy) cv2 cannot take them: a disc that far is off the canvas
+# anyway and is skipped, and a limb is cut where it leaves this square. So far out, a limb is a
+# one-pixel sliver near the canvas either way, so nothing visible changes.
+DRAW_LIMIT = float(1 << 20)
 
 
 def draw_kps_image(height: int, width: int, kps) -> np.ndarray:
@@ -66,9 +71,35 @@ def _as_points(kps) -> np.ndarray:
 
 def _draw_on(canvas: np.ndarray, points: np.ndarray) -> None:
     for start, end in LIMBS:
-        _draw_limb(canvas, points[start], points[end], KEYPOINT_COLOURS[start])
+        limb = _within_draw_limit(points[start], points[end])
+        if limb is not None:
+            _draw_limb(canvas, *limb, KEYPOINT_COLOURS[start])
     for (x, y), colour in zip(points, KEYPOINT_COLOURS, strict=True):
-        cv2.circle(canvas, (int(x), int(y)), KEYPOINT_RADIUS, colour, -1)
+        if abs(x) <= DRAW_LIMIT and abs(y) <= DRAW_LIMIT:
+            cv2.circle(canvas, (int(x), int(y)), KEYPOINT_RADIUS, colour, -1)
+
+
+def _within_draw_limit(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part of the segment inside the DRAW_LIMIT square (the points themselves when it is all
+    inside, so ordinary tracks are drawn bit for bit as before), or None when none of it is."""
+    if np.abs(np.stack([start, end])).max() <= DRAW_LIMIT:  # False for NaN too
+        return start, end
+    if not (np.isfinite(start).all() and np.isfinite(end).all()):
+        return None
+    origin, direction = start.astype(np.float64), end.astype(np.float64) - start.astype(np.float64)
+    enter, leave = 0.0, 1.0  # Liang-Barsky: the fractions of the segment inside the square
+    for axis in (0, 1):
+        for step, room in ((-direction[axis], origin[axis] + DRAW_LIMIT), (direction[axis], DRAW_LIMIT - origin[axis])):
+            if step == 0:
+                if room < 0:
+                    return None
+            elif step < 0:
+                enter = max(enter, room / step)
+            else:
+                leave = min(leave, room / step)
+    if enter > leave:
+        return None
+    return (origin + enter * direction).astype(start.dtype), (origin + leave * direction).astype(start.dtype)
 
 
 def _draw_limb(canvas: np.ndarray, start: np.ndarray, end: np.ndarray, colour: tuple[int, int, int]) -> None:
