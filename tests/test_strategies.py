@@ -225,20 +225,83 @@ def test_strategies_command_warns_about_a_broken_plugin(tmp_path):
     assert "pip uninstall" in warning
 
 
-def test_a_plugin_whose_hook_raises_is_named(extra_plugin):
+def test_a_plugin_whose_hook_raises_is_skipped_and_named(extra_plugin):
+    """Issue 8 item 9: a plugin whose register_retarget_strategies raises no longer disables every
+    strategy: it is skipped (with what it registered before raising) and recorded like an import failure."""
+    from vexpress_cli.plugins import get_plugin_load_failures
+
     module = types.ModuleType("crashing_plugin")
+    early = FunctionStrategy("early", "Registered just before the crash.", face.fix_face, False)
 
     @hookimpl
     def register_retarget_strategies(register):
+        register(early)
         raise RuntimeError("boom")
 
     module.register_retarget_strategies = register_retarget_strategies
     extra_plugin(module)
+    assert get_retarget_strategy("fix_face").name == "fix_face"
+    assert "early" not in get_retarget_strategy_infos()
+    failures = [failure.message for failure in get_plugin_load_failures()]
+    assert ("The vexpress plugin 'crashing_plugin' (crashing_plugin) failed to load: its "
+            "register_retarget_strategies hook raised RuntimeError: boom.") in failures
+    with pytest.raises(InputError) as error:
+        get_retarget_strategy("early")
+    assert "crashing_plugin" in str(error.value) and "boom" in str(error.value)
+
+
+def test_a_hook_failure_is_forgotten_once_the_plugin_is_gone(extra_plugin):
+    """Issue 8 item 9: hook failures describe the plugins installed now, not a stale earlier listing."""
+    from vexpress_cli.plugins import get_plugin_load_failures
+
+    module = types.ModuleType("flaky_plugin")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        raise SystemExit(3)
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    get_retarget_strategy_infos()
+    assert any("flaky_plugin" in failure.message and "SystemExit" in failure.message
+               for failure in get_plugin_load_failures())
+    get_plugin_manager().unregister(module)
+    get_retarget_strategy_infos()
+    assert not any("flaky_plugin" in failure.message for failure in get_plugin_load_failures())
+    get_plugin_manager().register(module, name="flaky_plugin")  # for the fixture's unregister
+
+
+def crashing_strategy_plugin(behaviour) -> types.ModuleType:
+    return plugin_module("crashy_strategies", FunctionStrategy("crashy", "Fails when used.", behaviour, False))
+
+
+@pytest.mark.parametrize("behaviour, words", [
+    (lambda ref, drv, n: 1 / 0, "failed with ZeroDivisionError: division by zero"),
+    (lambda ref, drv, n: sys.exit(4), "called sys.exit(4)"),
+], ids=["raises", "exits"])
+def test_a_strategy_that_raises_or_exits_is_named_with_its_plugin(extra_plugin, behaviour, words):
+    """Issue 8 item 9: a plugin strategy whose retarget() raises or calls sys.exit gives a VExpressError
+    naming the strategy and the plugin (not a traceback, not a silent exit)."""
+    extra_plugin(crashing_strategy_plugin(behaviour))
     with pytest.raises(VExpressError) as error:
-        get_retarget_strategy("fix_face")
+        retarget_track(REFERENCE, None, 3, "crashy")
     message = str(error.value)
-    assert "plugin crashing_plugin failed while registering its retarget strategies: RuntimeError: boom" in message
-    assert "pip uninstall" in message
+    assert f"The retarget strategy 'crashy' (from the plugin crashy_strategies) {words}." in message
+    assert "bug in the strategy" in message and "Try another retarget_strategy" in message
+
+
+def test_a_crashing_strategy_through_the_cli_is_an_error_paragraph(extra_plugin, tmp_path):
+    """Issue 8 item 9: `vexpress retarget --strategy crashy` exits 2 with that message."""
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    extra_plugin(crashing_strategy_plugin(lambda ref, drv, n: sys.exit(0)))
+    result = CliRunner().invoke(app, ["retarget", "--reference-kps", "200,200;300,200;250,260", "--strategy",
+                                      "crashy", "--num-frames", "3", "-o", str(tmp_path / "out.safetensors")])
+    assert result.exit_code == 2, result.output
+    assert "'crashy' (from the plugin crashy_strategies) called sys.exit(0)" in " ".join(result.output.split())
+    assert not (tmp_path / "out.safetensors").exists()
 
 
 def _env_with_path(path) -> dict:

@@ -68,7 +68,9 @@ class VExpressPluginManager(pluggy.PluginManager):
         super().__init__(ENTRY_POINT_GROUP)
         self.add_hookspecs(hookspecs)
         self.distributions: dict[str, str] = {}  # plugin name -> "project-name version"
+        self.entry_points: dict[str, metadata.EntryPoint] = {}  # plugin name -> where it came from
         self.load_failures: list[PluginLoadFailure] = []
+        self.hook_failures: list[PluginLoadFailure] = []  # plugins whose hook raised, at the last listing
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Import and register every entry point of ``group``, recording (not raising) failures."""
@@ -90,8 +92,18 @@ class VExpressPluginManager(pluggy.PluginManager):
                     )
                 )
                 continue
+            self.entry_points[entry_point.name] = entry_point
             if distribution is not None:
                 self.distributions[entry_point.name] = f"{distribution.name} {distribution.version}"
+
+    def hook_failure(self, plugin_name: str, error: BaseException) -> PluginLoadFailure:
+        """A plugin whose ``register_retarget_strategies`` raised ``error``, described like a load failure."""
+        entry_point = self.entry_points.get(plugin_name)
+        plugin = self.get_plugin(plugin_name)
+        value = entry_point.value if entry_point else getattr(plugin, "__name__", type(plugin).__name__)
+        distribution = entry_point.dist.name if entry_point and entry_point.dist else None
+        return PluginLoadFailure(plugin_name, value, distribution,
+                                 f"its register_retarget_strategies hook raised {type(error).__name__}: {error}")
 
 
 @functools.cache
@@ -103,48 +115,61 @@ def get_plugin_manager() -> VExpressPluginManager:
 
 
 def get_plugin_load_failures() -> list[PluginLoadFailure]:
-    """The ``vexpress`` entry points that failed to load (empty when all is well)."""
-    return list(get_plugin_manager().load_failures)
+    """The ``vexpress`` plugins that failed (empty when all is well): those that could not be
+    imported, and those whose hook raised when the strategies were last listed."""
+    manager = get_plugin_manager()
+    return [*manager.load_failures, *manager.hook_failures]
 
 
 def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
     """Every installed retarget strategy with its origin, by name, in registration order.
 
-    VExpressError (naming the plugin) when a plugin's hook raises, registers an
-    invalid strategy, or uses a name another plugin registered already.
+    A plugin whose hook raises is skipped, with everything it registered, and recorded
+    (:func:`get_plugin_load_failures`), so it cannot take the other plugins' strategies down
+    with it. VExpressError (naming the plugin) when a plugin registers an invalid strategy or
+    uses a name another plugin registered already.
     """
     manager = get_plugin_manager()
     found: dict[str, StrategyInfo] = {}
+    manager.hook_failures = []
     # Call each implementation on its own, so we know which plugin registered what.
     for implementation in manager.hook.register_retarget_strategies.get_hookimpls():
         plugin_name = implementation.plugin_name
         origin = manager.distributions.get(plugin_name)
+        registered: dict[str, StrategyInfo] = {}  # kept only if the hook finishes
 
-        def register(strategy, plugin_name=plugin_name, origin=origin) -> None:
+        def register(strategy, plugin_name=plugin_name, origin=origin, registered=registered) -> None:
             info = StrategyInfo(_checked_strategy(strategy, plugin_name), plugin_name, origin)
             name = info.strategy.name
-            if name in found:
+            earlier = found.get(name) or registered.get(name)
+            if earlier is not None:
                 raise VExpressError(
-                    f"Two plugins register a retarget strategy named '{name}': {found[name].source} and {info.source}.",
+                    f"Two plugins register a retarget strategy named '{name}': {earlier.source} and {info.source}.",
                     why="Strategy names must be unique, or choosing one by name would be ambiguous.",
                     fix="Uninstall one of the two plugins (`pip uninstall DISTRIBUTION`).",
                 )
-            found[name] = info
+            registered[name] = info
 
         arguments = {"register": register}
         try:
             implementation.function(**{name: arguments[name] for name in implementation.argnames})
         except VExpressError:
             raise
-        except Exception as error:  # a bug in the plugin, not in vexpress or the user's input
-            source = f"{origin} ({plugin_name})" if origin else plugin_name
-            raise VExpressError(
-                f"The vexpress plugin {source} failed while registering its retarget strategies: "
-                f"{type(error).__name__}: {error}.",
-                why="Its register_retarget_strategies hook raised an exception.",
-                fix=PLUGIN_FIX,
-            ) from error
+        except (Exception, SystemExit) as error:  # a bug in the plugin, not in vexpress or the user's input
+            manager.hook_failures.append(manager.hook_failure(plugin_name, error))
+            continue
+        found.update(registered)
     return found
+
+
+def strategy_source(strategy: RetargetStrategy) -> str | None:
+    """Where an installed strategy comes from ("distribution version (plugin)"), or None if it is not installed."""
+    try:
+        infos = get_retarget_strategy_infos()
+    except VExpressError:
+        return None
+    info = infos.get(getattr(strategy, "name", None))
+    return info.source if info is not None and info.strategy is strategy else None
 
 
 def get_retarget_strategies() -> dict[str, RetargetStrategy]:

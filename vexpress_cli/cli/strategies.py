@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vexpress_cli.kps.retargeting import needs_driving_kps
-from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos
+from vexpress_cli.plugins import PLUGIN_FIX, get_plugin_load_failures, get_retarget_strategy_infos
 
 EPILOG = (
     "Strategies come from plugins (Python packages with a [bold]vexpress[/] entry point); "
@@ -54,8 +54,7 @@ def _warn_about_broken_plugins(console: Console) -> None:
     """One warning (on stderr, so --json stays parseable) per plugin that failed to load."""
     for failure in get_plugin_load_failures():
         console.print(
-            f"[yellow]Warning:[/] {escape(failure.message)} Its strategies are not listed. "
-            "Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`).",
+            f"[yellow]Warning:[/] {escape(failure.message)} Its strategies are not listed. {PLUGIN_FIX}",
             highlight=False,
         )
 

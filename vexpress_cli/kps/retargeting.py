@@ -96,11 +96,31 @@ def retarget_track(
         )
     require_driving_kps(strategy, driving_kps is not None)
     fitted = None if driving_kps is None else fit_track(driving_kps, num_frames, fit)
-    result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
-    return _checked_result(result, strategy.name, num_frames)
+    try:
+        result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
+    except VExpressError:
+        raise  # the strategy's own clear message (e.g. a missing driving track)
+    except (Exception, SystemExit) as error:  # a bug in the strategy; sys.exit() must not end the caller
+        happened = (f"called sys.exit({error.code!r})" if isinstance(error, SystemExit)
+                    else f"failed with {type(error).__name__}: {error}")
+        raise _strategy_bug(strategy, happened) from error
+    return _checked_result(result, strategy, num_frames)
 
 
-def _checked_result(result, strategy_name: str, num_frames: int) -> np.ndarray:
+def _strategy_bug(strategy: RetargetStrategy, happened: str) -> VExpressError:
+    from vexpress_cli.plugins import strategy_source
+
+    source = strategy_source(strategy)
+    origin = f" (from the plugin {source})" if source else ""
+    return VExpressError(
+        f"The retarget strategy '{strategy.name}'{origin} {happened}.",
+        why="This is a bug in the strategy (or the plugin that provides it), not in your input.",
+        fix=f"Try another {parameter('retarget_strategy')}, and tell the plugin's author "
+        "(`vexpress strategies` names the plugin).",
+    )
+
+
+def _checked_result(result, strategy: RetargetStrategy, num_frames: int) -> np.ndarray:
     try:
         points = np.asarray(result, dtype=np.float32)
     except (TypeError, ValueError):
@@ -111,9 +131,5 @@ def _checked_result(result, strategy_name: str, num_frames: int) -> np.ndarray:
     elif not np.isfinite(points).all():
         problem = "NaN or infinite keypoints"
     if problem:
-        raise VExpressError(
-            f"The retarget strategy '{strategy_name}' returned {problem}.",
-            why="This is a bug in the strategy (or the plugin that provides it), not in your input.",
-            fix="Try another --strategy, and tell the plugin's author (`vexpress strategies` names the plugin).",
-        )
+        raise _strategy_bug(strategy, f"returned {problem}")
     return points
