@@ -175,3 +175,65 @@ def test_a_half_downloaded_folder_still_shows_what_it_lacks(tiny_copy):
     assert not report.complete and report.networks == [] and "UNet config" in report.networks_error
     missing = {component.name for component in report.components if not component.present}
     assert "UNet config" in missing and "wav2vec2 weights" in missing
+
+
+TORCH_ADVICE = ("weights_only", "trusted source", "_use_new_zipfile_serialization", "please torch.save",
+                "file an issue")
+
+
+def assert_clean_model_folder_error(error: ModelFolderError, *phrases: str) -> None:
+    message = str(error)
+    for advice in TORCH_ADVICE:
+        assert advice not in message, message
+    for phrase in phrases:
+        assert phrase in message, message
+    assert "vexpress models download" in error.fix
+
+
+def test_a_garbage_checkpoint_is_a_clean_model_folder_error(tiny_copy):
+    """Issue 8 item 9: a .bin of random bytes made torch say "mmap can only be used with files saved with
+    torch.save(_use_new_zipfile_serialization=True), please torch.save your checkpoint..." inside our message."""
+    path = tiny_copy / "v-express" / "audio_projection.bin"
+    path.unlink()
+    path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert_clean_model_folder_error(error.value, f"Cannot read the checkpoint {path}", "not a torch checkpoint")
+
+
+def test_a_malicious_checkpoint_message_gives_no_unsafe_advice(tiny_copy, monkeypatch, tmp_path):
+    """Issue 8 item 9: torch's "Re-running torch.load with weights_only set to False will likely succeed"
+    is never repeated; the message names the refused object instead."""
+    monkeypatch.chdir(tmp_path)
+    path = tiny_copy / "v-express" / "v_kps_guider.bin"
+    path.unlink()
+    torch.save({"conv_in.weight": Exploit()}, path)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert_clean_model_folder_error(error.value, "holds the Python object exec, not only tensors")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("content", ["malicious", "garbage"])
+def test_a_broken_wav2vec2_bin_is_a_clean_model_folder_error(tiny_copy, monkeypatch, tmp_path, content):
+    """Issue 8 item 9: a corrupt or malicious wav2vec2-base-960h/pytorch_model.bin made transformers raise an
+    UnpicklingError advising weights_only=False. pretrained_load_errors (around the pipeline's
+    from_pretrained calls) turns it into a ModelFolderError without that advice."""
+    from transformers import Wav2Vec2Model
+
+    from vexpress_cli.engine.checkpoints import pretrained_load_errors
+    from vexpress_cli.engine.model_folder import ModelFolder
+
+    monkeypatch.chdir(tmp_path)
+    folder = ModelFolder(tiny_copy)
+    (folder.audio_encoder / "model.safetensors").unlink()
+    weights = folder.audio_encoder / "pytorch_model.bin"
+    if content == "malicious":
+        torch.save({"masked_spec_embed": Exploit()}, weights)
+    else:
+        weights.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    with pytest.raises(ModelFolderError) as error:
+        with pretrained_load_errors(folder):
+            Wav2Vec2Model.from_pretrained(folder.audio_encoder)
+    assert_clean_model_folder_error(error.value, f"Cannot load the VAE or the wav2vec2 audio encoder from {tiny_copy}")
+    assert not (tmp_path / "PWNED").exists()

@@ -9,6 +9,8 @@ initialisation that would be overwritten.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +22,16 @@ from torch import nn
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
+from vexpress_cli.torch_errors import torch_load_reason
 
 # Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
 # The released reference net has no final norm (only its transformer features are used);
 # motion-module position tables are fixed sinusoids, recomputed exactly when absent.
 NOT_IN_RELEASE = {"reference_net": ("conv_norm_out.weight", "conv_norm_out.bias")}
 RECOMPUTABLE = {"denoising_unet": (".pos_encoder.pe",)}
+
+# What reading a damaged, truncated, foreign or malicious weights file raises (torch, safetensors, zip).
+CHECKPOINT_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError)
 
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
@@ -91,10 +97,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             return load_file(str(path), device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError) as error:
+    except CHECKPOINT_READ_ERRORS as error:
         raise ModelFolderError(
             f"Cannot read the checkpoint {path}.",
-            f"It is damaged or holds more than tensors ({_first_line(error)}); "
+            f"It is damaged or holds more than tensors ({torch_load_reason(error)}); "
             "checkpoints are only read as plain tensors, never as arbitrary Python objects.",
             "Download the file again (`vexpress models download`).",
         ) from None
@@ -103,6 +109,24 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                                "V-Express checkpoints map parameter names to tensors.",
                                "Download the file again (`vexpress models download`).")
     return state
+
+
+@contextmanager
+def pretrained_load_errors(folder: ModelFolder) -> Iterator[None]:
+    """Around ``from_pretrained`` of the VAE and wav2vec2: a damaged file becomes a ModelFolderError.
+
+    diffusers and transformers read ``.bin`` weights with ``torch.load(weights_only=True)``; a
+    damaged or malicious ``pytorch_model.bin`` then raises an UnpicklingError whose text advises
+    retrying with ``weights_only=False``. The error names the folder and the reason, never that advice.
+    """
+    try:
+        yield
+    except CHECKPOINT_READ_ERRORS as error:
+        raise ModelFolderError(
+            f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
+            f"A file there is damaged, of another model, or holds more than tensors ({torch_load_reason(error)}).",
+            "Download the model again (`vexpress models download`).",
+        ) from None
 
 
 def read_checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:

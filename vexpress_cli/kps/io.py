@@ -39,6 +39,7 @@ import numpy as np
 from vexpress_cli.errors import InputError
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.outputs import ensure_writable_folder
+from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 
 KPS_TENSOR_NAME = "kps"
 FORMAT_NAME = "vexpress-kps"
@@ -276,11 +277,9 @@ def _read_torch_pickle(path: Path):
         with torch.serialization.safe_globals(_legacy_array_globals()):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch words this differently by case ("Unsupported global: GLOBAL x",
-        # "unsupported GLOBAL x whose module is blocked"); both name the global.
-        found = re.search(r"GLOBAL\s+([\w.]+)", str(error))
+        found = forbidden_global(error)
         if found:
-            name = f" ({found.group(1)})"
+            name = f" ({found})"
             raise InputError(
                 f"Refused to load {path}: it contains Python objects other than arrays{name}.",
                 why="Unpickling arbitrary objects can run code, so kps files may only hold tensors or numpy arrays.",
@@ -327,14 +326,9 @@ def _check_declared_size(shape: list[int], path: Path) -> None:
 
 
 def _unreadable_pickle(path: Path, error: Exception) -> InputError:
-    # Drop torch's advice about weights_only=False: we will not take it.
-    boilerplate = ("Weights only load failed", "weights_only", "Check the documentation", "trusted source")
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    useful = [line for line in lines if not any(phrase in line for phrase in boilerplate)]
-    reason = (useful or lines or [type(error).__name__])[0].rstrip(".")
     return InputError(
         f"The kps file {path} could not be read as a torch file.",
-        why=f"Loading it failed: {reason}.",
+        why=f"Loading it failed: {torch_load_reason(error)}.",
         fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
     )
 
