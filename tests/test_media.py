@@ -550,3 +550,36 @@ def test_decoding_is_stopped_when_interrupted(media_dir, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         load_audio(media_dir / "sine.wav")
     assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
+
+
+@pytest.fixture
+def fresh_ffmpeg_lookup():
+    """ffmpeg_exe() is cached per process: look the binary up again, before and after the test."""
+    ffmpeg_exe.cache_clear()
+    yield
+    ffmpeg_exe.cache_clear()
+
+
+@pytest.mark.parametrize("target, reason", [("nowhere/ffmpeg", "not an executable file"),
+                                            ("a-folder", "not an executable file"),
+                                            ("not-a-program", "Exec format error")])
+def test_imageio_ffmpeg_exe_pointing_nowhere_is_a_clear_error(tmp_path, monkeypatch, fresh_ffmpeg_lookup,
+                                                                target, reason):
+    """Issue 8 item 9: IMAGEIO_FFMPEG_EXE naming a missing file, a folder or a non-program raised
+    FileNotFoundError, PermissionError or OSError from subprocess; now a VExpressError names the variable."""
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "not-a-program").write_bytes(b"\0\1\2\3 no program")
+    (tmp_path / "not-a-program").chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / target))
+    with pytest.raises(VExpressError) as error:
+        audio_info(SAMPLES_DIR / "tys" / "aud.mp3")
+    message = str(error.value)
+    assert f"The ffmpeg that $IMAGEIO_FFMPEG_EXE names ({tmp_path / target}) cannot be run" in message
+    assert reason in message and "unset IMAGEIO_FFMPEG_EXE" in error.value.fix
+    result = CliRunner().invoke(app, ["inspect", str(SAMPLES_DIR / "tys" / "aud.mp3")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "IMAGEIO_FFMPEG_EXE" in result.output

@@ -34,6 +34,7 @@ from vexpress_cli.media.ffmpeg import (
     ffmpeg_command,
     probe,
     run_ffmpeg,
+    start_ffmpeg,
     stderr_tail,
     stop_process,
 )
@@ -165,7 +166,7 @@ class _PcmStream:
             "-map_metadata", "-1", "-fflags", "+bitexact", "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
         )  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.process = start_ffmpeg(command, stdout=subprocess.PIPE, stderr=self._stderr)
         try:
             self._read_header()
         except BaseException:

@@ -8,6 +8,7 @@ video packets (stream copy, no decoding) to get exact frame counts and rates.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -17,20 +18,60 @@ from pathlib import Path
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.input_files import require_regular_file
 
+FFMPEG_ENV = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg runs this binary instead of its own when set
+
 
 @functools.cache
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped with imageio-ffmpeg (never a system one)."""
+    """Path of the ffmpeg binary shipped with imageio-ffmpeg (or the one $IMAGEIO_FFMPEG_EXE names)."""
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as error:  # imageio raises RuntimeError, a broken install anything
         raise VExpressError(
             "The bundled ffmpeg binary is missing.",
             f"imageio-ffmpeg could not provide it ({error}).",
             "Reinstall it: pip install --force-reinstall imageio-ffmpeg",
         ) from None
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise ffmpeg_start_error(exe, "it is not an executable file")
+    return exe
+
+
+def ffmpeg_start_error(exe: str, reason: str) -> VExpressError:
+    """The error for an ffmpeg binary that cannot be started (``reason`` says why)."""
+    if os.environ.get(FFMPEG_ENV):
+        return VExpressError(
+            f"The ffmpeg that ${FFMPEG_ENV} names ({exe}) cannot be run: {reason}.",
+            f"imageio-ffmpeg uses ${FFMPEG_ENV} instead of its bundled ffmpeg, and vexpress runs every "
+            "decode and encode through it.",
+            f"Unset it (`unset {FFMPEG_ENV}`) to use the bundled ffmpeg, or point it at an ffmpeg executable.",
+        )
+    return VExpressError(
+        f"The bundled ffmpeg ({exe}) cannot be run: {reason}.",
+        "vexpress runs every decode and encode through the ffmpeg binary that imageio-ffmpeg ships.",
+        "Reinstall it: pip install --force-reinstall imageio-ffmpeg",
+    )
+
+
+def start_ffmpeg(command: list[str], **popen_arguments) -> subprocess.Popen:
+    """``subprocess.Popen(command)``; an ffmpeg that cannot be started becomes a VExpressError.
+
+    (An executable file can still fail to start: the wrong platform's binary, a missing loader.)
+    """
+    try:
+        return subprocess.Popen(command, **popen_arguments)
+    except OSError as error:
+        raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    """``subprocess.run(command)`` capturing both outputs, with the errors of :func:`start_ffmpeg`."""
+    try:
+        return subprocess.run(command, capture_output=True)
+    except OSError as error:
+        raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
 
 
 def stderr_tail(text: str | bytes, lines: int = 6) -> str:
@@ -48,7 +89,7 @@ def ffmpeg_command(*args: str) -> list[str]:
 
 def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
     """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError."""
-    result = subprocess.run(ffmpeg_command(*args), capture_output=True)
+    result = _run(ffmpeg_command(*args))
     if result.returncode != 0:
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(result.stderr)}.", fix)
     return result.stdout
@@ -128,9 +169,7 @@ _SIZE_RE = re.compile(r"^(\d+)x(\d+)(?:\s|$)")
 def probe(path: str | Path, kind: str = "media") -> Probe:
     """Describe ``path`` (container, duration, streams); InputError if ffmpeg cannot open it."""
     path = require_file(path, kind)
-    result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True
-    )
+    result = _run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)])
     text = result.stderr.decode("utf-8", errors="replace")
     match = _INPUT_RE.search(text)
     if match is None:
