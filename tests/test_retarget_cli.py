@@ -9,6 +9,7 @@ from conftest import SAMPLES_DIR
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
+from vexpress_cli.errors import InputError
 from vexpress_cli.kps import KpsTrack, load_kps, save_kps
 
 AOC_KPS = SAMPLES_DIR / "AOC" / "kps.pth"
@@ -286,3 +287,18 @@ def test_reference_photo_without_a_face_is_named(tmp_path):
                       "--strategy", "offset_retarget", "--output", tmp_path / "o.pth")  # fmt: skip
     assert_input_error(result, f"No face was found in {blank}")
     assert not (tmp_path / "o.pth").exists()
+
+
+def test_an_infinite_fps_is_refused_before_anything_is_written(tmp_path):
+    """Issue 8 item 9: `retarget --fps inf --preview` crashed in the video writer (OverflowError), and
+    without --preview wrote a track whose fps no reader accepts. The settings check refuses it now; a
+    KpsTrack refuses a non-finite or non-positive fps too, for library callers that build one."""
+    output, preview = tmp_path / "out.safetensors", tmp_path / "preview.mp4"
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face", "--num-frames", 3,
+                      "--fps", "inf", "--output", output, "--preview", preview)
+    assert_input_error(result, "--fps is inf")
+    assert not output.exists() and not preview.exists()
+    for fps in (float("inf"), float("nan"), 0.0, -25.0):
+        with pytest.raises(InputError, match="positive, finite number") as error:
+            KpsTrack(REFERENCE[None], fps=fps)
+        assert "(fps 25)" in str(error.value)

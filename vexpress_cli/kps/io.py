@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.outputs import ensure_writable_folder
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
@@ -70,6 +70,13 @@ class KpsTrack:
 
     def __post_init__(self) -> None:
         self.points = np.ascontiguousarray(self.points, dtype=np.float32)
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            # Caught here, before anything is written: a track saved with fps inf cannot be read back.
+            raise InputError(
+                f"A kps track's frame rate must be a positive, finite number, not {self.fps}.",
+                why="The fps says how many of the track's frames make one second of video.",
+                fix=f"Give a frame rate such as 25 or 30 ({parameter('fps')} 25).",
+            )
 
     @property
     def num_frames(self) -> int:
