@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
-from safetensors import SafetensorError
 
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
@@ -38,7 +37,7 @@ from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.errors import InputError, ModelFolderError, parameter
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.engine.model_folder import ModelFolder
-from vexpress_cli.engine.checkpoints import check_model_files, load_networks
+from vexpress_cli.engine.checkpoints import check_model_files, load_networks, pretrained_load_errors
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.networks.reference_net import collect_reference_features
 from vexpress_cli.engine.networks.speech_encoder import encode_speech
@@ -115,16 +114,10 @@ class VExpressPipeline:
         check_model_files(folder)  # before reading gigabytes of checkpoints
         architecture = Architecture.from_folder(folder)
         networks = load_networks(folder, architecture)
-        try:
+        with pretrained_load_errors(folder):
             vae = AutoencoderKL.from_pretrained(folder.vae)
             audio_encoder = Wav2Vec2Model.from_pretrained(folder.audio_encoder)
             audio_processor = Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder)
-        except (OSError, ValueError, SafetensorError) as error:
-            raise ModelFolderError(
-                f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
-                f"A file there is damaged or of another model ({str(error).strip().splitlines()[0]}).",
-                "Download the model again (`vexpress models download`).",
-            ) from None
         pipeline = cls(vae=vae, audio_encoder=audio_encoder, audio_processor=audio_processor,
                        scheduler=DDIMScheduler(**SCHEDULER_CONFIG), architecture=architecture, **networks)
         return pipeline.to(device, dtype)

@@ -264,6 +264,7 @@ def frame_count(duration: float, fps: Fraction) -> int:
 def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: bool, resolved: ResolvedSettings, *,
                 kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
     """Decode and check every input of a job."""
+    from vexpress_cli.kps.bounds import check_kps_in_frame
     from vexpress_cli.kps.retargeting import require_driving_kps, retarget_track, uses_reference_kps
     from vexpress_cli.media.audio import load_audio, truncation_warning
     from vexpress_cli.media.ffmpeg import probe
@@ -308,6 +309,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if reference_points is None:
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit)
+    outside = check_kps_in_frame(track, width, height, "the keypoint track")
+    warnings.extend([outside] if outside else [])
     return GenerationPlan(reference, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
                           strategy_reason, settings, dict(resolved.sources), warnings, notes)
 
@@ -343,10 +346,8 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
     from vexpress_cli.kps.io import load_kps
 
     track = load_kps(path)
-    rescaled = track.rescaled_to(settings.width, settings.height)
-    if rescaled is not track:
-        notes.append(f"The kps file was extracted at {track.width}x{track.height}; "
-                        f"its points are rescaled to {settings.width}x{settings.height}.")
+    rescaled, note = track.in_frame(settings.width, settings.height)
+    notes.extend([note] if note else [])
     track_fps = track.fps or _assumed_track_fps(audio, notes)
     points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
     notes.extend(fitting)

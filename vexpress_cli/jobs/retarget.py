@@ -142,10 +142,8 @@ def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
 
 
 def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsTrack:
-    track = load_kps(path)
-    rescaled = track.rescaled_to(width, height)
-    if rescaled is not track:
-        notes.append(f"Rescaled the driving track from {track.width}x{track.height} to {width}x{height}.")
+    rescaled, note = load_kps(path).in_frame(width, height)
+    notes.extend([note] if note else [])
     return rescaled
 
 

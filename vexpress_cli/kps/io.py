@@ -31,7 +31,7 @@ import secrets
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ from vexpress_cli.outputs import ensure_writable_folder
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 
 KPS_TENSOR_NAME = "kps"
+# The frame size of a kps file that records none: the original extracts at 512x512.
+ASSUMED_SIZE = 512
 FORMAT_NAME = "vexpress-kps"
 FORMAT_VERSION = "1"
 PICKLE_SUFFIXES = (".pth", ".pt")
@@ -81,6 +83,20 @@ class KpsTrack:
     @property
     def num_frames(self) -> int:
         return int(self.points.shape[0])
+
+    def in_frame(self, width: int, height: int) -> tuple["KpsTrack", str | None]:
+        """The track in a ``width`` x ``height`` frame, and a note saying what that took (None: nothing).
+
+        A file that records no frame size (the original's kps.pth) is taken as made at
+        512x512, the size the original extracts at.
+        """
+        known = self if self.width and self.height else replace(self, width=ASSUMED_SIZE, height=ASSUMED_SIZE)
+        rescaled = known.rescaled_to(width, height)
+        if rescaled is known:
+            return rescaled, None
+        made_at = (f"was extracted at {self.width}x{self.height}" if known is self
+                   else f"records no frame size; assumed {ASSUMED_SIZE}x{ASSUMED_SIZE} (the original's extraction size)")
+        return rescaled, f"The kps file {made_at}; its points are rescaled to {width}x{height}."
 
     def rescaled_to(self, width: int, height: int) -> "KpsTrack":
         """The track in a ``width`` x ``height`` frame (unchanged when its own size is unknown or equal)."""
@@ -196,7 +212,7 @@ def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     ``width`` x ``height`` frame) or ``"x,y;x,y;x,y"``."""
     candidate = Path(text).expanduser()
     if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
-        return load_kps(candidate).rescaled_to(width, height).points[0]
+        return load_kps(candidate).in_frame(width, height)[0].points[0]
     return parse_kps_points(text)
 
 
