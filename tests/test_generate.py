@@ -20,9 +20,10 @@ from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
+from vexpress_cli.errors import InputError
 from vexpress_cli.jobs.generate import plan_inputs, resolve_job_settings
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
-from vexpress_cli.kps.io import KpsTrack, save_kps
+from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
 from vexpress_cli.media.audio import load_audio
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import video_info
@@ -326,3 +327,28 @@ def test_truncated_audio_warns_before_generating(tmp_path):
     plan = plan_inputs(AOC / "ref.jpg", cut, tmp_path / "o.mp4", False, resolved, reference_kps="22,26;42,26;32,38")
     (warning,) = [warning for warning in plan.warnings if "truncated" in warning]
     assert warning.startswith(f"{cut}: The header says ") and f"but {plan.duration:.2f} s decode" in warning
+
+
+def test_track_without_a_frame_size_is_taken_at_512_and_rescaled(clips, tmp_path):
+    """The original's kps.pth records no size: at 64x64 its points are scaled by 1/8, and the plan says so."""
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})
+    plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=TYS / "kps.pth")
+    original = load_kps(TYS / "kps.pth").points  # a legacy pickle of numpy arrays, read safely
+    np.testing.assert_allclose(plan.kps_track[0], original[0] / 8, rtol=1e-5)
+    assert ("The kps file records no frame size; assumed 512x512 (the original's extraction size); its points are "
+            "rescaled to 64x64.") in plan.notes
+
+
+def test_keypoints_outside_the_frame_warn_and_none_inside_is_refused(clips, tmp_path):
+    """Issue 8 item 14: a track off the picture gave a face-less video with exit 0."""
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})
+    points = np.tile(np.array([[20, 26], [42, 26], [32, 38]], dtype=np.float32), (18, 1, 1))
+    points[9:] -= 100  # the second half leaves the frame
+    half_out, all_out = tmp_path / "half.safetensors", tmp_path / "out.safetensors"
+    save_kps(half_out, KpsTrack(points, fps=30.0, width=64, height=64))
+    save_kps(all_out, KpsTrack(points - 100, fps=30.0, width=64, height=64))
+    plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=half_out)
+    assert any(warning.startswith("9 of 18 frames of the keypoint track have keypoints outside the 64x64 frame")
+               for warning in plan.warnings)
+    with pytest.raises(InputError, match="No keypoint of the keypoint track lies inside the 64x64 frame"):
+        plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=all_out)
