@@ -261,7 +261,9 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     assert report["settings"]["retarget_strategy"] == "no_retarget" and report["settings"]["width"] == 64
     assert abs(report["duration"] - audio_seconds(clips["tys"])) < 1e-9
     assert report["seconds"] > 0 and report["warnings"] == []
-    assert report["notes"] == ["The kps file records no frame rate; assumed 25 fps (the original samples' rate). "
+    assert report["notes"] == ["The kps file records no frame size; assumed 512x512 (the original's extraction "
+                               "size); its points are rescaled to 64x64.",
+                               "The kps file records no frame rate; assumed 25 fps (the original samples' rate). "
                                "Tracks saved as .safetensors keep theirs.",
                                "The 100-frame kps track at 25 fps was resampled in time to 120 frames at 30 fps.",
                                "The 120-frame kps track was cut to 18 frames."]
@@ -315,7 +317,8 @@ def test_kps_file_without_a_frame_rate_is_taken_as_25_fps_and_fitted_by_time(cli
     torch.save(torch.from_numpy(points), kps)
     resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})
     plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=kps)
-    np.testing.assert_allclose(plan.kps_track[:, 0, 0], 20 + 10 * np.arange(18) / 30, atol=1e-4)
+    # The file records no size either: 512x512 is assumed, so the points are scaled by 64/512.
+    np.testing.assert_allclose(plan.kps_track[:, 0, 0], (20 + 10 * np.arange(18) / 30) / 8, atol=1e-4)
     assert any("records no frame rate; assumed 25 fps" in note for note in plan.notes)
 
 
