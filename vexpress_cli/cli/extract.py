@@ -201,7 +201,7 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
 
     Returns the video's probe, for the later steps to reuse.
     """
-    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+    from vexpress_cli.file_types import KPS_SUFFIXES as SUPPORTED_SUFFIXES
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.outputs import prepare_output_path
 
@@ -233,7 +233,7 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
 
 
 def _check_audio_suffix(kps_out: Path, audio_out: Path) -> None:
-    from vexpress_cli.media.audio import AUDIO_OUTPUT_CODECS
+    from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
 
     if audio_out.resolve() == kps_out.resolve():
         raise InputError(

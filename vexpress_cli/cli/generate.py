@@ -155,7 +155,7 @@ def resolve_settings(preset_name: str | None, given: dict) -> tuple[dict, set[st
 def check_output(output: Path, overwrite: bool) -> None:
     """Fail before the long work, not after it: the output must be new (or --overwrite) and writable."""
     from vexpress_cli.outputs import ensure_writable_folder
-    from vexpress_cli.media.video import VIDEO_SUFFIXES
+    from vexpress_cli.file_types import VIDEO_OUTPUT_SUFFIXES as VIDEO_SUFFIXES
 
     if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(f"Cannot write a video named {output}.", "The output format is chosen from the suffix.",

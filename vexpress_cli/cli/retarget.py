@@ -21,14 +21,14 @@ from vexpress_cli.kps import (
     retarget_track,
     save_kps,
 )
-from vexpress_cli.kps.io import SUPPORTED_SUFFIXES, reference_kps_from_text
+from vexpress_cli.file_types import PREVIEW_SUFFIXES, KPS_SUFFIXES as SUPPORTED_SUFFIXES
+from vexpress_cli.kps.io import reference_kps_from_text
 from vexpress_cli.kps.retargeting import missing_driving_kps_error, uses_reference_kps
 from vexpress_cli.outputs import prepare_output_path
 from vexpress_cli.plugins import get_retarget_strategy
 
 DEFAULT_SIZE = 512
 DEFAULT_PREVIEW_FPS = 25.0
-PREVIEW_SUFFIXES = (".mp4", ".mov", ".mkv")
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
 

@@ -31,19 +31,7 @@ from typing import Any
 import numpy as np
 
 from vexpress_cli.errors import InputError
-
-AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-KPS_SUFFIXES = (".pth", ".pt", ".safetensors")
-PRESET_SUFFIXES = (".toml",)
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-KIND_SUFFIXES = {
-    "audio": AUDIO_SUFFIXES,
-    "image": IMAGE_SUFFIXES,
-    "kps": KPS_SUFFIXES,
-    "preset": PRESET_SUFFIXES,
-    "video": VIDEO_SUFFIXES,
-}
+from vexpress_cli.file_types import INPUT_KIND_SUFFIXES, KPS_SAFETENSORS_SUFFIX
 
 DEFAULT_FPS = 30.0
 MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
@@ -113,12 +101,12 @@ def input_kind(path: str | Path) -> str:
         raise InputError(f"{path} is not a regular file.", why="It is a device, pipe or socket.",
                          fix="Pass a file or a model folder.")
     suffix = path.suffix.lower()
-    for kind, suffixes in KIND_SUFFIXES.items():
+    for kind, suffixes in INPUT_KIND_SUFFIXES.items():
         if suffix in suffixes:
             return kind
     kind = _kind_from_content(path)
     if kind is None:
-        known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in KIND_SUFFIXES.items())
+        known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in INPUT_KIND_SUFFIXES.items())
         raise InputError(
             f"Cannot tell what kind of input {path} is.",
             why=f"Its suffix '{path.suffix or '(none)'}' is not one vexpress reads, "
@@ -371,7 +359,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     writes for frames without a face); a *jump* frame has a point more than
     ``jump_px`` from where it was in the previous frame.
     """
-    from vexpress_cli.kps.io import SAFETENSORS_SUFFIX, load_kps
+    from vexpress_cli.kps.io import load_kps
 
     if not (math.isfinite(jump_px) and jump_px > 0):
         raise InputError(f"--jump-px is {jump_px}.", why="It must be a positive distance in pixels.",
@@ -384,7 +372,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     held, interpolated, jumps, steps = _frame_flags(points, jump_px)
     report = KpsReport(
         path=str(Path(track.source).resolve()),
-        format="safetensors" if Path(path).suffix.lower() == SAFETENSORS_SUFFIX else "torch",
+        format="safetensors" if Path(path).suffix.lower() == KPS_SAFETENSORS_SUFFIX else "torch",
         frames=track.num_frames,
         fps=track.fps,
         width=track.width,

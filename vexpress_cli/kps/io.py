@@ -37,14 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.outputs import ensure_writable_folder
 
 KPS_TENSOR_NAME = "kps"
 FORMAT_NAME = "vexpress-kps"
 FORMAT_VERSION = "1"
-PICKLE_SUFFIXES = (".pth", ".pt")
-SAFETENSORS_SUFFIX = ".safetensors"
-SUPPORTED_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX)
 
 
 @dataclass
@@ -87,14 +85,14 @@ def load_kps(path: str | Path) -> KpsTrack:
     path = Path(path)
     _check_readable(path)
     suffix = path.suffix.lower()
-    if suffix == SAFETENSORS_SUFFIX:
+    if suffix == KPS_SAFETENSORS_SUFFIX:
         points, metadata = _read_safetensors(path)
-    elif suffix in PICKLE_SUFFIXES:
+    elif suffix in KPS_PICKLE_SUFFIXES:
         points, metadata = _read_torch_pickle(path), {}
     else:
         raise InputError(
             f"Cannot read kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
-            why=f"kps files are {', '.join(SUPPORTED_SUFFIXES)}.",
+            why=f"kps files are {', '.join(KPS_SUFFIXES)}.",
             fix="Pass a file written by `vexpress extract` or `vexpress retarget`, or an original V-Express kps.pth.",
         )
     points = validate_track_points(points, origin=str(path))
@@ -110,18 +108,18 @@ def save_kps(path: str | Path, track: KpsTrack) -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in KPS_SUFFIXES:
         raise InputError(
             f"Cannot write kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
             why="The suffix picks the format.",
-            fix=f"Name the output *{SAFETENSORS_SUFFIX} (keeps fps and frame size) "
+            fix=f"Name the output *{KPS_SAFETENSORS_SUFFIX} (keeps fps and frame size) "
             "or *.pth (readable by the original V-Express).",
         )
     points = validate_track_points(track.points, origin="the track to save")
     ensure_writable_folder(path.parent)
     try:
         with _atomic_output(path) as temporary:
-            if suffix == SAFETENSORS_SUFFIX:
+            if suffix == KPS_SAFETENSORS_SUFFIX:
                 from safetensors.numpy import save
 
                 # Bytes written into our temp file: safetensors' save_file would replace
@@ -183,7 +181,7 @@ def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     """Reference keypoints given on the command line: a kps file (its first frame, in a
     ``width`` x ``height`` frame) or ``"x,y;x,y;x,y"``."""
     candidate = Path(text).expanduser()
-    if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
+    if candidate.suffix.lower() in KPS_SUFFIXES or candidate.exists():
         return load_kps(candidate).rescaled_to(width, height).points[0]
     return parse_kps_points(text)
 

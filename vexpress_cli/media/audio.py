@@ -31,6 +31,7 @@ from vexpress_cli.media.ffmpeg import (
     stderr_tail,
     stop_process,
 )
+from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
 from vexpress_cli.outputs import prepare_output_path
 
 with warnings.catch_warnings():
@@ -259,18 +260,6 @@ def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float)
     return (sinc * window * (base / orig))[:, None, :], width
 
 
-AUDIO_OUTPUT_CODECS = {
-    # suffix: (ffmpeg muxer, encoder, source codecs that can be copied as they are)
-    ".wav": ("wav", "pcm_s16le", ("pcm_s16le",)),
-    ".mp3": ("mp3", "libmp3lame", ("mp3",)),
-    ".m4a": ("mp4", "aac", ("aac",)),
-    ".aac": ("adts", "aac", ("aac",)),
-    ".flac": ("flac", "flac", ("flac",)),
-    ".ogg": ("ogg", "libvorbis", ("vorbis", "opus", "flac")),
-    ".opus": ("opus", "libopus", ("opus",)),
-}
-
-
 def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, overwrite: bool = False) -> Path:
     """Write the audio track of ``video_path`` to ``out_path``; the format follows the suffix.
 
@@ -312,7 +301,6 @@ def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, ov
 
 
 __all__ = [
-    "AUDIO_OUTPUT_CODECS",
     "AudioInfo",
     "STANDARD_SAMPLE_RATE",
     "audio_info",

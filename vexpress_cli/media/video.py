@@ -34,9 +34,8 @@ from vexpress_cli.media.ffmpeg import (
     stop_process,
     video_packet_timing,
 )
+from vexpress_cli.file_types import FRAME_FOLDER_AUDIO, FRAME_SUFFIX, VIDEO_OUTPUT_MUXERS
 from vexpress_cli.outputs import ensure_writable_folder, prepare_output_path
-
-VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 @dataclass(frozen=True)
@@ -438,7 +437,7 @@ class VideoWriter(_AtomicWriter):
 
 
 def _video_muxer(path: Path) -> str:
-    muxer = VIDEO_SUFFIXES.get(path.suffix.lower())
+    muxer = VIDEO_OUTPUT_MUXERS.get(path.suffix.lower())
     if muxer is None:
         raise InputError(
             f"Cannot write video as {path.suffix!r} ({str(path)!r}).",
@@ -570,7 +569,7 @@ def _check_png_target(path: Path, overwrite: bool) -> None:
 def _looks_like_frame_folder(path: Path) -> bool:
     return all(
         entry.is_file()
-        and (entry.name == "audio.wav" or (entry.name.startswith("frame_") and entry.suffix == ".png"))
+        and (entry.name == FRAME_FOLDER_AUDIO or (entry.name.startswith("frame_") and entry.suffix == FRAME_SUFFIX))
         for entry in path.iterdir()
     )
 
