@@ -198,7 +198,7 @@ def test_bad_input_is_refused_cleanly(case, inputs, output):
 
 
 def test_shortest_audio_the_speech_encoder_takes_still_works(tmp_path):
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
 
     audio = write_wav(tmp_path / "blip.wav", 0.025)  # 400 samples: one wav2vec2 window
     output = tmp_path / "blip.mp4"

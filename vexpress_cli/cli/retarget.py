@@ -233,7 +233,7 @@ def _load_reference(image_path, kps_text, width, height, backend, model_root, co
 def _write_preview(path, retargeted, driving, image, fps, width, height, overwrite, console) -> None:
     from rich.progress import track
 
-    from vexpress_cli.media.video import VideoWriter
+    from vexpress_cli.media.video_writer import VideoWriter
 
     background = np.zeros((height, width, 3), np.uint8) if image is None else (image * PREVIEW_DIMMING).astype(np.uint8)
     panels = 1 if driving is None else 2

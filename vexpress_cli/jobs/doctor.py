@@ -662,7 +662,7 @@ def _smoke_check(device, tiny_model_dir: Path | None) -> Check:
     from vexpress_cli.tiny.inputs import PORTRAIT_SIZE, write_demo_inputs
     from vexpress_cli.engine.devices import resolve_dtype
     from vexpress_cli.jobs.generate import GenerationRequest, frame_count, plan_generation, run_generation
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
     from vexpress_cli.engine.pipeline import VExpressPipeline
     from vexpress_cli.settings.presets import generation_settings
 

@@ -18,7 +18,7 @@ import torch
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.media.images import open_rgb_image
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
-from vexpress_cli.media.video import as_fps_fraction
+from vexpress_cli.media.frames import as_fps_fraction
 
 MIN_ADVISED_SIZE = 512
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
@@ -155,7 +155,7 @@ def _load_driving_kps(path: Path | None, width: int, height: int, warnings: list
 
 def run_generation(pipeline, plan: GenerationPlan, request: GenerationRequest, progress=None) -> GenerationResult:
     """Denoise, decode and stream frames into the output file (written to a temp file, renamed at the end)."""
-    from vexpress_cli.media.video import open_video_writer
+    from vexpress_cli.media.video_writer import open_video_writer
 
     settings = request.settings
     started = time.monotonic()

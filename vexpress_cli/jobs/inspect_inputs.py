@@ -164,7 +164,7 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
     from vexpress_cli.jobs.generate import frame_count
     from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info
-    from vexpress_cli.media.video import as_fps_fraction
+    from vexpress_cli.media.frames import as_fps_fraction
 
     _check_fps(fps)
     info = audio_info(path)
@@ -527,7 +527,7 @@ class VideoReport(_Report):
 
 def inspect_video(path: str | Path) -> VideoReport:
     """Codec, size, exact fps, frame count, duration and audio track of a (driving) video."""
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
 
     info = video_info(path)
     report = VideoReport(
