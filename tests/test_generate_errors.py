@@ -257,6 +257,13 @@ def test_output_folder_not_writable(inputs, tmp_path):
     assert not output.exists()
 
 
+def test_issue8_item15_an_output_named_only_by_its_suffix_is_refused(inputs, output):
+    """Issue 8 item 15: `-o .mp4` is refused clearly; no hidden folder of PNG frames is written."""
+    target = output.parent / ".mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", target,
+                       *SMALL, *model_flags()), target, "'.mp4'", "is only a file suffix", "e.g. 'talk.mp4'")
+
+
 def test_unsupported_output_suffix(inputs, output):
     target = output.with_suffix(".avi")
     assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", target,

@@ -49,7 +49,7 @@ from vexpress_cli.jobs.hub import (
     offline_requested,
     translate_hub_error,
 )
-from vexpress_cli.outputs import ensure_writable_folder
+from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
 
 
 @dataclass(frozen=True)
@@ -112,23 +112,16 @@ def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[Required
 
 
 def _place_file(source: Path, destination: Path) -> bool:
-    """Hard-link (True) or copy (False) ``source`` to ``destination`` through a temporary name."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
-    temporary.unlink(missing_ok=True)
+    """Hard-link (True) or copy (False) ``source`` to ``destination``, through :func:`atomic_output`."""
     blob = source.resolve()  # the cache's snapshot entries are symlinks to blobs
-    try:
+    with atomic_output(destination) as temporary:
+        temporary.unlink()  # the link takes the reserved name
         try:
             os.link(blob, temporary)
-            linked = True
+            return True
         except OSError:
             shutil.copyfile(blob, temporary)
-            linked = False
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return linked
+            return False
 
 
 def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report: DownloadReport,
@@ -145,6 +138,8 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
             )
         try:
             linked = _place_file(source, target / item.target)
+        except OutputAppearedError:
+            continue  # another download placed it meanwhile; the check at the end reads its size
         except OSError as error:
             raise ModelFolderError(
                 f"Cannot place {item.target} into the model folder {target}.",

@@ -24,13 +24,11 @@ the track was extracted at (``width`` x ``height``, 512x512 by default).
 from __future__ import annotations
 
 import importlib
+import io
 import math
 import os
 import re
-import secrets
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +36,7 @@ import numpy as np
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
-from vexpress_cli.outputs import ensure_writable_folder
+from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
 
 KPS_TENSOR_NAME = "kps"
 FORMAT_NAME = "vexpress-kps"
@@ -99,43 +97,52 @@ def load_kps(path: str | Path) -> KpsTrack:
     return KpsTrack(points=points, source=path, **_parse_metadata(metadata, path))
 
 
-def save_kps(path: str | Path, track: KpsTrack) -> Path:
+def save_kps(path: str | Path, track: KpsTrack, overwrite: bool = True) -> Path:
     """Write ``track`` to ``path`` (``.safetensors`` with metadata, or ``.pth``/``.pt`` as a bare tensor).
 
-    The file is written to a temporary name in the same folder and renamed
-    when complete, so an interrupted save never leaves a half-written file.
-    A folder that cannot be created or written raises InputError.
+    Written through :func:`vexpress_cli.outputs.atomic_output`: an interrupted save never
+    leaves a half-written file. An existing file is replaced (as ``torch.save`` would) unless
+    ``overwrite=False``. A bad suffix, a folder that cannot be created or written, or a
+    failing write raises InputError.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in KPS_SUFFIXES:
-        raise InputError(
-            f"Cannot write kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
-            why="The suffix picks the format.",
-            fix=f"Name the output *{KPS_SAFETENSORS_SUFFIX} (keeps fps and frame size) "
-            "or *.pth (readable by the original V-Express).",
-        )
-    points = validate_track_points(track.points, origin="the track to save")
-    ensure_writable_folder(path.parent)
+    validate_track_points(track.points, origin="the track to save")  # before any folder is made
+    path = check_output(path, overwrite, "kps", create_folder=True)
+    data = kps_file_bytes(path.suffix, track)
     try:
-        with _atomic_output(path) as temporary:
-            if suffix == KPS_SAFETENSORS_SUFFIX:
-                from safetensors.numpy import save
-
-                # Bytes written into our temp file: safetensors' save_file would replace
-                # the file and drop the umask-based mode it was created with.
-                temporary.write_bytes(save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track)))
-            else:
-                import torch
-
-                torch.save(torch.from_numpy(points.copy()), temporary)
+        with atomic_output(path, overwrite) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:  # disk full, path vanished, a folder in the way, ...
+        if hit_file_size_limit(error=error):
+            raise file_size_limit_error(path) from None
         raise InputError(
             f"Cannot write the kps file {path}.",
             why=f"{error.strerror or error}.",
             fix="Choose an output path in a folder you can write to, with free space.",
         ) from None
     return path
+
+
+def write_kps(path: str | Path, track: KpsTrack) -> None:
+    """Write ``track`` to ``path`` as it is, in the format its suffix names.
+
+    No checks on the path and no temporary name: for writing into the temporary path of
+    :func:`vexpress_cli.outputs.atomic_outputs` (the kps file and the audio of ``extract``).
+    """
+    Path(path).write_bytes(kps_file_bytes(Path(path).suffix, track))
+
+
+def kps_file_bytes(suffix: str, track: KpsTrack) -> bytes:
+    """The contents of a kps file with ``suffix``; InputError for bad points."""
+    points = validate_track_points(track.points, origin="the track to save")
+    if suffix.lower() == KPS_SAFETENSORS_SUFFIX:
+        from safetensors.numpy import save
+
+        return save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track))
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(torch.from_numpy(points.copy()), buffer)
+    return buffer.getvalue()
 
 
 def validate_track_points(points, origin: str) -> np.ndarray:
@@ -358,32 +365,3 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     if "backend" in metadata:
         parsed["backend"] = metadata["backend"]
     return parsed
-
-
-@contextmanager
-def _atomic_output(path: Path) -> Iterator[Path]:
-    temporary = _new_temporary_file(path)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _new_temporary_file(path: Path) -> Path:
-    """Create an empty, unused ``.NAME.XXXX.partial`` next to ``path``.
-
-    Unlike mkstemp (always 0600) the file is created with mode 0666, which
-    the kernel reduces by the umask: the result gets the usual permissions
-    without reading (and briefly changing) the process-wide umask.
-    """
-    for _ in range(100):
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-        try:
-            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(handle)
-        return candidate
-    raise FileExistsError(f"no free temporary name next to {path}")

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
 
 
 @functools.cache
@@ -46,8 +47,14 @@ def ffmpeg_command(*args: str) -> list[str]:
 
 
 def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
-    """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError."""
+    """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError.
+
+    The last argument is the output; ffmpeg killed by the file-size limit (``ulimit -f``)
+    while writing it is reported as such.
+    """
     result = subprocess.run(ffmpeg_command(*args), capture_output=True)
+    if hit_file_size_limit(result.returncode):
+        raise file_size_limit_error(args[-1])
     if result.returncode != 0:
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(result.stderr)}.", fix)
     return result.stdout

@@ -1,13 +1,14 @@
 """Video out: :class:`VideoWriter` (H.264 + AAC mp4/mov/mkv) and :class:`PngFolderWriter` (numbered PNGs).
 
-Both take frames as they come and write to a temp path that is renamed only
-when everything succeeded.
+Both take frames as they come and write through :class:`vexpress_cli.outputs.AtomicOutput`:
+nothing appears at the output path until everything succeeded, an exception (Ctrl-C and
+termination signals included) leaves nothing behind, and a run never replaces an output
+that another run wrote meanwhile unless overwriting was allowed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -16,11 +17,17 @@ from typing import Any
 
 import cv2
 
-from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.errors import VExpressError
 from vexpress_cli.file_types import FRAME_FOLDER_AUDIO, FRAME_SUFFIX, VIDEO_OUTPUT_MUXERS
 from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, stderr_tail, stop_process
 from vexpress_cli.media.frames import as_fps_fraction, check_frame_size, frames_array
-from vexpress_cli.outputs import ensure_writable_folder, prepare_output_path
+from vexpress_cli.outputs import (
+    atomic_output,
+    check_output,
+    file_size_limit_error,
+    hit_file_size_limit,
+    output_kind,
+)
 
 
 class _AtomicWriter:
@@ -57,7 +64,7 @@ class VideoWriter(_AtomicWriter):
     padded with one black row/column (yuv420p needs even sizes); see
     ``output_size``. Nothing appears at ``path`` until :meth:`close` succeeds;
     an exception inside the ``with`` block (Ctrl+C included) kills ffmpeg and
-    deletes the temp file.
+    deletes the temp files.
     """
 
     def __init__(
@@ -70,8 +77,8 @@ class VideoWriter(_AtomicWriter):
         overwrite: bool = False,
         crf: int = 18,
     ):
-        self.path = Path(path).expanduser().absolute()
-        self.muxer = _video_muxer(self.path)
+        self.path = check_output(path, overwrite, "video_file", create_folder=True)
+        self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
         self.fps = as_fps_fraction(fps)
         self.width, self.height = check_frame_size((width, height))
         self.output_size = (self.width + self.width % 2, self.height + self.height % 2)
@@ -79,19 +86,20 @@ class VideoWriter(_AtomicWriter):
         self.overwrite = overwrite
         self.frames_written = 0
         self._closed = False
-        prepare_output_path(self.path, overwrite)
-        stem, suffix = self.path.stem, self.path.suffix
-        self._temp = self.path.with_name(f".{stem}.partial{suffix}")
-        self._video_temp = (
-            self.path.with_name(f".{stem}.video.partial{suffix}") if self.audio_path else self._temp
-        )
-        self._stderr = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(
-            self._encode_command(crf),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
+        self._output = atomic_output(self.path, overwrite)
+        try:
+            self._temp = self._output.start()
+            self._video_temp = self._output.scratch("video") if self.audio_path else self._temp
+            self._stderr = tempfile.TemporaryFile()
+            self._process = subprocess.Popen(
+                self._encode_command(crf),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+            )
+        except BaseException:
+            self._output.discard()
+            raise
 
     def _encode_command(self, crf: int) -> list[str]:
         fps = f"{self.fps.numerator}/{self.fps.denominator}"
@@ -143,7 +151,7 @@ class VideoWriter(_AtomicWriter):
                 )
             if self.audio_path is not None:
                 self._mux_audio()
-            _commit(self._temp, self.path, self.overwrite)
+            self._output.commit()
         except BaseException:
             self.abort()
             raise
@@ -165,8 +173,7 @@ class VideoWriter(_AtomicWriter):
         if self._closed:
             return
         stop_process(self._process)
-        self._temp.unlink(missing_ok=True)
-        self._video_temp.unlink(missing_ok=True)
+        self._output.discard()
         self._finish()
 
     def _finish(self) -> None:
@@ -174,6 +181,8 @@ class VideoWriter(_AtomicWriter):
         self._stderr.close()
 
     def _ffmpeg_error(self, what: str) -> VExpressError:
+        if hit_file_size_limit(self._process.returncode):
+            return file_size_limit_error(self.path)
         self._stderr.seek(0)
         return VExpressError(
             what,
@@ -182,42 +191,20 @@ class VideoWriter(_AtomicWriter):
         )
 
 
-def _video_muxer(path: Path) -> str:
-    muxer = VIDEO_OUTPUT_MUXERS.get(path.suffix.lower())
-    if muxer is None:
-        raise InputError(
-            f"Cannot write video as {path.suffix!r} ({str(path)!r}).",
-            "The output format is chosen from the file suffix.",
-            "Use .mp4, .mov or .mkv, or a folder path (no suffix) for PNG frames.",
-        )
-    return muxer
-
-
 def _require_audio(audio_path: str | Path) -> Path:
     from vexpress_cli.media.audio import probe_audio
 
     return probe_audio(audio_path).path
 
 
-def _commit(temp: Path, path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:  # appeared while we were encoding
-        raise InputError(
-            f"The output file {str(path)!r} already exists.",
-            "It was created by something else while this video was being written.",
-            "Pass --overwrite to replace it, or choose another name.",
-        )
-    os.replace(temp, path)
-
-
 class PngFolderWriter(_AtomicWriter):
     """Write frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder.
 
-    Same interface as :class:`VideoWriter`. Frames go into a hidden
-    ``.<name>.partial`` folder next to ``path`` that is renamed on success.
-    With ``audio_path`` (and ``fps``) the audio is saved as ``audio.wav`` in
-    the folder, cut to the frames' duration, for editors. ``overwrite=True``
-    only replaces a folder that looks like an earlier output (frame PNGs and
-    audio.wav), never an arbitrary one.
+    Same interface as :class:`VideoWriter`. Frames go into a temporary folder next
+    to ``path`` that is renamed on success. With ``audio_path`` (and ``fps``) the
+    audio is saved as ``audio.wav`` in the folder, cut to the frames' duration,
+    for editors. ``overwrite=True`` only replaces a folder that looks like an
+    earlier output (frame PNGs and audio.wav), never an arbitrary one.
     """
 
     def __init__(
@@ -230,32 +217,40 @@ class PngFolderWriter(_AtomicWriter):
         height: int | None = None,
         audio_path: str | Path | None = None,
     ):
-        self.path = Path(path).expanduser().absolute()
+        self.path = check_output(path, overwrite, "frames", create_folder=True)
         self.fps = None if fps is None else as_fps_fraction(fps)
         self.width, self.height = (width, height) if width and height else (None, None)
         self.audio_path = None if audio_path is None else _require_audio(audio_path)
         self.overwrite = overwrite
         self.frames_written = 0
         self._closed = False
-        _check_png_target(self.path, overwrite)
-        ensure_writable_folder(self.path.parent)
-        self._temp = self.path.with_name(f".{self.path.name}.partial")
-        shutil.rmtree(self._temp, ignore_errors=True)  # a leftover of a killed run
-        self._temp.mkdir()
+        self._output = atomic_output(self.path, overwrite, folder=True)
+        self._temp = self._output.start()
 
     def write(self, frames: Any) -> None:
         if self._closed:
             raise RuntimeError("write() on a closed PngFolderWriter")
         batch = frames_array(frames, self.width, self.height)
         for frame in batch:
-            self.frames_written += 1
-            target = self._temp / f"frame_{self.frames_written:06d}.png"
-            if not cv2.imwrite(str(target), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+            target = self._temp / f"frame_{self.frames_written + 1:06d}{FRAME_SUFFIX}"
+            encoded, data = cv2.imencode(FRAME_SUFFIX, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if not encoded:
+                raise VExpressError(
+                    f"Could not encode frame {self.frames_written + 1} as PNG.",
+                    "OpenCV's PNG encoder failed.",
+                    "Report this as a bug in vexpress-cli, with the frame size.",
+                )
+            try:
+                target.write_bytes(data)
+            except OSError as error:
+                if hit_file_size_limit(error=error):
+                    raise file_size_limit_error(target) from None
                 raise VExpressError(
                     f"Could not write {str(target)!r}.",
-                    "OpenCV failed to save the PNG.",
-                    "Check free disk space.",
-                )
+                    f"{error.strerror or error}.",
+                    "Check free disk space, and that the output folder is still there.",
+                ) from None
+            self.frames_written += 1
 
     def close(self) -> None:
         if self._closed:
@@ -269,10 +264,9 @@ class PngFolderWriter(_AtomicWriter):
                 )
             if self.audio_path is not None:
                 self._write_audio()
-            _check_png_target(self.path, self.overwrite)
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            os.replace(self._temp, self.path)
+            if self.overwrite:  # what is there now must still be an earlier frame output
+                check_output(self.path, True, "frames")
+            self._output.commit()
         except BaseException:
             self.abort()
             raise
@@ -282,7 +276,7 @@ class PngFolderWriter(_AtomicWriter):
         limit = [] if self.fps is None else ["-t", f"{float(self.frames_written / self.fps):.6f}"]
         run_ffmpeg(
             ["-y", "-i", str(self.audio_path), "-map", "0:a:0", *limit,
-             "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / "audio.wav")],
+             "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / FRAME_FOLDER_AUDIO)],
             what=f"Could not save the audio next to the frames in {str(self.path)!r}.",
             fix="Check the audio file, e.g. by converting it to WAV first.",
         )  # fmt: skip
@@ -290,33 +284,8 @@ class PngFolderWriter(_AtomicWriter):
     def abort(self) -> None:
         if self._closed:
             return
-        shutil.rmtree(self._temp, ignore_errors=True)
+        self._output.discard()
         self._closed = True
-
-
-def _check_png_target(path: Path, overwrite: bool) -> None:
-    if not path.exists():
-        return
-    if not overwrite:
-        raise InputError(
-            f"The output folder {str(path)!r} already exists.",
-            "Existing outputs are never replaced silently.",
-            "Pass --overwrite to replace it, or choose another name.",
-        )
-    if not path.is_dir() or not _looks_like_frame_folder(path):
-        raise InputError(
-            f"Will not replace {str(path)!r} with a frame folder.",
-            "It is a file, or a folder holding more than frame_*.png files and audio.wav.",
-            "Choose another output folder name; nothing there was changed.",
-        )
-
-
-def _looks_like_frame_folder(path: Path) -> bool:
-    return all(
-        entry.is_file()
-        and (entry.name == FRAME_FOLDER_AUDIO or (entry.name.startswith("frame_") and entry.suffix == FRAME_SUFFIX))
-        for entry in path.iterdir()
-    )
 
 
 def open_video_writer(
@@ -330,10 +299,13 @@ def open_video_writer(
 ) -> VideoWriter | PngFolderWriter:
     """A :class:`PngFolderWriter` for a path without suffix or ending in '/', else a :class:`VideoWriter`.
 
-    Video suffixes: .mp4, .mov, .mkv; anything else raises InputError.
+    Video suffixes: .mp4, .mov, .mkv; anything else raises InputError, and so does a name that
+    is only a suffix (``.mp4``), which would otherwise become a hidden folder of frames.
     """
     text = os.fspath(path)
-    if text.endswith(("/", os.sep)) or not Path(text).suffix:
+    as_folder = text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames"
+    check_output(text, overwrite, "frames" if as_folder else "video", create_folder=True)
+    if as_folder:
         return PngFolderWriter(
             text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path
         )

@@ -1,0 +1,130 @@
+"""Issue 8 hardening of the writers: two runs writing the same output (item 7), a name that is only a
+suffix and the file-size limit (item 15).
+
+These run real processes: the writers in a second Python.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.media.video_reader import video_info
+from vexpress_cli.media.video_writer import PngFolderWriter, open_video_writer
+from vexpress_cli.outputs import is_temp_name
+
+
+def temps_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if is_temp_name(path.name))
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# --- issue 8 item 7: two runs writing the same output --------------------------------------------
+
+RACER = r"""
+import sys
+import numpy as np
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.media.video_writer import open_video_writer
+
+path, frames = sys.argv[1], int(sys.argv[2])
+try:
+    with open_video_writer(path, 25, 32, 32) as writer:
+        writer.write(np.full((frames, 32, 32, 3), 40, np.uint8))
+        print("written", flush=True)
+        sys.stdin.readline()  # finish when told to
+except VExpressError as error:
+    print(error, flush=True)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name", ["race.mp4", "race_frames"])
+def test_issue8_item7_two_runs_writing_the_same_output(tmp_path, name):
+    """Issue 8 item 7: two runs writing the same output (MP4, PNG folder) use their own temp names, neither
+    deletes the other's, and the one that finishes second gets "written by another run meanwhile" instead of
+    replacing the first one's output."""
+    target = tmp_path / name
+    first = subprocess.Popen([sys.executable, "-c", RACER, str(target), "3"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "written", first.communicate()
+        [first_temp] = temps_in(tmp_path)
+        first_contents = names(first_temp) if first_temp.is_dir() else first_temp.stat().st_ino
+
+        with open_video_writer(target, 25, 32, 32) as second:  # starts while the first one is writing
+            second.write(np.full((5, 32, 32, 3), 200, np.uint8))
+            assert len(temps_in(tmp_path)) == 2 and first_temp.exists()  # its own temp; the other's kept
+            assert (names(first_temp) if first_temp.is_dir() else first_temp.stat().st_ino) == first_contents
+        finished_second = names(target) if target.is_dir() else video_info(target).frame_count
+
+        out, err = first.communicate("\n", timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 2, (out, err)
+    assert "was written by another run meanwhile" in " ".join(out.split())
+    assert "Traceback" not in err
+    if target.is_dir():
+        assert finished_second == names(target) == [f"frame_{index:06d}.png" for index in range(1, 6)]
+    else:
+        assert finished_second == video_info(target).frame_count == 5  # still the second run's video
+    assert names(tmp_path) == [name]  # the loser removed its own temp, nothing else
+
+
+# --- issue 8 item 15: a name that is only a suffix; the file-size limit ---------------------------
+
+
+@pytest.mark.parametrize("name", [".mp4", ".mkv/"])
+def test_issue8_item15_a_video_named_only_by_its_suffix_is_refused(tmp_path, name):
+    """Issue 8 item 15: `-o .mp4` is refused clearly instead of writing a hidden folder of PNG frames."""
+    with pytest.raises(InputError, match=r"is only a file suffix") as raised:
+        open_video_writer(str(tmp_path / name), 25, 32, 32)
+    assert f"e.g. 'talk{name.rstrip('/')}'" in raised.value.fix
+    with pytest.raises(InputError, match=r"is only a file suffix"):
+        PngFolderWriter(tmp_path / name)
+    assert names(tmp_path) == []
+
+
+LIMITED_WRITER = r"""
+import sys
+import numpy as np
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.media.video_writer import open_video_writer
+
+noise = np.random.default_rng(0).integers(0, 256, (200, 64, 64, 3), dtype=np.uint8)
+try:
+    with open_video_writer(sys.argv[1], 25, 64, 64) as writer:
+        for frame in noise:
+            writer.write(frame)
+except VExpressError as error:
+    print(error, flush=True)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name", ["big.mp4", "big_frames"])
+def test_issue8_item15_the_file_size_limit_is_reported(tmp_path, name):
+    """Issue 8 item 15: a write stopped by `ulimit -f` (SIGXFSZ, EFBIG) says the file-size limit was hit,
+    not "ffmpeg printed nothing", and leaves nothing behind."""
+    resource = pytest.importorskip("resource")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # ffmpeg ends by SIGXFSZ: no core file
+
+    result = subprocess.run([sys.executable, "-c", LIMITED_WRITER, str(tmp_path / name)], capture_output=True,
+                            text=True, preexec_fn=limited, timeout=120)
+    message = " ".join(result.stdout.split())
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "stopped at the file-size limit of 8192 bytes" in message and "ulimit -f" in message
+    assert "printed nothing" not in message
+    assert names(tmp_path) == []
