@@ -1,23 +1,28 @@
-"""Issue 8 hardening of the writers: two runs writing the same output (item 7), a name that is only a
-suffix and the file-size limit (item 15).
+"""Issue 8 hardening of the writers: two runs writing the same output (item 7), termination signals and
+killed runs (item 11), a name that is only a suffix and the file-size limit (item 15).
 
-These run real processes: the writers in a second Python.
+These run real processes: the writers in a second Python, and the CLI's main() through `python -m vexpress_cli`.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.kps.io import KpsTrack, save_kps
 from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.media.video_writer import PngFolderWriter, open_video_writer
 from vexpress_cli.outputs import is_temp_name
+
+REFERENCE_KPS = "185.5,218.6;278.9,215.4;224.6,271.4"
 
 
 def temps_in(folder: Path) -> list[Path]:
@@ -26,6 +31,19 @@ def temps_in(folder: Path) -> list[Path]:
 
 def names(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
+
+
+def wait_until(condition, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll ``condition`` until true; fail if ``process`` ends first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process.poll() is not None:
+            output = process.communicate()
+            pytest.fail(f"the process ended (code {process.returncode}) before the condition held: {output}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the condition did not hold within {seconds} s")
+        time.sleep(0.02)
 
 
 # --- issue 8 item 7: two runs writing the same output --------------------------------------------
@@ -78,6 +96,66 @@ def test_issue8_item7_two_runs_writing_the_same_output(tmp_path, name):
     else:
         assert finished_second == video_info(target).frame_count == 5  # still the second run's video
     assert names(tmp_path) == [name]  # the loser removed its own temp, nothing else
+
+
+# --- issue 8 item 11: termination signals and killed runs ----------------------------------------
+
+
+def preview_command(folder: Path) -> list[str]:
+    """A real `vexpress` command (through main()) that writes an MP4 for a long while."""
+    return [sys.executable, "-m", "vexpress_cli", "retarget", "--reference-kps", REFERENCE_KPS,
+            "--strategy", "fix_face", "--num-frames", "200000", "--width", "64", "--height", "64",
+            "--output", str(folder / "still.safetensors"), "--preview", str(folder / "preview.mp4")]
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, name):
+    """Issue 8 item 11: SIGTERM, SIGHUP and SIGQUIT in the middle of writing remove the temp files and the
+    command exits with 128 + the signal number, as Ctrl-C does (with 130)."""
+    signum = getattr(signal, name)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(preview_command(folder), stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_until(lambda: temps_in(folder), process)  # the video is being written
+            process.send_signal(signum)
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert process.returncode == 128 + signum, err
+    assert names(folder) == []
+    assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
+    """Issue 8 item 11: after a SIGKILL the temp files are recognisable (they carry the dead process's id) and
+    the next run writing into that folder removes them, but not the temp files of a run that is still alive."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    running = subprocess.Popen([sys.executable, "-c", RACER, str(folder / "running.mp4"), "1"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout.readline().strip() == "written"
+        [running_temp] = temps_in(folder)
+        killed = subprocess.Popen(preview_command(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            wait_until(lambda: len(temps_in(folder)) > 1, killed)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)  # the command and its ffmpeg
+            killed.wait()
+        leftovers = [path for path in temps_in(folder) if path != running_temp]
+        assert leftovers and all(f".vexpress-{killed.pid}-" in path.name for path in leftovers)
+
+        save_kps(folder / "next.safetensors", KpsTrack(np.zeros((1, 3, 2), np.float32)))  # the next run
+        assert names(folder) == sorted(["next.safetensors", running_temp.name])
+        running.communicate("\n", timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == 0 and names(folder) == ["next.safetensors", "running.mp4"]
 
 
 # --- issue 8 item 15: a name that is only a suffix; the file-size limit ---------------------------

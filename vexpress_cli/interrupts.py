@@ -1,0 +1,52 @@
+"""Termination signals handled like Ctrl-C, so a stopped run cleans up after itself.
+
+``kill PID`` (SIGTERM), a closed terminal (SIGHUP) and Ctrl-\\ (SIGQUIT) would otherwise end
+the process on the spot, leaving its temporary output files and ffmpeg children behind.
+:func:`handle_termination_signals` turns them into :class:`Terminated`, a KeyboardInterrupt,
+so every ``with`` block and ``finally`` that Ctrl-C runs runs for them too; the CLI then
+exits with 128 + the signal number, as shells report a process ended by that signal.
+
+Only the first signal is handled this way: a second one of the same kinds ends the process
+at once (its temporary files are removed by the next run that writes into the same folder).
+The CLI installs the handlers in ``main()``; library users may call the function themselves.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM, SIGHUP or SIGQUIT)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"Stopped by {signal.Signals(signum).name}")
+
+
+def handled_signals() -> list[signal.Signals]:
+    """The termination signals this platform has (Windows has only SIGTERM)."""
+    return [getattr(signal, name) for name in SIGNAL_NAMES if hasattr(signal, name)]
+
+
+def handle_termination_signals() -> bool:
+    """From now on, the first SIGTERM, SIGHUP or SIGQUIT raises :class:`Terminated` in the main thread.
+
+    Returns False (and changes nothing) when called outside the main thread, where Python
+    cannot install signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for signum in handled_signals():
+        signal.signal(signum, _raise_terminated)
+    return True
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    for other in handled_signals():  # a second signal ends the process at once
+        signal.signal(other, signal.SIG_DFL)
+    raise Terminated(signum)
