@@ -296,7 +296,7 @@ def test_read_only_target_fails_before_planning(env, monkeypatch, no_network):
     def read_only(*args, **kwargs):  # as on a read-only disk, where even root cannot write
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("vexpress_cli.outputs.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("vexpress_cli.outputs.checks.tempfile.mkstemp", read_only)
     with pytest.raises(InputError, match=f"cannot be created: '{env}' is not writable"):
         download_models(env / "models", offline=True)
     assert not (env / "models").exists()
