@@ -158,6 +158,30 @@ def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp
     assert running.returncode == 0 and names(folder) == ["next.safetensors", "running.mp4"]
 
 
+DEFERRED = r"""
+import os
+import signal
+from vexpress_cli.interrupts import Terminated, handle_termination_signals, signals_deferred
+
+handle_termination_signals()
+try:
+    with signals_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass  # the interpreter checks for signals on every loop
+        print("the block ran to its end", flush=True)
+except Terminated as stop:
+    print(f"then: {stop}", flush=True)
+"""
+
+
+def test_issue8_item11_a_signal_never_splits_starting_ffmpeg_from_keeping_its_handle():
+    """Issue 8 item 11: a termination signal inside signals_deferred() (around starting ffmpeg, so that an
+    ffmpeg nobody holds cannot re-create a removed temp file) is raised when the block ends, not inside it."""
+    result = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["the block ran to its end", "then: Stopped by SIGTERM"], result.stderr
+
+
 # --- issue 8 item 15: a name that is only a suffix; the file-size limit ---------------------------
 
 

@@ -8,13 +8,17 @@ exits with 128 + the signal number, as shells report a process ended by that sig
 
 Only the first signal is handled this way: a second one of the same kinds ends the process
 at once (its temporary files are removed by the next run that writes into the same folder).
-The CLI installs the handlers in ``main()``; library users may call the function themselves.
+Inside :func:`signals_deferred` (around starting ffmpeg) a signal, Ctrl-C included, waits until
+the block ends, so it can never land between a child process starting and the code that would
+stop it. The CLI installs the handlers in ``main()``; library users may call the function themselves.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGQUIT")
 
@@ -36,17 +40,51 @@ def handled_signals() -> list[signal.Signals]:
 def handle_termination_signals() -> bool:
     """From now on, the first SIGTERM, SIGHUP or SIGQUIT raises :class:`Terminated` in the main thread.
 
-    Returns False (and changes nothing) when called outside the main thread, where Python
-    cannot install signal handlers.
+    Ctrl-C (SIGINT) still raises KeyboardInterrupt; both wait for the end of a
+    :func:`signals_deferred` block. Returns False (and changes nothing) when called outside
+    the main thread, where Python cannot install signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         return False
-    for signum in handled_signals():
-        signal.signal(signum, _raise_terminated)
+    for signum in (*handled_signals(), signal.SIGINT):
+        signal.signal(signum, _on_signal)
     return True
 
 
-def _raise_terminated(signum: int, frame) -> None:
-    for other in handled_signals():  # a second signal ends the process at once
+_deferring = 0  # depth of signals_deferred blocks
+_pending: int | None = None  # the first signal that arrived inside one
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C and the termination signals until the block ends, then raise as usual.
+
+    For the few statements that must not be cut in two, e.g. starting a child process and
+    keeping its handle. Only signals handled by :func:`handle_termination_signals` wait.
+    """
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            _raise_for(signum)
+
+
+def _on_signal(signum: int, frame) -> None:
+    global _pending
+    if _deferring:
+        if _pending is None:
+            _pending = signum
+        return
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    for other in handled_signals():  # a second termination signal ends the process at once
         signal.signal(other, signal.SIG_DFL)
     raise Terminated(signum)

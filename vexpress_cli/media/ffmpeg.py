@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.interrupts import signals_deferred
 from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
 
 
@@ -52,12 +53,19 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
     The last argument is the output; ffmpeg killed by the file-size limit (``ulimit -f``)
     while writing it is reported as such.
     """
-    result = subprocess.run(ffmpeg_command(*args), capture_output=True)
-    if hit_file_size_limit(result.returncode):
+    process = None
+    try:
+        with signals_deferred():  # no signal between ffmpeg starting and `process` holding it
+            process = subprocess.Popen(ffmpeg_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = process.communicate()
+    finally:
+        if process is not None:
+            stop_process(process)  # after an exception: before the caller removes the output
+    if hit_file_size_limit(process.returncode):
         raise file_size_limit_error(args[-1])
-    if result.returncode != 0:
-        raise VExpressError(what, f"ffmpeg said: {stderr_tail(result.stderr)}.", fix)
-    return result.stdout
+    if process.returncode != 0:
+        raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
+    return stdout
 
 
 def require_file(path: str | Path, kind: str) -> Path:

@@ -17,6 +17,7 @@ from vexpress_cli.file_types import (
     VIDEO_OUTPUT_SUFFIXES,
     listed,
 )
+from vexpress_cli.interrupts import signals_deferred
 
 WRITABLE_FIX = "Choose an output path in a folder you can write to."
 OVERWRITE_FIX = "Allow overwriting (overwrite=True, or --overwrite on the command line), or choose another name."
@@ -197,9 +198,10 @@ def _nearest_existing(folder: Path) -> Path | None:
 
 def _try_writing(folder: Path, wanted: Path) -> None:
     try:  # really try: permission bits say nothing about read-only disks or root
-        handle, probe_file = tempfile.mkstemp(prefix=".vexpress-write-test-", dir=folder)
-        os.close(handle)
-        os.unlink(probe_file)
+        with signals_deferred():  # never leave the probe file behind
+            handle, probe_file = tempfile.mkstemp(prefix=".vexpress-write-test-", dir=folder)
+            os.close(handle)
+            os.unlink(probe_file)
     except OSError as error:
         raise InputError(
             f"The output folder {str(wanted)!r} is not writable."
