@@ -64,7 +64,7 @@ def run_once(args, seconds: float) -> dict:
     from vexpress_cli.engine.devices import resolve_device, resolve_dtype
     from vexpress_cli.jobs.generate import frame_count
     from vexpress_cli.media.audio import load_audio
-    from vexpress_cli.media.video import VideoWriter
+    from vexpress_cli.media.video_writer import VideoWriter
     from vexpress_cli.engine.pipeline import to_uint8
     from vexpress_cli.engine.median_filter import median_filter_stream
     from vexpress_cli.tiny.model import ensure_tiny_model

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
-from vexpress_cli.media.video import video_info
 from vexpress_cli.jobs.inspect import inspect_model_folder
+from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.tiny.model import ensure_tiny_model
 
 

@@ -134,7 +134,7 @@ def test_offline_download_places_cached_files_into_the_layout(env, monkeypatch, 
     placed = target / "v-express" / "denoising_unet.bin"
     assert placed.stat().st_ino == (snapshot / "denoising_unet.bin").resolve().stat().st_ino
     assert "12 hard-linked" in " ".join(result.output.split())
-    assert not list(target.rglob("*.partial"))
+    assert not list(target.rglob(".*.partial*"))
 
     again = run_cli("models", "download", "--to", str(target), "--offline")
     assert again.exit_code == 0, again.output
@@ -296,7 +296,7 @@ def test_read_only_target_fails_before_planning(env, monkeypatch, no_network):
     def read_only(*args, **kwargs):  # as on a read-only disk, where even root cannot write
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("vexpress_cli.outputs.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("vexpress_cli.outputs.checks.tempfile.mkstemp", read_only)
     with pytest.raises(InputError, match=f"cannot be created: '{env}' is not writable"):
         download_models(env / "models", offline=True)
     assert not (env / "models").exists()
@@ -316,4 +316,4 @@ def test_failure_placing_a_file_is_a_model_folder_error(env, monkeypatch, no_net
     with pytest.raises(ModelFolderError, match="No space left on device") as raised:
         download_models(env / "models", offline=True)
     assert "Cannot place" in raised.value.what and "run `vexpress models download` again" in raised.value.fix
-    assert not list((env / "models").rglob("*.partial"))
+    assert not list((env / "models").rglob(".*.partial*"))

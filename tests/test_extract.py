@@ -20,7 +20,8 @@ from vexpress_cli.face import load_backend
 from vexpress_cli.kps.from_video import extract_kps_sequence
 from vexpress_cli.kps.io import load_kps
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import VideoWriter, iter_video_frames
+from vexpress_cli.media.video_writer import VideoWriter
+from vexpress_cli.media.video_reader import iter_video_frames
 
 # Mean distance to the official keypoints, per point, measured over all frames:
 # AOC 2.98 / 3.74 / 3.22 px, tys 1.75 / 1.56 / 2.97 px (left eye / right eye / nose).

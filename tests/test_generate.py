@@ -26,7 +26,7 @@ from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
 from vexpress_cli.media.audio import load_audio
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import video_info
+from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.plugins import get_retarget_strategy
 from vexpress_cli.settings.presets import list_presets
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS

@@ -185,7 +185,7 @@ def test_bad_input_is_refused_cleanly(case, inputs, output):
 
 
 def test_shortest_audio_the_speech_encoder_takes_still_works(tmp_path):
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
 
     audio = write_wav(tmp_path / "blip.wav", 0.025)  # 400 samples: one wav2vec2 window
     output = tmp_path / "blip.mp4"
@@ -242,6 +242,13 @@ def test_output_folder_not_writable(inputs, tmp_path):
     message = " ".join(result.stderr.split())
     assert "is not writable" in message and "Choose an output path" in message
     assert not output.exists()
+
+
+def test_issue8_item15_an_output_named_only_by_its_suffix_is_refused(inputs, output):
+    """Issue 8 item 15: `-o .mp4` is refused clearly; no hidden folder of PNG frames is written."""
+    target = output.parent / ".mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", target,
+                       *SMALL, *model_flags()), target, "'.mp4'", "is only a file suffix", "e.g. 'talk.mp4'")
 
 
 def test_unsupported_output_suffix(inputs, output):

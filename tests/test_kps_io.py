@@ -247,3 +247,11 @@ def test_saved_files_follow_the_umask(tmp_path, umask):
         os.umask(previous)
     for name in ("k.safetensors", "k.pth"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_kps_replaces_unless_told_not_to(tmp_path):
+    target = save_kps(tmp_path / "k.safetensors", sample_track(2))
+    save_kps(target, sample_track(3))  # like torch.save
+    with pytest.raises(InputError, match="already exists"):
+        save_kps(target, sample_track(4), overwrite=False)
+    assert load_kps(target).num_frames == 3 and os.listdir(tmp_path) == ["k.safetensors"]

@@ -18,7 +18,7 @@ from vexpress_cli.engine.pipeline import VExpressPipeline
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.io import load_kps
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import video_info
+from vexpress_cli.media.video_reader import video_info
 
 pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
 

@@ -28,7 +28,7 @@ from vexpress_cli.media import (
     video_info,
 )
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import as_fps_fraction
+from vexpress_cli.media.frames import as_fps_fraction
 
 SINE_AMPLITUDE = 0.125  # ffmpeg's sine source
 NTSC = Fraction(30000, 1001)
@@ -490,7 +490,7 @@ def test_iter_frames_reuses_a_video_info(media_dir, monkeypatch):
     def no_probe(*args, **kwargs):
         raise AssertionError("probed again")
 
-    monkeypatch.setattr("vexpress_cli.media.video.probe", no_probe)
+    monkeypatch.setattr("vexpress_cli.media.video_reader.probe", no_probe)
     reused = list(iter_video_frames(info, size=(32, 24)))
     assert len(reused) == len(expected) == info.frame_count
     assert all(np.array_equal(a, b) for a, b in zip(reused, expected))
@@ -505,7 +505,7 @@ def test_probe_results_are_reused(media_dir, tmp_path, monkeypatch):
     def no_probe(*args, **kwargs):
         raise AssertionError("probed again")
 
-    monkeypatch.setattr("vexpress_cli.media.video.probe", no_probe)
+    monkeypatch.setattr("vexpress_cli.media.video_reader.probe", no_probe)
     monkeypatch.setattr("vexpress_cli.media.audio.probe", no_probe)
     assert video_info(source) == expected
     out = extract_audio_track(source, tmp_path / "speech.m4a")

@@ -13,7 +13,7 @@ from vexpress_cli.cli.app import app
 from vexpress_cli.cli.original_flags import check_sample_rate, device_from_gpu_id, model_dir_from_paths
 from vexpress_cli.errors import InputError
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import video_info
+from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.settings.presets import load_preset
 
 # parse_args() of the original inference.py: its generation defaults.

@@ -194,7 +194,7 @@ def test_forbidden_pickle_as_driving_track(tmp_path):
 
 
 def test_preview_video(tmp_path):
-    from vexpress_cli.media.video import iter_video_frames, video_info
+    from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
     output, preview = tmp_path / "out.safetensors", tmp_path / "preview.mp4"
     result = vexpress(

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vexpress_cli.errors import VExpressError
+from vexpress_cli.interrupts import handle_termination_signals
 
 # Each module defines ``register(app)`` that adds its command(s).
 COMMAND_MODULES = [
@@ -38,9 +39,12 @@ class VExpressGroup(typer.core.TyperGroup):
 
             error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
             raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            error_console.print("[yellow]Interrupted; nothing was written.[/]")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
+            try:
+                error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
+            except OSError:  # the terminal is gone (SIGHUP)
+                pass
+            raise typer.Exit(getattr(interrupt, "exit_code", 130)) from None
 
 
 app = typer.Typer(
@@ -92,5 +96,6 @@ def quiet_libraries() -> None:
 
 
 def main() -> None:
+    handle_termination_signals()
     quiet_libraries()
     app()

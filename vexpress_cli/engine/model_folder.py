@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vexpress_cli.file_types import WEIGHT_SUFFIXES
+
 UNET_CONFIG = Path("stable-diffusion-v1-5/unet/config.json")
 VAE_DIR = Path("sd-vae-ft-mse")
 AUDIO_ENCODER_DIR = Path("wav2vec2-base-960h")
@@ -25,7 +27,6 @@ INSIGHTFACE_DETECTOR = Path("insightface_models/models/buffalo_l/det_10g.onnx")
 
 # V-Express checkpoints, by network name; each may be a .bin (torch.save) or .safetensors file.
 CHECKPOINT_STEMS = ("reference_net", "denoising_unet", "motion_module", "v_kps_guider", "audio_projection")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 # The public model repository the original README points to.
 HUB_REPO_ID = "tk93/V-Express"

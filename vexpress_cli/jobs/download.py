@@ -12,17 +12,17 @@ Diffusion weights, extra face-analysis models). We therefore:
    cached blob (no extra disk space) or, across file systems, a copy; every file is written under
    a temporary name and renamed, so an interrupted run never leaves a truncated weight file;
 4. check that every required file is present with the size the hub lists.
+
+Steps 1 and 2, the hub side, are :mod:`vexpress_cli.jobs.hub`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -38,20 +38,18 @@ from rich.progress import (
 from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.engine.model_folder import REQUIRED_FILES, RequiredFile, missing_required_files
 from vexpress_cli.errors import InputError, ModelFolderError
-from vexpress_cli.outputs import ensure_writable_folder
-
-HUB_PREFIX = "model_ckpts/"
-T = TypeVar("T")
-
-
-def hub_paths_for(layout_path: str) -> tuple[str, ...]:
-    """Where a model-folder file may live in the hub repository, most likely first."""
-    candidates = [HUB_PREFIX + layout_path, layout_path]
-    vexpress_folder = layout.VEXPRESS_DIR.as_posix() + "/"
-    if layout_path.startswith(vexpress_folder):
-        # The original README moves the top-level *.bin files into model_ckpts/v-express/.
-        candidates.append(layout_path.removeprefix(vexpress_folder))
-    return tuple(candidates)
+from vexpress_cli.jobs.hub import (
+    cache_root,
+    cached_snapshot,
+    fetch_files,
+    files_in_snapshot,
+    hub_paths_for,
+    list_hub_files,
+    not_available_error,
+    offline_requested,
+    translate_hub_error,
+)
+from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
 
 
 @dataclass(frozen=True)
@@ -110,175 +108,20 @@ def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[Required
     return planned
 
 
-# --- talking to the hub -----------------------------------------------------------------------
-
-
-def _offline_requested(offline: bool) -> bool:
-    import huggingface_hub.constants as hub_constants
-
-    from_env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return offline or from_env or bool(hub_constants.HF_HUB_OFFLINE)
-
-
-def _cache_root(cache_dir: Path | None) -> Path:
-    import huggingface_hub.constants as hub_constants
-
-    return Path(cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE).expanduser()
-
-
-def _all_hub_candidates() -> list[str]:
-    return sorted({path for required in REQUIRED_FILES for choice in required.choices
-                   for path in hub_paths_for(choice)})
-
-
-def list_hub_files(revision: str | None) -> dict[str, int | None]:
-    """Every file in the hub repository at ``revision``, with its size in bytes."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
-
-    entries = HfApi().list_repo_tree(layout.HUB_REPO_ID, recursive=True, revision=revision)
-    return {entry.path: entry.size for entry in entries if isinstance(entry, RepoFile)}
-
-
-def cached_snapshot(revision: str | None, cache_dir: Path) -> Path | None:
-    """The locally cached snapshot folder of the hub repository, or None when nothing is cached."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import LocalEntryNotFoundError
-
-    try:
-        folder = snapshot_download(
-            layout.HUB_REPO_ID, revision=revision, cache_dir=cache_dir, local_files_only=True,
-            allow_patterns=_all_hub_candidates(),
-        )
-    except LocalEntryNotFoundError:
-        return None
-    return Path(folder)
-
-
-def _files_in_snapshot(snapshot: Path) -> dict[str, int | None]:
-    return {path: (snapshot / path).stat().st_size for path in _all_hub_candidates()
-            if (snapshot / path).is_file()}
-
-
-def _translate_hub_error(error: Exception, revision: str | None) -> Exception | None:
-    """A clear VExpressError for hub answers that retrying offline cannot fix, else None."""
-    from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError
-
-    if isinstance(error, RevisionNotFoundError):
-        return InputError(
-            f"The model repository {layout.HUB_REPO_ID} has no revision '{revision}'.",
-            fix=f"Leave out --revision for the latest files, or use a branch, tag or commit hash from "
-            f"https://huggingface.co/{layout.HUB_REPO_ID}/commits/main.",
-        )
-    if isinstance(error, RepositoryNotFoundError):
-        return ModelFolderError(
-            f"The Hugging Face Hub did not find the model repository {layout.HUB_REPO_ID}.",
-            why=f"It answered: {error}".splitlines()[0],
-            fix="Check HF_ENDPOINT if you use a mirror, or download the files by hand "
-            "(layout: `vexpress models download --help`).",
-        )
-    return None
-
-
-def _not_available(cache: Path, reason: str, offline: bool) -> ModelFolderError:
-    if offline:
-        why = "Offline mode (--offline or HF_HUB_OFFLINE=1) allows only files already in the cache."
-        fix = "Run again with network access (drop --offline, unset HF_HUB_OFFLINE)"
-    else:
-        why = f"The Hugging Face Hub could not be reached ({reason})."
-        fix = "Check the network connection (HTTPS_PROXY, or HF_ENDPOINT for a mirror) and run again"
-    return ModelFolderError(
-        f"Cannot get the V-Express weights: they are not in the Hugging Face cache at {cache}.",
-        why=why,
-        fix=f"{fix}, or copy a complete model folder from another machine and pass --model-dir "
-        "(layout: `vexpress models download --help`).",
-    )
-
-
-def _blob_bytes(storage: Path) -> int:
-    blobs = storage / "blobs"
-    try:
-        return sum(entry.stat().st_size for entry in os.scandir(blobs) if entry.is_file())
-    except FileNotFoundError:
-        return 0
-
-
-def _run_in_thread(work: Callable[[], T], on_tick: Callable[[], None]) -> T:
-    """Run ``work`` in a daemon thread, calling ``on_tick`` while waiting (Ctrl-C stays responsive)."""
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # handed back to the calling thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, name="vexpress-download", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.25)
-        on_tick()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
-
-
-def _fetch(planned: list[PlannedFile], revision: str | None, cache: Path, progress: Progress | None) -> Path:
-    """Download the planned files into the cache; returns the snapshot folder."""
-    from huggingface_hub import snapshot_download, try_to_load_from_cache
-    from huggingface_hub.file_download import repo_folder_name
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    storage = cache / repo_folder_name(repo_id=layout.HUB_REPO_ID, repo_type="model")
-    to_fetch = [item for item in planned if not isinstance(
-        try_to_load_from_cache(layout.HUB_REPO_ID, item.hub_path, cache_dir=cache, revision=revision), str)]
-    total = sum(item.size or 0 for item in to_fetch) or None
-    baseline = _blob_bytes(storage)
-    task = None
-    if progress is not None:
-        task = progress.add_task(f"Downloading {len(to_fetch)} of {len(planned)} files", total=total)
-
-    def tick() -> None:
-        if progress is not None and task is not None:
-            progress.update(task, completed=max(0, _blob_bytes(storage) - baseline))
-
-    bars_were_disabled = are_progress_bars_disabled()
-    disable_progress_bars()  # ours replace them
-    try:
-        folder = _run_in_thread(
-            lambda: snapshot_download(layout.HUB_REPO_ID, revision=revision, cache_dir=cache,
-                                      allow_patterns=[item.hub_path for item in planned]),
-            tick,
-        )
-    finally:
-        if not bars_were_disabled:
-            enable_progress_bars()
-    if progress is not None and task is not None:
-        progress.update(task, completed=total or 1, total=total or 1)
-    return Path(folder)
-
-
 # --- placing files ----------------------------------------------------------------------------
 
 
 def _place_file(source: Path, destination: Path) -> bool:
-    """Hard-link (True) or copy (False) ``source`` to ``destination`` through a temporary name."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
-    temporary.unlink(missing_ok=True)
+    """Hard-link (True) or copy (False) ``source`` to ``destination``, through :func:`atomic_output`."""
     blob = source.resolve()  # the cache's snapshot entries are symlinks to blobs
-    try:
+    with atomic_output(destination) as temporary:
+        temporary.unlink()  # the link takes the reserved name
         try:
             os.link(blob, temporary)
-            linked = True
+            return True
         except OSError:
             shutil.copyfile(blob, temporary)
-            linked = False
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return linked
+            return False
 
 
 def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report: DownloadReport,
@@ -295,6 +138,8 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
             )
         try:
             linked = _place_file(source, target / item.target)
+        except OutputAppearedError:
+            continue  # another download placed it meanwhile; the check at the end reads its size
         except OSError as error:
             raise ModelFolderError(
                 f"Cannot place {item.target} into the model folder {target}.",
@@ -357,8 +202,8 @@ def download_models(
     target = Path(target).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise InputError(f"--to {target} is a file, not a folder.", fix="Pick a folder path.")
-    offline = _offline_requested(offline)
-    cache = _cache_root(cache_dir)
+    offline = offline_requested(offline)
+    cache = cache_root(cache_dir)
     report = DownloadReport(target=target, revision=revision or "main", offline=offline)
 
     needed = missing_required_files(target) if target.is_dir() else list(REQUIRED_FILES)
@@ -371,8 +216,8 @@ def download_models(
     if offline:
         snapshot = cached_snapshot(revision, cache)
         if snapshot is None:
-            raise _not_available(cache, "", offline=True)
-        hub_files = _files_in_snapshot(snapshot)
+            raise not_available_error(cache, "", offline=True)
+        hub_files = files_in_snapshot(snapshot)
     else:
         if console is not None:
             console.print(f"Listing {layout.HUB_REPO_ID} on the Hugging Face Hub...", highlight=False)
@@ -381,13 +226,13 @@ def download_models(
         except KeyboardInterrupt:
             raise
         except Exception as error:  # no network, proxy, hub down: the cache may still have everything
-            translated = _translate_hub_error(error, revision)
+            translated = translate_hub_error(error, revision)
             if translated is not None:
                 raise translated from None
             snapshot = cached_snapshot(revision, cache)
             if snapshot is None:
-                raise _not_available(cache, f"{type(error).__name__}: {error}".splitlines()[0], False) from None
-            hub_files = _files_in_snapshot(snapshot)
+                raise not_available_error(cache, f"{type(error).__name__}: {error}".splitlines()[0], False) from None
+            hub_files = files_in_snapshot(snapshot)
             report.offline = True
 
     report.planned = plan_download(hub_files, needed, from_cache=snapshot)
@@ -398,11 +243,11 @@ def download_models(
             progress.start()
         if snapshot is None:
             try:
-                snapshot = _fetch(report.planned, revision, cache, progress)
+                snapshot = fetch_files(report.planned, revision, cache, progress)
             except KeyboardInterrupt:
                 raise
             except Exception as error:
-                translated = _translate_hub_error(error, revision)
+                translated = translate_hub_error(error, revision)
                 if translated is not None:
                     raise translated from None
                 raise ModelFolderError(

@@ -3,7 +3,6 @@ and optionally its audio track, written together or not at all."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,21 +71,15 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
 
 
 def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
-    """Write both outputs or neither: the audio goes to a hidden name until the keypoints are saved."""
-    from vexpress_cli.kps.io import save_kps
+    """Write both outputs or neither."""
+    from vexpress_cli.kps.io import write_kps
+    from vexpress_cli.media.audio import write_audio_track
+    from vexpress_cli.outputs import atomic_outputs
 
-    if audio_out is None:
-        save_kps(kps_out, track)
-        return
-    from vexpress_cli.media.audio import extract_audio_track
-
-    pending_audio = audio_out.with_name(f".{audio_out.stem}.pending{audio_out.suffix}")
-    try:
-        extract_audio_track(video_probe, pending_audio, overwrite=True)
-        save_kps(kps_out, track)
-        os.replace(pending_audio, audio_out)
-    finally:
-        pending_audio.unlink(missing_ok=True)
+    with atomic_outputs([kps_out, audio_out], overwrite=overwrite) as (kps_temp, audio_temp):
+        write_kps(kps_temp, track)
+        if audio_temp is not None:
+            write_audio_track(video_probe, audio_temp)
 
 
 def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):
@@ -94,9 +87,8 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
 
     Returns the video's probe, for the later steps to reuse.
     """
-    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
     from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.outputs import prepare_output_path
+    from vexpress_cli.outputs import check_output
 
     if not video.is_file():
         raise InputError(
@@ -104,17 +96,12 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
             why="Extraction reads the driving video from this path.",
             fix="Check the spelling of the path.",
         )
-    if kps_out.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"Cannot write keypoints to {kps_out}: unknown file type '{kps_out.suffix or '(none)'}'.",
-            why="The suffix picks the format.",
-            fix="Name it *.pth (readable by the original V-Express) or *.safetensors (keeps fps and frame size).",
-        )
+    check_output(kps_out, overwrite, "kps", create_folder=True)
     if audio_out is not None:
-        _check_audio_suffix(kps_out, audio_out)
-    for output in (kps_out, audio_out):
-        if output is not None:
-            prepare_output_path(output, overwrite)
+        if audio_out.resolve() == kps_out.resolve():
+            raise InputError(f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
+                             fix="Give the audio its own path, e.g. talk.mp3.")
+        check_output(audio_out, overwrite, "audio", create_folder=True)
     video_probe = probe(video, "video")
     if audio_out is not None and video_probe.audio is None:
         raise InputError(
@@ -123,19 +110,3 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
             fix=f"Leave out {parameter('audio_out')}, or use a video with sound.",
         )
     return video_probe
-
-
-def _check_audio_suffix(kps_out: Path, audio_out: Path) -> None:
-    from vexpress_cli.media.audio import AUDIO_OUTPUT_CODECS
-
-    if audio_out.resolve() == kps_out.resolve():
-        raise InputError(
-            f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
-            fix="Give the audio its own path, e.g. talk.mp3.",
-        )
-    if audio_out.suffix.lower() not in AUDIO_OUTPUT_CODECS:
-        raise InputError(
-            f"Cannot write audio to {audio_out}: unknown file type '{audio_out.suffix or '(none)'}'.",
-            why="The audio format is chosen from the file suffix.",
-            fix=f"Use one of: {', '.join(AUDIO_OUTPUT_CODECS)}.",
-        )

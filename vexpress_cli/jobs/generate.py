@@ -33,7 +33,8 @@ import torch
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.images import open_rgb_image
-from vexpress_cli.media.video import as_fps_fraction
+from vexpress_cli.media.frames import as_fps_fraction
+from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
 
@@ -176,7 +177,7 @@ class Generator:
                                  fix=f"Give {parameter(name)} when creating the Generator.")
         resolved = resolve_job_settings(preset, settings)
         output = Path(output)
-        _check_output(output, overwrite)
+        check_output(output, overwrite, "video")
         report = progress or no_progress
         report("inputs", 0, 1)
         plan = plan_inputs(Path(reference_image), Path(audio), output, overwrite, resolved,
@@ -187,7 +188,7 @@ class Generator:
 
     def run(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
         """Denoise, decode and stream the frames into the output (a temp file renamed at the end)."""
-        from vexpress_cli.media.video import open_video_writer
+        from vexpress_cli.media.video_writer import open_video_writer
 
         pipeline = self.load(progress)
         settings = plan.settings
@@ -357,7 +358,7 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
 def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
     """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
     from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
 
     source = probe(audio, "audio")
     fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
@@ -365,27 +366,6 @@ def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
     notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
                     "Tracks saved as .safetensors keep theirs.")
     return fps
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    """Fail before the long work, not after it: the output must be new (or overwritten on purpose) and writable."""
-    from vexpress_cli.media.video import VIDEO_SUFFIXES
-    from vexpress_cli.outputs import ensure_writable_folder
-
-    if output.suffix and output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise InputError(f"Cannot write a video named {output}.", "The output format is chosen from the suffix.",
-                         "Use .mp4, .mov or .mkv, or a folder path without suffix for PNG frames.")
-    if output.exists() and not overwrite:
-        raise InputError(f"{output} already exists.", "vexpress does not replace files unless asked.",
-                         f"Pass {parameter('overwrite')} or choose another {parameter('output')}.")
-    folder = output.absolute().parent
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"Cannot write {output}: {folder} is a file, not a folder.", "",
-                         f"Pick an {parameter('output')} inside an existing folder.")
-    if not folder.is_dir():
-        raise InputError(f"The output folder {folder} does not exist.", "",
-                         f"Create it first (mkdir -p {folder}) or pick another {parameter('output')}.")
-    ensure_writable_folder(folder)
 
 
 def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -> VExpressError:

@@ -11,15 +11,13 @@ import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.kps import KpsTrack, fit_track, iter_kps_images, load_kps, retarget_track, save_kps
-from vexpress_cli.kps.io import SUPPORTED_SUFFIXES, reference_kps_from_text
+from vexpress_cli.kps.io import reference_kps_from_text
 from vexpress_cli.kps.retargeting import require_driving_kps, uses_reference_kps
-from vexpress_cli.outputs import prepare_output_path
 from vexpress_cli.plugins import get_retarget_strategy
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
 
 DEFAULT_PREVIEW_FPS = 25.0
-PREVIEW_SUFFIXES = (".mp4", ".mov", ".mkv")
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
 
@@ -110,7 +108,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         driving_points = None if driving is None else fit_track(driving.points, num_frames, kps_fit)
         write_preview(preview, track.points, driving_points, reference.image, fps or DEFAULT_PREVIEW_FPS,
                       width, height, overwrite, progress or no_progress)
-    save_kps(output, track)
+    save_kps(output, track, overwrite=overwrite)
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
                           driving.num_frames if driving is not None else None, reference.kps, reference.detected,
                           preview, notes)
@@ -124,21 +122,11 @@ def _checked_fps(fps: float | None) -> float | None:
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
-    if output.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"Cannot write {output}: unknown kps file type '{output.suffix or '(none)'}'.",
-            why="The suffix picks the format.",
-            fix="Name it *.safetensors (keeps fps and frame size) or *.pth (readable by the original V-Express).",
-        )
-    if preview is not None and preview.suffix.lower() not in PREVIEW_SUFFIXES:
-        raise InputError(
-            f"Cannot write the preview {preview}: unknown video type '{preview.suffix or '(none)'}'.",
-            why=f"Previews are {', '.join(PREVIEW_SUFFIXES)} videos.",
-            fix="Name it e.g. preview.mp4.",
-        )
-    for path in (output, preview):
-        if path is not None:
-            prepare_output_path(path, overwrite)
+    from vexpress_cli.outputs import check_output
+
+    check_output(output, overwrite, "kps", create_folder=True)
+    if preview is not None:
+        check_output(preview, overwrite, "video_file", create_folder=True)
 
 
 def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsTrack:
@@ -173,7 +161,7 @@ def _load_reference(image_path, reference_kps, width, height, face_backend, mode
 def write_preview(path: Path, retargeted: np.ndarray, driving: np.ndarray | None, image: np.ndarray | None,
                   fps: float, width: int, height: int, overwrite: bool, progress: ProgressCallback) -> None:
     """The retargeted points over the dimmed photo, next to the driving points when there are some."""
-    from vexpress_cli.media.video import VideoWriter
+    from vexpress_cli.media.video_writer import VideoWriter
 
     background = np.zeros((height, width, 3), np.uint8) if image is None else (image * PREVIEW_DIMMING).astype(np.uint8)
     panels = 1 if driving is None else 2

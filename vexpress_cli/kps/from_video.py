@@ -73,7 +73,7 @@ def extract_kps_sequence(
     Raises InputError when no frame has a face, or, with ``strict``, at the
     first frame without exactly one face.
     """
-    from vexpress_cli.media.video import iter_video_frames, video_info
+    from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
     info = video_info(video_path if isinstance(video_path, Probe) else Path(video_path))
     video_path = info.path

@@ -24,21 +24,19 @@ the track was extracted at (``width`` x ``height``, 512x512 by default).
 from __future__ import annotations
 
 import importlib
+import io
 import math
-import os
 import re
-import secrets
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
-from vexpress_cli.outputs import ensure_writable_folder
+from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 
 KPS_TENSOR_NAME = "kps"
@@ -46,9 +44,6 @@ KPS_TENSOR_NAME = "kps"
 ASSUMED_SIZE = 512
 FORMAT_NAME = "vexpress-kps"
 FORMAT_VERSION = "1"
-PICKLE_SUFFIXES = (".pth", ".pt")
-SAFETENSORS_SUFFIX = ".safetensors"
-SUPPORTED_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX)
 # 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
 # a 1.5 KB .pth can hold a repeated (stride-0) tensor that declares 20 million frames.
 MAX_FRAMES = 24 * 3600 * 60
@@ -115,57 +110,66 @@ def load_kps(path: str | Path) -> KpsTrack:
     path = require_regular_file(path, "kps file", "a .safetensors or .pth kps file",
                                 missing_fix="Check the spelling, or create the track with `vexpress extract VIDEO`.")
     suffix = path.suffix.lower()
-    if suffix == SAFETENSORS_SUFFIX:
+    if suffix == KPS_SAFETENSORS_SUFFIX:
         points, metadata = _read_safetensors(path)
-    elif suffix in PICKLE_SUFFIXES:
+    elif suffix in KPS_PICKLE_SUFFIXES:
         points, metadata = _read_torch_pickle(path), {}
     else:
         raise InputError(
             f"Cannot read kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
-            why=f"kps files are {', '.join(SUPPORTED_SUFFIXES)}.",
+            why=f"kps files are {', '.join(KPS_SUFFIXES)}.",
             fix="Pass a file written by `vexpress extract` or `vexpress retarget`, or an original V-Express kps.pth.",
         )
     points = validate_track_points(points, origin=str(path))
     return KpsTrack(points=points, source=path, **_parse_metadata(metadata, path))
 
 
-def save_kps(path: str | Path, track: KpsTrack) -> Path:
+def save_kps(path: str | Path, track: KpsTrack, overwrite: bool = True) -> Path:
     """Write ``track`` to ``path`` (``.safetensors`` with metadata, or ``.pth``/``.pt`` as a bare tensor).
 
-    The file is written to a temporary name in the same folder and renamed
-    when complete, so an interrupted save never leaves a half-written file.
-    A folder that cannot be created or written raises InputError.
+    Written through :func:`vexpress_cli.outputs.atomic_output`: an interrupted save never
+    leaves a half-written file. An existing file is replaced (as ``torch.save`` would) unless
+    ``overwrite=False``. A bad suffix, a folder that cannot be created or written, or a
+    failing write raises InputError.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"Cannot write kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
-            why="The suffix picks the format.",
-            fix=f"Name the output *{SAFETENSORS_SUFFIX} (keeps fps and frame size) "
-            "or *.pth (readable by the original V-Express).",
-        )
-    points = validate_track_points(track.points, origin="the track to save")
-    ensure_writable_folder(path.parent)
+    validate_track_points(track.points, origin="the track to save")  # before any folder is made
+    path = check_output(path, overwrite, "kps", create_folder=True)
+    data = kps_file_bytes(path.suffix, track)
     try:
-        with _atomic_output(path) as temporary:
-            if suffix == SAFETENSORS_SUFFIX:
-                from safetensors.numpy import save
-
-                # Bytes written into our temp file: safetensors' save_file would replace
-                # the file and drop the umask-based mode it was created with.
-                temporary.write_bytes(save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track)))
-            else:
-                import torch
-
-                torch.save(torch.from_numpy(points.copy()), temporary)
+        with atomic_output(path, overwrite) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:  # disk full, path vanished, a folder in the way, ...
+        if hit_file_size_limit(error=error):
+            raise file_size_limit_error(path) from None
         raise InputError(
             f"Cannot write the kps file {path}.",
             why=f"{error.strerror or error}.",
             fix="Choose an output path in a folder you can write to, with free space.",
         ) from None
     return path
+
+
+def write_kps(path: str | Path, track: KpsTrack) -> None:
+    """Write ``track`` to ``path`` as it is, in the format its suffix names.
+
+    No checks on the path and no temporary name: for writing into the temporary path of
+    :func:`vexpress_cli.outputs.atomic_outputs` (the kps file and the audio of ``extract``).
+    """
+    Path(path).write_bytes(kps_file_bytes(Path(path).suffix, track))
+
+
+def kps_file_bytes(suffix: str, track: KpsTrack) -> bytes:
+    """The contents of a kps file with ``suffix``; InputError for bad points."""
+    points = validate_track_points(track.points, origin="the track to save")
+    if suffix.lower() == KPS_SAFETENSORS_SUFFIX:
+        from safetensors.numpy import save
+
+        return save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track))
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(torch.from_numpy(points.copy()), buffer)
+    return buffer.getvalue()
 
 
 def validate_track_points(points, origin: str) -> np.ndarray:
@@ -211,7 +215,7 @@ def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     """Reference keypoints given on the command line: a kps file (its first frame, in a
     ``width`` x ``height`` frame) or ``"x,y;x,y;x,y"``."""
     candidate = Path(text).expanduser()
-    if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists():
+    if candidate.suffix.lower() in KPS_SUFFIXES or candidate.exists():
         return load_kps(candidate).in_frame(width, height)[0].points[0]
     return parse_kps_points(text)
 
@@ -400,32 +404,3 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     if "backend" in metadata:
         parsed["backend"] = metadata["backend"]
     return parsed
-
-
-@contextmanager
-def _atomic_output(path: Path) -> Iterator[Path]:
-    temporary = _new_temporary_file(path)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _new_temporary_file(path: Path) -> Path:
-    """Create an empty, unused ``.NAME.XXXX.partial`` next to ``path``.
-
-    Unlike mkstemp (always 0600) the file is created with mode 0666, which
-    the kernel reduces by the umask: the result gets the usual permissions
-    without reading (and briefly changing) the process-wide umask.
-    """
-    for _ in range(100):
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-        try:
-            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(handle)
-        return candidate
-    raise FileExistsError(f"no free temporary name next to {path}")

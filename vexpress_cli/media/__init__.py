@@ -11,14 +11,9 @@ from vexpress_cli.media.audio import (
     load_audio,
     resample,
 )
-from vexpress_cli.media.video import (
-    PngFolderWriter,
-    VideoInfo,
-    VideoWriter,
-    iter_video_frames,
-    open_video_writer,
-    video_info,
-)
+from vexpress_cli.media.frames import as_fps_fraction
+from vexpress_cli.media.video_reader import VideoInfo, iter_video_frames, video_info
+from vexpress_cli.media.video_writer import PngFolderWriter, VideoWriter, open_video_writer
 
 __all__ = [
     "STANDARD_SAMPLE_RATE",
@@ -26,6 +21,7 @@ __all__ = [
     "PngFolderWriter",
     "VideoInfo",
     "VideoWriter",
+    "as_fps_fraction",
     "audio_info",
     "extract_audio_track",
     "iter_video_frames",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -38,7 +37,8 @@ from vexpress_cli.media.ffmpeg import (
     stderr_tail,
     stop_process,
 )
-from vexpress_cli.outputs import prepare_output_path
+from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
+from vexpress_cli.outputs import atomic_output, check_output
 
 STANDARD_SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-60 / 20)  # peaks below -60 dBFS count as silent
@@ -376,26 +376,40 @@ def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float)
     return (sinc * window * (base / orig))[:, None, :], width
 
 
-AUDIO_OUTPUT_CODECS = {
-    # suffix: (ffmpeg muxer, encoder, source codecs that can be copied as they are)
-    ".wav": ("wav", "pcm_s16le", ("pcm_s16le",)),
-    ".mp3": ("mp3", "libmp3lame", ("mp3",)),
-    ".m4a": ("mp4", "aac", ("aac",)),
-    ".aac": ("adts", "aac", ("aac",)),
-    ".flac": ("flac", "flac", ("flac",)),
-    ".ogg": ("ogg", "libvorbis", ("vorbis", "opus", "flac")),
-    ".opus": ("opus", "libopus", ("opus",)),
-}
-
-
 def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, overwrite: bool = False) -> Path:
     """Write the audio track of ``video_path`` to ``out_path``; the format follows the suffix.
 
     The stream is copied without re-encoding when the target format can hold
     its codec (AAC into .m4a, MP3 into .mp3, ...), otherwise it is encoded.
-    Written to a hidden temp file next to ``out_path`` and renamed on success.
+    Written through :func:`vexpress_cli.outputs.atomic_output`: complete, or not at all.
     ``video_path`` may also be the file's :func:`probe` result (saves one ffmpeg run).
     """
+    source = _with_audio_track(video_path)
+    target = check_output(out_path, overwrite, "audio", create_folder=True)
+    with atomic_output(target, overwrite) as temp:
+        write_audio_track(source, temp)
+    return target
+
+
+def write_audio_track(video_path: str | Path | Probe, path: str | Path) -> None:
+    """Write the audio track of ``video_path`` to ``path`` as it is, in the format its suffix names.
+
+    No checks on ``path`` and no temporary name: for writing into the temporary path of
+    :func:`vexpress_cli.outputs.atomic_outputs` (the kps file and the audio of ``extract``).
+    """
+    source = _with_audio_track(video_path)
+    path = Path(path)
+    muxer, encoder, copyable = AUDIO_OUTPUT_CODECS[path.suffix.lower()]
+    codec = "copy" if source.audio.codec in copyable else encoder
+    run_ffmpeg(
+        ["-y", "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
+         "-c:a", codec, *(["-movflags", "+faststart"] if muxer == "mp4" else []), "-f", muxer, str(path)],
+        what=f"Could not extract the audio of {str(source.path)!r}.",
+        fix="Try another output format, e.g. .wav.",
+    )  # fmt: skip
+
+
+def _with_audio_track(video_path: str | Path | Probe) -> Probe:
     source = video_path if isinstance(video_path, Probe) else probe(video_path, "video")
     if source.audio is None:
         raise InputError(
@@ -403,33 +417,10 @@ def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, ov
             "ffmpeg found no audio stream in it.",
             "Use a video with sound, or pass the speech audio as a separate file.",
         )
-    out_path = Path(out_path).expanduser()
-    suffix = out_path.suffix.lower()
-    if suffix not in AUDIO_OUTPUT_CODECS:
-        raise InputError(
-            f"Cannot write audio as {suffix or 'a file without suffix'!r} ({str(out_path)!r}).",
-            "The audio format is chosen from the file suffix.",
-            f"Use one of: {', '.join(AUDIO_OUTPUT_CODECS)}.",
-        )
-    muxer, encoder, copyable = AUDIO_OUTPUT_CODECS[suffix]
-    codec = "copy" if source.audio.codec in copyable else encoder
-    target = prepare_output_path(out_path, overwrite)
-    temp = target.with_name(f".{target.stem}.partial{suffix}")
-    try:
-        run_ffmpeg(
-            ["-y", "-i", str(source.path), "-map", f"0:{source.audio.index}", "-vn", "-sn", "-dn",
-             "-c:a", codec, *(["-movflags", "+faststart"] if muxer == "mp4" else []), "-f", muxer, str(temp)],
-            what=f"Could not extract the audio of {str(source.path)!r}.",
-            fix="Try another output format, e.g. .wav.",
-        )  # fmt: skip
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-    return target
+    return source
 
 
 __all__ = [
-    "AUDIO_OUTPUT_CODECS",
     "AudioInfo",
     "STANDARD_SAMPLE_RATE",
     "audio_info",
@@ -438,4 +429,5 @@ __all__ = [
     "probe_audio",
     "resample",
     "StreamingResampler",
+    "write_audio_track",
 ]

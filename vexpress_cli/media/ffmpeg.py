@@ -17,6 +17,8 @@ from pathlib import Path
 
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.input_files import require_regular_file
+from vexpress_cli.interrupts import signals_deferred
+from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
 
 FFMPEG_ENV = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg runs this binary instead of its own when set
 
@@ -88,11 +90,24 @@ def ffmpeg_command(*args: str) -> list[str]:
 
 
 def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
-    """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError."""
-    result = _run(ffmpeg_command(*args))
-    if result.returncode != 0:
-        raise VExpressError(what, f"ffmpeg said: {stderr_tail(result.stderr)}.", fix)
-    return result.stdout
+    """Run ffmpeg with ``args`` and return its stdout; a failure becomes a VExpressError.
+
+    The last argument is the output; ffmpeg killed by the file-size limit (``ulimit -f``)
+    while writing it is reported as such.
+    """
+    process = None
+    try:
+        with signals_deferred():  # no signal between ffmpeg starting and `process` holding it
+            process = start_ffmpeg(ffmpeg_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = process.communicate()
+    finally:
+        if process is not None:
+            stop_process(process)  # after an exception: before the caller removes the output
+    if hit_file_size_limit(process.returncode):
+        raise file_size_limit_error(args[-1])
+    if process.returncode != 0:
+        raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
+    return stdout
 
 
 EXPECTED_MEDIA = {

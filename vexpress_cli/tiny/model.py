@@ -8,8 +8,6 @@ downloading the released weights. Its videos are noise: it only proves the insta
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
 from vexpress_cli.engine.checkpoints import NOT_IN_RELEASE
+from vexpress_cli.outputs import OutputAppearedError, atomic_output
 
 TINY_UNET_CONFIG = {
     "_class_name": "UNet2DConditionModel",
@@ -71,21 +70,21 @@ def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
         )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=target.parent))
+        with atomic_output(target, folder=True) as staging:
+            write_tiny_model(staging, seed)
+            (staging / TINY_MARKER).write_text("vexpress tiny random model\n")
+            if target.is_dir():
+                target.rmdir()  # empty, checked above
+    except OutputAppearedError:
+        if not (target / TINY_MARKER).is_file():
+            raise
+        # another run made the same tiny model meanwhile: use it
     except OSError as error:
         raise VExpressError(
             f"Cannot write the tiny model into {target}: {error.strerror or error}.",
             "The tiny random model (about 20 MB) is written once and reused.",
             f"Pass a writable {parameter('model_dir')}, or leave it out to use the user cache.",
         ) from None
-    try:
-        write_tiny_model(staging, seed)
-        (staging / TINY_MARKER).write_text("vexpress tiny random model\n")
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -21,7 +21,7 @@ See docs/inspect.md.
 """
 
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
-from vexpress_cli.jobs.inspect.dispatch import KIND_SUFFIXES, input_kind, inspect_input
+from vexpress_cli.jobs.inspect.dispatch import input_kind, inspect_input
 from vexpress_cli.jobs.inspect.image import FaceReport, ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, Gap, KpsReport, PointMotion, inspect_kps
 from vexpress_cli.jobs.inspect.model_folder import (
@@ -37,7 +37,6 @@ from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 __all__ = [
     "DEFAULT_FPS",
     "DEFAULT_JUMP_PX",
-    "KIND_SUFFIXES",
     "MODEL_SIZE",
     "AudioReport",
     "ComponentReport",

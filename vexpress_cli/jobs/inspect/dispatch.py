@@ -5,25 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
 from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
 from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
 from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
 from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
-
-AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-KPS_SUFFIXES = (".pth", ".pt", ".safetensors")
-PRESET_SUFFIXES = (".toml",)
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-KIND_SUFFIXES = {
-    "audio": AUDIO_SUFFIXES,
-    "image": IMAGE_SUFFIXES,
-    "kps": KPS_SUFFIXES,
-    "preset": PRESET_SUFFIXES,
-    "video": VIDEO_SUFFIXES,
-}
 
 
 def input_kind(path: str | Path) -> str:
@@ -39,12 +27,12 @@ def input_kind(path: str | Path) -> str:
         raise InputError(f"{path} is not a regular file.", why="It is a device, pipe or socket.",
                          fix="Pass a file or a model folder.")
     suffix = path.suffix.lower()
-    for kind, suffixes in KIND_SUFFIXES.items():
+    for kind, suffixes in INPUT_KIND_SUFFIXES.items():
         if suffix in suffixes:
             return kind
     kind = _kind_from_content(path)
     if kind is None:
-        known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in KIND_SUFFIXES.items())
+        known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in INPUT_KIND_SUFFIXES.items())
         raise InputError(
             f"Cannot tell what kind of input {path} is.",
             why=f"Its suffix '{path.suffix or '(none)'}' is not one vexpress reads, "

@@ -69,7 +69,8 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     writes for frames without a face); a *jump* frame has a point more than
     ``jump_px`` from where it was in the previous frame.
     """
-    from vexpress_cli.kps.io import SAFETENSORS_SUFFIX, load_kps
+    from vexpress_cli.file_types import KPS_SAFETENSORS_SUFFIX
+    from vexpress_cli.kps.io import load_kps
 
     if not (math.isfinite(jump_px) and jump_px > 0):
         raise InputError(f"{parameter('jump_px')} is {jump_px}.", why="It must be a positive distance in pixels.",
@@ -82,7 +83,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     held, interpolated, jumps, steps = _frame_flags(points, jump_px)
     report = KpsReport(
         path=str(Path(track.source).resolve()),
-        format="safetensors" if Path(path).suffix.lower() == SAFETENSORS_SUFFIX else "torch",
+        format="safetensors" if Path(path).suffix.lower() == KPS_SAFETENSORS_SUFFIX else "torch",
         frames=track.num_frames,
         fps=track.fps,
         width=track.width,

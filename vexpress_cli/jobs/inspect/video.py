@@ -31,7 +31,7 @@ class VideoReport(Report):
 
 def inspect_video(path: str | Path) -> VideoReport:
     """Codec, size, exact fps, frame count, duration and audio track of a (driving) video."""
-    from vexpress_cli.media.video import video_info
+    from vexpress_cli.media.video_reader import video_info
 
     info = video_info(path)
     report = VideoReport(

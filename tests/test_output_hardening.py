@@ -1,0 +1,232 @@
+"""Issue 8 hardening of the writers: two runs writing the same output (item 7), termination signals and
+killed runs (item 11), a name that is only a suffix and the file-size limit (item 15).
+
+These run real processes: the writers in a second Python, and the CLI's main() through `python -m vexpress_cli`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.kps.io import KpsTrack, save_kps
+from vexpress_cli.media.video_reader import video_info
+from vexpress_cli.media.video_writer import PngFolderWriter, open_video_writer
+from vexpress_cli.outputs import is_temp_name
+
+REFERENCE_KPS = "185.5,218.6;278.9,215.4;224.6,271.4"
+
+
+def temps_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if is_temp_name(path.name))
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def wait_until(condition, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll ``condition`` until true; fail if ``process`` ends first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process.poll() is not None:
+            output = process.communicate()
+            pytest.fail(f"the process ended (code {process.returncode}) before the condition held: {output}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the condition did not hold within {seconds} s")
+        time.sleep(0.02)
+
+
+# --- issue 8 item 7: two runs writing the same output --------------------------------------------
+
+RACER = r"""
+import sys
+import numpy as np
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.media.video_writer import open_video_writer
+
+path, frames = sys.argv[1], int(sys.argv[2])
+try:
+    with open_video_writer(path, 25, 32, 32) as writer:
+        writer.write(np.full((frames, 32, 32, 3), 40, np.uint8))
+        print("written", flush=True)
+        sys.stdin.readline()  # finish when told to
+except VExpressError as error:
+    print(error, flush=True)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name", ["race.mp4", "race_frames"])
+def test_issue8_item7_two_runs_writing_the_same_output(tmp_path, name):
+    """Issue 8 item 7: two runs writing the same output (MP4, PNG folder) use their own temp names, neither
+    deletes the other's, and the one that finishes second gets "written by another run meanwhile" instead of
+    replacing the first one's output."""
+    target = tmp_path / name
+    first = subprocess.Popen([sys.executable, "-c", RACER, str(target), "3"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "written", first.communicate()
+        [first_temp] = temps_in(tmp_path)
+        first_contents = names(first_temp) if first_temp.is_dir() else first_temp.stat().st_ino
+
+        with open_video_writer(target, 25, 32, 32) as second:  # starts while the first one is writing
+            second.write(np.full((5, 32, 32, 3), 200, np.uint8))
+            assert len(temps_in(tmp_path)) == 2 and first_temp.exists()  # its own temp; the other's kept
+            assert (names(first_temp) if first_temp.is_dir() else first_temp.stat().st_ino) == first_contents
+        finished_second = names(target) if target.is_dir() else video_info(target).frame_count
+
+        out, err = first.communicate("\n", timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 2, (out, err)
+    assert "was written by another run meanwhile" in " ".join(out.split())
+    assert "Traceback" not in err
+    if target.is_dir():
+        assert finished_second == names(target) == [f"frame_{index:06d}.png" for index in range(1, 6)]
+    else:
+        assert finished_second == video_info(target).frame_count == 5  # still the second run's video
+    assert names(tmp_path) == [name]  # the loser removed its own temp, nothing else
+
+
+# --- issue 8 item 11: termination signals and killed runs ----------------------------------------
+
+
+def preview_command(folder: Path) -> list[str]:
+    """A real `vexpress` command (through main()) that writes an MP4 for a long while."""
+    return [sys.executable, "-m", "vexpress_cli", "retarget", "--reference-kps", REFERENCE_KPS,
+            "--strategy", "fix_face", "--num-frames", "200000", "--width", "64", "--height", "64",
+            "--output", str(folder / "still.safetensors"), "--preview", str(folder / "preview.mp4")]
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, name):
+    """Issue 8 item 11: SIGTERM, SIGHUP and SIGQUIT in the middle of writing remove the temp files and the
+    command exits with 128 + the signal number, as Ctrl-C does (with 130)."""
+    signum = getattr(signal, name)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(preview_command(folder), stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_until(lambda: temps_in(folder), process)  # the video is being written
+            process.send_signal(signum)
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert process.returncode == 128 + signum, err
+    assert names(folder) == []
+    assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
+    """Issue 8 item 11: after a SIGKILL the temp files are recognisable (they carry the dead process's id) and
+    the next run writing into that folder removes them, but not the temp files of a run that is still alive."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    running = subprocess.Popen([sys.executable, "-c", RACER, str(folder / "running.mp4"), "1"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout.readline().strip() == "written"
+        [running_temp] = temps_in(folder)
+        killed = subprocess.Popen(preview_command(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            wait_until(lambda: len(temps_in(folder)) > 1, killed)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)  # the command and its ffmpeg
+            killed.wait()
+        leftovers = [path for path in temps_in(folder) if path != running_temp]
+        assert leftovers and all(f".vexpress-{killed.pid}-" in path.name for path in leftovers)
+
+        save_kps(folder / "next.safetensors", KpsTrack(np.zeros((1, 3, 2), np.float32)))  # the next run
+        assert names(folder) == sorted(["next.safetensors", running_temp.name])
+        running.communicate("\n", timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == 0 and names(folder) == ["next.safetensors", "running.mp4"]
+
+
+DEFERRED = r"""
+import os
+import signal
+from vexpress_cli.interrupts import Terminated, handle_termination_signals, signals_deferred
+
+handle_termination_signals()
+try:
+    with signals_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass  # the interpreter checks for signals on every loop
+        print("the block ran to its end", flush=True)
+except Terminated as stop:
+    print(f"then: {stop}", flush=True)
+"""
+
+
+def test_issue8_item11_a_signal_never_splits_starting_ffmpeg_from_keeping_its_handle():
+    """Issue 8 item 11: a termination signal inside signals_deferred() (around starting ffmpeg, so that an
+    ffmpeg nobody holds cannot re-create a removed temp file) is raised when the block ends, not inside it."""
+    result = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["the block ran to its end", "then: Stopped by SIGTERM"], result.stderr
+
+
+# --- issue 8 item 15: a name that is only a suffix; the file-size limit ---------------------------
+
+
+@pytest.mark.parametrize("name", [".mp4", ".mkv/"])
+def test_issue8_item15_a_video_named_only_by_its_suffix_is_refused(tmp_path, name):
+    """Issue 8 item 15: `-o .mp4` is refused clearly instead of writing a hidden folder of PNG frames."""
+    with pytest.raises(InputError, match=r"is only a file suffix") as raised:
+        open_video_writer(str(tmp_path / name), 25, 32, 32)
+    assert f"e.g. 'talk{name.rstrip('/')}'" in raised.value.fix
+    with pytest.raises(InputError, match=r"is only a file suffix"):
+        PngFolderWriter(tmp_path / name)
+    assert names(tmp_path) == []
+
+
+LIMITED_WRITER = r"""
+import sys
+import numpy as np
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.media.video_writer import open_video_writer
+
+noise = np.random.default_rng(0).integers(0, 256, (200, 64, 64, 3), dtype=np.uint8)
+try:
+    with open_video_writer(sys.argv[1], 25, 64, 64) as writer:
+        for frame in noise:
+            writer.write(frame)
+except VExpressError as error:
+    print(error, flush=True)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name", ["big.mp4", "big_frames"])
+def test_issue8_item15_the_file_size_limit_is_reported(tmp_path, name):
+    """Issue 8 item 15: a write stopped by `ulimit -f` (SIGXFSZ, EFBIG) says the file-size limit was hit,
+    not "ffmpeg printed nothing", and leaves nothing behind."""
+    resource = pytest.importorskip("resource")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # ffmpeg ends by SIGXFSZ: no core file
+
+    result = subprocess.run([sys.executable, "-c", LIMITED_WRITER, str(tmp_path / name)], capture_output=True,
+                            text=True, preexec_fn=limited, timeout=120)
+    message = " ".join(result.stdout.split())
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "stopped at the file-size limit of 8192 bytes" in message and "ulimit -f" in message
+    assert "printed nothing" not in message
+    assert names(tmp_path) == []

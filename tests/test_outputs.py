@@ -1,0 +1,263 @@
+"""Output pre-checks and atomic outputs: vexpress_cli.outputs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.file_types import AUDIO_OUTPUT_SUFFIXES, KPS_SUFFIXES, VIDEO_OUTPUT_SUFFIXES
+from vexpress_cli.outputs import (
+    OutputAppearedError,
+    atomic_output,
+    atomic_outputs,
+    check_output,
+    is_temp_name,
+    remove_stale_temps,
+)
+
+
+def temps_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if is_temp_name(path.name))
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+# --- check_output --------------------------------------------------------------------------------
+
+
+def test_check_output_returns_the_absolute_path_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert check_output("talk.mp4", kind="video") == tmp_path / "talk.mp4"
+    assert check_output("frames", kind="video") == tmp_path / "frames"
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind, suffixes", [("video", VIDEO_OUTPUT_SUFFIXES), ("video_file", VIDEO_OUTPUT_SUFFIXES),
+                                            ("kps", KPS_SUFFIXES), ("audio", AUDIO_OUTPUT_SUFFIXES)])
+def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suffixes):
+    with pytest.raises(InputError, match="unknown file type '.gif'") as raised:
+        check_output(tmp_path / "x.gif", kind=kind)
+    assert all(suffix in raised.value.fix for suffix in suffixes)
+    assert ("PNG frames" in raised.value.fix) == (kind == "video")
+
+
+@pytest.mark.parametrize("name, kind", [(".mp4", "video"), (".MOV", "video_file"), (".safetensors", "kps"),
+                                        (".mp3", "audio"), (".pth", None)])
+def test_check_output_refuses_a_name_that_is_only_a_suffix(tmp_path, name, kind):
+    with pytest.raises(InputError, match="is only a file suffix") as raised:
+        check_output(tmp_path / name, kind=kind, create_folder=True)
+    assert "e.g." in raised.value.fix
+    assert names(tmp_path) == []
+
+
+def test_check_output_existing_output_needs_overwrite(tmp_path):
+    existing = tmp_path / "talk.mp4"
+    existing.write_bytes(b"precious")
+    with pytest.raises(InputError, match="already exists") as raised:
+        check_output(existing, kind="video")
+    assert "overwrite=True" in raised.value.fix  # library wording first; the flag only as the CLI's spelling
+    assert check_output(existing, overwrite=True, kind="video") == existing
+    assert existing.read_bytes() == b"precious"
+
+
+def test_check_output_a_folder_in_the_way_of_a_file(tmp_path):
+    (tmp_path / "talk.mp4").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="is a folder"):
+            check_output(tmp_path / "talk.mp4", overwrite, kind="video")
+
+
+def test_check_output_frame_folder_replaces_only_earlier_frames(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "frame_000001.png").write_bytes(b"png")
+    with pytest.raises(InputError, match="already exists"):
+        check_output(frames, kind="video")
+    check_output(frames, True, kind="video")
+    (frames / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="Will not replace"):
+        check_output(frames, True, kind="video")
+
+
+def test_check_output_parent_folder(tmp_path):
+    with pytest.raises(InputError, match="does not exist") as missing:
+        check_output(tmp_path / "not" / "there" / "talk.mp4", kind="video")
+    assert "mkdir -p" in missing.value.fix and not (tmp_path / "not").exists()
+    assert check_output(tmp_path / "new" / "talk.mp4", kind="video", create_folder=True).parent.is_dir()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output(tmp_path / "afile" / "talk.mp4", kind="video")
+    if os.geteuid() != 0:  # root writes through permission bits
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(InputError, match="is not writable"):
+            check_output(locked / "talk.mp4", kind="video")
+
+
+# --- atomic_output -------------------------------------------------------------------------------
+
+
+def test_temp_name_is_unique_recognisable_and_keeps_the_suffix_last(tmp_path):
+    target = tmp_path / "talk.mp4"
+    first, second = atomic_output(target), atomic_output(target)
+    first_temp, second_temp = first.start(), second.start()
+    assert first_temp != second_temp and first_temp.is_file() and second_temp.is_file()
+    for temp in (first_temp, second_temp):
+        assert temp.parent == tmp_path and temp.suffix == ".mp4" and is_temp_name(temp.name)
+        assert temp.name.startswith(".talk.mp4.vexpress-") and f"-{os.getpid()}-" in temp.name
+    first.discard()
+    assert temps_in(tmp_path) == [second_temp]  # only its own
+    second.discard()
+    assert names(tmp_path) == []
+
+
+def test_atomic_output_moves_the_file_into_place_only_at_the_end(tmp_path):
+    target = tmp_path / "out.bin"
+    with atomic_output(target) as temp:
+        temp.write_bytes(b"data")
+        assert not target.exists()
+    assert target.read_bytes() == b"data" and names(tmp_path) == ["out.bin"]
+
+
+@pytest.mark.parametrize("exception", [RuntimeError, KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("folder", [False, True])
+def test_atomic_output_removes_its_temp_on_any_exception(tmp_path, exception, folder):
+    with pytest.raises(exception):
+        with atomic_output(tmp_path / "out", folder=folder) as temp:
+            (temp / "frame.png" if folder else temp).write_bytes(b"half")
+            raise exception()
+    assert names(tmp_path) == []
+
+
+def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(OutputAppearedError, match="was written by another run meanwhile"):
+        with atomic_output(target) as temp:
+            temp.write_bytes(b"ours")
+            target.write_bytes(b"theirs")
+    assert target.read_bytes() == b"theirs" and names(tmp_path) == ["out.bin"]
+    with atomic_output(target, overwrite=True) as temp:
+        temp.write_bytes(b"ours")
+    assert target.read_bytes() == b"ours" and names(tmp_path) == ["out.bin"]
+
+
+def test_without_hard_links_a_file_that_appeared_is_still_not_replaced(tmp_path, monkeypatch):
+    def no_links(source, destination):
+        raise OSError(errno.EPERM, "Operation not permitted")  # as on FAT or some network disks
+
+    monkeypatch.setattr(os, "link", no_links)
+    with atomic_output(tmp_path / "new.bin") as temp:
+        temp.write_bytes(b"ours")
+    assert (tmp_path / "new.bin").read_bytes() == b"ours"
+    with pytest.raises(OutputAppearedError):
+        with atomic_output(tmp_path / "out.bin") as temp:
+            temp.write_bytes(b"ours")
+            (tmp_path / "out.bin").write_bytes(b"theirs")
+    assert (tmp_path / "out.bin").read_bytes() == b"theirs" and names(tmp_path) == ["new.bin", "out.bin"]
+
+
+def test_folder_output_never_replaces_a_folder_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "frames"
+    with pytest.raises(OutputAppearedError, match="written by another run meanwhile"):
+        with atomic_output(target, folder=True) as temp:
+            (temp / "frame_000001.png").write_bytes(b"ours")
+            target.mkdir()
+            (target / "frame_000001.png").write_bytes(b"theirs")
+    assert names(tmp_path) == ["frames"] and (target / "frame_000001.png").read_bytes() == b"theirs"
+    with atomic_output(target, overwrite=True, folder=True) as temp:
+        (temp / "frame_000001.png").write_bytes(b"ours")
+    assert names(tmp_path) == ["frames"] and (target / "frame_000001.png").read_bytes() == b"ours"
+
+
+def test_commit_syncs_the_file_and_then_the_folder(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(handle):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name what was synced")
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with atomic_output(tmp_path / "out.bin") as temp:
+        temp.write_bytes(b"data")
+    assert synced == [temp.resolve(), tmp_path.resolve()]
+
+
+def test_leftovers_of_ended_runs_are_removed_but_never_a_live_runs(tmp_path):
+    gone = dead_pid()
+    stale_file = tmp_path / f".a.mp4.vexpress-{gone}-0123abcd.partial.mp4"
+    stale_scratch = tmp_path / f".a.mp4.vexpress-{gone}-0123abcd.partial.video.mp4"
+    stale_folder = tmp_path / f".frames.vexpress-{gone}-4567cdef.partial"
+    alive = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        live_file = tmp_path / f".b.mp4.vexpress-{alive.pid}-89abcdef.partial.mp4"
+        mine = tmp_path / f".c.mp4.vexpress-{os.getpid()}-00000000.partial.mp4"
+        user_file = tmp_path / ".a.mp4.partial.mp4"  # not one of ours (no pid): left alone
+        for path in (stale_file, stale_scratch, live_file, mine, user_file):
+            path.write_bytes(b"x")
+        stale_folder.mkdir()
+        (stale_folder / "frame_000001.png").write_bytes(b"x")
+        with atomic_output(tmp_path / "next.bin") as temp:
+            temp.write_bytes(b"new")
+        assert names(tmp_path) == sorted([live_file.name, mine.name, user_file.name, "next.bin"])
+        assert remove_stale_temps(tmp_path) == []
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+# --- atomic_outputs: all or none -----------------------------------------------------------------
+
+
+def test_atomic_outputs_writes_all_and_keeps_none_paths(tmp_path):
+    with atomic_outputs([tmp_path / "k.pth", None, tmp_path / "a.mp3"]) as (kps, nothing, audio):
+        assert nothing is None
+        kps.write_bytes(b"kps")
+        audio.write_bytes(b"audio")
+        assert names(tmp_path) == sorted([kps.name, audio.name])
+    assert names(tmp_path) == ["a.mp3", "k.pth"]
+
+
+def test_atomic_outputs_none_when_one_fails(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_outputs([tmp_path / "k.pth", tmp_path / "a.mp3"]) as (kps, _audio):
+            kps.write_bytes(b"kps")
+            raise KeyboardInterrupt
+    assert names(tmp_path) == []
+
+
+def test_atomic_outputs_none_when_one_appeared_meanwhile(tmp_path):
+    with pytest.raises(OutputAppearedError, match="a.mp3' was written by another run meanwhile"):
+        with atomic_outputs([tmp_path / "k.pth", tmp_path / "a.mp3"]) as (kps, audio):
+            kps.write_bytes(b"kps")
+            audio.write_bytes(b"audio")
+            (tmp_path / "a.mp3").write_bytes(b"theirs")
+    assert names(tmp_path) == ["a.mp3"] and (tmp_path / "a.mp3").read_bytes() == b"theirs"
+
+
+def test_atomic_outputs_restores_replaced_files_when_a_later_one_cannot_be_moved(tmp_path):
+    (tmp_path / "k.pth").write_bytes(b"old kps")
+    with pytest.raises(IsADirectoryError):
+        with atomic_outputs([tmp_path / "k.pth", tmp_path / "a.mp3"], overwrite=True) as (kps, audio):
+            kps.write_bytes(b"new kps")
+            audio.write_bytes(b"audio")
+            (tmp_path / "a.mp3").mkdir()  # a folder took the audio's name meanwhile
+            (tmp_path / "a.mp3" / "x").write_text("x")
+    assert (tmp_path / "k.pth").read_bytes() == b"old kps"
+    assert names(tmp_path) == ["a.mp3", "k.pth"]

@@ -1,0 +1,90 @@
+"""Termination signals handled like Ctrl-C, so a stopped run cleans up after itself.
+
+``kill PID`` (SIGTERM), a closed terminal (SIGHUP) and Ctrl-\\ (SIGQUIT) would otherwise end
+the process on the spot, leaving its temporary output files and ffmpeg children behind.
+:func:`handle_termination_signals` turns them into :class:`Terminated`, a KeyboardInterrupt,
+so every ``with`` block and ``finally`` that Ctrl-C runs runs for them too; the CLI then
+exits with 128 + the signal number, as shells report a process ended by that signal.
+
+Only the first signal is handled this way: a second one of the same kinds ends the process
+at once (its temporary files are removed by the next run that writes into the same folder).
+Inside :func:`signals_deferred` (around starting ffmpeg) a signal, Ctrl-C included, waits until
+the block ends, so it can never land between a child process starting and the code that would
+stop it. The CLI installs the handlers in ``main()``; library users may call the function themselves.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SIGNAL_NAMES = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM, SIGHUP or SIGQUIT)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"Stopped by {signal.Signals(signum).name}")
+
+
+def handled_signals() -> list[signal.Signals]:
+    """The termination signals this platform has (Windows has only SIGTERM)."""
+    return [getattr(signal, name) for name in SIGNAL_NAMES if hasattr(signal, name)]
+
+
+def handle_termination_signals() -> bool:
+    """From now on, the first SIGTERM, SIGHUP or SIGQUIT raises :class:`Terminated` in the main thread.
+
+    Ctrl-C (SIGINT) still raises KeyboardInterrupt; both wait for the end of a
+    :func:`signals_deferred` block. Returns False (and changes nothing) when called outside
+    the main thread, where Python cannot install signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for signum in (*handled_signals(), signal.SIGINT):
+        signal.signal(signum, _on_signal)
+    return True
+
+
+_deferring = 0  # depth of signals_deferred blocks
+_pending: int | None = None  # the first signal that arrived inside one
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C and the termination signals until the block ends, then raise as usual.
+
+    For the few statements that must not be cut in two, e.g. starting a child process and
+    keeping its handle. Only signals handled by :func:`handle_termination_signals` wait.
+    """
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            _raise_for(signum)
+
+
+def _on_signal(signum: int, frame) -> None:
+    global _pending
+    if _deferring:
+        if _pending is None:
+            _pending = signum
+        return
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    for other in handled_signals():  # a second termination signal ends the process at once
+        signal.signal(other, signal.SIG_DFL)
+    raise Terminated(signum)

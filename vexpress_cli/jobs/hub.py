@@ -1,0 +1,182 @@
+"""Talking to the Hugging Face Hub for ``vexpress models download``: listing, the local cache, fetching.
+
+Which hub file may hold a model-folder file (:func:`hub_paths_for`), the repository listing
+(or, offline, the cached snapshot), hub errors translated into what/why/fix, and the download
+into the usual Hugging Face cache with our own progress bar. Placing the files into the model
+folder is :mod:`vexpress_cli.jobs.download`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from vexpress_cli.engine import model_folder as layout
+from vexpress_cli.engine.model_folder import REQUIRED_FILES
+from vexpress_cli.errors import InputError, ModelFolderError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from vexpress_cli.jobs.download import PlannedFile
+
+HUB_PREFIX = "model_ckpts/"
+T = TypeVar("T")
+
+
+def hub_paths_for(layout_path: str) -> tuple[str, ...]:
+    """Where a model-folder file may live in the hub repository, most likely first."""
+    candidates = [HUB_PREFIX + layout_path, layout_path]
+    vexpress_folder = layout.VEXPRESS_DIR.as_posix() + "/"
+    if layout_path.startswith(vexpress_folder):
+        # The original README moves the top-level *.bin files into model_ckpts/v-express/.
+        candidates.append(layout_path.removeprefix(vexpress_folder))
+    return tuple(candidates)
+
+
+def offline_requested(offline: bool) -> bool:
+    import huggingface_hub.constants as hub_constants
+
+    from_env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return offline or from_env or bool(hub_constants.HF_HUB_OFFLINE)
+
+
+def cache_root(cache_dir: Path | None) -> Path:
+    import huggingface_hub.constants as hub_constants
+
+    return Path(cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE).expanduser()
+
+
+def _all_hub_candidates() -> list[str]:
+    return sorted({path for required in REQUIRED_FILES for choice in required.choices
+                   for path in hub_paths_for(choice)})
+
+
+def list_hub_files(revision: str | None) -> dict[str, int | None]:
+    """Every file in the hub repository at ``revision``, with its size in bytes."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    entries = HfApi().list_repo_tree(layout.HUB_REPO_ID, recursive=True, revision=revision)
+    return {entry.path: entry.size for entry in entries if isinstance(entry, RepoFile)}
+
+
+def cached_snapshot(revision: str | None, cache_dir: Path) -> Path | None:
+    """The locally cached snapshot folder of the hub repository, or None when nothing is cached."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(
+            layout.HUB_REPO_ID, revision=revision, cache_dir=cache_dir, local_files_only=True,
+            allow_patterns=_all_hub_candidates(),
+        )
+    except LocalEntryNotFoundError:
+        return None
+    return Path(folder)
+
+
+def files_in_snapshot(snapshot: Path) -> dict[str, int | None]:
+    return {path: (snapshot / path).stat().st_size for path in _all_hub_candidates()
+            if (snapshot / path).is_file()}
+
+
+def translate_hub_error(error: Exception, revision: str | None) -> Exception | None:
+    """A clear VExpressError for hub answers that retrying offline cannot fix, else None."""
+    from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(error, RevisionNotFoundError):
+        return InputError(
+            f"The model repository {layout.HUB_REPO_ID} has no revision '{revision}'.",
+            fix=f"Leave out --revision for the latest files, or use a branch, tag or commit hash from "
+            f"https://huggingface.co/{layout.HUB_REPO_ID}/commits/main.",
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return ModelFolderError(
+            f"The Hugging Face Hub did not find the model repository {layout.HUB_REPO_ID}.",
+            why=f"It answered: {error}".splitlines()[0],
+            fix="Check HF_ENDPOINT if you use a mirror, or download the files by hand "
+            "(layout: `vexpress models download --help`).",
+        )
+    return None
+
+
+def not_available_error(cache: Path, reason: str, offline: bool) -> ModelFolderError:
+    if offline:
+        why = "Offline mode (--offline or HF_HUB_OFFLINE=1) allows only files already in the cache."
+        fix = "Run again with network access (drop --offline, unset HF_HUB_OFFLINE)"
+    else:
+        why = f"The Hugging Face Hub could not be reached ({reason})."
+        fix = "Check the network connection (HTTPS_PROXY, or HF_ENDPOINT for a mirror) and run again"
+    return ModelFolderError(
+        f"Cannot get the V-Express weights: they are not in the Hugging Face cache at {cache}.",
+        why=why,
+        fix=f"{fix}, or copy a complete model folder from another machine and pass --model-dir "
+        "(layout: `vexpress models download --help`).",
+    )
+
+
+def _blob_bytes(storage: Path) -> int:
+    blobs = storage / "blobs"
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(blobs) if entry.is_file())
+    except FileNotFoundError:
+        return 0
+
+
+def _run_in_thread(work: Callable[[], T], on_tick: Callable[[], None]) -> T:
+    """Run ``work`` in a daemon thread, calling ``on_tick`` while waiting (Ctrl-C stays responsive)."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the calling thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="vexpress-download", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+        on_tick()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: Progress | None) -> Path:
+    """Download the planned files into the cache; returns the snapshot folder."""
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+    from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    storage = cache / repo_folder_name(repo_id=layout.HUB_REPO_ID, repo_type="model")
+    to_fetch = [item for item in planned if not isinstance(
+        try_to_load_from_cache(layout.HUB_REPO_ID, item.hub_path, cache_dir=cache, revision=revision), str)]
+    total = sum(item.size or 0 for item in to_fetch) or None
+    baseline = _blob_bytes(storage)
+    task = None
+    if progress is not None:
+        task = progress.add_task(f"Downloading {len(to_fetch)} of {len(planned)} files", total=total)
+
+    def tick() -> None:
+        if progress is not None and task is not None:
+            progress.update(task, completed=max(0, _blob_bytes(storage) - baseline))
+
+    bars_were_disabled = are_progress_bars_disabled()
+    disable_progress_bars()  # ours replace them
+    try:
+        folder = _run_in_thread(
+            lambda: snapshot_download(layout.HUB_REPO_ID, revision=revision, cache_dir=cache,
+                                      allow_patterns=[item.hub_path for item in planned]),
+            tick,
+        )
+    finally:
+        if not bars_were_disabled:
+            enable_progress_bars()
+    if progress is not None and task is not None:
+        progress.update(task, completed=total or 1, total=total or 1)
+    return Path(folder)

@@ -1,0 +1,316 @@
+"""Video out: :class:`VideoWriter` (H.264 + AAC mp4/mov/mkv) and :class:`PngFolderWriter` (numbered PNGs).
+
+Both take frames as they come and write through :class:`vexpress_cli.outputs.AtomicOutput`:
+nothing appears at the output path until everything succeeded, an exception (Ctrl-C and
+termination signals included) leaves nothing behind, and a run never replaces an output
+that another run wrote meanwhile unless overwriting was allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.file_types import FRAME_FOLDER_AUDIO, FRAME_SUFFIX, VIDEO_OUTPUT_MUXERS
+from vexpress_cli.interrupts import signals_deferred
+from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, stderr_tail, stop_process
+from vexpress_cli.media.frames import as_fps_fraction, check_frame_size, frames_array
+from vexpress_cli.outputs import (
+    atomic_output,
+    check_output,
+    file_size_limit_error,
+    hit_file_size_limit,
+    output_kind,
+)
+
+
+class _AtomicWriter:
+    """Context-manager behaviour shared by the writers: close on success, abort on any exception."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_AtomicWriter):
+    """Encode RGB frames to H.264 (yuv420p, BT.709) + AAC in an mp4/mov/mkv file, as they come.
+
+    Use as a context manager::
+
+        with VideoWriter("out.mp4", fps=Fraction(30000, 1001), width=512, height=512,
+                         audio_path="speech.mp3") as writer:
+            for batch in batches:
+                writer.write(batch)
+
+    The video lasts exactly the frames written; a longer audio track is cut to
+    that length, a shorter one simply ends early. An odd width or height is
+    padded with one black row/column (yuv420p needs even sizes); see
+    ``output_size``. Nothing appears at ``path`` until :meth:`close` succeeds;
+    an exception inside the ``with`` block (Ctrl+C included) kills ffmpeg and
+    deletes the temp files.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: Fraction | float | int | str,
+        width: int,
+        height: int,
+        audio_path: str | Path | None = None,
+        overwrite: bool = False,
+        crf: int = 18,
+    ):
+        self.path = check_output(path, overwrite, "video_file", create_folder=True)
+        self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
+        self.fps = as_fps_fraction(fps)
+        self.width, self.height = check_frame_size((width, height))
+        self.output_size = (self.width + self.width % 2, self.height + self.height % 2)
+        self.audio_path = None if audio_path is None else _require_audio(audio_path)
+        self.overwrite = overwrite
+        self.frames_written = 0
+        self._closed = False
+        self._output = atomic_output(self.path, overwrite)
+        try:
+            self._temp = self._output.start()
+            self._video_temp = self._output.scratch("video") if self.audio_path else self._temp
+            self._stderr = tempfile.TemporaryFile()
+            with signals_deferred():  # no signal between ffmpeg starting and self._process holding it
+                self._process = subprocess.Popen(
+                    self._encode_command(crf),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self._stderr,
+                )
+        except BaseException:
+            if hasattr(self, "_process"):
+                stop_process(self._process)  # before the temp goes: ffmpeg would create it again
+            self._output.discard()
+            raise
+
+    def _encode_command(self, crf: int) -> list[str]:
+        fps = f"{self.fps.numerator}/{self.fps.denominator}"
+        filters = "pad=ceil(iw/2)*2:ceil(ih/2)*2," if self.output_size != (self.width, self.height) else ""
+        filters += (
+            "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+            "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+        )
+        return ffmpeg_command(
+            "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+            "-framerate", fps, "-i", "pipe:0",
+            "-vf", filters, "-c:v", "libx264", "-preset", "medium", "-crf", str(int(crf)),
+            "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709",
+            "-color_trc", "bt709", "-color_range", "tv", "-r", fps,
+            *self._container_flags(), "-f", self.muxer, str(self._video_temp),
+        )  # fmt: skip
+
+    def _container_flags(self) -> list[str]:
+        return ["-movflags", "+faststart"] if self.muxer in ("mp4", "mov") else []
+
+    def write(self, frames: Any) -> None:
+        """Encode one RGB uint8 frame (HxWx3) or a batch (NxHxWx3), numpy or torch."""
+        if self._closed:
+            raise RuntimeError("write() on a closed VideoWriter")
+        batch = frames_array(frames, self.width, self.height)
+        try:
+            self._process.stdin.write(memoryview(batch).cast("B"))
+        except (BrokenPipeError, OSError):
+            self._process.wait()
+            raise self._ffmpeg_error("ffmpeg stopped while encoding the video.") from None
+        self.frames_written += len(batch)
+
+    def close(self) -> None:
+        """Finish encoding, add the audio, and move the file to ``path``."""
+        if self._closed:
+            return
+        try:
+            try:
+                self._process.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg already exited; its return code and stderr tell why
+            if self._process.wait() != 0:
+                raise self._ffmpeg_error("ffmpeg could not encode the video.")
+            if self.frames_written == 0:
+                raise VExpressError(
+                    f"No frames were written to {str(self.path)!r}.",
+                    "The video would be empty.",
+                    "Check that the input produced frames (e.g. a non-empty audio clip).",
+                )
+            if self.audio_path is not None:
+                self._mux_audio()
+            self._output.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._finish()
+
+    def _mux_audio(self) -> None:
+        duration = Fraction(self.frames_written) / self.fps
+        run_ffmpeg(
+            ["-y", "-i", str(self._video_temp), "-i", str(self.audio_path),
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
+             "-t", f"{float(duration):.6f}", *self._container_flags(), "-f", self.muxer, str(self._temp)],
+            what=f"Could not add the audio track to {str(self.path)!r}.",
+            fix="Check the audio file, e.g. by converting it to WAV first.",
+        )  # fmt: skip
+        self._video_temp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete every temp file; ``path`` is left untouched."""
+        if self._closed:
+            return
+        stop_process(self._process)
+        self._output.discard()
+        self._finish()
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._stderr.close()
+
+    def _ffmpeg_error(self, what: str) -> VExpressError:
+        if hit_file_size_limit(self._process.returncode):
+            return file_size_limit_error(self.path)
+        self._stderr.seek(0)
+        return VExpressError(
+            what,
+            f"ffmpeg said: {stderr_tail(self._stderr.read())}.",
+            "Check free disk space; if that is fine, report ffmpeg's message as a bug.",
+        )
+
+
+def _require_audio(audio_path: str | Path) -> Path:
+    from vexpress_cli.media.audio import probe_audio
+
+    return probe_audio(audio_path).path
+
+
+class PngFolderWriter(_AtomicWriter):
+    """Write frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder.
+
+    Same interface as :class:`VideoWriter`. Frames go into a temporary folder next
+    to ``path`` that is renamed on success. With ``audio_path`` (and ``fps``) the
+    audio is saved as ``audio.wav`` in the folder, cut to the frames' duration,
+    for editors. ``overwrite=True`` only replaces a folder that looks like an
+    earlier output (frame PNGs and audio.wav), never an arbitrary one.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        overwrite: bool = False,
+        *,
+        fps: Fraction | float | int | str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        audio_path: str | Path | None = None,
+    ):
+        self.path = check_output(path, overwrite, "frames", create_folder=True)
+        self.fps = None if fps is None else as_fps_fraction(fps)
+        self.width, self.height = (width, height) if width and height else (None, None)
+        self.audio_path = None if audio_path is None else _require_audio(audio_path)
+        self.overwrite = overwrite
+        self.frames_written = 0
+        self._closed = False
+        self._output = atomic_output(self.path, overwrite, folder=True)
+        self._temp = self._output.start()
+
+    def write(self, frames: Any) -> None:
+        if self._closed:
+            raise RuntimeError("write() on a closed PngFolderWriter")
+        batch = frames_array(frames, self.width, self.height)
+        for frame in batch:
+            target = self._temp / f"frame_{self.frames_written + 1:06d}{FRAME_SUFFIX}"
+            encoded, data = cv2.imencode(FRAME_SUFFIX, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if not encoded:
+                raise VExpressError(
+                    f"Could not encode frame {self.frames_written + 1} as PNG.",
+                    "OpenCV's PNG encoder failed.",
+                    "Report this as a bug in vexpress-cli, with the frame size.",
+                )
+            try:
+                target.write_bytes(data)
+            except OSError as error:
+                if hit_file_size_limit(error=error):
+                    raise file_size_limit_error(target) from None
+                raise VExpressError(
+                    f"Could not write {str(target)!r}.",
+                    f"{error.strerror or error}.",
+                    "Check free disk space, and that the output folder is still there.",
+                ) from None
+            self.frames_written += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise VExpressError(
+                    f"No frames were written to {str(self.path)!r}.",
+                    "The frame folder would be empty.",
+                    "Check that the input produced frames.",
+                )
+            if self.audio_path is not None:
+                self._write_audio()
+            if self.overwrite:  # what is there now must still be an earlier frame output
+                check_output(self.path, True, "frames")
+            self._output.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def _write_audio(self) -> None:
+        limit = [] if self.fps is None else ["-t", f"{float(self.frames_written / self.fps):.6f}"]
+        run_ffmpeg(
+            ["-y", "-i", str(self.audio_path), "-map", "0:a:0", *limit,
+             "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / FRAME_FOLDER_AUDIO)],
+            what=f"Could not save the audio next to the frames in {str(self.path)!r}.",
+            fix="Check the audio file, e.g. by converting it to WAV first.",
+        )  # fmt: skip
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._output.discard()
+        self._closed = True
+
+
+def open_video_writer(
+    path: str | Path,
+    fps: Fraction | float | int | str,
+    width: int,
+    height: int,
+    audio_path: str | Path | None = None,
+    overwrite: bool = False,
+    crf: int = 18,
+) -> VideoWriter | PngFolderWriter:
+    """A :class:`PngFolderWriter` for a path without suffix or ending in '/', else a :class:`VideoWriter`.
+
+    Video suffixes: .mp4, .mov, .mkv; anything else raises InputError, and so does a name that
+    is only a suffix (``.mp4``), which would otherwise become a hidden folder of frames.
+    """
+    text = os.fspath(path)
+    as_folder = text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames"
+    check_output(text, overwrite, "frames" if as_folder else "video", create_folder=True)
+    if as_folder:
+        return PngFolderWriter(
+            text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path
+        )
+    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, crf=crf)

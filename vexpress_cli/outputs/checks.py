@@ -1,0 +1,212 @@
+"""Checks on output paths, made before any slow work so a bad path fails in the first second."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.file_types import (
+    AUDIO_OUTPUT_SUFFIXES,
+    FRAME_FOLDER_AUDIO,
+    FRAME_SUFFIX,
+    KNOWN_SUFFIXES,
+    KPS_SUFFIXES,
+    VIDEO_OUTPUT_SUFFIXES,
+    listed,
+)
+from vexpress_cli.interrupts import signals_deferred
+
+WRITABLE_FIX = "Choose an output path in a folder you can write to."
+OVERWRITE_FIX = "Allow overwriting (overwrite=True, or --overwrite on the command line), or choose another name."
+
+
+# --- what may be written where ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """A kind of output: what it is called in messages and the suffixes that choose its format."""
+
+    noun: str
+    suffixes: tuple[str, ...]
+    example: str  # a good file name, suggested when a folder is in the way
+    formats: str = ""  # said after the list of suffixes, e.g. what each one keeps
+
+
+OUTPUT_KINDS = {
+    "video_file": OutputKind("video", VIDEO_OUTPUT_SUFFIXES, "talk.mp4"),
+    "frames": OutputKind("frame folder", (), "talk_frames"),
+    "kps": OutputKind(
+        "kps file", KPS_SUFFIXES, "talk_kps.safetensors",
+        " (.safetensors keeps fps and frame size; .pth and .pt are readable by the original V-Express)",
+    ),
+    "audio": OutputKind("audio file", AUDIO_OUTPUT_SUFFIXES, "talk.mp3"),
+}
+# "video" is what `generate -o` takes: a video file, or a path without suffix for a folder of PNG frames.
+KIND_NAMES = ("video", *OUTPUT_KINDS)
+
+
+def output_kind(path: str | Path, kind: str | None) -> str | None:
+    """The concrete kind of ``path``: ``"video"`` becomes ``"frames"`` (no suffix) or ``"video_file"``."""
+    if kind == "video":
+        return "video_file" if Path(path).suffix else "frames"
+    if kind is not None and kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; expected one of {', '.join(KIND_NAMES)}")
+    return kind
+
+
+def check_output(path: str | Path, overwrite: bool = False, kind: str | None = None, *,
+                 create_folder: bool = False) -> Path:
+    """Check that ``path`` may be written, before any slow work; return it absolute.
+
+    ``kind`` is ``"video"`` (a video file, or a path without suffix for a folder of PNG
+    frames), ``"video_file"``, ``"frames"``, ``"kps"``, ``"audio"``, or None for any file.
+    Raises InputError (what, why, fix) for: a name that is only a suffix (``.mp4``); a suffix
+    the kind does not know; an existing output when ``overwrite`` is False; a folder in the
+    way of a file (or a file, or a folder holding more than frames, in the way of a frame
+    folder); a parent folder that is missing, is a file, or is not writable. A missing
+    parent folder is created with ``create_folder=True``; otherwise it is an error and
+    nothing is created.
+    """
+    path = Path(path).expanduser().absolute()
+    frames_allowed = kind == "video"
+    kind = output_kind(path, kind)
+    spec = OUTPUT_KINDS.get(kind) if kind else None
+    if path.name.lower() in KNOWN_SUFFIXES:
+        example = f"talk{path.name}"
+        raise InputError(
+            f"The output name {path.name!r} ({str(path)!r}) is only a file suffix.",
+            "A name that starts with its only dot has no suffix: it would become a hidden file, "
+            "or a hidden folder of video frames, and the format could not be chosen from it.",
+            f"Put a name before the suffix, e.g. {example!r}.",
+        )
+    if spec is not None and spec.suffixes and path.suffix.lower() not in spec.suffixes:
+        extra = " for a video, or a path without suffix for a folder of PNG frames" if frames_allowed else ""
+        raise InputError(
+            f"Cannot write the {spec.noun} {str(path)!r}: unknown file type '{path.suffix or '(none)'}'.",
+            f"The file suffix chooses the format; a {spec.noun} is {listed(spec.suffixes)}{spec.formats}.",
+            f"Use {listed(spec.suffixes)}{extra}.",
+        )
+    if kind == "frames":
+        _check_frame_folder_target(path, overwrite)
+    elif path.is_dir():
+        raise InputError(
+            f"The output path {str(path)!r} is a folder.",
+            "A file is written there, and a folder is in the way.",
+            f"Choose a file name, e.g. {(spec.example if spec else 'output.mp4')!r}, or remove the folder.",
+        )
+    elif os.path.lexists(path) and not overwrite:
+        raise InputError(
+            f"The output file {str(path)!r} already exists.",
+            "Existing outputs are never replaced silently.",
+            OVERWRITE_FIX,
+        )
+    if create_folder:
+        ensure_writable_folder(path.parent)
+    else:
+        _check_existing_folder(path)
+    return path
+
+
+def prepare_output_path(path: str | Path, overwrite: bool) -> Path:
+    """:func:`check_output` for any file, creating its folder (the name older callers use)."""
+    return check_output(path, overwrite, create_folder=True)
+
+
+def _check_frame_folder_target(path: Path, overwrite: bool) -> None:
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise InputError(
+            f"The output folder {str(path)!r} already exists.",
+            "Existing outputs are never replaced silently.",
+            OVERWRITE_FIX,
+        )
+    if not path.is_dir() or path.is_symlink() or not looks_like_frame_folder(path):
+        raise InputError(
+            f"Will not replace {str(path)!r} with a frame folder.",
+            f"It is a file, or a folder holding more than frame_*{FRAME_SUFFIX} files and {FRAME_FOLDER_AUDIO}.",
+            "Choose another output folder name; nothing there was changed.",
+        )
+
+
+def looks_like_frame_folder(path: Path) -> bool:
+    """True when ``path`` holds nothing but frame PNGs and audio.wav: an earlier frame output."""
+    return all(
+        entry.is_file(follow_symlinks=False)
+        and (entry.name == FRAME_FOLDER_AUDIO or (entry.name.startswith("frame_") and entry.name.endswith(FRAME_SUFFIX)))
+        for entry in os.scandir(path)
+    )
+
+
+def _check_existing_folder(path: Path) -> None:
+    folder = path.parent
+    if folder.is_dir():
+        _try_writing(folder, folder)
+        return
+    blocker = _nearest_existing(folder)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(
+            f"Cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder.",
+            "The output must go inside a folder.",
+            "Choose an output path inside an existing folder.",
+        )
+    raise InputError(
+        f"The output folder {str(folder)!r} does not exist.",
+        "Outputs are written into an existing folder; nothing is created before the work is done.",
+        f"Create it first (mkdir -p {folder}), or choose another output path.",
+    )
+
+
+def ensure_writable_folder(folder: Path, create: bool = True) -> None:
+    """Create ``folder`` if needed; InputError if that fails or it is not writable.
+
+    With ``create=False`` nothing is created: a missing folder passes when its
+    nearest existing parent is a writable folder (so it could be created later).
+    """
+    folder = Path(folder)
+    if not create and not folder.exists():
+        existing = _nearest_existing(folder)
+        if existing is None or not existing.is_dir():
+            raise InputError(
+                f"Cannot create the folder {str(folder)!r}.",
+                f"{str(existing)!r} is a file, not a folder." if existing else "None of its parents exists.",
+                WRITABLE_FIX,
+            )
+        _try_writing(existing, folder)
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = _nearest_existing(folder)
+        in_the_way = blocker is not None and not blocker.is_dir()
+        raise InputError(
+            f"Cannot create the output folder {str(folder)!r}.",
+            f"{str(blocker)!r} is a file, not a folder." if in_the_way else f"{error.strerror or error}.",
+            WRITABLE_FIX,
+        ) from None
+    _try_writing(folder, folder)
+
+
+def _nearest_existing(folder: Path) -> Path | None:
+    """``folder`` itself or its closest parent that exists (as anything)."""
+    return next((path for path in (folder, *folder.parents) if path.exists()), None)
+
+
+def _try_writing(folder: Path, wanted: Path) -> None:
+    try:  # really try: permission bits say nothing about read-only disks or root
+        with signals_deferred():  # never leave the probe file behind
+            handle, probe_file = tempfile.mkstemp(prefix=".vexpress-write-test-", dir=folder)
+            os.close(handle)
+            os.unlink(probe_file)
+    except OSError as error:
+        raise InputError(
+            f"The output folder {str(wanted)!r} is not writable."
+            if folder == wanted
+            else f"The folder {str(wanted)!r} cannot be created: {str(folder)!r} is not writable.",
+            f"{error.strerror or error}.",
+            WRITABLE_FIX,
+        ) from None
