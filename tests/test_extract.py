@@ -246,7 +246,7 @@ def test_cli_leaves_no_audio_when_the_keypoints_cannot_be_saved(tmp_path, tys_cl
     def failing_save(path, track):
         raise failure
 
-    monkeypatch.setattr("vexpress_cli.kps.io.save_kps", failing_save)
+    monkeypatch.setattr("vexpress_cli.kps.io.write_kps", failing_save)
     result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", tmp_path / "k.pth", "--audio-out", tmp_path / "a.mp3")
     assert result.exit_code != 0
     assert list(tmp_path.iterdir()) == []

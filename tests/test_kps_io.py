@@ -231,7 +231,7 @@ def test_a_failing_write_is_an_input_error_and_leaves_nothing(tmp_path, monkeypa
     def refuse(source, target):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("vexpress_cli.kps.io.os.replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)  # the rename that puts the finished file in place
     with pytest.raises(InputError, match="No space left on device"):
         save_kps(tmp_path / "k.safetensors", sample_track())
     assert list(tmp_path.iterdir()) == []

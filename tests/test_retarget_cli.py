@@ -151,7 +151,7 @@ def test_driving_track_of_another_frame_size_is_rescaled(tmp_path):
             ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--kps-fit", "bounce"],
             ["'bounce' is not one of", "pingpong"],
         ),
-        (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--preview", "p.gif"], ["unknown video type '.gif'"]),
+        (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--preview", "p.gif"], ["unknown file type '.gif'", "a video is .mp4, .mov or .mkv"]),
         (["--reference-image", "/nonexistent/me.jpg", "--kps", AOC_KPS], ["does not exist"]),
     ],
 )
@@ -164,7 +164,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, arguments, ph
 def test_unknown_output_suffix(tmp_path):
     assert_input_error(
         vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--output", tmp_path / "o.json"),
-        "unknown kps file type '.json'",
+        "Cannot write the kps file", "unknown file type '.json'",
     )
 
 
