@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "presets",
     "models",
     "doctor",
+    "ui",
 ]
 
 error_console = Console(stderr=True)
