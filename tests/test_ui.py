@@ -520,3 +520,19 @@ def test_progress_shows_the_stage_and_an_eta():
     assert describe_stage("denoise", 3, 10, 6.0) == "Denoising (steps x windows): 3 of 10, about 14 s left"
     assert describe_stage("model", 0, 1, 0.0) == "Loading model: 0 of 1"
     assert describe_stage("faces", 5, None, 1.0) == "Finding faces"
+
+
+def test_a_bug_in_a_job_is_one_paragraph_too_and_temp_paths_are_file_names(tmp_path):
+    from vexpress_cli.errors import InputError, parameter
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.runtime import JobCancelled, Runtime
+
+    runtime = Runtime(tmp_path, None)
+    bug = runtime.page_error(KeyError("frames"))
+    assert bug.message == ("Something went wrong inside vexpress: KeyError: 'frames'. This is a bug, not your input; "
+                        "the server's console has the details. Please report it.")
+    upload = tmp_path / "gradio" / "0123abcd" / "my photo.jpg"
+    bad = runtime.page_error(InputError(f"Cannot read {upload}.", fix=f"Check {parameter('reference_image')}."),
+                             spell_in_page)
+    assert bad.message == "Cannot read my photo.jpg. Check “Portrait photo”."
+    assert runtime.page_error(JobCancelled()).title == "Cancelled"
