@@ -431,6 +431,22 @@ def test_a_host_other_than_loopback_warns_that_anyone_can_use_the_gpu(config_dir
                         "open_browser": True}
 
 
+def test_a_taken_port_is_one_paragraph(config_dir):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--port", str(port), "--model-dir", str(TINY_MODEL_DIR)])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"Error: Cannot listen on 127.0.0.1:{port}. Another program (or another vexpress ui) uses that port, or "
+        "127.0.0.1 is not an address of this machine. Pick another --port or --host, or stop the other program.")
+
+
 def test_auth_without_a_password_is_one_paragraph():
     from typer.testing import CliRunner
 

@@ -100,12 +100,12 @@ class WebApp:
                 enable_monitoring=False, footer_links=["api"], theme=gr.themes.Default(font=SYSTEM_FONTS,
                                                                                         font_mono=MONO_FONTS),
                 css=CSS)
-        except OSError as error:
+        except OSError:  # Gradio's message speaks of its own environment variables: ours speaks of the flags
             raise VExpressError(
-                f"Cannot listen on {host}:{port}: {error}".rstrip(".") + ".",
-                why="Another program (or another vexpress ui) probably uses that port, or the address is not "
-                "one of this machine's.",
-                fix=f"Pick another {parameter('port')}, or stop the other program.",
+                f"Cannot listen on {host}:{port}.",
+                why=f"Another program (or another vexpress ui) uses that port, or {host} is not an address of "
+                "this machine.",
+                fix=f"Pick another {parameter('port')} or {parameter('host')}, or stop the other program.",
             ) from None
         return self.url
 
