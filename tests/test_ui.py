@@ -425,9 +425,10 @@ def test_a_host_other_than_loopback_warns_that_anyone_can_use_the_gpu(config_dir
     assert launched == {"host": "0.0.0.0", "port": 9999, "auth": None, "share": False, "open_browser": False}
 
     launched.clear()
-    result = CliRunner().invoke(app, ["ui", "--auth", "me:a secret", "--open", "--model-dir", str(TINY_MODEL_DIR)])
+    result = CliRunner().invoke(app, ["ui", "--host", "localhost", "--auth", "me:a secret", "--open", "--model-dir",
+                                      str(TINY_MODEL_DIR)])
     assert result.exit_code == 0 and "Warning" not in result.stderr
-    assert launched == {"host": "127.0.0.1", "port": 7860, "auth": ("me", "a secret"), "share": False,
+    assert launched == {"host": "localhost", "port": 7860, "auth": ("me", "a secret"), "share": False,
                         "open_browser": True}
 
 

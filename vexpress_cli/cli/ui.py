@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, is_loopback
 
 console = Console(stderr=True)
 
@@ -27,19 +28,18 @@ Needs the optional extra: pip install "vexpress-cli[ui]".
 def ui_command(
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
                                    help="Model folder (default: $VEXPRESS_MODEL_DIR, config, ./model_ckpts)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but 127.0.0.1 lets other "
-                             "machines use this one's GPU."),
-    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
+    host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; anything but a loopback address "
+                             "(127.0.0.1, ::1, localhost) lets other machines use this one's GPU."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to listen on."),
     auth: str = typer.Option(None, "--auth", metavar="USER:PASS", show_default=False,
                              help="Ask for this user name and password before showing the app."),
     share: bool = typer.Option(False, "--share/--no-share", help="Also publish a public *.gradio.live link."),
     open_browser: bool = typer.Option(False, "--open", help="Open the app in a browser once it is up."),
-    max_upload_mb: float = typer.Option(200, "--max-upload-mb", min=0.001, metavar="N",
+    max_upload_mb: float = typer.Option(DEFAULT_MAX_UPLOAD_MB, "--max-upload-mb", min=0.001, metavar="N",
                                         help="Largest file a user may upload, in megabytes."),
 ) -> None:
     """Start the web app: generate, extract, retarget and check the installation in a browser."""
     from vexpress_cli.ui import create_app, require_gradio
-    from vexpress_cli.ui.app import is_loopback
 
     require_gradio()
     credentials = parse_auth(auth)

@@ -11,7 +11,7 @@ install it when it is missing. One module per part: :mod:`.app` (the page, the l
 folder), :mod:`.runtime` (sessions, the loaded models, cancellable jobs, progress and errors in the
 page), :mod:`.form` (the generation settings as controls, from the schema), :mod:`.generate_tab`,
 :mod:`.api` (the ``/generate`` endpoint), :mod:`.tools_tab` (extract and retarget) and
-:mod:`.status_tab` (the doctor report).
+:mod:`.status_tab` (the doctor report); :mod:`.network` holds the defaults of where it listens.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vexpress_cli.errors import VExpressError
+from vexpress_cli.ui.network import DEFAULT_MAX_UPLOAD_MB
 
 INSTALL_COMMAND = 'pip install "vexpress-cli[ui]"'
 
@@ -39,6 +40,6 @@ def require_gradio() -> None:
 def create_app(model_dir: str | Path | None = None, *, max_upload_mb: float | None = None):
     """The web app (not started yet): see :class:`vexpress_cli.ui.app.WebApp`."""
     require_gradio()
-    from vexpress_cli.ui.app import DEFAULT_MAX_UPLOAD_MB, WebApp
+    from vexpress_cli.ui.app import WebApp
 
     return WebApp(model_dir, max_upload_mb=max_upload_mb or DEFAULT_MAX_UPLOAD_MB)

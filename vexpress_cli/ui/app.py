@@ -9,7 +9,6 @@ told otherwise.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import tempfile
@@ -19,11 +18,9 @@ from pathlib import Path
 import gradio as gr
 
 from vexpress_cli.errors import VExpressError, parameter
+from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from vexpress_cli.ui.runtime import Runtime
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-DEFAULT_MAX_UPLOAD_MB = 200
 TITLE = "vexpress: talking portraits"
 # Files of Gradio's cache (uploads and served copies of outputs) older than this are deleted, hourly.
 CACHE_MAX_AGE_SECONDS = 6 * 3600
@@ -31,16 +28,6 @@ CACHE_MAX_AGE_SECONDS = 6 * 3600
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "monospace"]
 CSS = "#result-summary, #extract-summary, #retarget-summary, #status-summary {min-height: 1.5em}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach ``host`` (127.0.0.1, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WebApp:
