@@ -299,6 +299,36 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     assert json.loads(Path(record).read_text())["frames"] == 20
 
 
+def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch):
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+
+    loads = []
+    load = VExpressPipeline.from_pretrained.__func__
+    monkeypatch.setattr(VExpressPipeline, "from_pretrained",
+                        classmethod(lambda cls, *args, **kwargs: loads.append(args) or load(cls, *args, **kwargs)))
+    job = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
+           "reference_kps": REFERENCE_KPS, "width": 64, "height": 64, "num_inference_steps": 15,
+           "api_name": "/generate"}
+    one_user, another_user = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    first = one_user.submit(**job)
+    first_denoise_report(progress_reports)
+    second = another_user.submit(**job)  # while the first one runs
+    deadline = time.monotonic() + 30
+    while (status := second.status()).code != Status.IN_QUEUE:
+        assert time.monotonic() < deadline and not first.done(), status
+        time.sleep(0.05)
+    assert status.rank == 0  # its place in the queue: next
+    first.result(timeout=120), second.result(timeout=120)
+    order = [reporter for reporter, *_ in progress_reports]
+    first_job, second_job = dict.fromkeys(order)  # the jobs, by their first report
+    last_of_first = max(index for index, reporter in enumerate(order) if reporter == first_job)
+    assert last_of_first < order.index(second_job)  # the second began once the first was done
+    assert len(server.runtime.models.loaded_devices) == 1 and len(loads) <= 1  # loaded once, kept
+
+
 def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
