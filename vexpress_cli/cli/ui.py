@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -43,26 +44,35 @@ def ui_command(
 
     require_gradio()
     credentials = parse_auth(auth)
+    protect = "" if credentials else " Protect it with --auth USER:PASS."
     app = create_app(model_dir, max_upload_mb=max_upload_mb)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop cleans up like Ctrl-C
     try:
         if not is_loopback(host):
-            console.print(f"[yellow]Warning:[/] listening on {escape(host)}: anyone who can reach this machine on "
-                          f"port {port} can upload files and use its GPU."
-                          + ("" if credentials else " Protect it with --auth USER:PASS."), highlight=False)
+            _warn(f"listening on {host}: anyone who can reach this machine on port {port} can upload files and use "
+                  f"its GPU.{protect}")
         if share:
-            console.print("[yellow]Warning:[/] --share publishes the app on a public gradio.live address."
-                          + ("" if credentials else " Protect it with --auth USER:PASS."), highlight=False)
+            _warn(f"--share publishes the app on a public gradio.live address.{protect}")
         url = app.launch(host, port, auth=credentials, share=share, open_browser=open_browser)
-        print(f"vexpress ui: {url}", flush=True)
+        console.print(f"Temporary files in {escape(str(app.root))} (removed at exit). Press Ctrl-C to stop.",
+                      highlight=False, soft_wrap=True)
         if app.share_url:
             print(f"public link: {app.share_url}", flush=True)
-        console.print(f"Temporary files in {escape(str(app.root))} (removed at exit). Press Ctrl-C to stop.",
-                      highlight=False)
+        print(f"vexpress ui: {url}", flush=True)  # last: a script reading it knows the app is up
         app.wait()
     except KeyboardInterrupt:
         console.print("Stopped.")
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         app.close()
+
+
+def _warn(text: str) -> None:
+    console.print(f"[yellow]Warning:[/] {escape(text)}", highlight=False)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_auth(text: str | None) -> tuple[str, str] | None:

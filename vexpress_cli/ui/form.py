@@ -75,6 +75,15 @@ def setting_control(setting: Setting, value: Any, strategies: dict[str, str], el
     return gr.Textbox(value=value, **common)
 
 
+def reference_kps_box(elem_id: str):
+    """The text box of the portrait's keypoints: numbers only, read with ``parse_kps_points`` (never a path)."""
+    import gradio as gr
+
+    return gr.Textbox(label=label_of("reference_kps"), elem_id=elem_id, placeholder="x,y;x,y;x,y",
+                      info="Optional: the portrait's left eye; right eye; nose in output pixels, instead of "
+                      "finding the face.")
+
+
 def installed_strategies() -> dict[str, str]:
     """Every installed retarget strategy (built-ins and plugins): name -> one-line description."""
     from vexpress_cli.plugins import get_retarget_strategy_infos

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.ui.form import SettingsForm, checked_preset, label_of, spell_in_page
+from vexpress_cli.ui.form import SettingsForm, checked_preset, label_of, reference_kps_box, spell_in_page
 from vexpress_cli.ui.runtime import Job, Runtime
 
 INTRO = """Upload a portrait and a speech clip (audio, or a video whose sound is used), pick a preset, and press
@@ -105,9 +105,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                  height=FILE_HEIGHT)
             driving = gr.File(label=f"{label_of('kps')} (optional: a kps file or a driving video)", elem_id="driving",
                               height=FILE_HEIGHT)
-            reference_kps = gr.Textbox(label=label_of("reference_kps"), elem_id="reference-kps", placeholder="x,y;x,y;x,y",
-                                       info="Optional: the portrait's left eye; right eye; nose in output pixels, "
-                                       "instead of finding the face.")
+            reference_kps = reference_kps_box("reference-kps")
             preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
                                  info="Fills the settings below; change any of them afterwards.")
             form.render_main()

@@ -9,7 +9,7 @@ import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
-from vexpress_cli.ui.form import label_of, setting_control, spell_in_page
+from vexpress_cli.ui.form import label_of, reference_kps_box, setting_control, spell_in_page
 from vexpress_cli.ui.generate_tab import FILE_HEIGHT
 from vexpress_cli.ui.runtime import Job, Runtime
 
@@ -31,7 +31,8 @@ def run_extract(video: str | None, face_backend: str, with_audio: bool, job: Job
                      model_root=job.models.model_dir, progress=job.progress)
     report = result.report
     reason = spell_parameters(result.backend_reason, spell_in_page)
-    summary = f"**Extracted** {report.frames} frames at {float(report.fps or 0):g} fps with {report.backend} ({reason})."
+    summary = (f"**Extracted** {report.frames} frames at {float(report.fps or 0):g} fps with {report.backend} "
+               f"({reason}).")
     if report.missing_frames:
         summary += f" {len(report.missing_frames)} frames had no face and were filled in from their neighbours."
     if report.multi_face_frames:
@@ -83,15 +84,13 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             kps = gr.File(label="Driving kps file (filled by step 1)", elem_id="retarget-kps", height=FILE_HEIGHT)
             strategy = control("retarget_strategy", "offset_retarget" if "offset_retarget" in strategies else None)
             kps_fit = control("kps_fit")
-            reference_kps = gr.Textbox(label=label_of("reference_kps"), placeholder="x,y;x,y;x,y",
-                                       elem_id="retarget-reference-kps",
-                                       info="Optional: the portrait's left eye; right eye; nose, instead of finding "
-                                       "the face.")
+            reference_kps = reference_kps_box("retarget-reference-kps")
             with gr.Row():
                 width, height = control("width"), control("height")
             retarget_button = gr.Button("Preview retargeting", variant="primary", elem_id="retarget")
             preview = gr.Video(label="Preview", interactive=False, elem_id="retarget-video")
-            retargeted = gr.File(label="Download: the fitted kps file", interactive=False, elem_id="retarget-file", height=FILE_HEIGHT)
+            retargeted = gr.File(label="Download: the fitted kps file", interactive=False, elem_id="retarget-file",
+                                 height=FILE_HEIGHT)
             retarget_summary = gr.Markdown(elem_id="retarget-summary")
 
     async def extract_in_page(video_path, backend, audio_wanted, request: gr.Request, progress=gr.Progress()):
