@@ -146,6 +146,13 @@ def video_duration(page, elem_id: str) -> float:
     return page.evaluate(f"document.querySelector('#{elem_id} video').duration")
 
 
+def api_client(server, downloads: Path):
+    """A gradio_client Client of the app, its downloads in ``downloads`` (not in /tmp/gradio)."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(downloads))
+
+
 @pytest.fixture
 def progress_reports(monkeypatch):
     """Every progress report of every job: (job, stage, done, total)."""
@@ -280,11 +287,11 @@ def test_status_tab_shows_the_doctor_report_as_a_table(page):
 
 
 def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(server, media, tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from vexpress_cli.ui.api import JOB_PARAMETERS
 
-    client = Client(server.url, verbose=False, download_files=str(tmp_path))
+    client = api_client(server, tmp_path)
     endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]
     assert [parameter["parameter_name"] for parameter in endpoint["parameters"]] == [*JOB_PARAMETERS, *SETTINGS]
 
@@ -299,8 +306,9 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     assert json.loads(Path(record).read_text())["frames"] == 20
 
 
-def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch):
-    from gradio_client import Client, handle_file
+def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
+                                                                   tmp_path):
+    from gradio_client import handle_file
     from gradio_client.utils import Status
 
     from vexpress_cli.engine.pipeline import VExpressPipeline
@@ -312,7 +320,7 @@ def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media,
     job = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
            "reference_kps": REFERENCE_KPS, "width": 64, "height": 64, "num_inference_steps": 15,
            "api_name": "/generate"}
-    one_user, another_user = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    one_user, another_user = api_client(server, tmp_path), api_client(server, tmp_path)
     first = one_user.submit(**job)
     first_denoise_report(progress_reports)
     second = another_user.submit(**job)  # while the first one runs
@@ -329,20 +337,20 @@ def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media,
     assert len(server.runtime.models.loaded_devices) == 1 and len(loads) <= 1  # loaded once, kept
 
 
-def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media):
-    from gradio_client import Client, handle_file
+def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, tmp_path):
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    client = Client(server.url, verbose=False)
+    client = api_client(server, tmp_path)
     with pytest.raises(AppError, match=r"There is no preset named '/etc/passwd'\. .*not paths\)\.$"):
         client.predict(reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
                        preset="/etc/passwd", api_name="/generate")
 
 
-def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports):
-    from gradio_client import Client, handle_file
+def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports, tmp_path):
+    from gradio_client import handle_file
 
-    client = Client(server.url, verbose=False)
+    client = api_client(server, tmp_path)
     files = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
              "reference_kps": REFERENCE_KPS, "width": 64, "height": 64}
     slow = client.submit(**files, num_inference_steps=1000, api_name="/generate")  # minutes on a CPU
