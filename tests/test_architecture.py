@@ -9,6 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vexpress_cli"
 MAX_LINES = 450
 # A module may exceed the limit only when it is one network's definition.
 NETWORK_DEFINITIONS = PACKAGE / "engine" / "networks"
+# The web app is a front end beside the CLI: it calls the jobs like any library user.
+UI_MUST_NOT_IMPORT = ("typer", "rich", "click", "vexpress_cli.cli", "vexpress_cli.engine")
 ENGINE_MUST_NOT_IMPORT = ("typer", "rich", "click", "vexpress_cli.cli", "vexpress_cli.jobs", "vexpress_cli.settings",
                           "vexpress_cli.plugins")
 
@@ -98,3 +100,10 @@ def test_engine_modules_import_nothing_of_the_front_ends():
                               if imported.startswith(ENGINE_MUST_NOT_IMPORT))
                  for name, path in engine.items()}
     assert {name: found for name, found in offending.items() if found} == {}
+
+
+def test_the_web_app_imports_nothing_of_the_engine_or_the_cli():
+    ui = {name: path for name, path in MODULES.items() if name.startswith("vexpress_cli.ui")}
+    offending = {name: sorted(imported for imported in imported_names(path) if imported.startswith(UI_MUST_NOT_IMPORT))
+                 for name, path in ui.items()}
+    assert len(ui) > 1 and {name: found for name, found in offending.items() if found} == {}

@@ -8,6 +8,20 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# The stages jobs and the engine report, as every front end names them.
+STAGE_LABELS = {
+    "inputs": "Reading inputs",
+    "model": "Loading model",
+    "reference": "Encoding the portrait",
+    "audio": "Encoding the audio",
+    "denoise": "Denoising (steps x windows)",
+    "decode": "Decoding and writing frames",
+    "faces": "Finding faces",
+    "preview": "Writing preview",
+}
+# Stages whose speed is worth showing, with their unit.
+STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames"}
+
 
 class ProgressCallback(Protocol):
     def __call__(self, stage: str, done: int, total: int | None) -> None: ...

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "presets",
     "models",
     "doctor",
+    "ui",
 ]
 
 error_console = Console(stderr=True)

@@ -9,19 +9,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
-# Job stages (see the jobs' and the engine's progress callbacks) and how they are shown.
-STAGE_LABELS = {
-    "inputs": "Reading inputs",
-    "model": "Loading model",
-    "reference": "Encoding the portrait",
-    "audio": "Encoding the audio",
-    "denoise": "Denoising (steps x windows)",
-    "decode": "Decoding and writing frames",
-    "faces": "Finding faces",
-    "preview": "Writing preview",
-}
-# Stages whose speed is worth showing, with their unit.
-STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames"}
+from vexpress_cli.progress import STAGE_LABELS, STAGE_UNITS
 
 
 class RateColumn(ProgressColumn):

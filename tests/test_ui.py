@@ -1,0 +1,593 @@
+"""``vexpress ui``: the web app driven in a real browser (Playwright with Debian's chromium, which .ci/run
+installs; nothing is downloaded at run time) on the tiny model, its ``/generate`` endpoint through
+gradio_client, and what it must refuse (files outside its folders, oversized uploads, the network by
+default).
+
+With ``VEXPRESS_UI_SCREENSHOTS=docs/ui`` the browser tests save a screenshot of each tab there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPO_ROOT, SAMPLES_DIR, TINY_MODEL_DIR
+
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.media.video import video_info
+from vexpress_cli.settings.schema import SETTINGS
+
+pytestmark = pytest.mark.usefixtures("like_the_real_command")
+
+AOC, TYS = SAMPLES_DIR / "AOC", SAMPLES_DIR / "tys"
+# The tiny model at 64x64: a face detector finds nothing that small, so the portrait's keypoints are given.
+SMALL = {"width": 64, "height": 64, "num_inference_steps": 1}
+REFERENCE_KPS = "22,26;42,26;32,38"
+MAX_UPLOAD_MB = 1
+SCREENSHOTS = os.environ.get("VEXPRESS_UI_SCREENSHOTS")
+BROWSER_TIMEOUT_MS = 120_000
+
+
+def cut(source: Path, output: Path, start: float, seconds: float) -> Path:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", str(start), "-t", str(seconds), "-i", str(source),
+                    str(output)], check=True)
+    return output
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("media")
+    notes = folder / "notes.txt"
+    notes.write_text("These are my notes, not a photo.\n")
+    return {
+        "clip": cut(AOC / "gt.mp4", folder / "clip.mp4", 1.0, 1.0),  # 1 s of a video with sound
+        "speech": cut(AOC / "aud.mp3", folder / "speech.wav", 1.0, 0.8),
+        "driving": cut(TYS / "gt.mp4", folder / "driving.mp4", 0.0, 0.5),
+        "notes": notes,
+    }
+
+
+@pytest.fixture(scope="module")
+def config_dir(tmp_path_factory):
+    """No user presets or config: only what the tests pass counts."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("config")
+        patch.setenv("VEXPRESS_CONFIG_DIR", str(folder))
+        patch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def server(config_dir, like_the_real_command):
+    """The app on the tiny model, in this process, on a free port of 127.0.0.1."""
+    from vexpress_cli.ui import create_app
+
+    app = create_app(TINY_MODEL_DIR, max_upload_mb=MAX_UPLOAD_MB)
+    try:
+        app.launch(port=free_port())
+        yield app
+    finally:
+        app.close()
+    assert not app.root.exists()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page.goto(server.url)
+    page.wait_for_selector("#generate")
+    yield page
+    page.close()
+
+
+def screenshot(page, name: str) -> None:
+    if SCREENSHOTS:
+        folder = REPO_ROOT / SCREENSHOTS
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def upload(page, elem_id: str, path: Path) -> None:
+    """Upload ``path`` into a file control and wait until the control offers it back (its download link)."""
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    page.locator(f"#{elem_id} a[download='{path.name}']").wait_for()
+
+
+def choose(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(value)}:")).click()
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def download_links(page, elem_id: str) -> dict[str, str]:
+    """The component's download links: file name -> URL."""
+    links = page.locator(f"#{elem_id} a[download]")
+    return {link.get_attribute("download"): link.get_attribute("href") for link in links.all()}
+
+
+def video_duration(page, elem_id: str) -> float:
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('#{elem_id} video');"
+        " return v && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0; }")
+    return page.evaluate(f"document.querySelector('#{elem_id} video').duration")
+
+
+def api_client(server, downloads: Path):
+    """A gradio_client Client of the app, its downloads in ``downloads`` (not in /tmp/gradio)."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(downloads))
+
+
+@pytest.fixture
+def progress_reports(monkeypatch):
+    """Every progress report of every job: (job, stage, done, total)."""
+    from vexpress_cli.ui.runtime import PageProgress
+
+    reports = []
+    report = PageProgress.__call__
+
+    def recording(self, stage, done, total):
+        reports.append((id(self), stage, done, total))
+        report(self, stage, done, total)
+
+    monkeypatch.setattr(PageProgress, "__call__", recording)
+    return reports
+
+
+def first_denoise_report(reports, timeout: float = 60) -> tuple[int, int]:
+    """(job, total steps) of the first job that reports denoising, waiting for it."""
+    deadline = time.monotonic() + timeout
+    while not any(stage == "denoise" for _, stage, _, _ in reports):
+        assert time.monotonic() < deadline, "no job started denoising"
+        time.sleep(0.05)
+    return next((job, total) for job, stage, _, total in reports if stage == "denoise")
+
+
+def denoised(reports, job: int) -> int:
+    return max(done for reporter, stage, done, _ in reports if reporter == job and stage == "denoise")
+
+
+# --- in the browser -------------------------------------------------------------------------
+
+
+def test_generate_in_the_browser_plays_a_video_as_long_as_the_clip(page, server, media):
+    upload(page, "portrait", AOC / "ref.jpg")
+    upload(page, "speech", media["clip"])
+    page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
+    page.locator("#advanced").get_by_text("Advanced").click()
+    audio_weight = page.locator("#setting-audio-attention-weight input[type=number]")
+    assert audio_weight.input_value() == "1"
+    choose(page, "preset", "expressive")
+    # The preset fills the settings: its audio weight (3.0) replaces the default (1.0).
+    page.wait_for_function("() => document.querySelector('#setting-audio-attention-weight input[type=number]')"
+                           ".value === '3'")
+    for name, value in SMALL.items():
+        set_number(page, f"setting-{name.replace('_', '-')}", value)
+    page.locator("#generate").click()
+
+    assert video_duration(page, "result-video") == pytest.approx(1.0, abs=0.05)
+    summary = page.locator("#result-summary")
+    summary.get_by_text("30 frames at 30 fps").wait_for()
+    links = download_links(page, "result-files")
+    assert sorted(links) == ["ref-talking.json", "ref-talking.mp4"]
+    record = page.request.get(links["ref-talking.json"])
+    settings = record.json()["settings"]
+    assert (settings["width"], settings["height"], settings["num_inference_steps"]) == (64, 64, 1)
+    assert (settings["audio_attention_weight"], settings["reference_attention_weight"]) == (3.0, 0.95)
+    assert record.json()["inputs"]["preset"] == "expressive"
+    screenshot(page, "generate")
+
+    # The outputs live in the page's session folder, removed when the page closes.
+    session = next(path.parents[1] for path in server.root.glob("sessions/*/job-*/ref-talking.json")
+                   if json.loads(path.read_text())["inputs"]["audio"] == "clip.mp4")
+    page.close()
+    deadline = time.monotonic() + 60
+    while session.exists():
+        assert time.monotonic() < deadline, "the session folder outlived its page"
+        time.sleep(0.2)
+
+
+def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
+    upload(page, "portrait", AOC / "ref.jpg")
+    upload(page, "speech", media["clip"])
+    page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
+    page.locator("#advanced").get_by_text("Advanced").click()
+    for name, value in {**SMALL, "num_inference_steps": 1000}.items():
+        set_number(page, f"setting-{name.replace('_', '-')}", value)
+    page.locator("#generate").click()
+    job, total = first_denoise_report(progress_reports)
+    page.get_by_text(re.compile(r"Denoising \(steps x windows\): \d+ of \d+, about \d+ s left")).first.wait_for()
+    page.locator("#cancel").click()
+    deadline = time.monotonic() + 10
+    while True:  # the job stops at its next report: the count of steps stops growing
+        steps = denoised(progress_reports, job)
+        time.sleep(1)
+        if denoised(progress_reports, job) == steps:
+            break
+        assert time.monotonic() < deadline, "the job goes on after Cancel"
+    assert steps < total / 10
+
+
+def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, media):
+    upload(page, "portrait", media["notes"])
+    upload(page, "speech", media["clip"])
+    page.locator("#generate").click()
+    message = page.get_by_test_id("toast-text")
+    message.wait_for()
+    text = message.inner_text()
+    assert text.startswith("Cannot read the reference image notes.txt. It is not an image")
+    assert text.endswith("Pass a JPEG or PNG photo.")
+    page_text = page.locator("body").inner_text()
+    assert "Traceback" not in page_text and str(server.root) not in page_text
+
+
+def test_extract_then_retarget_preview_renders(page, media):
+    page.get_by_role("tab", name="Extract / retarget").click()
+    upload(page, "extract-video", media["driving"])
+    page.locator("#extract").click()
+    page.locator("#extract-summary").get_by_text("Extracted").wait_for()
+    assert sorted(download_links(page, "extract-files")) == ["driving-kps.safetensors", "driving.m4a"]
+    frames = int(re.search(r"Extracted (\d+) frames at 25 fps", page.locator("#extract-summary").inner_text())[1])
+    page.locator("#retarget-kps a[download='driving-kps.safetensors']").wait_for()  # step 1 filled step 2
+
+    upload(page, "retarget-portrait", AOC / "ref.jpg")
+    page.locator("#retarget").click()
+    assert video_duration(page, "retarget-video") == pytest.approx(frames / 25, abs=0.05)
+    page.locator("#retarget-summary").get_by_text(f"Retargeted {frames} frames with offset_retarget").wait_for()
+    screenshot(page, "extract-retarget")
+
+
+def test_status_tab_shows_the_doctor_report_as_a_table(page):
+    page.get_by_role("tab", name="Status").click()
+    table = page.locator("#status-table")
+    table.get_by_text("model folder", exact=True).wait_for()
+    names = table.locator("[role=gridcell][data-col='0']").all_inner_texts()
+    assert {"python", "torch", "device", "ffmpeg", "model folder", "strategies", "presets"} <= {
+        name.strip() for name in names}
+    page.locator("#status-summary").get_by_text(re.compile(r"\d+ ok, \d+ warnings, \d+ failures")).wait_for()
+    screenshot(page, "status")
+
+
+# --- the API --------------------------------------------------------------------------------
+
+
+def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(server, media, tmp_path):
+    from gradio_client import handle_file
+
+    from vexpress_cli.ui.api import JOB_PARAMETERS
+
+    client = api_client(server, tmp_path)
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]
+    assert [parameter["parameter_name"] for parameter in endpoint["parameters"]] == [*JOB_PARAMETERS, *SETTINGS]
+
+    video, record, result = client.predict(
+        reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]), preset="expressive",
+        reference_kps=REFERENCE_KPS, fps=25, seed=7, api_name="/generate", **SMALL)
+    info = video_info(video)
+    assert info.frame_count == round(result["duration"] * 25) == 20
+    assert (info.codec, info.audio_codec, info.width, info.height, float(info.fps)) == ("h264", "aac", 64, 64, 25.0)
+    # Left out, the weights come from the preset; given, a setting wins over it.
+    assert (result["settings"]["audio_attention_weight"], result["settings"]["seed"]) == (3.0, 7)
+    assert json.loads(Path(record).read_text())["frames"] == 20
+
+
+def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
+                                                                   tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.utils import Status
+
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+
+    loads = []
+    load = VExpressPipeline.from_pretrained.__func__
+    monkeypatch.setattr(VExpressPipeline, "from_pretrained",
+                        classmethod(lambda cls, *args, **kwargs: loads.append(args) or load(cls, *args, **kwargs)))
+    job = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
+           "reference_kps": REFERENCE_KPS, "width": 64, "height": 64, "num_inference_steps": 15,
+           "api_name": "/generate"}
+    one_user, another_user = api_client(server, tmp_path), api_client(server, tmp_path)
+    first = one_user.submit(**job)
+    first_denoise_report(progress_reports)
+    second = another_user.submit(**job)  # while the first one runs
+    deadline = time.monotonic() + 30
+    while (status := second.status()).code != Status.IN_QUEUE:
+        assert time.monotonic() < deadline and not first.done(), status
+        time.sleep(0.05)
+    assert status.rank == 0  # its place in the queue: next
+    first.result(timeout=120), second.result(timeout=120)
+    order = [reporter for reporter, *_ in progress_reports]
+    first_job, second_job = dict.fromkeys(order)  # the jobs, by their first report
+    last_of_first = max(index for index, reporter in enumerate(order) if reporter == first_job)
+    assert last_of_first < order.index(second_job)  # the second began once the first was done
+    assert len(server.runtime.models.loaded_devices) == 1 and len(loads) <= 1  # loaded once, kept
+
+
+def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = api_client(server, tmp_path)
+    with pytest.raises(AppError, match=r"There is no preset named '/etc/passwd'\. .*not paths\)\.$"):
+        client.predict(reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
+                       preset="/etc/passwd", api_name="/generate")
+
+
+def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports, tmp_path):
+    from gradio_client import handle_file
+
+    client = api_client(server, tmp_path)
+    files = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
+             "reference_kps": REFERENCE_KPS, "width": 64, "height": 64}
+    slow = client.submit(**files, num_inference_steps=1000, api_name="/generate")  # minutes on a CPU
+    slow_job, total = first_denoise_report(progress_reports)
+    slow.cancel()
+    started = time.monotonic()
+    quick = client.predict(**files, num_inference_steps=1, api_name="/generate")
+    # The device was freed at once: the quick job did not wait for the 1000 steps.
+    assert time.monotonic() - started < 30
+    assert video_info(quick[0]).frame_count == 24
+    assert denoised(progress_reports, slow_job) < total / 10
+    # The cancelled job's folder is gone (no half-written video); the quick one's holds its two files.
+    session = server.runtime.sessions.folder_of(client.session_hash)
+    jobs = list(session.iterdir())
+    assert len(jobs) == 1 and sorted(path.name for path in jobs[0].iterdir()) == ["ref-talking.json",
+                                                                                  "ref-talking.mp4"]
+
+
+# --- safe by default ------------------------------------------------------------------------
+
+
+def test_files_outside_the_apps_folders_are_refused(server):
+    base = server.url.rstrip("/")
+    uploaded = httpx.post(f"{base}/gradio_api/upload", files={"files": ("mine.txt", b"hello")})
+    assert uploaded.status_code == 200
+    mine = uploaded.json()[0]
+    assert Path(mine).is_relative_to(server.root)
+    assert httpx.get(f"{base}/gradio_api/file={mine}").text == "hello"  # the route works for an upload
+    for path in ("/etc/passwd", REPO_ROOT / "pyproject.toml", TINY_MODEL_DIR / "v-express" / "config.json",
+                 f"{server.root}/../../etc/passwd"):
+        response = httpx.get(f"{base}/gradio_api/file={path}")
+        assert response.status_code == 403, (path, response.status_code)
+
+
+def test_the_api_takes_no_server_path_for_a_file(server, progress_reports):
+    """A file parameter naming a server file (not an upload) is refused before the job starts."""
+    from vexpress_cli.ui.api import JOB_PARAMETERS
+
+    base = server.url.rstrip("/")
+    server_file = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
+    data = [server_file, server_file] + [None] * (len(JOB_PARAMETERS) - 2 + len(SETTINGS))
+    event_id = httpx.post(f"{base}/gradio_api/call/generate", json={"data": data}).json()["event_id"]
+    with httpx.stream("GET", f"{base}/gradio_api/call/generate/{event_id}", timeout=60) as events:
+        lines = [line for line in events.iter_lines() if line]
+    assert lines[0] == "event: error"
+    assert progress_reports == []  # the job never ran
+
+
+def test_uploads_over_the_limit_are_refused(server):
+    too_big = b"x" * (MAX_UPLOAD_MB * 1024 * 1024 + 1)
+    response = httpx.post(f"{server.url.rstrip('/')}/gradio_api/upload", files={"files": ("big.bin", too_big)})
+    assert response.status_code == 413
+
+
+def test_vexpress_ui_listens_on_127_0_0_1_only_by_default_and_cleans_up_when_stopped(config_dir):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "vexpress_cli", "ui", "--model-dir", str(TINY_MODEL_DIR),
+                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.strip() == f"vexpress ui: http://127.0.0.1:{port}/"
+        assert listening_addresses(port) == {"127.0.0.1"}
+        process.send_signal(signal.SIGTERM)  # as a service manager stops it; Ctrl-C takes the same way out
+        _, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors
+    root = Path(re.search(r"Temporary files in (\S+) \(removed at exit\)", errors)[1])
+    assert root.name.startswith("vexpress-ui-") and not root.exists()
+    assert errors.rstrip().endswith("Stopped.") and "Traceback" not in errors
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4/IPv6 addresses with a socket listening on ``port`` (Linux /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(socket.inet_ntop(socket.AF_INET if len(address) == 8 else socket.AF_INET6,
+                                           _proc_address_bytes(address)))
+    return found
+
+
+def _proc_address_bytes(address: str) -> bytes:
+    raw = bytes.fromhex(address)
+    return b"".join(raw[index:index + 4][::-1] for index in range(0, len(raw), 4))  # little-endian words
+
+
+def test_a_host_other_than_loopback_warns_that_anyone_can_use_the_gpu(config_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+    from vexpress_cli.ui.app import WebApp
+
+    launched = {}
+
+    def launch(self, host, port, **options):
+        launched.update(host=host, port=port, **options)
+        return f"http://{host}:{port}/"
+
+    monkeypatch.setattr(WebApp, "launch", launch)  # nothing listens: the test checks what the command asks for
+    monkeypatch.setattr(WebApp, "wait", lambda self: None)
+    result = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0", "--port", "9999", "--model-dir", str(TINY_MODEL_DIR)])
+    assert result.exit_code == 0, result.output
+    assert ("Warning: listening on 0.0.0.0: anyone who can reach this machine on port 9999 can upload files and use "
+            "its GPU. Protect it with --auth USER:PASS.") in " ".join(result.stderr.split())
+    assert result.stdout == "vexpress ui: http://0.0.0.0:9999/\n"
+    assert launched == {"host": "0.0.0.0", "port": 9999, "auth": None, "share": False, "open_browser": False}
+
+    launched.clear()
+    result = CliRunner().invoke(app, ["ui", "--host", "localhost", "--auth", "me:a secret", "--open", "--model-dir",
+                                      str(TINY_MODEL_DIR)])
+    assert result.exit_code == 0 and "Warning" not in result.stderr
+    assert launched == {"host": "localhost", "port": 7860, "auth": ("me", "a secret"), "share": False,
+                        "open_browser": True}
+
+
+def test_a_taken_port_is_one_paragraph(config_dir):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--port", str(port), "--model-dir", str(TINY_MODEL_DIR)])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"Error: Cannot listen on 127.0.0.1:{port}. Another program (or another vexpress ui) uses that port, or "
+        "127.0.0.1 is not an address of this machine. Pick another --port or --host, or stop the other program.")
+
+
+def test_auth_without_a_password_is_one_paragraph():
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["ui", "--auth", "me"])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == ("Error: --auth must be USER:PASS. Both a user name and a password are "
+                                               "needed. Write it like --auth me:a-long-password.")
+
+
+def test_without_gradio_the_command_says_how_to_install_it(monkeypatch):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    result = CliRunner().invoke(app, ["ui"])
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert message.startswith("Error: The web app needs Gradio, which is not installed. Gradio is an optional extra")
+    assert message.endswith('Install it with: pip install "vexpress-cli[ui]"')
+    assert "Traceback" not in result.output
+
+
+# --- the parts ------------------------------------------------------------------------------
+
+
+def test_every_generation_setting_has_a_control_with_the_schemas_limits_and_help(config_dir):
+    import gradio as gr
+
+    from vexpress_cli.ui.form import SettingsForm, installed_strategies
+
+    with gr.Blocks():
+        form = SettingsForm(installed_strategies())
+        form.render_main()
+        form.render_advanced()
+    assert list(form.controls) == list(SETTINGS)
+    for name, setting in SETTINGS.items():
+        control = form.controls[name]
+        assert control.info.startswith(setting.help), name
+        assert control.value == setting.default, name
+        if isinstance(control, gr.Slider):
+            assert (control.minimum, control.maximum) == (setting.minimum, setting.maximum), name
+        if setting.choices:
+            assert [value for _, value in control.choices] == list(setting.choices), name
+    assert {value for _, value in form.controls["retarget_strategy"].choices} >= {
+        "auto", "fix_face", "no_retarget", "offset_retarget", "naive_retarget"}
+    assert "Advised: 0.9-1." in form.controls["reference_attention_weight"].info
+    assert isinstance(form.controls["seed"], gr.Number) and isinstance(form.controls["width"], gr.Slider)
+    assert form.controls["width"].step == 8
+
+
+def test_a_preset_fills_every_control_and_a_path_is_no_preset(config_dir):
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.form import SettingsForm, checked_preset
+
+    values = dict(zip(SETTINGS, SettingsForm({}).fill("original-defaults")))
+    assert (values["context_frames"], values["audio_attention_weight"], values["kps_fit"]) == (12, 3.0, "stretch")
+    assert values["device"] == "auto"  # not in the preset: the default
+    with pytest.raises(InputError, match="There is no preset named '/etc/passwd'"):
+        checked_preset("/etc/passwd")
+
+
+def test_a_sessions_folder_goes_when_its_page_closes_even_during_a_job(tmp_path):
+    import threading
+
+    from vexpress_cli.ui.runtime import Sessions
+
+    sessions = Sessions(tmp_path)
+    token = threading.Event()
+    with sessions.job("abc", token) as folder:
+        (folder / "video.mp4").write_bytes(b"x")
+        sessions.close("abc")
+        assert token.is_set() and folder.exists()  # the job is told to stop; its folder stays until it has
+    assert not folder.exists()
+    with sessions.job("idle", threading.Event()) as idle:
+        pass
+    sessions.max_idle_seconds = 0
+    with sessions.job("next", threading.Event()):
+        assert not idle.exists()  # an API client never closes a page: its folder goes once idle
+
+
+def test_progress_shows_the_stage_and_an_eta():
+    from vexpress_cli.ui.runtime import describe_stage
+
+    assert describe_stage("denoise", 3, 10, 6.0) == "Denoising (steps x windows): 3 of 10, about 14 s left"
+    assert describe_stage("model", 0, 1, 0.0) == "Loading model: 0 of 1"
+    assert describe_stage("faces", 5, None, 1.0) == "Finding faces"
+
+
+def test_a_bug_in_a_job_is_one_paragraph_too_and_temp_paths_are_file_names(tmp_path):
+    from vexpress_cli.errors import InputError, parameter
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.runtime import JobCancelled, Runtime
+
+    runtime = Runtime(tmp_path, None)
+    bug = runtime.page_error(KeyError("frames"))
+    assert bug.message == ("Something went wrong inside vexpress: KeyError: 'frames'. This is a bug, not your input; "
+                        "the server's console has the details. Please report it.")
+    upload = tmp_path / "gradio" / "0123abcd" / "my photo.jpg"
+    bad = runtime.page_error(InputError(f"Cannot read {upload}.", fix=f"Check {parameter('reference_image')}."),
+                             spell_in_page)
+    assert bad.message == "Cannot read my photo.jpg. Check “Portrait photo”."
+    assert runtime.page_error(JobCancelled()).title == "Cancelled"

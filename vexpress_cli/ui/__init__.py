@@ -1,0 +1,45 @@
+"""``vexpress ui``: the whole toolkit as a local web app (Gradio), on the same public API as the CLI.
+
+    from vexpress_cli.ui import create_app
+
+    with create_app(model_dir="model_ckpts") as app:
+        url = app.launch()          # 127.0.0.1:7860 unless told otherwise
+        app.wait()                  # until Ctrl-C
+
+Gradio is an optional extra (``pip install "vexpress-cli[ui]"``); :func:`require_gradio` says how to
+install it when it is missing. One module per part: :mod:`.app` (the page, the launch, the temp
+folder), :mod:`.runtime` (sessions, the loaded models, cancellable jobs, progress and errors in the
+page), :mod:`.form` (the generation settings as controls, from the schema), :mod:`.generate_tab`,
+:mod:`.api` (the ``/generate`` endpoint), :mod:`.tools_tab` (extract and retarget) and
+:mod:`.status_tab` (the doctor report); :mod:`.network` holds the defaults of where it listens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.ui.network import DEFAULT_MAX_UPLOAD_MB
+
+INSTALL_COMMAND = 'pip install "vexpress-cli[ui]"'
+
+
+def require_gradio() -> None:
+    """VExpressError saying how to install Gradio when it is not installed."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise VExpressError(
+            "The web app needs Gradio, which is not installed.",
+            why=f"Gradio is an optional extra of vexpress-cli, so the command line does not pull in a web "
+            f"server ({error}).",
+            fix=f"Install it with: {INSTALL_COMMAND}",
+        ) from None
+
+
+def create_app(model_dir: str | Path | None = None, *, max_upload_mb: float | None = None):
+    """The web app (not started yet): see :class:`vexpress_cli.ui.app.WebApp`."""
+    require_gradio()
+    from vexpress_cli.ui.app import WebApp
+
+    return WebApp(model_dir, max_upload_mb=max_upload_mb or DEFAULT_MAX_UPLOAD_MB)

@@ -1,0 +1,169 @@
+"""The generation settings as page controls, derived from the settings schema (one control per setting,
+with its limits, advice and help), and the words the page uses for settings and job parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
+
+# Labels that read better than the setting's name; every other setting is labelled by its name in words.
+LABELS = {
+    "num_inference_steps": "Denoising steps",
+    "save_gpu_memory": "Save GPU memory",
+    "fps": "Frames per second",
+    "dtype": "Precision (dtype)",
+    "kps_fit": "Fitting a track of another length (kps_fit)",
+    "num_pad_audio_frames": "Audio context frames (num_pad_audio_frames)",
+    "postprocess": "Median filter against flicker (postprocess)",
+}
+# The job parameters that are not settings, as the page's controls name them.
+PARAMETER_LABELS = {
+    "reference_image": "Portrait photo",
+    "audio": "Speech",
+    "kps": "Driving motion",
+    "reference_kps": "Reference keypoints",
+    "preset": "Preset",
+    "audio_out": "Also save its audio",
+    "strategy": "Retarget strategy",
+}
+# Sliders for ranges up to this size; larger ones (the seed) get a number box.
+SLIDER_LIMIT = 2**31
+FLOAT_STEP = 0.01
+
+
+def label_of(name: str) -> str:
+    if name in LABELS or name in PARAMETER_LABELS:
+        return LABELS.get(name) or PARAMETER_LABELS[name]
+    return name.replace("_", " ").capitalize()
+
+
+def spell_in_page(name: str) -> str:
+    """How an error message names a setting or job parameter in the page: by its control's label."""
+    if name in SETTINGS or name in PARAMETER_LABELS:
+        return f"“{label_of(name)}”"
+    return name
+
+
+def info_of(setting: Setting) -> str:
+    text = setting.help
+    if setting.advised:
+        text += f" Advised: {setting.advised[0]:g}-{setting.advised[1]:g}."
+    return text
+
+
+def setting_control(setting: Setting, value: Any, strategies: dict[str, str], elem_prefix: str = "setting"):
+    """The Gradio control of one setting."""
+    import gradio as gr
+
+    common = {"label": label_of(setting.name), "info": info_of(setting),
+              "elem_id": f"{elem_prefix}-{setting.name.replace('_', '-')}"}
+    if setting.name == "retarget_strategy":
+        choices = [(f"{AUTO_STRATEGY}: no_retarget with a driving motion, fix_face without", AUTO_STRATEGY)]
+        choices += [(f"{name}: {description}", name) for name, description in strategies.items()]
+        return gr.Dropdown(choices=choices, value=value, **common)
+    if setting.choices:
+        return gr.Dropdown(choices=list(setting.choices), value=value, allow_custom_value=bool(setting.also_matching),
+                           **common)
+    if setting.kind is bool:
+        return gr.Checkbox(value=value, **common)
+    if setting.kind in (int, float) and setting.maximum is not None and setting.maximum < SLIDER_LIMIT:
+        step = (setting.multiple_of or 1) if setting.kind is int else FLOAT_STEP
+        return gr.Slider(minimum=setting.minimum, maximum=setting.maximum, value=value, step=step, **common)
+    if setting.kind in (int, float):
+        return gr.Number(value=value, minimum=setting.minimum, precision=0 if setting.kind is int else None, **common)
+    return gr.Textbox(value=value, **common)
+
+
+def reference_kps_box(elem_id: str):
+    """The text box of the portrait's keypoints: numbers only, read with ``parse_kps_points`` (never a path)."""
+    import gradio as gr
+
+    return gr.Textbox(label=label_of("reference_kps"), elem_id=elem_id, placeholder="x,y;x,y;x,y",
+                      info="Optional: the portrait's left eye; right eye; nose in output pixels, instead of "
+                      "finding the face.")
+
+
+def installed_strategies() -> dict[str, str]:
+    """Every installed retarget strategy (built-ins and plugins): name -> one-line description."""
+    from vexpress_cli.plugins import get_retarget_strategy_infos
+
+    return {name: info.strategy.description for name, info in get_retarget_strategy_infos().items()}
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """The preset dropdown: no preset, then every preset that loads (built-in and user), by name."""
+    from vexpress_cli.settings.presets import list_presets
+
+    choices = [("none: the defaults (and your config.toml)", "")]
+    return choices + [(f"{info.name}: {info.description}", info.name) for info in list_presets() if info.error is None]
+
+
+def resolved_values(preset: str | None) -> dict[str, Any]:
+    """Every setting as a preset makes it: defaults < user config < preset."""
+    from vexpress_cli.jobs.generate import resolve_job_settings
+
+    return resolve_job_settings(checked_preset(preset), {}).settings.to_dict()
+
+
+def checked_preset(preset: str | None) -> str | None:
+    """A preset name from the list, or None; never a path (the page reads no server file by name)."""
+    from vexpress_cli.errors import InputError, did_you_mean
+    from vexpress_cli.settings.presets import list_presets
+
+    if not preset:
+        return None
+    known = [info.name for info in list_presets()]
+    if preset not in known:
+        raise InputError(f"There is no preset named '{preset}'.", why=f"Known presets: {', '.join(known)}.",
+                         fix=f"{did_you_mean(preset, known)}Pick one of those by name (the web app takes "
+                         "preset names, not paths).")
+    return preset
+
+
+def typed_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """The controls' values as the settings' types; empty ones (a cleared number box) are left out."""
+    values = {}
+    for name, value in raw.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        kind = SETTINGS[name].kind
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)  # sliders send 512.0
+        values[name] = value.strip() if isinstance(value, str) else value
+    return values
+
+
+class SettingsForm:
+    """One control per generation setting; the strategy is shown on its own, the rest under "Advanced"."""
+
+    MAIN = ("retarget_strategy",)
+
+    def __init__(self, strategies: dict[str, str]):
+        self.strategies = strategies
+        self.initial = resolved_values(None)
+        self.controls: dict[str, Any] = {}
+
+    def render(self, names) -> None:
+        for name in names:
+            self.controls[name] = setting_control(SETTINGS[name], self.initial[name], self.strategies)
+
+    def render_main(self) -> None:
+        self.render(self.MAIN)
+
+    def render_advanced(self) -> None:
+        self.render([name for name in SETTINGS if name not in self.MAIN])
+
+    @property
+    def inputs(self) -> list:
+        """The controls in schema order."""
+        return [self.controls[name] for name in SETTINGS]
+
+    def values(self, data: dict) -> dict[str, Any]:
+        """The settings from an event's ``{control: value}`` data."""
+        return typed_values({name: data[control] for name, control in self.controls.items()})
+
+    def fill(self, preset: str | None) -> list[Any]:
+        """The controls' values for a preset, in schema order."""
+        values = resolved_values(preset)
+        return [values[name] for name in SETTINGS]

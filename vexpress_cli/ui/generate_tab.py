@@ -1,0 +1,142 @@
+"""The Generate tab, and the generation job it shares with the ``/generate`` API endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.ui.form import SettingsForm, checked_preset, label_of, reference_kps_box, spell_in_page
+from vexpress_cli.ui.runtime import Job, Runtime
+
+INTRO = """Upload a portrait and a speech clip (audio, or a video whose sound is used), pick a preset, and press
+**Generate**. A driving motion (a kps file from the *Extract / retarget* tab, or a video) is optional."""
+FILE_HEIGHT = 120
+
+
+@dataclass
+class GenerateInputs:
+    """One generation as the page or the API asks for it; files are paths in the app's upload folder."""
+
+    reference_image: str | None
+    audio: str | None
+    kps: str | None = None  # a kps file, or (from the page) a driving video
+    reference_kps: str | None = None  # "x,y;x,y;x,y" only: never a path
+    preset: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerateOutputs:
+    video: Path
+    record: Path
+    result: Any  # vexpress_cli.GenerationResult
+
+    def summary(self) -> str:
+        result = self.result
+        lines = [f"**Done**: {result.num_frames} frames at {result.fps:g} fps ({result.duration:.2f} s), "
+                 f"strategy {result.strategy}, in {result.seconds:.1f} s."]
+        lines += [f"- Warning: {warning}" for warning in result.warnings]
+        lines += [f"- Note: {note}" for note in result.notes]
+        return "\n".join(lines)
+
+
+def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
+    """Check the inputs, extract a driving video's track if one was given, generate, write the record."""
+    from vexpress_cli import extract
+    from vexpress_cli.jobs.generate import resolve_job_settings
+    from vexpress_cli.kps import parse_kps_points
+    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+
+    for name in ("reference_image", "audio"):
+        if not getattr(inputs, name):
+            raise InputError(f"{parameter(name)} is missing.", why="A video needs a portrait and its speech.",
+                             fix=f"Upload a file as {parameter(name)}.")
+    preset = checked_preset(inputs.preset)
+    settings = dict(inputs.settings)
+    device, dtype = settings.pop("device", None), settings.pop("dtype", None)
+    resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
+    reference_kps = parse_kps_points(inputs.reference_kps) if inputs.reference_kps else None
+    reference = Path(inputs.reference_image)
+    kps = Path(inputs.kps) if inputs.kps else None
+    if kps is not None and kps.suffix.lower() not in SUPPORTED_SUFFIXES:  # a driving video: its track first
+        kps = extract(kps, job.output(f"{kps.stem}-kps", ".safetensors"), width=resolved.width,
+                      height=resolved.height, face_backend=resolved.face_backend, model_root=job.models.model_dir,
+                      progress=job.progress).kps_out
+    output = job.output(f"{reference.stem}-talking", ".mp4")
+    with job.models.generator(resolved.device, resolved.dtype, job.token) as generator:
+        result = generator.generate(reference, inputs.audio, output, kps=kps, reference_kps=reference_kps,
+                                    preset=preset, progress=job.progress, **settings)
+    record = {**result.to_dict(), "output": output.name,
+              "inputs": {"reference_image": reference.name, "audio": Path(inputs.audio).name,
+                         "kps": Path(inputs.kps).name if inputs.kps else None,
+                         "reference_kps": inputs.reference_kps or None, "preset": preset}}
+    record_path = output.with_suffix(".json")
+    write_atomically(record_path, json.dumps(record, indent=2) + "\n")
+    return GenerateOutputs(output, record_path, result)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` in full or does not exist."""
+    pending = path.with_name(f".{path.name}.pending")
+    try:
+        pending.write_text(text, encoding="utf-8")
+        os.replace(pending, path)
+    finally:
+        pending.unlink(missing_ok=True)
+
+
+def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
+    """The tab's controls and events (inside a ``gr.Tab``)."""
+    from vexpress_cli.ui.form import preset_choices
+
+    form = SettingsForm(strategies)
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column():
+            with gr.Row():
+                portrait = gr.File(label=label_of("reference_image"), elem_id="portrait", height=FILE_HEIGHT)
+                speech = gr.File(label=f"{label_of('audio')} (audio, or a video with sound)", elem_id="speech",
+                                 height=FILE_HEIGHT)
+            driving = gr.File(label=f"{label_of('kps')} (optional: a kps file or a driving video)", elem_id="driving",
+                              height=FILE_HEIGHT)
+            reference_kps = reference_kps_box("reference-kps")
+            preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
+                                 info="Fills the settings below; change any of them afterwards.")
+            form.render_main()
+            with gr.Accordion("Advanced: every generation setting", open=False, elem_id="advanced"):
+                form.render_advanced()
+            with gr.Row():
+                start = gr.Button("Generate", variant="primary", elem_id="generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+        with gr.Column():
+            video = gr.Video(label="Result", interactive=False, elem_id="result-video")
+            downloads = gr.File(label="Download: the video and its record", file_count="multiple",
+                                interactive=False, elem_id="result-files", height=FILE_HEIGHT)
+            summary = gr.Markdown(elem_id="result-summary")
+
+    def fill(preset_name: str):
+        try:
+            return form.fill(preset_name)
+        except Exception as error:
+            raise runtime.page_error(error, spell_in_page) from None
+
+    preset.change(fill, inputs=preset, outputs=form.inputs, api_visibility="private", concurrency_limit=None)
+
+    async def generate_in_page(data: dict, request: gr.Request, progress=gr.Progress()):
+        inputs = GenerateInputs(data[portrait], data[speech], data[driving], (data[reference_kps] or "").strip(),
+                                data[preset], form.values(data))
+        outputs = await runtime.run(request, lambda job: run_generation(inputs, job), progress=progress,
+                                    spell=spell_in_page)
+        return {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
+                summary: outputs.summary()}
+
+    event = start.click(generate_in_page, inputs={portrait, speech, driving, reference_kps, preset, *form.inputs},
+                        outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
+                        concurrency_limit=1)
+    cancel.click(None, cancels=[event], api_visibility="private")

@@ -1,0 +1,116 @@
+"""The Extract / retarget tab: a driving video's kps track and audio, and the retarget preview (the fitted
+keypoints over the portrait, next to the driving ones) to judge the motion before spending GPU time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from vexpress_cli.errors import InputError, parameter, spell_parameters
+from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
+from vexpress_cli.ui.form import label_of, reference_kps_box, setting_control, spell_in_page
+from vexpress_cli.ui.generate_tab import FILE_HEIGHT
+from vexpress_cli.ui.runtime import Job, Runtime
+
+EXTRACT_INTRO = """**1. Extract**: a driving video in, its keypoint track (kps file) and its audio out. The track
+goes to step 2, and the *Generate* tab takes both."""
+RETARGET_INTRO = """**2. Retarget preview**: the track fitted to your portrait by a strategy, drawn over it next to
+the driving points. Download the fitted track for the *Generate* tab (with the strategy no_retarget)."""
+AUDIO_SUFFIX = ".m4a"  # the video's AAC track is copied as it is
+
+
+def run_extract(video: str | None, face_backend: str, with_audio: bool, job: Job):
+    from vexpress_cli import extract
+
+    if not video:
+        raise InputError("No driving video was uploaded.", fix="Upload a video of a talking face first.")
+    stem = Path(video).stem
+    audio_out = job.output(stem, AUDIO_SUFFIX) if with_audio else None
+    result = extract(video, job.output(f"{stem}-kps", ".safetensors"), audio_out, face_backend=face_backend,
+                     model_root=job.models.model_dir, progress=job.progress)
+    report = result.report
+    reason = spell_parameters(result.backend_reason, spell_in_page)
+    summary = (f"**Extracted** {report.frames} frames at {float(report.fps or 0):g} fps with {report.backend} "
+               f"({reason}).")
+    if report.missing_frames:
+        summary += f" {len(report.missing_frames)} frames had no face and were filled in from their neighbours."
+    if report.multi_face_frames:
+        summary += f" {len(report.multi_face_frames)} frames showed several faces; the tracked one was kept."
+    return result, summary
+
+
+def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
+                 size: tuple[int, int], face_backend: str, job: Job):
+    from vexpress_cli import retarget
+    from vexpress_cli.kps import parse_kps_points
+
+    if not kps:
+        raise InputError(f"No driving kps file for {parameter('kps')}.",
+                         why="The preview shows how a driving track moves the portrait.",
+                         fix="Extract one from a video above, or upload a .safetensors or .pth kps file.")
+    points = parse_kps_points(reference_kps) if reference_kps else None
+    if reference_image is None and points is None and strategy not in ("auto", "no_retarget"):
+        raise InputError(f"The strategy '{strategy}' fits the motion to a face, but no {parameter('reference_image')} "
+                         "was uploaded.", fix=f"Upload the portrait, or give {parameter('reference_kps')}.")
+    stem = Path(reference_image).stem if reference_image else Path(kps).stem
+    width, height = size
+    result = retarget(reference_image, kps, strategy, job.output(f"{stem}-retargeted", ".safetensors"),
+                      preview=job.output(f"{stem}-preview", ".mp4"), reference_kps=points, kps_fit=kps_fit,
+                      width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
+                      progress=job.progress)
+    summary = f"**Retargeted** {result.num_frames} frames with {result.strategy} ({result.source})."
+    summary += "".join(f"\n- Note: {note}" for note in result.notes)
+    return result, summary
+
+
+def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
+    def control(name: str, value=None):
+        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, "tools")
+
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown(EXTRACT_INTRO)
+            video = gr.File(label="Driving video", elem_id="extract-video", height=FILE_HEIGHT)
+            face_backend = control("face_backend")
+            with_audio = gr.Checkbox(value=True, label=label_of("audio_out"), elem_id="extract-audio")
+            extract_button = gr.Button("Extract", variant="primary", elem_id="extract")
+            extracted = gr.File(label="Download: kps file and audio", file_count="multiple", interactive=False,
+                                elem_id="extract-files", height=FILE_HEIGHT)
+            extract_summary = gr.Markdown(elem_id="extract-summary")
+        with gr.Column():
+            gr.Markdown(RETARGET_INTRO)
+            reference = gr.File(label=label_of("reference_image"), elem_id="retarget-portrait", height=FILE_HEIGHT)
+            kps = gr.File(label="Driving kps file (filled by step 1)", elem_id="retarget-kps", height=FILE_HEIGHT)
+            strategy = control("retarget_strategy", "offset_retarget" if "offset_retarget" in strategies else None)
+            kps_fit = control("kps_fit")
+            reference_kps = reference_kps_box("retarget-reference-kps")
+            with gr.Row():
+                width, height = control("width"), control("height")
+            retarget_button = gr.Button("Preview retargeting", variant="primary", elem_id="retarget")
+            preview = gr.Video(label="Preview", interactive=False, elem_id="retarget-video")
+            retargeted = gr.File(label="Download: the fitted kps file", interactive=False, elem_id="retarget-file",
+                                 height=FILE_HEIGHT)
+            retarget_summary = gr.Markdown(elem_id="retarget-summary")
+
+    async def extract_in_page(video_path, backend, audio_wanted, request: gr.Request, progress=gr.Progress()):
+        result, summary = await runtime.run(request, lambda job: run_extract(video_path, backend, audio_wanted, job),
+                                            progress=progress, spell=spell_in_page)
+        files = [str(result.kps_out)] + ([str(result.audio_out)] if result.audio_out else [])
+        return files, str(result.kps_out), summary
+
+    async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
+                               backend, request: gr.Request, progress=gr.Progress()):
+        size = (int(width_value), int(height_value))
+        result, summary = await runtime.run(
+            request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
+                                              size, backend, job),
+            progress=progress, spell=spell_in_page)
+        return str(result.preview), str(result.output), summary
+
+    extract_button.click(extract_in_page, inputs=[video, face_backend, with_audio],
+                         outputs=[extracted, kps, extract_summary], api_visibility="private", concurrency_id="tools")
+    retarget_button.click(retarget_in_page,
+                          inputs=[reference, kps, strategy, kps_fit, reference_kps, width, height, face_backend],
+                          outputs=[preview, retargeted, retarget_summary], api_visibility="private",
+                          concurrency_id="tools")
