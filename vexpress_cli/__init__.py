@@ -30,6 +30,8 @@ _EXPORTS = {
     "GenerationResult": "vexpress_cli.jobs.generate",
     "extract": "vexpress_cli.jobs.extract",
     "ExtractResult": "vexpress_cli.jobs.extract",
+    "RunRecord": "vexpress_cli.jobs.records",
+    "read_record": "vexpress_cli.jobs.records",
     "retarget": "vexpress_cli.jobs.retarget",
     "RetargetResult": "vexpress_cli.jobs.retarget",
     "GenerationSettings": "vexpress_cli.settings.schema",

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -280,7 +280,7 @@ def _frames_array(frames: Any, width: int | None, height: int | None) -> np.ndar
 class _AtomicWriter:
     """Context-manager behaviour shared by the writers: close on success, abort on any exception."""
 
-    def close(self) -> None:
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -378,8 +378,12 @@ class VideoWriter(_AtomicWriter):
             raise self._ffmpeg_error("ffmpeg stopped while encoding the video.") from None
         self.frames_written += len(batch)
 
-    def close(self) -> None:
-        """Finish encoding, add the audio, and move the file to ``path``."""
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
+        """Finish encoding, add the audio, and move the file to ``path``.
+
+        ``before_commit(finished_temp_file)`` runs just before the rename (e.g. to write a run record
+        describing the file); if it raises, nothing is renamed.
+        """
         if self._closed:
             return
         try:
@@ -397,6 +401,8 @@ class VideoWriter(_AtomicWriter):
                 )
             if self.audio_path is not None:
                 self._mux_audio()
+            if before_commit is not None:
+                before_commit(self._temp)
             _commit(self._temp, self.path, self.overwrite)
         except BaseException:
             self.abort()
@@ -512,7 +518,8 @@ class PngFolderWriter(_AtomicWriter):
                     "Check free disk space.",
                 )
 
-    def close(self) -> None:
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
+        """Write the audio and rename the folder into place (``before_commit`` as for :class:`VideoWriter`)."""
         if self._closed:
             return
         try:
@@ -525,6 +532,8 @@ class PngFolderWriter(_AtomicWriter):
             if self.audio_path is not None:
                 self._write_audio()
             _check_png_target(self.path, self.overwrite)
+            if before_commit is not None:
+                before_commit(self._temp)
             if self.path.exists():
                 shutil.rmtree(self.path)
             os.replace(self._temp, self.path)
