@@ -15,6 +15,7 @@ from vexpress_cli.errors import VExpressError
 COMMAND_MODULES = [
     "demo",
     "generate",
+    "batch",
     "inspect",
     "strategies",
     "retarget",
