@@ -107,7 +107,8 @@ def test_three_jobs_write_each_output_and_a_record_that_describes_it(first_run):
     manifest, summary, report = first_run
     out = manifest.parent / "out"
     assert statuses(summary) == [(1, "done"), (2, "done"), (3, "done")]
-    assert (summary["done"], summary["failed"], summary["skipped"]) == (3, 0, 0) and report == summary
+    assert summary["counts"] == {"done": 3, "skipped": 0, "failed": 0, "interrupted": 0, "not_run": 0}
+    assert report == summary and summary["total"] == 3 and summary["interrupted"] is False
     assert sorted(path.name for path in out.iterdir()) == ["a.mp4", "a.mp4.json", "b.mp4", "b.mp4.json", "c.mp4",
                                                            "c.mp4.json"]
     expected = [("aoc.jpg", "a.wav", 12, "fix_face", 1, 1.0), ("tys.jpg", "b.wav", 15, "no_retarget", 42, 1.0),

@@ -152,8 +152,8 @@ class BatchDisplay:
             self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "
                                f"{escape(outcome.reason)}")
         if event.worker in self.workers:
-            self.progress.update(self.workers[event.worker], description=f"[dim]{event.worker}: idle", completed=0,
-                                 total=None)
+            self.progress.update(self.workers[event.worker], description=f"[dim]  {escape(event.worker)}: idle",
+                                 completed=0, total=None)
         self.progress.update(self.jobs_task, completed=self.done + self.failed, description=self._jobs_text())
 
     def _worker_bar(self, worker: str, text: str, done: int, total: int | None) -> None:

@@ -69,7 +69,7 @@ class BatchSummary:
     def to_dict(self) -> dict[str, Any]:
         counts = {status.replace(" ", "_"): self.count(status)
                   for status in (DONE, SKIPPED, FAILED, INTERRUPTED, NOT_RUN)}
-        return {"manifest": self.manifest, "total": len(self.outcomes), **counts,
+        return {"manifest": self.manifest, "total": len(self.outcomes), "counts": counts,
                 "interrupted": self.interrupted, "seconds": round(self.seconds, 3), "workers": self.workers,
                 "jobs": [asdict(outcome) for outcome in self.outcomes]}
 
