@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import vexpress_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.jobs.records import RunRecord, input_files, read_record, record_path, write_record
 from vexpress_cli.media import video
-from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video import iter_video_frames, video_info
 
 pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
@@ -29,15 +27,6 @@ SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "reference_kps": R
 SMALL_FLAGS = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--reference-kps", REFERENCE_KPS,
                "--model-dir", str(TINY_MODEL_DIR)]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    """0.4 s of the AOC sample's speech: 12 frames at 30 fps."""
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.0", "-t", "0.4", "-i", str(AOC / "aud.mp3"),
-                    str(path)], check=True)
-    return path
 
 
 def sha256(path) -> str:
