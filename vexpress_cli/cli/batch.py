@@ -151,16 +151,16 @@ class BatchDisplay:
             self.failed += 1
             self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "
                                f"{escape(outcome.reason)}")
-        if event.worker in self.workers:
-            self.progress.update(self.workers[event.worker], description=f"[dim]  {escape(event.worker)}: idle",
-                                 completed=0, total=None)
+        if event.worker in self.workers:  # hidden until the worker takes its next job
+            self.progress.update(self.workers[event.worker], visible=False)
         self.progress.update(self.jobs_task, completed=self.done + self.failed, description=self._jobs_text())
 
     def _worker_bar(self, worker: str, text: str, done: int, total: int | None) -> None:
         description = f"  {escape(worker)}: {escape(text)}"
         if worker not in self.workers:
             self.workers[worker] = self.progress.add_task(description, total=total)
-        self.progress.update(self.workers[worker], description=description, completed=done, total=total)
+        self.progress.update(self.workers[worker], description=description, completed=done, total=total,
+                             visible=True)
 
     def _jobs_text(self) -> str:
         failed = f", [red]{self.failed} failed[/]" if self.failed else ""

@@ -9,6 +9,7 @@ its line number, and :class:`ManifestError` lists them all at once.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,7 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a line break
     header = [name.strip() for name in reader.fieldnames or []]
     reader.fieldnames = header
     rows, problems = [], []

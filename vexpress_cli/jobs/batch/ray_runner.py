@@ -65,7 +65,7 @@ class GeneratorActor:
             self.events.put(BatchEvent("finished", self.name, job.line, job.output, outcome=JobOutcome(
                 job.line, job.output, FAILED, job.action, error.render(), worker=self.name)))
             return
-        # Ray >= 2.53 flags a cancelled task of a regular actor; older Ray lets the job finish.
+        # Newer Ray flags a cancelled task of a regular actor (is_canceled); older Ray lets the job finish.
         stop = getattr(ray.get_runtime_context(), "is_canceled", None)
         try:
             run_job(self.generator, job, self.name, self.events.put, stop=stop)
