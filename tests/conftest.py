@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,3 +41,14 @@ def like_the_real_command():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """0.4 s of the AOC sample's speech: 12 frames at 30 fps."""
+    from vexpress_cli.media.ffmpeg import ffmpeg_exe
+
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.0", "-t", "0.4", "-i",
+                    str(SAMPLES_DIR / "AOC" / "aud.mp3"), str(path)], check=True)
+    return path

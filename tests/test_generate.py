@@ -119,7 +119,7 @@ def test_guide_scenario_writes_a_real_video(scenario, clips, tmp_path):
     assert f"Strategy: {strategy}" in log
     assert "Warning:" not in log  # every weight is within the advised range
     assert f"Wrote {output.name}" in log or f"Wrote {output}" in log
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4"]  # no temp files left
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4", "o.mp4.json"]  # its record, no temp files
 
 
 def test_default_strategy_with_kps_is_no_retarget_at_25_fps(clips, tmp_path):
@@ -256,7 +256,8 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings", "notes",
-                           "settings"}
+                           "record", "stages", "settings"}
+    assert report["record"] == str(output) + ".json" and set(report["stages"]) >= {"inputs", "denoise", "decode"}
     assert report["frames"] == 18 and report["fps"] == 30 and report["strategy"] == "no_retarget"
     assert report["settings"]["retarget_strategy"] == "no_retarget" and report["settings"]["width"] == 64
     assert abs(report["duration"] - audio_seconds(clips["tys"])) < 1e-9
@@ -278,7 +279,7 @@ def test_quiet_prints_nothing_at_all_and_overwrite_replaces(clips, tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert (completed.stdout, completed.stderr) == ("", "")
     check_video(output, clips["tys"])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4", "o.mp4.json"]
 
 
 def _vexpress() -> str:

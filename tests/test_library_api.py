@@ -26,15 +26,6 @@ TYS, AOC = SAMPLES_DIR / "tys", SAMPLES_DIR / "AOC"
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "reference_kps": "22,26;42,26;32,38"}
 
 
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    """0.4 s of the AOC sample's speech: 12 frames at 30 fps."""
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.0", "-t", "0.4", "-i", str(AOC / "aud.mp3"),
-                    str(path)], check=True)
-    return path
-
-
 @pytest.fixture
 def attention_calls(monkeypatch):
     """Every call of a transformer block: the two weights it was given and its output's sum."""

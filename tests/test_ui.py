@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO_ROOT, SAMPLES_DIR, TINY_MODEL_DIR
 
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
-from vexpress_cli.media.video import video_info
+from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.settings.schema import SETTINGS
 
 pytestmark = pytest.mark.usefixtures("like_the_real_command")

@@ -5,6 +5,7 @@ The jobs every front end runs (the ``vexpress`` command included)::
     import vexpress_cli
 
     result = vexpress_cli.generate("me.jpg", "speech.wav", "talk.mp4", preset="lip-sync", num_inference_steps=20)
+    summary = vexpress_cli.batch("jobs.jsonl", preset="lip-sync")         # a manifest, resumable
     track = vexpress_cli.extract("driving.mp4", "driving.safetensors", audio_out="driving.mp3")
     fitted = vexpress_cli.retarget("me.jpg", "driving.safetensors", "offset_retarget", "mine.safetensors")
 
@@ -30,6 +31,11 @@ _EXPORTS = {
     "GenerationResult": "vexpress_cli.jobs.generate",
     "extract": "vexpress_cli.jobs.extract",
     "ExtractResult": "vexpress_cli.jobs.extract",
+    "batch": "vexpress_cli.jobs.batch",
+    "BatchSummary": "vexpress_cli.jobs.batch",
+    "BatchInterrupted": "vexpress_cli.jobs.batch",
+    "RunRecord": "vexpress_cli.jobs.records",
+    "read_record": "vexpress_cli.jobs.records",
     "retarget": "vexpress_cli.jobs.retarget",
     "RetargetResult": "vexpress_cli.jobs.retarget",
     "GenerationSettings": "vexpress_cli.settings.schema",

@@ -16,6 +16,7 @@ from vexpress_cli.interrupts import handle_termination_signals
 COMMAND_MODULES = [
     "demo",
     "generate",
+    "batch",
     "inspect",
     "strategies",
     "retarget",

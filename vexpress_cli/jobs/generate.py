@@ -68,6 +68,12 @@ class GenerationPlan:
     sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # For the run record: the input files' facts by role, the job as given, and the planning's wall times.
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference_kps: str | None = None
+    kps: Path | None = None
+    preset: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,12 +89,14 @@ class GenerationResult:
     warnings: list[str]
     settings: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    record: Path | None = None
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
             "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
-            "notes": self.notes,
+            "notes": self.notes, "record": str(self.record) if self.record else None, "stages": self.stages,
             "settings": self.settings,
         }
 
@@ -175,22 +183,34 @@ class Generator:
                 raise InputError(f"{parameter(name)} cannot change from one job to the next.",
                                  why="The networks were loaded onto one device in one precision.",
                                  fix=f"Give {parameter(name)} when creating the Generator.")
+        from vexpress_cli.jobs.records import StageClock, input_files, reference_kps_text
+
         resolved = resolve_job_settings(preset, settings)
         output = Path(output)
         check_output(output, overwrite, "video")
-        report = progress or no_progress
-        report("inputs", 0, 1)
-        plan = plan_inputs(Path(reference_image), Path(audio), output, overwrite, resolved,
-                           kps=Path(kps) if kps is not None else None, reference_kps=reference_kps,
-                           face_model_root=self.model_dir)
-        report("inputs", 1, 1)
+        clock = StageClock(progress)
+        clock("inputs", 0, 1)
+        kps = Path(kps) if kps is not None else None
+        plan = plan_inputs(Path(reference_image), Path(audio), output, overwrite, resolved, kps=kps,
+                           reference_kps=reference_kps, face_model_root=self.model_dir)
+        plan.inputs = input_files(Path(reference_image), Path(audio), kps, reference_kps)
+        plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
+        plan.preset = str(preset) if preset is not None else None
+        clock("inputs", 1, 1)
+        plan.stages = clock.rounded()
         return plan
 
     def run(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
-        """Denoise, decode and stream the frames into the output (a temp file renamed at the end)."""
+        """Denoise, decode and stream the frames into the output (a temp file renamed at the end).
+
+        The run record (``<output>.json``, :mod:`vexpress_cli.jobs.records`) is written just before
+        the finished output is renamed into place.
+        """
+        from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
         from vexpress_cli.media.video_writer import open_video_writer
 
-        pipeline = self.load(progress)
+        clock = StageClock(progress)
+        pipeline = self.load(clock)
         settings = plan.settings
         started = time.monotonic()
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
@@ -202,21 +222,36 @@ class Generator:
             reference_attention_weight=settings.reference_attention_weight,
             audio_attention_weight=settings.audio_attention_weight,
             num_pad_audio_frames=settings.num_pad_audio_frames, generator=generator,
-            save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=progress,
+            save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=clock,
         )
         writer = open_video_writer(plan.output, plan.fps, settings.width, settings.height,
                                    audio_path=plan.audio, overwrite=plan.overwrite)
+        record, stages, written = record_path(plan.output), dict(plan.stages), []
+
+        def write_the_record(finished: Path) -> None:
+            stages.update(clock.rounded())
+            written.append(write_record(done_record(plan, self, writer.frames_written, time.monotonic() - started,
+                                                    stages, finished), record))
         try:
             with writer:
                 for chunk in frames:
                     writer.write(chunk)
-        except torch.cuda.OutOfMemoryError:
-            raise out_of_memory_error("while generating", settings) from None
+                writer.close(before_commit=write_the_record)
+        except BaseException as error:
+            for path in written:  # the record was written but the output did not take its place
+                path.unlink(missing_ok=True)
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                raise out_of_memory_error("while generating", settings) from None
+            raise
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
-                                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")},
-                                plan.notes)
+                                 "device": str(self.device), "dtype": self.dtype_name},
+                                plan.notes, record, stages)
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
 
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,

@@ -12,6 +12,7 @@ import os
 import subprocess
 import tempfile
 from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ from vexpress_cli.outputs import (
 
 
 class _AtomicWriter:
-    """Context-manager behaviour shared by the writers: close on success, abort on any exception."""
+    """Context-manager behaviour shared by the writers: close on success, abort on any exception.
 
-    def close(self) -> None:
+    ``close(before_commit)`` calls ``before_commit(finished_temp_path)`` just before the output is
+    moved into place (e.g. to write a run record describing it); if it raises, nothing is moved.
+    """
+
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -136,7 +141,7 @@ class VideoWriter(_AtomicWriter):
             raise self._ffmpeg_error("ffmpeg stopped while encoding the video.") from None
         self.frames_written += len(batch)
 
-    def close(self) -> None:
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
         """Finish encoding, add the audio, and move the file to ``path``."""
         if self._closed:
             return
@@ -155,6 +160,8 @@ class VideoWriter(_AtomicWriter):
                 )
             if self.audio_path is not None:
                 self._mux_audio()
+            if before_commit is not None:
+                before_commit(self._temp)
             self._output.commit()
         except BaseException:
             self.abort()
@@ -256,7 +263,7 @@ class PngFolderWriter(_AtomicWriter):
                 ) from None
             self.frames_written += 1
 
-    def close(self) -> None:
+    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
         if self._closed:
             return
         try:
@@ -270,6 +277,8 @@ class PngFolderWriter(_AtomicWriter):
                 self._write_audio()
             if self.overwrite:  # what is there now must still be an earlier frame output
                 check_output(self.path, True, "frames")
+            if before_commit is not None:
+                before_commit(self._temp)
             self._output.commit()
         except BaseException:
             self.abort()

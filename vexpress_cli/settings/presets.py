@@ -119,14 +119,15 @@ def _read(location) -> str:
         raise InputError(f"Cannot read preset file {location}: {error}.") from None
 
 
-def _looks_like_path(name_or_path: str | Path) -> bool:
+def looks_like_preset_path(name_or_path: str | Path) -> bool:
+    """A preset given as a file (a Path, a .toml name, or text with a folder separator), not a name."""
     text = str(name_or_path)
     return isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load a preset by name (user presets shadow built-ins) or from a ``.toml`` path."""
-    if _looks_like_path(name_or_path):
+    if looks_like_preset_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if path.is_dir():
             raise InputError(f"Preset {path} is a folder, not a .toml file.")

@@ -1,0 +1,334 @@
+"""`vexpress batch` on the tiny model: a manifest of jobs, the model loaded once per worker, a record beside every
+output, resume (skip, redo, retry), contained failures, Ctrl-C and kill -9, worker processes and Ray actors.
+
+Jobs are tiny (64x64, one denoising step, 0.4-0.5 s of speech). The single-worker runs use one torch thread
+(``like_the_real_command``), and so do the worker processes and Ray actors (``OMP_NUM_THREADS=1``): on the CPU
+the thread count changes the last bits of the numbers, and the frames are compared exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from PIL import Image
+from typer.testing import CliRunner
+
+import vexpress_cli
+from vexpress_cli.cli import batch as batch_cli
+from vexpress_cli.cli.app import app
+from vexpress_cli.jobs.records import file_facts, read_record, record_path
+from vexpress_cli.media.ffmpeg import ffmpeg_exe
+from vexpress_cli.media.video_reader import iter_video_frames, video_info
+
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
+AOC, TYS = SAMPLES_DIR / "AOC", SAMPLES_DIR / "tys"
+REFERENCE_KPS = "22,26;42,26;32,38"
+SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
+THREE_JOBS = [
+    {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "reference_kps": REFERENCE_KPS, "seed": 1},
+    {"reference_image": "tys.jpg", "audio": "b.wav", "output": "out/b.mp4", "kps": "tys_kps.pth"},
+    {"reference_image": "aoc.jpg", "audio": "b.wav", "output": "out/c.mp4", "reference_kps": REFERENCE_KPS,
+     "audio_attention_weight": 2.0},
+]
+OUTPUTS = ("a.mp4", "b.mp4", "c.mp4")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """Portraits, a driving track, a face-less picture and two short speech clips, in one folder."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for name, source, start, seconds in (("a.wav", AOC, 1.0, 0.4), ("b.wav", TYS, 0.0, 0.5)):
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", str(start), "-t", str(seconds), "-i",
+                        str(source / "aud.mp3"), str(folder / name)], check=True)
+    shutil.copy(AOC / "ref.jpg", folder / "aoc.jpg")
+    shutil.copy(TYS / "ref.jpg", folder / "tys.jpg")
+    shutil.copy(TYS / "kps.pth", folder / "tys_kps.pth")
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(folder / "blank.png")
+    return folder
+
+
+def project(inputs: Path, where: Path, jobs: list[dict], name: str = "jobs.jsonl") -> Path:
+    """A folder with the inputs and a manifest of ``jobs``; returns the manifest."""
+    where.mkdir(parents=True, exist_ok=True)
+    for item in inputs.iterdir():
+        if not (where / item.name).exists():
+            shutil.copy(item, where / item.name)
+    manifest = where / name
+    manifest.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    return manifest
+
+
+def run_batch(manifest: Path, *flags) -> tuple[int, dict, object]:
+    """``vexpress batch MANIFEST --json`` on the tiny model: exit code, summary, CliRunner result."""
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL, "--json", *map(str, flags)])
+    summary = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, summary, result
+
+
+def statuses(summary: dict) -> list[tuple[int, str]]:
+    return [(job["line"], job["status"]) for job in summary["jobs"]]
+
+
+def frames(path: Path) -> np.ndarray:
+    return np.stack(list(iter_video_frames(path)))
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def first_run(inputs, tmp_path_factory, like_the_real_command):
+    """The three-job manifest run once by one worker; later tests compare with its outputs."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("batch")
+        patch.setenv("VEXPRESS_CONFIG_DIR", str(folder / "config"))
+        patch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+        manifest = project(inputs, folder / "project", THREE_JOBS)
+        code, summary, result = run_batch(manifest, "--report", folder / "report.json")
+    assert code == 0, result.output
+    return manifest, summary, json.loads((folder / "report.json").read_text())
+
+
+def test_three_jobs_write_each_output_and_a_record_that_describes_it(first_run):
+    manifest, summary, report = first_run
+    out = manifest.parent / "out"
+    assert statuses(summary) == [(1, "done"), (2, "done"), (3, "done")]
+    assert summary["counts"] == {"done": 3, "skipped": 0, "failed": 0, "interrupted": 0, "not_run": 0}
+    assert report == summary and summary["total"] == 3 and summary["interrupted"] is False
+    assert sorted(path.name for path in out.iterdir()) == ["a.mp4", "a.mp4.json", "b.mp4", "b.mp4.json", "c.mp4",
+                                                           "c.mp4.json"]
+    expected = [("aoc.jpg", "a.wav", 12, "fix_face", 1, 1.0), ("tys.jpg", "b.wav", 15, "no_retarget", 42, 1.0),
+                ("aoc.jpg", "b.wav", 15, "fix_face", 42, 2.0)]
+    for name, (image, audio, count, strategy, seed, weight) in zip(OUTPUTS, expected):
+        output = out / name
+        record = read_record(record_path(output))
+        info = video_info(output)
+        assert (info.frame_count, info.width, info.codec, info.audio_codec) == (count, 64, "h264", "aac")
+        assert (record.status, record.frames, record.fps, record.strategy) == ("done", count, 30.0, strategy)
+        assert record.seed == record.settings["seed"] == seed and record.settings["audio_attention_weight"] == weight
+        assert record.settings["num_inference_steps"] == 1 and record.settings["width"] == 64
+        assert record.inputs["reference_image"] == file_facts(manifest.parent / image)
+        assert record.inputs["audio"] == file_facts(manifest.parent / audio)
+        assert record.output_file == file_facts(output)
+        assert record.job["reference_kps"] == (None if name == "b.mp4" else REFERENCE_KPS)
+    assert read_record(record_path(out / "b.mp4")).inputs["kps"] == file_facts(manifest.parent / "tys_kps.pth")
+
+
+def test_second_run_skips_all_three_without_touching_them(first_run):
+    manifest = first_run[0]
+    before = mtimes(manifest.parent / "out")
+    code, summary, result = run_batch(manifest)
+    assert code == 0, result.output
+    assert statuses(summary) == [(1, "skipped"), (2, "skipped"), (3, "skipped")]
+    assert mtimes(manifest.parent / "out") == before
+
+
+def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)  # mtimes kept
+    before = mtimes(folder / "out")
+    manifest = project(folder, folder, [THREE_JOBS[0], {**THREE_JOBS[1], "seed": 5}, THREE_JOBS[2]])
+    code, summary, result = run_batch(manifest)
+    assert code == 0, result.output
+    assert statuses(summary) == [(1, "skipped"), (2, "done"), (3, "skipped")]
+    assert summary["jobs"][1]["action"] == "redo" and summary["jobs"][1]["reason"] == "seed changed (42 -> 5)"
+    after = mtimes(folder / "out")
+    assert {name for name in after if after[name] != before[name]} == {"b.mp4", "b.mp4.json"}
+    assert read_record(record_path(folder / "out" / "b.mp4")).seed == 5
+
+
+def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inputs, tmp_path):
+    faceless = {"reference_image": "blank.png", "audio": "a.wav", "output": "out/face.mp4",
+                "retarget_strategy": "fix_face", "face_backend": "dlib"}
+    manifest = project(inputs, tmp_path, [THREE_JOBS[0], faceless, THREE_JOBS[2]])
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL, "--report", str(tmp_path / "report.json")])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "report.json").read_text())
+    assert statuses(summary) == [(1, "done"), (2, "failed"), (3, "done")]
+    assert summary["jobs"][1]["reason"].startswith("No face was found in ") and "dlib" in summary["jobs"][1]["reason"]
+    assert (tmp_path / "out" / "a.mp4").is_file() and (tmp_path / "out" / "c.mp4").is_file()
+    assert not (tmp_path / "out" / "face.mp4").exists()
+    failure = read_record(tmp_path / "out" / "face.mp4.json")
+    assert failure.status == "failed" and failure.error == summary["jobs"][1]["reason"]
+    table = " ".join(result.stderr.split())
+    assert "Failed jobs" in table and "No face was found" in table and "2 done, 1 failed" in table
+    # Run again: the failed job is retried (and fails again), the others are skipped.
+    code, again, _ = run_batch(manifest)
+    assert code == 1 and statuses(again) == [(1, "skipped"), (2, "failed"), (3, "skipped")]
+    assert again["jobs"][1]["action"] == "retry"
+
+
+def test_a_run_killed_after_its_first_video_resumes_to_completion_with_no_stray_files(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "vexpress_cli", "batch", str(manifest), *SMALL, "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        names = {path.name for path in out.iterdir()} if out.is_dir() else set()
+        if "a.mp4" in names and any(name.startswith(".b.") or name == "b.mp4" for name in names):
+            break  # the first video is done and the second one is being written
+        time.sleep(0.02)
+    assert process.poll() is None, f"the batch ended before it could be killed: {process.stderr.read()}"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(1.0)  # the killed job's ffmpeg sees its input close and exits
+    left = {path.name for path in out.iterdir()}
+    assert {"a.mp4", "a.mp4.json"} <= left and not {"c.mp4", "c.mp4.json"} & left
+    assert ("b.mp4" in left) == ("b.mp4.json" in left)  # an output and its record, or neither
+
+    code, summary, result = run_batch(manifest)
+    assert code == 0, result.output
+    assert statuses(summary)[0] == (1, "skipped") and statuses(summary)[2] == (3, "done")
+    assert sorted(path.name for path in out.iterdir()) == ["a.mp4", "a.mp4.json", "b.mp4", "b.mp4.json", "c.mp4",
+                                                           "c.mp4.json"]
+    for name in OUTPUTS:
+        assert read_record(record_path(out / name)).output_file == file_facts(out / name)
+
+
+def test_two_worker_processes_give_the_same_frames_as_one_worker(first_run, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = first_run[0].parent
+    manifest = project(folder, folder, [{**job, "output": job["output"].replace("out/", "two/")} for job in THREE_JOBS],
+                       name="two.jsonl")
+    code, summary, result = run_batch(manifest, "--workers", "2")
+    assert code == 0, result.output
+    assert summary["workers"] == ["cpu#1", "cpu#2"]
+    assert {job["worker"] for job in summary["jobs"]} == {"cpu#1", "cpu#2"}  # both took jobs from the queue
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(frames(folder / "two" / name), frames(folder / "out" / name))
+        assert read_record(record_path(folder / "two" / name)).status == "done"
+
+
+def test_ray_actors_on_a_local_ray_instance_give_the_same_frames_as_one_worker(first_run, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = first_run[0].parent
+    manifest = project(folder, folder, [{**job, "output": job["output"].replace("out/", "ray/")} for job in THREE_JOBS],
+                       name="ray.jsonl")
+    try:
+        code, summary, result = run_batch(manifest, "--ray", "--workers", "2")
+    finally:
+        if ray.is_initialized():  # the batch shuts down the instance it started; this is in case it did not
+            ray.shutdown()
+    assert code == 0, result.output
+    assert summary["workers"] == ["ray local"] and all(" cpu#" in job["worker"] for job in summary["jobs"])
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(frames(folder / "ray" / name), frames(folder / "out" / name))
+        assert read_record(record_path(folder / "ray" / name)).status == "done"
+
+
+def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(inputs, tmp_path):
+    manifest = tmp_path / "jobs.jsonl"
+    project(inputs, tmp_path, [])
+    manifest.write_text("\n".join([
+        json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "seed": -1}),
+        json.dumps({"reference_image": "nope.jpg", "audio": "a.wav", "output": "out/a.mp4", "num_inference_step": 3}),
+        "not json",
+        json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.avi", "width": 100}),
+        json.dumps({"reference_image": "aoc.jpg", "output": "out/c.mp4", "preset": "lipsync"}),
+    ]) + "\n")
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    for expected in ["has 9 problems; no job was started",
+                     "line 1: 'seed' is -1; it must be from 0",
+                     "line 2: unknown key 'num_inference_step'. Did you mean 'num_inference_steps'?",
+                     f"line 2: 'reference_image' {tmp_path / 'nope.jpg'} does not exist.",
+                     "is also the output of line 1: two jobs cannot write one file.",
+                     "line 3: not valid JSON",
+                     "line 4: 'width' is 100; it must be a multiple of 8.",
+                     "cannot write a video with the suffix .avi",
+                     "line 5: 'audio' is missing",
+                     "line 5: There is no preset named 'lipsync'."]:
+        assert expected in message, expected
+    assert not (tmp_path / "out").exists()
+
+
+def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line(inputs, tmp_path):
+    project(inputs, tmp_path / "project", [])
+    manifest = tmp_path / "project" / "jobs.csv"
+    manifest.write_text("reference_image,audio,output,reference_kps,seed,preset\n"
+                        f"aoc.jpg,a.wav,out/one.mp4,\"{REFERENCE_KPS}\",9,\n"
+                        f"aoc.jpg,a.wav,out/two.mp4,\"{REFERENCE_KPS}\",,expressive\n")
+    code, summary, result = run_batch(manifest, "--seed", "3", "--audio-attention-weight", "1.5")
+    assert code == 0, result.output
+    one = read_record(tmp_path / "project" / "out" / "one.mp4.json")
+    two = read_record(tmp_path / "project" / "out" / "two.mp4.json")
+    assert (one.seed, one.settings["audio_attention_weight"]) == (9, 1.5)  # its own seed, the flag's weight
+    # The job's preset beats the command line's flag; its seed is the flag's.
+    assert (two.seed, two.settings["audio_attention_weight"], two.settings["reference_attention_weight"]) == (
+        3, 3.0, 0.95)
+    assert two.job["preset"] == "expressive" and one.inputs["audio"] == file_facts(tmp_path / "project" / "a.wav")
+
+
+def test_ctrl_c_cleans_up_the_running_job_and_prints_the_summary(inputs, tmp_path, monkeypatch):
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    stage = batch_cli.BatchDisplay._stage
+
+    def interrupted_while_writing_line_2(self, event):
+        if event.line == 2 and event.stage == "decode":
+            raise KeyboardInterrupt
+        stage(self, event)
+
+    monkeypatch.setattr(batch_cli.BatchDisplay, "_stage", interrupted_while_writing_line_2)
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL, "--report", str(tmp_path / "report.json")])
+    assert result.exit_code == 130, result.output
+    summary = json.loads((tmp_path / "report.json").read_text())
+    assert summary["interrupted"] and statuses(summary) == [(1, "done"), (2, "interrupted"), (3, "not run")]
+    assert "Interrupted after" in result.stderr and "1 done, 1 interrupted, 1 not run" in result.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.mp4", "a.mp4.json"]
+
+
+def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.mp4").write_bytes(b"precious")
+    code, _, result = run_batch(manifest)
+    assert code == 2
+    assert "exists and has no run record (a.mp4.json)" in " ".join(result.stderr.split()) and "--force" in result.stderr
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == b"precious"
+    code, summary, result = run_batch(manifest, "--force")
+    assert code == 0, result.output
+    assert summary["jobs"][0]["action"] == "force" and video_info(tmp_path / "out" / "a.mp4").frame_count == 12
+
+
+def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    result = runner.invoke(app, ["batch", str(manifest), "--ray", *SMALL])
+    assert result.exit_code == 2
+    assert 'pip install "vexpress-cli[ray]"' in " ".join(result.stderr.split())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_devices_all_without_a_gpu_points_to_workers(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    result = runner.invoke(app, ["batch", str(manifest), "--devices", "all", *SMALL])
+    assert result.exit_code == 2 and "--devices all found no GPU" in result.stderr and "--workers N" in result.stderr
+
+
+def test_batch_is_a_public_library_call_with_events(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    events = []
+    summary = vexpress_cli.batch(manifest, model_dir=TINY_MODEL_DIR, width=64, height=64, num_inference_steps=1,
+                                 on_event=events.append)
+    assert summary.exit_code == 0 and summary.count("done") == 1
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "checked" and kinds[1] == "started" and kinds[-1] == "finished"
+    assert {event.stage for event in events if event.kind == "stage"} >= {"inputs", "model", "denoise", "decode"}

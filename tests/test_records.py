@@ -1,0 +1,161 @@
+"""Run records (``<output>.json``): written by every generation, describing exactly how the output was made,
+never left without their output or half-written, and read back by ``vexpress generate --from-record``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+import vexpress_cli
+from vexpress_cli.cli.app import app
+from vexpress_cli.jobs.records import RunRecord, input_files, read_record, record_path, write_record
+from vexpress_cli.media import video
+from vexpress_cli.media.video_reader import iter_video_frames, video_info
+
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
+AOC = SAMPLES_DIR / "AOC"
+REFERENCE_KPS = "22,26;42,26;32,38"
+SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "reference_kps": REFERENCE_KPS}
+SMALL_FLAGS = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--reference-kps", REFERENCE_KPS,
+               "--model-dir", str(TINY_MODEL_DIR)]
+runner = CliRunner()
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def frames(path) -> np.ndarray:
+    return np.stack(list(iter_video_frames(path)))
+
+
+def cli(*args):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def test_generate_writes_a_record_holding_every_fact_of_the_run(speech, tmp_path):
+    output = tmp_path / "talk.mp4"
+    result = vexpress_cli.generate(AOC / "ref.jpg", speech, output, model_dir=TINY_MODEL_DIR, seed=3, **SMALL)
+    assert result.record == tmp_path / "talk.mp4.json" == record_path(output)
+    data = json.loads(result.record.read_text())
+    assert (data["format"], data["version"], data["status"], data["error"]) == ("vexpress-run-record", 1, "done", None)
+    assert data["output"] == str(output) and data["output_file"]["sha256"] == sha256(output)
+    assert data["inputs"] == {
+        "reference_image": {"path": str(AOC / "ref.jpg"), "size": (AOC / "ref.jpg").stat().st_size,
+                            "sha256": sha256(AOC / "ref.jpg")},
+        "audio": {"path": str(speech), "size": speech.stat().st_size, "sha256": sha256(speech)}}
+    assert data["job"] == {"reference_image": str(AOC / "ref.jpg"), "audio": str(speech), "kps": None,
+                           "reference_kps": REFERENCE_KPS, "preset": None}
+    assert data["seed"] == data["settings"]["seed"] == 3
+    assert data["settings"]["num_inference_steps"] == 1 and data["settings"]["width"] == 64
+    assert data["strategy"] == "fix_face" and data["settings"]["retarget_strategy"] == "auto"
+    checkpoints = {path.relative_to(TINY_MODEL_DIR).as_posix(): path.stat().st_size
+                   for path in TINY_MODEL_DIR.rglob("*") if path.suffix in (".bin", ".safetensors")}
+    assert data["model"]["folder"] == str(TINY_MODEL_DIR)
+    assert {item["name"]: item["size"] for item in data["model"]["files"]} == checkpoints
+    assert data["versions"]["torch"] == torch.__version__ and data["versions"]["vexpress"] == vexpress_cli.__version__
+    assert set(data["versions"]) == {"vexpress", "torch", "diffusers", "transformers"}
+    assert (data["device"], data["dtype"]) == ("cpu", "float32")
+    assert data["frames"] == video_info(output).frame_count == 12
+    assert (data["fps"], data["duration"]) == (30.0, 0.4)
+    assert set(data["stages"]) == {"inputs", "model", "reference", "audio", "denoise", "decode"}
+    assert all(math.isfinite(seconds) and seconds >= 0 for seconds in data["stages"].values())
+    assert data["warnings"] == result.warnings and data["notes"] == result.notes
+
+
+def test_record_describes_only_the_same_job_and_the_same_output(speech, tmp_path):
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(speech.read_bytes())
+    output = tmp_path / "talk.mp4"
+    vexpress_cli.generate(AOC / "ref.jpg", audio, output, model_dir=TINY_MODEL_DIR, **SMALL)
+    record = read_record(record_path(output))
+    inputs = input_files(AOC / "ref.jpg", audio)
+    same = dict(record.settings)
+    assert record.differences(inputs, same, REFERENCE_KPS, output) == []
+    # The device and the dtype are the machine's: they do not make it another job.
+    assert record.differences(inputs, {**same, "device": "cuda", "dtype": "fp16"}, REFERENCE_KPS, output) == []
+    assert record.differences(inputs, {**same, "seed": 7}, REFERENCE_KPS, output) == ["seed changed (42 -> 7)"]
+    assert record.differences(inputs, same, "20,26;42,26;32,38", output) == ["reference_kps changed"]
+    audio.write_bytes(audio.read_bytes() + b"\0")
+    assert record.differences(input_files(AOC / "ref.jpg", audio), same, REFERENCE_KPS, output) == ["audio changed"]
+    output.write_bytes(output.read_bytes()[:-1])
+    assert record.differences(inputs, same, REFERENCE_KPS, output) == [
+        "the output is not the file its record describes"]
+
+
+def test_output_that_cannot_take_its_place_leaves_no_record_and_no_temp_file(speech, tmp_path, monkeypatch):
+    def refuse(temp, path, overwrite):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(video, "_commit", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", model_dir=TINY_MODEL_DIR, **SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_with_a_non_finite_number_is_refused_and_nothing_is_written(tmp_path):
+    record = RunRecord("done", str(tmp_path / "x.mp4"), {}, {}, {"fps": 30.0}, fps=math.nan)
+    with pytest.raises(ValueError):
+        write_record(record, tmp_path / "x.mp4.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vexpress_generate_writes_a_record_and_from_record_makes_the_same_video(speech, tmp_path):
+    first = tmp_path / "talk.mp4"
+    result = cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--seed", "5",
+                 "--audio-attention-weight", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    again = tmp_path / "again.mp4"
+    result = cli("generate", "--from-record", record_path(first), "-o", again, "--model-dir", TINY_MODEL_DIR,
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(frames(again), frames(first))
+    original, rerun = read_record(record_path(first)), read_record(record_path(again))
+    assert rerun.settings == original.settings and rerun.inputs == original.inputs
+    assert rerun.settings["seed"] == 5 and rerun.settings["audio_attention_weight"] == 2.0
+
+
+def test_from_record_flags_override_the_recorded_settings(speech, tmp_path):
+    first = tmp_path / "talk.mp4"
+    assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
+    again = tmp_path / "again.mp4"
+    result = cli("generate", "--from-record", record_path(first), "-o", again, "--seed", "9",
+                 "--model-dir", TINY_MODEL_DIR, "--quiet")
+    assert result.exit_code == 0, result.output
+    rerun = read_record(record_path(again))
+    assert rerun.seed == 9 and rerun.settings["width"] == 64 and rerun.job["reference_kps"] == REFERENCE_KPS
+    assert not np.array_equal(frames(again), frames(first))  # another seed, other noise
+
+
+def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(speech.read_bytes())
+    first = tmp_path / "talk.mp4"
+    assert cli("generate", "-i", AOC / "ref.jpg", "-a", audio, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
+    audio.write_bytes(speech.read_bytes()[:-2000])
+    result = cli("generate", "--from-record", record_path(first), "-o", tmp_path / "again.mp4",
+                 "--model-dir", TINY_MODEL_DIR)
+    assert result.exit_code == 0, result.output
+    assert "Warning: audio" in result.stderr and "SHA-256 differs" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(("content", "extra", "message"), [
+    ('{"format": "something-else"}', [], "is not a vexpress run record"),
+    ("not json", [], "Cannot read the run record"),
+    (None, ["--preset", "lip-sync"], "--preset cannot be combined with --from-record"),
+])
+def test_from_record_refuses_what_it_cannot_rerun(content, extra, message, tmp_path):
+    record = tmp_path / "talk.mp4.json"
+    if content is not None:
+        record.write_text(content)
+    result = cli("generate", "--from-record", record, *extra)
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output

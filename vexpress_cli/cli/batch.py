@@ -1,0 +1,189 @@
+"""``vexpress batch``: run a manifest of jobs with the library's batch job; draw the jobs and their stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from vexpress_cli.cli.options import flag_of, with_generation_settings
+from vexpress_cli.cli.progress import STAGE_LABELS
+from vexpress_cli.cli.wording import plural
+from vexpress_cli.errors import InputError
+
+console = Console(stderr=True)
+MANIFEST_SUFFIXES = (".jsonl", ".csv")
+
+EPILOG = """A manifest holds one job per line: reference_image, audio, output (required), kps, reference_kps, preset
+and any setting by its name (seed, num_inference_steps, ...); relative paths are relative to the manifest.
+
+  {"reference_image": "alice.jpg", "audio": "hello.wav", "output": "out/hello.mp4", "seed": 7}
+
+  vexpress batch jobs.jsonl --preset lip-sync               # run it; run it again to resume
+
+  vexpress batch jobs.csv --devices all --report report.json  # one worker per GPU
+
+  vexpress batch jobs.jsonl --ray                            # Ray actors (a local Ray instance)
+
+  vexpress batch jobs.jsonl --ray 10.0.0.1:6379              # a running Ray cluster (see docs/batch.md)
+"""
+
+
+@with_generation_settings
+def batch_command(
+    jobs: Path = typer.Argument(None, metavar="JOBS", help="The manifest: .jsonl (one JSON object per line) or "
+                                ".csv (a header row).", show_default=False),
+    ray_address: str = typer.Argument(None, metavar="RAY_ADDRESS", show_default=False,
+                                      help="With --ray: the Ray cluster (HOST:PORT, ray://HOST:10001 or auto)."),
+    preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path for every job; a job's own "
+                               "preset and values override it."),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: $VEXPRESS_MODEL_DIR, config, "
+                                   "./model_ckpts).", show_default=False),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes on one device (e.g. the CPU), "
+                                "or CPU actors on Ray."),
+    devices: str = typer.Option(None, "--devices", show_default=False,
+                                help="One worker process per device: cuda:0,cuda:1 or all."),
+    ray: bool = typer.Option(False, "--ray", help="Run on Ray actors, one per GPU: a local Ray instance, or the "
+                             "cluster at RAY_ADDRESS. Needs pip install \"vexpress-cli\\[ray]\"."),
+    force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only failures."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file.",
+                                show_default=False),
+    settings: dict | None = None,
+    original: dict | None = None,
+) -> None:
+    """Run many jobs from a manifest with the model loaded once per worker; run it again to resume."""
+    from vexpress_cli.cli.generate import apply_original_flags
+    from vexpress_cli.jobs.batch import LOCAL_RAY, BatchInterrupted, batch
+
+    jobs, ray_address = _manifest_first(jobs, ray_address)
+    if jobs is None:
+        raise InputError("JOBS is required.", "", "Pass the manifest: vexpress batch jobs.jsonl (see --help).")
+    if ray_address is not None and not ray:
+        raise InputError(f"Got a second argument ({ray_address}) without --ray.", "It is read as a Ray address.",
+                         "Add --ray, or remove it.")
+    settings, model_dir = apply_original_flags(original or {}, dict(settings or {}), model_dir)
+    display = BatchDisplay(console, enabled=not quiet and not as_json)
+    try:
+        with display:
+            summary = batch(jobs, preset=preset, model_dir=model_dir, workers=workers, devices=devices,
+                            ray=(ray_address or LOCAL_RAY) if ray else None, force=force, on_event=display,
+                            **settings)
+    except BatchInterrupted as interrupted:
+        summary = interrupted.summary
+    if report is not None:
+        from vexpress_cli.jobs.records import write_text_atomically
+
+        write_text_atomically(report.absolute(), json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
+    if as_json:
+        print(json.dumps(summary.to_dict(), allow_nan=False))
+    print_summary(summary, quiet=quiet or as_json)
+    raise typer.Exit(summary.exit_code)
+
+
+def _manifest_first(jobs: Path | None, address: str | None) -> tuple[Path | None, str | None]:
+    """``--ray ADDRESS JOBS`` puts the address first: put the manifest back in its place."""
+    if jobs is not None and address is not None and jobs.suffix.lower() not in MANIFEST_SUFFIXES \
+            and Path(address).suffix.lower() in MANIFEST_SUFFIXES:
+        return Path(address), str(jobs)
+    return jobs, address
+
+
+class BatchDisplay:
+    """A bar for the jobs (done / failed / total, ETA) and one for each worker's running job and stage.
+
+    An instance is the batch's ``on_event`` callback.
+    """
+
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console, self.enabled = console, enabled
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=console, disable=not enabled, transient=True)
+        self.jobs_task = None
+        self.workers: dict[str, int] = {}
+        self.done = self.failed = self.skipped = 0
+
+    def __enter__(self) -> "BatchDisplay":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.progress.__exit__(*exc_info)
+
+    def __call__(self, event) -> None:
+        handler = getattr(self, f"_{event.kind}", None)
+        if handler is not None and self.enabled:
+            handler(event)
+
+    def _checked(self, event) -> None:
+        self.skipped = event.done
+        if event.done:
+            self.console.print(f"Skipping {plural(event.done, 'job')} already done with the same inputs and "
+                               f"settings ({flag_of('force')} redoes them).")
+        self.jobs_task = self.progress.add_task(self._jobs_text(), total=event.total - event.done)
+
+    def _started(self, event) -> None:
+        self._worker_bar(event.worker, f"line {event.line} {Path(event.output).name}", 0, None)
+
+    def _stage(self, event) -> None:
+        label = STAGE_LABELS.get(event.stage, event.stage)
+        self._worker_bar(event.worker, f"line {event.line} {Path(event.output).name}: {label}", event.done,
+                         event.total)
+
+    def _finished(self, event) -> None:
+        outcome = event.outcome
+        if outcome.status == "skipped":
+            return
+        if outcome.status == "done":
+            self.done += 1
+            redone = f" (redone: {escape(outcome.reason)})" if outcome.action == "redo" else ""
+            self.console.print(f"[green]Done[/] line {outcome.line}: {escape(outcome.output)} in "
+                               f"{outcome.seconds:.1f} s{redone}")
+        elif outcome.status == "failed":
+            self.failed += 1
+            self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "
+                               f"{escape(outcome.reason)}")
+        if event.worker in self.workers:  # hidden until the worker takes its next job
+            self.progress.update(self.workers[event.worker], visible=False)
+        self.progress.update(self.jobs_task, completed=self.done + self.failed, description=self._jobs_text())
+
+    def _worker_bar(self, worker: str, text: str, done: int, total: int | None) -> None:
+        description = f"  {escape(worker)}: {escape(text)}"
+        if worker not in self.workers:
+            self.workers[worker] = self.progress.add_task(description, total=total)
+        self.progress.update(self.workers[worker], description=description, completed=done, total=total,
+                             visible=True)
+
+    def _jobs_text(self) -> str:
+        failed = f", [red]{self.failed} failed[/]" if self.failed else ""
+        return f"[bold]Jobs[/]: {self.done} done{failed}"
+
+
+def print_summary(summary, quiet: bool = False) -> None:
+    """The counts, then each failed job with its line and reason (failures are shown even when quiet)."""
+    counts = [f"{summary.count(status)} {status}" for status in ("done", "skipped", "failed", "interrupted", "not run")
+              if summary.count(status)]
+    if not quiet:
+        state = "[yellow]Interrupted[/] after" if summary.interrupted else "Finished in"
+        console.print(f"{state} {summary.seconds:.1f} s: {plural(len(summary.outcomes), 'job')}: {', '.join(counts)}.")
+    if summary.failed:
+        table = Table(title="Failed jobs", title_justify="left", show_lines=True)
+        table.add_column("line", justify="right")
+        table.add_column("output")
+        table.add_column("reason", overflow="fold")
+        for outcome in summary.failed:
+            table.add_row(str(outcome.line), escape(outcome.output), escape(outcome.reason))
+        console.print(table)
+        console.print("Run the same command again to retry the failed jobs; the others are skipped.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch", epilog=EPILOG)(batch_command)

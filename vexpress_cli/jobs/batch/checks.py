@@ -1,0 +1,163 @@
+"""The whole manifest checked before anything runs, and what each job needs: run, redo, retry or skip.
+
+Every job's settings are resolved here once (``defaults < user config < --preset < setting flags < the
+job's preset < the job's own values``) and travel to the workers fully resolved, so a worker on another
+machine runs exactly what was checked, whatever its own user config says.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, ManifestError, Problem, read_manifest
+from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
+from vexpress_cli.jobs.records import (comparable_settings, input_files, read_record, record_path,
+                                       reference_kps_file)
+from vexpress_cli.settings.schema import validate_value
+
+# What a job needs, decided from its output and record (see docs/batch.md).
+NEW, RETRY, REDO, FORCE, SKIP = "new", "retry", "redo", "force", "skip"
+
+
+@dataclass
+class BatchJob:
+    """One checked job, ready for a worker (plain values only: it crosses process and machine borders)."""
+
+    line: int
+    reference_image: str
+    audio: str
+    output: str
+    settings: dict[str, Any]  # every setting, resolved, without the machine's device and dtype
+    kps: str | None = None
+    reference_kps: str | None = None
+    preset: str | None = None
+    action: str = NEW
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def overwrite(self) -> bool:
+        """Whether the job may replace its output: a redo of a job whose record no longer matches, or --force."""
+        return self.action in (REDO, FORCE)
+
+
+def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: dict[str, Any] | None = None,
+                 force: bool = False) -> list[BatchJob]:
+    """Every job of ``manifest``, checked and decided; :class:`ManifestError` lists every problem at once.
+
+    ``preset`` and ``settings`` come from the command line: defaults that a job's own values override.
+    Errors in them are raised as they are (they are not one line's problem).
+    """
+    from vexpress_cli.settings.presets import load_preset
+
+    given = {name: value for name, value in (settings or {}).items() if name not in MODEL_SETTINGS}
+    resolve_job_settings(preset, given)  # the command line's own values, checked once
+    presets = functools.cache(lambda name: load_preset(name).values)
+    entries, problems = read_manifest(manifest)
+    outputs: dict[str, int] = {}
+    jobs = []
+    for entry in entries:
+        found: list[str] = []
+        job_settings = _settings(entry, preset, given, presets, found)
+        _check_inputs(entry, found)
+        if "output" in entry.paths:
+            _check_output(entry, outputs, found)
+        complete = all(key in entry.paths for key in REQUIRED_KEYS)
+        if not found and complete and job_settings is not None and not _has_problem(problems, entry.line):
+            job = BatchJob(entry.line, str(entry.paths["reference_image"]), str(entry.paths["audio"]),
+                           str(entry.paths["output"]), job_settings,
+                           str(entry.paths["kps"]) if "kps" in entry.paths else None, entry.reference_kps,
+                           entry.preset or (str(preset) if preset is not None else None))
+            _decide(job, force, found)
+            jobs.append(job)
+        problems.extend(Problem(entry.line, text) for text in found)
+    if problems:
+        raise ManifestError(Path(manifest), problems)
+    return jobs
+
+
+def _has_problem(problems: list[Problem], line: int) -> bool:
+    return any(problem.line == line for problem in problems)
+
+
+def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, found: list[str]) -> dict | None:
+    """The job's resolved settings; the command line's flags give way to the job's own preset and values."""
+    for name, value in entry.settings.items():
+        try:
+            validate_value(name, value, f"'{name}'", within_advice=False)
+        except VExpressError as error:
+            found.append(error.render())
+    if found:
+        return None
+    flags = dict(given)
+    try:
+        if entry.preset is not None:
+            flags = {name: value for name, value in flags.items() if name not in presets(entry.preset)}
+        resolved = resolve_job_settings(entry.preset or preset, {**flags, **entry.settings})
+    except VExpressError as error:
+        found.append(error.render())
+        return None
+    return comparable_settings(resolved.settings.to_dict())
+
+
+def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
+    files = {key: entry.paths[key] for key in ("reference_image", "audio", "kps") if key in entry.paths}
+    kps_file = reference_kps_file(entry.reference_kps)
+    if kps_file is not None:
+        files["reference_kps"] = kps_file
+    for key, path in files.items():
+        if not path.exists():
+            found.append(f"'{key}' {path} does not exist.")
+        elif not path.is_file():
+            found.append(f"'{key}' {path} is not a file.")
+        elif not os.access(path, os.R_OK):
+            found.append(f"'{key}' {path} cannot be read (permission denied).")
+
+
+def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str]) -> None:
+    from vexpress_cli.outputs import check_output
+
+    output = entry.paths["output"]
+    key = os.path.normcase(os.path.abspath(output))
+    if key in outputs:
+        found.append(f"'output' {output} is also the output of line {outputs[key]}: two jobs cannot write one file.")
+    outputs.setdefault(key, entry.line)
+    if any(key == os.path.normcase(os.path.abspath(path)) for name, path in entry.paths.items() if name != "output"):
+        found.append(f"'output' {output} is also one of the job's inputs.")
+    try:
+        check_output(output, True, "video")  # whether an existing output is redone is decided by its record
+    except InputError as error:
+        found.append(error.render())
+
+
+def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
+    """Run it, redo it (its record no longer matches), retry it (it failed), or skip it (done, same job)."""
+    output, record_file = Path(job.output), record_path(job.output)
+    if force:
+        job.action, job.reasons = FORCE, [f"{parameter('force')} was given"]
+        return
+    record = None
+    if record_file.is_file():
+        try:
+            record = read_record(record_file)
+        except InputError as error:
+            job.reasons = [f"its record cannot be read ({error.what})"]
+    if not output.exists():
+        failed = record is not None and record.status == "failed"
+        job.action, job.reasons = (RETRY, ["it failed last time"]) if failed else (NEW, [])
+        return
+    if not record_file.exists():
+        found.append(f"{output} exists and has no run record ({record_file.name}), so vexpress did not make it "
+                     f"and will not replace it. Delete it, pick another 'output', or give {parameter('force')}.")
+        return
+    if record is not None:
+        inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
+                             job.reference_kps)
+        job.reasons = record.differences(inputs, job.settings, job.reference_kps, output)
+    job.action = REDO if job.reasons else SKIP
+    if not job.reasons:
+        job.reasons = ["done before with the same inputs and settings"]

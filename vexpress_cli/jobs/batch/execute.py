@@ -1,0 +1,109 @@
+"""One batch job on a worker's loaded ``Generator``: run it, contain its failure, say what happened.
+
+Every kind of worker (the command's own process, a worker process per device, a Ray actor) runs its
+jobs through :func:`run_job`, so records, failures and progress are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from vexpress_cli.errors import VExpressError
+from vexpress_cli.jobs.batch.checks import BatchJob
+from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, JobOutcome
+from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
+
+Emit = Callable[[BatchEvent], None]
+# Stage reports are passed on at most this often (a stage's first and last report always are).
+REPORT_INTERVAL = 0.25
+
+
+def run_job(generator, job: BatchJob, worker: str, emit: Emit,
+            stop: Callable[[], bool] | None = None) -> JobOutcome:
+    """Run ``job`` on ``generator``; a failure becomes a failed outcome and a failure record, never an exception.
+
+    KeyboardInterrupt (Ctrl-C, or ``stop()`` turning true) is the one exception that goes through, after
+    the job's temp files are gone; the job then has no output and no record under their final names.
+    """
+    started = time.monotonic()
+    emit(BatchEvent("started", worker, job.line, job.output))
+    clock = StageClock(_reporter(emit, worker, job, stop))
+    try:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        plan = generator.plan(job.reference_image, job.audio, job.output, kps=job.kps,
+                              reference_kps=job.reference_kps, overwrite=job.overwrite, progress=clock,
+                              **job.settings)
+        plan.preset = job.preset
+        result = generator.run(plan, clock)
+        outcome = JobOutcome(job.line, job.output, DONE, job.action, "; ".join(job.reasons),
+                             _seconds(started), worker, result.num_frames, str(result.record))
+    except KeyboardInterrupt:
+        emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(
+            job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C; nothing was written",
+            _seconds(started), worker)))
+        raise
+    except Exception as error:  # noqa: BLE001 - one job's failure must not end the night's work
+        outcome = _failed(generator, job, worker, error, clock, _seconds(started))
+    emit(BatchEvent("finished", worker, job.line, job.output, outcome=outcome))
+    return outcome
+
+
+def _seconds(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] | None):
+    last = [0.0]
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stop is not None and stop():
+            raise KeyboardInterrupt
+        now = time.monotonic()
+        if done == 0 or done == total or now - last[0] >= REPORT_INTERVAL:
+            last[0] = now
+            emit(BatchEvent("stage", worker, job.line, job.output, stage, done, total))
+
+    return report
+
+
+def _failed(generator, job: BatchJob, worker: str, error: Exception, clock: StageClock,
+            seconds: float) -> JobOutcome:
+    """The failed outcome, with the failure recorded beside the output so that the next run retries it."""
+    if isinstance(error, VExpressError):
+        reason = details = error.render()
+    else:  # a bug: the record keeps the traceback for the report
+        reason = f"Unexpected error: {type(error).__name__}: {error}"
+        details = f"{reason}\n\n{traceback.format_exc()}"
+    _free_device_memory(generator)
+    record = record_path(job.output)
+    try:
+        write_record(failure_record(generator, job, details, clock.rounded(), seconds), record)
+    except (OSError, ValueError, VExpressError) as write_error:
+        reason += f" (The failure could not be recorded in {record}: {write_error}.)"
+        record = None
+    return JobOutcome(job.line, job.output, FAILED, job.action, reason, seconds, worker,
+                      record=str(record) if record else None)
+
+
+def failure_record(generator, job: BatchJob, reason: str, stages: dict[str, float], seconds: float) -> RunRecord:
+    try:
+        inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
+                             job.reference_kps)
+    except OSError:  # an input vanished or cannot be read: the error says which
+        inputs = {}
+    job_values = {"reference_image": job.reference_image, "audio": job.audio, "kps": job.kps,
+                  "reference_kps": job.reference_kps, "preset": job.preset}
+    return RunRecord("failed", str(Path(job.output).absolute()), job_values, inputs, job.settings,
+                     seed=job.settings.get("seed"), model=model_of(generator), device=str(generator.device),
+                     dtype=generator.dtype_name, seconds=round(seconds, 3), stages=stages, error=reason)
+
+
+def _free_device_memory(generator) -> None:
+    """After a failure (out of memory above all) the next job starts with the device's cache emptied."""
+    if generator.device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

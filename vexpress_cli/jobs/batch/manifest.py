@@ -1,0 +1,180 @@
+"""The batch manifest: one job per line of a ``.jsonl`` file (a JSON object) or of a ``.csv`` file (a header row).
+
+Keys: ``reference_image``, ``audio`` and ``output`` (required), ``kps``, ``reference_kps``, ``preset``, and
+any generation setting by its schema name (``seed``, ``num_inference_steps``, ...). Relative paths are
+relative to the manifest's folder. Reading never stops at the first bad line: every problem is kept with
+its line number, and :class:`ManifestError` lists them all at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.jobs.generate import MODEL_SETTINGS
+from vexpress_cli.settings.schema import SETTINGS
+
+JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "preset")
+REQUIRED_KEYS = ("reference_image", "audio", "output")
+PATH_KEYS = ("reference_image", "audio", "output", "kps")
+MANIFEST_SUFFIXES = (".jsonl", ".csv")
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
+# At most this many problems are listed; the count says how many there were.
+MAX_LISTED_PROBLEMS = 50
+
+
+@dataclass
+class ManifestEntry:
+    """One line of a manifest: the job's own values (paths made absolute), by key."""
+
+    line: int
+    paths: dict[str, Path]
+    reference_kps: str | None
+    preset: str | None
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    text: str
+
+
+class ManifestError(InputError):
+    """Every problem of a manifest, each with its line number; nothing was run."""
+
+    def __init__(self, manifest: Path, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda problem: problem.line)
+        shown = self.problems[:MAX_LISTED_PROBLEMS]
+        listed = "\n".join(f"  line {problem.line}: {problem.text}" for problem in shown)
+        more = f"\n  ... and {len(self.problems) - len(shown)} more" if len(self.problems) > len(shown) else ""
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        super().__init__(f"The manifest {manifest} has {count}; no job was started:\n{listed}{more}\n",
+                         fix="Fix these lines and run the same command again.")
+
+
+def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
+    """The jobs of a manifest, and every problem found while reading it (by line)."""
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in MANIFEST_SUFFIXES:
+        raise InputError(f"Cannot read the manifest {path}.", "A manifest is a .jsonl file (one JSON object per "
+                         "line) or a .csv file (a header row, then one job per row).", "Rename it, or convert it.")
+    if not path.is_file():
+        raise InputError(f"The manifest {path} does not exist." if not path.exists() else
+                         f"The manifest {path} is not a file.", "", "Check the path.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"Cannot read the manifest {path}.", f"{error}.", "Save it as UTF-8 text.") from None
+    rows, problems = (_csv_rows if suffix == ".csv" else _jsonl_rows)(text)
+    if not rows and not problems:
+        raise InputError(f"The manifest {path} holds no job.", "", "Write one job per line (see docs/batch.md).")
+    entries = [_entry(line, values, path.absolute().parent, problems) for line, values in rows]
+    return entries, problems
+
+
+def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    rows, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
+            continue
+        if not isinstance(value, dict):
+            problems.append(Problem(number, f"a job is a JSON object {{...}}, not {type(value).__name__}."))
+            continue
+        rows.append((number, value))
+    return rows, problems
+
+
+def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a line break
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    rows, problems = [], []
+    if len(set(header)) != len(header):
+        problems.append(Problem(1, f"the header names a column twice ({', '.join(header)})."))
+    for row in reader:
+        if None in row:
+            problems.append(Problem(reader.line_num, "this row has more cells than the header has columns."))
+            continue
+        values = {}
+        for name, cell in row.items():
+            cell = (cell or "").strip()
+            if cell:
+                values[name] = _from_cell(name, cell)
+        if values:
+            rows.append((reader.line_num, values))
+    return rows, problems
+
+
+def _from_cell(name: str, cell: str) -> Any:
+    """A CSV cell as the setting's type (left as text when it does not parse: the check says why)."""
+    kind = SETTINGS[name].kind if name in SETTINGS else str
+    try:
+        if kind is bool and cell.lower() in TRUE_WORDS + FALSE_WORDS:
+            return cell.lower() in TRUE_WORDS
+        if kind is int:
+            return int(cell)
+        if kind is float:
+            return float(cell)
+    except ValueError:
+        pass
+    return cell
+
+
+def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Problem]) -> ManifestEntry:
+    """The job of one line, with its problems added: what is usable of it is kept so that its other
+    values are checked too (every problem of a line is listed at once)."""
+    found = []
+    for key in values:
+        if key in MODEL_SETTINGS:
+            found.append(f"'{key}' belongs to the command line (--{key}, --devices), not to one job: "
+                         "the networks are loaded once per worker.")
+        elif key not in JOB_KEYS and key not in SETTINGS:
+            found.append(f"unknown key '{key}'. {did_you_mean(key, [*JOB_KEYS, *SETTINGS])}".rstrip())
+    for key in REQUIRED_KEYS:
+        if key not in values:
+            found.append(f"'{key}' is missing (every job needs {', '.join(REQUIRED_KEYS)}).")
+    for key in (*PATH_KEYS, "reference_kps", "preset"):
+        if key in values and (not isinstance(values[key], str) or not values[key].strip()):
+            found.append(f"'{key}' must be a non-empty text, not {values[key]!r}.")
+            values = {name: value for name, value in values.items() if name != key}
+    problems.extend(Problem(line, text) for text in found)
+    paths = {key: _absolute(values[key], folder) for key in PATH_KEYS if key in values}
+    return ManifestEntry(line, paths, _reference_kps(values.get("reference_kps"), folder),
+                         _preset(values.get("preset"), folder),
+                         {key: value for key, value in values.items() if key in SETTINGS})
+
+
+def _absolute(text: str, folder: Path) -> Path:
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else folder / path
+
+
+def _reference_kps(value: str | None, folder: Path) -> str | None:
+    """Points stay text; a kps file becomes an absolute path (decided as ``vexpress_cli.kps.io`` decides)."""
+    from vexpress_cli.jobs.records import reference_kps_file
+
+    if value is None:
+        return None
+    candidate = _absolute(value, folder)
+    return str(candidate) if reference_kps_file(candidate) is not None else value
+
+
+def _preset(value: str | None, folder: Path) -> str | None:
+    """A preset name stays a name; a ``.toml`` path is made absolute."""
+    from vexpress_cli.settings.presets import looks_like_preset_path
+
+    if value is None:
+        return None
+    return str(_absolute(value, folder)) if looks_like_preset_path(value) else value

@@ -1,0 +1,157 @@
+"""The batch on a Ray cluster: one actor per GPU (``num_gpus=1``), or ``workers`` CPU actors where there is none.
+
+Each actor holds one loaded ``Generator`` and takes the next job as soon as it finishes one (a queue kept
+here, in the batch's process). Events travel back on a ``ray.util.queue.Queue``. Inputs, outputs and the
+model folder must be at the same paths on every node (shared storage such as NFS; see docs/batch.md), so
+records and resume work exactly as on one machine. Ctrl-C cancels the running jobs: each actor sees the
+cancellation at its job's next progress report and removes the job's temp files.
+
+Ray is an optional extra: ``pip install "vexpress-cli[ray]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.jobs.batch.checks import BatchJob
+from vexpress_cli.jobs.batch.execute import Emit
+from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
+
+POLL_SECONDS = 0.2
+STOP_GRACE_SECONDS = 30.0
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError(f"{parameter('ray')} needs Ray, which is not installed.",
+                         "Ray is an optional part of vexpress.",
+                         'Install it with: pip install "vexpress-cli[ray]" (the same Ray version on every node).'
+                         ) from None
+    return ray
+
+
+class GeneratorActor:
+    """A Ray actor holding one ``Generator``, loaded at its first job, on the GPU Ray gave it (or the CPU)."""
+
+    def __init__(self, index: int, model_dir: str, device: str, dtype: str | None, events):
+        import ray
+        import torch
+
+        self.model_dir, self.device, self.dtype, self.events = model_dir, device, dtype, events
+        if device == "cpu":  # one CPU per actor, as reserved, unless $OMP_NUM_THREADS says otherwise
+            torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
+        where = f"gpu {','.join(map(str, ray.get_gpu_ids()))}" if device != "cpu" else f"cpu#{index}"
+        self.name = f"{ray.util.get_node_ip_address()} {where}"
+        self.generator = None
+
+    def run(self, job: BatchJob) -> None:
+        """Run one job; its events (the outcome included) go out on the event queue."""
+        import ray
+
+        from vexpress_cli.jobs.batch.execute import run_job
+        from vexpress_cli.jobs.generate import Generator
+
+        try:
+            if self.generator is None:
+                self.generator = Generator(self.model_dir, self.device, self.dtype)
+        except VExpressError as error:
+            self.events.put(BatchEvent("finished", self.name, job.line, job.output, outcome=JobOutcome(
+                job.line, job.output, FAILED, job.action, error.render(), worker=self.name)))
+            return
+        # Newer Ray flags a cancelled task of a regular actor (is_canceled); older Ray lets the job finish.
+        stop = getattr(ray.get_runtime_context(), "is_canceled", None)
+        try:
+            run_job(self.generator, job, self.name, self.events.put, stop=stop)
+        except KeyboardInterrupt:
+            pass  # cancelled: the job cleaned up and said so
+
+
+def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path, device: str | None,
+               dtype: str | None, emit: Emit) -> None:
+    """Run ``jobs`` on Ray actors: ``address`` ``local`` starts a Ray instance here for the batch only."""
+    ray = import_ray()
+    from ray.util.queue import Empty, Queue
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    actors, pending, events = [], {}, None
+    finished: set[int] = set()
+
+    def follow(event: BatchEvent) -> None:
+        if event.kind == "finished":
+            finished.add(event.line)
+        emit(event)
+
+    def drain() -> None:
+        while events is not None:
+            try:
+                follow(events.get_nowait())
+            except Empty:
+                return
+
+    try:
+        events = Queue(actor_options={"num_cpus": 0})
+        gpus = 0 if device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+        count = min(len(jobs), gpus or workers)
+        resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        actor_class = ray.remote(GeneratorActor)
+        actors = [actor_class.options(**resources).remote(index, str(model_dir), "cuda" if gpus else "cpu",
+                                                          dtype, events) for index in range(1, count + 1)]
+        waiting = deque(jobs)
+
+        def submit(actor) -> None:
+            if waiting:
+                job = waiting.popleft()
+                pending[actor.run.remote(job)] = (actor, job)
+
+        for actor in actors:
+            submit(actor)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            drain()
+            for reference in ready:
+                actor, job = pending.pop(reference)
+                try:
+                    ray.get(reference)
+                except ray.exceptions.RayError as error:  # the actor or its node died: its job fails
+                    drain()
+                    if job.line not in finished:
+                        follow(_lost(job, error))
+                    continue
+                submit(actor)
+    except KeyboardInterrupt:
+        _cancel(ray, pending, drain)
+        raise
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()
+
+
+def _lost(job: BatchJob, error: Exception) -> BatchEvent:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = f"The Ray worker running this job died ({first_line}). Run the batch again to retry it."
+    return BatchEvent("finished", "ray", job.line, job.output,
+                      outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason, worker="ray"))
+
+
+def _cancel(ray, pending: dict, drain) -> None:
+    """Ctrl-C: cancel every running job and give the actors time to clean up."""
+    for reference in pending:
+        ray.cancel(reference)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while pending and time.monotonic() < deadline:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
+        for reference in ready:
+            pending.pop(reference)
+        drain()
+    drain()

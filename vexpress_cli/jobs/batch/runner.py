@@ -1,0 +1,135 @@
+"""``batch()``: check the whole manifest, skip what is done, run the rest on one or more loaded Generators.
+
+Where the jobs run: in this process (one worker, the default), in one worker process per device
+(``devices=["cuda:0", "cuda:1"]`` or ``"all"``; ``workers=N`` on one device, e.g. the CPU) pulling jobs
+from one queue (:mod:`.workers`), or on Ray actors (``ray="local"`` or a cluster address,
+:mod:`.ray_runner`). Each worker loads the networks once and runs its jobs on them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
+from vexpress_cli.jobs.batch.execute import Emit, run_job
+from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted, BatchSummary,
+                                             JobOutcome)
+from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
+from vexpress_cli.jobs.records import record_path
+
+# ``ray=LOCAL_RAY`` starts a Ray instance on this machine for the batch; any other value is a cluster address.
+LOCAL_RAY = "local"
+
+
+def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
+          workers: int = 1, devices: str | list[str] | None = None, ray: str | None = None, force: bool = False,
+          on_event: Emit | None = None, **settings: Any) -> BatchSummary:
+    """Run every job of a manifest (``.jsonl`` or ``.csv``, see :mod:`.manifest`) with the networks loaded once.
+
+    ``preset`` and ``settings`` (any generation setting by name, ``device`` and ``dtype`` included) are
+    defaults that each job's own values override. The whole manifest is checked first: every problem
+    raises one :class:`~vexpress_cli.jobs.batch.manifest.ManifestError` and nothing runs. Jobs whose
+    output and matching run record exist are skipped (``force`` redoes them); a failing job is recorded
+    and the batch goes on. ``on_event(BatchEvent)`` follows the jobs and their stages. Ctrl-C raises
+    :class:`BatchInterrupted`, whose ``summary`` says what was done, after the running jobs cleaned up.
+    """
+    from vexpress_cli.engine.checkpoints import check_model_files
+    from vexpress_cli.engine.model_folder import ModelFolder
+    from vexpress_cli.settings.user_config import resolve_model_dir
+
+    started = time.monotonic()
+    emit = on_event or _ignore
+    device, dtype = (settings.pop(name, None) for name in MODEL_SETTINGS)
+    if ray is not None and devices is not None:
+        raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
+                         "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
+                         f"Drop {parameter('devices')}; {parameter('workers')} N sets the number of CPU actors.")
+    names = worker_devices(devices, workers, device)
+    if ray is not None:
+        from vexpress_cli.jobs.batch.ray_runner import import_ray
+
+        import_ray()  # without Ray, say how to install it before checking anything else
+    jobs = prepare_jobs(Path(manifest), preset=preset, settings=settings, force=force)
+    model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None).path
+    check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
+
+    outcomes: dict[int, JobOutcome] = {}
+
+    def collect(event: BatchEvent) -> None:
+        if event.kind == "finished":
+            outcomes[event.line] = event.outcome
+        emit(event)
+
+    emit(BatchEvent("checked", "", 0, done=sum(job.action == SKIP for job in jobs), total=len(jobs)))
+    for job in jobs:
+        if job.action == SKIP:
+            collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
+                job.line, job.output, SKIPPED, SKIP, "; ".join(job.reasons), record=str(record_path(job.output)))))
+    to_run = [job for job in jobs if job.action != SKIP]
+
+    def summary(interrupted: bool = False) -> BatchSummary:
+        ordered = [outcomes.get(job.line) or JobOutcome(job.line, job.output, NOT_RUN, job.action) for job in jobs]
+        return BatchSummary(str(manifest), ordered, time.monotonic() - started, shown, interrupted)
+
+    shown = [f"ray {ray}"] if ray is not None else names
+    try:
+        if to_run and ray is not None:
+            from vexpress_cli.jobs.batch.ray_runner import run_on_ray
+
+            run_on_ray(to_run, ray, workers, model_dir, device, dtype, collect)
+        elif to_run and len(names) > 1:
+            from vexpress_cli.jobs.batch.workers import run_in_processes
+
+            run_in_processes(to_run, names, model_dir, dtype, collect)
+        elif to_run:
+            run_here(to_run, names[0], model_dir, dtype, collect)
+    except KeyboardInterrupt:
+        raise BatchInterrupted(summary(interrupted=True)) from None
+    return summary()
+
+
+def run_here(jobs: list[BatchJob], device: str, model_dir: Path, dtype: str | None, emit: Emit) -> None:
+    """The jobs one after the other in this process, on one Generator."""
+    with Generator(model_dir, device, dtype) as generator:
+        for job in jobs:
+            run_job(generator, job, str(generator.device), emit)
+
+
+def worker_devices(devices: str | list[str] | None, workers: int, device: str | None) -> list[str]:
+    """One device name per worker: ``devices`` (a list, ``"cuda:0,cuda:1"`` or ``"all"``) or ``workers`` x ``device``."""
+    from vexpress_cli.engine.devices import resolve_device
+    from vexpress_cli.settings.schema import validate_value
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"{parameter('workers')} is {workers!r}; it must be a whole number of 1 or more.")
+    if devices is None:
+        names = [device or "auto"] * workers
+    elif workers != 1 or device is not None:
+        raise InputError(f"{parameter('devices')} was given with {parameter('workers' if workers != 1 else 'device')}.",
+                         f"{parameter('devices')} already says where each worker runs: one per device.",
+                         f"Give only {parameter('devices')}.")
+    elif devices == "all":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"{parameter('devices')} all found no GPU.", "This machine or torch build has no CUDA.",
+                             f"Use {parameter('workers')} N to run N workers on the CPU.")
+        names = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    else:
+        names = [name.strip() for name in devices.split(",")] if isinstance(devices, str) else list(devices)
+        names = [validate_value("device", name, f"{parameter('devices')} entry", within_advice=False)
+                 for name in names if name]
+        if not names or len(set(names)) != len(names):
+            raise InputError(f"{parameter('devices')} must name each device once, e.g. cuda:0,cuda:1 (or all).")
+    # An unknown or absent device stops the batch before it starts.
+    names = [str(resolve_device(name)) for name in names]
+    if len(names) > 1 and names.count(names[0]) == len(names):
+        return [f"{names[0]}#{index}" for index in range(1, len(names) + 1)]
+    return names
+
+
+def _ignore(event: BatchEvent) -> None:
+    """The event callback when the caller passes none."""

@@ -1,0 +1,82 @@
+"""What a batch reports while it runs (:class:`BatchEvent`) and at the end (:class:`BatchSummary`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# A job's status at the end of a batch.
+DONE, SKIPPED, FAILED, INTERRUPTED, NOT_RUN = "done", "skipped", "failed", "interrupted", "not run"
+
+
+@dataclass
+class JobOutcome:
+    """How one job ended. ``reason``: the error paragraph of a failure, or why it was skipped or redone."""
+
+    line: int
+    output: str
+    status: str
+    action: str
+    reason: str = ""
+    seconds: float = 0.0
+    worker: str | None = None
+    frames: int | None = None
+    record: str | None = None
+
+
+@dataclass
+class BatchEvent:
+    """One thing that happened in a batch, as a front end's ``on_event`` callback receives it.
+
+    ``kind``: ``checked`` (first, once: ``total`` jobs in the manifest, ``done`` of them skipped),
+    ``started`` (a worker took job ``line``), ``stage`` (the job's ``progress(stage, done, total)``, as in
+    :mod:`vexpress_cli.progress`), or ``finished`` (with its ``outcome``; skipped jobs are reported as
+    finished right after ``checked``).
+    """
+
+    kind: str
+    worker: str
+    line: int
+    output: str = ""
+    stage: str = ""
+    done: int = 0
+    total: int | None = None
+    outcome: JobOutcome | None = None
+
+
+@dataclass
+class BatchSummary:
+    """Every job's outcome in manifest order, and how the batch ended."""
+
+    manifest: str
+    outcomes: list[JobOutcome]
+    seconds: float
+    workers: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == FAILED]
+
+    @property
+    def exit_code(self) -> int:
+        """130 when interrupted, 1 when a job failed or was left unrun (its workers died), else 0."""
+        return 130 if self.interrupted else 1 if self.failed or self.count(NOT_RUN) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {status.replace(" ", "_"): self.count(status)
+                  for status in (DONE, SKIPPED, FAILED, INTERRUPTED, NOT_RUN)}
+        return {"manifest": self.manifest, "total": len(self.outcomes), "counts": counts,
+                "interrupted": self.interrupted, "seconds": round(self.seconds, 3), "workers": self.workers,
+                "jobs": [asdict(outcome) for outcome in self.outcomes]}
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the batch after the running jobs were cleaned up; ``summary`` says what was done."""
+
+    def __init__(self, summary: BatchSummary):
+        super().__init__("The batch was interrupted.")
+        self.summary = summary

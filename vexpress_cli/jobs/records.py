@@ -1,0 +1,256 @@
+"""Run records: ``<output>.json`` beside every output, saying exactly how it was made.
+
+A record holds the resolved settings and seed, every input file with its size and SHA-256, the strategy,
+the model folder and its checkpoint files, the versions of vexpress, torch, diffusers and transformers,
+the device and dtype, frames, fps, duration, the wall time of each stage, warnings and notes, and the
+output's own size and SHA-256. ``Generator.run`` writes it for every generation, just before the
+finished video is renamed into place, so an output never exists without the record that describes it;
+a record whose output is missing or different (a run cut off between the two renames) describes nothing
+and is replaced by the next run. The batch runner also records a job that failed (``status: failed``,
+with the error paragraph) so that the next run retries it.
+
+:meth:`RunRecord.differences` tells whether a record describes a job: same input contents, same
+settings (the device and the dtype are the machine's, not the job's) and the same output file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vexpress_cli.errors import InputError
+from vexpress_cli.progress import ProgressCallback, no_progress
+
+RECORD_FORMAT = "vexpress-run-record"
+RECORD_VERSION = 1
+# Settings that belong to the machine that ran a job, not to the job: they do not make two jobs differ.
+MACHINE_SETTINGS = ("device", "dtype")
+CHECKPOINT_SUFFIXES = (".bin", ".safetensors", ".onnx", ".pth", ".pt", ".ckpt")
+_HASH_CHUNK = 1 << 20
+
+
+def record_path(output: str | Path) -> Path:
+    """Where the record of ``output`` lives: ``talk.mp4`` -> ``talk.mp4.json`` (a frame folder ``f/`` -> ``f.json``)."""
+    output = Path(output)
+    return output.with_name(output.name + ".json")
+
+
+def file_facts(path: str | Path) -> dict[str, Any]:
+    """``{"path", "size", "sha256"}`` of a file; of a frame folder, the hash covers every file's name and bytes."""
+    path = Path(path).absolute()
+    digest = hashlib.sha256()
+    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
+    size = 0
+    for item in files:
+        if path.is_dir():
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        with item.open("rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    return {"path": str(path), "size": size, "sha256": digest.hexdigest()}
+
+
+def reference_kps_file(reference_kps: Any) -> Path | None:
+    """The kps file named by a ``reference_kps`` value, or None for points (read like :mod:`vexpress_cli.kps.io`)."""
+    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+
+    if not isinstance(reference_kps, (str, Path)):
+        return None
+    candidate = Path(reference_kps).expanduser()
+    return candidate if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists() else None
+
+
+def reference_kps_text(reference_kps: Any) -> str | None:
+    """``reference_kps`` as a record keeps it: an absolute kps file path, ``"x,y;x,y;x,y"``, or None."""
+    if reference_kps is None:
+        return None
+    path = reference_kps_file(reference_kps)
+    if path is not None:
+        return str(path.absolute())
+    if isinstance(reference_kps, str):
+        return reference_kps
+    return ";".join(f"{float(x):g},{float(y):g}" for x, y in reference_kps)
+
+
+def input_files(reference_image: Path, audio: Path, kps: Path | None = None,
+                reference_kps: Any = None) -> dict[str, dict[str, Any]]:
+    """The facts of every input file of a job, by role."""
+    roles = {"reference_image": reference_image, "audio": audio, "kps": kps,
+             "reference_kps": reference_kps_file(reference_kps)}
+    return {role: file_facts(path) for role, path in roles.items() if path is not None}
+
+
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that make a job what it is (without the machine's device and dtype)."""
+    return {name: value for name, value in settings.items() if name not in MACHINE_SETTINGS}
+
+
+class StageClock:
+    """A progress callback that passes every report on and adds up the wall time of each stage.
+
+    The time between two reports goes to the stage of the second one, unless it opens a stage
+    (``done == 0``): the pauses between stages count for no stage.
+    """
+
+    def __init__(self, progress: ProgressCallback | None = None):
+        self.progress = progress or no_progress
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+        self.progress(stage, done, total)
+
+    def rounded(self) -> dict[str, float]:
+        return {stage: round(seconds, 3) for stage, seconds in self.seconds.items()}
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """The versions of vexpress and of the libraries that shape its numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vexpress_cli import __version__
+
+    found = {"vexpress": __version__}
+    for name in ("torch", "diffusers", "transformers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@functools.cache
+def model_files(model_dir: Path) -> tuple[tuple[str, int], ...]:
+    """The checkpoint files of a model folder: (name relative to the folder, size), sorted."""
+    return tuple(sorted((path.relative_to(model_dir).as_posix(), path.stat().st_size)
+                        for path in model_dir.rglob("*")
+                        if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file()))
+
+
+@dataclass
+class RunRecord:
+    """What one job was and what it made; ``to_dict()`` is the ``<output>.json`` file."""
+
+    status: str  # "done" or "failed"
+    output: str
+    job: dict[str, Any]  # reference_image, audio, kps, reference_kps, preset: enough to run it again
+    inputs: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    seed: int | None = None
+    strategy: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=versions)
+    device: str | None = None
+    dtype: str | None = None
+    frames: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    seconds: float | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    output_file: dict[str, Any] | None = None
+    error: str | None = None
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": RECORD_FORMAT, "version": RECORD_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+        names = cls.__dataclass_fields__
+        return cls(**{name: value for name, value in data.items() if name in names})
+
+    def differences(self, inputs: dict[str, dict[str, Any]], settings: dict[str, Any],
+                    reference_kps: str | None, output: Path) -> list[str]:
+        """Why this record does not describe the job (empty when it does), in words."""
+        if self.status != "done":
+            return [f"it {self.status} last time"]
+        found = []
+        for role in sorted(set(inputs) | set(self.inputs)):
+            if inputs.get(role, {}).get("sha256") != self.inputs.get(role, {}).get("sha256"):
+                found.append(f"{role} changed")
+        before, now = comparable_settings(self.settings), comparable_settings(settings)
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
+                found.append(f"{name} changed ({before.get(name)!r} -> {now.get(name)!r})")
+        if reference_kps_file(reference_kps) is None and reference_kps != self.job.get("reference_kps"):
+            found.append("reference_kps changed")
+        if not found:
+            facts = file_facts(output) if output.exists() else {}
+            if (facts.get("size"), facts.get("sha256")) != tuple((self.output_file or {}).get(key) for key in ("size", "sha256")):
+                found.append("the output is not the file its record describes")
+        return found
+
+
+def read_record(path: str | Path) -> RunRecord:
+    """Read a run record; InputError when it is missing or not a vexpress run record."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"The run record {path} does not exist.", "",
+                         "Records are written beside each output as <output>.json, e.g. talk.mp4.json.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"Cannot read the run record {path}.", f"{error}.",
+                         "Point to the .json file vexpress wrote beside an output.") from None
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        raise InputError(f"{path} is not a vexpress run record.", f"It has no \"format\": \"{RECORD_FORMAT}\".",
+                         "Point to the .json file vexpress wrote beside an output.")
+    if data.get("version") != RECORD_VERSION:
+        raise InputError(f"The run record {path} has version {data.get('version')!r}.",
+                         f"This vexpress reads version {RECORD_VERSION}.", "Upgrade vexpress.")
+    return RunRecord.from_dict(data)
+
+
+def write_record(record: RunRecord, path: str | Path) -> Path:
+    """Write ``record`` as JSON at ``path`` (every number finite), atomically."""
+    text = json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n"
+    return write_text_atomically(Path(path), text)
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` at ``path`` through :func:`vexpress_cli.outputs.atomic_output`: whole or not at all."""
+    from vexpress_cli.outputs import atomic_output
+
+    with atomic_output(path, overwrite=True) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return path
+
+
+def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: dict[str, float],
+                finished: Path) -> RunRecord:
+    """The record of a generation (a :class:`~vexpress_cli.jobs.generate.GenerationPlan` run on a
+    ``Generator``) whose finished output is still at its temp name ``finished``."""
+    output_file = {**file_facts(finished), "path": str(plan.output.absolute())}
+    return RunRecord(
+        "done", str(plan.output.absolute()), job_of(plan), plan.inputs, plan.settings.to_dict(),
+        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=str(generator.device),
+        dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
+        seconds=round(seconds, 3), stages=stages, warnings=list(plan.warnings), notes=list(plan.notes),
+        output_file=output_file)
+
+
+def job_of(plan: Any) -> dict[str, Any]:
+    """The job as given, with absolute paths: what ``vexpress generate --from-record`` runs again."""
+    return {"reference_image": plan.inputs["reference_image"]["path"], "audio": plan.inputs["audio"]["path"],
+            "kps": str(plan.kps.absolute()) if plan.kps is not None else None,
+            "reference_kps": plan.reference_kps, "preset": plan.preset}
+
+
+def model_of(generator: Any) -> dict[str, Any]:
+    folder = Path(generator.model_dir).absolute()
+    return {"folder": str(folder), "files": [{"name": name, "size": size} for name, size in model_files(folder)]}
