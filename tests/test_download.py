@@ -8,14 +8,12 @@ file selection, placement into the model-folder layout and the final check.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
 import huggingface_hub
 import huggingface_hub.constants as hub_constants
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from vexpress_cli.jobs import download
@@ -208,16 +206,19 @@ def test_online_download_requests_only_the_needed_files(env, monkeypatch):
     hub = FakeHub(env / "hf-cache")
     monkeypatch.setattr(download, "list_hub_files", hub.list_files)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
-    output = io.StringIO()
+    events = []
 
-    report = download_models(env / "models", console=Console(file=output, width=120))
+    report = download_models(env / "models", progress=lambda stage, done, total: events.append((stage, done, total)))
 
     assert hub.requested == sorted(EXPECTED_PLACEMENT.values())
     assert not NOT_NEEDED & set(hub.requested)
     assert_placed(env / "models", env / "hf-cache" / STORAGE / "snapshots" / COMMIT)
     assert report.bytes_placed == sum(len(HUB_FILES[name]) for name in EXPECTED_PLACEMENT.values())
     assert not report.offline
-    assert "Downloading 12 of 12 files" in output.getvalue()
+    total = sum(len(HUB_FILES[name]) for name in EXPECTED_PLACEMENT.values())
+    stages = [stage for stage, _, _ in events]
+    assert stages[0] == "listing" and stages.index("download") < stages.index("place")  # in this order
+    assert ("download", total, total) in events and events[-1] == ("place", total, total)
 
 
 def test_size_mismatch_with_the_hub_listing_is_reported(env, monkeypatch):

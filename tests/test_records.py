@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import vexpress_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.jobs.records import RunRecord, input_files, read_record, record_path, write_record
-from vexpress_cli.media import video
+from vexpress_cli.outputs.atomic import AtomicOutput
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
 pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
@@ -92,10 +92,14 @@ def test_record_describes_only_the_same_job_and_the_same_output(speech, tmp_path
 
 
 def test_output_that_cannot_take_its_place_leaves_no_record_and_no_temp_file(speech, tmp_path, monkeypatch):
-    def refuse(temp, path, overwrite):
-        raise OSError("disk full")
+    commit = AtomicOutput.commit
 
-    monkeypatch.setattr(video, "_commit", refuse)
+    def refuse_the_video(self):
+        if self.path.suffix == ".mp4":
+            raise OSError("disk full")
+        return commit(self)
+
+    monkeypatch.setattr(AtomicOutput, "commit", refuse_the_video)
     with pytest.raises(OSError, match="disk full"):
         vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", model_dir=TINY_MODEL_DIR, **SMALL)
     assert list(tmp_path.iterdir()) == []

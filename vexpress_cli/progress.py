@@ -18,9 +18,12 @@ STAGE_LABELS = {
     "decode": "Decoding and writing frames",
     "faces": "Finding faces",
     "preview": "Writing preview",
+    "listing": "Listing the model repository",
+    "download": "Downloading",
+    "place": "Placing files in the model folder",
 }
-# Stages whose speed is worth showing, with their unit.
-STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames"}
+# Stages whose speed is worth showing, with their unit ("bytes" are shown as kB, MB, GB).
+STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames", "download": "bytes", "place": "bytes"}
 
 
 class ProgressCallback(Protocol):

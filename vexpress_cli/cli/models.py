@@ -14,6 +14,7 @@ from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.settings.user_config import MODEL_DIR_ENV, config_file, configured_model_dir, resolve_model_dir
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.jobs.download import download_models
+from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import VExpressError
 
 LAYOUT_HELP = "\n\n".join(
@@ -51,7 +52,8 @@ def download_command(
     console = Console(stderr=True)
     target, how = (to, "--to") if to is not None else configured_model_dir()
     console.print(f"Model folder: [bold]{target}[/] [dim]({how})[/]", highlight=False)
-    report = download_models(target, revision=revision, offline=offline, console=console)
+    with stage_progress(console) as progress:
+        report = download_models(target, revision=revision, offline=offline, progress=progress)
 
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "

@@ -5,21 +5,37 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn,
-                           TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.filesize import decimal
+from rich.progress import (BarColumn, Progress, ProgressColumn, SpinnerColumn, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
 from vexpress_cli.progress import STAGE_LABELS, STAGE_UNITS
 
 
+def _amount(value: float, unit: str | None) -> str:
+    return decimal(int(value)) if unit == "bytes" else f"{value:g}"
+
+
+class CountColumn(ProgressColumn):
+    """Done / total, in kB, MB, GB for byte stages."""
+
+    def render(self, task) -> Text:
+        unit = task.fields.get("unit")
+        total = "?" if task.total is None else _amount(task.total, unit)
+        return Text(f"{_amount(task.completed, unit)}/{total}", style="progress.download")
+
+
 class RateColumn(ProgressColumn):
-    """Items per second, for stages that have a unit."""
+    """Items (or bytes) per second, for stages that have a unit."""
 
     def render(self, task) -> Text:
         unit = task.fields.get("unit")
         if not unit:
             return Text("")
         speed = task.finished_speed or task.speed
+        if unit == "bytes":
+            return Text(f"{decimal(int(speed))}/s" if speed else "?/s", style="progress.data.speed")
         return Text(f"{speed:5.1f} {unit}/s" if speed else f"  ?   {unit}/s", style="progress.data.speed")
 
 
@@ -31,7 +47,7 @@ class StageProgress:
 
     def __init__(self, console: Console, enabled: bool = True):
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), CountColumn(),
             TaskProgressColumn(), RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, disable=not enabled, transient=False,
         )

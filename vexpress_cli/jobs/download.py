@@ -24,16 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.engine.model_folder import REQUIRED_FILES, RequiredFile, missing_required_files
@@ -49,6 +39,7 @@ from vexpress_cli.jobs.hub import (
     offline_requested,
     translate_hub_error,
 )
+from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
 
 
@@ -125,9 +116,10 @@ def _place_file(source: Path, destination: Path) -> bool:
 
 
 def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report: DownloadReport,
-               progress: Progress | None) -> None:
+               progress: ProgressCallback) -> None:
     total = sum(item.size or 0 for item in planned) or None
-    task = progress.add_task(f"Placing {len(planned)} files", total=total) if progress is not None else None
+    placed = 0
+    progress("place", placed, total)
     for item in planned:
         source = snapshot / item.hub_path
         if not source.is_file():
@@ -151,8 +143,8 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
             report.linked += 1
         else:
             report.copied += 1
-        if progress is not None and task is not None:
-            progress.advance(task, (target / item.target).stat().st_size)
+        placed += (target / item.target).stat().st_size
+        progress("place", placed, total)
 
 
 def _verify(target: Path, planned: list[PlannedFile]) -> None:
@@ -173,32 +165,21 @@ def _verify(target: Path, planned: list[PlannedFile]) -> None:
 # --- the whole thing ----------------------------------------------------------------------------
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 def download_models(
     target: Path,
     *,
     revision: str | None = None,
     offline: bool = False,
     cache_dir: Path | None = None,
-    console: Console | None = None,
+    progress: ProgressCallback | None = None,
 ) -> DownloadReport:
     """Make ``target`` a complete model folder, downloading only the files it lacks.
 
-    ``offline`` (or ``HF_HUB_OFFLINE=1``) uses only the local Hugging Face cache. ``console``
-    shows progress when given. Raises ModelFolderError/InputError with what/why/fix on failure.
+    ``offline`` (or ``HF_HUB_OFFLINE=1``) uses only the local Hugging Face cache. ``progress``
+    gets the stages ``listing``, ``download`` and ``place`` (bytes). Raises
+    ModelFolderError/InputError with what/why/fix on failure.
     """
+    progress = progress or no_progress
     target = Path(target).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise InputError(f"--to {target} is a file, not a folder.", fix="Pick a folder path.")
@@ -219,8 +200,7 @@ def download_models(
             raise not_available_error(cache, "", offline=True)
         hub_files = files_in_snapshot(snapshot)
     else:
-        if console is not None:
-            console.print(f"Listing {layout.HUB_REPO_ID} on the Hugging Face Hub...", highlight=False)
+        progress("listing", 0, 1)
         try:
             hub_files = list_hub_files(revision)
         except KeyboardInterrupt:
@@ -234,31 +214,25 @@ def download_models(
                 raise not_available_error(cache, f"{type(error).__name__}: {error}".splitlines()[0], False) from None
             hub_files = files_in_snapshot(snapshot)
             report.offline = True
+        progress("listing", 1, 1)
 
     report.planned = plan_download(hub_files, needed, from_cache=snapshot)
     ensure_writable_folder(target)
-    progress = _progress(console) if console is not None else None
-    try:
-        if progress is not None:
-            progress.start()
-        if snapshot is None:
-            try:
-                snapshot = fetch_files(report.planned, revision, cache, progress)
-            except KeyboardInterrupt:
-                raise
-            except Exception as error:
-                translated = translate_hub_error(error, revision)
-                if translated is not None:
-                    raise translated from None
-                raise ModelFolderError(
-                    f"The download from {layout.HUB_REPO_ID} stopped: "
-                    f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-                    why="Files fetched so far stay in the Hugging Face cache.",
-                    fix="Run `vexpress models download` again to resume.",
-                ) from None
-        _place_all(snapshot, report.planned, target, report, progress)
-    finally:
-        if progress is not None:
-            progress.stop()
+    if snapshot is None:
+        try:
+            snapshot = fetch_files(report.planned, revision, cache, progress)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            translated = translate_hub_error(error, revision)
+            if translated is not None:
+                raise translated from None
+            raise ModelFolderError(
+                f"The download from {layout.HUB_REPO_ID} stopped: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                why="Files fetched so far stay in the Hugging Face cache.",
+                fix="Run `vexpress models download` again to resume.",
+            ) from None
+    _place_all(snapshot, report.planned, target, report, progress)
     _verify(target, report.planned)
     return report

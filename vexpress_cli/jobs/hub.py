@@ -18,9 +18,9 @@ from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.errors import InputError, ModelFolderError
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
+from vexpress_cli.progress import ProgressCallback
 
+if TYPE_CHECKING:
     from vexpress_cli.jobs.download import PlannedFile
 
 HUB_PREFIX = "model_ckpts/"
@@ -147,7 +147,7 @@ def _run_in_thread(work: Callable[[], T], on_tick: Callable[[], None]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: Progress | None) -> Path:
+def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: ProgressCallback) -> Path:
     """Download the planned files into the cache; returns the snapshot folder."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache
     from huggingface_hub.file_download import repo_folder_name
@@ -158,13 +158,10 @@ def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, p
         try_to_load_from_cache(layout.HUB_REPO_ID, item.hub_path, cache_dir=cache, revision=revision), str)]
     total = sum(item.size or 0 for item in to_fetch) or None
     baseline = _blob_bytes(storage)
-    task = None
-    if progress is not None:
-        task = progress.add_task(f"Downloading {len(to_fetch)} of {len(planned)} files", total=total)
+    progress("download", 0, total)
 
     def tick() -> None:
-        if progress is not None and task is not None:
-            progress.update(task, completed=max(0, _blob_bytes(storage) - baseline))
+        progress("download", max(0, _blob_bytes(storage) - baseline), total)
 
     bars_were_disabled = are_progress_bars_disabled()
     disable_progress_bars()  # ours replace them
@@ -177,6 +174,5 @@ def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, p
     finally:
         if not bars_were_disabled:
             enable_progress_bars()
-    if progress is not None and task is not None:
-        progress.update(task, completed=total or 1, total=total or 1)
+    progress("download", total or 1, total or 1)
     return Path(folder)

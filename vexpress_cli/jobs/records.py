@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.progress import ProgressCallback, no_progress
 
 RECORD_FORMAT = "vexpress-run-record"
@@ -55,16 +56,6 @@ def file_facts(path: str | Path) -> dict[str, Any]:
                 digest.update(chunk)
                 size += len(chunk)
     return {"path": str(path), "size": size, "sha256": digest.hexdigest()}
-
-
-def reference_kps_file(reference_kps: Any) -> Path | None:
-    """The kps file named by a ``reference_kps`` value, or None for points (read like :mod:`vexpress_cli.kps.io`)."""
-    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
-
-    if not isinstance(reference_kps, (str, Path)):
-        return None
-    candidate = Path(reference_kps).expanduser()
-    return candidate if candidate.suffix.lower() in SUPPORTED_SUFFIXES or candidate.exists() else None
 
 
 def reference_kps_text(reference_kps: Any) -> str | None:

@@ -214,10 +214,18 @@ def validate_track_points(points, origin: str) -> np.ndarray:
 def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     """Reference keypoints given on the command line: a kps file (its first frame, in a
     ``width`` x ``height`` frame) or ``"x,y;x,y;x,y"``."""
-    candidate = Path(text).expanduser()
-    if candidate.suffix.lower() in KPS_SUFFIXES or candidate.exists():
+    candidate = reference_kps_file(text)
+    if candidate is not None:
         return load_kps(candidate).in_frame(width, height)[0].points[0]
     return parse_kps_points(text)
+
+
+def reference_kps_file(reference_kps) -> Path | None:
+    """The kps file a ``reference_kps`` value names (a kps suffix, or an existing path), or None for points."""
+    if not isinstance(reference_kps, (str, Path)):
+        return None
+    candidate = Path(reference_kps).expanduser()
+    return candidate if candidate.suffix.lower() in KPS_SUFFIXES or candidate.exists() else None
 
 
 def parse_kps_points(text: str) -> np.ndarray:

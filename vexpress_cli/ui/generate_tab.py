@@ -51,7 +51,7 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     from vexpress_cli import extract
     from vexpress_cli.jobs.generate import resolve_job_settings
     from vexpress_cli.kps import parse_kps_points
-    from vexpress_cli.kps.io import SUPPORTED_SUFFIXES
+    from vexpress_cli.file_types import KPS_SUFFIXES
 
     for name in ("reference_image", "audio"):
         if not getattr(inputs, name):
@@ -64,7 +64,7 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     reference_kps = parse_kps_points(inputs.reference_kps) if inputs.reference_kps else None
     reference = Path(inputs.reference_image)
     kps = Path(inputs.kps) if inputs.kps else None
-    if kps is not None and kps.suffix.lower() not in SUPPORTED_SUFFIXES:  # a driving video: its track first
+    if kps is not None and kps.suffix.lower() not in KPS_SUFFIXES:  # a driving video: its track first
         kps = extract(kps, job.output(f"{kps.stem}-kps", ".safetensors"), width=resolved.width,
                       height=resolved.height, face_backend=resolved.face_backend, model_root=job.models.model_dir,
                       progress=job.progress).kps_out

@@ -16,8 +16,8 @@ from typing import Any
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, ManifestError, Problem, read_manifest
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
-from vexpress_cli.jobs.records import (comparable_settings, input_files, read_record, record_path,
-                                       reference_kps_file)
+from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
+from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.settings.schema import validate_value
 
 # What a job needs, decided from its output and record (see docs/batch.md).

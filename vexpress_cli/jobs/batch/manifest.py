@@ -163,7 +163,7 @@ def _absolute(text: str, folder: Path) -> Path:
 
 def _reference_kps(value: str | None, folder: Path) -> str | None:
     """Points stay text; a kps file becomes an absolute path (decided as ``vexpress_cli.kps.io`` decides)."""
-    from vexpress_cli.jobs.records import reference_kps_file
+    from vexpress_cli.kps.io import reference_kps_file
 
     if value is None:
         return None
