@@ -318,3 +318,34 @@ def test_failure_placing_a_file_is_a_model_folder_error(env, monkeypatch, no_net
         download_models(env / "models", offline=True)
     assert "Cannot place" in raised.value.what and "run `vexpress models download` again" in raised.value.fix
     assert not list((env / "models").rglob(".*.partial*"))
+
+
+def test_an_unreachable_hub_is_one_clean_message_after_one_try(env, monkeypatch):
+    """Issue 8 item 6: offline, `models download` printed huggingface_hub's retry lines for ~25 s."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    connections = []
+
+    def hang_up():  # every connection is closed at once, as a dead proxy would
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            connections.append(client)
+            client.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    monkeypatch.setattr(hub_constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        result = run_cli("models", "download", "--to", str(env / "models"))
+    finally:
+        server.close()
+    assert result.exit_code == 2, result.output
+    assert "The Hugging Face Hub could not be reached" in " ".join(result.output.split())
+    assert "Retrying" not in result.output and "Traceback" not in result.output
+    assert len(connections) == 1

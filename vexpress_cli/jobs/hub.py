@@ -20,6 +20,9 @@ from vexpress_cli.errors import InputError, ModelFolderError
 
 from vexpress_cli.progress import ProgressCallback
 
+# How long the first request to the Hub may take before vexpress calls it unreachable.
+HUB_PROBE_SECONDS = 10
+
 if TYPE_CHECKING:
     from vexpress_cli.jobs.download import PlannedFile
 
@@ -56,10 +59,16 @@ def _all_hub_candidates() -> list[str]:
 
 
 def list_hub_files(revision: str | None) -> dict[str, int | None]:
-    """Every file in the hub repository at ``revision``, with its size in bytes."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
+    """Every file in the hub repository at ``revision``, with its size in bytes.
 
+    One plain request first: offline, it fails at once instead of after huggingface_hub's five
+    logged retries (about 25 s); the caller then falls back to the cache with one clear message.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.hf_api import RepoFile
+    from huggingface_hub.utils import get_session
+
+    get_session().head(f"{constants.ENDPOINT}/api/models/{layout.HUB_REPO_ID}", timeout=HUB_PROBE_SECONDS)
     entries = HfApi().list_repo_tree(layout.HUB_REPO_ID, recursive=True, revision=revision)
     return {entry.path: entry.size for entry in entries if isinstance(entry, RepoFile)}
 
