@@ -253,7 +253,7 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
                      "is also the output of line 1: two jobs cannot write one file.",
                      "line 3: not valid JSON",
                      "line 4: 'width' is 100; it must be a multiple of 8.",
-                     "cannot write a video with the suffix .avi",
+                     "unknown file type '.avi'",
                      "line 5: 'audio' is missing",
                      "line 5: There is no preset named 'lipsync'."]:
         assert expected in message, expected

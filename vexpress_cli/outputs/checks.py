@@ -59,7 +59,7 @@ def output_kind(path: str | Path, kind: str | None) -> str | None:
 
 
 def check_output(path: str | Path, overwrite: bool = False, kind: str | None = None, *,
-                 create_folder: bool = False) -> Path:
+                 create_folder: bool = False, folder_made_later: bool = False) -> Path:
     """Check that ``path`` may be written, before any slow work; return it absolute.
 
     ``kind`` is ``"video"`` (a video file, or a path without suffix for a folder of PNG
@@ -69,7 +69,9 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
     way of a file (or a file, or a folder holding more than frames, in the way of a frame
     folder); a parent folder that is missing, is a file, or is not writable. A missing
     parent folder is created with ``create_folder=True``; otherwise it is an error and
-    nothing is created.
+    nothing is created; with ``folder_made_later=True`` a missing folder passes when it could be
+    created (its nearest existing parent is a writable folder), for callers that create it when
+    the work starts (a batch checks every job before any runs).
     """
     path = Path(path).expanduser().absolute()
     frames_allowed = kind == "video"
@@ -104,8 +106,8 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
             "Existing outputs are never replaced silently.",
             OVERWRITE_FIX,
         )
-    if create_folder:
-        ensure_writable_folder(path.parent)
+    if create_folder or folder_made_later:
+        ensure_writable_folder(path.parent, create=create_folder)
     else:
         _check_existing_folder(path)
     return path

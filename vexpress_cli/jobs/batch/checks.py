@@ -129,7 +129,8 @@ def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str
     if any(key == os.path.normcase(os.path.abspath(path)) for name, path in entry.paths.items() if name != "output"):
         found.append(f"'output' {output} is also one of the job's inputs.")
     try:
-        check_output(output, True, "video")  # whether an existing output is redone is decided by its record
+        # Whether an existing output is redone is decided by its record; its folder is made when the job runs.
+        check_output(output, True, "video", folder_made_later=True)
     except InputError as error:
         found.append(error.render())
 
