@@ -204,17 +204,17 @@ def test_generate_in_the_browser_plays_a_video_as_long_as_the_clip(page, server,
     summary = page.locator("#result-summary")
     summary.get_by_text("30 frames at 30 fps").wait_for()
     links = download_links(page, "result-files")
-    assert sorted(links) == ["ref-talking.json", "ref-talking.mp4"]
-    record = page.request.get(links["ref-talking.json"])
+    assert sorted(links) == ["ref-talking.mp4", "ref-talking.mp4.json"]
+    record = page.request.get(links["ref-talking.mp4.json"])  # the run record of the generation
     settings = record.json()["settings"]
     assert (settings["width"], settings["height"], settings["num_inference_steps"]) == (64, 64, 1)
     assert (settings["audio_attention_weight"], settings["reference_attention_weight"]) == (3.0, 0.95)
-    assert record.json()["inputs"]["preset"] == "expressive"
+    assert record.json()["job"]["preset"] == "expressive"
     screenshot(page, "generate")
 
     # The outputs live in the page's session folder, removed when the page closes.
-    session = next(path.parents[1] for path in server.root.glob("sessions/*/job-*/ref-talking.json")
-                   if json.loads(path.read_text())["inputs"]["audio"] == "clip.mp4")
+    session = next(path.parents[1] for path in server.root.glob("sessions/*/job-*/ref-talking.mp4.json")
+                   if Path(json.loads(path.read_text())["job"]["audio"]).name == "clip.mp4")
     page.close()
     deadline = time.monotonic() + 60
     while session.exists():
@@ -365,8 +365,8 @@ def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progre
     # The cancelled job's folder is gone (no half-written video); the quick one's holds its two files.
     session = server.runtime.sessions.folder_of(client.session_hash)
     jobs = list(session.iterdir())
-    assert len(jobs) == 1 and sorted(path.name for path in jobs[0].iterdir()) == ["ref-talking.json",
-                                                                                  "ref-talking.mp4"]
+    assert len(jobs) == 1 and sorted(path.name for path in jobs[0].iterdir()) == ["ref-talking.mp4",
+                                                                                  "ref-talking.mp4.json"]
 
 
 # --- safe by default ------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ class GenerateOutputs:
 
 
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
-    """Check the inputs, extract a driving video's track if one was given, generate, write the record."""
+    """Check the inputs, extract a driving video's track if one was given, generate (with its run record)."""
     from vexpress_cli import extract
     from vexpress_cli.jobs.generate import resolve_job_settings
     from vexpress_cli.kps import parse_kps_points
@@ -72,23 +70,7 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     with job.models.generator(resolved.device, resolved.dtype, job.token) as generator:
         result = generator.generate(reference, inputs.audio, output, kps=kps, reference_kps=reference_kps,
                                     preset=preset, progress=job.progress, **settings)
-    record = {**result.to_dict(), "output": output.name,
-              "inputs": {"reference_image": reference.name, "audio": Path(inputs.audio).name,
-                         "kps": Path(inputs.kps).name if inputs.kps else None,
-                         "reference_kps": inputs.reference_kps or None, "preset": preset}}
-    record_path = output.with_suffix(".json")
-    write_atomically(record_path, json.dumps(record, indent=2) + "\n")
-    return GenerateOutputs(output, record_path, result)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """``path`` holds ``text`` in full or does not exist."""
-    pending = path.with_name(f".{path.name}.pending")
-    try:
-        pending.write_text(text, encoding="utf-8")
-        os.replace(pending, path)
-    finally:
-        pending.unlink(missing_ok=True)
+    return GenerateOutputs(output, result.record, result)
 
 
 def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
