@@ -179,3 +179,14 @@ def test_import_vexpress_cli_loads_no_torch():
     code = "import sys, vexpress_cli; print('torch' in sys.modules, 'generate' in dir(vexpress_cli))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False True"
+
+
+def test_overwrite_onto_a_folder_that_is_not_frames_is_refused_before_the_model_loads(speech, tmp_path):
+    """Issue 8 item 15: `--overwrite` onto a folder of other files was refused only after the model had loaded."""
+    folder = tmp_path / "my-documents"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("keep me")
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    with pytest.raises(InputError, match="Will not replace .*my-documents.* with a frame folder"):
+        generator.plan(AOC / "ref.jpg", speech, folder, overwrite=True, **SMALL)
+    assert not generator.loaded and (folder / "thesis.txt").read_text() == "keep me"
