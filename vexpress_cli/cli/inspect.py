@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.cli.options import flag_of
+from vexpress_cli.cli.options import FaceBackend, flag_of, setting_option
+from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.errors import InputError, spell_parameters
 
 console = Console()
@@ -30,7 +30,7 @@ EPILOG = """\
 
   Size of a reference photo and the face (3 keypoints) generate will use:
 
-    [cyan]vexpress inspect ref.jpg --backend dlib[/]
+    [cyan]vexpress inspect ref.jpg --face-backend dlib[/]
 
   Frames, coordinate range, jitter and gaps of a kps track:
 
@@ -50,12 +50,6 @@ else by its first bytes. Details: docs/inspect.md.
 """
 
 
-class BackendName(str, Enum):
-    auto = "auto"
-    insightface = "insightface"
-    dlib = "dlib"
-
-
 def inspect_command(
     path: Path | None = typer.Argument(
         None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
@@ -68,8 +62,7 @@ def inspect_command(
         None, "--fps", help="Audio: frame rate of the video to make (default 30). "
         "kps: frame rate to assume when the file records none."
     ),
-    backend: BackendName = typer.Option(BackendName.auto, "--backend", case_sensitive=False,
-                                        help="Image: the face detector."),
+    backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     width: int = typer.Option(512, "--width", min=1, help="Image: width the photo is resized to for detection."),
     height: int = typer.Option(512, "--height", min=1, help="Image: height the photo is resized to for detection."),
     model_root: Path | None = typer.Option(
@@ -97,7 +90,7 @@ def inspect_command(
         report_model_folder(path, as_json)
         return
     report = input_report.inspect_input(
-        path, fps=fps, backend=backend.value, width=width, height=height, model_root=model_root, jump_px=jump_px
+        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px
     )
     report_input(report, as_json)
 
