@@ -190,3 +190,19 @@ def test_overwrite_onto_a_folder_that_is_not_frames_is_refused_before_the_model_
     with pytest.raises(InputError, match="Will not replace .*my-documents.* with a frame folder"):
         generator.plan(AOC / "ref.jpg", speech, folder, overwrite=True, **SMALL)
     assert not generator.loaded and (folder / "thesis.txt").read_text() == "keep me"
+
+
+def test_retarget_at_another_fps_keeps_the_driving_motion_in_time(tmp_path):
+    """Issue 8 item 2, for retarget too: a 25 fps track written at 30 fps keeps its speed and duration."""
+    from vexpress_cli.kps.io import KpsTrack, save_kps
+
+    seconds = np.arange(50, dtype=np.float32) / 25
+    points = np.stack([np.stack([200 + 50 * seconds, 220 + 0 * seconds], -1)] * 3, axis=1)  # 50 px per second
+    driving = tmp_path / "driving.safetensors"
+    save_kps(driving, KpsTrack(points, fps=25.0, width=512, height=512))
+    result = vexpress_cli.retarget(None, driving, "no_retarget", tmp_path / "at30.safetensors", fps=30)
+    saved = load_kps(result.output)
+    assert saved.num_frames == 60 and saved.fps == 30  # 2 s either way
+    np.testing.assert_allclose(saved.points[:, 0, 0], np.minimum(200 + 50 * np.arange(60) / 30, 200 + 50 * 49 / 25),
+                               atol=1e-3)
+    assert result.notes == ["The 50-frame kps track at 25 fps was resampled in time to 60 frames at 30 fps."]

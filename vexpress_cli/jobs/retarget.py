@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.kps import KpsTrack, fit_track, iter_kps_images, load_kps, retarget_track, save_kps
+from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
+from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import reference_kps_from_text
 from vexpress_cli.kps.retargeting import require_driving_kps, uses_reference_kps
 from vexpress_cli.plugins import get_retarget_strategy
@@ -87,25 +88,31 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     require_driving_kps(chosen, kps is not None)
     notes: list[str] = []
     driving = _load_driving(Path(kps), width, height, notes) if kps is not None else None
-    if num_frames is None:
-        if driving is None:
-            raise InputError(
-                "How many frames? Without a driving kps track there is no track length to copy.",
-                why=f"The strategy '{strategy}' builds the track from the reference alone.",
-                fix=f"Give {parameter('num_frames')} N (e.g. the audio's duration times the fps).",
-            )
-        num_frames = driving.num_frames
+    if num_frames is None and driving is None:
+        raise InputError(
+            "How many frames? Without a driving kps track there is no track length to copy.",
+            why=f"The strategy '{strategy}' builds the track from the reference alone.",
+            fix=f"Give {parameter('num_frames')} N (e.g. the audio's duration times the fps).",
+        )
+    fps = fps or (driving.fps if driving is not None and driving.fps else None)
+    driving_points = None
+    if driving is not None:
+        # Fitted by time: a 25 fps track written at 30 fps keeps its speed (and, by default, its duration).
+        track_fps = driving.fps or fps or DEFAULT_PREVIEW_FPS
+        out_fps = fps or track_fps
+        if num_frames is None:
+            num_frames = max(1, round(driving.num_frames * out_fps / track_fps))
+        driving_points, fitting = fit_track_in_time(driving.points, track_fps, out_fps, num_frames, kps_fit)
+        notes.extend(fitting)
     if reference_image is None and reference_kps is None and not uses_reference_kps(chosen) and driving is not None:
         # The strategy keeps the driving points as they are: no reference face is needed.
         reference = _Reference(kps=driving.points[0], image=None, detected=False)
     else:
         reference = _load_reference(reference_image, reference_kps, width, height, face_backend, model_root)
 
-    points = retarget_track(reference.kps, None if driving is None else driving.points, num_frames, chosen, kps_fit)
-    fps = fps or (driving.fps if driving is not None and driving.fps else None)
+    points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit)
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
-        driving_points = None if driving is None else fit_track(driving.points, num_frames, kps_fit)
         write_preview(preview, track.points, driving_points, reference.image, fps or DEFAULT_PREVIEW_FPS,
                       width, height, overwrite, progress or no_progress)
     save_kps(output, track, overwrite=overwrite)
