@@ -69,41 +69,20 @@ def generate_command(
     kps = one_of(kps, original_kps, "--kps", "--kps_path")
     settings = dict(settings or {})
     if from_record is not None:
-        reference_image, audio, output, kps, reference_kps, settings = from_record_job(
-            from_record, preset, settings, reference_image=reference_image, audio=audio, output=output, kps=kps,
-            reference_kps=reference_kps)
+        from vexpress_cli.jobs.records import job_from_record
+
+        job = job_from_record(from_record, preset, settings, reference_image=reference_image, audio=audio,
+                              output=output, kps=kps, reference_kps=reference_kps)
+        for warning in job.warnings:
+            console.print(f"[yellow]Warning:[/] {escape(warning)}")
+        reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
+        reference_kps, settings = job.reference_kps, job.settings
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
         if value is None:
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
                  model_dir=model_dir, overwrite=overwrite, quiet=quiet, as_json=as_json)
-
-
-def from_record_job(record_file: Path, preset: str | None, settings: dict, **given):
-    """The job a run record describes, with what was given on the command line winning; warns about
-    inputs that changed since."""
-    from vexpress_cli.jobs.records import comparable_settings, input_files, read_record
-
-    if preset is not None:
-        raise InputError("--preset cannot be combined with --from-record.",
-                         "The record already holds every setting of its job.",
-                         "Give the settings to change as flags instead.")
-    record = read_record(record_file)
-    job = record.job
-    values = {name: given[name] if given[name] is not None else job.get(name)
-              for name in ("reference_image", "audio", "kps", "reference_kps")}
-    output = given["output"] if given["output"] is not None else Path(record.output)
-    paths = {name: Path(values[name]) if values[name] is not None else None
-             for name in ("reference_image", "audio", "kps")}
-    if all(path is None or path.is_file() for path in paths.values()):
-        now = input_files(paths["reference_image"], paths["audio"], paths["kps"], values["reference_kps"])
-        for role, facts in record.inputs.items():
-            if now.get(role, {}).get("sha256") != facts.get("sha256"):
-                console.print(f"[yellow]Warning:[/] {escape(role)} {escape(str(now.get(role, facts)['path']))} "
-                              "is not the file the record was made with (its SHA-256 differs).")
-    return (paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
-            {**comparable_settings(record.settings), **settings})
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.progress import ProgressCallback, no_progress
 
@@ -245,3 +245,40 @@ def job_of(plan: Any) -> dict[str, Any]:
 def model_of(generator: Any) -> dict[str, Any]:
     folder = Path(generator.model_dir).absolute()
     return {"folder": str(folder), "files": [{"name": name, "size": size} for name, size in model_files(folder)]}
+
+
+@dataclass
+class RecordedJob:
+    """The job a run record describes, with what the caller gave instead (``vexpress generate --from-record``)."""
+
+    reference_image: Path
+    audio: Path
+    output: Path
+    kps: Path | None
+    reference_kps: str | None
+    settings: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def job_from_record(record_file: str | Path, preset: str | None, settings: dict[str, Any],
+                    **given: Any) -> RecordedJob:
+    """The record's job; each of ``given`` (reference_image, audio, output, kps, reference_kps) and each
+    setting in ``settings`` wins over it. Warns when an input is not the file the record was made with."""
+    if preset is not None:
+        raise InputError(f"{parameter('preset')} cannot be combined with {parameter('from_record')}.",
+                         "The record already holds every setting of its job.",
+                         "Give the settings to change instead.")
+    record = read_record(record_file)
+    values = {name: given.get(name) if given.get(name) is not None else record.job.get(name)
+              for name in ("reference_image", "audio", "kps", "reference_kps")}
+    output = Path(given["output"]) if given.get("output") is not None else Path(record.output)
+    paths = {name: Path(values[name]) if values[name] is not None else None
+             for name in ("reference_image", "audio", "kps")}
+    warnings = []
+    if all(path is None or path.is_file() for path in paths.values()):
+        now = input_files(paths["reference_image"], paths["audio"], paths["kps"], values["reference_kps"])
+        warnings = [f"{role} {now.get(role, facts)['path']} is not the file the record was made with "
+                    "(its SHA-256 differs)." for role, facts in record.inputs.items()
+                    if now.get(role, {}).get("sha256") != facts.get("sha256")]
+    return RecordedJob(paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
+                       {**comparable_settings(record.settings), **settings}, warnings)
