@@ -41,8 +41,6 @@ from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, Reso
 MIN_ADVISED_SIZE = 512
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
-# The frame rate of a kps file that records none and comes with no video (the original samples' rate).
-ASSUMED_KPS_FPS = 25.0
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
 
@@ -392,12 +390,13 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
 
 def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
     """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
+    from vexpress_cli.kps.io import ASSUMED_FPS
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.media.video_reader import video_info
 
     source = probe(audio, "audio")
     fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
-        ASSUMED_KPS_FPS, "the original samples' rate")
+        ASSUMED_FPS, "the original samples' rate")
     notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
                     "Tracks saved as .safetensors keep theirs.")
     return fps

@@ -12,13 +12,12 @@ import numpy as np
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.fit import fit_track_in_time
-from vexpress_cli.kps.io import reference_kps_from_text
+from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
 from vexpress_cli.kps.retargeting import require_driving_kps, uses_reference_kps
 from vexpress_cli.plugins import get_retarget_strategy
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
 
-DEFAULT_PREVIEW_FPS = 25.0
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
 
@@ -98,7 +97,9 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     driving_points = None
     if driving is not None:
         # Fitted by time: a 25 fps track written at 30 fps keeps its speed (and, by default, its duration).
-        track_fps = driving.fps or fps or DEFAULT_PREVIEW_FPS
+        track_fps = driving.fps or ASSUMED_FPS
+        if driving.fps is None and fps is not None and fps != ASSUMED_FPS:
+            notes.append(f"The kps file records no frame rate; assumed {ASSUMED_FPS:g} fps.")
         out_fps = fps or track_fps
         if num_frames is None:
             num_frames = max(1, round(driving.num_frames * out_fps / track_fps))
@@ -113,7 +114,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit)
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
-        write_preview(preview, track.points, driving_points, reference.image, fps or DEFAULT_PREVIEW_FPS,
+        write_preview(preview, track.points, driving_points, reference.image, fps or ASSUMED_FPS,
                       width, height, overwrite, progress or no_progress)
     save_kps(output, track, overwrite=overwrite)
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,

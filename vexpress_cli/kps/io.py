@@ -42,6 +42,8 @@ from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 KPS_TENSOR_NAME = "kps"
 # The frame size of a kps file that records none: the original extracts at 512x512.
 ASSUMED_SIZE = 512
+# The frame rate of a kps file that records none and comes with no video: the original samples' rate.
+ASSUMED_FPS = 25.0
 FORMAT_NAME = "vexpress-kps"
 FORMAT_VERSION = "1"
 # 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
