@@ -40,7 +40,7 @@ def main() -> None:
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
               "dtype": args.dtype, "size": args.size, "steps": args.steps,
               "build_s": round(time.perf_counter() - started, 1),
-              "parameters_M": round(sum(p.numel() for m in pipeline.modules().values() for p in m.parameters()) / 1e6)}
+              "parameters_M": round(sum(p.numel() for m in pipeline.networks().values() for p in m.parameters()) / 1e6)}
     for save_gpu_memory in (False, True):
         result[f"save_gpu_memory={save_gpu_memory}"] = run(pipeline, args, device, save_gpu_memory)
         pipeline.to(device)
@@ -52,7 +52,8 @@ def build_random_full_size_pipeline(unet_config: dict, device: torch.device, dty
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     from vexpress_cli.engine.architecture import Architecture
-    from vexpress_cli.engine.pipeline import SCHEDULER_CONFIG, VExpressPipeline
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+    from vexpress_cli.engine.scheduling import SCHEDULER_CONFIG
 
     architecture = Architecture.from_configs(unet_config)
     with torch.device(device):
@@ -61,8 +62,8 @@ def build_random_full_size_pipeline(unet_config: dict, device: torch.device, dty
         vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
                             up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
         audio_encoder = Wav2Vec2Model(Wav2Vec2Config())
-    pipeline = VExpressPipeline(vae=vae, audio_encoder=audio_encoder, audio_processor=Wav2Vec2FeatureExtractor(),
-                                scheduler=DDIMScheduler(**SCHEDULER_CONFIG), architecture=architecture, **networks)
+    pipeline = VExpressPipeline(vae=vae, audio_encoder=audio_encoder, feature_extractor=Wav2Vec2FeatureExtractor(),
+                                scheduler=DDIMScheduler(**SCHEDULER_CONFIG), **networks)
     return pipeline.to(device, dtype)
 
 

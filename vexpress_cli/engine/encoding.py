@@ -1,0 +1,103 @@
+"""The pipeline's conditioning stages: the portrait through the VAE and the reference net, the speech
+through wav2vec2 and the audio projection (a mixin of ``VExpressPipeline``, numbers as the original's)."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+
+from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
+from vexpress_cli.engine.networks.reference_net import collect_reference_features
+from vexpress_cli.engine.networks.speech_encoder import encode_speech
+from vexpress_cli.progress import ProgressCallback
+
+AUDIO_SAMPLE_RATE = 16000
+# Audio windows projected in one batch.
+AUDIO_PROJECTION_BATCH = 256
+
+
+class EncodingStages:
+    """Stages 2 and 3 of a call; ``save_gpu_memory`` moves each finished network to the CPU."""
+
+    @torch.no_grad()
+    def encode_reference(self, reference_image: PIL.Image.Image, width: int, height: int) -> torch.Tensor:
+        """VAE latent mean of the portrait times the SD scaling factor: ``[1, 4, h, w]``."""
+        pixels = self.reference_image_processor.preprocess(reference_image, height=height, width=width)
+        pixels = pixels.to(device=self._execution_device, dtype=self.vae.dtype)
+        return self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def reference_conditioning(self, reference_latents: torch.Tensor, do_cfg: bool, reference_attention_weight: float,
+                               audio_attention_weight: float) -> ReferenceConditioning:
+        device = self._execution_device
+        features = collect_reference_features(self.reference_net,
+                                              reference_latents.to(device, self.reference_net.dtype))
+        if do_cfg:
+            features = {name: torch.cat([torch.zeros_like(value), value]) for name, value in features.items()}
+        features = {name: value.to(device, self.denoising_unet.dtype) for name, value in features.items()}
+        return ReferenceConditioning(features, reference_attention_weight, audio_attention_weight)
+
+    @torch.no_grad()
+    def encode_audio(self, audio_waveform: torch.Tensor | np.ndarray, video_length: int,
+                     num_pad_audio_frames: int) -> torch.Tensor:
+        """Audio tokens of every frame, ``[video_length, tokens, dim]`` (conditional half only)."""
+        waveform = torch.as_tensor(audio_waveform, dtype=torch.float32).reshape(-1).numpy()
+        inputs = self.feature_extractor(waveform, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt").input_values
+        device = self._execution_device
+        rng_before = torch.get_rng_state()
+        _onload_hooked(self.audio_encoder)  # encode_speech runs its parts, not its forward
+        hidden = encode_speech(self.audio_encoder, inputs.to(device, self.audio_encoder.dtype))
+        if torch.equal(rng_before, torch.get_rng_state()):
+            self._draw_like_original_layerdrop()
+        # Two audio features per video frame, linearly resampled in float32 as the original does.
+        per_frame = F.interpolate(hidden.float().transpose(1, 2), size=2 * video_length, mode="linear")
+        per_frame = per_frame[0].transpose(0, 1).to(hidden.dtype)
+        window = 2 * (2 * num_pad_audio_frames + 1)
+        padding = per_frame.new_zeros(2 * num_pad_audio_frames, per_frame.shape[1])
+        padded = torch.cat([padding, per_frame, padding])
+        windows = padded.unfold(0, window, 2).transpose(1, 2)  # [video_length, window, dim]
+        tokens = [self.audio_projection(chunk.to(device, self.audio_projection.dtype)) for chunk in windows.split(AUDIO_PROJECTION_BATCH)]
+        return torch.cat(tokens)
+
+    def _draw_like_original_layerdrop(self) -> None:
+        """Advance torch's global RNG as the original's wav2vec2 did.
+
+        With transformers 4.41 (the original's), wav2vec2's encoder drew one ``torch.rand([])``
+        per layer for LayerDrop even in eval mode. The original seeds with
+        ``torch.manual_seed(seed)`` and draws the initial noise after the audio encoder, so
+        these draws decide its noise. Newer transformers no longer draw; drawing here keeps
+        ``seed=N`` giving the original's video for the same seed.
+        """
+        for _ in range(self.audio_encoder.config.num_hidden_layers):
+            torch.rand([])
+
+    def encode_reference_stage(self, reference_image, width: int, height: int, guidance_scale: float,
+                               reference_attention_weight: float, audio_attention_weight: float,
+                               save_gpu_memory: bool, report: ProgressCallback) -> ReferenceConditioning:
+        report("reference", 0, 1)
+        reference_latents = self.encode_reference(reference_image, width, height)
+        conditioning = self.reference_conditioning(reference_latents, guidance_scale > 1.0,
+                                                   reference_attention_weight, audio_attention_weight)
+        if save_gpu_memory:
+            self._offload("reference_net", "vae")
+        report("reference", 1, 1)
+        return conditioning
+
+    def encode_audio_stage(self, audio_waveform, video_length: int, num_pad_audio_frames: int, save_gpu_memory: bool,
+                           report: ProgressCallback) -> torch.Tensor:
+        report("audio", 0, 1)
+        audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames).cpu()
+        if save_gpu_memory:
+            self._offload("audio_encoder", "audio_projection")
+        report("audio", 1, 1)
+        return audio_tokens
+
+
+
+def _onload_hooked(module: torch.nn.Module) -> None:
+    """Run an offload hook's onload for a network whose parts are called directly (not its forward)."""
+    hook = getattr(module, "_hf_hook", None)
+    if hook is not None and hasattr(hook, "pre_forward"):
+        hook.pre_forward(module)

@@ -1,0 +1,92 @@
+"""Reading the pipeline's components from a model folder, quietly.
+
+Two layouts load: the released one (the original's ``model_ckpts`` folder, see ``model_folder.py``)
+and the pipeline's own ``save_pretrained`` layout (``model_index.json`` and one folder per
+component), which diffusers' generic loader reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vexpress_cli.engine.architecture import Architecture
+from vexpress_cli.engine.checkpoints import check_model_files, load_networks, pretrained_load_errors
+from vexpress_cli.engine.model_folder import ModelFolder
+from vexpress_cli.errors import ModelFolderError, parameter
+
+SAVED_LAYOUT_INDEX = "model_index.json"
+LIBRARY_LOGGERS = ("diffusers", "transformers")
+
+
+class _EmptyFloat32ListFilter(logging.Filter):
+    """Drops diffusers' "modules ... should be kept in float32: []" warning, which it gives on every
+    ``.to(dtype)`` of a model that has no such module (so there is nothing to warn about)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("should be kept in float32: []" in message)
+
+
+def install_log_filters() -> None:
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    if not any(isinstance(item, _EmptyFloat32ListFilter) for item in logger.filters):
+        logger.addFilter(_EmptyFloat32ListFilter())
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """diffusers' and transformers' loading chatter (notes, progress bars) off while loading; errors still show."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    levels = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    bars = {diffusers_logging: diffusers_logging.is_progress_bar_enabled(),
+            transformers_logging: transformers_logging.is_progress_bar_enabled()}
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.ERROR, levels[name]))
+    for module in bars:
+        module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for module, enabled in bars.items():
+            if enabled:
+                module.enable_progress_bar()
+
+
+def is_saved_layout(folder: Path) -> bool:
+    return (folder / SAVED_LAYOUT_INDEX).is_file()
+
+
+def local_model_folder(source: str | Path) -> Path:
+    """The folder to read: ``source`` itself when it is one."""
+    folder = Path(source)
+    if not folder.is_dir():
+        raise ModelFolderError(f"The model folder {folder} does not exist.",
+                               "V-Express needs its released weights in one folder.",
+                               f"Pass {parameter('model_dir')}, set VEXPRESS_MODEL_DIR, or run `vexpress models download`.")
+    return folder
+
+
+def load_released_components(root: Path) -> dict:
+    """The pipeline's components from a folder in the released layout (every problem in one error)."""
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from diffusers import AutoencoderKL
+
+    from vexpress_cli.engine.scheduling import default_scheduler
+
+    folder = ModelFolder(root)
+    check_model_files(folder)  # before reading gigabytes of checkpoints
+    architecture = Architecture.from_folder(folder)
+    networks = load_networks(folder, architecture)
+    with pretrained_load_errors(folder):
+        vae = AutoencoderKL.from_pretrained(folder.vae)
+        audio_encoder = Wav2Vec2Model.from_pretrained(folder.audio_encoder)
+        feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder)
+    return {"vae": vae, "audio_encoder": audio_encoder.eval(), "feature_extractor": feature_extractor,
+            "scheduler": default_scheduler(), **networks}

@@ -1,0 +1,32 @@
+"""What ``VExpressPipeline.__call__`` returns, in the ``output_type`` asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.utils import BaseOutput
+
+# "pt": the raw [1, 3, frames, H, W] frames in [0, 1] (the original's layout, what the golden fixtures hold);
+# "np": [1, frames, H, W, 3] float32 in [0, 1] and "pil": one list of frames, as diffusers' video pipelines;
+# "latent": the final latents [1, 4, frames, h, w], not decoded.
+OUTPUT_TYPES = ("pt", "np", "pil", "latent")
+
+
+@dataclass
+class VExpressPipelineOutput(BaseOutput):
+    frames: Any
+    """``output_type`` "pt": ``[1, 3, frames, height, width]`` in [0, 1]; see ``OUTPUT_TYPES`` for the others."""
+
+
+def frames_as(frames: torch.Tensor, output_type: str):
+    """Decoded ``[1, 3, frames, H, W]`` frames in [0, 1] as ``output_type``."""
+    if output_type == "pt":
+        return frames
+    video = frames.permute(0, 2, 3, 4, 1).float().numpy()  # [1, frames, H, W, 3]
+    if output_type == "np":
+        return video
+    return [[PIL.Image.fromarray(image) for image in (video[0] * 255).round().astype(np.uint8)]]
