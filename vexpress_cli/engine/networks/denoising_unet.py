@@ -216,6 +216,9 @@ class VExpressDenoisingUNet(ModelMixin, ConfigMixin):
     ``inference_v2.yaml`` (motion modules sit in every block and in the mid block).
     """
 
+    # The SD 1.5 config's other keys are accepted and dropped; they are no part of this network's config.
+    ignore_for_config = ["_ignored_unet_config"]
+
     @register_to_config
     def __init__(self, in_channels: int = 4, out_channels: int = 4, flip_sin_to_cos: bool = True,
                  freq_shift: int = 0,

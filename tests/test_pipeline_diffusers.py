@@ -1,0 +1,217 @@
+"""VExpressPipeline as a diffusers user meets it (issue 13 items 1 and 5): a DiffusionPipeline with
+registered components, save_pretrained/from_pretrained, schedulers, offloading, callbacks, output types."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
+                       UniPCMultistepScheduler)
+from safetensors.torch import load_file
+
+from vexpress_cli import VExpressPipeline
+from vexpress_cli.engine.latent_store import LatentStore
+from vexpress_cli.engine.scheduling import SCHEDULERS, ChunkedStepper, make_scheduler
+
+from conftest import GOLDEN_DIR, REPO_ROOT, TINY_MODEL_DIR
+
+COMPONENTS = ("vae", "reference_net", "denoising_unet", "v_kps_guider", "audio_encoder", "feature_extractor",
+              "audio_projection", "scheduler")
+FRAMES = 12
+CALL = dict(video_length=FRAMES, width=64, height=64, num_inference_steps=3, context_frames=8, context_overlap=2)
+
+
+@pytest.fixture(scope="module")
+def pipe(like_the_real_command):
+    pipeline = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
+                audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy())
+
+
+def frames(pipe, inputs, seed=4, **overrides):
+    return pipe(**inputs, **{**CALL, **overrides}, generator=torch.manual_seed(seed)).frames
+
+
+@pytest.fixture(scope="module")
+def ddim_frames(pipe, inputs):
+    return frames(pipe, inputs)
+
+
+@pytest.fixture
+def scheduler_restored(pipe):
+    original = pipe.scheduler
+    yield
+    pipe.scheduler = original
+
+
+def test_is_a_diffusion_pipeline_with_its_components_registered(pipe):
+    assert isinstance(pipe, DiffusionPipeline)
+    assert set(pipe.components) == set(COMPONENTS)
+    assert isinstance(pipe.scheduler, DDIMScheduler)
+    assert pipe.config["denoising_unet"] == ("vexpress_cli.engine.networks.denoising_unet", "VExpressDenoisingUNet")
+
+
+def test_loading_and_casting_print_nothing():
+    script = ("import torch\nfrom vexpress_cli import VExpressPipeline\n"
+              f"pipe = VExpressPipeline.from_pretrained({str(TINY_MODEL_DIR)!r}, torch_dtype=torch.float32)\n"
+              "pipe.to('cpu', torch.bfloat16)\npipe.to(dtype=torch.float32)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+
+
+def test_torch_dtype_casts_every_network():
+    pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch.bfloat16)
+    assert {network.dtype for network in pipe.networks().values()} == {torch.bfloat16}
+
+
+def test_save_pretrained_then_from_pretrained_gives_identical_frames(pipe, inputs, ddim_frames, tmp_path):
+    pipe.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "model_index.json").is_file()
+    reloaded = VExpressPipeline.from_pretrained(tmp_path / "saved")
+    reloaded.set_progress_bar_config(disable=True)
+    assert set(reloaded.components) == set(COMPONENTS)
+    assert torch.equal(frames(reloaded, inputs), ddim_frames)
+
+
+@pytest.mark.parametrize("scheduler_class", [DPMSolverMultistepScheduler, EulerDiscreteScheduler,
+                                             UniPCMultistepScheduler, DDIMScheduler])
+def test_any_diffusers_scheduler_can_be_set_and_runs(pipe, inputs, ddim_frames, scheduler_class, scheduler_restored):
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
+    video = frames(pipe, inputs)
+    assert video.shape == ddim_frames.shape and torch.isfinite(video).all()
+    assert torch.equal(video, ddim_frames) == (scheduler_class is DDIMScheduler)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_latents_in_a_file_stepped_in_chunks_match_one_step_in_memory(pipe, inputs, name, scheduler_restored):
+    """Multistep schedulers keep state across steps: chunked stepping keeps each chunk's own history."""
+    pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
+    kwargs = {**inputs, **CALL}
+    kwargs.pop("video_length")
+    in_memory = pipe.denoise(video_length=FRAMES, generator=torch.manual_seed(4), **kwargs)
+    budget, chunk = pipe.latents_memory_budget, pipe.step_chunk_frames
+    pipe.latents_memory_budget, pipe.step_chunk_frames = 0, 5  # chunks of 5, 5 and 2 frames, in a temp file
+    try:
+        in_file = pipe.denoise(video_length=FRAMES, generator=torch.manual_seed(4), **kwargs)
+    finally:
+        pipe.latents_memory_budget, pipe.step_chunk_frames = budget, chunk
+    assert torch.equal(in_file, in_memory)
+
+
+def fake_denoise(scheduler, store_budget: int, chunk_frames: int, naive: bool = False) -> torch.Tensor:
+    """A scheduler run over 10 frames with a fixed stand-in for the UNet."""
+    scheduler.set_timesteps(6)
+    latents = LatentStore(4, 10, 4, 4, budget_bytes=store_budget)
+    latents.fill_random(torch.manual_seed(0), scheduler.init_noise_sigma)
+    noise_sum, counts = LatentStore(4, 10, 4, 4, budget_bytes=store_budget), torch.ones(1, 1, 10, 1, 1)
+    with ChunkedStepper(scheduler, latents, chunk_frames, store_budget) as stepper:
+        for timestep in scheduler.timesteps:
+            noise_sum.write_range(0, 10, torch.sin(latents.read_range(0, 10) * 1e-3 + timestep.float() * 1e-2))
+            if naive:  # one scheduler stepped once per chunk: what the chunked stepper must avoid
+                for start, stop in latents.chunks(chunk_frames):
+                    stepped = scheduler.step(noise_sum.read_range(start, stop), timestep, latents.read_range(start, stop))
+                    latents.write_range(start, stop, stepped.prev_sample)
+            else:
+                stepper.step(timestep, noise_sum, counts)
+    return latents.read_range(0, 10).clone()
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_chunked_stepper_gives_the_numbers_of_one_call(name):
+    whole = fake_denoise(make_scheduler(name), store_budget=2**30, chunk_frames=64)
+    assert torch.equal(fake_denoise(make_scheduler(name), store_budget=0, chunk_frames=3), whole)
+
+
+def test_stepping_a_multistep_scheduler_once_per_chunk_breaks_it():
+    """Its step counter advances once per chunk: it runs past its last step (what the stepper prevents)."""
+    with pytest.raises(IndexError):
+        fake_denoise(make_scheduler("dpm++"), store_budget=0, chunk_frames=3, naive=True)
+
+
+def test_model_cpu_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, like_the_real_command):
+    pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_model_cpu_offload(device="cpu")
+    assert len(pipe._all_hooks) == len(pipe.networks())
+    assert torch.equal(frames(pipe, inputs), ddim_frames)
+
+
+def test_leaf_level_group_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, like_the_real_command):
+    pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
+    assert hasattr(pipe.denoising_unet.conv_in, "_diffusers_hook")
+    assert torch.equal(frames(pipe, inputs), ddim_frames)
+
+
+def test_step_end_callback_sees_every_step_and_can_change_the_latents(pipe, inputs, ddim_frames):
+    seen = []
+
+    def record(pipeline, step, timestep, values):
+        seen.append((step, int(timestep), tuple(values["latents"].shape)))
+        return values
+
+    assert torch.equal(frames(pipe, inputs, callback_on_step_end=record), ddim_frames)
+    assert [step for step, _, _ in seen] == [0, 1, 2]
+    assert [timestep for _, timestep, _ in seen] == pipe.scheduler.timesteps.tolist()
+    assert {shape for _, _, shape in seen} == {(1, 4, FRAMES, 8, 8)}
+
+    def brighten(pipeline, step, timestep, values):
+        return {"latents": values["latents"] + 0.5}
+
+    assert not torch.allclose(frames(pipe, inputs, callback_on_step_end=brighten), ddim_frames, atol=1e-3)
+
+
+def test_unknown_callback_tensor_input_is_refused(pipe, inputs):
+    with pytest.raises(ValueError, match="noise_pred"):
+        frames(pipe, inputs, callback_on_step_end=lambda *args: {}, callback_on_step_end_tensor_inputs=["noise_pred"])
+
+
+def test_output_types_are_what_diffusers_video_pipelines_return(pipe, inputs, ddim_frames):
+    as_np = frames(pipe, inputs, output_type="np")
+    assert isinstance(as_np, np.ndarray) and as_np.shape == (1, FRAMES, 64, 64, 3)
+    np.testing.assert_array_equal(as_np, ddim_frames.permute(0, 2, 3, 4, 1).numpy())
+    as_pil = frames(pipe, inputs, output_type="pil")
+    assert len(as_pil) == 1 and len(as_pil[0]) == FRAMES
+    assert all(isinstance(image, PIL.Image.Image) and image.size == (64, 64) for image in as_pil[0])
+    expected_first = (ddim_frames[0, :, 0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(as_pil[0][0]), expected_first)
+    latents = frames(pipe, inputs, output_type="latent")
+    assert latents.shape == (1, 4, FRAMES, 8, 8)
+    as_tuple = pipe(**inputs, **CALL, generator=torch.manual_seed(4), return_dict=False)
+    assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], ddim_frames)
+
+
+def test_unknown_output_type_is_refused(pipe, inputs):
+    with pytest.raises(ValueError, match="output_type"):
+        frames(pipe, inputs, output_type="gif")
+
+
+def test_generator_decides_the_noise(pipe, inputs):
+    def with_generator(seed):
+        return pipe(**inputs, **CALL, generator=torch.Generator().manual_seed(seed)).frames
+
+    assert torch.equal(with_generator(1), with_generator(1))
+    assert not torch.equal(with_generator(1), with_generator(2))
+
+
+def test_progress_bar_shows_unless_disabled(inputs, capfd, like_the_real_command):
+    pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    frames(pipe, inputs, num_inference_steps=2)
+    assert "2/2" in capfd.readouterr().err
+    pipe.set_progress_bar_config(disable=True)
+    frames(pipe, inputs, num_inference_steps=2)
+    assert "2/2" not in capfd.readouterr().err
