@@ -20,9 +20,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture
 def no_user_config(tmp_path, monkeypatch):
-    """No user presets, config file or $VEXPRESS_MODEL_DIR: only what the test passes counts."""
+    """No user presets, config file, $VEXPRESS_MODEL(_DIR) or cached weights: only what the test passes counts."""
     monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
 
 
 @pytest.fixture
@@ -38,6 +40,8 @@ def fake_hf_cache(tmp_path, monkeypatch):
     from fake_hub import write_fake_hf_cache
 
     home = tmp_path / "hf-home"
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)

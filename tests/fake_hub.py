@@ -51,14 +51,20 @@ def hub_layout_files(model_dir: Path) -> dict[str, Path]:
 
 
 def write_fake_hf_cache(cache: Path, model_dir: Path = TINY_MODEL_DIR, repo_id: str = DEFAULT_HUB_ID,
-                        commit: str = FAKE_COMMIT, ref: str = "main") -> FakeHubCache:
-    """Write ``model_dir`` into ``cache`` as huggingface_hub caches ``repo_id`` at ``commit``."""
+                        commit: str = FAKE_COMMIT, ref: str = "main", *, extra: dict[str, bytes] | None = None,
+                        files: dict[str, Path | bytes] | None = None) -> FakeHubCache:
+    """Write ``model_dir`` into ``cache`` as huggingface_hub caches ``repo_id`` at ``commit``.
+
+    ``extra``: more hub files (path -> content); ``files``: exactly these hub files instead of the model's.
+    """
     storage = cache / ("models--" + repo_id.replace("/", "--"))
     snapshot = storage / "snapshots" / commit
-    contents: dict[str, Path | bytes] = {**hub_layout_files(model_dir), **UNREAD_FILES}
+    contents: dict[str, Path | bytes] = ({**hub_layout_files(model_dir), **UNREAD_FILES} if files is None
+                                         else dict(files))
+    contents.update(extra or {})
     for hub_path, content in contents.items():
         data = content if isinstance(content, bytes) else None
-        digest = hashlib.sha256(data if data is not None else content.read_bytes()).hexdigest()
+        digest = hashlib.sha256(data if data is not None else content.read_bytes()).hexdigest()  # type: ignore[union-attr]
         blob = storage / "blobs" / digest
         blob.parent.mkdir(parents=True, exist_ok=True)
         if data is not None:

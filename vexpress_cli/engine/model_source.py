@@ -34,10 +34,10 @@ DEFAULT_HUB_ID = "tk93/V-Express"
 HUB_PREFIX = "model_ckpts/"
 LAYOUT_VIEWS = "vexpress-layout"  # beside "snapshots" in the cache's repository folder
 DOWNLOAD_COMMAND = "vexpress models download"
-# What `vexpress models download` fetches from tk93/V-Express: the five V-Express checkpoints, the
-# VAE, wav2vec2 and the face detector. Estimated from the networks' parameter counts at 32 bits
-# (the released checkpoints are float32); the exact figure is listed before any download starts.
-ESTIMATED_DOWNLOAD = "about 7.5 GB"
+# What `vexpress models download` fetches from tk93/V-Express, estimated from parameter counts at
+# float32: the V-Express checkpoints 9.0 GB (2.25 G elements, tests/fixtures/golden's state-dict
+# manifest), the VAE 0.33 GB, wav2vec2 0.38 GB, the face detector 17 MB. Not measured: no download here.
+ESTIMATED_DOWNLOAD = "about 9.7 GB"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -182,8 +182,12 @@ def download_command(hub: HubSource) -> str:
 
 
 def not_cached_error(hub: HubSource, cache: Path, offline: bool, reason: str = "") -> ModelFolderError:
-    why = (f"Offline (HF_HUB_OFFLINE=1 or local files only), only the cache can be used, and it has no "
-           f"snapshot of {hub}." if offline else reason or f"The cache has no snapshot of {hub}.")
+    if offline and offline_from_environment():
+        why = f"HF_HUB_OFFLINE=1 allows only the cache, and it has no snapshot of {hub}."
+    elif offline:
+        why = f"The cache has no snapshot of {hub}, and nothing is downloaded without asking."
+    else:
+        why = reason or f"The cache has no snapshot of {hub}."
     return ModelFolderError(
         f"The V-Express weights ({hub}) are not in the Hugging Face cache at {cache}.",
         why=why,
