@@ -20,9 +20,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture
 def no_user_config(tmp_path, monkeypatch):
-    """No user presets, config file or $VEXPRESS_MODEL_DIR: only what the test passes counts."""
+    """No user presets, config file, $VEXPRESS_MODEL(_DIR) or cached weights: only what the test passes counts."""
     monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+
+
+@pytest.fixture
+def fake_hf_cache(tmp_path, monkeypatch):
+    """The tiny model in a fake Hugging Face cache ($HF_HOME/hub) in the hub repository's layout, offline.
+
+    HF_HUB_OFFLINE=1 (also in huggingface_hub's constants, which it reads once at import) and no
+    $HF_HUB_CACHE, so the cache is found through $HF_HOME as a user's would be. Returns a
+    ``fake_hub.FakeHubCache``.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    from fake_hub import write_fake_hf_cache
+
+    home = tmp_path / "hf-home"
+    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    return write_fake_hf_cache(home / "hub")
 
 
 @pytest.fixture(scope="module")

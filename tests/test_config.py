@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vexpress_cli.settings.user_config import (
-    config_dir,
-    configured_model_dir,
-    load_user_config,
-    resolve_model_dir,
-    user_presets_dir,
-)
+from vexpress_cli.settings.model_lookup import resolve_model_dir
+from vexpress_cli.settings.user_config import config_dir, load_user_config, user_presets_dir
 from vexpress_cli.errors import InputError, ModelFolderError
 
 
@@ -26,6 +21,8 @@ def env(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(work)
     monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     return tmp_path
 
 
@@ -49,20 +46,38 @@ def test_config_dir_from_env_and_platform_default(env, monkeypatch):
     assert config_dir() == env / "xdg" / "vexpress"
 
 
+def found(resolved) -> tuple[Path, str]:
+    return resolved.path, resolved.how
+
+
 def test_discovery_order_each_source_beats_the_later_ones(env, monkeypatch):
     default = make_dir(env / "work" / "model_ckpts")
-    assert resolve_model_dir() == (default, "default ./model_ckpts")
+    assert found(resolve_model_dir()) == (default, "./model_ckpts when present")
+
+    from_config_dir = make_dir(env / "from-config-dir")
+    config_path = write_config(env, f'model_dir = "{from_config_dir}"\n')
+    assert found(resolve_model_dir()) == (from_config_dir, f"model_dir in {config_path}")
 
     from_config = make_dir(env / "from-config")
-    config_path = write_config(env, f'model_dir = "{from_config}"\n')
-    assert resolve_model_dir() == (from_config, f"model_dir in {config_path}")
+    write_config(env, f'model_dir = "{from_config_dir}"\nmodel = "{from_config}"\n')
+    assert found(resolve_model_dir()) == (from_config, f"model in {config_path}")
+
+    from_env_dir = make_dir(env / "from-env-dir")
+    monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(from_env_dir))
+    assert found(resolve_model_dir()) == (from_env_dir, "$VEXPRESS_MODEL_DIR")
 
     from_env = make_dir(env / "from-env")
-    monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(from_env))
-    assert resolve_model_dir() == (from_env, "$VEXPRESS_MODEL_DIR")
+    monkeypatch.setenv("VEXPRESS_MODEL", str(from_env))
+    assert found(resolve_model_dir()) == (from_env, "$VEXPRESS_MODEL")
 
     explicit = make_dir(env / "explicit")
-    assert resolve_model_dir(explicit) == (explicit, "--model-dir")
+    assert found(resolve_model_dir(explicit)) == (explicit, "--model-dir")
+    assert found(resolve_model_dir(model=str(explicit))) == (explicit, "--model")
+
+
+def test_model_and_model_dir_together_are_an_input_error(env):
+    with pytest.raises(InputError, match="Both model and model_dir"):
+        resolve_model_dir(env, model=str(env))
 
 
 def test_relative_model_dir_in_config_is_relative_to_the_config_file(env):
@@ -71,14 +86,18 @@ def test_relative_model_dir_in_config_is_relative_to_the_config_file(env):
     assert resolve_model_dir().path == weights
 
 
-def test_nothing_found_lists_every_source_and_points_to_download(env):
+def test_nothing_found_lists_every_source_and_says_the_download_command_and_size(env):
+    from vexpress_cli.engine.model_source import ESTIMATED_DOWNLOAD
+
     with pytest.raises(ModelFolderError) as caught:
         resolve_model_dir()
     message = str(caught.value)
-    assert f"No model folder: {env / 'work' / 'model_ckpts'} (default ./model_ckpts) does not exist." in message
-    assert ("Looked in this order: --model-dir: not given; $VEXPRESS_MODEL_DIR: not set; "
-            f"model_dir in {env / 'config' / 'config.toml'}: no such file; default ./model_ckpts.") in message
-    assert "vexpress models download" in message
+    config = env / "config" / "config.toml"
+    assert ("Looked in this order: --model-dir: not given; $VEXPRESS_MODEL: not set; $VEXPRESS_MODEL_DIR: not set; "
+            f"model in {config}: no such file; model_dir in {config}: no such file; ./model_ckpts when present: "
+            "not present; default tk93/V-Express in the Hugging Face cache.") in message
+    assert f"Run `vexpress models download` with network access; it fetches {ESTIMATED_DOWNLOAD}" in message
+    assert str(env / "empty-hf-cache") in message
 
 
 def test_a_configured_but_missing_folder_is_an_error_not_a_fall_through(env, monkeypatch):
@@ -86,8 +105,14 @@ def test_a_configured_but_missing_folder_is_an_error_not_a_fall_through(env, mon
     monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(env / "gone"))
     with pytest.raises(ModelFolderError, match=r"gone \(\$VEXPRESS_MODEL_DIR\) does not exist"):
         resolve_model_dir()
-    # ...but the download command may create it:
-    assert configured_model_dir() == (env / "gone", "$VEXPRESS_MODEL_DIR")
+
+
+def test_a_configured_hub_id_that_is_not_cached_is_an_error_not_a_fall_through(env, monkeypatch):
+    make_dir(env / "work" / "model_ckpts")
+    monkeypatch.setenv("VEXPRESS_MODEL", "tk93/V-Express@v2")
+    with pytest.raises(ModelFolderError) as caught:
+        resolve_model_dir()
+    assert "`vexpress models download --revision v2`" in str(caught.value)
 
 
 def test_model_dir_that_is_a_file(env):
@@ -100,7 +125,8 @@ def test_model_dir_that_is_a_file(env):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: generate, model_dir. Did you mean 'model_dir'?"),
+        ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: generate, model, model_dir. Did you mean "
+                                "'model_dir'?"),
         ("model_dir = 3\n", "key 'model_dir' must be a str, not int"),
         ('model_dir = "/x\n', "is not valid TOML"),
     ],
@@ -126,7 +152,9 @@ def test_models_path_command(env, monkeypatch):
     monkeypatch.setenv("VEXPRESS_MODEL_DIR", str(folder))
     result = runner.invoke(app, ["models", "path", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"path": str(folder), "how": "$VEXPRESS_MODEL_DIR"}
+    assert json.loads(result.stdout) == {
+        "path": str(folder), "how": "$VEXPRESS_MODEL_DIR", "source": str(folder),
+        "skipped": ["--model-dir: not given", "$VEXPRESS_MODEL: not set"]}
 
     monkeypatch.delenv("VEXPRESS_MODEL_DIR")
     missing = runner.invoke(app, ["models", "path"])

@@ -47,7 +47,9 @@ def isolated(tmp_path, monkeypatch) -> Path:
     config = tmp_path / "config"
     monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(config))
     monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "home" / "hf-cache"))
     monkeypatch.chdir(tmp_path)
     return config
 

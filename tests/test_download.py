@@ -139,14 +139,19 @@ def test_offline_download_places_cached_files_into_the_layout(env, monkeypatch, 
     assert "Complete already" in again.output
 
 
-def test_default_target_is_model_ckpts_and_is_then_discovered(env, no_network):
-    populate_cache(env / "hf-cache", HUB_FILES)
+def test_default_download_fills_only_the_cache_and_is_then_found_from_any_folder(env, no_network):
+    snapshot = populate_cache(env / "hf-cache", HUB_FILES)
     result = run_cli("models", "download", "--offline")
     assert result.exit_code == 0, result.output
-    assert missing_required_files(env / "model_ckpts") == []
-    assert "finds this folder by itself (default ./model_ckpts)" in " ".join(result.output.split())
+    assert sorted(path.name for path in env.iterdir()) == ["hf-cache"]  # nothing placed or copied here
+    assert "finds these weights from any folder (default tk93/V-Express in the Hugging Face cache)" in \
+        " ".join(result.output.split())
     path = run_cli("models", "path")
-    assert path.exit_code == 0 and path.stdout.strip() == str((env / "model_ckpts").resolve())
+    assert path.exit_code == 0, path.output
+    folder = Path(path.stdout.strip())
+    assert folder.is_relative_to(env / "hf-cache") and missing_required_files(folder) == []
+    checkpoint = folder / "v-express" / "denoising_unet.bin"
+    assert checkpoint.resolve() == (snapshot / "denoising_unet.bin").resolve()  # a link into the cache
 
 
 def test_offline_without_cache_is_a_clear_error_and_writes_nothing(env, monkeypatch, no_network):

@@ -44,8 +44,12 @@ def generate_command(
     reference_kps: str = typer.Option(None, "--reference-kps", show_default=False,
                                       help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them.'),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: $VEXPRESS_MODEL_DIR, config, "
-                                   "./model_ckpts).", show_default=False),
+    model: str = typer.Option(None, "--model", metavar="HUB_ID|DIR", show_default=False,
+                              help="Hub id (tk93/V-Express, @revision allowed) or model folder. Default: $VEXPRESS_MODEL, "
+                              "$VEXPRESS_MODEL_DIR, config, ./model_ckpts, else tk93/V-Express from the Hugging Face "
+                              "cache (`vexpress models path` shows which)."),
+    model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
+                                   help="Model folder in the released layout (like --model with a folder)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
@@ -82,7 +86,7 @@ def generate_command(
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
-                 model_dir=model_dir, overwrite=overwrite, quiet=quiet, as_json=as_json)
+                 model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json)
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
@@ -101,14 +105,15 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
-                 overwrite: bool = False, quiet: bool = False, as_json: bool = False) -> None:
+                 model: str | None = None, overwrite: bool = False, quiet: bool = False,
+                 as_json: bool = False) -> None:
     """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result."""
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
 
     model_settings = resolve_job_settings(preset, given).settings
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
     show = not quiet and not as_json
-    generator = Generator(model_dir, model_settings.device, model_settings.dtype)
+    generator = Generator(model_dir, model_settings.device, model_settings.dtype, model=model)
     with generator, stage_progress(console, enabled=show) as progress:
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)

@@ -1,4 +1,4 @@
-"""``vexpress models``: download the released weights and show which model folder is used."""
+"""``vexpress models``: fetch the weights into the Hugging Face cache, show where they resolve and what is cached."""
 
 from __future__ import annotations
 
@@ -10,100 +10,143 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from vexpress_cli.engine import model_folder as layout
-from vexpress_cli.settings.user_config import MODEL_DIR_ENV, config_file, configured_model_dir, resolve_model_dir
-from vexpress_cli.engine.model_folder import REQUIRED_FILES
-from vexpress_cli.jobs.download import download_models
 from vexpress_cli.cli.progress import stage_progress
+from vexpress_cli.engine.model_folder import REQUIRED_FILES
+from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.errors import VExpressError
+from vexpress_cli.jobs.download import download_models
+from vexpress_cli.jobs.model_cache import cached_models, download_to_cache
+from vexpress_cli.settings.model_lookup import resolve_model_dir
 
 LAYOUT_HELP = "\n\n".join(
-    ["The model folder holds (one of the listed names each):"]
+    ["A model folder (--model-dir, or --to here) holds (one of the listed names each):"]
     + [f"{required.label}: {' | '.join(required.choices)}" for required in REQUIRED_FILES]
 )
 
 models_app = typer.Typer(
-    help="Download the V-Express weights and show which model folder vexpress uses.",
+    help="Fetch the V-Express weights into the Hugging Face cache; show where vexpress finds them.",
     no_args_is_help=True,
 )
 
 
 DOWNLOAD_HELP = (
-    f"Fetch the weights from the Hugging Face Hub ({layout.HUB_REPO_ID}) into a model folder.\n\n"
-    "Only the files vexpress reads are fetched, into the Hugging Face cache (so an interrupted "
-    "download resumes), then hard-linked (or copied) into the model folder. Files already there are kept."
+    f"Fetch the weights from the Hugging Face Hub ({DEFAULT_HUB_ID}) into the Hugging Face cache.\n\n"
+    "Only the files vexpress reads are fetched (not the repository's full Stable Diffusion weights); an "
+    "interrupted download resumes; nothing is copied: vexpress reads them in the cache, from any folder. "
+    "The cache is $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. "
+    "--to DIR also places them into a model folder (hard links, or copies across file systems)."
 )
 
 
 @models_app.command("download", help=DOWNLOAD_HELP, epilog=LAYOUT_HELP)
 def download_command(
-    to: Path | None = typer.Option(
-        None, "--to", metavar="DIR",
-        help=f"Model folder to fill. Default: ${MODEL_DIR_ENV}, else model_dir in the config file, "
-        "else ./model_ckpts.",
-    ),
+    model: str | None = typer.Option(None, "--model", metavar="HUB_ID", show_default=False,
+                                     help=f"Hub repository, @revision allowed (default: {DEFAULT_HUB_ID})."),
     revision: str | None = typer.Option(
         None, "--revision", help="Branch, tag or commit of the model repository (default: main)."
     ),
     offline: bool = typer.Option(
         False, "--offline", help="Use only the local Hugging Face cache (like HF_HUB_OFFLINE=1)."
     ),
+    to: Path | None = typer.Option(
+        None, "--to", metavar="DIR", help="Also place the files into this model folder (for a machine without "
+        "the cache). Default: nothing is placed.",
+    ),
 ) -> None:
     console = Console(stderr=True)
-    target, how = (to, "--to") if to is not None else configured_model_dir()
-    console.print(f"Model folder: [bold]{target}[/] [dim]({how})[/]", highlight=False)
+    if to is not None:
+        _download_into_folder(console, to, revision, offline)
+        return
     with stage_progress(console) as progress:
-        report = download_models(target, revision=revision, offline=offline, progress=progress)
+        report = download_to_cache(model, revision=revision, offline=offline, progress=progress)
+    table = Table(title="Weights in the Hugging Face cache", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model", str(report.hub))
+    table.add_row("revision", report.commit + (" (from the local cache)" if report.offline else ""))
+    table.add_row("fetched", f"{len(report.fetched)} files ({decimal(report.bytes_fetched)})")
+    table.add_row("files used", f"{len(report.chosen)} ({decimal(report.bytes_total)})"
+                  if report.bytes_total else str(len(report.chosen)))
+    table.add_row("cache", str(report.cache))
+    table.add_row("read from", str(report.folder))
+    console.print(table)
+    _explain_discovery(console, report.folder)
 
+
+def _download_into_folder(console: Console, to: Path, revision: str | None, offline: bool) -> None:
+    console.print(f"Model folder: [bold]{to}[/] [dim](--to)[/]", highlight=False)
+    with stage_progress(console) as progress:
+        report = download_models(to, revision=revision, offline=offline, progress=progress)
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "
                       f"{report.target}; nothing to download.", highlight=False)
-    else:
-        table = Table(title="Model folder ready", title_justify="left", show_header=False)
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("folder", str(report.target))
-        table.add_row("files placed", f"{len(report.planned)} ({decimal(report.bytes_placed)}): "
-                      f"{report.linked} hard-linked from the Hugging Face cache, {report.copied} copied")
-        table.add_row("already present", str(report.already_present))
-        table.add_row("revision", report.revision + (" (from the local cache)" if report.offline else ""))
-        console.print(table)
-        if report.copied:
-            console.print("[dim]Copied files also stay in the Hugging Face cache; `hf cache delete` frees "
-                          "that space.[/]")
-    _explain_discovery(console, report.target)
+        return
+    console.print(f"Placed {len(report.planned)} files ({decimal(report.bytes_placed)}) into {report.target}: "
+                  f"{report.linked} hard-linked from the Hugging Face cache, {report.copied} copied. "
+                  f"Use it with [bold]--model-dir {report.target}[/].", highlight=False)
 
 
-def _explain_discovery(console: Console, target: Path) -> None:
+def _explain_discovery(console: Console, folder: Path) -> None:
     try:
         found = resolve_model_dir(None)
     except VExpressError:
         found = None
-    if found is not None and found.path == target.resolve():
-        console.print(f"vexpress finds this folder by itself ({found.how}).", highlight=False)
-        return
-    console.print(
-        f"To use it, pass [bold]--model-dir {target}[/], set [bold]{MODEL_DIR_ENV}={target}[/], or add "
-        f'[bold]model_dir = "{target}"[/] to {config_file()}.',
-        highlight=False,
-    )
+    if found is not None and found.path == folder.resolve():
+        console.print(f"vexpress finds these weights from any folder ({found.how}).", highlight=False)
+    elif found is not None:
+        console.print(f"[yellow]Note:[/] vexpress uses {found.path} first ({found.how}); unset that to use the "
+                      "cached weights.", highlight=False)
 
 
 @models_app.command("path")
 def path_command(
+    model: str | None = typer.Option(None, "--model", metavar="HUB_ID|DIR", help="Check this hub id or folder."),
     model_dir: Path | None = typer.Option(None, "--model-dir", metavar="DIR", help="Check this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print the model folder vexpress would use and how it was found.
+    """Print the model folder vexpress would use, and why.
 
-    Order: --model-dir, $VEXPRESS_MODEL_DIR, model_dir in the config file, ./model_ckpts.
+    Order: --model/--model-dir, $VEXPRESS_MODEL, $VEXPRESS_MODEL_DIR, model/model_dir in the config file,
+    ./model_ckpts when present, then tk93/V-Express in the Hugging Face cache.
     """
-    found = resolve_model_dir(model_dir)
+    found = resolve_model_dir(model_dir, model=model)
     if as_json:
-        typer.echo(json.dumps({"path": str(found.path), "how": found.how}))
+        typer.echo(json.dumps({"path": str(found.path), "how": found.how, "source": found.source,
+                               "skipped": list(found.skipped)}))
         return
     typer.echo(str(found.path))
-    Console(stderr=True).print(f"[dim]found via {found.how}[/]", highlight=False)
+    console = Console(stderr=True)
+    console.print(f"[dim]found via {found.how}: {found.source}[/]", highlight=False)
+    if found.skipped:
+        console.print(f"[dim]before it: {'; '.join(found.skipped)}[/]", highlight=False)
+
+
+@models_app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the V-Express weights in the Hugging Face cache, with their sizes."""
+    cache, models = cached_models()
+    if as_json:
+        typer.echo(json.dumps({"cache": str(cache), "models": [
+            {"repo_id": model.repo_id, "size_on_disk": model.size_on_disk, "revisions": [
+                {"commit": revision.commit, "refs": list(revision.refs), "size_on_disk": revision.size_on_disk,
+                 "folder": str(revision.folder), "missing": list(revision.missing)}
+                for revision in model.revisions]}
+            for model in models]}))
+        return
+    console = Console()
+    if not models:
+        console.print(f"No V-Express weights in the Hugging Face cache at {cache}. "
+                      "`vexpress models download` fetches them.", highlight=False)
+        return
+    table = Table(title=f"Hugging Face cache: {cache}", title_justify="left")
+    for column in ("model", "revision", "refs", "size", "complete"):
+        table.add_column(column)
+    for model in models:
+        for revision in model.revisions:
+            table.add_row(model.repo_id, revision.commit[:12], ", ".join(revision.refs) or "-",
+                          decimal(revision.size_on_disk),
+                          "yes" if not revision.missing else "no: lacks " + ", ".join(revision.missing))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

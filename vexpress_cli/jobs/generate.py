@@ -112,19 +112,21 @@ def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) ->
 class Generator:
     """The V-Express networks, loaded once on first use, and the jobs run on them.
 
-    ``model_dir`` None looks the folder up as the CLI does ($VEXPRESS_MODEL_DIR, the user config,
-    ./model_ckpts); ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or
+    ``model`` is a hub id (``tk93/V-Express``, ``@revision`` allowed; read from the Hugging Face cache)
+    or a folder, ``model_dir`` a folder; both None look the weights up as the CLI does ($VEXPRESS_MODEL,
+    $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache); ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or
     call :meth:`close`) to free the device's memory when done.
     """
 
-    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None):
+    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None, *,
+                 model: str | None = None):
         from vexpress_cli.engine.devices import resolve_device, resolve_dtype
         from vexpress_cli.settings.schema import validate_value
-        from vexpress_cli.settings.user_config import resolve_model_dir
+        from vexpress_cli.settings.model_lookup import resolve_model_dir
 
         device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
         dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
-        self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None).path
+        self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None, model=model).path
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._pipeline = None
@@ -254,7 +256,7 @@ class Generator:
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
              reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
-             device: str | None = None, dtype: str | None = None, overwrite: bool = False,
+             model: str | None = None, device: str | None = None, dtype: str | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
     """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
 
@@ -262,7 +264,8 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     ``output``: ``.mp4``/``.mov``/``.mkv``, or a folder path without suffix for PNG frames.
     ``kps``: a driving V-Kps track (``vexpress_cli.extract``). ``reference_kps``: the portrait's
     left eye, right eye and nose instead of detecting them (a ``[3, 2]`` array, ``"x,y;x,y;x,y"``
-    or a kps file). ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
+    or a kps file). ``model``/``model_dir``: the weights, as for :class:`Generator`.
+    ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
     setting by its name (``num_inference_steps``, ``retarget_strategy``, ``audio_attention_weight``,
     ``fps``, ``width``, ``seed``, ...; see ``vexpress_cli.GenerationSettings``), winning over the
     preset. ``progress(stage, done, total)`` is called as the job advances.
@@ -271,7 +274,7 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     """
     resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
     job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
-    with Generator(model_dir, resolved.device, resolved.dtype) as generator:
+    with Generator(model_dir, resolved.device, resolved.dtype, model=model) as generator:
         return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
                                   preset=preset, overwrite=overwrite, progress=progress, **job_settings)
 

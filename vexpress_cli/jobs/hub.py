@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from vexpress_cli.engine import model_folder as layout
-from vexpress_cli.engine.model_folder import REQUIRED_FILES
+from vexpress_cli.engine.model_source import hf_cache_dir, hub_candidates, hub_paths_for  # noqa: F401 (re-exported)
 from vexpress_cli.errors import InputError, ModelFolderError
 
 from vexpress_cli.progress import ProgressCallback
@@ -26,18 +26,7 @@ HUB_PROBE_SECONDS = 10
 if TYPE_CHECKING:
     from vexpress_cli.jobs.download import PlannedFile
 
-HUB_PREFIX = "model_ckpts/"
 T = TypeVar("T")
-
-
-def hub_paths_for(layout_path: str) -> tuple[str, ...]:
-    """Where a model-folder file may live in the hub repository, most likely first."""
-    candidates = [HUB_PREFIX + layout_path, layout_path]
-    vexpress_folder = layout.VEXPRESS_DIR.as_posix() + "/"
-    if layout_path.startswith(vexpress_folder):
-        # The original README moves the top-level *.bin files into model_ckpts/v-express/.
-        candidates.append(layout_path.removeprefix(vexpress_folder))
-    return tuple(candidates)
 
 
 def offline_requested(offline: bool) -> bool:
@@ -48,17 +37,10 @@ def offline_requested(offline: bool) -> bool:
 
 
 def cache_root(cache_dir: Path | None) -> Path:
-    import huggingface_hub.constants as hub_constants
-
-    return Path(cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE).expanduser()
+    return hf_cache_dir(cache_dir)
 
 
-def _all_hub_candidates() -> list[str]:
-    return sorted({path for required in REQUIRED_FILES for choice in required.choices
-                   for path in hub_paths_for(choice)})
-
-
-def list_hub_files(revision: str | None) -> dict[str, int | None]:
+def list_hub_files(revision: str | None, repo_id: str = layout.HUB_REPO_ID) -> dict[str, int | None]:
     """Every file in the hub repository at ``revision``, with its size in bytes.
 
     One plain request first: offline, it fails at once instead of after huggingface_hub's five
@@ -68,20 +50,20 @@ def list_hub_files(revision: str | None) -> dict[str, int | None]:
     from huggingface_hub.hf_api import RepoFile
     from huggingface_hub.utils import get_session
 
-    get_session().head(f"{constants.ENDPOINT}/api/models/{layout.HUB_REPO_ID}", timeout=HUB_PROBE_SECONDS)
-    entries = HfApi().list_repo_tree(layout.HUB_REPO_ID, recursive=True, revision=revision)
+    get_session().head(f"{constants.ENDPOINT}/api/models/{repo_id}", timeout=HUB_PROBE_SECONDS)
+    entries = HfApi().list_repo_tree(repo_id, recursive=True, revision=revision)
     return {entry.path: entry.size for entry in entries if isinstance(entry, RepoFile)}
 
 
-def cached_snapshot(revision: str | None, cache_dir: Path) -> Path | None:
+def cached_snapshot(revision: str | None, cache_dir: Path, repo_id: str = layout.HUB_REPO_ID) -> Path | None:
     """The locally cached snapshot folder of the hub repository, or None when nothing is cached."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import LocalEntryNotFoundError
 
     try:
         folder = snapshot_download(
-            layout.HUB_REPO_ID, revision=revision, cache_dir=cache_dir, local_files_only=True,
-            allow_patterns=_all_hub_candidates(),
+            repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True,
+            allow_patterns=hub_candidates(),
         )
     except LocalEntryNotFoundError:
         return None
@@ -89,7 +71,7 @@ def cached_snapshot(revision: str | None, cache_dir: Path) -> Path | None:
 
 
 def files_in_snapshot(snapshot: Path) -> dict[str, int | None]:
-    return {path: (snapshot / path).stat().st_size for path in _all_hub_candidates()
+    return {path: (snapshot / path).stat().st_size for path in hub_candidates()
             if (snapshot / path).is_file()}
 
 
@@ -156,15 +138,16 @@ def _run_in_thread(work: Callable[[], T], on_tick: Callable[[], None]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: ProgressCallback) -> Path:
+def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: ProgressCallback,
+                repo_id: str = layout.HUB_REPO_ID) -> Path:
     """Download the planned files into the cache; returns the snapshot folder."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache
     from huggingface_hub.file_download import repo_folder_name
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-    storage = cache / repo_folder_name(repo_id=layout.HUB_REPO_ID, repo_type="model")
+    storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
     to_fetch = [item for item in planned if not isinstance(
-        try_to_load_from_cache(layout.HUB_REPO_ID, item.hub_path, cache_dir=cache, revision=revision), str)]
+        try_to_load_from_cache(repo_id, item.hub_path, cache_dir=cache, revision=revision), str)]
     total = sum(item.size or 0 for item in to_fetch) or None
     baseline = _blob_bytes(storage)
     progress("download", 0, total)
@@ -176,7 +159,7 @@ def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, p
     disable_progress_bars()  # ours replace them
     try:
         folder = _run_in_thread(
-            lambda: snapshot_download(layout.HUB_REPO_ID, revision=revision, cache_dir=cache,
+            lambda: snapshot_download(repo_id, revision=revision, cache_dir=cache,
                                       allow_patterns=[item.hub_path for item in planned]),
             tick,
         )

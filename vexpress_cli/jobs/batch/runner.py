@@ -38,7 +38,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     """
     from vexpress_cli.engine.checkpoints import check_model_files
     from vexpress_cli.engine.model_folder import ModelFolder
-    from vexpress_cli.settings.user_config import resolve_model_dir
+    from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     started = time.monotonic()
     emit = on_event or _ignore

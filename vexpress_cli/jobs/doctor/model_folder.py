@@ -35,7 +35,7 @@ def _config_check() -> Check:
 
 
 def _model_folder_check(context: DoctorContext) -> Check:
-    from vexpress_cli.settings.user_config import resolve_model_dir
+    from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     try:
         resolved = resolve_model_dir(context.options.model_dir)

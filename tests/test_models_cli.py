@@ -1,0 +1,140 @@
+"""The weights from the Hugging Face cache, from any folder: generate, models path/list/download (fake cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from fake_hub import FAKE_COMMIT, hub_layout_files, write_fake_hf_cache
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
+from vexpress_cli.jobs import model_cache
+
+DETECTOR = "model_ckpts/insightface_models/models/buffalo_l/det_10g.onnx"
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def empty_folder(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    return folder
+
+
+@pytest.mark.slow
+def test_generate_from_an_empty_folder_without_model_dir_finds_the_cached_weights(fake_hf_cache, empty_folder,
+                                                                                  speech):
+    """The real command in a fresh process: HF_HOME and HF_HUB_OFFLINE=1 as a user would set them."""
+    vexpress = Path(sys.executable).with_name("vexpress")
+    env = {**os.environ, "VEXPRESS_CONFIG_DIR": os.environ["VEXPRESS_CONFIG_DIR"]}
+    for name in ("VEXPRESS_MODEL_DIR", "VEXPRESS_MODEL", "HF_HUB_CACHE"):
+        env.pop(name, None)
+    completed = subprocess.run(
+        [str(vexpress), "generate", "-i", str(SAMPLES_DIR / "tys" / "ref.jpg"), "-a", str(speech),
+         "-o", "out.mp4", "--width", "64", "--height", "64", "--num_inference_steps", "1",
+         "--reference-kps", "22,26;42,26;32,38", "--retarget_strategy", "fix_face", "--json"],
+        cwd=empty_folder, env=env, capture_output=True, text=True, timeout=300)
+
+    assert completed.returncode == 0, completed.stderr
+    assert (empty_folder / "out.mp4").is_file()
+    record = json.loads((empty_folder / "out.mp4.json").read_text())
+    model_folder = Path(record["model"]["folder"])
+    assert model_folder.is_relative_to(fake_hf_cache.cache)
+    assert {entry["name"] for entry in record["model"]["files"]} >= {
+        "v-express/reference_net.bin", "v-express/denoising_unet.bin",
+        "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"}
+
+
+def test_models_path_explains_the_cached_default(fake_hf_cache, empty_folder):
+    result = run_cli("models", "path", "--json")
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["how"] == f"default {DEFAULT_HUB_ID} in the Hugging Face cache"
+    assert found["source"] == DEFAULT_HUB_ID
+    assert Path(found["path"]).is_relative_to(fake_hf_cache.cache)
+    assert "./model_ckpts when present: not present" in found["skipped"]
+
+
+def test_models_path_with_a_revision_and_with_an_uncached_one(fake_hf_cache, empty_folder):
+    pinned = run_cli("models", "path", "--model", f"{DEFAULT_HUB_ID}@{FAKE_COMMIT}", "--json")
+    assert pinned.exit_code == 0, pinned.output
+    assert json.loads(pinned.stdout)["how"] == "--model"
+
+    missing = run_cli("models", "path", "--model", f"{DEFAULT_HUB_ID}@v9")
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    assert "`vexpress models download --revision v9`" in flat(missing.output)
+
+
+def test_a_model_ckpts_folder_here_beats_the_cache(fake_hf_cache, empty_folder):
+    (empty_folder / "model_ckpts").mkdir()
+    result = run_cli("models", "path", "--json")
+    assert json.loads(result.stdout)["path"] == str((empty_folder / "model_ckpts").resolve())
+
+
+def test_models_list_shows_the_cached_revision_its_size_and_what_it_lacks(fake_hf_cache, empty_folder):
+    result = run_cli("models", "list", "--json")
+
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["cache"] == str(fake_hf_cache.cache)
+    (model,) = listing["models"]
+    (revision,) = model["revisions"]
+    tiny_bytes = sum(path.stat().st_size for path in hub_layout_files(TINY_MODEL_DIR).values())
+    assert (model["repo_id"], revision["commit"], revision["refs"]) == (DEFAULT_HUB_ID, FAKE_COMMIT, ["main"])
+    assert revision["size_on_disk"] >= tiny_bytes
+    assert revision["missing"] == ["face detector"]  # the tiny model has none
+
+    table = run_cli("models", "list")
+    assert DEFAULT_HUB_ID in table.output and "lacks face detector" in flat(table.output)
+
+
+def test_models_list_of_an_empty_cache_says_how_to_fill_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nothing"))
+    result = run_cli("models", "list")
+    assert result.exit_code == 0 and "`vexpress models download` fetches them" in flat(result.output)
+
+
+def test_download_fetches_one_file_per_required_file_into_the_cache_and_copies_nothing(tmp_path, monkeypatch):
+    """The two network calls replaced: the listing (the repository as the hub lists it) and the fetch."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "hub-repo"
+    repo = write_fake_hf_cache(source, extra={DETECTOR: b"detector"})
+    listing = {path.relative_to(repo.snapshot).as_posix(): path.stat().st_size
+               for path in repo.snapshot.rglob("*") if path.is_file()}
+    requested = []
+
+    def fetch(chosen, revision, cache_folder, progress, repo_id):
+        requested.extend(item.hub_path for item in chosen)
+        return write_fake_hf_cache(cache_folder, files={path: repo.snapshot / path for path in requested}).snapshot
+
+    monkeypatch.setattr(model_cache, "list_hub_files", lambda revision, repo_id: listing)
+    monkeypatch.setattr(model_cache, "fetch_files", fetch)
+
+    result = run_cli("models", "download")
+
+    assert result.exit_code == 0, result.output
+    assert "model_ckpts/stable-diffusion-v1-5/unet/diffusion_pytorch_model.bin" not in requested
+    assert "README.md" not in requested and len(requested) == 12
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "hub-repo"]  # nothing placed here
+    assert "finds these weights from any folder" in flat(result.output)
