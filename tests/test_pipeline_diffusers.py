@@ -215,3 +215,11 @@ def test_progress_bar_shows_unless_disabled(inputs, capfd, like_the_real_command
     pipe.set_progress_bar_config(disable=True)
     frames(pipe, inputs, num_inference_steps=2)
     assert "2/2" not in capfd.readouterr().err
+
+
+def test_loads_by_hub_id_from_the_hugging_face_cache(fake_hf_cache, inputs, ddim_frames, like_the_real_command):
+    pipe = VExpressPipeline.from_pretrained("tk93/V-Express")
+    pipe.set_progress_bar_config(disable=True)
+    assert torch.equal(frames(pipe, inputs), ddim_frames)
+    pinned = VExpressPipeline.from_pretrained("tk93/V-Express", revision=fake_hf_cache.commit, local_files_only=True)
+    assert set(pinned.components) == set(COMPONENTS)

@@ -1,6 +1,7 @@
 """Reading the pipeline's components from a model folder, quietly.
 
-Two layouts load: the released one (the original's ``model_ckpts`` folder, see ``model_folder.py``)
+The folder comes from ``model_source.resolve_model_folder`` (a folder, or a hub id through the
+Hugging Face cache). Two layouts load: the released one (the original's ``model_ckpts`` folder, see ``model_folder.py``)
 and the pipeline's own ``save_pretrained`` layout (``model_index.json`` and one folder per
 component), which diffusers' generic loader reads.
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.engine.checkpoints import check_model_files, load_networks, pretrained_load_errors
 from vexpress_cli.engine.model_folder import ModelFolder
-from vexpress_cli.errors import ModelFolderError, parameter
 
 SAVED_LAYOUT_INDEX = "model_index.json"
 LIBRARY_LOGGERS = ("diffusers", "transformers")
@@ -61,16 +61,6 @@ def quiet_loading() -> Iterator[None]:
 
 def is_saved_layout(folder: Path) -> bool:
     return (folder / SAVED_LAYOUT_INDEX).is_file()
-
-
-def local_model_folder(source: str | Path) -> Path:
-    """The folder to read: ``source`` itself when it is one."""
-    folder = Path(source)
-    if not folder.is_dir():
-        raise ModelFolderError(f"The model folder {folder} does not exist.",
-                               "V-Express needs its released weights in one folder.",
-                               f"Pass {parameter('model_dir')}, set VEXPRESS_MODEL_DIR, or run `vexpress models download`.")
-    return folder
 
 
 def load_released_components(root: Path) -> dict:

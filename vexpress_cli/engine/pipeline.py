@@ -37,9 +37,9 @@ from vexpress_cli.engine.call_checks import CallChecks
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
-from vexpress_cli.engine.loading import (install_log_filters, is_saved_layout, load_released_components,
-                                         local_model_folder, quiet_loading)
+from vexpress_cli.engine.loading import install_log_filters, is_saved_layout, load_released_components, quiet_loading
 from vexpress_cli.engine.median_filter import median_filter_stream
+from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as
 from vexpress_cli.engine.scheduling import SCHEDULER_CONFIG, ChunkedStepper  # noqa: F401 (SCHEDULER_CONFIG: API)
@@ -94,12 +94,15 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                         revision: str | None = None, cache_dir: str | Path | None = None,
                         local_files_only: bool | None = None, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None, **kwargs) -> "VExpressPipeline":
-        """Load the released layout (the original's ``model_ckpts`` folder) or a :meth:`save_pretrained` folder.
+        """Load a hub id (``tk93/V-Express``, ``owner/name@revision``) through the Hugging Face cache, or a
+        folder in the released layout (the original's ``model_ckpts``) or the :meth:`save_pretrained` layout.
 
-        ``torch_dtype`` (or ``dtype``) casts every network; ``device`` moves them there (the same as
-        ``.to(device)`` afterwards). Loading prints nothing.
+        ``revision``, ``cache_dir`` and ``local_files_only`` (None: follow ``HF_HUB_OFFLINE``) are those
+        of huggingface_hub. ``torch_dtype`` (or ``dtype``) casts every network; ``device`` moves them
+        there (the same as ``.to(device)`` afterwards). Loading prints nothing.
         """
-        folder = local_model_folder(pretrained_model_name_or_path)
+        folder = resolve_model_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
+                                      local_files_only=local_files_only)
         torch_dtype = torch_dtype or dtype
         with quiet_loading():
             if is_saved_layout(folder):
