@@ -42,7 +42,7 @@ from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as
-from vexpress_cli.engine.scheduling import SCHEDULER_CONFIG, ChunkedStepper  # noqa: F401 (SCHEDULER_CONFIG: API)
+from vexpress_cli.engine.scheduling import ChunkedStepper, make_scheduler, scheduler_name
 from vexpress_cli.progress import ProgressCallback, no_progress
 
 # Latents and window-prediction sums of a video stay in memory up to this size each; longer
@@ -113,6 +113,21 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
             if torch_dtype is not None or device is not None:
                 pipeline.to(device=device, dtype=torch_dtype)
         return pipeline
+
+    def use_scheduler(self, name: str) -> None:
+        """The sampler called ``name`` (ddim, dpm++, euler, unipc) on the model's noise schedule."""
+        if scheduler_name(self.scheduler) != name:
+            self.scheduler = make_scheduler(name, self.scheduler.config)
+
+    def enable_offload(self, mode: str, device: str | torch.device) -> None:
+        """``none``: every network on ``device``; ``model``: :meth:`enable_model_cpu_offload`; ``sequential``:
+        diffusers' leaf-level group offload (layer by layer, the least memory)."""
+        if mode == "model":
+            self.enable_model_cpu_offload(device=device)
+        elif mode == "sequential":
+            self.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
+        else:
+            self.to(device)
 
     @property
     def audio_processor(self):

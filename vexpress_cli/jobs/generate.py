@@ -130,6 +130,7 @@ class Generator:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._pipeline = None
+        self._offload = "none"
 
     # -- the networks ------------------------------------------------------------------------
 
@@ -137,17 +138,28 @@ class Generator:
     def loaded(self) -> bool:
         return self._pipeline is not None
 
-    def load(self, progress: ProgressCallback | None = None):
-        """Load the networks now (the first job does it otherwise); returns the engine pipeline."""
+    def load(self, progress: ProgressCallback | None = None, offload: str = "none"):
+        """Load the networks now (the first job does it otherwise); returns the engine pipeline.
+
+        ``offload`` (none, model, sequential) is how the networks sit between the CPU and the device;
+        a job asking for another mode than the loaded one reloads them (offload hooks do not come off).
+        """
+        if self._pipeline is not None and self._offload != offload:
+            self.close()
         if self._pipeline is None:
             from vexpress_cli.engine.pipeline import VExpressPipeline
 
             report = progress or no_progress
             report("model", 0, 1)
             try:
-                self._pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=self.device, dtype=self.dtype)
+                # With offloading the networks load into CPU memory: they may not fit on the device together.
+                device = self.device if offload == "none" else None
+                pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=device, dtype=self.dtype)
+                pipeline.enable_offload(offload, self.device)
             except torch.cuda.OutOfMemoryError:
                 raise out_of_memory_error("while loading the model") from None
+            pipeline.set_progress_bar_config(disable=True)  # progress goes to the job's callback
+            self._pipeline, self._offload = pipeline, offload
             report("model", 1, 1)
         return self._pipeline
 
@@ -210,8 +222,9 @@ class Generator:
         from vexpress_cli.media.video_writer import open_video_writer
 
         clock = StageClock(progress)
-        pipeline = self.load(clock)
         settings = plan.settings
+        pipeline = self.load(clock, settings.offload)
+        pipeline.use_scheduler(settings.scheduler)
         started = time.monotonic()
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
         frames = pipeline.iter_frames(
@@ -411,6 +424,6 @@ def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -
     return VExpressError(
         f"The GPU ran out of memory {when}.",
         f"{frames}{size} need more memory than this GPU has free.",
-        f"Turn on {parameter('save_gpu_memory')}, lower {parameter('context_frames')} (e.g. 12), "
-        f"or use {parameter('dtype')} fp16.",
+        f"Turn on {parameter('save_gpu_memory')} or {parameter('offload')} model, lower "
+        f"{parameter('context_frames')} (e.g. 12), or use {parameter('dtype')} fp16.",
     )

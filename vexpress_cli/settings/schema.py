@@ -26,6 +26,10 @@ MAX_CONTEXT_FRAMES = 32
 # retarget_strategy's default: no_retarget with a driving kps file, fix_face without.
 AUTO_STRATEGY = "auto"
 FACE_BACKENDS = ("auto", "insightface", "dlib")
+# The engine's samplers (vexpress_cli.engine.scheduling.SCHEDULERS; named here so the schema loads no diffusers).
+SCHEDULER_NAMES = ("ddim", "dpm++", "euler", "unipc")
+DEFAULT_SCHEDULER = "ddim"
+OFFLOAD_MODES = ("none", "model", "sequential")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,12 @@ class GenerationSettings:
                                              advised=(1.0, 3.0), original_flags=("--audio_attention_weight",))
     save_gpu_memory: bool = _setting(False, "Free each network from the GPU once it is no longer needed "
                                      "(lower peak memory).", original_flags=("--save_gpu_memory",))
+    offload: str = _setting("none", "Keep networks in CPU memory until they run: model moves one whole network at a "
+                            "time to the GPU (less memory, a little slower); sequential moves layer by layer (least "
+                            "memory, much slower); none keeps all on the device.", choices=OFFLOAD_MODES)
+    scheduler: str = _setting(DEFAULT_SCHEDULER, "Denoising sampler. Only ddim reproduces the original's videos; "
+                              "dpm++, euler and unipc are other diffusers samplers that may need fewer steps "
+                              "(see the fast preset).", choices=SCHEDULER_NAMES)
     fps: float = _setting(30.0, "Frames per second of the output video (29.97 means exactly 30000/1001).",
                           minimum=1.0, maximum=120.0)
     width: int = _setting(512, "Output width in pixels.", minimum=64, maximum=2048, multiple_of=8,

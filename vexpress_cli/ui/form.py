@@ -11,6 +11,8 @@ from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
 LABELS = {
     "num_inference_steps": "Denoising steps",
     "save_gpu_memory": "Save GPU memory",
+    "offload": "Offload networks to the CPU (offload)",
+    "scheduler": "Sampler (scheduler; only ddim reproduces the original)",
     "fps": "Frames per second",
     "dtype": "Precision (dtype)",
     "kps_fit": "Fitting a track of another length (kps_fit)",
