@@ -73,7 +73,7 @@ def generate(pipeline, inputs: dict, scheduler: str, steps: int, seed: int) -> t
 def markdown(table: dict, steps: list[int]) -> str:
     rows = ["| steps | " + " | ".join(table) + " |", "|---|" + "---|" * len(table)]
     for count in steps:
-        rows.append(f"| {count} | " + " | ".join(f"{table[name][count]:.4f}" for name in table) + " |")
+        rows.append(f"| {count} | " + " | ".join(f"{table[name][count]:.5f}" for name in table) + " |")
     return "\n".join(rows)
 
 

@@ -377,6 +377,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                        progress: ProgressCallback | None = None) -> Iterator[torch.Tensor]:
         """Decode ``[1, 4, frames, h, w]`` latents chunk by chunk into ``[3, n, H, W]`` frames in [0, 1]."""
         self._bring_back("vae")
+        for hook in getattr(self, "_all_hooks", []):  # model offload: the UNet leaves before the VAE decodes
+            hook.offload()
         device, dtype = self._execution_device, self.vae.dtype
         store = latents if isinstance(latents, LatentStore) else LatentStore.holding(latents)
         num_frames = store.frames
