@@ -102,8 +102,8 @@ def resolve_model_dir(explicit: Path | None = None, model: str | None = None) ->
         try:
             resolved = resolve_model_folder(str(source.value), local_files_only=True)
         except VExpressError as error:
-            raise ModelFolderError(error.what, why=_order(tried, source.how) + " " + error.why,
-                                   fix=error.fix) from None
+            why = f"{_order(tried, source.how)} {error.why}" if tried else error.why
+            raise ModelFolderError(error.what, why=why, fix=error.fix) from None
         return ResolvedModelDir(resolved, source.how, str(source.value), tuple(tried))
     raise AssertionError("the default hub id always resolves or raises")
 
