@@ -131,9 +131,11 @@ def test_pipeline_loads_by_hub_id_from_the_fake_cache(fake_hf_cache):
     by_hub = VExpressPipeline.from_pretrained(resolve_model_folder(DEFAULT_HUB_ID))
     by_folder = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
 
-    for name, module in by_folder.modules().items():
-        hub_state = by_hub.modules()[name].state_dict()
-        assert all(torch.equal(tensor, hub_state[key]) for key, tensor in module.state_dict().items()), name
+    for name in ("vae", "reference_net", "denoising_unet", "v_kps_guider", "audio_encoder", "audio_projection"):
+        hub_state = getattr(by_hub, name).state_dict()
+        folder_state = getattr(by_folder, name).state_dict()
+        assert hub_state.keys() == folder_state.keys(), name
+        assert all(torch.equal(tensor, hub_state[key]) for key, tensor in folder_state.items()), name
 
 
 def test_a_download_asks_for_one_file_per_required_file_in_the_preferred_format(tmp_path, monkeypatch):
