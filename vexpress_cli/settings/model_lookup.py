@@ -123,3 +123,15 @@ def _existing_folder(folder: Path, how: str, tried: list[str]) -> Path:
         "(`vexpress models download` fetches them there; `vexpress models path` shows what is found).",
     )
 
+
+
+def face_model_root() -> Path | None:
+    """The model folder the lookup finds (where the face detector lives too), or None when there is none.
+
+    For face detection outside ``generate`` (extract, retarget): the detector is found wherever the
+    weights are, the Hugging Face cache included; without weights the face layer's own default applies.
+    """
+    try:
+        return resolve_model_dir().path
+    except VExpressError:
+        return None
