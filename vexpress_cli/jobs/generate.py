@@ -33,6 +33,7 @@ import torch
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.images import open_rgb_image
+from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
@@ -72,6 +73,7 @@ class GenerationPlan:
     kps: Path | None = None
     preset: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    encoding: Any = None  # media.encoding.VideoEncoding, auto resolved; None for PNG frames
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Generator:
         resolved = resolve_job_settings(preset, settings)
         output = Path(output)
         check_output(output, overwrite, "video")
+        encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
         kps = Path(kps) if kps is not None else None
@@ -193,7 +196,7 @@ class Generator:
                            reference_kps=reference_kps, face_model_root=self.model_dir)
         plan.inputs = input_files(Path(reference_image), Path(audio), kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
-        plan.preset = str(preset) if preset is not None else None
+        plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan
@@ -223,7 +226,7 @@ class Generator:
             save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=clock,
         )
         writer = open_video_writer(plan.output, plan.fps, settings.width, settings.height,
-                                   audio_path=plan.audio, overwrite=plan.overwrite)
+                                   audio_path=plan.audio, overwrite=plan.overwrite, encoding=plan.encoding)
         record, stages, written = record_path(plan.output), dict(plan.stages), []
 
         def write_the_record(finished: Path) -> None:
@@ -244,6 +247,7 @@ class Generator:
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
+                                 **({"codec": plan.encoding.codec} if plan.encoding else {}),
                                  "device": str(self.device), "dtype": self.dtype_name},
                                 plan.notes, record, stages)
 

@@ -26,6 +26,9 @@ MAX_CONTEXT_FRAMES = 32
 # retarget_strategy's default: no_retarget with a driving kps file, fix_face without.
 AUTO_STRATEGY = "auto"
 FACE_BACKENDS = ("auto", "insightface", "dlib")
+# --codec: auto, then vexpress_cli.media.encoding.ENCODERS' names; --encoder-preset: x264's presets.
+CODECS = ("auto", "h264", "h265", "h264_nvenc", "hevc_nvenc")
+ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,14 @@ class GenerationSettings:
                                          minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
                                          hidden=True)
     postprocess: bool = _setting(True, "3x3x3 median filter over the output frames to reduce flicker.")
+    codec: str = _setting("auto", "Video codec: h264 (libx264), h265 (libx265, smaller files), h264_nvenc or "
+                          "hevc_nvenc (NVIDIA GPU encoders); auto: h264_nvenc where it works, else h264.",
+                          choices=CODECS)
+    crf: int = _setting(18, "Video quality (constant rate factor): lower is better and larger; 18 looks "
+                        "lossless, +6 about halves the file.", minimum=0, maximum=51)
+    encoder_preset: str = _setting("medium", "Encoder speed (x264 presets): slower gives a smaller file at the "
+                                   "same quality.", choices=ENCODER_PRESETS)
+    audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s.", minimum=32, maximum=512)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
