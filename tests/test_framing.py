@@ -43,7 +43,7 @@ def test_crop_box_is_shifted_inside_the_photo_when_the_face_is_near_an_edge():
 
 
 def test_crop_box_larger_than_the_photo_stays_centred_on_the_face_and_reaches_outside():
-    box = portrait_crop_box((100, 100, 300, 300), 400, 400)
+    box = portrait_crop_box((75, 100, 325, 350), 400, 400)  # 543 px, a third too large
     assert box.w > 400
     assert not box.inside(400, 400)
     assert abs(box.centre[0] - 200) <= 1
@@ -94,3 +94,10 @@ def test_crop_of_a_released_sample_is_close_to_its_own_frame(sample):
     # The shares are the two samples' mean, so each sample's own frame is within 10 % of it.
     assert abs(box.w - 512) < 0.1 * 512
     assert abs(box.centre[0] - 256) < 0.1 * 512 and abs(box.centre[1] - 256) < 0.1 * 512
+
+
+def test_crop_box_slightly_larger_than_the_photo_is_shrunk_to_fit_it_instead_of_padded():
+    box = portrait_crop_box((100, 100, 330, 330), 512, 512)  # 230 / 0.46 = 500 ... just fits
+    assert box.inside(512, 512)
+    bigger = portrait_crop_box((100, 100, 350, 350), 512, 512)  # 543 px: 6 % too large
+    assert (bigger.w, bigger.h) == (512, 512) and bigger.inside(512, 512)
