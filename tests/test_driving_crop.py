@@ -192,3 +192,13 @@ def test_cli_shows_the_crop_and_notes_a_pth_cannot_keep_it(tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "512x512 at (0, 0) of the 512x512 video" in text and "write .safetensors to keep it" in text
+
+
+def test_inspect_shows_the_recorded_crop(tmp_path):
+    from vexpress_cli.jobs.inspect.kps import inspect_kps
+
+    track = KpsTrack(np.ones((2, 3, 2)), fps=25.0, width=512, height=512, crop=(10, 20, 600, 600),
+                     source_size=(1280, 720))
+    report = inspect_kps(save_kps(tmp_path / "k.safetensors", track)).to_dict()
+    assert (report["crop"], report["source_size"]) == ([10, 20, 600, 600], [1280, 720])
+    assert inspect_kps(save_kps(tmp_path / "k.pth", track)).to_dict()["crop"] is None
