@@ -229,3 +229,13 @@ def test_doctor_lists_each_codec_and_what_auto_picks_here():
         codec: codec_usable(codec) for codec in ENCODERS}
     assert row.data["auto"] == resolve_codec("auto")
     assert all(codec in row.detail for codec in ENCODERS)
+
+
+def test_png_output_needs_no_encoder_so_an_unusable_codec_is_not_checked(monkeypatch, tmp_path):
+    from vexpress_cli.media.encoding import encoding_for_output
+
+    monkeypatch.setattr(encoding, "codec_usable", lambda codec, listed=None: False)
+    settings = resolve_settings(explicit={"codec": "hevc_nvenc"}).settings
+    assert encoding_for_output(settings, tmp_path / "frames") is None
+    with pytest.raises(InputError):
+        encoding_for_output(settings, tmp_path / "talk.mp4")
