@@ -26,6 +26,7 @@ MAX_CONTEXT_FRAMES = 32
 # retarget_strategy's default: no_retarget with a driving kps file, fix_face without.
 AUTO_STRATEGY = "auto"
 FACE_BACKENDS = ("auto", "insightface", "dlib")
+CROP_BOX_PATTERN = r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*,\s*\d+\s*"  # X,Y,W,H in the photo's pixels
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Setting:
     advised: tuple[float, float] | None = None
     multiple_of: int | None = None
     also_matching: str | None = None  # a regular expression for values accepted besides ``choices``
+    also_named: str = "cuda:N"  # how help and messages spell the values ``also_matching`` accepts
     aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
     original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
     hidden: bool = False
@@ -55,7 +57,7 @@ class Setting:
     def allowed(self) -> str:
         """The allowed values in words, for help and docs."""
         if self.choices:
-            return ", ".join(self.choices) + (" or cuda:N" if self.also_matching else "")
+            return ", ".join(self.choices) + (f" or {self.also_named}" if self.also_matching else "")
         if self.kind is bool:
             return "true or false"
         if self.maximum is not None and self.maximum >= 2**31:
@@ -111,6 +113,16 @@ class GenerationSettings:
                             choices=FIT_MODES)
     face_backend: str = _setting("auto", "Face detector for the reference photo's keypoints; auto: insightface "
                                  "when its model is present, else dlib.", choices=FACE_BACKENDS)
+    crop: str = _setting("auto", "The part of the photo that is animated: auto (a square around the face, framed "
+                         "like V-Express's training portraits), none (the whole photo, stretched) or X,Y,W,H in the "
+                         "photo's pixels.", choices=("auto", "none"), also_matching=CROP_BOX_PATTERN,
+                         also_named="X,Y,W,H")
+    face_index: int = _setting(0, "With crop auto and several faces: which one, 0 the largest, 1 the next, ...",
+                               minimum=0, maximum=99)
+    paste_back: bool = _setting(False, "Blend every generated frame back into the whole photo (soft edges): the "
+                                "video has the photo's size.")
+    max_size: int = _setting(0, "With paste_back: the video's longest side in pixels (the whole frame is scaled "
+                             "down); 0: the photo's own size.", minimum=0, maximum=8192)
     num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame.",
                                          minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
                                          hidden=True)
