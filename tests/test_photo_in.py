@@ -151,3 +151,24 @@ def test_max_size_caps_the_pasted_back_video_s_longest_side(canvas, speech, tmp_
     assert result.exit_code == 0, result.output
     info = video_info(output)
     assert (info.width, info.height) == (640, 360)
+
+
+def test_inspect_of_a_photo_on_its_side_reports_it_upright_and_the_box_auto_crop_would_cut(canvas):
+    from vexpress_cli.jobs.inspect import inspect_image
+
+    report = inspect_image(canvas["on_its_side"], backend="dlib")
+    assert (report.width, report.height, report.exif_orientation) == (*CANVAS_SIZE, 6)
+    assert_crop_around(report.crop, canvas["face_centre"])
+    x, y, w, h = report.crop
+    assert report.would_crop.startswith(f"would crop {w}x{h} at ({x}, {y})")
+
+
+def test_retarget_frames_the_photo_on_its_side_like_generate(canvas, speech, tmp_path):
+    from vexpress_cli.jobs.retarget import retarget
+
+    result = retarget(canvas["on_its_side"], None, "fix_face", tmp_path / "fitted.safetensors", num_frames=3,
+                      width=64, height=64, face_backend="dlib")
+    plan = plan_for(canvas["on_its_side"], speech, tmp_path)
+    assert any("EXIF orientation 6" in note for note in result.notes)
+    assert any(note.startswith("Cropped") for note in result.notes)
+    assert np.abs(result.reference_kps - plan.kps_track[0]).max() < 1  # the points generate's fix_face uses

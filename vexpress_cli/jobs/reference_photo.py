@@ -75,7 +75,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     else:
         face = None
         if mode == "auto":
-            box, face, found = find_crop(photo, settings, face_model_root, f"the reference image {path}")
+            box, face, found = find_crop(photo, settings, face_model_root, str(path))
             if found > 1:
                 result.notes.append(f"{found} faces found; cropped around face {settings.face_index} "
                                     f"(0 is the largest; {parameter('face_index')} picks another).")
