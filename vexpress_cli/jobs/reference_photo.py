@@ -29,6 +29,8 @@ DETECT_INPUT_SIZE = 640
 # More repeated edge pixels than this share of the crop is worth a warning.
 PADDING_WARNING_SHARE = 0.15
 MIN_PASTE_SIZE = 64
+# Past this long side a pasted-back video is slow to encode and to play; --max-size is suggested.
+LARGE_VIDEO_SIDE = 3840
 
 
 @dataclass
@@ -91,6 +93,9 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     if settings.paste_back:
         _check_max_size(settings.max_size)
         result.photo = photo
+        if not settings.max_size and max(image.size) > LARGE_VIDEO_SIDE:
+            result.warnings.append(f"The pasted-back video will be {image.width}x{image.height}, slow to encode and "
+                                   f"to play; {parameter('max_size')} 1920 makes it 1920 pixels on the long side.")
     return result
 
 

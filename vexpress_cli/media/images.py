@@ -29,7 +29,8 @@ EXPECTED_IMAGE = "a JPEG or PNG photo"
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 EXIF_ORIENTATION_TAG = 0x0112
 ORIENTATION_WORDS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored", 5: "on its side and mirrored",
-                     6: "on its side (turned 90 degrees)", 7: "on its side and mirrored", 8: "on its side (turned 90 degrees)"}
+                     6: "on its side (turned 90 degrees)", 7: "on its side and mirrored",
+                     8: "on its side (turned 90 degrees)"}
 
 
 @contextmanager

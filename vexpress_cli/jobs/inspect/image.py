@@ -112,7 +112,8 @@ def _image_warnings(report: ImageReport) -> list[str]:
     aspect_out = face.detect_width / face.detect_height
     if abs(report.width / report.height - aspect_out) > 0.01:
         warnings.append(f"The image is {report.width}x{report.height}; generate --crop none would stretch it to "
-                        f"{face.detect_width}x{face.detect_height} (aspect not kept); --crop auto cuts around the face.")
+                        f"{face.detect_width}x{face.detect_height} (aspect not kept); --crop auto cuts around "
+                        "the face.")
     if report.smaller_than_512:
         warnings.append(f"The image is smaller than {MODEL_SIZE} px on a side; it will be upscaled and look soft.")
     if report.exif_orientation not in (None, 1):
