@@ -8,6 +8,7 @@ from conftest import SAMPLES_DIR
 
 from vexpress_cli.face.framing import (
     EYE_HEIGHT_SHARE,
+    already_framed,
     FACE_WIDTH_SHARE,
     CropBox,
     cut_crop,
@@ -101,3 +102,9 @@ def test_crop_box_slightly_larger_than_the_photo_is_shrunk_to_fit_it_instead_of_
     assert box.inside(512, 512)
     bigger = portrait_crop_box((100, 100, 350, 350), 512, 512)  # 543 px: 6 % too large
     assert (bigger.w, bigger.h) == (512, 512) and bigger.inside(512, 512)
+
+
+def test_a_picture_of_the_output_shape_nearly_filled_by_its_box_counts_as_already_framed():
+    assert already_framed(CropBox(35, 11, 467, 467), 512, 512)
+    assert not already_framed(CropBox(35, 11, 467, 467), 1024, 512)  # another shape: cropped
+    assert not already_framed(CropBox(100, 100, 300, 300), 512, 512)  # a small face: cropped

@@ -29,6 +29,9 @@ FACE_CENTRE_HEIGHT_SHARE = 0.52
 # The samples' face widths lie within 10 % of their mean, so a box at most 10 % larger than the photo is
 # shrunk to fit it (the face comes out a little larger) rather than padded with repeated edge pixels.
 SHRINK_TO_FIT = 0.9
+# A picture of the output's shape whose crop box would span at least this share of it is already a framed
+# portrait (the samples' own boxes span 0.91-1.0 of them): it is used whole, as V-Express uses its samples.
+FRAMED_SHARE = 0.85
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,16 @@ def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: flo
     left = _clamped(centre_x - width / 2, width, image_width)
     top = _clamped(top, height, image_height)
     return CropBox(round(left), round(top), width, height)
+
+
+def already_framed(box: CropBox, image_width: int, image_height: int, aspect: float = 1.0) -> bool:
+    """Whether a picture is already a portrait framed for V-Express: its shape, and ``box`` nearly all of it."""
+    same_shape = abs(image_width / image_height - aspect) <= 0.01 * aspect
+    return same_shape and box.w >= FRAMED_SHARE * image_width and box.h >= FRAMED_SHARE * image_height
+
+
+def whole_image(image_width: int, image_height: int) -> CropBox:
+    return CropBox(0, 0, image_width, image_height)
 
 
 def _clamped(start: float, size: int, limit: int) -> float:
