@@ -143,14 +143,14 @@ def test_default_strategy_without_kps_is_fix_face_at_ntsc_rate(clips, tmp_path):
 
 
 def test_faceless_image_and_silent_audio_work_with_no_retarget(clips, tmp_path):
-    """no_retarget with a kps file needs no face; silent audio is a warning, not an error."""
+    """no_retarget with a kps file and --crop none needs no face; silent audio is a warning, not an error."""
     import PIL.Image
 
     faceless = tmp_path / "wall.png"
     PIL.Image.new("RGB", (96, 96), (128, 128, 128)).save(faceless)
     output = tmp_path / "o.mp4"
     result = generate("-i", faceless, "-a", clips["silent"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
-                      "--face-backend", "dlib", "--json")
+                      "--face-backend", "dlib", "--crop", "none", "--json")
     report = json.loads(result.stdout)
     assert report["strategy"] == "no_retarget"
     assert any("is silent" in warning for warning in report["warnings"])
@@ -256,7 +256,7 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert set(report) == {"output", "frames", "fps", "duration", "seconds", "strategy", "warnings", "notes",
-                           "record", "stages", "settings"}
+                           "record", "stages", "settings", "crop", "size"}
     assert report["record"] == str(output) + ".json" and set(report["stages"]) >= {"inputs", "denoise", "decode"}
     assert report["frames"] == 18 and report["fps"] == 30 and report["strategy"] == "no_retarget"
     assert report["settings"]["retarget_strategy"] == "no_retarget" and report["settings"]["width"] == 64

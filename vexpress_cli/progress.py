@@ -16,6 +16,7 @@ STAGE_LABELS = {
     "audio": "Encoding the audio",
     "denoise": "Denoising (steps x windows)",
     "decode": "Decoding and writing frames",
+    "tracking": "Tracking the face for the crop",
     "faces": "Finding faces",
     "preview": "Writing preview",
     "listing": "Listing the model repository",
@@ -23,7 +24,7 @@ STAGE_LABELS = {
     "place": "Placing files in the model folder",
 }
 # Stages whose speed is worth showing, with their unit ("bytes" are shown as kB, MB, GB).
-STAGE_UNITS = {"faces": "frames", "decode": "frames", "preview": "frames", "download": "bytes", "place": "bytes"}
+STAGE_UNITS = {"tracking": "frames", "faces": "frames", "decode": "frames", "preview": "frames", "download": "bytes", "place": "bytes"}
 
 
 class ProgressCallback(Protocol):

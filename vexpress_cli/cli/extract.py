@@ -25,6 +25,11 @@ EPILOG = """\
 
     [cyan]vexpress extract talk.mp4 --kps-out talk.safetensors --audio-out talk.mp3[/]
 
+  A wide shot: follow the face and cut one steady face-centred square from every frame,
+  framed like an auto-cropped reference photo (.safetensors records the crop):
+
+    [cyan]vexpress extract wide.mp4 --crop auto -o wide.safetensors[/]
+
   Offline, without the insightface model, and stop at any frame without exactly one face:
 
     [cyan]vexpress extract talk.mp4 --backend dlib --strict[/]
@@ -34,7 +39,10 @@ EPILOG = """\
     [cyan]vexpress extract --video_path talk.mp4 --kps_sequence_save_path kps.pth --audio_save_path aud.mp3[/]
 
 Frames are resized to WIDTH x HEIGHT (aspect not kept, like V-Express) and the
-points are pixels of that size; use the size you will generate at. Backends:
+points are pixels of that size; use the size you will generate at. With
+[bold]--crop auto[/] the face is tracked first and one box (from the median eye
+position and eye distance over the video, so the head's motion is kept) is cut
+from every frame before detection; the points are then in that crop. Backends:
 [bold]insightface[/] (SCRFD det_10g.onnx of buffalo_l, the detector V-Express used) or
 [bold]dlib[/] (no download; 2-4 px from insightface's points). [bold]auto[/] takes insightface
 when MODEL_ROOT/models/buffalo_l/det_10g.onnx exists. Frames without a face are
@@ -59,6 +67,10 @@ def extract_command(
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
         "Default: $VEXPRESS_MODEL_DIR/insightface_models, else ./model_ckpts/insightface_models.", show_default=False,
+    ),
+    crop: str = typer.Option(
+        "none", "--crop", metavar="auto|none|X,Y,W,H", help="none: the whole frame; auto: one steady square around "
+        "the face, tracked through the video; X,Y,W,H: that box of the video's pixels.",
     ),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on any frame without exactly one face (like the original)."
@@ -87,8 +99,10 @@ def extract_command(
                          one_of(audio_out, audio_flag, "--audio-out", "--audio_save_path"), width=width,
                          height=height, face_backend=face_backend,
                          model_root=one_of(model_root, insightface_flag, "--model-root", "--insightface_model_path"),
-                         strict=strict, overwrite=overwrite, progress=progress)
+                         strict=strict, overwrite=overwrite, progress=progress, crop=crop)
     Console().print(summary_table(result))
+    for note in result.notes:
+        Console(stderr=True).print(f"Note: {spell_parameters(note, flag_of)}", markup=False, highlight=False)
 
 
 def summary_table(result) -> Table:
@@ -98,6 +112,11 @@ def summary_table(result) -> Table:
     table.add_column(overflow="fold")
     fps = f"{float(report.fps):.3f}".rstrip("0").rstrip(".") if report.fps else "unknown"
     table.add_row("frames", f"{plural(report.frames, 'frame')} at {fps} fps, points in {report.width}x{report.height} pixels")
+    if report.crop is not None:
+        width, height = report.video_size
+        table.add_row("crop", f"{report.crop} of the {width}x{height} video, cut from every frame")
+    else:
+        table.add_row("crop", "none: each whole frame (--crop auto for a wide shot)")
     table.add_row("missing faces", _frame_list(report.missing_frames, "interpolated"))
     table.add_row("several faces", _frame_list(report.multi_face_frames, "followed one face"))
     reason = spell_parameters(result.backend_reason, flag_of)

@@ -57,7 +57,7 @@ def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str
     flags = [setting.flag, *setting.aliases, *extra_flags]
     if setting.kind is bool:
         flags[0] = f"{setting.flag}/--no-{setting.flag[2:]}"
-    metavar = "[" + "|".join(setting.choices) + "|cuda:N]" if setting.also_matching else None
+    metavar = "[" + "|".join(setting.choices) + f"|{setting.also_named}]" if setting.also_matching else None
     return typer.Option(default, *flags, help=_help(setting), hidden=setting.hidden, show_default=False,
                         case_sensitive=False, metavar=metavar, rich_help_panel=panel)
 

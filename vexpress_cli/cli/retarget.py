@@ -85,6 +85,8 @@ def retarget_command(
         dir_okay=False,
     ),
     face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
+    crop: str = setting_option("crop", default=DEFAULTS["crop"]),
+    face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
     model_root: Path | None = typer.Option(
         None,
         "--model-root",
@@ -104,7 +106,8 @@ def retarget_command(
     with stage_progress(console) as progress:
         result = retarget(reference_image, kps, strategy, output, preview=preview, reference_kps=reference_kps,
                           num_frames=num_frames, kps_fit=kps_fit, width=width, height=height, fps=fps,
-                          face_backend=face_backend, model_root=model_root, overwrite=overwrite, progress=progress)
+                          face_backend=face_backend, model_root=model_root, overwrite=overwrite, progress=progress,
+                          crop=crop, face_index=face_index)
     for note in result.notes:
         console.print(note, highlight=False)
     if result.reference_detected:

@@ -3,7 +3,7 @@ and optionally its audio track, written together or not at all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class ExtractResult:
     report: Any  # vexpress_cli.kps.from_video.ExtractReport
     backend_description: str
     backend_reason: str
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         report = self.report
@@ -33,6 +34,8 @@ class ExtractResult:
             "width": report.width, "height": report.height, "backend": report.backend,
             "missing_frames": report.missing_frames, "multi_face_frames": report.multi_face_frames,
             "seconds": round(report.seconds, 3),
+            "crop": report.crop.as_list() if report.crop else None,
+            "video_size": list(report.video_size) if report.video_size else None, "notes": self.notes,
         }
 
 
@@ -43,7 +46,8 @@ def default_kps_path(video: Path) -> Path:
 def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLike | None = None, *,
             width: int = DEFAULTS["width"], height: int = DEFAULTS["height"],
             face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
-            strict: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None) -> ExtractResult:
+            strict: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
+            crop: Any = "none") -> ExtractResult:
     """Extract the V-Kps track of ``video`` into ``kps_out`` (default: ``STEM_kps.pth`` beside it).
 
     ``kps_out`` is ``.pth`` (a tensor the original V-Express reads) or ``.safetensors`` (with fps,
@@ -51,8 +55,13 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     of the video resized to ``width`` x ``height``. ``face_backend``: ``insightface`` (SCRFD, as the
     original), ``dlib`` (no download) or ``auto``. Frames without a face are interpolated and
     listed in the report; ``strict`` fails on any frame without exactly one face instead.
+    ``crop``: ``none`` (each whole frame resized, like the original), ``auto`` (the face tracked
+    through the video and one steady face-centred box cut from every frame, at the reference
+    photo's framing) or ``X,Y,W,H`` / a CropBox in the video's pixels; the points are then in the
+    crop's frame, and a ``.safetensors`` file records the box.
     """
     from vexpress_cli.face import load_backend
+    from vexpress_cli.kps.driving_crop import parse_crop
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
 
@@ -61,17 +70,23 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     audio_out = Path(audio_out) if audio_out is not None else None
     face_backend = validate_value("face_backend", face_backend, f"Setting {parameter('face_backend')}",
                                   within_advice=False)
+    crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
     if model_root is None and face_backend != "dlib":
         from vexpress_cli.settings.model_lookup import face_model_root
 
         model_root = face_model_root()
     detector = load_backend(face_backend, model_root, width, height)
-    points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress)
+    points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress,
+                                          crop=crop)
     fps = float(report.fps) if report.fps else None
-    track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend)
+    box = tuple(report.crop.as_list()) if report.crop else None
+    track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend, crop=box,
+                     source_size=report.video_size if box else None)
     _save_outputs(video_probe, track, kps_out, audio_out, overwrite)
-    return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason)
+    notes = [f"The crop {report.crop} is not recorded in a {kps_out.suffix} file (it holds only the points); "
+             "write .safetensors to keep it."] if box and kps_out.suffix.lower() != ".safetensors" else []
+    return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
 
 
 def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:

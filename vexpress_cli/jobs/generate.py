@@ -32,13 +32,12 @@ import torch
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
-from vexpress_cli.media.images import open_rgb_image
+from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
 
-MIN_ADVISED_SIZE = 512
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
 # Settings that belong to the loaded networks, not to one job.
@@ -72,6 +71,12 @@ class GenerationPlan:
     kps: Path | None = None
     preset: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    encoding: Any = None  # media.encoding.VideoEncoding, auto resolved; None for PNG frames
+    photo: Any = None  # the ReferencePhoto (jobs.reference_photo): its crop box, and the photo for paste-back
+
+    @property
+    def crop(self) -> list[int] | None:
+        return self.photo.crop_list if self.photo is not None else None
 
 
 @dataclass
@@ -89,10 +94,13 @@ class GenerationResult:
     notes: list[str] = field(default_factory=list)
     record: Path | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    crop: list[int] | None = None  # x, y, w, h in the photo's pixels; None: the whole photo
+    size: tuple[int, int] | None = None  # the video's width and height
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
+            "crop": self.crop, "size": list(self.size) if self.size else None,
             "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
             "notes": self.notes, "record": str(self.record) if self.record else None, "stages": self.stages,
             "settings": self.settings,
@@ -201,6 +209,7 @@ class Generator:
         resolved = resolve_job_settings(preset, settings)
         output = Path(output)
         check_output(output, overwrite, "video")
+        encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
         kps = Path(kps) if kps is not None else None
@@ -208,7 +217,7 @@ class Generator:
                            reference_kps=reference_kps, face_model_root=self.model_dir)
         plan.inputs = input_files(Path(reference_image), Path(audio), kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
-        plan.preset = str(preset) if preset is not None else None
+        plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan
@@ -238,8 +247,10 @@ class Generator:
             num_pad_audio_frames=settings.num_pad_audio_frames, generator=generator,
             save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=clock,
         )
-        writer = open_video_writer(plan.output, plan.fps, settings.width, settings.height,
-                                   audio_path=plan.audio, overwrite=plan.overwrite)
+        paste = plan.photo.paste_back(settings.max_size) if plan.photo is not None else None
+        size = (paste.width, paste.height) if paste else (settings.width, settings.height)
+        writer = open_video_writer(plan.output, plan.fps, *size, audio_path=plan.audio, overwrite=plan.overwrite,
+                                   encoding=plan.encoding)
         record, stages, written = record_path(plan.output), dict(plan.stages), []
 
         def write_the_record(finished: Path) -> None:
@@ -249,7 +260,8 @@ class Generator:
         try:
             with writer:
                 for chunk in frames:
-                    writer.write(chunk)
+                    for frame in paste.frames(chunk) if paste else (chunk,):  # one full-size frame at a time
+                        writer.write(frame)
                 writer.close(before_commit=write_the_record)
         except BaseException as error:
             for path in written:  # the record was written but the output did not take its place
@@ -260,8 +272,9 @@ class Generator:
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
+                                 **({"codec": plan.encoding.codec} if plan.encoding else {}),
                                  "device": str(self.device), "dtype": self.dtype_name},
-                                plan.notes, record, stages)
+                                plan.notes, record, stages, plan.crop, size)
 
     @property
     def dtype_name(self) -> str:
@@ -340,30 +353,23 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if truncated:
         warnings.append(f"{audio}: {truncated}")
 
-    image = open_rgb_image(reference_image, "reference image")
-    if abs(image.width / image.height - width / height) > 0.01:
-        warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
-                        f"{width}x{height}. Crop it to that shape around the face for best results.")
-    if min(image.size) < MIN_ADVISED_SIZE:
-        warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
-                        "expect a blurry face.")
-    reference = image.resize((width, height), PIL.Image.BICUBIC)
+    from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints
 
-    notes: list[str] = []
+    photo = read_reference_photo(reference_image, settings, reference_kps_given=reference_kps is not None,
+                                 face_model_root=face_model_root)
+    warnings.extend(photo.warnings)
+    notes = list(photo.notes)
     driving = _driving_track(kps, audio, settings, num_frames, warnings, notes)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
-        from vexpress_cli.face import detect_reference_kps
-
-        reference_points = detect_reference_kps(reference_image, width, height, settings.face_backend,
-                                                face_model_root)
+        reference_points = reference_keypoints(photo, reference_image, settings, face_model_root)
     if reference_points is None:
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit)
     outside = check_kps_in_frame(track, width, height, "the keypoint track")
     warnings.extend([outside] if outside else [])
-    return GenerationPlan(reference, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
-                          strategy_reason, settings, dict(resolved.sources), warnings, notes)
+    return GenerationPlan(photo.image, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
+                          strategy_reason, settings, dict(resolved.sources), warnings, notes, photo=photo)
 
 
 def _reference_points(reference_kps, width: int, height: int) -> np.ndarray | None:

@@ -154,6 +154,7 @@ class RunRecord:
     notes: list[str] = field(default_factory=list)
     output_file: dict[str, Any] | None = None
     error: str | None = None
+    crop: list[int] | None = None  # x, y, w, h of the photo that was animated; None: the whole photo
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"))
 
@@ -232,7 +233,7 @@ def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: 
         seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=str(generator.device),
         dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
         seconds=round(seconds, 3), stages=stages, warnings=list(plan.warnings), notes=list(plan.notes),
-        output_file=output_file)
+        output_file=output_file, crop=plan.crop)
 
 
 def job_of(plan: Any) -> dict[str, Any]:

@@ -68,17 +68,21 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
              reference_kps=None, num_frames: int | None = None, kps_fit: str = DEFAULTS["kps_fit"],
              width: int = DEFAULTS["width"], height: int = DEFAULTS["height"], fps: float | None = None,
              face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
-             overwrite: bool = False, progress: ProgressCallback | None = None) -> RetargetResult:
+             overwrite: bool = False, progress: ProgressCallback | None = None, crop: str = DEFAULTS["crop"],
+             face_index: int = DEFAULTS["face_index"]) -> RetargetResult:
     """Fit a driving track to a reference face and save it (``.safetensors`` keeps fps and size, ``.pth``).
 
     ``strategy`` is any installed retarget strategy (``auto``: ``no_retarget`` with a driving track,
     ``fix_face`` without). The reference face comes from ``reference_kps`` (``[3, 2]`` numbers,
     ``"x,y;x,y;x,y"`` or a kps file) or is detected in ``reference_image``. ``num_frames`` defaults
-    to the driving track's length; a shorter track is fitted by ``kps_fit``. ``preview`` also
+    to the driving track's length; a shorter track is fitted by ``kps_fit``. ``crop`` and ``face_index``
+    frame the photo as ``generate`` does (the points are in that frame). ``preview`` also
     writes a video of the retargeted points over the photo, next to the driving ones.
     """
     output, preview = Path(output), Path(preview) if preview is not None else None
     kps_fit = validate_value("kps_fit", kps_fit, f"Setting {parameter('kps_fit')}", within_advice=False)
+    crop = validate_value("crop", crop, f"Setting {parameter('crop')}", within_advice=False)
+    face_index = validate_value("face_index", face_index, f"Setting {parameter('face_index')}", within_advice=False)
     fps = _checked_fps(fps)
     _check_outputs(output, preview, overwrite)
     if strategy == AUTO_STRATEGY:
@@ -113,7 +117,9 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
             from vexpress_cli.settings.model_lookup import face_model_root
 
             model_root = face_model_root()
-        reference = _load_reference(reference_image, reference_kps, width, height, face_backend, model_root)
+        framing = {"width": width, "height": height, "face_backend": face_backend, "crop": crop,
+                   "face_index": face_index}
+        reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)
 
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit)
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
@@ -147,7 +153,7 @@ def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsT
     return rescaled
 
 
-def _load_reference(image_path, reference_kps, width, height, face_backend, model_root) -> _Reference:
+def _load_reference(image_path, reference_kps, framing: dict, model_root, notes: list[str]) -> _Reference:
     if image_path is None and reference_kps is None:
         raise InputError(
             "No reference face given.",
@@ -155,18 +161,22 @@ def _load_reference(image_path, reference_kps, width, height, face_backend, mode
             fix=f"Give {parameter('reference_image')} PHOTO, or {parameter('reference_kps')} "
             'FILE or "x,y;x,y;x,y".',
         )
-    from vexpress_cli.face import load_image_rgb, resize_like_original
+    from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints
+    from vexpress_cli.settings.schema import GenerationSettings
 
-    # Decoded once, at the output size: the preview's background and the detector's input.
-    image = resize_like_original(load_image_rgb(Path(image_path)), width, height) if image_path is not None else None
+    settings = GenerationSettings(**framing)
+    width, height = settings.width, settings.height
+    photo = None
+    if image_path is not None:  # upright, framed (cropped) as generate frames it, at the output size
+        photo = read_reference_photo(Path(image_path), settings, reference_kps_given=reference_kps is not None,
+                                     face_model_root=Path(model_root) if model_root else None)
+        notes.extend(photo.notes)
+    image = np.asarray(photo.image) if photo is not None else None
     if reference_kps is not None:
         points = (reference_kps_from_text(str(reference_kps), width, height)
                   if isinstance(reference_kps, (str, Path)) else np.asarray(reference_kps, dtype=np.float32))
         return _Reference(kps=points, image=image, detected=False)
-    from vexpress_cli.face import detect_reference_kps
-
-    points = detect_reference_kps(image, width, height, backend=face_backend, model_root=model_root,
-                                  label=str(image_path))
+    points = reference_keypoints(photo, Path(image_path), settings, Path(model_root) if model_root else None)
     return _Reference(kps=np.asarray(points, dtype=np.float32), image=image, detected=True)
 
 

@@ -2,7 +2,10 @@
 
 Like the original ``scripts/extract_kps_sequence_and_audio.py``, every frame
 is resized with ``cv2.resize`` to ``width`` x ``height`` before detection and
-the points are in that frame size. Unlike it, a frame without exactly one face
+the points are in that frame size. With ``crop`` (``"auto"`` or a
+:class:`~vexpress_cli.face.framing.CropBox`) every frame is first cut to one
+steady box around the face (:mod:`vexpress_cli.kps.driving_crop`), so the
+points are in the face-centred frame a cropped reference photo uses. Unlike it, a frame without exactly one face
 does not abort the run: with several faces one face is followed through the
 video, and frames without a face are interpolated from their neighbours and
 listed in the report (``strict=True`` restores the all-or-nothing behaviour).
@@ -20,6 +23,7 @@ import numpy as np
 from vexpress_cli.errors import InputError
 from vexpress_cli.face import FaceBackend, load_backend
 from vexpress_cli.face.base import Face
+from vexpress_cli.face.framing import CropBox
 from vexpress_cli.face.tracking import fill_missing_frames, follow_face
 from vexpress_cli.media.ffmpeg import Probe
 from vexpress_cli.progress import ProgressCallback
@@ -39,6 +43,8 @@ class ExtractReport:
     missing_frames: list[int] = field(default_factory=list)
     multi_face_frames: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    crop: CropBox | None = None  # the box cut from every frame, in the video's pixels
+    video_size: tuple[int, int] | None = None  # the video's own width and height
 
     @property
     def missing_count(self) -> int:
@@ -62,6 +68,7 @@ def extract_kps_sequence(
     strict: bool = False,
     progress: ProgressCallback | None = None,
     model_root: Path | str | None = None,
+    crop: str | CropBox | None = None,
 ) -> tuple[np.ndarray, ExtractReport]:
     """Keypoints of the video's face in every frame: float32 ``[F, 3, 2]`` and a report.
 
@@ -69,10 +76,13 @@ def extract_kps_sequence(
     result, so a caller that probed it already does not run ffmpeg again.
     ``backend`` is a backend name (``auto``, ``insightface``, ``dlib``; see
     :func:`vexpress_cli.face.load_backend`) or a ready backend. ``progress`` is
-    called after each frame as ``progress("faces", frames done, total frames or None)``.
+    called after each frame as ``progress("faces", frames done, total frames or None)``
+    (and ``"tracking"`` for the first pass of ``crop="auto"``). ``crop``: None (the
+    whole frame), ``"auto"`` or a CropBox; the report says which box was cut.
     Raises InputError when no frame has a face, or, with ``strict``, at the
     first frame without exactly one face.
     """
+    from vexpress_cli.kps.driving_crop import check_crop_in_video, cropped_frames, parse_crop, track_crop_box
     from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
     info = video_info(video_path if isinstance(video_path, Probe) else Path(video_path))
@@ -80,13 +90,19 @@ def extract_kps_sequence(
     detector = load_backend(backend, model_root, width, height) if isinstance(backend, str) else backend
     total = info.frame_count or None
     started = time.perf_counter()
+    crop = parse_crop(crop)
+    if crop == "auto":
+        crop = track_crop_box(info, detector, width / height, progress)
+    if crop is not None:
+        check_crop_in_video(crop, info.width, info.height, video_path)
 
     points: list[np.ndarray | None] = []
     missing: list[int] = []
     multi: list[int] = []
     previous: Face | None = None
     # iter_video_frames resizes with cv2.resize (bilinear), as the original did.
-    for index, frame in enumerate(iter_video_frames(info, size=(width, height))):
+    frames = iter_video_frames(info, size=(width, height)) if crop is None else cropped_frames(info, crop, width, height)
+    for index, frame in enumerate(frames):
         faces = detector.detect(frame)
         if len(faces) != 1 and strict:
             raise _strict_error(video_path, index, len(faces))
@@ -124,6 +140,8 @@ def extract_kps_sequence(
         missing_frames=missing,
         multi_face_frames=multi,
         seconds=time.perf_counter() - started,
+        crop=crop,
+        video_size=(info.width, info.height),
     )
     return fill_missing_frames(points), report
 

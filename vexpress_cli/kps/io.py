@@ -4,7 +4,9 @@ Formats, picked by the file suffix:
 
 ``.safetensors`` (ours, preferred)
     One float32 tensor ``kps`` of shape ``[F, 3, 2]`` plus string metadata in
-    the safetensors header: ``fps``, ``width``, ``height``, ``backend``. The
+    the safetensors header: ``fps``, ``width``, ``height``, ``backend``, and
+    for a cropped extraction ``crop`` (``x,y,w,h``) and ``source_size``
+    (``WxH``, the video's own size). The
     file is self-describing, so no sidecar file can go missing or stale.
     Reading also accepts a file whose only tensor has another name, and any
     dtype (bfloat16 included).
@@ -58,6 +60,8 @@ class KpsTrack:
     ``fps``, ``width``, ``height`` (the frame size the points refer to) and
     ``backend`` (the face detector that produced them) are ``None`` when the
     file did not record them, as with the original V-Express kps files.
+    ``crop`` is the box ``(x, y, w, h)`` cut from each video frame (of ``source_size``,
+    the video's width and height) before the points were found; None: the whole frame.
     """
 
     points: np.ndarray
@@ -66,6 +70,8 @@ class KpsTrack:
     height: int | None = None
     backend: str | None = None
     source: Path | None = field(default=None, compare=False)
+    crop: tuple[int, int, int, int] | None = None
+    source_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.points = np.ascontiguousarray(self.points, dtype=np.float32)
@@ -100,7 +106,7 @@ class KpsTrack:
         if not (self.width and self.height) or (self.width, self.height) == (width, height):
             return self
         scale = np.array([width / self.width, height / self.height], dtype=np.float32)
-        return KpsTrack(self.points * scale, self.fps, width, height, self.backend, self.source)
+        return replace(self, points=self.points * scale, width=width, height=height)
 
 
 def load_kps(path: str | Path) -> KpsTrack:
@@ -390,6 +396,10 @@ def _metadata_of(track: KpsTrack) -> dict[str, str]:
         metadata["height"] = str(int(track.height))
     if track.backend is not None:
         metadata["backend"] = str(track.backend)
+    if track.crop is not None:
+        metadata["crop"] = ",".join(str(int(value)) for value in track.crop)
+    if track.source_size is not None:
+        metadata["source_size"] = "x".join(str(int(value)) for value in track.source_size)
     return metadata
 
 
@@ -405,10 +415,16 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
                 parsed[key] = int(metadata[key])
                 if parsed[key] <= 0:
                     raise ValueError(f"{key} {metadata[key]}")
+        for key, separator, count in (("crop", ",", 4), ("source_size", "x", 2)):
+            if key in metadata:
+                parsed[key] = tuple(int(part) for part in metadata[key].split(separator))
+                if len(parsed[key]) != count or min(parsed[key][-2:]) <= 0:
+                    raise ValueError(f"{key} {metadata[key]}")
     except ValueError as error:
         raise InputError(
             f"The kps file {path} has invalid metadata ({error}).",
-            why="fps must be a positive number and width/height positive integers.",
+            why="fps must be a positive number, width/height positive integers, crop x,y,w,h and source_size WxH "
+            "with positive sizes.",
             fix="Re-create the file with `vexpress extract` or `vexpress retarget`.",
         ) from None
     if "backend" in metadata:

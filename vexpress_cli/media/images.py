@@ -3,7 +3,8 @@
 Pillow opens lazily: :func:`opened_image` reads only the header, refuses an image of more than
 :data:`MAX_IMAGE_PIXELS` before any pixel is decoded (a 500 KB PNG can declare 13000 x 13000
 pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scaling 16-bit
-grayscale down instead of clipping it to white.
+grayscale down instead of clipping it to white. Photos come out upright: a phone photo whose EXIF
+orientation says "rotate" is turned the way it was taken (:func:`upright`, :func:`rotation_note`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.input_files import require_regular_file
@@ -25,6 +27,10 @@ IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombErro
 MAX_IMAGE_PIXELS = 64_000_000
 EXPECTED_IMAGE = "a JPEG or PNG photo"
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+EXIF_ORIENTATION_TAG = 0x0112
+ORIENTATION_WORDS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored", 5: "on its side and mirrored",
+                     6: "on its side (turned 90 degrees)", 7: "on its side and mirrored",
+                     8: "on its side (turned 90 degrees)"}
 
 
 @contextmanager
@@ -67,9 +73,32 @@ def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
 
 
 def open_rgb_image(path: str | Path, label: str = "image") -> PIL.Image.Image:
-    """The photo at ``path`` as an RGB image; ``label`` names it in errors (e.g. "reference image")."""
+    """The photo at ``path`` as an upright RGB image; ``label`` names it in errors (e.g. "reference image")."""
     with opened_image(path, label) as image:
-        return as_rgb(image)
+        return as_rgb(upright(image))
+
+
+def exif_orientation(image: PIL.Image.Image) -> int | None:
+    """The EXIF orientation (1-8) an opened image declares, or None."""
+    orientation = image.getexif().get(EXIF_ORIENTATION_TAG)
+    return orientation if orientation in ORIENTATION_WORDS or orientation == 1 else None
+
+
+def upright(image: PIL.Image.Image) -> PIL.Image.Image:
+    """``image`` turned as its EXIF orientation says (the pixels as the camera's user saw them)."""
+    if exif_orientation(image) in ORIENTATION_WORDS:
+        return PIL.ImageOps.exif_transpose(image)
+    return image
+
+
+def rotation_note(path: str | Path, label: str = "image") -> str | None:
+    """What turning the photo upright did, in words (None when its pixels are stored upright)."""
+    with opened_image(path, label) as image:
+        orientation = exif_orientation(image)
+    if orientation not in ORIENTATION_WORDS:
+        return None
+    return (f"The {label} {Path(path).name} is stored {ORIENTATION_WORDS[orientation]} (EXIF orientation "
+            f"{orientation}); it was turned upright.")
 
 
 def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:

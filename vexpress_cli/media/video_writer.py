@@ -21,6 +21,7 @@ import cv2
 from vexpress_cli.errors import VExpressError
 from vexpress_cli.file_types import FRAME_FOLDER_AUDIO, FRAME_SUFFIX, VIDEO_OUTPUT_MUXERS
 from vexpress_cli.interrupts import signals_deferred
+from vexpress_cli.media.encoding import VideoEncoding
 from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, stderr_tail, stop_process
 from vexpress_cli.media.frames import as_fps_fraction, check_frame_size, frames_array
 from vexpress_cli.outputs import (
@@ -56,7 +57,7 @@ class _AtomicWriter:
 
 
 class VideoWriter(_AtomicWriter):
-    """Encode RGB frames to H.264 (yuv420p, BT.709) + AAC in an mp4/mov/mkv file, as they come.
+    """Encode RGB frames to H.264 or H.265 (yuv420p, BT.709) + AAC in an mp4/mov/mkv file, as they come.
 
     Use as a context manager::
 
@@ -70,7 +71,8 @@ class VideoWriter(_AtomicWriter):
     padded with one black row/column (yuv420p needs even sizes); see
     ``output_size``. Nothing appears at ``path`` until :meth:`close` succeeds;
     an exception inside the ``with`` block (Ctrl+C included) kills ffmpeg and
-    deletes the temp files.
+    deletes the temp files. ``encoding`` (a :class:`~vexpress_cli.media.encoding.VideoEncoding`)
+    chooses the codec, CRF, preset and audio bitrate; without it, libx264 medium at ``crf``.
     """
 
     def __init__(
@@ -82,8 +84,10 @@ class VideoWriter(_AtomicWriter):
         audio_path: str | Path | None = None,
         overwrite: bool = False,
         crf: int = 18,
+        encoding: VideoEncoding | None = None,
     ):
         self.path = check_output(path, overwrite, "video_file", create_folder=True)
+        self.encoding = encoding or VideoEncoding(crf=crf)
         self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
         self.fps = as_fps_fraction(fps)
         self.width, self.height = check_frame_size((width, height))
@@ -99,7 +103,7 @@ class VideoWriter(_AtomicWriter):
             self._stderr = tempfile.TemporaryFile()
             with signals_deferred():  # no signal between ffmpeg starting and self._process holding it
                 self._process = subprocess.Popen(
-                    self._encode_command(crf),
+                    self._encode_command(),
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=self._stderr,
@@ -110,7 +114,7 @@ class VideoWriter(_AtomicWriter):
             self._output.discard()
             raise
 
-    def _encode_command(self, crf: int) -> list[str]:
+    def _encode_command(self) -> list[str]:
         fps = f"{self.fps.numerator}/{self.fps.denominator}"
         filters = "pad=ceil(iw/2)*2:ceil(ih/2)*2," if self.output_size != (self.width, self.height) else ""
         filters += (
@@ -120,7 +124,7 @@ class VideoWriter(_AtomicWriter):
         return ffmpeg_command(
             "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
             "-framerate", fps, "-i", "pipe:0",
-            "-vf", filters, "-c:v", "libx264", "-preset", "medium", "-crf", str(int(crf)),
+            "-vf", filters, *self.encoding.video_arguments(self.muxer),
             "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709",
             "-color_trc", "bt709", "-color_range", "tv", "-r", fps,
             *self._container_flags(), "-f", self.muxer, str(self._video_temp),
@@ -172,7 +176,7 @@ class VideoWriter(_AtomicWriter):
         duration = Fraction(self.frames_written) / self.fps
         run_ffmpeg(
             ["-y", "-i", str(self._video_temp), "-i", str(self.audio_path),
-             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *self.encoding.audio_arguments(),
              "-t", f"{float(duration):.6f}", *self._container_flags(), "-f", self.muxer, str(self._temp)],
             what=f"Could not add the audio track to {str(self.path)!r}.",
             fix="Check the audio file, e.g. by converting it to WAV first.",
@@ -309,11 +313,13 @@ def open_video_writer(
     audio_path: str | Path | None = None,
     overwrite: bool = False,
     crf: int = 18,
+    encoding: VideoEncoding | None = None,
 ) -> VideoWriter | PngFolderWriter:
     """A :class:`PngFolderWriter` for a path without suffix or ending in '/', else a :class:`VideoWriter`.
 
     Video suffixes: .mp4, .mov, .mkv; anything else raises InputError, and so does a name that
     is only a suffix (``.mp4``), which would otherwise become a hidden folder of frames.
+    ``encoding`` applies to video files only: PNG frames are lossless.
     """
     text = os.fspath(path)
     as_folder = text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames"
@@ -322,4 +328,5 @@ def open_video_writer(
         return PngFolderWriter(
             text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path
         )
-    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, crf=crf)
+    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, crf=crf,
+                       encoding=encoding)

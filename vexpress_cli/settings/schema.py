@@ -30,6 +30,10 @@ FACE_BACKENDS = ("auto", "insightface", "dlib")
 SCHEDULER_NAMES = ("ddim", "dpm++", "euler", "unipc")
 DEFAULT_SCHEDULER = "ddim"
 OFFLOAD_MODES = ("none", "model", "sequential")
+# --codec: auto, then vexpress_cli.media.encoding.ENCODERS' names; --encoder-preset: x264's presets.
+CODECS = ("auto", "h264", "h265", "h264_nvenc", "hevc_nvenc")
+ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+CROP_BOX_PATTERN = r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*,\s*\d+\s*"  # X,Y,W,H in the photo's pixels
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Setting:
     advised: tuple[float, float] | None = None
     multiple_of: int | None = None
     also_matching: str | None = None  # a regular expression for values accepted besides ``choices``
+    also_named: str = "cuda:N"  # how help and messages spell the values ``also_matching`` accepts
     aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
     original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
     hidden: bool = False
@@ -59,7 +64,7 @@ class Setting:
     def allowed(self) -> str:
         """The allowed values in words, for help and docs."""
         if self.choices:
-            return ", ".join(self.choices) + (" or cuda:N" if self.also_matching else "")
+            return ", ".join(self.choices) + (f" or {self.also_named}" if self.also_matching else "")
         if self.kind is bool:
             return "true or false"
         if self.maximum is not None and self.maximum >= 2**31:
@@ -121,10 +126,28 @@ class GenerationSettings:
                             choices=FIT_MODES)
     face_backend: str = _setting("auto", "Face detector for the reference photo's keypoints; auto: insightface "
                                  "when its model is present, else dlib.", choices=FACE_BACKENDS)
+    crop: str = _setting("auto", "The part of the photo that is animated: auto (a square around the face, framed "
+                         "like V-Express's training portraits), none (the whole photo, stretched) or X,Y,W,H in the "
+                         "photo's pixels.", choices=("auto", "none"), also_matching=CROP_BOX_PATTERN,
+                         also_named="X,Y,W,H")
+    face_index: int = _setting(0, "With crop auto and several faces: which one, 0 the largest, 1 the next, ...",
+                               minimum=0, maximum=99)
+    paste_back: bool = _setting(False, "Blend every generated frame back into the whole photo (soft edges): the "
+                                "video has the photo's size.")
+    max_size: int = _setting(0, "With paste_back: the video's longest side in pixels (the whole frame is scaled "
+                             "down); 0: the photo's own size.", minimum=0, maximum=8192)
     num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame.",
                                          minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
                                          hidden=True)
     postprocess: bool = _setting(True, "3x3x3 median filter over the output frames to reduce flicker.")
+    codec: str = _setting("auto", "Video codec: h264 (libx264), h265 (libx265, smaller files), h264_nvenc or "
+                          "hevc_nvenc (NVIDIA GPU encoders); auto: h264_nvenc where it works, else h264.",
+                          choices=CODECS)
+    crf: int = _setting(18, "Video quality (constant rate factor): lower is better and larger; 18 looks "
+                        "lossless, +6 about halves the file.", minimum=0, maximum=51)
+    encoder_preset: str = _setting("medium", "Encoder speed (x264 presets): slower gives a smaller file at the "
+                                   "same quality.", choices=ENCODER_PRESETS)
+    audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s.", minimum=32, maximum=512)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -56,6 +56,8 @@ class KpsReport(Report):
     interpolated_frames: int
     jump_frames: int
     gaps: list[Gap]
+    crop: list[int] | None = None  # x, y, w, h of the video (extract --crop), None: whole frames
+    source_size: list[int] | None = None  # the video's width and height, which the crop refers to
     kind: str = "kps"
     warnings: list[str] = field(default_factory=list)
 
@@ -102,6 +104,8 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
         interpolated_frames=int(interpolated.sum()),
         jump_frames=int(jumps.sum()),
         gaps=_runs(held, "held", steps) + _runs(interpolated, "interpolated", steps) + _runs(jumps, "jump", steps),
+        crop=list(track.crop) if track.crop else None,
+        source_size=list(track.source_size) if track.source_size else None,
     )
     report.gaps.sort(key=lambda gap: gap.start)
     report.warnings.extend(_kps_warnings(report))

@@ -1,0 +1,204 @@
+"""`vexpress extract --crop`: one steady face-centred crop of a driving video (dlib backend, real videos)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLES_DIR
+from safetensors.numpy import save_file
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.errors import InputError
+from vexpress_cli.face.base import Face
+from vexpress_cli.face.framing import EYE_HEIGHT_SHARE, CropBox
+from vexpress_cli.jobs.extract import extract
+from vexpress_cli.kps.driving_crop import EYE_DISTANCE_SHARE, parse_crop, steady_crop_box
+from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
+from vexpress_cli.media.video_reader import iter_video_frames
+from vexpress_cli.media.video_writer import VideoWriter
+
+CLIP_FRAMES = 20
+WIDE = (1280, 720)
+PLACED_AT = (640, 100)  # where the 512x512 sample sits in the wide frame: off-centre, the crop fits inside
+BACKGROUND = 60
+runner = CliRunner()
+
+
+def sample_frames(sample: str, count: int = CLIP_FRAMES) -> list[np.ndarray]:
+    return [frame for _, frame in zip(range(count), iter_video_frames(SAMPLES_DIR / sample / "gt.mp4"))]
+
+
+def write_video(path, frames) -> str:
+    height, width = frames[0].shape[:2]
+    with VideoWriter(path, 25, width, height, crf=12) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def placed(frame: np.ndarray, left: int, top: int) -> np.ndarray:
+    canvas = np.full((WIDE[1], WIDE[0], 3), BACKGROUND, dtype=np.uint8)
+    canvas[top:top + frame.shape[0], left:left + frame.shape[1]] = frame
+    return canvas
+
+
+@pytest.mark.parametrize("sample", ["tys", "AOC"])
+def test_wide_shot_gives_the_kps_of_the_unpadded_video_in_crop_coordinates(sample, tmp_path):
+    frames = sample_frames(sample)
+    plain = write_video(tmp_path / "plain.mp4", frames)
+    wide = write_video(tmp_path / "wide.mp4", [placed(frame, *PLACED_AT) for frame in frames])
+
+    unpadded = extract(plain, tmp_path / "plain.safetensors", face_backend="dlib", crop="auto")
+    padded = extract(wide, tmp_path / "wide.safetensors", face_backend="dlib", crop="auto")
+    from_plain, from_wide = load_kps(unpadded.kps_out), load_kps(padded.kps_out)
+
+    distances = np.linalg.norm(from_wide.points - from_plain.points, axis=-1)
+    print(f"{sample}: max {distances.max():.2f} px, mean {distances.mean():.2f} px")
+    assert distances.max() < 5, distances.max()
+    # The same box relative to the face (within 2 %: the wide video is tracked on frames scaled to 960 px):
+    # the plain one, moved by the placement.
+    x, y, w, h = from_wide.crop
+    px, py, pw, ph = from_plain.crop
+    assert w == h and abs(w - pw) <= 0.02 * pw
+    assert abs(x + w / 2 - PLACED_AT[0] - (px + pw / 2)) <= 0.02 * pw
+    assert abs(y + h / 2 - PLACED_AT[1] - (py + ph / 2)) <= 0.02 * pw
+    assert from_wide.source_size == WIDE and from_plain.source_size == (512, 512)
+    assert padded.to_dict()["crop"] == list(from_wide.crop)
+
+
+def test_without_the_crop_a_wide_shot_lands_elsewhere(tmp_path):
+    """What the crop is for: the whole wide frame squeezed to 512x512 puts the face somewhere else."""
+    frames = sample_frames("tys", 8)
+    wide = write_video(tmp_path / "wide.mp4", [placed(frame, *PLACED_AT) for frame in frames])
+    cropped = load_kps(extract(wide, tmp_path / "crop.safetensors", face_backend="dlib", crop="auto").kps_out)
+    whole = load_kps(extract(wide, tmp_path / "whole.safetensors", face_backend="dlib").kps_out)
+    assert whole.crop is None and whole.source_size is None
+    assert np.linalg.norm(whole.points - cropped.points, axis=-1).min() > 50
+
+
+def test_one_box_for_the_whole_video_keeps_the_head_motion(tmp_path):
+    """The face slides 80 px to the right over the clip: the crop stays put, the points move with it."""
+    frames = sample_frames("tys", 12)
+    shifts = np.linspace(0, 80, len(frames)).round().astype(int)
+    moving = write_video(tmp_path / "moving.mp4", [placed(frame, 500 + shift, 100)
+                                                   for frame, shift in zip(frames, shifts)])
+    result = extract(moving, tmp_path / "moving.safetensors", face_backend="dlib", crop="auto")
+    track = load_kps(result.kps_out)
+    scale = 512 / track.crop[2]
+    nose_x = track.points[:, 2, 0]
+    still = load_kps(extract(write_video(tmp_path / "still.mp4", [placed(f, 540, 100) for f in frames]),
+                             tmp_path / "still.safetensors", face_backend="dlib", crop="auto").kps_out)
+    # The sample's own head motion plus the slide: the slide shows in full, in crop pixels.
+    slide = (nose_x - still.points[:, 2, 0]) - (nose_x[0] - still.points[0, 2, 0])
+    np.testing.assert_allclose(slide, shifts * scale, atol=4)
+
+
+def face_at(eye_left, eye_right, box_width: float = 200.0) -> Face:
+    left, right = np.asarray(eye_left, float), np.asarray(eye_right, float)
+    middle = (left + right) / 2
+    nose = middle + [0, 50]
+    bbox = [middle[0] - box_width / 2, middle[1] - 80, middle[0] + box_width / 2, middle[1] + 120]
+    return Face(bbox, 0.9, [left, right, nose])
+
+
+def test_box_scale_and_eye_height_come_from_the_eye_distance():
+    box = steady_crop_box([face_at([900, 400], [1000, 400], box_width=180)], 1920, 1080, 1.0)
+    assert abs(box.w - 100 / EYE_DISTANCE_SHARE) <= 1 and box.w == box.h
+    assert abs((400 - box.y) / box.h - EYE_HEIGHT_SHARE) < 0.01
+    assert abs(box.x + box.w / 2 - 950) <= 1
+    # dlib's box widths jump in steps of 1.2x; the crop does not follow them.
+    assert steady_crop_box([face_at([900, 400], [1000, 400], box_width=216)], 1920, 1080, 1.0) == box
+
+
+def test_box_follows_most_frames_not_an_outlier():
+    faces = [face_at([900 + step, 400], [1000 + step, 400]) for step in range(-4, 5)]
+    faces.append(face_at([100, 100], [300, 100]))  # one wrong detection, far away and twice the size
+    box = steady_crop_box(faces, 1920, 1080, 1.0)
+    assert abs(box.x + box.w / 2 - 950) <= 2 and abs(box.w - 100 / EYE_DISTANCE_SHARE) <= 2
+
+
+def test_non_square_generation_size_gives_a_box_of_that_aspect():
+    box = steady_crop_box([face_at([900, 400], [1000, 400])], 1920, 1080, 0.75)
+    assert abs(box.w / box.h - 0.75) < 0.01
+
+
+# --- the crop in the kps file -----------------------------------------------------------------
+
+
+def test_kps_file_records_the_crop_and_the_video_size(tmp_path):
+    track = KpsTrack(np.ones((2, 3, 2)), fps=25.0, width=512, height=512, backend="dlib", crop=(-5, 3, 600, 600),
+                     source_size=(1280, 720))
+    loaded = load_kps(save_kps(tmp_path / "k.safetensors", track))
+    assert (loaded.crop, loaded.source_size) == ((-5, 3, 600, 600), (1280, 720))
+    assert loaded.rescaled_to(256, 256).crop == (-5, 3, 600, 600)
+
+
+def test_kps_file_without_a_crop_still_reads(tmp_path):
+    path = tmp_path / "old.safetensors"
+    save_file({"kps": np.ones((2, 3, 2), dtype=np.float32)}, str(path),
+              metadata={"format": "vexpress-kps", "format_version": "1", "width": "512", "height": "512"})
+    loaded = load_kps(path)
+    assert loaded.crop is None and loaded.source_size is None and loaded.width == 512
+
+
+@pytest.mark.parametrize("metadata", [{"crop": "1,2,3"}, {"crop": "0,0,0,10"}, {"crop": "a,b,c,d"},
+                                      {"source_size": "1280"}])
+def test_bad_crop_metadata_is_refused(metadata, tmp_path):
+    path = tmp_path / "bad.safetensors"
+    save_file({"kps": np.ones((2, 3, 2), dtype=np.float32)}, str(path), metadata=metadata)
+    with pytest.raises(InputError) as caught:
+        load_kps(path)
+    assert "invalid metadata" in caught.value.what
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1,2", "0,0,0,10", "left", "1,2,3,4,5"])
+def test_bad_crop_text_says_what_why_fix(text):
+    with pytest.raises(InputError) as caught:
+        parse_crop(text)
+    assert text in caught.value.what and "X,Y,W,H" in caught.value.what
+
+
+def test_crop_values_are_parsed():
+    assert parse_crop("auto") == "auto" and parse_crop("none") is None and parse_crop(None) is None
+    assert parse_crop(" -10, 20 ,300,300") == CropBox(-10, 20, 300, 300)
+
+
+def test_crop_box_outside_the_video_writes_nothing(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", sample_frames("tys", 3))
+    result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.safetensors"), "--backend", "dlib",
+                                 "--crop", "600,0,100,100"])
+    assert result.exit_code == 2 and "lies outside the 512x512 video" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "k.safetensors").exists()
+
+
+def test_no_face_under_crop_auto_suggests_a_box_or_none(tmp_path):
+    video = write_video(tmp_path / "grey.mp4", [np.full((96, 160, 3), BACKGROUND, dtype=np.uint8)] * 3)
+    result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.safetensors"), "--backend", "dlib",
+                                 "--crop", "auto"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "No face was found" in text and "--crop X,Y,W,H" in text and "--crop none" in text
+    assert not (tmp_path / "k.safetensors").exists()
+
+
+def test_cli_shows_the_crop_and_notes_a_pth_cannot_keep_it(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", sample_frames("tys", 3))
+    result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.pth"), "--backend", "dlib",
+                                 "--crop", "0,0,512,512"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "512x512 at (0, 0) of the 512x512 video" in text and "write .safetensors to keep it" in text
+
+
+def test_inspect_shows_the_recorded_crop(tmp_path):
+    from vexpress_cli.jobs.inspect.kps import inspect_kps
+
+    track = KpsTrack(np.ones((2, 3, 2)), fps=25.0, width=512, height=512, crop=(10, 20, 600, 600),
+                     source_size=(1280, 720))
+    report = inspect_kps(save_kps(tmp_path / "k.safetensors", track)).to_dict()
+    assert (report["crop"], report["source_size"]) == ([10, 20, 600, 600], [1280, 720])
+    assert inspect_kps(save_kps(tmp_path / "k.pth", track)).to_dict()["crop"] is None

@@ -1,0 +1,195 @@
+"""Any photo in: upright (EXIF), cut around the face (crop), blended back into the whole photo (paste-back).
+
+The photo is the tys sample's portrait pasted off-centre into a larger canvas, so the true face
+centre is known: the face the detector finds in the portrait alone, moved by where it was pasted.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.errors import InputError
+from vexpress_cli.jobs.generate import Generator
+from vexpress_cli.media.video_reader import iter_video_frames, video_info
+
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
+CANVAS_SIZE = (1280, 720)
+PORTRAIT_AT = (720, 160)  # the portrait's top-left corner in the canvas: right of centre, low
+SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "face_backend": "dlib"}
+SMALL_FLAGS = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--face-backend", "dlib",
+               "--model-dir", str(TINY_MODEL_DIR)]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def canvas(tmp_path_factory):
+    """The canvas PNG, its pixels, the same canvas as a JPEG stored on its side (EXIF 6), and the true face centre."""
+    from vexpress_cli.face import load_backend, load_image_rgb
+
+    folder = tmp_path_factory.mktemp("canvas")
+    portrait = load_image_rgb(SAMPLES_DIR / "tys" / "ref.jpg")
+    width, height = CANVAS_SIZE
+    x = np.linspace(0, 1, width)[None, :]
+    y = np.linspace(0, 1, height)[:, None]
+    background = np.stack([60 + 120 * x + 0 * y, 90 + 60 * y + 0 * x, 140 + 40 * np.sin(6 * x + 3 * y)], axis=2)
+    pixels = background.astype(np.uint8)
+    left, top = PORTRAIT_AT
+    pixels[top:top + 512, left:left + 512] = portrait
+    face = max(load_backend("dlib").detect(portrait), key=lambda face: face.area)
+    centre = np.array([(face.bbox[0] + face.bbox[2]) / 2 + left, (face.bbox[1] + face.bbox[3]) / 2 + top])
+    upright = folder / "canvas.png"
+    PIL.Image.fromarray(pixels).save(upright)
+    # EXIF orientation 6: "turn 90 degrees clockwise to show", so the stored pixels are turned the other way.
+    on_its_side = folder / "canvas_exif6.jpg"
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(np.ascontiguousarray(np.rot90(pixels))).save(on_its_side, quality=95, exif=exif)
+    return {"upright": upright, "on_its_side": on_its_side, "pixels": pixels, "face_centre": centre}
+
+
+def plan_for(photo, audio, tmp_path, reference_kps=None, **settings):
+    return Generator(TINY_MODEL_DIR).plan(photo, audio, tmp_path / "o.mp4", reference_kps=reference_kps,
+                                          **{**SMALL, **settings})
+
+
+def assert_crop_around(crop, centre):
+    x, y, w, h = crop
+    assert w == h
+    assert np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]) < 0.1 * w, (crop, centre)
+
+
+def test_auto_crop_centres_the_face_of_an_off_centre_canvas(canvas, speech, tmp_path):
+    plan = plan_for(canvas["upright"], speech, tmp_path)
+    assert_crop_around(plan.crop, canvas["face_centre"])
+    assert plan.reference_image.size == (64, 64)
+    assert not any("stretched" in warning for warning in plan.warnings)
+
+
+def test_auto_crop_finds_the_face_of_the_canvas_stored_on_its_side_with_exif_orientation_6(canvas, speech, tmp_path):
+    plan = plan_for(canvas["on_its_side"], speech, tmp_path)
+    assert_crop_around(plan.crop, canvas["face_centre"])
+    assert any("EXIF orientation 6" in note and "turned upright" in note for note in plan.notes)
+    upright = plan_for(canvas["upright"], speech, tmp_path)
+    assert np.abs(np.subtract(plan.crop, upright.crop)).max() <= 4  # the same box as the upright photo's
+
+
+def test_crop_none_stretches_the_whole_photo_with_a_warning(canvas, speech, tmp_path):
+    plan = plan_for(canvas["upright"], speech, tmp_path, crop="none", reference_kps="22,26;42,26;32,38")
+    assert plan.crop is None
+    assert any("stretched to 64x64" in warning for warning in plan.warnings)
+
+
+def test_a_crop_box_given_by_hand_is_cut_from_the_photo(canvas, speech, tmp_path):
+    left, top = PORTRAIT_AT
+    plan = plan_for(canvas["upright"], speech, tmp_path, crop=f"{left},{top},512,512")
+    assert plan.crop == [left, top, 512, 512]
+    portrait = np.asarray(PIL.Image.open(SAMPLES_DIR / "tys" / "ref.jpg").convert("RGB").resize((64, 64)))
+    assert np.abs(np.asarray(plan.reference_image).astype(int) - portrait).mean() < 4
+
+
+def test_a_crop_box_outside_the_photo_is_refused_before_anything_is_written(canvas, speech, tmp_path):
+    output = tmp_path / "o.mp4"
+    result = runner.invoke(app, ["generate", "-i", str(canvas["upright"]), "-a", str(speech), "-o", str(output),
+                                 *SMALL_FLAGS, "--crop", "1000,600,512,512"])
+    assert result.exit_code == 2
+    assert "--crop 1000,600,512,512 does not lie inside the 1280x720 photo" in " ".join(result.output.split())
+    assert not output.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_photo_without_a_face_under_crop_auto_says_to_give_a_box_or_crop_none(speech, tmp_path):
+    wall = tmp_path / "wall.png"
+    PIL.Image.new("RGB", (300, 200), (128, 128, 128)).save(wall)
+    result = runner.invoke(app, ["generate", "-i", str(wall), "-a", str(speech), "-o", str(tmp_path / "o.mp4"),
+                                 *SMALL_FLAGS])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert "No face was found" in message and "--crop X,Y,W,H" in message and "--crop none" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["wall.png"]
+
+
+def test_a_face_index_beyond_the_faces_found_is_refused(canvas, speech, tmp_path):
+    with pytest.raises(InputError, match="face_index is 3, but .* has 1 face"):
+        plan_for(canvas["upright"], speech, tmp_path, face_index=3)
+
+
+def mean_difference(frame, canvas_pixels, mask):
+    return float(np.abs(frame.astype(int) - canvas_pixels.astype(int))[mask].mean())
+
+
+def test_paste_back_gives_a_canvas_sized_video_changed_only_inside_the_crop(canvas, speech, tmp_path):
+    output = tmp_path / "pasted.mp4"
+    result = runner.invoke(app, ["generate", "-i", str(canvas["upright"]), "-a", str(speech), "-o", str(output),
+                                 *SMALL_FLAGS, "--paste-back", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    x, y, w, h = report["crop"]
+    assert report["size"] == list(CANVAS_SIZE)
+    assert json.loads((tmp_path / "pasted.mp4.json").read_text())["crop"] == report["crop"]
+    info = video_info(output)
+    assert (info.width, info.height) == CANVAS_SIZE
+    outside = np.ones(CANVAS_SIZE[::-1], bool)
+    outside[max(y, 0):y + h, max(x, 0):x + w] = False
+    face = np.zeros_like(outside)
+    face[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4] = True
+    for frame in iter_video_frames(output):
+        assert mean_difference(frame, canvas["pixels"], outside) < 3
+        assert mean_difference(frame, canvas["pixels"], face) > 10  # the tiny random model's face is not the photo
+
+
+def test_max_size_caps_the_pasted_back_video_s_longest_side(canvas, speech, tmp_path):
+    output = tmp_path / "small.mp4"
+    result = runner.invoke(app, ["generate", "-i", str(canvas["upright"]), "-a", str(speech), "-o", str(output),
+                                 *SMALL_FLAGS, "--paste-back", "--max-size", "640", "--json"])
+    assert result.exit_code == 0, result.output
+    info = video_info(output)
+    assert (info.width, info.height) == (640, 360)
+
+
+def test_inspect_of_a_photo_on_its_side_reports_it_upright_and_the_box_auto_crop_would_cut(canvas):
+    from vexpress_cli.jobs.inspect import inspect_image
+
+    report = inspect_image(canvas["on_its_side"], backend="dlib")
+    assert (report.width, report.height, report.exif_orientation) == (*CANVAS_SIZE, 6)
+    assert_crop_around(report.crop, canvas["face_centre"])
+    x, y, w, h = report.crop
+    assert report.would_crop.startswith(f"would crop {w}x{h} at ({x}, {y})")
+
+
+def test_retarget_frames_the_photo_on_its_side_like_generate(canvas, speech, tmp_path):
+    from vexpress_cli.jobs.retarget import retarget
+
+    result = retarget(canvas["on_its_side"], None, "fix_face", tmp_path / "fitted.safetensors", num_frames=3,
+                      width=64, height=64, face_backend="dlib")
+    plan = plan_for(canvas["on_its_side"], speech, tmp_path)
+    assert any("EXIF orientation 6" in note for note in result.notes)
+    assert any(note.startswith("Cropped") for note in result.notes)
+    assert np.abs(result.reference_kps - plan.kps_track[0]).max() < 1  # the points generate's fix_face uses
+
+
+def test_a_photo_stored_on_its_side_is_read_upright_with_a_note(tmp_path):
+    from vexpress_cli.face import load_image_rgb
+    from vexpress_cli.media.images import rotation_note
+
+    upright = np.random.default_rng(3).integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    stored = tmp_path / "side.png"
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(stored, exif=exif)
+    assert np.array_equal(load_image_rgb(stored), upright)
+    assert "EXIF orientation 6" in rotation_note(stored)
+    plain = tmp_path / "plain.png"
+    PIL.Image.fromarray(upright).save(plain)
+    assert rotation_note(plain) is None
+
+
+def test_a_max_size_below_64_is_refused(canvas, speech, tmp_path):
+    with pytest.raises(InputError, match="max_size is 32"):
+        plan_for(canvas["upright"], speech, tmp_path, paste_back=True, max_size=32)

@@ -1,0 +1,141 @@
+"""Where to cut a face-centred portrait out of a larger picture, and cutting it.
+
+V-Express was trained on square, face-centred portraits; the released samples' ``ref.jpg``
+(tests/fixtures/samples) show the scale and height it expects. Measured with the dlib backend
+(see docs/cropping.md):
+
+=========  ==========================  ===============================
+sample     face box width / frame      eye line height / frame
+=========  ==========================  ===============================
+AOC        0.504                       0.430
+tys        0.420                       0.406
+=========  ==========================  ===============================
+
+so a crop box is ``face width / FACE_WIDTH_SHARE`` wide (on its shorter side) with the eye line
+``EYE_HEIGHT_SHARE`` of that side below its top edge. Boxes are in the photo's pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The mean of the two samples above: what a generated face's size and height should be.
+FACE_WIDTH_SHARE = 0.46
+EYE_HEIGHT_SHARE = 0.42
+# Without eye points, the face box centre stands in for the eyes (samples: 0.518 and 0.524 of the frame).
+FACE_CENTRE_HEIGHT_SHARE = 0.52
+# The samples' face widths lie within 10 % of their mean, so a box at most 10 % larger than the photo is
+# shrunk to fit it (the face comes out a little larger) rather than padded with repeated edge pixels.
+SHRINK_TO_FIT = 0.9
+# A picture of the output's shape whose crop box would span at least this share of it is already a framed
+# portrait (the samples' own boxes span 0.91-1.0 of them): it is used whole, as V-Express uses its samples.
+FRAMED_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A rectangle in a photo's pixels: left, top, width, height (it may reach outside the photo)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def __post_init__(self) -> None:
+        if self.w <= 0 or self.h <= 0:
+            raise ValueError(f"a crop box needs a positive size, got {self.w}x{self.h}")
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+    def inside(self, image_width: int, image_height: int) -> bool:
+        """Whether the whole box lies within a ``image_width`` x ``image_height`` picture."""
+        return self.x >= 0 and self.y >= 0 and self.x + self.w <= image_width and self.y + self.h <= image_height
+
+    def overlaps(self, image_width: int, image_height: int) -> bool:
+        return self.x < image_width and self.y < image_height and self.x + self.w > 0 and self.y + self.h > 0
+
+    def __str__(self) -> str:
+        return f"{self.w}x{self.h} at ({self.x}, {self.y})"
+
+
+def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: float = 1.0,
+                      eyes=None) -> CropBox:
+    """The box of ``aspect`` (width / height) around a face, at the samples' face scale and eye height.
+
+    ``face_box``: ``(x0, y0, x1, y1)`` of the detected face. ``eyes``: optionally its two eye
+    points ``[[x, y], [x, y]]``, which place the eye line exactly; without them the face box
+    centre is used. The box is shifted inside the photo where it fits; where the photo is
+    smaller than the box, it stays centred on the face and reaches outside (``cut_crop`` pads).
+    """
+    x0, y0, x1, y1 = (float(value) for value in face_box)
+    if not (x1 > x0 and y1 > y0 and aspect > 0):
+        raise ValueError(f"a face box needs a positive size and the aspect must be positive: {face_box}, {aspect}")
+    short_side = (x1 - x0) / FACE_WIDTH_SHARE
+    width, height = (short_side * aspect, short_side) if aspect >= 1 else (short_side, short_side / aspect)
+    fit = min(image_width / width, image_height / height)
+    if SHRINK_TO_FIT <= fit < 1:
+        width, height, short_side = width * fit, height * fit, short_side * fit
+    width, height = max(1, round(width)), max(1, round(height))
+    centre_x = (x0 + x1) / 2
+    if eyes is not None:
+        top = float(np.asarray(eyes, dtype=np.float64).reshape(-1, 2)[:2, 1].mean()) - EYE_HEIGHT_SHARE * short_side
+    else:
+        top = (y0 + y1) / 2 - FACE_CENTRE_HEIGHT_SHARE * short_side
+    left = _clamped(centre_x - width / 2, width, image_width)
+    top = _clamped(top, height, image_height)
+    return CropBox(round(left), round(top), width, height)
+
+
+def already_framed(box: CropBox, image_width: int, image_height: int, aspect: float = 1.0) -> bool:
+    """Whether a picture is already a portrait framed for V-Express: its shape, and ``box`` nearly all of it."""
+    same_shape = abs(image_width / image_height - aspect) <= 0.01 * aspect
+    return same_shape and box.w >= FRAMED_SHARE * image_width and box.h >= FRAMED_SHARE * image_height
+
+
+def whole_image(image_width: int, image_height: int) -> CropBox:
+    return CropBox(0, 0, image_width, image_height)
+
+
+def _clamped(start: float, size: int, limit: int) -> float:
+    """``start`` moved so that ``[start, start + size]`` lies within ``[0, limit]``, when it can."""
+    if size > limit:
+        return start
+    return min(max(start, 0.0), float(limit - size))
+
+
+def cut_crop(image_rgb_uint8: np.ndarray, box: CropBox, out_w: int, out_h: int) -> np.ndarray:
+    """The ``box`` of an ``H x W x 3`` uint8 image, resized to ``out_w`` x ``out_h``.
+
+    Where the box reaches outside the image, the image's edge pixels are repeated. Shrinking
+    uses area averaging (no aliasing), enlarging bicubic interpolation.
+    """
+    import cv2
+
+    image = np.asarray(image_rgb_uint8)
+    height, width = image.shape[:2]
+    if not box.overlaps(width, height):
+        raise ValueError(f"the crop box {box} lies outside the {width}x{height} image")
+    left, top = max(box.x, 0), max(box.y, 0)
+    right, bottom = min(box.x + box.w, width), min(box.y + box.h, height)
+    piece = np.ascontiguousarray(image[top:bottom, left:right])
+    margins = (top - box.y, box.y + box.h - bottom, left - box.x, box.x + box.w - right)
+    if any(margins):
+        piece = cv2.copyMakeBorder(piece, *margins, cv2.BORDER_REPLICATE)
+    if (box.w, box.h) == (out_w, out_h):
+        return piece
+    shrinking = box.w * box.h > out_w * out_h
+    return cv2.resize(piece, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def frame_padding(box: CropBox, image_width: int, image_height: int) -> float:
+    """The share of the box's area that lies outside the image (filled by edge replication)."""
+    inside_w = max(0, min(box.x + box.w, image_width) - max(box.x, 0))
+    inside_h = max(0, min(box.y + box.h, image_height) - max(box.y, 0))
+    return 1.0 - inside_w * inside_h / (box.w * box.h)

@@ -1,0 +1,207 @@
+"""The reference photo of a generation: read upright, cut around the face (``crop``), kept for paste-back.
+
+``crop`` is ``auto`` (the face, the largest or ``face_index``, is found in the whole photo and a box
+of the generation size's aspect is cut around it, framed like the released samples: see
+:mod:`vexpress_cli.face.framing` and docs/cropping.md), ``none`` (the whole photo, stretched: what
+V-Express does) or ``X,Y,W,H`` in the photo's pixels. With ``paste_back`` the upright photo is kept
+and every generated frame is blended back into it (:mod:`vexpress_cli.media.paste_back`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.face.framing import CropBox, already_framed, cut_crop, frame_padding, portrait_crop_box, whole_image
+from vexpress_cli.media.images import open_rgb_image, rotation_note
+from vexpress_cli.settings.schema import GenerationSettings
+
+MIN_ADVISED_SIZE = 512
+# Faces are looked for in a copy of the photo at most this long: a face that fills a tenth of a
+# 4000 px photo is still 128 px there, and dlib's HOG detector takes ~1 s at this size instead of ~10.
+DETECT_LONG_SIDE = 1280
+# SCRFD's usual input size for a whole photo (the original uses the generation size on a portrait).
+DETECT_INPUT_SIZE = 640
+# More repeated edge pixels than this share of the crop is worth a warning.
+PADDING_WARNING_SHARE = 0.15
+MIN_PASTE_SIZE = 64
+# Past this long side a pasted-back video is slow to encode and to play; --max-size is suggested.
+LARGE_VIDEO_SIDE = 3840
+
+
+@dataclass
+class ReferencePhoto:
+    """The generation-size reference and where it came from in the photo."""
+
+    image: PIL.Image.Image  # width x height of the generation
+    crop: CropBox | None  # None: the whole photo, stretched
+    photo_size: tuple[int, int]  # the upright photo's width and height
+    photo: np.ndarray | None = None  # the upright photo, kept for paste-back only
+    face_kps: np.ndarray | None = None  # the chosen face's eyes and nose in generation pixels, if it was found
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def crop_list(self) -> list[int] | None:
+        return self.crop.as_list() if self.crop is not None else None
+
+    def paste_back(self, max_size: int = 0):
+        """The per-frame blender into the whole photo (a PasteBack), or None without paste-back."""
+        if self.photo is None:
+            return None
+        from vexpress_cli.media.paste_back import PasteBack
+
+        box = self.crop.as_list() if self.crop is not None else [0, 0, *self.photo_size]
+        return PasteBack(self.photo, box, max_size)
+
+
+def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_kps_given: bool = False,
+                         face_model_root: Path | None = None) -> ReferencePhoto:
+    """Read, turn upright and cut the reference photo as ``settings`` say; detects the face for ``auto``."""
+    width, height = settings.width, settings.height
+    image = open_rgb_image(path, "reference image")
+    photo = np.asarray(image)
+    notes = [note] if (note := rotation_note(path, "reference image")) else []
+    mode = settings.crop
+    if mode == "auto" and reference_kps_given:
+        mode = "none"
+        notes.append(f"{parameter('crop')} auto is not used with {parameter('reference_kps')}: those points are in "
+                     "the whole photo resized to the output size, so the whole photo is used.")
+    result = ReferencePhoto(image, None, image.size, notes=notes)
+    if mode == "none":
+        result.image = _whole_photo(image, width, height, result.warnings)
+    else:
+        face = None
+        if mode == "auto":
+            box, face, found = find_crop(photo, settings, face_model_root, str(path))
+            if found > 1:
+                result.notes.append(f"{found} faces found; cropped around face {settings.face_index} "
+                                    f"(0 is the largest; {parameter('face_index')} picks another).")
+        else:
+            box = parse_crop_box(mode, *image.size)
+        result.crop = box
+        result.image = PIL.Image.fromarray(cut_crop(photo, box, width, height))
+        if box != whole_image(*image.size):
+            result.notes.append(f"Cropped {box} of the {image.width}x{image.height} photo to {width}x{height}.")
+        _crop_warnings(box, image.size, width, result.warnings)
+        if face is not None:
+            result.face_kps = _in_crop(face.kps3, box, width, height)
+    if settings.paste_back:
+        _check_max_size(settings.max_size)
+        result.photo = photo
+        if not settings.max_size and max(image.size) > LARGE_VIDEO_SIDE:
+            result.warnings.append(f"The pasted-back video will be {image.width}x{image.height}, slow to encode and "
+                                   f"to play; {parameter('max_size')} 1920 makes it 1920 pixels on the long side.")
+    return result
+
+
+def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str]) -> PIL.Image.Image:
+    if abs(image.width / image.height - width / height) > 0.01:
+        warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
+                        f"{width}x{height}. Use {parameter('crop')} auto, or crop it to that shape around the face.")
+    if min(image.size) < MIN_ADVISED_SIZE:
+        warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
+                        "expect a blurry face.")
+    return image.resize((width, height), PIL.Image.BICUBIC)
+
+
+def _crop_warnings(box: CropBox, photo_size: tuple[int, int], width: int, warnings: list[str]) -> None:
+    padding = frame_padding(box, *photo_size)
+    if padding > PADDING_WARNING_SHARE:
+        warnings.append(f"The photo is tight around the face: {padding:.0%} of the crop {box} lies outside it and is "
+                        "filled by repeating its edge pixels. A photo with more room around the head looks better.")
+    if min(box.w, box.h) < min(MIN_ADVISED_SIZE, width):
+        warnings.append(f"The crop is {box.w}x{box.h} pixels, smaller than {min(MIN_ADVISED_SIZE, width)}px; the face "
+                        "is enlarged and will look soft. A photo taken closer, or larger, looks sharper.")
+
+
+def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: Path | None,
+              label: str) -> tuple[CropBox, object, int]:
+    """The auto-crop box of an upright RGB photo: (box, the face it frames, how many faces were found)."""
+    from vexpress_cli.face import load_backend
+
+    photo_height, photo_width = photo.shape[:2]
+    scale = min(1.0, DETECT_LONG_SIDE / max(photo_width, photo_height))
+    small = photo if scale == 1.0 else _resized(photo, scale)
+    detector = load_backend(settings.face_backend, face_model_root, DETECT_INPUT_SIZE, DETECT_INPUT_SIZE)
+    faces = sorted(detector.detect(small), key=lambda face: face.area, reverse=True)
+    if not faces:
+        raise InputError(
+            f"No face was found in {label} ({photo_width}x{photo_height}).",
+            why=f"{parameter('crop')} auto cuts the frame around a face, and the {detector.name} face detector "
+            "found none.",
+            fix=f"Give the part to animate with {parameter('crop')} X,Y,W,H (in the photo's pixels), or use "
+            f"{parameter('crop')} none to animate the whole photo.")
+    if settings.face_index >= len(faces):
+        raise InputError(
+            f"{parameter('face_index')} is {settings.face_index}, but {label} has {len(faces)} "
+            f"face{'s' if len(faces) > 1 else ''}.",
+            why="Faces are numbered by size from 0, the largest.",
+            fix=f"Use {parameter('face_index')} 0 to {len(faces) - 1}.")
+    face = faces[settings.face_index]
+    face.bbox, face.kps = face.bbox / scale, face.kps / scale
+    aspect = settings.width / settings.height
+    box = portrait_crop_box(face.bbox, photo_width, photo_height, aspect, eyes=face.kps[:2])
+    if already_framed(box, photo_width, photo_height, aspect):
+        box = whole_image(photo_width, photo_height)
+    return box, face, len(faces)
+
+
+def _resized(photo: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
+    return cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+
+
+def parse_crop_box(text: str, photo_width: int, photo_height: int) -> CropBox:
+    """``X,Y,W,H`` as a box that lies inside the photo, or the what/why/fix of why not."""
+    x, y, w, h = (int(part) for part in text.split(","))
+    if w > 0 and h > 0 and CropBox(x, y, w, h).inside(photo_width, photo_height):
+        return CropBox(x, y, w, h)
+    raise InputError(
+        f"{parameter('crop')} {x},{y},{w},{h} does not lie inside the {photo_width}x{photo_height} photo.",
+        why="The box is X,Y (its top-left corner), W,H (its size) in the upright photo's pixels, and must "
+        "have a size and fit in the photo.",
+        fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop')} auto to find the "
+        "face, and `vexpress inspect PHOTO` to see the box it would choose).")
+
+
+def _in_crop(points: np.ndarray, box: CropBox, width: int, height: int) -> np.ndarray:
+    """Photo pixels -> generation pixels of the crop."""
+    scale = np.array([width / box.w, height / box.h], dtype=np.float32)
+    return ((np.asarray(points, np.float32) - np.array([box.x, box.y], np.float32)) * scale).astype(np.float32)
+
+
+def _check_max_size(max_size: int) -> None:
+    if 0 < max_size < MIN_PASTE_SIZE:
+        raise InputError(f"{parameter('max_size')} is {max_size}.",
+                         why=f"The pasted-back video's longest side must be at least {MIN_PASTE_SIZE} pixels.",
+                         fix=f"Use {parameter('max_size')} 0 (the photo's size) or a value from {MIN_PASTE_SIZE}.")
+
+
+def reference_keypoints(reference: ReferencePhoto, path: Path, settings: GenerationSettings,
+                        face_model_root: Path | None) -> np.ndarray:
+    """The reference face's eyes and nose in generation pixels, detected like the original does.
+
+    Detected in the generation-size reference (the whole photo resized, or the crop); in a crop,
+    the face nearest the one auto-crop chose, and its points from the whole photo if the crop shows none.
+    """
+    from vexpress_cli.face import detect_reference_kps, load_backend
+
+    if reference.crop is None:
+        return detect_reference_kps(path, settings.width, settings.height, settings.face_backend, face_model_root)
+    detector = load_backend(settings.face_backend, face_model_root, settings.width, settings.height)
+    if reference.face_kps is None:  # a crop given by hand
+        return detect_reference_kps(np.asarray(reference.image), settings.width, settings.height, detector,
+                                    label=f"the crop {reference.crop} of {path}")
+    chosen = reference.face_kps
+    eye_distance = float(np.linalg.norm(chosen[0] - chosen[1]))
+    for face in detector.detect(np.asarray(reference.image)):
+        if float(np.linalg.norm(face.kps3.mean(axis=0) - chosen.mean(axis=0))) < eye_distance:
+            return face.kps3.astype(np.float32)  # the same face, its points measured at the generation size
+    return chosen

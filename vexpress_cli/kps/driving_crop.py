@@ -1,0 +1,126 @@
+"""One steady, face-centred crop of a whole driving video (``vexpress extract --crop auto``).
+
+The face is tracked through the video (every frame up to :data:`TRACK_SAMPLES` frames, evenly
+spread beyond), and one box is placed around where it is on the whole: the median over time of
+its eye midpoint and eye distance, put through :func:`vexpress_cli.face.framing.portrait_crop_box`,
+the same geometry as the reference photo's crop. One box for the whole video, not one per frame:
+the head's own motion stays in the track, only the camera's framing is taken out.
+
+The crop's scale comes from the eye distance, not from the detector's face box: dlib's boxes come
+in steps of 1.2x (its image pyramid), so the box width of one face jumps by 20 % between frames or
+frame sizes, while the eye distance moves by a few percent. The samples' ``ref.jpg`` (measured
+with dlib) have an eye distance of 0.182 (AOC) and 0.193 (tys) of the frame; a crop is the
+eye distance / :data:`EYE_DISTANCE_SHARE` on its short side.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.face.base import Face, FaceBackend
+from vexpress_cli.face.framing import FACE_WIDTH_SHARE, CropBox, cut_crop, portrait_crop_box
+from vexpress_cli.face.tracking import follow_face
+from vexpress_cli.progress import ProgressCallback
+
+# Eye distance / the crop's short side: the mean of the samples' ref.jpg (0.182 and 0.193).
+EYE_DISTANCE_SHARE = 0.188
+# Frames looked at to place the box: all of a short video, evenly spread ones of a long one.
+TRACK_SAMPLES = 150
+# Tracking runs on frames scaled down to this long side (the box need not be pixel-exact; the
+# keypoints are detected again in the crop).
+TRACK_LONG_SIDE = 960
+CROP_MODES = ("auto", "none")
+
+
+def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
+    """``auto``, ``none`` (None) or ``X,Y,W,H`` (a :class:`CropBox` in the video's pixels)."""
+    if text is None or isinstance(text, CropBox):
+        return text
+    value = str(text).strip().lower()
+    if value == "none":
+        return None
+    if value == "auto":
+        return value
+    numbers = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", value)
+    if numbers is None or int(numbers.group(3)) == 0 or int(numbers.group(4)) == 0:
+        raise InputError(
+            f"{parameter('crop')} is {text!r}, which is not auto, none or X,Y,W,H.",
+            why="The crop is found around the face (auto), left out (none), or given as a box in the video's "
+            "pixels: left, top, width, height.",
+            fix=f"Use {parameter('crop')} auto, or a box such as 320,40,640,640.",
+        )
+    return CropBox(*(int(group) for group in numbers.groups()))
+
+
+def check_crop_in_video(box: CropBox, video_width: int, video_height: int, video: object) -> CropBox:
+    if not box.overlaps(video_width, video_height):
+        raise InputError(
+            f"The crop box {box} lies outside the {video_width}x{video_height} video {video}.",
+            why="The box is left, top, width, height in the video's pixels; none of it shows the video.",
+            fix=f"Give a box within 0,0,{video_width},{video_height}, or use {parameter('crop')} auto.",
+        )
+    return box
+
+
+def steady_crop_box(faces: list[Face], video_width: int, video_height: int, aspect: float) -> CropBox:
+    """One box of ``aspect`` (width / height) around ``faces`` (the tracked face, one per frame looked at)."""
+    eyes = np.stack([face.kps[:2] for face in faces]).astype(np.float64)  # [N, 2 eyes, (x, y)]
+    middle = np.median(eyes.mean(axis=1), axis=0)
+    distance = float(np.median(np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=-1)))
+    if not (math.isfinite(distance) and distance > 0):
+        distance = float(np.median([face.bbox[2] - face.bbox[0] for face in faces])) * EYE_DISTANCE_SHARE / (
+            FACE_WIDTH_SHARE)
+    # A face box of the width portrait_crop_box expects for a face with this eye distance.
+    half_width = FACE_WIDTH_SHARE * distance / EYE_DISTANCE_SHARE / 2
+    face_box = (middle[0] - half_width, middle[1] - half_width, middle[0] + half_width, middle[1] + half_width)
+    both_eyes = [[middle[0] - distance / 2, middle[1]], [middle[0] + distance / 2, middle[1]]]
+    return portrait_crop_box(face_box, video_width, video_height, aspect=aspect, eyes=both_eyes)
+
+
+def track_crop_box(info, detector: FaceBackend, aspect: float, progress: ProgressCallback | None = None) -> CropBox:
+    """The steady crop of the video ``info`` (a VideoInfo): the face tracked, then one box around it.
+
+    InputError when no face is found in any frame looked at.
+    """
+    from vexpress_cli.media.video_reader import iter_video_frames
+
+    scale = min(1.0, TRACK_LONG_SIDE / max(info.width, info.height))
+    size = (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
+    total = info.frame_count or None
+    step = max(1, math.ceil(total / TRACK_SAMPLES)) if total else 1
+    faces: list[Face] = []
+    previous: Face | None = None
+    for index, frame in enumerate(iter_video_frames(info, size=None if scale == 1 else size)):
+        if index % step == 0:
+            found = detector.detect(frame)
+            if found:
+                previous = follow_face(found, previous)
+                faces.append(_scaled(previous, info.width / frame.shape[1], info.height / frame.shape[0]))
+        if progress is not None:
+            progress("tracking", index + 1, total)
+    if not faces:
+        raise InputError(
+            f"No face was found in {info.path}, so no crop can be placed around it.",
+            why=f"The {detector.name} face detector found no face in the frames it looked at.",
+            fix=f"Give the crop yourself ({parameter('crop')} X,Y,W,H in the video's pixels), or use "
+            f"{parameter('crop')} none.",
+        )
+    return steady_crop_box(faces, info.width, info.height, aspect)
+
+
+def _scaled(face: Face, scale_x: float, scale_y: float) -> Face:
+    factors = np.array([scale_x, scale_y], dtype=np.float32)
+    return Face(face.bbox * np.tile(factors, 2), face.score, face.kps * factors)
+
+
+def cropped_frames(info, box: CropBox, width: int, height: int) -> Iterator[np.ndarray]:
+    """The video's frames cut to ``box`` and resized to ``width`` x ``height`` (edges repeated outside it)."""
+    from vexpress_cli.media.video_reader import iter_video_frames
+
+    for frame in iter_video_frames(info):
+        yield cut_crop(frame, box, width, height)
