@@ -43,8 +43,8 @@ def batch_command(
                                       help="With --ray: the Ray cluster (HOST:PORT, ray://HOST:10001 or auto)."),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path for every job; a job's own "
                                "preset and values override it."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: $VEXPRESS_MODEL_DIR, config, "
-                                   "./model_ckpts).", show_default=False),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: the lookup of `vexpress models "
+                                   "path`, the Hugging Face cache last).", show_default=False),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes on one device (e.g. the CPU), "
                                 "or CPU actors on Ray."),
     devices: str = typer.Option(None, "--devices", show_default=False,

@@ -34,7 +34,8 @@ def doctor_command(
     smoke: bool = typer.Option(False, "--smoke",
                                help="Generate 1 s of video with a built-in tiny model to prove the whole stack."),
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR",
-                                   help="Model folder (default: $VEXPRESS_MODEL_DIR, config, ./model_ckpts)."),
+                                   help="Model folder (default: the lookup of `vexpress models path`, the Hugging Face "
+                                   "cache last)."),
     device: str = typer.Option("auto", "--device", help="Device to check (and run --smoke on): auto, cuda, cuda:N, "
                                "mps or cpu."),
 ) -> None:

@@ -28,7 +28,8 @@ Needs the optional extra: pip install "vexpress-cli[ui]".
 
 def ui_command(
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
-                                   help="Model folder (default: $VEXPRESS_MODEL_DIR, config, ./model_ckpts)."),
+                                   help="Model folder (default: the lookup of `vexpress models path`, the Hugging Face "
+                                   "cache last)."),
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; anything but a loopback address "
                              "(127.0.0.1, ::1, localhost) lets other machines use this one's GPU."),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to listen on."),
