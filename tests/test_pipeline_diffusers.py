@@ -149,10 +149,11 @@ def test_model_cpu_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, lik
     assert torch.equal(frames(pipe, inputs), ddim_frames)
 
 
-def test_leaf_level_group_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, like_the_real_command):
+def test_sequential_offload_is_leaf_level_group_offload_and_gives_the_same_frames(inputs, ddim_frames,
+                                                                                  like_the_real_command):
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
     pipe.set_progress_bar_config(disable=True)
-    pipe.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
+    pipe.enable_offload("sequential", "cpu")
     assert hasattr(pipe.denoising_unet.conv_in, "_diffusers_hook")
     assert torch.equal(frames(pipe, inputs), ddim_frames)
 

@@ -121,11 +121,14 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
 
     def enable_offload(self, mode: str, device: str | torch.device) -> None:
         """``none``: every network on ``device``; ``model``: :meth:`enable_model_cpu_offload`; ``sequential``:
-        diffusers' leaf-level group offload (layer by layer, the least memory)."""
+        diffusers' leaf-level group offload (layer by layer, the least memory), or accelerate's
+        ``enable_sequential_cpu_offload`` with a diffusers older than group offload (0.33)."""
         if mode == "model":
             self.enable_model_cpu_offload(device=device)
-        elif mode == "sequential":
+        elif mode == "sequential" and hasattr(self, "enable_group_offload"):
             self.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
+        elif mode == "sequential":
+            self.enable_sequential_cpu_offload(device=device)
         else:
             self.to(device)
 
@@ -137,6 +140,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
     def networks(self) -> dict[str, torch.nn.Module]:
         """The torch networks among the components, by name."""
         return {name: module for name, module in self.components.items() if isinstance(module, torch.nn.Module)}
+
+    modules = networks  # the earlier pipeline's name for it
 
     @property
     def guidance_scale(self) -> float:
