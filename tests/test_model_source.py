@@ -131,6 +131,38 @@ def test_pipeline_loads_by_hub_id_from_the_fake_cache(fake_hf_cache):
     by_hub = VExpressPipeline.from_pretrained(resolve_model_folder(DEFAULT_HUB_ID))
     by_folder = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
 
-    for name, module in by_folder.modules().items():
-        hub_state = by_hub.modules()[name].state_dict()
-        assert all(torch.equal(tensor, hub_state[key]) for key, tensor in module.state_dict().items()), name
+    for name in ("vae", "reference_net", "denoising_unet", "v_kps_guider", "audio_encoder", "audio_projection"):
+        hub_state = getattr(by_hub, name).state_dict()
+        folder_state = getattr(by_folder, name).state_dict()
+        assert hub_state.keys() == folder_state.keys(), name
+        assert all(torch.equal(tensor, hub_state[key]) for key, tensor in folder_state.items()), name
+
+
+def test_a_download_asks_for_one_file_per_required_file_in_the_preferred_format(tmp_path, monkeypatch):
+    """Not local-only: the repository listing decides what snapshot_download may fetch (network replaced)."""
+    import huggingface_hub
+
+    from fake_hub import hub_layout_files
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    listed = [*hub_layout_files(TINY_MODEL_DIR), "model_ckpts/sd-vae-ft-mse/diffusion_pytorch_model.bin",
+              "model_ckpts/stable-diffusion-v1-5/unet/diffusion_pytorch_model.bin",
+              "model_ckpts/insightface_models/models/buffalo_l/det_10g.onnx", "README.md"]
+    asked = {}
+
+    def fake_download(repo_id, **options):
+        asked.update(options)
+        return str(write_fake_hf_cache(tmp_path / "cache").snapshot)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id, revision=None: listed)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+
+    resolve_model_folder(DEFAULT_HUB_ID, local_files_only=False)
+
+    patterns = set(asked["allow_patterns"])
+    assert asked["local_files_only"] is False
+    assert "model_ckpts/sd-vae-ft-mse/diffusion_pytorch_model.safetensors" in patterns
+    assert "model_ckpts/sd-vae-ft-mse/diffusion_pytorch_model.bin" not in patterns  # one format only
+    assert not patterns & {"model_ckpts/stable-diffusion-v1-5/unet/diffusion_pytorch_model.bin", "README.md"}
+    assert {"reference_net.bin", "model_ckpts/v-express/config.json"} <= patterns
+    assert len(patterns) == 13  # 12 required files + the tiny model's architecture overrides

@@ -138,3 +138,31 @@ def test_download_fetches_one_file_per_required_file_into_the_cache_and_copies_n
     assert "README.md" not in requested and len(requested) == 12
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "hub-repo"]  # nothing placed here
     assert "finds these weights from any folder" in flat(result.output)
+
+
+def test_the_face_detector_is_found_in_the_cached_weights_from_any_folder(tmp_path, monkeypatch, empty_folder):
+    """extract and retarget look for det_10g.onnx where the weights resolve, the Hugging Face cache included."""
+    from test_face_insightface import build_fake_det_10g
+
+    from vexpress_cli.face import choose_backend
+    from vexpress_cli.settings.model_lookup import face_model_root
+
+    detector = tmp_path / "det_10g.onnx"
+    build_fake_det_10g(detector)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_fake_hf_cache(tmp_path / "cache", extra={DETECTOR: detector.read_bytes()})
+
+    root = face_model_root()
+
+    assert root is not None and root.is_relative_to(tmp_path / "cache")
+    name, reason = choose_backend("auto", root)
+    assert name == "insightface" and "det_10g.onnx" in reason
+
+
+def test_without_weights_anywhere_face_detection_keeps_its_own_default(tmp_path, monkeypatch, empty_folder):
+    from vexpress_cli.settings.model_lookup import face_model_root
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert face_model_root() is None

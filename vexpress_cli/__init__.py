@@ -20,8 +20,18 @@ Bad input raises :class:`VExpressError` (what, why, how to fix). Names are impor
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version of the installed distribution; pyproject.toml holds the one version string."""
+    try:
+        return metadata.version("vexpress-cli")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 # Public name -> the module that defines it.
 _EXPORTS = {

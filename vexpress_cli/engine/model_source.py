@@ -202,13 +202,33 @@ def _snapshot(hub: HubSource, cache_dir: str | Path | None, local_files_only: bo
 
     cache = hf_cache_dir(cache_dir)
     try:
+        patterns = hub_candidates() if local_files_only else _files_to_fetch(hub)
         folder = snapshot_download(hub.repo_id, revision=hub.revision, cache_dir=cache,
-                                   local_files_only=local_files_only, allow_patterns=hub_candidates())
+                                   local_files_only=local_files_only, allow_patterns=patterns)
     except LocalEntryNotFoundError as error:
         raise not_cached_error(hub, cache, local_files_only, str(error).splitlines()[0]) from None
     except Exception as error:  # network, unknown repository or revision: say which, in one paragraph
         raise _hub_error(hub, cache, error) from None
     return Path(folder)
+
+
+def _files_to_fetch(hub: HubSource) -> list[str]:
+    """One hub file per required file (the preferred format), and the optional architecture overrides.
+
+    Unreachable hub: every candidate, so that snapshot_download falls back to what the cache holds.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        listed = set(HfApi().list_repo_files(hub.repo_id, revision=hub.revision))
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise
+    except Exception:  # no network, proxy, hub down
+        return hub_candidates()
+    chosen, _ = choose_hub_files(dict.fromkeys(listed))
+    overrides = [path for path in hub_paths_for(ARCHITECTURE_OVERRIDES.as_posix()) if path in listed]
+    return [item.hub_path for item in chosen] + overrides
 
 
 def _hub_error(hub: HubSource, cache: Path, error: Exception) -> ModelFolderError:

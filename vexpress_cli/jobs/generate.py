@@ -114,8 +114,9 @@ class Generator:
 
     ``model`` is a hub id (``tk93/V-Express``, ``@revision`` allowed; read from the Hugging Face cache)
     or a folder, ``model_dir`` a folder; both None look the weights up as the CLI does ($VEXPRESS_MODEL,
-    $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache); ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or
-    call :meth:`close`) to free the device's memory when done.
+    $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache).
+    ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or call :meth:`close`)
+    to free the device's memory when done.
     """
 
     def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None, *,

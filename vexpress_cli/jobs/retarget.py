@@ -109,6 +109,10 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         # The strategy keeps the driving points as they are: no reference face is needed.
         reference = _Reference(kps=driving.points[0], image=None, detected=False)
     else:
+        if model_root is None and reference_kps is None and face_backend != "dlib":
+            from vexpress_cli.settings.model_lookup import face_model_root
+
+            model_root = face_model_root()
         reference = _load_reference(reference_image, reference_kps, width, height, face_backend, model_root)
 
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit)

@@ -102,8 +102,8 @@ def resolve_model_dir(explicit: Path | None = None, model: str | None = None) ->
         try:
             resolved = resolve_model_folder(str(source.value), local_files_only=True)
         except VExpressError as error:
-            raise ModelFolderError(error.what, why=_order(tried, source.how) + " " + error.why,
-                                   fix=error.fix) from None
+            why = f"{_order(tried, source.how)} {error.why}" if tried else error.why
+            raise ModelFolderError(error.what, why=why, fix=error.fix) from None
         return ResolvedModelDir(resolved, source.how, str(source.value), tuple(tried))
     raise AssertionError("the default hub id always resolves or raises")
 
@@ -123,3 +123,15 @@ def _existing_folder(folder: Path, how: str, tried: list[str]) -> Path:
         "(`vexpress models download` fetches them there; `vexpress models path` shows what is found).",
     )
 
+
+
+def face_model_root() -> Path | None:
+    """The model folder the lookup finds (where the face detector lives too), or None when there is none.
+
+    For face detection outside ``generate`` (extract, retarget): the detector is found wherever the
+    weights are, the Hugging Face cache included; without weights the face layer's own default applies.
+    """
+    try:
+        return resolve_model_dir().path
+    except VExpressError:
+        return None

@@ -49,6 +49,14 @@ def _model_folder_check(context: DoctorContext) -> Check:
                  data={"path": str(resolved.path), "found_by": resolved.how})
 
 
+def _download_command(root: Path) -> str:
+    """Into the Hugging Face cache when the folder is there (a layout view or snapshot), else into the folder."""
+    from vexpress_cli.engine.model_source import hf_cache_dir
+
+    in_cache = root.resolve().is_relative_to(hf_cache_dir().resolve())
+    return "vexpress models download" if in_cache else f"vexpress models download --to {root}"
+
+
 def _model_files_check(root: Path) -> Check:
     from vexpress_cli.engine import model_folder as layout
     from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
@@ -67,7 +75,7 @@ def _model_files_check(root: Path) -> Check:
         problems = [f"{entry.label} ({' or '.join(entry.choices)})" for entry in missing]
         problems += [f"{path} is empty" for path in empty]
         what = f"{len(missing)} of {len(required)} required files missing" if missing else "broken files"
-        fix = f"run `vexpress models download --to {root}` (it fetches only the missing files)."
+        fix = f"run `{_download_command(root)}` (it fetches only the missing files)."
         fix = f"Delete the empty files, then {fix}" if empty else fix[0].upper() + fix[1:]
         return Check("model files", FAILURE, f"{what}: {'; '.join(problems)}", fix, data=data)
     total = sum(sizes.values())
