@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.scheduling import SCHEDULERS, ChunkedStepper, make_scheduler
+from vexpress_cli.errors import InputError
 
 from conftest import GOLDEN_DIR, REPO_ROOT, TINY_MODEL_DIR
 
@@ -149,10 +150,12 @@ def test_model_cpu_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, lik
     assert torch.equal(frames(pipe, inputs), ddim_frames)
 
 
-def test_leaf_level_group_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, like_the_real_command):
+@pytest.mark.skipif(not hasattr(DiffusionPipeline, "enable_group_offload"), reason="diffusers before group offload")
+def test_sequential_offload_is_leaf_level_group_offload_and_gives_the_same_frames(inputs, ddim_frames,
+                                                                                  like_the_real_command):
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
     pipe.set_progress_bar_config(disable=True)
-    pipe.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
+    pipe.enable_offload("sequential", "cpu")
     assert hasattr(pipe.denoising_unet.conv_in, "_diffusers_hook")
     assert torch.equal(frames(pipe, inputs), ddim_frames)
 
@@ -223,3 +226,9 @@ def test_loads_by_hub_id_from_the_hugging_face_cache(fake_hf_cache, inputs, ddim
     assert torch.equal(frames(pipe, inputs), ddim_frames)
     pinned = VExpressPipeline.from_pretrained("tk93/V-Express", revision=fake_hf_cache.commit, local_files_only=True)
     assert set(pinned.components) == set(COMPONENTS)
+
+
+def test_sequential_offload_without_group_offload_says_to_upgrade_diffusers(pipe, monkeypatch):
+    monkeypatch.delattr(DiffusionPipeline, "enable_group_offload", raising=False)
+    with pytest.raises(InputError, match="needs a newer diffusers.*offload model"):
+        pipe.enable_offload("sequential", "cpu")

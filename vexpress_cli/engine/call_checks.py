@@ -51,8 +51,6 @@ class CallChecks:
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, "
                              f"not {unknown}.")
-        for name in list(self._moved_to_cpu):  # what a previous save_gpu_memory call left on the CPU comes back
-            self._bring_back(name)
 
     def _offload(self, *names: str) -> None:
         """save_gpu_memory: move finished networks to the CPU (offload hooks, when enabled, do it instead)."""

@@ -76,6 +76,8 @@ class EncodingStages:
     def encode_reference_stage(self, reference_image, width: int, height: int, guidance_scale: float,
                                reference_attention_weight: float, audio_attention_weight: float,
                                save_gpu_memory: bool, report: ProgressCallback) -> ReferenceConditioning:
+        for name in list(self._moved_to_cpu):  # what a previous save_gpu_memory call left on the CPU comes back
+            self._bring_back(name)
         report("reference", 0, 1)
         reference_latents = self.encode_reference(reference_image, width, height)
         conditioning = self.reference_conditioning(reference_latents, guidance_scale > 1.0,

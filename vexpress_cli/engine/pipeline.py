@@ -22,16 +22,21 @@ video to whole windows.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DiffusionPipeline
-from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.image_processor import VaeImageProcessor
-from diffusers.utils.torch_utils import randn_tensor
+
+with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated import path as its models load
+    warnings.filterwarnings("ignore", message=".*Transformer2DModelOutput.*", category=FutureWarning)
+    from diffusers import DiffusionPipeline
+    from diffusers import __version__ as diffusers_version
+    from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+    from diffusers.image_processor import VaeImageProcessor
+    from diffusers.utils.torch_utils import randn_tensor
 
 from vexpress_cli.engine.call_checks import CallChecks
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
@@ -43,6 +48,7 @@ from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as
 from vexpress_cli.engine.scheduling import ChunkedStepper, make_scheduler, scheduler_name
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.progress import ProgressCallback, no_progress
 
 # Latents and window-prediction sums of a video stay in memory up to this size each; longer
@@ -125,6 +131,10 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         if mode == "model":
             self.enable_model_cpu_offload(device=device)
         elif mode == "sequential":
+            if not hasattr(self, "enable_group_offload"):
+                raise InputError("Sequential offloading needs a newer diffusers.",
+                                 f"It uses diffusers' group offload, which diffusers {diffusers_version} lacks.",
+                                 f"Use {parameter('offload')} model, or `pip install -U diffusers`.")
             self.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
         else:
             self.to(device)
@@ -137,6 +147,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
     def networks(self) -> dict[str, torch.nn.Module]:
         """The torch networks among the components, by name."""
         return {name: module for name, module in self.components.items() if isinstance(module, torch.nn.Module)}
+
+    modules = networks  # the earlier pipeline's name for it
 
     @property
     def guidance_scale(self) -> float:
