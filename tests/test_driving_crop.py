@@ -13,7 +13,8 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.face.base import Face
 from vexpress_cli.face.framing import EYE_HEIGHT_SHARE, CropBox
 from vexpress_cli.jobs.extract import extract
-from vexpress_cli.kps.driving_crop import EYE_DISTANCE_SHARE, parse_crop, steady_crop_box
+from vexpress_cli.face.framing import EYE_DISTANCE_SHARE, parse_crop
+from vexpress_cli.kps.driving_crop import steady_crop_box
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
 from vexpress_cli.media.video_reader import iter_video_frames
 from vexpress_cli.media.video_writer import VideoWriter

@@ -7,12 +7,14 @@ import pytest
 from conftest import SAMPLES_DIR
 
 from vexpress_cli.face.framing import (
+    EYE_DISTANCE_SHARE,
     EYE_HEIGHT_SHARE,
     already_framed,
     FACE_WIDTH_SHARE,
     CropBox,
     cut_crop,
     frame_padding,
+    face_crop_box,
     portrait_crop_box,
 )
 
@@ -91,7 +93,7 @@ def test_crop_of_a_released_sample_is_close_to_its_own_frame(sample):
 
     image = load_image_rgb(SAMPLES_DIR / sample / "ref.jpg")
     face = max(load_backend("dlib").detect(image), key=lambda face: face.area)
-    box = portrait_crop_box(face.bbox, image.shape[1], image.shape[0], eyes=face.kps[:2])
+    box = face_crop_box(face.bbox, face.kps[:2], image.shape[1], image.shape[0])
     # The shares are the two samples' mean, so each sample's own frame is within 10 % of it.
     assert abs(box.w - 512) < 0.1 * 512
     assert abs(box.centre[0] - 256) < 0.1 * 512 and abs(box.centre[1] - 256) < 0.1 * 512
@@ -108,3 +110,24 @@ def test_a_picture_of_the_output_shape_nearly_filled_by_its_box_counts_as_alread
     assert already_framed(CropBox(35, 11, 467, 467), 512, 512)
     assert not already_framed(CropBox(35, 11, 467, 467), 1024, 512)  # another shape: cropped
     assert not already_framed(CropBox(100, 100, 300, 300), 512, 512)  # a small face: cropped
+
+
+def test_photo_crop_scale_comes_from_the_eye_distance_not_the_jumpy_face_box():
+    eyes = [[950, 900], [1050, 900]]
+    box = face_crop_box((920, 820, 1100, 1050), eyes, 4000, 3000)
+    # dlib's boxes come in 1.2x steps: a box 1.2x wider around the same eyes gives the same crop.
+    assert face_crop_box((902, 802, 1118, 1068), eyes, 4000, 3000) == box
+    assert abs(box.w - 100 / EYE_DISTANCE_SHARE) <= 1 and abs(box.centre[0] - 1000) <= 1
+
+
+def test_photo_and_driving_video_frame_the_same_face_identically():
+    from vexpress_cli.face.base import Face
+    from vexpress_cli.kps.driving_crop import steady_crop_box
+
+    face = Face([900, 300, 1090, 560], 0.9, [[940, 420], [1040, 410], [990, 470]])
+    assert steady_crop_box([face], 1920, 1080, 1.0) == face_crop_box(face.bbox, face.kps[:2], 1920, 1080)
+
+
+def test_eyes_that_coincide_fall_back_to_the_face_box_scale():
+    box = face_crop_box((100, 100, 192, 192), [[150, 140], [150, 140]], 1000, 1000)
+    assert box == portrait_crop_box((100, 100, 192, 192), 1000, 1000)

@@ -17,13 +17,20 @@ so a crop box is ``face width / FACE_WIDTH_SHARE`` wide (on its shorter side) wi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from vexpress_cli.errors import InputError, parameter
+
 # The mean of the two samples above: what a generated face's size and height should be.
 FACE_WIDTH_SHARE = 0.46
 EYE_HEIGHT_SHARE = 0.42
+# Eye distance / the crop's short side (samples: 0.182 and 0.193). Where the eyes are known, they set
+# the scale: dlib's face boxes come in steps of 1.2x (its image pyramid), the eye distance is steady,
+# so a photo and every frame of a driving video are framed alike.
+EYE_DISTANCE_SHARE = 0.188
 # Without eye points, the face box centre stands in for the eyes (samples: 0.518 and 0.524 of the frame).
 FACE_CENTRE_HEIGHT_SHARE = 0.52
 # The samples' face widths lie within 10 % of their mean, so a box at most 10 % larger than the photo is
@@ -65,6 +72,26 @@ class CropBox:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
 
 
+def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
+    """``auto``, ``none`` (None) or ``X,Y,W,H`` (a :class:`CropBox` in the picture's pixels; it may reach outside)."""
+    if text is None or isinstance(text, CropBox):
+        return text
+    value = str(text).strip().lower()
+    if value == "none":
+        return None
+    if value == "auto":
+        return value
+    numbers = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", value)
+    if numbers is None or int(numbers.group(3)) == 0 or int(numbers.group(4)) == 0:
+        raise InputError(
+            f"{parameter('crop')} is {text!r}, which is not auto, none or X,Y,W,H.",
+            why="The crop is found around the face (auto), left out (none), or given as a box in the video's "
+            "pixels: left, top, width, height.",
+            fix=f"Use {parameter('crop')} auto, or a box such as 320,40,640,640.",
+        )
+    return CropBox(*(int(group) for group in numbers.groups()))
+
+
 def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: float = 1.0,
                       eyes=None) -> CropBox:
     """The box of ``aspect`` (width / height) around a face, at the samples' face scale and eye height.
@@ -91,6 +118,23 @@ def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: flo
     left = _clamped(centre_x - width / 2, width, image_width)
     top = _clamped(top, height, image_height)
     return CropBox(round(left), round(top), width, height)
+
+
+def face_crop_box(face_box, eyes, image_width: int, image_height: int, aspect: float = 1.0) -> CropBox:
+    """The crop around a detected face: scaled by its eye distance, placed by its eye line.
+
+    ``eyes``: the two eye points ``[[x, y], [x, y]]``. Where they coincide (a failed landmark fit),
+    the face box sets the scale instead.
+    """
+    eyes = np.asarray(eyes, dtype=np.float64).reshape(-1, 2)[:2]
+    distance = float(np.linalg.norm(eyes[1] - eyes[0]))
+    if not (np.isfinite(distance) and distance > 0):
+        return portrait_crop_box(face_box, image_width, image_height, aspect)
+    middle = eyes.mean(axis=0)
+    # A face box of the width portrait_crop_box expects for a face with this eye distance.
+    half_width = FACE_WIDTH_SHARE * distance / EYE_DISTANCE_SHARE / 2
+    scaled_box = (middle[0] - half_width, middle[1] - half_width, middle[0] + half_width, middle[1] + half_width)
+    return portrait_crop_box(scaled_box, image_width, image_height, aspect, eyes=eyes)
 
 
 def already_framed(box: CropBox, image_width: int, image_height: int, aspect: float = 1.0) -> bool:

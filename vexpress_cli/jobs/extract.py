@@ -61,7 +61,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     crop's frame, and a ``.safetensors`` file records the box.
     """
     from vexpress_cli.face import load_backend
-    from vexpress_cli.kps.driving_crop import parse_crop
+    from vexpress_cli.face.framing import parse_crop
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
 

@@ -16,7 +16,8 @@ import numpy as np
 import PIL.Image
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.face.framing import CropBox, already_framed, cut_crop, frame_padding, portrait_crop_box, whole_image
+from vexpress_cli.face.framing import (CropBox, already_framed, cut_crop, face_crop_box, frame_padding, parse_crop,
+                                       whole_image)
 from vexpress_cli.media.images import open_rgb_image, rotation_note
 from vexpress_cli.settings.schema import GenerationSettings
 
@@ -145,7 +146,7 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
     face = faces[settings.face_index]
     face.bbox, face.kps = face.bbox / scale, face.kps / scale
     aspect = settings.width / settings.height
-    box = portrait_crop_box(face.bbox, photo_width, photo_height, aspect, eyes=face.kps[:2])
+    box = face_crop_box(face.bbox, face.kps[:2], photo_width, photo_height, aspect)
     if already_framed(box, photo_width, photo_height, aspect):
         box = whole_image(photo_width, photo_height)
     return box, face, len(faces)
@@ -160,11 +161,11 @@ def _resized(photo: np.ndarray, scale: float) -> np.ndarray:
 
 def parse_crop_box(text: str, photo_width: int, photo_height: int) -> CropBox:
     """``X,Y,W,H`` as a box that lies inside the photo, or the what/why/fix of why not."""
-    x, y, w, h = (int(part) for part in text.split(","))
-    if w > 0 and h > 0 and CropBox(x, y, w, h).inside(photo_width, photo_height):
-        return CropBox(x, y, w, h)
+    box = parse_crop(text)
+    if isinstance(box, CropBox) and box.inside(photo_width, photo_height):
+        return box
     raise InputError(
-        f"{parameter('crop')} {x},{y},{w},{h} does not lie inside the {photo_width}x{photo_height} photo.",
+        f"{parameter('crop')} {text} does not lie inside the {photo_width}x{photo_height} photo.",
         why="The box is X,Y (its top-left corner), W,H (its size) in the upright photo's pixels, and must "
         "have a size and fit in the photo.",
         fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop')} auto to find the "

@@ -2,59 +2,32 @@
 
 The face is tracked through the video (every frame up to :data:`TRACK_SAMPLES` frames, evenly
 spread beyond), and one box is placed around where it is on the whole: the median over time of
-its eye midpoint and eye distance, put through :func:`vexpress_cli.face.framing.portrait_crop_box`,
+its eye midpoint and eye distance, put through :func:`vexpress_cli.face.framing.face_crop_box`,
 the same geometry as the reference photo's crop. One box for the whole video, not one per frame:
 the head's own motion stays in the track, only the camera's framing is taken out.
 
-The crop's scale comes from the eye distance, not from the detector's face box: dlib's boxes come
-in steps of 1.2x (its image pyramid), so the box width of one face jumps by 20 % between frames or
-frame sizes, while the eye distance moves by a few percent. The samples' ``ref.jpg`` (measured
-with dlib) have an eye distance of 0.182 (AOC) and 0.193 (tys) of the frame; a crop is the
-eye distance / :data:`EYE_DISTANCE_SHARE` on its short side.
+The crop's scale comes from the eye distance (``framing.EYE_DISTANCE_SHARE``), as the photo's does.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 
 import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.base import Face, FaceBackend
-from vexpress_cli.face.framing import FACE_WIDTH_SHARE, CropBox, cut_crop, portrait_crop_box
+from vexpress_cli.face.framing import CropBox, cut_crop, face_crop_box
 from vexpress_cli.face.tracking import follow_face
 from vexpress_cli.progress import ProgressCallback
 
-# Eye distance / the crop's short side: the mean of the samples' ref.jpg (0.182 and 0.193).
-EYE_DISTANCE_SHARE = 0.188
 # Frames looked at to place the box: all of a short video, evenly spread ones of a long one.
 TRACK_SAMPLES = 150
 # Tracking runs on frames scaled down to this long side (the box need not be pixel-exact; the
 # keypoints are detected again in the crop).
 TRACK_LONG_SIDE = 960
 CROP_MODES = ("auto", "none")
-
-
-def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
-    """``auto``, ``none`` (None) or ``X,Y,W,H`` (a :class:`CropBox` in the video's pixels)."""
-    if text is None or isinstance(text, CropBox):
-        return text
-    value = str(text).strip().lower()
-    if value == "none":
-        return None
-    if value == "auto":
-        return value
-    numbers = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", value)
-    if numbers is None or int(numbers.group(3)) == 0 or int(numbers.group(4)) == 0:
-        raise InputError(
-            f"{parameter('crop')} is {text!r}, which is not auto, none or X,Y,W,H.",
-            why="The crop is found around the face (auto), left out (none), or given as a box in the video's "
-            "pixels: left, top, width, height.",
-            fix=f"Use {parameter('crop')} auto, or a box such as 320,40,640,640.",
-        )
-    return CropBox(*(int(group) for group in numbers.groups()))
 
 
 def check_crop_in_video(box: CropBox, video_width: int, video_height: int, video: object) -> CropBox:
@@ -72,14 +45,9 @@ def steady_crop_box(faces: list[Face], video_width: int, video_height: int, aspe
     eyes = np.stack([face.kps[:2] for face in faces]).astype(np.float64)  # [N, 2 eyes, (x, y)]
     middle = np.median(eyes.mean(axis=1), axis=0)
     distance = float(np.median(np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=-1)))
-    if not (math.isfinite(distance) and distance > 0):
-        distance = float(np.median([face.bbox[2] - face.bbox[0] for face in faces])) * EYE_DISTANCE_SHARE / (
-            FACE_WIDTH_SHARE)
-    # A face box of the width portrait_crop_box expects for a face with this eye distance.
-    half_width = FACE_WIDTH_SHARE * distance / EYE_DISTANCE_SHARE / 2
-    face_box = (middle[0] - half_width, middle[1] - half_width, middle[0] + half_width, middle[1] + half_width)
+    median_box = np.median(np.stack([np.asarray(face.bbox, dtype=np.float64) for face in faces]), axis=0)
     both_eyes = [[middle[0] - distance / 2, middle[1]], [middle[0] + distance / 2, middle[1]]]
-    return portrait_crop_box(face_box, video_width, video_height, aspect=aspect, eyes=both_eyes)
+    return face_crop_box(median_box, both_eyes, video_width, video_height, aspect)
 
 
 def track_crop_box(info, detector: FaceBackend, aspect: float, progress: ProgressCallback | None = None) -> CropBox:

@@ -82,7 +82,8 @@ def extract_kps_sequence(
     Raises InputError when no frame has a face, or, with ``strict``, at the
     first frame without exactly one face.
     """
-    from vexpress_cli.kps.driving_crop import check_crop_in_video, cropped_frames, parse_crop, track_crop_box
+    from vexpress_cli.face.framing import parse_crop
+    from vexpress_cli.kps.driving_crop import check_crop_in_video, cropped_frames, track_crop_box
     from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
     info = video_info(video_path if isinstance(video_path, Probe) else Path(video_path))
