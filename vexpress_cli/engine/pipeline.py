@@ -12,8 +12,8 @@ Stages, each matching the original ``VExpressPipeline`` number for number:
    guidance against a batch whose audio, V-Kps and reference features are zeros;
 5. the VAE decodes the latents in chunks.
 
-Unlike the original it computes V-Kps features per window (memory flat in video length),
-decodes and yields frames in chunks, and never truncates the video to whole windows.
+Unlike the original it computes V-Kps features per window once per job and keeps them up to a
+budget (memory flat in video length, see ``window_denoiser.py``), decodes and yields frames in chunks, and never truncates the video to whole windows.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.networks.reference_net import collect_reference_features
 from vexpress_cli.engine.networks.speech_encoder import encode_speech
 from vexpress_cli.engine.median_filter import median_filter_stream
+from vexpress_cli.engine.window_denoiser import WindowDenoiser, WindowOptions
 
 # inference_v2.yaml of the original: DDIM with zero-terminal-SNR v-prediction.
 SCHEDULER_CONFIG = {
@@ -97,6 +98,8 @@ class VExpressPipeline:
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.latents_memory_budget = LATENTS_MEMORY_BUDGET
+        # Window batch, V-Kps cache budget and the split across processes (window_denoiser.py).
+        self.window_options = WindowOptions()
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -328,16 +331,14 @@ class VExpressPipeline:
         counts = torch.tensor(windows_per_frame(windows, video_length), dtype=torch.float32)[None, None, :, None, None]
         total = len(self.scheduler.timesteps) * len(windows)
 
+        # V-Kps features, audio tokens and frame indices are prepared once for the whole job.
+        denoiser = WindowDenoiser(self, windows, kps_images, width, height, audio_tokens, conditioning,
+                                  guidance_scale, self.window_options, save_gpu_memory)
         with noise_sum:
             for step, timestep in enumerate(self.scheduler.timesteps):
                 noise_sum.zero()
-                for number, window in enumerate(windows):
-                    kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
-                    noise = self.predict_window_noise(latents.read(window), timestep, audio_tokens[window], kps,
-                                                      conditioning, guidance_scale)
-                    frames, positions = last_occurrences(window)
-                    noise_sum.add(frames, noise[:, :, positions].float().cpu())
-                    report("denoise", step * len(windows) + number + 1, total)
+                denoiser.accumulate(latents, noise_sum, timestep,
+                                    lambda done: report("denoise", step * len(windows) + done, total))
                 # DDIM's step is elementwise, so a long video steps chunk by chunk with the same numbers.
                 for start, stop in latents.chunks(STEP_CHUNK_FRAMES):
                     mean_noise = noise_sum.read_range(start, stop) / counts[:, :, start:stop]
