@@ -113,19 +113,24 @@ class Generator:
     """The V-Express networks, loaded once on first use, and the jobs run on them.
 
     ``model_dir`` None looks the folder up as the CLI does ($VEXPRESS_MODEL_DIR, the user config,
-    ./model_ckpts); ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or
+    ./model_ckpts); ``device`` and ``dtype`` default to ``auto``. ``devices`` (``"cuda:0,cuda:1"``,
+    ``"all"``, ``"cpu,cpu"``) instead splits each video's windows across several devices, one process and
+    one copy of the networks per device (``engine/distributed.py``); it wins over ``device``. Use it as a context manager (or
     call :meth:`close`) to free the device's memory when done.
     """
 
-    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None):
+    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
+                 devices: str | None = None):
         from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+        from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.schema import validate_value
         from vexpress_cli.settings.user_config import resolve_model_dir
 
         device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
         dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
         self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None).path
-        self.device = resolve_device(device)
+        self.devices = resolve_devices(devices) if devices is not None else []
+        self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._pipeline = None
 
@@ -143,14 +148,22 @@ class Generator:
             report = progress or no_progress
             report("model", 0, 1)
             try:
-                self._pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=self.device, dtype=self.dtype)
+                if len(self.devices) > 1:
+                    from vexpress_cli.engine.distributed import MultiDevicePipeline
+
+                    self._pipeline = MultiDevicePipeline(self.model_dir, self.devices, self.dtype)
+                else:
+                    self._pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=self.device,
+                                                                      dtype=self.dtype)
             except torch.cuda.OutOfMemoryError:
                 raise out_of_memory_error("while loading the model") from None
             report("model", 1, 1)
         return self._pipeline
 
     def close(self) -> None:
-        """Drop the networks and give their device memory back."""
+        """Drop the networks (and stop the processes of other devices) and give their device memory back."""
+        if hasattr(self._pipeline, "close"):
+            self._pipeline.close()
         self._pipeline = None
         gc.collect()
         if self.device.type == "cuda":
@@ -207,9 +220,12 @@ class Generator:
         from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
         from vexpress_cli.media.video_writer import open_video_writer
 
+        from vexpress_cli.engine.distributed import configure_speed
+
         clock = StageClock(progress)
         pipeline = self.load(clock)
         settings = plan.settings
+        configure_speed(pipeline, settings.window_batch, settings.compile)
         started = time.monotonic()
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
         frames = pipeline.iter_frames(
@@ -238,14 +254,21 @@ class Generator:
         except BaseException as error:
             for path in written:  # the record was written but the output did not take its place
                 path.unlink(missing_ok=True)
+            if len(self.devices) > 1:  # the other devices' processes may be mid-step: start afresh next time
+                self.close()
             if isinstance(error, torch.cuda.OutOfMemoryError):
                 raise out_of_memory_error("while generating", settings) from None
             raise
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
-                                 "device": str(self.device), "dtype": self.dtype_name},
+                                 "device": self.device_names, "dtype": self.dtype_name},
                                 plan.notes, record, stages)
+
+    @property
+    def device_names(self) -> str:
+        """The device, or the devices a video is split across (``cpu,cpu``)."""
+        return ",".join(str(device) for device in self.devices) if len(self.devices) > 1 else str(self.device)
 
     @property
     def dtype_name(self) -> str:
@@ -254,7 +277,7 @@ class Generator:
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
              reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
-             device: str | None = None, dtype: str | None = None, overwrite: bool = False,
+             device: str | None = None, dtype: str | None = None, devices: str | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
     """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
 
@@ -265,13 +288,14 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     or a kps file). ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
     setting by its name (``num_inference_steps``, ``retarget_strategy``, ``audio_attention_weight``,
     ``fps``, ``width``, ``seed``, ...; see ``vexpress_cli.GenerationSettings``), winning over the
-    preset. ``progress(stage, done, total)`` is called as the job advances.
+    preset. ``devices``: split the video across devices (``"cuda:0,cuda:1"``, ``"all"``), see
+    :class:`Generator`. ``progress(stage, done, total)`` is called as the job advances.
 
     Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
     """
     resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
     job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
-    with Generator(model_dir, resolved.device, resolved.dtype) as generator:
+    with Generator(model_dir, resolved.device, resolved.dtype, devices) as generator:
         return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
                                   preset=preset, overwrite=overwrite, progress=progress, **job_settings)
 

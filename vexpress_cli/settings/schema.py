@@ -115,6 +115,11 @@ class GenerationSettings:
                                          minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
                                          hidden=True)
     postprocess: bool = _setting(True, "3x3x3 median filter over the output frames to reduce flicker.")
+    window_batch: int = _setting(0, "Context windows per denoising-UNet call (faster on a large GPU; the same "
+                                 "video within float noise); 0: auto, from the free GPU memory, 1 on the CPU.",
+                                 minimum=0, maximum=64)
+    compile: bool = _setting(False, "Compile the denoising UNet with torch.compile (slow the first time, "
+                             "cached per machine, size and precision; the same video within float noise).")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
