@@ -27,9 +27,16 @@ CACHE_SUBDIR = "vexpress/torch-compile"
 
 
 def compile_cache_dir() -> Path:
-    """Where the compiled kernels are kept: ``$TORCHINDUCTOR_CACHE_DIR``, else ``~/.cache/vexpress/torch-compile``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+    """Where the compiled kernels are kept: ``$TORCHINDUCTOR_CACHE_DIR``, else ``~/.cache/vexpress/torch-compile``.
+
+    Inductor writes its own default (a folder in /tmp, lost at reboot) into the variable when it first
+    looks, so that value counts as unset.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return Path(chosen)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / CACHE_SUBDIR
 
@@ -64,7 +71,7 @@ def set_unet_compiled(pipeline, compiled: bool) -> None:
     if reason:
         raise InputError(f"{parameter('compile')} cannot be used on {pipeline.device}.", f"{reason[0].upper()}{reason[1:]}.",
                          f"Run without {parameter('compile')} (it changes no result, only the speed).")
-    os.environ.setdefault(CACHE_ENV, str(compile_cache_dir()))
+    os.environ[CACHE_ENV] = str(compile_cache_dir())
     unet.compile(dynamic=False)
 
 

@@ -93,8 +93,9 @@ class WindowDenoiser:
         self.device, self.dtype = pipeline.device, pipeline.dtype
         self.reference = reference
         self.split = self.options.split
-        self.window_batch = self._agreed(choose_window_batch(self.options.window_batch, pipeline, len(windows[0]),
-                                                             width, height))
+        self.window_batch = self._agreed(choose_window_batch(
+            1 if save_gpu_memory and not self.options.window_batch else self.options.window_batch,
+            self.device, self.dtype, len(windows[0]), width, height))
         self.audio_tokens = keep_on_device(audio_tokens, self.device, self.dtype, AUDIO_RESIDENT_BYTES)
         budget = self.options.kps_cache_bytes
         if budget is None:
@@ -264,17 +265,18 @@ def kps_cache_budget(device: torch.device, save_gpu_memory: bool = False) -> int
     return KPS_CACHE_CPU_BYTES
 
 
-def choose_window_batch(requested: int, pipeline, frames: int, width: int, height: int) -> int:
+def choose_window_batch(requested: int, device: torch.device, dtype: torch.dtype, frames: int = 24,
+                        width: int = 512, height: int = 512) -> int:
     """``requested`` windows per UNet call, or (0) as many as 70 % of the free GPU memory holds, up to 4.
 
     On the CPU and MPS the choice is 1: batching measured no faster on the CPU (benchmarks/README.md).
+    With ``save_gpu_memory`` the pipeline asks for 1 instead of 0.
     """
     if requested > 0:
         return requested
-    device = pipeline.device
     if device.type != "cuda":
         return 1
     free, _ = torch.cuda.mem_get_info(device)
-    half_bytes = torch.finfo(pipeline.dtype).bits // 16
+    half_bytes = torch.finfo(dtype).bits // 16
     per_window = ACTIVATION_BYTES_PER_ROW_PIXEL * 2 * frames * (height // 8) * (width // 8) * half_bytes
     return max(1, min(MAX_AUTO_WINDOW_BATCH, int(free * AUTO_FREE_SHARE // per_window)))
