@@ -104,7 +104,7 @@ class WindowDenoiser:
         frame_bytes = 2 * FLOAT_BYTES * pipeline.denoising_unet.config.in_channels * (height // 8) * (width // 8)
         self.groups = window_groups(windows, max(1, self.options.group_bytes // frame_bytes))
         self._batched_reference: dict[int, ReferenceConditioning] = {}
-        self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._index_cache: dict[tuple, object] = {}  # window frame indices on the device, made once
 
     def _agreed(self, batch: int) -> int:
         return self.split.agree_min(batch) if self.split else batch
