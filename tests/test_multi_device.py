@@ -41,16 +41,16 @@ def one_device_latents(job):
     return pipe.denoise(generator=torch.manual_seed(4), **job)
 
 
+@pytest.fixture(scope="class")
+def two_processes():
+    """One pair of processes for the class's tests, stopped before the CLI test starts its own."""
+    pipeline = MultiDevicePipeline(TINY_MODEL_DIR, [CPU, CPU], torch.float32)
+    yield pipeline
+    pipeline.close()
+
+
 @pytest.mark.slow
 class TestTwoGlooProcesses:
-    """One pair of processes for these tests (the fixture's scope), stopped before the CLI test starts its own."""
-
-    @pytest.fixture(scope="class")
-    def two_processes(self):
-        pipeline = MultiDevicePipeline(TINY_MODEL_DIR, [CPU, CPU], torch.float32)
-        yield pipeline
-        pipeline.close()
-
     @pytest.mark.parametrize("window_batch", [1, 2])
     def test_two_gloo_processes_give_the_latents_of_one(self, two_processes, job, one_device_latents, window_batch):
         two_processes.window_batch = window_batch

@@ -130,16 +130,17 @@ class MultiDevicePipeline:
         self.threads = _cpu_threads(devices)
         port = _free_port()
         context = multiprocessing.get_context("spawn")
-        self._errors = context.Queue()
+        self._errors, self._ready = context.Queue(), context.Queue()
         self._jobs = [context.Queue() for _ in devices[1:]]
         self._helpers = [context.Process(target=_helper_main, daemon=True, name=f"vexpress {device}",
                                          args=(rank, len(devices), port, str(model_dir), str(device), dtype,
-                                               self.threads, jobs, self._errors))
+                                               self.threads, jobs, self._errors, self._ready))
                          for rank, (device, jobs) in enumerate(zip(devices[1:], self._jobs), start=1)]
         for helper in self._helpers:
             helper.start()
         try:
             self.local = VExpressPipeline.from_pretrained(model_dir, device=devices[0], dtype=dtype)
+            self._wait_until_loaded()
             self.local.window_options = dataclasses.replace(
                 self.local.window_options, split=_join_group(0, len(devices), port, devices[0]))
         except BaseException:
@@ -178,6 +179,19 @@ class MultiDevicePipeline:
         finally:
             torch.set_num_threads(threads)
 
+    def _wait_until_loaded(self) -> None:
+        """Every helper has its networks loaded (else its error is raised) before the group is formed."""
+        loaded = 0
+        while loaded < len(self._helpers):
+            try:
+                self._ready.get(timeout=1)
+                loaded += 1
+            except queue.Empty:
+                if not all(helper.is_alive() for helper in self._helpers):
+                    raise self._helper_error() or MultiDeviceError(
+                        "A helper process ended while loading the networks.", "It reported no error.",
+                        f"Run `vexpress doctor` for each device of {parameter('devices')}.") from None
+
     def _helper_error(self) -> MultiDeviceError | None:
         try:
             rank, device, message = self._errors.get(timeout=5)
@@ -205,7 +219,7 @@ class MultiDevicePipeline:
 
 
 def _helper_main(rank: int, world_size: int, port: int, model_dir: str, device_name: str, dtype: torch.dtype,
-                 threads: int | None, jobs, errors) -> None:
+                 threads: int | None, jobs, errors, ready) -> None:
     """A helper process: load the networks, join the group, run each job's denoising in step with rank 0."""
     from vexpress_cli.engine.compile import set_unet_compiled
     from vexpress_cli.engine.pipeline import VExpressPipeline
@@ -215,6 +229,7 @@ def _helper_main(rank: int, world_size: int, port: int, model_dir: str, device_n
     device = torch.device(device_name)
     try:
         pipeline = VExpressPipeline.from_pretrained(model_dir, device=device, dtype=dtype)
+        ready.put(rank)
         pipeline.window_options = dataclasses.replace(pipeline.window_options,
                                                       split=_join_group(rank, world_size, port, device))
         while (job := jobs.get()) is not None:
