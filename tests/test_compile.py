@@ -58,3 +58,23 @@ def test_compiled_unet_gives_the_eager_latents_within_float_noise(pipe):
         set_unet_compiled(pipe, False)
     assert not is_compiled(pipe)
     assert (compiled - eager).abs().max().item() <= 1e-4
+
+
+@pytest.mark.usefixtures("no_user_config")
+def test_generate_refuses_compile_in_one_paragraph_and_writes_nothing(monkeypatch, tmp_path, speech):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+    from conftest import SAMPLES_DIR
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    output = tmp_path / "talk.mp4"
+    result = CliRunner().invoke(app, ["generate", "-i", str(SAMPLES_DIR / "tys" / "ref.jpg"), "-a", str(speech),
+                                      "-o", str(output), "--width", "64", "--height", "64", "--num_inference_steps",
+                                      "1", "--reference-kps", "22,26;42,26;32,38", "--model-dir", str(TINY_MODEL_DIR),
+                                      "--device", "cpu", "--compile", "--quiet"])
+    message = " ".join(result.output.split())  # the paragraph is wrapped to the terminal
+    assert result.exit_code == 2
+    assert "--compile cannot be used on cpu" in message and "C++ compiler" in message
+    assert "Traceback" not in message
+    assert list(tmp_path.iterdir()) == []
