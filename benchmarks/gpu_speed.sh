@@ -14,7 +14,7 @@ python -c "import torch; print(torch.__version__, torch.version.cuda)" > "$OUT/t
 # 1. FLOPs of the full-size networks (counted on the meta device: no compute).
 python benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only > "$OUT/flops.json"
 # 2. Before/after of the step loop, window batching, and a profile of one steady step (fp16).
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --baseline --window-batch 1 2 4 --profile \
+python benchmarks/speed_benchmark.py "${COMMON[@]}" --steps 4 --dtype fp16 --baseline --window-batch 1 2 4 --profile \
     > "$OUT/fp16_batch.json"
 # 3. Compiled, alone and with window batching (each batch size compiles once; the cache is then warm).
 python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --window-batch 1 2 --compile > "$OUT/fp16_compile.json"

@@ -15,7 +15,7 @@ share of the device's peak (a table of common GPUs, or ``--peak-tflops``), peak 
 ``--baseline`` also runs the step loop as it was before ``engine/window_denoiser.py`` (V-Kps images
 drawn and encoded for every window at every step, latents, audio tokens and predictions copied
 per window), on the same pipeline in the same run, so the saving is a ratio measured side by side.
-``--profile`` records one steady step of each loop with torch.profiler and summarises it: the
+``--profile`` records the last step of each loop with torch.profiler and summarises it: the
 busiest ops, and the copies and syncs between host and device.
 """
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="Also run each window batch compiled.")
     parser.add_argument("--baseline", action="store_true", help="Also run the step loop as it was before.")
     parser.add_argument("--save-gpu-memory", action="store_true", help="Also run once with save_gpu_memory.")
-    parser.add_argument("--profile", action="store_true", help="Profile the second step (left out of the "
+    parser.add_argument("--profile", action="store_true", help="Profile the last step (left out of the "
                         "steady time when there are 3 steps or more).")
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--count-only", action="store_true", help="Count FLOPs only (works on --device meta).")
@@ -190,7 +190,7 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
 
     reset_peak(device)
     profile: dict = {}
-    with legacy_loop(options.get("legacy", False)), profiled_step(args.profile, device, profile):
+    with legacy_loop(options.get("legacy", False)), profiled_step(args.profile, device, profile, args.steps):
         pipeline.denoise(reference, waveform, frames, size, size, kps_images=kps[None].repeat(frames, axis=0),
                          num_inference_steps=args.steps, context_frames=args.context_frames,
                          context_overlap=args.context_overlap, generator=torch.manual_seed(0),
@@ -198,8 +198,8 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
     set_unet_compiled(pipeline, False)
     pipeline.to(device)
     steps = np.diff([clock["start"], *step_ends])
-    # The first step computes the V-Kps features (and compiles); a profiled second step is slowed by the profiler.
-    steady_steps = steps[2:] if args.profile and len(steps) > 2 else steps[1:]
+    # The first step computes the V-Kps features (and compiles); the profiled last step is slowed by the profiler.
+    steady_steps = steps[1:-1] if args.profile and len(steps) > 2 else steps[1:]
     steady = float(np.median(steady_steps)) if len(steady_steps) else float(steps[0])
     step_tflop = flops["unet_window_step_flop"] * windows / 1e12
     achieved = step_tflop / steady
@@ -241,8 +241,8 @@ def legacy_loop(enabled: bool):
 
 
 @contextlib.contextmanager
-def profiled_step(enabled: bool, device: torch.device, summary: dict):
-    """Profile the second call of WindowDenoiser.accumulate (a steady step) into ``summary``."""
+def profiled_step(enabled: bool, device: torch.device, summary: dict, last_step: int):
+    """Profile the last call of WindowDenoiser.accumulate (a steady step when there are 2 or more) into ``summary``."""
     from torch.profiler import ProfilerActivity, profile
 
     from vexpress_cli.engine.window_denoiser import WindowDenoiser
@@ -255,7 +255,7 @@ def profiled_step(enabled: bool, device: torch.device, summary: dict):
 
     def accumulate(self, *args, **kwargs):
         calls["count"] += 1
-        if calls["count"] != 2:
+        if calls["count"] != last_step:
             return inner(self, *args, **kwargs)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         guider_runs = []
