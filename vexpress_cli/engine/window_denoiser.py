@@ -11,7 +11,7 @@ frame (``noise_sum``); frames shared by windows are averaged afterwards. This mo
 * **Audio tokens on the device** in the compute dtype when they fit a budget (``AUDIO_RESIDENT_BYTES``).
 * **Few host<->device copies.** Windows are taken in groups spanning at most ``group_bytes`` of
   latents: a group's latents and running sums are copied to the device once, its windows read and
-  add on the device, and the sums go back once. A video whose latents fit (about 1000 frames at
+  add on the device, and the sums go back once. A video whose latents fit (about 2000 frames at
   512x512) costs three copies per step instead of two per window. The sums are added in the same
   window order as one at a time, so not one number changes.
 * **Several windows per UNet call** (``window_batch``): the CFG halves of ``B`` windows in one batch.
