@@ -129,8 +129,8 @@ def count_flops(pipeline, args) -> dict:
     frames, latent = min(args.context_frames, args.frames), args.size // 8
     generator = torch.Generator(device="cpu").manual_seed(0)
     latents = torch.randn(1, 4, frames, latent, latent, generator=generator).to(device, dtype)
-    reference = pipeline.reference_conditioning(torch.randn(1, 4, latent, latent, generator=generator).to(device, dtype),
-                                                True, 1.0, 1.0)
+    portrait = torch.randn(1, 4, latent, latent, generator=generator).to(device, dtype)
+    reference = pipeline.reference_conditioning(portrait, True, 1.0, 1.0)
     queries = pipeline.architecture.audio_projection.get("num_queries", 5) if pipeline.architecture else 5
     dim = pipeline.denoising_unet.config.cross_attention_dim
     tokens = torch.randn(frames, queries, dim, generator=generator).to(device, dtype)

@@ -69,7 +69,8 @@ def set_unet_compiled(pipeline, compiled: bool) -> None:
         return
     reason = compile_unavailable(pipeline.device)
     if reason:
-        raise InputError(f"{parameter('compile')} cannot be used on {pipeline.device}.", f"{reason[0].upper()}{reason[1:]}.",
+        raise InputError(f"{parameter('compile')} cannot be used on {pipeline.device}.",
+                         f"{reason[0].upper()}{reason[1:]}.",
                          f"Run without {parameter('compile')} (it changes no result, only the speed).")
     os.environ[CACHE_ENV] = str(compile_cache_dir())
     unet.compile(dynamic=False)

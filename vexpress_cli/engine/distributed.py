@@ -46,7 +46,8 @@ def resolve_devices(text: str) -> list[torch.device]:
     if text.strip() == "all":
         if not torch.cuda.is_available():
             raise InputError(f"{parameter('devices')} all found no GPU.", "This torch build or machine has no usable "
-                             "NVIDIA GPU (see `vexpress doctor`).", f"List devices, e.g. {parameter('devices')} cpu,cpu.")
+                             "NVIDIA GPU (see `vexpress doctor`).",
+                             f"List devices, e.g. {parameter('devices')} cpu,cpu.")
         return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:

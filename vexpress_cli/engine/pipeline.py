@@ -13,7 +13,8 @@ Stages, each matching the original ``VExpressPipeline`` number for number:
 5. the VAE decodes the latents in chunks.
 
 Unlike the original it computes V-Kps features per window once per job and keeps them up to a
-budget (memory flat in video length, see ``window_denoiser.py``), decodes and yields frames in chunks, and never truncates the video to whole windows.
+budget (memory flat in video length, see ``window_denoiser.py``), decodes and yields frames in
+chunks, and never truncates the video to whole windows.
 """
 
 from __future__ import annotations
