@@ -62,7 +62,7 @@ def run_once(args, seconds: float) -> dict:
     from vexpress_cli import VExpressPipeline
     from vexpress_cli.tiny.inputs import write_demo_inputs
     from vexpress_cli.engine.devices import resolve_device, resolve_dtype
-    from vexpress_cli.jobs.generate import frame_count
+    from vexpress_cli.jobs.planning import frame_count
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.media.video_writer import VideoWriter
     from vexpress_cli.engine.pipeline import to_uint8

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
-from vexpress_cli.engine.pipeline import last_occurrences
+from vexpress_cli.engine.window_denoiser import last_occurrences
 from vexpress_cli.engine.median_filter import median_filter_stream
 
 from conftest import GOLDEN_DIR

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
 from vexpress_cli.errors import InputError
-from vexpress_cli.jobs.generate import plan_inputs, resolve_job_settings
+from vexpress_cli.jobs.generate import resolve_job_settings
+from vexpress_cli.jobs.planning import plan_inputs
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
 from vexpress_cli.media.audio import load_audio

@@ -50,6 +50,9 @@ def generate_command(
                               "cache (`vexpress models path` shows which)."),
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
                                    help="Model folder in the released layout (like --model with a folder)."),
+    devices: str = typer.Option(None, "--devices", help="Split the video across devices, one process each: "
+                                "cuda:0,cuda:1 or all (every GPU); cpu,cpu on the CPU. Wins over --device.",
+                                show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
@@ -86,7 +89,8 @@ def generate_command(
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
-                 model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json)
+                 model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json,
+                 devices=devices)
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
@@ -95,7 +99,8 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 
     original_flags.check_sample_rate(original.get("--standard_audio_sampling_rate"))
     if original.get("--do_multi_devices_inference"):
-        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: one video runs on one device.")
+        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: use --devices all to split "
+                      "the video across every GPU.")
     device = original_flags.device_from_gpu_id(settings.get("device"), original.get("--gpu_id"))
     if device is not None:
         settings["device"] = device
@@ -106,14 +111,14 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
                  model: str | None = None, overwrite: bool = False, quiet: bool = False,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, devices: str | None = None) -> None:
     """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result."""
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
 
     model_settings = resolve_job_settings(preset, given).settings
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
     show = not quiet and not as_json
-    generator = Generator(model_dir, model_settings.device, model_settings.dtype, model=model)
+    generator = Generator(model_dir, model_settings.device, model_settings.dtype, devices, model=model)
     with generator, stage_progress(console, enabled=show) as progress:
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)

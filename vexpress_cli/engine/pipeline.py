@@ -15,9 +15,9 @@ A call runs, each stage matching the original ``VExpressPipeline`` number for nu
 6. the VAE decodes the latents in chunks;
 7. offload hooks put every network back (``enable_model_cpu_offload``).
 
-Unlike the original it computes V-Kps features per window, keeps long videos' latents in a temp
-file (memory flat in video length), decodes and yields frames in chunks, and never truncates the
-video to whole windows.
+Unlike the original it computes V-Kps features per window once per job and keeps them up to a
+budget (``window_denoiser.py``), keeps long videos' latents in a temp file (memory flat in video
+length), decodes and yields frames in chunks, and never truncates the video to whole windows.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as
 from vexpress_cli.engine.scheduling import ChunkedStepper, make_scheduler, scheduler_name
+from vexpress_cli.engine.window_denoiser import WindowDenoiser, WindowOptions
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.progress import ProgressCallback, no_progress
 
@@ -92,6 +93,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         self.step_chunk_frames = STEP_CHUNK_FRAMES
         self._moved_to_cpu: dict[str, torch.device] = {}  # by save_gpu_memory: network name -> its device
         self._interrupt = False
+        # Window batch, V-Kps cache budget and the split across processes (window_denoiser.py).
+        self.window_options = WindowOptions()
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
             # 5. Denoise, window by window, with the progress bar and the step-end callback
             self.denoising_loop(latent_store, audio_tokens, conditioning, kps_images, guidance_scale, context_frames,
                                 context_overlap, width, height, report, callback_on_step_end,
-                                callback_on_step_end_tensor_inputs)
+                                callback_on_step_end_tensor_inputs, save_gpu_memory)
             # 6. Decode
             if output_type == "latent":
                 frames = latent_store.read_range(0, latent_store.frames).clone()
@@ -319,7 +322,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         try:
             self.denoising_loop(latent_store, audio_tokens, conditioning, kps_images, guidance_scale, context_frames,
                                 context_overlap, width, height, report, callback_on_step_end,
-                                callback_on_step_end_tensor_inputs)
+                                callback_on_step_end_tensor_inputs, save_gpu_memory)
         except BaseException:
             latent_store.close()
             raise
@@ -341,7 +344,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
     def denoising_loop(self, latents: LatentStore, audio_tokens: torch.Tensor, conditioning: ReferenceConditioning,
                        kps_images, guidance_scale: float, context_frames: int, context_overlap: int, width: int,
                        height: int, report: ProgressCallback, callback_on_step_end=None,
-                       callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> None:
+                       callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+                       save_gpu_memory: bool = False) -> None:
         """Every denoising step over the whole video's latents, kept in ``latents``."""
         timesteps = self.scheduler.timesteps
         self._guidance_scale, self._num_timesteps, self._interrupt = guidance_scale, len(timesteps), False
@@ -349,33 +353,23 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         counts = torch.tensor(windows_per_frame(windows, latents.frames), dtype=torch.float32)[None, None, :, None, None]
         noise_sum = LatentStore(*self._latent_shape(latents.frames, width, height)[1:],
                                 budget_bytes=self.latents_memory_budget)
+        # V-Kps features, audio tokens and frame indices are prepared once for the whole job.
+        denoiser = WindowDenoiser(self, windows, kps_images, width, height, audio_tokens, conditioning,
+                                  guidance_scale, self.window_options, save_gpu_memory)
         stepper = ChunkedStepper(self.scheduler, latents, self.step_chunk_frames, self.latents_memory_budget)
+        total = len(timesteps) * len(windows)
         with noise_sum, stepper, self.progress_bar(total=len(timesteps)) as progress_bar:
             for step, timestep in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                self._accumulate_window_noise(noise_sum, latents, timestep, windows, audio_tokens, kps_images,
-                                              conditioning, guidance_scale, width, height, report, step)
+                noise_sum.zero()
+                denoiser.accumulate(latents, noise_sum, timestep,
+                                    lambda done: report("denoise", step * len(windows) + done, total))
                 stepper.step(timestep, noise_sum, counts)
                 if callback_on_step_end is not None:
                     self._step_end_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, step, timestep,
                                             latents)
                 progress_bar.update()
-
-    def _accumulate_window_noise(self, noise_sum: LatentStore, latents: LatentStore, timestep, windows,
-                                 audio_tokens: torch.Tensor, kps_images, conditioning: ReferenceConditioning,
-                                 guidance_scale: float, width: int, height: int, report: ProgressCallback,
-                                 step: int) -> None:
-        """One step's guided noise predictions of every context window, summed per frame into ``noise_sum``."""
-        total = len(self.scheduler.timesteps) * len(windows)
-        noise_sum.zero()
-        for number, window in enumerate(windows):
-            kps = self.kps_features(self.kps_image_tensor(kps_images, window, width, height))
-            noise = self.predict_window_noise(latents.read(window), timestep, audio_tokens[window], kps,
-                                              conditioning, guidance_scale)
-            frames, positions = last_occurrences(window)
-            noise_sum.add(frames, noise[:, :, positions].float().cpu())
-            report("denoise", step * len(windows) + number + 1, total)
 
     def _step_end_callback(self, callback, tensor_inputs: Sequence[str], step: int, timestep, latents: LatentStore):
         """diffusers' callback_on_step_end: it sees the whole video's latents and may return new ones."""
@@ -414,16 +408,6 @@ def _refuse_unknown(arguments: dict) -> None:
     unknown = set(arguments) - ORIGINAL_NO_OP_ARGUMENTS
     if unknown:
         raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
-
-
-def last_occurrences(window: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Distinct frames of a window and the position of each one's last occurrence.
-
-    A window folded back at the end of the video holds some frames twice; like the original,
-    the later occurrence's prediction is the one that counts.
-    """
-    last = {frame: position for position, frame in enumerate(window)}
-    return list(last), list(last.values())
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:

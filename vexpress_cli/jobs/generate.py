@@ -22,61 +22,22 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import PIL.Image
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
-from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.encoding import encoding_for_output
-from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
-from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
+from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
+from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
 
-# wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
-MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
 
 PathLike = str | Path
-
-
-@dataclass
-class GenerationPlan:
-    """One job with its inputs decoded and checked, ready for the model."""
-
-    reference_image: PIL.Image.Image
-    audio: Path
-    output: Path
-    overwrite: bool
-    waveform: torch.Tensor
-    duration: float
-    fps: Fraction
-    num_frames: int
-    kps_track: np.ndarray
-    strategy: str
-    strategy_reason: str
-    settings: GenerationSettings
-    sources: dict[str, str]
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # For the run record: the input files' facts by role, the job as given, and the planning's wall times.
-    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reference_kps: str | None = None
-    kps: Path | None = None
-    preset: str | None = None
-    stages: dict[str, float] = field(default_factory=dict)
-    encoding: Any = None  # media.encoding.VideoEncoding, auto resolved; None for PNG frames
-    photo: Any = None  # the ReferencePhoto (jobs.reference_photo): its crop box, and the photo for paste-back
-
-    @property
-    def crop(self) -> list[int] | None:
-        return self.photo.crop_list if self.photo is not None else None
 
 
 @dataclass
@@ -123,20 +84,24 @@ class Generator:
     ``model`` is a hub id (``tk93/V-Express``, ``@revision`` allowed; read from the Hugging Face cache)
     or a folder, ``model_dir`` a folder; both None look the weights up as the CLI does ($VEXPRESS_MODEL,
     $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache).
-    ``device`` and ``dtype`` default to ``auto``. Use it as a context manager (or call :meth:`close`)
-    to free the device's memory when done.
+    ``device`` and ``dtype`` default to ``auto``. ``devices`` (``"cuda:0,cuda:1"``, ``"all"``,
+    ``"cpu,cpu"``) instead splits each video's windows across several devices, one process and one copy
+    of the networks per device (``engine/distributed.py``); it wins over ``device``. Use it as a context
+    manager (or call :meth:`close`) to free the device's memory when done.
     """
 
-    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None, *,
-                 model: str | None = None):
+    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
+                 devices: str | None = None, *, model: str | None = None):
         from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+        from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.schema import validate_value
         from vexpress_cli.settings.model_lookup import resolve_model_dir
 
         device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
         dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
         self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None, model=model).path
-        self.device = resolve_device(device)
+        self.devices = resolve_devices(devices) if devices is not None else []
+        self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self._pipeline = None
         self._offload = "none"
@@ -161,10 +126,15 @@ class Generator:
             report = progress or no_progress
             report("model", 0, 1)
             try:
-                # With offloading the networks load into CPU memory: they may not fit on the device together.
-                device = self.device if offload == "none" else None
-                pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=device, dtype=self.dtype)
-                pipeline.enable_offload(offload, self.device)
+                if len(self.devices) > 1:
+                    from vexpress_cli.engine.distributed import MultiDevicePipeline
+
+                    pipeline = MultiDevicePipeline(self.model_dir, self.devices, self.dtype, offload=offload)
+                else:
+                    # With offloading the networks load into CPU memory: they may not fit on the device together.
+                    device = self.device if offload == "none" else None
+                    pipeline = VExpressPipeline.from_pretrained(self.model_dir, device=device, dtype=self.dtype)
+                    pipeline.enable_offload(offload, self.device)
             except torch.cuda.OutOfMemoryError:
                 raise out_of_memory_error("while loading the model") from None
             pipeline.set_progress_bar_config(disable=True)  # progress goes to the job's callback
@@ -173,7 +143,9 @@ class Generator:
         return self._pipeline
 
     def close(self) -> None:
-        """Drop the networks and give their device memory back."""
+        """Drop the networks (and stop the processes of other devices) and give their device memory back."""
+        if hasattr(self._pipeline, "close"):
+            self._pipeline.close()
         self._pipeline = None
         gc.collect()
         if self.device.type == "cuda":
@@ -231,10 +203,13 @@ class Generator:
         from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
         from vexpress_cli.media.video_writer import open_video_writer
 
+        from vexpress_cli.engine.distributed import configure_speed
+
         clock = StageClock(progress)
         settings = plan.settings
         pipeline = self.load(clock, settings.offload)
         pipeline.use_scheduler(settings.scheduler)
+        configure_speed(pipeline, settings.window_batch, settings.compile)
         started = time.monotonic()
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
         frames = pipeline.iter_frames(
@@ -266,6 +241,8 @@ class Generator:
         except BaseException as error:
             for path in written:  # the record was written but the output did not take its place
                 path.unlink(missing_ok=True)
+            if len(self.devices) > 1:  # the other devices' processes may be mid-step: start afresh next time
+                self.close()
             if isinstance(error, torch.cuda.OutOfMemoryError):
                 raise out_of_memory_error("while generating", settings) from None
             raise
@@ -273,8 +250,13 @@ class Generator:
                                 time.monotonic() - started, plan.strategy, plan.warnings,
                                 {**settings.to_dict(), "retarget_strategy": plan.strategy,
                                  **({"codec": plan.encoding.codec} if plan.encoding else {}),
-                                 "device": str(self.device), "dtype": self.dtype_name},
+                                 "device": self.device_names, "dtype": self.dtype_name},
                                 plan.notes, record, stages, plan.crop, size)
+
+    @property
+    def device_names(self) -> str:
+        """The device, or the devices a video is split across (``cpu,cpu``)."""
+        return ",".join(str(device) for device in self.devices) if len(self.devices) > 1 else str(self.device)
 
     @property
     def dtype_name(self) -> str:
@@ -283,7 +265,8 @@ class Generator:
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
              reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
-             model: str | None = None, device: str | None = None, dtype: str | None = None, overwrite: bool = False,
+             model: str | None = None, device: str | None = None, dtype: str | None = None,
+             devices: str | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
     """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
 
@@ -295,134 +278,16 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
     setting by its name (``num_inference_steps``, ``retarget_strategy``, ``audio_attention_weight``,
     ``fps``, ``width``, ``seed``, ...; see ``vexpress_cli.GenerationSettings``), winning over the
-    preset. ``progress(stage, done, total)`` is called as the job advances.
+    preset. ``devices``: split the video across devices (``"cuda:0,cuda:1"``, ``"all"``), see
+    :class:`Generator`. ``progress(stage, done, total)`` is called as the job advances.
 
     Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
     """
     resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
     job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
-    with Generator(model_dir, resolved.device, resolved.dtype, model=model) as generator:
+    with Generator(model_dir, resolved.device, resolved.dtype, devices, model=model) as generator:
         return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
                                   preset=preset, overwrite=overwrite, progress=progress, **job_settings)
-
-
-# -- planning ------------------------------------------------------------------------------------
-
-
-def choose_strategy(resolved: ResolvedSettings, has_kps: bool) -> tuple[str, str]:
-    """The strategy to use and why: as asked, else ``no_retarget`` with a kps file and ``fix_face`` without."""
-    asked = resolved.settings.retarget_strategy
-    if asked != AUTO_STRATEGY:
-        source = resolved.sources["retarget_strategy"]
-        return asked, "as requested" if source == "explicit" else f"from the {source.replace('config', 'user config')}"
-    if has_kps:
-        return "no_retarget", "a driving kps file was given"
-    return "fix_face", "no driving kps file was given"
-
-
-def frame_count(duration: float, fps: Fraction) -> int:
-    """Frames of a video as long as the audio: ``round(duration * fps)``, never truncated to windows."""
-    return int(round(duration * float(fps)))
-
-
-def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: bool, resolved: ResolvedSettings, *,
-                kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
-    """Decode and check every input of a job."""
-    from vexpress_cli.kps.bounds import check_kps_in_frame
-    from vexpress_cli.kps.retargeting import require_driving_kps, retarget_track, uses_reference_kps
-    from vexpress_cli.media.audio import load_audio, truncation_warning
-    from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.plugins import get_retarget_strategy
-
-    settings = resolved.settings
-    strategy, strategy_reason = choose_strategy(resolved, kps is not None)
-    # The strategy is checked first: a typo should not cost a face detection to find out.
-    retargeter = get_retarget_strategy(strategy)
-    require_driving_kps(retargeter, kps is not None)
-    width, height = settings.width, settings.height
-    fps = as_fps_fraction(settings.fps)
-    warnings = list(resolved.warnings)
-
-    waveform = load_audio(audio)
-    duration = waveform.shape[0] / STANDARD_SAMPLE_RATE
-    _check_audio_length(audio, duration, fps)
-    num_frames = frame_count(duration, fps)
-    if not waveform.abs().max() > 0:
-        warnings.append(f"The audio {audio} is silent: the mouth will not move.")
-    truncated = truncation_warning(duration, probe(audio, "audio").duration)
-    if truncated:
-        warnings.append(f"{audio}: {truncated}")
-
-    from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints
-
-    photo = read_reference_photo(reference_image, settings, reference_kps_given=reference_kps is not None,
-                                 face_model_root=face_model_root)
-    warnings.extend(photo.warnings)
-    notes = list(photo.notes)
-    driving = _driving_track(kps, audio, settings, num_frames, warnings, notes)
-    reference_points = _reference_points(reference_kps, width, height)
-    if reference_points is None and uses_reference_kps(retargeter):
-        reference_points = reference_keypoints(photo, reference_image, settings, face_model_root)
-    if reference_points is None:
-        reference_points = driving[0]
-    track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit)
-    outside = check_kps_in_frame(track, width, height, "the keypoint track")
-    warnings.extend([outside] if outside else [])
-    return GenerationPlan(photo.image, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
-                          strategy_reason, settings, dict(resolved.sources), warnings, notes, photo=photo)
-
-
-def _reference_points(reference_kps, width: int, height: int) -> np.ndarray | None:
-    """Reference keypoints given by the caller: ``[3, 2]`` numbers, ``"x,y;x,y;x,y"`` or a kps file."""
-    if reference_kps is None:
-        return None
-    if isinstance(reference_kps, (str, Path)):
-        from vexpress_cli.kps.io import reference_kps_from_text
-
-        return reference_kps_from_text(str(reference_kps), width, height)
-    return np.asarray(reference_kps, dtype=np.float32)
-
-
-def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
-    frame_ms, audio_ms = 1000 / float(fps), duration * 1000
-    if audio_ms < frame_ms:
-        raise InputError(f"The audio {path} lasts {audio_ms:.0f} ms, shorter than one frame.",
-                         f"At {float(fps):g} fps a frame lasts {frame_ms:.0f} ms.", "Use a longer audio clip.")
-    if duration < MIN_AUDIO_SECONDS:
-        raise InputError(f"The audio {path} lasts {audio_ms:.0f} ms, too short for the speech encoder.",
-                         f"wav2vec2 reads audio in {MIN_AUDIO_SECONDS * 1000:.0f} ms windows.",
-                         "Use a longer audio clip.")
-
-
-def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings, num_frames: int,
-                   warnings: list[str], notes: list[str]) -> np.ndarray | None:
-    """The driving kps file in the output frame, fitted in time to the video's frames."""
-    if path is None:
-        return None
-    from vexpress_cli.kps.fit import fit_track_in_time
-    from vexpress_cli.kps.io import load_kps
-
-    track = load_kps(path)
-    rescaled, note = track.in_frame(settings.width, settings.height)
-    notes.extend([note] if note else [])
-    track_fps = track.fps or _assumed_track_fps(audio, notes)
-    points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
-    notes.extend(fitting)
-    return points
-
-
-def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
-    """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
-    from vexpress_cli.kps.io import ASSUMED_FPS
-    from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.media.video_reader import video_info
-
-    source = probe(audio, "audio")
-    fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
-        ASSUMED_FPS, "the original samples' rate")
-    notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
-                    "Tracks saved as .safetensors keep theirs.")
-    return fps
 
 
 def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -> VExpressError:

@@ -30,8 +30,9 @@ from vexpress_cli.progress import ProgressCallback, no_progress
 
 RECORD_FORMAT = "vexpress-run-record"
 RECORD_VERSION = 1
-# Settings that belong to the machine that ran a job, not to the job: they do not make two jobs differ.
-MACHINE_SETTINGS = ("device", "dtype")
+# Settings that belong to the machine that ran a job, not to the job: they do not make two jobs differ
+# (window_batch and compile change the speed, and the numbers by float noise only).
+MACHINE_SETTINGS = ("device", "dtype", "window_batch", "compile")
 CHECKPOINT_SUFFIXES = (".bin", ".safetensors", ".onnx", ".pth", ".pt", ".ckpt")
 _HASH_CHUNK = 1 << 20
 
@@ -230,8 +231,8 @@ def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: 
     output_file = {**file_facts(finished), "path": str(plan.output.absolute())}
     return RunRecord(
         "done", str(plan.output.absolute()), job_of(plan), plan.inputs, plan.settings.to_dict(),
-        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=str(generator.device),
-        dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
+        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator),
+        device=getattr(generator, "device_names", str(generator.device)), dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
         seconds=round(seconds, 3), stages=stages, warnings=list(plan.warnings), notes=list(plan.notes),
         output_file=output_file, crop=plan.crop)
 

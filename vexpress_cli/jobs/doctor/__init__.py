@@ -5,13 +5,13 @@ one-line fix). :func:`run_checks` runs them all and never raises: a check that c
 failure row naming the crash, so one broken part never hides the others.
 
 Checks, in order: Python, installed dependencies, torch, CUDA, MPS, the chosen device, dtypes
-and scaled-dot-product attention on it, the bundled ffmpeg and its encoders, the config file,
+and scaled-dot-product attention on it, what is on for speed (compile, window batch, devices), the bundled ffmpeg and its encoders, the config file,
 the model folder and its files (``deep``: every checkpoint tensor against the architecture),
 the face backends, retarget-strategy plugins, presets and (``smoke``) a one-second generation
 with the built-in tiny random model through the same code path as ``vexpress generate``.
 
 One module per group of checks: :mod:`.environment` (Python, packages, torch, CUDA, MPS),
-:mod:`.device`, :mod:`.ffmpeg`, :mod:`.model_folder`, :mod:`.face`, :mod:`.plugins` and
+:mod:`.device`, :mod:`.speed`, :mod:`.ffmpeg`, :mod:`.model_folder`, :mod:`.face`, :mod:`.plugins` and
 :mod:`.smoke`; :mod:`.report` holds the :class:`Check` row and what the checks share.
 """
 
@@ -39,6 +39,7 @@ from vexpress_cli.jobs.doctor.report import (
     worst,
 )
 from vexpress_cli.jobs.doctor.smoke import smoke_checks
+from vexpress_cli.jobs.doctor.speed import speed_checks
 
 __all__ = ["FAILURE", "OK", "SEVERITY", "WARNING", "Check", "DoctorOptions", "Status", "has_failures",
            "run_checks", "worst"]
@@ -53,6 +54,7 @@ def run_checks(options: DoctorOptions | None = None,
         ("Python and packages", "python", python_checks),
         ("torch and accelerators", "torch", torch_checks),
         ("the compute device", "device", device_checks),
+        ("speed options", "speed", speed_checks),
         ("ffmpeg", "ffmpeg", ffmpeg_checks),
         ("configuration and model folder", "model folder", model_checks),
         ("face detection", "face detection", face_checks),

@@ -24,7 +24,7 @@ def smoke_checks(context: DoctorContext) -> list[Check]:
 def _smoke_check(device, tiny_model_dir: Path | None) -> Check:
     """A one-second generation with the tiny random model, checked as a finished video file."""
     import vexpress_cli
-    from vexpress_cli.jobs.generate import frame_count
+    from vexpress_cli.jobs.planning import frame_count
     from vexpress_cli.media.frames import as_fps_fraction
     from vexpress_cli.media.video_reader import video_info
     from vexpress_cli.tiny.inputs import write_demo_inputs

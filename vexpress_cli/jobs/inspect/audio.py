@@ -29,7 +29,7 @@ class AudioReport(Report):
 
 def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
-    from vexpress_cli.jobs.generate import frame_count
+    from vexpress_cli.jobs.planning import frame_count
     from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info, truncation_warning
     from vexpress_cli.media.frames import as_fps_fraction
 

@@ -1,0 +1,80 @@
+"""`compile` (engine/compile.py): the compiled denoising UNet gives the eager numbers within float noise on
+the CPU, and where the backend is missing it is refused in one clear paragraph."""
+
+from __future__ import annotations
+
+import json
+
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vexpress_cli import VExpressPipeline
+from vexpress_cli.engine import compile as compile_module
+from vexpress_cli.engine.compile import compile_cache_dir, is_compiled, set_unet_compiled
+from vexpress_cli.errors import InputError
+
+from conftest import GOLDEN_DIR, TINY_MODEL_DIR
+
+pytestmark = pytest.mark.usefixtures("like_the_real_command")
+
+
+@pytest.fixture
+def pipe():
+    return VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
+
+
+def test_compile_is_refused_clearly_without_a_cpp_compiler(pipe, monkeypatch):
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    with pytest.raises(InputError) as raised:
+        set_unet_compiled(pipe, True)
+    message = raised.value.render()
+    assert "compile" in message and "C++ compiler" in message
+    assert not is_compiled(pipe)
+
+
+def test_the_compile_cache_outlives_the_run_unless_the_user_chose_one(monkeypatch, tmp_path):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compile_cache_dir() == tmp_path / "vexpress" / "torch-compile"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache_dir() == tmp_path / "mine"
+
+
+@pytest.mark.slow
+def test_compiled_unet_gives_the_eager_latents_within_float_noise(pipe):
+    """Minutes the first time on a machine (inductor builds C++ kernels); the cache makes later runs quicker."""
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    params = {**json.loads((GOLDEN_DIR / "pipeline_params.json").read_text()), "num_inference_steps": 1}
+    job = dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
+               audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy(), **params)
+    eager = pipe.denoise(generator=torch.manual_seed(4), **job)
+    set_unet_compiled(pipe, True)
+    try:
+        assert is_compiled(pipe)
+        compiled = pipe.denoise(generator=torch.manual_seed(4), **job)
+    finally:
+        set_unet_compiled(pipe, False)
+    assert not is_compiled(pipe)
+    assert (compiled - eager).abs().max().item() <= 1e-4
+
+
+@pytest.mark.usefixtures("no_user_config")
+def test_generate_refuses_compile_in_one_paragraph_and_writes_nothing(monkeypatch, tmp_path, speech):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+    from conftest import SAMPLES_DIR
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    output = tmp_path / "talk.mp4"
+    result = CliRunner().invoke(app, ["generate", "-i", str(SAMPLES_DIR / "tys" / "ref.jpg"), "-a", str(speech),
+                                      "-o", str(output), "--width", "64", "--height", "64", "--num_inference_steps",
+                                      "1", "--reference-kps", "22,26;42,26;32,38", "--model-dir", str(TINY_MODEL_DIR),
+                                      "--device", "cpu", "--compile", "--quiet"])
+    message = " ".join(result.output.split())  # the paragraph is wrapped to the terminal
+    assert result.exit_code == 2
+    assert "--compile cannot be used on cpu" in message and "C++ compiler" in message
+    assert "Traceback" not in message
+    assert list(tmp_path.iterdir()) == []

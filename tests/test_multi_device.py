@@ -1,0 +1,100 @@
+"""One video split across processes (engine/distributed.py): two gloo processes on the CPU give the frames
+of one process, from the engine and from `vexpress generate --devices cpu,cpu`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from vexpress_cli import VExpressPipeline
+from vexpress_cli.cli.app import app
+from vexpress_cli.engine.distributed import MultiDevicePipeline, resolve_devices
+from vexpress_cli.errors import InputError
+
+from conftest import GOLDEN_DIR, SAMPLES_DIR, TINY_MODEL_DIR
+
+pytestmark = pytest.mark.usefixtures("like_the_real_command")
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def job():
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    params = json.loads((GOLDEN_DIR / "pipeline_params.json").read_text())
+    # 4 windows of 4 frames: 2 rounds of one window per process (window_batch 1), one round with 2 each.
+    params.update(num_inference_steps=2, context_frames=4, context_overlap=1)
+    reference = PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB")
+    return dict(reference_image=reference, audio_waveform=golden["audio_waveform"],
+                kps_images=golden["kps_sequence"].numpy(), **params)
+
+
+@pytest.fixture(scope="module")
+def one_device_latents(job):
+    pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
+    return pipe.denoise(generator=torch.manual_seed(4), **job)
+
+
+@pytest.fixture(scope="class")
+def two_processes():
+    """One pair of processes for the class's tests, stopped before the CLI test starts its own."""
+    pipeline = MultiDevicePipeline(TINY_MODEL_DIR, [CPU, CPU], torch.float32)
+    yield pipeline
+    pipeline.close()
+
+
+@pytest.mark.slow
+class TestTwoGlooProcesses:
+    @pytest.mark.parametrize("window_batch", [1, 2])
+    def test_two_gloo_processes_give_the_latents_of_one(self, two_processes, job, one_device_latents, window_batch):
+        two_processes.window_batch = window_batch
+        latents = two_processes.denoise(generator=torch.manual_seed(4), **job)
+        assert (latents - one_device_latents).abs().max().item() <= 1e-4
+
+    def test_the_same_seed_gives_the_same_frames_on_two_processes_as_on_one(self, two_processes, job):
+        pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
+        two_processes.window_batch = 1
+        one = pipe(generator=torch.manual_seed(7), **job).frames
+        frames = torch.cat([torch.from_numpy(chunk) for chunk in
+                            two_processes.iter_frames(generator=torch.manual_seed(7), postprocess=False, **job)])
+        expected = (one[0].permute(1, 2, 3, 0) * 255).to(torch.uint8)
+        # float frames within 1e-4 can still fall on either side of an 8-bit step.
+        assert (frames.int() - expected.int()).abs().max().item() <= 1
+
+
+def test_devices_are_parsed_and_checked():
+    assert resolve_devices("cpu, cpu") == [CPU, CPU]
+    with pytest.raises(InputError, match="empty"):
+        resolve_devices(" , ")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="found no GPU"):
+            resolve_devices("all")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_user_config")
+def test_generate_with_devices_cpu_cpu_writes_the_frames_of_a_plain_run(tmp_path, speech):
+    # 0.4 s of speech: 12 frames, in 4 windows of 4 frames.
+    common = ["generate", "-i", str(SAMPLES_DIR / "tys" / "ref.jpg"), "-a", str(speech),
+              "--width", "64", "--height", "64", "--num_inference_steps", "2", "--context-frames", "4",
+              "--context-overlap", "1", "--reference-kps", "22,26;42,26;32,38", "--model-dir", str(TINY_MODEL_DIR),
+              "--quiet"]
+    runner = CliRunner()
+    plain = runner.invoke(app, [*common, "-o", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    split = runner.invoke(app, [*common, "-o", str(tmp_path / "split"), "--devices", "cpu,cpu"])
+    assert split.exit_code == 0, split.output
+    plain_frames = sorted((tmp_path / "plain").glob("*.png"))
+    split_frames = sorted((tmp_path / "split").glob("*.png"))
+    assert len(plain_frames) == len(split_frames) == 12
+    for one, other in zip(plain_frames, split_frames):
+        difference = np.abs(np.asarray(PIL.Image.open(one), dtype=int) - np.asarray(PIL.Image.open(other), dtype=int))
+        assert difference.max() <= 1
+    record = json.loads((tmp_path / "split.json").read_text())
+    assert record["device"] == "cpu,cpu"
