@@ -91,6 +91,23 @@ def test_record_describes_only_the_same_job_and_the_same_output(speech, tmp_path
         "the output is not the file its record describes"]
 
 
+def test_a_record_from_before_a_setting_existed_describes_the_job_that_keeps_the_old_behaviour(speech, tmp_path):
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(speech.read_bytes())
+    output = tmp_path / "talk.mp4"
+    vexpress_cli.generate(AOC / "ref.jpg", audio, output, model_dir=TINY_MODEL_DIR, crop="none", **SMALL)
+    record = read_record(record_path(output))
+    inputs = input_files(AOC / "ref.jpg", audio)
+    now = dict(record.settings)
+    older = RunRecord.from_dict({**record.to_dict(), "settings": {
+        name: value for name, value in record.settings.items()
+        if name not in ("crop", "codec", "crf", "encoder_preset", "audio_bitrate", "scheduler", "offload")}})
+    assert older.differences(inputs, now, REFERENCE_KPS, output) == []
+    # Before --crop existed the whole photo was used: auto is another job.
+    assert older.differences(inputs, {**now, "crop": "auto"}, REFERENCE_KPS, output) == [
+        "crop changed ('none' -> 'auto')"]
+
+
 def test_output_that_cannot_take_its_place_leaves_no_record_and_no_temp_file(speech, tmp_path, monkeypatch):
     commit = AtomicOutput.commit
 

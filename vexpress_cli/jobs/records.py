@@ -33,6 +33,11 @@ RECORD_VERSION = 1
 # Settings that belong to the machine that ran a job, not to the job: they do not make two jobs differ
 # (window_batch and compile change the speed, and the numbers by float noise only).
 MACHINE_SETTINGS = ("device", "dtype", "window_batch", "compile")
+# Settings newer than the first records, each with the value that does what vexpress did before it: a
+# record that lacks one was made that way (so an upgrade redoes only the jobs whose output would change).
+SETTINGS_BEFORE_THEY_EXISTED = {"crop": "none", "face_index": 0, "paste_back": False, "max_size": 0,
+                                "codec": "auto", "crf": 18, "encoder_preset": "medium", "audio_bitrate": 192,
+                                "scheduler": "ddim", "offload": "none"}
 CHECKPOINT_SUFFIXES = (".bin", ".safetensors", ".onnx", ".pth", ".pt", ".ckpt")
 _HASH_CHUNK = 1 << 20
 
@@ -167,6 +172,10 @@ class RunRecord:
         names = cls.__dataclass_fields__
         return cls(**{name: value for name, value in data.items() if name in names})
 
+    def job_settings(self) -> dict[str, Any]:
+        """The settings that made the job, settings newer than the record included."""
+        return {**SETTINGS_BEFORE_THEY_EXISTED, **comparable_settings(self.settings)}
+
     def differences(self, inputs: dict[str, dict[str, Any]], settings: dict[str, Any],
                     reference_kps: str | None, output: Path) -> list[str]:
         """Why this record does not describe the job (empty when it does), in words."""
@@ -176,7 +185,7 @@ class RunRecord:
         for role in sorted(set(inputs) | set(self.inputs)):
             if inputs.get(role, {}).get("sha256") != self.inputs.get(role, {}).get("sha256"):
                 found.append(f"{role} changed")
-        before, now = comparable_settings(self.settings), comparable_settings(settings)
+        before, now = self.job_settings(), comparable_settings(settings)
         for name in sorted(set(before) | set(now)):
             if before.get(name) != now.get(name):
                 found.append(f"{name} changed ({before.get(name)!r} -> {now.get(name)!r})")
@@ -283,4 +292,4 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
                     "(its SHA-256 differs)." for role, facts in record.inputs.items()
                     if now.get(role, {}).get("sha256") != facts.get("sha256")]
     return RecordedJob(paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
-                       {**comparable_settings(record.settings), **settings}, warnings)
+                       {**record.job_settings(), **settings}, warnings)
