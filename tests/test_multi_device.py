@@ -57,6 +57,23 @@ class TestTwoGlooProcesses:
         latents = two_processes.denoise(generator=torch.manual_seed(4), **job)
         assert (latents - one_device_latents).abs().max().item() <= 1e-4
 
+    def test_two_processes_use_the_asked_scheduler_like_one(self, two_processes, job):
+        pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
+        pipe.use_scheduler("dpm++")
+        two_processes.use_scheduler("dpm++")
+        try:
+            latents = two_processes.denoise(generator=torch.manual_seed(4), **job)
+        finally:
+            two_processes.use_scheduler("ddim")
+        expected = pipe.denoise(generator=torch.manual_seed(4), **job)
+        assert (latents - expected).abs().max().item() <= 1e-4
+
+    def test_step_callbacks_and_offload_are_refused_with_several_devices(self, two_processes, job):
+        with pytest.raises(InputError, match="callback_on_step_end"):
+            two_processes.denoise(generator=torch.manual_seed(4), callback_on_step_end=lambda *a: {}, **job)
+        with pytest.raises(InputError, match="cannot be combined"):
+            MultiDevicePipeline(TINY_MODEL_DIR, [CPU, CPU], torch.float32, offload="model")
+
     def test_the_same_seed_gives_the_same_frames_on_two_processes_as_on_one(self, two_processes, job):
         pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
         two_processes.window_batch = 1

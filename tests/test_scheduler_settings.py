@@ -90,3 +90,13 @@ def test_fast_preset_is_dpm_solver_with_fewer_steps():
     fast = load_preset("fast").values
     assert fast["scheduler"] == "dpm++"
     assert fast["num_inference_steps"] < SETTINGS["num_inference_steps"].default
+
+
+@pytest.mark.parametrize("other", ["dpm++", "euler", "unipc"])
+def test_switching_to_another_sampler_and_back_gives_the_original_ddim(other):
+    from vexpress_cli.engine.scheduling import default_scheduler, make_scheduler
+
+    there_and_back = make_scheduler("ddim", make_scheduler(other, default_scheduler().config).config)
+    original = default_scheduler()
+    public = {key: value for key, value in original.config.items() if not key.startswith("_")}
+    assert {key: there_and_back.config[key] for key in public} == public

@@ -51,7 +51,9 @@ def default_scheduler() -> DDIMScheduler:
 def make_scheduler(name: str, config=None):
     """The scheduler called ``name`` with the model's noise schedule (``config``: another scheduler's config)."""
     scheduler_class = SCHEDULERS[name]
-    base = dict(config) if config is not None else dict(default_scheduler().config)
+    # The model's schedule fills what another sampler's config lacks (DPM-Solver++ keeps no clip_sample, whose
+    # DDIM default is True), so switching samplers and back gives back the same numbers.
+    base = {**SCHEDULER_CONFIG, **(dict(config) if config is not None else {})}
     if name == "dpm++":
         base["algorithm_type"] = "dpmsolver++"
     known = inspect.signature(scheduler_class.__init__).parameters
