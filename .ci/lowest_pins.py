@@ -12,7 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-TESTED_AT_THEIR_FLOOR = ("diffusers", "transformers", "huggingface_hub", "insightface")
+TESTED_AT_THEIR_FLOOR = ("diffusers", "transformers", "huggingface_hub", "insightface", "accelerate")
 
 
 def canonical(name: str) -> str:

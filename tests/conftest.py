@@ -77,3 +77,20 @@ def speech(tmp_path_factory):
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.0", "-t", "0.4", "-i",
                     str(SAMPLES_DIR / "AOC" / "aud.mp3"), str(path)], check=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def windowed_golden_job():
+    """The golden job cut to 2 steps over 4-frame windows overlapping by 1: over its 12 frames, 4 windows,
+    the last folded back at the end (arguments of VExpressPipeline.denoise, without the generator)."""
+    import json
+
+    import PIL.Image
+    from safetensors.torch import load_file
+
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    params = json.loads((GOLDEN_DIR / "pipeline_params.json").read_text())
+    params.update(num_inference_steps=2, context_frames=4, context_overlap=1)
+    reference = PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB")
+    return dict(reference_image=reference, audio_waveform=golden["audio_waveform"],
+                kps_images=golden["kps_sequence"].numpy(), **params)

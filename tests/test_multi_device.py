@@ -9,7 +9,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from vexpress_cli import VExpressPipeline
@@ -17,7 +16,7 @@ from vexpress_cli.cli.app import app
 from vexpress_cli.engine.distributed import MultiDevicePipeline, resolve_devices
 from vexpress_cli.errors import InputError
 
-from conftest import GOLDEN_DIR, SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 
 pytestmark = pytest.mark.usefixtures("like_the_real_command")
 
@@ -25,14 +24,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def job():
-    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
-    params = json.loads((GOLDEN_DIR / "pipeline_params.json").read_text())
-    # 4 windows of 4 frames: 2 rounds of one window per process (window_batch 1), one round with 2 each.
-    params.update(num_inference_steps=2, context_frames=4, context_overlap=1)
-    reference = PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB")
-    return dict(reference_image=reference, audio_waveform=golden["audio_waveform"],
-                kps_images=golden["kps_sequence"].numpy(), **params)
+def job(windowed_golden_job):
+    return windowed_golden_job
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,15 @@ several windows per UNet call give the numbers of the one-window-at-a-time loop.
 
 from __future__ import annotations
 
-import json
 
-import PIL.Image
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine.context_windows import context_windows
 from vexpress_cli.engine.window_denoiser import WindowOptions, choose_window_batch, window_groups
 
-from conftest import GOLDEN_DIR, TINY_MODEL_DIR
+from conftest import TINY_MODEL_DIR
 
 pytestmark = pytest.mark.usefixtures("like_the_real_command")
 
@@ -25,14 +22,8 @@ def pipe():
 
 
 @pytest.fixture(scope="module")
-def job():
-    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
-    params = json.loads((GOLDEN_DIR / "pipeline_params.json").read_text())
-    # 4-frame windows overlapping by 1 over 12 frames: 4 windows, the last folded back at the end.
-    params.update(num_inference_steps=2, context_frames=4, context_overlap=1)
-    reference = PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB")
-    return dict(reference_image=reference, audio_waveform=golden["audio_waveform"],
-                kps_images=golden["kps_sequence"].numpy(), **params)
+def job(windowed_golden_job):
+    return windowed_golden_job
 
 
 def denoise(pipe, job, **options) -> torch.Tensor:
