@@ -55,4 +55,4 @@ def test_lowest_pins_are_the_floors_declared_in_pyproject():
     floors = {requirement_name(item): item.split(">=")[1].split(",")[0].split(";")[0].strip().strip('"')
               for item in PYPROJECT["project"]["dependencies"] if ">=" in item}
     assert pins == [f"{name}=={floors[requirement_name(name)]}"
-                    for name in ("diffusers", "transformers", "huggingface_hub", "insightface")]
+                    for name in ("diffusers", "transformers", "huggingface_hub", "insightface", "accelerate")]
