@@ -148,8 +148,9 @@ class GenerationSettings:
     encoder_preset: str = _setting("medium", "Encoder speed (x264 presets): slower gives a smaller file at the "
                                    "same quality.", choices=ENCODER_PRESETS)
     audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s.", minimum=32, maximum=512)
-    window_batch: int = _setting(0, "Context windows per denoising-UNet call (faster on a large GPU; the same "
-                                 "video within float noise); 0: auto, from the free GPU memory, 1 on the CPU.",
+    window_batch: int = _setting(1, "Context windows per denoising-UNet call (the same video within float noise); "
+                                 "0: auto, as many as the free GPU memory holds (1 on the CPU). Not faster on the "
+                                 "CPU; on a GPU not yet measured, so 1 is the default.",
                                  minimum=0, maximum=64)
     compile: bool = _setting(False, "Compile the denoising UNet with torch.compile (slow the first time, "
                              "cached per machine, size and precision; the same video within float noise).")
