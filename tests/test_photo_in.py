@@ -193,3 +193,14 @@ def test_a_photo_stored_on_its_side_is_read_upright_with_a_note(tmp_path):
 def test_a_max_size_below_64_is_refused(canvas, speech, tmp_path):
     with pytest.raises(InputError, match="max_size is 32"):
         plan_for(canvas["upright"], speech, tmp_path, paste_back=True, max_size=32)
+
+
+def test_max_size_without_paste_back_warns_that_it_has_no_effect():
+    from vexpress_cli.jobs.reference_photo import read_reference_photo
+    from vexpress_cli.settings.schema import GenerationSettings
+
+    alone = read_reference_photo(SAMPLES_DIR / "AOC" / "ref.jpg", GenerationSettings(crop="none", max_size=640))
+    assert any("no effect" in warning and "max_size" in warning for warning in alone.warnings)
+    pasted = read_reference_photo(SAMPLES_DIR / "AOC" / "ref.jpg",
+                                  GenerationSettings(crop="none", max_size=640, paste_back=True))
+    assert not any("no effect" in warning for warning in pasted.warnings)

@@ -73,6 +73,17 @@ def test_loading_and_casting_print_nothing():
     assert (result.stdout, result.stderr) == ("", "")
 
 
+def test_loading_a_saved_pipeline_with_torch_dtype_prints_nothing_and_casts(tmp_path):
+    VExpressPipeline.from_pretrained(TINY_MODEL_DIR).save_pretrained(tmp_path / "saved")
+    script = ("import torch\nfrom vexpress_cli import VExpressPipeline\n"
+              f"pipe = VExpressPipeline.from_pretrained({str(tmp_path / 'saved')!r}, torch_dtype=torch.float16)\n"
+              "print({network.dtype for network in pipe.networks().values()})\n")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("{torch.float16}\n", "")
+
+
 def test_torch_dtype_casts_every_network():
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch.bfloat16)
     assert {network.dtype for network in pipe.networks().values()} == {torch.bfloat16}

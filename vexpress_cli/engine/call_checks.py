@@ -31,7 +31,7 @@ class CallChecks:
             have = 0 if kps_images is None else len(kps_images)
             raise InputError(f"{have} V-Kps frames were given for a {video_length}-frame video.",
                              "Every frame needs a V-Kps image.",
-                             "Fit the kps track to the video length first (vexpress_cli.kps.fit).")
+                             "Fit the kps track to the video length first (vexpress_cli.kps.fit.fit_track).")
         max_context = self.max_context_frames
         if not 0 < context_frames <= max_context or not 0 <= context_overlap < context_frames:
             raise InputError(f"Context of {context_frames} frames with overlap {context_overlap} is not possible.",

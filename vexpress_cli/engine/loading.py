@@ -8,6 +8,7 @@ component), which diffusers' generic loader reads.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,17 @@ def quiet_loading() -> Iterator[None]:
         for module, enabled in bars.items():
             if enabled:
                 module.enable_progress_bar()
+
+
+# The modules of our own networks that a saved pipeline's model_index.json names. diffusers imports no module a
+# repository names (that would run its code), so they are imported here, from this fixed list only.
+NETWORK_MODULES = ("vexpress_cli.engine.networks.audio_projection", "vexpress_cli.engine.networks.denoising_unet",
+                   "vexpress_cli.engine.networks.v_kps_guider")
+
+
+def import_network_modules() -> None:
+    for name in NETWORK_MODULES:
+        importlib.import_module(name)
 
 
 def is_saved_layout(folder: Path) -> bool:

@@ -42,7 +42,8 @@ from vexpress_cli.engine.call_checks import CallChecks
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
-from vexpress_cli.engine.loading import install_log_filters, is_saved_layout, load_released_components, quiet_loading
+from vexpress_cli.engine.loading import (import_network_modules, install_log_filters, is_saved_layout,
+                                         load_released_components, quiet_loading)
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
@@ -115,7 +116,9 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         torch_dtype = torch_dtype or dtype
         with quiet_loading():
             if is_saved_layout(folder):
-                pipeline = super().from_pretrained(folder, torch_dtype=torch_dtype, **kwargs)
+                import_network_modules()
+                # Cast below, not here: diffusers renamed torch_dtype (dtype, 0.36+) and warns on the old name.
+                pipeline = super().from_pretrained(folder, **kwargs)
             else:
                 pipeline = cls(**load_released_components(folder))
                 pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))

@@ -91,6 +91,9 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         _crop_warnings(box, image.size, width, result.warnings)
         if face is not None:
             result.face_kps = _in_crop(face.kps3, box, width, height)
+    if settings.max_size and not settings.paste_back:
+        result.warnings.append(f"{parameter('max_size')} only scales a pasted-back video; without "
+                               f"{parameter('paste_back')} it has no effect.")
     if settings.paste_back:
         _check_max_size(settings.max_size)
         result.photo = photo

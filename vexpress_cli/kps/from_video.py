@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face import FaceBackend, load_backend
 from vexpress_cli.face.base import Face
 from vexpress_cli.face.framing import CropBox
@@ -128,8 +128,9 @@ def extract_kps_sequence(
         raise InputError(
             f"No face was found in any of the {len(points)} frames of {video_path}.",
             why=f"The {detector.name} face detector found nothing after resizing frames to {width}x{height}.",
-            fix="Use a video with a clearly visible, roughly frontal face"
-            + (", or try --backend insightface." if detector.name == "dlib" else "."),
+            fix=(f"For a wide shot, use {parameter('crop')} auto (it finds the face in the whole frame first); "
+                 if crop is None else "") + "use a video with a clearly visible, roughly frontal face"
+            + (f", or try {parameter('face_backend')} insightface." if detector.name == "dlib" else "."),
         )
     report = ExtractReport(
         video=video_path,

@@ -47,5 +47,6 @@ def inspect_video(path: str | Path) -> VideoReport:
         report.warnings.append("No audio track: `vexpress extract --audio-out` has no speech to save.")
     if info.width != info.height:
         report.warnings.append(f"{info.width}x{info.height} is not square; extract stretches frames to "
-                               "WIDTH x HEIGHT (aspect not kept). Crop the face region first.")
+                               "WIDTH x HEIGHT (aspect not kept). `vexpress extract --crop auto` cuts a "
+                               "steady square around the face instead.")
     return report
