@@ -34,8 +34,8 @@ SOURCE_WORDS = {"default": "default", "config": "user config", "preset": "preset
 
 @with_generation_settings
 def generate_command(
-    reference_image: Path = typer.Option(None, "--reference-image", "-i", help="Portrait photo (square, face centred, "
-                                         "512px or more). Required.", show_default=False),
+    reference_image: Path = typer.Option(None, "--reference-image", "-i", help="Photo with a face, any shape (cut "
+                                         "around the face: --crop). Required.", show_default=False),
     audio: Path = typer.Option(None, "--audio", "-a", help="Speech: mp3, wav, m4a, flac, ogg or a video. Required.",
                                show_default=False),
     output: Path = typer.Option(None, "--output", "-o", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. "

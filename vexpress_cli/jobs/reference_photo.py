@@ -70,8 +70,9 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     mode = settings.crop
     if mode == "auto" and reference_kps_given:
         mode = "none"
-        notes.append(f"{parameter('crop')} auto is not used with {parameter('reference_kps')}: those points are in "
-                     "the whole photo resized to the output size, so the whole photo is used.")
+        if abs(image.width / image.height - width / height) > 0.01:  # otherwise framing hardly matters
+            notes.append(f"{parameter('crop')} auto is not used with {parameter('reference_kps')}: those points are "
+                         "in the whole photo resized to the output size, so the whole photo is used.")
     result = ReferencePhoto(image, None, image.size, notes=notes)
     if mode == "none":
         result.image = _whole_photo(image, width, height, result.warnings)
