@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from generate_memory import run_generate  # benchmarks/ is this script's folder, so it is on sys.path
 
 SIZES = {"1080p": (1920, 1080), "4K": (3840, 2160)}
 
@@ -72,20 +70,13 @@ def peak_memory(seconds_list: list[float], size: int) -> list[dict[str, float]]:
             wide = Path(folder) / f"wide-{seconds:g}.png"
             PIL.Image.fromarray(photo).save(wide)
             output = Path(folder) / f"out-{seconds:g}.mp4"
-            command = [sys.executable, "-m", "vexpress_cli", "generate", "-i", str(wide), "-a", str(inputs.audio),
-                       "-o", str(output), "--model-dir", str(model), "--crop", f"{left},{top},512,512",
-                       "--reference-kps", inputs.reference_kps_text(size), "--width", str(size), "--height",
-                       str(size), "--num-inference-steps", "1", "--device", "cpu", "--paste-back", "--json"]
-            started = time.perf_counter()
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            _, status, usage = os.wait4(process.pid, 0)
-            stdout = process.stdout.read()
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SystemExit(f"vexpress generate failed:\n{process.stderr.read()}")
-            result = json.loads(stdout.strip().splitlines()[-1])
-            runs.append({"audio_seconds": seconds, "frames": result["frames"], "video_size": result["size"],
-                         "wall_s": round(time.perf_counter() - started, 1),
-                         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)})
+            run = run_generate(["-i", str(wide), "-a", str(inputs.audio), "-o", str(output), "--model-dir", str(model),
+                                "--crop", f"{left},{top},512,512", "--reference-kps", inputs.reference_kps_text(size),
+                                "--width", str(size), "--height", str(size), "--num-inference-steps", "1",
+                                "--device", "cpu", "--paste-back"])
+            runs.append({"audio_seconds": seconds, "frames": run["result"]["frames"],
+                         "video_size": run["result"]["size"], "wall_s": run["wall_s"],
+                         "peak_rss_mb": run["peak_rss_mb"]})
     return runs
 
 
