@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
-# Issue 12's GPU measurements in one go (about 8-10 minutes on an H100/H200 with a cold compile cache).
-# Run from the repository root with a CUDA build of torch and this package importable:
-#     bash benchmarks/gpu_speed.sh            # results in $OUT (default benchmarks/results/)
-# Then copy the numbers into benchmarks/README.md ("Speed on a GPU").
-set -euo pipefail
+# Issue 12's GPU measurements in one go, sized for one short device lease: about 7 minutes on an H100/H200
+# with a cold compile cache, and never past BUDGET_S seconds (default 520): each step gets what is left,
+# the steps run most important first, and each writes its own file as soon as it ends.
+#     bash benchmarks/gpu_speed.sh                 # results in $OUT (default benchmarks/results/)
+#     python benchmarks/gpu_speed_table.py "$OUT"  # the tables for benchmarks/README.md
+# Needs a CUDA build of torch, diffusers and transformers; this repository need not be installed
+# (benchmarks/README.md, "On a lent device machine", runs it where only torch and transformers are).
+set -uo pipefail  # no -e: a step that fails or runs out of time leaves the later ones their chance
 OUT=${OUT:-benchmarks/results}
+BUDGET_S=${BUDGET_S:-520}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error
-COMMON=(--model full --device cuda --size 512 --frames 300 --steps 3)   # 300 frames = 15 windows of 24/4
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error \
+    DIFFUSERS_VERBOSITY=error
+LOG="$OUT/log.txt"
+# 164 frames = 8 windows of 24 with overlap 4: window batches of 1, 2 and 4 divide them evenly.
+COMMON=(--model full --device cuda --size 512 --frames 164)
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" || true
-python -c "import torch; print(torch.__version__, torch.version.cuda)" > "$OUT/torch.txt"
-# 1. FLOPs of the full-size networks (counted on the meta device: no compute).
-python benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only > "$OUT/flops.json"
-# 2. Before/after of the step loop, window batching, and a profile of one steady step (fp16).
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --steps 4 --dtype fp16 --baseline --window-batch 1 2 4 --profile \
-    > "$OUT/fp16_batch.json"
-# 3. Compiled, alone and with window batching (each batch size compiles once; the cache is then warm).
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --window-batch 1 2 --compile > "$OUT/fp16_compile.json"
-# 4. The same again in a fresh process: the persistent compile cache at work (compare first_step_s).
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --window-batch 1 --compile > "$OUT/fp16_compile_warm.json"
-# 5. Peak memory with save_gpu_memory (the original: 7956 MiB), and bf16.
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --window-batch 1 --save-gpu-memory --steps 2 \
-    > "$OUT/fp16_save_memory.json"
-python benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype bf16 --window-batch 1 > "$OUT/bf16.json"
-echo "done: $OUT"
+step() {  # step NAME COMMAND...: COMMAND --out $OUT/NAME.json, within the time that is left
+    local name=$1 left=$((BUDGET_S - SECONDS))
+    shift
+    if ((left < 40)); then
+        echo "$name: skipped, ${left}s of the budget left" | tee -a "$LOG"
+        return
+    fi
+    timeout --signal=INT --kill-after=10 "$left" "$@" --out "$OUT/$name.json" >/dev/null 2>>"$LOG"
+    echo "$name: exit $? at ${SECONDS}s" | tee -a "$LOG"
+}
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    python3 benchmarks/matmul_peak.py
+} >"$OUT/device.txt" 2>>"$LOG"
+# FLOPs of the full-size networks, counted on the meta device (no compute).
+step flops python3 benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only
+# Eager fp16: the step loop before/after, window batches, save_gpu_memory, a profile of one steady step.
+step eager_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 4 --baseline \
+    --window-batch 1 2 4 --save-gpu-memory --profile
+# Compiled, alone and with window batching: the first step holds the cold compile.
+step compile_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 2 \
+    --compile
+# A fresh process again: the persistent compile cache at work (compare first_step_s with the cold run).
+step compile_warm_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 \
+    --compile
+step eager_bf16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype bf16 --steps 3 --window-batch 1 2
+echo "done in ${SECONDS}s: $OUT" | tee -a "$LOG"

@@ -9,8 +9,9 @@ FLOPs are counted with ``torch.utils.flop_counter`` on the real modules (one gui
 window, and the V-Kps guider on one window), once. Each configuration then denoises the same job;
 a *window-step* is one window's guided UNet call in one step (CFG batch 2 x ``context_frames``). The
 first step (V-Kps features computed, compilation) is reported apart from the steady steps. Reported:
-seconds per window-step, output frames per second of denoising at 25 steps, achieved TFLOP/s, its
-share of the device's peak (a table of common GPUs, or ``--peak-tflops``), peak memory.
+seconds per window-step, output frames per second of denoising at 25 steps, the denoising time of
+issue 12's goal (31 s of speech at 25 steps), achieved TFLOP/s, its share of the device's peak (a
+table of common GPUs, or ``--peak-tflops``), peak memory (allocated, and reserved by torch's allocator).
 
 ``--baseline`` also runs the step loop as it was before ``engine/window_denoiser.py`` (V-Kps images
 drawn and encoded for every window at every step, latents, audio tokens and predictions copied
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -39,6 +41,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "B200": 2250.0, "GH200": 989.0, "A100": 312.0,
                "L40S": 362.0, "L40": 181.0, "L4": 121.0, "A10G": 70.0, "A10": 125.0, "A6000": 155.0,
                "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0, "T4": 65.0}
+# Issue 12's goal: 31 s of speech (930 frames at 30 fps) denoised at 25 steps in at most 180 s.
+GOAL_SPEECH_FRAMES = 930
 # Ops whose counts show host<->device traffic and waits in a profile.
 TRAFFIC = ("Memcpy HtoD", "Memcpy DtoH", "cudaMemcpyAsync", "cudaStreamSynchronize", "cudaDeviceSynchronize",
            "aten::_local_scalar_dense", "aten::_to_copy", "aten::copy_", "aten::index", "aten::index_put_")
@@ -63,6 +67,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--count-only", action="store_true", help="Count FLOPs only (works on --device meta).")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads.")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the results here, again after each "
+                        "run (so a run cut short by a time limit keeps the ones before it).")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,25 +77,37 @@ def main() -> None:
              "auto": torch.float32 if device.type in ("cpu", "meta") else torch.float16}[args.dtype]
     started = time.perf_counter()
     pipeline = build_pipeline(args.model, device, dtype)
+    pipeline.set_progress_bar_config(disable=True)
     result = {"model": args.model, "device": device_name(device), "dtype": str(dtype).removeprefix("torch."),
               "size": args.size, "frames": args.frames, "steps": args.steps, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "build_s": round(time.perf_counter() - started, 1)}
     result["flops"] = count_flops(pipeline, args)
     if args.count_only:
-        print(json.dumps(result, indent=2))
+        report(result, args.out)
         return
     peak = args.peak_tflops or peak_tflops(device, dtype)
     result["peak_tflops"] = peak
-    runs = planned_runs(args)
     result["runs"] = {}
-    for name, options in runs.items():
+    for name, options in planned_runs(args).items():
         result["runs"][name] = measure(pipeline, args, options, peak, result["flops"])
         print(f"{name}: {json.dumps(result['runs'][name])}", file=sys.stderr)
-    if "before" in result["runs"]:
-        before = result["runs"]["before"]["steady_step_s"]
-        result["speedup_vs_before"] = {name: round(before / run["steady_step_s"], 3)
-                                       for name, run in result["runs"].items() if name != "before"}
-    print(json.dumps(result, indent=2))
+        if "before" in result["runs"]:
+            before = result["runs"]["before"]["steady_step_s"]
+            result["speedup_vs_before"] = {name: round(before / run["steady_step_s"], 3)
+                                           for name, run in result["runs"].items() if name != "before"}
+        report(result, args.out, final=False)
+    report(result, args.out)
+
+
+def report(result: dict, out: Path | None, final: bool = True) -> None:
+    """Write ``result`` to ``out`` (whole, under a temporary name first); print it at the end."""
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        partial.write_text(text + "\n")
+        partial.replace(out)
+    if final:
+        print(text)
 
 
 def build_pipeline(model: str, device: torch.device, dtype: torch.dtype):
@@ -131,7 +149,7 @@ def count_flops(pipeline, args) -> dict:
     latents = torch.randn(1, 4, frames, latent, latent, generator=generator).to(device, dtype)
     portrait = torch.randn(1, 4, latent, latent, generator=generator).to(device, dtype)
     reference = pipeline.reference_conditioning(portrait, True, 1.0, 1.0)
-    queries = pipeline.architecture.audio_projection.get("num_queries", 5) if pipeline.architecture else 5
+    queries = pipeline.audio_projection.config.num_queries
     dim = pipeline.denoising_unet.config.cross_attention_dim
     tokens = torch.randn(frames, queries, dim, generator=generator).to(device, dtype)
     images = torch.rand(1, 3, frames, args.size, args.size, generator=generator).to(device, dtype)
@@ -203,13 +221,16 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
     steady = float(np.median(steady_steps)) if len(steady_steps) else float(steps[0])
     step_tflop = flops["unet_window_step_flop"] * windows / 1e12
     achieved = step_tflop / steady
+    speech_windows = len(context_windows(GOAL_SPEECH_FRAMES, args.context_frames, args.context_overlap))
     return {
         "windows": windows, "first_step_s": round(float(steps[0]), 3), "steady_step_s": round(steady, 3),
         "window_step_s": round(steady / windows, 4),
         "output_fps_at_25_steps": round(frames / (25 * steady), 2),
+        "denoise_31s_speech_at_25_steps_s": round(speech_windows * 25 * steady / windows, 1),
         "achieved_tflops": round(achieved, 4),
         "share_of_peak": round(achieved / peak, 4) if peak else None,
         "peak_memory_gb": peak_memory_gb(device),
+        "peak_reserved_gb": peak_reserved_gb(device),
         **({"profile": profile} if profile else {}),
     }
 
@@ -217,8 +238,7 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
 @contextlib.contextmanager
 def legacy_loop(enabled: bool):
     """The step loop as it was before window_denoiser.py, in place of WindowDenoiser.accumulate."""
-    from vexpress_cli.engine.pipeline import last_occurrences
-    from vexpress_cli.engine.window_denoiser import WindowDenoiser
+    from vexpress_cli.engine.window_denoiser import WindowDenoiser, last_occurrences
 
     def accumulate(self, latents, noise_sum, timestep, window_done=lambda done: None):
         pipeline, kps = self.pipeline, self.kps
@@ -295,6 +315,11 @@ def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_reserved_gb(device: torch.device) -> float | None:
+    """What torch's allocator held at most (nvidia-smi shows this plus the CUDA context)."""
+    return round(torch.cuda.max_memory_reserved(device) / 2**30, 3) if device.type == "cuda" else None
 
 
 def peak_memory_gb(device: torch.device) -> float:

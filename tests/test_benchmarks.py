@@ -1,0 +1,96 @@
+"""The benchmark scripts run: each measures what benchmarks/README.md says it measures (small sizes, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+BENCHMARKS = REPO_ROOT / "benchmarks"
+# The issue's own count of one guided denoising UNet call, on the original modules: TFLOP per frame per step.
+ISSUE_UNET_FRAME_STEP_TFLOP = 2.56
+
+
+def run_script(*arguments: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    completed = subprocess.run(arguments, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+@pytest.fixture(scope="module")
+def tiny_speed_results(tmp_path_factory):
+    """One tiny CPU run of speed_benchmark.py: the loop before, window batches 1 and 2, a profiled last step."""
+    out = tmp_path_factory.mktemp("speed") / "eager.json"
+    completed = run_script(sys.executable, "benchmarks/speed_benchmark.py", "--model", "tiny", "--device", "cpu",
+                           "--size", "64", "--frames", "44", "--steps", "3", "--baseline", "--window-batch", "1", "2",
+                           "--profile", "--threads", "1", "--out", str(out))
+    return json.loads(completed.stdout), out
+
+
+def test_flop_count_of_the_full_size_unet_matches_the_issues_independent_count():
+    completed = run_script(sys.executable, "benchmarks/speed_benchmark.py", "--model", "full", "--device", "meta",
+                           "--dtype", "fp16", "--count-only")
+    flops = json.loads(completed.stdout)["flops"]
+    assert flops["window_frames"] == 24
+    assert flops["unet_window_step_flop"] == pytest.approx(flops["unet_frame_step_tflop"] * 24e12, rel=1e-5)
+    # The issue counted 2.56 TFLOP per frame-step on the original modules; ours are the same networks.
+    assert flops["unet_frame_step_tflop"] == pytest.approx(ISSUE_UNET_FRAME_STEP_TFLOP, rel=0.05)
+    assert 0 < flops["guider_share"] < 0.01
+
+
+def test_speed_benchmark_measures_every_planned_run_and_the_ratio_to_the_old_loop(tiny_speed_results):
+    result, out = tiny_speed_results
+    assert list(result["runs"]) == ["before", "window_batch=1", "window_batch=2"]
+    for run in result["runs"].values():
+        assert run["windows"] == 2  # 44 frames in windows of 24 overlapping by 4
+        assert run["steady_step_s"] > 0
+        assert run["window_step_s"] == pytest.approx(run["steady_step_s"] / 2, abs=1e-3)
+        # 930 frames are 47 windows: the goal's denoising time is 47 x 25 window-steps.
+        assert run["denoise_31s_speech_at_25_steps_s"] == pytest.approx(47 * 25 * run["window_step_s"], rel=0.01)
+    before = result["runs"]["before"]["steady_step_s"]
+    assert result["speedup_vs_before"]["window_batch=1"] == pytest.approx(
+        before / result["runs"]["window_batch=1"]["steady_step_s"], rel=1e-2)
+    assert json.loads(out.read_text()) == result  # --out holds the same results as stdout
+
+
+def test_profiled_step_shows_the_kps_guider_ran_per_window_before_and_not_at_all_now(tiny_speed_results):
+    runs = tiny_speed_results[0]["runs"]
+    assert runs["before"]["profile"]["kps_guider_runs"] == 2
+    assert runs["window_batch=1"]["profile"]["kps_guider_runs"] == 0
+    before, now = (runs[name]["profile"]["host_device_traffic_counts"] for name in ("before", "window_batch=1"))
+    assert now["aten::copy_"] < before["aten::copy_"]
+    assert "aten::index_put_" in before and "aten::index_put_" not in now  # no per-window store writes
+
+
+def test_gpu_speed_table_has_one_row_per_run_with_its_numbers(tiny_speed_results):
+    result, out = tiny_speed_results
+    completed = run_script(sys.executable, "benchmarks/gpu_speed_table.py", str(out.parent))
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| eager | ")]
+    assert len(rows) == 2 * len(result["runs"])  # the runs table and the profile table
+    for name, run in result["runs"].items():
+        row = next(row for row in rows if row.startswith(f"| eager | {name} | float32 | "))
+        assert f" {run['window_step_s']} | {run['first_step_s']} |" in row
+    assert "| eager | window_batch=1 | 0 | aten::_to_copy:" in completed.stdout
+
+
+def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path):
+    completed = run_script("bash", "benchmarks/gpu_speed.sh", env={"OUT": str(tmp_path), "BUDGET_S": "0"})
+    steps = ["flops", "eager_fp16", "compile_fp16", "compile_warm_fp16", "eager_bf16"]
+    assert [line.split(":")[0] for line in completed.stdout.splitlines()[:-1]] == steps
+    assert all("skipped" in line for line in completed.stdout.splitlines()[:-1])
+    assert not list(tmp_path.glob("*.json"))
+    matmul = json.loads((tmp_path / "device.txt").read_text().splitlines()[-1])
+    assert matmul["float32"] > 0  # the matrix-product ceiling is measured even when no step fits
+
+
+def test_matmul_peak_reports_the_rate_of_a_product_it_timed():
+    completed = run_script(sys.executable, "benchmarks/matmul_peak.py", "--device", "cpu", "--size", "256",
+                           "--repeats", "3")
+    result = json.loads(completed.stdout)
+    assert result["size"] == 256 and result["float32"] > 0
