@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine import compile as compile_module
 from vexpress_cli.engine.compile import compile_cache_dir, is_compiled, set_unet_compiled
+from vexpress_cli.engine.pipeline import windows_progress
 from vexpress_cli.errors import InputError
 
 from conftest import GOLDEN_DIR, TINY_MODEL_DIR
@@ -49,15 +50,34 @@ def test_compiled_unet_gives_the_eager_latents_within_float_noise(pipe):
     params = {**json.loads((GOLDEN_DIR / "pipeline_params.json").read_text()), "num_inference_steps": 1}
     job = dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
                audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy(), **params)
-    eager = pipe.denoise(generator=torch.manual_seed(4), **job)
+    eager_stages, compiled_stages = [], []
+    eager = pipe.denoise(generator=torch.manual_seed(4), progress=lambda *event: eager_stages.append(event), **job)
     set_unet_compiled(pipe, True)
     try:
         assert is_compiled(pipe)
-        compiled = pipe.denoise(generator=torch.manual_seed(4), **job)
+        compiled = pipe.denoise(generator=torch.manual_seed(4), progress=lambda *event: compiled_stages.append(event),
+                                **job)
     finally:
         set_unet_compiled(pipe, False)
     assert not is_compiled(pipe)
     assert (compiled - eager).abs().max().item() <= 1e-4
+    # The compiled run's first UNet call is shown as compiling, just before the first window is done.
+    first_window = compiled_stages.index(("denoise", 1, compiled_stages[-1][2]))
+    assert compiled_stages[first_window - 2:first_window] == [("compile", 0, 1), ("compile", 1, 1)]
+    assert [event for event in compiled_stages if event[0] != "compile"] == eager_stages
+
+
+def test_a_compiled_unets_first_window_is_reported_as_compiling_then_windows_count_on():
+    events = []
+    window_done = windows_progress(lambda *event: events.append(event), total=3, compiling=True)
+    assert events == [("compile", 0, 1)]  # before the first call, which compiles
+    for done in (1, 2, 3):
+        window_done(done)
+    assert events == [("compile", 0, 1), ("compile", 1, 1), ("denoise", 1, 3), ("denoise", 2, 3), ("denoise", 3, 3)]
+    events.clear()
+    window_done = windows_progress(lambda *event: events.append(event), total=2, compiling=False)
+    window_done(1)
+    assert events == [("denoise", 1, 2)]
 
 
 @pytest.mark.usefixtures("no_user_config")

@@ -14,6 +14,7 @@ STAGE_LABELS = {
     "model": "Loading model",
     "reference": "Encoding the portrait",
     "audio": "Encoding the audio",
+    "compile": "Compiling the denoising UNet (cached for the next run)",
     "denoise": "Denoising (steps x windows)",
     "decode": "Decoding and writing frames",
     "tracking": "Tracking the face for the crop",

@@ -23,7 +23,7 @@ length), decodes and yields frames in chunks, and never truncates the video to w
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
     from diffusers.utils.torch_utils import randn_tensor
 
 from vexpress_cli.engine.call_checks import CallChecks
+from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
@@ -360,14 +361,13 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         denoiser = WindowDenoiser(self, windows, kps_images, width, height, audio_tokens, conditioning,
                                   guidance_scale, self.window_options, save_gpu_memory)
         stepper = ChunkedStepper(self.scheduler, latents, self.step_chunk_frames, self.latents_memory_budget)
-        total = len(timesteps) * len(windows)
+        window_done = windows_progress(report, len(timesteps) * len(windows), compiling=is_compiled(self))
         with noise_sum, stepper, self.progress_bar(total=len(timesteps)) as progress_bar:
             for step, timestep in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 noise_sum.zero()
-                denoiser.accumulate(latents, noise_sum, timestep,
-                                    lambda done: report("denoise", step * len(windows) + done, total))
+                denoiser.accumulate(latents, noise_sum, timestep, lambda done: window_done(step * len(windows) + done))
                 stepper.step(timestep, noise_sum, counts)
                 if callback_on_step_end is not None:
                     self._step_end_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, step, timestep,
@@ -405,6 +405,22 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         return (1, self.denoising_unet.config.in_channels, video_length, height // self.vae_scale_factor,
                 width // self.vae_scale_factor)
 
+
+
+def windows_progress(report: ProgressCallback, total: int, compiling: bool) -> Callable[[int], None]:
+    """``window_done(windows done in all)`` reporting "denoise"; a compiled UNet's first call is a "compile" stage
+    of its own (minutes with a cold compile cache), so the bar does not seem stuck at 0."""
+    pending = [compiling]
+    if compiling:
+        report("compile", 0, 1)
+
+    def window_done(done: int) -> None:
+        if pending[0]:
+            pending[0] = False
+            report("compile", 1, 1)
+        report("denoise", done, total)
+
+    return window_done
 
 
 def _refuse_unknown(arguments: dict) -> None:
