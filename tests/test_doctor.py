@@ -156,6 +156,18 @@ def test_missing_model_folder(tmp_path):
     assert "vexpress models download" in default["model folder"]["fix"]
 
 
+def test_face_detector_row_says_the_detector_is_looked_for_in_the_model_folder(tiny_source):
+    """With no model folder the row named ./model_ckpts/insightface_models, which the lookup never uses."""
+    without = rows_of(doctor("--json"))["face detector"]
+    assert without["status"] == "warning"
+    assert "<model folder>/insightface_models/models/buffalo_l/det_10g.onnx" in without["detail"]
+    assert "no model folder was found" in without["detail"]
+    assert "model_ckpts/insightface_models" not in without["detail"]
+
+    found = rows_of(doctor("--json", "--model-dir", str(tiny_source)))["face detector"]
+    assert f"{tiny_source / 'insightface_models/models/buffalo_l/det_10g.onnx'}" in found["detail"]
+
+
 def test_model_folder_from_config_file(tiny_source, isolated):
     isolated.mkdir()
     (isolated / "config.toml").write_text(f'model_dir = "{tiny_source}"\n')

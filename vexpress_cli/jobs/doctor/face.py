@@ -53,9 +53,12 @@ def _detector_check(context: DoctorContext, insightface_ok: bool) -> tuple[Check
     if detector is None:
         from vexpress_cli.engine import model_folder as layout
 
-        expected = (context.model_root / layout.INSIGHTFACE_DETECTOR) if context.model_root else root
+        # The detector is looked for inside the model folder; without one there is no real path to name.
+        where = (f"at {context.model_root / layout.INSIGHTFACE_DETECTOR}" if context.model_root else
+                 f"(it is looked for in the model folder, at <model folder>/{layout.INSIGHTFACE_DETECTOR.as_posix()}, "
+                 "and no model folder was found)")
         return Check("face detector", WARNING,
-                     f"det_10g.onnx not found at {expected}; the dlib backend stands in (about 2-4 px from "
+                     f"det_10g.onnx not found {where}; the dlib backend stands in (about 2-4 px from "
                      "the reference keypoints)",
                      "Run `vexpress models download` (it fetches det_10g.onnx with the other missing files)."), False
     size = human_size(detector.stat().st_size)
