@@ -84,6 +84,17 @@ def test_loading_a_saved_pipeline_with_torch_dtype_prints_nothing_and_casts(tmp_
     assert (result.stdout, result.stderr) == ("{torch.float16}\n", "")
 
 
+def test_saving_prints_nothing(tmp_path):
+    """transformers' wav2vec2 printed a "Writing model shards" bar on every save_pretrained."""
+    script = ("from vexpress_cli import VExpressPipeline\n"
+              f"pipe = VExpressPipeline.from_pretrained({str(TINY_MODEL_DIR)!r})\n"
+              f"pipe.save_pretrained({str(tmp_path / 'saved')!r})\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+    assert (tmp_path / "saved" / "audio_encoder" / "model.safetensors").is_file()
+
+
 def test_torch_dtype_casts_every_network():
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch.bfloat16)
     assert {network.dtype for network in pipe.networks().values()} == {torch.bfloat16}
@@ -207,6 +218,17 @@ def test_output_types_are_what_diffusers_video_pipelines_return(pipe, inputs, dd
     assert latents.shape == (1, 4, FRAMES, 8, 8)
     as_tuple = pipe(**inputs, **CALL, generator=torch.manual_seed(4), return_dict=False)
     assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], ddim_frames)
+
+
+@pytest.mark.parametrize("postprocess, sizes", [(True, [3, 4, 1]), (False, [4, 4])])
+def test_iter_frames_chunk_sizes_lag_one_frame_behind_the_decoder_with_the_median_filter(pipe, inputs, postprocess,
+                                                                                     sizes):
+    """docs/pipeline.md, Streaming: the filter needs each frame's successor, so it yields one frame later."""
+    call = {**CALL, "video_length": 8, "num_inference_steps": 1}
+    chunks = list(pipe.iter_frames(**inputs, **call, decode_chunk_size=4, postprocess=postprocess,
+                                   generator=torch.manual_seed(1)))
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert {chunk.shape[1:] for chunk in chunks} == {(64, 64, 3)}
 
 
 def test_unknown_output_type_is_refused(pipe, inputs):

@@ -127,6 +127,11 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                 pipeline.to(device=device, dtype=torch_dtype)
         return pipeline
 
+    def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
+        """diffusers' ``save_pretrained``, printing nothing (transformers' "Writing model shards" bar is off)."""
+        with quiet_loading():
+            super().save_pretrained(save_directory, *args, **kwargs)
+
     def use_scheduler(self, name: str) -> None:
         """The sampler called ``name`` (ddim, dpm++, euler, unipc) on the model's noise schedule."""
         if scheduler_name(self.scheduler) != name:
