@@ -14,7 +14,7 @@ The jobs every front end runs (the ``vexpress`` command included)::
             generator.generate("me.jpg", clip, clip + ".mp4", seed=7)
 
 Bad input raises :class:`VExpressError` (what, why, how to fix). Names are imported lazily, so
-``import vexpress_cli`` stays fast and loads no torch.
+``import vexpress_cli`` stays fast and loads no torch. docs/library.md documents every name.
 """
 
 from __future__ import annotations
