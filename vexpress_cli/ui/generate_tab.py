@@ -39,9 +39,22 @@ class GenerateOutputs:
         result = self.result
         lines = [f"**Done**: {result.num_frames} frames at {result.fps:g} fps ({result.duration:.2f} s), "
                  f"strategy {result.strategy}, in {result.seconds:.1f} s."]
+        lines.append(f"- {self.framing()}")
         lines += [f"- Warning: {warning}" for warning in result.warnings]
         lines += [f"- Note: {note}" for note in result.notes]
         return "\n".join(lines)
+
+    def framing(self) -> str:
+        """Which part of the photo was animated, and the video's size."""
+        result = self.result
+        width, height = result.size or (result.settings["width"], result.settings["height"])
+        if result.crop:
+            x, y, box_width, box_height = result.crop
+            part = f"the photo's {box_width}x{box_height} box at ({x}, {y}) was animated"
+        else:
+            part = "the whole photo was animated"
+        pasted = ", pasted back into the whole photo" if result.settings.get("paste_back") else ""
+        return f"Framing: {part}; the video is {width}x{height}{pasted}."
 
 
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
@@ -91,6 +104,9 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
                                  info="Fills the settings below; change any of them afterwards.")
             form.render_main()
+            with gr.Accordion("Framing: crop around the face, paste back into the photo", open=True,
+                              elem_id="framing"):
+                form.render_framing()
             with gr.Accordion("Advanced: every generation setting", open=False, elem_id="advanced"):
                 form.render_advanced()
             with gr.Row():
