@@ -330,10 +330,13 @@ def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, 
     set_small_settings(page)
     page.locator("#generate").click()
 
-    page.locator("#result-summary").get_by_text("Framing: the photo's").wait_for()
+    summary = page.locator("#result-summary")
+    summary.get_by_text("Video: 64x64.").wait_for()
     links = download_links(page, "result-files")
     record = page.request.get(links["wide-talking.mp4.json"]).json()
     assert_box_around(record["crop"], wide["face_centre"])
+    x, y, w, h = record["crop"]
+    assert f"Cropped {w}x{h} at ({x}, {y}) of the 1280x720 photo to 64x64." in summary.inner_text()
     info = video_info(downloaded(page, links["wide-talking.mp4"], tmp_path / "framed.mp4"))
     assert (info.width, info.height) == (64, 64)
     screenshot(page, "generate-framed")
@@ -356,7 +359,7 @@ def test_paste_back_in_the_browser_gives_a_video_of_the_photos_size_cut_at_the_t
     set_small_settings(page)
     page.locator("#generate").click()
 
-    page.locator("#result-summary").get_by_text("pasted back into the whole photo").wait_for()
+    page.locator("#result-summary").get_by_text("Video: 1280x720, the whole photo with the animated part pasted back").wait_for()
     links = download_links(page, "result-files")
     record = page.request.get(links["wide-talking.mp4.json"]).json()
     assert record["crop"] == box and record["settings"]["paste_back"] is True
@@ -377,7 +380,7 @@ def test_a_face_index_past_the_faces_found_shows_the_error_paragraph(page, media
     page.locator("#generate").click()
     message = page.get_by_test_id("toast-text")
     message.wait_for()
-    assert message.inner_text().startswith("“Which face, 0 the largest (face_index)” is 1, but wide.png has 1 face.")
+    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
 
 
 def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extract(page, wide, tmp_path):

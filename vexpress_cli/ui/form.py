@@ -19,9 +19,9 @@ LABELS = {
     "num_pad_audio_frames": "Audio context frames (num_pad_audio_frames)",
     "postprocess": "Median filter against flicker (postprocess)",
     "crop": "Crop around the face (crop)",
-    "face_index": "Which face, 0 the largest (face_index)",
+    "face_index": "Which face (face_index)",
     "paste_back": "Paste back into the whole photo (paste_back)",
-    "max_size": "Longest side of the pasted-back video, 0: the photo's (max_size)",
+    "max_size": "Longest side when pasted back (max_size)",
 }
 # The crop's choices in words: of the portrait photo (generate) and of a driving video (extract).
 CROP_CHOICES = {

@@ -45,16 +45,12 @@ class GenerateOutputs:
         return "\n".join(lines)
 
     def framing(self) -> str:
-        """Which part of the photo was animated, and the video's size."""
+        """The video's size, and whether it is the whole photo (paste-back); the notes say which box was cut."""
         result = self.result
         width, height = result.size or (result.settings["width"], result.settings["height"])
-        if result.crop:
-            x, y, box_width, box_height = result.crop
-            part = f"the photo's {box_width}x{box_height} box at ({x}, {y}) was animated"
-        else:
-            part = "the whole photo was animated"
-        pasted = ", pasted back into the whole photo" if result.settings.get("paste_back") else ""
-        return f"Framing: {part}; the video is {width}x{height}{pasted}."
+        if result.settings.get("paste_back"):
+            return f"Video: {width}x{height}, the whole photo with the animated part pasted back into it."
+        return f"Video: {width}x{height}."
 
 
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
