@@ -167,10 +167,25 @@ def choose(page, elem_id: str, value: str) -> None:
     page.get_by_role("option", name=re.compile(f"^{re.escape(value)}:")).click()
 
 
-def set_number(page, elem_id: str, value) -> None:
+def set_number(page, elem_id: str, value, tries: int = 3) -> None:
+    """Type ``value`` into a number box; for a slider, until the slider shows it (a box typed into while its
+    accordion is still opening can be reset to its old value)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Enter")
+        if not slider.count():
+            return
+        try:
+            page.wait_for_function(f"() => document.querySelector('#{elem_id} input[type=range]').value === "
+                                   f"'{value}'", timeout=5000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"#{elem_id} did not take {value}: it shows {slider.input_value()}")
 
 
 def download_links(page, elem_id: str) -> dict[str, str]:
@@ -316,6 +331,17 @@ def set_small_settings(page) -> None:
     page.locator("#advanced").get_by_text("Advanced").click()
     for name, value in SMALL.items():
         set_number(page, f"setting-{name.replace('_', '-')}", value)
+    for name, value in SMALL.items():  # none was reset meanwhile
+        assert page.locator(f"#setting-{name.replace('_', '-')} input[type=number]").input_value() == str(value)
+
+
+def wait_for_summary(page, elem_id: str, text: str):
+    """The summary once it shows ``text``; an error paragraph instead fails the test with its words."""
+    summary = page.locator(f"#{elem_id}")
+    toast = page.get_by_test_id("toast-text")
+    summary.get_by_text(text).or_(toast).first.wait_for()
+    assert not toast.count(), toast.first.inner_text()
+    return summary
 
 
 def downloaded(page, url: str, path: Path) -> Path:
@@ -330,8 +356,7 @@ def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, 
     set_small_settings(page)
     page.locator("#generate").click()
 
-    summary = page.locator("#result-summary")
-    summary.get_by_text("Video: 64x64.").wait_for()
+    summary = wait_for_summary(page, "result-summary", "Video: 64x64.")
     links = download_links(page, "result-files")
     record = page.request.get(links["wide-talking.mp4.json"]).json()
     assert_box_around(record["crop"], wide["face_centre"])
@@ -359,7 +384,7 @@ def test_paste_back_in_the_browser_gives_a_video_of_the_photos_size_cut_at_the_t
     set_small_settings(page)
     page.locator("#generate").click()
 
-    page.locator("#result-summary").get_by_text("Video: 1280x720, the whole photo with the animated part pasted back").wait_for()
+    wait_for_summary(page, "result-summary", "Video: 1280x720, the whole photo with the animated part pasted back")
     links = download_links(page, "result-files")
     record = page.request.get(links["wide-talking.mp4.json"]).json()
     assert record["crop"] == box and record["settings"]["paste_back"] is True
@@ -393,8 +418,7 @@ def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extra
     upload(page, "extract-video", wide["video"])
     choose(page, "extract-crop", "auto")
     page.locator("#extract").click()
-    summary = page.locator("#extract-summary")
-    summary.get_by_text("of the 1280x720 video").wait_for()
+    summary = wait_for_summary(page, "extract-summary", "of the 1280x720 video")
     links = download_links(page, "extract-files")
     in_page = load_kps(downloaded(page, links["wide-driving-kps.safetensors"], tmp_path / "page.safetensors"))
     by_the_library = load_kps(extract(wide["video"], tmp_path / "library.safetensors", crop="auto",
