@@ -428,6 +428,38 @@ def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extra
     np.testing.assert_array_equal(in_page.points, by_the_library.points)
     assert_box_around(in_page.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))  # around the placed portrait
 
+    # Step 2 frames the wide photo as generate does: crop auto by default, and the face index reaches the job.
+    upload(page, "retarget-portrait", wide["photo"])
+    for name, value in {"width": 64, "height": 64}.items():
+        set_number(page, f"tools-{name}", value)
+    page.locator("#retarget").click()
+    retarget_summary = wait_for_summary(page, "retarget-summary", "of the 1280x720 photo to 64x64")
+    box = re.search(r"Cropped (\d+)x(\d+) at \((\d+), (\d+)\)", retarget_summary.inner_text()).groups()
+    width, height, x, y = map(int, box)
+    assert_box_around([x, y, width, height], wide["face_centre"])
+    set_number(page, "retarget-face-index", 1)
+    page.locator("#retarget").click()
+    message = page.get_by_test_id("toast-text")
+    message.wait_for()
+    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
+
+
+def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, server, media, wide):
+    from vexpress_cli.kps.io import load_kps
+
+    upload(page, "portrait", AOC / "ref.jpg")
+    upload(page, "speech", media["speech"])
+    upload(page, "driving", wide["video"])
+    choose(page, "driving-crop", "auto")
+    page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
+    set_small_settings(page)
+    page.locator("#generate").click()
+    wait_for_summary(page, "result-summary", "Video: 64x64.")
+    record = page.request.get(download_links(page, "result-files")["ref-talking.mp4.json"]).json()
+    track = load_kps(record["job"]["kps"])  # the track extracted in the job's folder, on this server
+    assert track.source_size == WIDE_SIZE
+    assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
+
 
 def test_status_tab_shows_the_doctor_report_as_a_table(page):
     page.get_by_role("tab", name="Status").click()

@@ -50,7 +50,7 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
 
 
 def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
-                 size: tuple[int, int], face_backend: str, job: Job):
+                 size: tuple[int, int], face_backend: str, framing: tuple[str, int], job: Job):
     from vexpress_cli import retarget
     from vexpress_cli.kps import parse_kps_points
 
@@ -64,26 +64,27 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
                          "was uploaded.", fix=f"Upload the portrait, or give {parameter('reference_kps')}.")
     stem = Path(reference_image).stem if reference_image else Path(kps).stem
     width, height = size
+    crop, face_index = framing
     result = retarget(reference_image, kps, strategy, job.output(f"{stem}-retargeted", ".safetensors"),
                       preview=job.output(f"{stem}-preview", ".mp4"), reference_kps=points, kps_fit=kps_fit,
                       width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
-                      progress=job.progress)
+                      progress=job.progress, crop=crop, face_index=face_index)
     summary = f"**Retargeted** {result.num_frames} frames with {result.strategy} ({result.source})."
     summary += "".join(f"\n- Note: {note}" for note in result.notes)
     return result, summary
 
 
 def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
-    def control(name: str, value=None):
-        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, "tools")
+    def control(name: str, value=None, elem_prefix: str = "tools"):
+        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, elem_prefix)
 
     with gr.Row():
         with gr.Column():
             gr.Markdown(EXTRACT_INTRO)
             video = gr.File(label="Driving video", elem_id="extract-video", height=FILE_HEIGHT)
             face_backend = control("face_backend")
-            crop = crop_control("none", "video", label=label_of("crop"), info=EXTRACT_CROP_INFO,
-                                elem_id="extract-crop")
+            extract_crop = crop_control("none", "video", label=label_of("crop"), info=EXTRACT_CROP_INFO,
+                                        elem_id="extract-crop")
             with_audio = gr.Checkbox(value=True, label=label_of("audio_out"), elem_id="extract-audio")
             extract_button = gr.Button("Extract", variant="primary", elem_id="extract")
             extracted = gr.File(label="Download: kps file and audio", file_count="multiple", interactive=False,
@@ -96,6 +97,9 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             strategy = control("retarget_strategy", "offset_retarget" if "offset_retarget" in strategies else None)
             kps_fit = control("kps_fit")
             reference_kps = reference_kps_box("retarget-reference-kps")
+            with gr.Row():
+                crop = control("crop", elem_prefix="retarget")
+                face_index = control("face_index", elem_prefix="retarget")
             with gr.Row():
                 width, height = control("width"), control("height")
             retarget_button = gr.Button("Preview retargeting", variant="primary", elem_id="retarget")
@@ -113,17 +117,19 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
         return files, str(result.kps_out), summary
 
     async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
-                               backend, request: gr.Request, progress=gr.Progress()):
+                               backend, crop_text, face_number, request: gr.Request, progress=gr.Progress()):
         size = (int(width_value), int(height_value))
+        framing = ((crop_text or DEFAULTS["crop"]).strip(), int(face_number or 0))
         result, summary = await runtime.run(
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
-                                              size, backend, job),
+                                              size, backend, framing, job),
             progress=progress, spell=spell_in_page)
         return str(result.preview), str(result.output), summary
 
-    extract_button.click(extract_in_page, inputs=[video, face_backend, crop, with_audio],
+    extract_button.click(extract_in_page, inputs=[video, face_backend, extract_crop, with_audio],
                          outputs=[extracted, kps, extract_summary], api_visibility="private", concurrency_id="tools")
     retarget_button.click(retarget_in_page,
-                          inputs=[reference, kps, strategy, kps_fit, reference_kps, width, height, face_backend],
+                          inputs=[reference, kps, strategy, kps_fit, reference_kps, width, height, face_backend, crop,
+                                  face_index],
                           outputs=[preview, retargeted, retarget_summary], api_visibility="private",
                           concurrency_id="tools")
