@@ -364,7 +364,6 @@ def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, 
     assert f"Cropped {w}x{h} at ({x}, {y}) of the 1280x720 photo to 64x64." in summary.inner_text()
     info = video_info(downloaded(page, links["wide-talking.mp4"], tmp_path / "framed.mp4"))
     assert (info.width, info.height) == (64, 64)
-    screenshot(page, "generate-framed")
 
 
 def test_paste_back_in_the_browser_gives_a_video_of_the_photos_size_cut_at_the_typed_box(page, media, wide,
