@@ -36,11 +36,21 @@ REFERENCE_KPS = "22,26;42,26;32,38"
 MAX_UPLOAD_MB = 1
 SCREENSHOTS = os.environ.get("VEXPRESS_UI_SCREENSHOTS")
 BROWSER_TIMEOUT_MS = 120_000
+# The wide shots: a 512x512 sample placed off-centre in a 1280x720 frame.
+WIDE_SIZE = (1280, 720)
+PLACED_AT = (720, 160)
 
 
 def cut(source: Path, output: Path, start: float, seconds: float) -> Path:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-ss", str(start), "-t", str(seconds), "-i", str(source),
                     str(output)], check=True)
+    return output
+
+
+def padded(source: Path, output: Path, seconds: float, size: tuple[int, int], at: tuple[int, int]) -> Path:
+    """The first ``seconds`` of ``source`` placed at ``at`` in a larger grey frame: a wide shot."""
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-t", str(seconds), "-i", str(source), "-vf",
+                    f"pad={size[0]}:{size[1]}:{at[0]}:{at[1]}:color=gray", str(output)], check=True)
     return output
 
 
@@ -61,6 +71,36 @@ def media(tmp_path_factory):
         "driving": cut(TYS / "gt.mp4", folder / "driving.mp4", 0.0, 0.5),
         "notes": notes,
     }
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A wide shot: the tys portrait off-centre in a 1280x720 photo (and the true centre of its face), and 0.5 s
+    of the tys video placed the same way in a 1280x720 frame."""
+    import numpy as np
+    import PIL.Image
+
+    from vexpress_cli.face import load_backend, load_image_rgb
+
+    folder = tmp_path_factory.mktemp("wide")
+    portrait = load_image_rgb(TYS / "ref.jpg")
+    pixels = np.zeros((WIDE_SIZE[1], WIDE_SIZE[0], 3), np.uint8)
+    pixels[..., 0] = np.linspace(40, 200, WIDE_SIZE[0], dtype=np.uint8)[None, :]  # a gradient, no second face
+    pixels[..., 2] = 120
+    left, top = PLACED_AT
+    pixels[top:top + 512, left:left + 512] = portrait
+    face = max(load_backend("dlib").detect(portrait), key=lambda found: found.area)
+    centre = ((face.bbox[0] + face.bbox[2]) / 2 + left, (face.bbox[1] + face.bbox[3]) / 2 + top)
+    photo = folder / "wide.png"
+    PIL.Image.fromarray(pixels).save(photo)
+    return {"photo": photo, "face_centre": centre,
+            "video": padded(TYS / "gt.mp4", folder / "wide-driving.mp4", 0.5, WIDE_SIZE, PLACED_AT)}
+
+
+def assert_box_around(box, centre) -> None:
+    """A square box whose centre is within 10% of its size of ``centre``."""
+    x, y, w, h = box
+    assert w == h and abs(x + w / 2 - centre[0]) < 0.1 * w and abs(y + h / 2 - centre[1]) < 0.1 * w, (box, centre)
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +167,25 @@ def choose(page, elem_id: str, value: str) -> None:
     page.get_by_role("option", name=re.compile(f"^{re.escape(value)}:")).click()
 
 
-def set_number(page, elem_id: str, value) -> None:
+def set_number(page, elem_id: str, value, tries: int = 3) -> None:
+    """Type ``value`` into a number box; for a slider, until the slider shows it (a box typed into while its
+    accordion is still opening can be reset to its old value)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Enter")
+        if not slider.count():
+            return
+        try:
+            page.wait_for_function(f"() => document.querySelector('#{elem_id} input[type=range]').value === "
+                                   f"'{value}'", timeout=5000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"#{elem_id} did not take {value}: it shows {slider.input_value()}")
 
 
 def download_links(page, elem_id: str) -> dict[str, str]:
@@ -272,6 +327,139 @@ def test_extract_then_retarget_preview_renders(page, media):
     screenshot(page, "extract-retarget")
 
 
+def set_small_settings(page) -> None:
+    page.locator("#advanced").get_by_text("Advanced").click()
+    for name, value in SMALL.items():
+        set_number(page, f"setting-{name.replace('_', '-')}", value)
+    for name, value in SMALL.items():  # none was reset meanwhile
+        assert page.locator(f"#setting-{name.replace('_', '-')} input[type=number]").input_value() == str(value)
+
+
+def wait_for_summary(page, elem_id: str, text: str):
+    """The summary once it shows ``text``; an error paragraph instead fails the test with its words."""
+    summary = page.locator(f"#{elem_id}")
+    toast = page.get_by_test_id("toast-text")
+    summary.get_by_text(text).or_(toast).first.wait_for()
+    assert not toast.count(), toast.first.inner_text()
+    return summary
+
+
+def downloaded(page, url: str, path: Path) -> Path:
+    path.write_bytes(page.request.get(url).body())
+    return path
+
+
+def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, media, wide, tmp_path):
+    upload(page, "portrait", wide["photo"])
+    upload(page, "speech", media["speech"])
+    assert page.locator("#setting-crop input").input_value().startswith("auto")  # the default, in sight
+    set_small_settings(page)
+    page.locator("#generate").click()
+
+    summary = wait_for_summary(page, "result-summary", "Video: 64x64.")
+    links = download_links(page, "result-files")
+    record = page.request.get(links["wide-talking.mp4.json"]).json()
+    assert_box_around(record["crop"], wide["face_centre"])
+    x, y, w, h = record["crop"]
+    assert f"Cropped {w}x{h} at ({x}, {y}) of the 1280x720 photo to 64x64." in summary.inner_text()
+    info = video_info(downloaded(page, links["wide-talking.mp4"], tmp_path / "framed.mp4"))
+    assert (info.width, info.height) == (64, 64)
+
+
+def test_paste_back_in_the_browser_gives_a_video_of_the_photos_size_cut_at_the_typed_box(page, media, wide,
+                                                                                        tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    from vexpress_cli.media.video_reader import iter_video_frames
+
+    box = [PLACED_AT[0], PLACED_AT[1], 512, 512]
+    upload(page, "portrait", wide["photo"])
+    upload(page, "speech", media["speech"])
+    crop = page.locator("#setting-crop input")
+    crop.fill(",".join(map(str, box)))
+    crop.press("Enter")
+    page.locator("#setting-paste-back input[type=checkbox]").check()
+    set_small_settings(page)
+    page.locator("#generate").click()
+
+    wait_for_summary(page, "result-summary", "Video: 1280x720, the whole photo with the animated part pasted back")
+    links = download_links(page, "result-files")
+    record = page.request.get(links["wide-talking.mp4.json"]).json()
+    assert record["crop"] == box and record["settings"]["paste_back"] is True
+    video = downloaded(page, links["wide-talking.mp4"], tmp_path / "pasted.mp4")
+    info = video_info(video)
+    assert (info.width, info.height) == WIDE_SIZE
+    photo = np.asarray(PIL.Image.open(wide["photo"]), dtype=int)
+    outside = np.ones(photo.shape[:2], bool)
+    outside[box[1]:box[1] + box[3], box[0]:box[0] + box[2]] = False
+    first_frame = next(iter_video_frames(video)).astype(int)
+    assert np.abs(first_frame - photo)[outside].mean() < 3  # outside the box: the photo's own pixels
+
+
+def test_a_face_index_past_the_faces_found_shows_the_error_paragraph(page, media, wide):
+    upload(page, "portrait", wide["photo"])
+    upload(page, "speech", media["speech"])
+    set_number(page, "setting-face-index", 1)
+    page.locator("#generate").click()
+    message = page.get_by_test_id("toast-text")
+    message.wait_for()
+    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
+
+
+def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extract(page, wide, tmp_path):
+    import numpy as np
+
+    from vexpress_cli import extract
+    from vexpress_cli.kps.io import load_kps
+
+    page.get_by_role("tab", name="Extract / retarget").click()
+    upload(page, "extract-video", wide["video"])
+    choose(page, "extract-crop", "auto")
+    page.locator("#extract").click()
+    summary = wait_for_summary(page, "extract-summary", "of the 1280x720 video")
+    links = download_links(page, "extract-files")
+    in_page = load_kps(downloaded(page, links["wide-driving-kps.safetensors"], tmp_path / "page.safetensors"))
+    by_the_library = load_kps(extract(wide["video"], tmp_path / "library.safetensors", crop="auto",
+                                      model_root=TINY_MODEL_DIR).kps_out)
+    assert in_page.crop == by_the_library.crop and in_page.source_size == WIDE_SIZE
+    assert ",".join(map(str, in_page.crop)) in summary.inner_text()
+    np.testing.assert_array_equal(in_page.points, by_the_library.points)
+    assert_box_around(in_page.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))  # around the placed portrait
+
+    # Step 2 frames the wide photo as generate does: crop auto by default, and the face index reaches the job.
+    upload(page, "retarget-portrait", wide["photo"])
+    for name, value in {"width": 64, "height": 64}.items():
+        set_number(page, f"tools-{name}", value)
+    page.locator("#retarget").click()
+    retarget_summary = wait_for_summary(page, "retarget-summary", "of the 1280x720 photo to 64x64")
+    box = re.search(r"Cropped (\d+)x(\d+) at \((\d+), (\d+)\)", retarget_summary.inner_text()).groups()
+    width, height, x, y = map(int, box)
+    assert_box_around([x, y, width, height], wide["face_centre"])
+    set_number(page, "retarget-face-index", 1)
+    page.locator("#retarget").click()
+    message = page.get_by_test_id("toast-text")
+    message.wait_for()
+    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
+
+
+def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, server, media, wide):
+    from vexpress_cli.kps.io import load_kps
+
+    upload(page, "portrait", AOC / "ref.jpg")
+    upload(page, "speech", media["speech"])
+    upload(page, "driving", wide["video"])
+    choose(page, "driving-crop", "auto")
+    page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
+    set_small_settings(page)
+    page.locator("#generate").click()
+    wait_for_summary(page, "result-summary", "Video: 64x64.")
+    record = page.request.get(download_links(page, "result-files")["ref-talking.mp4.json"]).json()
+    track = load_kps(record["job"]["kps"])  # the track extracted in the job's folder, on this server
+    assert track.source_size == WIDE_SIZE
+    assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
+
+
 def test_status_tab_shows_the_doctor_report_as_a_table(page):
     page.get_by_role("tab", name="Status").click()
     table = page.locator("#status-table")
@@ -304,6 +492,19 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     # Left out, the weights come from the preset; given, a setting wins over it.
     assert (result["settings"]["audio_attention_weight"], result["settings"]["seed"]) == (3.0, 7)
     assert json.loads(Path(record).read_text())["frames"] == 20
+
+
+def test_api_generate_takes_the_framing_settings(server, media, wide, tmp_path):
+    from gradio_client import handle_file
+
+    client = api_client(server, tmp_path)
+    video, record, result = client.predict(
+        reference_image=handle_file(wide["photo"]), audio=handle_file(media["speech"]), crop="auto", face_index=0,
+        paste_back=True, max_size=640, api_name="/generate", **SMALL)
+    assert_box_around(result["crop"], wide["face_centre"])
+    info = video_info(video)
+    assert (info.width, info.height) == tuple(result["size"]) == (640, 360)
+    assert json.loads(Path(record).read_text())["crop"] == result["crop"]
 
 
 def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
@@ -522,8 +723,9 @@ def test_every_generation_setting_has_a_control_with_the_schemas_limits_and_help
     with gr.Blocks():
         form = SettingsForm(installed_strategies())
         form.render_main()
+        form.render_framing()
         form.render_advanced()
-    assert list(form.controls) == list(SETTINGS)
+    assert sorted(form.controls) == sorted(SETTINGS) and len(form.controls) == len(SETTINGS)
     for name, setting in SETTINGS.items():
         control = form.controls[name]
         assert control.info.startswith(setting.help), name

@@ -18,6 +18,17 @@ LABELS = {
     "kps_fit": "Fitting a track of another length (kps_fit)",
     "num_pad_audio_frames": "Audio context frames (num_pad_audio_frames)",
     "postprocess": "Median filter against flicker (postprocess)",
+    "crop": "Crop around the face (crop)",
+    "face_index": "Which face (face_index)",
+    "paste_back": "Paste back into the whole photo (paste_back)",
+    "max_size": "Longest side when pasted back (max_size)",
+}
+# The crop's choices in words: of the portrait photo (generate) and of a driving video (extract).
+CROP_CHOICES = {
+    "photo": [("auto: a square around the face, framed like V-Express's training portraits", "auto"),
+              ("none: the whole photo, stretched to the output size", "none")],
+    "video": [("none: each whole frame, resized (like the original)", "none"),
+              ("auto: one steady square around the face, for a wide shot", "auto")],
 }
 # The job parameters that are not settings, as the page's controls name them.
 PARAMETER_LABELS = {
@@ -60,6 +71,8 @@ def setting_control(setting: Setting, value: Any, strategies: dict[str, str], el
 
     common = {"label": label_of(setting.name), "info": info_of(setting),
               "elem_id": f"{elem_prefix}-{setting.name.replace('_', '-')}"}
+    if setting.name == "crop":
+        return crop_control(value, "photo", **common)
     if setting.name == "retarget_strategy":
         choices = [(f"{AUTO_STRATEGY}: no_retarget with a driving motion, fix_face without", AUTO_STRATEGY)]
         choices += [(f"{name}: {description}", name) for name, description in strategies.items()]
@@ -75,6 +88,13 @@ def setting_control(setting: Setting, value: Any, strategies: dict[str, str], el
     if setting.kind in (int, float):
         return gr.Number(value=value, minimum=setting.minimum, precision=0 if setting.kind is int else None, **common)
     return gr.Textbox(value=value, **common)
+
+
+def crop_control(value: str, subject: str, **common):
+    """The crop dropdown: auto or none, or a box X,Y,W,H typed in (left, top, width, height in pixels)."""
+    import gradio as gr
+
+    return gr.Dropdown(choices=CROP_CHOICES[subject], value=value, allow_custom_value=True, **common)
 
 
 def reference_kps_box(elem_id: str):
@@ -137,9 +157,11 @@ def typed_values(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 class SettingsForm:
-    """One control per generation setting; the strategy is shown on its own, the rest under "Advanced"."""
+    """One control per generation setting; the strategy and the framing are shown on their own, the rest under
+    "Advanced"."""
 
     MAIN = ("retarget_strategy",)
+    FRAMING = ("crop", "face_index", "paste_back", "max_size")
 
     def __init__(self, strategies: dict[str, str]):
         self.strategies = strategies
@@ -153,8 +175,16 @@ class SettingsForm:
     def render_main(self) -> None:
         self.render(self.MAIN)
 
+    def render_framing(self) -> None:
+        """Crop and face index on one row, paste-back and its size on the next."""
+        import gradio as gr
+
+        for names in (self.FRAMING[:2], self.FRAMING[2:]):
+            with gr.Row():
+                self.render(names)
+
     def render_advanced(self) -> None:
-        self.render([name for name in SETTINGS if name not in self.MAIN])
+        self.render([name for name in SETTINGS if name not in self.MAIN + self.FRAMING])
 
     @property
     def inputs(self) -> list:

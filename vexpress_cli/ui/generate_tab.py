@@ -9,12 +9,14 @@ from typing import Any
 import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.ui.form import SettingsForm, checked_preset, label_of, reference_kps_box, spell_in_page
+from vexpress_cli.ui.form import SettingsForm, checked_preset, crop_control, label_of, reference_kps_box, spell_in_page
 from vexpress_cli.ui.runtime import Job, Runtime
 
 INTRO = """Upload a portrait and a speech clip (audio, or a video whose sound is used), pick a preset, and press
 **Generate**. A driving motion (a kps file from the *Extract / retarget* tab, or a video) is optional."""
 FILE_HEIGHT = 120
+DRIVING_CROP_INFO = ("Only for a driving video, as the Extract tab's crop: auto tracks the face of a wide shot and "
+                     "cuts one steady square around it, like the portrait's crop; or X,Y,W,H in the video's pixels.")
 
 
 @dataclass
@@ -27,6 +29,7 @@ class GenerateInputs:
     reference_kps: str | None = None  # "x,y;x,y;x,y" only: never a path
     preset: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    driving_crop: str = "none"  # a driving video's crop before its track is extracted (extract's crop)
 
 
 @dataclass
@@ -39,9 +42,18 @@ class GenerateOutputs:
         result = self.result
         lines = [f"**Done**: {result.num_frames} frames at {result.fps:g} fps ({result.duration:.2f} s), "
                  f"strategy {result.strategy}, in {result.seconds:.1f} s."]
+        lines.append(f"- {self.framing()}")
         lines += [f"- Warning: {warning}" for warning in result.warnings]
         lines += [f"- Note: {note}" for note in result.notes]
         return "\n".join(lines)
+
+    def framing(self) -> str:
+        """The video's size, and whether it is the whole photo (paste-back); the notes say which box was cut."""
+        result = self.result
+        width, height = result.size or (result.settings["width"], result.settings["height"])
+        if result.settings.get("paste_back"):
+            return f"Video: {width}x{height}, the whole photo with the animated part pasted back into it."
+        return f"Video: {width}x{height}."
 
 
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
@@ -65,7 +77,7 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     if kps is not None and kps.suffix.lower() not in KPS_SUFFIXES:  # a driving video: its track first
         kps = extract(kps, job.output(f"{kps.stem}-kps", ".safetensors"), width=resolved.width,
                       height=resolved.height, face_backend=resolved.face_backend, model_root=job.models.model_dir,
-                      progress=job.progress).kps_out
+                      progress=job.progress, crop=inputs.driving_crop).kps_out
     output = job.output(f"{reference.stem}-talking", ".mp4")
     with job.models.generator(resolved.device, resolved.dtype, job.token) as generator:
         result = generator.generate(reference, inputs.audio, output, kps=kps, reference_kps=reference_kps,
@@ -87,10 +99,15 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                  height=FILE_HEIGHT)
             driving = gr.File(label=f"{label_of('kps')} (optional: a kps file or a driving video)", elem_id="driving",
                               height=FILE_HEIGHT)
+            driving_crop = crop_control("none", "video", label="Crop of a driving video", elem_id="driving-crop",
+                                        info=DRIVING_CROP_INFO)
             reference_kps = reference_kps_box("reference-kps")
             preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
                                  info="Fills the settings below; change any of them afterwards.")
             form.render_main()
+            with gr.Accordion("Framing: crop around the face, paste back into the photo", open=True,
+                              elem_id="framing"):
+                form.render_framing()
             with gr.Accordion("Advanced: every generation setting", open=False, elem_id="advanced"):
                 form.render_advanced()
             with gr.Row():
@@ -112,13 +129,14 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
 
     async def generate_in_page(data: dict, request: gr.Request, progress=gr.Progress()):
         inputs = GenerateInputs(data[portrait], data[speech], data[driving], (data[reference_kps] or "").strip(),
-                                data[preset], form.values(data))
+                                data[preset], form.values(data), (data[driving_crop] or "none").strip())
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job), progress=progress,
                                     spell=spell_in_page)
         return {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
                 summary: outputs.summary()}
 
-    event = start.click(generate_in_page, inputs={portrait, speech, driving, reference_kps, preset, *form.inputs},
+    event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,
+                                                       *form.inputs},
                         outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
                         concurrency_limit=1)
     cancel.click(None, cancels=[event], api_visibility="private")

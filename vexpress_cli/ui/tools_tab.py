@@ -9,18 +9,22 @@ import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
-from vexpress_cli.ui.form import label_of, reference_kps_box, setting_control, spell_in_page
+from vexpress_cli.ui.form import crop_control, label_of, reference_kps_box, setting_control, spell_in_page
 from vexpress_cli.ui.generate_tab import FILE_HEIGHT
 from vexpress_cli.ui.runtime import Job, Runtime
 
 EXTRACT_INTRO = """**1. Extract**: a driving video in, its keypoint track (kps file) and its audio out. The track
-goes to step 2, and the *Generate* tab takes both."""
+goes to step 2, and the *Generate* tab takes both. For a wide shot, crop *auto* frames the face like the
+*Generate* tab's portrait crop."""
+EXTRACT_CROP_INFO = ("The part of every frame the points are measured in. auto: the face is tracked and one steady "
+                     "square is cut around it (the head motion stays in the track), framed like an auto-cropped "
+                     "portrait; or type X,Y,W,H, a box in the video's pixels. The kps file records it.")
 RETARGET_INTRO = """**2. Retarget preview**: the track fitted to your portrait by a strategy, drawn over it next to
 the driving points. Download the fitted track for the *Generate* tab (with the strategy no_retarget)."""
 AUDIO_SUFFIX = ".m4a"  # the video's AAC track is copied as it is
 
 
-def run_extract(video: str | None, face_backend: str, with_audio: bool, job: Job):
+def run_extract(video: str | None, face_backend: str, crop: str, with_audio: bool, job: Job):
     from vexpress_cli import extract
 
     if not video:
@@ -28,7 +32,7 @@ def run_extract(video: str | None, face_backend: str, with_audio: bool, job: Job
     stem = Path(video).stem
     audio_out = job.output(stem, AUDIO_SUFFIX) if with_audio else None
     result = extract(video, job.output(f"{stem}-kps", ".safetensors"), audio_out, face_backend=face_backend,
-                     model_root=job.models.model_dir, progress=job.progress)
+                     model_root=job.models.model_dir, progress=job.progress, crop=crop)
     report = result.report
     reason = spell_parameters(result.backend_reason, spell_in_page)
     summary = (f"**Extracted** {report.frames} frames at {float(report.fps or 0):g} fps with {report.backend} "
@@ -37,11 +41,16 @@ def run_extract(video: str | None, face_backend: str, with_audio: bool, job: Job
         summary += f" {len(report.missing_frames)} frames had no face and were filled in from their neighbours."
     if report.multi_face_frames:
         summary += f" {len(report.multi_face_frames)} frames showed several faces; the tracked one was kept."
+    if report.crop is not None:
+        video_width, video_height = report.video_size
+        summary += (f" Cropped to the box {report.crop} of the {video_width}x{video_height} video "
+                    f"({','.join(map(str, report.crop.as_list()))}, recorded in the kps file).")
+    summary += "".join(f"\n- Note: {note}" for note in result.notes)
     return result, summary
 
 
 def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
-                 size: tuple[int, int], face_backend: str, job: Job):
+                 size: tuple[int, int], face_backend: str, framing: tuple[str, int], job: Job):
     from vexpress_cli import retarget
     from vexpress_cli.kps import parse_kps_points
 
@@ -55,24 +64,27 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
                          "was uploaded.", fix=f"Upload the portrait, or give {parameter('reference_kps')}.")
     stem = Path(reference_image).stem if reference_image else Path(kps).stem
     width, height = size
+    crop, face_index = framing
     result = retarget(reference_image, kps, strategy, job.output(f"{stem}-retargeted", ".safetensors"),
                       preview=job.output(f"{stem}-preview", ".mp4"), reference_kps=points, kps_fit=kps_fit,
                       width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
-                      progress=job.progress)
+                      progress=job.progress, crop=crop, face_index=face_index)
     summary = f"**Retargeted** {result.num_frames} frames with {result.strategy} ({result.source})."
     summary += "".join(f"\n- Note: {note}" for note in result.notes)
     return result, summary
 
 
 def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
-    def control(name: str, value=None):
-        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, "tools")
+    def control(name: str, value=None, elem_prefix: str = "tools"):
+        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, elem_prefix)
 
     with gr.Row():
         with gr.Column():
             gr.Markdown(EXTRACT_INTRO)
             video = gr.File(label="Driving video", elem_id="extract-video", height=FILE_HEIGHT)
             face_backend = control("face_backend")
+            extract_crop = crop_control("none", "video", label=label_of("crop"), info=EXTRACT_CROP_INFO,
+                                        elem_id="extract-crop")
             with_audio = gr.Checkbox(value=True, label=label_of("audio_out"), elem_id="extract-audio")
             extract_button = gr.Button("Extract", variant="primary", elem_id="extract")
             extracted = gr.File(label="Download: kps file and audio", file_count="multiple", interactive=False,
@@ -86,6 +98,9 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             kps_fit = control("kps_fit")
             reference_kps = reference_kps_box("retarget-reference-kps")
             with gr.Row():
+                crop = control("crop", elem_prefix="retarget")
+                face_index = control("face_index", elem_prefix="retarget")
+            with gr.Row():
                 width, height = control("width"), control("height")
             retarget_button = gr.Button("Preview retargeting", variant="primary", elem_id="retarget")
             preview = gr.Video(label="Preview", interactive=False, elem_id="retarget-video")
@@ -93,24 +108,28 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                  height=FILE_HEIGHT)
             retarget_summary = gr.Markdown(elem_id="retarget-summary")
 
-    async def extract_in_page(video_path, backend, audio_wanted, request: gr.Request, progress=gr.Progress()):
-        result, summary = await runtime.run(request, lambda job: run_extract(video_path, backend, audio_wanted, job),
-                                            progress=progress, spell=spell_in_page)
+    async def extract_in_page(video_path, backend, crop_text, audio_wanted, request: gr.Request,
+                              progress=gr.Progress()):
+        result, summary = await runtime.run(
+            request, lambda job: run_extract(video_path, backend, (crop_text or "none").strip(), audio_wanted, job),
+            progress=progress, spell=spell_in_page)
         files = [str(result.kps_out)] + ([str(result.audio_out)] if result.audio_out else [])
         return files, str(result.kps_out), summary
 
     async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
-                               backend, request: gr.Request, progress=gr.Progress()):
+                               backend, crop_text, face_number, request: gr.Request, progress=gr.Progress()):
         size = (int(width_value), int(height_value))
+        framing = ((crop_text or DEFAULTS["crop"]).strip(), int(face_number or 0))
         result, summary = await runtime.run(
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
-                                              size, backend, job),
+                                              size, backend, framing, job),
             progress=progress, spell=spell_in_page)
         return str(result.preview), str(result.output), summary
 
-    extract_button.click(extract_in_page, inputs=[video, face_backend, with_audio],
+    extract_button.click(extract_in_page, inputs=[video, face_backend, extract_crop, with_audio],
                          outputs=[extracted, kps, extract_summary], api_visibility="private", concurrency_id="tools")
     retarget_button.click(retarget_in_page,
-                          inputs=[reference, kps, strategy, kps_fit, reference_kps, width, height, face_backend],
+                          inputs=[reference, kps, strategy, kps_fit, reference_kps, width, height, face_backend, crop,
+                                  face_index],
                           outputs=[preview, retargeted, retarget_summary], api_visibility="private",
                           concurrency_id="tools")
