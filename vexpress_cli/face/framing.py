@@ -87,7 +87,7 @@ def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
             f"{parameter('crop')} is {text!r}, which is not auto, none or X,Y,W,H.",
             why="The crop is found around the face (auto), left out (none), or given as a box in the video's "
             "pixels: left, top, width, height.",
-            fix=f"Use {parameter('crop')} auto, or a box such as 320,40,640,640.",
+            fix=f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640.",
         )
     return CropBox(*(int(group) for group in numbers.groups()))
 

@@ -296,6 +296,6 @@ def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -
     return VExpressError(
         f"The GPU ran out of memory {when}.",
         f"{frames}{size} need more memory than this GPU has free.",
-        f"Turn on {parameter('save_gpu_memory')} or {parameter('offload')} model, lower "
-        f"{parameter('context_frames')} (e.g. 12), or use {parameter('dtype')} fp16.",
+        f"Turn on {parameter('save_gpu_memory')} or {parameter('offload', 'model')}, lower "
+        f"{parameter('context_frames')} (e.g. 12), or use {parameter('dtype', 'fp16')}.",
     )

@@ -71,7 +71,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     if mode == "auto" and reference_kps_given:
         mode = "none"
         if abs(image.width / image.height - width / height) > 0.01:  # otherwise framing hardly matters
-            notes.append(f"{parameter('crop')} auto is not used with {parameter('reference_kps')}: those points are "
+            notes.append(f"{parameter('crop', 'auto')} is not used with {parameter('reference_kps')}: those points are "
                          "in the whole photo resized to the output size, so the whole photo is used.")
     result = ReferencePhoto(image, None, image.size, notes=notes)
     if mode == "none":
@@ -100,14 +100,14 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         result.photo = photo
         if not settings.max_size and max(image.size) > LARGE_VIDEO_SIDE:
             result.warnings.append(f"The pasted-back video will be {image.width}x{image.height}, slow to encode and "
-                                   f"to play; {parameter('max_size')} 1920 makes it 1920 pixels on the long side.")
+                                   f"to play; {parameter('max_size', '1920')} makes it 1920 pixels on the long side.")
     return result
 
 
 def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str]) -> PIL.Image.Image:
     if abs(image.width / image.height - width / height) > 0.01:
         warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
-                        f"{width}x{height}. Use {parameter('crop')} auto, or crop it to that shape around the face.")
+                        f"{width}x{height}. Use {parameter('crop', 'auto')}, or crop it to that shape around the face.")
     if min(image.size) < MIN_ADVISED_SIZE:
         warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
                         "expect a blurry face.")
@@ -137,16 +137,16 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
     if not faces:
         raise InputError(
             f"No face was found in {label} ({photo_width}x{photo_height}).",
-            why=f"{parameter('crop')} auto cuts the frame around a face, and the {detector.name} face detector "
+            why=f"{parameter('crop', 'auto')} cuts the frame around a face, and the {detector.name} face detector "
             "found none.",
-            fix=f"Give the part to animate with {parameter('crop')} X,Y,W,H (in the photo's pixels), or use "
-            f"{parameter('crop')} none to animate the whole photo.")
+            fix=f"Give the part to animate with {parameter('crop', 'X,Y,W,H')} (in the photo's pixels), or use "
+            f"{parameter('crop', 'none')} to animate the whole photo.")
     if settings.face_index >= len(faces):
         raise InputError(
             f"{parameter('face_index')} is {settings.face_index}, but {label} has {len(faces)} "
             f"face{'s' if len(faces) > 1 else ''}.",
             why="Faces are numbered by size from 0, the largest.",
-            fix=f"Use {parameter('face_index')} 0 to {len(faces) - 1}.")
+            fix=f"Use {parameter('face_index', '0')} to {len(faces) - 1}.")
     face = faces[settings.face_index]
     face.bbox, face.kps = face.bbox / scale, face.kps / scale
     aspect = settings.width / settings.height
@@ -169,10 +169,10 @@ def parse_crop_box(text: str, photo_width: int, photo_height: int) -> CropBox:
     if isinstance(box, CropBox) and box.inside(photo_width, photo_height):
         return box
     raise InputError(
-        f"{parameter('crop')} {text} does not lie inside the {photo_width}x{photo_height} photo.",
+        f"{parameter('crop', text)} does not lie inside the {photo_width}x{photo_height} photo.",
         why="The box is X,Y (its top-left corner), W,H (its size) in the upright photo's pixels, and must "
         "have a size and fit in the photo.",
-        fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop')} auto to find the "
+        fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop', 'auto')} to find the "
         "face, and `vexpress inspect PHOTO` to see the box it would choose).")
 
 
@@ -186,7 +186,7 @@ def _check_max_size(max_size: int) -> None:
     if 0 < max_size < MIN_PASTE_SIZE:
         raise InputError(f"{parameter('max_size')} is {max_size}.",
                          why=f"The pasted-back video's longest side must be at least {MIN_PASTE_SIZE} pixels.",
-                         fix=f"Use {parameter('max_size')} 0 (the photo's size) or a value from {MIN_PASTE_SIZE}.")
+                         fix=f"Use {parameter('max_size', '0')} (the photo's size) or a value from {MIN_PASTE_SIZE}.")
 
 
 def reference_keypoints(reference: ReferencePhoto, path: Path, settings: GenerationSettings,

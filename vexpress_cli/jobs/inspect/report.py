@@ -44,7 +44,7 @@ class Report:
 def check_fps(fps: float) -> None:
     if not (math.isfinite(fps) and fps > 0):
         raise InputError(f"{parameter('fps')} is {fps}.", why="A frame rate must be a positive number.",
-                         fix=f"Pass e.g. {parameter('fps')} 30.")
+                         fix=f"Pass e.g. {parameter('fps', '30')}.")
 
 
 def check_input_path(path: str | Path) -> Path:
