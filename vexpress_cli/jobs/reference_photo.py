@@ -165,7 +165,7 @@ def _resized(photo: np.ndarray, scale: float) -> np.ndarray:
 
 def parse_crop_box(text: str, photo_width: int, photo_height: int) -> CropBox:
     """``X,Y,W,H`` as a box that lies inside the photo, or the what/why/fix of why not."""
-    box = parse_crop(text)
+    box = parse_crop(text, "photo", corner_may_be_negative=False)
     if isinstance(box, CropBox) and box.inside(photo_width, photo_height):
         return box
     raise InputError(

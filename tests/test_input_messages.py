@@ -1,0 +1,107 @@
+"""Bad input files and values named for what they are: an empty file, a text file under a photo's or
+video's name, a crop box with a negative number. One paragraph each, exit code 2, from every command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+
+pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+
+TYS = SAMPLES_DIR / "tys"
+SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
+runner = CliRunner()
+
+
+def error_paragraph(args: list) -> str:
+    result = runner.invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    log = " ".join(result.stderr.split())
+    assert log.count("Error: ") == 1, log
+    return log[log.find("Error: "):]
+
+
+@pytest.fixture
+def empty_files(tmp_path) -> dict[str, Path]:
+    files = {name: tmp_path / name for name in ("speech.wav", "photo.jpg", "driving.mp4", "track.pth")}
+    for path in files.values():
+        path.write_bytes(b"")
+    return files
+
+
+EMPTY_INPUTS = {
+    "generate audio": lambda empty, out: ["generate", "-i", TYS / "ref.jpg", "-a", empty["speech.wav"], "-o", out,
+                                          *SMALL],
+    "generate photo": lambda empty, out: ["generate", "-i", empty["photo.jpg"], "-a", TYS / "aud.mp3", "-o", out,
+                                          *SMALL],
+    "generate kps": lambda empty, out: ["generate", "-i", TYS / "ref.jpg", "-a", TYS / "aud.mp3", "--kps",
+                                        empty["track.pth"], "-o", out, *SMALL],
+    "inspect audio": lambda empty, out: ["inspect", empty["speech.wav"]],
+    "inspect photo": lambda empty, out: ["inspect", empty["photo.jpg"]],
+    "inspect video": lambda empty, out: ["inspect", empty["driving.mp4"]],
+    "inspect kps": lambda empty, out: ["inspect", empty["track.pth"]],
+    "extract video": lambda empty, out: ["extract", empty["driving.mp4"], "-o", out.with_suffix(".pth")],
+}
+
+
+@pytest.mark.parametrize("case", EMPTY_INPUTS)
+def test_an_empty_input_file_is_refused_as_empty_not_as_invalid_data(case, empty_files, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    message = error_paragraph(EMPTY_INPUTS[case](empty_files, out / "talk.mp4"))
+    assert "is empty (0 bytes)" in message and "Copy or export it again" in message, message
+    assert "Invalid data" not in message
+    assert list(out.iterdir()) == []
+
+
+def test_batch_names_an_empty_audio_file_as_empty(empty_files, tmp_path):
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"reference_image": str(TYS / "ref.jpg"), "audio": str(empty_files["speech.wav"]),
+                                    "output": str(tmp_path / "talk.mp4")}) + "\n")
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    log = " ".join(result.output.split())
+    assert result.exit_code != 0 and "is empty (0 bytes)" in log, log
+    assert not (tmp_path / "talk.mp4").exists()
+
+
+@pytest.fixture
+def text_named_jpg(tmp_path) -> Path:
+    path = tmp_path / "notes.jpg"
+    path.write_text("these are notes, not a photo\n")
+    return path
+
+
+def test_extract_calls_a_text_file_named_jpg_not_a_video_or_image(text_named_jpg, tmp_path):
+    message = error_paragraph(["extract", text_named_jpg, "--crop", "auto", "-o", tmp_path / "k.pth"])
+    assert "is not a video or image that ffmpeg can decode" in message and "another kind of file" in message
+    assert "Cannot tell the frame size" not in message
+    assert not (tmp_path / "k.pth").exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "inspect"])
+def test_generate_and_inspect_call_a_text_file_named_jpg_not_an_image(command, text_named_jpg, tmp_path):
+    args = (["generate", "-i", text_named_jpg, "-a", TYS / "aud.mp3", "-o", tmp_path / "x.mp4", *SMALL]
+            if command == "generate" else ["inspect", text_named_jpg])
+    assert "It is not an image Pillow can open" in error_paragraph(args)
+
+
+@pytest.mark.parametrize(("box", "wrong"), [("-10,0,100,100", "X,Y is -10,0"), ("0,0,-100,100", "W,H is -100,100"),
+                                            ("0,0,0,100", "W,H is 0,100")])
+def test_a_crop_box_with_a_negative_corner_or_no_size_says_which_numbers_must_be_positive(box, wrong, tmp_path):
+    message = error_paragraph(["generate", "-i", TYS / "ref.jpg", "-a", TYS / "aud.mp3", "-o", tmp_path / "x.mp4",
+                               f"--crop={box}", *SMALL])
+    assert wrong in message and "must be 0 or more" in message and "more than 0" in message, message
+    assert "must lie inside the photo" in message
+
+
+def test_extract_allows_a_box_past_the_edge_but_says_a_size_must_be_positive(tmp_path):
+    message = error_paragraph(["extract", TYS / "gt.mp4", "--crop=0,0,-100,100", "-o", tmp_path / "k.pth"])
+    assert "W,H is -100,100" in message and "must be more than 0" in message, message
+    assert "X,Y" not in message.split("but", 1)[1]  # a negative corner is allowed for a video box
