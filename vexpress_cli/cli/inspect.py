@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vexpress_cli.cli.options import FaceBackend, flag_of, setting_option
 from vexpress_cli.settings.schema import DEFAULTS
-from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.errors import InputError
 
 console = Console()
 
@@ -28,7 +28,7 @@ EPILOG = """\
 
     [cyan]vexpress inspect aud.mp3 --fps 25[/]
 
-  Size of a reference photo and the face (3 keypoints) generate will use:
+  Size of a reference photo, the box generate cuts (--crop, default auto) and the face (3 keypoints) it uses:
 
     [cyan]vexpress inspect ref.jpg --face-backend dlib[/]
 
@@ -63,8 +63,10 @@ def inspect_command(
         "kps: frame rate to assume when the file records none."
     ),
     backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
-    width: int = typer.Option(512, "--width", min=1, help="Image: width the photo is resized to for detection."),
-    height: int = typer.Option(512, "--height", min=1, help="Image: height the photo is resized to for detection."),
+    width: int = typer.Option(512, "--width", min=1, help="Image: the generation width the photo is framed to."),
+    height: int = typer.Option(512, "--height", min=1, help="Image: the generation height the photo is framed to."),
+    crop: str = setting_option("crop", default=DEFAULTS["crop"]),
+    face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="Image: insightface model root holding models/buffalo_l/det_10g.onnx.",
         show_default=False,
@@ -90,7 +92,8 @@ def inspect_command(
         report_model_folder(path, as_json)
         return
     report = input_report.inspect_input(
-        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px
+        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px,
+        crop=crop, face_index=face_index,
     )
     report_input(report, as_json)
 
@@ -102,8 +105,7 @@ MAX_GAP_ROWS = 20
 
 
 def report_input(report, as_json: bool) -> None:
-    data = report.to_dict()
-    data["warnings"] = [spell_parameters(warning, flag_of) for warning in data["warnings"]]
+    data = report.to_dict(flag_of)
     if as_json:
         print(json.dumps(data, indent=2))
         return

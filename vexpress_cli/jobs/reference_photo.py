@@ -43,6 +43,7 @@ class ReferencePhoto:
     photo_size: tuple[int, int]  # the upright photo's width and height
     photo: np.ndarray | None = None  # the upright photo, kept for paste-back only
     face_kps: np.ndarray | None = None  # the chosen face's eyes and nose in generation pixels, if it was found
+    faces_found: int = 0  # faces auto-crop found in the whole photo (0 for none or a box given by hand)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -80,6 +81,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         face = None
         if mode == "auto":
             box, face, found = find_crop(photo, settings, face_model_root, str(path))
+            result.faces_found = found
             if found > 1:
                 result.notes.append(f"{found} faces found; cropped around face {settings.face_index} "
                                     f"(0 is the largest; {parameter('face_index')} picks another).")
@@ -204,9 +206,15 @@ def reference_keypoints(reference: ReferencePhoto, path: Path, settings: Generat
     if reference.face_kps is None:  # a crop given by hand
         return detect_reference_kps(np.asarray(reference.image), settings.width, settings.height, detector,
                                     label=f"the crop {reference.crop} of {path}")
-    chosen = reference.face_kps
+    same = same_face(detector.detect(np.asarray(reference.image)), reference.face_kps)
+    # the same face, its points measured at the generation size; else auto-crop's points from the whole photo
+    return same.kps3.astype(np.float32) if same is not None else reference.face_kps
+
+
+def same_face(faces: list, chosen: np.ndarray):
+    """The face among ``faces`` (found in the crop) whose eyes and nose lie where ``chosen``'s do, or None."""
     eye_distance = float(np.linalg.norm(chosen[0] - chosen[1]))
-    for face in detector.detect(np.asarray(reference.image)):
+    for face in faces:
         if float(np.linalg.norm(face.kps3.mean(axis=0) - chosen.mean(axis=0))) < eye_distance:
-            return face.kps3.astype(np.float32)  # the same face, its points measured at the generation size
-    return chosen
+            return face
+    return None
