@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vexpress_cli.cli.options import FaceBackend, flag_of, setting_option
 from vexpress_cli.settings.schema import DEFAULTS
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, spell_parameters
 
 console = Console()
 
@@ -51,7 +51,7 @@ else by its first bytes. Details: docs/inspect.md.
 
 
 def inspect_command(
-    path: Path | None = typer.Argument(
+    path: str | None = typer.Argument(  # a str: typer would turn "" into Path("."), the current folder
         None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -89,7 +89,7 @@ def inspect_command(
                          fix="Run `vexpress inspect PATH` or `vexpress inspect --preset NAME` "
                          "(see `vexpress inspect --help`).")
     if input_report.input_kind(path) == "model_folder":
-        report_model_folder(path, as_json)
+        report_model_folder(Path(path).expanduser(), as_json)
         return
     report = input_report.inspect_input(
         path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px,
@@ -199,10 +199,16 @@ def report_model_folder(path: Path, as_json: bool) -> None:
 
     report = inspect_model_folder(path)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return
+        print(json.dumps(report.to_dict(flag_of), indent=2))
+    else:
+        _print_model_folder(report)
+    if not report.complete:  # like doctor's failed checks: the whole report, then exit code 2
+        raise typer.Exit(2)
+
+
+def _print_model_folder(report) -> None:
     if report.networks_error:
-        console.print(f"[yellow]Networks not described:[/] {escape(report.networks_error)}")
+        console.print(f"[yellow]Networks not described:[/] {escape(spell_parameters(report.networks_error, flag_of))}")
     else:
         console.print(_networks_table(report))
     console.print(_components_table(report))

@@ -52,7 +52,15 @@ def check_fps(fps: float) -> None:
 
 
 def check_input_path(path: str | Path) -> Path:
-    """``path`` as a Path, or an InputError when it is missing or unreadable."""
+    """``path`` as a Path, or an InputError when it is empty, missing or unreadable."""
+    if not str(path).strip():  # Path("") is the current folder: an empty variable must not inspect that
+        raise InputError(
+            "The path to inspect is empty.",
+            why="An empty path ('') usually comes from an unset variable or from a command such as "
+            "$(vexpress models path) that printed nothing because it found no weights.",
+            fix="Pass a model folder or an input file, e.g. `vexpress inspect model_ckpts`; `vexpress models path` "
+            "says where the weights are, or how to download them.",
+        )
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(
