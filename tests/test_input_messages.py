@@ -105,3 +105,20 @@ def test_extract_allows_a_box_past_the_edge_but_says_a_size_must_be_positive(tmp
     message = error_paragraph(["extract", TYS / "gt.mp4", "--crop=0,0,-100,100", "-o", tmp_path / "k.pth"])
     assert "W,H is -100,100" in message and "must be more than 0" in message, message
     assert "X,Y" not in message.split("but", 1)[1]  # a negative corner is allowed for a video box
+
+
+def test_json_commands_report_bad_input_alike_a_paragraph_on_stderr_and_nothing_on_stdout(tmp_path, monkeypatch):
+    """models path --json with no weights answers like generate/inspect/batch --json with a missing file."""
+    monkeypatch.chdir(tmp_path)  # no ./model_ckpts here, and no_user_config hides the cache and settings
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"reference_image": "gone.jpg", "audio": str(TYS / "aud.mp3"),
+                                    "output": "talk.mp4"}) + "\n")
+    commands = {
+        "models path": ["models", "path", "--json"],
+        "generate": ["generate", "-i", "gone.jpg", "-a", TYS / "aud.mp3", "-o", "talk.mp4", "--json", *SMALL],
+        "inspect": ["inspect", "gone.jpg", "--json"],
+        "batch": ["batch", manifest, "--json", *SMALL],
+    }
+    for name, args in commands.items():
+        message = error_paragraph(args)  # exit code 2, stdout empty, one "Error:" paragraph on stderr
+        assert ("vexpress models download" if name == "models path" else "gone.jpg") in message, (name, message)
