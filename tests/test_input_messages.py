@@ -122,3 +122,34 @@ def test_json_commands_report_bad_input_alike_a_paragraph_on_stderr_and_nothing_
     for name, args in commands.items():
         message = error_paragraph(args)  # exit code 2, stdout empty, one "Error:" paragraph on stderr
         assert ("vexpress models download" if name == "models path" else "gone.jpg") in message, (name, message)
+
+
+@pytest.fixture(scope="module")
+def short_speech(tmp_path_factory) -> Path:
+    import wave
+
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 16000) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(samples.tobytes())
+    return path
+
+
+def test_generate_warnings_name_settings_as_flags_on_screen_and_in_json_and_as_python_in_the_record(
+        short_speech, tmp_path):
+    flags = ["generate", "-i", TYS / "ref.jpg", "-a", short_speech, "--max-size", "100", "--face-backend", "dlib",
+             *SMALL]
+    shown = runner.invoke(app, [str(arg) for arg in [*flags, "-o", tmp_path / "a.mp4"]])
+    assert shown.exit_code == 0, shown.output
+    assert "Warning: --max-size only scales a pasted-back video; without --paste-back" in " ".join(
+        shown.stderr.split()) and "\x1e" not in shown.output
+    as_json = runner.invoke(app, [str(arg) for arg in [*flags, "-o", tmp_path / "b.mp4", "--json"]])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["warnings"][0].startswith("--max-size only scales")
+    record = json.loads((tmp_path / "b.mp4.json").read_text())
+    assert record["warnings"][0].startswith("max_size only scales") and "\x1e" not in json.dumps(record)
