@@ -153,3 +153,15 @@ def test_generate_warnings_name_settings_as_flags_on_screen_and_in_json_and_as_p
     assert json.loads(as_json.stdout)["warnings"][0].startswith("--max-size only scales")
     record = json.loads((tmp_path / "b.mp4.json").read_text())
     assert record["warnings"][0].startswith("max_size only scales") and "\x1e" not in json.dumps(record)
+
+
+def test_retarget_notes_name_settings_as_flags(tmp_path):
+    wide = tmp_path / "wide.png"
+    import PIL.Image
+
+    PIL.Image.new("RGB", (300, 100), (90, 90, 90)).save(wide)
+    result = runner.invoke(app, ["retarget", "--reference-image", str(wide), "--reference-kps", "40,40;60,40;50,60",
+                                 "--kps", str(TYS / "kps.pth"), "-n", "3", "-o", str(tmp_path / "r.safetensors")])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    assert "--crop auto is not used with --reference-kps" in shown and "\x1e" not in result.output
