@@ -323,6 +323,14 @@ def test_devices_all_without_a_gpu_points_to_workers(inputs, tmp_path):
     assert result.exit_code == 2 and "--devices all found no GPU" in result.stderr and "--workers N" in result.stderr
 
 
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_devices_all_without_a_gpu_names_python_arguments_in_the_library(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    with pytest.raises(vexpress_cli.VExpressError) as raised:
+        vexpress_cli.batch(manifest, devices="all", model_dir=TINY_MODEL_DIR, width=64, height=64)
+    assert str(raised.value).startswith('devices="all" found no GPU.') and "Use workers=N " in str(raised.value)
+
 def test_batch_is_a_public_library_call_with_events(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     events = []

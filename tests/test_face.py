@@ -164,7 +164,7 @@ def test_insightface_without_its_model_says_where_to_put_it(tmp_path):
     error = raised.value
     assert str(tmp_path) in error.what
     assert "models/buffalo_l/det_10g.onnx" in error.why
-    assert "det_10g.onnx" in error.fix and "model_root" in str(error) and "face_backend dlib" in str(error)
+    assert "det_10g.onnx" in error.fix and "model_root" in str(error) and "face_backend=\"dlib\"" in str(error)
 
 
 def test_unknown_backend_name_is_an_input_error():

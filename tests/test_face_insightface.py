@@ -149,7 +149,7 @@ def test_a_broken_detector_file_is_a_model_folder_error(tmp_path):
     broken.write_bytes(b"this is not an onnx file")
     with pytest.raises(ModelFolderError) as raised:
         load_backend("insightface", tmp_path)
-    assert "could not be loaded" in raised.value.what and "face_backend dlib" in str(raised.value)
+    assert "could not be loaded" in raised.value.what and "face_backend=\"dlib\"" in str(raised.value)
 
 
 def test_extract_a_sequence_with_the_insightface_backend(backend, tmp_path):

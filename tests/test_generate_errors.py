@@ -286,3 +286,13 @@ def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch):
     assert written and written[0] > 0
     message = assert_refused(result, output, code=130)
     assert "Interrupted; nothing was written." in message
+
+
+def test_a_parameter_with_a_value_reads_as_a_python_argument_or_a_flag():
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.errors import InputError, parameter
+
+    error = InputError(f"{parameter('devices', 'all')} found no GPU.", "",
+                       f"Use {parameter('workers', 'N')}, {parameter('fps', 25)} or {parameter('crop', 'X,Y,W,H')}.")
+    assert str(error) == 'devices="all" found no GPU. Use workers=N, fps=25 or crop="X,Y,W,H".'
+    assert error.render(flag_of) == "--devices all found no GPU. Use --workers N, --fps 25 or --crop X,Y,W,H."

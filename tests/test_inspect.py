@@ -343,3 +343,20 @@ def test_path_and_preset_together_or_neither():
 def test_library_raises_input_error_for_a_bad_jump_threshold():
     with pytest.raises(InputError, match="jump_px is 0"):
         input_report.inspect_kps(SAMPLES_DIR / "tys" / "kps.pth", jump_px=0)
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the current folder is an (incomplete) model folder to fall for
+    output = assert_cli_error([""], "The path to inspect is empty", "vexpress models path")
+    assert "Model folder" not in output
+    with pytest.raises(InputError, match="The path to inspect is empty"):
+        input_report.inspect_input("")
+
+
+def test_an_incomplete_model_folder_is_reported_whole_and_exits_2(tmp_path):
+    result = run_cli(tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "incomplete" in result.stdout and "UNet config" in result.stdout
+    assert "--model-dir" in " ".join(result.stdout.split())  # the missing-layout reason in the CLI's spelling
+    as_json = run_cli(tmp_path, "--json")
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout)["complete"] is False

@@ -263,5 +263,5 @@ def test_loads_by_hub_id_from_the_hugging_face_cache(fake_hf_cache, inputs, ddim
 
 def test_sequential_offload_without_group_offload_says_to_upgrade_diffusers(pipe, monkeypatch):
     monkeypatch.delattr(DiffusionPipeline, "enable_group_offload", raising=False)
-    with pytest.raises(InputError, match="needs a newer diffusers.*offload model"):
+    with pytest.raises(InputError, match="needs a newer diffusers.*offload=\"model\""):
         pipe.enable_offload("sequential", "cpu")

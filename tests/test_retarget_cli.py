@@ -301,4 +301,4 @@ def test_an_infinite_fps_is_refused_before_anything_is_written(tmp_path):
     for fps in (float("inf"), float("nan"), 0.0, -25.0):
         with pytest.raises(InputError, match="positive, finite number") as error:
             KpsTrack(REFERENCE[None], fps=fps)
-        assert "(fps 25)" in str(error.value)
+        assert "(fps=25)" in str(error.value)

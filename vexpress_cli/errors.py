@@ -6,25 +6,46 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 
-_PARAMETER_REFERENCE = re.compile("\x1e(\\w+)\x1e")
+_PARAMETER_REFERENCE = re.compile("\x1e(\\w+)(?:\x1f([^\x1e]*))?\x1e")
+# A value shown bare in Python: a number, True/False/None, or a placeholder in capitals (N, PHOTO).
+_BARE_PYTHON_VALUE = re.compile(r"-?\d+(\.\d+)?|True|False|None|[A-Z]+")
 
 
-def parameter(name: str) -> str:
+def parameter(name: str, value: object = None) -> str:
     """A job parameter or setting named in a message, spelled by whoever shows the message.
 
     The library writes ``f"Lower {parameter('context_frames')}"``; Python callers read
     ``context_frames``, the CLI shows its flag ``--context-frames`` (:meth:`VExpressError.render`).
+    With a ``value``, ``parameter('devices', 'all')`` reads ``devices="all"`` in Python and
+    ``--devices all`` in the CLI; ``parameter('workers', 'N')`` reads ``workers=N`` and ``--workers N``.
     """
-    return f"\x1e{name}\x1e"
+    return f"\x1e{name}\x1e" if value is None else f"\x1e{name}\x1f{value}\x1e"
 
 
 def python_name(name: str) -> str:
     return name
 
 
+def python_value(value: str) -> str:
+    """How a value given in a message reads as a Python argument: ``"all"``, ``N``, ``30``."""
+    return value if _BARE_PYTHON_VALUE.fullmatch(value) else f'"{value}"'
+
+
 def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:
-    """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error)."""
-    return _PARAMETER_REFERENCE.sub(lambda match: spell(match.group(1)), text)
+    """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error).
+
+    A reference with a value reads ``name="value"`` when spelled for Python (:func:`python_name`),
+    else the spelled name, a space and the value (``--devices all``).
+    """
+    def spelled(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if value is None:
+            return spell(name)
+        if spell is python_name:
+            return f"{name}={python_value(value)}"
+        return f"{spell(name)} {value}"
+
+    return _PARAMETER_REFERENCE.sub(spelled, text)
 
 
 class VExpressError(Exception):

@@ -1,9 +1,11 @@
-"""The one check every input file passes before it is opened: it exists, is a regular file, and can be read.
+"""The one check every input file passes before it is opened: it exists, is a regular, non-empty file,
+and can be read.
 
 A named pipe (FIFO), a device or a socket is refused at once: opening a FIFO waits for a writer
 that may never come, and ``/dev/zero`` or ``/dev/urandom`` never end. Every loader of an input
 (reference image, audio, kps file, driving video, preset file) calls :func:`require_regular_file`
-first, so each kind of input is refused the same way with the same message.
+first, so each kind of input is refused the same way with the same message. An empty (0-byte) file
+is refused here too, in words, instead of by the decoder ("Invalid data found when processing input").
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ SPECIAL_FILE_KINDS = (
 
 
 def require_regular_file(path: str | Path, label: str, expected: str, missing_fix: str = "") -> Path:
-    """``path`` (with ``~`` expanded) when it is a readable regular file, else an InputError.
+    """``path`` (with ``~`` expanded) when it is a readable, non-empty regular file, else an InputError.
 
     ``label`` names the input in messages ("reference image", "kps file"); ``expected`` says
     what to pass instead ("a JPEG or PNG photo"); ``missing_fix`` replaces the advice given
@@ -31,13 +33,14 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
     """
     path = Path(path).expanduser()
     try:
-        mode = path.stat().st_mode
+        facts = path.stat()
     except FileNotFoundError:
         raise InputError(f"The {label} {path} does not exist.", why="Nothing is at that path.",
                          fix=missing_fix or f"Check the spelling, or pass the full path to {expected}.") from None
     except OSError as error:  # a loop of links, a name too long, a folder on the way without x permission
         raise InputError(f"Cannot read the {label} {path}.", why=f"{error.strerror or error}.",
                          fix=f"Pass {expected}.") from None
+    mode = facts.st_mode
     if stat.S_ISDIR(mode):
         raise InputError(f"Cannot read the {label} {path}: it is not a file but a folder.",
                          fix=f"Pass the path of {expected} in it.")
@@ -49,6 +52,10 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
             "regular files.",
             fix=f"Save the {label} to a file first and pass that file: {expected}.",
         )
+    if facts.st_size == 0:
+        raise InputError(f"The {label} {path} is empty (0 bytes).",
+                         why="It holds no data at all: a copy, download or export that failed or has not finished.",
+                         fix=f"Copy or export it again, then pass the finished file: {expected}.")
     if not os.access(path, os.R_OK):
         raise InputError(f"The {label} {path} cannot be read.", why="Permission denied.",
                          fix=f"Fix its permissions, e.g. chmod u+r {path}.")

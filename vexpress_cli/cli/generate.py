@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vexpress_cli.cli.options import COMPATIBILITY_PANEL, one_of, with_generation_settings
+from vexpress_cli.cli.options import COMPATIBILITY_PANEL, flag_of, one_of, with_generation_settings
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.cli.wording import plural
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, spell_parameters
 
 console = Console(stderr=True)
 
@@ -81,7 +81,7 @@ def generate_command(
         job = job_from_record(from_record, preset, settings, reference_image=reference_image, audio=audio,
                               output=output, kps=kps, reference_kps=reference_kps)
         for warning in job.warnings:
-            console.print(f"[yellow]Warning:[/] {escape(warning)}")
+            console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
         reference_kps, settings = job.reference_kps, job.settings
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
@@ -124,14 +124,14 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                               overwrite=overwrite, progress=progress, **job_settings)
         if show:
             for warning in plan.warnings:
-                console.print(f"[yellow]Warning:[/] {escape(warning)}")
+                console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
             for note in plan.notes:
-                console.print(f"[dim]Note: {escape(note)}[/]")
+                console.print(f"[dim]Note: {escape(spell_parameters(note, flag_of))}[/]")
             console.print(status_line(plan))
         result = generator.run(plan, progress)
 
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(flag_of)))
     elif not quiet:
         console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, "
                       f"{plural(result.num_frames, 'frame')} at {result.fps:g} fps, in {result.seconds:.1f} s.")

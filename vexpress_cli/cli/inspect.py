@@ -28,7 +28,7 @@ EPILOG = """\
 
     [cyan]vexpress inspect aud.mp3 --fps 25[/]
 
-  Size of a reference photo and the face (3 keypoints) generate will use:
+  Size of a reference photo, the box generate cuts (--crop, default auto) and the face (3 keypoints) it uses:
 
     [cyan]vexpress inspect ref.jpg --face-backend dlib[/]
 
@@ -51,7 +51,7 @@ else by its first bytes. Details: docs/inspect.md.
 
 
 def inspect_command(
-    path: Path | None = typer.Argument(
+    path: str | None = typer.Argument(  # a str: typer would turn "" into Path("."), the current folder
         None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -63,8 +63,10 @@ def inspect_command(
         "kps: frame rate to assume when the file records none."
     ),
     backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
-    width: int = typer.Option(512, "--width", min=1, help="Image: width the photo is resized to for detection."),
-    height: int = typer.Option(512, "--height", min=1, help="Image: height the photo is resized to for detection."),
+    width: int = typer.Option(512, "--width", min=1, help="Image: the generation width the photo is framed to."),
+    height: int = typer.Option(512, "--height", min=1, help="Image: the generation height the photo is framed to."),
+    crop: str = setting_option("crop", default=DEFAULTS["crop"]),
+    face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="Image: insightface model root holding models/buffalo_l/det_10g.onnx.",
         show_default=False,
@@ -87,10 +89,11 @@ def inspect_command(
                          fix="Run `vexpress inspect PATH` or `vexpress inspect --preset NAME` "
                          "(see `vexpress inspect --help`).")
     if input_report.input_kind(path) == "model_folder":
-        report_model_folder(path, as_json)
+        report_model_folder(Path(path).expanduser(), as_json)
         return
     report = input_report.inspect_input(
-        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px
+        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px,
+        crop=crop, face_index=face_index,
     )
     report_input(report, as_json)
 
@@ -102,8 +105,7 @@ MAX_GAP_ROWS = 20
 
 
 def report_input(report, as_json: bool) -> None:
-    data = report.to_dict()
-    data["warnings"] = [spell_parameters(warning, flag_of) for warning in data["warnings"]]
+    data = report.to_dict(flag_of)
     if as_json:
         print(json.dumps(data, indent=2))
         return
@@ -197,10 +199,16 @@ def report_model_folder(path: Path, as_json: bool) -> None:
 
     report = inspect_model_folder(path)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return
+        print(json.dumps(report.to_dict(flag_of), indent=2))
+    else:
+        _print_model_folder(report)
+    if not report.complete:  # like doctor's failed checks: the whole report, then exit code 2
+        raise typer.Exit(2)
+
+
+def _print_model_folder(report) -> None:
     if report.networks_error:
-        console.print(f"[yellow]Networks not described:[/] {escape(report.networks_error)}")
+        console.print(f"[yellow]Networks not described:[/] {escape(spell_parameters(report.networks_error, flag_of))}")
     else:
         console.print(_networks_table(report))
     console.print(_components_table(report))

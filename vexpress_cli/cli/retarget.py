@@ -8,9 +8,10 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from vexpress_cli.cli.options import FaceBackend, KpsFit, setting_option
+from vexpress_cli.cli.options import FaceBackend, KpsFit, flag_of, setting_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.cli.wording import plural
+from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS
 
 EPILOG = """\
@@ -109,7 +110,7 @@ def retarget_command(
                           face_backend=face_backend, model_root=model_root, overwrite=overwrite, progress=progress,
                           crop=crop, face_index=face_index)
     for note in result.notes:
-        console.print(note, highlight=False)
+        console.print(spell_parameters(note, flag_of), highlight=False, markup=False)
     if result.reference_detected:
         console.print(f"Reference keypoints: {_format_points(result.reference_kps)}", highlight=False)
     if result.preview is not None:

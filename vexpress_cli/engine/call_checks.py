@@ -39,7 +39,7 @@ class CallChecks:
                              f"Use {parameter('context_frames')} between 1 and {max_context} and a smaller "
                              f"{parameter('context_overlap')}.")
         if num_inference_steps < 1:
-            raise InputError("At least one denoising step is needed.", "", f"Use {parameter('num_inference_steps')} 1 or more.")
+            raise InputError("At least one denoising step is needed.", "", f"Use {parameter('num_inference_steps', '1')} or more.")
         expected_pad = (self.audio_projection.config.num_queries - 1) // 2
         if num_pad_audio_frames != expected_pad:
             raise InputError(f"num_pad_audio_frames={num_pad_audio_frames} does not fit the model.",

@@ -24,13 +24,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("CUDA was asked for but is not available.",
                          "This torch build or machine has no usable NVIDIA GPU (see `vexpress doctor`).",
-                         f"Use {parameter('device')} cpu, or install a CUDA build of torch.")
+                         f"Use {parameter('device', 'cpu')}, or install a CUDA build of torch.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InputError(f"There is no GPU {device}.", f"{torch.cuda.device_count()} GPU(s) are visible.",
                          "Pick an index below that count.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("MPS was asked for but is not available.", "It needs an Apple-silicon Mac.",
-                         f"Use {parameter('device')} cpu.")
+                         f"Use {parameter('device', 'cpu')}.")
     return device
 
 
@@ -41,5 +41,5 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in DTYPES:
         raise InputError(f"Unknown dtype '{name}'.", "", "Use auto, fp16, bf16 or fp32.")
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError("This GPU does not support bf16.", "", f"Use {parameter('dtype')} fp16.")
+        raise InputError("This GPU does not support bf16.", "", f"Use {parameter('dtype', 'fp16')}.")
     return DTYPES[name]

@@ -45,9 +45,9 @@ def resolve_devices(text: str) -> list[torch.device]:
 
     if text.strip() == "all":
         if not torch.cuda.is_available():
-            raise InputError(f"{parameter('devices')} all found no GPU.", "This torch build or machine has no usable "
+            raise InputError(f"{parameter('devices', 'all')} found no GPU.", "This torch build or machine has no usable "
                              "NVIDIA GPU (see `vexpress doctor`).",
-                             f"List devices, e.g. {parameter('devices')} cpu,cpu.")
+                             f"List devices, e.g. {parameter('devices', 'cpu,cpu')}.")
         return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -56,12 +56,12 @@ def resolve_devices(text: str) -> list[torch.device]:
     devices = [torch.device("cuda", 0) if d.type == "cuda" and d.index is None else d for d in devices]
     kinds = {device.type for device in devices}
     if len(kinds) > 1 or kinds - {"cuda", "cpu"}:
-        raise InputError(f"{parameter('devices')} {text} mixes kinds of device or names one that cannot share work.",
+        raise InputError(f"{parameter('devices', text)} mixes kinds of device or names one that cannot share work.",
                          "Windows are split between GPUs (NCCL) or between CPU processes (gloo), not a mix.",
                          "List only cuda:N devices, or only cpu.")
     gpus = [device for device in devices if device.type == "cuda"]
     if len(set(gpus)) < len(gpus):
-        raise InputError(f"{parameter('devices')} {text} names a GPU twice.", "Each process holds its own copy "
+        raise InputError(f"{parameter('devices', text)} names a GPU twice.", "Each process holds its own copy "
                          "of the networks; two on one GPU only compete for it.", "Name each GPU once.")
     return devices
 
@@ -122,10 +122,10 @@ class MultiDevicePipeline:
         if len(devices) < 2:
             raise ValueError("A multi-device pipeline needs two devices or more.")
         if offload != "none":
-            raise InputError(f"{parameter('offload')} {offload} cannot be combined with {parameter('devices')}.",
+            raise InputError(f"{parameter('offload', offload)} cannot be combined with {parameter('devices')}.",
                              "Offloading saves one device's memory by parking networks on the CPU; several devices "
                              "each hold a whole copy of the networks instead.",
-                             f"Use {parameter('offload')} none with {parameter('devices')}, or one device.")
+                             f"Use {parameter('offload', 'none')} with {parameter('devices')}, or one device.")
         import torch.distributed as dist
 
         if dist.is_initialized():

@@ -146,7 +146,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
             if not hasattr(self, "enable_group_offload"):
                 raise InputError("Sequential offloading needs a newer diffusers.",
                                  f"It uses diffusers' group offload, which diffusers {diffusers_version} lacks.",
-                                 f"Use {parameter('offload')} model, or `pip install -U diffusers`.")
+                                 f"Use {parameter('offload', 'model')}, or `pip install -U diffusers`.")
             self.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
         else:
             self.to(device)

@@ -51,7 +51,7 @@ def _resolve_backend(name: str, model_root: Path | str | None) -> tuple[str, str
         raise InputError(
             f"Unknown face backend '{name}'.",
             why=f"The backends are {', '.join(BACKEND_NAMES)}.",
-            fix=f"Pass {parameter('face_backend')} auto, insightface or dlib.",
+            fix=f"Pass {parameter('face_backend', 'auto')}, insightface or dlib.",
         )
     if name == "dlib":
         return name, f"chosen with {parameter('face_backend')}", None

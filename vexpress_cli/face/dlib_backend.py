@@ -48,7 +48,7 @@ def predictor_path() -> Path:
         "The dlib face backend cannot find its 68-point landmark model.",
         why=f"{PREDICTOR_FILE} ships in the face_recognition_models package, which is "
         + ("not installed." if spec is None else "installed without that file."),
-        fix=f"Install it with `pip install face_recognition_models`, or use {parameter('face_backend')} insightface.",
+        fix=f"Install it with `pip install face_recognition_models`, or use {parameter('face_backend', 'insightface')}.",
     )
 
 

@@ -72,7 +72,37 @@ class CropBox:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
 
 
-def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
+_CROP_NUMBERS = re.compile(r"\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*")
+
+
+def crop_box_problem(text: str, picture: str = "photo", corner_may_be_negative: bool = False) -> str | None:
+    """Why ``text`` is no usable ``X,Y,W,H`` box, in words (the why of an error); None when it is one.
+
+    In a photo the corner must be 0 or more (the box is checked against the photo's size when the
+    photo is read); in a video (``extract --crop``) the box may reach past the edge.
+    """
+    numbers = _CROP_NUMBERS.fullmatch(str(text))
+    if numbers is None:
+        return (f"A box is X,Y,W,H: four whole numbers separated by commas, in the {picture}'s pixels: its top-left "
+                "corner X,Y and its width and height W,H.")
+    x, y, w, h = (int(group) for group in numbers.groups())
+    wrong = []
+    if min(x, y) < 0 and not corner_may_be_negative:
+        wrong.append(f"X,Y is {x},{y}")
+    if min(w, h) <= 0:
+        wrong.append(f"W,H is {w},{h}")
+    if not wrong:
+        return None
+    if corner_may_be_negative:
+        rule = "W,H (the box's width and height) must be more than 0"
+    else:
+        rule = (f"X,Y (the box's top-left corner) must be 0 or more and W,H (its width and height) more than 0, in "
+                f"the {picture}'s pixels, and the box must lie inside the {picture} (checked when it is read)")
+    return f"{' and '.join(wrong)}, but {rule}."
+
+
+def parse_crop(text: str | CropBox | None, picture: str = "video",
+               corner_may_be_negative: bool = True) -> str | CropBox | None:
     """``auto``, ``none`` (None) or ``X,Y,W,H`` (a :class:`CropBox` in the picture's pixels; it may reach outside)."""
     if text is None or isinstance(text, CropBox):
         return text
@@ -81,15 +111,14 @@ def parse_crop(text: str | CropBox | None) -> str | CropBox | None:
         return None
     if value == "auto":
         return value
-    numbers = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", value)
-    if numbers is None or int(numbers.group(3)) == 0 or int(numbers.group(4)) == 0:
+    problem = crop_box_problem(value, picture, corner_may_be_negative)
+    if problem is not None:
         raise InputError(
-            f"{parameter('crop')} is {text!r}, which is not auto, none or X,Y,W,H.",
-            why="The crop is found around the face (auto), left out (none), or given as a box in the video's "
-            "pixels: left, top, width, height.",
-            fix=f"Use {parameter('crop')} auto, or a box such as 320,40,640,640.",
+            f"{parameter('crop')} is {text!r}, which is not auto, none or a usable X,Y,W,H box.",
+            why=f"The crop is found around the face (auto), left out (none), or given as a box. {problem}",
+            fix=f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640.",
         )
-    return CropBox(*(int(group) for group in numbers.groups()))
+    return CropBox(*(int(group) for group in _CROP_NUMBERS.fullmatch(value).groups()))
 
 
 def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: float = 1.0,

@@ -61,10 +61,10 @@ def missing_detector_error(model_root: Path | str | None) -> ModelFolderError:
     root = Path(model_root).expanduser() if model_root is not None else default_model_root()
     return ModelFolderError(
         f"The insightface face detector was not found under {root}.",
-        why=f"{parameter('face_backend')} insightface needs the SCRFD detector of buffalo_l, expected at {root / DETECTOR_IN_ROOT}.",
+        why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {root / DETECTOR_IN_ROOT}.",
         fix="Download buffalo_l (https://github.com/deepinsight/insightface/releases, buffalo_l.zip), put "
         f"det_10g.onnx at {root / DETECTOR_IN_ROOT} or pass {parameter('model_root')}, "
-        f"or use {parameter('face_backend')} dlib, which needs no download.",
+        f"or use {parameter('face_backend', 'dlib')}, which needs no download.",
     )
 
 
@@ -92,8 +92,8 @@ class InsightFaceBackend:
         if not detector_path.is_file():
             raise ModelFolderError(
                 f"The face detector {detector_path} does not exist.",
-                why=f"{parameter('face_backend')} insightface needs the SCRFD detector det_10g.onnx of buffalo_l.",
-                fix=f"Check the path, or use {parameter('face_backend')} dlib, which needs no download.",
+                why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector det_10g.onnx of buffalo_l.",
+                fix=f"Check the path, or use {parameter('face_backend', 'dlib')}, which needs no download.",
             )
         self.detector_path = detector_path
         self.detector = _load_scrfd(detector_path, providers or available_providers())
@@ -107,7 +107,7 @@ class InsightFaceBackend:
             raise ModelFolderError(
                 f"The face detector {self.detector_path} gives no keypoints.",
                 why="It is a SCRFD model without the keypoint head; V-Express needs the eye and nose points.",
-                fix=f"Use det_10g.onnx of buffalo_l, or {parameter('face_backend')} dlib.",
+                fix=f"Use det_10g.onnx of buffalo_l, or {parameter('face_backend', 'dlib')}.",
             )
         return [Face(bbox=box[:4], score=box[4], kps=points) for box, points in zip(boxes, keypoints)]
 
@@ -123,7 +123,7 @@ def _load_scrfd(path: Path, providers: list[str]):
         raise ModelFolderError(
             f"The face detector {path} could not be loaded.",
             why=f"onnxruntime failed to read it: {reason}.",
-            fix=f"The file may be truncated; download buffalo_l again, or use {parameter('face_backend')} dlib.",
+            fix=f"The file may be truncated; download buffalo_l again, or use {parameter('face_backend', 'dlib')}.",
         ) from None
     if not isinstance(model, SCRFD):
         raise ModelFolderError(
@@ -131,6 +131,6 @@ def _load_scrfd(path: Path, providers: list[str]):
             why=f"insightface loads it as {type(model).__name__ if model is not None else 'an unknown model'}, "
             "not as the SCRFD detector.",
             fix=f"Point {parameter('model_root')} at the folder holding models/buffalo_l/det_10g.onnx, or use "
-            f"{parameter('face_backend')} dlib.",
+            f"{parameter('face_backend', 'dlib')}.",
         )
     return model

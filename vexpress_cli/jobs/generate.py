@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.errors import InputError, VExpressError, parameter, python_name, spell_parameters
 from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
@@ -58,12 +59,14 @@ class GenerationResult:
     crop: list[int] | None = None  # x, y, w, h in the photo's pixels; None: the whole photo
     size: tuple[int, int] | None = None  # the video's width and height
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
+        """Plain JSON types; settings named in warnings and notes read as ``spell`` says (Python names, or flags)."""
         return {
             "output": str(self.output), "frames": self.num_frames, "fps": self.fps, "duration": self.duration,
             "crop": self.crop, "size": list(self.size) if self.size else None,
-            "seconds": round(self.seconds, 3), "strategy": self.strategy, "warnings": self.warnings,
-            "notes": self.notes, "record": str(self.record) if self.record else None, "stages": self.stages,
+            "seconds": round(self.seconds, 3), "strategy": self.strategy,
+            "warnings": [spell_parameters(warning, spell) for warning in self.warnings],
+            "notes": [spell_parameters(note, spell) for note in self.notes], "record": str(self.record) if self.record else None, "stages": self.stages,
             "settings": self.settings,
         }
 
@@ -296,6 +299,6 @@ def out_of_memory_error(when: str, settings: GenerationSettings | None = None) -
     return VExpressError(
         f"The GPU ran out of memory {when}.",
         f"{frames}{size} need more memory than this GPU has free.",
-        f"Turn on {parameter('save_gpu_memory')} or {parameter('offload')} model, lower "
-        f"{parameter('context_frames')} (e.g. 12), or use {parameter('dtype')} fp16.",
+        f"Turn on {parameter('save_gpu_memory')} or {parameter('offload', 'model')}, lower "
+        f"{parameter('context_frames')} (e.g. 12), or use {parameter('dtype', 'fp16')}.",
     )

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.progress import ProgressCallback, no_progress
 
@@ -242,7 +242,8 @@ def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: 
         "done", str(plan.output.absolute()), job_of(plan), plan.inputs, plan.settings.to_dict(),
         seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator),
         device=getattr(generator, "device_names", str(generator.device)), dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
-        seconds=round(seconds, 3), stages=stages, warnings=list(plan.warnings), notes=list(plan.notes),
+        seconds=round(seconds, 3), stages=stages, warnings=[spell_parameters(warning) for warning in plan.warnings],
+        notes=[spell_parameters(note) for note in plan.notes],
         output_file=output_file, crop=plan.crop)
 
 

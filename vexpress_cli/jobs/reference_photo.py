@@ -43,6 +43,7 @@ class ReferencePhoto:
     photo_size: tuple[int, int]  # the upright photo's width and height
     photo: np.ndarray | None = None  # the upright photo, kept for paste-back only
     face_kps: np.ndarray | None = None  # the chosen face's eyes and nose in generation pixels, if it was found
+    faces_found: int = 0  # faces auto-crop found in the whole photo (0 for none or a box given by hand)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -71,7 +72,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     if mode == "auto" and reference_kps_given:
         mode = "none"
         if abs(image.width / image.height - width / height) > 0.01:  # otherwise framing hardly matters
-            notes.append(f"{parameter('crop')} auto is not used with {parameter('reference_kps')}: those points are "
+            notes.append(f"{parameter('crop', 'auto')} is not used with {parameter('reference_kps')}: those points are "
                          "in the whole photo resized to the output size, so the whole photo is used.")
     result = ReferencePhoto(image, None, image.size, notes=notes)
     if mode == "none":
@@ -80,6 +81,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         face = None
         if mode == "auto":
             box, face, found = find_crop(photo, settings, face_model_root, str(path))
+            result.faces_found = found
             if found > 1:
                 result.notes.append(f"{found} faces found; cropped around face {settings.face_index} "
                                     f"(0 is the largest; {parameter('face_index')} picks another).")
@@ -100,14 +102,14 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         result.photo = photo
         if not settings.max_size and max(image.size) > LARGE_VIDEO_SIDE:
             result.warnings.append(f"The pasted-back video will be {image.width}x{image.height}, slow to encode and "
-                                   f"to play; {parameter('max_size')} 1920 makes it 1920 pixels on the long side.")
+                                   f"to play; {parameter('max_size', '1920')} makes it 1920 pixels on the long side.")
     return result
 
 
 def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str]) -> PIL.Image.Image:
     if abs(image.width / image.height - width / height) > 0.01:
         warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
-                        f"{width}x{height}. Use {parameter('crop')} auto, or crop it to that shape around the face.")
+                        f"{width}x{height}. Use {parameter('crop', 'auto')}, or crop it to that shape around the face.")
     if min(image.size) < MIN_ADVISED_SIZE:
         warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
                         "expect a blurry face.")
@@ -137,16 +139,16 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
     if not faces:
         raise InputError(
             f"No face was found in {label} ({photo_width}x{photo_height}).",
-            why=f"{parameter('crop')} auto cuts the frame around a face, and the {detector.name} face detector "
+            why=f"{parameter('crop', 'auto')} cuts the frame around a face, and the {detector.name} face detector "
             "found none.",
-            fix=f"Give the part to animate with {parameter('crop')} X,Y,W,H (in the photo's pixels), or use "
-            f"{parameter('crop')} none to animate the whole photo.")
+            fix=f"Give the part to animate with {parameter('crop', 'X,Y,W,H')} (in the photo's pixels), or use "
+            f"{parameter('crop', 'none')} to animate the whole photo.")
     if settings.face_index >= len(faces):
         raise InputError(
             f"{parameter('face_index')} is {settings.face_index}, but {label} has {len(faces)} "
             f"face{'s' if len(faces) > 1 else ''}.",
             why="Faces are numbered by size from 0, the largest.",
-            fix=f"Use {parameter('face_index')} 0 to {len(faces) - 1}.")
+            fix=f"Use {parameter('face_index', '0')} to {len(faces) - 1}.")
     face = faces[settings.face_index]
     face.bbox, face.kps = face.bbox / scale, face.kps / scale
     aspect = settings.width / settings.height
@@ -165,14 +167,14 @@ def _resized(photo: np.ndarray, scale: float) -> np.ndarray:
 
 def parse_crop_box(text: str, photo_width: int, photo_height: int) -> CropBox:
     """``X,Y,W,H`` as a box that lies inside the photo, or the what/why/fix of why not."""
-    box = parse_crop(text)
+    box = parse_crop(text, "photo", corner_may_be_negative=False)
     if isinstance(box, CropBox) and box.inside(photo_width, photo_height):
         return box
     raise InputError(
-        f"{parameter('crop')} {text} does not lie inside the {photo_width}x{photo_height} photo.",
+        f"{parameter('crop', text)} does not lie inside the {photo_width}x{photo_height} photo.",
         why="The box is X,Y (its top-left corner), W,H (its size) in the upright photo's pixels, and must "
         "have a size and fit in the photo.",
-        fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop')} auto to find the "
+        fix=f"Use a box within 0,0,{photo_width},{photo_height} (e.g. {parameter('crop', 'auto')} to find the "
         "face, and `vexpress inspect PHOTO` to see the box it would choose).")
 
 
@@ -186,7 +188,7 @@ def _check_max_size(max_size: int) -> None:
     if 0 < max_size < MIN_PASTE_SIZE:
         raise InputError(f"{parameter('max_size')} is {max_size}.",
                          why=f"The pasted-back video's longest side must be at least {MIN_PASTE_SIZE} pixels.",
-                         fix=f"Use {parameter('max_size')} 0 (the photo's size) or a value from {MIN_PASTE_SIZE}.")
+                         fix=f"Use {parameter('max_size', '0')} (the photo's size) or a value from {MIN_PASTE_SIZE}.")
 
 
 def reference_keypoints(reference: ReferencePhoto, path: Path, settings: GenerationSettings,
@@ -204,9 +206,15 @@ def reference_keypoints(reference: ReferencePhoto, path: Path, settings: Generat
     if reference.face_kps is None:  # a crop given by hand
         return detect_reference_kps(np.asarray(reference.image), settings.width, settings.height, detector,
                                     label=f"the crop {reference.crop} of {path}")
-    chosen = reference.face_kps
+    same = same_face(detector.detect(np.asarray(reference.image)), reference.face_kps)
+    # the same face, its points measured at the generation size; else auto-crop's points from the whole photo
+    return same.kps3.astype(np.float32) if same is not None else reference.face_kps
+
+
+def same_face(faces: list, chosen: np.ndarray):
+    """The face among ``faces`` (found in the crop) whose eyes and nose lie where ``chosen``'s do, or None."""
     eye_distance = float(np.linalg.norm(chosen[0] - chosen[1]))
-    for face in detector.detect(np.asarray(reference.image)):
+    for face in faces:
         if float(np.linalg.norm(face.kps3.mean(axis=0) - chosen.mean(axis=0))) < eye_distance:
-            return face.kps3.astype(np.float32)  # the same face, its points measured at the generation size
-    return chosen
+            return face
+    return None

@@ -95,7 +95,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         raise InputError(
             "How many frames? Without a driving kps track there is no track length to copy.",
             why=f"The strategy '{strategy}' builds the track from the reference alone.",
-            fix=f"Give {parameter('num_frames')} N (e.g. the audio's duration times the fps).",
+            fix=f"Give {parameter('num_frames', 'N')} (e.g. the audio's duration times the fps).",
         )
     fps = fps or (driving.fps if driving is not None and driving.fps else None)
     driving_points = None
@@ -158,7 +158,7 @@ def _load_reference(image_path, reference_kps, framing: dict, model_root, notes:
         raise InputError(
             "No reference face given.",
             why="Retargeting fits the motion to the face you will animate.",
-            fix=f"Give {parameter('reference_image')} PHOTO, or {parameter('reference_kps')} "
+            fix=f"Give {parameter('reference_image', 'PHOTO')}, or {parameter('reference_kps')} "
             'FILE or "x,y;x,y;x,y".',
         )
     from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints

@@ -35,7 +35,7 @@ def check_crop_in_video(box: CropBox, video_width: int, video_height: int, video
         raise InputError(
             f"The crop box {box} lies outside the {video_width}x{video_height} video {video}.",
             why="The box is left, top, width, height in the video's pixels; none of it shows the video.",
-            fix=f"Give a box within 0,0,{video_width},{video_height}, or use {parameter('crop')} auto.",
+            fix=f"Give a box within 0,0,{video_width},{video_height}, or use {parameter('crop', 'auto')}.",
         )
     return box
 
@@ -75,8 +75,8 @@ def track_crop_box(info, detector: FaceBackend, aspect: float, progress: Progres
         raise InputError(
             f"No face was found in {info.path}, so no crop can be placed around it.",
             why=f"The {detector.name} face detector found no face in the frames it looked at.",
-            fix=f"Give the crop yourself ({parameter('crop')} X,Y,W,H in the video's pixels), or use "
-            f"{parameter('crop')} none.",
+            fix=f"Give the crop yourself ({parameter('crop', 'X,Y,W,H')} in the video's pixels), or use "
+            f"{parameter('crop', 'none')}.",
         )
     return steady_crop_box(faces, info.width, info.height, aspect)
 

@@ -128,9 +128,9 @@ def extract_kps_sequence(
         raise InputError(
             f"No face was found in any of the {len(points)} frames of {video_path}.",
             why=f"The {detector.name} face detector found nothing after resizing frames to {width}x{height}.",
-            fix=(f"For a wide shot, use {parameter('crop')} auto (it finds the face in the whole frame first); "
+            fix=(f"For a wide shot, use {parameter('crop', 'auto')} (it finds the face in the whole frame first); "
                  if crop is None else "") + "use a video with a clearly visible, roughly frontal face"
-            + (f", or try {parameter('face_backend')} insightface." if detector.name == "dlib" else "."),
+            + (f", or try {parameter('face_backend', 'insightface')}." if detector.name == "dlib" else "."),
         )
     report = ExtractReport(
         video=video_path,

@@ -80,7 +80,7 @@ class KpsTrack:
             raise InputError(
                 f"A kps track's frame rate must be a positive, finite number, not {self.fps}.",
                 why="The fps says how many of the track's frames make one second of video.",
-                fix=f"Give a frame rate such as 25 or 30 ({parameter('fps')} 25).",
+                fix=f"Give a frame rate such as 25 or 30 ({parameter('fps', '25')}).",
             )
 
     @property

@@ -66,8 +66,8 @@ def missing_driving_kps_error(strategy_name: str) -> InputError:
     return InputError(
         f"The retarget strategy '{strategy_name}' needs a driving kps track, and none was given.",
         why="It moves the face along the head motion of a driving video.",
-        fix=f"Give {parameter('kps')} DRIVING.safetensors (make one with `vexpress extract VIDEO`), "
-        f"or use {parameter('retarget_strategy')} fix_face.",
+        fix=f"Give {parameter('kps', 'DRIVING.safetensors')} (make one with `vexpress extract VIDEO`), "
+        f"or use {parameter('retarget_strategy', 'fix_face')}.",
     )
 
 

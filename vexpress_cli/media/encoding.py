@@ -95,8 +95,8 @@ def unusable_codec_error(codec: str) -> InputError:
     else:
         why = (f"ffmpeg has {encoder}, but it needs an NVIDIA GPU with a video encoder (NVENC) and its driver, and "
                f"a test encode failed here: {nvenc_failure(encoder)}.")
-    return InputError(f"Cannot encode with {parameter('codec')} {codec} on this machine.", why=why,
-                      fix=f"Use {parameter('codec')} auto (the best encoder this machine has) or h264.")
+    return InputError(f"Cannot encode with {parameter('codec', codec)} on this machine.", why=why,
+                      fix=f"Use {parameter('codec', 'auto')} (the best encoder this machine has) or h264.")
 
 
 @functools.cache

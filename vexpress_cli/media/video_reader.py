@@ -98,10 +98,13 @@ def _video_stream(source: Probe) -> StreamInfo:
             "Pass a video file (mp4, mov, mkv, ...).",
         )
     if not stream.width or not stream.height:
+        # ffmpeg guesses a stream from the name (a .jpg is "mjpeg") but decodes no frame: no size.
         raise InputError(
-            f"Cannot tell the frame size of {str(source.path)!r}.",
-            f"ffmpeg describes its video as: {', '.join(stream.details)}.",
-            "Re-encode it, e.g. to H.264 mp4, and try again.",
+            f"{str(source.path)!r} is not a video or image that ffmpeg can decode.",
+            f"ffmpeg found no frame in it, only a guess from its name ({', '.join(stream.details)}, no frame "
+            "size): it is another kind of file under a video's or image's name, or it is damaged.",
+            "Pass a video file (mp4, mov, mkv, avi, webm); if this one plays in a video player, re-encode it, "
+            "e.g. to H.264 mp4, and try again.",
         )
     return stream
 

@@ -227,12 +227,21 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
             setting.also_matching and re.fullmatch(setting.also_matching, value)):
         suggestion = did_you_mean(value, setting.choices)
         raise InputError(f"{where} is {value!r}, which is not one of: {setting.allowed}.",
-                         fix=f"{suggestion}Pick one of {setting.allowed}.")
+                         why=_why_not_allowed(name, value), fix=f"{suggestion}Pick one of {setting.allowed}.")
     if setting.kind is str and not setting.choices and not value.strip():
         raise InputError(f"{where} is empty.", fix=f"Give a name such as {setting.default!r}.")
     if setting.kind in (int, float):
         _check_range(setting, value, where, within_advice=within_advice)
     return value
+
+
+def _why_not_allowed(name: str, value: str) -> str:
+    """What is wrong with a value that looks like the pattern kind (a crop box), else nothing to add."""
+    if name == "crop" and "," in value:
+        from vexpress_cli.face.framing import crop_box_problem  # only on this error: the face package is heavier
+
+        return crop_box_problem(value) or ""
+    return ""
 
 
 def _check_range(setting: Setting, value: float, where: str, *, within_advice: bool) -> None:

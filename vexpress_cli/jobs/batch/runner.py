@@ -46,7 +46,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     if ray is not None and devices is not None:
         raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
-                         f"Drop {parameter('devices')}; {parameter('workers')} N sets the number of CPU actors.")
+                         f"Drop {parameter('devices')}; {parameter('workers', 'N')} sets the number of CPU actors.")
     names = worker_devices(devices, workers, device)
     if ray is not None:
         from vexpress_cli.jobs.batch.ray_runner import import_ray
@@ -115,8 +115,8 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
         import torch
 
         if not torch.cuda.is_available():
-            raise InputError(f"{parameter('devices')} all found no GPU.", "This machine or torch build has no CUDA.",
-                             f"Use {parameter('workers')} N to run N workers on the CPU.")
+            raise InputError(f"{parameter('devices', 'all')} found no GPU.", "This machine or torch build has no CUDA.",
+                             f"Use {parameter('workers', 'N')} to run N workers on the CPU.")
         names = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
     else:
         names = [name.strip() for name in devices.split(",")] if isinstance(devices, str) else list(devices)

@@ -17,7 +17,7 @@ def device_checks(context: DoctorContext) -> list[Check]:
     except VExpressError as error:
         return [Check("device", FAILURE, join(error.what, error.why), error.fix)]
     context.device = device
-    label = str(device) + (f" (chosen by {parameter('device')} auto)" if requested == "auto" else "")
+    label = str(device) + (f" (chosen by {parameter('device', 'auto')})" if requested == "auto" else "")
     return [Check("device", OK, label), _dtype_check(device), _sdpa_check(device)]
 
 
@@ -57,7 +57,7 @@ def _dtype_check(device) -> Check:
             if name == "fp16" and device.type == "cpu":
                 results[name], words[name] = WARNING, "slow"
                 notes.append("fp16 works but is slow on the CPU")
-                fixes.append(f"Keep {parameter('dtype')} auto (fp32 on the CPU) or run on a GPU.")
+                fixes.append(f"Keep {parameter('dtype', 'auto')} (fp32 on the CPU) or run on a GPU.")
             continue
         auto_dtype = resolve_dtype("auto", device)
         essential = dtype == auto_dtype or name == "fp32"
@@ -65,10 +65,10 @@ def _dtype_check(device) -> Check:
         words[name] = "fails"
         notes.append(f"{name} fails ({error})")
         fixes.append(f"Use {parameter('dtype')} {'fp16' if name == 'bf16' else 'fp32'}." if not essential else
-                     f"Update the GPU driver and torch ({TORCH_INSTALL_URL}), or use {parameter('dtype')} fp32.")
+                     f"Update the GPU driver and torch ({TORCH_INSTALL_URL}), or use {parameter('dtype', 'fp32')}.")
     auto_name = {torch.float32: "fp32", torch.float16: "fp16"}.get(resolve_dtype("auto", device), "?")
     summary = ", ".join(f"{name} {word}" for name, word in words.items())
-    detail = f"{summary} on {device}; {parameter('dtype')} auto uses {auto_name} here"
+    detail = f"{summary} on {device}; {parameter('dtype', 'auto')} uses {auto_name} here"
     if notes:
         detail += f" ({'; '.join(notes)})"
     return Check("dtypes", worst(results.values()), detail, " ".join(dict.fromkeys(fixes)),

@@ -107,5 +107,5 @@ def _mps_check() -> Check:
         return Check("mps", WARNING, "not available: this torch build has no MPS support",
                      f"Install the standard macOS build of torch ({TORCH_INSTALL_URL}).")
     return Check("mps", WARNING, "not available: needs an Apple-silicon Mac with macOS 12.3 or newer",
-                 f"Use {parameter('device')} cpu on this Mac.")
+                 f"Use {parameter('device', 'cpu')} on this Mac.")
 

@@ -52,12 +52,12 @@ def _codec_check(encoders: frozenset[str]) -> Check:
         else:
             words.append(f"{codec}: no ({nvenc_failure(encoder)})")
     auto = next(codec for codec in AUTO_ORDER if codec == AUTO_ORDER[-1] or usable[codec])
-    detail = f"{'; '.join(words)}; {parameter('codec')} auto uses {auto} here"
+    detail = f"{'; '.join(words)}; {parameter('codec', 'auto')} uses {auto} here"
     data = {"codecs": {codec: {"encoder": ENCODERS[codec], "usable": usable[codec]} for codec in ENCODERS},
             "auto": auto}
     software_missing = [codec for codec in ENCODERS if codec not in NVENC_CODECS and not usable[codec]]
     if software_missing:
         return Check("video codecs", WARNING, detail,
                      "Reinstall imageio-ffmpeg (pip install --force-reinstall imageio-ffmpeg) for "
-                     f"{', '.join(software_missing)}, or keep {parameter('codec')} h264.", data=data)
+                     f"{', '.join(software_missing)}, or keep {parameter('codec', 'h264')}.", data=data)
     return Check("video codecs", OK, detail, data=data)

@@ -57,10 +57,10 @@ def _devices_check() -> Check:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus > 1:
         nccl = dist.is_nccl_available()
-        detail = (f"{gpus} GPUs: {parameter('devices')} all splits each video across them"
+        detail = (f"{gpus} GPUs: {parameter('devices', 'all')} splits each video across them"
                   + ("" if nccl else " (no NCCL in this torch build: not possible)"))
         return Check("devices", OK if nccl else WARNING, detail, "" if nccl else "Install a CUDA build of torch.",
                      data={"gpus": gpus, "nccl": nccl})
     where = "1 GPU" if gpus == 1 else "no GPU"
-    return Check("devices", OK, f"{where}: one device per video ({parameter('devices')} cpu,cpu splits one "
+    return Check("devices", OK, f"{where}: one device per video ({parameter('devices', 'cpu,cpu')} splits one "
                  f"across CPU processes, for testing)", data={"gpus": gpus, "gloo": dist.is_gloo_available()})

@@ -73,13 +73,15 @@ def inspect_input(
     height: int = MODEL_SIZE,
     model_root: str | Path | None = None,
     jump_px: float = DEFAULT_JUMP_PX,
+    crop: str = "auto",
+    face_index: int = 0,
 ) -> AudioReport | ImageReport | KpsReport | PresetReport | VideoReport:
     """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
     kind = input_kind(path)
     if kind == "audio":
         return inspect_audio(path, fps if fps is not None else DEFAULT_FPS)
     if kind == "image":
-        return inspect_image(path, backend, width, height, model_root)
+        return inspect_image(path, backend, width, height, model_root, crop, face_index)
     if kind == "kps":
         return inspect_kps(path, fps, jump_px)
     if kind == "preset":

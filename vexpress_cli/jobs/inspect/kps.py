@@ -76,7 +76,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
 
     if not (math.isfinite(jump_px) and jump_px > 0):
         raise InputError(f"{parameter('jump_px')} is {jump_px}.", why="It must be a positive distance in pixels.",
-                         fix=f"Pass e.g. {parameter('jump_px')} 30.")
+                         fix=f"Pass e.g. {parameter('jump_px', '30')}.")
     if fps is not None:
         check_fps(fps)
     track = load_kps(path)

@@ -6,12 +6,13 @@ so a report on the full-size model takes seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from math import prod
 from pathlib import Path
 
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
-from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.errors import ModelFolderError, parameter, python_name, spell_parameters
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
 from vexpress_cli.engine.checkpoints import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
 
@@ -47,15 +48,18 @@ class ModelFolderReport:
     networks: list[NetworkReport]
     components: list[ComponentReport]
     architecture_overrides: bool
-    networks_error: str | None = None  # why the networks could not be described
+    networks_error: str | None = None  # why the networks could not be described (settings named by parameter())
 
     @property
     def complete(self) -> bool:
         return (bool(self.networks) and all(n.status == "ok" for n in self.networks)
                 and all(c.present or not c.required for c in self.components))
 
-    def to_dict(self) -> dict:
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict:
+        """Plain JSON types; a setting named in ``networks_error`` reads as ``spell`` says (Python names, or flags)."""
         data = asdict(self)
+        if self.networks_error:
+            data["networks_error"] = spell_parameters(self.networks_error, spell)
         for network, entry in zip(self.networks, data["networks"]):
             entry["status"] = network.status
         data["complete"] = self.complete
@@ -70,7 +74,7 @@ def inspect_model_folder(root: Path) -> ModelFolderReport:
         architecture = Architecture.from_folder(folder)
     except ModelFolderError as error:
         # A half-downloaded folder still shows which files it lacks.
-        report.networks_error = str(error)
+        report.networks_error = error.render(parameter)  # each caller spells the settings its own way
         return report
     report.networks = [_network_report(folder, architecture, name) for name in NETWORK_NAMES]
     return report

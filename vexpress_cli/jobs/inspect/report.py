@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, parameter, python_name, spell_parameters
 
 DEFAULT_FPS = 30.0
 MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
@@ -21,12 +22,14 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def plain(value: Any) -> Any:
-    """``value`` with Paths, Fractions and numpy scalars turned into JSON types."""
+def plain(value: Any, spell: Callable[[str], str] = python_name) -> Any:
+    """``value`` with Paths, Fractions and numpy scalars turned into JSON types, settings in text spelled by ``spell``."""
     if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
+        return {key: plain(item, spell) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
+        return [plain(item, spell) for item in value]
+    if isinstance(value, str):
+        return spell_parameters(value, spell)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Fraction):
@@ -37,18 +40,27 @@ def plain(value: Any) -> Any:
 
 
 class Report:
-    def to_dict(self) -> dict[str, Any]:
-        return plain(asdict(self))
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
+        """Plain JSON types; a setting named in a warning reads as ``spell`` says (Python names, or the CLI's flags)."""
+        return plain(asdict(self), spell)
 
 
 def check_fps(fps: float) -> None:
     if not (math.isfinite(fps) and fps > 0):
         raise InputError(f"{parameter('fps')} is {fps}.", why="A frame rate must be a positive number.",
-                         fix=f"Pass e.g. {parameter('fps')} 30.")
+                         fix=f"Pass e.g. {parameter('fps', '30')}.")
 
 
 def check_input_path(path: str | Path) -> Path:
-    """``path`` as a Path, or an InputError when it is missing or unreadable."""
+    """``path`` as a Path, or an InputError when it is empty, missing or unreadable."""
+    if not str(path).strip():  # Path("") is the current folder: an empty variable must not inspect that
+        raise InputError(
+            "The path to inspect is empty.",
+            why="An empty path ('') usually comes from an unset variable or from a command such as "
+            "$(vexpress models path) that printed nothing because it found no weights.",
+            fix="Pass a model folder or an input file, e.g. `vexpress inspect model_ckpts`; `vexpress models path` "
+            "says where the weights are, or how to download them.",
+        )
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(
