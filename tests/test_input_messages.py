@@ -165,3 +165,15 @@ def test_retarget_notes_name_settings_as_flags(tmp_path):
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())
     assert "--crop auto is not used with --reference-kps" in shown and "\x1e" not in result.output
+
+
+def test_library_results_read_warnings_with_python_names_and_the_cli_still_spells_flags(short_speech, tmp_path):
+    import vexpress_cli
+    from vexpress_cli.cli.options import flag_of
+
+    result = vexpress_cli.generate(TYS / "ref.jpg", short_speech, tmp_path / "a.mp4", model_dir=TINY_MODEL_DIR,
+                                   width=64, height=64, num_inference_steps=1, max_size=100, face_backend="dlib")
+    warning = result.warnings[0]
+    assert warning.startswith("max_size only scales a pasted-back video; without paste_back") and "\x1e" not in warning
+    assert result.to_dict(flag_of)["warnings"][0].startswith("--max-size only scales")
+    assert json.loads(json.dumps(result.to_dict()))["warnings"][0] == warning

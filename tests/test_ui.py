@@ -213,10 +213,11 @@ def progress_reports(monkeypatch):
     """Every progress report of every job: (job, stage, done, total)."""
     from vexpress_cli.ui.runtime import PageProgress
 
-    reports = []
+    reports, reporters = [], []
     report = PageProgress.__call__
 
     def recording(self, stage, done, total):
+        reporters.append(self)  # kept alive, so a later job's reporter never takes a finished one's id
         reports.append((id(self), stage, done, total))
         report(self, stage, done, total)
 

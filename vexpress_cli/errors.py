@@ -31,6 +31,23 @@ def python_value(value: str) -> str:
     return value if _BARE_PYTHON_VALUE.fullmatch(value) else f'"{value}"'
 
 
+class Message(str):
+    """A warning or note for a library caller: it reads with Python names (``max_size``), and keeps the
+    :func:`parameter` references in ``raw`` so that the CLI and the web app can spell them their way."""
+
+    raw: str
+
+    def __new__(cls, text: str) -> "Message":
+        raw = getattr(text, "raw", text)
+        message = super().__new__(cls, spell_parameters(raw))
+        message.raw = raw
+        return message
+
+
+def messages(texts) -> list[Message]:
+    return [Message(text) for text in texts]
+
+
 def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:
     """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error).
 
@@ -45,7 +62,7 @@ def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> st
             return f"{name}={python_value(value)}"
         return f"{spell(name)} {value}"
 
-    return _PARAMETER_REFERENCE.sub(spelled, text)
+    return _PARAMETER_REFERENCE.sub(spelled, getattr(text, "raw", text))
 
 
 class VExpressError(Exception):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, messages, parameter
 from vexpress_cli.progress import ProgressCallback
 from vexpress_cli.settings.schema import DEFAULTS, validate_value
 
@@ -24,6 +24,9 @@ class ExtractResult:
     backend_description: str
     backend_reason: str
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.notes = messages(self.notes)
 
     def to_dict(self) -> dict[str, Any]:
         report = self.report

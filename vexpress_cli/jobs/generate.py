@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, VExpressError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
@@ -58,6 +58,10 @@ class GenerationResult:
     stages: dict[str, float] = field(default_factory=dict)
     crop: list[int] | None = None  # x, y, w, h in the photo's pixels; None: the whole photo
     size: tuple[int, int] | None = None  # the video's width and height
+
+    def __post_init__(self) -> None:
+        self.warnings = messages(self.warnings)
+        self.notes = messages(self.notes)
 
     def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
         """Plain JSON types; settings named in warnings and notes read as ``spell`` says (Python names, or flags)."""

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, messages
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
@@ -52,6 +52,10 @@ class GenerationPlan:
     stages: dict[str, float] = field(default_factory=dict)
     encoding: Any = None  # media.encoding.VideoEncoding, auto resolved; None for PNG frames
     photo: Any = None  # the ReferencePhoto (jobs.reference_photo): its crop box, and the photo for paste-back
+
+    def __post_init__(self) -> None:
+        self.warnings = messages(self.warnings)
+        self.notes = messages(self.notes)
 
     @property
     def crop(self) -> list[int] | None:

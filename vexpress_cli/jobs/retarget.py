@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, messages, parameter
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
@@ -40,6 +40,9 @@ class RetargetResult:
     reference_detected: bool
     preview: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.notes = messages(self.notes)
 
     @property
     def source(self) -> str:

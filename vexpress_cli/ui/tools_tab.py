@@ -45,7 +45,7 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
         video_width, video_height = report.video_size
         summary += (f" Cropped to the box {report.crop} of the {video_width}x{video_height} video "
                     f"({','.join(map(str, report.crop.as_list()))}, recorded in the kps file).")
-    summary += "".join(f"\n- Note: {note}" for note in result.notes)
+    summary += "".join(f"\n- Note: {spell_parameters(note, spell_in_page)}" for note in result.notes)
     return result, summary
 
 
@@ -70,7 +70,7 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
                       width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
                       progress=job.progress, crop=crop, face_index=face_index)
     summary = f"**Retargeted** {result.num_frames} frames with {result.strategy} ({result.source})."
-    summary += "".join(f"\n- Note: {note}" for note in result.notes)
+    summary += "".join(f"\n- Note: {spell_parameters(note, spell_in_page)}" for note in result.notes)
     return result, summary
 
 
