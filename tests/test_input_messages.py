@@ -124,25 +124,9 @@ def test_json_commands_report_bad_input_alike_a_paragraph_on_stderr_and_nothing_
         assert ("vexpress models download" if name == "models path" else "gone.jpg") in message, (name, message)
 
 
-@pytest.fixture(scope="module")
-def short_speech(tmp_path_factory) -> Path:
-    import wave
-
-    import numpy as np
-
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(4000) / 16000) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(16000)
-        handle.writeframes(samples.tobytes())
-    return path
-
-
 def test_generate_warnings_name_settings_as_flags_on_screen_and_in_json_and_as_python_in_the_record(
-        short_speech, tmp_path):
-    flags = ["generate", "-i", TYS / "ref.jpg", "-a", short_speech, "--max-size", "100", "--face-backend", "dlib",
+        speech, tmp_path):
+    flags = ["generate", "-i", TYS / "ref.jpg", "-a", speech, "--max-size", "100", "--face-backend", "dlib",
              *SMALL]
     shown = runner.invoke(app, [str(arg) for arg in [*flags, "-o", tmp_path / "a.mp4"]])
     assert shown.exit_code == 0, shown.output
@@ -167,11 +151,11 @@ def test_retarget_notes_name_settings_as_flags(tmp_path):
     assert "--crop auto is not used with --reference-kps" in shown and "\x1e" not in result.output
 
 
-def test_library_results_read_warnings_with_python_names_and_the_cli_still_spells_flags(short_speech, tmp_path):
+def test_library_results_read_warnings_with_python_names_and_the_cli_still_spells_flags(speech, tmp_path):
     import vexpress_cli
     from vexpress_cli.cli.options import flag_of
 
-    result = vexpress_cli.generate(TYS / "ref.jpg", short_speech, tmp_path / "a.mp4", model_dir=TINY_MODEL_DIR,
+    result = vexpress_cli.generate(TYS / "ref.jpg", speech, tmp_path / "a.mp4", model_dir=TINY_MODEL_DIR,
                                    width=64, height=64, num_inference_steps=1, max_size=100, face_backend="dlib")
     warning = result.warnings[0]
     assert warning.startswith("max_size only scales a pasted-back video; without paste_back") and "\x1e" not in warning
