@@ -13,6 +13,7 @@ import json
 import time
 
 import torch
+from full_size_benchmark import synchronize
 
 
 def main() -> None:
@@ -42,11 +43,6 @@ def product_tflops(size: int, dtype: torch.dtype, device: torch.device, repeats:
         a @ b
     synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import resource
 import sys
 import time
@@ -36,6 +35,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+from full_size_benchmark import build_random_full_size_pipeline, reset_peak, synchronize  # noqa: E402
 
 # Dense fp16/bf16 tensor-core peak TFLOP/s (no sparsity) by a piece of torch.cuda.get_device_name().
 PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "B200": 2250.0, "GH200": 989.0, "A100": 312.0,
@@ -100,20 +100,18 @@ def main() -> None:
 
 
 def report(result: dict, out: Path | None, final: bool = True) -> None:
-    """Write ``result`` to ``out`` (whole, under a temporary name first); print it at the end."""
+    """Write ``result`` to ``out`` (whole or not at all); print it at the end."""
+    from vexpress_cli.jobs.records import write_text_atomically
+
     text = json.dumps(result, indent=2)
     if out is not None:
-        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        partial.write_text(text + "\n")
-        partial.replace(out)
+        write_text_atomically(out, text + "\n")
     if final:
         print(text)
 
 
 def build_pipeline(model: str, device: torch.device, dtype: torch.dtype):
     if model == "full":
-        from full_size_benchmark import build_random_full_size_pipeline
-
         config = json.loads((REPO / "tests" / "fixtures" / "golden" / "sd15_unet_config.json").read_text())
         return build_random_full_size_pipeline(config, device, dtype)
     from vexpress_cli import VExpressPipeline
@@ -304,17 +302,6 @@ def summarise(profiler, device: torch.device) -> dict:
     top = sorted(events, key=time_of, reverse=True)[:10]
     return {"host_device_traffic_counts": traffic,
             "top_ops_ms": [[event.key, round(time_of(event) / 1000, 2), event.count] for event in top]}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_reserved_gb(device: torch.device) -> float | None:
