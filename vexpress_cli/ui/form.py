@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
 
 # Labels that read better than the setting's name; every other setting is labelled by its name in words.
@@ -56,6 +57,11 @@ def spell_in_page(name: str) -> str:
     if name in SETTINGS or name in PARAMETER_LABELS:
         return f"“{label_of(name)}”"
     return name
+
+
+def bullets(label: str, messages) -> list[str]:
+    """``- Label: message`` lines of a summary, each setting a message names spelled as the page names it."""
+    return [f"- {label}: {spell_parameters(message, spell_in_page)}" for message in messages]
 
 
 def info_of(setting: Setting) -> str:

@@ -8,8 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from vexpress_cli.errors import InputError, parameter, spell_parameters
-from vexpress_cli.ui.form import SettingsForm, checked_preset, crop_control, label_of, reference_kps_box, spell_in_page
+from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.ui.form import (SettingsForm, bullets, checked_preset, crop_control, label_of, reference_kps_box,
+                                  spell_in_page)
 from vexpress_cli.ui.runtime import Job, Runtime
 
 INTRO = """Upload a portrait and a speech clip (audio, or a video whose sound is used), pick a preset, and press
@@ -43,8 +44,7 @@ class GenerateOutputs:
         lines = [f"**Done**: {result.num_frames} frames at {result.fps:g} fps ({result.duration:.2f} s), "
                  f"strategy {result.strategy}, in {result.seconds:.1f} s."]
         lines.append(f"- {self.framing()}")
-        lines += [f"- Warning: {spell_parameters(warning, spell_in_page)}" for warning in result.warnings]
-        lines += [f"- Note: {spell_parameters(note, spell_in_page)}" for note in result.notes]
+        lines += bullets("Warning", result.warnings) + bullets("Note", result.notes)
         return "\n".join(lines)
 
     def framing(self) -> str:

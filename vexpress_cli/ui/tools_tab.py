@@ -9,7 +9,7 @@ import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
-from vexpress_cli.ui.form import crop_control, label_of, reference_kps_box, setting_control, spell_in_page
+from vexpress_cli.ui.form import bullets, crop_control, label_of, reference_kps_box, setting_control, spell_in_page
 from vexpress_cli.ui.generate_tab import FILE_HEIGHT
 from vexpress_cli.ui.runtime import Job, Runtime
 
@@ -45,8 +45,7 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
         video_width, video_height = report.video_size
         summary += (f" Cropped to the box {report.crop} of the {video_width}x{video_height} video "
                     f"({','.join(map(str, report.crop.as_list()))}, recorded in the kps file).")
-    summary += "".join(f"\n- Note: {spell_parameters(note, spell_in_page)}" for note in result.notes)
-    return result, summary
+    return result, "\n".join([summary, *bullets("Note", result.notes)])
 
 
 def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
@@ -70,8 +69,7 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
                       width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
                       progress=job.progress, crop=crop, face_index=face_index)
     summary = f"**Retargeted** {result.num_frames} frames with {result.strategy} ({result.source})."
-    summary += "".join(f"\n- Note: {spell_parameters(note, spell_in_page)}" for note in result.notes)
-    return result, summary
+    return result, "\n".join([summary, *bullets("Note", result.notes)])
 
 
 def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
