@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 COLUMNS = ("window-step s", "first step s", "output frames/s at 25 steps", "31 s of speech at 25 steps, s",
-           "TFLOP/s", "share of peak", "peak allocated GB", "peak reserved GB", "vs before")
+           "TFLOP/s", "share of peak", "peak allocated GiB", "peak reserved GiB", "vs before")
 
 
 def main() -> None:

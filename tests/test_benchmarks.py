@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,8 @@ def test_gpu_speed_table_has_one_row_per_run_with_its_numbers(tiny_speed_results
 
 
 def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path):
-    completed = run_script("bash", "benchmarks/gpu_speed.sh", env={"OUT": str(tmp_path), "BUDGET_S": "0"})
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's python3 is this one
+    completed = run_script("bash", "benchmarks/gpu_speed.sh", env={"OUT": str(tmp_path), "BUDGET_S": "0", "PATH": path})
     steps = ["flops", "eager_fp16", "compile_fp16", "compile_warm_fp16", "eager_bf16"]
     assert [line.split(":")[0] for line in completed.stdout.splitlines()[:-1]] == steps
     assert all("skipped" in line for line in completed.stdout.splitlines()[:-1])

@@ -89,3 +89,17 @@ def test_automatic_window_batch_is_one_on_the_cpu():
     cpu = torch.device("cpu")
     assert choose_window_batch(0, cpu, torch.float32) == 1
     assert choose_window_batch(3, cpu, torch.float32) == 3
+
+
+def test_automatic_window_batch_on_cuda_follows_free_memory_and_is_one_when_compiled(monkeypatch):
+    """3.75 GiB per fp16 window at 512x512, 70 % of free memory, at most 4; a compiled UNet takes 1."""
+    cuda = torch.device("cuda")
+    free = {"bytes": 0}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 140 * 2**30))
+    for free_gib, expected in [(4, 1), (11, 2), (17, 3), (60, 4)]:
+        free["bytes"] = free_gib * 2**30
+        assert choose_window_batch(0, cuda, torch.float16) == expected, free_gib
+        assert choose_window_batch(0, cuda, torch.float16, compiled=True) == 1
+    free["bytes"] = 11 * 2**30
+    assert choose_window_batch(0, cuda, torch.float32) == 1  # fp32 windows take twice the memory
+    assert choose_window_batch(2, cuda, torch.float16, compiled=True) == 2  # asked for is what it gets

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import torch
 
+from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.latent_store import FLOAT_BYTES, LatentStore
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 
@@ -41,8 +42,9 @@ KPS_CACHE_MAX_BYTES = 16 * 2**30
 KPS_CACHE_CPU_BYTES = 2 * 2**30
 KPS_CACHE_SAVE_MEMORY_BYTES = 512 * 2**20
 # Window batch chosen from free memory: estimated activation bytes per (CFG row x frame x latent pixel)
-# in half precision, from the H100 measurement of benchmarks/README.md (3.8 GB beyond the weights for
-# one 2 x 24-frame window at 64x64 latents); at most MAX_AUTO_WINDOW_BATCH windows, 70 % of free memory.
+# in half precision: 3.75 GiB per 2 x 24-frame window at 64x64 latents, against 3.25 GiB allocated and
+# 3.6-3.7 GiB reserved per added window on an H200 (benchmarks/README.md); at most MAX_AUTO_WINDOW_BATCH
+# windows, 70 % of free memory.
 ACTIVATION_BYTES_PER_ROW_PIXEL = 20 * 1024
 MAX_AUTO_WINDOW_BATCH = 4
 AUTO_FREE_SHARE = 0.7
@@ -65,8 +67,8 @@ class WindowSplit(Protocol):
 class WindowOptions:
     """How the window loop runs; none of these changes a number beyond float noise."""
 
-    window_batch: int = 1
-    """Windows per UNet call; 0 chooses from free memory (1 on the CPU)."""
+    window_batch: int = 0
+    """Windows per UNet call; 0 chooses from free memory (see ``choose_window_batch``)."""
     kps_cache_bytes: int | None = None
     """Budget of the V-Kps feature cache; None chooses by device (see ``kps_cache_budget``)."""
     group_bytes: int = GROUP_BYTES
@@ -95,7 +97,7 @@ class WindowDenoiser:
         self.split = self.options.split
         self.window_batch = self._agreed(choose_window_batch(
             1 if save_gpu_memory and not self.options.window_batch else self.options.window_batch,
-            self.device, self.dtype, len(windows[0]), width, height))
+            self.device, self.dtype, len(windows[0]), width, height, is_compiled(pipeline)))
         self.audio_tokens = keep_on_device(audio_tokens, self.device, self.dtype, AUDIO_RESIDENT_BYTES)
         budget = self.options.kps_cache_bytes
         if budget is None:
@@ -266,15 +268,17 @@ def kps_cache_budget(device: torch.device, save_gpu_memory: bool = False) -> int
 
 
 def choose_window_batch(requested: int, device: torch.device, dtype: torch.dtype, frames: int = 24,
-                        width: int = 512, height: int = 512) -> int:
+                        width: int = 512, height: int = 512, compiled: bool = False) -> int:
     """``requested`` windows per UNet call, or (0) as many as 70 % of the free GPU memory holds, up to 4.
 
-    On the CPU and MPS the choice is 1: batching measured no faster on the CPU (benchmarks/README.md).
-    With ``save_gpu_memory`` the pipeline asks for 1 instead of 0.
+    Measured (benchmarks/README.md): 1.05x-1.07x per window-step on an H200 in eager mode, no faster on the
+    CPU, and only 1.02x with a compiled UNet, which would also compile once more for a last, smaller batch.
+    So the choice is 1 on the CPU and MPS and when ``compiled``. With ``save_gpu_memory`` the pipeline asks
+    for 1 instead of 0.
     """
     if requested > 0:
         return requested
-    if device.type != "cuda":
+    if device.type != "cuda" or compiled:
         return 1
     free, _ = torch.cuda.mem_get_info(device)
     half_bytes = torch.finfo(dtype).bits // 16

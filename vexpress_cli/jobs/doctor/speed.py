@@ -15,7 +15,8 @@ def speed_checks(context: DoctorContext) -> list[Check]:
     if device is None:
         return [Check("speed options", WARNING, "not checked: no usable compute device",
                       "Fix the device check first.")]
-    return [_compile_check(device, configured["compile"]), _window_batch_check(device, configured["window_batch"]),
+    return [_compile_check(device, configured["compile"]), _window_batch_check(device, configured["window_batch"],
+                                                                             configured["compile"]),
             _devices_check()]
 
 
@@ -34,13 +35,14 @@ def _compile_check(device, on: bool) -> Check:
                                                                "cache": str(compile_cache_dir())})
 
 
-def _window_batch_check(device, configured: int) -> Check:
+def _window_batch_check(device, configured: int, compiled: bool) -> Check:
     from vexpress_cli.engine.devices import resolve_dtype
     from vexpress_cli.engine.window_denoiser import choose_window_batch
 
     dtype = resolve_dtype("auto", device)
-    chosen = choose_window_batch(configured, device, dtype)
+    chosen = choose_window_batch(configured, device, dtype, compiled=compiled)
     how = "as configured" if configured else (
+        "auto: 1 with compile" if compiled and device.type == "cuda" else
         "auto, from the free GPU memory for 512x512" if device.type == "cuda" else "auto: 1 on this device")
     detail = (f"{chosen} window(s) per UNet call ({how}); V-Kps features are computed once per job and kept "
               f"on the device")
