@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Issue 12's GPU measurements in one go, sized for one short device lease: about 7 minutes on an H100/H200
+# Issue 12's GPU measurements in one go, sized for one short device lease: about 8 minutes on an H100/H200
 # with a cold compile cache, and never past BUDGET_S seconds (default 520): each step gets what is left,
 # the steps run most important first, and each writes its own file as soon as it ends.
-#     bash benchmarks/gpu_speed.sh                 # results in $OUT (default benchmarks/results/)
+#     bash benchmarks/gpu_speed.sh                 # measure: before/after, batching, compile, bf16, memory
+#     bash benchmarks/gpu_speed.sh tuning          # what might close the gap to 40 % of peak (README.md)
 #     python benchmarks/gpu_speed_table.py "$OUT"  # the tables for benchmarks/README.md
+# Results go to $OUT (default benchmarks/results/).
 # Needs a CUDA build of torch, diffusers and transformers; this repository need not be installed
 # (benchmarks/README.md, "On a lent device machine", runs it where only torch and transformers are).
 set -uo pipefail  # no -e: a step that fails or runs out of time leaves the later ones their chance
@@ -31,6 +33,23 @@ step() {  # step NAME COMMAND...: COMMAND --out $OUT/NAME.json, within the time 
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
     python3 benchmarks/matmul_peak.py
 } >"$OUT/device.txt" 2>>"$LOG"
+
+if [[ ${1:-measure} == tuning ]]; then
+    # Memory: save_gpu_memory with the allocator's expandable segments (less reserved beyond what is allocated).
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True step memory_fp16 python3 benchmarks/speed_benchmark.py \
+        "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 --save-gpu-memory
+    step channels_last_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
+        --window-batch 1 --channels-last
+    # Where a compiled step spends its time, then two ways to compile harder (each compiles cold).
+    step compile_profile_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 4 \
+        --window-batch 1 --compile --profile
+    step compile_recipe_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
+        --window-batch 1 --compile --inductor-recipe
+    step compile_autotune_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
+        --window-batch 1 --compile --compile-mode max-autotune-no-cudagraphs
+    echo "done in ${SECONDS}s: $OUT" | tee -a "$LOG"
+    exit 0
+fi
 # FLOPs of the full-size networks, counted on the meta device (no compute).
 step flops python3 benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only
 # Eager fp16: the step loop before/after, window batches, save_gpu_memory, a profile of one steady step.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 COLUMNS = ("window-step s", "first step s", "output frames/s at 25 steps", "31 s of speech at 25 steps, s",
            "TFLOP/s", "share of peak", "peak allocated GiB", "peak reserved GiB", "vs before")
+TOP_OPS = 6
+OP_NAME_CHARS = 48
 
 
 def main() -> None:
@@ -41,7 +43,16 @@ def tables(folder: Path) -> str:
         lines += [f"| {name} | {run_name} | {profile.get('kps_guider_runs')} | "
                   + ", ".join(f"{op}: {count}" for op, count in profile["host_device_traffic_counts"].items()) + " |"
                   for name, run_name, profile in traffic]
+        lines += ["", "| file | run | busiest ops of the profiled step (ms, calls) |", "|---|---|---|"]
+        lines += [f"| {name} | {run_name} | " + "; ".join(f"{short(op)} {ms} ({calls})"
+                                                       for op, ms, calls in profile["top_ops_ms"][:TOP_OPS]) + " |"
+                  for name, run_name, profile in traffic]
     return "\n".join(lines)
+
+
+def short(op: str) -> str:
+    """A kernel's name cut to its first words: CUDA template names run to hundreds of characters."""
+    return op if len(op) <= OP_NAME_CHARS else op[:OP_NAME_CHARS] + "..."
 
 
 def device_lines(folder: Path, results: dict) -> list[str]:
@@ -59,8 +70,10 @@ def device_lines(folder: Path, results: dict) -> list[str]:
                      f"per frame-step")
     for name, result in results.items():
         if result.get("runs"):
+            settings = [f"{key} {result[key]}" for key in ("compile_mode", "inductor_recipe", "cuda_alloc_conf",
+                                                           "cuda_context_gb") if result.get(key)]
             lines.append(f"{name}: {result['device']}, torch {result['torch']}, share of a peak of "
-                         f"{result.get('peak_tflops')} TFLOP/s")
+                         f"{result.get('peak_tflops')} TFLOP/s" + "".join(f", {item}" for item in settings))
     return lines
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -43,6 +44,10 @@ PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "B200": 2250.0,
                "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0, "T4": 65.0}
 # Issue 12's goal: 31 s of speech (930 frames at 30 fps) denoised at 25 steps in at most 180 s.
 GOAL_SPEECH_FRAMES = 930
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+# torch._inductor.config settings of diffusers' recipe for compiled UNets (its "fast diffusion" tutorial).
+INDUCTOR_RECIPE = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True, "epilogue_fusion": False,
+                   "coordinate_descent_check_all_directions": True}
 # Ops whose counts show host<->device traffic and waits in a profile.
 TRAFFIC = ("Memcpy HtoD", "Memcpy DtoH", "cudaMemcpyAsync", "cudaStreamSynchronize", "cudaDeviceSynchronize",
            "aten::_local_scalar_dense", "aten::_to_copy", "aten::copy_", "aten::index", "aten::index_put_")
@@ -60,6 +65,12 @@ def main() -> None:
     parser.add_argument("--context-overlap", type=int, default=4)
     parser.add_argument("--window-batch", type=int, nargs="+", default=[1])
     parser.add_argument("--compile", action="store_true", help="Also run each window batch compiled.")
+    parser.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                        help="torch.compile's mode for the compiled runs (default: torch's default).")
+    parser.add_argument("--inductor-recipe", action="store_true", help="Compile with the inductor settings "
+                        "diffusers suggests for UNets: " + ", ".join(f"{k}={v}" for k, v in INDUCTOR_RECIPE.items()))
+    parser.add_argument("--channels-last", action="store_true", help="Also run each window batch eagerly with the "
+                        "UNet's weights in channels-last memory format.")
     parser.add_argument("--baseline", action="store_true", help="Also run the step loop as it was before.")
     parser.add_argument("--save-gpu-memory", action="store_true", help="Also run once with save_gpu_memory.")
     parser.add_argument("--profile", action="store_true", help="Profile the last step (left out of the "
@@ -75,18 +86,26 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32,
              "auto": torch.float32 if device.type in ("cpu", "meta") else torch.float16}[args.dtype]
+    if args.inductor_recipe:
+        from torch._inductor import config
+
+        for name, value in INDUCTOR_RECIPE.items():
+            setattr(config, name, value)
     started = time.perf_counter()
     pipeline = build_pipeline(args.model, device, dtype)
     pipeline.set_progress_bar_config(disable=True)
     result = {"model": args.model, "device": device_name(device), "dtype": str(dtype).removeprefix("torch."),
               "size": args.size, "frames": args.frames, "steps": args.steps, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "build_s": round(time.perf_counter() - started, 1)}
+              "threads": torch.get_num_threads(), "build_s": round(time.perf_counter() - started, 1),
+              "compile_mode": args.compile_mode, "inductor_recipe": args.inductor_recipe,
+              "cuda_alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
     result["flops"] = count_flops(pipeline, args)
     if args.count_only:
         report(result, args.out)
         return
     peak = args.peak_tflops or peak_tflops(device, dtype)
     result["peak_tflops"] = peak
+    result["cuda_context_gb"] = cuda_context_gb(device)
     result["runs"] = {}
     for name, options in planned_runs(args).items():
         result["runs"][name] = measure(pipeline, args, options, peak, result["flops"])
@@ -126,6 +145,9 @@ def planned_runs(args) -> dict[str, dict]:
         runs["before"] = {"legacy": True, "window_batch": 1}
     for batch in args.window_batch:
         runs[f"window_batch={batch}"] = {"window_batch": batch}
+    if args.channels_last:
+        for batch in args.window_batch:
+            runs[f"channels_last,window_batch={batch}"] = {"window_batch": batch, "channels_last": True}
     if args.compile:
         for batch in args.window_batch:
             runs[f"compile,window_batch={batch}"] = {"window_batch": batch, "compile": True}
@@ -192,7 +214,9 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
     waveform = torch.randn(int(frames / 30 * 16000) + 400, generator=torch.Generator().manual_seed(0)) * 0.1
     kps = np.array([[0.39, 0.43], [0.61, 0.43], [0.5, 0.57]], dtype=np.float32) * size
     pipeline.window_options = WindowOptions(window_batch=options.get("window_batch", 1))
-    set_unet_compiled(pipeline, options.get("compile", False))
+    set_unet_compiled(pipeline, options.get("compile", False), args.compile_mode)
+    memory_format = torch.channels_last if options.get("channels_last") else torch.contiguous_format
+    pipeline.denoising_unet.to(memory_format=memory_format)
     step_ends: list[float] = []
     clock = {"start": 0.0}
 
@@ -302,6 +326,14 @@ def summarise(profiler, device: torch.device) -> dict:
     top = sorted(events, key=time_of, reverse=True)[:10]
     return {"host_device_traffic_counts": traffic,
             "top_ops_ms": [[event.key, round(time_of(event) / 1000, 2), event.count] for event in top]}
+
+
+def cuda_context_gb(device: torch.device) -> float | None:
+    """Device memory in use beyond torch's allocator (CUDA context, libraries): add it to reserved for nvidia-smi."""
+    if device.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return round((total - free - torch.cuda.memory_reserved(device)) / 2**30, 3)
 
 
 def peak_reserved_gb(device: torch.device) -> float | None:

@@ -73,17 +73,24 @@ def test_gpu_speed_table_has_one_row_per_run_with_its_numbers(tiny_speed_results
     result, out = tiny_speed_results
     completed = run_script(sys.executable, "benchmarks/gpu_speed_table.py", str(out.parent))
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| eager | ")]
-    assert len(rows) == 2 * len(result["runs"])  # the runs table and the profile table
+    assert len(rows) == 3 * len(result["runs"])  # the runs table, the traffic table and the busiest ops
     for name, run in result["runs"].items():
         row = next(row for row in rows if row.startswith(f"| eager | {name} | float32 | "))
         assert f" {run['window_step_s']} | {run['first_step_s']} |" in row
+        busiest_op, ms, calls = run["profile"]["top_ops_ms"][0]
+        assert f"| eager | {name} | {busiest_op[:48]}" in completed.stdout and f" {ms} ({calls})" in completed.stdout
     assert "| eager | window_batch=1 | 0 | aten::_to_copy:" in completed.stdout
 
 
-def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path):
+@pytest.mark.parametrize("plan, steps", [
+    ("measure", ["flops", "eager_fp16", "compile_fp16", "compile_warm_fp16", "eager_bf16"]),
+    ("tuning", ["memory_fp16", "channels_last_fp16", "compile_profile_fp16", "compile_recipe_fp16",
+                "compile_autotune_fp16"]),
+])
+def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path, plan, steps):
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's python3 is this one
-    completed = run_script("bash", "benchmarks/gpu_speed.sh", env={"OUT": str(tmp_path), "BUDGET_S": "0", "PATH": path})
-    steps = ["flops", "eager_fp16", "compile_fp16", "compile_warm_fp16", "eager_bf16"]
+    completed = run_script("bash", "benchmarks/gpu_speed.sh", plan,
+                           env={"OUT": str(tmp_path), "BUDGET_S": "0", "PATH": path})
     assert [line.split(":")[0] for line in completed.stdout.splitlines()[:-1]] == steps
     assert all("skipped" in line for line in completed.stdout.splitlines()[:-1])
     assert not list(tmp_path.glob("*.json"))

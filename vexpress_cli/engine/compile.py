@@ -59,8 +59,11 @@ def compile_unavailable(device: torch.device) -> str | None:
     return None
 
 
-def set_unet_compiled(pipeline, compiled: bool) -> None:
-    """Compile the pipeline's denoising UNet (or undo it); refuses clearly where the backend is missing."""
+def set_unet_compiled(pipeline, compiled: bool, mode: str | None = None) -> None:
+    """Compile the pipeline's denoising UNet (or undo it); refuses clearly where the backend is missing.
+
+    ``mode`` is ``torch.compile``'s (None: its default, the one measured best for its compile time).
+    """
     unet = pipeline.denoising_unet
     if not compiled:
         unet._compiled_call_impl = None  # nn.Module.compile's hook: back to the eager forward
@@ -73,7 +76,7 @@ def set_unet_compiled(pipeline, compiled: bool) -> None:
                          f"{reason[0].upper()}{reason[1:]}.",
                          f"Run without {parameter('compile')} (it changes no result, only the speed).")
     os.environ[CACHE_ENV] = str(compile_cache_dir())
-    unet.compile(dynamic=False)
+    unet.compile(dynamic=False, mode=mode)
 
 
 def is_compiled(pipeline) -> bool:
