@@ -62,7 +62,7 @@ def compile_unavailable(device: torch.device) -> str | None:
 def set_unet_compiled(pipeline, compiled: bool, mode: str | None = None) -> None:
     """Compile the pipeline's denoising UNet (or undo it); refuses clearly where the backend is missing.
 
-    ``mode`` is ``torch.compile``'s (None: its default, the one measured best for its compile time).
+    ``mode`` is ``torch.compile``'s (None: torch's default, the mode measured in benchmarks/README.md).
     """
     unet = pipeline.denoising_unet
     if not compiled:
