@@ -161,8 +161,8 @@ def _load_reference(image_path, reference_kps, framing: dict, model_root, notes:
         raise InputError(
             "No reference face given.",
             why="Retargeting fits the motion to the face you will animate.",
-            fix=f"Give {parameter('reference_image', 'PHOTO')}, or {parameter('reference_kps')} "
-            'FILE or "x,y;x,y;x,y".',
+            fix=f"Give {parameter('reference_image', 'PHOTO')}, or {parameter('reference_kps', 'FILE')} "
+            'or "x,y;x,y;x,y".',
         )
     from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints
     from vexpress_cli.settings.schema import GenerationSettings

@@ -64,7 +64,7 @@ def _dtype_check(device) -> Check:
         results[name] = FAILURE if essential else WARNING
         words[name] = "fails"
         notes.append(f"{name} fails ({error})")
-        fixes.append(f"Use {parameter('dtype')} {'fp16' if name == 'bf16' else 'fp32'}." if not essential else
+        fixes.append(f"Use {parameter('dtype', 'fp16' if name == 'bf16' else 'fp32')}." if not essential else
                      f"Update the GPU driver and torch ({TORCH_INSTALL_URL}), or use {parameter('dtype', 'fp32')}.")
     auto_name = {torch.float32: "fp32", torch.float16: "fp16"}.get(resolve_dtype("auto", device), "?")
     summary = ", ".join(f"{name} {word}" for name, word in words.items())
