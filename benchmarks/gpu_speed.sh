@@ -9,6 +9,11 @@
 # Needs a CUDA build of torch, diffusers and transformers; this repository need not be installed
 # (benchmarks/README.md, "On a lent device machine", runs it where only torch and transformers are).
 set -uo pipefail  # no -e: a step that fails or runs out of time leaves the later ones their chance
+PLAN=${1:-measure}
+if [[ $PLAN != measure && $PLAN != tuning ]]; then
+    echo "gpu_speed.sh: unknown plan '$PLAN'; use measure (the default) or tuning." >&2
+    exit 2
+fi
 OUT=${OUT:-benchmarks/results}
 BUDGET_S=${BUDGET_S:-520}
 mkdir -p "$OUT"
@@ -29,12 +34,22 @@ step() {  # step NAME COMMAND...: COMMAND --out $OUT/NAME.json, within the time 
     echo "$name: exit $? at ${SECONDS}s" | tee -a "$LOG"
 }
 
-{
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-    python3 benchmarks/matmul_peak.py
-} >"$OUT/device.txt" 2>>"$LOG"
+measure() {
+    # FLOPs of the full-size networks, counted on the meta device (no compute).
+    step flops python3 benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only
+    # Eager fp16: the step loop before/after, window batches, save_gpu_memory, a profile of one steady step.
+    step eager_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 4 --baseline \
+        --window-batch 1 2 4 --save-gpu-memory --profile
+    # Compiled, alone and with window batching: the first step holds the cold compile.
+    step compile_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
+        --window-batch 1 2 --compile
+    # A fresh process again: the persistent compile cache at work (compare first_step_s with the cold run).
+    step compile_warm_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
+        --window-batch 1 --compile
+    step eager_bf16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype bf16 --steps 3 --window-batch 1 2
+}
 
-if [[ ${1:-measure} == tuning ]]; then
+tuning() {
     # Memory: save_gpu_memory with the allocator's expandable segments (less reserved beyond what is allocated).
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True step memory_fp16 python3 benchmarks/speed_benchmark.py \
         "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 --save-gpu-memory
@@ -47,19 +62,11 @@ if [[ ${1:-measure} == tuning ]]; then
         --window-batch 1 --compile --inductor-recipe
     step compile_autotune_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 \
         --window-batch 1 --compile --compile-mode max-autotune-no-cudagraphs
-    echo "done in ${SECONDS}s: $OUT" | tee -a "$LOG"
-    exit 0
-fi
-# FLOPs of the full-size networks, counted on the meta device (no compute).
-step flops python3 benchmarks/speed_benchmark.py --model full --device meta --dtype fp16 --count-only
-# Eager fp16: the step loop before/after, window batches, save_gpu_memory, a profile of one steady step.
-step eager_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 4 --baseline \
-    --window-batch 1 2 4 --save-gpu-memory --profile
-# Compiled, alone and with window batching: the first step holds the cold compile.
-step compile_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 2 \
-    --compile
-# A fresh process again: the persistent compile cache at work (compare first_step_s with the cold run).
-step compile_warm_fp16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype fp16 --steps 3 --window-batch 1 \
-    --compile
-step eager_bf16 python3 benchmarks/speed_benchmark.py "${COMMON[@]}" --dtype bf16 --steps 3 --window-batch 1 2
+}
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    python3 benchmarks/matmul_peak.py
+} >"$OUT/device.txt" 2>>"$LOG"
+"$PLAN"
 echo "done in ${SECONDS}s: $OUT" | tee -a "$LOG"

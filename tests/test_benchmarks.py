@@ -98,6 +98,15 @@ def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path, plan, ste
     assert matmul["float32"] > 0  # the matrix-product ceiling is measured even when no step fits
 
 
+def test_gpu_speed_script_refuses_an_unknown_plan_before_writing_anything(tmp_path):
+    out = tmp_path / "results"
+    completed = subprocess.run(["bash", "benchmarks/gpu_speed.sh", "tunning"], cwd=REPO_ROOT, capture_output=True,
+                               text=True, timeout=60, env={**os.environ, "OUT": str(out)})
+    assert completed.returncode == 2
+    assert "unknown plan 'tunning'" in completed.stderr and "measure" in completed.stderr
+    assert not out.exists()
+
+
 def test_matmul_peak_reports_the_rate_of_a_product_it_timed():
     completed = run_script(sys.executable, "benchmarks/matmul_peak.py", "--device", "cpu", "--size", "256",
                            "--repeats", "3")
