@@ -17,10 +17,11 @@ BENCHMARKS = REPO_ROOT / "benchmarks"
 ISSUE_UNET_FRAME_STEP_TFLOP = 2.56
 
 
-def run_script(*arguments: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_script(*arguments: str, env: dict | None = None, timeout: int = 300,
+               returncode: int = 0) -> subprocess.CompletedProcess:
     completed = subprocess.run(arguments, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
                                env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.returncode == returncode, completed.stderr[-3000:]
     return completed
 
 
@@ -100,9 +101,7 @@ def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path, plan, ste
 
 def test_gpu_speed_script_refuses_an_unknown_plan_before_writing_anything(tmp_path):
     out = tmp_path / "results"
-    completed = subprocess.run(["bash", "benchmarks/gpu_speed.sh", "tunning"], cwd=REPO_ROOT, capture_output=True,
-                               text=True, timeout=60, env={**os.environ, "OUT": str(out)})
-    assert completed.returncode == 2
+    completed = run_script("bash", "benchmarks/gpu_speed.sh", "tunning", env={"OUT": str(out)}, returncode=2)
     assert "unknown plan 'tunning'" in completed.stderr and "measure" in completed.stderr
     assert not out.exists()
 
