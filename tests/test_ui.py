@@ -508,6 +508,21 @@ def test_api_generate_takes_the_framing_settings(server, media, wide, tmp_path):
     assert json.loads(Path(record).read_text())["crop"] == result["crop"]
 
 
+def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, media, wide, tmp_path):
+    from gradio_client import handle_file
+
+    from vexpress_cli.kps.io import load_kps
+
+    client = api_client(server, tmp_path)
+    _, record, _ = client.predict(
+        reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
+        kps=handle_file(wide["video"]), driving_crop="auto", reference_kps=REFERENCE_KPS, api_name="/generate",
+        **SMALL)
+    track = load_kps(json.loads(Path(record).read_text())["job"]["kps"])  # extracted in the job's folder
+    assert track.source_size == WIDE_SIZE
+    assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
+
+
 def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
                                                                    tmp_path):
     from gradio_client import handle_file

@@ -1,8 +1,9 @@
 """The ``/generate`` API endpoint: the generate job for ``gradio_client`` scripts, with the library's
 parameter names (``reference_image``, ``audio``, ``kps``, ``preset``, ``reference_kps`` and every generation
-setting by its schema name). A setting left out (None) comes from the preset, the user config or the
-default, as with ``vexpress_cli.generate``. It returns the video first, then the job's record and the
-result as a dict::
+setting by its schema name). ``kps`` may also be a driving video: its track is extracted first, cropped
+by ``driving_crop`` (extract's ``crop``: ``"none"``, the default, ``"auto"`` or ``"X,Y,W,H"``). A setting
+left out (None) comes from the preset, the user config or the default, as with ``vexpress_cli.generate``.
+It returns the video first, then the job's record and the result as a dict::
 
     from gradio_client import Client, handle_file
 
@@ -24,7 +25,7 @@ from vexpress_cli.ui.runtime import Runtime
 
 API_NAME = "generate"
 # The job's own parameters, before the settings.
-JOB_PARAMETERS = ("reference_image", "audio", "kps", "reference_kps", "preset")
+JOB_PARAMETERS = ("reference_image", "audio", "kps", "reference_kps", "preset", "driving_crop")
 
 
 def add_generate_endpoint(runtime: Runtime) -> None:
@@ -37,7 +38,7 @@ def generate_endpoint(runtime: Runtime):
     from gradio.data_classes import FileData
 
     annotations: dict[str, Any] = {"reference_image": FileData, "audio": FileData, "kps": FileData | None,
-                                   "reference_kps": str | None, "preset": str | None}
+                                   "reference_kps": str | None, "preset": str | None, "driving_crop": str | None}
     annotations |= {name: setting.kind | None for name, setting in SETTINGS.items()}
     annotations["request"] = gr.Request
     annotations["return"] = tuple[FileData, FileData, dict[str, Any]]
@@ -52,7 +53,8 @@ def generate_endpoint(runtime: Runtime):
         request = values.pop("request")
         inputs = GenerateInputs(_path(values["reference_image"]), _path(values["audio"]), _path(values["kps"]),
                                 values["reference_kps"], values["preset"],
-                                {name: values.get(name) for name in SETTINGS if values.get(name) is not None})
+                                {name: values.get(name) for name in SETTINGS if values.get(name) is not None},
+                                (values["driving_crop"] or "none").strip())
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job))
         result = {**outputs.result.to_dict(), "output": outputs.video.name}
         return FileData(path=str(outputs.video)), FileData(path=str(outputs.record)), result
@@ -60,8 +62,8 @@ def generate_endpoint(runtime: Runtime):
     generate.__signature__ = signature
     generate.__annotations__ = annotations
     generate.__doc__ = ("Generate a talking-portrait video: a portrait, speech (audio or a video) and optionally "
-                        "a driving kps file; a preset name and any generation setting by its name. Returns the "
-                        "video, the job's JSON record and the result.")
+                        "a driving kps file or video (a video's crop: driving_crop); a preset name and any "
+                        "generation setting by its name. Returns the video, the job's JSON record and the result.")
     return generate
 
 
