@@ -306,6 +306,7 @@ def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_pa
     code, summary, result = run_batch(manifest, "--force")
     assert code == 0, result.output
     assert summary["jobs"][0]["action"] == "force" and video_info(tmp_path / "out" / "a.mp4").frame_count == 12
+    assert summary["jobs"][0]["reason"] == "force was given"  # the setting's name, no reference marks
 
 
 def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monkeypatch):

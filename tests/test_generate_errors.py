@@ -296,3 +296,43 @@ def test_a_parameter_with_a_value_reads_as_a_python_argument_or_a_flag():
                        f"Use {parameter('workers', 'N')}, {parameter('fps', 25)} or {parameter('crop', 'X,Y,W,H')}.")
     assert str(error) == 'devices="all" found no GPU. Use workers=N, fps=25 or crop="X,Y,W,H".'
     assert error.render(flag_of) == "--devices all found no GPU. Use --workers N, --fps 25 or --crop X,Y,W,H."
+
+
+def test_an_errors_parts_read_as_python_and_still_render_as_flags_after_pickling():
+    import pickle
+
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.errors import InputError, parameter
+
+    error = InputError(f"{parameter('seed', 3)} is out of range.", f"{parameter('max_size')} too.",
+                       f"Lower {parameter('context_frames')}.")
+    assert (error.what, error.why, error.fix) == ("seed=3 is out of range.", "max_size too.", "Lower context_frames.")
+    for copy in (error, pickle.loads(pickle.dumps(error))):  # as it comes back from a worker process
+        assert copy.render(flag_of) == "--seed 3 is out of range. --max-size too. Lower --context-frames."
+
+
+def test_joined_message_parts_keep_a_reference_at_their_start():
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.errors import join_messages, parameter, spell_parameters
+
+    joined = join_messages(f" {parameter('force')} was given ", "", f"{parameter('seed', 3)} too", separator="; ")
+    assert joined == "force was given; seed=3 too"
+    assert spell_parameters(joined, flag_of) == "--force was given; --seed 3 too"
+
+
+def test_doctor_checks_read_as_python_for_the_library_and_as_flags_in_the_cli(monkeypatch):
+    import json
+
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.errors import spell_parameters
+    from vexpress_cli.jobs.doctor.device import device_checks
+    from vexpress_cli.jobs.doctor.report import DoctorContext, DoctorOptions
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    chosen = device_checks(DoctorContext(DoctorOptions(device="auto")))[0]
+    assert chosen.detail == 'cpu (chosen by device="auto")'
+    assert spell_parameters(chosen.detail, flag_of) == "cpu (chosen by --device auto)"
+    refused = device_checks(DoctorContext(DoctorOptions(device="cuda")))[0]
+    assert refused.fix == 'Use device="cpu", or install a CUDA build of torch.'
+    assert spell_parameters(refused.fix, flag_of) == "Use --device cpu, or install a CUDA build of torch."
+    assert "\x1e" not in json.dumps([chosen.to_dict(), refused.to_dict()])

@@ -48,6 +48,14 @@ def messages(texts) -> list[Message]:
     return [Message(text) for text in texts]
 
 
+def join_messages(*parts: str, separator: str = " ") -> Message:
+    """The non-blank ``parts`` joined, keeping their :func:`parameter` references (an f-string or
+    ``str.join`` of :class:`Message` parts would keep only their Python spelling)."""
+    # Not a bare strip(): Python counts the references' \x1e and \x1f as white space.
+    raws = (getattr(part, "raw", part).strip(" \t\r\n") for part in parts if part)
+    return Message(separator.join(raw for raw in raws if raw))
+
+
 def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:
     """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error).
 
@@ -75,12 +83,13 @@ class VExpressError(Exception):
     exit_code = 2
 
     def __init__(self, what: str, why: str = "", fix: str = ""):
-        self.what, self.why, self.fix = what, why, fix
+        # Each part reads with Python names; its ``raw`` keeps the references for render().
+        self.what, self.why, self.fix = Message(what), Message(why), Message(fix)
         super().__init__(self.render())
 
     def render(self, spell: Callable[[str], str] = python_name) -> str:
         """The one-paragraph message, with each :func:`parameter` spelled by ``spell``."""
-        return spell_parameters(" ".join(part for part in (self.what, self.why, self.fix) if part), spell)
+        return spell_parameters(join_messages(self.what, self.why, self.fix), spell)
 
 
 class ModelFolderError(VExpressError):

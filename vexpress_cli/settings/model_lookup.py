@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID, parse_hub_id, resolve_model_folder
-from vexpress_cli.errors import InputError, ModelFolderError, VExpressError, parameter
+from vexpress_cli.errors import InputError, ModelFolderError, VExpressError, join_messages, parameter
 from vexpress_cli.settings.user_config import config_file, load_user_config
 
 MODEL_ENV = "VEXPRESS_MODEL"
@@ -102,7 +102,7 @@ def resolve_model_dir(explicit: Path | None = None, model: str | None = None) ->
         try:
             resolved = resolve_model_folder(str(source.value), local_files_only=True)
         except VExpressError as error:
-            why = f"{_order(tried, source.how)} {error.why}" if tried else error.why
+            why = join_messages(_order(tried, source.how), error.why) if tried else error.why
             raise ModelFolderError(error.what, why=why, fix=error.fix) from None
         return ResolvedModelDir(resolved, source.how, str(source.value), tuple(tried))
     raise AssertionError("the default hub id always resolves or raises")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.errors import InputError, Message, VExpressError, join_messages, parameter
 from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, ManifestError, Problem, read_manifest
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
@@ -38,6 +38,11 @@ class BatchJob:
     preset: str | None = None
     action: str = NEW
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> Message:
+        """Why it is skipped or redone, in one line (settings named as in Python)."""
+        return join_messages(*self.reasons, separator="; ")
 
     @property
     def overwrite(self) -> bool:

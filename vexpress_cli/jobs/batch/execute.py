@@ -38,7 +38,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
                               **job.settings)
         plan.preset = job.preset
         result = generator.run(plan, clock)
-        outcome = JobOutcome(job.line, job.output, DONE, job.action, "; ".join(job.reasons),
+        outcome = JobOutcome(job.line, job.output, DONE, job.action, job.reason,
                              _seconds(started), worker, result.num_frames, str(result.record))
     except KeyboardInterrupt:
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(

@@ -67,7 +67,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     for job in jobs:
         if job.action == SKIP:
             collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
-                job.line, job.output, SKIPPED, SKIP, "; ".join(job.reasons), record=str(record_path(job.output)))))
+                job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
     to_run = [job for job in jobs if job.action != SKIP]
 
     def summary(interrupted: bool = False) -> BatchSummary:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import Message, VExpressError, join_messages
 
 Status = Literal["ok", "warning", "failure"]
 OK: Status = "ok"
@@ -28,6 +28,11 @@ class Check:
     detail: str
     fix: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # machine-readable extras for --json
+
+    def __post_init__(self):
+        # Python callers read setting names; the CLI and the web app spell the references their way.
+        object.__setattr__(self, "detail", Message(self.detail))
+        object.__setattr__(self, "fix", Message(self.fix))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,8 +74,8 @@ class DoctorContext:
         self.model_root: Path | None = None  # once the model folder check found it
 
 
-def join(*parts: str) -> str:
-    return " ".join(part.strip() for part in parts if part and part.strip())
+def join(*parts: str) -> Message:
+    return join_messages(*parts)
 
 
 def describe(error: BaseException) -> str:
