@@ -32,6 +32,8 @@ def _help(setting: Setting) -> str:
         text += f" Advised {setting.advised[0]}-{setting.advised[1]}; allowed {setting.allowed}."
     elif setting.kind in (int, float):
         text += f" Allowed {setting.allowed}."
+    elif setting.choices:
+        text += f" One of {setting.allowed}."
     return text
 
 
@@ -56,35 +58,54 @@ def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str
     setting = SETTINGS[name]
     flags = [setting.flag, *setting.aliases, *extra_flags]
     if setting.kind is bool:
-        flags[0] = f"{setting.flag}/--no-{setting.flag[2:]}"
-    metavar = "[" + "|".join(setting.choices) + f"|{setting.also_named}]" if setting.also_matching else None
-    return typer.Option(default, *flags, help=_help(setting), hidden=setting.hidden, show_default=False,
-                        case_sensitive=False, metavar=metavar, rich_help_panel=panel)
+        flags[0] = f"{setting.flag}/{negative_flag(setting)}"
+    return typer.Option(default, *flags, help=_help(setting), show_default=False, case_sensitive=False,
+                        metavar=_metavar(setting), rich_help_panel=panel)
+
+
+def negative_flag(setting: Setting) -> str:
+    return f"--no-{setting.flag[2:]}"
+
+
+def _metavar(setting: Setting) -> str | None:
+    """CHOICE for a setting with choices (its help lists them): a list of them would squeeze the flags."""
+    return "CHOICE" if setting.choices else None
+
+
+def _other_flags(setting: Setting) -> tuple[str, ...]:
+    """A setting's spellings besides its flag: its aliases and, for a switch, the flag that turns it off."""
+    return (*setting.aliases, *((negative_flag(setting),) if setting.kind is bool else ()))
 
 
 def _alias_parameter(flag: str) -> str:
-    return "original_" + flag.lstrip("-")
+    return "original_" + flag.lstrip("-").replace("-", "_")
 
 
 def _setting_parameters() -> list[inspect.Parameter]:
+    """One option per setting, under its flag only; its other spellings are hidden options that the help
+    text names, so that Typer's flag column stays wide enough for every flag (none is cut off)."""
     parameters = []
     for setting in SETTINGS.values():
         annotation = Optional[value_type(setting.name)]  # noqa: UP045 (typer reads the annotation at run time)
+        others = _other_flags(setting)
+        also = f" Also {', '.join(others)}." if others else ""
+        option = typer.Option(None, setting.flag, help=_help(setting) + also, show_default=False,
+                              case_sensitive=False, metavar=_metavar(setting), rich_help_panel=SETTINGS_PANEL)
         parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                            default=setting_option(setting.name, panel=SETTINGS_PANEL)))
-        for flag in setting.original_flags:
+                                            default=option))
+        for flag in (*others, *setting.original_flags):
             option = typer.Option(None, flag, help=f"Same as {setting.flag}.", show_default=False,
-                                  case_sensitive=False, rich_help_panel=COMPATIBILITY_PANEL)
+                                  case_sensitive=False, hidden=flag in others, rich_help_panel=COMPATIBILITY_PANEL)
             parameters.append(inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY,
                                                 annotation=annotation, default=option))
     return parameters
 
 
 def one_of(value, alias_value, name: str, alias: str):
-    """A value given under its flag or under the original's spelling (not both, differently)."""
+    """A value given under its flag or under another spelling (the original's, an alias; not both, differently)."""
     if value is not None and alias_value is not None and value != alias_value:
         raise InputError(f"Both {name} and {alias} were given, with different values.",
-                         why=f"{alias} is the original V-Express spelling of {name}.", fix="Pass only one of them.")
+                         why="Both set the same setting.", fix="Pass only one of them.")
     return value if value is not None else alias_value
 
 
@@ -93,8 +114,11 @@ def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
     given = {}
     for setting in SETTINGS.values():
         value = values.pop(setting.name)
-        for flag in setting.original_flags:
-            value = one_of(value, values.pop(_alias_parameter(flag)), setting.flag, flag)
+        for flag in (*_other_flags(setting), *setting.original_flags):
+            alias_value = values.pop(_alias_parameter(flag))
+            if flag == negative_flag(setting) and alias_value:
+                alias_value = False  # --no-paste-back: the flag is given (True), so the setting is off
+            value = one_of(value, alias_value, setting.flag, flag)
         if value is not None:
             given[setting.name] = value
     return given

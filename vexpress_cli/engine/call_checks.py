@@ -42,9 +42,9 @@ class CallChecks:
             raise InputError("At least one denoising step is needed.", "", f"Use {parameter('num_inference_steps', '1')} or more.")
         expected_pad = (self.audio_projection.config.num_queries - 1) // 2
         if num_pad_audio_frames != expected_pad:
-            raise InputError(f"num_pad_audio_frames={num_pad_audio_frames} does not fit the model.",
+            raise InputError(f"{parameter('num_pad_audio_frames', num_pad_audio_frames)} does not fit the model.",
                              f"The audio projection was trained on windows of {expected_pad} frames per side.",
-                             f"Use {expected_pad}.")
+                             f"Use {parameter('num_pad_audio_frames', expected_pad)}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
         unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]

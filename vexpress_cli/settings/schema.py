@@ -53,7 +53,6 @@ class Setting:
     also_named: str = "cuda:N"  # how help and messages spell the values ``also_matching`` accepts
     aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
     original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
-    hidden: bool = False
 
     @property
     def flag(self) -> str:
@@ -136,9 +135,9 @@ class GenerationSettings:
                                 "video has the photo's size.")
     max_size: int = _setting(0, "With paste_back: the video's longest side in pixels (the whole frame is scaled "
                              "down); 0: the photo's own size.", minimum=0, maximum=8192)
-    num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame.",
-                                         minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",),
-                                         hidden=True)
+    num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame; it must "
+                                         "match the model (2 for the released weights).",
+                                         minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",))
     postprocess: bool = _setting(True, "3x3x3 median filter over the output frames to reduce flicker.")
     codec: str = _setting("auto", "Video codec: h264 (libx264), h265 (libx265, smaller files), h264_nvenc or "
                           "hevc_nvenc (NVIDIA GPU encoders); auto: h264_nvenc where it works, else h264.",
