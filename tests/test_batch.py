@@ -151,6 +151,20 @@ def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path)
     assert read_record(record_path(folder / "out" / "b.mp4")).seed == 5
 
 
+def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_a_line_per_job_started(first_run, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
+    manifest = project(folder, folder, [THREE_JOBS[0], {**THREE_JOBS[1], "seed": 5},
+                                        {**THREE_JOBS[2], "output": "out/d.mp4"}])
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])  # not a terminal: no live bars
+    assert result.exit_code == 0, result.output
+    log = [" ".join(line.split()) for line in result.stderr.splitlines()]
+    again = log.index("Running line 2 b.mp4 again: seed changed (42 -> 5)")
+    assert again < next(index for index, line in enumerate(log) if line.startswith("Done line 2:"))
+    assert "Started line 3 d.mp4" in log
+    assert not any(line.startswith(("Started line 1", "Running line 1")) for line in log)  # skipped
+
+
 def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inputs, tmp_path):
     faceless = {"reference_image": "blank.png", "audio": "a.wav", "output": "out/face.mp4",
                 "retarget_strategy": "fix_face", "face_backend": "dlib"}
@@ -240,23 +254,26 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
         json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "seed": -1}),
         json.dumps({"reference_image": "nope.jpg", "audio": "a.wav", "output": "out/a.mp4", "num_inference_step": 3}),
         "not json",
-        json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.avi", "width": 100}),
+        json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.avi", "width": 100,
+                    "preset": "expresive"}),
         json.dumps({"reference_image": "aoc.jpg", "output": "out/c.mp4", "preset": "lipsync"}),
     ]) + "\n")
     result = runner.invoke(app, ["batch", str(manifest), *SMALL])
     assert result.exit_code == 2 and "Traceback" not in result.output
     message = " ".join(result.stderr.split())
-    for expected in ["has 9 problems; no job was started",
+    for expected in ["has 10 problems; no job was started",
                      "line 1: 'seed' is -1; it must be from 0",
                      "line 2: unknown key 'num_inference_step'. Did you mean 'num_inference_steps'?",
                      f"line 2: 'reference_image' {tmp_path / 'nope.jpg'} does not exist.",
                      "is also the output of line 1: two jobs cannot write one file.",
                      "line 3: not valid JSON",
                      "line 4: 'width' is 100; it must be a multiple of 8.",
+                     "line 4: There is no preset named 'expresive'.",  # a second problem of the same line
                      "unknown file type '.avi'",
                      "line 5: 'audio' is missing",
                      "line 5: There is no preset named 'lipsync'."]:
         assert expected in message, expected
+    assert result.stderr.splitlines()[-1].strip() == "Fix these lines and run the same command again."
     assert not (tmp_path / "out").exists()
 
 

@@ -51,8 +51,9 @@ def messages(texts) -> list[Message]:
 def join_messages(*parts: str, separator: str = " ") -> Message:
     """The non-blank ``parts`` joined, keeping their :func:`parameter` references (an f-string or
     ``str.join`` of :class:`Message` parts would keep only their Python spelling)."""
-    # Not a bare strip(): Python counts the references' \x1e and \x1f as white space.
-    raws = (getattr(part, "raw", part).strip(" \t\r\n") for part in parts if part)
+    # Only spaces: a part may end its lines with a line break (a list), and a bare strip() would also take
+    # the references' \x1e and \x1f, which Python counts as white space.
+    raws = (getattr(part, "raw", part).strip(" ") for part in parts if part)
     return Message(separator.join(raw for raw in raws if raw))
 
 

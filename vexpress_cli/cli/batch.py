@@ -15,7 +15,7 @@ from rich.table import Table
 from vexpress_cli.cli.options import flag_of, with_generation_settings
 from vexpress_cli.cli.progress import STAGE_LABELS
 from vexpress_cli.cli.wording import plural
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, spell_parameters
 
 console = Console(stderr=True)
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -131,7 +131,12 @@ class BatchDisplay:
         self.jobs_task = self.progress.add_task(self._jobs_text(), total=event.total - event.done)
 
     def _started(self, event) -> None:
-        self._worker_bar(event.worker, f"line {event.line} {Path(event.output).name}", 0, None)
+        job = f"line {event.line} {Path(event.output).name}"
+        if event.reason:  # said before the job runs: a changed setting may make it long
+            self.console.print(f"Running {escape(job)} again: {escape(spell_parameters(event.reason, flag_of))}")
+        elif not self.console.is_terminal:  # no live bars in a log: one line per job started
+            self.console.print(f"Started {escape(job)}")
+        self._worker_bar(event.worker, job, 0, None)
 
     def _stage(self, event) -> None:
         label = STAGE_LABELS.get(event.stage, event.stage)
@@ -144,9 +149,8 @@ class BatchDisplay:
             return
         if outcome.status == "done":
             self.done += 1
-            redone = f" (redone: {escape(outcome.reason)})" if outcome.action == "redo" else ""
             self.console.print(f"[green]Done[/] line {outcome.line}: {escape(outcome.output)} in "
-                               f"{outcome.seconds:.1f} s{redone}")
+                               f"{outcome.seconds:.1f} s")
         elif outcome.status == "failed":
             self.failed += 1
             self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "

@@ -91,9 +91,13 @@ def _has_problem(problems: list[Problem], line: int) -> bool:
 
 def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, found: list[str]) -> dict | None:
     """The job's resolved settings; the command line's flags give way to the job's own preset and values."""
-    for name, value in entry.settings.items():
+    checks = [functools.partial(validate_value, name, value, f"'{name}'", within_advice=False)
+              for name, value in entry.settings.items()]
+    if entry.preset is not None:
+        checks.append(functools.partial(presets, entry.preset))
+    for check in checks:  # each one, so that a line's problems are all listed at once
         try:
-            validate_value(name, value, f"'{name}'", within_advice=False)
+            check()
         except VExpressError as error:
             found.append(error.render())
     if found:

@@ -29,7 +29,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     the job's temp files are gone; the job then has no output and no record under their final names.
     """
     started = time.monotonic()
-    emit(BatchEvent("started", worker, job.line, job.output))
+    emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
     clock = StageClock(_reporter(emit, worker, job, stop))
     try:
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
