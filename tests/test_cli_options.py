@@ -39,7 +39,8 @@ def test_generate_help_shows_every_setting_flag_whole_at_80_columns():
     (["--save-gpu-memory"], {"save_gpu_memory": True}),
     (["--no-save-gpu-memory"], {"save_gpu_memory": False}),
     (["--save_gpu_memory"], {"save_gpu_memory": True}),  # the original's spelling
-    (["--no-paste-back", "--strategy", "offset_retarget"], {"paste_back": False, "retarget_strategy": "offset_retarget"}),
+    (["--no-paste-back", "--strategy", "offset_retarget"],
+     {"paste_back": False, "retarget_strategy": "offset_retarget"}),
     ([], {}),
 ])
 def test_each_spelling_of_a_setting_reaches_it(args, expected):

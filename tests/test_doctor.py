@@ -114,7 +114,7 @@ def test_missing_checkpoint_is_a_failure(tiny_copy):
     assert "audio_projection" in rows["model files"]["detail"]
     assert f"vexpress models download --to {tiny_copy}" in rows["model files"]["fix"]
     table = doctor("--model-dir", str(tiny_copy))
-    assert table.exit_code == 2 and "1 failures" in table.stdout
+    assert table.exit_code == 2 and "1 failure:" in table.stdout
 
 
 def test_wrong_shape_tensor_is_found_by_deep(tiny_copy):

@@ -239,3 +239,12 @@ def test_presets_show_prints_file_and_values():
     assert shown["effective"]["audio_attention_weight"] == 3.0
     text = run_cli("presets", "show", "expressive")
     assert text.exit_code == 0 and "audio_attention_weight = 3.0" in text.stdout
+
+
+def test_the_docs_table_of_built_in_presets_lists_every_one():
+    import re
+
+    text = (REPO_PRESETS.parent / "docs" / "presets.md").read_text()
+    section = text.split("## Built-in presets", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
+    assert documented == {path.stem for path in REPO_PRESETS.glob("*.toml")}

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from vexpress_cli.cli.wording import plural
+
 console = Console()
 status_console = Console(stderr=True)
 
@@ -76,10 +78,11 @@ def _table(checks) -> Table:
 def _summary(checks) -> Text:
     counts = {status: sum(check.status == status for check in checks) for status in STATUS_STYLES}
     summary = Text()
-    for status, label in (("ok", "ok"), ("warning", "warnings"), ("failure", "failures")):
+    for status in ("ok", "warning", "failure"):
         if summary:
             summary.append(", ")
-        summary.append(f"{counts[status]} {label}", style=STATUS_STYLES[status] if counts[status] else "")
+        counted = f"{counts[status]} ok" if status == "ok" else plural(counts[status], status)
+        summary.append(counted, style=STATUS_STYLES[status] if counts[status] else "")
     if counts["failure"]:
         summary.append(": fix the failures above before generating.")
     elif counts["warning"]:

@@ -146,7 +146,7 @@ def status_line(plan) -> str:
 
     return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
-            f"{settings.num_inference_steps} steps ({origin('num_inference_steps')}), "
+            f"{plural(settings.num_inference_steps, 'step')} ({origin('num_inference_steps')}), "
             f"weights {settings.reference_attention_weight:g}/{settings.audio_attention_weight:g} "
             f"({origin('reference_attention_weight', 'audio_attention_weight')}), "
             f"{settings.width}x{settings.height} ({origin('width', 'height')}).")

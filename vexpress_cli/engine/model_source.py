@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vexpress_cli.engine.model_folder import ARCHITECTURE_OVERRIDES, CHECKPOINT_STEMS, REQUIRED_FILES, VEXPRESS_DIR
-from vexpress_cli.errors import InputError, ModelFolderError
+from vexpress_cli.errors import InputError, ModelFolderError, parameter
 from vexpress_cli.file_types import WEIGHT_SUFFIXES
 
 DEFAULT_HUB_ID = "tk93/V-Express"
@@ -192,7 +192,7 @@ def not_cached_error(hub: HubSource, cache: Path, offline: bool, reason: str = "
         f"The V-Express weights ({hub}) are not in the Hugging Face cache at {cache}.",
         why=why,
         fix=f"Run `{download_command(hub)}` with network access; it fetches {ESTIMATED_DOWNLOAD} into that "
-        "cache (set HF_HOME or HF_HUB_CACHE to put it elsewhere), or pass a model folder with --model-dir.",
+        f"cache (set HF_HOME or HF_HUB_CACHE to put it elsewhere), or pass a model folder as {parameter('model_dir')}.",
     )
 
 
@@ -314,6 +314,6 @@ def _build_view(view: Path, wanted: dict[str, Path]) -> Path:
             f"Cannot arrange the cached V-Express files into the model layout at {view}.",
             why=f"Writing symbolic links failed: {error.strerror or error}.",
             fix="Make the Hugging Face cache writable (or set HF_HUB_CACHE to a writable folder), or pass "
-            "a model folder with --model-dir.",
+            f"a model folder as {parameter('model_dir')}.",
         ) from None
     return view

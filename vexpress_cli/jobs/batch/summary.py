@@ -29,9 +29,9 @@ class BatchEvent:
     """One thing that happened in a batch, as a front end's ``on_event`` callback receives it.
 
     ``kind``: ``checked`` (first, once: ``total`` jobs in the manifest, ``done`` of them skipped),
-    ``started`` (a worker took job ``line``; ``reason`` says why a job done before runs again), ``stage`` (the job's ``progress(stage, done, total)``, as in
-    :mod:`vexpress_cli.progress`), or ``finished`` (with its ``outcome``; skipped jobs are reported as
-    finished right after ``checked``).
+    ``started`` (a worker took job ``line``; ``reason`` says why a job done before runs again), ``stage``
+    (the job's ``progress(stage, done, total)``, as in :mod:`vexpress_cli.progress`), or ``finished`` (with
+    its ``outcome``; skipped jobs are reported as finished right after ``checked``).
     """
 
     kind: str
