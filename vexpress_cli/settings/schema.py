@@ -202,7 +202,7 @@ def unknown_setting_error(where: str, key: str, known: list[str] | None = None, 
     return InputError(
         f"{where}: unknown key '{key_prefix}{key}'.",
         why=f"Known keys: {', '.join(known)}.",
-        fix=f"{suggestion}{fix_prefix}See docs/presets.md for every setting.",
+        fix=f"{suggestion}{fix_prefix}`vexpress generate --help` and docs/presets.md list every setting.",
     )
 
 
@@ -216,13 +216,13 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     if not _has_kind(value, setting.kind):
         raise InputError(
             f"{where} must be {_type_name(setting.kind)}, not {type(value).__name__} ({value!r}).",
-            why=f"'{name}': {setting.help}",
+            why=f"{parameter(name)}: {setting.help}",
             fix=f"Use a value like {setting.default!r}." if setting.kind is not bool else "Use true or false.",
         )
     if setting.kind is float:
         value = float(value)
         if not math.isfinite(value):
-            raise InputError(f"{where} is {value}, not a finite number.", why=f"'{name}': {setting.help}",
+            raise InputError(f"{where} is {value}, not a finite number.", why=f"{parameter(name)}: {setting.help}",
                              fix=f"Use a number from {_number(setting.minimum)} to {_number(setting.maximum)}.")
     if setting.choices and value not in setting.choices and not (
             setting.also_matching and re.fullmatch(setting.also_matching, value)):
@@ -258,7 +258,7 @@ def _check_range(setting: Setting, value: float, where: str, *, within_advice: b
             )
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"from {low} to {high}"
-        why = f"'{setting.name}': {setting.help}"
+        why = f"{parameter(setting.name)}: {setting.help}"
         if setting.name == "context_frames":
             why += f" The motion module's position encoding covers {MAX_CONTEXT_FRAMES} frames."
         raise InputError(f"{where} is {value}; it must be {bounds}.", why=why, fix=f"Use a value {bounds}.")
