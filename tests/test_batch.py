@@ -250,6 +250,7 @@ def test_ray_actors_on_a_local_ray_instance_give_the_same_frames_as_one_worker(f
 def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(inputs, tmp_path):
     manifest = tmp_path / "jobs.jsonl"
     project(inputs, tmp_path, [])
+    (tmp_path / "notes.jpg").write_text("not a photo")
     manifest.write_text("\n".join([
         json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "seed": -1}),
         json.dumps({"reference_image": "nope.jpg", "audio": "a.wav", "output": "out/a.mp4", "num_inference_step": 3}),
@@ -257,11 +258,12 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
         json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.avi", "width": 100,
                     "preset": "expresive"}),
         json.dumps({"reference_image": "aoc.jpg", "output": "out/c.mp4", "preset": "lipsync"}),
+        json.dumps({"reference_image": "notes.jpg", "audio": "a.wav", "output": "out/d.mp4"}),
     ]) + "\n")
     result = runner.invoke(app, ["batch", str(manifest), *SMALL])
     assert result.exit_code == 2 and "Traceback" not in result.output
     message = " ".join(result.stderr.split())
-    for expected in ["has 10 problems; no job was started",
+    for expected in ["has 11 problems; no job was started",
                      "line 1: 'seed' is -1; it must be from 0",
                      "line 2: unknown key 'num_inference_step'. Did you mean 'num_inference_steps'?",
                      f"line 2: 'reference_image' {tmp_path / 'nope.jpg'} does not exist.",
@@ -271,7 +273,8 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
                      "line 4: There is no preset named 'expresive'.",  # a second problem of the same line
                      "unknown file type '.avi'",
                      "line 5: 'audio' is missing",
-                     "line 5: There is no preset named 'lipsync'."]:
+                     "line 5: There is no preset named 'lipsync'.",
+                     f"line 6: Cannot read the reference image {tmp_path / 'notes.jpg'}."]:
         assert expected in message, expected
     assert result.stderr.splitlines()[-1].strip() == "Fix these lines and run the same command again."
     assert not (tmp_path / "out").exists()

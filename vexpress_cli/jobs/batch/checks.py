@@ -125,6 +125,19 @@ def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
             found.append(f"'{key}' {path} is not a file.")
         elif not os.access(path, os.R_OK):
             found.append(f"'{key}' {path} cannot be read (permission denied).")
+        elif key == "reference_image":
+            _check_image_header(path, found)
+
+
+def _check_image_header(path: Path, found: list[str]) -> None:
+    """That the portrait is an image Pillow opens, as generate checks first (its header only: cheap per line)."""
+    from vexpress_cli.media.images import opened_image
+
+    try:
+        with opened_image(path, "reference image"):
+            pass
+    except InputError as error:
+        found.append(error.render())
 
 
 def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str]) -> None:
