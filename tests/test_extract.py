@@ -178,6 +178,19 @@ def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official
     assert audio_info(audio_out).duration > 0.5
 
 
+def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path, tys_clip):
+    import json
+
+    result = run_cli(tys_clip, "--backend", "dlib", "--json", "--kps-out", tmp_path / "a.safetensors")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["kps_out"], data["frames"], data["backend"]) == (str(tmp_path / "a.safetensors"), CLIP_FRAMES, "dlib")
+    assert result.stderr == ""
+    quiet = run_cli(tys_clip, "--backend", "dlib", "--quiet", "--kps-out", tmp_path / "b.safetensors")
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert load_kps(tmp_path / "b.safetensors").num_frames == CLIP_FRAMES
+
+
 def test_cli_default_output_and_no_silent_overwrite(tys_clip):
     default = tys_clip.with_name("talk_kps.pth")
     result = run_cli(tys_clip, "--backend", "dlib", "--width", "256", "--height", "256")

@@ -65,6 +65,20 @@ def test_fix_face_from_typed_points(tmp_path):
     assert (track.fps, track.width, track.height) == (25.0, 512, 512)
 
 
+def test_json_prints_only_the_result_on_stdout_and_quiet_prints_nothing(tmp_path):
+    import json
+
+    args = ["retarget", "--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face", "-n", 5, "--fps", 25]
+    as_json = vexpress(*args, "--json", "--output", tmp_path / "a.safetensors")
+    assert as_json.exit_code == 0, as_json.output
+    result = json.loads(as_json.stdout)  # the whole of stdout is the JSON document
+    assert (result["output"], result["frames"], result["strategy"]) == (str(tmp_path / "a.safetensors"), 5, "fix_face")
+    assert as_json.stderr == ""
+    quiet = vexpress(*args, "--quiet", "--output", tmp_path / "b.safetensors")
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert load_kps(tmp_path / "b.safetensors").points.shape == (5, 3, 2)
+
+
 def test_no_retarget_on_the_original_sample_writes_a_pth_the_original_reads(tmp_path):
     output = tmp_path / "out.pth"
     result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--output", output)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, flag_of, one_of, setting_option
+from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, one_of, quiet_option, setting_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError, spell_parameters
@@ -76,6 +77,8 @@ def extract_command(
         False, "--strict", help="Fail on any frame without exactly one face (like the original)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace output files that already exist."),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option(),
     video_path_flag: Path | None = typer.Option(None, "--video_path", hidden=True),
     kps_flag: Path | None = typer.Option(None, "--kps_sequence_save_path", hidden=True),
     audio_flag: Path | None = typer.Option(None, "--audio_save_path", hidden=True),
@@ -94,12 +97,16 @@ def extract_command(
         )
     from vexpress_cli.jobs.extract import extract
 
-    with stage_progress(Console(stderr=True)) as progress:
+    with stage_progress(Console(stderr=True), enabled=not quiet and not as_json) as progress:
         result = extract(video, one_of(kps_out, kps_flag, "--kps-out", "--kps_sequence_save_path"),
                          one_of(audio_out, audio_flag, "--audio-out", "--audio_save_path"), width=width,
                          height=height, face_backend=face_backend,
                          model_root=one_of(model_root, insightface_flag, "--model-root", "--insightface_model_path"),
                          strict=strict, overwrite=overwrite, progress=progress, crop=crop)
+    if as_json:
+        print(json.dumps(result.to_dict(flag_of), allow_nan=False))
+    if quiet or as_json:
+        return
     Console().print(summary_table(result))
     for note in result.notes:
         Console(stderr=True).print(f"Note: {spell_parameters(note, flag_of)}", markup=False, highlight=False)

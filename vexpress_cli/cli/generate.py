@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vexpress_cli.cli.options import COMPATIBILITY_PANEL, flag_of, one_of, with_generation_settings
+from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option, one_of, quiet_option,
+                                      with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError, spell_parameters
@@ -54,8 +55,8 @@ def generate_command(
                                 "cuda:0,cuda:1 or all (every GPU); cpu,cpu on the CPU. Wins over --device.",
                                 show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only errors."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option(),
     from_record: Path = typer.Option(None, "--from-record", help="Run the job of a run record (talk.mp4.json) "
                                      "again: its inputs and settings; flags override them.", show_default=False),
     original_reference_image: Path = typer.Option(None, "--reference_image_path", rich_help_panel=COMPATIBILITY_PANEL,

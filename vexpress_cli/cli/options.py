@@ -21,6 +21,14 @@ SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
 COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
 
 
+def quiet_option() -> Any:
+    return typer.Option(False, "--quiet", "-q", help="No progress; print only errors.")
+
+
+def json_option() -> Any:
+    return typer.Option(False, "--json", help="Print the result as JSON on stdout (and nothing else there).")
+
+
 def flag_of(name: str) -> str:
     """How the CLI spells a job parameter or setting in messages: ``context_frames`` -> ``--context-frames``."""
     return "--" + name.replace("_", "-")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import typer
 from rich.console import Console
 
-from vexpress_cli.cli.options import FaceBackend, KpsFit, flag_of, setting_option
+from vexpress_cli.cli.options import FaceBackend, KpsFit, flag_of, json_option, quiet_option, setting_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import spell_parameters
@@ -94,6 +95,8 @@ def retarget_command(
         help="insightface model folder (or the V-Express model folder holding insightface_models/).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Turn a driving keypoint track into keypoints for a reference face.
 
@@ -104,11 +107,15 @@ def retarget_command(
     from vexpress_cli.jobs.retarget import retarget
 
     console = Console(stderr=True)
-    with stage_progress(console) as progress:
+    with stage_progress(console, enabled=not quiet and not as_json) as progress:
         result = retarget(reference_image, kps, strategy, output, preview=preview, reference_kps=reference_kps,
                           num_frames=num_frames, kps_fit=kps_fit, width=width, height=height, fps=fps,
                           face_backend=face_backend, model_root=model_root, overwrite=overwrite, progress=progress,
                           crop=crop, face_index=face_index)
+    if as_json:
+        print(json.dumps(result.to_dict(flag_of), allow_nan=False))
+    if quiet or as_json:
+        return
     for note in result.notes:
         console.print(spell_parameters(note, flag_of), highlight=False, markup=False)
     if result.reference_detected:

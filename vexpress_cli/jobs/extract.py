@@ -3,11 +3,12 @@ and optionally its audio track, written together or not at all."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, messages, parameter
+from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.progress import ProgressCallback
 from vexpress_cli.settings.schema import DEFAULTS, validate_value
 
@@ -28,7 +29,8 @@ class ExtractResult:
     def __post_init__(self) -> None:
         self.notes = messages(self.notes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
+        """Plain JSON types; settings named in the notes read as ``spell`` says (Python names, or flags)."""
         report = self.report
         return {
             "video": str(report.video), "kps_out": str(self.kps_out),
@@ -38,7 +40,8 @@ class ExtractResult:
             "missing_frames": report.missing_frames, "multi_face_frames": report.multi_face_frames,
             "seconds": round(report.seconds, 3),
             "crop": report.crop.as_list() if report.crop else None,
-            "video_size": list(report.video_size) if report.video_size else None, "notes": self.notes,
+            "video_size": list(report.video_size) if report.video_size else None,
+            "notes": [spell_parameters(note, spell) for note in self.notes],
         }
 
 

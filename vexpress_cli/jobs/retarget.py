@@ -3,13 +3,14 @@ with an optional preview video (the retargeted points over the photo, next to th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, messages, parameter
+from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
@@ -50,12 +51,14 @@ class RetargetResult:
             return "reference only"
         return f"{self.driving_frames}-frame driving track, fit {self.fit}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
+        """Plain JSON types; settings named in the notes read as ``spell`` says (Python names, or flags)."""
         return {
             "output": str(self.output), "frames": self.num_frames, "strategy": self.strategy, "fit": self.fit,
             "fps": self.fps, "width": self.width, "height": self.height, "driving_frames": self.driving_frames,
             "reference_kps": self.reference_kps.tolist(), "reference_detected": self.reference_detected,
-            "preview": str(self.preview) if self.preview else None, "notes": self.notes,
+            "preview": str(self.preview) if self.preview else None,
+            "notes": [spell_parameters(note, spell) for note in self.notes],
         }
 
 
