@@ -76,6 +76,7 @@ def generate_command(
     output = one_of(output, original_output, "--output", "--output_path")
     kps = one_of(kps, original_kps, "--kps", "--kps_path")
     settings = dict(settings or {})
+    recorded: set[str] = set()  # settings taken from --from-record's record, not from a flag
     if from_record is not None:
         from vexpress_cli.jobs.records import job_from_record
 
@@ -84,6 +85,7 @@ def generate_command(
         for warning in job.warnings:
             console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
+        recorded = set(job.settings) - set(settings)
         reference_kps, settings = job.reference_kps, job.settings
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
         if value is None:
@@ -91,7 +93,7 @@ def generate_command(
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
                  model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json,
-                 devices=devices)
+                 devices=devices, recorded=recorded)
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
@@ -112,8 +114,11 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
                  model: str | None = None, overwrite: bool = False, quiet: bool = False,
-                 as_json: bool = False, devices: str | None = None) -> None:
-    """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result."""
+                 as_json: bool = False, devices: str | None = None, recorded: set[str] = frozenset()) -> None:
+    """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result.
+
+    ``recorded``: the settings of ``given`` that came from a run record, so the plan says "record", not "flag".
+    """
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
 
     model_settings = resolve_job_settings(preset, given).settings
@@ -128,7 +133,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                 console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
             for note in plan.notes:
                 console.print(f"[dim]Note: {escape(spell_parameters(note, flag_of))}[/]")
-            console.print(status_line(plan))
+            console.print(status_line(plan, recorded))
         result = generator.run(plan, progress)
 
     if as_json:
@@ -138,12 +143,12 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                       f"{plural(result.num_frames, 'frame')} at {result.fps:g} fps, in {result.seconds:.1f} s.")
 
 
-def status_line(plan) -> str:
-    """What is about to run, and where the main values came from."""
+def status_line(plan, recorded: set[str] = frozenset()) -> str:
+    """What is about to run, and where the main values came from (``recorded``: from a run record)."""
     settings, sources = plan.settings, plan.sources
 
     def origin(*names: str) -> str:
-        return "/".join(sorted({SOURCE_WORDS[sources[name]] for name in names}))
+        return "/".join(sorted({"record" if name in recorded else SOURCE_WORDS[sources[name]] for name in names}))
 
     return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
