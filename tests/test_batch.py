@@ -165,6 +165,15 @@ def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_a_line_per_job_s
     assert not any(line.startswith(("Started line 1", "Running line 1")) for line in log)  # skipped
 
 
+def test_force_on_a_job_never_done_runs_it_as_new_not_again(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL, "--force"])
+    assert result.exit_code == 0, result.output
+    assert "again" not in result.stderr and "Started line 1 a.mp4" in result.stderr
+    code, summary, _ = run_batch(manifest, "--force")  # now it exists: forced
+    assert code == 0 and (summary["jobs"][0]["action"], summary["jobs"][0]["reason"]) == ("force", "force was given")
+
+
 def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inputs, tmp_path):
     faceless = {"reference_image": "blank.png", "audio": "a.wav", "output": "out/face.mp4",
                 "retarget_strategy": "fix_face", "face_backend": "dlib"}
@@ -276,7 +285,7 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
                      "line 5: There is no preset named 'lipsync'.",
                      f"line 6: Cannot read the reference image {tmp_path / 'notes.jpg'}."]:
         assert expected in message, expected
-    assert result.stderr.splitlines()[-1].strip() == "Fix these lines and run the same command again."
+    assert result.stderr.splitlines()[-1].rstrip() == "Fix these lines and run the same command again."
     assert not (tmp_path / "out").exists()
 
 

@@ -53,3 +53,8 @@ def test_a_switch_turned_on_and_off_at_once_is_refused():
     result, received = given_settings("--paste-back", "--no-paste-back")
     assert isinstance(result.exception, InputError) and received == {}
     assert str(result.exception).startswith("Both --paste-back and --no-paste-back were given, with different values.")
+
+
+def test_the_refusal_names_the_two_spellings_that_were_typed():
+    result, _ = given_settings("--no-save-gpu-memory", "--save_gpu_memory")
+    assert str(result.exception).startswith("Both --no-save-gpu-memory and --save_gpu_memory were given")

@@ -323,20 +323,3 @@ def test_joined_message_parts_keep_a_reference_at_their_start():
     assert joined == "force was given; seed=3 too"
     assert spell_parameters(joined, flag_of) == "--force was given; --seed 3 too"
 
-
-def test_doctor_checks_read_as_python_for_the_library_and_as_flags_in_the_cli(monkeypatch):
-    import json
-
-    from vexpress_cli.cli.options import flag_of
-    from vexpress_cli.errors import spell_parameters
-    from vexpress_cli.jobs.doctor.device import device_checks
-    from vexpress_cli.jobs.doctor.report import DoctorContext, DoctorOptions
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    chosen = device_checks(DoctorContext(DoctorOptions(device="auto")))[0]
-    assert chosen.detail == 'cpu (chosen by device="auto")'
-    assert spell_parameters(chosen.detail, flag_of) == "cpu (chosen by --device auto)"
-    refused = device_checks(DoctorContext(DoctorOptions(device="cuda")))[0]
-    assert refused.fix == 'Use device="cpu", or install a CUDA build of torch.'
-    assert spell_parameters(refused.fix, flag_of) == "Use --device cpu, or install a CUDA build of torch."
-    assert "\x1e" not in json.dumps([chosen.to_dict(), refused.to_dict()])

@@ -136,7 +136,7 @@ def test_generate_warnings_name_settings_as_flags_on_screen_and_in_json_and_as_p
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.stdout)["warnings"][0].startswith("--max-size only scales")
     record = json.loads((tmp_path / "b.mp4.json").read_text())
-    assert record["warnings"][0].startswith("max_size only scales") and "\x1e" not in json.dumps(record)
+    assert record["warnings"][0].startswith("max_size only scales") and "\\u001e" not in json.dumps(record)
 
 
 def test_retarget_notes_name_settings_as_flags(tmp_path):

@@ -53,8 +53,11 @@ def join_messages(*parts: str, separator: str = " ") -> Message:
     ``str.join`` of :class:`Message` parts would keep only their Python spelling)."""
     # Only spaces: a part may end its lines with a line break (a list), and a bare strip() would also take
     # the references' \x1e and \x1f, which Python counts as white space.
-    raws = (getattr(part, "raw", part).strip(" ") for part in parts if part)
-    return Message(separator.join(raw for raw in raws if raw))
+    text = ""
+    for raw in (getattr(part, "raw", part).strip(" ") for part in parts if part):
+        if raw:
+            text += (separator if text and not text.endswith("\n") else "") + raw
+    return Message(text)
 
 
 def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:

@@ -12,10 +12,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from vexpress_cli.cli.options import flag_of, with_generation_settings
+from vexpress_cli.cli.options import flag_of, json_option, quiet_option, with_generation_settings
 from vexpress_cli.cli.progress import STAGE_LABELS
-from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.wording import plural
 
 console = Console(stderr=True)
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -52,8 +52,8 @@ def batch_command(
     ray: bool = typer.Option(False, "--ray", help="Run on Ray actors, one per GPU: a local Ray instance, or the "
                              "cluster at RAY_ADDRESS. Needs pip install \"vexpress-cli\\[ray]\"."),
     force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only failures."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    quiet: bool = quiet_option("failures"),
+    as_json: bool = json_option("the summary"),
     report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file.",
                                 show_default=False),
     settings: dict | None = None,

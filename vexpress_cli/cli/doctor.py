@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vexpress_cli.cli.wording import plural
+from vexpress_cli.cli.options import json_option
+from vexpress_cli.wording import plural
 
 console = Console()
 status_console = Console(stderr=True)
@@ -31,7 +32,7 @@ STATUS_STYLES = {"ok": "green", "warning": "yellow", "failure": "bold red"}
 
 
 def doctor_command(
-    as_json: bool = typer.Option(False, "--json", help="Print the checks as a JSON list on stdout."),
+    as_json: bool = json_option("the checks (a list)"),
     deep: bool = typer.Option(False, "--deep", help="Compare every checkpoint tensor with the architecture."),
     smoke: bool = typer.Option(False, "--smoke",
                                help="Generate 1 s of video with a built-in tiny model to prove the whole stack."),

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, one_of, quiet_option, setting_option
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS
+from vexpress_cli.wording import plural
 
 EPILOG = """\
 [bold]Examples[/]

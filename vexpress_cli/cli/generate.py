@@ -12,8 +12,8 @@ from rich.markup import escape
 from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option, one_of, quiet_option,
                                       with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.wording import plural
 
 console = Console(stderr=True)
 

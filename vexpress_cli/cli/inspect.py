@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, flag_of, setting_option
+from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, setting_option
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.errors import InputError, spell_parameters
 
@@ -54,7 +54,7 @@ def inspect_command(
     path: str | None = typer.Argument(  # a str: typer would turn "" into Path("."), the current folder
         None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: bool = json_option("the report"),
     preset: str | None = typer.Option(
         None, "--preset", help="Inspect a named preset (built-in or user) instead of PATH.", show_default=False
     ),

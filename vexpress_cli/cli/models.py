@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
+from vexpress_cli.cli.options import json_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
@@ -102,7 +103,7 @@ def _explain_discovery(console: Console, folder: Path) -> None:
 def path_command(
     model: str | None = typer.Option(None, "--model", metavar="HUB_ID|DIR", help="Check this hub id or folder."),
     model_dir: Path | None = typer.Option(None, "--model-dir", metavar="DIR", help="Check this folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option("what was found"),
 ) -> None:
     """Print the model folder vexpress would use, and why.
 
@@ -122,7 +123,7 @@ def path_command(
 
 
 @models_app.command("list")
-def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_command(as_json: bool = json_option("the cache's models")) -> None:
     """List the V-Express weights in the Hugging Face cache, with their sizes."""
     cache, models = cached_models()
     if as_json:

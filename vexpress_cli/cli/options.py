@@ -21,12 +21,14 @@ SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
 COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
 
 
-def quiet_option() -> Any:
-    return typer.Option(False, "--quiet", "-q", help="No progress; print only errors.")
+def quiet_option(shown: str = "errors") -> Any:
+    """Every command's ``--quiet``: no progress, only ``shown``."""
+    return typer.Option(False, "--quiet", "-q", help=f"No progress; print only {shown}.")
 
 
-def json_option() -> Any:
-    return typer.Option(False, "--json", help="Print the result as JSON on stdout (and nothing else there).")
+def json_option(what: str = "the result") -> Any:
+    """Every command's ``--json``: ``what`` as JSON on stdout, and nothing else there."""
+    return typer.Option(False, "--json", help=f"Print {what} as JSON on stdout (and nothing else there).")
 
 
 def flag_of(name: str) -> str:
@@ -113,7 +115,7 @@ def one_of(value, alias_value, name: str, alias: str):
     """A value given under its flag or under another spelling (the original's, an alias; not both, differently)."""
     if value is not None and alias_value is not None and value != alias_value:
         raise InputError(f"Both {name} and {alias} were given, with different values.",
-                         why="Both set the same setting.", fix="Pass only one of them.")
+                         why="They are two spellings of one option.", fix="Pass only one of them.")
     return value if value is not None else alias_value
 
 
@@ -121,12 +123,17 @@ def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The settings given on the command line, each under one name; pops them from ``values``."""
     given = {}
     for setting in SETTINGS.values():
-        value = values.pop(setting.name)
+        spellings = [(setting.flag, values.pop(setting.name))]
         for flag in (*_other_flags(setting), *setting.original_flags):
-            alias_value = values.pop(_alias_parameter(flag))
-            if flag == negative_flag(setting) and alias_value:
-                alias_value = False  # --no-paste-back: the flag is given (True), so the setting is off
-            value = one_of(value, alias_value, setting.flag, flag)
+            value = values.pop(_alias_parameter(flag))
+            if flag == negative_flag(setting) and value:
+                value = False  # --no-paste-back: the flag is given (True), so the setting is off
+            spellings.append((flag, value))
+        value, first_flag = None, ""
+        for flag, flag_value in spellings:
+            if flag_value is not None:
+                value = one_of(value, flag_value, first_flag, flag)
+                first_flag = first_flag or flag
         if value is not None:
             given[setting.name] = value
     return given

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from vexpress_cli.cli.options import json_option
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.settings.presets import PresetInfo, list_presets, load_preset
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, resolve_settings
@@ -30,7 +31,7 @@ presets_app = typer.Typer(
     no_args_is_help=False,
 )
 
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+JSON_OPTION = json_option("the presets")
 
 
 def _format_value(value: Any) -> str:

@@ -11,9 +11,9 @@ from rich.console import Console
 
 from vexpress_cli.cli.options import FaceBackend, KpsFit, flag_of, json_option, quiet_option, setting_option
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.cli.wording import plural
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS
+from vexpress_cli.wording import plural
 
 EPILOG = """\
 [bold]Examples[/]

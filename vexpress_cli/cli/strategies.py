@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vexpress_cli.cli.options import json_option
 from vexpress_cli.kps.retargeting import needs_driving_kps
 from vexpress_cli.plugins import PLUGIN_FIX, get_plugin_load_failures, get_retarget_strategy_infos
 
@@ -21,7 +22,7 @@ EPILOG = (
 
 
 def strategies_command(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    as_json: bool = json_option("the strategies (a list)"),
 ) -> None:
     """List the installed retarget strategies: how each moves the face, and which plugin provides it."""
     infos = get_retarget_strategy_infos()

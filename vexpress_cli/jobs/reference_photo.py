@@ -20,6 +20,7 @@ from vexpress_cli.face.framing import (CropBox, already_framed, cut_crop, face_c
                                        whole_image)
 from vexpress_cli.media.images import open_rgb_image, rotation_note
 from vexpress_cli.settings.schema import GenerationSettings
+from vexpress_cli.wording import plural
 
 MIN_ADVISED_SIZE = 512
 # Faces are looked for in a copy of the photo at most this long: a face that fills a tenth of a
@@ -145,8 +146,7 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
             f"{parameter('crop', 'none')} to animate the whole photo.")
     if settings.face_index >= len(faces):
         raise InputError(
-            f"{parameter('face_index')} is {settings.face_index}, but {label} has {len(faces)} "
-            f"face{'s' if len(faces) > 1 else ''}.",
+            f"{parameter('face_index')} is {settings.face_index}, but {label} has {plural(len(faces), 'face')}.",
             why="Faces are numbered by size from 0, the largest.",
             fix=f"Use {parameter('face_index', '0')} to {len(faces) - 1}.")
     face = faces[settings.face_index]

@@ -25,7 +25,9 @@ from vexpress_cli.ui.runtime import Runtime
 
 API_NAME = "generate"
 # The job's own parameters, before the settings.
-JOB_PARAMETERS = ("reference_image", "audio", "kps", "reference_kps", "preset", "driving_crop")
+JOB_PARAMETERS = ("reference_image", "audio", "kps", "reference_kps", "preset")
+# After the settings, so that the settings keep their positions for callers who pass arguments in order.
+LATER_PARAMETERS = ("driving_crop",)
 
 
 def add_generate_endpoint(runtime: Runtime) -> None:
@@ -44,7 +46,7 @@ def generate_endpoint(runtime: Runtime):
     annotations["return"] = tuple[FileData, FileData, dict[str, Any]]
     parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=inspect.Parameter.empty if name in ("reference_image", "audio") else None)
-                  for name in (*JOB_PARAMETERS, *SETTINGS)]
+                  for name in (*JOB_PARAMETERS, *SETTINGS, *LATER_PARAMETERS)]
     parameters.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
     signature = inspect.Signature(parameters, return_annotation=annotations["return"])
 
@@ -54,7 +56,7 @@ def generate_endpoint(runtime: Runtime):
         inputs = GenerateInputs(_path(values["reference_image"]), _path(values["audio"]), _path(values["kps"]),
                                 values["reference_kps"], values["preset"],
                                 {name: values.get(name) for name in SETTINGS if values.get(name) is not None},
-                                (values["driving_crop"] or "none").strip())
+                                values["driving_crop"])
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job))
         result = {**outputs.result.to_dict(), "output": outputs.video.name}
         return FileData(path=str(outputs.video)), FileData(path=str(outputs.record)), result

@@ -30,7 +30,10 @@ class GenerateInputs:
     reference_kps: str | None = None  # "x,y;x,y;x,y" only: never a path
     preset: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    driving_crop: str = "none"  # a driving video's crop before its track is extracted (extract's crop)
+    driving_crop: str | None = "none"  # a driving video's crop before its track is extracted (extract's crop)
+
+    def __post_init__(self) -> None:
+        self.driving_crop = (self.driving_crop or "none").strip()
 
 
 @dataclass
@@ -129,7 +132,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
 
     async def generate_in_page(data: dict, request: gr.Request, progress=gr.Progress()):
         inputs = GenerateInputs(data[portrait], data[speech], data[driving], (data[reference_kps] or "").strip(),
-                                data[preset], form.values(data), (data[driving_crop] or "none").strip())
+                                data[preset], form.values(data), data[driving_crop])
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job), progress=progress,
                                     spell=spell_in_page)
         return {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],

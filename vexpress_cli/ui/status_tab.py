@@ -8,6 +8,7 @@ import gradio as gr
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.ui.form import spell_in_page
 from vexpress_cli.ui.runtime import Job, Runtime
+from vexpress_cli.wording import plural
 
 HEADERS = ["check", "status", "detail", "fix"]
 # Tall enough for the whole report: no scrolling inside the table.
@@ -24,7 +25,8 @@ def run_status(deep: bool, job: Job) -> tuple[list[list[str]], str]:
              spell_parameters(check.fix, spell_in_page)] for check in checks]
     counts = {status: sum(check.status == status for check in checks) for status in STATUS_WORDS}
     loaded = ", ".join(job.models.loaded_devices) or "none yet (the first generation loads it)"
-    summary = (f"**{counts['ok']} ok, {counts['warning']} warnings, {counts['failure']} failures.** "
+    counted = ", ".join(plural(counts[status], status) for status in ("warning", "failure"))
+    summary = (f"**{counts['ok']} ok, {counted}.** "
                f"Model loaded on: {loaded}.")
     return rows, summary
 

@@ -160,7 +160,7 @@ def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str
 def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
     """Run it, redo it (its record no longer matches), retry it (it failed), or skip it (done, same job)."""
     output, record_file = Path(job.output), record_path(job.output)
-    if force:
+    if force and output.exists():
         job.action, job.reasons = FORCE, [f"{parameter('force')} was given"]
         return
     record = None
@@ -168,7 +168,7 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
         try:
             record = read_record(record_file)
         except InputError as error:
-            job.reasons = [f"its record cannot be read ({error.what})"]
+            job.reasons = [f"its record cannot be read ({error.what.raw})"]
     if not output.exists():
         failed = record is not None and record.status == "failed"
         job.action, job.reasons = (RETRY, ["it failed last time"]) if failed else (NEW, [])

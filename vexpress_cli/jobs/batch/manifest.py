@@ -18,6 +18,7 @@ from typing import Any
 from vexpress_cli.errors import InputError, did_you_mean
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
 from vexpress_cli.settings.schema import SETTINGS
+from vexpress_cli.wording import plural
 
 JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "preset")
 REQUIRED_KEYS = ("reference_image", "audio", "output")
@@ -53,7 +54,7 @@ class ManifestError(InputError):
         shown = self.problems[:MAX_LISTED_PROBLEMS]
         listed = "\n".join(f"  line {problem.line}: {problem.text}" for problem in shown)
         more = f"\n  ... and {len(self.problems) - len(shown)} more" if len(self.problems) > len(shown) else ""
-        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        count = plural(len(self.problems), "problem")
         super().__init__(f"The manifest {manifest} has {count}; no job was started:\n{listed}{more}\n",
                          fix="Fix these lines and run the same command again.")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vexpress_cli.errors import Message, VExpressError
+from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.doctor.report import (
     FAILURE, OK, WARNING, Check, DoctorContext, describe, human_size, join,
 )
@@ -86,8 +86,7 @@ def _dlib_check(fallback_available: bool) -> Check:
         path = predictor_path()
         DlibBackend()
     except VExpressError as error:
-        return Check("dlib backend", status, Message(join(error.what, error.why).raw.rstrip(".") + consequence),
-                     error.fix)
+        return Check("dlib backend", status, join(error.what, error.why).raw.rstrip(".") + consequence, error.fix)
     except Exception as error:
         return Check("dlib backend", status, f"dlib cannot be loaded ({describe(error)}){consequence}",
                      "pip install --force-reinstall dlib-bin face_recognition_models")

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vexpress_cli.errors import Message, VExpressError, join_messages
+from vexpress_cli.errors import Message, VExpressError
+from vexpress_cli.errors import join_messages as join  # the doctor's name for it
 
 Status = Literal["ok", "warning", "failure"]
 OK: Status = "ok"
@@ -72,10 +73,6 @@ class DoctorContext:
         self.options = options
         self.device = None  # torch.device once the device check ran and succeeded
         self.model_root: Path | None = None  # once the model folder check found it
-
-
-def join(*parts: str) -> Message:
-    return join_messages(*parts)
 
 
 def describe(error: BaseException) -> str:

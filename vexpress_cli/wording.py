@@ -1,4 +1,4 @@
-"""Small wording helpers for what the commands print."""
+"""Small wording helpers for what the library, the commands and the web app say."""
 
 from __future__ import annotations
 
