@@ -290,6 +290,20 @@ def test_a_strategy_that_raises_or_exits_is_named_with_its_plugin(extra_plugin, 
     assert "bug in the strategy" in message and "Try another retarget_strategy" in message
 
 
+def test_a_strategy_built_anew_by_each_hook_call_is_still_named_with_its_plugin(extra_plugin):
+    module = types.ModuleType("fresh_strategies")
+
+    @hookimpl
+    def register_retarget_strategies(register):  # as plugins/vexpress-smooth does: a new object per listing
+        register(FunctionStrategy("fresh", "Fails when used.", lambda ref, drv, n: 1 / 0, False))
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    with pytest.raises(VExpressError) as error:
+        retarget_track(REFERENCE, None, 3, "fresh")
+    assert "The retarget strategy 'fresh' (from the plugin fresh_strategies) failed with" in str(error.value)
+
+
 def test_a_crashing_strategy_through_the_cli_is_an_error_paragraph(extra_plugin, tmp_path):
     """Issue 8 item 9: `vexpress retarget --strategy crashy` exits 2 with that message."""
     from typer.testing import CliRunner

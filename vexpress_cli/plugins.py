@@ -169,7 +169,8 @@ def strategy_source(strategy: RetargetStrategy) -> str | None:
     except VExpressError:
         return None
     info = infos.get(getattr(strategy, "name", None))
-    return info.source if info is not None and info.strategy is strategy else None
+    # By name and class, not identity: each listing runs the hooks again, and a hook may build new objects.
+    return info.source if info is not None and type(info.strategy) is type(strategy) else None
 
 
 def get_retarget_strategies() -> dict[str, RetargetStrategy]:
