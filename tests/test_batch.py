@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,7 +152,7 @@ def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path)
     assert read_record(record_path(folder / "out" / "b.mp4")).seed == 5
 
 
-def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_a_line_per_job_started(first_run, tmp_path):
+def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_timed_lines_per_job(first_run, tmp_path):
     folder = tmp_path / "project"
     shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
     manifest = project(folder, folder, [THREE_JOBS[0], {**THREE_JOBS[1], "seed": 5},
@@ -162,6 +163,8 @@ def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_a_line_per_job_s
     again = log.index("Running line 2 b.mp4 again: seed changed (42 -> 5)")
     assert again < next(index for index, line in enumerate(log) if line.startswith("Done line 2:"))
     assert "Started line 3 d.mp4" in log
+    assert any(re.fullmatch(r"\[\d+:\d\d:\d\d\] line 3 d\.mp4: Denoising \(steps x windows\): 1/1 \(100%\)", line)
+               for line in log), log  # the job's stages as timed lines, as generate logs them
     assert not any(line.startswith(("Started line 1", "Running line 1")) for line in log)  # skipped
 
 

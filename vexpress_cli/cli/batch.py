@@ -13,7 +13,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from vexpress_cli.cli.options import flag_of, json_option, quiet_option, with_generation_settings
-from vexpress_cli.cli.progress import STAGE_LABELS
+from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.wording import plural
 
@@ -104,9 +104,10 @@ class BatchDisplay:
 
     def __init__(self, console: Console, enabled: bool = True):
         self.console, self.enabled = console, enabled
+        self.log = StageLog(console) if not draws_live(console) else None  # lines instead of bars
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=console, disable=not enabled, transient=True)
+                                 console=console, disable=not enabled or self.log is not None, transient=True)
         self.jobs_task = None
         self.workers: dict[str, int] = {}
         self.done = self.failed = self.skipped = 0
@@ -134,11 +135,14 @@ class BatchDisplay:
         job = f"line {event.line} {Path(event.output).name}"
         if event.reason:  # said before the job runs: a changed setting may make it long
             self.console.print(f"Running {escape(job)} again: {escape(spell_parameters(event.reason, flag_of))}")
-        elif not self.console.is_terminal:  # no live bars in a log: one line per job started
+        elif self.log is not None:
             self.console.print(f"Started {escape(job)}")
         self._worker_bar(event.worker, job, 0, None)
 
     def _stage(self, event) -> None:
+        if self.log is not None:
+            job = f"line {event.line} {Path(event.output).name}: "
+            self.log((event.line, event.stage), event.stage, event.done, event.total, prefix=job)
         label = STAGE_LABELS.get(event.stage, event.stage)
         self._worker_bar(event.worker, f"line {event.line} {Path(event.output).name}: {label}", event.done,
                          event.total)

@@ -41,42 +41,55 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:5.1f} {unit}/s" if speed else f"  ?   {unit}/s", style="progress.data.speed")
 
 
+def draws_live(console: Console) -> bool:
+    """Whether ``console`` can redraw bars (a terminal or a notebook), not a log file or a pipe."""
+    return console.is_terminal or console.is_jupyter
+
+
+class StageLog:
+    """Progress for a log file or a pipe, where bars cannot be redrawn: a timed line when a stage starts and
+    at every tenth of its total, ``[0:02:13] Denoising (steps x windows): 60/150 (40%)``."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.started = time.monotonic()
+        self.logged: dict[object, int] = {}  # the last tenth printed, by stage (of a job)
+
+    def __call__(self, key: object, stage: str, done: int, total: int | None, prefix: str = "") -> None:
+        tenth = 10 * done // total if total else 0
+        if key in self.logged and tenth <= self.logged[key]:
+            return
+        self.logged[key] = tenth
+        elapsed = datetime.timedelta(seconds=round(time.monotonic() - self.started))
+        unit = STAGE_UNITS.get(stage)
+        amount = f": {_amount(done, unit)}/{_amount(total, unit)} ({100 * done // total}%)" if total else ""
+        self.console.print(f"[{elapsed}] {prefix}{STAGE_LABELS.get(stage, stage)}{amount}", markup=False,
+                           highlight=False)
+
+
 class StageProgress:
     """One bar per stage; a stage starts when first reported and is complete at its total.
 
     An instance is the ``progress`` callback a job takes. Where bars cannot be redrawn (stderr is a log
-    file or a pipe), each stage prints a line instead, when it starts and at every tenth of its total.
+    file or a pipe), a :class:`StageLog` prints lines instead.
     """
 
     def __init__(self, console: Console, enabled: bool = True):
-        self.log_lines = enabled and not console.is_terminal and not console.is_jupyter
+        self.log = StageLog(console) if enabled and not draws_live(console) else None
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), CountColumn(),
             TaskProgressColumn(), RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, disable=not enabled or self.log_lines, transient=False,
+            console=console, disable=not enabled or self.log is not None, transient=False,
         )
         self.tasks: dict[str, int] = {}
-        self.logged: dict[str, int] = {}  # the last tenth of each stage printed
-        self.started = time.monotonic()
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage), total=total,
                                                        unit=STAGE_UNITS.get(stage))
         self.progress.update(self.tasks[stage], completed=done, total=total)
-        if self.log_lines:
-            self._log_line(stage, done, total)
-
-    def _log_line(self, stage: str, done: int, total: int | None) -> None:
-        tenth = 10 * done // total if total else 0
-        if stage in self.logged and tenth <= self.logged[stage]:
-            return
-        self.logged[stage] = tenth
-        elapsed = datetime.timedelta(seconds=round(time.monotonic() - self.started))
-        unit = STAGE_UNITS.get(stage)
-        amount = f": {_amount(done, unit)}/{_amount(total, unit)} ({100 * done // total}%)" if total else ""
-        self.progress.console.print(f"[{elapsed}] {STAGE_LABELS.get(stage, stage)}{amount}", markup=False,
-                                    highlight=False)
+        if self.log is not None:
+            self.log(stage, stage, done, total)
 
     def remove_unfinished(self) -> None:
         for task in list(self.progress.tasks):
