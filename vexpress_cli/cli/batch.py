@@ -132,7 +132,7 @@ class BatchDisplay:
         self.jobs_task = self.progress.add_task(self._jobs_text(), total=event.total - event.done)
 
     def _started(self, event) -> None:
-        job = f"line {event.line} {Path(event.output).name}"
+        job = _job_name(event)
         if event.reason:  # said before the job runs: a changed setting may make it long
             self.console.print(f"Running {escape(job)} again: {escape(spell_parameters(event.reason, flag_of))}")
         elif self.log is not None:
@@ -141,11 +141,9 @@ class BatchDisplay:
 
     def _stage(self, event) -> None:
         if self.log is not None:
-            job = f"line {event.line} {Path(event.output).name}: "
-            self.log((event.line, event.stage), event.stage, event.done, event.total, prefix=job)
+            self.log((event.line, event.stage), event.stage, event.done, event.total, prefix=f"{_job_name(event)}: ")
         label = STAGE_LABELS.get(event.stage, event.stage)
-        self._worker_bar(event.worker, f"line {event.line} {Path(event.output).name}: {label}", event.done,
-                         event.total)
+        self._worker_bar(event.worker, f"{_job_name(event)}: {label}", event.done, event.total)
 
     def _finished(self, event) -> None:
         outcome = event.outcome
@@ -173,6 +171,10 @@ class BatchDisplay:
     def _jobs_text(self) -> str:
         failed = f", [red]{self.failed} failed[/]" if self.failed else ""
         return f"[bold]Jobs[/]: {self.done} done{failed}"
+
+
+def _job_name(event) -> str:
+    return f"line {event.line} {Path(event.output).name}"
 
 
 def print_summary(summary, quiet: bool = False) -> None:
