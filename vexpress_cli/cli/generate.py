@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import typer
@@ -114,7 +115,7 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
                  model: str | None = None, overwrite: bool = False, quiet: bool = False,
-                 as_json: bool = False, devices: str | None = None, recorded: set[str] = frozenset()) -> None:
+                 as_json: bool = False, devices: str | None = None, recorded: AbstractSet[str] = frozenset()) -> None:
     """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result.
 
     ``recorded``: the settings of ``given`` that came from a run record, so the plan says "record", not "flag".
@@ -143,7 +144,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                       f"{plural(result.num_frames, 'frame')} at {result.fps:g} fps, in {result.seconds:.1f} s.")
 
 
-def status_line(plan, recorded: set[str] = frozenset()) -> str:
+def status_line(plan, recorded: AbstractSet[str] = frozenset()) -> str:
     """What is about to run, and where the main values came from (``recorded``: from a run record)."""
     settings, sources = plan.settings, plan.sources
 
