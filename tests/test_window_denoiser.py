@@ -91,8 +91,8 @@ def test_automatic_window_batch_is_one_on_the_cpu():
     assert choose_window_batch(3, cpu, torch.float32) == 3
 
 
-def test_automatic_window_batch_on_cuda_follows_free_memory_and_is_one_when_compiled(monkeypatch):
-    """3.75 GiB per fp16 window at 512x512, 70 % of free memory, at most 4; a compiled UNet takes 1."""
+def test_automatic_window_batch_on_cuda_follows_free_memory_and_is_one_when_compiled_or_saving_memory(monkeypatch):
+    """3.75 GiB per fp16 window at 512x512, 70 % of free memory, at most 4; compiled or save_gpu_memory: 1."""
     cuda = torch.device("cuda")
     free = {"bytes": 0}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 140 * 2**30))
@@ -100,6 +100,7 @@ def test_automatic_window_batch_on_cuda_follows_free_memory_and_is_one_when_comp
         free["bytes"] = free_gib * 2**30
         assert choose_window_batch(0, cuda, torch.float16) == expected, free_gib
         assert choose_window_batch(0, cuda, torch.float16, compiled=True) == 1
+        assert choose_window_batch(0, cuda, torch.float16, save_gpu_memory=True) == 1
     free["bytes"] = 11 * 2**30
     assert choose_window_batch(0, cuda, torch.float32) == 1  # fp32 windows take twice the memory
     assert choose_window_batch(2, cuda, torch.float16, compiled=True) == 2  # asked for is what it gets

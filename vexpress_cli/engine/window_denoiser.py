@@ -96,8 +96,8 @@ class WindowDenoiser:
         self.reference = reference
         self.split = self.options.split
         self.window_batch = self._agreed(choose_window_batch(
-            1 if save_gpu_memory and not self.options.window_batch else self.options.window_batch,
-            self.device, self.dtype, len(windows[0]), width, height, is_compiled(pipeline)))
+            self.options.window_batch, self.device, self.dtype, len(windows[0]), width, height,
+            compiled=is_compiled(pipeline), save_gpu_memory=save_gpu_memory))
         self.audio_tokens = keep_on_device(audio_tokens, self.device, self.dtype, AUDIO_RESIDENT_BYTES)
         budget = self.options.kps_cache_bytes
         if budget is None:
@@ -268,17 +268,18 @@ def kps_cache_budget(device: torch.device, save_gpu_memory: bool = False) -> int
 
 
 def choose_window_batch(requested: int, device: torch.device, dtype: torch.dtype, frames: int = 24,
-                        width: int = 512, height: int = 512, compiled: bool = False) -> int:
+                        width: int = 512, height: int = 512, compiled: bool = False,
+                        save_gpu_memory: bool = False) -> int:
     """``requested`` windows per UNet call, or (0) as many as 70 % of the free GPU memory holds, up to 4.
 
     Measured (benchmarks/README.md): 1.05x-1.07x per window-step on an H200 in eager mode, no faster on the
     CPU, and only 1.02x with a compiled UNet, which would also compile once more for a last, smaller batch.
-    So the choice is 1 on the CPU and MPS and when ``compiled``. With ``save_gpu_memory`` the pipeline asks
-    for 1 instead of 0.
+    So the choice is 1 on the CPU and MPS and when ``compiled``; with ``save_gpu_memory`` too, which puts
+    memory first.
     """
     if requested > 0:
         return requested
-    if device.type != "cuda" or compiled:
+    if device.type != "cuda" or compiled or save_gpu_memory:
         return 1
     free, _ = torch.cuda.mem_get_info(device)
     half_bytes = torch.finfo(dtype).bits // 16
