@@ -1,14 +1,19 @@
-"""generate's options made from the settings schema: every flag readable in an 80-column help, and a
-setting's other spellings (an alias, --no-X for a switch, the original's flag) reaching the same setting."""
+"""Options made from the settings schema: every flag readable in an 80-column help, and a setting's other
+spellings (an alias, --no-X for a switch, the original's flag) reaching the same setting, in generate and in
+the commands that take a few settings (extract, retarget, inspect)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import typer
+from rich.text import Text
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
-from vexpress_cli.cli.options import with_generation_settings
+from vexpress_cli.cli.options import setting_option, with_generation_settings, with_setting_aliases
 from vexpress_cli.errors import InputError
 from vexpress_cli.settings.schema import SETTINGS
 
@@ -58,3 +63,87 @@ def test_a_switch_turned_on_and_off_at_once_is_refused():
 def test_the_refusal_names_the_two_spellings_that_were_typed():
     result, _ = given_settings("--no-save-gpu-memory", "--save_gpu_memory")
     assert str(result.exception).startswith("Both --no-save-gpu-memory and --save_gpu_memory were given")
+
+
+def command_paths(command=None, path=()):
+    """Every command of the vexpress app, as the words that name it (the app itself is ``()``)."""
+    command = command or get_command(app)
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from command_paths(sub, (*path, name))
+
+
+COMMANDS = dict(command_paths())
+
+
+@pytest.mark.parametrize("path", [" ".join(path) for path in COMMANDS])
+def test_every_help_at_80_columns_cuts_no_flag_or_word(path):
+    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if "…" in line] == []
+
+
+@pytest.mark.parametrize("path", [" ".join(path) for path in COMMANDS])
+def test_every_help_text_line_fits_80_columns_unless_rich_rewraps_it(path):
+    """Rich keeps a help text's line breaks: a line past 78 characters (80 less the padding) wraps to the next
+    line's start, which only reads well for the last line of an unindented paragraph (prose rich rewraps)."""
+    command = COMMANDS[tuple(path.split())]
+    too_long = []
+    for text in (command.help or "", command.epilog or ""):
+        lines = Text.from_markup(text).plain.splitlines() + [""]
+        too_long += [line for line, after in zip(lines, lines[1:])
+                     if len(line) > 78 and (line.startswith(" ") or after.strip())]
+    assert too_long == []
+
+
+def run_with_aliases(*args: str):
+    """The value a command with ``setting_option("face_backend", "--backend")`` receives, and the run's result."""
+    received = {}
+    probe = typer.Typer()
+
+    @probe.command()
+    def command(backend: str = setting_option("face_backend", "--backend", default="auto"), other: int = 0):
+        received.update(backend=backend, other=other)
+
+    probe.registered_commands[0].callback = with_setting_aliases(command)
+    return CliRunner().invoke(probe, list(args)), received
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], "auto"),  # the default when no spelling is given
+    (["--face-backend", "dlib"], "dlib"),
+    (["--backend", "dlib"], "dlib"),
+    (["--backend", "dlib", "--face-backend", "dlib"], "dlib"),
+])
+def test_a_commands_setting_option_takes_its_hidden_spelling(args, expected):
+    result, received = run_with_aliases(*args)
+    assert result.exit_code == 0, result.output
+    assert received == {"backend": expected, "other": 0}
+
+
+def test_a_commands_setting_option_refuses_two_different_spellings():
+    result, received = run_with_aliases("--face-backend", "dlib", "--backend", "insightface")
+    assert received == {}
+    assert str(result.exception).startswith("Both --face-backend and --backend were given, with different values.")
+
+
+@pytest.mark.parametrize(("path", "alias"), [("extract", "--backend"), ("retarget", "--strategy"),
+                                             ("retarget", "--backend"), ("inspect", "--backend")])
+def test_a_commands_alias_is_hidden_and_named_in_the_help(path, alias):
+    result = CliRunner().invoke(app, [path, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    rows = [line.strip("│ ").split() for line in result.output.splitlines() if line.startswith("│")]
+    flag_column = {flag for row in rows if row for flag in row[0].split(",")}
+    help_words = {word for row in rows for word in row}
+    assert f"{alias}." in help_words and alias not in flag_column
+
+
+STYLE_TAGS = {"bold", "cyan", "/", "/bold", "/cyan"}
+
+
+@pytest.mark.parametrize("path", [" ".join(path) for path in COMMANDS])
+def test_every_bracket_in_a_help_text_is_a_style_or_escaped(path):
+    """Rich reads "[ui]" as a style and drops it: a literal bracket, as in pip's "vexpress-cli[ui]", needs "\\["."""
+    command = COMMANDS[tuple(path.split())]
+    texts = [command.help or "", command.epilog or "", *(getattr(param, "help", None) or "" for param in command.params)]
+    tags = {tag for text in texts for tag in re.findall(r"(?<!\\)\[([^\[\]]*)\]", text)}
+    assert tags <= STYLE_TAGS

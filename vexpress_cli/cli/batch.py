@@ -20,18 +20,29 @@ from vexpress_cli.wording import plural
 console = Console(stderr=True)
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 
-EPILOG = """A manifest holds one job per line: reference_image, audio, output (required), kps, reference_kps, preset
-and any setting by its name (seed, num_inference_steps, ...); relative paths are relative to the manifest.
+EPILOG = """\
+A manifest holds one job per line: reference_image, audio, output (required), kps, reference_kps, preset \
+and any setting by its name (seed, num_inference_steps, ...); relative paths are relative to the manifest. \
+A line of jobs.jsonl:
 
-  {"reference_image": "alice.jpg", "audio": "hello.wav", "output": "out/hello.mp4", "seed": 7}
+  {"reference_image": "alice.jpg", "audio": "hello.wav",
+   "output": "out/hello.mp4", "seed": 7}
 
-  vexpress batch jobs.jsonl --preset lip-sync               # run it; run it again to resume
+[bold]Examples[/]
 
-  vexpress batch jobs.csv --devices all --report report.json  # one worker per GPU
+  Run it (run it again to resume):
 
-  vexpress batch jobs.jsonl --ray                            # Ray actors (a local Ray instance)
+    [cyan]vexpress batch jobs.jsonl --preset lip-sync[/]
 
-  vexpress batch jobs.jsonl --ray 10.0.0.1:6379              # a running Ray cluster (see docs/batch.md)
+  One worker per GPU, and a report of every job:
+
+    [cyan]vexpress batch jobs.csv --devices all --report report.json[/]
+
+  Ray actors on a local Ray instance, or on a running Ray cluster (see
+  docs/batch.md):
+
+    [cyan]vexpress batch jobs.jsonl --ray[/]
+    [cyan]vexpress batch jobs.jsonl --ray 10.0.0.1:6379[/]
 """
 
 

@@ -11,9 +11,13 @@ from rich.console import Console
 console = Console(stderr=True)
 
 DEFAULT_OUTPUT = Path("vexpress-demo.mp4")
-EPILOG = """Example:
+EPILOG = """\
+[bold]Example[/]
 
-  vexpress demo                      # writes vexpress-demo.mp4 (then -2, -3, ...: noise from a random model)
+  A 2-second video of noise from a random model, as vexpress-demo.mp4 (then
+  vexpress-demo-2.mp4, -3, ...):
+
+    [cyan]vexpress demo[/]
 
 Then get the real weights with `vexpress models download` and use `vexpress generate`.
 """

@@ -17,13 +17,20 @@ from vexpress_cli.wording import plural
 console = Console()
 status_console = Console(stderr=True)
 
-EPILOG = """Examples:
+EPILOG = """\
+[bold]Examples[/]
 
-  vexpress doctor                    # environment, ffmpeg, face detection, model folder, plugins, presets
+  The environment, ffmpeg, face detection, model folder, plugins and presets:
 
-  vexpress doctor --deep --smoke     # also every checkpoint tensor, and a 1 s generation with a tiny model
+    [cyan]vexpress doctor[/]
 
-  vexpress doctor --json             # a JSON list of {name, status, detail, fix, data}
+  Also every checkpoint tensor, and a 1 s generation with a tiny model:
+
+    [cyan]vexpress doctor --deep --smoke[/]
+
+  A JSON list of {name, status, detail, fix, data}:
+
+    [cyan]vexpress doctor --json[/]
 
 Exit code 2 when any check fails, 0 otherwise (warnings included).
 """

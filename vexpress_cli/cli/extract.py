@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, one_of, quiet_option, setting_option
+from vexpress_cli.cli.options import (
+    FaceBackend, flag_of, json_option, one_of, quiet_option, setting_option, with_setting_aliases,
+)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS
@@ -26,28 +28,30 @@ EPILOG = """\
 
     [cyan]vexpress extract talk.mp4 --kps-out talk.safetensors --audio-out talk.mp3[/]
 
-  A wide shot: follow the face and cut one steady face-centred square from every frame,
-  framed like an auto-cropped reference photo (.safetensors records the crop):
+  A wide shot: follow the face and cut one steady face-centred square from
+  every frame, framed like an auto-cropped reference photo (.safetensors
+  records the crop):
 
     [cyan]vexpress extract wide.mp4 --crop auto -o wide.safetensors[/]
 
-  Offline, without the insightface model, and stop at any frame without exactly one face:
+  Offline (no insightface model); stop at a frame without exactly one face:
 
     [cyan]vexpress extract talk.mp4 --backend dlib --strict[/]
 
   The original script's flags work too:
 
-    [cyan]vexpress extract --video_path talk.mp4 --kps_sequence_save_path kps.pth --audio_save_path aud.mp3[/]
+    [cyan]vexpress extract --video_path talk.mp4 --kps_sequence_save_path kps.pth \\
+        --audio_save_path aud.mp3[/]
 
-Frames are resized to WIDTH x HEIGHT (aspect not kept, like V-Express) and the
-points are pixels of that size; use the size you will generate at. With
-[bold]--crop auto[/] the face is tracked first and one box (from the median eye
-position and eye distance over the video, so the head's motion is kept) is cut
-from every frame before detection; the points are then in that crop. Backends:
-[bold]insightface[/] (SCRFD det_10g.onnx of buffalo_l, the detector V-Express used) or
-[bold]dlib[/] (no download; 2-4 px from insightface's points). [bold]auto[/] takes insightface
-when MODEL_ROOT/models/buffalo_l/det_10g.onnx exists. Frames without a face are
-interpolated from their neighbours and listed; with several faces the one
+Frames are resized to WIDTH x HEIGHT (aspect not kept, like V-Express) and the \
+points are pixels of that size; use the size you will generate at. With \
+[bold]--crop auto[/] the face is tracked first and one box (from the median eye \
+position and eye distance over the video, so the head's motion is kept) is cut \
+from every frame before detection; the points are then in that crop. Backends: \
+[bold]insightface[/] (SCRFD det_10g.onnx of buffalo_l, the detector V-Express used) or \
+[bold]dlib[/] (no download; 2-4 px from insightface's points). [bold]auto[/] takes insightface \
+when MODEL_ROOT/models/buffalo_l/det_10g.onnx exists. Frames without a face are \
+interpolated from their neighbours and listed; with several faces the one \
 nearest the previous frame's face is followed (the largest at the start).
 """
 
@@ -67,7 +71,7 @@ def extract_command(
     face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
-        "Default: $VEXPRESS_MODEL_DIR/insightface_models, else ./model_ckpts/insightface_models.", show_default=False,
+        "Default: the insightface_models folder in $VEXPRESS_MODEL_DIR, else in ./model_ckpts.", show_default=False,
     ),
     crop: str = typer.Option(
         "none", "--crop", metavar="auto|none|X,Y,W,H", help="none: the whole frame; auto: one steady square around "
@@ -144,4 +148,4 @@ def _frame_list(frames: list[int], action: str, shown: int = 8) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("extract", epilog=EPILOG, rich_help_panel="Keypoints")(extract_command)
+    app.command("extract", epilog=EPILOG, rich_help_panel="Keypoints")(with_setting_aliases(extract_command))

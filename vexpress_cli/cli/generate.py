@@ -18,17 +18,29 @@ from vexpress_cli.wording import plural
 
 console = Console(stderr=True)
 
-EPILOG = """Examples (each scenario of the V-Express guide has a preset, see `vexpress presets`):
+EPILOG = """\
+[bold]Examples[/] (each scenario of the V-Express guide has a preset)
 
-  vexpress generate -i ref.jpg -a speech.mp3 -o talk.mp4                       # lip-sync, face still (fix_face)
+  Lip-sync with the face still (fix_face):
 
-  vexpress generate -i ref.jpg -a aud.mp3 --kps kps.pth -o talk.mp4            # same person, driving kps (no_retarget)
+    [cyan]vexpress generate -i ref.jpg -a speech.mp3 -o talk.mp4[/]
 
-  vexpress generate -i ref.jpg -a aud.mp3 --kps other.pth --preset slight-motion -o talk.mp4
+  The same person as in the driving keypoints (no_retarget):
 
-  vexpress generate --preset expressive -i ref.jpg -a aud.mp3 -o talk.mp4 --audio-attention-weight 2.5
+    [cyan]vexpress generate -i ref.jpg -a aud.mp3 --kps kps.pth -o talk.mp4[/]
 
-  python inference.py flags work too: --reference_image_path --audio_path --kps_path --output_path ...
+  Another person's head motion, toned down:
+
+    [cyan]vexpress generate -i ref.jpg -a aud.mp3 --kps other.pth \\
+        --preset slight-motion -o talk.mp4[/]
+
+  A preset, with one of its settings changed:
+
+    [cyan]vexpress generate --preset expressive -i ref.jpg -a aud.mp3 -o talk.mp4 \\
+        --audio-attention-weight 2.5[/]
+
+The original inference.py's flags work too: --reference_image_path, \
+--audio_path, --kps_path, --output_path, ...
 """
 # How the CLI names where a setting's value came from.
 SOURCE_WORDS = {"default": "default", "config": "user config", "preset": "preset", "explicit": "flag"}

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, setting_option
+from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.errors import InputError, spell_parameters
 
@@ -28,7 +28,8 @@ EPILOG = """\
 
     [cyan]vexpress inspect aud.mp3 --fps 25[/]
 
-  Size of a reference photo, the box generate cuts (--crop, default auto) and the face (3 keypoints) it uses:
+  Size of a reference photo, the box generate cuts (--crop, default auto) and
+  the face (3 keypoints) it uses:
 
     [cyan]vexpress inspect ref.jpg --face-backend dlib[/]
 
@@ -246,4 +247,4 @@ def _components_table(report) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("inspect", epilog=EPILOG)(inspect_command)
+    app.command("inspect", epilog=EPILOG)(with_setting_aliases(inspect_command))

@@ -107,8 +107,9 @@ def path_command(
 ) -> None:
     """Print the model folder vexpress would use, and why.
 
-    Order: --model/--model-dir, $VEXPRESS_MODEL, $VEXPRESS_MODEL_DIR, model/model_dir in the config file,
-    ./model_ckpts when present, then tk93/V-Express in the Hugging Face cache.
+    Order: --model/--model-dir, $VEXPRESS_MODEL, $VEXPRESS_MODEL_DIR,
+    model/model_dir in the config file, ./model_ckpts when present, then
+    tk93/V-Express in the Hugging Face cache.
     """
     found = resolve_model_dir(model_dir, model=model)
     if as_json:

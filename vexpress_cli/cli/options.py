@@ -64,13 +64,46 @@ KpsFit = value_type("kps_fit")
 
 
 def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None) -> Any:
-    """A typer.Option for one setting: ``None`` (not given) unless ``default`` says otherwise."""
+    """A typer.Option for one setting of a command wrapped in :func:`with_setting_aliases`.
+
+    The option is shown under the setting's flag and any one-letter ``extra_flags``; its other
+    spellings (aliases, long ``extra_flags``, ``--no-X`` of a switch) become hidden options that the
+    help names. The command receives ``default`` when none of them is given.
+    """
     setting = SETTINGS[name]
-    flags = [setting.flag, *setting.aliases, *extra_flags]
-    if setting.kind is bool:
-        flags[0] = f"{setting.flag}/{negative_flag(setting)}"
-    return typer.Option(default, *flags, help=_help(setting), show_default=False, case_sensitive=False,
-                        metavar=_metavar(setting), rich_help_panel=panel)
+    short = [flag for flag in extra_flags if not flag.startswith("--")]
+    others = (*_other_flags(setting), *(flag for flag in extra_flags if flag.startswith("--")))
+    option = typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
+                          case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel)
+    option.vexpress_spellings = (setting, others, default)
+    return option
+
+
+def with_setting_aliases(command):
+    """Give each :func:`setting_option` of ``command`` its hidden spellings; the command receives one value."""
+    signature = inspect.signature(command, eval_str=True)
+    own, hidden, spelled = [], [], {}
+    for parameter in signature.parameters.values():
+        own.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        if (spellings := getattr(parameter.default, "vexpress_spellings", None)) is not None:
+            setting, others, default = spellings
+            hidden += _hidden_parameters(setting, others, parameter.annotation)
+            spelled[parameter.name] = (setting, others, default)
+
+    @functools.wraps(command)
+    def wrapper(**values: Any):
+        for name, (setting, others, default) in spelled.items():
+            value = _given_value(values, name, setting, others)
+            values[name] = default if value is None else value
+        return command(**values)
+
+    wrapper.__signature__ = signature.replace(parameters=own + hidden)
+    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in wrapper.__signature__.parameters.values()}
+    return wrapper
+
+
+def _also(others: tuple[str, ...]) -> str:
+    return f" Also {', '.join(others)}." if others else ""
 
 
 def negative_flag(setting: Setting) -> str:
@@ -98,17 +131,25 @@ def _setting_parameters() -> list[inspect.Parameter]:
     for setting in SETTINGS.values():
         annotation = Optional[value_type(setting.name)]  # noqa: UP045 (typer reads the annotation at run time)
         others = _other_flags(setting)
-        also = f" Also {', '.join(others)}." if others else ""
-        option = typer.Option(None, setting.flag, help=_help(setting) + also, show_default=False,
+        option = typer.Option(None, setting.flag, help=_help(setting) + _also(others), show_default=False,
                               case_sensitive=False, metavar=_metavar(setting), rich_help_panel=SETTINGS_PANEL)
         parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                             default=option))
-        for flag in (*others, *setting.original_flags):
-            option = typer.Option(None, flag, help=f"Same as {setting.flag}.", show_default=False,
-                                  case_sensitive=False, hidden=flag in others, rich_help_panel=COMPATIBILITY_PANEL)
-            parameters.append(inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY,
-                                                annotation=annotation, default=option))
+        parameters += _hidden_parameters(setting, others, annotation)
+        parameters += [_spelling_parameter(flag, annotation, help=f"Same as {setting.flag}.",
+                                           rich_help_panel=COMPATIBILITY_PANEL) for flag in setting.original_flags]
     return parameters
+
+
+def _hidden_parameters(setting: Setting, others: tuple[str, ...], annotation: Any) -> list[inspect.Parameter]:
+    return [_spelling_parameter(flag, Optional[annotation], help=f"Same as {setting.flag}.", hidden=True)
+            for flag in others]
+
+
+def _spelling_parameter(flag: str, annotation: Any, **option: Any) -> inspect.Parameter:
+    """A keyword parameter for one more spelling of a setting: ``None`` unless that spelling is given."""
+    return inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(None, flag, show_default=False, case_sensitive=False, **option))
 
 
 def one_of(value, alias_value, name: str, alias: str):
@@ -123,28 +164,33 @@ def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The settings given on the command line, each under one name; pops them from ``values``."""
     given = {}
     for setting in SETTINGS.values():
-        spellings = [(setting.flag, values.pop(setting.name))]
-        for flag in (*_other_flags(setting), *setting.original_flags):
-            value = values.pop(_alias_parameter(flag))
-            if flag == negative_flag(setting) and value:
-                value = False  # --no-paste-back: the flag is given (True), so the setting is off
-            spellings.append((flag, value))
-        value, first_flag = None, ""
-        for flag, flag_value in spellings:
-            if flag_value is not None:
-                value = one_of(value, flag_value, first_flag, flag)
-                first_flag = first_flag or flag
+        value = _given_value(values, setting.name, setting, (*_other_flags(setting), *setting.original_flags))
         if value is not None:
             given[setting.name] = value
     return given
 
 
+def _given_value(values: dict[str, Any], name: str, setting: Setting, others: tuple[str, ...]) -> Any:
+    """The value given for a setting under parameter ``name`` or any of ``others`` (popped from ``values``);
+    ``None`` when none was given, refused when two spellings were given different values."""
+    spellings = [(setting.flag, values.pop(name))]
+    for flag in others:
+        value = values.pop(_alias_parameter(flag))
+        if flag == negative_flag(setting) and value:
+            value = False  # --no-paste-back: the flag is given (True), so the setting is off
+        spellings.append((flag, value))
+    value, first_flag = None, ""
+    for flag, flag_value in spellings:
+        if flag_value is not None:
+            value = one_of(value, flag_value, first_flag, flag)
+            first_flag = first_flag or flag
+    return value
+
+
 def _original_parameters() -> list[inspect.Parameter]:
     from vexpress_cli.cli.original_flags import OPTIONS
 
-    return [inspect.Parameter(_alias_parameter(flag), inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
-                              default=typer.Option(None, flag, help=help, show_default=False,
-                                                   rich_help_panel=COMPATIBILITY_PANEL))
+    return [_spelling_parameter(flag, Optional[kind], help=help, rich_help_panel=COMPATIBILITY_PANEL)
             for flag, (kind, help) in OPTIONS.items()]
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from vexpress_cli.cli.options import FaceBackend, KpsFit, flag_of, json_option, quiet_option, setting_option
+from vexpress_cli.cli.options import (
+    FaceBackend, KpsFit, flag_of, json_option, quiet_option, setting_option, with_setting_aliases,
+)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS
@@ -18,7 +20,7 @@ from vexpress_cli.wording import plural
 EPILOG = """\
 [bold]Examples[/]
 
-  Move a new face like the person in a driving clip (track from `vexpress extract`):
+  Move a new face like the person in a driving clip (its `vexpress extract`):
 
     [cyan]vexpress retarget --reference-image me.jpg --kps talk.safetensors \\
         --strategy offset_retarget --output me_kps.safetensors[/]
@@ -28,7 +30,7 @@ EPILOG = """\
     [cyan]vexpress retarget --reference-image me.jpg --kps talk.safetensors \\
         --strategy naive_retarget --output me_kps.pth --preview check.mp4[/]
 
-  A still head for 250 frames, reference points typed in (left eye; right eye; nose):
+  A still head for 250 frames, points typed in (left eye; right eye; nose):
 
     [cyan]vexpress retarget --reference-kps "185.5,218.6;278.9,215.4;224.6,271.4" \\
         --strategy fix_face --num-frames 250 --output still.safetensors[/]
@@ -131,4 +133,4 @@ def _format_points(points: np.ndarray) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("retarget", epilog=EPILOG)(retarget_command)
+    app.command("retarget", epilog=EPILOG)(with_setting_aliases(retarget_command))

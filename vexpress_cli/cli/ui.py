@@ -14,15 +14,22 @@ from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT
 
 console = Console(stderr=True)
 
-EPILOG = """Examples:
+EPILOG = """\
+[bold]Examples[/]
 
-  vexpress ui                                   # http://127.0.0.1:7860, this machine only
+  At http://127.0.0.1:7860, for this machine only:
 
-  vexpress ui --model-dir /data/model_ckpts --open
+    [cyan]vexpress ui[/]
 
-  vexpress ui --host 0.0.0.0 --auth me:secret   # reachable from the network: protect it
+  With a model folder, opened in the browser:
 
-Needs the optional extra: pip install "vexpress-cli[ui]".
+    [cyan]vexpress ui --model-dir /data/model_ckpts --open[/]
+
+  Reachable from the network, so protected by a password:
+
+    [cyan]vexpress ui --host 0.0.0.0 --auth me:secret[/]
+
+Needs the optional extra: pip install "vexpress-cli\\[ui]".
 """
 
 
