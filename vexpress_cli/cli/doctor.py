@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vexpress_cli.cli.options import json_option
+from vexpress_cli.jobs.doctor.report import status_counts
 from vexpress_cli.wording import plural
 
 console = Console()
@@ -84,9 +85,9 @@ def _table(checks) -> Table:
 
 
 def _summary(checks) -> Text:
-    counts = {status: sum(check.status == status for check in checks) for status in STATUS_STYLES}
+    counts = status_counts(checks)
     summary = Text()
-    for status in ("ok", "warning", "failure"):
+    for status in counts:
         if summary:
             summary.append(", ")
         counted = f"{counts[status]} ok" if status == "ok" else plural(counts[status], status)

@@ -18,16 +18,15 @@ STATUS_WORDS = {"ok": "ok", "warning": "warning", "failure": "FAILURE"}
 
 def run_status(deep: bool, job: Job) -> tuple[list[list[str]], str]:
     """The doctor's rows, and a one-line summary."""
-    from vexpress_cli.jobs.doctor import DoctorOptions, run_checks
+    from vexpress_cli.jobs.doctor import DoctorOptions, run_checks, status_counts
 
     checks = run_checks(DoctorOptions(model_dir=job.models.model_dir, deep=deep))
     rows = [[check.name, STATUS_WORDS[check.status], spell_parameters(check.detail, spell_in_page),
              spell_parameters(check.fix, spell_in_page)] for check in checks]
-    counts = {status: sum(check.status == status for check in checks) for status in STATUS_WORDS}
     loaded = ", ".join(job.models.loaded_devices) or "none yet (the first generation loads it)"
-    counted = ", ".join(plural(counts[status], status) for status in ("warning", "failure"))
-    summary = (f"**{counts['ok']} ok, {counted}.** "
-               f"Model loaded on: {loaded}.")
+    counted = ", ".join(f"{count} ok" if status == "ok" else plural(count, status)
+                        for status, count in status_counts(checks).items())
+    summary = f"**{counted}.** Model loaded on: {loaded}."
     return rows, summary
 
 

@@ -36,13 +36,14 @@ from vexpress_cli.jobs.doctor.report import (
     Status,
     guarded,
     has_failures,
+    status_counts,
     worst,
 )
 from vexpress_cli.jobs.doctor.smoke import smoke_checks
 from vexpress_cli.jobs.doctor.speed import speed_checks
 
 __all__ = ["FAILURE", "OK", "SEVERITY", "WARNING", "Check", "DoctorOptions", "Status", "has_failures",
-           "run_checks", "worst"]
+           "run_checks", "status_counts", "worst"]
 
 
 def run_checks(options: DoctorOptions | None = None,

@@ -48,6 +48,12 @@ class DoctorOptions:
     tiny_model_dir: Path | None = None  # where the smoke test keeps its tiny model (default: user cache)
 
 
+def status_counts(checks: Iterable[Check]) -> dict[Status, int]:
+    """How many checks ended in each status, in the order ok, warning, failure."""
+    statuses = [check.status for check in checks]
+    return {status: statuses.count(status) for status in SEVERITY}
+
+
 def has_failures(checks: Iterable[Check]) -> bool:
     return any(check.status == FAILURE for check in checks)
 
