@@ -1,8 +1,9 @@
 """Print ``name==floor`` for the dependencies whose lowest declared version .ci/run tests.
 
 The floors are read from pyproject.toml (the one place they are declared), so raising a floor there
-moves the lowest-versions stage with it. torch is not here: only torch 2.13.0 (the CPU build) is on
-this machine's disk; a PyPI torch is a multi-GB CUDA build (see docs/install.md).
+moves the lowest-versions stage with it. torch is printed only with ``--torch`` (for .ci/torch_floor):
+.ci/run keeps torch 2.13.0, the CPU build on this machine's disk, because a PyPI torch is a multi-GB
+CUDA build (see docs/install.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 TESTED_AT_THEIR_FLOOR = ("diffusers", "transformers", "huggingface_hub", "insightface", "accelerate")
+TORCH = "torch"
 
 
 def canonical(name: str) -> str:
@@ -30,11 +32,12 @@ def floors(pyproject: Path) -> dict[str, str]:
 
 def main() -> int:
     declared = floors(Path(__file__).resolve().parent.parent / "pyproject.toml")
-    missing = [name for name in TESTED_AT_THEIR_FLOOR if canonical(name) not in declared]
+    names = (*TESTED_AT_THEIR_FLOOR, *((TORCH,) if sys.argv[1:] == ["--torch"] else ()))
+    missing = [name for name in names if canonical(name) not in declared]
     if missing:
         print(f"pyproject.toml declares no '>=' floor for {', '.join(missing)}", file=sys.stderr)
         return 1
-    for name in TESTED_AT_THEIR_FLOOR:
+    for name in names:
         print(f"{name}=={declared[canonical(name)]}")
     return 0
 

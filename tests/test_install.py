@@ -8,6 +8,8 @@ import sys
 import tomllib
 from importlib import metadata
 
+import pytest
+
 from conftest import REPO_ROOT
 from typer.testing import CliRunner
 
@@ -49,10 +51,11 @@ def test_we_declare_the_opencv_that_insightface_requires():
     assert declared_opencv == {name for name in insightface_needs if name.startswith("opencv")}
 
 
-def test_lowest_pins_are_the_floors_declared_in_pyproject():
-    pins = subprocess.run([sys.executable, str(REPO_ROOT / ".ci" / "lowest_pins.py")], capture_output=True,
-                          text=True, check=True).stdout.split()
+@pytest.mark.parametrize(("arguments", "extra"), [([], ()), (["--torch"], ("torch",))])
+def test_lowest_pins_are_the_floors_declared_in_pyproject(arguments, extra):
+    pins = subprocess.run([sys.executable, str(REPO_ROOT / ".ci" / "lowest_pins.py"), *arguments],
+                          capture_output=True, text=True, check=True).stdout.split()
     floors = {requirement_name(item): item.split(">=")[1].split(",")[0].split(";")[0].strip().strip('"')
               for item in PYPROJECT["project"]["dependencies"] if ">=" in item}
     assert pins == [f"{name}=={floors[requirement_name(name)]}"
-                    for name in ("diffusers", "transformers", "huggingface_hub", "insightface", "accelerate")]
+                    for name in ("diffusers", "transformers", "huggingface_hub", "insightface", "accelerate", *extra)]

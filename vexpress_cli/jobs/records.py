@@ -119,8 +119,11 @@ def versions() -> dict[str, str]:
 
     from vexpress_cli import __version__
 
-    found = {"vexpress": __version__}
-    for name in ("torch", "diffusers", "transformers"):
+    import torch
+
+    # torch's own version names its build (2.6.0+cu124, 2.13.0+cpu); a PyPI wheel's metadata does not.
+    found = {"vexpress": __version__, "torch": torch.__version__}
+    for name in ("diffusers", "transformers"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
