@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 import vexpress_cli
 from vexpress_cli.cli import batch as batch_cli
 from vexpress_cli.cli.app import app
+from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.jobs.records import file_facts, read_record, record_path
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
@@ -373,3 +374,15 @@ def test_batch_is_a_public_library_call_with_events(inputs, tmp_path):
     kinds = [event.kind for event in events]
     assert kinds[0] == "checked" and kinds[1] == "started" and kinds[-1] == "finished"
     assert {event.stage for event in events if event.kind == "stage"} >= {"inputs", "model", "denoise", "decode"}
+
+
+def test_model_takes_a_hub_id_at_a_revision_from_the_cache_like_generate(inputs, tmp_path, fake_hf_cache):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    model = f"{DEFAULT_HUB_ID}@{fake_hf_cache.commit}"
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL[:-2], "--model", model, "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "a.mp4.json").read_text())
+    assert Path(record["model"]["folder"]).is_relative_to(fake_hf_cache.cache)
+    with pytest.raises(vexpress_cli.VExpressError) as raised:  # the library's batch() takes it too
+        vexpress_cli.batch(manifest, model=f"{DEFAULT_HUB_ID}@v9", force=True)
+    assert "v9" in str(raised.value)

@@ -12,7 +12,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from vexpress_cli.cli.options import flag_of, json_option, quiet_option, with_generation_settings
+from vexpress_cli.cli.options import (flag_of, json_option, model_dir_option, model_option, quiet_option,
+                                      with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.wording import plural
@@ -54,8 +55,8 @@ def batch_command(
                                       help="With --ray: the Ray cluster (HOST:PORT, ray://HOST:10001 or auto)."),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path for every job; a job's own "
                                "preset and values override it."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Model folder (default: the lookup of `vexpress models "
-                                   "path`, the Hugging Face cache last).", show_default=False),
+    model: str = model_option(),
+    model_dir: Path = model_dir_option(),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes on one device (e.g. the CPU), "
                                 "or CPU actors on Ray."),
     devices: str = typer.Option(None, "--devices", show_default=False,
@@ -84,7 +85,7 @@ def batch_command(
     display = BatchDisplay(console, enabled=not quiet and not as_json)
     try:
         with display:
-            summary = batch(jobs, preset=preset, model_dir=model_dir, workers=workers, devices=devices,
+            summary = batch(jobs, preset=preset, model_dir=model_dir, model=model, workers=workers, devices=devices,
                             ray=(ray_address or LOCAL_RAY) if ray else None, force=force, on_event=display,
                             **settings)
     except BatchInterrupted as interrupted:

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option, one_of, quiet_option,
-                                      with_generation_settings)
+from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option, model_dir_option, model_option,
+                                      one_of, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.wording import plural
@@ -58,12 +58,8 @@ def generate_command(
     reference_kps: str = typer.Option(None, "--reference-kps", show_default=False,
                                       help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them.'),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it."),
-    model: str = typer.Option(None, "--model", metavar="HUB_ID|DIR", show_default=False,
-                              help="Hub id (tk93/V-Express, @revision allowed) or model folder. Default: $VEXPRESS_MODEL, "
-                              "$VEXPRESS_MODEL_DIR, config, ./model_ckpts, else tk93/V-Express from the Hugging Face "
-                              "cache (`vexpress models path` shows which)."),
-    model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
-                                   help="Model folder in the released layout (like --model with a folder)."),
+    model: str = model_option(),
+    model_dir: Path = model_dir_option(),
     devices: str = typer.Option(None, "--devices", help="Split the video across devices, one process each: "
                                 "cuda:0,cuda:1 or all (every GPU); cpu,cpu on the CPU. Wins over --device.",
                                 show_default=False),

@@ -31,6 +31,20 @@ def json_option(what: str = "the result") -> Any:
     return typer.Option(False, "--json", help=f"Print {what} as JSON on stdout (and nothing else there).")
 
 
+def model_option() -> Any:
+    """``--model``: the weights as a hub id or a folder, for every command that generates."""
+    return typer.Option(None, "--model", metavar="HUB_ID|DIR", show_default=False,
+                        help="Hub id (tk93/V-Express, @revision allowed) or model folder. Default: $VEXPRESS_MODEL, "
+                        "$VEXPRESS_MODEL_DIR, config, ./model_ckpts, else tk93/V-Express from the Hugging Face "
+                        "cache (`vexpress models path` shows which).")
+
+
+def model_dir_option() -> Any:
+    """``--model-dir``: the weights as a folder (``--model`` takes one too)."""
+    return typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
+                        help="Model folder in the released layout (like --model with a folder).")
+
+
 def flag_of(name: str) -> str:
     """How the CLI spells a job parameter or setting in messages: ``context_frames`` -> ``--context-frames``."""
     return "--" + name.replace("_", "-")

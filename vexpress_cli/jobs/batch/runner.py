@@ -25,11 +25,12 @@ LOCAL_RAY = "local"
 
 
 def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
-          workers: int = 1, devices: str | list[str] | None = None, ray: str | None = None, force: bool = False,
+          model: str | None = None, workers: int = 1, devices: str | list[str] | None = None, ray: str | None = None, force: bool = False,
           on_event: Emit | None = None, **settings: Any) -> BatchSummary:
     """Run every job of a manifest (``.jsonl`` or ``.csv``, see :mod:`.manifest`) with the networks loaded once.
 
-    ``preset`` and ``settings`` (any generation setting by name, ``device`` and ``dtype`` included) are
+    ``model``/``model_dir``: the weights, as for :class:`~vexpress_cli.Generator`. ``preset`` and
+    ``settings`` (any generation setting by name, ``device`` and ``dtype`` included) are
     defaults that each job's own values override. The whole manifest is checked first: every problem
     raises one :class:`~vexpress_cli.jobs.batch.manifest.ManifestError` and nothing runs. Jobs whose
     output and matching run record exist are skipped (``force`` redoes them); a failing job is recorded
@@ -53,7 +54,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
 
         import_ray()  # without Ray, say how to install it before checking anything else
     jobs = prepare_jobs(Path(manifest), preset=preset, settings=settings, force=force)
-    model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None).path
+    model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None, model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
     outcomes: dict[int, JobOutcome] = {}
