@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from vexpress_cli.cli.options import flag_of
 from vexpress_cli.settings.model_lookup import resolve_model_dir
 from vexpress_cli.settings.user_config import config_dir, load_user_config, user_presets_dir
-from vexpress_cli.errors import InputError, ModelFolderError
+from vexpress_cli.errors import InputError, ModelFolderError, spell_parameters
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def test_config_dir_from_env_and_platform_default(env, monkeypatch):
 
 
 def found(resolved) -> tuple[Path, str]:
-    return resolved.path, resolved.how
+    """Where the model was found, and how, as a Python caller reads it."""
+    return resolved.path, spell_parameters(resolved.how)
 
 
 def test_discovery_order_each_source_beats_the_later_ones(env, monkeypatch):
@@ -71,8 +73,8 @@ def test_discovery_order_each_source_beats_the_later_ones(env, monkeypatch):
     assert found(resolve_model_dir()) == (from_env, "$VEXPRESS_MODEL")
 
     explicit = make_dir(env / "explicit")
-    assert found(resolve_model_dir(explicit)) == (explicit, "--model-dir")
-    assert found(resolve_model_dir(model=str(explicit))) == (explicit, "--model")
+    assert found(resolve_model_dir(explicit)) == (explicit, "model_dir")
+    assert found(resolve_model_dir(model=str(explicit))) == (explicit, "model")
 
 
 def test_model_and_model_dir_together_are_an_input_error(env):
@@ -93,9 +95,10 @@ def test_nothing_found_lists_every_source_and_says_the_download_command_and_size
         resolve_model_dir()
     message = str(caught.value)
     config = env / "config" / "config.toml"
-    assert ("Looked in this order: --model-dir: not given; $VEXPRESS_MODEL: not set; $VEXPRESS_MODEL_DIR: not set; "
+    assert ("Looked in this order: model_dir: not given; $VEXPRESS_MODEL: not set; $VEXPRESS_MODEL_DIR: not set; "
             f"model in {config}: no such file; model_dir in {config}: no such file; ./model_ckpts when present: "
             "not present; default tk93/V-Express in the Hugging Face cache.") in message
+    assert "Looked in this order: --model-dir: not given; $VEXPRESS_MODEL: not set;" in caught.value.render(flag_of)
     assert f"Run `vexpress models download` with network access; it fetches {ESTIMATED_DOWNLOAD}" in message
     assert str(env / "empty-hf-cache") in message
 

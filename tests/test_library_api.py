@@ -206,3 +206,22 @@ def test_retarget_at_another_fps_keeps_the_driving_motion_in_time(tmp_path):
     np.testing.assert_allclose(saved.points[:, 0, 0], np.minimum(200 + 50 * np.arange(60) / 30, 200 + 50 * 49 / 25),
                                atol=1e-3)
     assert result.notes == ["The 50-frame kps track at 25 fps was resampled in time to 60 frames at 30 fps."]
+
+
+@pytest.mark.parametrize(("call", "named"), [
+    (lambda: vexpress_cli.generate(123, "speech.wav", "talk.mp4", model_dir=TINY_MODEL_DIR), "reference_image is int 123"),
+    (lambda: vexpress_cli.generate("ref.jpg", None, "talk.mp4", model_dir=TINY_MODEL_DIR), "audio is NoneType None"),
+    (lambda: vexpress_cli.extract(["talk.mp4"]), "video is list ['talk.mp4']"),
+    (lambda: vexpress_cli.batch(b"jobs.jsonl", model_dir=TINY_MODEL_DIR), "manifest is bytes b'jobs.jsonl'"),
+])
+def test_a_path_argument_of_another_type_is_an_input_error_naming_it(call, named):
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        call()
+    assert str(raised.value).startswith(f"{named}, not a path.")
+
+
+def test_a_missing_model_dir_is_named_as_the_python_argument():
+    with pytest.raises(vexpress_cli.VExpressError) as raised:
+        vexpress_cli.Generator(model_dir="/nonexistent/model")
+    assert str(raised.value).startswith("No model folder: /nonexistent/model (model_dir) does not exist.")
+    assert "--model-dir" not in str(raised.value)

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 
 SPECIAL_FILE_KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -22,6 +22,20 @@ SPECIAL_FILE_KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def as_path(value, name: str) -> Path:
+    """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, else an InputError naming it."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise InputError(f"{parameter(name)} is {type(value).__name__} {value!r}, not a path.",
+                     why="It names a file, so it must be a str or an os.PathLike such as pathlib.Path.",
+                     fix=f"Pass the file's path as {parameter(name)}.")
+
+
+def optional_path(value, name: str) -> Path | None:
+    """:func:`as_path` for an argument that may be left out (``None``)."""
+    return None if value is None else as_path(value, name)
 
 
 def require_regular_file(path: str | Path, label: str, expected: str, missing_fix: str = "") -> Path:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vexpress_cli.cli.options import json_option
+from vexpress_cli.errors import spell_parameters
 from vexpress_cli.jobs.doctor.report import status_counts
 from vexpress_cli.wording import plural
 
@@ -53,7 +54,6 @@ def doctor_command(
     """Check that everything vexpress needs is installed and working, with a fix for each problem."""
     from vexpress_cli.cli.app import quiet_libraries
     from vexpress_cli.cli.options import flag_of
-    from vexpress_cli.errors import spell_parameters
     from vexpress_cli.jobs.doctor import DoctorOptions, has_failures, run_checks
 
     quiet_libraries()
@@ -61,7 +61,8 @@ def doctor_command(
     with status_console.status("Checking", spinner="dots") as spinner:
         checks = run_checks(options, on_section=lambda title: spinner.update(f"Checking {title}"))
     checks = [dataclasses.replace(check, detail=spell_parameters(check.detail, flag_of),
-                                  fix=spell_parameters(check.fix, flag_of)) for check in checks]
+                                  fix=spell_parameters(check.fix, flag_of), data=_spelled(check.data, flag_of))
+              for check in checks]
     if as_json:
         print(json.dumps([check.to_dict() for check in checks], indent=2))
     else:
@@ -69,6 +70,10 @@ def doctor_command(
         console.print(_summary(checks))
     if has_failures(checks):
         raise typer.Exit(2)
+
+
+def _spelled(data: dict, spell) -> dict:
+    return {key: spell_parameters(value, spell) if isinstance(value, str) else value for key, value in data.items()}
 
 
 def _table(checks) -> Table:

@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from vexpress_cli.cli.options import json_option
+from vexpress_cli.cli.options import flag_of, json_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import VExpressError, spell_parameters
 from vexpress_cli.jobs.download import download_models
 from vexpress_cli.jobs.model_cache import cached_models, download_to_cache
 from vexpress_cli.settings.model_lookup import resolve_model_dir
@@ -93,10 +93,14 @@ def _explain_discovery(console: Console, folder: Path) -> None:
     except VExpressError:
         found = None
     if found is not None and found.path == folder.resolve():
-        console.print(f"vexpress finds these weights from any folder ({found.how}).", highlight=False)
+        console.print(f"vexpress finds these weights from any folder ({_how(found)}).", highlight=False)
     elif found is not None:
-        console.print(f"[yellow]Note:[/] vexpress uses {found.path} first ({found.how}); unset that to use the "
+        console.print(f"[yellow]Note:[/] vexpress uses {found.path} first ({_how(found)}); unset that to use the "
                       "cached weights.", highlight=False)
+
+
+def _how(found) -> str:
+    return spell_parameters(found.how, flag_of)
 
 
 @models_app.command("path")
@@ -113,14 +117,15 @@ def path_command(
     """
     found = resolve_model_dir(model_dir, model=model)
     if as_json:
-        typer.echo(json.dumps({"path": str(found.path), "how": found.how, "source": found.source,
-                               "skipped": list(found.skipped)}))
+        typer.echo(json.dumps({"path": str(found.path), "how": _how(found), "source": found.source,
+                               "skipped": [spell_parameters(skipped, flag_of) for skipped in found.skipped]}))
         return
     typer.echo(str(found.path))
     console = Console(stderr=True)
-    console.print(f"[dim]found via {found.how}: {found.source}[/]", highlight=False)
+    console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
     if found.skipped:
-        console.print(f"[dim]before it: {'; '.join(found.skipped)}[/]", highlight=False)
+        skipped = "; ".join(spell_parameters(skipped, flag_of) for skipped in found.skipped)
+        console.print(f"[dim]before it: {skipped}[/]", highlight=False)
 
 
 @models_app.command("list")

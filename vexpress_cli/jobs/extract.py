@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.progress import ProgressCallback
 from vexpress_cli.settings.schema import DEFAULTS, validate_value
 
@@ -71,9 +72,8 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
 
-    video = Path(video)
-    kps_out = Path(kps_out) if kps_out is not None else default_kps_path(video)
-    audio_out = Path(audio_out) if audio_out is not None else None
+    video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
+    kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = validate_value("face_backend", face_backend, f"Setting {parameter('face_backend')}",
                                   within_advice=False)
     crop = parse_crop(crop)

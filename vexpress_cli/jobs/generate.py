@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.outputs import check_output
 from vexpress_cli.progress import ProgressCallback, no_progress
@@ -106,7 +107,7 @@ class Generator:
 
         device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
         dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
-        self.model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None, model=model).path
+        self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
         self.devices = resolve_devices(devices) if devices is not None else []
         self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -185,16 +186,16 @@ class Generator:
                                  fix=f"Give {parameter(name)} when creating the Generator.")
         from vexpress_cli.jobs.records import StageClock, input_files, reference_kps_text
 
+        reference_image, audio = as_path(reference_image, "reference_image"), as_path(audio, "audio")
+        output, kps = as_path(output, "output"), optional_path(kps, "kps")
         resolved = resolve_job_settings(preset, settings)
-        output = Path(output)
         check_output(output, overwrite, "video")
         encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
-        kps = Path(kps) if kps is not None else None
-        plan = plan_inputs(Path(reference_image), Path(audio), output, overwrite, resolved, kps=kps,
+        plan = plan_inputs(reference_image, audio, output, overwrite, resolved, kps=kps,
                            reference_kps=reference_kps, face_model_root=self.model_dir)
-        plan.inputs = input_files(Path(reference_image), Path(audio), kps, reference_kps)
+        plan.inputs = input_files(reference_image, audio, kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
         clock("inputs", 1, 1)

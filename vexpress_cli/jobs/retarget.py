@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
@@ -85,7 +86,8 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     frame the photo as ``generate`` does (the points are in that frame). ``preview`` also
     writes a video of the retargeted points over the photo, next to the driving ones.
     """
-    output, preview = Path(output), Path(preview) if preview is not None else None
+    output, preview = as_path(output, "output"), optional_path(preview, "preview")
+    kps = optional_path(kps, "kps")
     kps_fit = validate_value("kps_fit", kps_fit, f"Setting {parameter('kps_fit')}", within_advice=False)
     crop = validate_value("crop", crop, f"Setting {parameter('crop')}", within_advice=False)
     face_index = validate_value("face_index", face_index, f"Setting {parameter('face_index')}", within_advice=False)
@@ -96,7 +98,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     chosen = get_retarget_strategy(strategy)
     require_driving_kps(chosen, kps is not None)
     notes: list[str] = []
-    driving = _load_driving(Path(kps), width, height, notes) if kps is not None else None
+    driving = _load_driving(kps, width, height, notes) if kps is not None else None
     if num_frames is None and driving is None:
         raise InputError(
             "How many frames? Without a driving kps track there is no track length to copy.",

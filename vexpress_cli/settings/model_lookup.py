@@ -35,7 +35,7 @@ class ResolvedModelDir(NamedTuple):
     """The model folder (in the released layout), how it was found, and what was named there."""
 
     path: Path
-    how: str
+    how: str  # may name a parameter (model_dir, --model-dir): show it through errors.spell_parameters
     source: str = ""  # the folder or hub id as named (a hub id resolves to a folder in the cache)
     skipped: tuple[str, ...] = ()  # the sources before it, each with why it was passed over
 
@@ -56,9 +56,9 @@ def _sources(explicit_dir: Path | None, model: str | None) -> Iterator[_Source]:
                          fix=f"Give one: {parameter('model')} takes a hub id or a folder, "
                          f"{parameter('model_dir')} a folder.")
     if model is not None:
-        yield _Source("--model", model)
+        yield _Source(parameter("model"), model)
     else:
-        yield _Source("--model-dir", explicit_dir, unset="not given", folder_only=True)
+        yield _Source(parameter("model_dir"), explicit_dir, unset="not given", folder_only=True)
     yield _Source(f"${MODEL_ENV}", os.environ.get(MODEL_ENV) or None)
     yield _Source(f"${MODEL_DIR_ENV}", os.environ.get(MODEL_DIR_ENV) or None, folder_only=True)
     path = config_file()

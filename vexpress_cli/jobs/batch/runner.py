@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
 from vexpress_cli.jobs.batch.execute import Emit, run_job
 from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted, BatchSummary,
@@ -53,8 +54,8 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         from vexpress_cli.jobs.batch.ray_runner import import_ray
 
         import_ray()  # without Ray, say how to install it before checking anything else
-    jobs = prepare_jobs(Path(manifest), preset=preset, settings=settings, force=force)
-    model_dir = resolve_model_dir(Path(model_dir) if model_dir is not None else None, model=model).path
+    jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force)
+    model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
     outcomes: dict[int, JobOutcome] = {}

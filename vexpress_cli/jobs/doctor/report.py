@@ -34,6 +34,8 @@ class Check:
         # Python callers read setting names; the CLI and the web app spell the references their way.
         object.__setattr__(self, "detail", Message(self.detail))
         object.__setattr__(self, "fix", Message(self.fix))
+        object.__setattr__(self, "data", {key: Message(value) if isinstance(value, str) else value
+                                          for key, value in self.data.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
