@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
@@ -225,3 +226,16 @@ def test_a_missing_model_dir_is_named_as_the_python_argument():
         vexpress_cli.Generator(model_dir="/nonexistent/model")
     assert str(raised.value).startswith("No model folder: /nonexistent/model (model_dir) does not exist.")
     assert "--model-dir" not in str(raised.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 on the CPU: the device chosen without a GPU")
+def test_fp16_on_the_cpu_is_a_result_warning_and_nothing_is_printed(speech, tmp_path):
+    script = ("import vexpress_cli\n"
+              f"result = vexpress_cli.generate({str(AOC / 'ref.jpg')!r}, {str(speech)!r}, "
+              f"{str(tmp_path / 'talk.mp4')!r}, model_dir={str(TINY_MODEL_DIR)!r}, dtype='fp16', **{SMALL!r})\n"
+              "print(result.warnings)\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # diffusers' "float16 cannot run with cpu" was printed once per network
+    assert completed.stdout == ('[\'dtype="fp16" is slow on the CPU, which has few float16 kernels; leave dtype at '
+                                "auto (fp32 there), or run on a GPU.']\n")

@@ -34,6 +34,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def dtype_warning(dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why this precision is a poor choice on this device, if it is."""
+    if dtype == torch.float16 and device.type == "cpu":
+        return (f"{parameter('dtype', 'fp16')} is slow on the CPU, which has few float16 kernels; leave "
+                f"{parameter('dtype')} at auto (fp32 there), or run on a GPU.")
+    return None
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto``: half precision on GPUs (as the original), float32 on the CPU."""
     if name == "auto":

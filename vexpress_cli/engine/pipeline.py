@@ -124,7 +124,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                 pipeline = cls(**load_released_components(folder))
                 pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
             if torch_dtype is not None or device is not None:
-                pipeline.to(device=device, dtype=torch_dtype)
+                # diffusers warns that fp16 "will fail" on the CPU; these networks run there (slowly).
+                pipeline.to(device=device, dtype=torch_dtype, silence_dtype_warnings=True)
         return pipeline
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
@@ -149,7 +150,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                                  f"Use {parameter('offload', 'model')}, or `pip install -U diffusers`.")
             self.enable_group_offload(onload_device=torch.device(device), offload_type="leaf_level")
         else:
-            self.to(device)
+            self.to(device, silence_dtype_warnings=True)
 
     @property
     def audio_processor(self):

@@ -100,7 +100,7 @@ class Generator:
 
     def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
                  devices: str | None = None, *, model: str | None = None):
-        from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+        from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.schema import validate_value
         from vexpress_cli.settings.model_lookup import resolve_model_dir
@@ -111,6 +111,7 @@ class Generator:
         self.devices = resolve_devices(devices) if devices is not None else []
         self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
         self._pipeline = None
         self._offload = "none"
 
@@ -198,6 +199,7 @@ class Generator:
         plan.inputs = input_files(reference_image, audio, kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
+        plan.warnings = messages([*self.warnings, *plan.warnings])
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan
