@@ -153,6 +153,17 @@ def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path)
     assert read_record(record_path(folder / "out" / "b.mp4")).seed == 5
 
 
+def test_naming_the_strategy_auto_stood_for_is_the_same_job(first_run, tmp_path):
+    """The first run left the strategy at auto: fix_face for jobs 1 and 3 (no kps), no_retarget for job 2."""
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
+    manifest = project(folder, folder, THREE_JOBS)
+    code, summary, result = run_batch(manifest, "--retarget-strategy", "fix_face")
+    assert code == 0, result.output
+    assert statuses(summary) == [(1, "skipped"), (2, "done"), (3, "skipped")]
+    assert summary["jobs"][1]["reason"] == "retarget_strategy changed ('no_retarget' -> 'fix_face')"
+
+
 def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_timed_lines_per_job(first_run, tmp_path):
     folder = tmp_path / "project"
     shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)

@@ -64,13 +64,13 @@ class GenerationPlan:
 
 def choose_strategy(resolved: ResolvedSettings, has_kps: bool) -> tuple[str, str]:
     """The strategy to use and why: as asked, else ``no_retarget`` with a kps file and ``fix_face`` without."""
+    from vexpress_cli.kps.retargeting import auto_strategy
+
     asked = resolved.settings.retarget_strategy
     if asked != AUTO_STRATEGY:
         source = resolved.sources["retarget_strategy"]
         return asked, "as requested" if source == "explicit" else f"from the {source.replace('config', 'user config')}"
-    if has_kps:
-        return "no_retarget", "a driving kps file was given"
-    return "fix_face", "no driving kps file was given"
+    return auto_strategy(has_kps), "a driving kps file was given" if has_kps else "no driving kps file was given"
 
 
 def frame_count(duration: float, fps: Fraction) -> int:

@@ -26,7 +26,9 @@ from typing import Any
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.kps.io import reference_kps_file
+from vexpress_cli.kps.retargeting import auto_strategy
 from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.settings.schema import AUTO_STRATEGY
 
 RECORD_FORMAT = "vexpress-run-record"
 RECORD_VERSION = 1
@@ -188,7 +190,8 @@ class RunRecord:
         for role in sorted(set(inputs) | set(self.inputs)):
             if inputs.get(role, {}).get("sha256") != self.inputs.get(role, {}).get("sha256"):
                 found.append(f"{role} changed")
-        before, now = self.job_settings(), comparable_settings(settings)
+        before = _strategy_resolved(self.job_settings(), "kps" in self.inputs)
+        now = _strategy_resolved(comparable_settings(settings), "kps" in inputs)
         for name in sorted(set(before) | set(now)):
             if before.get(name) != now.get(name):
                 found.append(f"{name} changed ({before.get(name)!r} -> {now.get(name)!r})")
@@ -199,6 +202,13 @@ class RunRecord:
             if (facts.get("size"), facts.get("sha256")) != tuple((self.output_file or {}).get(key) for key in ("size", "sha256")):
                 found.append("the output is not the file its record describes")
         return found
+
+
+def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any]:
+    """``settings`` with the strategy ``auto`` as what it stands for: asking for it by name is the same job."""
+    if settings.get("retarget_strategy") != AUTO_STRATEGY:
+        return settings
+    return {**settings, "retarget_strategy": auto_strategy(has_kps)}
 
 
 def read_record(path: str | Path) -> RunRecord:

@@ -15,7 +15,7 @@ from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
-from vexpress_cli.kps.retargeting import require_driving_kps, uses_reference_kps
+from vexpress_cli.kps.retargeting import auto_strategy, require_driving_kps, uses_reference_kps
 from vexpress_cli.plugins import get_retarget_strategy
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
@@ -94,7 +94,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     fps = _checked_fps(fps)
     _check_outputs(output, preview, overwrite)
     if strategy == AUTO_STRATEGY:
-        strategy = "no_retarget" if kps is not None else "fix_face"
+        strategy = auto_strategy(kps is not None)
     chosen = get_retarget_strategy(strategy)
     require_driving_kps(chosen, kps is not None)
     notes: list[str] = []

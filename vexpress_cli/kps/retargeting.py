@@ -42,6 +42,11 @@ class FunctionStrategy:
         return self.function(reference_kps, driving_kps, num_frames)
 
 
+def auto_strategy(has_driving_kps: bool) -> str:
+    """What the strategy ``auto`` stands for: ``no_retarget`` with a driving kps file, ``fix_face`` without."""
+    return "no_retarget" if has_driving_kps else "fix_face"
+
+
 def uses_reference_kps(strategy: RetargetStrategy) -> bool:
     """Whether the strategy places the face by the reference photo's keypoints.
 
