@@ -353,6 +353,22 @@ def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_pa
     assert summary["jobs"][0]["reason"] == "force was given"  # the setting's name, no reference marks
 
 
+def test_an_output_changed_since_its_run_is_not_replaced_unless_forced(first_run, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
+    edited = (folder / "out" / "b.mp4").read_bytes() + b"trimmed by hand"
+    (folder / "out" / "b.mp4").write_bytes(edited)
+    manifest = project(folder, folder, [THREE_JOBS[0], {**THREE_JOBS[1], "seed": 5}, THREE_JOBS[2]])
+    code, _, result = run_batch(manifest)
+    assert code == 2
+    assert "b.mp4 changed since vexpress wrote it (it is not the file b.mp4.json describes)" in " ".join(
+        result.stderr.split())
+    assert (folder / "out" / "b.mp4").read_bytes() == edited
+    code, summary, result = run_batch(manifest, "--force")
+    assert code == 0, result.output
+    assert summary["jobs"][1]["action"] == "force" and read_record(record_path(folder / "out" / "b.mp4")).seed == 5
+
+
 def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
     manifest = project(inputs, tmp_path, THREE_JOBS)

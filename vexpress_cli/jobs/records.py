@@ -181,8 +181,14 @@ class RunRecord:
         """The settings that made the job, settings newer than the record included."""
         return {**SETTINGS_BEFORE_THEY_EXISTED, **comparable_settings(self.settings)}
 
+    def describes_output(self, output: Path) -> bool:
+        """Whether ``output`` is still the file this run wrote (same size and SHA-256)."""
+        facts = file_facts(output) if output.exists() else {}
+        return (facts.get("size"), facts.get("sha256")) == tuple((self.output_file or {}).get(key)
+                                                                 for key in ("size", "sha256"))
+
     def differences(self, inputs: dict[str, dict[str, Any]], settings: dict[str, Any],
-                    reference_kps: str | None, output: Path) -> list[str]:
+                    reference_kps: str | None) -> list[str]:
         """Why this record does not describe the job (empty when it does), in words."""
         if self.status != "done":
             return [f"it {self.status} last time"]
@@ -197,10 +203,6 @@ class RunRecord:
                 found.append(f"{name} changed ({before.get(name)!r} -> {now.get(name)!r})")
         if reference_kps_file(reference_kps) is None and reference_kps != self.job.get("reference_kps"):
             found.append("reference_kps changed")
-        if not found:
-            facts = file_facts(output) if output.exists() else {}
-            if (facts.get("size"), facts.get("sha256")) != tuple((self.output_file or {}).get(key) for key in ("size", "sha256")):
-                found.append("the output is not the file its record describes")
         return found
 
 

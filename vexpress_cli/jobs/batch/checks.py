@@ -177,10 +177,14 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
         found.append(f"{output} exists and has no run record ({record_file.name}), so vexpress did not make it "
                      f"and will not replace it. Delete it, pick another 'output', or give {parameter('force')}.")
         return
+    if record is not None and record.status == "done" and not record.describes_output(output):
+        found.append(f"{output} changed since vexpress wrote it (it is not the file {record_file.name} describes), "
+                     f"so it will not replace it. Move it away, pick another 'output', or give {parameter('force')}.")
+        return
     if record is not None:
         inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
                              job.reference_kps)
-        job.reasons = record.differences(inputs, job.settings, job.reference_kps, output)
+        job.reasons = record.differences(inputs, job.settings, job.reference_kps)
     job.action = REDO if job.reasons else SKIP
     if not job.reasons:
         job.reasons = ["done before with the same inputs and settings"]
