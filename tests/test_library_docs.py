@@ -13,9 +13,12 @@ still compiled, so its syntax is checked). No other marker skips a block.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, SAMPLES_DIR, TINY_MODEL_DIR
@@ -90,3 +93,19 @@ def test_library_doc_block_runs_as_written(index, docs_folder, page_state):
         if earlier not in page_state["ran"] and not needs_a_gpu(BLOCKS[earlier][1]):
             run_block(earlier, page_state)
     run_block(index, page_state)
+
+
+INPUTS_BLOCK = re.compile(r"^```bash\n(# the example inputs.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def test_the_pages_recipe_for_its_inputs_makes_them_from_a_clone(tmp_path):
+    from vexpress_cli.media.ffmpeg import probe
+
+    (block,) = INPUTS_BLOCK.findall(LIBRARY_DOC.read_text(encoding="utf-8"))
+    environment = {**os.environ, "REPO": str(REPO_ROOT),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=environment, check=True)
+    assert (tmp_path / "ref.jpg").read_bytes() == (SAMPLES_DIR / "AOC" / "ref.jpg").read_bytes()
+    assert abs(probe(tmp_path / "speech.wav", "audio").duration - 2.0) < 0.05
+    driving = probe(tmp_path / "driving.mp4", "video")
+    assert abs(driving.duration - 2.0) < 0.1 and driving.audio is not None
