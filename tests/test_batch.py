@@ -283,11 +283,12 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
                     "preset": "expresive"}),
         json.dumps({"reference_image": "aoc.jpg", "output": "out/c.mp4", "preset": "lipsync"}),
         json.dumps({"reference_image": "notes.jpg", "audio": "a.wav", "output": "out/d.mp4"}),
+        json.dumps(["aoc.jpg", "a.wav", "out/e.mp4"]),
     ]) + "\n")
     result = runner.invoke(app, ["batch", str(manifest), *SMALL])
     assert result.exit_code == 2 and "Traceback" not in result.output
     message = " ".join(result.stderr.split())
-    for expected in ["has 11 problems; no job was started",
+    for expected in ["has 12 problems; no job was started",
                      "line 1: 'seed' is -1; it must be from 0",
                      "line 2: unknown key 'num_inference_step'. Did you mean 'num_inference_steps'?",
                      f"line 2: 'reference_image' {tmp_path / 'nope.jpg'} does not exist.",
@@ -298,7 +299,8 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
                      "unknown file type '.avi'",
                      "line 5: 'audio' is missing",
                      "line 5: There is no preset named 'lipsync'.",
-                     f"line 6: Cannot read the reference image {tmp_path / 'notes.jpg'}."]:
+                     f"line 6: Cannot read the reference image {tmp_path / 'notes.jpg'}.",
+                     "line 7: a job is a JSON object {...}, not an array [...]."]:
         assert expected in message, expected
     assert result.stderr.splitlines()[-1].rstrip() == "Fix these lines and run the same command again."
     assert not (tmp_path / "out").exists()

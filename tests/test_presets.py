@@ -121,6 +121,12 @@ def test_merged_context_overlap_is_checked_against_the_preset():
     assert "context_overlap (16) must be smaller than the preset's 'context_frames' (16)" in message
 
 
+def test_context_overlap_against_the_default_context_frames_names_it_as_the_default():
+    with pytest.raises(InputError) as caught:
+        resolve_settings({}, {"context_overlap": 30})
+    assert str(caught.value).startswith("context_overlap (30) must be smaller than the default 'context_frames' (24).")
+
+
 def test_device_accepts_a_gpu_index():
     assert resolve_settings({}, {"device": "cuda:1"}).settings.device == "cuda:1"
     with pytest.raises(InputError, match="not one of: auto, cuda, cpu, mps or cuda:N"):

@@ -346,7 +346,10 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
         sources.update(dict.fromkeys(values, source))
 
     def describe_any(name: str) -> str:
-        return parameter(name) if sources[name] == "explicit" else f"the {sources[name]}'s '{name}'"
+        source = sources[name]
+        if source == "explicit":
+            return parameter(name)
+        return f"the default '{name}'" if source == "default" else f"the {source.replace('config', 'user config')}'s '{name}'"
 
     check_consistency(merged, describe=describe_any)
     return ResolvedSettings(GenerationSettings(**merged), sources, range_warnings(given))

@@ -91,7 +91,7 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
             problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
             continue
         if not isinstance(value, dict):
-            problems.append(Problem(number, f"a job is a JSON object {{...}}, not {type(value).__name__}."))
+            problems.append(Problem(number, f"a job is a JSON object {{...}}, not {_json_kind(value)}."))
             continue
         rows.append((number, value))
     return rows, problems
@@ -179,3 +179,11 @@ def _preset(value: str | None, folder: Path) -> str | None:
     if value is None:
         return None
     return str(_absolute(value, folder)) if looks_like_preset_path(value) else value
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words: an array, a string, a number, true/false, null."""
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = {list: "an array [...]", str: "a string", int: "a number", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
