@@ -617,6 +617,23 @@ def test_the_api_takes_no_server_path_for_a_file(server, progress_reports):
     assert progress_reports == []  # the job never ran
 
 
+@pytest.mark.parametrize("named", ["/etc/passwd", "pyproject.toml", "../ref.jpg"])
+def test_the_api_refuses_a_plain_string_for_a_file_without_touching_it(server, progress_reports, named):
+    """Gradio checks a file object's path, not a plain string: the endpoint refuses one itself, in the same
+    words whether or not such a file exists on the server."""
+    from vexpress_cli.ui.api import JOB_PARAMETERS, LATER_PARAMETERS
+
+    base = server.url.rstrip("/")
+    data = [named, named] + [None] * (len(JOB_PARAMETERS) - 2 + len(SETTINGS) + len(LATER_PARAMETERS))
+    event_id = httpx.post(f"{base}/gradio_api/call/generate", json={"data": data}).json()["event_id"]
+    with httpx.stream("GET", f"{base}/gradio_api/call/generate/{event_id}", timeout=60) as events:
+        lines = [line for line in events.iter_lines() if line]
+    assert lines[0] == "event: error"
+    assert json.loads(lines[1].removeprefix("data: "))["error"].startswith(
+        "reference_image is not a file uploaded to this app. The app reads only the files sent to it")
+    assert progress_reports == []  # the job never ran
+
+
 def test_uploads_over_the_limit_are_refused(server):
     too_big = b"x" * (MAX_UPLOAD_MB * 1024 * 1024 + 1)
     response = httpx.post(f"{server.url.rstrip('/')}/gradio_api/upload", files={"files": ("big.bin", too_big)})

@@ -15,10 +15,12 @@ It returns the video first, then the job's record and the result as a dict::
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.settings.schema import SETTINGS
 from vexpress_cli.ui.generate_tab import GenerateInputs, run_generation
 from vexpress_cli.ui.runtime import Runtime
@@ -53,8 +55,11 @@ def generate_endpoint(runtime: Runtime):
     async def generate(*args, **kwargs):
         values = signature.bind(*args, **kwargs).arguments
         request = values.pop("request")
-        inputs = GenerateInputs(_path(values["reference_image"]), _path(values["audio"]), _path(values["kps"]),
-                                values["reference_kps"], values["preset"],
+        try:
+            uploads = [_upload(values[name], name, runtime.root) for name in ("reference_image", "audio", "kps")]
+        except InputError as error:
+            raise runtime.page_error(error) from None
+        inputs = GenerateInputs(*uploads, values["reference_kps"], values["preset"],
                                 {name: values.get(name) for name in SETTINGS if values.get(name) is not None},
                                 values["driving_crop"])
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job))
@@ -69,8 +74,17 @@ def generate_endpoint(runtime: Runtime):
     return generate
 
 
-def _path(file: Any) -> str | None:
-    """The server path of an uploaded file (Gradio checked that it is in its upload folder)."""
+def _upload(file: Any, name: str, root: Path) -> str | None:
+    """The server path of an uploaded file; anything else (a plain string naming a server file) is refused.
+
+    Gradio checks that a file object's path is one of its uploads; a plain string it passes through as it
+    came, so it is refused here before any file is touched (whether it exists is not told either).
+    """
     if file is None:
         return None
-    return file.get("path") if isinstance(file, dict) else getattr(file, "path", str(file))
+    path = file.get("path") if isinstance(file, dict) else getattr(file, "path", None)
+    if isinstance(path, str) and Path(path).resolve().is_relative_to(root):
+        return path
+    raise InputError(f"{parameter(name)} is not a file uploaded to this app.",
+                     why="The app reads only the files sent to it, never another file of the server.",
+                     fix=f"Send the file itself: with gradio_client, {name}=handle_file(PATH) uploads it.")
