@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -377,6 +378,29 @@ def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monk
     result = runner.invoke(app, ["batch", str(manifest), "--ray", *SMALL])
     assert result.exit_code == 2
     assert 'pip install "vexpress-cli[ray]"' in " ".join(result.stderr.split())
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_in_seconds_before_any_job(inputs, tmp_path):
+    """Ray retried such an address for minutes, deaf to Ctrl-C; and with every job done it never tried."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    started = time.monotonic()
+    result = runner.invoke(app, ["batch", str(manifest), "--ray", f"127.0.0.1:{port}", *SMALL])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith(f"Error: Nothing answers at the Ray address 127.0.0.1:{port} (Connection refused).")
+    assert "ray start --head" in message and time.monotonic() - started < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_ray_address_that_is_no_address_says_what_one_looks_like(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    result = runner.invoke(app, ["batch", str(manifest), "--ray", "headnode", *SMALL])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()).startswith("Error: --ray headnode is not a Ray address. A cluster is named "
+                                                      "as HOST:PORT")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")

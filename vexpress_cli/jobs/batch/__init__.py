@@ -14,7 +14,8 @@ what it needs (run, redo, retry, skip) from its run record, :mod:`.execute` runs
 """
 
 from vexpress_cli.jobs.batch.manifest import ManifestError
-from vexpress_cli.jobs.batch.runner import LOCAL_RAY, batch
+from vexpress_cli.jobs.batch.ray_runner import LOCAL_RAY
+from vexpress_cli.jobs.batch.runner import batch
 from vexpress_cli.jobs.batch.summary import BatchEvent, BatchInterrupted, BatchSummary, JobOutcome
 
 __all__ = ["batch", "BatchEvent", "BatchInterrupted", "BatchSummary", "JobOutcome", "LOCAL_RAY", "ManifestError"]

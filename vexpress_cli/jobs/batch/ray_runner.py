@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import deque
 from pathlib import Path
@@ -24,6 +25,13 @@ from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
 
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 30.0
+# How long a cluster's address may take to accept a connection: Ray itself retries for minutes, and
+# meanwhile ignores Ctrl-C.
+CONNECT_SECONDS = 5.0
+# ``ray=LOCAL_RAY`` starts a Ray instance on this machine for the batch; any other value is a cluster address.
+LOCAL_RAY = "local"
+# Addresses that name no host: a Ray instance started here, and the one already running on this machine.
+LOCAL_ADDRESSES = (LOCAL_RAY, "auto")
 
 
 def import_ray():
@@ -81,7 +89,7 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        connect(ray, address)
     actors, pending, events = [], {}, None
     finished: set[int] = set()
 
@@ -135,6 +143,43 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
             ray.kill(actor)
         if started_here:
             ray.shutdown()
+
+
+def connect(ray, address: str) -> None:
+    """``ray.init`` at ``address``, or an InputError saying why not (no cluster there, Ray Client missing)."""
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, ValueError) as error:  # "auto" with no instance; ray:// without Ray Client
+        reason = str(error).strip().splitlines()[0].rstrip(".")
+        raise InputError(f"Cannot connect to the Ray cluster at {address}.", why=f"Ray says: {reason}.",
+                         fix=_connect_fix(address)) from None
+
+
+def check_reachable(address: str) -> None:
+    """An InputError unless something accepts a connection at ``HOST:PORT`` (or ``ray://HOST:PORT``) in time."""
+    if address in LOCAL_ADDRESSES:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"{parameter('ray', address)} is not a Ray address.",
+                         why="A cluster is named as HOST:PORT (its head node's GCS port, 6379 by default), "
+                         "ray://HOST:10001 (Ray Client) or auto (the one running on this machine).",
+                         fix=f"Give the head node's address, e.g. {parameter('ray', '10.0.0.1:6379')}.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        reason = "no answer in time" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise InputError(f"Nothing answers at the Ray address {address} ({reason}).",
+                         why="No Ray cluster is running there, or a firewall is in the way.",
+                         fix=_connect_fix(address)) from None
+
+
+def _connect_fix(address: str) -> str:
+    if address.startswith("ray://"):
+        return ("Start the cluster (`ray start --head` on its head node); Ray Client also needs "
+                'pip install "ray[client]" here.')
+    return (f"Start the cluster (`ray start --head` on its head node) and give its address, or use "
+            f"{parameter('ray')} alone for a Ray instance on this machine.")
 
 
 def _lost(job: BatchJob, error: Exception) -> BatchEvent:

@@ -16,13 +16,12 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
 from vexpress_cli.jobs.batch.execute import Emit, run_job
+from vexpress_cli.jobs.batch.ray_runner import check_reachable, import_ray
 from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted, BatchSummary,
                                              JobOutcome)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
 
-# ``ray=LOCAL_RAY`` starts a Ray instance on this machine for the batch; any other value is a cluster address.
-LOCAL_RAY = "local"
 
 
 def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
@@ -51,9 +50,8 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
                          f"Drop {parameter('devices')}; {parameter('workers', 'N')} sets the number of CPU actors.")
     names = worker_devices(devices, workers, device)
     if ray is not None:
-        from vexpress_cli.jobs.batch.ray_runner import import_ray
-
         import_ray()  # without Ray, say how to install it before checking anything else
+        check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force)
     model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
