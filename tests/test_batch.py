@@ -439,3 +439,20 @@ def test_model_takes_a_hub_id_at_a_revision_from_the_cache_like_generate(inputs,
     with pytest.raises(vexpress_cli.VExpressError) as raised:  # the library's batch() takes it too
         vexpress_cli.batch(manifest, model=f"{DEFAULT_HUB_ID}@v9", force=True)
     assert "v9" in str(raised.value)
+
+
+def test_workers_from_a_script_without_a_main_guard_fail_each_job_with_the_fix(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS[:2])
+    script = tmp_path / "run.py"
+    script.write_text("import json, vexpress_cli\n"
+                      f"summary = vexpress_cli.batch({str(manifest)!r}, model_dir={str(TINY_MODEL_DIR)!r}, workers=2, "
+                      "device='cpu', width=64, height=64, num_inference_steps=1)\n"
+                      "print(json.dumps([[job.status, job.reason] for job in summary.outcomes]))\n")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=300)
+    reason = ("No worker process was left to run it: they ended (exit code 1) before they could report an error. "
+              "Put your script's code under `if __name__ == \"__main__\":`")
+    outcomes = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert [status for status, _ in outcomes] == ["failed", "failed"], completed.stderr
+    assert all(why.startswith(reason) for _, why in outcomes), outcomes
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

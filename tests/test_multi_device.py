@@ -108,3 +108,24 @@ def test_generate_with_devices_cpu_cpu_writes_the_frames_of_a_plain_run(tmp_path
         assert difference.max() <= 1
     record = json.loads((tmp_path / "split.json").read_text())
     assert record["device"] == "cpu,cpu"
+
+
+@pytest.mark.usefixtures("no_user_config")
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path, speech):
+    """Each helper process imports the main script again (spawn): an unguarded call there stops it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "talk.py"
+    script.write_text("import vexpress_cli\n"
+                      f"vexpress_cli.generate({str(SAMPLES_DIR / 'AOC' / 'ref.jpg')!r}, {str(speech)!r}, 'talk.mp4', "
+                      f"model_dir={str(TINY_MODEL_DIR)!r}, devices='cpu,cpu', width=64, height=64, "
+                      "num_inference_steps=1, reference_kps='22,26;42,26;32,38')\n")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=300)
+    assert completed.returncode != 0
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("vexpress_cli.engine.distributed.MultiDeviceError: A helper process ended while loading "
+                           "the networks. It ended (exit code 1) before it could report an error. Put your "
+                           "script's code under `if __name__ == \"__main__\":`"), completed.stderr
+    assert not (tmp_path / "talk.mp4").exists()

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.helper_processes import script_guard_fix
 
 # How long a collective waits for a slow or dead process (compiling can take minutes).
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
@@ -206,9 +207,12 @@ class MultiDevicePipeline:
                 loaded += 1
             except queue.Empty:
                 if not all(helper.is_alive() for helper in self._helpers):
+                    codes = ", ".join(str(helper.exitcode) for helper in self._helpers if not helper.is_alive())
                     raise self._helper_error() or MultiDeviceError(
-                        "A helper process ended while loading the networks.", "It reported no error.",
-                        f"Run `vexpress doctor` for each device of {parameter('devices')}.") from None
+                        "A helper process ended while loading the networks.",
+                        f"It ended (exit code {codes}) before it could report an error.",
+                        script_guard_fix() or f"Run `vexpress doctor` for each device of {parameter('devices')}."
+                    ) from None
 
     def _helper_error(self) -> MultiDeviceError | None:
         try:

@@ -56,6 +56,8 @@ class BatchSummary:
     interrupted: bool = False
 
     def count(self, status: str) -> int:
+        """How many jobs ended in ``status`` (``not run`` may be spelled ``not_run``, as in :meth:`to_dict`)."""
+        status = status.replace("_", " ")
         return sum(outcome.status == status for outcome in self.outcomes)
 
     @property

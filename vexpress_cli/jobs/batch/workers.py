@@ -15,6 +15,8 @@ import signal
 import time
 from pathlib import Path
 
+from vexpress_cli.errors import join_messages
+from vexpress_cli.helper_processes import script_guard_fix
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.execute import Emit
 from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
@@ -47,6 +49,7 @@ def run_in_processes(jobs: list[BatchJob], names: list[str], model_dir: Path, dt
                 event = events.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 if _lost_workers(processes, running, finished, emit):
+                    _fail_the_rest(jobs, processes, finished, emit)
                     break
                 continue
             _follow(event, running, finished, emit)
@@ -91,6 +94,18 @@ def _lost_workers(processes, running: dict[str, BatchEvent], finished: set[int],
             emit(BatchEvent("finished", name, started.line, started.output,
                             outcome=JobOutcome(started.line, started.output, FAILED, "", reason, worker=name)))
     return all(process.exitcode is not None for process in processes.values())
+
+
+def _fail_the_rest(jobs: list[BatchJob], processes, finished: set[int], emit: Emit) -> None:
+    """Every worker ended: each job not run fails with why, so the summary says it (the next run retries it)."""
+    codes = ", ".join(sorted({str(process.exitcode) for process in processes.values()}))
+    reason = join_messages(f"No worker process was left to run it: they ended (exit code {codes}) before they "
+                           "could report an error.", script_guard_fix() or "Run the batch again to retry it.")
+    for job in jobs:
+        if job.line not in finished:
+            finished.add(job.line)
+            emit(BatchEvent("finished", "", job.line, job.output,
+                            outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason)))
 
 
 def _stop(processes, events, running: dict[str, BatchEvent], finished: set[int], emit: Emit) -> None:
