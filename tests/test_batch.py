@@ -411,6 +411,14 @@ def test_devices_all_without_a_gpu_points_to_workers(inputs, tmp_path):
 
 
 
+def test_devices_may_repeat_the_cpu_for_one_worker_each_but_not_a_gpu():
+    from vexpress_cli.jobs.batch.runner import worker_devices
+
+    assert worker_devices("cpu,cpu", 1, None) == ["cpu#1", "cpu#2"]  # like workers=2, device="cpu"
+    with pytest.raises(vexpress_cli.InputError, match="must name each GPU once"):
+        worker_devices("cuda:0,cuda:0", 1, None)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
 def test_devices_all_without_a_gpu_names_python_arguments_in_the_library(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS)

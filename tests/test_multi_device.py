@@ -87,6 +87,14 @@ def test_devices_are_parsed_and_checked():
             resolve_devices("all")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message of a machine without CUDA")
+def test_a_gpu_in_devices_without_cuda_points_to_what_works_with_devices_given():
+    """device="cpu" cannot help: devices wins over device."""
+    with pytest.raises(InputError) as raised:
+        resolve_devices("cuda:0")
+    assert raised.value.fix.startswith('Leave out devices to run on one device, or use devices="cpu,cpu"')
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_user_config")
 def test_generate_with_devices_cpu_cpu_writes_the_frames_of_a_plain_run(tmp_path, speech):

@@ -9,8 +9,11 @@ from vexpress_cli.errors import InputError, parameter
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; ``cuda:N`` picks a GPU."""
+def resolve_device(name: str = "auto", setting: str = "device") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; ``cuda:N`` picks a GPU.
+
+    ``setting`` is where ``name`` came from (``device``, or one entry of ``devices``): the fixes name it.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -24,14 +27,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("CUDA was asked for but is not available.",
                          "This torch build or machine has no usable NVIDIA GPU (see `vexpress doctor`).",
-                         f"Use {parameter('device', 'cpu')}, or install a CUDA build of torch.")
+                         f"{_use_the_cpu(setting)}, or install a CUDA build of torch.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InputError(f"There is no GPU {device}.", f"{torch.cuda.device_count()} GPU(s) are visible.",
                          "Pick an index below that count.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("MPS was asked for but is not available.", "It needs an Apple-silicon Mac.",
-                         f"Use {parameter('device', 'cpu')}.")
+                         f"{_use_the_cpu(setting)}.")
     return device
+
+
+def _use_the_cpu(setting: str) -> str:
+    if setting == "devices":  # it wins over device: naming the CPU there would not help
+        return f"Leave out {parameter('devices')} to run on one device, or use {parameter('devices', 'cpu,cpu')}"
+    return f"Use {parameter(setting, 'cpu')}"
 
 
 def dtype_warning(dtype: torch.dtype, device: torch.device) -> str | None:

@@ -53,7 +53,7 @@ def resolve_devices(text: str) -> list[torch.device]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise InputError(f"{parameter('devices')} is empty.", "", "Give devices like cuda:0,cuda:1, or all.")
-    devices = [resolve_device(name) for name in names]
+    devices = [resolve_device(name, "devices") for name in names]
     devices = [torch.device("cuda", 0) if d.type == "cuda" and d.index is None else d for d in devices]
     kinds = {device.type for device in devices}
     if len(kinds) > 1 or kinds - {"cuda", "cpu"}:

@@ -122,10 +122,12 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
         names = [name.strip() for name in devices.split(",")] if isinstance(devices, str) else list(devices)
         names = [validate_value("device", name, f"{parameter('devices')} entry", within_advice=False)
                  for name in names if name]
-        if not names or len(set(names)) != len(names):
-            raise InputError(f"{parameter('devices')} must name each device once, e.g. cuda:0,cuda:1 (or all).")
+        gpus = [name for name in names if name != "cpu"]
+        if not names or len(set(gpus)) != len(gpus):
+            raise InputError(f"{parameter('devices')} must name each GPU once, e.g. cuda:0,cuda:1 (or all); "
+                             "cpu may repeat, one worker each.")
     # An unknown or absent device stops the batch before it starts.
-    names = [str(resolve_device(name)) for name in names]
+    names = [str(resolve_device(name, "device" if devices is None else "devices")) for name in names]
     if len(names) > 1 and names.count(names[0]) == len(names):
         return [f"{names[0]}#{index}" for index in range(1, len(names) + 1)]
     return names
