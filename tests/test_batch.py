@@ -410,7 +410,6 @@ def test_devices_all_without_a_gpu_points_to_workers(inputs, tmp_path):
     assert result.exit_code == 2 and "--devices all found no GPU" in result.stderr and "--workers N" in result.stderr
 
 
-
 def test_devices_may_repeat_the_cpu_for_one_worker_each_but_not_a_gpu():
     from vexpress_cli.jobs.batch.runner import worker_devices
 
