@@ -8,6 +8,7 @@ duration. Sizes are tiny (64x64, one denoising step, ~1 s of speech) to keep the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -120,6 +121,7 @@ def test_guide_scenario_writes_a_real_video(scenario, clips, tmp_path):
     assert f"Strategy: {strategy}" in log
     assert "Warning:" not in log  # every weight is within the advised range
     assert f"Wrote {output.name}" in log or f"Wrote {output}" in log
+    assert re.search(r" fps, in \d+\.\d s \(and \d+\.\d s loading the model\)\.", log), log  # the whole wait
     assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4", "o.mp4.json"]  # its record, no temp files
 
 
