@@ -68,7 +68,8 @@ def ui_command(
             print(f"public link: {app.share_url}", flush=True)
         print(f"vexpress ui: {url}", flush=True)  # last: a script reading it knows the app is up
         app.wait()
-    except KeyboardInterrupt:
+        console.print("Stopped.")
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the app was up
         console.print("Stopped.")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

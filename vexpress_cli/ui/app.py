@@ -97,9 +97,12 @@ class WebApp:
         return self.url
 
     def wait(self) -> None:
-        """Block until the server stops (Ctrl-C raises KeyboardInterrupt here)."""
-        while self.blocks.is_running:
-            time.sleep(0.2)
+        """Block until the server stops or Ctrl-C (which returns here: a script ends without a traceback)."""
+        try:
+            while self.blocks.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            return
 
     def close(self) -> None:
         """Stop the server, free the models and remove every file the app wrote."""
