@@ -658,6 +658,27 @@ def test_vexpress_ui_listens_on_127_0_0_1_only_by_default_and_cleans_up_when_sto
     assert errors.rstrip().endswith("Stopped.") and "Traceback" not in errors
 
 
+def test_the_docs_create_app_script_ends_on_ctrl_c_without_a_traceback(config_dir, tmp_path):
+    """docs/ui.md's script: launch, wait() until Ctrl-C, then the with-block closes the app."""
+    port = free_port()
+    script = tmp_path / "serve.py"
+    script.write_text("from vexpress_cli.ui import create_app\n\n"
+                      f"with create_app(model_dir={str(TINY_MODEL_DIR)!r}, max_upload_mb=100) as app:\n"
+                      f"    print(app.launch(port={port}), flush=True)\n"
+                      "    app.wait()\n"
+                      "print('closed', flush=True)\n")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}/"
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (process.returncode, rest) == (0, "closed\n"), errors
+    assert "Traceback" not in errors
+
+
 def listening_addresses(port: int) -> set[str]:
     """The local IPv4/IPv6 addresses with a socket listening on ``port`` (Linux /proc/net)."""
     found = set()
