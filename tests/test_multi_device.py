@@ -137,3 +137,31 @@ def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path, speech):
                            "the networks. It ended (exit code 1) before it could report an error. Put your "
                            "script's code under `if __name__ == \"__main__\":`"), completed.stderr
     assert not (tmp_path / "talk.mp4").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_user_config")
+def test_ctrl_c_during_a_two_process_run_leaves_nothing_and_warns_of_no_leaked_semaphore(tmp_path):
+    """The helper, stopped mid-step, used to leave tqdm's process lock to the resource tracker, which warned."""
+    import signal
+    import subprocess
+    import sys
+
+    output = tmp_path / "long.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vexpress_cli", "generate", "-i", str(SAMPLES_DIR / "AOC" / "ref.jpg"), "-a",
+         str(SAMPLES_DIR / "AOC" / "aud.mp3"), "-o", str(output), "--reference-kps", "22,26;42,26;32,38",
+         "--devices", "cpu,cpu", "--model-dir", str(TINY_MODEL_DIR), "--width", "64", "--height", "64",
+         "--num-inference-steps", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        lines = []
+        while not (line := process.stderr.readline()).startswith("[") or "Denoising" not in line:
+            assert line, "".join(lines)  # the run ended before it denoised
+            lines.append(line)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, rest
+    assert "Interrupted; nothing was written." in rest and "leaked semaphore" not in rest
+    assert sorted(path.name for path in tmp_path.iterdir()) == []

@@ -246,6 +246,7 @@ def _helper_main(rank: int, world_size: int, port: int, model_dir: str, device_n
     from vexpress_cli.engine.compile import set_unet_compiled
     from vexpress_cli.engine.pipeline import VExpressPipeline
 
+    _no_process_locks_for_progress_bars()
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device_name)
@@ -265,6 +266,16 @@ def _helper_main(rank: int, world_size: int, port: int, model_dir: str, device_n
     except BaseException as error:  # reported to rank 0, whose collective fails when this process exits
         errors.put((rank, device_name, f"{type(error).__name__}: {error}"))
         raise SystemExit(1)
+
+
+def _no_process_locks_for_progress_bars() -> None:
+    """tqdm's lock is a named semaphore by default: a helper stopped mid-step (SIGTERM) would leave it to the
+    resource tracker, which warns of a "leaked semaphore". A helper draws no bars; a thread lock does."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def configure_speed(pipeline, window_batch: int, compiled: bool) -> None:
