@@ -161,3 +161,12 @@ def test_library_results_read_warnings_with_python_names_and_the_cli_still_spell
     assert warning.startswith("max_size only scales a pasted-back video; without paste_back") and "\x1e" not in warning
     assert result.to_dict(flag_of)["warnings"][0].startswith("--max-size only scales")
     assert json.loads(json.dumps(result.to_dict()))["warnings"][0] == warning
+
+
+def test_a_text_file_named_wav_is_refused_with_ffmpegs_reason_once_and_no_wrapping(tmp_path):
+    (tmp_path / "speech.wav").write_text("hello, not audio\n")
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "speech.wav")])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert "ffmpeg could not open it: Invalid data found when processing input. Check that" in message
+    assert "Error opening input" not in message and "@ 0x" not in message and " | " not in message

@@ -76,12 +76,21 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
         raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
 
 
+# What ffmpeg wraps a reason in: a "[in#0 @ 0x55...]" context prefix, a line repeating the input's path, and
+# "Error opening input(s): " before the reason itself (which ffmpeg 7 then says twice).
+_NOISE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] |^Error opening input file .*$|^Error opening input(?: files?)?: ")
+
+
 def stderr_tail(text: str | bytes, lines: int = 6) -> str:
-    """The last few non-empty lines of ffmpeg's stderr, joined for an error message."""
+    """The last few distinct non-empty lines of ffmpeg's stderr, without its wrapping, for an error message."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    kept = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "(ffmpeg printed nothing)"
+    kept: list[str] = []
+    for line in text.splitlines():
+        reason = _NOISE.sub("", _NOISE.sub("", line.strip())).rstrip(".")
+        if reason and reason not in kept:
+            kept.append(reason)
+    return "; ".join(kept[-lines:]) or "(ffmpeg printed nothing)"
 
 
 def ffmpeg_command(*args: str) -> list[str]:
