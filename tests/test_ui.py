@@ -617,20 +617,41 @@ def test_the_api_takes_no_server_path_for_a_file(server, progress_reports):
     assert progress_reports == []  # the job never ran
 
 
-@pytest.mark.parametrize("named", ["/etc/passwd", "pyproject.toml", "../ref.jpg"])
-def test_the_api_refuses_a_plain_string_for_a_file_without_touching_it(server, progress_reports, named):
-    """Gradio checks a file object's path, not a plain string: the endpoint refuses one itself, in the same
-    words whether or not such a file exists on the server."""
+def call_generate(server, reference_image, audio) -> list[str]:
+    """The event lines of a raw /generate call with these two file values (every other parameter left out)."""
     from vexpress_cli.ui.api import JOB_PARAMETERS, LATER_PARAMETERS
 
     base = server.url.rstrip("/")
-    data = [named, named] + [None] * (len(JOB_PARAMETERS) - 2 + len(SETTINGS) + len(LATER_PARAMETERS))
+    data = [reference_image, audio] + [None] * (len(JOB_PARAMETERS) - 2 + len(SETTINGS) + len(LATER_PARAMETERS))
     event_id = httpx.post(f"{base}/gradio_api/call/generate", json={"data": data}).json()["event_id"]
     with httpx.stream("GET", f"{base}/gradio_api/call/generate/{event_id}", timeout=60) as events:
-        lines = [line for line in events.iter_lines() if line]
+        return [line for line in events.iter_lines() if line]
+
+
+def another_sessions_photo(server) -> Path:
+    """A photo inside the app's folder but not an upload: as another client's job output would be."""
+    photo = server.root / "sessions" / "someone-else" / "job-1" / "ref.jpg"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(AOC / "ref.jpg", photo)
+    return photo
+
+
+@pytest.mark.parametrize("named", ["/etc/passwd", "pyproject.toml", "../ref.jpg", "another session's photo",
+                                   "another session's photo, as a dict without Gradio's marker",
+                                   "another session's photo, as a Gradio file object"])
+def test_the_api_reads_only_uploads_and_refuses_any_other_path_without_touching_it(server, progress_reports,
+                                                                                    named):
+    """Gradio checks the paths of the file objects it recognises only, against the whole app folder; the
+    endpoint refuses every other path itself, in the same words whether or not such a file exists."""
+    if named.startswith("another session's photo"):
+        photo = str(another_sessions_photo(server))
+        marker = {"meta": {"_type": "gradio.FileData"}} if "Gradio file" in named else {}
+        named = {"path": photo, **marker} if "as a" in named else photo
+    lines = call_generate(server, named, named)
     assert lines[0] == "event: error"
-    assert json.loads(lines[1].removeprefix("data: "))["error"].startswith(
-        "reference_image is not a file uploaded to this app. The app reads only the files sent to it")
+    if "meta" not in named:  # Gradio refuses a file object of the app's folder itself, without a message
+        assert json.loads(lines[1].removeprefix("data: "))["error"].startswith(
+            "reference_image is not a file uploaded to this app. The app reads only the files sent to it")
     assert progress_reports == []  # the job never ran
 
 

@@ -56,7 +56,7 @@ def generate_endpoint(runtime: Runtime):
         values = signature.bind(*args, **kwargs).arguments
         request = values.pop("request")
         try:
-            uploads = [_upload(values[name], name, runtime.root) for name in ("reference_image", "audio", "kps")]
+            uploads = [_upload(values[name], name, runtime.uploads) for name in ("reference_image", "audio", "kps")]
         except InputError as error:
             raise runtime.page_error(error) from None
         inputs = GenerateInputs(*uploads, values["reference_kps"], values["preset"],
@@ -74,17 +74,18 @@ def generate_endpoint(runtime: Runtime):
     return generate
 
 
-def _upload(file: Any, name: str, root: Path) -> str | None:
-    """The server path of an uploaded file; anything else (a plain string naming a server file) is refused.
+def _upload(file: Any, name: str, uploads: Path) -> str | None:
+    """The server path of an uploaded file; any other path (of the server, or of another session's job) is
+    refused before any file is touched, in the same words whether or not it exists.
 
-    Gradio checks that a file object's path is one of its uploads; a plain string it passes through as it
-    came, so it is refused here before any file is touched (whether it exists is not told either).
+    Gradio checks only the paths of file objects it recognises, and allows the app's whole folder (it serves
+    the outputs from there); a plain string or a dict without Gradio's marker passes through as it came.
     """
     if file is None:
         return None
     path = file.get("path") if isinstance(file, dict) else getattr(file, "path", None)
-    if isinstance(path, str) and Path(path).resolve().is_relative_to(root):
-        return path
+    if isinstance(path, str) and (resolved := Path(path).resolve()).is_relative_to(uploads):
+        return str(resolved)
     raise InputError(f"{parameter(name)} is not a file uploaded to this app.",
                      why="The app reads only the files sent to it, never another file of the server.",
                      fix=f"Send the file itself: with gradio_client, {name}=handle_file(PATH) uploads it.")

@@ -37,9 +37,9 @@ class WebApp:
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.max_upload_mb = max_upload_mb
         self.root = Path(tempfile.mkdtemp(prefix="vexpress-ui-")).resolve()
-        self._gradio_temp = os.environ.get("GRADIO_TEMP_DIR")
-        os.environ["GRADIO_TEMP_DIR"] = str(self.root / "gradio")
         self.runtime = Runtime(self.root, self.model_dir)
+        self._gradio_temp = os.environ.get("GRADIO_TEMP_DIR")
+        os.environ["GRADIO_TEMP_DIR"] = str(self.runtime.uploads)
         self.url: str | None = None
         self.share_url: str | None = None
         try:
@@ -111,7 +111,7 @@ class WebApp:
             blocks.close(verbose=False)
         self.runtime.close()
         shutil.rmtree(self.root, ignore_errors=True)
-        if os.environ.get("GRADIO_TEMP_DIR") == str(self.root / "gradio"):
+        if os.environ.get("GRADIO_TEMP_DIR") == str(self.runtime.uploads):
             if self._gradio_temp is None:
                 os.environ.pop("GRADIO_TEMP_DIR", None)
             else:

@@ -215,6 +215,7 @@ class Runtime:
 
     def __init__(self, root: Path, model_dir: Path | None):
         self.root = root
+        self.uploads = (root / "gradio").resolve()  # Gradio's upload cache (GRADIO_TEMP_DIR): the only inputs read
         self.sessions = Sessions(root / "sessions")
         self.models = ModelStore(model_dir)
 
