@@ -410,12 +410,24 @@ def test_devices_all_without_a_gpu_points_to_workers(inputs, tmp_path):
     assert result.exit_code == 2 and "--devices all found no GPU" in result.stderr and "--workers N" in result.stderr
 
 
-def test_devices_may_repeat_the_cpu_for_one_worker_each_but_not_a_gpu():
+def test_devices_may_repeat_the_cpu_for_one_worker_each():
     from vexpress_cli.jobs.batch.runner import worker_devices
 
     assert worker_devices("cpu,cpu", 1, None) == ["cpu#1", "cpu#2"]  # like workers=2, device="cpu"
-    with pytest.raises(vexpress_cli.InputError, match="must name each GPU once"):
-        worker_devices("cuda:0,cuda:0", 1, None)
+    assert worker_devices(None, 3, "cpu") == ["cpu#1", "cpu#2", "cpu#3"]
+    assert worker_devices(["cpu", "cpu", "cpu"], 1, None) == ["cpu#1", "cpu#2", "cpu#3"]
+
+
+def test_every_worker_of_a_mixed_devices_list_gets_its_own_name(monkeypatch):
+    """cpu,cpu,cuda:0 was three names of which two were equal: the workers, keyed by name, were two."""
+    from vexpress_cli.jobs.batch.runner import worker_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert worker_devices("cpu,cpu,cuda:0", 1, None) == ["cpu#1", "cpu#2", "cuda:0"]
+    for twice in ("cuda:0,cuda:0", "cuda,cuda:0"):  # cuda is cuda:0
+        with pytest.raises(vexpress_cli.InputError, match="must name each GPU once"):
+            worker_devices(twice, 1, None)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")

@@ -122,15 +122,23 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
         names = [name.strip() for name in devices.split(",")] if isinstance(devices, str) else list(devices)
         names = [validate_value("device", name, f"{parameter('devices')} entry", within_advice=False)
                  for name in names if name]
-        gpus = [name for name in names if name != "cpu"]
-        if not names or len(set(gpus)) != len(gpus):
-            raise InputError(f"{parameter('devices')} must name each GPU once, e.g. cuda:0,cuda:1 (or all); "
-                             "cpu may repeat, one worker each.")
+        if not names:
+            raise InputError(f"{parameter('devices')} is empty.", "", "Give devices like cuda:0,cuda:1, or all.")
     # An unknown or absent device stops the batch before it starts.
     names = [str(resolve_device(name, "device" if devices is None else "devices")) for name in names]
-    if len(names) > 1 and names.count(names[0]) == len(names):
-        return [f"{names[0]}#{index}" for index in range(1, len(names) + 1)]
-    return names
+    if devices is not None:
+        names = ["cuda:0" if name == "cuda" else name for name in names]
+        gpus = [name for name in names if name != "cpu"]
+        if len(set(gpus)) != len(gpus):
+            raise InputError(f"{parameter('devices')} must name each GPU once, e.g. cuda:0,cuda:1 (or all); "
+                             "cpu may repeat, one worker each.")
+    return _numbered(names)
+
+
+def _numbered(names: list[str]) -> list[str]:
+    """A repeated name numbered, one worker each: cpu, cpu, cuda:0 -> cpu#1, cpu#2, cuda:0."""
+    return [f"{name}#{names[:index + 1].count(name)}" if names.count(name) > 1 else name
+            for index, name in enumerate(names)]
 
 
 def _ignore(event: BatchEvent) -> None:
