@@ -395,6 +395,40 @@ def test_a_ray_address_where_nothing_listens_is_refused_in_seconds_before_any_jo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("address", "expected"), [
+    ("10.0.0.1:70000", '--ray 10.0.0.1:70000 is not a Ray address.'),
+    ("no-such-host.invalid:6379", "The host of the Ray address no-such-host.invalid:6379 is not known here."),
+])
+def test_a_ray_address_with_no_port_or_no_known_host_says_so(address, expected):
+    from vexpress_cli.cli.options import flag_of
+    from vexpress_cli.jobs.batch.ray_runner import check_reachable
+
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        check_reachable(address)
+    assert raised.value.render(flag_of).startswith(expected)
+
+
+@pytest.mark.parametrize(("address", "raised", "fix"), [
+    ("auto", ConnectionError("Could not find any running Ray instance. Please specify one."),
+     'or use ray="local" for a Ray instance on this machine.'),
+    ("ray://10.0.0.1:10001", ValueError("Ray Client requires pip package `ray[client]`."),
+     'Ray Client also needs pip install "ray[client]" here.'),
+])
+def test_ray_refusing_to_connect_is_one_paragraph_with_rays_reason(address, raised, fix):
+    from vexpress_cli.jobs.batch.ray_runner import connect
+
+    class Ray:  # stands for the ray module: what its init raises in each case
+        @staticmethod
+        def init(**options):
+            raise raised
+
+    with pytest.raises(vexpress_cli.InputError) as refused:
+        connect(Ray, address)
+    assert str(refused.value).startswith(f"Cannot connect to the Ray cluster at {address}. Ray says: "
+                                         f"{str(raised).splitlines()[0].rstrip('.')}.")
+    assert str(refused.value).endswith(fix)
+
+
 def test_a_ray_address_that_is_no_address_says_what_one_looks_like(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     result = runner.invoke(app, ["batch", str(manifest), "--ray", "headnode", *SMALL])

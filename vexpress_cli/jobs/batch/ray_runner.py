@@ -160,13 +160,17 @@ def check_reachable(address: str) -> None:
     if address in LOCAL_ADDRESSES:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{parameter('ray', address)} is not a Ray address.",
                          why="A cluster is named as HOST:PORT (its head node's GCS port, 6379 by default), "
                          "ray://HOST:10001 (Ray Client) or auto (the one running on this machine).",
                          fix=f"Give the head node's address, e.g. {parameter('ray', '10.0.0.1:6379')}.")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except socket.gaierror:
+        raise InputError(f"The host of the Ray address {address} is not known here.",
+                         why=f"This machine cannot resolve {host.strip('[]')!r} to an IP address.",
+                         fix="Check the spelling, or give the head node's IP address.") from None
     except OSError as error:
         reason = "no answer in time" if isinstance(error, TimeoutError) else (error.strerror or str(error))
         raise InputError(f"Nothing answers at the Ray address {address} ({reason}).",
@@ -179,7 +183,7 @@ def _connect_fix(address: str) -> str:
         return ("Start the cluster (`ray start --head` on its head node); Ray Client also needs "
                 'pip install "ray[client]" here.')
     return (f"Start the cluster (`ray start --head` on its head node) and give its address, or use "
-            f"{parameter('ray')} alone for a Ray instance on this machine.")
+            f"{parameter('ray', LOCAL_RAY)} for a Ray instance on this machine.")
 
 
 def _lost(job: BatchJob, error: Exception) -> BatchEvent:
