@@ -372,6 +372,18 @@ def test_an_output_changed_since_its_run_is_not_replaced_unless_forced(first_run
     assert summary["jobs"][1]["action"] == "force" and read_record(record_path(folder / "out" / "b.mp4")).seed == 5
 
 
+def test_an_output_whose_record_cannot_be_read_is_not_replaced_unless_forced(first_run, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
+    (folder / "out" / "a.mp4.json").write_text("{ edited by hand")
+    before = (folder / "out" / "a.mp4").read_bytes()
+    code, _, result = run_batch(project(folder, folder, THREE_JOBS))
+    assert code == 2
+    assert "a.mp4 exists and its run record a.mp4.json cannot be read (Expecting property name" in " ".join(
+        result.stderr.split())
+    assert (folder / "out" / "a.mp4").read_bytes() == before
+
+
 def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
     manifest = project(inputs, tmp_path, THREE_JOBS)

@@ -163,12 +163,12 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
     if force and output.exists():
         job.action, job.reasons = FORCE, [f"{parameter('force')} was given"]
         return
-    record = None
+    record, unreadable = None, "it is not a file"
     if record_file.is_file():
         try:
             record = read_record(record_file)
         except InputError as error:
-            job.reasons = [f"its record cannot be read ({error.what.raw})"]
+            unreadable = (error.why.raw or error.what.raw).rstrip(".")
     if not output.exists():
         failed = record is not None and record.status == "failed"
         job.action, job.reasons = (RETRY, ["it failed last time"]) if failed else (NEW, [])
@@ -177,14 +177,18 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
         found.append(f"{output} exists and has no run record ({record_file.name}), so vexpress did not make it "
                      f"and will not replace it. Delete it, pick another 'output', or give {parameter('force')}.")
         return
-    if record is not None and record.status == "done" and not record.describes_output(output):
+    if record is None:
+        found.append(f"{output} exists and its run record {record_file.name} cannot be read ({unreadable}), so "
+                     f"vexpress cannot tell it made it and will not replace it. Move it away, pick another 'output', "
+                     f"or give {parameter('force')}.")
+        return
+    if record.status == "done" and not record.describes_output(output):
         found.append(f"{output} changed since vexpress wrote it (it is not the file {record_file.name} describes), "
                      f"so it will not replace it. Move it away, pick another 'output', or give {parameter('force')}.")
         return
-    if record is not None:
-        inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
-                             job.reference_kps)
-        job.reasons = record.differences(inputs, job.settings, job.reference_kps)
+    inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
+                         job.reference_kps)
+    job.reasons = record.differences(inputs, job.settings, job.reference_kps)
     job.action = REDO if job.reasons else SKIP
     if not job.reasons:
         job.reasons = ["done before with the same inputs and settings"]
