@@ -214,6 +214,10 @@ def test_retarget_at_another_fps_keeps_the_driving_motion_in_time(tmp_path):
     (lambda: vexpress_cli.generate("ref.jpg", None, "talk.mp4", model_dir=TINY_MODEL_DIR), "audio is NoneType None"),
     (lambda: vexpress_cli.extract(["talk.mp4"]), "video is list ['talk.mp4']"),
     (lambda: vexpress_cli.batch(b"jobs.jsonl", model_dir=TINY_MODEL_DIR), "manifest is bytes b'jobs.jsonl'"),
+    (lambda: vexpress_cli.retarget(123, None, "fix_face", num_frames=3), "reference_image is int 123"),
+    (lambda: vexpress_cli.retarget(None, None, "fix_face", reference_kps="1,2;3,4;5,6", num_frames=3,
+                                   model_root=1.5), "model_root is float 1.5"),
+    (lambda: vexpress_cli.read_record(None), "path is NoneType None"),
 ])
 def test_a_path_argument_of_another_type_is_an_input_error_naming_it(call, named):
     with pytest.raises(vexpress_cli.InputError) as raised:

@@ -73,6 +73,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     from vexpress_cli.kps.io import KpsTrack
 
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
+    model_root = optional_path(model_root, "model_root")
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = validate_value("face_backend", face_backend, f"Setting {parameter('face_backend')}",
                                   within_advice=False)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
+from vexpress_cli.input_files import as_path
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.kps.retargeting import auto_strategy
 from vexpress_cli.progress import ProgressCallback, no_progress
@@ -215,7 +216,7 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
 
 def read_record(path: str | Path) -> RunRecord:
     """Read a run record; InputError when it is missing or not a vexpress run record."""
-    path = Path(path)
+    path = as_path(path, "path")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -87,7 +87,8 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     writes a video of the retargeted points over the photo, next to the driving ones.
     """
     output, preview = as_path(output, "output"), optional_path(preview, "preview")
-    kps = optional_path(kps, "kps")
+    kps, model_root = optional_path(kps, "kps"), optional_path(model_root, "model_root")
+    reference_image = optional_path(reference_image, "reference_image")
     kps_fit = validate_value("kps_fit", kps_fit, f"Setting {parameter('kps_fit')}", within_advice=False)
     crop = validate_value("crop", crop, f"Setting {parameter('crop')}", within_advice=False)
     face_index = validate_value("face_index", face_index, f"Setting {parameter('face_index')}", within_advice=False)
@@ -176,15 +177,15 @@ def _load_reference(image_path, reference_kps, framing: dict, model_root, notes:
     width, height = settings.width, settings.height
     photo = None
     if image_path is not None:  # upright, framed (cropped) as generate frames it, at the output size
-        photo = read_reference_photo(Path(image_path), settings, reference_kps_given=reference_kps is not None,
-                                     face_model_root=Path(model_root) if model_root else None)
+        photo = read_reference_photo(image_path, settings, reference_kps_given=reference_kps is not None,
+                                     face_model_root=model_root)
         notes.extend(photo.notes)
     image = np.asarray(photo.image) if photo is not None else None
     if reference_kps is not None:
         points = (reference_kps_from_text(str(reference_kps), width, height)
                   if isinstance(reference_kps, (str, Path)) else np.asarray(reference_kps, dtype=np.float32))
         return _Reference(kps=points, image=image, detected=False)
-    points = reference_keypoints(photo, Path(image_path), settings, Path(model_root) if model_root else None)
+    points = reference_keypoints(photo, image_path, settings, model_root)
     return _Reference(kps=np.asarray(points, dtype=np.float32), image=image, detected=True)
 
 
