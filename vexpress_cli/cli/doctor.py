@@ -13,8 +13,7 @@ from rich.text import Text
 
 from vexpress_cli.cli.options import json_option
 from vexpress_cli.errors import spell_parameters
-from vexpress_cli.jobs.doctor.report import status_counts
-from vexpress_cli.wording import plural
+from vexpress_cli.jobs.doctor.report import counted, status_counts
 
 console = Console()
 status_console = Console(stderr=True)
@@ -92,11 +91,10 @@ def _table(checks) -> Table:
 def _summary(checks) -> Text:
     counts = status_counts(checks)
     summary = Text()
-    for status in counts:
+    for status, words in counted(counts).items():
         if summary:
             summary.append(", ")
-        counted = f"{counts[status]} ok" if status == "ok" else plural(counts[status], status)
-        summary.append(counted, style=STATUS_STYLES[status] if counts[status] else "")
+        summary.append(words, style=STATUS_STYLES[status] if counts[status] else "")
     if counts["failure"]:
         summary.append(": fix the failures above before generating.")
     elif counts["warning"]:

@@ -14,6 +14,7 @@ from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option,
                                       one_of, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.settings.schema import source_name
 from vexpress_cli.wording import plural
 
 console = Console(stderr=True)
@@ -42,8 +43,6 @@ EPILOG = """\
 The original inference.py's flags work too: --reference_image_path, \
 --audio_path, --kps_path, --output_path, ...
 """
-# How the CLI names where a setting's value came from.
-SOURCE_WORDS = {"default": "default", "config": "user config", "preset": "preset", "explicit": "flag"}
 
 
 @with_generation_settings
@@ -159,7 +158,7 @@ def status_line(plan, recorded: AbstractSet[str] = frozenset()) -> str:
     settings, sources = plan.settings, plan.sources
 
     def origin(*names: str) -> str:
-        return "/".join(sorted({"record" if name in recorded else SOURCE_WORDS[sources[name]] for name in names}))
+        return "/".join(sorted({"record" if name in recorded else _source_word(sources[name]) for name in names}))
 
     return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
@@ -167,6 +166,11 @@ def status_line(plan, recorded: AbstractSet[str] = frozenset()) -> str:
             f"weights {settings.reference_attention_weight:g}/{settings.audio_attention_weight:g} "
             f"({origin('reference_attention_weight', 'audio_attention_weight')}), "
             f"{settings.width}x{settings.height} ({origin('width', 'height')}).")
+
+
+def _source_word(source: str) -> str:
+    """Where a value came from, as the CLI says it: a value given explicitly came from a flag."""
+    return "flag" if source == "explicit" else source_name(source)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import torch
 from vexpress_cli.errors import InputError, messages
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.frames import as_fps_fraction
-from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings
+from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings, source_name
 
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
@@ -69,7 +69,7 @@ def choose_strategy(resolved: ResolvedSettings, has_kps: bool) -> tuple[str, str
     asked = resolved.settings.retarget_strategy
     if asked != AUTO_STRATEGY:
         source = resolved.sources["retarget_strategy"]
-        return asked, "as requested" if source == "explicit" else f"from the {source.replace('config', 'user config')}"
+        return asked, "as requested" if source == "explicit" else f"from the {source_name(source)}"
     return auto_strategy(has_kps), "a driving kps file was given" if has_kps else "no driving kps file was given"
 
 

@@ -325,6 +325,11 @@ class ResolvedSettings:
         return self.sources[name] != "default"
 
 
+def source_name(source: str) -> str:
+    """How a message names one of :data:`SOURCES`: the config is the user config."""
+    return "user config" if source == "config" else source
+
+
 def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: Mapping[str, Any] | None = None,
                      *, config_values: Mapping[str, Any] | None = None) -> ResolvedSettings:
     """Every setting: ``defaults < config < preset < explicit``.
@@ -349,7 +354,7 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
         source = sources[name]
         if source == "explicit":
             return parameter(name)
-        return f"the default '{name}'" if source == "default" else f"the {source.replace('config', 'user config')}'s '{name}'"
+        return f"the default '{name}'" if source == "default" else f"the {source_name(source)}'s '{name}'"
 
     check_consistency(merged, describe=describe_any)
     return ResolvedSettings(GenerationSettings(**merged), sources, range_warnings(given))

@@ -8,7 +8,6 @@ import gradio as gr
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.ui.form import spell_in_page
 from vexpress_cli.ui.runtime import Job, Runtime
-from vexpress_cli.wording import plural
 
 HEADERS = ["check", "status", "detail", "fix"]
 # Tall enough for the whole report: no scrolling inside the table.
@@ -18,15 +17,13 @@ STATUS_WORDS = {"ok": "ok", "warning": "warning", "failure": "FAILURE"}
 
 def run_status(deep: bool, job: Job) -> tuple[list[list[str]], str]:
     """The doctor's rows, and a one-line summary."""
-    from vexpress_cli.jobs.doctor import DoctorOptions, run_checks, status_counts
+    from vexpress_cli.jobs.doctor import DoctorOptions, counted, run_checks, status_counts
 
     checks = run_checks(DoctorOptions(model_dir=job.models.model_dir, deep=deep))
     rows = [[check.name, STATUS_WORDS[check.status], spell_parameters(check.detail, spell_in_page),
              spell_parameters(check.fix, spell_in_page)] for check in checks]
     loaded = ", ".join(job.models.loaded_devices) or "none yet (the first generation loads it)"
-    counted = ", ".join(f"{count} ok" if status == "ok" else plural(count, status)
-                        for status, count in status_counts(checks).items())
-    summary = f"**{counted}.** Model loaded on: {loaded}."
+    summary = f"**{', '.join(counted(status_counts(checks)).values())}.** Model loaded on: {loaded}."
     return rows, summary
 
 

@@ -31,6 +31,7 @@ from vexpress_cli.jobs.doctor.report import (
     SEVERITY,
     WARNING,
     Check,
+    counted,
     DoctorContext,
     DoctorOptions,
     Status,
@@ -42,7 +43,7 @@ from vexpress_cli.jobs.doctor.report import (
 from vexpress_cli.jobs.doctor.smoke import smoke_checks
 from vexpress_cli.jobs.doctor.speed import speed_checks
 
-__all__ = ["FAILURE", "OK", "SEVERITY", "WARNING", "Check", "DoctorOptions", "Status", "has_failures",
+__all__ = ["FAILURE", "OK", "SEVERITY", "WARNING", "Check", "DoctorOptions", "Status", "counted", "has_failures",
            "run_checks", "status_counts", "worst"]
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from vexpress_cli.errors import Message, VExpressError
 from vexpress_cli.errors import join_messages as join  # the doctor's name for it
+from vexpress_cli.wording import plural
 
 Status = Literal["ok", "warning", "failure"]
 OK: Status = "ok"
@@ -54,6 +55,11 @@ def status_counts(checks: Iterable[Check]) -> dict[Status, int]:
     """How many checks ended in each status, in the order ok, warning, failure."""
     statuses = [check.status for check in checks]
     return {status: statuses.count(status) for status in SEVERITY}
+
+
+def counted(counts: dict[Status, int]) -> dict[Status, str]:
+    """Each status's count in words, for a summary: ``17 ok``, ``3 warnings``, ``0 failures``."""
+    return {status: f"{count} ok" if status == OK else plural(count, status) for status, count in counts.items()}
 
 
 def has_failures(checks: Iterable[Check]) -> bool:
