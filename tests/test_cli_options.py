@@ -144,6 +144,7 @@ STYLE_TAGS = {"bold", "cyan", "/", "/bold", "/cyan"}
 def test_every_bracket_in_a_help_text_is_a_style_or_escaped(path):
     """Rich reads "[ui]" as a style and drops it: a literal bracket, as in pip's "vexpress-cli[ui]", needs "\\["."""
     command = COMMANDS[tuple(path.split())]
-    texts = [command.help or "", command.epilog or "", *(getattr(param, "help", None) or "" for param in command.params)]
+    options = [getattr(param, "help", None) or "" for param in command.params]
+    texts = [command.help or "", command.epilog or "", *options]
     tags = {tag for text in texts for tag in re.findall(r"(?<!\\)\[([^\[\]]*)\]", text)}
     assert tags <= STYLE_TAGS

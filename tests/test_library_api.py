@@ -210,7 +210,8 @@ def test_retarget_at_another_fps_keeps_the_driving_motion_in_time(tmp_path):
 
 
 @pytest.mark.parametrize(("call", "named"), [
-    (lambda: vexpress_cli.generate(123, "speech.wav", "talk.mp4", model_dir=TINY_MODEL_DIR), "reference_image is int 123"),
+    (lambda: vexpress_cli.generate(123, "speech.wav", "talk.mp4", model_dir=TINY_MODEL_DIR),
+     "reference_image is int 123"),
     (lambda: vexpress_cli.generate("ref.jpg", None, "talk.mp4", model_dir=TINY_MODEL_DIR), "audio is NoneType None"),
     (lambda: vexpress_cli.extract(["talk.mp4"]), "video is list ['talk.mp4']"),
     (lambda: vexpress_cli.batch(b"jobs.jsonl", model_dir=TINY_MODEL_DIR), "manifest is bytes b'jobs.jsonl'"),

@@ -111,9 +111,14 @@ def with_setting_aliases(command):
             values[name] = default if value is None else value
         return command(**values)
 
-    wrapper.__signature__ = signature.replace(parameters=own + hidden)
-    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in wrapper.__signature__.parameters.values()}
+    _give_signature(wrapper, signature.replace(parameters=own + hidden))
     return wrapper
+
+
+def _give_signature(wrapper, signature: inspect.Signature) -> None:
+    """Make Typer read ``signature`` (names, options, annotations) as the wrapped command's."""
+    wrapper.__signature__ = signature
+    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in signature.parameters.values()}
 
 
 def _also(others: tuple[str, ...]) -> str:
@@ -234,6 +239,5 @@ def with_generation_settings(command):
     # Panels in this order: the command's own options, the settings, then every compatibility flag.
     ordered = ([p for p in own if not compatibility(p)] + [p for p in settings if not compatibility(p)]
                + [p for p in own + settings if compatibility(p)])
-    wrapper.__signature__ = signature.replace(parameters=ordered)
-    wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in wrapper.__signature__.parameters.values()}
+    _give_signature(wrapper, signature.replace(parameters=ordered))
     return wrapper

@@ -25,8 +25,9 @@ from vexpress_cli.jobs.records import record_path
 
 
 def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
-          model: str | None = None, workers: int = 1, devices: str | list[str] | None = None, ray: str | None = None, force: bool = False,
-          on_event: Emit | None = None, **settings: Any) -> BatchSummary:
+          model: str | None = None, workers: int = 1, devices: str | list[str] | None = None,
+          ray: str | None = None, force: bool = False, on_event: Emit | None = None,
+          **settings: Any) -> BatchSummary:
     """Run every job of a manifest (``.jsonl`` or ``.csv``, see :mod:`.manifest`) with the networks loaded once.
 
     ``model``/``model_dir``: the weights, as for :class:`~vexpress_cli.Generator`. ``preset`` and
