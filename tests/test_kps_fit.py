@@ -117,3 +117,23 @@ def test_fit_in_time_lengthens_by_the_mode_and_stretch_keeps_the_original_frame_
     stretched, notes = fit_track_in_time(numbered_track(10), 25.0, 30.0, 25, "stretch")
     np.testing.assert_array_equal(stretched, fit_track(numbered_track(10), 25, "stretch"))
     assert notes == ["The 10-frame kps track was stretched to 25 frames."]
+
+
+@pytest.mark.parametrize(("kps", "audio", "assumed"), [
+    # The original's sample: its track was extracted from the speech's 29.97 fps video, 137 frames in 4.57 s.
+    ("AOC", "AOC", "assumed 29.97 fps (its 137 frames last as long as aud.mp3)"),
+    ("tys", "tys", "assumed 25 fps (its 100 frames last as long as aud.mp3)"),
+    # Another clip's track: 100 frames over 4.57 s of speech is no common rate, so the samples' 25 fps.
+    ("tys", "AOC", "assumed 25 fps (the original samples' rate)"),
+])
+def test_a_track_without_a_frame_rate_is_timed_by_the_speech_it_spans(kps, audio, assumed):
+    import vexpress_cli
+    from conftest import TINY_MODEL_DIR
+
+    generator = vexpress_cli.Generator(TINY_MODEL_DIR, device="cpu")
+    plan = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", SAMPLES_DIR / audio / "aud.mp3", "unused.mp4",
+                          kps=SAMPLES_DIR / kps / "kps.pth", width=64, height=64, reference_kps="22,26;42,26;32,38")
+    (note,) = [note for note in plan.notes if note.startswith("The kps file records no frame rate")]
+    assert f"; {assumed}. " in note
+    if kps == audio:  # the whole track spans the video: its last pose lands on the last frame, none is cut
+        assert not any("was cut" in note for note in plan.notes)

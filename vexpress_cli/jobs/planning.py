@@ -158,21 +158,42 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
     track = load_kps(path)
     rescaled, note = track.in_frame(settings.width, settings.height)
     notes.extend([note] if note else [])
-    track_fps = track.fps or _assumed_track_fps(audio, notes)
+    track_fps = track.fps or _assumed_track_fps(audio, len(track.points), notes)
     points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
     notes.extend(fitting)
     return points
 
 
-def _assumed_track_fps(audio: Path, notes: list[str]) -> float:
-    """A kps file without a frame rate (the original's .pth) was filmed at the speech video's rate, else 25 fps."""
+def _assumed_track_fps(audio: Path, frames: int, notes: list[str]) -> float:
+    """The frame rate of a kps file that records none (the original's .pth): the speech video's; else a common
+    rate at which the track lasts as long as the speech (it was made from the speech's video, as the original's
+    samples were, and the original stretched a track over the whole video); else 25 fps."""
     from vexpress_cli.kps.io import ASSUMED_FPS
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.media.video_reader import video_info
 
     source = probe(audio, "audio")
-    fps, where = (float(video_info(source).fps), f"the frame rate of {audio.name}") if source.video else (
-        ASSUMED_FPS, "the original samples' rate")
+    spanning = _rate_spanning(frames, source.duration)
+    if source.video:
+        fps, where = float(video_info(source).fps), f"the frame rate of {audio.name}"
+    elif spanning is not None:
+        fps, where = spanning, f"its {frames} frames last as long as {audio.name}"
+    else:
+        fps, where = ASSUMED_FPS, "the original samples' rate"
     notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
-                    "Tracks saved as .safetensors keep theirs.")
+                 "Tracks saved as .safetensors keep theirs.")
     return fps
+
+
+# Frame rates a camera or an editor writes; a track whose length is one of them times the speech's is
+# taken to be of that rate.
+COMMON_FRAME_RATES = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0)
+
+
+def _rate_spanning(frames: int, seconds: float | None) -> float | None:
+    """The common frame rate at which ``frames`` last ``seconds`` (within 2 %), if there is one."""
+    if not seconds:
+        return None
+    rate = frames / seconds
+    nearest = min(COMMON_FRAME_RATES, key=lambda common: abs(common - rate))
+    return nearest if abs(nearest - rate) <= 0.02 * nearest else None

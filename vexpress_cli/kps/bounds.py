@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError
 
 
 def points_outside(points, width: int, height: int) -> np.ndarray:
@@ -33,12 +33,11 @@ def check_kps_in_frame(points, width: int, height: int, origin: str = "the kps t
     if outside.all():
         raise InputError(
             f"No keypoint of {origin} lies inside the {width}x{height} frame: {x_range} and {y_range}.",
-            why="The face would be placed entirely outside the video. This happens with a track made at "
-            "another size (e.g. 512 px) and used at a smaller one when the file records no frame size, "
-            "or with negative coordinates.",
-            fix=f"Generate at the size the track was made at ({parameter('width')}, {parameter('height')}), or "
-            "re-extract the track with `vexpress extract` (its .safetensors file records the size, so it is "
-            "rescaled).",
+            why="The face would be placed entirely outside the video. The points are not pixels of the frame "
+            "they are read in (a file that records no frame size is read as 512x512, the original's extraction "
+            "size), or they are negative.",
+            fix="Re-extract the track with `vexpress extract`: its .safetensors file records the frame size, so "
+            "its points are rescaled to any output size.",
         )
     frames = int(outside.any(axis=1).sum())
     return (f"{frames} of {len(points)} frames of {origin} have keypoints outside the {width}x{height} frame "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, Report, check_fps, rounded
+from vexpress_cli.jobs.inspect.report import Report, check_fps, rounded
 
 DEFAULT_JUMP_PX = 30.0
 # Two positions closer than this (in px) count as the same: float32 keeps
@@ -48,7 +48,7 @@ class KpsReport(Report):
     duration_s: float
     x_range: list[float]
     y_range: list[float]
-    frames_outside: int | None  # frames with a point outside width x height (None: size unknown)
+    frames_outside: int  # frames with a point outside width x height (512x512 when the file records none)
     eye_distance_mean_px: float
     motion: list[PointMotion]
     jump_px: float
@@ -72,7 +72,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
     ``jump_px`` from where it was in the previous frame.
     """
     from vexpress_cli.file_types import KPS_SAFETENSORS_SUFFIX
-    from vexpress_cli.kps.io import load_kps
+    from vexpress_cli.kps.io import ASSUMED_FPS, ASSUMED_SIZE, load_kps
 
     if not (math.isfinite(jump_px) and jump_px > 0):
         raise InputError(f"{parameter('jump_px')} is {jump_px}.", why="It must be a positive distance in pixels.",
@@ -81,7 +81,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
         check_fps(fps)
     track = load_kps(path)
     points = track.points.astype(np.float64)
-    duration_fps = track.fps or fps or DEFAULT_FPS
+    duration_fps = track.fps or fps or ASSUMED_FPS  # what generate assumes when it has no speech to go by
     held, interpolated, jumps, steps = _frame_flags(points, jump_px)
     report = KpsReport(
         path=str(Path(track.source).resolve()),
@@ -96,7 +96,7 @@ def inspect_kps(path: str | Path, fps: float | None = None, jump_px: float = DEF
         duration_s=round(track.num_frames / duration_fps, 6),
         x_range=[rounded(points[..., 0].min(), 2), rounded(points[..., 0].max(), 2)],
         y_range=[rounded(points[..., 1].min(), 2), rounded(points[..., 1].max(), 2)],
-        frames_outside=_frames_outside(points, track.width, track.height),
+        frames_outside=_frames_outside(points, track.width or ASSUMED_SIZE, track.height or ASSUMED_SIZE),
         eye_distance_mean_px=rounded(np.linalg.norm(points[:, 1] - points[:, 0], axis=1).mean(), 2),
         motion=_point_motion(points, steps),
         jump_px=float(jump_px),
@@ -155,23 +155,26 @@ def _runs(flags: np.ndarray, kind: str, steps: np.ndarray) -> list[Gap]:
     return runs
 
 
-def _frames_outside(points: np.ndarray, width: int | None, height: int | None) -> int | None:
+def _frames_outside(points: np.ndarray, width: int, height: int) -> int:
     from vexpress_cli.kps.bounds import points_outside
 
-    if width is None or height is None:
-        return None
     return int(points_outside(points, width, height).any(axis=1).sum())
 
 
 def _kps_warnings(report: KpsReport) -> list[str]:
+    from vexpress_cli.kps.io import ASSUMED_SIZE
+
     warnings = []
     if report.fps_assumed:
         warnings.append(f"The file records no fps (an original V-Express kps.pth?); the duration assumes "
                         f"{report.duration_fps:g} fps (set it with {parameter('fps')}).")
+    size = f"{report.width}x{report.height}"
     if report.width is None:
-        warnings.append("The file records no frame size; generate takes the points as pixels of the output size.")
+        size = f"{ASSUMED_SIZE}x{ASSUMED_SIZE}"
+        warnings.append(f"The file records no frame size; generate takes it as {size} (the original's extraction "
+                        "size) and rescales the points to the output size.")
     if report.frames_outside:
-        warnings.append(f"{report.frames_outside} frames have points outside the {report.width}x{report.height} frame.")
+        warnings.append(f"{report.frames_outside} frames have points outside the {size} frame.")
     if report.jump_frames:
         warnings.append(f"{report.jump_frames} frames jump by more than {report.jump_px:g} px: "
                         "probably a wrong face or a detection error there.")
