@@ -170,3 +170,19 @@ def test_a_text_file_named_wav_is_refused_with_ffmpegs_reason_once_and_no_wrappi
     assert result.exit_code == 2
     assert "ffmpeg could not open it: Invalid data found when processing input. Check that" in message
     assert "Error opening input" not in message and "@ 0x" not in message and " | " not in message
+
+
+def test_an_existing_output_names_the_switch_as_each_caller_spells_it(tmp_path):
+    import vexpress_cli
+
+    (tmp_path / "talk.mp4").write_bytes(b"mine")
+    result = CliRunner().invoke(app, ["generate", "-i", str(SAMPLES_DIR / "AOC" / "ref.jpg"), "-a",
+                                      str(SAMPLES_DIR / "AOC" / "aud.mp3"), "-o", str(tmp_path / "talk.mp4"),
+                                      "--model-dir", str(TINY_MODEL_DIR)])
+    assert result.exit_code == 2 and "Allow overwriting (--overwrite), or choose another name." in " ".join(
+        result.output.split())
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        vexpress_cli.generate(SAMPLES_DIR / "AOC" / "ref.jpg", SAMPLES_DIR / "AOC" / "aud.mp3", tmp_path / "talk.mp4",
+                              model_dir=TINY_MODEL_DIR)
+    assert raised.value.fix == "Allow overwriting (overwrite=True), or choose another name."
+    assert (tmp_path / "talk.mp4").read_bytes() == b"mine"

@@ -64,7 +64,8 @@ def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> st
     """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error).
 
     A reference with a value reads ``name="value"`` when spelled for Python (:func:`python_name`),
-    else the spelled name, a space and the value (``--devices all``).
+    else the spelled name, a space and the value (``--devices all``); ``True`` is a switch turned on
+    (``overwrite=True``, ``--overwrite``).
     """
     def spelled(match: re.Match) -> str:
         name, value = match.group(1), match.group(2)
@@ -72,7 +73,7 @@ def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> st
             return spell(name)
         if spell is python_name:
             return f"{name}={python_value(value)}"
-        return f"{spell(name)} {value}"
+        return spell(name) if value == "True" else f"{spell(name)} {value}"  # a switch turned on: just its flag
 
     return _PARAMETER_REFERENCE.sub(spelled, getattr(text, "raw", text))
 

@@ -125,7 +125,8 @@ def show_command(
     console = Console()
     note = " [yellow](replaces the built-in preset of the same name)[/]" if loaded.shadows_builtin else ""
     console.print(f"[bold cyan]{loaded.name}[/] [dim]{loaded.path}[/]{note}", highlight=False)
-    console.print(Syntax(loaded.text.rstrip(), "toml", theme="ansi_dark", word_wrap=True))
+    # Not wrapped: a long line wrapped mid-string would no longer be valid TOML when copied.
+    console.print(Syntax(loaded.text.rstrip(), "toml", theme="ansi_dark", word_wrap=False), soft_wrap=True)
     table = Table(title="Settings with this preset (flags you pass still win)", title_justify="left")
     table.add_column("setting", style="bold", no_wrap=True)
     table.add_column("value", no_wrap=True)

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.file_types import (
     AUDIO_OUTPUT_SUFFIXES,
     FRAME_FOLDER_AUDIO,
@@ -20,7 +20,7 @@ from vexpress_cli.file_types import (
 from vexpress_cli.interrupts import signals_deferred
 
 WRITABLE_FIX = "Choose an output path in a folder you can write to."
-OVERWRITE_FIX = "Allow overwriting (overwrite=True, or --overwrite on the command line), or choose another name."
+OVERWRITE_FIX = f"Allow overwriting ({parameter('overwrite', 'True')}), or choose another name."
 
 
 # --- what may be written where ------------------------------------------------------------------
