@@ -247,6 +247,18 @@ def test_presets_show_prints_file_and_values():
     assert text.exit_code == 0 and "audio_attention_weight = 3.0" in text.stdout
 
 
+def test_presets_show_prints_the_file_unwrapped_on_a_narrow_terminal_so_a_copy_stays_valid_toml():
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["presets", "show", "expressive"], env={"COLUMNS": "60", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    file_text = load_preset("expressive").text.rstrip()
+    shown = result.stdout.splitlines()
+    start = shown.index(file_text.splitlines()[0])
+    assert "\n".join(shown[start:start + len(file_text.splitlines())]) == file_text
+    assert max(map(len, file_text.splitlines())) > 60  # the test has a line to wrap
+
+
 def test_the_docs_table_of_built_in_presets_lists_every_one():
     import re
 
