@@ -186,3 +186,14 @@ def test_an_existing_output_names_the_switch_as_each_caller_spells_it(tmp_path):
                               model_dir=TINY_MODEL_DIR)
     assert raised.value.fix == "Allow overwriting (overwrite=True), or choose another name."
     assert (tmp_path / "talk.mp4").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_extract_refuses_a_photo_as_a_still_image_not_a_video(tmp_path, suffix):
+    from PIL import Image
+
+    photo = tmp_path / f"room{suffix}"
+    Image.open(SAMPLES_DIR / "AOC" / "ref.jpg").save(photo)
+    message = error_paragraph(["extract", photo, "-o", tmp_path / "k.pth"])
+    assert message.startswith(f"Error: {photo} is a still image, not a video.")
+    assert not (tmp_path / "k.pth").exists()

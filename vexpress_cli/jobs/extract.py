@@ -129,6 +129,12 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
                              fix="Give the audio its own path, e.g. talk.mp3.")
         check_output(audio_out, overwrite, "audio", create_folder=True)
     video_probe = probe(video, "video")
+    still = video_probe.demuxer == "image2" or video_probe.demuxer.endswith("_pipe")  # ffmpeg's image readers
+    if still and video_probe.video is not None and video_probe.video.width is not None:
+        raise InputError(f"{video} is a still image, not a video.",
+                         why="A driving track is the face's motion over time; a photo holds one pose.",
+                         fix="Pass a video of someone talking. For a still head, generate without a kps file "
+                         "(its strategy is then fix_face).")
     if audio_out is not None and video_probe.audio is None:
         raise InputError(
             f"{video} has no audio track, so the audio cannot be written to {audio_out}.",
