@@ -197,3 +197,11 @@ def test_extract_refuses_a_photo_as_a_still_image_not_a_video(tmp_path, suffix):
     message = error_paragraph(["extract", photo, "-o", tmp_path / "k.pth"])
     assert message.startswith(f"Error: {photo} is a still image, not a video.")
     assert not (tmp_path / "k.pth").exists()
+
+
+def test_extract_with_a_box_holding_no_face_names_the_box_first(tmp_path):
+    message = error_paragraph(["extract", SAMPLES_DIR / "AOC" / "gt.mp4", "--crop", "0,0,40,40", "--backend", "dlib",
+                               "--width", "64", "--height", "64", "-o", tmp_path / "k.pth"])
+    assert "No face was found in any of the" in message
+    assert "Check that the box --crop 0,0,40,40 holds the face, or use --crop auto. Use a video with" in message
+    assert not (tmp_path / "k.pth").exists()

@@ -91,7 +91,7 @@ def extract_kps_sequence(
     detector = load_backend(backend, model_root, width, height) if isinstance(backend, str) else backend
     total = info.frame_count or None
     started = time.perf_counter()
-    crop = parse_crop(crop)
+    crop = asked = parse_crop(crop)
     if crop == "auto":
         crop = track_crop_box(info, detector, width / height, progress)
     if crop is not None:
@@ -128,9 +128,7 @@ def extract_kps_sequence(
         raise InputError(
             f"No face was found in any of the {len(points)} frames of {video_path}.",
             why=f"The {detector.name} face detector found nothing after resizing frames to {width}x{height}.",
-            fix=(f"For a wide shot, use {parameter('crop', 'auto')} (it finds the face in the whole frame first); "
-                 if crop is None else "") + "use a video with a clearly visible, roughly frontal face"
-            + (f", or try {parameter('face_backend', 'insightface')}." if detector.name == "dlib" else "."),
+            fix=_no_face_fix(asked, detector.name),
         )
     report = ExtractReport(
         video=video_path,
@@ -155,3 +153,17 @@ def _strict_error(video_path: Path, index: int, face_count: int) -> InputError:
         why="With --strict every frame must show exactly one face.",
         fix="Drop --strict to follow one face and interpolate frames without a face, or trim the video.",
     )
+
+
+def _no_face_fix(asked, backend: str) -> str:
+    """What to try when no frame has a face: the framing first, then the video, then the other detector."""
+    if asked is None:
+        framing = f"For a wide shot, use {parameter('crop', 'auto')}: it finds the face in the whole frame first. "
+    elif asked == "auto":
+        framing = ""
+    else:
+        framing = (f"Check that the box {parameter('crop', ','.join(map(str, asked.as_list())))} holds the face, "
+                   f"or use {parameter('crop', 'auto')}. ")
+    detector = (f", or try {parameter('face_backend', 'insightface')} (its det_10g.onnx comes with "
+                "`vexpress models download`)" if backend == "dlib" else "")
+    return f"{framing}Use a video with a clearly visible, roughly frontal face{detector}."
