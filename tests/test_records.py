@@ -144,6 +144,16 @@ def test_vexpress_generate_writes_a_record_and_from_record_makes_the_same_video(
     assert rerun.settings["seed"] == 5 and rerun.settings["audio_attention_weight"] == 2.0
 
 
+def test_from_record_takes_the_records_model_folder_when_no_flag_names_one(speech, tmp_path):
+    first = tmp_path / "talk.mp4"
+    assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
+    again = tmp_path / "again.mp4"
+    result = cli("generate", "--from-record", record_path(first), "-o", again, "--quiet")  # no model flag
+    assert result.exit_code == 0, result.output
+    assert read_record(record_path(again)).model == read_record(record_path(first)).model
+    np.testing.assert_array_equal(frames(again), frames(first))
+
+
 def test_from_record_flags_override_the_recorded_settings(speech, tmp_path):
     first = tmp_path / "talk.mp4"
     assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0

@@ -95,6 +95,8 @@ def generate_command(
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
         recorded = set(job.settings) - set(settings)
         reference_kps, settings = job.reference_kps, job.settings
+        if model is None and model_dir is None:  # the record's weights, unless flags name others
+            model_dir = job.model_dir
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
         if value is None:
             raise InputError(f"{flag} is required.", "", f"Pass {flag} PATH (see `vexpress generate --help`).")

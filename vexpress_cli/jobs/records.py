@@ -286,6 +286,7 @@ class RecordedJob:
     reference_kps: str | None
     settings: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    model_dir: Path | None = None  # the record's model folder, when it is still there
 
 
 def job_from_record(record_file: str | Path, preset: str | None, settings: dict[str, Any],
@@ -308,5 +309,7 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
         warnings = [f"{role} {now.get(role, facts)['path']} is not the file the record was made with "
                     "(its SHA-256 differs)." for role, facts in record.inputs.items()
                     if now.get(role, {}).get("sha256") != facts.get("sha256")]
+    folder = record.model.get("folder")
+    model_dir = Path(folder) if folder and Path(folder).is_dir() else None
     return RecordedJob(paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
-                       {**record.job_settings(), **settings}, warnings)
+                       {**record.job_settings(), **settings}, warnings, model_dir)
