@@ -47,6 +47,19 @@ def test_unknown_strategy_lists_the_installed_ones():
     assert all(name in str(error.value) for name in BUILTINS)
 
 
+@pytest.mark.parametrize(("typed", "meant"), [("offset", "offset_retarget"), ("fix-face", "fix_face")])
+def test_an_unknown_strategy_suggests_the_one_it_begins_or_resembles(typed, meant):
+    with pytest.raises(InputError) as error:
+        get_retarget_strategy(typed)
+    assert f"Did you mean '{meant}'?" in error.value.fix
+
+
+def test_a_prefix_of_several_strategies_suggests_none():
+    with pytest.raises(InputError) as error:
+        get_retarget_strategy("n")  # no_retarget and naive_retarget
+    assert "Did you mean" not in error.value.fix
+
+
 def test_fix_face_needs_no_driving_track():
     track = retarget_track(REFERENCE, None, 6, "fix_face")
     assert track.shape == (6, 3, 2) and track.dtype == np.float32

@@ -106,6 +106,9 @@ class InputError(VExpressError):
 
 
 def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
-    """``"Did you mean 'x'? "`` for the closest known name, or ``""`` when none is close."""
-    close = difflib.get_close_matches(name, list(known), n=1)
+    """``"Did you mean 'x'? "`` for the closest known name (or the only one ``name`` begins, as ``offset`` does
+    ``offset_retarget``), or ``""`` when none is close."""
+    known = list(known)
+    begun = [candidate for candidate in known if name and candidate.startswith(name)]
+    close = difflib.get_close_matches(name, known, n=1) or (begun if len(begun) == 1 else [])
     return f"Did you mean '{prefix}{close[0]}'? " if close else ""
