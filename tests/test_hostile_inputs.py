@@ -238,7 +238,7 @@ def test_keypoints_outside_the_frame_are_refused_or_warned():
         with pytest.raises(InputError) as error:
             check_kps_in_frame(points, size, size, "the driving track")
         assert f"No keypoint of the driving track lies inside the {size}x{size} frame" in str(error.value)
-        assert "(width, height)" in str(error.value)
+        assert "Re-extract the track with `vexpress extract`" in error.value.fix
     moved = TRACK_512.copy()
     moved[3:, :, 0] += 300  # the last two frames drift off the right edge
     warning = check_kps_in_frame(moved, 512, 512)

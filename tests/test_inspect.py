@@ -177,7 +177,8 @@ def test_kps_report_of_an_original_kps_file():
     assert data["kind"] == "kps" and data["format"] == "torch"
     assert data["frames"] == 137
     assert data["fps"] is None and data["fps_assumed"] is True and data["width"] is None
-    assert data["duration_s"] == pytest.approx(137 / 30, abs=1e-6)
+    assert data["duration_s"] == pytest.approx(137 / 25, abs=1e-6)  # generate's guess without speech to go by
+    assert data["frames_outside"] == 0  # of the 512x512 frame generate reads such a file in
     assert data["x_range"] == pytest.approx([points[..., 0].min(), points[..., 0].max()], abs=0.01)
     assert data["y_range"] == pytest.approx([points[..., 1].min(), points[..., 1].max()], abs=0.01)
     steps = np.linalg.norm(np.diff(points, axis=0), axis=2)
@@ -360,3 +361,14 @@ def test_an_incomplete_model_folder_is_reported_whole_and_exits_2(tmp_path):
     assert "--model-dir" in " ".join(result.stdout.split())  # the missing-layout reason in the CLI's spelling
     as_json = run_cli(tmp_path, "--json")
     assert as_json.exit_code == 2 and json.loads(as_json.stdout)["complete"] is False
+
+
+def test_a_single_held_frame_is_worded_in_the_singular(tmp_path):
+    from vexpress_cli.kps.io import KpsTrack, save_kps
+
+    rng = np.random.default_rng(0)
+    points = (200 + np.cumsum(rng.normal(0, 1, (12, 3, 2)), axis=0)).astype(np.float32)
+    points[6] = points[5]  # one frame held
+    save_kps(tmp_path / "one.safetensors", KpsTrack(points, fps=25.0, width=512, height=512))
+    warnings = inspect_json(tmp_path / "one.safetensors")["warnings"]
+    assert any(warning.startswith("1 frame repeats the previous one") for warning in warnings), warnings

@@ -229,7 +229,7 @@ def test_extract_audio_track(media_dir, tmp_path, suffix):
     original, extracted = audio_info(media_dir / "with_audio.mp4"), audio_info(out)
     assert abs(extracted.duration - original.duration) < 0.06
     assert dominant_frequency(load_audio(out), 16000) == pytest.approx(440, abs=2)
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="overwrite=True"):
         extract_audio_track(media_dir / "with_audio.mp4", out)
     extract_audio_track(media_dir / "with_audio.mp4", out, overwrite=True)
 
@@ -364,7 +364,7 @@ def test_ffmpeg_dying_is_reported_and_cleaned_up(tmp_path):
 def test_writer_refuses_to_overwrite(tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"precious")
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="overwrite=True"):
         VideoWriter(out, 25, 32, 32)
     assert out.read_bytes() == b"precious" and os.listdir(tmp_path) == ["exists.mp4"]
     with VideoWriter(out, 25, 32, 32, overwrite=True) as writer:
@@ -436,7 +436,7 @@ def test_png_folder_writer(media_dir, tmp_path):
         assert np.array_equal(saved, frame)  # PNG is lossless
     assert audio_info(folder / "audio.wav").duration == pytest.approx(3 / 25, abs=0.001)
 
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="overwrite=True"):
         PngFolderWriter(folder)
     with PngFolderWriter(folder, overwrite=True) as again:
         again.write(frames[0])

@@ -10,6 +10,7 @@ import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.jobs.inspect.report import Report, check_fps, rounded
+from vexpress_cli.wording import frames_that
 
 DEFAULT_JUMP_PX = 30.0
 # Two positions closer than this (in px) count as the same: float32 keeps
@@ -174,16 +175,16 @@ def _kps_warnings(report: KpsReport) -> list[str]:
         warnings.append(f"The file records no frame size; generate takes it as {size} (the original's extraction "
                         "size) and rescales the points to the output size.")
     if report.frames_outside:
-        warnings.append(f"{report.frames_outside} frames have points outside the {size} frame.")
+        warnings.append(f"{frames_that(report.frames_outside, 'has', 'have')} points outside the {size} frame.")
     if report.jump_frames:
-        warnings.append(f"{report.jump_frames} frames jump by more than {report.jump_px:g} px: "
+        warnings.append(f"{frames_that(report.jump_frames, 'jumps', 'jump')} by more than {report.jump_px:g} px: "
                         "probably a wrong face or a detection error there.")
     if report.held_frames and report.held_frames == report.frames - 1:
         warnings.append("Every frame is the same: the head will not move.")
     elif report.held_frames:
-        warnings.append(f"{report.held_frames} frames repeat the previous one (held; e.g. no face at the start "
-                        "or end of the video).")
+        warnings.append(f"{frames_that(report.held_frames, 'repeats', 'repeat')} the previous one (held; e.g. no "
+                        "face at the start or end of the video).")
     if report.interpolated_frames:
-        warnings.append(f"{report.interpolated_frames} frames lie on a straight line between their neighbours "
-                        "(filled in where no face was found).")
+        warnings.append(f"{frames_that(report.interpolated_frames, 'lies', 'lie')} on a straight line between their "
+                        "neighbours (filled in where no face was found).")
     return warnings
