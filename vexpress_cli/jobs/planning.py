@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import PIL.Image
@@ -18,6 +18,9 @@ from vexpress_cli.errors import InputError, messages
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings, source_name
+
+if TYPE_CHECKING:
+    from vexpress_cli.media.ffmpeg import Probe
 
 # wav2vec2's convolutional front end (kernels 10,3,3,3,3,2,2; strides 5,2,...) spans 400 samples.
 MIN_AUDIO_SECONDS = 400 / STANDARD_SAMPLE_RATE
@@ -102,7 +105,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     num_frames = frame_count(duration, fps)
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {audio} is silent: the mouth will not move.")
-    truncated = truncation_warning(duration, probe(audio, "audio").duration)
+    speech = probe(audio, "audio")
+    truncated = truncation_warning(duration, speech.duration)
     if truncated:
         warnings.append(f"{audio}: {truncated}")
 
@@ -112,7 +116,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                                  face_model_root=face_model_root)
     warnings.extend(photo.warnings)
     notes = list(photo.notes)
-    driving = _driving_track(kps, audio, settings, num_frames, warnings, notes)
+    driving = _driving_track(kps, speech, duration, settings, num_frames, warnings, notes)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
         reference_points = reference_keypoints(photo, reference_image, settings, face_model_root)
@@ -147,7 +151,7 @@ def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:
                          "Use a longer audio clip.")
 
 
-def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings, num_frames: int,
+def _driving_track(path: Path | None, speech: Probe, duration: float, settings: GenerationSettings, num_frames: int,
                    warnings: list[str], notes: list[str]) -> np.ndarray | None:
     """The driving kps file in the output frame, fitted in time to the video's frames."""
     if path is None:
@@ -158,26 +162,25 @@ def _driving_track(path: Path | None, audio: Path, settings: GenerationSettings,
     track = load_kps(path)
     rescaled, note = track.in_frame(settings.width, settings.height)
     notes.extend([note] if note else [])
-    track_fps = track.fps or _assumed_track_fps(audio, len(track.points), notes)
+    track_fps = track.fps or _assumed_track_fps(speech, duration, len(track.points), notes)
     points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
     notes.extend(fitting)
     return points
 
 
-def _assumed_track_fps(audio: Path, frames: int, notes: list[str]) -> float:
-    """The frame rate of a kps file that records none (the original's .pth): the speech video's; else a common
-    rate at which the track lasts as long as the speech (it was made from the speech's video, as the original's
-    samples were, and the original stretched a track over the whole video); else 25 fps."""
+def _assumed_track_fps(speech: Probe, duration: float, frames: int, notes: list[str]) -> float:
+    """The frame rate of a kps file that records none (the original's .pth): that of the speech's video (its
+    probe: ``speech``); else a common rate at which the track lasts the speech's ``duration`` (it was made from
+    the speech's video, as the original's samples were, and the original stretched a track over the whole
+    video); else 25 fps."""
     from vexpress_cli.kps.io import ASSUMED_FPS
-    from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.media.video_reader import video_info
 
-    source = probe(audio, "audio")
-    spanning = _rate_spanning(frames, source.duration)
-    if source.video:
-        fps, where = float(video_info(source).fps), f"the frame rate of {audio.name}"
-    elif spanning is not None:
-        fps, where = spanning, f"its {frames} frames last as long as {audio.name}"
+    name = speech.path.name
+    if speech.video:
+        fps, where = float(video_info(speech).fps), f"the frame rate of {name}"
+    elif (spanning := _rate_spanning(frames, duration)) is not None:
+        fps, where = spanning, f"its {frames} frames last as long as {name}"
     else:
         fps, where = ASSUMED_FPS, "the original samples' rate"
     notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
@@ -190,10 +193,8 @@ def _assumed_track_fps(audio: Path, frames: int, notes: list[str]) -> float:
 COMMON_FRAME_RATES = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0)
 
 
-def _rate_spanning(frames: int, seconds: float | None) -> float | None:
+def _rate_spanning(frames: int, seconds: float) -> float | None:
     """The common frame rate at which ``frames`` last ``seconds`` (within 2 %), if there is one."""
-    if not seconds:
-        return None
     rate = frames / seconds
     nearest = min(COMMON_FRAME_RATES, key=lambda common: abs(common - rate))
     return nearest if abs(nearest - rate) <= 0.02 * nearest else None
