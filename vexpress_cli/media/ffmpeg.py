@@ -76,9 +76,10 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
         raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
 
 
-# What ffmpeg wraps a reason in: a "[in#0 @ 0x55...]" context prefix, a line repeating the input's path, and
-# "Error opening input(s): " before the reason itself (which ffmpeg 7 then says twice).
-_NOISE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] |^Error opening input file .*$|^Error opening input(?: files?)?: ")
+# What ffmpeg wraps a reason in: a "[in#0 @ 0x55...]" context prefix, then a line repeating the input's path
+# (removed whole) or "Error opening input(s): " before the reason itself (which ffmpeg 7 then says twice).
+_NOISE = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] )?"
+                    r"(?:Error opening input file .*|Error opening input(?: files?)?: )?")
 
 
 def stderr_tail(text: str | bytes, lines: int = 6) -> str:
@@ -87,7 +88,7 @@ def stderr_tail(text: str | bytes, lines: int = 6) -> str:
         text = text.decode("utf-8", errors="replace")
     kept: list[str] = []
     for line in text.splitlines():
-        reason = _NOISE.sub("", _NOISE.sub("", line.strip())).rstrip(".")
+        reason = _NOISE.sub("", line.strip(), count=1).rstrip(".")
         if reason and reason not in kept:
             kept.append(reason)
     return "; ".join(kept[-lines:]) or "(ffmpeg printed nothing)"

@@ -23,7 +23,6 @@ from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
 
 
-
 def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
           model: str | None = None, workers: int = 1, devices: str | list[str] | None = None,
           ray: str | None = None, force: bool = False, on_event: Emit | None = None,
