@@ -103,6 +103,10 @@ def _how(found) -> str:
     return spell_parameters(found.how, flag_of)
 
 
+def _skipped(found) -> list[str]:
+    return [spell_parameters(skipped, flag_of) for skipped in found.skipped]
+
+
 @models_app.command("path")
 def path_command(
     model: str | None = typer.Option(None, "--model", metavar="HUB_ID|DIR", help="Check this hub id or folder."),
@@ -118,14 +122,13 @@ def path_command(
     found = resolve_model_dir(model_dir, model=model)
     if as_json:
         typer.echo(json.dumps({"path": str(found.path), "how": _how(found), "source": found.source,
-                               "skipped": [spell_parameters(skipped, flag_of) for skipped in found.skipped]}))
+                               "skipped": _skipped(found)}))
         return
     typer.echo(str(found.path))
     console = Console(stderr=True)
     console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
     if found.skipped:
-        skipped = "; ".join(spell_parameters(skipped, flag_of) for skipped in found.skipped)
-        console.print(f"[dim]before it: {skipped}[/]", highlight=False)
+        console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
 
 
 @models_app.command("list")
