@@ -87,10 +87,15 @@ def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str
     setting = SETTINGS[name]
     short = [flag for flag in extra_flags if not flag.startswith("--")]
     others = (*_other_flags(setting), *(flag for flag in extra_flags if flag.startswith("--")))
-    option = typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
-                          case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel)
+    option = _shown_option(setting, others, *short, panel=panel)
     option.vexpress_spellings = (setting, others, default)
     return option
+
+
+def _shown_option(setting: Setting, others: tuple[str, ...], *short: str, panel: str | None) -> Any:
+    """A setting's option under its flag (and one-letter flags); its help names the ``others`` spellings."""
+    return typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
+                        case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel)
 
 
 def with_setting_aliases(command):
@@ -150,10 +155,8 @@ def _setting_parameters() -> list[inspect.Parameter]:
     for setting in SETTINGS.values():
         annotation = Optional[value_type(setting.name)]  # noqa: UP045 (typer reads the annotation at run time)
         others = _other_flags(setting)
-        option = typer.Option(None, setting.flag, help=_help(setting) + _also(others), show_default=False,
-                              case_sensitive=False, metavar=_metavar(setting), rich_help_panel=SETTINGS_PANEL)
         parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                            default=option))
+                                            default=_shown_option(setting, others, panel=SETTINGS_PANEL)))
         parameters += _hidden_parameters(setting, others, annotation)
         parameters += [_spelling_parameter(flag, annotation, help=f"Same as {setting.flag}.",
                                            rich_help_panel=COMPATIBILITY_PANEL) for flag in setting.original_flags]
