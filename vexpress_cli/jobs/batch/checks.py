@@ -174,17 +174,16 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
         job.action, job.reasons = (RETRY, ["it failed last time"]) if failed else (NEW, [])
         return
     if not record_file.exists():
-        found.append(f"{output} exists and has no run record ({record_file.name}), so vexpress did not make it "
-                     f"and will not replace it. Delete it, pick another 'output', or give {parameter('force')}.")
+        found.append(_not_replaced(output, f"exists and has no run record ({record_file.name}), so vexpress did "
+                                           "not make it"))
         return
     if record is None:
-        found.append(f"{output} exists and its run record {record_file.name} cannot be read ({unreadable}), so "
-                     f"vexpress cannot tell it made it and will not replace it. Move it away, pick another 'output', "
-                     f"or give {parameter('force')}.")
+        found.append(_not_replaced(output, f"exists and its run record {record_file.name} cannot be read "
+                                           f"({unreadable}), so vexpress cannot tell it made it"))
         return
     if record.status == "done" and not record.describes_output(output):
-        found.append(f"{output} changed since vexpress wrote it (it is not the file {record_file.name} describes), "
-                     f"so it will not replace it. Move it away, pick another 'output', or give {parameter('force')}.")
+        found.append(_not_replaced(output, f"changed since vexpress wrote it (it is not the file {record_file.name} "
+                                           "describes)"))
         return
     inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
                          job.reference_kps)
@@ -192,3 +191,9 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
     job.action = REDO if job.reasons else SKIP
     if not job.reasons:
         job.reasons = ["done before with the same inputs and settings"]
+
+
+def _not_replaced(output: Path, why: str) -> str:
+    """A manifest problem: an output vexpress will not replace without ``force``, and ``why``."""
+    return (f"{output} {why}; it will not be replaced. Move it away, pick another 'output', or give "
+            f"{parameter('force')}.")
