@@ -165,11 +165,12 @@ def check_reachable(address: str) -> None:
                          why="A cluster is named as HOST:PORT (its head node's GCS port, 6379 by default), "
                          "ray://HOST:10001 (Ray Client) or auto (the one running on this machine).",
                          fix=f"Give the head node's address, e.g. {parameter('ray', '10.0.0.1:6379')}.")
+    host = host.strip("[]")  # an IPv6 address is written [::1]:6379
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
     except socket.gaierror:
         raise InputError(f"The host of the Ray address {address} is not known here.",
-                         why=f"This machine cannot resolve {host.strip('[]')!r} to an IP address.",
+                         why=f"This machine cannot resolve {host!r} to an IP address.",
                          fix="Check the spelling, or give the head node's IP address.") from None
     except OSError as error:
         reason = "no answer in time" if isinstance(error, TimeoutError) else (error.strerror or str(error))
