@@ -13,7 +13,6 @@ from rich.text import Text
 
 from vexpress_cli.cli.options import json_option
 from vexpress_cli.errors import spell_parameters
-from vexpress_cli.jobs.doctor.report import counted, status_counts
 
 console = Console()
 status_console = Console(stderr=True)
@@ -89,6 +88,8 @@ def _table(checks) -> Table:
 
 
 def _summary(checks) -> Text:
+    from vexpress_cli.jobs.doctor import counted, status_counts  # not at start-up: it imports every check
+
     counts = status_counts(checks)
     summary = Text()
     for status, words in counted(counts).items():
