@@ -214,11 +214,20 @@ def test_existing_output_is_kept_without_overwrite(inputs, output):
     assert [path.name for path in output.parent.iterdir()] == ["talk.mp4"]
 
 
-def test_missing_output_folder(inputs, tmp_path):
+def test_missing_output_folder_is_created_when_the_video_is_written(inputs, tmp_path):
     output = tmp_path / "not" / "there" / "talk.mp4"
-    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
-                       *SMALL, *model_flags()), output, "does not exist", "mkdir -p")
-    assert not (tmp_path / "not").exists()  # nothing created on the way
+    result = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
+                 *SMALL, *model_flags())
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in output.parent.iterdir()) == ["talk.mp4", "talk.mp4.json"]  # video, record
+    assert output.stat().st_size > 0
+
+
+def test_refused_job_creates_no_output_folder(inputs, tmp_path):
+    output = tmp_path / "not" / "there" / "talk.mp4"
+    assert_refused(run("-i", inputs["not_an_image"], "-a", inputs["speech"], "-o", output, *SMALL,
+                       *model_flags()), output, "notes.jpg")
+    assert not (tmp_path / "not").exists()  # checked as creatable, created only when the work starts
 
 
 def test_output_inside_a_file(inputs, tmp_path):

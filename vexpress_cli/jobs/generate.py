@@ -190,7 +190,7 @@ class Generator:
         reference_image, audio = as_path(reference_image, "reference_image"), as_path(audio, "audio")
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
         resolved = resolve_job_settings(preset, settings)
-        check_output(output, overwrite, "video")
+        check_output(output, overwrite, "video", folder_made_later=True)
         encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
