@@ -94,6 +94,7 @@ def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str
 
 def _shown_option(setting: Setting, others: tuple[str, ...], *short: str, panel: str | None) -> Any:
     """A setting's option under its flag (and one-letter flags); its help names the ``others`` spellings."""
+    short = (*short, *((setting.short,) if setting.short else ()))
     return typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
                         case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel)
 

@@ -70,7 +70,7 @@ def retarget_command(
         help="Driving kps track (.safetensors/.pth from `vexpress extract`, or an original V-Express kps.pth).",
         dir_okay=False,
     ),
-    strategy: str = setting_option("retarget_strategy", "-s", default=AUTO_STRATEGY),
+    strategy: str = setting_option("retarget_strategy", default=AUTO_STRATEGY),
     num_frames: int | None = typer.Option(
         None, "--num-frames", "-n", min=1, help="Frames to produce. Default: the driving track's length."
     ),

@@ -52,6 +52,7 @@ class Setting:
     also_matching: str | None = None  # a regular expression for values accepted besides ``choices``
     also_named: str = "cuda:N"  # how help and messages spell the values ``also_matching`` accepts
     aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
+    short: str | None = None  # a one-letter flag, e.g. -s
     original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
 
     @property
@@ -89,7 +90,7 @@ class GenerationSettings:
     retarget_strategy: str = _setting(
         AUTO_STRATEGY, "How driving keypoints are fitted to the reference face (built-in or plugin strategy); "
         "auto: no_retarget with a driving kps file, fix_face without.",
-        aliases=("--strategy",), original_flags=("--retarget_strategy",))
+        aliases=("--strategy",), short="-s", original_flags=("--retarget_strategy",))
     num_inference_steps: int = _setting(25, "Denoising steps.", minimum=1, maximum=1000,
                                         original_flags=("--num_inference_steps",))
     guidance_scale: float = _setting(3.5, "Classifier-free guidance scale.", minimum=0.0, maximum=20.0,
