@@ -139,6 +139,31 @@ def test_a_strategy_returning_garbage_is_reported_as_its_bug():
         retarget_track(REFERENCE, None, 4, broken)
 
 
+@pytest.mark.parametrize("returned, named", [(None, "None"), ("hello", "a str"), ({"x": 1}, "a dict")])
+def test_a_strategy_returning_no_array_is_told_what_it_returned(returned, named):
+    broken = FunctionStrategy("broken", "Returns no array.", lambda ref, drv, n: returned, requires_driving_kps=False)
+    with pytest.raises(VExpressError) as error:
+        retarget_track(REFERENCE, None, 4, broken)
+    assert error.value.what == f"The retarget strategy 'broken' returned {named} instead of an array of numbers of " \
+                               "shape [4, 3, 2]."
+
+
+def test_a_strategy_placing_every_point_outside_the_frame_is_reported_as_its_bug():
+    away = FunctionStrategy("away", "Moves the face off the picture.",
+                            lambda ref, drv, n: np.full((n, 3, 2), -5000.0), requires_driving_kps=False)
+    with pytest.raises(VExpressError) as error:
+        retarget_track(REFERENCE, None, 2, away, frame=(512, 512))
+    assert error.value.what == ("The retarget strategy 'away' put every keypoint outside the 512x512 frame (x from "
+                                "-5000 to -5000, y from -5000 to -5000), given keypoints inside it.")
+    assert "bug in the strategy" in error.value.why
+
+
+def test_a_strategy_keeping_points_that_were_outside_the_frame_is_not_blamed():
+    outside = REFERENCE + 1000  # e.g. a track read in a frame smaller than the one it was extracted in
+    track = retarget_track(outside, np.repeat(outside[None], 2, 0), 2, "no_retarget", frame=(512, 512))
+    np.testing.assert_array_equal(track, np.repeat(outside[None], 2, 0))  # the caller names the input instead
+
+
 def plugin_module(name: str, *strategies) -> types.ModuleType:
     module = types.ModuleType(name)
 
@@ -175,14 +200,37 @@ def test_a_registered_plugin_adds_strategies(extra_plugin):
     assert retarget_track(REFERENCE, None, 2, "mirror")[1, 0, 0] == -200.0
 
 
-def test_duplicate_names_name_both_plugins(extra_plugin):
+def test_a_plugin_using_a_builtin_name_is_told_to_rename_its_strategy(extra_plugin):
     copy = FunctionStrategy("fix_face", "An impostor.", face.fix_face, False)
     extra_plugin(plugin_module("impostor_plugin", copy))
     with pytest.raises(VExpressError) as error:
         get_retarget_strategies_for_test()
-    message = str(error.value)
-    assert "Two plugins register a retarget strategy named 'fix_face'" in message
-    assert "builtin_strategies" in message and "impostor_plugin" in message
+    assert error.value.what == ("The plugin impostor_plugin registers a retarget strategy named 'fix_face', the "
+                                "name of a built-in strategy.")
+    assert error.value.fix.startswith("The plugin must give its strategy another name")
+
+
+def test_two_plugins_registering_one_name_are_both_named(extra_plugin):
+    extra_plugin(plugin_module("first_plugin", FunctionStrategy("same", "One.", face.fix_face, False)))
+    extra_plugin(plugin_module("second_plugin", FunctionStrategy("same", "Two.", face.fix_face, False)))
+    with pytest.raises(VExpressError) as error:
+        get_retarget_strategies_for_test()
+    assert error.value.what == "Two plugins register a retarget strategy named 'same': first_plugin and second_plugin."
+
+
+def test_a_plugin_registering_one_name_twice_is_named_once(extra_plugin):
+    module = types.ModuleType("stutter_plugin")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        for _ in range(2):
+            register(FunctionStrategy("stutter", "Twice.", face.fix_face, False))
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    with pytest.raises(VExpressError) as error:
+        get_retarget_strategies_for_test()
+    assert error.value.what == "The plugin stutter_plugin registers the retarget strategy 'stutter' twice."
 
 
 def get_retarget_strategies_for_test():
@@ -195,6 +243,56 @@ def test_invalid_strategy_objects_are_rejected(extra_plugin):
     extra_plugin(plugin_module("sloppy_plugin", types.SimpleNamespace(name="Bad Name", description=None)))
     with pytest.raises(VExpressError, match="'sloppy_plugin' registered an invalid retarget strategy"):
         get_retarget_strategy_infos()
+
+
+@pytest.mark.parametrize("name, requires, problem", [
+    ("2mirror", False, "its name '2mirror' does not start with a lower-case letter followed only by lower-case "
+                       "letters, digits, '_' and '-'"),
+    ("auto", False, "its name 'auto' is reserved (--strategy auto picks a built-in strategy)"),
+    ("mirror", "no", "its requires_driving_kps is 'no', not True or False"),
+], ids=["digit first", "reserved", "truthy string"])
+def test_each_invalid_strategy_attribute_is_named(extra_plugin, name, requires, problem):
+    strategy = types.SimpleNamespace(name=name, description="A strategy.", requires_driving_kps=requires,
+                                     retarget=face.fix_face)
+    extra_plugin(plugin_module("picky_plugin", strategy))
+    with pytest.raises(VExpressError) as error:
+        get_retarget_strategy_infos()
+    assert error.value.what == f"The plugin 'picky_plugin' registered an invalid retarget strategy: {problem}."
+
+
+def test_a_plugin_whose_hook_is_misnamed_is_named_with_the_function(extra_plugin):
+    from vexpress_cli.plugins import get_plugin_load_failures
+
+    module = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def register_retarget_strategy(register):  # one letter short of the hook's name
+        register(FunctionStrategy("typo", "Never registered.", face.fix_face, False))
+
+    module.register_retarget_strategy = register_retarget_strategy
+    extra_plugin(module)
+    assert "typo" not in get_retarget_strategy_infos()
+    assert ("The vexpress plugin 'typo_plugin' (typo_plugin) loaded, but it has no register_retarget_strategies hook; "
+            "its hook register_retarget_strategy() is not a vexpress hook (the function needs exactly that name "
+            "and @hookimpl, from vexpress_cli.hookspecs import hookimpl).") in [
+                failure.message for failure in get_plugin_load_failures()]
+
+
+def test_a_hook_that_returns_its_strategies_instead_of_registering_them_is_named(extra_plugin):
+    from vexpress_cli.plugins import get_plugin_load_failures
+
+    module = types.ModuleType("returning_plugin")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        return [FunctionStrategy("returned", "Never registered.", face.fix_face, False)]
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    assert "returned" not in get_retarget_strategy_infos()
+    assert ("The vexpress plugin 'returning_plugin' (returning_plugin) loaded, but its register_retarget_strategies "
+            "hook registered no strategy (call register(strategy) once for each; what the hook returns is "
+            "ignored).") in [failure.message for failure in get_plugin_load_failures()]
 
 
 def broken_distribution(site) -> None:
@@ -222,6 +320,32 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(tmp_path):
     assert "'broken' (no_such_module_anywhere, from broken-plugin) failed to load: ModuleNotFoundError" in failure
     assert unknown.startswith("InputError Unknown retarget strategy 'smooth'")
     assert "'broken' (no_such_module_anywhere, from broken-plugin)" in unknown and "pip uninstall" in unknown
+
+
+def test_a_plugin_exiting_or_printing_while_imported_neither_ends_the_command_nor_reaches_json_stdout(tmp_path):
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit('plugin exiting at import')\n")
+    (tmp_path / "chatty_plugin.py").write_text(
+        "print('hello from plugin import')\n"
+        "from vexpress_cli.hookspecs import hookimpl\nfrom vexpress_cli.kps import FunctionStrategy\n"
+        "from vexpress_cli.strategies.face import fix_face\n"
+        "@hookimpl\ndef register_retarget_strategies(register):\n"
+        "    print('hello from the hook')\n    register(FunctionStrategy('chatty', 'Talks.', fix_face, False))\n")
+    dist_info = tmp_path / "odd_plugins-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: odd-plugins\nVersion: 1.0\n")
+    # chatty_again names the module chatty names: a packaging slip whose strategies are still listed once.
+    (dist_info / "entry_points.txt").write_text(
+        "[vexpress]\nexiting = exiting_plugin\nchatty = chatty_plugin\nchatty_again = chatty_plugin\n")
+    entry = "import sys; sys.argv[0] = 'vexpress'; from vexpress_cli.cli.app import main; main()"
+    env = dict(_env_with_path(tmp_path), COLUMNS="200")
+    result = subprocess.run([sys.executable, "-c", entry, "strategies", "--json"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [row["name"] for row in json.loads(result.stdout)] == [*BUILTINS, "chatty"]
+    warnings = " ".join(result.stderr.split())
+    assert ("Warning: The vexpress plugin 'exiting' (exiting_plugin, from odd-plugins) failed to load: SystemExit: "
+            "plugin exiting at import.") in warnings and warnings.count("Warning:") == 1
+    assert "hello from plugin import" in result.stderr and "hello from the hook" in result.stderr
 
 
 def test_strategies_command_warns_about_a_broken_plugin(tmp_path):
@@ -256,8 +380,8 @@ def test_a_plugin_whose_hook_raises_is_skipped_and_named(extra_plugin):
     assert get_retarget_strategy("fix_face").name == "fix_face"
     assert "early" not in get_retarget_strategy_infos()
     failures = [failure.message for failure in get_plugin_load_failures()]
-    assert ("The vexpress plugin 'crashing_plugin' (crashing_plugin) failed to load: its "
-            "register_retarget_strategies hook raised RuntimeError: boom.") in failures
+    assert ("The vexpress plugin 'crashing_plugin' (crashing_plugin) loaded, but its register_retarget_strategies "
+            "hook raised RuntimeError: boom, so none of its strategies is listed.") in failures
     with pytest.raises(InputError) as error:
         get_retarget_strategy("early")
     assert "crashing_plugin" in str(error.value) and "boom" in str(error.value)

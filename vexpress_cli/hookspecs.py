@@ -22,7 +22,7 @@ def register_retarget_strategies(register):
 
     A strategy has a ``name`` (str, lower case, unique among installed
     plugins), a one-line ``description`` (str), ``requires_driving_kps``
-    (bool) and a method ``retarget(reference_kps, driving_kps, num_frames)``
+    (bool, True when absent) and a method ``retarget(reference_kps, driving_kps, num_frames)``
     returning a float array of shape ``[num_frames, 3, 2]``. ``reference_kps``
     is ``[3, 2]``; ``driving_kps`` is ``[num_frames, 3, 2]`` (already fitted to
     the video length) or ``None``. See
@@ -35,11 +35,12 @@ class RetargetStrategy(Protocol):
     """What a plugin registers with ``register(strategy)``.
 
     ``name``
-        Lower-case identifier users pass to ``--strategy`` (letters, digits, ``_``, ``-``).
+        What users pass to ``--strategy``: a lower-case letter, then lower-case letters, digits, ``_``
+        and ``-``; not ``auto`` (reserved).
     ``description``
         One line shown by ``vexpress strategies``.
     ``requires_driving_kps``
-        True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``.
+        True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``. Optional (True).
     ``retarget(reference_kps, driving_kps, num_frames)``
         ``reference_kps`` is float32 ``[3, 2]`` (left eye, right eye, nose of
         the reference photo, in output-frame pixels). ``driving_kps`` is

@@ -11,8 +11,10 @@ the built-in strategies, or any other plugin's, down with it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -23,7 +25,10 @@ from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.errors import InputError, VExpressError, did_you_mean
 
 ENTRY_POINT_GROUP = "vexpress"
+HOOK_NAME = "register_retarget_strategies"
+BUILTIN_PLUGIN = "builtin_strategies"  # vexpress-cli's own entry point
 STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
+RESERVED_STRATEGY_NAMES = ("auto",)  # --strategy auto chooses a built-in strategy
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class PluginLoadFailure:
     entry_point: str  # its name, e.g. "smooth"
     value: str  # what it points at, e.g. "vexpress_smooth"
     distribution: str | None  # the distribution's name, when known
-    error: str  # "ModuleNotFoundError: No module named 'x'"
+    error: str  # "ModuleNotFoundError: No module named 'x'", or what a loaded plugin did wrong
+    loaded: bool = False  # it was imported, but its hook failed or registered nothing
 
     @property
     def where(self) -> str:
@@ -55,10 +61,17 @@ class PluginLoadFailure:
 
     @property
     def message(self) -> str:
-        return f"The vexpress plugin {self.where} failed to load: {self.error}."
+        if self.loaded:
+            return f"The vexpress plugin {self.where} loaded, but {self.error}."
+        return f"The vexpress plugin {self.where} failed to load: {self.error}. Its strategies are not listed."
 
 
-PLUGIN_FIX = "Upgrade or uninstall that plugin's distribution (`pip uninstall NAME`)."
+def plugin_fix(failures: list[PluginLoadFailure]) -> str:
+    """How to fix the plugins that failed: by their distributions' names where known."""
+    names = sorted({failure.distribution for failure in failures if failure.distribution})
+    if not names or len(names) < len(failures):
+        return "Upgrade or uninstall the plugin's distribution (`pip uninstall NAME`), or tell its author."
+    return f"Upgrade or uninstall {', '.join(names)} (`pip uninstall {' '.join(names)}`), or tell its author."
 
 
 class VExpressPluginManager(pluggy.PluginManager):
@@ -81,8 +94,12 @@ class VExpressPluginManager(pluggy.PluginManager):
             try:
                 if self.get_plugin(entry_point.name) is not None:
                     raise ValueError("another plugin already uses this entry-point name")
-                self.register(entry_point.load(), name=entry_point.name)
-            except Exception as error:  # any import-time failure of third-party code
+                with _plugin_output_on_stderr():
+                    plugin = entry_point.load()
+                if self.is_registered(plugin):
+                    continue  # a second entry point naming the same module: its strategies are listed once
+                self.register(plugin, name=entry_point.name)
+            except (Exception, SystemExit) as error:  # any import-time failure of third-party code, even sys.exit()
                 self.load_failures.append(
                     PluginLoadFailure(
                         entry_point.name,
@@ -98,12 +115,25 @@ class VExpressPluginManager(pluggy.PluginManager):
 
     def hook_failure(self, plugin_name: str, error: BaseException) -> PluginLoadFailure:
         """A plugin whose ``register_retarget_strategies`` raised ``error``, described like a load failure."""
+        return self._failure(plugin_name, f"its {HOOK_NAME} hook raised {type(error).__name__}: {error}, so "
+                             "none of its strategies is listed")
+
+    def registered_nothing(self, plugin_name: str, has_hook: bool) -> PluginLoadFailure:
+        """A plugin that registered no strategy: its hook called ``register`` never, or it has no hook."""
+        if has_hook:
+            return self._failure(plugin_name, f"its {HOOK_NAME} hook registered no strategy (call "
+                                 "register(strategy) once for each; what the hook returns is ignored)")
+        other = [caller.name for caller in self.get_hookcallers(self.get_plugin(plugin_name)) or ()]
+        misnamed = f"; its hook {other[0]}() is not a vexpress hook" if other else ""
+        return self._failure(plugin_name, f"it has no {HOOK_NAME} hook{misnamed} (the function needs exactly that "
+                             "name and @hookimpl, from vexpress_cli.hookspecs import hookimpl)")
+
+    def _failure(self, plugin_name: str, error: str) -> PluginLoadFailure:
         entry_point = self.entry_points.get(plugin_name)
         plugin = self.get_plugin(plugin_name)
         value = entry_point.value if entry_point else getattr(plugin, "__name__", type(plugin).__name__)
         distribution = entry_point.dist.name if entry_point and entry_point.dist else None
-        return PluginLoadFailure(plugin_name, value, distribution,
-                                 f"its register_retarget_strategies hook raised {type(error).__name__}: {error}")
+        return PluginLoadFailure(plugin_name, value, distribution, error, loaded=True)
 
 
 @functools.cache
@@ -140,26 +170,52 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
 
         def register(strategy, plugin_name=plugin_name, origin=origin, registered=registered) -> None:
             info = StrategyInfo(_checked_strategy(strategy, plugin_name), plugin_name, origin)
-            name = info.strategy.name
-            earlier = found.get(name) or registered.get(name)
+            earlier = found.get(info.strategy.name) or registered.get(info.strategy.name)
             if earlier is not None:
-                raise VExpressError(
-                    f"Two plugins register a retarget strategy named '{name}': {earlier.source} and {info.source}.",
-                    why="Strategy names must be unique, or choosing one by name would be ambiguous.",
-                    fix="Uninstall one of the two plugins (`pip uninstall DISTRIBUTION`).",
-                )
-            registered[name] = info
+                raise _name_clash(earlier, info)
+            registered[info.strategy.name] = info
 
         arguments = {"register": register}
         try:
-            implementation.function(**{name: arguments[name] for name in implementation.argnames})
+            with _plugin_output_on_stderr():
+                implementation.function(**{name: arguments[name] for name in implementation.argnames})
         except VExpressError:
             raise
         except (Exception, SystemExit) as error:  # a bug in the plugin, not in vexpress or the user's input
             manager.hook_failures.append(manager.hook_failure(plugin_name, error))
             continue
+        if not registered:
+            manager.hook_failures.append(manager.registered_nothing(plugin_name, has_hook=True))
         found.update(registered)
+    hooked = {implementation.plugin_name for implementation in manager.hook.register_retarget_strategies.get_hookimpls()}
+    manager.hook_failures += [manager.registered_nothing(name, has_hook=False)
+                              for name, _ in manager.list_name_plugin() if name not in hooked]
     return found
+
+
+@contextlib.contextmanager
+def _plugin_output_on_stderr():
+    """What a plugin prints goes to stderr, so that stdout holds only vexpress's own output (``--json``)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _name_clash(earlier: StrategyInfo, info: StrategyInfo) -> VExpressError:
+    name = info.strategy.name
+    if earlier.plugin == info.plugin:
+        return VExpressError(f"The plugin {info.source} registers the retarget strategy '{name}' twice.",
+                             why="Strategy names must be unique, or choosing one by name would be ambiguous.",
+                             fix="Upgrade that plugin or tell its author; until then, uninstall it.")
+    if earlier.plugin == BUILTIN_PLUGIN:
+        return VExpressError(f"The plugin {info.source} registers a retarget strategy named '{name}', the name of "
+                             "a built-in strategy.",
+                             why="Strategy names must be unique, or choosing one by name would be ambiguous.",
+                             fix="The plugin must give its strategy another name: upgrade it or tell its author; "
+                             "until then, uninstall it.")
+    return VExpressError(f"Two plugins register a retarget strategy named '{name}': {earlier.source} and "
+                         f"{info.source}.",
+                         why="Strategy names must be unique, or choosing one by name would be ambiguous.",
+                         fix="Uninstall one of the two plugins (`pip uninstall DISTRIBUTION`).")
 
 
 def strategy_source(strategy: RetargetStrategy) -> str | None:
@@ -192,10 +248,10 @@ def get_retarget_strategy(name: str) -> RetargetStrategy:
     fix = (f"{did_you_mean(name, strategies)}Pick one of those (`vexpress strategies` describes them), "
            "or install the plugin that provides it.")
     if failures:
-        why += " These plugins failed to load, and one of them may provide it: " + "; ".join(
+        why += " These plugins failed, and one of them may provide it: " + "; ".join(
             f"{failure.where}: {failure.error}" for failure in failures
         ) + "."
-        fix = "Pick an installed strategy, or upgrade or uninstall the plugin that failed (`pip uninstall NAME`)."
+        fix = f"Pick an installed strategy. {plugin_fix(failures)}"
     raise InputError(f"Unknown retarget strategy '{name}'.", why=why, fix=fix)
 
 
@@ -203,9 +259,14 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
     name = getattr(strategy, "name", None)
     problems = []
     if not isinstance(name, str) or not STRATEGY_NAME_PATTERN.fullmatch(name):
-        problems.append(f"its name {name!r} is not a lower-case identifier")
+        problems.append(f"its name {name!r} does not start with a lower-case letter followed only by lower-case "
+                        "letters, digits, '_' and '-'")
+    elif name in RESERVED_STRATEGY_NAMES:
+        problems.append(f"its name '{name}' is reserved (--strategy {name} picks a built-in strategy)")
     if not isinstance(getattr(strategy, "description", None), str):
         problems.append("it has no description string")
+    if not isinstance(getattr(strategy, "requires_driving_kps", True), bool):
+        problems.append(f"its requires_driving_kps is {strategy.requires_driving_kps!r}, not True or False")
     if not callable(getattr(strategy, "retarget", None)):
         problems.append("it has no retarget() method")
     if problems:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from vexpress_cli.cli.options import json_option
 from vexpress_cli.kps.retargeting import needs_driving_kps
-from vexpress_cli.plugins import PLUGIN_FIX, get_plugin_load_failures, get_retarget_strategy_infos
+from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos, plugin_fix
 
 EPILOG = (
     "Strategies come from plugins (Python packages with a [bold]vexpress[/] entry point); "
@@ -54,10 +54,8 @@ def strategies_command(
 def _warn_about_broken_plugins(console: Console) -> None:
     """One warning (on stderr, so --json stays parseable) per plugin that failed to load."""
     for failure in get_plugin_load_failures():
-        console.print(
-            f"[yellow]Warning:[/] {escape(failure.message)} Its strategies are not listed. {PLUGIN_FIX}",
-            highlight=False,
-        )
+        console.print(f"[yellow]Warning:[/] {escape(failure.message)} {escape(plugin_fix([failure]))}",
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:

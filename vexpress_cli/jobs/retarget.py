@@ -13,6 +13,7 @@ import numpy as np
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
+from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
 from vexpress_cli.kps.retargeting import auto_strategy, require_driving_kps, uses_reference_kps
@@ -130,7 +131,9 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
                    "face_index": face_index}
         reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)
 
-    points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit)
+    points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
+    outside = check_kps_in_frame(points, width, height, "the retargeted track")  # as generate would refuse it
+    notes.extend([outside] if outside else [])
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
         write_preview(preview, track.points, driving_points, reference.image, fps or ASSUMED_FPS,

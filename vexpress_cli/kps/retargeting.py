@@ -82,11 +82,14 @@ def retarget_track(
     num_frames: int,
     strategy: str | RetargetStrategy = "no_retarget",
     fit: str = DEFAULT_FIT_MODE,
+    frame: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Keypoints for every frame of the video: fit the driving track, then retarget it.
 
     ``strategy`` is a strategy object or the name of an installed one. The
-    result is checked, float32 ``[num_frames, 3, 2]``, ready for drawing.
+    result is checked, float32 ``[num_frames, 3, 2]``, ready for drawing. With
+    ``frame`` (width, height), a strategy that puts every keypoint outside it,
+    given keypoints inside it, is reported as the strategy's bug.
     """
     if isinstance(strategy, str):
         from vexpress_cli.plugins import get_retarget_strategy
@@ -109,7 +112,23 @@ def retarget_track(
         happened = (f"called sys.exit({error.code!r})" if isinstance(error, SystemExit)
                     else f"failed with {type(error).__name__}: {error}")
         raise _strategy_bug(strategy, happened) from error
-    return _checked_result(result, strategy, num_frames)
+    points = _checked_result(result, strategy, num_frames)
+    if frame is not None:
+        _check_placed_in_frame(points, strategy, frame, given=[reference_kps, fitted])
+    return points
+
+
+def _check_placed_in_frame(points: np.ndarray, strategy: RetargetStrategy, frame: tuple[int, int],
+                           given: list[np.ndarray | None]) -> None:
+    from vexpress_cli.kps.bounds import points_outside
+
+    width, height = frame
+    if not points_outside(points, width, height).all():
+        return
+    if all(not points_outside(kps, width, height).all() for kps in given if kps is not None):
+        x, y = points[..., 0], points[..., 1]
+        raise _strategy_bug(strategy, f"put every keypoint outside the {width}x{height} frame (x from {x.min():.6g} "
+                            f"to {x.max():.6g}, y from {y.min():.6g} to {y.max():.6g}), given keypoints inside it")
 
 
 def _strategy_bug(strategy: RetargetStrategy, happened: str) -> VExpressError:
@@ -127,14 +146,20 @@ def _strategy_bug(strategy: RetargetStrategy, happened: str) -> VExpressError:
 
 def _checked_result(result, strategy: RetargetStrategy, num_frames: int) -> np.ndarray:
     try:
-        points = np.asarray(result, dtype=np.float32)
+        points = None if result is None or isinstance(result, (str, bytes)) else np.asarray(result, dtype=np.float32)
     except (TypeError, ValueError):
-        points = np.empty(0)
+        points = None
     problem = None
-    if points.shape != (num_frames, 3, 2):
+    if points is None or points.dtype == object:
+        problem = f"{_a(type(result).__name__)} instead of an array of numbers of shape [{num_frames}, 3, 2]"
+    elif points.shape != (num_frames, 3, 2):
         problem = f"an array of shape {list(points.shape)} instead of [{num_frames}, 3, 2]"
     elif not np.isfinite(points).all():
         problem = "NaN or infinite keypoints"
     if problem:
         raise _strategy_bug(strategy, f"returned {problem}")
     return points
+
+
+def _a(noun: str) -> str:
+    return "None" if noun == "NoneType" else f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"

@@ -14,7 +14,7 @@ def plugin_checks(context: DoctorContext) -> list[Check]:
 
 
 def _strategies_check() -> Check:
-    from vexpress_cli.plugins import PLUGIN_FIX, get_plugin_load_failures, get_retarget_strategy_infos
+    from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos, plugin_fix
 
     try:
         infos = get_retarget_strategy_infos()
@@ -23,7 +23,7 @@ def _strategies_check() -> Check:
     failures = get_plugin_load_failures()
     if failures:
         return Check("strategies", FAILURE, "; ".join(failure.message for failure in failures),
-                     PLUGIN_FIX)
+                     plugin_fix(failures))
     if not infos:
         return Check("strategies", FAILURE, "no retarget strategy is installed (not even the built-in ones)",
                      "Reinstall vexpress-cli: its entry point registers the built-in strategies.")
