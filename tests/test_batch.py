@@ -307,6 +307,22 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_strategy_or_one_without_its_driving_track_is_a_line_problem_and_nothing_starts(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, [
+        {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "retarget_strategy": "nosuch"},
+        {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.mp4", "retarget_strategy": "no_retarget"},
+        {"reference_image": "tys.jpg", "audio": "b.wav", "output": "out/c.mp4", "kps": "tys_kps.pth",
+         "retarget_strategy": "no_retarget"},
+    ])
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "has 2 problems; no job was started" in message
+    assert "line 1: Unknown retarget strategy 'nosuch'." in message
+    assert "line 2: The retarget strategy 'no_retarget' needs a driving kps track, and none was given." in message
+    assert "line 3" not in message and not (tmp_path / "out").exists()
+
+
 def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line(inputs, tmp_path):
     project(inputs, tmp_path / "project", [])
     manifest = tmp_path / "project" / "jobs.csv"

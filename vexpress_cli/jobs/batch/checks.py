@@ -18,7 +18,7 @@ from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, Manif
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
 from vexpress_cli.kps.io import reference_kps_file
-from vexpress_cli.settings.schema import validate_value
+from vexpress_cli.settings.schema import AUTO_STRATEGY, validate_value
 
 # What a job needs, decided from its output and record (see docs/batch.md).
 NEW, RETRY, REDO, FORCE, SKIP = "new", "retry", "redo", "force", "skip"
@@ -69,6 +69,8 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
         found: list[str] = []
         job_settings = _settings(entry, preset, given, presets, found)
         _check_inputs(entry, found)
+        if job_settings is not None:
+            _check_strategy(job_settings["retarget_strategy"], "kps" in entry.paths, found)
         if "output" in entry.paths:
             _check_output(entry, outputs, found)
         complete = all(key in entry.paths for key in REQUIRED_KEYS)
@@ -111,6 +113,17 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
         found.append(error.render())
         return None
     return comparable_settings(resolved.settings.to_dict())
+
+
+def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:
+    """That the strategy is installed and, when it needs one, has a driving track, as generate checks first."""
+    from vexpress_cli.kps.retargeting import auto_strategy, require_driving_kps
+    from vexpress_cli.plugins import get_retarget_strategy
+
+    try:
+        require_driving_kps(get_retarget_strategy(auto_strategy(has_kps) if name == AUTO_STRATEGY else name), has_kps)
+    except VExpressError as error:
+        found.append(error.render())
 
 
 def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
