@@ -203,6 +203,18 @@ def test_broken_user_preset_is_named(tiny_source, isolated):
                                                           "ok": True}
 
 
+def test_a_user_preset_naming_a_strategy_that_is_not_installed_fails_the_presets_row(tiny_source, isolated):
+    presets = isolated / "presets"
+    presets.mkdir(parents=True)
+    (presets / "moonwalk.toml").write_text('[generate]\nretarget_strategy = "moonwalk"\n')
+    result = doctor("--json", "--model-dir", str(tiny_source))
+    rows = rows_of(result)
+    assert result.exit_code == 2 and failures(rows) == {"presets"}
+    assert (f"user preset 'moonwalk' ({presets / 'moonwalk.toml'}) does not load: Unknown retarget strategy "
+            "'moonwalk'. The installed strategies are: fix_face") in rows["presets"]["detail"]
+    assert rows["presets"]["data"]["presets"]["moonwalk"]["ok"] is False
+
+
 def test_broken_plugin_is_named(tiny_source, tmp_path, monkeypatch):
     from vexpress_cli.plugins import get_plugin_manager
 

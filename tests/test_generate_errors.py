@@ -72,7 +72,10 @@ def inputs(tmp_path_factory):
             target = broken_model / entry.relative_to(TINY_MODEL_DIR)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(entry)
+    moonwalk_preset = folder / "moonwalk.toml"
+    moonwalk_preset.write_text('[generate]\nretarget_strategy = "moonwalk"\n')
     return {
+        "moonwalk_preset": moonwalk_preset,
         "speech": write_wav(folder / "speech.wav", 0.5),
         "click": write_wav(folder / "click.wav", 0.02),
         "faceless": faceless,
@@ -159,6 +162,9 @@ BAD_INPUT_CASES = {
     "unknown strategy before face detection": (lambda i: ["-i", i["faceless"], "-a", i["speech"],
                                                           "--strategy", "moonwalk", "--face-backend", "dlib"],
                                                ["Unknown retarget strategy 'moonwalk'"]),
+    "unknown strategy from a preset": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--preset",
+                                                  i["moonwalk_preset"]],
+                                       ["Unknown retarget strategy 'moonwalk'. It was set from the preset."]),
     "strategy needs kps": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--strategy", "naive_retarget"],
                            ["needs a driving kps track", "--kps"]),
     "unknown preset": (lambda i: ["-i", TYS / "ref.jpg", "-a", i["speech"], "--preset", "same-persn"],

@@ -236,6 +236,35 @@ def test_missing_preset_file_and_unknown_name_exit_2(tmp_path):
     assert_cli_error(["presets", "show", "lipsync"], "no preset named 'lipsync'", "Did you mean 'lip-sync'")
 
 
+def test_a_preset_file_over_one_mib_is_refused_before_it_is_read(tmp_path):
+    path = write(tmp_path / "huge.toml", 'description = "' + "a" * (1 << 20) + '"\n')
+    assert_cli_error(["presets", "show", str(path)], f"The preset file {path} is larger than 1 MiB.")
+
+
+def test_a_preset_saved_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'description = "d"\n[generate]\nseed = 3\n')
+    assert load_preset(str(path)).values == {"seed": 3}
+
+
+def test_a_preset_that_is_not_utf8_says_how_to_save_it(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('description = "Café"\n'.encode("latin-1"))
+    assert_cli_error(["presets", "show", str(path)], f"Cannot read the preset file {path}: it is not UTF-8 text (at byte offset 18).",
+                     "Save it as UTF-8 text")
+
+
+def test_an_empty_preset_name_is_refused_not_ignored():
+    with pytest.raises(InputError, match="The preset name is empty."):
+        load_preset("")
+
+
+def test_a_preset_name_given_with_toml_is_told_to_drop_the_suffix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_cli_error(["presets", "show", "lip-sync.toml"], "There is a preset named 'lip-sync': pass its name, "
+                     "lip-sync, without '.toml'.")
+
+
 def test_presets_show_prints_file_and_values():
     result = run_cli("presets", "show", "expressive", "--json")
     assert result.exit_code == 0, result.output

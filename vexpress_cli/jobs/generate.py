@@ -82,7 +82,7 @@ def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) ->
     from vexpress_cli.settings.schema import resolve_settings
     from vexpress_cli.settings.user_config import configured_settings
 
-    preset_values = load_preset(preset).values if preset else {}
+    preset_values = load_preset(preset).values if preset is not None else {}
     return resolve_settings(preset_values, explicit, config_values=configured_settings())
 
 

@@ -93,7 +93,12 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     settings = resolved.settings
     strategy, strategy_reason = choose_strategy(resolved, kps is not None)
     # The strategy is checked first: a typo should not cost a face detection to find out.
-    retargeter = get_retarget_strategy(strategy)
+    try:
+        retargeter = get_retarget_strategy(strategy)
+    except InputError as error:  # a name from a preset or the user config: say where it was set
+        if not strategy_reason.startswith("from the"):
+            raise
+        raise InputError(error.what, f"It was set {strategy_reason}. {error.why}", error.fix) from None
     require_driving_kps(retargeter, kps is not None)
     width, height = settings.width, settings.height
     fps = as_fps_fraction(settings.fps)

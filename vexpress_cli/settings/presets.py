@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.errors import InputError, did_you_mean
-from vexpress_cli.input_files import require_regular_file
+from vexpress_cli.input_files import read_settings_text
 from vexpress_cli.settings.schema import check_consistency, unknown_setting_error, validate_values
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
@@ -107,16 +107,17 @@ def _user_files() -> dict[str, Path]:
 
 
 def _read(location) -> str:
-    if isinstance(location, Path):  # not for the resources of a zipped install
-        require_regular_file(location, "preset file", "a .toml preset file, or a preset name",
-                             missing_fix="Check the path, or run `vexpress presets list` to see preset names.")
-    try:
+    if not isinstance(location, Path):  # a built-in preset, maybe inside a zipped install
         return location.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"Preset file {location} does not exist.",
-                         fix="Check the path, or run `vexpress presets list` to see preset names.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"Cannot read preset file {location}: {error}.") from None
+    return read_settings_text(location, "preset file", "a .toml preset file",
+                              missing_fix=_missing_preset_fix(location))
+
+
+def _missing_preset_fix(path: Path) -> str:
+    named = path.stem if path.stem in {*_builtin_files(), *_user_files()} and len(path.parts) == 1 else None
+    if named:
+        return f"There is a preset named '{named}': pass its name, {named}, without '.toml'."
+    return "Check the path, or run `vexpress presets list` to see preset names."
 
 
 def looks_like_preset_path(name_or_path: str | Path) -> bool:
@@ -127,10 +128,12 @@ def looks_like_preset_path(name_or_path: str | Path) -> bool:
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load a preset by name (user presets shadow built-ins) or from a ``.toml`` path."""
+    if not str(name_or_path).strip():
+        raise InputError("The preset name is empty.", why="A preset is chosen by its name or the path of its file.",
+                         fix="Give a preset name (`vexpress presets list` shows them) or a .toml path, or leave "
+                         "the preset out.")
     if looks_like_preset_path(name_or_path):
         path = Path(name_or_path).expanduser()
-        if path.is_dir():
-            raise InputError(f"Preset {path} is a folder, not a .toml file.")
         text = _read(path)
         description, values = parse_preset_text(text, str(path))
         return Preset(path.stem, description, values, "file", str(path), text)

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.input_files import read_settings_text
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
@@ -49,15 +50,16 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
     path = path or config_file()
     if not path.is_file():
         return {}
+    if path.stat().st_size == 0:  # an empty config sets nothing, as an empty TOML document would
+        return {}
+    text = read_settings_text(path, "config file", f"a TOML config file (docs/presets.md), or remove {path}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InputError(
             f"The config file {path} is not valid TOML: {error}.",
             fix="Fix the line named above (strings need quotes, e.g. model_dir = \"/data/model_ckpts\").",
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"Cannot read the config file {path}: {error}.") from None
     for key, value in data.items():
         expected = CONFIG_KEYS.get(key)
         if expected is None:

@@ -22,7 +22,7 @@ def _strategies_check() -> Check:
         return Check("strategies", FAILURE, join(error.what, error.why), error.fix)
     failures = get_plugin_load_failures()
     if failures:
-        return Check("strategies", FAILURE, "; ".join(failure.message for failure in failures),
+        return Check("strategies", FAILURE, "; ".join(failure.message.rstrip(".") for failure in failures),
                      plugin_fix(failures))
     if not infos:
         return Check("strategies", FAILURE, "no retarget strategy is installed (not even the built-in ones)",
@@ -38,12 +38,12 @@ def _strategies_check() -> Check:
 def _presets_check() -> Check:
     from vexpress_cli.settings.presets import list_presets
 
-    infos = list_presets()
+    infos = [_with_strategy_checked(info) for info in list_presets()]
     broken = [info for info in infos if info.error]
     data = {"presets": {info.name: {"source": info.source, "path": info.path, "ok": info.error is None}
                         for info in infos}}
     if broken:
-        detail = "; ".join(f"{info.source} preset '{info.name}' ({info.path}) does not load: {info.error}"
+        detail = "; ".join(f"{info.source} preset '{info.name}' ({info.path}) does not load: {info.error.rstrip('.')}"
                            for info in broken)
         files = ", ".join(info.path for info in broken)
         return Check("presets", FAILURE, detail, f"Fix or delete {files} (`vexpress presets show NAME` "
@@ -54,3 +54,20 @@ def _presets_check() -> Check:
     return Check("presets", OK, f"{len(infos)} presets load ({sources['builtin']} built-in, {sources['user']} user): "
                  + ", ".join(info.name for info in infos), data=data)
 
+
+
+def _with_strategy_checked(info):
+    """The preset, with an error when it names a retarget strategy that is not installed."""
+    import dataclasses
+
+    from vexpress_cli.plugins import get_retarget_strategy
+    from vexpress_cli.settings.schema import AUTO_STRATEGY
+
+    strategy = (info.values or {}).get("retarget_strategy", AUTO_STRATEGY)
+    if info.error or strategy == AUTO_STRATEGY:
+        return info
+    try:
+        get_retarget_strategy(strategy)
+    except VExpressError as error:
+        return dataclasses.replace(info, error=f"{error.what} {error.why}")
+    return info
