@@ -305,6 +305,12 @@ def test_missing_file(tmp_path):
     assert_cli_error([tmp_path / "nothing.mp3"], "does not exist", "Check the spelling")
 
 
+def test_a_preset_name_as_the_path_points_to_the_preset_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_cli_error(["lip-sync"], "lip-sync does not exist", "There is a preset named 'lip-sync': inspect it with "
+                     "`vexpress inspect --preset lip-sync`.")
+
+
 def test_unknown_kind(tmp_path):
     path = tmp_path / "notes.xyz"
     path.write_text("just some text\n")

@@ -66,12 +66,20 @@ def check_input_path(path: str | Path) -> Path:
         raise InputError(
             f"{path} does not exist.",
             why="Nothing is at that path.",
-            fix="Check the spelling, or pass the full path to the file or model folder.",
+            fix=_preset_hint(str(path)) or "Check the spelling, or pass the full path to the file or model folder.",
         )
     if not _is_readable(path):
         raise InputError(f"{path} cannot be read.", why="Permission denied.",
                          fix=f"Fix its permissions, e.g. chmod u+r {path}.")
     return path
+
+
+def _preset_hint(name: str) -> str | None:
+    from vexpress_cli.settings.presets import list_presets
+
+    if name in {info.name for info in list_presets()}:
+        return f"There is a preset named '{name}': inspect it with `vexpress inspect --preset {name}`."
+    return None
 
 
 def _is_readable(path: Path) -> bool:
