@@ -238,3 +238,33 @@ def test_a_broken_wav2vec2_bin_is_a_clean_model_folder_error(tiny_copy, monkeypa
             Wav2Vec2Model.from_pretrained(folder.audio_encoder)
     assert_clean_model_folder_error(error.value, f"Cannot load the VAE or the wav2vec2 audio encoder from {tiny_copy}")
     assert not (tmp_path / "PWNED").exists()
+
+
+def edit_json(path, change) -> None:
+    path.write_text(change(json.loads(path.read_text())) if callable(change) else change)
+
+
+@pytest.mark.parametrize("config, change, phrases", [
+    ("stable-diffusion-v1-5/unet/config.json", "[1, 2, 3]", ["is a JSON list, not an object"]),
+    ("stable-diffusion-v1-5/unet/config.json", lambda c: json.dumps({**c, "norm_eps": float("nan")}),
+     ["it holds NaN, which is no number a network can be built with"]),
+    ("stable-diffusion-v1-5/unet/config.json", lambda c: json.dumps({**c, "block_out_channels": "lots"}),
+     ["configs do not describe networks vexpress can build", "holds a value of the wrong type or size"]),
+    ("v-express/config.json", lambda c: json.dumps({**c, "audio_projection": {"dim": "wide"}}),
+     ["configs do not describe networks vexpress can build"]),
+], ids=["list", "nan", "wrong type", "wrong type in the overrides"])
+def test_a_config_of_the_wrong_type_or_with_nan_is_a_model_folder_error(tiny_copy, config, change, phrases):
+    edit_json(tiny_copy / config, change)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    for phrase in phrases:
+        assert phrase in str(error.value)
+    assert "vexpress models download" in error.value.fix
+
+
+def test_a_checkpoint_of_whole_numbers_is_a_model_folder_error(tiny_copy):
+    path = tiny_copy / "v-express" / "v_kps_guider.bin"
+    torch.save({key: tensor.long() for key, tensor in torch.load(path, weights_only=True).items()}, path)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert "The checkpoint of the v_kps_guider" in error.value.what and "torch.int64" in error.value.what

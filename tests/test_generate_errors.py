@@ -7,6 +7,7 @@ generation on the tiny model.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -227,6 +228,18 @@ def test_missing_output_folder_is_created_when_the_video_is_written(inputs, tmp_
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in output.parent.iterdir()) == ["talk.mp4", "talk.mp4.json"]  # video, record
     assert output.stat().st_size > 0
+
+
+def test_weights_holding_nan_stop_the_job_instead_of_writing_black_frames(inputs, tmp_path, tmp_path_factory):
+    model = tmp_path_factory.mktemp("models") / "nan-model"
+    shutil.copytree(TINY_MODEL_DIR, model)
+    guider = model / "v-express" / "v_kps_guider.bin"
+    torch.save({key: torch.full_like(value, float("nan")) for key, value in
+                torch.load(guider, weights_only=True).items()}, guider)
+    output = tmp_path / "talk.mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                       "--model-dir", model), output, "The generated frames 0-", "hold NaN or infinite values",
+                   "--dtype fp32", "vexpress models download")
 
 
 def test_refused_job_creates_no_output_folder(inputs, tmp_path):

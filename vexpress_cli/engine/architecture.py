@@ -18,6 +18,9 @@ from vexpress_cli.errors import ModelFolderError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
 
 NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
+RESTORE_CONFIG = "Restore the file from the released model (`vexpress models download`)."
+# What building a network from a config of the wrong type or size raises.
+CONFIG_ERRORS = (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, RuntimeError)
 
 DEFAULT_MOTION_MODULE = {
     "num_attention_heads": 8,
@@ -85,10 +88,21 @@ class Architecture:
         overrides = {}
         if folder.architecture_overrides.is_file():
             overrides = read_json(folder.architecture_overrides, what="the V-Express architecture overrides")
-        return cls.from_configs(unet_config, hidden_size, overrides)
+        try:
+            return cls.from_configs(unet_config, hidden_size, overrides)
+        except CONFIG_ERRORS as error:
+            raise _config_error(error) from None
 
     def build(self, name: str) -> nn.Module:
         """Build one network with freshly initialised weights on the current default device."""
+        if name not in NETWORK_NAMES:
+            raise KeyError(name)
+        try:
+            return self._build(name)
+        except CONFIG_ERRORS as error:
+            raise _config_error(error) from None
+
+    def _build(self, name: str) -> nn.Module:
         from vexpress_cli.engine.networks.audio_projection import AudioProjection
         from vexpress_cli.engine.networks.denoising_unet import VExpressDenoisingUNet
         from vexpress_cli.engine.networks.reference_net import build_reference_net
@@ -100,9 +114,7 @@ class Architecture:
             return VExpressDenoisingUNet.from_config({**self.unet_config, "motion_module_kwargs": self.motion_module})
         if name == "v_kps_guider":
             return VKpsGuider(**self.v_kps_guider)
-        if name == "audio_projection":
-            return AudioProjection(**self.audio_projection)
-        raise KeyError(name)
+        return AudioProjection(**self.audio_projection)
 
     def build_on_meta(self, name: str) -> nn.Module:
         """Build a network without allocating memory: shapes only, in well under a second."""
@@ -122,7 +134,22 @@ def read_json(path: Path, what: str) -> dict:
             "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.",
         )
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_no_constant)
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"Cannot read {what} at {path}: {error}.", "The file is not valid JSON.",
-                               "Restore the file from the released model (`vexpress models download`).") from None
+                               RESTORE_CONFIG) from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{what[0].upper()}{what[1:]} at {path} is a JSON {type(data).__name__}, not an object.",
+                               "A config maps each setting's name to its value: {\"name\": value, ...}.", RESTORE_CONFIG)
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"it holds {name}, which is no number a network can be built with")
+
+
+def _config_error(error: Exception) -> ModelFolderError:
+    return ModelFolderError(
+        f"The model folder's configs do not describe networks vexpress can build ({type(error).__name__}: {error}).",
+        "A config.json (stable-diffusion-v1-5/unet/, wav2vec2-base-960h/ or v-express/) holds a value of the "
+        "wrong type or size; the released files do not.", RESTORE_CONFIG)

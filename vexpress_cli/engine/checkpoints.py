@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from huggingface_hub import errors as hub_errors
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
@@ -32,6 +33,8 @@ RECOMPUTABLE = {"denoising_unet": (".pos_encoder.pe",)}
 
 # What reading a damaged, truncated, foreign or malicious weights file raises (torch, safetensors, zip).
 CHECKPOINT_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError)
+# transformers checks a config's values with huggingface_hub's strict dataclasses (newer versions only).
+CONFIG_CHECK_ERRORS = tuple(filter(None, [getattr(hub_errors, "StrictDataclassError", None)]))
 
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
@@ -121,6 +124,12 @@ def pretrained_load_errors(folder: ModelFolder) -> Iterator[None]:
     """
     try:
         yield
+    except CONFIG_CHECK_ERRORS as error:
+        raise ModelFolderError(
+            f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
+            f"A config.json there holds a value of the wrong type ({_first_line(error)}).",
+            "Download the model again (`vexpress models download`).",
+        ) from None
     except CHECKPOINT_READ_ERRORS as error:
         raise ModelFolderError(
             f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
@@ -203,6 +212,14 @@ def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -
         if not report.ok:
             reports.append(report)
             continue
+        not_float = sorted(key for key, tensor in state.items() if not tensor.is_floating_point())
+        if not_float:
+            raise ModelFolderError(
+                f"The checkpoint of the {name} in {folder.root / VEXPRESS_DIR} holds {len(not_float)} tensors of "
+                f"whole numbers where weights are real numbers (the first: {not_float[0]}, "
+                f"{state[not_float[0]].dtype}).",
+                "The file is damaged or is not a V-Express checkpoint.",
+                "Download the model again (`vexpress models download`).")
         module.load_state_dict(state, strict=False, assign=True)
         materialize_tolerated_missing(module)
         networks[name] = module.eval()
