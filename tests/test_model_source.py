@@ -151,6 +151,8 @@ def test_a_download_asks_for_one_file_per_required_file_in_the_preferred_format(
     asked = {}
 
     def fake_download(repo_id, **options):
+        if options["local_files_only"]:  # the empty cache is looked at first
+            raise huggingface_hub.utils.LocalEntryNotFoundError("nothing cached")
         asked.update(options)
         return str(write_fake_hf_cache(tmp_path / "cache").snapshot)
 
@@ -166,3 +168,39 @@ def test_a_download_asks_for_one_file_per_required_file_in_the_preferred_format(
     assert not patterns & {"model_ckpts/stable-diffusion-v1-5/unet/diffusion_pytorch_model.bin", "README.md"}
     assert {"reference_net.bin", "model_ckpts/v-express/config.json"} <= patterns
     assert len(patterns) == 13  # 12 required files + the tiny model's architecture overrides
+
+
+def online(monkeypatch) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+
+
+def test_a_complete_cached_snapshot_is_used_without_asking_the_hub(fake_hf_cache, monkeypatch):
+    """No network here would otherwise mean about 30 s of huggingface_hub's retries before the cache is used."""
+    online(monkeypatch)
+
+    def network(*args, **kwargs):
+        raise AssertionError("the Hub was asked although the cache holds every file")
+
+    monkeypatch.setattr("vexpress_cli.engine.model_source._files_to_fetch", network)
+    folder = resolve_model_folder(DEFAULT_HUB_ID)
+    assert ModelFolder(folder).checkpoint("denoising_unet") is not None
+
+
+def test_an_incomplete_cached_snapshot_is_fetched_and_an_unreachable_hub_is_named(fake_hf_cache, monkeypatch):
+    online(monkeypatch)
+    (fake_hf_cache.snapshot / "reference_net.bin").unlink()
+
+    class ConnectError(Exception):
+        pass
+
+    def network(*args, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr("vexpress_cli.engine.model_source._files_to_fetch", network)
+    with pytest.raises(ModelFolderError) as error:
+        resolve_model_folder(DEFAULT_HUB_ID)
+    assert error.value.why == ("Fetching it failed: the Hugging Face Hub could not be reached, ConnectError: "
+                               "[Errno -2] Name or service not known.")

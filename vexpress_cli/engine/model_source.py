@@ -141,8 +141,9 @@ def resolve_model_folder(source: str | Path, revision: str | None = None, cache_
                          local_files_only: bool | None = None) -> Path:
     """A local folder in the released layout for ``source``: a folder, or a hub id (``owner/name[@rev]``).
 
-    ``local_files_only`` None follows ``HF_HUB_OFFLINE``; when not local-only, a hub id whose files are
-    not cached is fetched into the cache (only the files vexpress reads). Raises ModelFolderError
+    ``local_files_only`` None follows ``HF_HUB_OFFLINE``. A cached snapshot holding every file is used
+    without asking the Hub; when not local-only, a hub id whose files are not all cached is fetched into
+    the cache (only the files vexpress reads). Raises ModelFolderError
     (with the download command) when the weights are not there, InputError for a malformed source.
     """
     if isinstance(source, Path) or not looks_like_hub_id(str(source)):
@@ -155,8 +156,24 @@ def resolve_model_folder(source: str | Path, revision: str | None = None, cache_
     hub = HubSource(hub.repo_id, revision or hub.revision)
     if local_files_only is None:
         local_files_only = offline_from_environment()
-    snapshot = _snapshot(hub, cache_dir, local_files_only)
-    return layout_folder(snapshot, repo_storage(hub.repo_id, cache_dir))
+    storage = repo_storage(hub.repo_id, cache_dir)
+    if not local_files_only:  # a complete snapshot in the cache is used as the CLI uses it: without the network
+        cached = _complete_cached_folder(hub, cache_dir, storage)
+        if cached is not None:
+            return cached
+    return layout_folder(_snapshot(hub, cache_dir, local_files_only), storage)
+
+
+def _complete_cached_folder(hub: HubSource, cache_dir: str | Path | None, storage: Path) -> Path | None:
+    from vexpress_cli.engine.checkpoints import check_model_files
+    from vexpress_cli.engine.model_folder import ModelFolder
+
+    try:
+        folder = layout_folder(_snapshot(hub, cache_dir, local_files_only=True), storage)
+        check_model_files(ModelFolder(folder))
+    except ModelFolderError:
+        return None
+    return folder
 
 
 def _existing_folder(folder: Path) -> Path:
@@ -192,7 +209,7 @@ def not_cached_error(hub: HubSource, cache: Path, offline: bool, reason: str = "
         f"The V-Express weights ({hub}) are not in the Hugging Face cache at {cache}.",
         why=why,
         fix=f"Run `{download_command(hub)}` with network access; it fetches {ESTIMATED_DOWNLOAD} into that "
-        f"cache (set HF_HOME or HF_HUB_CACHE to put it elsewhere), or pass a model folder as {parameter('model_dir')}.",
+        "cache (set HF_HOME or HF_HUB_CACHE to put it elsewhere), or pass a model folder instead of the hub id.",
     )
 
 
@@ -240,8 +257,14 @@ def _hub_error(hub: HubSource, cache: Path, error: Exception) -> ModelFolderErro
     if isinstance(error, RepositoryNotFoundError):
         return ModelFolderError(f"The Hugging Face Hub has no model repository {hub.repo_id}.",
                                 fix=f"Check the hub id (the released weights are {DEFAULT_HUB_ID}).")
-    detail = f"{type(error).__name__}: {error}".splitlines()[0]
-    return not_cached_error(hub, cache, offline=False, reason=f"Fetching it failed ({detail}).")
+    detail = f"{type(error).__name__}: {error}".splitlines()[0].rstrip(".")
+    unreachable = "the Hugging Face Hub could not be reached, " if _is_connection_error(error) else ""
+    return not_cached_error(hub, cache, offline=False, reason=f"Fetching it failed: {unreachable}{detail}.")
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"ConnectionError", "ConnectError", "ConnectTimeout", "OfflineModeIsEnabled"})
 
 
 # --- the layout view ---------------------------------------------------------------------------
