@@ -692,6 +692,7 @@ def test_the_docs_create_app_script_ends_on_ctrl_c_without_a_traceback(config_di
                                text=True)
     try:
         assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}/"
+        time.sleep(1)  # the script's next line is wait(); a signal still inside print() is a plain script's own
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=60)
     finally:
