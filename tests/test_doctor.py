@@ -137,8 +137,24 @@ def test_wrong_shape_tensor_is_found_by_deep(tiny_copy):
 def test_empty_weight_file_is_a_failure(tiny_copy):
     (tiny_copy / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
     rows = rows_of(doctor("--json", "--model-dir", str(tiny_copy)))
-    assert "sd-vae-ft-mse/diffusion_pytorch_model.safetensors is empty" in rows["model files"]["detail"]
-    assert rows["model files"]["fix"].startswith("Delete the empty files")
+    assert "sd-vae-ft-mse/diffusion_pytorch_model.safetensors is empty (0 bytes)" in rows["model files"]["detail"]
+    assert rows["model files"]["fix"].startswith("Delete the broken files")
+
+
+def cut_in_half(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_weight_files_cut_short_fail_without_deep(tiny_copy):
+    cut_in_half(tiny_copy / "wav2vec2-base-960h" / "model.safetensors")
+    cut_in_half(tiny_copy / "v-express" / "denoising_unet.bin")
+    result = doctor("--json", "--model-dir", str(tiny_copy))
+    rows = rows_of(result)
+    assert result.exit_code == 2 and "model files" in failures(rows)
+    detail = rows["model files"]["detail"]
+    assert "wav2vec2-base-960h/model.safetensors is damaged (" in detail
+    assert "v-express/denoising_unet.bin is damaged (a zip file without its end: cut short)" in detail
 
 
 def test_missing_model_folder(tmp_path):

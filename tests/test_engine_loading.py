@@ -268,3 +268,23 @@ def test_a_checkpoint_of_whole_numbers_is_a_model_folder_error(tiny_copy):
     with pytest.raises(ModelFolderError) as error:
         load(tiny_copy)
     assert "The checkpoint of the v_kps_guider" in error.value.what and "torch.int64" in error.value.what
+
+
+def test_inspect_finds_an_empty_or_cut_short_safetensors_component(tiny_copy):
+    (tiny_copy / "wav2vec2-base-960h" / "model.safetensors").write_bytes(b"")
+    vae = tiny_copy / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors"
+    vae.write_bytes(vae.read_bytes()[:-100])
+    report = inspect_model_folder(tiny_copy)
+    problems = {component.name: component.problem for component in report.components if component.problem}
+    assert len(problems) == 2 and not report.complete
+    assert "empty (0 bytes)" in problems.values()
+    assert any(problem.startswith("damaged (") for problem in problems.values())
+
+
+def test_a_cut_short_checkpoint_is_named_truncated_without_torchs_paragraph(tiny_copy):
+    path = tiny_copy / "v-express" / "audio_projection.bin"
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert "it is truncated, its end missing: a copy or download cut short" in error.value.why
+    assert "miniz" not in str(error.value)

@@ -242,8 +242,14 @@ def _components_table(report) -> Table:
     table.add_column("path")
     table.add_column("present")
     for component in report.components:
-        table.add_row(component.name, component.path, "[green]yes[/]" if component.present else "no (optional)" if not component.required else "[yellow]no[/]")
+        table.add_row(component.name, component.path, _presence(component))
     return table
+
+
+def _presence(component) -> str:
+    if component.present:
+        return f"[red]yes, but {escape(component.problem)}[/]" if component.problem else "[green]yes[/]"
+    return "no (optional)" if not component.required else "[yellow]no[/]"
 
 
 def register(app: typer.Typer) -> None:

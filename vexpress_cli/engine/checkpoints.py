@@ -9,6 +9,7 @@ initialisation that would be overwritten.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,6 +137,26 @@ def pretrained_load_errors(folder: ModelFolder) -> Iterator[None]:
             f"A file there is damaged, of another model, or holds more than tensors ({torch_load_reason(error)}).",
             "Download the model again (`vexpress models download`).",
         ) from None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why a weights or config file cannot be used, judged from its size and ends only (a download cut
+    short): empty, a safetensors header that is damaged or promises more than the file holds, or a zip
+    (torch's format) whose directory at the end is gone. None when nothing is seen."""
+    if path.stat().st_size == 0:
+        return "empty (0 bytes)"
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt"):
+                pass
+        else:
+            with path.open("rb") as handle:
+                zipped = handle.read(4) == b"PK\x03\x04"
+            if zipped and not zipfile.is_zipfile(path):
+                return "damaged (a zip file without its end: cut short)"
+    except (SafetensorError, OSError) as error:
+        return f"damaged ({_first_line(error)})"
+    return None
 
 
 def read_checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:

@@ -59,6 +59,7 @@ def _download_command(root: Path) -> str:
 
 def _model_files_check(root: Path) -> Check:
     from vexpress_cli.engine import model_folder as layout
+    from vexpress_cli.engine.checkpoints import file_problem
     from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
 
     optional = {layout.INSIGHTFACE_DETECTOR.as_posix()}  # checked with face detection: dlib stands in
@@ -69,14 +70,14 @@ def _model_files_check(root: Path) -> Check:
         present = entry.present_in(root)
         if present is not None:
             sizes[present] = (root / present).stat().st_size
-    empty = [path for path, size in sizes.items() if size == 0]
+    broken = {path: problem for path in sizes if (problem := file_problem(root / path))}
     data = {"files": sizes, "missing": [entry.label for entry in missing]}
-    if missing or empty:
+    if missing or broken:
         problems = [f"{entry.label} ({' or '.join(entry.choices)})" for entry in missing]
-        problems += [f"{path} is empty" for path in empty]
+        problems += [f"{path} is {problem}" for path, problem in broken.items()]
         what = f"{len(missing)} of {len(required)} required files missing" if missing else "broken files"
         fix = f"run `{_download_command(root)}` (it fetches only the missing files)."
-        fix = f"Delete the empty files, then {fix}" if empty else fix[0].upper() + fix[1:]
+        fix = f"Delete the broken files, then {fix}" if broken else fix[0].upper() + fix[1:]
         return Check("model files", FAILURE, f"{what}: {'; '.join(problems)}", fix, data=data)
     total = sum(sizes.values())
     largest = max(sizes, key=sizes.get)

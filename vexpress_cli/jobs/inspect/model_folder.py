@@ -14,7 +14,8 @@ from pathlib import Path
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError, parameter, python_name, spell_parameters
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
-from vexpress_cli.engine.checkpoints import KeyReport, compare_keys, network_state_dict, read_checkpoint_shapes, released_tensors
+from vexpress_cli.engine.checkpoints import (KeyReport, compare_keys, file_problem, network_state_dict,
+                                             read_checkpoint_shapes, released_tensors)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ComponentReport:
     path: str
     present: bool
     required: bool = True
+    problem: str | None = None  # why a present file cannot be used (empty, a damaged safetensors header)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class ModelFolderReport:
     @property
     def complete(self) -> bool:
         return (bool(self.networks) and all(n.status == "ok" for n in self.networks)
-                and all(c.present or not c.required for c in self.components))
+                and all((c.present and not c.problem) or not c.required for c in self.components))
 
     def to_dict(self, spell: Callable[[str], str] = python_name) -> dict:
         """Plain JSON types; a setting named in ``networks_error`` reads as ``spell`` says (Python names, or flags)."""
@@ -103,5 +105,6 @@ def _component_reports(folder: ModelFolder) -> list[ComponentReport]:
             continue  # the V-Express checkpoints have the networks table
         present = required.present_in(folder.root)
         rows.append(ComponentReport(required.label, present or required.choices[0], present is not None,
-                                    required=INSIGHTFACE_DETECTOR.as_posix() not in required.choices))
+                                    required=INSIGHTFACE_DETECTOR.as_posix() not in required.choices,
+                                    problem=file_problem(folder.root / present) if present else None))
     return rows
