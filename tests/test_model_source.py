@@ -204,3 +204,15 @@ def test_an_incomplete_cached_snapshot_is_fetched_and_an_unreachable_hub_is_name
         resolve_model_folder(DEFAULT_HUB_ID)
     assert error.value.why == ("Fetching it failed: the Hugging Face Hub could not be reached, ConnectError: "
                                "[Errno -2] Name or service not known.")
+
+
+def test_a_damaged_file_in_the_cache_is_fixed_by_deleting_its_blob_first(fake_hf_cache):
+    from vexpress_cli.engine.checkpoints import read_checkpoint
+
+    link = fake_hf_cache.snapshot / "audio_projection.bin"
+    blob = link.resolve()
+    blob.write_bytes(blob.read_bytes()[:-200])
+    with pytest.raises(ModelFolderError) as error:
+        read_checkpoint(link)
+    assert error.value.fix == (f"Delete its damaged copy in the Hugging Face cache (rm {blob}), then run "
+                               "`vexpress models download`.")

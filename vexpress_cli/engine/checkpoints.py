@@ -95,6 +95,15 @@ def compare_keys(network: str, expected: dict[str, tuple], found: dict[str, tupl
     return report
 
 
+def redownload_fix(path: Path) -> str:
+    """How to replace a damaged file: in the Hugging Face cache, ``models download`` skips a file it holds
+    (even a damaged one), so its blob goes first; a dangling link is then fetched again."""
+    real = path.resolve()
+    if real.parent.name == "blobs" and real != path.absolute():
+        return f"Delete its damaged copy in the Hugging Face cache (rm {real}), then run `vexpress models download`."
+    return "Download the file again (`vexpress models download`)."
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.bin``/``.pt`` (torch.save) or ``.safetensors`` file, never unpickling objects."""
     try:
@@ -106,12 +115,12 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             f"Cannot read the checkpoint {path}.",
             f"It is damaged or holds more than tensors ({torch_load_reason(error)}); "
             "checkpoints are only read as plain tensors, never as arbitrary Python objects.",
-            "Download the file again (`vexpress models download`).",
+            redownload_fix(path),
         ) from None
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise ModelFolderError(f"The checkpoint {path} is not a state dict of tensors.",
                                "V-Express checkpoints map parameter names to tensors.",
-                               "Download the file again (`vexpress models download`).")
+                               redownload_fix(path))
     return state
 
 
@@ -167,7 +176,7 @@ def read_checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
         except (SafetensorError, OSError) as error:
             raise ModelFolderError(f"Cannot read the checkpoint {path}.", f"It is damaged ({_first_line(error)}).",
-                                   "Download the file again (`vexpress models download`).") from None
+                                   redownload_fix(path)) from None
     return {key: tuple(tensor.shape) for key, tensor in read_checkpoint(path).items()}
 
 
