@@ -288,3 +288,15 @@ def test_a_cut_short_checkpoint_is_named_truncated_without_torchs_paragraph(tiny
         load(tiny_copy)
     assert "it is truncated, its end missing: a copy or download cut short" in error.value.why
     assert "miniz" not in str(error.value)
+
+
+def test_a_folder_or_a_dangling_link_in_a_files_place_is_named(tiny_copy):
+    express = tiny_copy / "v-express"
+    (express / "reference_net.bin").unlink()
+    (express / "reference_net.bin").mkdir()
+    (express / "v_kps_guider.bin").unlink()
+    (express / "v_kps_guider.bin").symlink_to("v_kps_guider.bin")  # a link to itself: a loop
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert error.value.what == (f"The model folder {tiny_copy} lacks v-express/reference_net.bin (a folder is in its "
+                                "place), v-express/v_kps_guider.bin (a link that leads nowhere is in its place).")

@@ -213,11 +213,24 @@ def missing_model_files(folder: ModelFolder) -> list[str]:
     return missing + missing_checkpoint_files(folder)
 
 
+def described_missing(root: Path, names: list[str]) -> str:
+    """``names`` (paths in the folder) joined, each with what stands in its place when something does."""
+    described = []
+    for name in names:
+        path = root / name
+        if path.is_symlink() and not path.exists():
+            name += " (a link that leads nowhere is in its place)"
+        elif path.is_dir():
+            name += " (a folder is in its place)"
+        described.append(name)
+    return ", ".join(described)
+
+
 def check_model_files(folder: ModelFolder) -> None:
     missing = missing_model_files(folder)
     if missing:
         raise ModelFolderError(
-            f"The model folder {folder.root} lacks {', '.join(missing)}.",
+            f"The model folder {folder.root} lacks {described_missing(folder.root, missing)}.",
             "V-Express needs every part of the released model.",
             "Run `vexpress models download` or copy the files from the released model.",
         )
@@ -229,7 +242,7 @@ def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -
     missing_files = missing_checkpoint_files(folder)
     if missing_files:
         raise ModelFolderError(
-            f"The model folder {folder.root} lacks {', '.join(missing_files)}.",
+            f"The model folder {folder.root} lacks {described_missing(folder.root, missing_files)}.",
             "V-Express needs all of its checkpoints.",
             "Run `vexpress models download` or copy the files from the released model.",
         )

@@ -123,9 +123,11 @@ def _checkpoints_check(root: Path) -> Check:
             problems.append(f"{network.name} ({', '.join(network.files)}): {', '.join(parts)}")
     data = {"networks": {network.name: network.status for network in report.networks}}
     if problems:
-        return Check("checkpoints", FAILURE, "; ".join(problems),
-                     "These files do not fit this model: delete them and run `vexpress models download`; "
-                     "`vexpress inspect MODEL_DIR` lists every difference.", data=data)
+        absent_only = all(network.status in ("ok", "absent") for network in report.networks)
+        fix = (f"Run `{_download_command(root)}` (it fetches only the missing files)." if absent_only else
+               "These files do not fit this model: delete them and run `vexpress models download`; "
+               "`vexpress inspect MODEL_DIR` lists every difference.")
+        return Check("checkpoints", FAILURE, "; ".join(problems), fix, data=data)
     tensors = sum(network.expected_tensors for network in report.networks)
     parameters = sum(network.expected_elements for network in report.networks)
     return Check("checkpoints", OK, f"{len(report.networks)} networks match the architecture key for key "
