@@ -157,6 +157,11 @@ def test_weight_files_cut_short_fail_without_deep(tiny_copy):
     assert "v-express/denoising_unet.bin is damaged (a zip file without its end: cut short)" in detail
 
 
+def test_model_names_the_folder_as_generate_s_model_does(tiny_source):
+    rows = rows_of(doctor("--json", "--model", str(tiny_source)))
+    assert rows["model folder"]["data"] == {"path": str(tiny_source), "found_by": "--model"}
+
+
 def test_missing_model_folder(tmp_path):
     result = doctor("--json", "--model-dir", str(tmp_path / "nowhere"))
     assert result.exit_code == 2

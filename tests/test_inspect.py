@@ -311,6 +311,12 @@ def test_a_preset_name_as_the_path_points_to_the_preset_option(tmp_path, monkeyp
                      "`vexpress inspect --preset lip-sync`.")
 
 
+def test_a_hub_id_as_the_path_points_to_its_cached_snapshot(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_cli_error(["tk93/V-Express"], "tk93/V-Express looks like a hub id, and inspect reads folders",
+                     '`vexpress inspect "$(vexpress models path --model tk93/V-Express)"`')
+
+
 def test_unknown_kind(tmp_path):
     path = tmp_path / "notes.xyz"
     path.write_text("just some text\n")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vexpress_cli.cli.options import json_option
+from vexpress_cli.cli.options import json_option, model_option
 from vexpress_cli.errors import spell_parameters
 
 console = Console()
@@ -43,6 +43,7 @@ def doctor_command(
     deep: bool = typer.Option(False, "--deep", help="Compare every checkpoint tensor with the architecture."),
     smoke: bool = typer.Option(False, "--smoke",
                                help="Generate 1 s of video with a built-in tiny model to prove the whole stack."),
+    model: str = model_option(),
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR",
                                    help="Model folder (default: the lookup of `vexpress models path`, the Hugging Face "
                                    "cache last)."),
@@ -55,7 +56,7 @@ def doctor_command(
     from vexpress_cli.jobs.doctor import DoctorOptions, has_failures, run_checks
 
     quiet_libraries()
-    options = DoctorOptions(model_dir=model_dir, device=device, deep=deep, smoke=smoke)
+    options = DoctorOptions(model_dir=model_dir, model=model, device=device, deep=deep, smoke=smoke)
     with status_console.status("Checking", spinner="dots") as spinner:
         checks = run_checks(options, on_section=lambda title: spinner.update(f"Checking {title}"))
     checks = [dataclasses.replace(check, detail=spell_parameters(check.detail, flag_of),

@@ -83,7 +83,8 @@ def download_to_cache(model: str | None = None, *, revision: str | None = None, 
     if absent:
         where = f"the cached snapshot ({snapshot})" if from_cache else f"the model repository {hub}"
         raise ModelFolderError(f"{where[0].upper() + where[1:]} does not provide: {'; '.join(absent)}.",
-                               why="Offline, only the cache can be used." if from_cache else
+                               why="Only the cache could be used (offline mode, or the Hub was unreachable)."
+                               if from_cache else
                                "Its file layout differs from the one this version of vexpress expects.",
                                fix="Run `vexpress models download` with network access." if from_cache else
                                "Try another --revision.")

@@ -38,7 +38,7 @@ def _model_folder_check(context: DoctorContext) -> Check:
     from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     try:
-        resolved = resolve_model_dir(context.options.model_dir)
+        resolved = resolve_model_dir(context.options.model_dir, context.options.model)
     except ModelFolderError as error:
         fix = error.fix if "models download" in error.fix else join(DOWNLOAD_FIX, error.fix)
         return Check("model folder", FAILURE, join(error.what, error.why), fix)

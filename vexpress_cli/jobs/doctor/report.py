@@ -45,6 +45,7 @@ class Check:
 @dataclass
 class DoctorOptions:
     model_dir: Path | None = None  # as --model-dir; None: the usual lookup
+    model: str | None = None  # as --model: a hub id or a folder
     device: str = "auto"
     deep: bool = False  # compare every checkpoint tensor with the architecture
     smoke: bool = False  # run a one-second generation with the tiny model

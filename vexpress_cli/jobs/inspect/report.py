@@ -66,7 +66,7 @@ def check_input_path(path: str | Path) -> Path:
         raise InputError(
             f"{path} does not exist.",
             why="Nothing is at that path.",
-            fix=_preset_hint(str(path)) or "Check the spelling, or pass the full path to the file or model folder.",
+            fix=_name_hint(str(path)) or "Check the spelling, or pass the full path to the file or model folder.",
         )
     if not _is_readable(path):
         raise InputError(f"{path} cannot be read.", why="Permission denied.",
@@ -74,11 +74,16 @@ def check_input_path(path: str | Path) -> Path:
     return path
 
 
-def _preset_hint(name: str) -> str | None:
+def _name_hint(name: str) -> str | None:
+    """What a missing path may have meant instead: a preset's name, or a hub id."""
+    from vexpress_cli.engine.model_source import looks_like_hub_id
     from vexpress_cli.settings.presets import list_presets
 
     if name in {info.name for info in list_presets()}:
         return f"There is a preset named '{name}': inspect it with `vexpress inspect --preset {name}`."
+    if looks_like_hub_id(name):
+        return (f"{name} looks like a hub id, and inspect reads folders: inspect its cached snapshot with "
+                f"`vexpress inspect \"$(vexpress models path --model {name})\"`.")
     return None
 
 
