@@ -10,8 +10,9 @@ from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.tiny.model import ensure_tiny_model
 
 
-def test_tiny_model_has_the_released_layout_and_fits_the_architecture(tmp_path):
+def test_tiny_model_has_the_released_layout_and_fits_the_architecture_and_is_written_silently(tmp_path, capfd):
     folder = ensure_tiny_model(tmp_path / "tiny")
+    assert capfd.readouterr() == ("", "")  # no library progress bar or note
     report = inspect_model_folder(folder)
     assert report.complete
     assert {network.status for network in report.networks} == {"ok"}

@@ -16,6 +16,7 @@ from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
 from vexpress_cli.engine.checkpoints import NOT_IN_RELEASE
+from vexpress_cli.engine.loading import quiet_loading
 from vexpress_cli.outputs import OutputAppearedError, atomic_output
 
 TINY_UNET_CONFIG = {
@@ -93,8 +94,9 @@ def write_tiny_model(root: Path, seed: int = 0) -> None:
     folder = ModelFolder(root)
     folder.unet_config.parent.mkdir(parents=True, exist_ok=True)
     folder.unet_config.write_text(json.dumps(TINY_UNET_CONFIG, indent=1))
-    _write_vae(folder.vae)
-    _write_audio_encoder(folder.audio_encoder)
+    with quiet_loading():  # transformers draws a "Writing model shards" bar otherwise
+        _write_vae(folder.vae)
+        _write_audio_encoder(folder.audio_encoder)
     _write_vexpress_networks(folder)
 
 
