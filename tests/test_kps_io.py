@@ -255,3 +255,15 @@ def test_save_kps_replaces_unless_told_not_to(tmp_path):
     with pytest.raises(InputError, match="already exists"):
         save_kps(target, sample_track(4), overwrite=False)
     assert load_kps(target).num_frames == 3 and os.listdir(tmp_path) == ["k.safetensors"]
+
+
+def test_a_raw_pickle_kps_file_is_refused_without_torchs_protocol_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "raw.pth"
+    path.write_bytes(pickle.dumps(np.zeros((3, 3, 2)), protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match="could not be read as a torch file"):
+            load_kps(path)
+    assert not [warning for warning in caught if "pickle protocol" in str(warning.message)]

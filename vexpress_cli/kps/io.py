@@ -317,7 +317,9 @@ def _read_torch_pickle(path: Path):
     import torch
 
     try:
-        with torch.serialization.safe_globals(_legacy_array_globals()):
+        with torch.serialization.safe_globals(_legacy_array_globals()), warnings.catch_warnings():
+            # A raw pickle (no torch file) makes torch warn about its protocol before it fails with a reason.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = forbidden_global(error)
