@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.doctor.report import FAILURE, OK, Check, DoctorContext, guarded, join
 
@@ -58,8 +60,6 @@ def _presets_check() -> Check:
 
 def _with_strategy_checked(info):
     """The preset, with an error when it names a retarget strategy that is not installed."""
-    import dataclasses
-
     from vexpress_cli.plugins import get_retarget_strategy
     from vexpress_cli.settings.schema import AUTO_STRATEGY
 
