@@ -72,6 +72,16 @@ def test_models_path_explains_the_cached_default(fake_hf_cache, empty_folder):
     assert "./model_ckpts when present: not present" in found["skipped"]
 
 
+def test_models_path_of_an_incomplete_snapshot_names_what_it_lacks(fake_hf_cache, empty_folder):
+    (fake_hf_cache.snapshot / "reference_net.bin").unlink()
+    result = run_cli("models", "path", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["missing"] == ["v-express/reference_net.bin"]
+    human = run_cli("models", "path")
+    assert "Warning: it lacks v-express/reference_net.bin: `vexpress models download` fetches" in " ".join(
+        human.stderr.split())
+
+
 def test_models_path_with_a_revision_and_with_an_uncached_one(fake_hf_cache, empty_folder):
     pinned = run_cli("models", "path", "--model", f"{DEFAULT_HUB_ID}@{FAKE_COMMIT}", "--json")
     assert pinned.exit_code == 0, pinned.output

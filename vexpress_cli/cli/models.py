@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.table import Table
 
 from vexpress_cli.cli.options import flag_of, json_option
@@ -119,16 +120,27 @@ def path_command(
     model/model_dir in the config file, ./model_ckpts when present, then
     tk93/V-Express in the Hugging Face cache.
     """
+    from vexpress_cli.engine.checkpoints import missing_model_files
+    from vexpress_cli.engine.model_folder import ModelFolder
+
     found = resolve_model_dir(model_dir, model=model)
+    try:
+        missing = missing_model_files(ModelFolder(found.path))
+    except VExpressError:  # a checkpoint too damaged to tell: `vexpress inspect` on the folder says which
+        missing = []
     if as_json:
         typer.echo(json.dumps({"path": str(found.path), "how": _how(found), "source": found.source,
-                               "skipped": _skipped(found)}))
+                               "skipped": _skipped(found), "missing": missing}))
         return
     typer.echo(str(found.path))
     console = Console(stderr=True)
     console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
     if found.skipped:
         console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
+    if missing:
+        console.print(f"[yellow]Warning:[/] it lacks {escape(', '.join(missing))}: `vexpress models download` "
+                      "fetches what a cache snapshot lacks, `vexpress inspect` on the folder shows every file.",
+                      highlight=False)
 
 
 @models_app.command("list")
