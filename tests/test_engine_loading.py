@@ -164,7 +164,7 @@ def test_missing_vae_weights_are_listed_before_loading(tiny_copy):
 
 def test_damaged_vae_config_is_a_clear_error(tiny_copy):
     (tiny_copy / "sd-vae-ft-mse" / "config.json").write_text("{not json")
-    with pytest.raises(ModelFolderError, match="Cannot load the VAE"):
+    with pytest.raises(ModelFolderError, match="Cannot read the VAE config at .* The file is not valid JSON"):
         load(tiny_copy)
 
 
@@ -300,3 +300,15 @@ def test_a_folder_or_a_dangling_link_in_a_files_place_is_named(tiny_copy):
         load(tiny_copy)
     assert error.value.what == (f"The model folder {tiny_copy} lacks v-express/reference_net.bin (a folder is in its "
                                 "place), v-express/v_kps_guider.bin (a link that leads nowhere is in its place).")
+
+
+@pytest.mark.parametrize("config, change, phrase", [
+    ("sd-vae-ft-mse/config.json", "[1]", "The VAE config at"),
+    ("sd-vae-ft-mse/config.json", lambda c: json.dumps({**c, "block_out_channels": "lots"}),
+     "A config.json there holds a value of the wrong type"),
+], ids=["vae list", "vae wrong type"])
+def test_a_broken_vae_config_is_a_model_folder_error(tiny_copy, config, change, phrase):
+    edit_json(tiny_copy / config, change)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert phrase in str(error.value) and "vexpress models download" in error.value.fix

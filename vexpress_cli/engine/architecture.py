@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from vexpress_cli.errors import ModelFolderError, parameter
-from vexpress_cli.engine.model_folder import ModelFolder
+from vexpress_cli.engine.model_folder import ModelFolder, redownload_fix
 
 NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
-RESTORE_CONFIG = "Restore the file from the released model (`vexpress models download`)."
 # What building a network from a config of the wrong type or size raises.
 CONFIG_ERRORS = (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, RuntimeError)
 
@@ -80,7 +79,11 @@ class Architecture:
 
     @classmethod
     def from_folder(cls, folder: ModelFolder) -> "Architecture":
+        """The architecture a folder's configs describe; every config of the folder is read and checked here
+        (a JSON object without NaN), the VAE's too, before diffusers or transformers read them."""
         unet_config = read_json(folder.unet_config, what="the Stable Diffusion 1.5 UNet config")
+        if (folder.vae / "config.json").is_file():
+            read_json(folder.vae / "config.json", what="the VAE config")
         audio_config_path = folder.audio_encoder / "config.json"
         hidden_size = DEFAULT_WAV2VEC2_HIDDEN_SIZE
         if audio_config_path.is_file():
@@ -91,7 +94,7 @@ class Architecture:
         try:
             return cls.from_configs(unet_config, hidden_size, overrides)
         except CONFIG_ERRORS as error:
-            raise _config_error(error) from None
+            raise _config_error(error) from error
 
     def build(self, name: str) -> nn.Module:
         """Build one network with freshly initialised weights on the current default device."""
@@ -100,7 +103,7 @@ class Architecture:
         try:
             return self._build(name)
         except CONFIG_ERRORS as error:
-            raise _config_error(error) from None
+            raise _config_error(error) from error
 
     def _build(self, name: str) -> nn.Module:
         from vexpress_cli.engine.networks.audio_projection import AudioProjection
@@ -137,11 +140,13 @@ def read_json(path: Path, what: str) -> dict:
         data = json.loads(path.read_text(), parse_constant=_no_constant)
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"Cannot read {what} at {path}: {error}.", "The file is not valid JSON.",
-                               RESTORE_CONFIG) from None
+                               redownload_fix(path)) from None
     if not isinstance(data, dict):
         raise ModelFolderError(f"{what[0].upper()}{what[1:]} at {path} is a JSON {type(data).__name__}, not an object.",
-                               "A config maps each setting's name to its value: {\"name\": value, ...}.", RESTORE_CONFIG)
+                               "A config maps each setting's name to its value: {\"name\": value, ...}.",
+                               redownload_fix(path))
     return data
+
 
 
 def _no_constant(name: str):
@@ -152,4 +157,5 @@ def _config_error(error: Exception) -> ModelFolderError:
     return ModelFolderError(
         f"The model folder's configs do not describe networks vexpress can build ({type(error).__name__}: {error}).",
         "A config.json (stable-diffusion-v1-5/unet/, wav2vec2-base-960h/ or v-express/) holds a value of the "
-        "wrong type or size; the released files do not.", RESTORE_CONFIG)
+        "wrong type or size; the released files do not.",
+        "Restore the configs from the released model (`vexpress models download`).")

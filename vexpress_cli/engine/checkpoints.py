@@ -23,7 +23,7 @@ from torch import nn
 
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
-from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder, redownload_fix
 from vexpress_cli.torch_errors import torch_load_reason
 
 # Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
@@ -34,8 +34,9 @@ RECOMPUTABLE = {"denoising_unet": (".pos_encoder.pe",)}
 
 # What reading a damaged, truncated, foreign or malicious weights file raises (torch, safetensors, zip).
 CHECKPOINT_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError)
-# transformers checks a config's values with huggingface_hub's strict dataclasses (newer versions only).
-CONFIG_CHECK_ERRORS = tuple(filter(None, [getattr(hub_errors, "StrictDataclassError", None)]))
+# A config value of the wrong type: transformers checks them with huggingface_hub's strict dataclasses (newer
+# versions only); older ones, and diffusers, fail with a TypeError or KeyError while building the network.
+CONFIG_CHECK_ERRORS = (TypeError, KeyError, *filter(None, [getattr(hub_errors, "StrictDataclassError", None)]))
 
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
@@ -95,15 +96,6 @@ def compare_keys(network: str, expected: dict[str, tuple], found: dict[str, tupl
     return report
 
 
-def redownload_fix(path: Path) -> str:
-    """How to replace a damaged file: in the Hugging Face cache, ``models download`` skips a file it holds
-    (even a damaged one), so its blob goes first; a dangling link is then fetched again."""
-    real = path.resolve()
-    if real.parent.name == "blobs" and real != path.absolute():
-        return f"Delete its damaged copy in the Hugging Face cache (rm {real}), then run `vexpress models download`."
-    return "Download the file again (`vexpress models download`)."
-
-
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.bin``/``.pt`` (torch.save) or ``.safetensors`` file, never unpickling objects."""
     try:
@@ -137,7 +129,7 @@ def pretrained_load_errors(folder: ModelFolder) -> Iterator[None]:
     except CONFIG_CHECK_ERRORS as error:
         raise ModelFolderError(
             f"Cannot load the VAE or the wav2vec2 audio encoder from {folder.root}.",
-            f"A config.json there holds a value of the wrong type ({_first_line(error)}).",
+            f"A config.json there holds a value of the wrong type ({_config_reason(error)}).",
             "Download the model again (`vexpress models download`).",
         ) from None
     except CHECKPOINT_READ_ERRORS as error:
@@ -283,6 +275,12 @@ def materialize_tolerated_missing(module: nn.Module) -> None:
         if any(tensor.is_meta for tensor in own):
             submodule.to_empty(device="cpu", recurse=False)
             submodule.reset_parameters()
+
+
+def _config_reason(error: BaseException) -> str:
+    """The first two lines of a config error: strict dataclasses name the field on one line, the problem on the next."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+    return " ".join(lines).rstrip(".") or type(error).__name__
 
 
 def _first_line(error: BaseException) -> str:

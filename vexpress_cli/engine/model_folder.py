@@ -98,3 +98,12 @@ REQUIRED_FILES: tuple[RequiredFile, ...] = (
 def missing_required_files(root: Path) -> list[RequiredFile]:
     """The required files absent from a model folder (empty when it is complete)."""
     return [required for required in REQUIRED_FILES if required.present_in(root) is None]
+
+
+def redownload_fix(path: Path) -> str:
+    """How to replace a damaged file: in the Hugging Face cache, ``models download`` skips a file it holds
+    (even a damaged one), so its blob goes first; a dangling link is then fetched again."""
+    real = path.resolve()
+    if real.parent.name == "blobs" and real != path.absolute():
+        return f"Delete its damaged copy in the Hugging Face cache (rm {real}), then run `vexpress models download`."
+    return "Download the file again (`vexpress models download`)."
