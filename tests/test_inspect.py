@@ -317,6 +317,12 @@ def test_a_hub_id_as_the_path_points_to_its_cached_snapshot(tmp_path, monkeypatc
                      '`vexpress inspect "$(vexpress models path --model tk93/V-Express)"`')
 
 
+def test_a_missing_file_in_a_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    output = assert_cli_error(["photos/me.jpg"], "photos/me.jpg does not exist", "Check the spelling")
+    assert "hub id" not in output
+
+
 def test_unknown_kind(tmp_path):
     path = tmp_path / "notes.xyz"
     path.write_text("just some text\n")

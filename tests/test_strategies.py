@@ -210,6 +210,32 @@ def test_a_plugin_using_a_builtin_name_is_told_to_rename_its_strategy(extra_plug
     assert error.value.fix.startswith("The plugin must give its strategy another name")
 
 
+def test_the_plugin_taking_a_builtin_name_is_named_whichever_registered_first():
+    from vexpress_cli.plugins import StrategyInfo, _name_clash
+
+    builtin = StrategyInfo(get_retarget_strategy("fix_face"), "builtin_strategies", "vexpress-cli 0.1.0")
+    impostor = StrategyInfo(FunctionStrategy("fix_face", "An impostor.", face.fix_face, False), "impostor", None)
+    for earlier, later in ((builtin, impostor), (impostor, builtin)):
+        assert _name_clash(earlier, later).what == ("The plugin impostor registers a retarget strategy named "
+                                                    "'fix_face', the name of a built-in strategy.")
+
+
+@pytest.mark.parametrize("requires", [np.bool_(False), 0, 1])
+def test_requires_driving_kps_may_be_a_numpy_bool_or_0_or_1(extra_plugin, requires):
+    strategy = types.SimpleNamespace(name="lenient", description="A strategy.", requires_driving_kps=requires,
+                                     retarget=face.fix_face)
+    extra_plugin(plugin_module("lenient_plugin", strategy))
+    assert "lenient" in get_retarget_strategy_infos()
+
+
+def test_the_fix_names_a_distribution_that_failed_twice():
+    from vexpress_cli.plugins import PluginLoadFailure, plugin_fix
+
+    failures = [PluginLoadFailure(name, name, "odd-plugins", "ImportError: x") for name in ("one", "two")]
+    assert plugin_fix(failures) == ("Upgrade or uninstall odd-plugins (`pip uninstall odd-plugins`), or tell its "
+                                    "author.")
+
+
 def test_two_plugins_registering_one_name_are_both_named(extra_plugin):
     extra_plugin(plugin_module("first_plugin", FunctionStrategy("same", "One.", face.fix_face, False)))
     extra_plugin(plugin_module("second_plugin", FunctionStrategy("same", "Two.", face.fix_face, False)))

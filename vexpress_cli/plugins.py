@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 
+import numpy as np
 import pluggy
 
 from vexpress_cli import hookspecs
@@ -69,7 +71,7 @@ class PluginLoadFailure:
 def plugin_fix(failures: list[PluginLoadFailure]) -> str:
     """How to fix the plugins that failed: by their distributions' names where known."""
     names = sorted({failure.distribution for failure in failures if failure.distribution})
-    if not names or len(names) < len(failures):
+    if not names or any(failure.distribution is None for failure in failures):
         return "Upgrade or uninstall the plugin's distribution (`pip uninstall NAME`), or tell its author."
     return f"Upgrade or uninstall {', '.join(names)} (`pip uninstall {' '.join(names)}`), or tell its author."
 
@@ -206,8 +208,9 @@ def _name_clash(earlier: StrategyInfo, info: StrategyInfo) -> VExpressError:
         return VExpressError(f"The plugin {info.source} registers the retarget strategy '{name}' twice.",
                              why="Strategy names must be unique, or choosing one by name would be ambiguous.",
                              fix="Upgrade that plugin or tell its author; until then, uninstall it.")
-    if earlier.plugin == BUILTIN_PLUGIN:
-        return VExpressError(f"The plugin {info.source} registers a retarget strategy named '{name}', the name of "
+    if BUILTIN_PLUGIN in (earlier.plugin, info.plugin):
+        plugin = info if earlier.plugin == BUILTIN_PLUGIN else earlier
+        return VExpressError(f"The plugin {plugin.source} registers a retarget strategy named '{name}', the name of "
                              "a built-in strategy.",
                              why="Strategy names must be unique, or choosing one by name would be ambiguous.",
                              fix="The plugin must give its strategy another name: upgrade it or tell its author; "
@@ -265,7 +268,7 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
         problems.append(f"its name '{name}' is reserved (--strategy {name} picks a built-in strategy)")
     if not isinstance(getattr(strategy, "description", None), str):
         problems.append("it has no description string")
-    if not isinstance(getattr(strategy, "requires_driving_kps", True), bool):
+    if not isinstance(getattr(strategy, "requires_driving_kps", True), (bool, numbers.Integral, np.bool_)):
         problems.append(f"its requires_driving_kps is {strategy.requires_driving_kps!r}, not True or False")
     if not callable(getattr(strategy, "retarget", None)):
         problems.append("it has no retarget() method")

@@ -247,11 +247,13 @@ def load_networks(folder: ModelFolder, architecture: Architecture, names=None) -
         if not report.ok:
             reports.append(report)
             continue
-        not_float = sorted(key for key, tensor in state.items() if not tensor.is_floating_point())
+        expected = module.state_dict()
+        not_float = sorted(key for key, tensor in state.items()
+                           if key in expected and expected[key].is_floating_point() and not tensor.is_floating_point())
         if not_float:
             raise ModelFolderError(
                 f"The checkpoint of the {name} in {folder.root / VEXPRESS_DIR} holds {len(not_float)} tensors of "
-                f"whole numbers where weights are real numbers (the first: {not_float[0]}, "
+                f"integers or booleans where weights are real numbers (the first: {not_float[0]}, "
                 f"{state[not_float[0]].dtype}).",
                 "The file is damaged or is not a V-Express checkpoint.",
                 "Download the model again (`vexpress models download`).")

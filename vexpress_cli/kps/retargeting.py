@@ -150,7 +150,7 @@ def _checked_result(result, strategy: RetargetStrategy, num_frames: int) -> np.n
     except (TypeError, ValueError):
         points = None
     problem = None
-    if points is None or points.dtype == object:
+    if points is None:
         problem = f"{_a(type(result).__name__)} instead of an array of numbers of shape [{num_frames}, 3, 2]"
     elif points.shape != (num_frames, 3, 2):
         problem = f"an array of shape {list(points.shape)} instead of [{num_frames}, 3, 2]"
