@@ -453,6 +453,15 @@ def test_a_strategy_that_raises_or_exits_is_named_with_its_plugin(extra_plugin, 
     assert "bug in the strategy" in message and "Try another retarget_strategy" in message
 
 
+def test_what_a_strategy_prints_while_retargeting_goes_to_stderr(capsys):
+    def chatty(ref, drv, n):
+        print("thinking aloud")
+        return np.repeat(ref[None], n, 0)
+
+    retarget_track(REFERENCE, None, 2, FunctionStrategy("chatty", "Talks.", chatty, requires_driving_kps=False))
+    assert capsys.readouterr() == ("", "thinking aloud\n")
+
+
 def test_a_strategy_built_anew_by_each_hook_call_is_still_named_with_its_plugin(extra_plugin):
     module = types.ModuleType("fresh_strategies")
 

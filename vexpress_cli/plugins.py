@@ -96,7 +96,7 @@ class VExpressPluginManager(pluggy.PluginManager):
             try:
                 if self.get_plugin(entry_point.name) is not None:
                     raise ValueError("another plugin already uses this entry-point name")
-                with _plugin_output_on_stderr():
+                with plugin_output_on_stderr():
                     plugin = entry_point.load()
                 if self.is_registered(plugin):
                     continue  # a second entry point naming the same module: its strategies are listed once
@@ -179,7 +179,7 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
 
         arguments = {"register": register}
         try:
-            with _plugin_output_on_stderr():
+            with plugin_output_on_stderr():
                 implementation.function(**{name: arguments[name] for name in implementation.argnames})
         except VExpressError:
             raise
@@ -196,7 +196,7 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
 
 
 @contextlib.contextmanager
-def _plugin_output_on_stderr():
+def plugin_output_on_stderr():
     """What a plugin prints goes to stderr, so that stdout holds only vexpress's own output (``--json``)."""
     with contextlib.redirect_stdout(sys.stderr):
         yield

@@ -104,8 +104,11 @@ def retarget_track(
         )
     require_driving_kps(strategy, driving_kps is not None)
     fitted = None if driving_kps is None else fit_track(driving_kps, num_frames, fit)
+    from vexpress_cli.plugins import plugin_output_on_stderr
+
     try:
-        result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
+        with plugin_output_on_stderr():
+            result = strategy.retarget(reference_kps.copy(), fitted, num_frames)
     except VExpressError:
         raise  # the strategy's own clear message (e.g. a missing driving track)
     except (Exception, SystemExit) as error:  # a bug in the strategy; sys.exit() must not end the caller
