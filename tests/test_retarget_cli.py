@@ -318,9 +318,10 @@ def test_an_infinite_fps_is_refused_before_anything_is_written(tmp_path):
         assert "(fps=25)" in str(error.value)
 
 
-def test_a_track_with_no_point_inside_the_frame_is_refused_as_generate_would_refuse_it(tmp_path):
-    output = tmp_path / "away.safetensors"
-    result = vexpress("retarget", "--reference-kps", "5000,5000;5100,5000;5050,5060", "-n", "3", "-s", "fix_face",
-                      "-o", output)
-    assert_input_error(result, "No keypoint of the retargeted track lies inside the 512x512 frame")
-    assert not output.exists()
+def test_a_track_with_no_point_inside_the_frame_is_refused_as_generate_would_refuse_it_and_creates_nothing(tmp_path):
+    output = tmp_path / "new" / "away.safetensors"
+    result = vexpress("retarget", "--reference-kps", "200,200;300,200;250,260", "-n", "3", "-s", "fix_face",
+                      "--width", "64", "--height", "64", "-o", output)
+    assert_input_error(result, "No keypoint of the retargeted track lies inside the 64x64 frame",
+                       "--reference-kps are pixels of the 64x64 output frame", "or a larger --width and --height")
+    assert not (tmp_path / "new").exists()  # checked as creatable, created only when written

@@ -122,12 +122,12 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
             why="Extraction reads the driving video from this path.",
             fix="Check the spelling of the path.",
         )
-    check_output(kps_out, overwrite, "kps", create_folder=True)
+    check_output(kps_out, overwrite, "kps", folder_made_later=True)
     if audio_out is not None:
         if audio_out.resolve() == kps_out.resolve():
             raise InputError(f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
                              fix="Give the audio its own path, e.g. talk.mp3.")
-        check_output(audio_out, overwrite, "audio", create_folder=True)
+        check_output(audio_out, overwrite, "audio", folder_made_later=True)
     video_probe = probe(video, "video")
     still = video_probe.demuxer == "image2" or video_probe.demuxer.endswith("_pipe")  # ffmpeg's image readers
     if still and video_probe.video is not None and video_probe.video.width is not None:

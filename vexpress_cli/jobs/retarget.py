@@ -132,7 +132,13 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)
 
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
-    outside = check_kps_in_frame(points, width, height, "the retargeted track")  # as generate would refuse it
+    outside = check_kps_in_frame(  # a track generate would refuse
+        points, width, height, "the retargeted track",
+        why=f"The face would be placed entirely outside the video. {parameter('reference_kps')} are pixels of "
+        f"the {width}x{height} output frame, and a driving kps file that records no frame size is read as 512x512.",
+        fix=f"Give {parameter('reference_kps')} inside the frame, or a larger {parameter('width')} and "
+        f"{parameter('height')}; a driving track: re-extract it with `vexpress extract` (its .safetensors file "
+        "records the frame size).")
     notes.extend([outside] if outside else [])
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
@@ -154,9 +160,10 @@ def _checked_fps(fps: float | None) -> float | None:
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
     from vexpress_cli.outputs import check_output
 
-    check_output(output, overwrite, "kps", create_folder=True)
+    # Checked now, created when written: a refused job leaves no folder behind.
+    check_output(output, overwrite, "kps", folder_made_later=True)
     if preview is not None:
-        check_output(preview, overwrite, "video_file", create_folder=True)
+        check_output(preview, overwrite, "video_file", folder_made_later=True)
 
 
 def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsTrack:

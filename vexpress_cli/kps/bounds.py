@@ -21,9 +21,11 @@ def points_outside(points, width: int, height: int) -> np.ndarray:
     return (x < 0) | (x > width) | (y < 0) | (y > height)
 
 
-def check_kps_in_frame(points, width: int, height: int, origin: str = "the kps track") -> str | None:
+def check_kps_in_frame(points, width: int, height: int, origin: str = "the kps track", *, why: str | None = None,
+                       fix: str | None = None) -> str | None:
     """A warning when some keypoints of ``points`` (``[F, 3, 2]`` or ``[3, 2]``, pixels) lie outside the
-    ``width`` x ``height`` frame, None when all are inside; InputError when no keypoint of any frame is."""
+    ``width`` x ``height`` frame, None when all are inside; InputError when no keypoint of any frame is
+    (``why`` and ``fix`` replace its reasons, which speak of a kps file)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3, 2)
     outside = points_outside(points, width, height)
     if not outside.any():
@@ -33,11 +35,11 @@ def check_kps_in_frame(points, width: int, height: int, origin: str = "the kps t
     if outside.all():
         raise InputError(
             f"No keypoint of {origin} lies inside the {width}x{height} frame: {x_range} and {y_range}.",
-            why="The face would be placed entirely outside the video. The points are not pixels of the frame "
-            "they are read in (a file that records no frame size is read as 512x512, the original's extraction "
-            "size), or they are negative.",
-            fix="Re-extract the track with `vexpress extract`: its .safetensors file records the frame size, so "
-            "its points are rescaled to any output size.",
+            why=why or "The face would be placed entirely outside the video. The points are not pixels of the "
+            "frame they are read in (a file that records no frame size is read as 512x512, the original's "
+            "extraction size), or they are negative.",
+            fix=fix or "Re-extract the track with `vexpress extract`: its .safetensors file records the frame size, "
+            "so its points are rescaled to any output size.",
         )
     frames = int(outside.any(axis=1).sum())
     return (f"{frames} of {len(points)} frames of {origin} have keypoints outside the {width}x{height} frame "
