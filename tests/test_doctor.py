@@ -231,8 +231,9 @@ def test_a_user_preset_naming_a_strategy_that_is_not_installed_fails_the_presets
     result = doctor("--json", "--model-dir", str(tiny_source))
     rows = rows_of(result)
     assert result.exit_code == 2 and failures(rows) == {"presets"}
-    assert (f"user preset 'moonwalk' ({presets / 'moonwalk.toml'}) does not load: Unknown retarget strategy "
-            "'moonwalk'. The installed strategies are: fix_face") in rows["presets"]["detail"]
+    assert rows["presets"]["detail"] == (f"user preset 'moonwalk' ({presets / 'moonwalk.toml'}) names the retarget "
+                                         "strategy 'moonwalk', which is not installed")
+    assert rows["presets"]["fix"].startswith("Install the plugin that provides the strategy")
     assert rows["presets"]["data"]["presets"]["moonwalk"]["ok"] is False
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.doctor.report import FAILURE, OK, Check, DoctorContext, guarded, join
 
@@ -40,16 +38,24 @@ def _strategies_check() -> Check:
 def _presets_check() -> Check:
     from vexpress_cli.settings.presets import list_presets
 
-    infos = [_with_strategy_checked(info) for info in list_presets()]
+    infos = list_presets()
     broken = [info for info in infos if info.error]
-    data = {"presets": {info.name: {"source": info.source, "path": info.path, "ok": info.error is None}
-                        for info in infos}}
-    if broken:
-        detail = "; ".join(f"{info.source} preset '{info.name}' ({info.path}) does not load: {info.error.rstrip('.')}"
-                           for info in broken)
-        files = ", ".join(info.path for info in broken)
-        return Check("presets", FAILURE, detail, f"Fix or delete {files} (`vexpress presets show NAME` "
-                     "re-checks one).", data=data)
+    unknown = {info.name: strategy for info in infos if (strategy := _uninstalled_strategy(info))}
+    data = {"presets": {info.name: {"source": info.source, "path": info.path,
+                                    "ok": info.error is None and info.name not in unknown} for info in infos}}
+    if broken or unknown:
+        details = [f"{info.source} preset '{info.name}' ({info.path}) does not load: {info.error.rstrip('.')}"
+                   for info in broken]
+        details += [f"{info.source} preset '{info.name}' ({info.path}) names the retarget strategy "
+                    f"'{unknown[info.name]}', which is not installed" for info in infos if info.name in unknown]
+        fixes = []
+        if broken:
+            fixes.append(f"Fix or delete {', '.join(info.path for info in broken)} (`vexpress presets show NAME` "
+                         "re-checks one).")
+        if unknown:
+            fixes.append("Install the plugin that provides the strategy (`vexpress strategies` lists the installed "
+                         "ones), or change the preset's retarget_strategy.")
+        return Check("presets", FAILURE, "; ".join(details), " ".join(fixes), data=data)
     sources = {"builtin": 0, "user": 0}
     for info in infos:
         sources[info.source] = sources.get(info.source, 0) + 1
@@ -57,17 +63,16 @@ def _presets_check() -> Check:
                  + ", ".join(info.name for info in infos), data=data)
 
 
-
-def _with_strategy_checked(info):
-    """The preset, with an error when it names a retarget strategy that is not installed."""
-    from vexpress_cli.plugins import get_retarget_strategy
+def _uninstalled_strategy(info) -> str | None:
+    """The retarget strategy a preset that loads names when no installed plugin provides it, else None."""
+    from vexpress_cli.plugins import get_retarget_strategy_infos
     from vexpress_cli.settings.schema import AUTO_STRATEGY
 
     strategy = (info.values or {}).get("retarget_strategy", AUTO_STRATEGY)
     if info.error or strategy == AUTO_STRATEGY:
-        return info
+        return None
     try:
-        get_retarget_strategy(strategy)
-    except VExpressError as error:
-        return dataclasses.replace(info, error=f"{error.what} {error.why}")
-    return info
+        installed = get_retarget_strategy_infos()
+    except VExpressError:  # plugins in conflict: the strategies row says so
+        return None
+    return None if strategy in installed else strategy
