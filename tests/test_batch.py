@@ -323,6 +323,13 @@ def test_an_unknown_strategy_or_one_without_its_driving_track_is_a_line_problem_
     assert "line 3" not in message and not (tmp_path / "out").exists()
 
 
+def test_s_on_the_command_line_sets_every_jobs_strategy(inputs, tmp_path):
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL, "-s", "nosuch"])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.stderr.split()).count("Unknown retarget strategy 'nosuch'.") == 3
+
+
 def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line(inputs, tmp_path):
     project(inputs, tmp_path / "project", [])
     manifest = tmp_path / "project" / "jobs.csv"

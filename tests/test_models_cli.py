@@ -76,9 +76,9 @@ def test_models_path_of_an_incomplete_snapshot_names_what_it_lacks(fake_hf_cache
     (fake_hf_cache.snapshot / "reference_net.bin").unlink()
     result = run_cli("models", "path", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["missing"] == ["v-express/reference_net.bin"]
+    assert json.loads(result.stdout)["lacks"] == ["v-express/reference_net.bin"]
     human = run_cli("models", "path")
-    assert "Warning: it lacks v-express/reference_net.bin: `vexpress models download` fetches" in " ".join(
+    assert "Warning: it lacks v-express/reference_net.bin: `vexpress models download` fetches them." in " ".join(
         human.stderr.split())
 
 

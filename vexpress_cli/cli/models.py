@@ -17,7 +17,7 @@ from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.errors import VExpressError, spell_parameters
 from vexpress_cli.jobs.download import download_models
-from vexpress_cli.jobs.model_cache import cached_models, download_to_cache
+from vexpress_cli.jobs.model_cache import cached_models, download_command_for, download_to_cache
 from vexpress_cli.settings.model_lookup import resolve_model_dir
 
 LAYOUT_HELP = "\n\n".join(
@@ -125,22 +125,24 @@ def path_command(
 
     found = resolve_model_dir(model_dir, model=model)
     try:
-        missing = missing_model_files(ModelFolder(found.path))
+        lacks = missing_model_files(ModelFolder(found.path))
     except VExpressError:  # a checkpoint too damaged to tell: `vexpress inspect` on the folder says which
-        missing = []
+        lacks = None
     if as_json:
         typer.echo(json.dumps({"path": str(found.path), "how": _how(found), "source": found.source,
-                               "skipped": _skipped(found), "missing": missing}))
+                               "skipped": _skipped(found), "lacks": lacks}))
         return
     typer.echo(str(found.path))
     console = Console(stderr=True)
     console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
     if found.skipped:
         console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
-    if missing:
-        console.print(f"[yellow]Warning:[/] it lacks {escape(', '.join(missing))}: `vexpress models download` "
-                      "fetches what a cache snapshot lacks, `vexpress inspect` on the folder shows every file.",
-                      highlight=False)
+    if lacks:
+        console.print(f"[yellow]Warning:[/] it lacks {escape(', '.join(lacks))}: "
+                      f"`{escape(download_command_for(found.path))}` fetches them.", highlight=False)
+    elif lacks is None:
+        console.print(f"[yellow]Warning:[/] a checkpoint there cannot be read: `vexpress inspect {found.path}` "
+                      "says which.", highlight=False)
 
 
 @models_app.command("list")

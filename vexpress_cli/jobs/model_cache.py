@@ -56,6 +56,13 @@ class CacheReport:
         return sum(item.size or 0 for item in self.chosen)
 
 
+def download_command_for(root: Path) -> str:
+    """The command that fills a model folder: into the Hugging Face cache when the folder is there (a layout
+    view or a snapshot), else into the folder itself."""
+    in_cache = root.resolve().is_relative_to(hf_cache_dir().resolve())
+    return "vexpress models download" if in_cache else f"vexpress models download --to {root}"
+
+
 def hub_source(model: str | None, revision: str | None) -> HubSource:
     hub = parse_hub_id(model or DEFAULT_HUB_ID)
     if hub is None:

@@ -96,7 +96,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     try:
         retargeter = get_retarget_strategy(strategy)
     except InputError as error:  # a name from a preset or the user config: say where it was set
-        if not strategy_reason.startswith("from the"):
+        if resolved.sources["retarget_strategy"] in ("explicit", "default"):
             raise
         raise InputError(error.what, f"It was set {strategy_reason}. {error.why}", error.fix) from None
     require_driving_kps(retargeter, kps is not None)

@@ -109,14 +109,19 @@ def _user_files() -> dict[str, Path]:
 def _read(location) -> str:
     if not isinstance(location, Path):  # a built-in preset, maybe inside a zipped install
         return location.read_text(encoding="utf-8")
+    missing = not location.exists() and not location.is_symlink()
     return read_settings_text(location, "preset file", "a .toml preset file",
-                              missing_fix=_missing_preset_fix(location))
+                              missing_fix=_missing_preset_fix(location) if missing else "")
+
+
+def preset_names() -> set[str]:
+    """The name of every preset, built-in or the user's, without reading them."""
+    return {*_builtin_files(), *_user_files()}
 
 
 def _missing_preset_fix(path: Path) -> str:
-    named = path.stem if path.stem in {*_builtin_files(), *_user_files()} and len(path.parts) == 1 else None
-    if named:
-        return f"There is a preset named '{named}': pass its name, {named}, without '.toml'."
+    if len(path.parts) == 1 and path.stem in preset_names():
+        return f"There is a preset named '{path.stem}': pass its name, {path.stem}, without '.toml'."
     return "Check the path, or run `vexpress presets list` to see preset names."
 
 

@@ -31,7 +31,8 @@ def settings_table() -> str:
     """A Markdown table: key, flag, type, default, allowed values, meaning."""
     rows = ["| key | flag | type | default | allowed | meaning |", "|---|---|---|---|---|---|"]
     for setting in SETTINGS.values():
-        flags = ", ".join(f"`{flag}`" for flag in (setting.flag, *setting.aliases, *setting.original_flags))
+        shorts = (setting.short,) if setting.short else ()
+        flags = ", ".join(f"`{flag}`" for flag in (setting.flag, *shorts, *setting.aliases, *setting.original_flags))
         rows.append(f"| `{setting.name}` | {flags} | {TYPE_WORDS[setting.kind]} | {_default(setting)} | "
                     f"{_allowed(setting)} | {setting.help} |")
     return "\n".join(rows)

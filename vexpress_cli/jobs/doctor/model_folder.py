@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vexpress_cli.errors import ModelFolderError, VExpressError
+from vexpress_cli.jobs.model_cache import download_command_for
 from vexpress_cli.jobs.doctor.report import DOWNLOAD_FIX, FAILURE, OK, Check, DoctorContext, human_size, join
 
 
@@ -49,14 +50,6 @@ def _model_folder_check(context: DoctorContext) -> Check:
                  data={"path": str(resolved.path), "found_by": resolved.how})
 
 
-def _download_command(root: Path) -> str:
-    """Into the Hugging Face cache when the folder is there (a layout view or snapshot), else into the folder."""
-    from vexpress_cli.engine.model_source import hf_cache_dir
-
-    in_cache = root.resolve().is_relative_to(hf_cache_dir().resolve())
-    return "vexpress models download" if in_cache else f"vexpress models download --to {root}"
-
-
 def _model_files_check(root: Path) -> Check:
     from vexpress_cli.engine import model_folder as layout
     from vexpress_cli.engine.checkpoints import file_problem
@@ -76,7 +69,7 @@ def _model_files_check(root: Path) -> Check:
         problems = [f"{entry.label} ({' or '.join(entry.choices)})" for entry in missing]
         problems += [f"{path} is {problem}" for path, problem in broken.items()]
         what = f"{len(missing)} of {len(required)} required files missing" if missing else "broken files"
-        fix = f"run `{_download_command(root)}` (it fetches only the missing files)."
+        fix = f"run `{download_command_for(root)}` (it fetches only the missing files)."
         fix = f"Delete the broken files, then {fix}" if broken else fix[0].upper() + fix[1:]
         return Check("model files", FAILURE, f"{what}: {'; '.join(problems)}", fix, data=data)
     total = sum(sizes.values())
@@ -124,7 +117,7 @@ def _checkpoints_check(root: Path) -> Check:
     data = {"networks": {network.name: network.status for network in report.networks}}
     if problems:
         absent_only = all(network.status in ("ok", "absent") for network in report.networks)
-        fix = (f"Run `{_download_command(root)}` (it fetches only the missing files)." if absent_only else
+        fix = (f"Run `{download_command_for(root)}` (it fetches only the missing files)." if absent_only else
                "These files do not fit this model: delete them and run `vexpress models download`; "
                "`vexpress inspect MODEL_DIR` lists every difference.")
         return Check("checkpoints", FAILURE, "; ".join(problems), fix, data=data)

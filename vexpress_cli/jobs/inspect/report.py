@@ -78,9 +78,9 @@ def _name_hint(name: str) -> str | None:
     """What a missing path may have meant instead: a preset's name, or a hub id."""
     from vexpress_cli.engine.model_source import looks_like_hub_id
     from vexpress_cli.file_types import KNOWN_SUFFIXES
-    from vexpress_cli.settings.presets import list_presets
+    from vexpress_cli.settings.presets import preset_names
 
-    if name in {info.name for info in list_presets()}:
+    if name in preset_names():
         return f"There is a preset named '{name}': inspect it with `vexpress inspect --preset {name}`."
     if looks_like_hub_id(name) and Path(name).suffix.lower() not in KNOWN_SUFFIXES:
         return (f"{name} looks like a hub id, and inspect reads folders: inspect its cached snapshot with "
