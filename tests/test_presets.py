@@ -250,7 +250,8 @@ def test_a_preset_saved_with_a_byte_order_mark_loads(tmp_path):
 def test_a_preset_that_is_not_utf8_says_how_to_save_it(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes('description = "Café"\n'.encode("latin-1"))
-    assert_cli_error(["presets", "show", str(path)], f"Cannot read the preset file {path}: it is not UTF-8 text (at byte offset 18).",
+    assert_cli_error(["presets", "show", str(path)],
+                     f"Cannot read the preset file {path}: it is not UTF-8 text (at byte offset 18).",
                      "Save it as UTF-8 text")
 
 

@@ -189,7 +189,7 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
         if not registered:
             manager.hook_failures.append(manager.registered_nothing(plugin_name, has_hook=True))
         found.update(registered)
-    hooked = {implementation.plugin_name for implementation in manager.hook.register_retarget_strategies.get_hookimpls()}
+    hooked = {hookimpl.plugin_name for hookimpl in manager.hook.register_retarget_strategies.get_hookimpls()}
     manager.hook_failures += [manager.registered_nothing(name, has_hook=False)
                               for name, _ in manager.list_name_plugin() if name not in hooked]
     return found

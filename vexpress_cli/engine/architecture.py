@@ -148,7 +148,6 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
-
 def _no_constant(name: str):
     raise ValueError(f"it holds {name}, which is no number a network can be built with")
 

@@ -414,7 +414,6 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                 width // self.vae_scale_factor)
 
 
-
 def windows_progress(report: ProgressCallback, total: int, compiling: bool) -> Callable[[int], None]:
     """``window_done(windows done in all)`` reporting "denoise"; a compiled UNet's first call is a "compile" stage
     of its own (minutes with a cold compile cache), so the bar does not seem stuck at 0."""
