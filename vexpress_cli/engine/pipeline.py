@@ -48,10 +48,10 @@ from vexpress_cli.engine.loading import (import_network_modules, install_log_fil
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
-from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as
+from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as, not_finite_error
 from vexpress_cli.engine.scheduling import ChunkedStepper, make_scheduler, scheduler_name
 from vexpress_cli.engine.window_denoiser import WindowDenoiser, WindowOptions
-from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.progress import ProgressCallback, no_progress
 
 # Latents and window-prediction sums of a video stay in memory up to this size each; longer
@@ -440,11 +440,3 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to 8-bit, truncating like the original's ``(x * 255).astype(uint8)``."""
     return (frames.float() * 255).to(torch.uint8)
 
-
-def not_finite_error(start: int, end: int) -> VExpressError:
-    return VExpressError(
-        f"The generated frames {start}-{end - 1} hold NaN or infinite values.",
-        "The model's weights or configs hold NaN or infinite numbers, or the precision overflowed on this device.",
-        f"Try {parameter('dtype', 'fp32')} (or {parameter('dtype', 'bf16')} on a GPU); if the frames still hold "
-        "NaN, the model's files are damaged: download them again (`vexpress models download`).",
-    )

@@ -1,4 +1,4 @@
-"""What ``VExpressPipeline.__call__`` returns, in the ``output_type`` asked for."""
+"""What ``VExpressPipeline.__call__`` returns, in the ``output_type`` asked for, and the check that it is finite."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.utils import BaseOutput
+
+from vexpress_cli.errors import VExpressError, parameter
 
 # "pt": the raw [1, 3, frames, H, W] frames in [0, 1] (the original's layout, what the golden fixtures hold);
 # "np": [1, frames, H, W, 3] float32 in [0, 1] and "pil": one list of frames, as diffusers' video pipelines;
@@ -30,3 +32,12 @@ def frames_as(frames: torch.Tensor, output_type: str):
     if output_type == "np":
         return video
     return [[PIL.Image.fromarray(image) for image in (video[0] * 255).round().astype(np.uint8)]]
+
+
+def not_finite_error(start: int, end: int) -> VExpressError:
+    return VExpressError(
+        f"The generated frames {start}-{end - 1} hold NaN or infinite values.",
+        "The model's weights or configs hold NaN or infinite numbers, or the precision overflowed on this device.",
+        f"Try {parameter('dtype', 'fp32')} (or {parameter('dtype', 'bf16')} on a GPU); if the frames still hold "
+        "NaN, the model's files are damaged: download them again (`vexpress models download`).",
+    )
