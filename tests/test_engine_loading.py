@@ -312,3 +312,13 @@ def test_a_broken_vae_config_is_a_model_folder_error(tiny_copy, config, change, 
     with pytest.raises(ModelFolderError) as error:
         load(tiny_copy)
     assert phrase in str(error.value) and "vexpress models download" in error.value.fix
+
+
+def test_inspect_marks_a_damaged_checkpoint_and_still_reports_the_other_networks(tiny_copy):
+    path = tiny_copy / "v-express" / "audio_projection.bin"
+    path.write_bytes(path.read_bytes()[:-200])
+    report = inspect_model_folder(tiny_copy)
+    statuses = {network.name: network.status for network in report.networks}
+    assert statuses == {"reference_net": "ok", "denoising_unet": "ok", "v_kps_guider": "ok",
+                        "audio_projection": "damaged"}
+    assert not report.complete and "it is truncated" in report.networks[-1].damaged

@@ -214,6 +214,8 @@ def _print_model_folder(report) -> None:
         console.print(_networks_table(report))
     console.print(_components_table(report))
     for network in report.networks:
+        if network.damaged:
+            console.print(f"[red]{network.name}[/]: {escape(network.damaged)}")
         if network.status == "mismatch":
             console.print(f"[red]{network.name}[/]: {len(network.missing)} missing, {len(network.unexpected)} "
                           f"unexpected, {len(network.mismatched)} wrong-shape tensors; first ones:")
@@ -229,7 +231,7 @@ def _networks_table(report) -> Table:
     table = Table(title="V-Express networks")
     for column in ("network", "tensors", "parameters", "files", "status"):
         table.add_column(column)
-    colors = {"ok": "green", "absent": "yellow", "mismatch": "red"}
+    colors = {"ok": "green", "absent": "yellow", "mismatch": "red", "damaged": "red"}
     for network in report.networks:
         table.add_row(network.name, str(network.expected_tensors), f"{network.expected_elements / 1e6:.1f} M",
                       ", ".join(network.files) or "-", f"[{colors[network.status]}]{network.status}[/]")

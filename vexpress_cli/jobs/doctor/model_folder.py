@@ -104,6 +104,8 @@ def _checkpoints_check(root: Path) -> Check:
     for network in report.networks:
         if network.status == "absent":
             problems.append(f"{network.name}: no checkpoint file")
+        elif network.status == "damaged":
+            problems.append(f"{network.name}: {network.damaged.rstrip('.')}")
         elif network.status == "mismatch":
             parts = []
             if network.missing:

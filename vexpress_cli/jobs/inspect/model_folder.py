@@ -12,7 +12,7 @@ from math import prod
 from pathlib import Path
 
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
-from vexpress_cli.errors import ModelFolderError, parameter, python_name, spell_parameters
+from vexpress_cli.errors import ModelFolderError, join_messages, parameter, python_name, spell_parameters
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
 from vexpress_cli.engine.checkpoints import (KeyReport, compare_keys, file_problem, network_state_dict,
                                              read_checkpoint_shapes, released_tensors)
@@ -27,9 +27,12 @@ class NetworkReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[list] = field(default_factory=list)
+    damaged: str | None = None  # why a checkpoint file cannot be read
 
     @property
     def status(self) -> str:
+        if self.damaged:
+            return "damaged"
         if not self.files:
             return "absent"
         return "ok" if not (self.missing or self.unexpected or self.mismatched) else "mismatch"
@@ -85,7 +88,11 @@ def inspect_model_folder(root: Path) -> ModelFolderReport:
 def _network_report(folder: ModelFolder, architecture: Architecture, name: str) -> NetworkReport:
     released = released_tensors(architecture, name)
     report = NetworkReport(name, len(released), sum(prod(shape) for shape in released.values()))
-    found, files = network_state_dict(folder, name, read=read_checkpoint_shapes)
+    try:
+        found, files = network_state_dict(folder, name, read=read_checkpoint_shapes)
+    except ModelFolderError as error:  # one damaged file: the rest of the folder is still reported
+        report.damaged = join_messages(error.what, error.why)
+        return report
     report.files = [str(path.relative_to(folder.root)) for path in files]
     if report.files:
         # Compared with every tensor the network has: what a release may omit is tolerated.
