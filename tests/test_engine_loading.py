@@ -322,3 +322,16 @@ def test_inspect_marks_a_damaged_checkpoint_and_still_reports_the_other_networks
     assert statuses == {"reference_net": "ok", "denoising_unet": "ok", "v_kps_guider": "ok",
                         "audio_projection": "damaged"}
     assert not report.complete and "it is truncated" in report.networks[-1].damaged
+
+
+def test_a_vae_without_safetensors_loads_without_diffusers_logging_an_error(tiny_copy, monkeypatch):
+    from diffusers.models import modeling_utils
+    from safetensors.torch import load_file
+
+    vae = tiny_copy / "sd-vae-ft-mse"
+    torch.save(load_file(vae / "diffusion_pytorch_model.safetensors"), vae / "diffusion_pytorch_model.bin")
+    (vae / "diffusion_pytorch_model.safetensors").unlink()
+    logged = []
+    monkeypatch.setattr(modeling_utils.logger, "error", lambda message, *args, **kwargs: logged.append(message))
+    assert load(tiny_copy).vae is not None
+    assert logged == []

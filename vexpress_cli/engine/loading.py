@@ -87,7 +87,8 @@ def load_released_components(root: Path) -> dict:
     architecture = Architecture.from_folder(folder)
     networks = load_networks(folder, architecture)
     with pretrained_load_errors(folder):
-        vae = AutoencoderKL.from_pretrained(folder.vae)
+        # Told which format is there: asked to find it, diffusers logs an error for a VAE without safetensors.
+        vae = AutoencoderKL.from_pretrained(folder.vae, use_safetensors=folder.vae_weights_are_safetensors)
         audio_encoder = Wav2Vec2Model.from_pretrained(folder.audio_encoder)
         feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder)
     return {"vae": vae, "audio_encoder": audio_encoder.eval(), "feature_extractor": feature_extractor,

@@ -47,6 +47,10 @@ class ModelFolder:
         return self.root / VAE_DIR
 
     @property
+    def vae_weights_are_safetensors(self) -> bool:
+        return (self.vae / "diffusion_pytorch_model.safetensors").is_file()
+
+    @property
     def audio_encoder(self) -> Path:
         return self.root / AUDIO_ENCODER_DIR
 
