@@ -176,3 +176,14 @@ def test_without_weights_anywhere_face_detection_keeps_its_own_default(tmp_path,
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nothing"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert face_model_root() is None
+
+
+def test_models_list_names_a_repository_huggingface_hub_skipped_for_a_missing_blob(fake_hf_cache):
+    blob = (fake_hf_cache.snapshot / "reference_net.bin").resolve()
+    blob.unlink()  # the snapshot's link stays, the file it leads to is gone
+    result = run_cli("models", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == [f"Blob missing (broken symlink): {blob}"]
+    unwrapped = "".join(result.stderr.split())  # rich wraps the long path anywhere
+    assert "".join(f"Warning: a cached repository was skipped: Blob missing (broken symlink): {blob}.".split()) \
+        in unwrapped

@@ -148,14 +148,18 @@ def path_command(
 @models_app.command("list")
 def list_command(as_json: bool = json_option("the cache's models")) -> None:
     """List the V-Express weights in the Hugging Face cache, with their sizes."""
-    cache, models = cached_models()
+    cache, models, problems = cached_models()
+    for problem in problems:  # on stderr, so --json stays parseable
+        Console(stderr=True).print(f"[yellow]Warning:[/] a cached repository was skipped: {escape(problem)}. "
+                                   "Delete that entry (or the whole repository folder) and run `vexpress models "
+                                   "download` to fetch it again.", highlight=False)
     if as_json:
         typer.echo(json.dumps({"cache": str(cache), "models": [
             {"repo_id": model.repo_id, "size_on_disk": model.size_on_disk, "revisions": [
                 {"commit": revision.commit, "refs": list(revision.refs), "size_on_disk": revision.size_on_disk,
                  "folder": str(revision.folder), "missing": list(revision.missing)}
                 for revision in model.revisions]}
-            for model in models]}))
+            for model in models], "skipped": problems}))
         return
     console = Console()
     if not models:

@@ -178,22 +178,24 @@ class CachedModel:
     revisions: tuple[CachedRevision, ...]
 
 
-def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel]]:
-    """The cache folder, and every cached model repository holding V-Express files (by hub id)."""
+def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel], list[str]]:
+    """The cache folder, every cached model repository holding V-Express files (by hub id), and the
+    problems that made huggingface_hub skip a repository (a deleted blob, a broken link)."""
     from huggingface_hub import scan_cache_dir
 
     cache = hf_cache_dir(cache_dir)
     if not cache.is_dir():
-        return cache, []
+        return cache, [], []
+    scan = scan_cache_dir(cache)
     models = []
-    for repo in sorted(scan_cache_dir(cache).repos, key=lambda repo: repo.repo_id):
+    for repo in sorted(scan.repos, key=lambda repo: repo.repo_id):
         if repo.repo_type != "model":
             continue
         revisions = tuple(_revision(repo, revision) for revision in sorted(repo.revisions, key=lambda r: r.commit_hash))
         revisions = tuple(revision for revision in revisions if len(revision.missing) < len(REQUIRED_FILES))
         if revisions or repo.repo_id == DEFAULT_HUB_ID:
             models.append(CachedModel(repo.repo_id, repo.size_on_disk, revisions))
-    return cache, models
+    return cache, models, [str(warning).rstrip(".") for warning in scan.warnings]
 
 
 def _revision(repo, revision) -> CachedRevision:
