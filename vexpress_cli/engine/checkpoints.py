@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from huggingface_hub import errors as hub_errors
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
@@ -36,7 +35,12 @@ RECOMPUTABLE = {"denoising_unet": (".pos_encoder.pe",)}
 CHECKPOINT_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, OSError, SafetensorError, EOFError, ValueError)
 # A config value of the wrong type: transformers checks them with huggingface_hub's strict dataclasses (newer
 # versions only); older ones, and diffusers, fail with a TypeError or KeyError while building the network.
-CONFIG_CHECK_ERRORS = (TypeError, KeyError, *filter(None, [getattr(hub_errors, "StrictDataclassError", None)]))
+try:
+    from huggingface_hub.errors import StrictDataclassError
+except ImportError:  # huggingface_hub < 0.24 has no errors module, and no strict dataclasses
+    CONFIG_CHECK_ERRORS: tuple[type[Exception], ...] = (TypeError, KeyError)
+else:
+    CONFIG_CHECK_ERRORS = (TypeError, KeyError, StrictDataclassError)
 
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
