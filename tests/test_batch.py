@@ -362,6 +362,7 @@ def test_ctrl_c_cleans_up_the_running_job_and_prints_the_summary(inputs, tmp_pat
     summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["interrupted"] and statuses(summary) == [(1, "done"), (2, "interrupted"), (3, "not run")]
     assert "Interrupted after" in result.stderr and "1 done, 1 interrupted, 1 not run" in result.stderr
+    assert "Run the same command again, with the same options, to finish" in " ".join(result.stderr.split())
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.mp4", "a.mp4.json"]
 
 

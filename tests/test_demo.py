@@ -29,6 +29,8 @@ def test_demo_writes_a_real_video(tmp_path):
     info = video_info(output)
     assert (info.codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 64, 64)
     assert info.frame_count == 30
+    # The next step without weights: the tiny model, by its folder.
+    assert f"add --model-dir {tmp_path / 'tiny'} to `vexpress generate`" in " ".join(result.output.split())
 
 
 def test_the_tiny_model_never_replaces_a_folder_with_other_files(tmp_path):

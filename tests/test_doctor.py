@@ -169,6 +169,8 @@ def test_missing_model_folder(tmp_path):
     assert failures(rows) == {"model folder"}
     assert "nowhere" in rows["model folder"]["detail"]
     assert "vexpress models download" in rows["model folder"]["fix"]
+    assert rows["model folder"]["fix"].endswith("Until then, `vexpress doctor --smoke` proves the rest of the install "
+                                                 "with a tiny model.")
     assert not WITH_MODEL & rows.keys()
 
     # Nothing configured at all: the default ./model_ckpts is reported the same way.

@@ -116,7 +116,7 @@ def test_a_photo_without_a_face_under_crop_auto_says_to_give_a_box_or_crop_none(
 
 
 def test_a_face_index_beyond_the_faces_found_is_refused(canvas, speech, tmp_path):
-    with pytest.raises(InputError, match="face_index is 3, but .* has 1 face"):
+    with pytest.raises(InputError, match="face_index is 3, but .* has 1 face.* Use face_index=0, or leave it out."):
         plan_for(canvas["upright"], speech, tmp_path, face_index=3)
 
 

@@ -196,6 +196,8 @@ def print_summary(summary, quiet: bool = False) -> None:
     if not quiet:
         state = "[yellow]Interrupted[/] after" if summary.interrupted else "Finished in"
         console.print(f"{state} {summary.seconds:.1f} s: {plural(len(summary.outcomes), 'job')}: {', '.join(counts)}.")
+        if summary.interrupted:
+            console.print("Run the same command again, with the same options, to finish: the jobs done are skipped.")
     if summary.failed:
         table = Table(title="Failed jobs", title_justify="left", show_lines=True)
         table.add_column("line", justify="right")

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 console = Console(stderr=True)
@@ -47,6 +48,8 @@ def demo_command(
                      {"width": size, "height": size, "num_inference_steps": steps},
                      reference_kps=inputs.reference_kps_text(size), model_dir=model, overwrite=overwrite)
     console.print("The tiny model is random, so the video is noise: this proves the install works end to end.")
+    console.print(f"To try your own photo and speech before the real weights, add [cyan]--model-dir {escape(str(model))}"
+                  "[/] to `vexpress generate`; `vexpress models download` fetches the real ones.", highlight=False)
 
 
 def next_free_name(path: Path) -> Path:

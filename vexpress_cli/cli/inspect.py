@@ -135,8 +135,11 @@ def _show(value: Any) -> str:
     return escape(str(value))
 
 
+LABELS = {"jump_px": "jump threshold px"}  # a setting shown beside measurements: say it is one
+
+
 def _label(key: str) -> str:
-    return key.replace("_", " ")
+    return LABELS.get(key, key.replace("_", " "))
 
 
 def _fields_table(title: str, fields: dict[str, Any]) -> Table:

@@ -148,7 +148,8 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
         raise InputError(
             f"{parameter('face_index')} is {settings.face_index}, but {label} has {plural(len(faces), 'face')}.",
             why="Faces are numbered by size from 0, the largest.",
-            fix=f"Use {parameter('face_index', '0')} to {len(faces) - 1}.")
+            fix=f"Use {parameter('face_index', '0')} to {len(faces) - 1}." if len(faces) > 1 else
+            f"Use {parameter('face_index', '0')}, or leave it out.")
     face = faces[settings.face_index]
     face.bbox, face.kps = face.bbox / scale, face.kps / scale
     aspect = settings.width / settings.height

@@ -42,6 +42,8 @@ def _model_folder_check(context: DoctorContext) -> Check:
         resolved = resolve_model_dir(context.options.model_dir, context.options.model)
     except ModelFolderError as error:
         fix = error.fix if "models download" in error.fix else join(DOWNLOAD_FIX, error.fix)
+        if not context.options.smoke:
+            fix = join(fix, "Until then, `vexpress doctor --smoke` proves the rest of the install with a tiny model.")
         return Check("model folder", FAILURE, join(error.what, error.why), fix)
     except VExpressError as error:  # a broken config.toml: the config row says how to fix it
         return Check("model folder", FAILURE, join(error.what, error.why), error.fix)
