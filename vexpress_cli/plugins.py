@@ -165,7 +165,8 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
     found: dict[str, StrategyInfo] = {}
     manager.hook_failures = []
     # Call each implementation on its own, so we know which plugin registered what.
-    for implementation in manager.hook.register_retarget_strategies.get_hookimpls():
+    implementations = manager.hook.register_retarget_strategies.get_hookimpls()
+    for implementation in implementations:
         plugin_name = implementation.plugin_name
         origin = manager.distributions.get(plugin_name)
         registered: dict[str, StrategyInfo] = {}  # kept only if the hook finishes
@@ -189,17 +190,15 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
         if not registered:
             manager.hook_failures.append(manager.registered_nothing(plugin_name, has_hook=True))
         found.update(registered)
-    hooked = {hookimpl.plugin_name for hookimpl in manager.hook.register_retarget_strategies.get_hookimpls()}
+    hooked = {implementation.plugin_name for implementation in implementations}
     manager.hook_failures += [manager.registered_nothing(name, has_hook=False)
                               for name, _ in manager.list_name_plugin() if name not in hooked]
     return found
 
 
-@contextlib.contextmanager
-def plugin_output_on_stderr():
+def plugin_output_on_stderr() -> contextlib.redirect_stdout:
     """What a plugin prints goes to stderr, so that stdout holds only vexpress's own output (``--json``)."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def _name_clash(earlier: StrategyInfo, info: StrategyInfo) -> VExpressError:

@@ -85,21 +85,19 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                 kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
     """Decode and check every input of a job."""
     from vexpress_cli.kps.bounds import check_kps_in_frame
-    from vexpress_cli.kps.retargeting import require_driving_kps, retarget_track, uses_reference_kps
+    from vexpress_cli.kps.retargeting import checked_strategy, retarget_track, uses_reference_kps
     from vexpress_cli.media.audio import load_audio, truncation_warning
     from vexpress_cli.media.ffmpeg import probe
-    from vexpress_cli.plugins import get_retarget_strategy
 
     settings = resolved.settings
     strategy, strategy_reason = choose_strategy(resolved, kps is not None)
     # The strategy is checked first: a typo should not cost a face detection to find out.
     try:
-        retargeter = get_retarget_strategy(strategy)
+        retargeter = checked_strategy(strategy, kps is not None)
     except InputError as error:  # a name from a preset or the user config: say where it was set
         if resolved.sources["retarget_strategy"] in ("explicit", "default"):
             raise
         raise InputError(error.what, f"It was set {strategy_reason}. {error.why}", error.fix) from None
-    require_driving_kps(retargeter, kps is not None)
     width, height = settings.width, settings.height
     fps = as_fps_fraction(settings.fps)
     warnings = list(resolved.warnings)

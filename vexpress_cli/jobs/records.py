@@ -27,9 +27,8 @@ from typing import Any
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.input_files import as_path
 from vexpress_cli.kps.io import reference_kps_file
-from vexpress_cli.kps.retargeting import auto_strategy
+from vexpress_cli.kps.retargeting import strategy_for
 from vexpress_cli.progress import ProgressCallback, no_progress
-from vexpress_cli.settings.schema import AUTO_STRATEGY
 
 RECORD_FORMAT = "vexpress-run-record"
 RECORD_VERSION = 1
@@ -209,9 +208,9 @@ class RunRecord:
 
 def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any]:
     """``settings`` with the strategy ``auto`` as what it stands for: asking for it by name is the same job."""
-    if settings.get("retarget_strategy") != AUTO_STRATEGY:
+    if "retarget_strategy" not in settings:
         return settings
-    return {**settings, "retarget_strategy": auto_strategy(has_kps)}
+    return {**settings, "retarget_strategy": strategy_for(settings["retarget_strategy"], has_kps)}
 
 
 def read_record(path: str | Path) -> RunRecord:

@@ -16,8 +16,7 @@ from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track
 from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
-from vexpress_cli.kps.retargeting import auto_strategy, require_driving_kps, uses_reference_kps
-from vexpress_cli.plugins import get_retarget_strategy
+from vexpress_cli.kps.retargeting import checked_strategy, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
 
@@ -95,10 +94,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     face_index = validate_value("face_index", face_index, f"Setting {parameter('face_index')}", within_advice=False)
     fps = _checked_fps(fps)
     _check_outputs(output, preview, overwrite)
-    if strategy == AUTO_STRATEGY:
-        strategy = auto_strategy(kps is not None)
-    chosen = get_retarget_strategy(strategy)
-    require_driving_kps(chosen, kps is not None)
+    chosen = checked_strategy(strategy, kps is not None)
     notes: list[str] = []
     driving = _load_driving(kps, width, height, notes) if kps is not None else None
     if num_frames is None and driving is None:

@@ -47,6 +47,23 @@ def auto_strategy(has_driving_kps: bool) -> str:
     return "no_retarget" if has_driving_kps else "fix_face"
 
 
+def strategy_for(name: str, has_driving_kps: bool) -> str:
+    """The strategy a setting's ``name`` stands for: ``auto`` is :func:`auto_strategy`'s, any other itself."""
+    from vexpress_cli.settings.schema import AUTO_STRATEGY  # not at the top: the settings import vexpress_cli.kps
+
+    return auto_strategy(has_driving_kps) if name == AUTO_STRATEGY else name
+
+
+def checked_strategy(name: str, has_driving_kps: bool) -> RetargetStrategy:
+    """The installed strategy ``name`` stands for (:func:`strategy_for`), with the driving track it needs;
+    InputError for an unknown name or a missing track."""
+    from vexpress_cli.plugins import get_retarget_strategy
+
+    strategy = get_retarget_strategy(strategy_for(name, has_driving_kps))
+    require_driving_kps(strategy, has_driving_kps)
+    return strategy
+
+
 def uses_reference_kps(strategy: RetargetStrategy) -> bool:
     """Whether the strategy places the face by the reference photo's keypoints.
 

@@ -18,7 +18,7 @@ from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, Manif
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
 from vexpress_cli.kps.io import reference_kps_file
-from vexpress_cli.settings.schema import AUTO_STRATEGY, validate_value
+from vexpress_cli.settings.schema import validate_value
 
 # What a job needs, decided from its output and record (see docs/batch.md).
 NEW, RETRY, REDO, FORCE, SKIP = "new", "retry", "redo", "force", "skip"
@@ -117,11 +117,10 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
 
 def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:
     """That the strategy is installed and, when it needs one, has a driving track, as generate checks first."""
-    from vexpress_cli.kps.retargeting import auto_strategy, require_driving_kps
-    from vexpress_cli.plugins import get_retarget_strategy
+    from vexpress_cli.kps.retargeting import checked_strategy
 
     try:
-        require_driving_kps(get_retarget_strategy(auto_strategy(has_kps) if name == AUTO_STRATEGY else name), has_kps)
+        checked_strategy(name, has_kps)
     except VExpressError as error:
         found.append(error.render())
 
