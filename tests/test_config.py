@@ -88,6 +88,12 @@ def test_relative_model_dir_in_config_is_relative_to_the_config_file(env):
     assert resolve_model_dir().path == weights
 
 
+def test_config_relative_model_dir_is_shown_normalised(env):
+    make_dir(env / "weights")
+    write_config(env, 'model_dir = "../weights"\n')
+    assert resolve_model_dir().source == str(env / "weights")
+
+
 def test_nothing_found_lists_every_source_and_says_the_download_command_and_size(env):
     from vexpress_cli.engine.model_source import ESTIMATED_DOWNLOAD
 
@@ -95,10 +101,10 @@ def test_nothing_found_lists_every_source_and_says_the_download_command_and_size
         resolve_model_dir()
     message = str(caught.value)
     config = env / "config" / "config.toml"
-    assert ("Looked in this order: model_dir: not given; $VEXPRESS_MODEL: not set; $VEXPRESS_MODEL_DIR: not set; "
+    assert ("Looked in this order: model or model_dir: not given; $VEXPRESS_MODEL: not set; $VEXPRESS_MODEL_DIR: not set; "
             f"model in {config}: no such file; model_dir in {config}: no such file; ./model_ckpts when present: "
             "not present; default tk93/V-Express in the Hugging Face cache.") in message
-    assert "Looked in this order: --model-dir: not given; $VEXPRESS_MODEL: not set;" in caught.value.render(flag_of)
+    assert "Looked in this order: --model or --model-dir: not given; $VEXPRESS_MODEL: not set;" in caught.value.render(flag_of)
     assert f"Run `vexpress models download` with network access; it fetches {ESTIMATED_DOWNLOAD}" in message
     assert str(env / "empty-hf-cache") in message
 
@@ -158,7 +164,7 @@ def test_models_path_command(env, monkeypatch):
     found = json.loads(result.stdout)
     assert found.pop("lacks")[:2] == ["stable-diffusion-v1-5/unet/config.json", "sd-vae-ft-mse/config.json"]  # empty
     assert found == {"path": str(folder), "how": "$VEXPRESS_MODEL_DIR", "source": str(folder),
-                     "skipped": ["--model-dir: not given", "$VEXPRESS_MODEL: not set"]}
+                     "skipped": ["--model or --model-dir: not given", "$VEXPRESS_MODEL: not set"]}
 
     monkeypatch.delenv("VEXPRESS_MODEL_DIR")
     missing = runner.invoke(app, ["models", "path"])

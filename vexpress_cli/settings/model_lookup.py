@@ -58,7 +58,8 @@ def _sources(explicit_dir: Path | None, model: str | None) -> Iterator[_Source]:
     if model is not None:
         yield _Source(parameter("model"), model)
     else:
-        yield _Source(parameter("model_dir"), explicit_dir, unset="not given", folder_only=True)
+        how = parameter("model_dir") if explicit_dir is not None else f"{parameter('model')} or {parameter('model_dir')}"
+        yield _Source(how, explicit_dir, unset="not given", folder_only=True)
     yield _Source(f"${MODEL_ENV}", os.environ.get(MODEL_ENV) or None)
     yield _Source(f"${MODEL_DIR_ENV}", os.environ.get(MODEL_DIR_ENV) or None, folder_only=True)
     path = config_file()
@@ -75,7 +76,7 @@ def _as_folder(source: _Source) -> Path | None:
     text = str(source.value)
     folder = Path(text).expanduser()
     if source.base is not None and not folder.is_absolute():
-        folder = source.base / folder
+        folder = Path(os.path.normpath(source.base / folder))
     if isinstance(source.value, Path) or source.folder_only or folder.exists() or parse_hub_id(text) is None:
         return folder
     return None
