@@ -150,6 +150,44 @@ def test_download_fetches_one_file_per_required_file_into_the_cache_and_copies_n
     assert "finds these weights from any folder" in flat(result.output)
 
 
+def test_download_fetches_again_a_cached_file_cut_short_or_of_another_size_than_the_hub_lists(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    repo = write_fake_hf_cache(tmp_path / "hub-repo", extra={DETECTOR: b"detector"})
+    listing = {path.relative_to(repo.snapshot).as_posix(): path.stat().st_size
+               for path in repo.snapshot.rglob("*") if path.is_file()}
+    cached = write_fake_hf_cache(cache, extra={DETECTOR: b"detector"})
+    vae = "model_ckpts/sd-vae-ft-mse/diffusion_pytorch_model.safetensors"
+    cut = cached.snapshot / vae
+    cut.resolve().write_bytes(cut.read_bytes()[:100])  # its header promises more than the file holds
+    listing[vae] = None  # a size the Hub does not list: judged from the file itself
+    listing["denoising_unet.bin"] += 1  # the Hub lists another size than the cache holds
+    requested = []
+
+    def fetch(chosen, revision, cache_folder, progress, repo_id):
+        requested.extend(item.hub_path for item in chosen if not (cached.snapshot / item.hub_path).exists())
+        return write_fake_hf_cache(cache_folder, files={path: repo.snapshot / path for path in requested}).snapshot
+
+    monkeypatch.setattr(model_cache, "list_hub_files", lambda revision, repo_id: listing)
+    monkeypatch.setattr(model_cache, "fetch_files", fetch)
+
+    report = model_cache.download_to_cache()
+
+    assert sorted(requested) == ["denoising_unet.bin", vae]
+    assert (cached.snapshot / vae).read_bytes() == (repo.snapshot / vae).read_bytes()
+    assert report.replaced[0].startswith(f"{vae} (damaged")
+    size = (repo.snapshot / "denoising_unet.bin").stat().st_size
+    assert report.replaced[1] == f"denoising_unet.bin ({size} bytes, the Hub lists {size + 1})"
+    requested.clear()
+    listing["denoising_unet.bin"] -= 1
+    cut.resolve().write_bytes(b"")
+    again = run_cli("models", "download")
+    assert again.exit_code == 0, again.output
+    assert requested == [vae] and "damaged in the cache, fetched again: " in flat(again.output)
+
+
 def test_the_face_detector_is_found_in_the_cached_weights_from_any_folder(tmp_path, monkeypatch, empty_folder):
     """extract and retarget look for det_10g.onnx where the weights resolve, the Hugging Face cache included."""
     from test_face_insightface import build_fake_det_10g

@@ -34,7 +34,8 @@ models_app = typer.Typer(
 DOWNLOAD_HELP = (
     f"Fetch the weights from the Hugging Face Hub ({DEFAULT_HUB_ID}) into the Hugging Face cache.\n\n"
     "Only the files vexpress reads are fetched (not the repository's full Stable Diffusion weights); an "
-    "interrupted download resumes; nothing is copied: vexpress reads them in the cache, from any folder. "
+    "interrupted download resumes; a damaged cached file (cut short, or not the size the Hub lists) is fetched "
+    "again; nothing is copied: vexpress reads them in the cache, from any folder. "
     "The cache is $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. "
     "--to DIR also places them into a model folder (hard links, or copies across file systems)."
 )
@@ -67,6 +68,8 @@ def download_command(
     table.add_row("model", str(report.hub))
     table.add_row("revision", report.commit + (" (from the local cache)" if report.offline else ""))
     table.add_row("fetched", f"{len(report.fetched)} files ({decimal(report.bytes_fetched)})")
+    if report.replaced:
+        table.add_row("replaced", "damaged in the cache, fetched again: " + "; ".join(report.replaced))
     table.add_row("files used", f"{len(report.chosen)} ({decimal(report.bytes_total)})"
                   if report.bytes_total else str(len(report.chosen)))
     table.add_row("cache", str(report.cache))

@@ -46,6 +46,7 @@ class CacheReport:
     chosen: list[HubFile] = field(default_factory=list)
     fetched: list[HubFile] = field(default_factory=list)
     offline: bool = False
+    replaced: list[str] = field(default_factory=list)  # damaged cached files fetched again, each with why
 
     @property
     def bytes_fetched(self) -> int:
@@ -78,8 +79,9 @@ def download_to_cache(model: str | None = None, *, revision: str | None = None, 
                       cache_dir: Path | None = None, progress: ProgressCallback | None = None) -> CacheReport:
     """Fetch the files vexpress reads from ``model`` (default tk93/V-Express) into the Hugging Face cache.
 
-    Files already cached are not fetched again; an interrupted download resumes. ``offline`` (or
-    ``HF_HUB_OFFLINE=1``) only checks the cache. ``progress`` gets ``listing`` and ``download`` (bytes).
+    Files already cached are not fetched again, unless damaged (a size other than the Hub lists, or cut
+    short): those are deleted from the cache and fetched again. An interrupted download resumes.
+    ``offline`` (or ``HF_HUB_OFFLINE=1``) only checks the cache. ``progress`` gets ``listing`` and ``download`` (bytes).
     """
     progress = progress or no_progress
     hub = hub_source(model, revision)
@@ -95,13 +97,14 @@ def download_to_cache(model: str | None = None, *, revision: str | None = None, 
                                "Its file layout differs from the one this version of vexpress expects.",
                                fix="Run `vexpress models download` with network access." if from_cache else
                                "Try another --revision.")
+    replaced = [] if from_cache else _drop_damaged(chosen, hub, cache)
     fetched = [] if from_cache else _not_cached(chosen, hub, cache)
     if not from_cache:
         snapshot = _fetch(chosen, hub, cache, progress)
     assert snapshot is not None
     folder = layout_folder(snapshot, repo_storage(hub.repo_id, cache))
     _check_complete(folder)
-    return CacheReport(hub, cache, folder, snapshot.name, chosen, fetched, offline=from_cache)
+    return CacheReport(hub, cache, folder, snapshot.name, chosen, fetched, offline=from_cache, replaced=replaced)
 
 
 def _listing(hub: HubSource, cache: Path, offline: bool, progress: ProgressCallback):
@@ -130,6 +133,30 @@ def _not_cached(chosen: list[HubFile], hub: HubSource, cache: Path) -> list[HubF
 
     return [item for item in chosen if not isinstance(
         try_to_load_from_cache(hub.repo_id, item.hub_path, cache_dir=cache, revision=hub.revision), str)]
+
+
+def _drop_damaged(chosen: list[HubFile], hub: HubSource, cache: Path) -> list[str]:
+    """Delete cached files that cannot be the Hub's (huggingface_hub skips any file it holds, damaged or
+    not), so that the fetch replaces them; returns each with why."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from vexpress_cli.engine.checkpoints import file_problem
+
+    dropped = []
+    for item in chosen:
+        cached = try_to_load_from_cache(hub.repo_id, item.hub_path, cache_dir=cache, revision=hub.revision)
+        if not isinstance(cached, str) or not Path(cached).is_file():
+            continue
+        link = Path(cached)
+        size = link.stat().st_size
+        problem = (f"{size} bytes, the Hub lists {item.size}" if item.size is not None and size != item.size
+                   else file_problem(link))
+        if problem is not None:
+            blob = link.resolve()
+            link.unlink()
+            blob.unlink(missing_ok=True)  # the same file where the cache holds no links (Windows)
+            dropped.append(f"{item.hub_path} ({problem})")
+    return dropped
 
 
 def _fetch(chosen: list[HubFile], hub: HubSource, cache: Path, progress: ProgressCallback) -> Path:
