@@ -275,6 +275,13 @@ def test_presets_show_prints_file_and_values():
     assert shown["effective"]["audio_attention_weight"] == 3.0
     text = run_cli("presets", "show", "expressive")
     assert text.exit_code == 0 and "audio_attention_weight = 3.0" in text.stdout
+    assert "its flag is the same name with dashes" in " ".join(text.stdout.split())
+
+
+def test_every_setting_flag_is_its_preset_key_with_dashes_as_presets_show_says():
+    from vexpress_cli.settings.schema import SETTINGS
+
+    assert all(setting.flag == "--" + name.replace("_", "-") for name, setting in SETTINGS.items())
 
 
 def test_presets_show_prints_the_file_unwrapped_on_a_narrow_terminal_so_a_copy_stays_valid_toml():

@@ -127,7 +127,9 @@ def show_command(
     console.print(f"[bold cyan]{loaded.name}[/] [dim]{loaded.path}[/]{note}", highlight=False)
     # Not wrapped: a long line wrapped mid-string would no longer be valid TOML when copied.
     console.print(Syntax(loaded.text.rstrip(), "toml", theme="ansi_dark", word_wrap=False), soft_wrap=True)
-    table = Table(title="Settings with this preset (flags you pass still win)", title_justify="left")
+    table = Table(title="Settings with this preset (flags you pass still win)", title_justify="left",
+                  caption="A setting is spelled as in a preset file; its flag is the same name with dashes "
+                  "(num_inference_steps: --num-inference-steps).", caption_justify="left")
     table.add_column("setting", style="bold", no_wrap=True)
     table.add_column("value", no_wrap=True)
     table.add_column("from", style="dim")
