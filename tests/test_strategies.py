@@ -476,6 +476,26 @@ def test_a_strategy_built_anew_by_each_hook_call_is_still_named_with_its_plugin(
     assert "The retarget strategy 'fresh' (from the plugin fresh_strategies) failed with" in str(error.value)
 
 
+def test_a_strategy_whose_class_is_defined_inside_the_hook_is_still_named_with_its_plugin(extra_plugin):
+    module = types.ModuleType("inner_class_strategies")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        class Inner:  # a new class at each listing
+            name, description, requires_driving_kps = "inner", "Fails when used.", False
+
+            def retarget(self, reference_kps, driving_kps, num_frames):
+                raise RuntimeError("inner trouble")
+
+        register(Inner())
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    with pytest.raises(VExpressError) as error:
+        retarget_track(REFERENCE, None, 3, "inner")
+    assert "The retarget strategy 'inner' (from the plugin inner_class_strategies) failed with" in str(error.value)
+
+
 def test_a_crashing_strategy_through_the_cli_is_an_error_paragraph(extra_plugin, tmp_path):
     """Issue 8 item 9: `vexpress retarget --strategy crashy` exits 2 with that message."""
     from typer.testing import CliRunner

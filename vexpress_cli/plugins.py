@@ -227,8 +227,13 @@ def strategy_source(strategy: RetargetStrategy) -> str | None:
     except VExpressError:
         return None
     info = infos.get(getattr(strategy, "name", None))
-    # By name and class, not identity: each listing runs the hooks again, and a hook may build new objects.
-    return info.source if info is not None and type(info.strategy) is type(strategy) else None
+    # By name and class name, not identity: each listing runs the hooks again, and a hook may build new
+    # objects, even a new class (one defined inside the hook).
+    return info.source if info is not None and _class_name(info.strategy) == _class_name(strategy) else None
+
+
+def _class_name(value: object) -> tuple[str, str]:
+    return type(value).__module__, type(value).__qualname__
 
 
 def get_retarget_strategies() -> dict[str, RetargetStrategy]:
