@@ -182,12 +182,18 @@ def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
 @pytest.mark.parametrize(("content", "extra", "message"), [
     ('{"format": "something-else"}', [], "is not a vexpress run record"),
     ("not json", [], "Cannot read the run record"),
+    ('{"format": "vexpress-run-record", "version": 1, "status": "done", "x": NaN}', [], "NaN is not a JSON number"),
+    ('{"format": "vexpress-run-record", "version": 1, "status": "done", "inputs": {"audio": "a.wav"}}', [],
+     "is damaged: inputs has the wrong type"),
+    ('{"format": "vexpress-run-record", "version": 1, "status": 3, "settings": []}', [],
+     "is damaged: settings, status has the wrong type"),
+    (b"\xff\xfe{}", [], "is not UTF-8 text"),
     (None, ["--preset", "lip-sync"], "--preset cannot be combined with --from-record"),
 ])
 def test_from_record_refuses_what_it_cannot_rerun(content, extra, message, tmp_path):
     record = tmp_path / "talk.mp4.json"
     if content is not None:
-        record.write_text(content)
+        record.write_bytes(content if isinstance(content, bytes) else content.encode())
     result = cli("generate", "--from-record", record, *extra)
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output

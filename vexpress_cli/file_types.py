@@ -42,6 +42,7 @@ KPS_SUFFIXES = (*KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX)
 # --- everything else ---------------------------------------------------------------------------
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 PRESET_SUFFIXES = (".toml",)
+RECORD_SUFFIXES = (".json",)  # a run record beside each output: talk.mp4.json
 WEIGHT_SUFFIXES = (".safetensors", ".bin")  # model checkpoints, preferred first
 
 # Input kinds `vexpress inspect` tells apart by suffix, in the order it tries them.
@@ -50,6 +51,7 @@ INPUT_KIND_SUFFIXES = {
     "image": IMAGE_SUFFIXES,
     "kps": KPS_SUFFIXES,
     "preset": PRESET_SUFFIXES,
+    "record": RECORD_SUFFIXES,
     "video": VIDEO_INPUT_SUFFIXES,
 }
 

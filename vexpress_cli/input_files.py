@@ -77,9 +77,9 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
 
 
 def read_settings_text(path: str | Path, label: str, expected: str, missing_fix: str = "",
-                       max_bytes: int = 1 << 20) -> str:
-    """The text of a small UTF-8 settings file (a preset, the user config), checked as every input is; a
-    byte-order mark, as some editors write, is dropped. Refused beyond ``max_bytes`` before it is read."""
+                       max_bytes: int = 1 << 20, text_format: str = "TOML") -> str:
+    """The text of a small UTF-8 file (a preset, the user config, a run record), checked as every input is;
+    a byte-order mark, as some editors write, is dropped. Refused beyond ``max_bytes`` before it is read."""
     path = require_regular_file(path, label, expected, missing_fix)
     try:
         with path.open("rb") as handle:
@@ -89,12 +89,12 @@ def read_settings_text(path: str | Path, label: str, expected: str, missing_fix:
                          fix=f"Pass {expected}.") from None
     if len(data) > max_bytes:
         raise InputError(f"The {label} {path} is larger than {max_bytes / (1 << 20):g} MiB.",
-                         why=f"A {label} holds a few lines of settings, so a file this large is another file.",
+                         why=f"A {label} is a few kB of text, so a file this large is another file.",
                          fix=f"Check the path: pass {expected}.")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InputError(f"Cannot read the {label} {path}: it is not UTF-8 text (at byte offset {error.start}).",
-                         why=f"A {label} is a TOML text file, and TOML is UTF-8.",
+                         why=f"A {label} is a {text_format} text file, and {text_format} is UTF-8.",
                          fix="Save it as UTF-8 text (an editor's \"Save as\" offers the encoding), "
                          f"or check the path: pass {expected}.") from None

@@ -45,15 +45,21 @@ EPILOG = """\
 
     [cyan]vexpress inspect gt.mp4[/]
 
+  How a video was made (its run record: settings, inputs, timings) and what
+  changed since:
+
+    [cyan]vexpress inspect talk.mp4.json[/]
+
 A folder is inspected as a model folder; a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
-image .jpg .jpeg .png .webp .bmp; kps .pth .pt .safetensors; preset .toml; video .mp4 .mov .mkv .avi .webm), \
+image .jpg .jpeg .png .webp .bmp; kps .pth .pt .safetensors; preset .toml; run record .json; video .mp4 .mov .mkv .avi .webm), \
 else by its first bytes. Details: docs/inspect.md.
 """
 
 
 def inspect_command(
     path: str | None = typer.Argument(  # a str: typer would turn "" into Path("."), the current folder
-        None, help="A model folder, or an audio, image, kps, preset (.toml) or video file.", show_default=False
+        None, help="A model folder, or an audio, image, kps, preset (.toml), run record (.json) or video file.",
+        show_default=False
     ),
     as_json: bool = json_option("the report"),
     preset: str | None = typer.Option(
@@ -76,7 +82,7 @@ def inspect_command(
         30.0, "--jump-px", help="kps: a point moving more than this many px between two frames is a jump."
     ),
 ) -> None:
-    """Show what a model folder, speech file, photo, kps track, preset or video holds, in seconds."""
+    """Show what a model folder, speech file, photo, kps track, preset, run record or video holds, in seconds."""
     from vexpress_cli.jobs import inspect as input_report
 
     if preset is not None:
@@ -101,7 +107,7 @@ def inspect_command(
 
 # --- input files ------------------------------------------------------------------------------
 
-NESTED_TABLES = ("face", "motion", "gaps", "values", "settings")
+NESTED_TABLES = ("face", "motion", "gaps", "values", "settings", "inputs", "stages", "run_warnings")
 MAX_GAP_ROWS = 20
 
 
@@ -119,8 +125,15 @@ def report_input(report, as_json: bool) -> None:
         console.print(_motion_table(data["motion"]))
     if data.get("gaps"):
         console.print(_gaps_table(data["gaps"]))
+    if "inputs" in data:
+        console.print(_rows_table("inputs", data["inputs"]))
+    if data.get("stages"):
+        console.print(_rows_table("wall time per stage (s)", [{"stage": stage, "seconds": seconds}
+                                                                for stage, seconds in data["stages"].items()]))
     if "settings" in data:
-        console.print(_settings_table(data["values"], data["settings"]))
+        console.print(_settings_table(data["values"], data["settings"], data["kind"]))
+    for warning in data.get("run_warnings", []):
+        console.print(f"[dim]The run warned:[/] {escape(warning)}", highlight=False)
     for warning in data["warnings"]:
         console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
 
@@ -132,6 +145,8 @@ def _show(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(_show(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{escape(str(key))} {_show(item)}" for key, item in value.items())
     return escape(str(value))
 
 
@@ -184,14 +199,24 @@ def _gaps_table(gaps: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _settings_table(values: dict[str, Any], settings: dict[str, Any]) -> Table:
-    table = Table(title="generate settings with this preset", title_justify="left")
+def _rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for key in rows[0] if rows else ():
+        table.add_column(_label(key))
+    for row in rows:
+        table.add_row(*(_show(value) for value in row.values()))
+    return table
+
+
+def _settings_table(values: dict[str, Any], settings: dict[str, Any], kind: str) -> Table:
+    title, source = ("settings of this run", "not default") if kind == "record" else (
+        "generate settings with this preset", "preset")
+    table = Table(title=title, title_justify="left")
     table.add_column("setting", style="bold")
     table.add_column("value")
     table.add_column("from")
     for key, value in settings.items():
-        source = "[green]preset[/]" if key in values else "[dim]default[/]"
-        table.add_row(key, _show(value), source)
+        table.add_row(key, _show(value), f"[green]{source}[/]" if key in values else "[dim]default[/]")
     return table
 
 

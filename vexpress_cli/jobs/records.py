@@ -213,24 +213,41 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
     return {**settings, "retarget_strategy": strategy_for(settings["retarget_strategy"], has_kps)}
 
 
+RECORD_EXPECTED = "the .json file vexpress wrote beside an output"
+# The parts of a record that are read as objects: a hand-edited record must not crash a batch's resume.
+RECORD_OBJECTS = ("job", "inputs", "settings", "model", "stages", "versions")
+
+
 def read_record(path: str | Path) -> RunRecord:
-    """Read a run record; InputError when it is missing or not a vexpress run record."""
+    """Read a run record; InputError when it is missing, too large or not a vexpress run record."""
+    from vexpress_cli.input_files import read_settings_text
+
     path = as_path(path, "path")
+    text = read_settings_text(path, "run record", RECORD_EXPECTED, text_format="JSON", missing_fix=(
+        "Records are written beside each output as <output>.json, e.g. talk.mp4.json."))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"The run record {path} does not exist.", "",
-                         "Records are written beside each output as <output>.json, e.g. talk.mp4.json.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"Cannot read the run record {path}.", f"{error}.",
-                         "Point to the .json file vexpress wrote beside an output.") from None
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise InputError(f"Cannot read the run record {path}.", f"{error}.", f"Point to {RECORD_EXPECTED}.") from None
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
         raise InputError(f"{path} is not a vexpress run record.", f"It has no \"format\": \"{RECORD_FORMAT}\".",
-                         "Point to the .json file vexpress wrote beside an output.")
+                         f"Point to {RECORD_EXPECTED}.")
     if data.get("version") != RECORD_VERSION:
         raise InputError(f"The run record {path} has version {data.get('version')!r}.",
                          f"This vexpress reads version {RECORD_VERSION}.", "Upgrade vexpress.")
+    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name, {}), dict)]
+    damaged += [] if isinstance(data.get("status"), str) else ["status"]
+    if "inputs" not in damaged and not all(isinstance(facts, dict) for facts in data.get("inputs", {}).values()):
+        damaged.append("inputs")
+    if damaged:
+        raise InputError(f"The run record {path} is damaged: {', '.join(damaged)} has the wrong type.",
+                         "vexpress writes them as JSON objects, and status as a string; the file was edited.",
+                         "Delete the record: the next run of its job makes it again.")
     return RunRecord.from_dict(data)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def write_record(record: RunRecord, path: str | Path) -> Path:

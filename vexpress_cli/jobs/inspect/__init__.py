@@ -10,6 +10,7 @@ audio      .mp3 .wav .m4a .aac .flac .ogg .opus        ``media.audio_info`` (dec
 image      .jpg .jpeg .png .webp .bmp                  ``media.images`` + a face backend  :mod:`.image`
 kps        .pth .pt .safetensors                       ``kps.load_kps`` (no unpickling)   :mod:`.kps`
 preset     .toml (or a preset name)                    ``settings.presets.load_preset``   :mod:`.preset`
+record     .json (a run record beside an output)       ``jobs.records.read_record``       :mod:`.record`
 video      .mp4 .mov .mkv .avi .webm                   ``media.video_info``               :mod:`.video`
 =========  ==========================================  ================================  ===============
 
@@ -31,6 +32,7 @@ from vexpress_cli.jobs.inspect.model_folder import (
     inspect_model_folder,
 )
 from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
+from vexpress_cli.jobs.inspect.record import RecordReport, inspect_record
 from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
 from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 
@@ -48,6 +50,7 @@ __all__ = [
     "NetworkReport",
     "PointMotion",
     "PresetReport",
+    "RecordReport",
     "VideoReport",
     "check_input_path",
     "input_kind",
@@ -57,5 +60,6 @@ __all__ = [
     "inspect_kps",
     "inspect_model_folder",
     "inspect_preset",
+    "inspect_record",
     "inspect_video",
 ]

@@ -10,12 +10,13 @@ from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
 from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
 from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
+from vexpress_cli.jobs.inspect.record import RecordReport, inspect_record
 from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
 from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 
 
 def input_kind(path: str | Path) -> str:
-    """``"model_folder"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"`` or ``"video"``.
+    """``"model_folder"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"``, ``"record"`` or ``"video"``.
 
     A folder is a model folder; a file is judged by its suffix, else by its
     first bytes. Anything else raises InputError.
@@ -75,7 +76,7 @@ def inspect_input(
     jump_px: float = DEFAULT_JUMP_PX,
     crop: str = "auto",
     face_index: int = 0,
-) -> AudioReport | ImageReport | KpsReport | PresetReport | VideoReport:
+) -> AudioReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
     """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
     kind = input_kind(path)
     if kind == "audio":
@@ -86,6 +87,8 @@ def inspect_input(
         return inspect_kps(path, fps, jump_px)
     if kind == "preset":
         return inspect_preset(Path(path))
+    if kind == "record":
+        return inspect_record(path)
     if kind == "video":
         return inspect_video(path)
     raise InputError(f"{path} is a folder.", why="inspect_input reports files.",

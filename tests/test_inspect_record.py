@@ -1,0 +1,93 @@
+"""`vexpress inspect talk.mp4.json`: how a video was made, and what changed since (no generation needed)."""
+
+from __future__ import annotations
+
+import json
+
+from test_inspect import assert_cli_error, inspect_human, inspect_json
+
+from vexpress_cli.jobs.inspect import inspect_record
+from vexpress_cli.jobs.records import RunRecord, file_facts, model_of, record_path, versions, write_record
+from vexpress_cli.settings.schema import DEFAULTS
+
+
+class _Generator:
+    def __init__(self, model_dir):
+        self.model_dir = model_dir
+
+
+def write_run(tmp_path, status="done", **settings):
+    """A record as Generator.run writes it, for files made here."""
+    image, audio, output = tmp_path / "ref.png", tmp_path / "speech.wav", tmp_path / "talk.mp4"
+    model = tmp_path / "model" / "v-express"
+    model.mkdir(parents=True)
+    (model / "denoising_unet.bin").write_bytes(b"weights")
+    for path, data in ((image, b"photo"), (audio, b"speech"), (output, b"video")):
+        path.write_bytes(data)
+    record = RunRecord(status, str(output), {"reference_image": str(image), "audio": str(audio)},
+                       {"reference_image": file_facts(image), "audio": file_facts(audio)},
+                       {**DEFAULTS, **settings}, seed=7, strategy="fix_face", model=model_of(_Generator(tmp_path / "model")),
+                       frames=60, fps=30.0, duration=2.0, seconds=3.5, stages={"denoise": 3.0},
+                       warnings=["The speech is quiet."], output_file=file_facts(output) if status == "done" else None,
+                       error=None if status == "done" else "The job failed: out of memory.")
+    return write_record(record, record_path(output)), image, audio, output
+
+
+def test_an_untouched_run_reports_its_settings_timings_and_that_nothing_changed(tmp_path):
+    record, image, audio, output = write_run(tmp_path, num_inference_steps=10, width=256)
+    report = inspect_record(record)
+    assert (report.status, report.seed, report.strategy, report.frames) == ("done", 7, "fix_face", 60)
+    assert report.output_now == "the file this run wrote"
+    assert report.model_now == "the files this run read"
+    assert [(item["role"], item["now"]) for item in report.inputs] == [("reference_image", "unchanged"),
+                                                                     ("audio", "unchanged")]
+    assert report.values == {"num_inference_steps": 10, "width": 256}
+    assert report.stages == {"denoise": 3.0} and report.run_warnings == ["The speech is quiet."]
+    assert report.versions == versions() and report.warnings == []
+    assert report.rerun == f"vexpress generate --from-record {record}"
+
+
+def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(tmp_path):
+    record, image, audio, output = write_run(tmp_path)
+    output.write_bytes(b"another video")
+    image.unlink()
+    audio.write_bytes(b"other speech")
+    (tmp_path / "model" / "v-express" / "denoising_unet.bin").write_bytes(b"newer weights")
+    report = inspect_record(record)
+    assert report.output_now == "changed since the run" and report.model_now == "other files (names or sizes)"
+    assert [item["now"] for item in report.inputs] == ["missing", "changed since the run"]
+    assert report.to_dict()["warnings"] == [
+        f"The output {output} is changed since the run: this record no longer describes it "
+        f"(`vexpress generate --from-record {record}` makes it again).",
+        f"The reference image {image} is missing: a rerun needs it back, or another file given with "
+        "reference_image.",
+        f"The audio {audio} is changed since the run: a rerun uses it as it is now.",
+        f"The run's model folder {tmp_path / 'model'} holds other files (names or sizes) than the run read: a "
+        "rerun finds the weights as generate does.",
+    ]
+
+
+def test_the_cli_shows_a_record_as_tables_and_as_json(tmp_path):
+    record, *_ = write_run(tmp_path, status="failed")
+    data = inspect_json(record)
+    assert data["kind"] == "record" and data["status"] == "failed"
+    assert data["error"] == "The job failed: out of memory."
+    assert data["output_now"] == "not written (the run failed)"
+    assert data["warnings"] == [f"This run failed; `vexpress generate --from-record {record}` tries it again."]
+    human = " ".join(inspect_human(record).split())
+    for shown in ("│ status │ failed │", "settings of this run", "wall time per stage (s)",
+                  "The run warned: The speech is quiet.", "reference_image", "unchanged"):
+        assert shown in human, shown
+
+
+def test_a_json_file_that_is_not_a_record_or_is_damaged_is_one_paragraph(tmp_path):
+    other = tmp_path / "package.json"
+    other.write_text(json.dumps({"name": "web"}))
+    assert_cli_error([other], f"{other} is not a vexpress run record.")
+    record, *_ = write_run(tmp_path)
+    data = json.loads(record.read_text())
+    data["inputs"] = ["ref.png"]
+    record.write_text(json.dumps(data))
+    assert_cli_error([record], "is damaged: inputs has the wrong type", "Delete the record")
+    record.write_bytes(b" " * (1 << 20) + b"{}")
+    assert_cli_error([record], "is larger than 1 MiB")
