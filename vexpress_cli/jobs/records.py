@@ -215,7 +215,7 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
 
 RECORD_EXPECTED = "the .json file vexpress wrote beside an output"
 # The parts of a record that are read as objects: a hand-edited record must not crash a batch's resume.
-RECORD_OBJECTS = ("job", "inputs", "settings", "model", "stages", "versions")
+RECORD_OBJECTS = ("job", "inputs", "settings", "model", "stages", "versions", "output_file")
 
 
 def read_record(path: str | Path) -> RunRecord:
@@ -235,7 +235,7 @@ def read_record(path: str | Path) -> RunRecord:
     if data.get("version") != RECORD_VERSION:
         raise InputError(f"The run record {path} has version {data.get('version')!r}.",
                          f"This vexpress reads version {RECORD_VERSION}.", "Upgrade vexpress.")
-    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name, {}), dict)]
+    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name) or {}, dict)]
     damaged += [] if isinstance(data.get("status"), str) else ["status"]
     if "inputs" not in damaged and not all(isinstance(facts, dict) for facts in data.get("inputs", {}).values()):
         damaged.append("inputs")
