@@ -235,7 +235,8 @@ def read_record(path: str | Path) -> RunRecord:
     if data.get("version") != RECORD_VERSION:
         raise InputError(f"The run record {path} has version {data.get('version')!r}.",
                          f"This vexpress reads version {RECORD_VERSION}.", "Upgrade vexpress.")
-    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name) or {}, dict)]
+    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name, {}), dict)
+               and not (name == "output_file" and data[name] is None)]  # a failed job wrote no output
     damaged += [] if isinstance(data.get("status"), str) else ["status"]
     if "inputs" not in damaged and not all(isinstance(facts, dict) for facts in data.get("inputs", {}).values()):
         damaged.append("inputs")
