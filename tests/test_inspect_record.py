@@ -91,3 +91,26 @@ def test_a_json_file_that_is_not_a_record_or_is_damaged_is_one_paragraph(tmp_pat
     assert_cli_error([record], "is damaged: inputs has the wrong type", "Delete the record")
     record.write_bytes(b" " * (1 << 20) + b"{}")
     assert_cli_error([record], "is larger than 1 MiB")
+
+
+def test_a_video_vexpress_made_names_its_record_instead_of_advice_for_driving_videos(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    video = tmp_path / "wide.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
+                    "-t", "1", "-pix_fmt", "yuv420p", str(video)], check=True)
+    as_driving = inspect_json(video)
+    assert as_driving["run_record"] is None
+    assert any("is not square; extract stretches" in warning for warning in as_driving["warnings"])
+    assert any("No audio track" in warning for warning in as_driving["warnings"])
+
+    record = RunRecord("done", str(video), {}, {}, dict(DEFAULTS), output_file=file_facts(video))
+    write_record(record, record_path(video))
+    made = inspect_json(video)
+    assert made["run_record"] == str(record_path(video)) and made["warnings"] == []
+
+    record.output_file = {**file_facts(video), "sha256": "0" * 64}  # a record of another file of that name
+    write_record(record, record_path(video))
+    assert inspect_json(video)["run_record"] is None

@@ -25,6 +25,7 @@ class VideoReport(Report):
     duration_s: float
     has_audio: bool
     audio_codec: str | None
+    run_record: str | None = None  # the record beside a video vexpress made (talk.mp4.json), when it describes it
     kind: str = "video"
     warnings: list[str] = field(default_factory=list)
 
@@ -43,6 +44,9 @@ def inspect_video(path: str | Path) -> VideoReport:
     if info.fps and abs(float(info.avg_fps) / float(info.fps) - 1) > 0.01:
         report.warnings.append(f"Average rate {float(info.avg_fps):.3f} fps differs from the nominal "
                                f"{float(info.fps):.3f} fps: variable frame rate or a held last frame.")
+    report.run_record = _describing_record(Path(path))
+    if report.run_record is not None:  # an output, not a driving video: extract's advice does not apply
+        return report
     if not info.has_audio:
         report.warnings.append("No audio track: `vexpress extract --audio-out` has no speech to save.")
     if info.width != info.height:
@@ -50,3 +54,16 @@ def inspect_video(path: str | Path) -> VideoReport:
                                "WIDTH x HEIGHT (aspect not kept). `vexpress extract --crop auto` cuts a "
                                "steady square around the face instead.")
     return report
+
+
+def _describing_record(video: Path) -> str | None:
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.jobs.records import read_record, record_path
+
+    record = record_path(video)
+    if not record.is_file():
+        return None
+    try:
+        return str(record) if read_record(record).describes_output(video) else None
+    except InputError:
+        return None
