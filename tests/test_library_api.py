@@ -244,3 +244,79 @@ def test_fp16_on_the_cpu_is_a_result_warning_and_nothing_is_printed(speech, tmp_
     assert completed.stderr == ""  # diffusers' "float16 cannot run with cpu" was printed once per network
     assert completed.stdout == ('[\'dtype="fp16" is slow on the CPU, which has few float16 kernels; leave dtype at '
                                 "auto (fp32 there), or run on a GPU.']\n")
+
+
+def test_numpy_numbers_bools_and_a_crop_box_as_results_give_it_are_settings():
+    from vexpress_cli.settings.schema import resolve_settings
+
+    settings = resolve_settings(explicit={"seed": np.int64(5), "width": np.int32(64), "fps": np.float32(25),
+                                          "paste_back": np.bool_(True), "crop": (10, 20, np.int64(300), 300)}).settings
+    assert (settings.seed, settings.width, settings.fps, settings.paste_back, settings.crop) == (
+        5, 64, 25.0, True, "10,20,300,300")
+    assert type(settings.seed) is int and type(settings.fps) is float and type(settings.paste_back) is bool
+
+
+def test_an_image_held_in_memory_is_named_by_its_shape_and_told_to_be_saved_first():
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        vexpress_cli.generate(np.zeros((512, 512, 3), np.uint8), "speech.wav", "talk.mp4", model_dir=TINY_MODEL_DIR)
+    message = str(raised.value)
+    assert message.startswith("reference_image is ndarray of shape (512, 512, 3) (an image or array in memory), "
+                              "not a path.")
+    assert "save what you hold to a file first" in message and len(message) < 400
+
+
+def test_two_threads_sharing_a_generator_run_one_job_at_a_time_and_each_seed_holds(speech, tmp_path):
+    import threading
+
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    generator.generate(AOC / "ref.jpg", speech, tmp_path / "alone", seed=1, **SMALL)
+    failures = []
+
+    def job(name):
+        try:
+            generator.generate(AOC / "ref.jpg", speech, tmp_path / name, seed=1, **SMALL)
+        except Exception as error:  # reported by the assert below
+            failures.append(error)
+
+    threads = [threading.Thread(target=job, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    frames = {name: [path.read_bytes() for path in sorted((tmp_path / name).glob("frame_*.png"))]
+              for name in ("alone", "first", "second")}
+    assert len(frames["alone"]) == 12 and frames["first"] == frames["alone"] and frames["second"] == frames["alone"]
+
+
+def test_a_job_may_repeat_the_generators_own_device_and_dtype_but_not_change_them(speech, tmp_path):
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    plan = generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device="auto", dtype="auto", **SMALL)
+    assert plan.settings.device == "auto"
+    with pytest.raises(InputError, match="dtype cannot change from one job to the next"):
+        generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", dtype="fp16", **SMALL)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width=0), "Setting width is 0; it must be from 64"),
+    (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width="512"),
+     "Setting width must be an integer, not str '512'"),
+    (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", height=100000), "Setting height is 100000"),
+    (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
+                                       num_frames=3, width=0), "Setting width is 0"),
+    (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
+                                       num_frames=10**9), "num_frames is int 1000000000"),
+    (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
+                                       num_frames=2.5), "num_frames is float 2.5"),
+])
+def test_extract_and_retarget_check_sizes_and_lengths_before_allocating_anything(call, message, tmp_path):
+    with pytest.raises(InputError) as raised:
+        call(tmp_path)
+    assert str(raised.value).startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_retarget_takes_a_numpy_frame_count(tmp_path):
+    result = vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth", reference_kps="20,20;40,20;30,30",
+                                   num_frames=np.int64(3), width=64, height=64)
+    assert result.num_frames == 3 and load_kps(tmp_path / "r.pth").num_frames == 3

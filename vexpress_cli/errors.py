@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 import re
 from collections.abc import Callable, Iterable
 
@@ -112,3 +113,14 @@ def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     begun = [candidate for candidate in known if name and candidate.startswith(name)]
     close = difflib.get_close_matches(name, known, n=1) or (begun if len(begun) == 1 else [])
     return f"Did you mean '{prefix}{close[0]}'? " if close else ""
+
+
+def described(value: object) -> str:
+    """``"int 5"``, ``"ndarray of shape (512, 512, 3)"``: a value named in a message, never pages of repr."""
+    kind = type(value).__name__
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(shape, (str, bytes)) and len(tuple(shape)) > 0:
+        return f"{kind} of shape {tuple(shape)}"
+    shorter = reprlib.Repr()
+    shorter.maxstring = shorter.maxother = 60
+    return f"{kind} {shorter.repr(value)}"

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, described, parameter
 
 SPECIAL_FILE_KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -28,9 +28,12 @@ def as_path(value, name: str) -> Path:
     """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, else an InputError naming it."""
     if isinstance(value, (str, os.PathLike)):
         return Path(value)
-    raise InputError(f"{parameter(name)} is {type(value).__name__} {value!r}, not a path.",
+    held = " (an image or array in memory)" if hasattr(value, "shape") or hasattr(value, "getpixel") else ""
+    raise InputError(f"{parameter(name)} is {described(value)}{held}, not a path.",
                      why="It names a file, so it must be a str or an os.PathLike such as pathlib.Path.",
-                     fix=f"Pass the file's path as {parameter(name)}.")
+                     fix=f"Pass the file's path as {parameter(name)}" + (
+                         "; save what you hold to a file first (cv2.imwrite, PIL's Image.save, soundfile.write)."
+                         if held else "."))
 
 
 def optional_path(value, name: str) -> Path | None:

@@ -11,7 +11,7 @@ from typing import Any
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.progress import ProgressCallback
-from vexpress_cli.settings.schema import DEFAULTS, validate_value
+from vexpress_cli.settings.schema import DEFAULTS, checked_setting
 
 PathLike = str | Path
 
@@ -75,8 +75,8 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
     model_root = optional_path(model_root, "model_root")
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
-    face_backend = validate_value("face_backend", face_backend, f"Setting {parameter('face_backend')}",
-                                  within_advice=False)
+    face_backend = checked_setting("face_backend", face_backend)
+    width, height = checked_setting("width", width), checked_setting("height", height)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
     if model_root is None and face_backend != "dlib":

@@ -20,6 +20,7 @@ the plan and the result.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,18 +103,21 @@ class Generator:
                  devices: str | None = None, *, model: str | None = None):
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
-        from vexpress_cli.settings.schema import validate_value
+        from vexpress_cli.settings.schema import checked_setting
         from vexpress_cli.settings.model_lookup import resolve_model_dir
 
-        device = validate_value("device", device or "auto", f"Setting {parameter('device')}", within_advice=False)
-        dtype = validate_value("dtype", dtype or "auto", f"Setting {parameter('dtype')}", within_advice=False)
+        device = checked_setting("device", device or "auto")
+        dtype = checked_setting("dtype", dtype or "auto")
         self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
         self.devices = resolve_devices(devices) if devices is not None else []
         self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
+        self._asked = {"device": device, "dtype": dtype}
         self._pipeline = None
         self._offload = "none"
+        # One job at a time: jobs seed torch's global generator, and share the networks and the device.
+        self._running = threading.RLock()
 
     # -- the networks ------------------------------------------------------------------------
 
@@ -127,6 +131,10 @@ class Generator:
         ``offload`` (none, model, sequential) is how the networks sit between the CPU and the device;
         a job asking for another mode than the loaded one reloads them (offload hooks do not come off).
         """
+        with self._running:
+            return self._load(progress, offload)
+
+    def _load(self, progress: ProgressCallback | None, offload: str):
         if self._pipeline is not None and self._offload != offload:
             self.close()
         if self._pipeline is None:
@@ -153,6 +161,10 @@ class Generator:
 
     def close(self) -> None:
         """Drop the networks (and stop the processes of other devices) and give their device memory back."""
+        with self._running:
+            self._close()
+
+    def _close(self) -> None:
         if hasattr(self._pipeline, "close"):
             self._pipeline.close()
         self._pipeline = None
@@ -180,8 +192,11 @@ class Generator:
              reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationPlan:
         """Resolve the settings and check the output and every input; no network runs yet."""
+        from vexpress_cli.settings.schema import checked_setting
+
         for name in MODEL_SETTINGS:
-            if settings.get(name) is not None:
+            given = settings.pop(name, None)
+            if given is not None and checked_setting(name, given) not in ("auto", self._asked[name]):
                 raise InputError(f"{parameter(name)} cannot change from one job to the next.",
                                  why="The networks were loaded onto one device in one precision.",
                                  fix=f"Give {parameter(name)} when creating the Generator.")
@@ -208,8 +223,12 @@ class Generator:
         """Denoise, decode and stream the frames into the output (a temp file renamed at the end).
 
         The run record (``<output>.json``, :mod:`vexpress_cli.jobs.records`) is written just before
-        the finished output is renamed into place.
+        the finished output is renamed into place. Jobs run one at a time: a second thread's job waits.
         """
+        with self._running:
+            return self._run(plan, progress)
+
+    def _run(self, plan: GenerationPlan, progress: ProgressCallback | None) -> GenerationResult:
         from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
         from vexpress_cli.media.video_writer import open_video_writer
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, described, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
-from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
+from vexpress_cli.kps.io import ASSUMED_FPS, MAX_FRAMES, reference_kps_from_text
 from vexpress_cli.kps.retargeting import checked_strategy, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, no_progress
-from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, validate_value
+from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, checked_setting
 
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
@@ -89,10 +89,12 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     output, preview = as_path(output, "output"), optional_path(preview, "preview")
     kps, model_root = optional_path(kps, "kps"), optional_path(model_root, "model_root")
     reference_image = optional_path(reference_image, "reference_image")
-    kps_fit = validate_value("kps_fit", kps_fit, f"Setting {parameter('kps_fit')}", within_advice=False)
-    crop = validate_value("crop", crop, f"Setting {parameter('crop')}", within_advice=False)
-    face_index = validate_value("face_index", face_index, f"Setting {parameter('face_index')}", within_advice=False)
-    fps = _checked_fps(fps)
+    kps_fit = checked_setting("kps_fit", kps_fit)
+    crop = checked_setting("crop", crop)
+    face_index = checked_setting("face_index", face_index)
+    width, height = checked_setting("width", width), checked_setting("height", height)
+    fps = None if fps is None else checked_setting("fps", fps)
+    num_frames = _checked_num_frames(num_frames)
     _check_outputs(output, preview, overwrite)
     chosen = checked_strategy(strategy, kps is not None)
     notes: list[str] = []
@@ -146,11 +148,18 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
                           preview, notes)
 
 
-def _checked_fps(fps: float | None) -> float | None:
-    if fps is None:
+def _checked_num_frames(num_frames: Any) -> int | None:
+    """None (the driving track's length), or a whole number of frames a kps track may have."""
+    if num_frames is None:
         return None
-    fps = validate_value("fps", fps, f"Setting {parameter('fps')}", within_advice=False)
-    return fps
+    num_frames = int(num_frames) if isinstance(num_frames, np.integer) else num_frames
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:
+        raise InputError(f"{parameter('num_frames')} is {described(num_frames)}.",
+                         why=f"It is the length of the track: a whole number from 1 to {MAX_FRAMES:,} "
+                         "(24 hours at 60 fps).",
+                         fix=f"Give {parameter('num_frames', 'N')}, e.g. the audio's duration times the fps, "
+                         "or leave it out to keep the driving track's length.")
+    return num_frames
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:

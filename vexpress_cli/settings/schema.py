@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vexpress_cli.errors import InputError, did_you_mean, parameter
+from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
 # The motion module's temporal position encoding covers 32 frames.
@@ -85,7 +85,12 @@ def _setting(default: Any, help: str, **spec: Any) -> Any:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Every setting of one generation; build with :func:`resolve_settings` to have it validated."""
+    """Every setting of one generation, each checked against its limits (InputError) when built.
+
+    :func:`resolve_settings` builds one from defaults, the config, a preset and explicit values;
+    ``GenerationSettings(width=256)`` and :meth:`replace` check what they are given the same way;
+    ``generate(..., **settings.to_dict())`` runs a job with them.
+    """
 
     retarget_strategy: str = _setting(
         AUTO_STRATEGY, "How driving keypoints are fitted to the reference face (built-in or plugin strategy); "
@@ -157,6 +162,12 @@ class GenerationSettings:
                              "(about 90 s the first time per machine, size and precision, about 20 s once "
                              "cached), so there it pays off for videos over about 45 s, or 10 s once cached.")
 
+    def __post_init__(self) -> None:
+        for name, setting in SETTINGS.items():
+            value = checked_setting(name, getattr(self, name))
+            object.__setattr__(self, name, value)  # normalised: 25 becomes 25.0 for a float setting
+        check_consistency(self.to_dict(), describe=parameter)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -214,9 +225,10 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     ``within_advice`` makes the advised range a hard limit (presets) instead of a warning (flags).
     """
     setting = SETTINGS[name]
+    value = _plain(name, value)
     if not _has_kind(value, setting.kind):
         raise InputError(
-            f"{where} must be {_type_name(setting.kind)}, not {type(value).__name__} ({value!r}).",
+            f"{where} must be {_type_name(setting.kind)}, not {described(value)}.",
             why=f"{parameter(name)}: {setting.help}",
             fix=f"Use a value like {setting.default!r}." if setting.kind is not bool else "Use true or false.",
         )
@@ -234,6 +246,23 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
         raise InputError(f"{where} is empty.", fix=f"Give a name such as {setting.default!r}.")
     if setting.kind in (int, float):
         _check_range(setting, value, where, within_advice=within_advice)
+    return value
+
+
+def checked_setting(name: str, value: Any) -> Any:
+    """One setting given to a job or a call (a keyword argument, a flag), validated and normalised."""
+    return validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
+
+
+def _plain(name: str, value: Any) -> Any:
+    """A numpy scalar as Python's own number or bool; a crop box given as a list or tuple of four whole
+    numbers (as results report it) as its text."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if name == "crop" and isinstance(value, (list, tuple)) and len(value) == 4:
+        numbers = [_plain("", item) for item in value]
+        if all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):
+            return ",".join(map(str, numbers))
     return value
 
 
@@ -344,7 +373,7 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
     for name, value in given.items():
         if name not in SETTINGS:
             raise unknown_setting_error("Generation settings", name)
-        given[name] = validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
+        given[name] = checked_setting(name, value)
     layers["explicit"] = given
     merged, sources = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default")
     for source, values in layers.items():

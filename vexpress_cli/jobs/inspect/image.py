@@ -81,10 +81,10 @@ def inspect_image(
 
 
 def _settings(backend: str, width: int, height: int, crop: str, face_index: int):
-    from vexpress_cli.settings.schema import GenerationSettings, validate_value
+    from vexpress_cli.settings.schema import GenerationSettings, checked_setting
 
     for name, value in (("face_backend", backend), ("crop", crop), ("face_index", face_index)):
-        validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
+        checked_setting(name, value)
     return GenerationSettings(width=width, height=height, face_backend=backend, crop=crop, face_index=face_index)
 
 
