@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+import math
 
+import numpy as np
+import PIL.Image
 import torch
 
 from vexpress_cli.engine.pipeline_output import OUTPUT_TYPES
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, described, parameter
 
 
 class CallChecks:
@@ -20,7 +23,26 @@ class CallChecks:
 
     def check_inputs(self, video_length, width, height, kps_images, context_frames, context_overlap,
                      num_pad_audio_frames, num_inference_steps, output_type="pt",
-                     callback_on_step_end_tensor_inputs=("latents",)):
+                     callback_on_step_end_tensor_inputs=("latents",), *, reference_image=None,
+                     audio_waveform=None, latents=None, guidance_scale=3.5, reference_attention_weight=1.0,
+                     audio_attention_weight=1.0):
+        """Every argument of a call, before any network runs."""
+        for name, value in {"video_length": video_length, "width": width, "height": height,
+                            "num_inference_steps": num_inference_steps, "context_frames": context_frames,
+                            "context_overlap": context_overlap}.items():
+            _check_whole_number(name, value)
+        for name, value in {"guidance_scale": guidance_scale, "reference_attention_weight": reference_attention_weight,
+                            "audio_attention_weight": audio_attention_weight}.items():
+            _check_finite_number(name, value)
+        if width < self.vae_scale_factor or height < self.vae_scale_factor:
+            raise InputError(f"The size {width}x{height} is too small.", "", f"Use a {parameter('width')} and "
+                             f"{parameter('height')} of at least {self.vae_scale_factor} (512 as trained).")
+        if reference_image is not None or audio_waveform is not None:
+            _check_reference_image(reference_image)
+            self._check_waveform(audio_waveform)
+        _check_finite_kps(kps_images)
+        if latents is not None:
+            self._check_latents(latents, video_length, width, height)
         if video_length < 1:
             raise InputError("The video would have no frames.", "The audio is shorter than one frame.",
                              "Use a longer audio clip.")
@@ -52,6 +74,40 @@ class CallChecks:
             raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, "
                              f"not {unknown}.")
 
+    def _check_waveform(self, audio_waveform) -> None:
+        """A mono 16 kHz waveform at least as long as wav2vec2's first feature (400 samples: 25 ms)."""
+        try:
+            waveform = torch.as_tensor(np.asarray(audio_waveform, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise InputError(f"{parameter('audio_waveform')} is {described(audio_waveform)}.",
+                             "It must be the speech's samples: a 1-D array of numbers at 16 kHz.",
+                             "Read the audio with vexpress_cli.media.audio.load_audio(path).") from None
+        config = self.audio_encoder.config
+        needed = 1 + sum((kernel - 1) * math.prod(config.conv_stride[:index])
+                         for index, kernel in enumerate(config.conv_kernel))
+        if waveform.ndim > 1 and max(waveform.shape) != waveform.numel():
+            raise InputError(f"{parameter('audio_waveform')} has shape {tuple(waveform.shape)}: several channels.",
+                             "The speech encoder reads one channel; channels would be joined end to end.",
+                             "Mix it to mono first, e.g. waveform.mean(axis=0).")
+        if waveform.numel() < needed:
+            raise InputError(f"{parameter('audio_waveform')} holds {waveform.numel()} samples.",
+                             f"The speech encoder needs at least {needed} (its first feature, at 16 kHz).",
+                             "Pass a longer speech clip.")
+        if not torch.isfinite(waveform).all():
+            raise InputError(f"{parameter('audio_waveform')} holds NaN or infinite samples.",
+                             "Samples are sound pressure: finite numbers, about -1 to 1.",
+                             "Check how the audio was read or computed.")
+
+    def _check_latents(self, latents, video_length: int, width: int, height: int) -> None:
+        expected = self._latent_shape(video_length, width, height)
+        if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
+            raise InputError(f"{parameter('latents')} is {described(latents)}.",
+                             f"For {video_length} frames at {width}x{height} they must have the shape {expected}.",
+                             "Leave them out for seeded noise, or make them with pipe.prepare_latents(...).")
+        if not torch.isfinite(latents).all():
+            raise InputError(f"{parameter('latents')} hold NaN or infinite values.", "",
+                             "Pass finite latents, or leave them out for seeded noise.")
+
     def _offload(self, *names: str) -> None:
         """save_gpu_memory: move finished networks to the CPU (offload hooks, when enabled, do it instead)."""
         device = self._execution_device
@@ -73,3 +129,47 @@ class CallChecks:
 def _has_offload_hooks(pipeline) -> bool:
     return any(hasattr(module, "_hf_hook") or hasattr(module, "_diffusers_hook")
                for module in pipeline.networks().values())
+
+
+def _check_whole_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{parameter(name)} is {described(value)}.", "It must be a whole number.",
+                         f"Pass {parameter(name)} as an int.")
+
+
+def _check_finite_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        raise InputError(f"{parameter(name)} is {described(value)}.", "It must be a finite number.",
+                         f"Pass {parameter(name)} as a finite number.")
+
+
+def _check_reference_image(reference_image) -> None:
+    if not isinstance(reference_image, (PIL.Image.Image, np.ndarray, torch.Tensor)):
+        raise InputError(f"{parameter('reference_image')} is {described(reference_image)}.",
+                         "The pipeline takes the portrait itself: a PIL image, or an HxWx3 array.",
+                         "Open the file first: PIL.Image.open(path).convert('RGB').")
+
+
+def _check_finite_kps(kps_images) -> None:
+    """Keypoints given as numbers (``[frames, 3, 2]``) must be finite; images are drawn, nothing to check."""
+    if isinstance(kps_images, (np.ndarray, torch.Tensor)) and tuple(kps_images.shape[1:]) == (3, 2):
+        if not np.isfinite(np.asarray(kps_images, dtype=np.float64)).all():
+            raise InputError(f"{parameter('kps_images')} hold NaN or infinite keypoints.", "",
+                             "Pass finite (x, y) pixels; a track from a file is checked by vexpress_cli.kps.load_kps.")
+
+
+def checked_step_end_latents(returned, given: torch.Tensor) -> torch.Tensor:
+    """What a step-end callback returned as the latents: a tensor of their shape."""
+    if not isinstance(returned, torch.Tensor) or returned.shape != given.shape:
+        raise ValueError(f"callback_on_step_end returned latents of {described(returned)}; they must keep the "
+                         f"shape {tuple(given.shape)}.")
+    return returned
+
+
+def check_scheduler_name(name) -> None:
+    from vexpress_cli.engine.scheduling import SCHEDULERS
+    from vexpress_cli.errors import did_you_mean
+
+    if name not in SCHEDULERS:
+        raise InputError(f"There is no scheduler {described(name)}.", "",
+                         f"{did_you_mean(str(name), SCHEDULERS)}Use one of {', '.join(SCHEDULERS)}.")

@@ -38,7 +38,7 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
     from diffusers.image_processor import VaeImageProcessor
     from diffusers.utils.torch_utils import randn_tensor
 
-from vexpress_cli.engine.call_checks import CallChecks
+from vexpress_cli.engine.call_checks import CallChecks, check_scheduler_name, checked_step_end_latents
 from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
@@ -135,6 +135,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
 
     def use_scheduler(self, name: str) -> None:
         """The sampler called ``name`` (ddim, dpm++, euler, unipc) on the model's noise schedule."""
+        check_scheduler_name(name)
         if scheduler_name(self.scheduler) != name:
             self.scheduler = make_scheduler(name, self.scheduler.config)
 
@@ -254,7 +255,10 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 1. Check inputs
         self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
-                          num_pad_audio_frames, num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
+                          num_pad_audio_frames, num_inference_steps, output_type, callback_on_step_end_tensor_inputs,
+                          reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
+                          guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
+                          audio_attention_weight=audio_attention_weight)
         report = progress or no_progress
         # 2. Encode the reference portrait (VAE, then the reference net's features)
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
@@ -320,7 +324,10 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame is required.
         """
         self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
-                          num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs)
+                          num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs,
+                          reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
+                          guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
+                          audio_attention_weight=audio_attention_weight)
         report = progress or no_progress
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
                                                    reference_attention_weight, audio_attention_weight,
@@ -385,7 +392,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         values = {"latents": latents.read_range(0, latents.frames)} if "latents" in tensor_inputs else {}
         returned = callback(self, step, timestep, dict(values)) or {}
         if "latents" in values:  # returned, or changed in place
-            latents.write_range(0, latents.frames, returned.get("latents", values["latents"]).float().cpu())
+            new = checked_step_end_latents(returned.get("latents", values["latents"]), values["latents"])
+            latents.write_range(0, latents.frames, new.float().cpu())
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor | LatentStore, chunk_size: int = 8,

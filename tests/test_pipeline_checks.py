@@ -1,0 +1,87 @@
+"""VExpressPipeline.__call__ checks every argument before a network runs: one InputError naming it, not a
+traceback from deep inside torch, PIL or diffusers, and nothing silently wrong (NaN, stereo, bad latents)."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vexpress_cli import VExpressPipeline
+from vexpress_cli.errors import InputError
+
+from conftest import GOLDEN_DIR, TINY_MODEL_DIR
+
+CALL = dict(video_length=12, width=64, height=64, num_inference_steps=1, context_frames=8, context_overlap=2,
+            output_type="latent")
+
+
+@pytest.fixture(scope="module")
+def pipe(like_the_real_command):
+    pipeline = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
+                audio_waveform=golden["audio_waveform"].numpy(), kps_images=golden["kps_sequence"].numpy())
+
+
+def nan_points(inputs):
+    points = inputs["kps_images"].astype(np.float32).copy()
+    points[3, 1, 0] = np.nan
+    return points
+
+
+BAD_CALLS = [
+    ({"audio_waveform": lambda inputs: np.full(16000, np.nan, np.float32)}, "audio_waveform holds NaN"),
+    ({"audio_waveform": lambda inputs: np.zeros(0, np.float32)}, "audio_waveform holds 0 samples"),
+    ({"audio_waveform": lambda inputs: np.stack([inputs["audio_waveform"]] * 2)}, "several channels"),
+    ({"audio_waveform": lambda inputs: "speech.wav"}, "audio_waveform is str 'speech.wav'"),
+    ({"reference_image": lambda inputs: "ref.jpg"}, "reference_image is str 'ref.jpg'"),
+    ({"reference_image": lambda inputs: None}, "reference_image is NoneType None"),
+    ({"kps_images": nan_points}, "kps_images hold NaN or infinite keypoints"),
+    ({"width": 0}, "The size 0x64 is too small"),
+    ({"video_length": "45"}, "video_length is str '45'"),
+    ({"guidance_scale": float("nan")}, "guidance_scale is float nan"),
+    ({"audio_attention_weight": None}, "audio_attention_weight is NoneType None"),
+    ({"latents": lambda inputs: torch.zeros(1, 4, 12, 9, 9)}, "latents is Tensor of shape (1, 4, 12, 9, 9)"),
+    ({"latents": lambda inputs: torch.zeros(1, 4, 17, 8, 8)}, "latents is Tensor of shape (1, 4, 17, 8, 8)"),
+    ({"latents": lambda inputs: torch.full((1, 4, 12, 8, 8), float("inf"))}, "latents hold NaN or infinite values"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_CALLS, ids=[message for _, message in BAD_CALLS])
+def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(pipe, inputs, bad, message,
+                                                                            monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network ran before the arguments were checked")
+
+    monkeypatch.setattr(pipe, "encode_reference_stage", no_network)
+    arguments = {**inputs, **CALL, **{name: value(inputs) if callable(value) else value for name, value in bad.items()}}
+    with pytest.raises(InputError) as raised:
+        pipe(**arguments, generator=torch.manual_seed(0))
+    assert str(raised.value).startswith(message) or message in str(raised.value)
+
+
+def test_a_mono_waveform_as_one_row_is_read_as_the_flat_one(pipe, inputs):
+    flat = pipe(**inputs, **CALL, generator=torch.manual_seed(0)).frames
+    row = pipe(**{**inputs, "audio_waveform": inputs["audio_waveform"][None]}, **CALL, generator=torch.manual_seed(0))
+    torch.testing.assert_close(row.frames, flat, rtol=0, atol=0)
+
+
+def test_a_step_end_callback_returning_latents_of_another_shape_is_named(pipe, inputs):
+    with pytest.raises(ValueError, match=r"callback_on_step_end returned latents of Tensor of shape \(1,\); they "
+                                         r"must keep the shape \(1, 4, 12, 8, 8\)"):
+        pipe(**inputs, **CALL, generator=torch.manual_seed(0),
+             callback_on_step_end=lambda pipeline, step, timestep, values: {"latents": torch.zeros(1)})
+
+
+def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(pipe):
+    with pytest.raises(InputError, match=r"There is no scheduler str 'dpm'.*Did you mean 'dpm\+\+'\? Use one of"):
+        pipe.use_scheduler("dpm")
