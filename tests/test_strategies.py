@@ -126,9 +126,11 @@ def test_degenerate_driving_face_is_a_clear_error():
         retarget_track(REFERENCE, driving, 2, "naive_retarget")
 
 
-def test_bad_reference_points():
-    with pytest.raises(InputError, match="3 finite"):
+def test_bad_reference_points_are_named_by_what_is_wrong_with_them():
+    with pytest.raises(InputError, match="The reference keypoints hold NaN or infinity"):
         retarget_track(np.array([[1.0, np.nan], [2, 2], [3, 3]]), None, 2, "fix_face")
+    with pytest.raises(InputError, match=r"The reference keypoints have shape \[2, 2\], not 3 \(x, y\) points"):
+        retarget_track(np.array([[1.0, 1], [2, 2]]), None, 2, "fix_face")
 
 
 def test_a_strategy_returning_garbage_is_reported_as_its_bug():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import reprlib
+import shlex
 import re
 from collections.abc import Callable, Iterable
 
@@ -74,7 +75,8 @@ def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> st
             return spell(name)
         if spell is python_name:
             return f"{name}={python_value(value)}"
-        return spell(name) if value == "True" else f"{spell(name)} {value}"  # a switch turned on: just its flag
+        # A switch turned on is just its flag; a value the shell would split (a ;) is quoted, as typed.
+        return spell(name) if value == "True" else f"{spell(name)} {shlex.quote(value)}"
 
     return _PARAMETER_REFERENCE.sub(spelled, getattr(text, "raw", text))
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
+
+EXAMPLE_KPS = 'x,y;x,y;x,y'
 from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
 
@@ -114,10 +116,13 @@ def retarget_track(
         strategy = get_retarget_strategy(strategy)
     reference_kps = np.asarray(reference_kps, dtype=np.float32)
     if reference_kps.shape != (3, 2) or not np.isfinite(reference_kps).all():
+        problem = (f"have shape {list(reference_kps.shape)}, not 3 (x, y) points" if reference_kps.shape != (3, 2)
+                   else "hold NaN or infinity")
         raise InputError(
-            f"The reference keypoints must be 3 finite (x, y) points, not shape {list(reference_kps.shape)}.",
-            why="Retargeting needs the left eye, right eye and nose of the reference face.",
-            fix='Pass --reference-image PHOTO or --reference-kps "x,y;x,y;x,y".',
+            f"The reference keypoints {problem}.",
+            why="Retargeting needs the left eye, right eye and nose of the reference face, in pixels.",
+            fix=f"Pass {parameter('reference_image')} (the face is found in it) or "
+            f"{parameter('reference_kps', EXAMPLE_KPS)} with three finite points.",
         )
     require_driving_kps(strategy, driving_kps is not None)
     fitted = None if driving_kps is None else fit_track(driving_kps, num_frames, fit)
