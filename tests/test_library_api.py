@@ -320,3 +320,28 @@ def test_retarget_takes_a_numpy_frame_count(tmp_path):
     result = vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth", reference_kps="20,20;40,20;30,30",
                                    num_frames=np.int64(3), width=64, height=64)
     assert result.num_frames == 3 and load_kps(tmp_path / "r.pth").num_frames == 3
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda out: vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).plan(AOC / "ref.jpg", AOC / "aud.mp3", out / "a.mp4",
+                                                                      progress="yes"),
+     "progress is str 'yes', which cannot be called. It is called as progress(stage, done, total)"),
+    (lambda out: vexpress_cli.batch(out / "jobs.jsonl", model_dir=TINY_MODEL_DIR, on_event=5),
+     "on_event is int 5, which cannot be called. It is called as on_event(event)"),
+    (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
+                                       num_frames=3, progress=1), "progress is int 1, which cannot be called"),
+    (lambda out: vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).plan(AOC / "ref.jpg", AOC / "aud.mp3", out / "a.mp4",
+                                                                      model_dir=TINY_MODEL_DIR),
+     "model_dir is given when creating the Generator, not to a job."),
+])
+def test_a_callback_that_cannot_be_called_or_a_generators_argument_given_to_a_job_is_named(call, message, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text('{"reference_image": "r.jpg", "audio": "a.wav", "output": "o.mp4"}\n')
+    with pytest.raises(InputError) as raised:
+        call(tmp_path)
+    assert str(raised.value).startswith(message)
+
+
+def test_torch_dtypes_and_their_names_are_precisions():
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype=torch.float32)
+    assert generator.dtype == torch.float32
+    assert vexpress_cli.GenerationSettings(dtype="bfloat16").dtype == "bf16"

@@ -34,3 +34,16 @@ class ProgressCallback(Protocol):
 
 def no_progress(stage: str, done: int, total: int | None) -> None:
     """The callback used when the caller passes none."""
+
+
+def checked_callback(callback, name: str = "progress", arguments: str = "stage, done, total"):
+    """``callback`` when it can be called, :func:`no_progress` for None, else an InputError naming the argument."""
+    from vexpress_cli.errors import InputError, described, parameter
+
+    if callback is None:
+        return no_progress
+    if not callable(callback):
+        raise InputError(f"{parameter(name)} is {described(callback)}, which cannot be called.",
+                         why=f"It is called as {name}({arguments}) while the job runs.",
+                         fix=f"Pass a function, or leave {parameter(name)} out.")
+    return callback

@@ -10,7 +10,7 @@ from typing import Any
 
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
-from vexpress_cli.progress import ProgressCallback
+from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import DEFAULTS, checked_setting
 
 PathLike = str | Path
@@ -77,6 +77,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)
     width, height = checked_setting("width", width), checked_setting("height", height)
+    progress = checked_callback(progress)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
     if model_root is None and face_backend != "dlib":

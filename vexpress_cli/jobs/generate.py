@@ -33,12 +33,13 @@ from vexpress_cli.errors import InputError, VExpressError, messages, parameter, 
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.media.encoding import encoding_for_output
 from vexpress_cli.outputs import check_output
-from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
 
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
+GENERATOR_ARGUMENTS = ("model", "model_dir", "devices")  # no settings: a job passing one is told where it goes
 
 PathLike = str | Path
 
@@ -140,7 +141,7 @@ class Generator:
         if self._pipeline is None:
             from vexpress_cli.engine.pipeline import VExpressPipeline
 
-            report = progress or no_progress
+            report = checked_callback(progress)
             report("model", 0, 1)
             try:
                 if len(self.devices) > 1:
@@ -194,6 +195,11 @@ class Generator:
         """Resolve the settings and check the output and every input; no network runs yet."""
         from vexpress_cli.settings.schema import checked_setting
 
+        for name in GENERATOR_ARGUMENTS:
+            if name in settings:
+                raise InputError(f"{parameter(name)} is given when creating the Generator, not to a job.",
+                                 why="A Generator holds one model, loaded once for all its jobs.",
+                                 fix=f"Create a Generator({name}=...) for it.")
         for name in MODEL_SETTINGS:
             given = settings.pop(name, None)
             if given is not None and checked_setting(name, given) not in ("auto", self._asked[name]):

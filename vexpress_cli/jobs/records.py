@@ -28,7 +28,7 @@ from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.input_files import as_path
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.kps.retargeting import strategy_for
-from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.progress import ProgressCallback, checked_callback
 
 RECORD_FORMAT = "vexpress-run-record"
 RECORD_VERSION = 1
@@ -99,7 +99,7 @@ class StageClock:
     """
 
     def __init__(self, progress: ProgressCallback | None = None):
-        self.progress = progress or no_progress
+        self.progress = checked_callback(progress)
         self.seconds: dict[str, float] = {}
         self._last = time.monotonic()
 

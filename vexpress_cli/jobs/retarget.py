@@ -17,7 +17,7 @@ from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, MAX_FRAMES, reference_kps_from_text
 from vexpress_cli.kps.retargeting import checked_strategy, uses_reference_kps
-from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, checked_setting
 
 # How bright the reference photo stays under the keypoints in a preview.
@@ -92,6 +92,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     kps_fit = checked_setting("kps_fit", kps_fit)
     crop = checked_setting("crop", crop)
     face_index = checked_setting("face_index", face_index)
+    progress = checked_callback(progress)
     width, height = checked_setting("width", width), checked_setting("height", height)
     fps = None if fps is None else checked_setting("fps", fps)
     num_frames = _checked_num_frames(num_frames)
@@ -141,7 +142,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
         write_preview(preview, track.points, driving_points, reference.image, fps or ASSUMED_FPS,
-                      width, height, overwrite, progress or no_progress)
+                      width, height, overwrite, progress)
     save_kps(output, track, overwrite=overwrite)
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
                           driving.num_frames if driving is not None else None, reference.kps, reference.detected,

@@ -249,6 +249,9 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     return value
 
 
+DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}
+
+
 def checked_setting(name: str, value: Any) -> Any:
     """One setting given to a job or a call (a keyword argument, a flag), validated and normalised."""
     return validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
@@ -259,6 +262,8 @@ def _plain(name: str, value: Any) -> Any:
     numbers (as results report it) as its text."""
     if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         return value.item()
+    if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
+        return DTYPE_ALIASES.get(str(value).removeprefix("torch."), value)
     if name == "crop" and isinstance(value, (list, tuple)) and len(value) == 4:
         numbers = [_plain("", item) for item in value]
         if all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):

@@ -21,6 +21,7 @@ from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, Batch
                                              JobOutcome)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
+from vexpress_cli.progress import checked_callback
 
 
 def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: str | Path | None = None,
@@ -42,7 +43,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     started = time.monotonic()
-    emit = on_event or _ignore
+    emit = _ignore if on_event is None else checked_callback(on_event, "on_event", "event")
     device, dtype = (settings.pop(name, None) for name in MODEL_SETTINGS)
     if ray is not None and devices is not None:
         raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
