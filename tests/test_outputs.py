@@ -89,8 +89,9 @@ def test_check_output_frame_folder_replaces_only_earlier_frames(tmp_path):
         check_output(frames, kind="video")
     check_output(frames, True, kind="video")
     (frames / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="Will not replace"):
-        check_output(frames, True, kind="video")
+    for overwrite in (False, True):  # not offered overwrite as the fix: it would refuse anyway
+        with pytest.raises(InputError, match="Will not replace"):
+            check_output(frames, overwrite, kind="video")
 
 
 def test_check_output_parent_folder(tmp_path):

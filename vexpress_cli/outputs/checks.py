@@ -121,18 +121,23 @@ def prepare_output_path(path: str | Path, overwrite: bool) -> Path:
 def _check_frame_folder_target(path: Path, overwrite: bool) -> None:
     if not os.path.lexists(path):
         return
+    if not is_replaceable_frame_folder(path):  # whatever overwrite says: it would be lost
+        raise InputError(
+            f"Will not replace {str(path)!r} with a frame folder.",
+            f"It is a file, or a folder holding more than frame_*{FRAME_SUFFIX} files and {FRAME_FOLDER_AUDIO}.",
+            "Choose another output folder name; nothing there was changed.",
+        )
     if not overwrite:
         raise InputError(
             f"The output folder {str(path)!r} already exists.",
             "Existing outputs are never replaced silently.",
             OVERWRITE_FIX,
         )
-    if not path.is_dir() or path.is_symlink() or not looks_like_frame_folder(path):
-        raise InputError(
-            f"Will not replace {str(path)!r} with a frame folder.",
-            f"It is a file, or a folder holding more than frame_*{FRAME_SUFFIX} files and {FRAME_FOLDER_AUDIO}.",
-            "Choose another output folder name; nothing there was changed.",
-        )
+
+
+def is_replaceable_frame_folder(path: Path) -> bool:
+    """A real folder holding nothing but frame PNGs and audio.wav: an earlier frame output, which may be replaced."""
+    return path.is_dir() and not path.is_symlink() and looks_like_frame_folder(path)
 
 
 def looks_like_frame_folder(path: Path) -> bool:
