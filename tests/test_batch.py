@@ -272,6 +272,27 @@ def test_ray_actors_on_a_local_ray_instance_give_the_same_frames_as_one_worker(f
         assert read_record(record_path(folder / "ray" / name)).status == "done"
 
 
+def test_sigterm_stops_a_ray_batch_like_ctrl_c_with_its_summary_and_exit_143(inputs, tmp_path):
+    """Ray's driver installs a SIGTERM handler that aborts with a crash dump; vexpress keeps its own."""
+    pytest.importorskip("ray")
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    out, log = tmp_path / "out", tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "vexpress_cli", "batch", str(manifest), *SMALL, "--ray",
+               "--report", str(tmp_path / "report.json")]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline and not (out / "a.mp4").exists():
+            time.sleep(0.05)
+        assert process.poll() is None, f"the batch ended before it could be stopped: {log.read_text()}"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143, log.read_text()
+    text = " ".join(log.read_text().split())
+    assert "Interrupted after" in text and "Run the same command again" in text and "SIGTERM received" not in text
+    assert json.loads((tmp_path / "report.json").read_text())["interrupted"] is True
+
+
 def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(inputs, tmp_path):
     manifest = tmp_path / "jobs.jsonl"
     project(inputs, tmp_path, [])

@@ -88,3 +88,18 @@ def _raise_for(signum: int) -> None:
     for other in handled_signals():  # a second termination signal ends the process at once
         signal.signal(other, signal.SIG_DFL)
     raise Terminated(signum)
+
+
+@contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """Put back this process's Python signal handlers after the block: a library starting here (Ray's
+    driver) may install its own, which end the process on SIGTERM without the cleanup Ctrl-C gets."""
+    kept = {}
+    if threading.current_thread() is threading.main_thread():
+        kept = {signum: signal.getsignal(signum) for signum in (*handled_signals(), signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)

@@ -83,13 +83,14 @@ def batch_command(
                          "Add --ray, or remove it.")
     settings, model_dir = apply_original_flags(original or {}, dict(settings or {}), model_dir)
     display = BatchDisplay(console, enabled=not quiet and not as_json)
+    exit_code = None
     try:
         with display:
             summary = batch(jobs, preset=preset, model_dir=model_dir, model=model, workers=workers, devices=devices,
                             ray=(ray_address or LOCAL_RAY) if ray else None, force=force, on_event=display,
                             **settings)
     except BatchInterrupted as interrupted:
-        summary = interrupted.summary
+        summary, exit_code = interrupted.summary, interrupted.exit_code
     if report is not None:
         from vexpress_cli.jobs.records import write_text_atomically
 
@@ -97,7 +98,7 @@ def batch_command(
     if as_json:
         print(json.dumps(summary.to_dict(), allow_nan=False))
     print_summary(summary, quiet=quiet or as_json)
-    raise typer.Exit(summary.exit_code)
+    raise typer.Exit(summary.exit_code if exit_code is None else exit_code)
 
 
 def _manifest_first(jobs: Path | None, address: str | None) -> tuple[Path | None, str | None]:

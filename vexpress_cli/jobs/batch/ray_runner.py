@@ -147,8 +147,11 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
 
 def connect(ray, address: str) -> None:
     """``ray.init`` at ``address``, or an InputError saying why not (no cluster there, Ray Client missing)."""
+    from vexpress_cli.interrupts import signal_handlers_kept
+
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        with signal_handlers_kept():  # Ray's own SIGTERM handler aborts the driver with a crash dump
+            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, ValueError) as error:  # "auto" with no instance; ray:// without Ray Client
         reason = str(error).strip().splitlines()[0].rstrip(".")
         raise InputError(f"Cannot connect to the Ray cluster at {address}.", why=f"Ray says: {reason}.",

@@ -87,8 +87,8 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
             run_in_processes(to_run, names, model_dir, dtype, collect)
         elif to_run:
             run_here(to_run, names[0], model_dir, dtype, collect)
-    except KeyboardInterrupt:
-        raise BatchInterrupted(summary(interrupted=True)) from None
+    except KeyboardInterrupt as stop:
+        raise BatchInterrupted(summary(interrupted=True), getattr(stop, "exit_code", 130)) from None
     return summary()
 
 

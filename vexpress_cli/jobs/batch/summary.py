@@ -80,6 +80,7 @@ class BatchSummary:
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the batch after the running jobs were cleaned up; ``summary`` says what was done."""
 
-    def __init__(self, summary: BatchSummary):
+    def __init__(self, summary: BatchSummary, exit_code: int = 130):
         super().__init__("The batch was interrupted.")
         self.summary = summary
+        self.exit_code = exit_code  # 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM
