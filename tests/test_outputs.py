@@ -262,3 +262,13 @@ def test_atomic_outputs_restores_replaced_files_when_a_later_one_cannot_be_moved
             (tmp_path / "a.mp3" / "x").write_text("x")
     assert (tmp_path / "k.pth").read_bytes() == b"old kps"
     assert names(tmp_path) == ["a.mp3", "k.pth"]
+
+
+def test_an_output_name_too_long_for_its_temporary_name_is_refused_before_any_work(tmp_path):
+    longest = "a" * (255 - 64 - len(".mp4")) + ".mp4"
+    assert check_output(tmp_path / longest, kind="video").name == longest
+    with pytest.raises(InputError, match=r"is 192 bytes long.*an output name may have 191"):
+        check_output(tmp_path / ("a" + longest), kind="video")
+    with pytest.raises(InputError, match="The output folder name 'bbbbbb.*longer than 255 bytes"):
+        check_output(tmp_path / ("b" * 256) / "talk.mp4", kind="video", folder_made_later=True)
+    assert list(tmp_path.iterdir()) == []

@@ -92,6 +92,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
             f"The file suffix chooses the format; a {spec.noun} is {listed(spec.suffixes)}{spec.formats}.",
             f"Use {listed(spec.suffixes)}{extra}.",
         )
+    _check_name_lengths(path)
     if kind == "frames":
         _check_frame_folder_target(path, overwrite)
     elif path.is_dir():
@@ -111,6 +112,26 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
     else:
         _check_existing_folder(path)
     return path
+
+
+# File systems allow names of up to 255 bytes; an output is first written as .NAME.vexpress-PID-TOKEN.partial[.TAG]
+# .SUFFIX (and gets NAME.json beside it), so its own name keeps 64 bytes free for that.
+NAME_MAX = 255
+TEMP_NAME_ROOM = 64
+
+
+def _check_name_lengths(path: Path) -> None:
+    longest = NAME_MAX - TEMP_NAME_ROOM
+    size = len(os.fsencode(path.name))
+    if size > longest:
+        raise InputError(f"The output name {path.name[:40]!r}... is {size} bytes long.",
+                         f"File systems allow {NAME_MAX} bytes per name, and vexpress first writes under a temporary "
+                         f"name {TEMP_NAME_ROOM} bytes longer, so an output name may have {longest}.",
+                         "Choose a shorter name.")
+    for part in path.parent.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise InputError(f"The output folder name {part[:40]!r}... is longer than {NAME_MAX} bytes.",
+                             "File systems allow no longer names.", "Choose a shorter folder name.")
 
 
 def prepare_output_path(path: str | Path, overwrite: bool) -> Path:
