@@ -328,6 +328,32 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
     assert not (tmp_path / "out").exists()
 
 
+def test_inputs_that_would_fail_their_job_at_once_are_line_problems_and_nothing_starts(inputs, tmp_path):
+    import wave
+
+    project(inputs, tmp_path, [])
+    with wave.open(str(tmp_path / "empty.wav"), "wb") as empty:
+        empty.setnchannels(1), empty.setsampwidth(2), empty.setframerate(16000)
+    (tmp_path / "notes.wav").write_text("hello")
+    manifest = project(inputs, tmp_path, [
+        {"reference_image": "aoc.jpg", "audio": "aoc.jpg", "output": "out/a.mp4"},
+        {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/b.mp4", "kps": "notes.wav"},
+        {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/c.mp4", "reference_kps": "1,2;3"},
+        {"reference_image": "aoc.jpg", "audio": "empty.wav", "output": "out/d.mp4"},
+        {"reference_image": "tys.jpg", "audio": "b.wav", "output": "out/e.mp4", "kps": "tys_kps.pth"},  # fine
+    ])
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    for expected in ["has 4 problems; no job was started",
+                     f"line 1: 'audio' {tmp_path / 'aoc.jpg'} is a .jpg file, not a speech recording",
+                     f"line 2: Cannot read kps file {tmp_path / 'notes.wav'}: unknown file type '.wav'.",
+                     "line 3: Cannot read keypoints from '1,2;3'.",
+                     f"line 4: 'audio' {tmp_path / 'empty.wav'} holds no samples"]:
+        assert expected in message, expected
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unknown_strategy_or_one_without_its_driving_track_is_a_line_problem_and_nothing_starts(inputs, tmp_path):
     manifest = project(inputs, tmp_path, [
         {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "retarget_strategy": "nosuch"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from vexpress_cli.errors import InputError, Message, VExpressError, join_message
 from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, ManifestError, Problem, read_manifest
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
-from vexpress_cli.kps.io import reference_kps_file
+from vexpress_cli.file_types import IMAGE_SUFFIXES, KPS_SUFFIXES, PRESET_SUFFIXES, RECORD_SUFFIXES
+from vexpress_cli.kps.io import load_kps, parse_kps_points, reference_kps_file
 from vexpress_cli.settings.schema import validate_value
 
 # What a job needs, decided from its output and record (see docs/batch.md).
@@ -139,6 +141,53 @@ def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
             found.append(f"'{key}' {path} cannot be read (permission denied).")
         elif key == "reference_image":
             _check_image_header(path, found)
+        elif key == "audio":
+            _check_audio_kind(path, found)
+        else:
+            _check_kps_file(key, path, found)
+    if isinstance(entry.reference_kps, str) and kps_file is None:
+        _caught(found, parse_kps_points, entry.reference_kps)
+
+
+def _caught(found: list[str], check, *args) -> None:
+    """Run one cheap check; its error paragraph becomes one of the line's problems."""
+    try:
+        check(*args)
+    except InputError as error:
+        found.append(error.render())
+
+
+def _check_audio_kind(path: Path, found: list[str]) -> None:
+    """What can be told without decoding (each line stays cheap): not an image, kps or preset file; a WAV
+    header that holds samples. Anything else ffmpeg reads is tried when the job runs."""
+    suffix = path.suffix.lower()
+    if suffix in (*IMAGE_SUFFIXES, *KPS_SUFFIXES, *PRESET_SUFFIXES, *RECORD_SUFFIXES):
+        found.append(f"'audio' {path} is a {suffix} file, not a speech recording (mp3, wav, m4a, flac, ogg) "
+                     "or a video with sound.")
+    elif suffix == ".wav":
+        try:
+            with wave.open(str(path), "rb") as header:
+                samples = header.getnframes()
+        except (wave.Error, EOFError, OSError):
+            return  # not a plain PCM WAV (ffmpeg reads more kinds): decoded when the job runs
+        if samples == 0:
+            found.append(f"'audio' {path} holds no samples (an empty WAV file): pass a recording of speech.")
+
+
+@functools.lru_cache(maxsize=1024)
+def _kps_problem(path: Path, modified: float) -> str | None:
+    try:
+        load_kps(path)
+    except InputError as error:
+        return error.render()
+    return None
+
+
+def _check_kps_file(key: str, path: Path, found: list[str]) -> None:
+    """A driving or reference track loads as generate will load it (once per file: many jobs share one)."""
+    problem = _kps_problem(path.resolve(), path.stat().st_mtime)
+    if problem is not None:
+        found.append(problem)
 
 
 def _check_image_header(path: Path, found: list[str]) -> None:
