@@ -870,3 +870,13 @@ def test_a_bug_in_a_job_is_one_paragraph_too_and_temp_paths_are_file_names(tmp_p
                              spell_in_page)
     assert bad.message == "Cannot read my photo.jpg. Check “Portrait photo”."
     assert runtime.page_error(JobCancelled()).title == "Cancelled"
+
+
+def test_a_missing_model_dir_is_refused_before_the_server_starts(tmp_path):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["ui", "--model-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "vexpress ui:" not in result.stdout
+    assert f"No model folder: {tmp_path / 'nowhere'} (--model-dir) does not exist." in " ".join(result.stderr.split())

@@ -18,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from vexpress_cli.errors import VExpressError, parameter
+from vexpress_cli.settings.model_lookup import resolve_model_dir
 from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from vexpress_cli.ui.runtime import Runtime
 
@@ -34,7 +35,8 @@ class WebApp:
     """The ``vexpress ui`` app: build it, :meth:`launch` it, :meth:`close` it (or use ``with``)."""
 
     def __init__(self, model_dir: str | Path | None = None, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB):
-        self.model_dir = Path(model_dir) if model_dir is not None else None
+        # A folder given on purpose is checked now: the first Generate is too late to learn it is missing.
+        self.model_dir = resolve_model_dir(Path(model_dir)).path if model_dir is not None else None
         self.max_upload_mb = max_upload_mb
         self.root = Path(tempfile.mkdtemp(prefix="vexpress-ui-")).resolve()
         self.runtime = Runtime(self.root, self.model_dir)
