@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 import httpx
@@ -485,9 +486,14 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
     assert names == [*JOB_PARAMETERS, *SETTINGS, "driving_crop"]  # a new parameter goes last: positions stay
 
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as writer:  # 0.8 s of silence: the result warns, naming the upload
+        writer.setnchannels(1), writer.setsampwidth(2), writer.setframerate(16000)
+        writer.writeframes(bytes(2 * 12800))
     video, record, result = client.predict(
-        reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]), preset="expressive",
+        reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(silent), preset="expressive",
         reference_kps=REFERENCE_KPS, fps=25, seed=7, api_name="/generate", **SMALL)
+    assert any(warning.startswith("The audio silent.wav is silent") for warning in result["warnings"]), result
     info = video_info(video)
     assert info.frame_count == round(result["duration"] * 25) == 20
     assert (info.codec, info.audio_codec, info.width, info.height, float(info.fps)) == ("h264", "aac", 64, 64, 25.0)

@@ -64,6 +64,8 @@ def generate_endpoint(runtime: Runtime):
                                 values["driving_crop"])
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job))
         result = {**outputs.result.to_dict(), "output": outputs.video.name}
+        for key in ("warnings", "notes"):  # an uploaded file named by its name, not the server's temp path
+            result[key] = [runtime.page_message(text) for text in result[key]]
         return FileData(path=str(outputs.video)), FileData(path=str(outputs.record)), result
 
     generate.__signature__ = signature

@@ -136,7 +136,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job), progress=progress,
                                     spell=spell_in_page)
         return {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
-                summary: outputs.summary()}
+                summary: runtime.page_message(outputs.summary())}
 
     event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,
                                                        *form.inputs},

@@ -112,7 +112,7 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             request, lambda job: run_extract(video_path, backend, (crop_text or "none").strip(), audio_wanted, job),
             progress=progress, spell=spell_in_page)
         files = [str(result.kps_out)] + ([str(result.audio_out)] if result.audio_out else [])
-        return files, str(result.kps_out), summary
+        return files, str(result.kps_out), runtime.page_message(summary)
 
     async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
                                backend, crop_text, face_number, request: gr.Request, progress=gr.Progress()):
@@ -122,7 +122,7 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
                                               size, backend, framing, job),
             progress=progress, spell=spell_in_page)
-        return str(result.preview), str(result.output), summary
+        return str(result.preview), str(result.output), runtime.page_message(summary)
 
     extract_button.click(extract_in_page, inputs=[video, face_backend, extract_crop, with_audio],
                          outputs=[extracted, kps, extract_summary], api_visibility="private", concurrency_id="tools")
