@@ -425,6 +425,7 @@ def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_pa
     assert code == 0, result.output
     assert summary["jobs"][0]["action"] == "force" and video_info(tmp_path / "out" / "a.mp4").frame_count == 12
     assert summary["jobs"][0]["reason"] == "force was given"  # the setting's name, no reference marks
+    assert "Finished in" in result.stderr  # --json: the JSON alone on stdout, the summary still on stderr
 
 
 def test_an_output_changed_since_its_run_is_not_replaced_unless_forced(first_run, tmp_path):

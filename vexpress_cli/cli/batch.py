@@ -97,7 +97,7 @@ def batch_command(
         write_text_atomically(report.absolute(), json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
     if as_json:
         print(json.dumps(summary.to_dict(), allow_nan=False))
-    print_summary(summary, quiet=quiet or as_json)
+    print_summary(summary, quiet=quiet)  # on stderr: with --json too, stdout holds only the JSON
     raise typer.Exit(summary.exit_code if exit_code is None else exit_code)
 
 
