@@ -354,6 +354,21 @@ def test_inputs_that_would_fail_their_job_at_once_are_line_problems_and_nothing_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_done_jobs_warnings_are_shown_and_in_the_summary(inputs, tmp_path):
+    import wave
+
+    project(inputs, tmp_path, [])
+    with wave.open(str(tmp_path / "silent.wav"), "wb") as silent:
+        silent.setnchannels(1), silent.setsampwidth(2), silent.setframerate(16000)
+        silent.writeframes(bytes(2 * 6400))
+    manifest = project(inputs, tmp_path, [{**THREE_JOBS[0], "audio": "silent.wav"}])
+    code, summary, result = run_batch(manifest)
+    assert code == 0, result.output
+    warning = f"The audio {tmp_path / 'silent.wav'} is silent"
+    assert summary["jobs"][0]["warnings"][0].startswith(warning)
+    assert f"Warning line 1 ({tmp_path / 'out' / 'a.mp4'}): {warning}" in " ".join(result.stderr.split())
+
+
 def test_an_unknown_strategy_or_one_without_its_driving_track_is_a_line_problem_and_nothing_starts(inputs, tmp_path):
     manifest = project(inputs, tmp_path, [
         {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/a.mp4", "retarget_strategy": "nosuch"},

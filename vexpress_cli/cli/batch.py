@@ -199,6 +199,10 @@ def print_summary(summary, quiet: bool = False) -> None:
         console.print(f"{state} {summary.seconds:.1f} s: {plural(len(summary.outcomes), 'job')}: {', '.join(counts)}.")
         if summary.interrupted:
             console.print("Run the same command again, with the same options, to finish: the jobs done are skipped.")
+        for outcome in summary.outcomes:
+            for warning in outcome.warnings:
+                console.print(f"[yellow]Warning[/] line {outcome.line} ({escape(outcome.output)}): {escape(warning)}",
+                              highlight=False)
     if summary.failed:
         table = Table(title="Failed jobs", title_justify="left", show_lines=True)
         table.add_column("line", justify="right")

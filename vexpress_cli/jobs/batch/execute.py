@@ -39,7 +39,8 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
         plan.preset = job.preset
         result = generator.run(plan, clock)
         outcome = JobOutcome(job.line, job.output, DONE, job.action, job.reason,
-                             _seconds(started), worker, result.num_frames, str(result.record))
+                             _seconds(started), worker, result.num_frames, str(result.record),
+                             [str(warning) for warning in result.warnings])
     except KeyboardInterrupt:
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(
             job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C; nothing was written",

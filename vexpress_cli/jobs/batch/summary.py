@@ -22,6 +22,7 @@ class JobOutcome:
     worker: str | None = None
     frames: int | None = None
     record: str | None = None
+    warnings: list[str] = field(default_factory=list)  # what a done job's result warned about
 
 
 @dataclass
