@@ -298,6 +298,7 @@ def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(pa
             break
         assert time.monotonic() < deadline, "the job goes on after Cancel"
     assert steps < total / 10
+    page.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
 
 
 def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, media):

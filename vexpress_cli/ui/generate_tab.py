@@ -142,4 +142,5 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                                        *form.inputs},
                         outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
                         concurrency_limit=1)
-    cancel.click(None, cancels=[event], api_visibility="private")
+    cancel.click(lambda: "**Cancelled**: nothing was written; press Generate to start again.", outputs=summary,
+                 cancels=[event], api_visibility="private", concurrency_limit=None)
