@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -197,3 +198,14 @@ def test_from_record_refuses_what_it_cannot_rerun(content, extra, message, tmp_p
     result = cli("generate", "--from-record", record, *extra)
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output
+
+
+def test_docs_batch_md_describes_every_field_of_a_record():
+    import dataclasses
+
+    from conftest import REPO_ROOT
+
+    section = (REPO_ROOT / "docs" / "batch.md").read_text().split("## Run records")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {name for line in table for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+    assert {"format", "version", *(field.name for field in dataclasses.fields(RunRecord))} <= named
