@@ -63,12 +63,12 @@ def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
     """The jobs of a manifest, and every problem found while reading it (by line)."""
     path = Path(path).expanduser()
     suffix = path.suffix.lower()
-    if suffix not in MANIFEST_SUFFIXES:
-        raise InputError(f"Cannot read the manifest {path}.", "A manifest is a .jsonl file (one JSON object per "
-                         "line) or a .csv file (a header row, then one job per row).", "Rename it, or convert it.")
     if not path.is_file():
         raise InputError(f"The manifest {path} does not exist." if not path.exists() else
                          f"The manifest {path} is not a file.", "", "Check the path.")
+    if suffix not in MANIFEST_SUFFIXES:
+        raise InputError(f"Cannot read the manifest {path}.", "A manifest is a .jsonl file (one JSON object per "
+                         "line) or a .csv file (a header row, then one job per row).", "Rename it, or convert it.")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
