@@ -106,6 +106,8 @@ def test_nothing_found_lists_every_source_and_says_the_download_command_and_size
             "not present; default tk93/V-Express in the Hugging Face cache.") in message
     assert "Looked in this order: --model or --model-dir: not given; $VEXPRESS_MODEL: not set;" in caught.value.render(flag_of)
     assert f"Run `vexpress models download` with network access; it fetches {ESTIMATED_DOWNLOAD}" in message
+    assert message.endswith("`vexpress demo` writes a tiny random-weight model and names its folder, which works as "
+                            "model_dir (the video is noise, every part runs).")
     assert str(env / "empty-hf-cache") in message
 
 

@@ -104,9 +104,14 @@ def resolve_model_dir(explicit: Path | None = None, model: str | None = None) ->
             resolved = resolve_model_folder(str(source.value), local_files_only=True)
         except VExpressError as error:
             why = join_messages(_order(tried, source.how), error.why) if tried else error.why
-            raise ModelFolderError(error.what, why=why, fix=error.fix) from None
+            fix = join_messages(error.fix, TRY_FIRST) if source.value == DEFAULT_HUB_ID else error.fix
+            raise ModelFolderError(error.what, why=why, fix=fix) from None
         return ResolvedModelDir(resolved, source.how, str(source.value), tuple(tried))
     raise AssertionError("the default hub id always resolves or raises")
+
+
+TRY_FIRST = (f"To try vexpress before downloading: `vexpress demo` writes a tiny random-weight model and names "
+             f"its folder, which works as {parameter('model_dir')} (the video is noise, every part runs).")
 
 
 def _order(tried: list[str], how: str) -> str:
