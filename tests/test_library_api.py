@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
@@ -345,3 +346,17 @@ def test_torch_dtypes_and_their_names_are_precisions():
     generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype=torch.float32)
     assert generator.dtype == torch.float32
     assert vexpress_cli.GenerationSettings(dtype="bfloat16").dtype == "bf16"
+
+
+def test_frames_gives_the_frames_run_writes_and_writes_nothing(speech, tmp_path):
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    written = generator.generate(AOC / "ref.jpg", speech, tmp_path / "frames", seed=2, **SMALL)
+    plan = generator.plan(AOC / "ref.jpg", speech, tmp_path / "unused.mp4", seed=2, **SMALL)
+    stages = []
+    chunks = list(generator.frames(plan, progress=lambda stage, done, total: stages.append(stage)))
+    frames = np.concatenate(chunks)
+    assert frames.dtype == np.uint8 and frames.shape == (written.num_frames, 64, 64, 3)
+    png = [np.asarray(PIL.Image.open(path)) for path in sorted((tmp_path / "frames").glob("frame_*.png"))]
+    np.testing.assert_array_equal(frames, np.stack(png))
+    assert "denoise" in stages and "decode" in stages
+    assert not (tmp_path / "unused.mp4").exists() and not (tmp_path / "unused.mp4.json").exists()

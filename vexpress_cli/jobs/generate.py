@@ -22,11 +22,12 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError, messages, parameter, python_name, spell_parameters
@@ -234,20 +235,24 @@ class Generator:
         with self._running:
             return self._run(plan, progress)
 
-    def _run(self, plan: GenerationPlan, progress: ProgressCallback | None) -> GenerationResult:
-        from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
-        from vexpress_cli.media.video_writer import open_video_writer
+    def frames(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
+        """The job's frames as they are made, and no file: ``[n, H, W, 3]`` uint8 RGB chunks in order (the
+        frames :meth:`run` would encode, paste-back included); the plan's output path is not used."""
+        from vexpress_cli.jobs.records import StageClock
 
+        with self._running:
+            paste = plan.photo.paste_back(plan.settings.max_size) if plan.photo is not None else None
+            yield from self._frame_chunks(plan, StageClock(progress), paste)
+
+    def _frame_chunks(self, plan: GenerationPlan, clock: ProgressCallback, paste) -> Iterator[np.ndarray]:
         from vexpress_cli.engine.distributed import configure_speed
 
-        clock = StageClock(progress)
         settings = plan.settings
         pipeline = self.load(clock, settings.offload)
         pipeline.use_scheduler(settings.scheduler)
         configure_speed(pipeline, settings.window_batch, settings.compile)
-        started = time.monotonic()
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
-        frames = pipeline.iter_frames(
+        chunks = pipeline.iter_frames(
             reference_image=plan.reference_image, audio_waveform=plan.waveform, video_length=plan.num_frames,
             width=settings.width, height=settings.height, kps_images=plan.kps_track,
             num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
@@ -257,8 +262,30 @@ class Generator:
             num_pad_audio_frames=settings.num_pad_audio_frames, generator=generator,
             save_gpu_memory=settings.save_gpu_memory, postprocess=settings.postprocess, progress=clock,
         )
+        try:
+            for chunk in chunks:
+                if paste is None:
+                    yield chunk
+                else:
+                    yield from (frame[None] for frame in paste.frames(chunk))  # full-size frames, one at a time
+        except torch.cuda.OutOfMemoryError:
+            raise out_of_memory_error("while generating", settings) from None
+        except BaseException:
+            if len(self.devices) > 1:  # the other devices' processes may be mid-step: start afresh next time
+                self.close()
+            raise
+
+    def _run(self, plan: GenerationPlan, progress: ProgressCallback | None) -> GenerationResult:
+        from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
+        from vexpress_cli.media.video_writer import open_video_writer
+
+        clock = StageClock(progress)
+        settings = plan.settings
+        self.load(clock, settings.offload)  # before the clock starts: loading is a stage of its own
+        started = time.monotonic()
         paste = plan.photo.paste_back(settings.max_size) if plan.photo is not None else None
         size = (paste.width, paste.height) if paste else (settings.width, settings.height)
+        frames = self._frame_chunks(plan, clock, paste)
         writer = open_video_writer(plan.output, plan.fps, *size, audio_path=plan.audio, overwrite=plan.overwrite,
                                    encoding=plan.encoding)
         record, stages, written = record_path(plan.output), dict(plan.stages), []
@@ -270,16 +297,12 @@ class Generator:
         try:
             with writer:
                 for chunk in frames:
-                    for frame in paste.frames(chunk) if paste else (chunk,):  # one full-size frame at a time
-                        writer.write(frame)
+                    writer.write(chunk)
                 writer.close(before_commit=write_the_record)
-        except BaseException as error:
+        except BaseException:
+            frames.close()  # a writer's failure too stops the networks' work (and other devices' processes)
             for path in written:  # the record was written but the output did not take its place
                 path.unlink(missing_ok=True)
-            if len(self.devices) > 1:  # the other devices' processes may be mid-step: start afresh next time
-                self.close()
-            if isinstance(error, torch.cuda.OutOfMemoryError):
-                raise out_of_memory_error("while generating", settings) from None
             raise
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
