@@ -104,15 +104,18 @@ def test_a_crop_box_outside_the_photo_is_refused_before_anything_is_written(canv
     assert not output.exists() and not list(tmp_path.iterdir())
 
 
-def test_a_photo_without_a_face_under_crop_auto_says_to_give_a_box_or_crop_none(speech, tmp_path):
+def test_a_photo_without_a_face_under_crop_auto_names_fixes_that_work(speech, tmp_path):
     wall = tmp_path / "wall.png"
     PIL.Image.new("RGB", (300, 200), (128, 128, 128)).save(wall)
-    result = runner.invoke(app, ["generate", "-i", str(wall), "-a", str(speech), "-o", str(tmp_path / "o.mp4"),
-                                 *SMALL_FLAGS])
+    command = ["generate", "-i", str(wall), "-a", str(speech), "-o", str(tmp_path / "o.mp4"), *SMALL_FLAGS]
+    result = runner.invoke(app, command)
     message = " ".join(result.output.split())
     assert result.exit_code == 2
-    assert "No face was found" in message and "--crop X,Y,W,H" in message and "--crop none" in message
+    assert "No face was found" in message and "Try the other detector (--face-backend insightface)" in message
+    assert "--crop X,Y,W,H (the part to animate, in the photo's pixels) with --reference-kps 'x,y;x,y;x,y'" in message
     assert sorted(path.name for path in tmp_path.iterdir()) == ["wall.png"]
+    named = runner.invoke(app, [*command, "--crop", "50,20,160,160", "--reference-kps", "22,26;42,26;32,38"])
+    assert named.exit_code == 0, named.output  # the face named by hand: no detector needed
 
 
 def test_a_face_index_beyond_the_faces_found_is_refused(canvas, speech, tmp_path):

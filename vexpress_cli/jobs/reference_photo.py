@@ -127,6 +127,10 @@ def _crop_warnings(box: CropBox, photo_size: tuple[int, int], width: int, warnin
                         "is enlarged and will look soft. A photo taken closer, or larger, looks sharper.")
 
 
+def _other_backend(name: str) -> str:
+    return "dlib" if name == "insightface" else "insightface"
+
+
 def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: Path | None,
               label: str) -> tuple[CropBox, object, int]:
     """The auto-crop box of an upright RGB photo: (box, the face it frames, how many faces were found)."""
@@ -142,8 +146,10 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
             f"No face was found in {label} ({photo_width}x{photo_height}).",
             why=f"{parameter('crop', 'auto')} cuts the frame around a face, and the {detector.name} face detector "
             "found none.",
-            fix=f"Give the part to animate with {parameter('crop', 'X,Y,W,H')} (in the photo's pixels), or use "
-            f"{parameter('crop', 'none')} to animate the whole photo.")
+            fix=f"Try the other detector ({parameter('face_backend', _other_backend(detector.name))}) or a photo "
+            "with a clearer, roughly frontal face; or name the face yourself: "
+            f"{parameter('crop', 'X,Y,W,H')} (the part to animate, in the photo's pixels) with "
+            f"{parameter('reference_kps', 'x,y;x,y;x,y')} (its eyes and nose, in the video's pixels).")
     if settings.face_index >= len(faces):
         raise InputError(
             f"{parameter('face_index')} is {settings.face_index}, but {label} has {plural(len(faces), 'face')}.",
