@@ -94,3 +94,24 @@ def windowed_golden_job():
     reference = PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB")
     return dict(reference_image=reference, audio_waveform=golden["audio_waveform"],
                 kps_images=golden["kps_sequence"].numpy(), **params)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(like_the_real_command):
+    """The tiny model's VExpressPipeline on the CPU, one per test module (tests may change its scheduler)."""
+    from vexpress_cli import VExpressPipeline
+
+    pipeline = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def golden_inputs():
+    """The golden fixture's portrait, waveform and kps track: the inputs of a call of the tiny pipeline."""
+    import PIL.Image
+    from safetensors.torch import load_file
+
+    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
+    return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
+                audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy())

@@ -4,32 +4,13 @@ traceback from deep inside torch, PIL or diffusers, and nothing silently wrong (
 from __future__ import annotations
 
 import numpy as np
-import PIL.Image
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from vexpress_cli import VExpressPipeline
 from vexpress_cli.errors import InputError
-
-from conftest import GOLDEN_DIR, TINY_MODEL_DIR
 
 CALL = dict(video_length=12, width=64, height=64, num_inference_steps=1, context_frames=8, context_overlap=2,
             output_type="latent")
-
-
-@pytest.fixture(scope="module")
-def pipe(like_the_real_command):
-    pipeline = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
-    return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
-                audio_waveform=golden["audio_waveform"].numpy(), kps_images=golden["kps_sequence"].numpy())
 
 
 def nan_points(inputs):
@@ -57,8 +38,9 @@ BAD_CALLS = [
 
 
 @pytest.mark.parametrize(("bad", "message"), BAD_CALLS, ids=[message for _, message in BAD_CALLS])
-def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(pipe, inputs, bad, message,
+def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(tiny_pipe, golden_inputs, bad, message,
                                                                             monkeypatch):
+    pipe, inputs = tiny_pipe, golden_inputs
     def no_network(*args, **kwargs):
         raise AssertionError("a network ran before the arguments were checked")
 
@@ -69,19 +51,22 @@ def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(pip
     assert str(raised.value).startswith(message) or message in str(raised.value)
 
 
-def test_a_mono_waveform_as_one_row_is_read_as_the_flat_one(pipe, inputs):
+def test_a_mono_waveform_as_one_row_is_read_as_the_flat_one(tiny_pipe, golden_inputs):
+    pipe, inputs = tiny_pipe, golden_inputs
     flat = pipe(**inputs, **CALL, generator=torch.manual_seed(0)).frames
     row = pipe(**{**inputs, "audio_waveform": inputs["audio_waveform"][None]}, **CALL, generator=torch.manual_seed(0))
     torch.testing.assert_close(row.frames, flat, rtol=0, atol=0)
 
 
-def test_a_step_end_callback_returning_latents_of_another_shape_is_named(pipe, inputs):
+def test_a_step_end_callback_returning_latents_of_another_shape_is_named(tiny_pipe, golden_inputs):
+    pipe, inputs = tiny_pipe, golden_inputs
     with pytest.raises(ValueError, match=r"callback_on_step_end returned latents of Tensor of shape \(1,\); they "
                                          r"must keep the shape \(1, 4, 12, 8, 8\)"):
         pipe(**inputs, **CALL, generator=torch.manual_seed(0),
              callback_on_step_end=lambda pipeline, step, timestep, values: {"latents": torch.zeros(1)})
 
 
-def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(pipe):
+def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(tiny_pipe):
+    pipe = tiny_pipe
     with pytest.raises(InputError, match=r"There is no scheduler str 'dpm'.*Did you mean 'dpm\+\+'\? Use one of"):
         pipe.use_scheduler("dpm")

@@ -12,14 +12,13 @@ import pytest
 import torch
 from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
                        UniPCMultistepScheduler)
-from safetensors.torch import load_file
 
 from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.scheduling import SCHEDULERS, ChunkedStepper, make_scheduler
 from vexpress_cli.errors import InputError
 
-from conftest import GOLDEN_DIR, REPO_ROOT, TINY_MODEL_DIR
+from conftest import REPO_ROOT, TINY_MODEL_DIR
 
 COMPONENTS = ("vae", "reference_net", "denoising_unet", "v_kps_guider", "audio_encoder", "feature_extractor",
               "audio_projection", "scheduler")
@@ -28,17 +27,13 @@ CALL = dict(video_length=FRAMES, width=64, height=64, num_inference_steps=3, con
 
 
 @pytest.fixture(scope="module")
-def pipe(like_the_real_command):
-    pipeline = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+def pipe(tiny_pipe):
+    return tiny_pipe
 
 
 @pytest.fixture(scope="module")
-def inputs():
-    golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
-    return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
-                audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy())
+def inputs(golden_inputs):
+    return golden_inputs
 
 
 def frames(pipe, inputs, seed=4, **overrides):
