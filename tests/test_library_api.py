@@ -291,9 +291,10 @@ def test_two_threads_sharing_a_generator_run_one_job_at_a_time_and_each_seed_hol
 
 
 def test_a_job_may_repeat_the_generators_own_device_and_dtype_but_not_change_them(speech, tmp_path):
-    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu")
     plan = generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device="auto", dtype="auto", **SMALL)
     assert plan.settings.device == "auto"
+    generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device="cpu", dtype=torch.float32, **SMALL)
     with pytest.raises(InputError, match="dtype cannot change from one job to the next"):
         generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", dtype="fp16", **SMALL)
 
@@ -360,3 +361,18 @@ def test_frames_gives_the_frames_run_writes_and_writes_nothing(speech, tmp_path)
     np.testing.assert_array_equal(frames, np.stack(png))
     assert "denoise" in stages and "decode" in stages
     assert not (tmp_path / "unused.mp4").exists() and not (tmp_path / "unused.mp4.json").exists()
+
+
+def test_an_unfinished_frames_iterator_holds_the_generator_until_closed_even_from_another_thread(speech, tmp_path):
+    import threading
+
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    plan = generator.plan(AOC / "ref.jpg", speech, tmp_path / "a.mp4", **{**SMALL, "paste_back": False})
+    chunks = generator.frames(plan)
+    next(chunks)
+    with pytest.raises(vexpress_cli.VExpressError, match="already running a job started in this thread"):
+        generator.run(plan)
+    rest = threading.Thread(target=lambda: sum(len(chunk) for chunk in chunks))  # finished by another thread
+    rest.start()
+    rest.join()
+    assert generator.run(plan).num_frames == 12 and (tmp_path / "a.mp4").exists()

@@ -23,6 +23,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,11 +116,12 @@ class Generator:
         self.device = self.devices[0] if self.devices else resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
-        self._asked = {"device": device, "dtype": dtype}
         self._pipeline = None
         self._offload = "none"
-        # One job at a time: jobs seed torch's global generator, and share the networks and the device.
-        self._running = threading.RLock()
+        # One job at a time: jobs seed torch's global generator, and share the networks and the device. A plain
+        # Lock: a frames() iterator may be resumed, and so end, in another thread than the one that started it.
+        self._running = threading.Lock()
+        self._running_in: int | None = None  # the thread that started the running job
 
     # -- the networks ------------------------------------------------------------------------
 
@@ -133,12 +135,12 @@ class Generator:
         ``offload`` (none, model, sequential) is how the networks sit between the CPU and the device;
         a job asking for another mode than the loaded one reloads them (offload hooks do not come off).
         """
-        with self._running:
+        with self._one_job():
             return self._load(progress, offload)
 
     def _load(self, progress: ProgressCallback | None, offload: str):
         if self._pipeline is not None and self._offload != offload:
-            self.close()
+            self._close()
         if self._pipeline is None:
             from vexpress_cli.engine.pipeline import VExpressPipeline
 
@@ -163,7 +165,7 @@ class Generator:
 
     def close(self) -> None:
         """Drop the networks (and stop the processes of other devices) and give their device memory back."""
-        with self._running:
+        with self._one_job():
             self._close()
 
     def _close(self) -> None:
@@ -173,6 +175,23 @@ class Generator:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    @contextmanager
+    def _one_job(self) -> Iterator[None]:
+        """Hold the Generator for one job (or load, or close); a job of another thread waits for it."""
+        if not self._running.acquire(blocking=False):
+            if self._running_in == threading.get_ident():  # waiting would never end
+                raise VExpressError("This Generator is already running a job started in this thread.",
+                                    why="A frames() iterator that is not finished holds it; jobs run one at a time.",
+                                    fix="Finish the loop over frames(), or close the iterator (iterator.close(), "
+                                    "or contextlib.closing), before anything else.")
+            self._running.acquire()
+        self._running_in = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._running_in = None
+            self._running.release()
 
     def __enter__(self) -> "Generator":
         return self
@@ -203,7 +222,7 @@ class Generator:
                                  fix=f"Create a Generator({name}=...) for it.")
         for name in MODEL_SETTINGS:
             given = settings.pop(name, None)
-            if given is not None and checked_setting(name, given) not in ("auto", self._asked[name]):
+            if given is not None and not self._is_own(name, checked_setting(name, given)):
                 raise InputError(f"{parameter(name)} cannot change from one job to the next.",
                                  why="The networks were loaded onto one device in one precision.",
                                  fix=f"Give {parameter(name)} when creating the Generator.")
@@ -226,21 +245,35 @@ class Generator:
         plan.stages = clock.rounded()
         return plan
 
+    def _is_own(self, name: str, value: str) -> bool:
+        """Whether a job's ``device`` or ``dtype`` is ``auto`` or what this Generator resolved to."""
+        from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+
+        if value == "auto":
+            return True
+        if name == "dtype":
+            return resolve_dtype(value, self.device) == self.dtype
+        device = resolve_device(value)
+        return device.type == self.device.type and device.index in (None, self.device.index)
+
     def run(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
         """Denoise, decode and stream the frames into the output (a temp file renamed at the end).
 
         The run record (``<output>.json``, :mod:`vexpress_cli.jobs.records`) is written just before
         the finished output is renamed into place. Jobs run one at a time: a second thread's job waits.
         """
-        with self._running:
+        with self._one_job():
             return self._run(plan, progress)
 
     def frames(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
         """The job's frames as they are made, and no file: ``[n, H, W, 3]`` uint8 RGB chunks in order (the
-        frames :meth:`run` would encode, paste-back included); the plan's output path is not used."""
+        frames :meth:`run` would encode, paste-back included); nothing is written at the plan's output path.
+
+        The iterator holds the Generator until it ends: finish the loop, or close it, before the next job.
+        """
         from vexpress_cli.jobs.records import StageClock
 
-        with self._running:
+        with self._one_job():
             paste = plan.photo.paste_back(plan.settings.max_size) if plan.photo is not None else None
             yield from self._frame_chunks(plan, StageClock(progress), paste)
 
@@ -248,7 +281,7 @@ class Generator:
         from vexpress_cli.engine.distributed import configure_speed
 
         settings = plan.settings
-        pipeline = self.load(clock, settings.offload)
+        pipeline = self._load(clock, settings.offload)
         pipeline.use_scheduler(settings.scheduler)
         configure_speed(pipeline, settings.window_batch, settings.compile)
         generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
@@ -268,11 +301,11 @@ class Generator:
                     yield chunk
                 else:
                     yield from (frame[None] for frame in paste.frames(chunk))  # full-size frames, one at a time
-        except torch.cuda.OutOfMemoryError:
-            raise out_of_memory_error("while generating", settings) from None
-        except BaseException:
+        except BaseException as error:
             if len(self.devices) > 1:  # the other devices' processes may be mid-step: start afresh next time
-                self.close()
+                self._close()
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                raise out_of_memory_error("while generating", settings) from None
             raise
 
     def _run(self, plan: GenerationPlan, progress: ProgressCallback | None) -> GenerationResult:
@@ -281,7 +314,7 @@ class Generator:
 
         clock = StageClock(progress)
         settings = plan.settings
-        self.load(clock, settings.offload)  # before the clock starts: loading is a stage of its own
+        self._load(clock, settings.offload)  # before the clock starts: loading is a stage of its own
         started = time.monotonic()
         paste = plan.photo.paste_back(settings.max_size) if plan.photo is not None else None
         size = (paste.width, paste.height) if paste else (settings.width, settings.height)
