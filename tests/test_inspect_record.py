@@ -58,7 +58,7 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
     assert [item["now"] for item in report.inputs] == ["missing", "changed since the run"]
     assert report.to_dict()["warnings"] == [
         f"The output {output} is changed since the run: this record no longer describes it "
-        f"(`vexpress generate --from-record {record}` makes it again).",
+        f"(`vexpress generate --from-record {record} --overwrite` replaces it, or add -o NEW.mp4 to keep it).",
         f"The reference image {image} is missing: a rerun needs it back, or another file given with "
         "reference_image.",
         f"The audio {audio} is changed since the run: a rerun uses it as it is now.",
@@ -88,7 +88,7 @@ def test_a_json_file_that_is_not_a_record_or_is_damaged_is_one_paragraph(tmp_pat
     data = json.loads(record.read_text())
     data["inputs"] = ["ref.png"]
     record.write_text(json.dumps(data))
-    assert_cli_error([record], "is damaged: inputs has the wrong type", "Delete the record")
+    assert_cli_error([record], "is damaged: inputs is not an object", "Delete the record")
     record.write_bytes(b" " * (1 << 20) + b"{}")
     assert_cli_error([record], "is larger than 1 MiB")
 

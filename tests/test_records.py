@@ -184,10 +184,11 @@ def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
     ('{"format": "something-else"}', [], "is not a vexpress run record"),
     ("not json", [], "Cannot read the run record"),
     ('{"format": "vexpress-run-record", "version": 1, "status": "done", "x": NaN}', [], "NaN is not a JSON number"),
-    ('{"format": "vexpress-run-record", "version": 1, "status": "done", "inputs": {"audio": "a.wav"}}', [],
-     "is damaged: inputs has the wrong type"),
-    ('{"format": "vexpress-run-record", "version": 1, "status": 3, "settings": []}', [],
-     "is damaged: settings, status has the wrong type"),
+    ('{"format": "vexpress-run-record", "version": 1, "status": "done", "output": "o.mp4", "job": {}, '
+     '"settings": {}, "inputs": {"audio": "a.wav"}}', [], "is damaged: inputs holds something else than file facts."),
+    ('{"format": "vexpress-run-record", "version": 1, "status": 3, "settings": [], "output": 5, "warnings": 5}', [],
+     "is damaged: job is missing, inputs is missing, status is not text, output is not text, settings is not an "
+     "object, warnings is not a list."),
     (b"\xff\xfe{}", [], "is not UTF-8 text"),
     (None, ["--preset", "lip-sync"], "--preset cannot be combined with --from-record"),
 ])

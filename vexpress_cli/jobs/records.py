@@ -214,8 +214,14 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
 
 
 RECORD_EXPECTED = "the .json file vexpress wrote beside an output"
-# The parts of a record that are read as objects: a hand-edited record must not crash a batch's resume.
-RECORD_OBJECTS = ("job", "inputs", "settings", "model", "stages", "versions", "output_file")
+# The type of each part of a record that is read (None: may be null); a hand-edited record must not crash
+# a batch's resume or inspect. The first five are required.
+RECORD_PARTS: dict[str, tuple[type, bool]] = {
+    "status": (str, False), "output": (str, False), "job": (dict, False), "inputs": (dict, False),
+    "settings": (dict, False), "model": (dict, False), "stages": (dict, False), "versions": (dict, False),
+    "warnings": (list, False), "notes": (list, False), "output_file": (dict, True), "crop": (list, True),
+}
+REQUIRED_PARTS = ("status", "output", "job", "inputs", "settings")
 
 
 def read_record(path: str | Path) -> RunRecord:
@@ -235,16 +241,23 @@ def read_record(path: str | Path) -> RunRecord:
     if data.get("version") != RECORD_VERSION:
         raise InputError(f"The run record {path} has version {data.get('version')!r}.",
                          f"This vexpress reads version {RECORD_VERSION}.", "Upgrade vexpress.")
-    damaged = [name for name in RECORD_OBJECTS if not isinstance(data.get(name, {}), dict)
-               and not (name == "output_file" and data[name] is None)]  # a failed job wrote no output
-    damaged += [] if isinstance(data.get("status"), str) else ["status"]
-    if "inputs" not in damaged and not all(isinstance(facts, dict) for facts in data.get("inputs", {}).values()):
-        damaged.append("inputs")
+    damaged = _damaged_parts(data)
     if damaged:
-        raise InputError(f"The run record {path} is damaged: {', '.join(damaged)} has the wrong type.",
-                         "vexpress writes them as JSON objects, and status as a string; the file was edited.",
+        raise InputError(f"The run record {path} is damaged: {', '.join(damaged)}.",
+                         "vexpress writes every part with its type; the file was edited or cut.",
                          "Delete the record: the next run of its job makes it again.")
     return RunRecord.from_dict(data)
+
+
+def _damaged_parts(data: dict) -> list[str]:
+    found = [f"{name} is missing" for name in REQUIRED_PARTS if name not in data]
+    for name, (kind, nullable) in RECORD_PARTS.items():
+        value = data.get(name)
+        if name in data and not isinstance(value, kind) and not (nullable and value is None):
+            found.append(f"{name} is not {'an object' if kind is dict else 'a list' if kind is list else 'text'}")
+    if isinstance(data.get("inputs"), dict) and not all(isinstance(facts, dict) for facts in data["inputs"].values()):
+        found.append("inputs holds something else than file facts")
+    return found
 
 
 def _refuse_constant(name: str) -> None:

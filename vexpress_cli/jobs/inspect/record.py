@@ -100,9 +100,11 @@ def _what_changed(report: RecordReport, versions: dict[str, str]) -> list[str]:
     found = []
     if report.status != "done":
         found.append(f"This run failed; `{report.rerun}` tries it again.")
+    elif report.output_now == "missing":
+        found.append(f"The output {report.output} is missing: `{report.rerun}` makes it again.")
     elif report.output_now != "the file this run wrote":
         found.append(f"The output {report.output} is {report.output_now}: this record no longer describes it "
-                     f"(`{report.rerun}` makes it again).")
+                     f"(`{report.rerun} --overwrite` replaces it, or add -o NEW.mp4 to keep it).")
     for item in report.inputs:
         what = f"The {item['role'].replace('_', ' ')} {item['path']}"
         if item["now"] == "missing":
