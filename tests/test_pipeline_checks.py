@@ -34,6 +34,11 @@ BAD_CALLS = [
     ({"latents": lambda inputs: torch.zeros(1, 4, 12, 9, 9)}, "latents is Tensor of shape (1, 4, 12, 9, 9)"),
     ({"latents": lambda inputs: torch.zeros(1, 4, 17, 8, 8)}, "latents is Tensor of shape (1, 4, 17, 8, 8)"),
     ({"latents": lambda inputs: torch.full((1, 4, 12, 8, 8), float("inf"))}, "latents hold NaN or infinite values"),
+    ({"audio_waveform": lambda inputs: torch.full((16000,), float("nan"), requires_grad=True)},
+     "audio_waveform holds NaN"),
+    ({"audio_waveform": lambda inputs: None}, "audio_waveform is NoneType None"),
+    ({"kps_images": lambda inputs: torch.as_tensor(nan_points(inputs), dtype=torch.bfloat16)},
+     "kps_images hold NaN or infinite keypoints"),
 ]
 
 
@@ -51,11 +56,13 @@ def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(tin
     assert str(raised.value).startswith(message) or message in str(raised.value)
 
 
-def test_a_mono_waveform_as_one_row_is_read_as_the_flat_one(tiny_pipe, golden_inputs):
+def test_a_mono_waveform_as_one_row_or_in_bf16_is_read_as_the_flat_one(tiny_pipe, golden_inputs):
     pipe, inputs = tiny_pipe, golden_inputs
     flat = pipe(**inputs, **CALL, generator=torch.manual_seed(0)).frames
     row = pipe(**{**inputs, "audio_waveform": inputs["audio_waveform"][None]}, **CALL, generator=torch.manual_seed(0))
     torch.testing.assert_close(row.frames, flat, rtol=0, atol=0)
+    half = torch.as_tensor(inputs["audio_waveform"]).to(torch.bfloat16)
+    assert pipe(**{**inputs, "audio_waveform": half}, **CALL, generator=torch.manual_seed(0)).frames.shape == flat.shape
 
 
 def test_a_step_end_callback_returning_latents_of_another_shape_is_named(tiny_pipe, golden_inputs):
@@ -68,5 +75,5 @@ def test_a_step_end_callback_returning_latents_of_another_shape_is_named(tiny_pi
 
 def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(tiny_pipe):
     pipe = tiny_pipe
-    with pytest.raises(InputError, match=r"There is no scheduler str 'dpm'.*Did you mean 'dpm\+\+'\? Use one of"):
+    with pytest.raises(InputError, match=r"There is no scheduler 'dpm'.*Did you mean 'dpm\+\+'\? Use one of"):
         pipe.use_scheduler("dpm")

@@ -10,7 +10,7 @@ import PIL.Image
 import torch
 
 from vexpress_cli.engine.pipeline_output import OUTPUT_TYPES
-from vexpress_cli.errors import InputError, described, parameter
+from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 
 
 class CallChecks:
@@ -37,12 +37,9 @@ class CallChecks:
         if width < self.vae_scale_factor or height < self.vae_scale_factor:
             raise InputError(f"The size {width}x{height} is too small.", "", f"Use a {parameter('width')} and "
                              f"{parameter('height')} of at least {self.vae_scale_factor} (512 as trained).")
-        if reference_image is not None or audio_waveform is not None:
-            _check_reference_image(reference_image)
-            self._check_waveform(audio_waveform)
+        _check_reference_image(reference_image)
+        self._check_waveform(audio_waveform)
         _check_finite_kps(kps_images)
-        if latents is not None:
-            self._check_latents(latents, video_length, width, height)
         if video_length < 1:
             raise InputError("The video would have no frames.", "The audio is shorter than one frame.",
                              "Use a longer audio clip.")
@@ -73,12 +70,14 @@ class CallChecks:
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, "
                              f"not {unknown}.")
+        if latents is not None:  # after the sizes: the shape they must have follows from them
+            self._check_latents(latents, video_length, width, height)
 
     def _check_waveform(self, audio_waveform) -> None:
         """A mono 16 kHz waveform at least as long as wav2vec2's first feature (400 samples: 25 ms)."""
-        try:
-            waveform = torch.as_tensor(np.asarray(audio_waveform, dtype=np.float32))
-        except (TypeError, ValueError):
+        try:  # as encode_audio reads it
+            waveform = torch.as_tensor(_detached(audio_waveform), dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
             raise InputError(f"{parameter('audio_waveform')} is {described(audio_waveform)}.",
                              "It must be the speech's samples: a 1-D array of numbers at 16 kHz.",
                              "Read the audio with vexpress_cli.media.audio.load_audio(path).") from None
@@ -153,7 +152,7 @@ def _check_reference_image(reference_image) -> None:
 def _check_finite_kps(kps_images) -> None:
     """Keypoints given as numbers (``[frames, 3, 2]``) must be finite; images are drawn, nothing to check."""
     if isinstance(kps_images, (np.ndarray, torch.Tensor)) and tuple(kps_images.shape[1:]) == (3, 2):
-        if not np.isfinite(np.asarray(kps_images, dtype=np.float64)).all():
+        if not torch.isfinite(torch.as_tensor(_detached(kps_images), dtype=torch.float32)).all():
             raise InputError(f"{parameter('kps_images')} hold NaN or infinite keypoints.", "",
                              "Pass finite (x, y) pixels; a track from a file is checked by vexpress_cli.kps.load_kps.")
 
@@ -168,8 +167,12 @@ def checked_step_end_latents(returned, given: torch.Tensor) -> torch.Tensor:
 
 def check_scheduler_name(name) -> None:
     from vexpress_cli.engine.scheduling import SCHEDULERS
-    from vexpress_cli.errors import did_you_mean
 
     if name not in SCHEDULERS:
-        raise InputError(f"There is no scheduler {described(name)}.", "",
+        raise InputError(f"There is no scheduler {name!r}.", "",
                          f"{did_you_mean(str(name), SCHEDULERS)}Use one of {', '.join(SCHEDULERS)}.")
+
+
+def _detached(value):
+    """A tensor off the autograd graph (as_tensor refuses one that requires grad); anything else as it is."""
+    return value.detach() if isinstance(value, torch.Tensor) else value
