@@ -82,7 +82,20 @@ def _on_signal(signum: int, frame) -> None:
     _raise_for(signum)
 
 
+_last_signal: int | None = None  # the latest one raised: a library may re-raise it as a plain KeyboardInterrupt
+
+
+def exit_code_of(stop: KeyboardInterrupt) -> int:
+    """128 + the signal that stopped the process (130 for Ctrl-C), even when a library (Ray's ``wait``) turned
+    :class:`Terminated` into a plain KeyboardInterrupt on its way up."""
+    if isinstance(stop, Terminated):
+        return stop.exit_code
+    return getattr(stop, "exit_code", None) or 128 + (_last_signal or signal.SIGINT)
+
+
 def _raise_for(signum: int) -> None:
+    global _last_signal
+    _last_signal = signum
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     for other in handled_signals():  # a second termination signal ends the process at once

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vexpress_cli.errors import VExpressError
-from vexpress_cli.interrupts import handle_termination_signals
+from vexpress_cli.interrupts import exit_code_of, handle_termination_signals
 
 # Each module defines ``register(app)`` that adds its command(s).
 COMMAND_MODULES = [
@@ -46,7 +46,7 @@ class VExpressGroup(typer.core.TyperGroup):
                 error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
             except OSError:  # the terminal is gone (SIGHUP)
                 pass
-            raise typer.Exit(getattr(interrupt, "exit_code", 130)) from None
+            raise typer.Exit(exit_code_of(interrupt)) from None
 
 
 app = typer.Typer(

@@ -66,8 +66,8 @@ def extract_command(
         None, "--audio-out", help="Also write the video's audio track here (.mp3, .wav, .m4a, ...). Default: no audio.",
         show_default=False,
     ),
-    width: int = typer.Option(DEFAULTS["width"], "--width", min=1, help="Frame width the points refer to."),
-    height: int = typer.Option(DEFAULTS["height"], "--height", min=1, help="Frame height the points refer to."),
+    width: int = typer.Option(DEFAULTS["width"], "--width", help="Frame width the points refer to (8 to 8192)."),
+    height: int = typer.Option(DEFAULTS["height"], "--height", help="Frame height the points refer to (8 to 8192)."),
     face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "

@@ -75,8 +75,8 @@ def retarget_command(
         None, "--num-frames", "-n", min=1, help="Frames to produce. Default: the driving track's length."
     ),
     kps_fit: KpsFit = setting_option("kps_fit", default=DEFAULTS["kps_fit"]),
-    width: int = typer.Option(DEFAULTS["width"], "--width", min=8, help="Output frame width in pixels."),
-    height: int = typer.Option(DEFAULTS["height"], "--height", min=8, help="Output frame height in pixels."),
+    width: int = typer.Option(DEFAULTS["width"], "--width", help="Output frame width in pixels (as generate's)."),
+    height: int = typer.Option(DEFAULTS["height"], "--height", help="Output frame height in pixels (as generate's)."),
     fps: float | None = typer.Option(
         None,
         "--fps",

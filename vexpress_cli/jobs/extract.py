@@ -12,6 +12,7 @@ from vexpress_cli.errors import InputError, messages, parameter, python_name, sp
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import DEFAULTS, checked_setting
+from vexpress_cli.kps.io import checked_frame_side
 
 PathLike = str | Path
 
@@ -76,7 +77,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     model_root = optional_path(model_root, "model_root")
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)
-    width, height = checked_setting("width", width), checked_setting("height", height)
+    width, height = checked_frame_side("width", width), checked_frame_side("height", height)
     progress = checked_callback(progress)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)

@@ -93,6 +93,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     crop = checked_setting("crop", crop)
     face_index = checked_setting("face_index", face_index)
     progress = checked_callback(progress)
+    # The frame of the video the track is for: generate's limits (the photo is framed as generate frames it).
     width, height = checked_setting("width", width), checked_setting("height", height)
     fps = None if fps is None else checked_setting("fps", fps)
     num_frames = _checked_num_frames(num_frames)

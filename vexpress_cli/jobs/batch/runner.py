@@ -14,6 +14,7 @@ from typing import Any
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.input_files import as_path, optional_path
+from vexpress_cli.interrupts import exit_code_of
 from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
 from vexpress_cli.jobs.batch.execute import Emit, run_job
 from vexpress_cli.jobs.batch.ray_runner import check_reachable, import_ray
@@ -88,7 +89,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         elif to_run:
             run_here(to_run, names[0], model_dir, dtype, collect)
     except KeyboardInterrupt as stop:
-        raise BatchInterrupted(summary(interrupted=True), getattr(stop, "exit_code", 130)) from None
+        raise BatchInterrupted(summary(interrupted=True), exit_code_of(stop)) from None
     return summary()
 
 
