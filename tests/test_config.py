@@ -88,12 +88,6 @@ def test_relative_model_dir_in_config_is_relative_to_the_config_file(env):
     assert resolve_model_dir().path == weights
 
 
-def test_config_relative_model_dir_is_shown_normalised(env):
-    make_dir(env / "weights")
-    write_config(env, 'model_dir = "../weights"\n')
-    assert resolve_model_dir().source == str(env / "weights")
-
-
 def test_nothing_found_lists_every_source_and_says_the_download_command_and_size(env):
     from vexpress_cli.engine.model_source import ESTIMATED_DOWNLOAD
 

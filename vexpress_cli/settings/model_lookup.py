@@ -76,7 +76,7 @@ def _as_folder(source: _Source) -> Path | None:
     text = str(source.value)
     folder = Path(text).expanduser()
     if source.base is not None and not folder.is_absolute():
-        folder = Path(os.path.normpath(source.base / folder))
+        folder = source.base / folder  # not normalised as text: ".." may climb out of a linked folder
     if isinstance(source.value, Path) or source.folder_only or folder.exists() or parse_hub_id(text) is None:
         return folder
     return None
