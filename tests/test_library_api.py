@@ -249,6 +249,8 @@ def test_numpy_numbers_bools_and_a_crop_box_as_results_give_it_are_settings():
     assert (settings.seed, settings.width, settings.fps, settings.paste_back, settings.crop) == (
         5, 64, 25.0, True, "10,20,300,300")
     assert type(settings.seed) is int and type(settings.fps) is float and type(settings.paste_back) is bool
+    assert resolve_settings(explicit={"crop": np.array([1, 2, 300, 300]), "dtype": np.str_("float16")}).settings.crop \
+        == "1,2,300,300"
 
 
 def test_an_image_held_in_memory_is_named_by_its_shape_and_told_to_be_saved_first():

@@ -133,12 +133,15 @@ def versions() -> dict[str, str]:
     return found
 
 
-@functools.cache
-def model_files(model_dir: Path) -> tuple[tuple[str, int], ...]:
+def list_model_files(model_dir: Path) -> tuple[tuple[str, int], ...]:
     """The checkpoint files of a model folder: (name relative to the folder, size), sorted."""
     return tuple(sorted((path.relative_to(model_dir).as_posix(), path.stat().st_size)
                         for path in model_dir.rglob("*")
                         if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file()))
+
+
+# Listed once per process for the records of its jobs (a model folder does not change under a running batch).
+model_files = functools.cache(list_model_files)
 
 
 @dataclass

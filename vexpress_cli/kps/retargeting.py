@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
-
-EXAMPLE_KPS = 'x,y;x,y;x,y'
 from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
+
+EXAMPLE_KPS = "x,y;x,y;x,y"
 
 
 RetargetFunction = Callable[[np.ndarray, "np.ndarray | None", int], np.ndarray]

@@ -258,12 +258,14 @@ def checked_setting(name: str, value: Any) -> Any:
 
 
 def _plain(name: str, value: Any) -> Any:
-    """A numpy scalar as Python's own number or bool; a crop box given as a list or tuple of four whole
-    numbers (as results report it) as its text."""
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        return value.item()
+    """A numpy scalar as Python's own number, bool or text; torch's precision names (and dtypes) as ours; a
+    crop box given as four whole numbers (a list, tuple or array, as results report it) as its text."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()
     if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
         return DTYPE_ALIASES.get(str(value).removeprefix("torch."), value)
+    if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
     if name == "crop" and isinstance(value, (list, tuple)) and len(value) == 4:
         numbers = [_plain("", item) for item in value]
         if all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):

@@ -142,5 +142,9 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                                        *form.inputs},
                         outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
                         concurrency_limit=1)
-    cancel.click(lambda: "**Cancelled**: nothing was written; press Generate to start again.", outputs=summary,
-                 cancels=[event], api_visibility="private", concurrency_limit=None)
+    def cancelled(request: gr.Request):
+        if not runtime.sessions.busy(request.session_hash):
+            return gr.update()  # nothing was running: the last result stays
+        return "**Cancelled**: nothing was written; press Generate to start again."
+
+    cancel.click(cancelled, outputs=summary, cancels=[event], api_visibility="private", concurrency_limit=None)

@@ -94,6 +94,12 @@ class Sessions:
             if not session.active:
                 shutil.rmtree(session.folder, ignore_errors=True)
 
+    def busy(self, session_hash: str) -> bool:
+        """Whether a job of the session is running."""
+        with self._lock:
+            session = self._sessions.get(session_hash)
+            return bool(session and session.active)
+
     def folder_of(self, session_hash: str) -> Path | None:
         with self._lock:
             session = self._sessions.get(session_hash)

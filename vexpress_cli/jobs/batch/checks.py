@@ -66,11 +66,12 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
     presets = functools.cache(lambda name: load_preset(name).values)
     entries, problems = read_manifest(manifest)
     outputs: dict[str, int] = {}
+    kps_checked: dict[Path, str | None] = {}  # a kps file's problem, once per file
     jobs = []
     for entry in entries:
         found: list[str] = []
         job_settings = _settings(entry, preset, given, presets, found)
-        _check_inputs(entry, found)
+        _check_inputs(entry, found, kps_checked)
         if job_settings is not None:
             _check_strategy(job_settings["retarget_strategy"], "kps" in entry.paths, found)
         if "output" in entry.paths:
@@ -127,7 +128,7 @@ def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:
         found.append(error.render())
 
 
-def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
+def _check_inputs(entry: ManifestEntry, found: list[str], kps_checked: dict[Path, str | None]) -> None:
     files = {key: entry.paths[key] for key in ("reference_image", "audio", "kps") if key in entry.paths}
     kps_file = reference_kps_file(entry.reference_kps)
     if kps_file is not None:
@@ -144,7 +145,7 @@ def _check_inputs(entry: ManifestEntry, found: list[str]) -> None:
         elif key == "audio":
             _check_audio_kind(path, found)
         else:
-            _check_kps_file(key, path, found)
+            _check_kps_file(path, found, kps_checked)
     if isinstance(entry.reference_kps, str) and kps_file is None:
         _caught(found, parse_kps_points, entry.reference_kps)
 
@@ -174,20 +175,17 @@ def _check_audio_kind(path: Path, found: list[str]) -> None:
             found.append(f"'audio' {path} holds no samples (an empty WAV file): pass a recording of speech.")
 
 
-@functools.lru_cache(maxsize=1024)
-def _kps_problem(path: Path, modified: float) -> str | None:
-    try:
-        load_kps(path)
-    except InputError as error:
-        return error.render()
-    return None
-
-
-def _check_kps_file(key: str, path: Path, found: list[str]) -> None:
-    """A driving or reference track loads as generate will load it (once per file: many jobs share one)."""
-    problem = _kps_problem(path.resolve(), path.stat().st_mtime)
-    if problem is not None:
-        found.append(problem)
+def _check_kps_file(path: Path, found: list[str], known: dict[Path, str | None]) -> None:
+    """A driving or reference track loads as generate will load it (once per file and check: jobs share them)."""
+    key = path.resolve()
+    if key not in known:
+        known[key] = None
+        try:
+            load_kps(path)
+        except InputError as error:
+            known[key] = error.render()
+    if known[key] is not None:
+        found.append(known[key])
 
 
 def _check_image_header(path: Path, found: list[str]) -> None:

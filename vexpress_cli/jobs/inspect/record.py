@@ -84,13 +84,13 @@ def _input_now(role: str, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_now(model: dict[str, Any]) -> str:
-    from vexpress_cli.jobs.records import model_files
+    from vexpress_cli.jobs.records import list_model_files
 
     folder = Path(str(model.get("folder")))
     if not model.get("folder") or not folder.is_dir():
         return "missing"
     recorded = [(item.get("name"), item.get("size")) for item in model.get("files", []) if isinstance(item, dict)]
-    now = model_files.__wrapped__(folder.absolute())  # not the cached listing: files may have changed since
+    now = list_model_files(folder.absolute())  # not the cached listing: files may have changed since
     return "the files this run read" if list(now) == recorded else "other files (names or sizes)"
 
 
