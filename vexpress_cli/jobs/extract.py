@@ -10,9 +10,9 @@ from typing import Any
 
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
+from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import DEFAULTS, checked_setting
-from vexpress_cli.kps.io import checked_frame_side
 
 PathLike = str | Path
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, described, messages, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
-from vexpress_cli.kps.io import ASSUMED_FPS, MAX_FRAMES, reference_kps_from_text
+from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
+from vexpress_cli.kps.limits import checked_frame_count
 from vexpress_cli.kps.retargeting import checked_strategy, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, checked_setting
@@ -96,7 +97,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     # The frame of the video the track is for: generate's limits (the photo is framed as generate frames it).
     width, height = checked_setting("width", width), checked_setting("height", height)
     fps = None if fps is None else checked_setting("fps", fps)
-    num_frames = _checked_num_frames(num_frames)
+    num_frames = checked_frame_count(num_frames)
     _check_outputs(output, preview, overwrite)
     chosen = checked_strategy(strategy, kps is not None)
     notes: list[str] = []
@@ -148,20 +149,6 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
                           driving.num_frames if driving is not None else None, reference.kps, reference.detected,
                           preview, notes)
-
-
-def _checked_num_frames(num_frames: Any) -> int | None:
-    """None (the driving track's length), or a whole number of frames a kps track may have."""
-    if num_frames is None:
-        return None
-    num_frames = int(num_frames) if isinstance(num_frames, np.integer) else num_frames
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:
-        raise InputError(f"{parameter('num_frames')} is {described(num_frames)}.",
-                         why=f"It is the length of the track: a whole number from 1 to {MAX_FRAMES:,} "
-                         "(24 hours at 60 fps).",
-                         fix=f"Give {parameter('num_frames', 'N')}, e.g. the audio's duration times the fps, "
-                         "or leave it out to keep the driving track's length.")
-    return num_frames
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, described, parameter
+from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
+from vexpress_cli.kps.limits import MAX_FRAMES
 from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 
@@ -48,23 +49,6 @@ ASSUMED_SIZE = 512
 ASSUMED_FPS = 25.0
 FORMAT_NAME = "vexpress-kps"
 FORMAT_VERSION = "1"
-# 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
-# a 1.5 KB .pth can hold a repeated (stride-0) tensor that declares 20 million frames.
-MAX_FRAMES = 24 * 3600 * 60
-# The frame a track's points are pixels of: at least a few pixels, at most 8K (a frame of that size is drawn).
-MIN_FRAME_SIDE, MAX_FRAME_SIDE = 8, 8192
-
-
-def checked_frame_side(name: str, value) -> int:
-    """``width`` or ``height`` of a track's frame (extract, retarget): a whole number of pixels within limits."""
-    value = int(value) if isinstance(value, np.integer) else value
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_FRAME_SIDE <= value <= MAX_FRAME_SIDE:
-        shown = value if isinstance(value, int) and not isinstance(value, bool) else described(value)
-        raise InputError(f"{parameter(name)} is {shown}.",
-                         why=f"It is the size in pixels of the frame the points refer to: a whole number from "
-                         f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE}.",
-                         fix=f"Give the size generate will use, e.g. {parameter(name, '512')}.")
-    return value
 
 
 @dataclass

@@ -1,0 +1,48 @@
+"""How long a keypoint track may be and how large its frame: checked before anything is allocated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vexpress_cli.errors import InputError, described, parameter
+
+# 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
+# a 1.5 KB .pth can hold a repeated (stride-0) tensor that declares 20 million frames.
+MAX_FRAMES = 24 * 3600 * 60
+# The frame a track's points are pixels of: at least a few pixels, at most 8K (a frame of that size is drawn).
+MIN_FRAME_SIDE, MAX_FRAME_SIDE = 8, 8192
+
+
+def checked_frame_side(name: str, value) -> int:
+    """``width`` or ``height`` of a track's frame (extract): a whole number of pixels within limits."""
+    number = _whole_number_within(value, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
+    if number is None:
+        shown = value if isinstance(value, int) and not isinstance(value, bool) else described(value)
+        raise InputError(f"{parameter(name)} is {shown}.",
+                         why=f"It is the size in pixels of the frame the points refer to: a whole number from "
+                         f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE}.",
+                         fix=f"Give the size generate will use, e.g. {parameter(name, '512')}.")
+    return number
+
+
+def checked_frame_count(value) -> int | None:
+    """``num_frames`` of a track to make (retarget): None (the driving track's length), or a whole number of
+    frames a kps track may have."""
+    if value is None:
+        return None
+    number = _whole_number_within(value, 1, MAX_FRAMES)
+    if number is None:
+        raise InputError(f"{parameter('num_frames')} is {described(value)}.",
+                         why=f"It is the length of the track: a whole number from 1 to {MAX_FRAMES:,} "
+                         "(24 hours at 60 fps).",
+                         fix=f"Give {parameter('num_frames', 'N')}, e.g. the audio's duration times the fps, "
+                         "or leave it out to keep the driving track's length.")
+    return number
+
+
+def _whole_number_within(value, low: int, high: int) -> int | None:
+    """``value`` as an int (a numpy integer too) when it is a whole number from ``low`` to ``high``, else None."""
+    value = int(value) if isinstance(value, np.integer) else value
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
