@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 import shlex
-import re
 from collections.abc import Callable, Iterable
 
 _PARAMETER_REFERENCE = re.compile("\x1e(\\w+)(?:\x1f([^\x1e]*))?\x1e")

@@ -88,8 +88,6 @@ _last_signal: int | None = None  # the latest one raised: a library may re-raise
 def exit_code_of(stop: KeyboardInterrupt) -> int:
     """128 + the signal that stopped the process (130 for Ctrl-C), even when a library (Ray's ``wait``) turned
     :class:`Terminated` into a plain KeyboardInterrupt on its way up."""
-    if isinstance(stop, Terminated):
-        return stop.exit_code
     return getattr(stop, "exit_code", None) or 128 + (_last_signal or signal.SIGINT)
 
 

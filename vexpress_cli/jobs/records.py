@@ -217,8 +217,8 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
 
 
 RECORD_EXPECTED = "the .json file vexpress wrote beside an output"
-# The type of each part of a record that is read (None: may be null); a hand-edited record must not crash
-# a batch's resume or inspect. The first five are required.
+# The type of each part of a record that is read, and whether it may be null; a hand-edited record must not
+# crash a batch's resume or inspect.
 RECORD_PARTS: dict[str, tuple[type, bool]] = {
     "status": (str, False), "output": (str, False), "job": (dict, False), "inputs": (dict, False),
     "settings": (dict, False), "model": (dict, False), "stages": (dict, False), "versions": (dict, False),

@@ -18,6 +18,7 @@ import PIL.Image
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.framing import (CropBox, already_framed, cut_crop, face_crop_box, frame_padding, parse_crop,
                                        whole_image)
+from vexpress_cli.kps.retargeting import EXAMPLE_KPS
 from vexpress_cli.media.images import open_rgb_image, rotation_note
 from vexpress_cli.settings.schema import GenerationSettings
 from vexpress_cli.wording import plural
@@ -149,7 +150,7 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
             fix=f"Try the other detector ({parameter('face_backend', _other_backend(detector.name))}) or a photo "
             "with a clearer, roughly frontal face; or name the face yourself: "
             f"{parameter('crop', 'X,Y,W,H')} (the part to animate, in the photo's pixels) with "
-            f"{parameter('reference_kps', 'x,y;x,y;x,y')} (its eyes and nose, in the video's pixels).")
+            f"{parameter('reference_kps', EXAMPLE_KPS)} (its eyes and nose, in the video's pixels).")
     if settings.face_index >= len(faces):
         raise InputError(
             f"{parameter('face_index')} is {settings.face_index}, but {label} has {plural(len(faces), 'face')}.",

@@ -163,7 +163,7 @@ class GenerationSettings:
                              "cached), so there it pays off for videos over about 45 s, or 10 s once cached.")
 
     def __post_init__(self) -> None:
-        for name, setting in SETTINGS.items():
+        for name in SETTINGS:
             value = checked_setting(name, getattr(self, name))
             object.__setattr__(self, name, value)  # normalised: 25 becomes 25.0 for a float setting
         check_consistency(self.to_dict(), describe=parameter)

@@ -122,10 +122,7 @@ def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:
     """That the strategy is installed and, when it needs one, has a driving track, as generate checks first."""
     from vexpress_cli.kps.retargeting import checked_strategy
 
-    try:
-        checked_strategy(name, has_kps)
-    except VExpressError as error:
-        found.append(error.render())
+    _caught(found, checked_strategy, name, has_kps)
 
 
 def _check_inputs(entry: ManifestEntry, found: list[str], kps_checked: dict[Path, str | None]) -> None:
@@ -154,7 +151,7 @@ def _caught(found: list[str], check, *args) -> None:
     """Run one cheap check; its error paragraph becomes one of the line's problems."""
     try:
         check(*args)
-    except InputError as error:
+    except VExpressError as error:
         found.append(error.render())
 
 
@@ -190,13 +187,14 @@ def _check_kps_file(path: Path, found: list[str], known: dict[Path, str | None])
 
 def _check_image_header(path: Path, found: list[str]) -> None:
     """That the portrait is an image Pillow opens, as generate checks first (its header only: cheap per line)."""
+    _caught(found, _open_image_header, path)
+
+
+def _open_image_header(path: Path) -> None:
     from vexpress_cli.media.images import opened_image
 
-    try:
-        with opened_image(path, "reference image"):
-            pass
-    except InputError as error:
-        found.append(error.render())
+    with opened_image(path, "reference image"):
+        pass
 
 
 def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str]) -> None:

@@ -59,7 +59,7 @@ def inspect_record(path: str | Path) -> RecordReport:
         values={name: value for name, value in record.settings.items() if DEFAULTS.get(name, value) != value},
         settings=dict(record.settings),
     )
-    report.warnings = _what_changed(report, record.versions)
+    report.warnings = _what_changed(report)
     return report
 
 
@@ -94,7 +94,7 @@ def _model_now(model: dict[str, Any]) -> str:
     return "the files this run read" if list(now) == recorded else "other files (names or sizes)"
 
 
-def _what_changed(report: RecordReport, versions: dict[str, str]) -> list[str]:
+def _what_changed(report: RecordReport) -> list[str]:
     from vexpress_cli.jobs.records import versions as installed
 
     found = []
@@ -115,8 +115,9 @@ def _what_changed(report: RecordReport, versions: dict[str, str]) -> list[str]:
     if report.model_now != "the files this run read":
         holds = "is missing" if report.model_now == "missing" else f"holds {report.model_now} than the run read"
         found.append(f"The run's model folder {report.model} {holds}: a rerun finds the weights as generate does.")
-    moved = [f"{name} {version} (now {installed().get(name)})" for name, version in versions.items()
-             if name in installed() and installed()[name] != version]
+    now = installed()
+    moved = [f"{name} {version} (now {now[name]})" for name, version in report.versions.items()
+             if name in now and now[name] != version]
     if moved:
         found.append(f"Made with other versions: {', '.join(moved)}; a rerun may differ by float noise or more.")
     return found
