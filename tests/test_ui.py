@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import wave
 from pathlib import Path
@@ -202,11 +203,18 @@ def video_duration(page, elem_id: str) -> float:
     return page.evaluate(f"document.querySelector('#{elem_id} video').duration")
 
 
-def api_client(server, downloads: Path):
-    """A gradio_client Client of the app, its downloads in ``downloads`` (not in /tmp/gradio)."""
+@pytest.fixture
+def api_client(server, tmp_path, monkeypatch):
+    """Makes gradio_client Clients of the app, their downloads in the test's folder (not in /tmp/gradio).
+
+    gradio_client downloads each file through a new folder in the system's temp folder and leaves it there
+    empty; the test's folder stands in for the temp folder so that none is left behind."""
     from gradio_client import Client
 
-    return Client(server.url, verbose=False, download_files=str(downloads))
+    temp = tmp_path / "client-temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return lambda: Client(server.url, verbose=False, download_files=str(tmp_path))
 
 
 @pytest.fixture
@@ -477,12 +485,12 @@ def test_status_tab_shows_the_doctor_report_as_a_table(page):
 # --- the API --------------------------------------------------------------------------------
 
 
-def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(server, media, tmp_path):
+def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(server, media, tmp_path, api_client):
     from gradio_client import handle_file
 
     from vexpress_cli.ui.api import JOB_PARAMETERS
 
-    client = api_client(server, tmp_path)
+    client = api_client()
     endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]
     names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
     assert names == [*JOB_PARAMETERS, *SETTINGS, "driving_crop"]  # a new parameter goes last: positions stay
@@ -503,10 +511,10 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     assert json.loads(Path(record).read_text())["frames"] == 20
 
 
-def test_api_generate_takes_the_framing_settings(server, media, wide, tmp_path):
+def test_api_generate_takes_the_framing_settings(server, media, wide, api_client):
     from gradio_client import handle_file
 
-    client = api_client(server, tmp_path)
+    client = api_client()
     video, record, result = client.predict(
         reference_image=handle_file(wide["photo"]), audio=handle_file(media["speech"]), crop="auto", face_index=0,
         paste_back=True, max_size=640, api_name="/generate", **SMALL)
@@ -516,12 +524,12 @@ def test_api_generate_takes_the_framing_settings(server, media, wide, tmp_path):
     assert json.loads(Path(record).read_text())["crop"] == result["crop"]
 
 
-def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, media, wide, tmp_path):
+def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, media, wide, api_client):
     from gradio_client import handle_file
 
     from vexpress_cli.kps.io import load_kps
 
-    client = api_client(server, tmp_path)
+    client = api_client()
     _, record, _ = client.predict(
         reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
         kps=handle_file(wide["video"]), driving_crop="auto", reference_kps=REFERENCE_KPS, api_name="/generate",
@@ -532,7 +540,7 @@ def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, med
 
 
 def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
-                                                                   tmp_path):
+                                                                   api_client):
     from gradio_client import handle_file
     from gradio_client.utils import Status
 
@@ -545,7 +553,7 @@ def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media,
     job = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
            "reference_kps": REFERENCE_KPS, "width": 64, "height": 64, "num_inference_steps": 15,
            "api_name": "/generate"}
-    one_user, another_user = api_client(server, tmp_path), api_client(server, tmp_path)
+    one_user, another_user = api_client(), api_client()
     first = one_user.submit(**job)
     first_denoise_report(progress_reports)
     second = another_user.submit(**job)  # while the first one runs
@@ -562,20 +570,20 @@ def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media,
     assert len(server.runtime.models.loaded_devices) == 1 and len(loads) <= 1  # loaded once, kept
 
 
-def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, tmp_path):
+def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, api_client):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    client = api_client(server, tmp_path)
+    client = api_client()
     with pytest.raises(AppError, match=r"There is no preset named '/etc/passwd'\. .*not paths\)\.$"):
         client.predict(reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
                        preset="/etc/passwd", api_name="/generate")
 
 
-def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports, tmp_path):
+def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports, api_client):
     from gradio_client import handle_file
 
-    client = api_client(server, tmp_path)
+    client = api_client()
     files = {"reference_image": handle_file(AOC / "ref.jpg"), "audio": handle_file(media["speech"]),
              "reference_kps": REFERENCE_KPS, "width": 64, "height": 64}
     slow = client.submit(**files, num_inference_steps=1000, api_name="/generate")  # minutes on a CPU
@@ -660,6 +668,13 @@ def test_the_api_reads_only_uploads_and_refuses_any_other_path_without_touching_
         assert json.loads(lines[1].removeprefix("data: "))["error"].startswith(
             "reference_image is not a file uploaded to this app. The app reads only the files sent to it")
     assert progress_reports == []  # the job never ran
+
+
+def test_the_page_names_the_upload_limit_and_the_flag_that_raises_it(page):
+    """Gradio's own refusal of a bigger file names neither, so the page says both up front."""
+    intro = page.locator("#intro")
+    intro.get_by_text(f"Uploads up to {MAX_UPLOAD_MB} MB per file").wait_for()
+    assert "vexpress ui --max-upload-mb" in intro.inner_text()
 
 
 def test_uploads_over_the_limit_are_refused(server):

@@ -61,7 +61,9 @@ class WebApp:
         with gr.Blocks(title=TITLE, analytics_enabled=False,
                        delete_cache=(3600, CACHE_MAX_AGE_SECONDS)) as blocks:
             gr.Markdown(f"# {TITLE}\nOne portrait and a speech clip in, a talking video out "
-                        "([V-Express](https://github.com/tencent-ailab/V-Express)).")
+                        "([V-Express](https://github.com/tencent-ailab/V-Express)). Uploads up to "
+                        f"{self.max_upload_mb:g} MB per file (`vexpress ui --max-upload-mb` sets the limit).",
+                        elem_id="intro")
             with gr.Tabs():
                 with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                     build_generate_tab(self.runtime, strategies)
