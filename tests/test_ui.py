@@ -685,14 +685,15 @@ def test_uploads_over_the_limit_are_refused(server):
 
 def test_vexpress_ui_listens_on_127_0_0_1_only_by_default_and_cleans_up_when_stopped(config_dir):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "vexpress_cli", "ui", "--model-dir", str(TINY_MODEL_DIR),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "vexpress_cli", "ui", "--model-dir",
+                                str(TINY_MODEL_DIR), "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         assert line.strip() == f"vexpress ui: http://127.0.0.1:{port}/"
         assert listening_addresses(port) == {"127.0.0.1"}
         process.send_signal(signal.SIGTERM)  # as a service manager stops it; Ctrl-C takes the same way out
-        _, errors = process.communicate(timeout=60)
+        _, errors = output_once_stopped(process)
     finally:
         process.kill()
     assert process.returncode == 0, errors
@@ -710,17 +711,28 @@ def test_the_docs_create_app_script_ends_on_ctrl_c_without_a_traceback(config_di
                       f"    print(app.launch(port={port}), flush=True)\n"
                       "    app.wait()\n"
                       "print('closed', flush=True)\n")
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", str(script)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}/"
         time.sleep(1)  # the script's next line is wait(); a signal still inside print() is a plain script's own
         process.send_signal(signal.SIGINT)
-        rest, errors = process.communicate(timeout=60)
+        rest, errors = output_once_stopped(process)
     finally:
         process.kill()
     assert (process.returncode, rest) == (0, "closed\n"), errors
     assert "Traceback" not in errors
+
+
+def output_once_stopped(process: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """The stdout and stderr of a process asked to stop; if it has not ended after ``timeout`` seconds, the test
+    fails with where each of its threads was (SIGABRT makes ``-X faulthandler`` print them)."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, errors = process.communicate(timeout=30)
+        pytest.fail(f"still running {timeout:g} s after it was asked to stop; its threads:\n{errors[-6000:]}")
 
 
 def listening_addresses(port: int) -> set[str]:
