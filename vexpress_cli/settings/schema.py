@@ -152,7 +152,9 @@ class GenerationSettings:
                         "lossless, +6 about halves the file.", minimum=0, maximum=51)
     encoder_preset: str = _setting("medium", "Encoder speed (x264 presets): slower gives a smaller file at the "
                                    "same quality.", choices=ENCODER_PRESETS)
-    audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s.", minimum=32, maximum=512)
+    audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s; AAC holds at most 6 per kHz of "
+                                  "sample rate per channel (96 for 16 kHz mono), and ffmpeg lowers a higher one.",
+                                  minimum=32, maximum=512)
     window_batch: int = _setting(0, "Context windows per denoising-UNet call (the same video within float noise); "
                                  "0: auto, up to 4 as the free GPU memory allows on CUDA (1.05-1.07x faster on "
                                  "an H200), 1 on the CPU, with compile and with save_gpu_memory.",
