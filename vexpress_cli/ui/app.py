@@ -86,7 +86,7 @@ class WebApp:
         try:
             _, self.url, self.share_url = self.blocks.launch(
                 server_name=host, server_port=port, auth=auth, share=share, inbrowser=open_browser,
-                prevent_thread_lock=True, quiet=True, show_error=False, allowed_paths=[str(self.root)],
+                prevent_thread_lock=True, quiet=True, show_error=True, allowed_paths=[str(self.root)],
                 max_file_size=int(self.max_upload_mb * 1024 * 1024), ssr_mode=False, pwa=False, mcp_server=False,
                 enable_monitoring=False, footer_links=["api"], theme=gr.themes.Default(font=SYSTEM_FONTS,
                                                                                         font_mono=MONO_FONTS),
