@@ -79,6 +79,13 @@ def test_inspect_refuses_a_crop_box_outside_the_photo_like_generate(wide_photo):
     assert "--crop 2300,0,400,400 does not lie inside the 2400x1000 photo" in " ".join(result.stderr.split())
 
 
+def test_inspect_refuses_a_face_index_past_the_faces_found_like_generate_instead_of_reporting_no_face(wide_photo):
+    result = runner.invoke(app, ["inspect", str(wide_photo), "--backend", "dlib", "--face-index", "2"])
+    assert result.exit_code == 2
+    assert (f"Error: --face-index is 2, but {wide_photo} has 1 face. Faces are numbered by size from 0, the "
+            "largest. Use --face-index 0, or leave it out.") == " ".join(result.stderr.split())
+
+
 def test_library_report_names_settings_in_python_and_the_cli_as_flags(wide_photo):
     from vexpress_cli.cli.options import flag_of
     from vexpress_cli.jobs.inspect import inspect_image

@@ -132,6 +132,10 @@ def _other_backend(name: str) -> str:
     return "dlib" if name == "insightface" else "insightface"
 
 
+class NoFaceFound(InputError):
+    """Auto-crop found no face in the photo (``vexpress inspect`` reports it; generate stops)."""
+
+
 def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: Path | None,
               label: str) -> tuple[CropBox, object, int]:
     """The auto-crop box of an upright RGB photo: (box, the face it frames, how many faces were found)."""
@@ -143,7 +147,7 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
     detector = load_backend(settings.face_backend, face_model_root, DETECT_INPUT_SIZE, DETECT_INPUT_SIZE)
     faces = sorted(detector.detect(small), key=lambda face: face.area, reverse=True)
     if not faces:
-        raise InputError(
+        raise NoFaceFound(
             f"No face was found in {label} ({photo_width}x{photo_height}).",
             why=f"{parameter('crop', 'auto')} cuts the frame around a face, and the {detector.name} face detector "
             "found none.",

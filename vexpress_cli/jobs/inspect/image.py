@@ -98,15 +98,15 @@ def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | Non
 
 
 def _generation_reference(path: Path, settings, model_root: Path | None):
-    """generate's reference image (read, upright and cut as ``settings`` say), or None when auto-crop finds no face."""
-    from vexpress_cli.errors import InputError
-    from vexpress_cli.jobs.reference_photo import read_reference_photo
+    """generate's reference image (read, upright and cut as ``settings`` say), or None when auto-crop finds no face.
+
+    Any other problem (a box outside the photo, a face index past the faces found) is refused as generate refuses
+    it."""
+    from vexpress_cli.jobs.reference_photo import NoFaceFound, read_reference_photo
 
     try:
         return read_reference_photo(path, settings, face_model_root=model_root)
-    except InputError:
-        if settings.crop != "auto":
-            raise  # a box outside the photo is refused as generate refuses it
+    except NoFaceFound:
         return None
 
 
