@@ -232,6 +232,20 @@ def test_cli_errors_are_one_paragraph_and_write_nothing(tmp_path, tys_clip):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag", ["--model-root", "--insightface_model_path"])
+def test_a_model_root_that_is_no_folder_is_refused_instead_of_falling_back_to_dlib(tmp_path, tys_clip, flag):
+    kps_out = tmp_path / "k.pth"
+    missing = run_cli(tys_clip, flag, tmp_path / "nope", "--kps-out", kps_out)
+    assert missing.exit_code == 2
+    assert flat(missing.output) == (f"Error: --model-root {tmp_path / 'nope'}: no such folder. A folder named on "
+                                    "purpose is used as given; vexpress does not look elsewhere instead. Check the "
+                                    "spelling, or leave --model-root out to use the default place.")
+    (tmp_path / "file").write_text("x")
+    a_file = run_cli(tys_clip, flag, tmp_path / "file", "--kps-out", kps_out)
+    assert a_file.exit_code == 2 and f"--model-root {tmp_path / 'file'} is a file, not a folder." in flat(a_file.output)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+
+
 def test_cli_unwritable_outputs_fail_before_any_frame_is_read(tmp_path, tys_clip, monkeypatch):
     def no_detection(*args, **kwargs):
         raise AssertionError("the frames were read although an output cannot be written")

@@ -86,6 +86,17 @@ def test_inspect_refuses_a_face_index_past_the_faces_found_like_generate_instead
             "largest. Use --face-index 0, or leave it out.") == " ".join(result.stderr.split())
 
 
+def test_inspect_and_retarget_refuse_a_model_root_that_does_not_exist(wide_photo, tmp_path):
+    from vexpress_cli import retarget
+
+    result = runner.invoke(app, ["inspect", str(wide_photo), "--model-root", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert f"--model-root {tmp_path / 'nope'}: no such folder." in " ".join(result.stderr.split())
+    with pytest.raises(InputError, match="model_root=.*nope.*: no such folder"):
+        retarget(wide_photo, SAMPLES_DIR / "AOC" / "kps.pth", tmp_path / "out.pth", model_root=tmp_path / "nope")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_library_report_names_settings_in_python_and_the_cli_as_flags(wide_photo):
     from vexpress_cli.cli.options import flag_of
     from vexpress_cli.jobs.inspect import inspect_image

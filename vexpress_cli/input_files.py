@@ -41,6 +41,17 @@ def optional_path(value, name: str) -> Path | None:
     return None if value is None else as_path(value, name)
 
 
+def optional_folder(value, name: str) -> Path | None:
+    """:func:`optional_path` for a folder named on purpose (e.g. ``model_root``): when given, it must exist."""
+    path = optional_path(value, name)
+    if path is None or path.expanduser().is_dir():
+        return path
+    what = " is a file, not a folder" if path.expanduser().exists() else ": no such folder"
+    raise InputError(f"{parameter(name, str(path))}{what}.",
+                     why="A folder named on purpose is used as given; vexpress does not look elsewhere instead.",
+                     fix=f"Check the spelling, or leave {parameter(name)} out to use the default place.")
+
+
 def require_regular_file(path: str | Path, label: str, expected: str, missing_fix: str = "") -> Path:
     """``path`` (with ``~`` expanded) when it is a readable, non-empty regular file, else an InputError.
 

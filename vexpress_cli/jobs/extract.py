@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
-from vexpress_cli.input_files import as_path, optional_path
+from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import DEFAULTS, checked_setting
@@ -74,7 +74,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     from vexpress_cli.kps.io import KpsTrack
 
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
-    model_root = optional_path(model_root, "model_root")
+    model_root = optional_folder(model_root, "model_root")
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)
     width, height = checked_frame_side("width", width), checked_frame_side("height", height)
