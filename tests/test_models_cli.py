@@ -216,6 +216,16 @@ def test_without_weights_anywhere_face_detection_keeps_its_own_default(tmp_path,
     assert face_model_root() is None
 
 
+def test_models_list_does_not_call_the_caches_marker_files_skipped_repositories(fake_hf_cache):
+    """transformers and diffusers write version files into the cache, which huggingface_hub's scan reports."""
+    (fake_hf_cache.cache / "version.txt").write_text("1")
+    (fake_hf_cache.cache / "version_diffusers_cache.txt").write_text("1")
+    (fake_hf_cache.cache / "notes").mkdir()
+    result = run_cli("models", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == [] and "Warning" not in result.stderr
+
+
 def test_models_list_names_a_repository_huggingface_hub_skipped_for_a_missing_blob(fake_hf_cache):
     blob = (fake_hf_cache.snapshot / "reference_net.bin").resolve()
     blob.unlink()  # the snapshot's link stays, the file it leads to is gone

@@ -34,6 +34,10 @@ from vexpress_cli.jobs.hub import (
 )
 from vexpress_cli.progress import ProgressCallback, no_progress
 
+# What huggingface_hub's scan says of an entry that is no repository at all, such as the version.txt marker
+# files transformers and diffusers write into the cache: nothing was skipped there.
+NOT_A_REPOSITORY = ("Repo path is not a directory", "Repo path is not a valid HuggingFace cache directory")
+
 
 @dataclass
 class CacheReport:
@@ -222,7 +226,9 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
         revisions = tuple(revision for revision in revisions if len(revision.missing) < len(REQUIRED_FILES))
         if revisions or repo.repo_id == DEFAULT_HUB_ID:
             models.append(CachedModel(repo.repo_id, repo.size_on_disk, revisions))
-    return cache, models, [str(warning).rstrip(".") for warning in scan.warnings]
+    return cache, models, [str(warning).rstrip(".") for warning in scan.warnings
+                           if not str(warning).startswith(NOT_A_REPOSITORY)]
+
 
 
 def _revision(repo, revision) -> CachedRevision:
