@@ -52,6 +52,13 @@ def test_demo_refuses_zero_seconds(tmp_path):
     assert not (tmp_path / "d.mp4").exists()
 
 
+def test_demo_names_its_own_size_flag_when_the_size_is_no_multiple_of_8(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--size", "100", "--output", str(tmp_path / "d.mp4")])
+    assert result.exit_code == 2
+    assert "Invalid value for '--size': 100 is not a multiple of 8; use 96 or 104." in " ".join(result.stderr.split())
+    assert "--width" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
 def test_demo_runs_again_in_the_same_folder_under_the_next_free_name(tmp_path, monkeypatch):
     """Issue 8 item 4: the README's first command works every time it is run."""
     monkeypatch.chdir(tmp_path)

@@ -24,12 +24,21 @@ Then get the real weights with `vexpress models download` and use `vexpress gene
 """
 
 
+def _multiple_of_8(size: int) -> int:
+    """The video's sides are multiples of 8 (the VAE's scale): said here, in the words of --size."""
+    if size % 8:
+        lower = size - size % 8
+        raise typer.BadParameter(f"{size} is not a multiple of 8; use {lower} or {lower + 8}.")
+    return size
+
+
 def demo_command(
     output: Path = typer.Option(None, "--output", "-o", show_default=False,
                                 help="Where to write the video. Default: vexpress-demo.mp4, or the next free "
                                 "vexpress-demo-N.mp4 when it exists."),
     seconds: float = typer.Option(2.0, "--seconds", min=0.1, max=600, help="Length of the synthetic speech."),
-    size: int = typer.Option(128, "--size", min=64, max=1024, help="Width and height of the video (multiple of 8)."),
+    size: int = typer.Option(128, "--size", min=64, max=1024, callback=_multiple_of_8,
+                             help="Width and height of the video (multiple of 8)."),
     steps: int = typer.Option(2, "--num-inference-steps", min=1, max=100, help="Denoising steps."),
     model_dir: Path = typer.Option(None, "--model-dir", help="Where to keep the tiny model (default: user cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
