@@ -185,6 +185,7 @@ def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path,
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["kps_out"], data["frames"], data["backend"]) == (str(tmp_path / "a.safetensors"), CLIP_FRAMES, "dlib")
+    assert data["backend_reason"] == "chosen with --face-backend"  # the CLI names settings by their flags
     assert result.stderr == ""
     quiet = run_cli(tys_clip, "--backend", "dlib", "--quiet", "--kps-out", tmp_path / "b.safetensors")
     assert quiet.exit_code == 0 and quiet.output == ""

@@ -62,9 +62,10 @@ def missing_detector_error(model_root: Path | str | None) -> ModelFolderError:
     return ModelFolderError(
         f"The insightface face detector was not found under {root}.",
         why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {root / DETECTOR_IN_ROOT}.",
-        fix="Download buffalo_l (https://github.com/deepinsight/insightface/releases, buffalo_l.zip), put "
-        f"det_10g.onnx at {root / DETECTOR_IN_ROOT} or pass {parameter('model_root')}, "
-        f"or use {parameter('face_backend', 'dlib')}, which needs no download.",
+        fix="`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
+        f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at "
+        f"{root / DETECTOR_IN_ROOT}, or pass {parameter('model_root')}; or use {parameter('face_backend', 'dlib')}, "
+        "which needs no download.",
     )
 
 

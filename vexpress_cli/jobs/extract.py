@@ -39,6 +39,7 @@ class ExtractResult:
             "audio_out": str(self.audio_out) if self.audio_out else None,
             "frames": report.frames, "fps": float(report.fps) if report.fps else None,
             "width": report.width, "height": report.height, "backend": report.backend,
+            "backend_reason": spell_parameters(self.backend_reason, spell),
             "missing_frames": report.missing_frames, "multi_face_frames": report.multi_face_frames,
             "seconds": round(report.seconds, 3),
             "crop": report.crop.as_list() if report.crop else None,
