@@ -53,6 +53,8 @@ def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suf
         check_output(tmp_path / "x.gif", kind=kind)
     assert all(suffix in raised.value.fix for suffix in suffixes)
     assert ("PNG frames" in raised.value.fix) == (kind == "video")
+    article = {"audio": "an audio file is", "kps": "a kps file is"}.get(kind, "a video is")
+    assert f"The file suffix chooses the format; {article} " in raised.value.why
 
 
 @pytest.mark.parametrize("name, kind", [(".mp4", "video"), (".MOV", "video_file"), (".safetensors", "kps"),

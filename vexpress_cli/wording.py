@@ -11,3 +11,8 @@ def plural(count: int, noun: str) -> str:
 def frames_that(count: int, singular_verb: str, plural_verb: str) -> str:
     """``1 frame has``, ``3 frames have``: a count of frames as the subject of a sentence."""
     return f"{plural(count, 'frame')} {singular_verb if count == 1 else plural_verb}"
+
+
+def with_article(noun: str) -> str:
+    """``a video file``, ``an audio file``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

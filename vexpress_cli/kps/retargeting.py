@@ -17,6 +17,7 @@ import numpy as np
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.hookspecs import RetargetStrategy
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, fit_track
+from vexpress_cli.wording import with_article
 
 EXAMPLE_KPS = "x,y;x,y;x,y"
 
@@ -187,4 +188,4 @@ def _checked_result(result, strategy: RetargetStrategy, num_frames: int) -> np.n
 
 
 def _a(noun: str) -> str:
-    return "None" if noun == "NoneType" else f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+    return "None" if noun == "NoneType" else with_article(noun)

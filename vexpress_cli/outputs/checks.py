@@ -18,6 +18,7 @@ from vexpress_cli.file_types import (
     listed,
 )
 from vexpress_cli.interrupts import signals_deferred
+from vexpress_cli.wording import with_article
 
 WRITABLE_FIX = "Choose an output path in a folder you can write to."
 OVERWRITE_FIX = f"Allow overwriting ({parameter('overwrite', 'True')}), or choose another name."
@@ -89,7 +90,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
         extra = " for a video, or a path without suffix for a folder of PNG frames" if frames_allowed else ""
         raise InputError(
             f"Cannot write the {spec.noun} {str(path)!r}: unknown file type '{path.suffix or '(none)'}'.",
-            f"The file suffix chooses the format; a {spec.noun} is {listed(spec.suffixes)}{spec.formats}.",
+            f"The file suffix chooses the format; {with_article(spec.noun)} is {listed(spec.suffixes)}{spec.formats}.",
             f"Use {listed(spec.suffixes)}{extra}.",
         )
     _check_name_lengths(path)
