@@ -189,6 +189,9 @@ def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
     ('{"format": "vexpress-run-record", "version": 1, "status": 3, "settings": [], "output": 5, "warnings": 5}', [],
      "is damaged: job is missing, inputs is missing, status is not text, output is not text, settings is not an "
      "object, warnings is not a list."),
+    ('{"format": "vexpress-run-record", "version": 1, "status": "done", "output": "o.mp4", "job": {}, '
+     '"settings": {}, "inputs": {}, "frames": "many", "seed": true, "fps": [1], "duration": null, "seconds": 2}', [],
+     "is damaged: seed is not a whole number, frames is not a whole number, fps is not a number."),
     (b"\xff\xfe{}", [], "is not UTF-8 text"),
     (None, ["--preset", "lip-sync"], "--preset cannot be combined with --from-record"),
 ])

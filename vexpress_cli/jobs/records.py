@@ -219,11 +219,16 @@ def _strategy_resolved(settings: dict[str, Any], has_kps: bool) -> dict[str, Any
 RECORD_EXPECTED = "the .json file vexpress wrote beside an output"
 # The type of each part of a record that is read, and whether it may be null; a hand-edited record must not
 # crash a batch's resume or inspect.
-RECORD_PARTS: dict[str, tuple[type, bool]] = {
+NUMBER = (int, float)
+RECORD_PARTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "status": (str, False), "output": (str, False), "job": (dict, False), "inputs": (dict, False),
     "settings": (dict, False), "model": (dict, False), "stages": (dict, False), "versions": (dict, False),
     "warnings": (list, False), "notes": (list, False), "output_file": (dict, True), "crop": (list, True),
+    "seed": (int, True), "strategy": (str, True), "device": (str, True), "dtype": (str, True),
+    "frames": (int, True), "fps": (NUMBER, True), "duration": (NUMBER, True), "seconds": (NUMBER, True),
+    "error": (str, True), "created": (str, False),
 }
+KIND_WORDS = {dict: "an object", list: "a list", str: "text", int: "a whole number", NUMBER: "a number"}
 REQUIRED_PARTS = ("status", "output", "job", "inputs", "settings")
 
 
@@ -256,8 +261,9 @@ def _damaged_parts(data: dict) -> list[str]:
     found = [f"{name} is missing" for name in REQUIRED_PARTS if name not in data]
     for name, (kind, nullable) in RECORD_PARTS.items():
         value = data.get(name)
-        if name in data and not isinstance(value, kind) and not (nullable and value is None):
-            found.append(f"{name} is not {'an object' if kind is dict else 'a list' if kind is list else 'text'}")
+        typed = isinstance(value, kind) and not (kind in (int, NUMBER) and isinstance(value, bool))
+        if name in data and not typed and not (nullable and value is None):
+            found.append(f"{name} is not {KIND_WORDS[kind]}")
     if isinstance(data.get("inputs"), dict) and not all(isinstance(facts, dict) for facts in data["inputs"].values()):
         found.append("inputs holds something else than file facts")
     return found
