@@ -147,9 +147,17 @@ def test_malicious_torch_file_is_refused_without_running_it(tmp_path):
 def test_malicious_plain_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "evil.pth").write_bytes(pickle.dumps(Exploit(marker), protocol=2))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="it is a plain Python pickle .pickle.dump., not a file torch.save wrote"):
         load_kps(tmp_path / "evil.pth")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_torchs_legacy_format_is_no_plain_pickle_and_loads(tmp_path, protocol):
+    path = tmp_path / "legacy.pth"
+    torch.save(torch.zeros(5, 3, 2), path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    assert path.read_bytes()[:1] == b"\x80"  # it starts like a pickle, as a plain one does
+    assert load_kps(path).num_frames == 5
 
 
 def test_garbage_files(tmp_path):
@@ -264,6 +272,6 @@ def test_a_raw_pickle_kps_file_is_refused_without_torchs_protocol_warning(tmp_pa
     path.write_bytes(pickle.dumps(np.zeros((3, 3, 2)), protocol=4))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(InputError, match="could not be read as a torch file"):
+        with pytest.raises(InputError, match="it is a plain Python pickle"):
             load_kps(path)
     assert not [warning for warning in caught if "pickle protocol" in str(warning.message)]

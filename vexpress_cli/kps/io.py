@@ -309,11 +309,16 @@ def _legacy_array_globals() -> list:
     ]
 
 
+# A file torch.save wrote in its legacy format starts with its magic number pickled as a long (LONG1 opcode).
+TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
 def _read_torch_pickle(path: Path):
     import pickle
 
     import torch
 
+    _refuse_plain_pickle(path)
     try:
         with torch.serialization.safe_globals(_legacy_array_globals()), warnings.catch_warnings():
             # A raw pickle (no torch file) makes torch warn about its protocol before it fails with a reason.
@@ -334,6 +339,19 @@ def _read_torch_pickle(path: Path):
         raise _unreadable_pickle(path, error) from None
     _check_declared_size(_declared_shape(loaded), path)
     return _tensors_to_numpy(loaded)
+
+
+def _refuse_plain_pickle(path: Path) -> None:
+    """A pickle.dump file (no torch file: it starts with pickle's PROTO opcode, not torch's magic number)."""
+    with open(path, "rb") as handle:
+        start = handle.read(32)
+    if start[:1] == b"\x80" and TORCH_MAGIC not in start:
+        raise InputError(
+            f"Refused to load {path}: it is a plain Python pickle (pickle.dump), not a file torch.save wrote.",
+            why="Unpickling arbitrary objects can run code, so kps files may only be torch files of tensors or "
+            "numpy arrays, or .safetensors files.",
+            fix="If you trust the file, load it in Python and save the points as a plain tensor: "
+            "torch.save(torch.as_tensor(numpy.stack(points), dtype=torch.float32), 'kps.pth').")
 
 
 def _declared_shape(value) -> list[int]:
