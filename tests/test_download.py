@@ -8,6 +8,7 @@ file selection, placement into the model-folder layout and the final check.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -152,6 +153,25 @@ def test_default_download_fills_only_the_cache_and_is_then_found_from_any_folder
     assert folder.is_relative_to(env / "hf-cache") and missing_required_files(folder) == []
     checkpoint = folder / "v-express" / "denoising_unet.bin"
     assert checkpoint.resolve() == (snapshot / "denoising_unet.bin").resolve()  # a link into the cache
+
+
+@pytest.mark.parametrize("to_folder", [False, True], ids=["cache", "to-folder"])
+def test_a_cache_without_the_optional_face_detector_is_complete_for_the_offline_download(env, no_network,
+                                                                                         to_folder):
+    """generate needs no face detector (dlib stands in): the download says so instead of refusing."""
+    detector = "model_ckpts/insightface_models/models/buffalo_l/det_10g.onnx"
+    populate_cache(env / "hf-cache", {name: data for name, data in HUB_FILES.items() if name != detector})
+    target = env / "models"
+    result = run_cli("models", "download", "--offline", *(["--to", str(target)] if to_folder else []))
+    assert result.exit_code == 0, result.output
+    assert ("Note: no face detector here (optional): extract and auto-crop use dlib instead; run `vexpress models "
+            "download` with network access to fetch it.") in " ".join(result.output.split())
+    if to_folder:
+        assert missing_required_files(target, optional=False) == []
+        assert [file.label for file in missing_required_files(target)] == ["face detector"]
+    (model,) = json.loads(run_cli("models", "list", "--json").stdout)["models"]
+    assert [(revision["missing"], revision["lacking_optional"]) for revision in model["revisions"]] == [
+        ([], ["face detector"])]
 
 
 def test_offline_without_cache_is_a_clear_error_and_writes_nothing(env, monkeypatch, no_network):

@@ -75,6 +75,7 @@ def download_command(
     table.add_row("cache", str(report.cache))
     table.add_row("read from", str(report.folder))
     console.print(table)
+    _lacking_note(console, report.lacking)
     _explain_discovery(console, report.folder)
 
 
@@ -85,10 +86,11 @@ def _download_into_folder(console: Console, to: Path, revision: str | None, offl
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "
                       f"{report.target}; nothing to download.", highlight=False)
-        return
-    console.print(f"Placed {len(report.planned)} files ({decimal(report.bytes_placed)}) into {report.target}: "
-                  f"{report.linked} hard-linked from the Hugging Face cache, {report.copied} copied. "
-                  f"Use it with [bold]--model-dir {report.target}[/].", highlight=False)
+    else:
+        console.print(f"Placed {len(report.planned)} files ({decimal(report.bytes_placed)}) into {report.target}: "
+                      f"{report.linked} hard-linked from the Hugging Face cache, {report.copied} copied. "
+                      f"Use it with [bold]--model-dir {report.target}[/].", highlight=False)
+    _lacking_note(console, report.lacking)
 
 
 def _explain_discovery(console: Console, folder: Path) -> None:
@@ -160,7 +162,8 @@ def list_command(as_json: bool = json_option("the cache's models")) -> None:
         typer.echo(json.dumps({"cache": str(cache), "models": [
             {"repo_id": model.repo_id, "size_on_disk": model.size_on_disk, "revisions": [
                 {"commit": revision.commit, "refs": list(revision.refs), "size_on_disk": revision.size_on_disk,
-                 "folder": str(revision.folder), "missing": list(revision.missing)}
+                 "folder": str(revision.folder), "missing": list(revision.missing),
+                 "lacking_optional": list(revision.lacking)}
                 for revision in model.revisions]}
             for model in models], "skipped": problems}))
         return
@@ -176,8 +179,20 @@ def list_command(as_json: bool = json_option("the cache's models")) -> None:
         for revision in model.revisions:
             table.add_row(model.repo_id, revision.commit[:12], ", ".join(revision.refs) or "-",
                           decimal(revision.size_on_disk),
-                          "yes" if not revision.missing else "no: lacks " + ", ".join(revision.missing))
+                          _completeness(revision.missing, revision.lacking))
     console.print(table)
+
+
+def _completeness(missing, lacking) -> str:
+    if missing:
+        return "no: lacks " + ", ".join(missing)
+    return f"yes (no {', '.join(lacking)}: optional)" if lacking else "yes"
+
+
+def _lacking_note(console: Console, lacking: list[str]) -> None:
+    if lacking:
+        console.print(f"Note: no {', '.join(lacking)} here (optional): extract and auto-crop use dlib instead; "
+                      "run `vexpress models download` with network access to fetch it.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

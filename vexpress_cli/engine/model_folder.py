@@ -73,10 +73,14 @@ class ModelFolder:
 
 @dataclass(frozen=True)
 class RequiredFile:
-    """A file the model folder needs; any one of ``choices`` (layout paths, preferred first) will do."""
+    """A file the model folder needs; any one of ``choices`` (layout paths, preferred first) will do.
+
+    An ``optional`` one is downloaded with the rest, but a folder without it still generates: the face
+    detector, for which dlib stands in."""
 
     label: str
     choices: tuple[str, ...]
+    optional: bool = False
 
     def present_in(self, root: Path) -> str | None:
         return next((choice for choice in self.choices if (root / choice).is_file()), None)
@@ -95,13 +99,15 @@ REQUIRED_FILES: tuple[RequiredFile, ...] = (
     RequiredFile("wav2vec2 weights", ((AUDIO_ENCODER_DIR / "model.safetensors").as_posix(),
                                       (AUDIO_ENCODER_DIR / "pytorch_model.bin").as_posix())),
     *(RequiredFile(f"V-Express {stem}", _weights(VEXPRESS_DIR, stem)) for stem in CHECKPOINT_STEMS),
-    RequiredFile("face detector", (INSIGHTFACE_DETECTOR.as_posix(),)),
+    RequiredFile("face detector", (INSIGHTFACE_DETECTOR.as_posix(),), optional=True),
 )
 
 
-def missing_required_files(root: Path) -> list[RequiredFile]:
-    """The required files absent from a model folder (empty when it is complete)."""
-    return [required for required in REQUIRED_FILES if required.present_in(root) is None]
+def missing_required_files(root: Path, *, optional: bool = True) -> list[RequiredFile]:
+    """The files of the layout absent from a model folder (the optional ones too unless ``optional`` is False);
+    without ``optional``, empty when the folder is complete."""
+    return [required for required in REQUIRED_FILES
+            if (optional or not required.optional) and required.present_in(root) is None]
 
 
 def redownload_fix(path: Path) -> str:

@@ -122,13 +122,15 @@ class HubFile:
 
 
 def choose_hub_files(hub_files: Mapping[str, int | None]) -> tuple[list[HubFile], list[str]]:
-    """One hub file for each required file (preferred format first), and the labels of those absent."""
+    """One hub file for each file of the layout (preferred format first), and the labels of the required ones
+    absent (an absent optional one is left out)."""
     chosen, absent = [], []
     for required in REQUIRED_FILES:
         match = next(((hub_path, choice) for choice in required.choices for hub_path in hub_paths_for(choice)
                       if hub_path in hub_files), None)
         if match is None:
-            absent.append(f"{required.label} ({' or '.join(required.choices)})")
+            if not required.optional:
+                absent.append(f"{required.label} ({' or '.join(required.choices)})")
         else:
             chosen.append(HubFile(match[0], match[1], hub_files[match[0]]))
     return chosen, absent

@@ -61,6 +61,11 @@ class DownloadReport:
     offline: bool = False
 
     @property
+    def lacking(self) -> list[str]:
+        """The optional files (the face detector) neither the folder nor the source held."""
+        return [required.label for required in missing_required_files(self.target)] if self.target.is_dir() else []
+
+    @property
     def bytes_placed(self) -> int:
         return sum(item.size or 0 for item in self.planned)
 
@@ -80,7 +85,8 @@ def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[Required
             None,
         )
         if match is None:
-            absent.append(f"{required.label} ({' or '.join(required.choices)})")
+            if not required.optional:
+                absent.append(f"{required.label} ({' or '.join(required.choices)})")
         else:
             planned.append(PlannedFile(match[0], match[1], hub_files[match[0]]))
     if absent and from_cache is not None:
@@ -149,7 +155,7 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
 
 def _verify(target: Path, planned: list[PlannedFile]) -> None:
     problems = [f"{required.label} ({' or '.join(required.choices)}) is missing"
-                for required in missing_required_files(target)]
+                for required in missing_required_files(target, optional=False)]
     for item in planned:
         size = (target / item.target).stat().st_size if (target / item.target).is_file() else None
         if item.size is not None and size is not None and size != item.size:

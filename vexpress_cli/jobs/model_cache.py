@@ -34,6 +34,7 @@ from vexpress_cli.jobs.hub import (
 )
 from vexpress_cli.progress import ProgressCallback, no_progress
 
+NEEDED_FILES = sum(not required.optional for required in REQUIRED_FILES)
 # What huggingface_hub's scan says of an entry that is no repository at all, such as the version.txt marker
 # files transformers and diffusers write into the cache: nothing was skipped there.
 NOT_A_REPOSITORY = ("Repo path is not a directory", "Repo path is not a valid HuggingFace cache directory")
@@ -51,6 +52,11 @@ class CacheReport:
     fetched: list[HubFile] = field(default_factory=list)
     offline: bool = False
     replaced: list[str] = field(default_factory=list)  # damaged cached files fetched again, each with why
+
+    @property
+    def lacking(self) -> list[str]:
+        """The optional files (the face detector) the repository did not provide."""
+        return [required.label for required in missing_required_files(self.folder)]
 
     @property
     def bytes_fetched(self) -> int:
@@ -181,7 +187,8 @@ def _fetch(chosen: list[HubFile], hub: HubSource, cache: Path, progress: Progres
 
 
 def _check_complete(folder: Path) -> None:
-    missing = [f"{required.label} ({' or '.join(required.choices)})" for required in missing_required_files(folder)]
+    missing = [f"{required.label} ({' or '.join(required.choices)})"
+               for required in missing_required_files(folder, optional=False)]
     if missing:
         raise ModelFolderError(
             f"The cached model at {folder} is incomplete: missing {'; '.join(missing)}.",
@@ -200,6 +207,7 @@ class CachedRevision:
     size_on_disk: int
     folder: Path  # in the released layout
     missing: tuple[str, ...]  # labels of required files the snapshot lacks
+    lacking: tuple[str, ...] = ()  # labels of optional files it lacks (the face detector)
 
 
 @dataclass(frozen=True)
@@ -223,7 +231,7 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
         if repo.repo_type != "model":
             continue
         revisions = tuple(_revision(repo, revision) for revision in sorted(repo.revisions, key=lambda r: r.commit_hash))
-        revisions = tuple(revision for revision in revisions if len(revision.missing) < len(REQUIRED_FILES))
+        revisions = tuple(revision for revision in revisions if len(revision.missing) < NEEDED_FILES)
         if revisions or repo.repo_id == DEFAULT_HUB_ID:
             models.append(CachedModel(repo.repo_id, repo.size_on_disk, revisions))
     return cache, models, [str(warning).rstrip(".") for warning in scan.warnings
@@ -234,8 +242,10 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
 def _revision(repo, revision) -> CachedRevision:
     snapshot = Path(revision.snapshot_path)
     folder = layout_folder(snapshot, Path(repo.repo_path)) if _has_any_layout_file(snapshot) else snapshot
-    missing = tuple(required.label for required in missing_required_files(folder))
-    return CachedRevision(revision.commit_hash, tuple(sorted(revision.refs)), revision.size_on_disk, folder, missing)
+    missing = missing_required_files(folder)
+    return CachedRevision(revision.commit_hash, tuple(sorted(revision.refs)), revision.size_on_disk, folder,
+                          tuple(file.label for file in missing if not file.optional),
+                          tuple(file.label for file in missing if file.optional))
 
 
 def _has_any_layout_file(snapshot: Path) -> bool:

@@ -53,13 +53,11 @@ def _model_folder_check(context: DoctorContext) -> Check:
 
 
 def _model_files_check(root: Path) -> Check:
-    from vexpress_cli.engine import model_folder as layout
     from vexpress_cli.engine.checkpoints import file_problem
     from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
 
-    optional = {layout.INSIGHTFACE_DETECTOR.as_posix()}  # checked with face detection: dlib stands in
-    required = [entry for entry in REQUIRED_FILES if not optional.issuperset(entry.choices)]
-    missing = [entry for entry in missing_required_files(root) if entry in required]
+    required = [entry for entry in REQUIRED_FILES if not entry.optional]  # the detector: with face detection
+    missing = missing_required_files(root, optional=False)
     sizes = {}
     for entry in required:
         present = entry.present_in(root)
