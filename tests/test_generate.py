@@ -355,7 +355,8 @@ def test_keypoints_outside_the_frame_warn_and_none_inside_is_refused(clips, tmp_
     save_kps(half_out, KpsTrack(points, fps=30.0, width=64, height=64))
     save_kps(all_out, KpsTrack(points - 100, fps=30.0, width=64, height=64))
     plan = plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=half_out)
-    assert any(warning.startswith("9 of 18 frames of the keypoint track have keypoints outside the 64x64 frame")
+    drawn = "the keypoint track (as drawn: rescaled and retargeted)"
+    assert any(warning.startswith(f"9 of 18 frames of {drawn} have keypoints outside the 64x64 frame")
                for warning in plan.warnings)
-    with pytest.raises(InputError, match="No keypoint of the keypoint track lies inside the 64x64 frame"):
+    with pytest.raises(InputError, match=re.escape(f"No keypoint of {drawn} lies inside the 64x64 frame")):
         plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=all_out)

@@ -126,7 +126,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if reference_points is None:
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit, (width, height))
-    outside = check_kps_in_frame(track, width, height, "the keypoint track")
+    outside = check_kps_in_frame(track, width, height, "the keypoint track (as drawn: rescaled and retargeted)")
     warnings.extend([outside] if outside else [])
     return GenerationPlan(photo.image, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
                           strategy_reason, settings, dict(resolved.sources), warnings, notes, photo=photo)
