@@ -494,6 +494,46 @@ def test_a_ray_address_where_nothing_listens_is_refused_in_seconds_before_any_jo
     assert not (tmp_path / "out").exists()
 
 
+def listener_answering(answer: bytes) -> int:
+    """A port on 127.0.0.1 where a server reads what a client sends first, then answers ``answer``."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(64)
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1]
+
+
+def test_a_ray_address_where_another_program_listens_is_refused_in_seconds_before_any_job(inputs, tmp_path):
+    """Ray retried a port that accepts connections but is no Ray for over ten minutes, deaf to SIGTERM."""
+    port = listener_answering(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    started = time.monotonic()
+    result = runner.invoke(app, ["batch", str(manifest), "--ray", f"127.0.0.1:{port}", *SMALL])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith(f"Error: Something answers at the Ray address 127.0.0.1:{port}, but it is no Ray "
+                              "cluster. A Ray head node answers there in gRPC (HTTP/2)")
+    assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+
+
+def test_a_server_answering_http2s_preface_with_settings_passes_the_reachability_check():
+    """What a Ray GCS answers (measured on ray start --head): a SETTINGS frame, type 4."""
+    from vexpress_cli.jobs.batch.ray_runner import check_reachable
+
+    settings_frame = b"\x00\x00\x18\x04\x00\x00\x00\x00\x00" + bytes(24)
+    check_reachable(f"127.0.0.1:{listener_answering(settings_frame)}")  # no InputError
+    with pytest.raises(vexpress_cli.InputError, match="but it is no Ray cluster"):
+        check_reachable(f"127.0.0.1:{listener_answering(b'')}")  # accepts, then closes without a word
+
+
 @pytest.mark.parametrize(("address", "expected"), [
     ("10.0.0.1:70000", '--ray 10.0.0.1:70000 is not a Ray address.'),
     ("no-such-host.invalid:6379", "The host of the Ray address no-such-host.invalid:6379 is not known here."),

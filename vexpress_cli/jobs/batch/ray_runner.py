@@ -32,6 +32,11 @@ CONNECT_SECONDS = 5.0
 LOCAL_RAY = "local"
 # Addresses that name no host: a Ray instance started here, and the one already running on this machine.
 LOCAL_ADDRESSES = (LOCAL_RAY, "auto")
+# A cluster's GCS (HOST:PORT) and its Ray Client server (ray://) are gRPC servers: to HTTP/2's connection preface
+# and an empty SETTINGS frame they answer with a SETTINGS frame (type 4). Ray itself retried a port that
+# accepts connections but is no Ray (another service) for over ten minutes, deaf to SIGTERM.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+HTTP2_SETTINGS = 4
 
 
 def import_ray():
@@ -170,7 +175,8 @@ def check_reachable(address: str) -> None:
                          fix=f"Give the head node's address, e.g. {parameter('ray', '10.0.0.1:6379')}.")
     host = host.strip("[]")  # an IPv6 address is written [::1]:6379
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as connection:
+            speaks_grpc = _answers_http2(connection)
     except socket.gaierror:
         raise InputError(f"The host of the Ray address {address} is not known here.",
                          why=f"This machine cannot resolve {host!r} to an IP address.",
@@ -180,6 +186,27 @@ def check_reachable(address: str) -> None:
         raise InputError(f"Nothing answers at the Ray address {address} ({reason}).",
                          why="No Ray cluster is running there, or a firewall is in the way.",
                          fix=_connect_fix(address)) from None
+    if not speaks_grpc:
+        raise InputError(f"Something answers at the Ray address {address}, but it is no Ray cluster.",
+                         why="A Ray head node answers there in gRPC (HTTP/2); this port answered otherwise or not "
+                         f"within {CONNECT_SECONDS:g} s: another program listens on it.",
+                         fix="Give the head node's GCS port (6379 unless `ray start --head --port` chose another; "
+                         "`ray status` on the head node prints it), or ray://HOST:10001 for Ray Client.")
+
+
+def _answers_http2(connection: socket.socket) -> bool:
+    """Whether the server answers HTTP/2's preface with a SETTINGS frame, as gRPC servers do (a TLS cluster,
+    RAY_USE_TLS, is not asked: it would not answer in plain text)."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        answer = b""
+        while len(answer) < 4 and (chunk := connection.recv(64)):
+            answer += chunk
+    except OSError:
+        return False
+    return len(answer) >= 4 and answer[3] == HTTP2_SETTINGS
 
 
 def _connect_fix(address: str) -> str:
