@@ -203,7 +203,7 @@ def test_files_already_present_are_kept_and_not_requested(env, monkeypatch, no_n
     own.write_bytes(b"my own converted weights")
     report = download_models(target, offline=True)
     assert report.already_present == 1
-    assert "v-express/reference_net.bin" not in {item.target for item in report.planned}
+    assert "v-express/reference_net.bin" not in {item.layout_path for item in report.planned}
     assert own.read_bytes() == b"my own converted weights"
     assert not (target / "v-express" / "reference_net.bin").exists()
     assert missing_required_files(target) == []

@@ -110,6 +110,11 @@ def missing_required_files(root: Path, *, optional: bool = True) -> list[Require
             if (optional or not required.optional) and required.present_in(root) is None]
 
 
+def lacking_optional_files(root: Path) -> list[str]:
+    """The labels of the optional files absent from a model folder (the face detector)."""
+    return [required.label for required in missing_required_files(root) if required.optional]
+
+
 def redownload_fix(path: Path) -> str:
     """How to replace a damaged file: in the Hugging Face cache, ``models download`` skips a file it holds
     (even a damaged one), so its blob goes first; a dangling link is then fetched again."""

@@ -22,11 +22,12 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vexpress_cli.engine.model_folder import ARCHITECTURE_OVERRIDES, CHECKPOINT_STEMS, REQUIRED_FILES, VEXPRESS_DIR
+from vexpress_cli.engine.model_folder import (ARCHITECTURE_OVERRIDES, CHECKPOINT_STEMS, REQUIRED_FILES, VEXPRESS_DIR,
+                                              RequiredFile)
 from vexpress_cli.errors import InputError, ModelFolderError, parameter
 from vexpress_cli.file_types import WEIGHT_SUFFIXES
 
@@ -121,11 +122,12 @@ class HubFile:
     size: int | None
 
 
-def choose_hub_files(hub_files: Mapping[str, int | None]) -> tuple[list[HubFile], list[str]]:
-    """One hub file for each file of the layout (preferred format first), and the labels of the required ones
-    absent (an absent optional one is left out)."""
+def choose_hub_files(hub_files: Mapping[str, int | None], needed: Iterable[RequiredFile] = REQUIRED_FILES,
+                     ) -> tuple[list[HubFile], list[str]]:
+    """One hub file for each ``needed`` file of the layout (preferred format first), and the labels of the required
+    ones absent (an absent optional one is left out)."""
     chosen, absent = [], []
-    for required in REQUIRED_FILES:
+    for required in needed:
         match = next(((hub_path, choice) for choice in required.choices for hub_path in hub_paths_for(choice)
                       if hub_path in hub_files), None)
         if match is None:

@@ -26,14 +26,15 @@ from pathlib import Path
 
 
 from vexpress_cli.engine import model_folder as layout
-from vexpress_cli.engine.model_folder import REQUIRED_FILES, RequiredFile, missing_required_files
+from vexpress_cli.engine.model_folder import (REQUIRED_FILES, RequiredFile, lacking_optional_files,
+                                              missing_required_files)
+from vexpress_cli.engine.model_source import HubFile, choose_hub_files
 from vexpress_cli.errors import InputError, ModelFolderError
 from vexpress_cli.jobs.hub import (
     cache_root,
     cached_snapshot,
     fetch_files,
     files_in_snapshot,
-    hub_paths_for,
     list_hub_files,
     not_available_error,
     offline_requested,
@@ -43,18 +44,11 @@ from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
 
 
-@dataclass(frozen=True)
-class PlannedFile:
-    hub_path: str
-    target: str  # path inside the model folder
-    size: int | None
-
-
 @dataclass
 class DownloadReport:
     target: Path
     revision: str
-    planned: list[PlannedFile] = field(default_factory=list)
+    planned: list[HubFile] = field(default_factory=list)
     already_present: int = 0
     linked: int = 0
     copied: int = 0
@@ -63,7 +57,7 @@ class DownloadReport:
     @property
     def lacking(self) -> list[str]:
         """The optional files (the face detector) neither the folder nor the source held."""
-        return [required.label for required in missing_required_files(self.target)] if self.target.is_dir() else []
+        return lacking_optional_files(self.target) if self.target.is_dir() else []
 
     @property
     def bytes_placed(self) -> int:
@@ -71,24 +65,13 @@ class DownloadReport:
 
 
 def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[RequiredFile],
-                  from_cache: Path | None = None) -> list[PlannedFile]:
+                  from_cache: Path | None = None) -> list[HubFile]:
     """Pick one hub file for each needed file.
 
     ModelFolderError when ``hub_files`` (the repository listing, or the cached snapshot at
-    ``from_cache``) has none of a needed file's choices.
+    ``from_cache``) has none of a needed required file's choices (an optional one is left out).
     """
-    planned, absent = [], []
-    for required in needed:
-        match = next(
-            ((hub_path, choice) for choice in required.choices for hub_path in hub_paths_for(choice)
-             if hub_path in hub_files),
-            None,
-        )
-        if match is None:
-            if not required.optional:
-                absent.append(f"{required.label} ({' or '.join(required.choices)})")
-        else:
-            planned.append(PlannedFile(match[0], match[1], hub_files[match[0]]))
+    planned, absent = choose_hub_files(hub_files, needed)
     if absent and from_cache is not None:
         raise ModelFolderError(
             f"The Hugging Face cache holds only part of the V-Express files; missing: {'; '.join(absent)}.",
@@ -121,7 +104,7 @@ def _place_file(source: Path, destination: Path) -> bool:
             return False
 
 
-def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report: DownloadReport,
+def _place_all(snapshot: Path, planned: list[HubFile], target: Path, report: DownloadReport,
                progress: ProgressCallback) -> None:
     total = sum(item.size or 0 for item in planned) or None
     placed = 0
@@ -135,12 +118,12 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
                 fix="Run `vexpress models download` again; it resumes where it stopped.",
             )
         try:
-            linked = _place_file(source, target / item.target)
+            linked = _place_file(source, target / item.layout_path)
         except OutputAppearedError:
             continue  # another download placed it meanwhile; the check at the end reads its size
         except OSError as error:
             raise ModelFolderError(
-                f"Cannot place {item.target} into the model folder {target}.",
+                f"Cannot place {item.layout_path} into the model folder {target}.",
                 why=f"{error.strerror or error}" + (f" ({error.filename})." if error.filename else "."),
                 fix="Check free disk space and that the model folder is writable; then run "
                 "`vexpress models download` again (downloaded files stay in the Hugging Face cache).",
@@ -149,17 +132,17 @@ def _place_all(snapshot: Path, planned: list[PlannedFile], target: Path, report:
             report.linked += 1
         else:
             report.copied += 1
-        placed += (target / item.target).stat().st_size
+        placed += (target / item.layout_path).stat().st_size
         progress("place", placed, total)
 
 
-def _verify(target: Path, planned: list[PlannedFile]) -> None:
+def _verify(target: Path, planned: list[HubFile]) -> None:
     problems = [f"{required.label} ({' or '.join(required.choices)}) is missing"
                 for required in missing_required_files(target, optional=False)]
     for item in planned:
-        size = (target / item.target).stat().st_size if (target / item.target).is_file() else None
+        size = (target / item.layout_path).stat().st_size if (target / item.layout_path).is_file() else None
         if item.size is not None and size is not None and size != item.size:
-            problems.append(f"{item.target} has {size} bytes, the hub lists {item.size}")
+            problems.append(f"{item.layout_path} has {size} bytes, the hub lists {item.size}")
     if problems:
         raise ModelFolderError(
             f"The model folder {target} is incomplete after the download: {'; '.join(problems)}.",

@@ -1,7 +1,6 @@
 """Talking to the Hugging Face Hub for ``vexpress models download``: listing, the local cache, fetching.
 
-Which hub file may hold a model-folder file (:func:`hub_paths_for`), the repository listing
-(or, offline, the cached snapshot), hub errors translated into what/why/fix, and the download
+The repository listing (or, offline, the cached snapshot), hub errors translated into what/why/fix, and the download
 into the usual Hugging Face cache with our own progress bar. Placing the files into the model
 folder is :mod:`vexpress_cli.jobs.download`.
 """
@@ -12,19 +11,16 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from vexpress_cli.engine import model_folder as layout
-from vexpress_cli.engine.model_source import hf_cache_dir, hub_candidates, hub_paths_for  # noqa: F401 (re-exported)
+from vexpress_cli.engine.model_source import HubFile, hf_cache_dir, hub_candidates
 from vexpress_cli.errors import InputError, ModelFolderError
 
 from vexpress_cli.progress import ProgressCallback
 
 # How long the first request to the Hub may take before vexpress calls it unreachable.
 HUB_PROBE_SECONDS = 10
-
-if TYPE_CHECKING:
-    from vexpress_cli.jobs.download import PlannedFile
 
 T = TypeVar("T")
 
@@ -138,7 +134,7 @@ def _run_in_thread(work: Callable[[], T], on_tick: Callable[[], None]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def fetch_files(planned: list[PlannedFile], revision: str | None, cache: Path, progress: ProgressCallback,
+def fetch_files(planned: list[HubFile], revision: str | None, cache: Path, progress: ProgressCallback,
                 repo_id: str = layout.HUB_REPO_ID) -> Path:
     """Download the planned files into the cache; returns the snapshot folder."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache

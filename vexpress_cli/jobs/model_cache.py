@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vexpress_cli.engine.model_folder import REQUIRED_FILES, missing_required_files
+from vexpress_cli.engine.model_folder import REQUIRED_FILES, lacking_optional_files, missing_required_files
 from vexpress_cli.engine.model_source import (
     DEFAULT_HUB_ID,
     HubFile,
@@ -56,7 +56,7 @@ class CacheReport:
     @property
     def lacking(self) -> list[str]:
         """The optional files (the face detector) the repository did not provide."""
-        return [required.label for required in missing_required_files(self.folder)]
+        return lacking_optional_files(self.folder)
 
     @property
     def bytes_fetched(self) -> int:
@@ -236,7 +236,6 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
             models.append(CachedModel(repo.repo_id, repo.size_on_disk, revisions))
     return cache, models, [str(warning).rstrip(".") for warning in scan.warnings
                            if not str(warning).startswith(NOT_A_REPOSITORY)]
-
 
 
 def _revision(repo, revision) -> CachedRevision:
