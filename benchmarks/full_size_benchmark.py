@@ -72,7 +72,7 @@ def run(pipeline, args, device, save_gpu_memory: bool) -> dict:
     import PIL.Image
 
     from vexpress_cli.engine.context_windows import context_windows
-    from vexpress_cli.engine.pipeline import to_uint8
+    from vexpress_cli.engine.pipeline_output import to_uint8
     from vexpress_cli.engine.median_filter import median_filter_stream
 
     frames = int(round(args.seconds * 30))

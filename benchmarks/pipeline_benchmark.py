@@ -65,7 +65,7 @@ def run_once(args, seconds: float) -> dict:
     from vexpress_cli.jobs.planning import frame_count
     from vexpress_cli.media.audio import load_audio
     from vexpress_cli.media.video_writer import VideoWriter
-    from vexpress_cli.engine.pipeline import to_uint8
+    from vexpress_cli.engine.pipeline_output import to_uint8
     from vexpress_cli.engine.median_filter import median_filter_stream
     from vexpress_cli.tiny.model import ensure_tiny_model
 

@@ -115,12 +115,12 @@ def test_a_tiny_kps_file_declaring_millions_of_frames_is_refused_before_reading(
 
 def test_a_kps_list_longer_than_a_day_is_refused(tmp_path):
     """Issue 8 item 12a: the legacy list-of-arrays form has the same frame limit (checked on its length)."""
-    from vexpress_cli.kps import io
+    from vexpress_cli.kps import readers
 
     with pytest.raises(InputError, match="more than the 5,184,000 frames"):
-        io._check_declared_size(io._declared_shape([np.zeros((3, 2), np.float32)] * (io.MAX_FRAMES + 1)),
-                                tmp_path / "long.pth")
-    assert io._declared_shape([np.zeros((3, 2))] * 4) == [4, 3, 2]
+        readers.check_declared_size(readers.declared_shape([np.zeros((3, 2), np.float32)] * (readers.MAX_FRAMES + 1)),
+                                    tmp_path / "long.pth")
+    assert readers.declared_shape([np.zeros((3, 2))] * 4) == [4, 3, 2]
 
 
 def test_a_huge_png_is_refused_from_its_header(tmp_path):

@@ -216,13 +216,13 @@ def test_a_single_tensor_of_any_name_is_the_track(tmp_path):
 
 def test_numpy_1_module_name_is_the_fallback(tmp_path, monkeypatch):
     # As on numpy 1.x before numpy._core existed: only numpy.core.multiarray can be imported.
-    import vexpress_cli.kps.io as kps_io
+    import vexpress_cli.kps.readers as kps_readers
 
-    monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy._core.multiarray", "numpy.core.multiarray"))
+    monkeypatch.setattr(kps_readers, "MULTIARRAY_MODULES", ("no_such_numpy._core.multiarray", "numpy.core.multiarray"))
     assert load_kps(SAMPLES_DIR / "tys/kps.pth").num_frames == 100  # a pickle made by numpy 1.x
     torch.save([np.full((3, 2), 1.0)], tmp_path / "new.pth")  # made by numpy 2
     assert load_kps(tmp_path / "new.pth").num_frames == 1
-    monkeypatch.setattr(kps_io, "MULTIARRAY_MODULES", ("no_such_numpy.multiarray",))
+    monkeypatch.setattr(kps_readers, "MULTIARRAY_MODULES", ("no_such_numpy.multiarray",))
     with pytest.raises(InputError, match="could not be read"):
         load_kps(tmp_path / "new.pth")
 

@@ -12,6 +12,10 @@ import torch
 from vexpress_cli.engine.pipeline_output import OUTPUT_TYPES
 from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 
+# Arguments of the original pipeline's __call__ that do not change its result at their defaults.
+ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "callback", "callback_steps",
+                            "context_schedule", "do_multi_devices_inference"}
+
 
 class CallChecks:
     """``check_inputs`` (diffusers' name) and where the networks are between the stages of a call."""
@@ -176,3 +180,10 @@ def check_scheduler_name(name) -> None:
 def _detached(value):
     """A tensor off the autograd graph (as_tensor refuses one that requires grad); anything else as it is."""
     return value.detach() if isinstance(value, torch.Tensor) else value
+
+
+def refuse_unknown_arguments(arguments: dict) -> None:
+    """TypeError for a keyword the call takes neither as its own nor as one of the original's no-ops."""
+    unknown = set(arguments) - ORIGINAL_NO_OP_ARGUMENTS
+    if unknown:
+        raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")

@@ -1,7 +1,10 @@
 """The pipeline's conditioning stages: the portrait through the VAE and the reference net, the speech
-through wav2vec2 and the audio projection (a mixin of ``VExpressPipeline``, numbers as the original's)."""
+through wav2vec2 and the audio projection, the V-Kps images through the guider (a mixin of
+``VExpressPipeline``, numbers as the original's)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
@@ -19,7 +22,8 @@ AUDIO_PROJECTION_BATCH = 256
 
 
 class EncodingStages:
-    """Stages 2 and 3 of a call; ``save_gpu_memory`` moves each finished network to the CPU."""
+    """Stages 2 and 3 of a call, and the V-Kps features of stage 5; ``save_gpu_memory`` moves each finished
+    network to the CPU."""
 
     @torch.no_grad()
     def encode_reference(self, reference_image: PIL.Image.Image, width: int, height: int) -> torch.Tensor:
@@ -96,6 +100,25 @@ class EncodingStages:
         report("audio", 1, 1)
         return audio_tokens
 
+    @torch.no_grad()
+    def kps_features(self, kps_images: torch.Tensor) -> torch.Tensor:
+        """Guider features ``[1, C, n, h, w]`` of V-Kps images ``[1, 3, n, H, W]`` in [0, 1]."""
+        return self.v_kps_guider(kps_images.to(self._execution_device, self.v_kps_guider.dtype))
+
+    def kps_image_tensor(self, kps_source, frame_indices: Sequence[int], width: int, height: int) -> torch.Tensor:
+        """V-Kps images of the given frames as ``[1, 3, n, H, W]`` in [0, 1]."""
+        return torch.stack([self._kps_image(kps_source, index, width, height) for index in frame_indices], dim=1)[None]
+
+    def _kps_image(self, kps_source, index: int, width: int, height: int) -> torch.Tensor:
+        item = kps_source[index]
+        if isinstance(item, PIL.Image.Image):
+            return self.kps_image_processor.preprocess(item, height=height, width=width)[0]
+        array = np.asarray(item)
+        if array.shape in ((3, 2), (5, 2)):
+            from vexpress_cli.kps.drawing import draw_kps_image
+
+            array = draw_kps_image(height, width, array[:3])
+        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
 
 
 def _onload_hooked(module: torch.nn.Module) -> None:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import torch
 
 with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated import path as its models load
@@ -38,7 +37,8 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
     from diffusers.image_processor import VaeImageProcessor
     from diffusers.utils.torch_utils import randn_tensor
 
-from vexpress_cli.engine.call_checks import CallChecks, check_scheduler_name, checked_step_end_latents
+from vexpress_cli.engine.call_checks import (CallChecks, check_scheduler_name, checked_step_end_latents,
+                                             refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
@@ -48,7 +48,7 @@ from vexpress_cli.engine.loading import (import_network_modules, install_log_fil
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
-from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as, not_finite_error
+from vexpress_cli.engine.pipeline_output import VExpressPipelineOutput, frames_as, not_finite_error, to_uint8
 from vexpress_cli.engine.scheduling import ChunkedStepper, make_scheduler, scheduler_name
 from vexpress_cli.engine.window_denoiser import WindowDenoiser, WindowOptions
 from vexpress_cli.errors import InputError, parameter
@@ -59,10 +59,6 @@ from vexpress_cli.progress import ProgressCallback, no_progress
 LATENTS_MEMORY_BUDGET = 64 * 2**20
 # Frames stepped at once when the latents are in a file.
 STEP_CHUNK_FRAMES = 64
-
-# Arguments of the original pipeline's __call__ that do not change its result at their defaults.
-ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "callback", "callback_steps",
-                            "context_schedule", "do_multi_devices_inference"}
 
 # progress(stage, done, total) is called with the stages reference, audio, denoise, decode.
 install_log_filters()
@@ -178,26 +174,6 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
 
     # -- stages ----------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def kps_features(self, kps_images: torch.Tensor) -> torch.Tensor:
-        """Guider features ``[1, C, n, h, w]`` of V-Kps images ``[1, 3, n, H, W]`` in [0, 1]."""
-        return self.v_kps_guider(kps_images.to(self._execution_device, self.v_kps_guider.dtype))
-
-    def kps_image_tensor(self, kps_source, frame_indices: Sequence[int], width: int, height: int) -> torch.Tensor:
-        """V-Kps images of the given frames as ``[1, 3, n, H, W]`` in [0, 1]."""
-        return torch.stack([self._kps_image(kps_source, index, width, height) for index in frame_indices], dim=1)[None]
-
-    def _kps_image(self, kps_source, index: int, width: int, height: int) -> torch.Tensor:
-        item = kps_source[index]
-        if isinstance(item, PIL.Image.Image):
-            return self.kps_image_processor.preprocess(item, height=height, width=width)[0]
-        array = np.asarray(item)
-        if array.shape in ((3, 2), (5, 2)):
-            from vexpress_cli.kps.drawing import draw_kps_image
-
-            array = draw_kps_image(height, width, array[:3])
-        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
-
     def prepare_latents(self, video_length: int, width: int, height: int, generator) -> torch.Tensor:
         """Seeded initial noise, drawn in float32 on the CPU: the same noise on every device and dtype.
 
@@ -250,7 +226,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         that change nothing here (``strength=1``, ``do_multi_devices_inference``, ...) are accepted
         so its calls work as they are; any other name is an error.
         """
-        _refuse_unknown(original_only)
+        refuse_unknown_arguments(original_only)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 1. Check inputs
@@ -436,15 +412,3 @@ def windows_progress(report: ProgressCallback, total: int, compiling: bool) -> C
         report("denoise", done, total)
 
     return window_done
-
-
-def _refuse_unknown(arguments: dict) -> None:
-    unknown = set(arguments) - ORIGINAL_NO_OP_ARGUMENTS
-    if unknown:
-        raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats to 8-bit, truncating like the original's ``(x * 255).astype(uint8)``."""
-    return (frames.float() * 255).to(torch.uint8)
-

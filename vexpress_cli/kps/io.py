@@ -25,11 +25,9 @@ the track was extracted at (``width`` x ``height``, 512x512 by default).
 
 from __future__ import annotations
 
-import importlib
 import io
 import math
 import re
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,11 +36,9 @@ import numpy as np
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
-from vexpress_cli.kps.limits import MAX_FRAMES
+from vexpress_cli.kps.readers import KPS_TENSOR_NAME, read_safetensors, read_torch_file
 from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
-from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
 
-KPS_TENSOR_NAME = "kps"
 # The frame size of a kps file that records none: the original extracts at 512x512.
 ASSUMED_SIZE = 512
 # The frame rate of a kps file that records none and comes with no video: the original samples' rate.
@@ -117,9 +113,9 @@ def load_kps(path: str | Path) -> KpsTrack:
                                 missing_fix="Check the spelling, or create the track with `vexpress extract VIDEO`.")
     suffix = path.suffix.lower()
     if suffix == KPS_SAFETENSORS_SUFFIX:
-        points, metadata = _read_safetensors(path)
+        points, metadata = read_safetensors(path)
     elif suffix in KPS_PICKLE_SUFFIXES:
-        points, metadata = _read_torch_pickle(path), {}
+        points, metadata = read_torch_file(path), {}
     else:
         raise InputError(
             f"Cannot read kps file {path}: unknown file type '{path.suffix or '(none)'}'.",
@@ -246,162 +242,6 @@ def parse_kps_points(text: str) -> np.ndarray:
             fix='Write them like "185.5,218.6;278.9,215.4;224.6,271.4", or pass a kps file.',
         )
     return np.array([[float(match.group(1)), float(match.group(2))] for match in values], dtype=np.float32)
-
-
-def _read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
-    """The ``kps`` tensor (or the only tensor, whatever its name) and the header metadata."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        # framework="pt": torch reads every safetensors dtype (bfloat16 too), numpy does not.
-        with safe_open(str(path), framework="pt") as handle:
-            names = list(handle.keys())
-            metadata = handle.metadata() or {}
-            if KPS_TENSOR_NAME in names:
-                name = KPS_TENSOR_NAME
-            elif len(names) == 1:
-                name = names[0]
-            else:
-                raise InputError(
-                    f"The safetensors file {path} is not a kps file.",
-                    why=f"It holds {len(names) or 'no'} tensors but no tensor named '{KPS_TENSOR_NAME}' "
-                    f"(it has: {', '.join(names) or 'none'}).",
-                    fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
-                    f"tensor or under the name '{KPS_TENSOR_NAME}'.",
-                )
-            _check_declared_size(list(handle.get_slice(name).get_shape()), path)
-            return _tensors_to_numpy(handle.get_tensor(name)), metadata
-    except (SafetensorError, OSError, ValueError) as error:
-        raise InputError(
-            f"The kps file {path} is not a valid safetensors file.",
-            why=f"Reading it failed: {error}.",
-            fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
-        ) from None
-
-
-# Where numpy keeps _reconstruct: numpy 2 name first, then numpy 1.x (pyproject allows numpy>=1.24).
-MULTIARRAY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
-# The names a pickle may use for it: numpy 1.x writes the second, numpy 2 the first.
-RECONSTRUCT_NAMES = tuple(f"{module}._reconstruct" for module in MULTIARRAY_MODULES)
-
-
-def _numpy_reconstruct():
-    for module_name in MULTIARRAY_MODULES:
-        try:
-            with warnings.catch_warnings():  # numpy 2 deprecates the numpy.core alias
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return importlib.import_module(module_name)._reconstruct
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"numpy provides none of {', '.join(MULTIARRAY_MODULES)}")
-
-
-def _legacy_array_globals() -> list:
-    """The only globals a legacy kps pickle may name: what rebuilds a numpy float array."""
-    reconstruct = _numpy_reconstruct()
-    dtype_classes = [type(np.dtype(name)) for name in ("float16", "float32", "float64")]
-    return [
-        # Whichever numpy wrote the pickle, its name for _reconstruct maps to ours.
-        *((reconstruct, name) for name in RECONSTRUCT_NAMES),
-        np.ndarray,
-        np.dtype,
-        *dtype_classes,
-    ]
-
-
-# A file torch.save wrote in its legacy format starts with its magic number pickled as a long (LONG1 opcode).
-TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-
-
-def _read_torch_pickle(path: Path):
-    import pickle
-
-    import torch
-
-    _refuse_plain_pickle(path)
-    try:
-        with torch.serialization.safe_globals(_legacy_array_globals()), warnings.catch_warnings():
-            # A raw pickle (no torch file) makes torch warn about its protocol before it fails with a reason.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = forbidden_global(error)
-        if found:
-            name = f" ({found})"
-            raise InputError(
-                f"Refused to load {path}: it contains Python objects other than arrays{name}.",
-                why="Unpickling arbitrary objects can run code, so kps files may only hold tensors or numpy arrays.",
-                fix="If you trust the file, convert it in Python to a plain tensor: "
-                "torch.save(torch.as_tensor(numpy.stack(points), dtype=torch.float32), 'kps.pth').",
-            ) from None
-        raise _unreadable_pickle(path, error) from None
-    except Exception as error:  # a corrupt file can fail in the zip, pickle or storage layers
-        raise _unreadable_pickle(path, error) from None
-    _check_declared_size(_declared_shape(loaded), path)
-    return _tensors_to_numpy(loaded)
-
-
-def _refuse_plain_pickle(path: Path) -> None:
-    """A pickle.dump file (no torch file: it starts with pickle's PROTO opcode, not torch's magic number)."""
-    with open(path, "rb") as handle:
-        start = handle.read(32)
-    if start[:1] == b"\x80" and TORCH_MAGIC not in start:
-        raise InputError(
-            f"Refused to load {path}: it is a plain Python pickle (pickle.dump), not a file torch.save wrote.",
-            why="Unpickling arbitrary objects can run code, so kps files may only be torch files of tensors or "
-            "numpy arrays, or .safetensors files.",
-            fix="If you trust the file, load it in Python and save the points as a plain tensor: "
-            "torch.save(torch.as_tensor(numpy.stack(points), dtype=torch.float32), 'kps.pth').")
-
-
-def _declared_shape(value) -> list[int]:
-    """The shape ``value`` claims, without reading its elements.
-
-    A tensor's size (a repeated tensor costs nothing until it is read), or a list's length
-    followed by the largest shape among its items.
-    """
-    import torch
-
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return list(value.shape)
-    if isinstance(value, (list, tuple)):
-        if len(value) > MAX_FRAMES:
-            return [len(value)]
-        items = [_declared_shape(item) for item in value]
-        return [len(value), *max(items, key=math.prod, default=[])]
-    return []
-
-
-def _check_declared_size(shape: list[int], path: Path) -> None:
-    """InputError before a track larger than MAX_FRAMES frames of 3 (x, y) points is materialised."""
-    frames = shape[0] if shape else 0
-    values = math.prod(shape) if shape else 0
-    if frames > MAX_FRAMES or values > MAX_FRAMES * 6:
-        raise InputError(
-            f"The kps file {path} declares a track of shape {shape}, more than the {MAX_FRAMES:,} frames "
-            "(24 hours at 60 fps) a kps track may have.",
-            why=f"Reading it would take about {values * 8 / 1e9:.1f} GB of memory, however small the file is "
-            "(a repeated tensor declares its full size in a few bytes).",
-            fix="Pass a real keypoint track, re-created with `vexpress extract VIDEO`; split tracks longer than a day.",
-        )
-
-
-def _unreadable_pickle(path: Path, error: Exception) -> InputError:
-    return InputError(
-        f"The kps file {path} could not be read as a torch file.",
-        why=f"Loading it failed: {torch_load_reason(error)}.",
-        fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
-    )
-
-
-def _tensors_to_numpy(value):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().to(torch.float64).numpy()
-    if isinstance(value, (list, tuple)):
-        return [_tensors_to_numpy(item) for item in value]
-    return value
 
 
 def _metadata_of(track: KpsTrack) -> dict[str, str]:
