@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -293,6 +294,80 @@ def test_sigterm_stops_a_ray_batch_like_ctrl_c_with_its_summary_and_exit_143(inp
     assert json.loads((tmp_path / "report.json").read_text())["interrupted"] is True
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head_with_a_token(tmp_path_factory):
+    """A real `ray start --head` cluster whose GCS and Ray Client server ask for a token: (GCS port, Ray Client
+    port, token). Ray 2.60 turns token authentication on by itself where ~/.ray/auth_token exists."""
+    pytest.importorskip("ray")
+    pytest.importorskip("grpc", reason="Ray Client is part of the ray extra (ray[client])")
+    token, gcs, client = "0123456789abcdef" * 4, free_port(), free_port()
+    temp_dir = tempfile.mkdtemp(prefix="vxray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    with log.open("wb") as output:
+        head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                                 "--port", str(gcs), "--ray-client-server-port", str(client), "--num-cpus", "2",
+                                 "--include-dashboard=false", "--temp-dir", temp_dir, "--disable-usage-stats"],
+                                env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not all(answers(port) for port in (gcs, client)):
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        yield gcs, client, token
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops the cluster's processes it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def batch_process(manifest: Path, address: str, **environment) -> subprocess.CompletedProcess:
+    """`vexpress batch MANIFEST --ray ADDRESS --json` in its own process, with only the Ray variables given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+    return subprocess.run([sys.executable, "-m", "vexpress_cli", "batch", str(manifest), *SMALL, "--json", "--ray",
+                           address], env={**env, "OMP_NUM_THREADS": "1", **environment}, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_cluster_asking_for_a_token_is_refused_in_one_paragraph_and_its_token_lets_both_ways_in(
+        ray_head_with_a_token, first_run, inputs, tmp_path):
+    """Without the token Ray retried for 20 s, a log line a second, then said only "Failed to connect"."""
+    gcs, client, token = ray_head_with_a_token
+    refused = batch_process(project(inputs, tmp_path / "refused", THREE_JOBS[:1]), f"127.0.0.1:{gcs}",
+                            RAY_NUM_REDIS_GET_RETRIES="3")  # Ray's retries of the refused connection: 20 s
+    assert refused.returncode == 2, refused.stderr
+    assert " ".join(refused.stderr.split()).startswith(
+        f"Error: The Ray cluster at 127.0.0.1:{gcs} refused the connection: it asks for a token (Ray's token "
+        "authentication). RAY_AUTH_MODE is not 'token' here, so Ray sent none")
+    assert "gcs_client.cc" not in refused.stderr and not (tmp_path / "refused" / "out").exists()
+    for way, address in (("gcs", f"127.0.0.1:{gcs}"), ("client", f"ray://127.0.0.1:{client}")):
+        manifest = project(inputs, tmp_path / way, THREE_JOBS[:1])
+        done = batch_process(manifest, address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["workers"] == [f"ray {address}"]
+        np.testing.assert_array_equal(frames(tmp_path / way / "out" / "a.mp4"),
+                                      frames(first_run[0].parent / "out" / "a.mp4"))
+
+
 def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(inputs, tmp_path):
     manifest = tmp_path / "jobs.jsonl"
     project(inputs, tmp_path, [])
@@ -551,7 +626,9 @@ def test_a_ray_address_with_no_port_or_no_known_host_says_so(address, expected):
     ("auto", ConnectionError("Could not find any running Ray instance. Please specify one."),
      'or use ray="local" for a Ray instance on this machine.'),
     ("ray://10.0.0.1:10001", ValueError("Ray Client requires pip package `ray[client]`."),
-     'Ray Client also needs pip install "ray[client]" here.'),
+     'Install Ray Client here: pip install "ray[client]" (the same Ray version as the cluster\'s).'),
+    ("ray://10.0.0.1:10001", ConnectionError("ray client connection timeout"),  # also a cluster's token refusal
+     "RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<token> (`ray get-auth-token` on the head node prints it)."),
 ])
 def test_ray_refusing_to_connect_is_one_paragraph_with_rays_reason(address, raised, fix):
     from vexpress_cli.jobs.batch.ray_runner import connect

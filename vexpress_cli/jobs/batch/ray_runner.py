@@ -11,10 +11,14 @@ Ray is an optional extra: ``pip install "vexpress-cli[ray]"``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 
@@ -37,6 +41,8 @@ LOCAL_ADDRESSES = (LOCAL_RAY, "auto")
 # accepts connections but is no Ray (another service) for over ten minutes, deaf to SIGTERM.
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 HTTP2_SETTINGS = 4
+# What Ray's C++ core logs while a cluster with token authentication refuses this machine (Ray 2.60).
+REFUSED_TOKEN_WORDS = ("InvalidAuthToken", "Unauthenticated")
 
 
 def import_ray():
@@ -151,16 +157,60 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
 
 
 def connect(ray, address: str) -> None:
-    """``ray.init`` at ``address``, or an InputError saying why not (no cluster there, Ray Client missing)."""
+    """``ray.init`` at ``address``, or an InputError saying why not (no cluster there, Ray Client missing, a
+    cluster that wants a token)."""
     from vexpress_cli.interrupts import signal_handlers_kept
 
+    no_token = getattr(getattr(ray, "exceptions", None), "AuthenticationError", None) or ()
+    native_log = []
     try:
-        with signal_handlers_kept():  # Ray's own SIGTERM handler aborts the driver with a crash dump
+        # Ray's C++ core logs every retry of a refused connection on file descriptor 2, a line a second.
+        with native_stderr_kept(native_log), signal_handlers_kept(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Ray Client connection timed out")  # said below
             ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    except no_token:  # RAY_AUTH_MODE=token, and no token on this machine
+        raise token_error(address, "Token authentication is on here (RAY_AUTH_MODE=token), but Ray found no "
+                          "token: no RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.") from None
     except (ConnectionError, ValueError) as error:  # "auto" with no instance; ray:// without Ray Client
+        if any(word in "".join(native_log) for word in REFUSED_TOKEN_WORDS):
+            raise token_error(address, _refused_token_reason()) from None
         reason = str(error).strip().splitlines()[0].rstrip(".")
         raise InputError(f"Cannot connect to the Ray cluster at {address}.", why=f"Ray says: {reason}.",
-                         fix=_connect_fix(address)) from None
+                         fix=_connect_fix(address, reason)) from None
+    sys.stderr.write("".join(native_log))  # connected: whatever Ray said is shown as it would have been
+
+
+@contextlib.contextmanager
+def native_stderr_kept(into: list[str]):
+    """What is written to file descriptor 2 (by C++ code too) inside the block, appended to ``into``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            into.append(kept.read().decode(errors="replace"))
+
+
+def token_error(address: str, why: str) -> InputError:
+    return InputError(
+        f"The Ray cluster at {address} refused the connection: it asks for a token (Ray's token authentication).",
+        why=why,
+        fix="Give this machine the cluster's token: `ray get-auth-token` on the head node prints it; run vexpress "
+        "with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<token> (or the token in ~/.ray/auth_token here).")
+
+
+def _refused_token_reason() -> str:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return "The token this machine sent (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) is not the " \
+               "cluster's."
+    return ("RAY_AUTH_MODE is not 'token' here, so Ray sent none: to an address it is given, Ray never sends this "
+            "machine's own token unasked.")
 
 
 def check_reachable(address: str) -> None:
@@ -209,12 +259,19 @@ def _answers_http2(connection: socket.socket) -> bool:
     return len(answer) >= 4 and answer[3] == HTTP2_SETTINGS
 
 
-def _connect_fix(address: str) -> str:
-    if address.startswith("ray://"):
-        return ("Start the cluster (`ray start --head` on its head node); Ray Client also needs "
-                'pip install "ray[client]" here.')
-    return (f"Start the cluster (`ray start --head` on its head node) and give its address, or use "
-            f"{parameter('ray', LOCAL_RAY)} for a Ray instance on this machine.")
+def _connect_fix(address: str, reason: str = "") -> str:
+    if "ray[client]" in reason:
+        return 'Install Ray Client here: pip install "ray[client]" (the same Ray version as the cluster\'s).'
+    if not address.startswith("ray://"):
+        return (f"Start the cluster (`ray start --head` on its head node) and give its address, or use "
+                f"{parameter('ray', LOCAL_RAY)} for a Ray instance on this machine.")
+    fix = ("Start the cluster (`ray start --head` on its head node; its Ray Client server listens on port 10001 "
+           "unless --ray-client-server-port says otherwise).")
+    if "timeout" in reason:  # what a cluster with token authentication does to a client that sends no token
+        fix += (" A cluster with token authentication lets a Ray Client time out unless this machine sends its "
+                "token: run with RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<token> (`ray get-auth-token` on the head node "
+                "prints it).")
+    return fix
 
 
 def _lost(job: BatchJob, error: Exception) -> BatchEvent:
