@@ -609,6 +609,20 @@ def test_a_server_answering_http2s_preface_with_settings_passes_the_reachability
         check_reachable(f"127.0.0.1:{listener_answering(b'')}")  # accepts, then closes without a word
 
 
+def test_token_authentication_on_with_no_token_here_is_one_paragraph_not_a_traceback(inputs, tmp_path):
+    """RAY_AUTH_MODE=token and no token: Ray's AuthenticationError escaped as a traceback with exit 1."""
+    pytest.importorskip("ray")
+    settings_frame = b"\x00\x00\x18\x04\x00\x00\x00\x00\x00" + bytes(24)  # passes the reachability check
+    address = f"127.0.0.1:{listener_answering(settings_frame)}"
+    result = batch_process(project(inputs, tmp_path, THREE_JOBS[:1]), address, RAY_AUTH_MODE="token",
+                           HOME=str(tmp_path))  # no ~/.ray/auth_token
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert " ".join(result.stderr.split()).startswith(
+        f"Error: The Ray cluster at {address} refused the connection: it asks for a token (Ray's token "
+        "authentication). Token authentication is on here (RAY_AUTH_MODE=token), but Ray found no token")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("address", "expected"), [
     ("10.0.0.1:70000", '--ray 10.0.0.1:70000 is not a Ray address.'),
     ("no-such-host.invalid:6379", "The host of the Ray address no-such-host.invalid:6379 is not known here."),
