@@ -84,6 +84,14 @@ def test_every_help_at_80_columns_cuts_no_flag_or_word(path):
 
 
 @pytest.mark.parametrize("path", [" ".join(path) for path in COMMANDS])
+def test_no_help_shows_a_value_type_after_a_switch(path):
+    """Typer 0.29 wrote <bool> after --json, --help, ... as if a switch took a value; other types stay."""
+    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+
+
+@pytest.mark.parametrize("path", [" ".join(path) for path in COMMANDS])
 def test_every_help_text_line_fits_80_columns_unless_rich_rewraps_it(path):
     """Rich keeps a help text's line breaks: a line past 78 characters (80 less the padding) wraps to the next
     line's start, which only reads well for the last line of an unindented paragraph (prose rich rewraps)."""
