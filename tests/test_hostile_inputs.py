@@ -172,7 +172,7 @@ def test_long_high_rate_audio_decodes_in_bounded_memory(long_multichannel_flac, 
 
 def test_streamed_resampling_matches_the_whole_signal_resampler():
     """Issue 8 item 12c: the streamed filter is resample()'s, chunk boundaries anywhere (float rounding only)."""
-    from vexpress_cli.media.audio import StreamingResampler, resample
+    from vexpress_cli.media.resampling import StreamingResampler, resample
 
     signal = torch.rand(100_003, generator=torch.Generator().manual_seed(3)) * 2 - 1
     for orig in (96000, 44100, 22050, 8000, 16000):
@@ -191,7 +191,8 @@ def test_streamed_resampling_matches_the_whole_signal_resampler():
 def test_audio_numbers_are_unchanged_by_streaming():
     """Issue 8 item 12c: the sample speech decodes to the same length and (to float rounding) the same
     samples as the whole-file decoder gave; its peak and count stay exact."""
-    from vexpress_cli.media.audio import _mono_float32, audio_info, resample
+    from vexpress_cli.media.audio import _mono_float32, audio_info
+    from vexpress_cli.media.resampling import resample
 
     path = SAMPLES_DIR / "AOC" / "aud.mp3"
     info = audio_info(path)
@@ -252,3 +253,64 @@ def test_inspect_counts_the_same_frames_outside(tmp_path):
     moved[3:, :, 0] += 300
     path = save_kps(tmp_path / "drift.safetensors", KpsTrack(moved, fps=25, width=512, height=512))
     assert json.loads(json.dumps(inspect_kps(path).to_dict()))["frames_outside"] == 2
+
+
+def write_sine_wav(path: Path, rate: int, samples: int, hertz: float = 220.0) -> Path:
+    import wave
+
+    tone = (np.sin(2 * np.pi * hertz * np.arange(samples) / rate) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1), file.setsampwidth(2), file.setframerate(rate)
+        file.writeframes(tone.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("rate", [44101, 96001, 8001])
+def test_a_rate_sharing_few_factors_with_16_khz_is_resampled_in_little_memory(rate, tmp_path):
+    """2 s at 44101 Hz (88 KB) reached 22.7 GB before the OOM killer: its filter bank has 16000 x 44135 taps.
+    ffmpeg resamples such rates; the tone stays where it was."""
+    from vexpress_cli.media.resampling import filter_fits
+
+    assert not filter_fits(rate, 16000)
+    write_sine_wav(tmp_path / "odd.wav", rate, 2 * rate)
+    growth, outcome = peak_growth_mb(
+        "waveform = vexpress_cli.media.audio.load_audio('odd.wav')\n"
+        "spectrum = numpy.abs(numpy.fft.rfft(waveform.numpy()))\n"
+        "print(len(waveform), numpy.argmax(spectrum) * 16000 / len(waveform))", tmp_path)
+    length, hertz = outcome.split()
+    assert int(length) == 32000 and abs(float(hertz) - 220) < 1
+    assert growth < 200, f"{growth:.0f} MB"
+
+
+def test_the_usual_rates_keep_the_torchaudio_filter():
+    from vexpress_cli.media.resampling import MAX_FILTER_TAPS, filter_fits
+
+    usual = (8000, 11025, 16000, 22050, 24000, 32000, 37800, 44100, 48000, 88200, 96000, 176400, 192000)
+    assert all(filter_fits(rate, 16000) for rate in usual)
+    assert MAX_FILTER_TAPS == 1 << 22
+
+
+def test_a_one_hertz_file_upsamples_in_steps_of_bounded_output(tmp_path):
+    """5 samples at 1 Hz asked torch for 67 GB: one step of 2**20 inputs, each giving 16000 outputs."""
+    path = tmp_path / "slow.wav"
+    write_sine_wav(path, 1, 5, hertz=0.25)
+    growth, outcome = peak_growth_mb(f"print(len(vexpress_cli.media.audio.load_audio({str(path)!r})))", tmp_path)
+    assert outcome == "80000" and growth < 200, (outcome, growth)
+
+
+def test_speech_longer_than_four_hours_is_refused_before_and_while_decoding(tmp_path, monkeypatch):
+    """10 hours of Opus silence (13.5 MB) decoded to 4.7 GB and on; the header's duration is checked first, and
+    a file whose header says less is stopped once its samples pass the limit."""
+    from dataclasses import replace
+
+    from vexpress_cli.media import audio
+
+    path = write_sine_wav(tmp_path / "speech.wav", 16000, 3 * 16000)
+    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 2)
+    with pytest.raises(InputError, match=r"is too long: its header says 0.0 hours, and a video may last") as error:
+        load_audio(path)
+    assert "ffmpeg -ss START -t SECONDS" in error.value.fix and "vexpress batch" in error.value.fix
+    probed = audio.probe_audio(path)
+    monkeypatch.setattr(audio, "probe_audio", lambda _: replace(probed, duration=None))  # a header without one
+    with pytest.raises(InputError, match="it decodes to more than"):
+        load_audio(path)

@@ -9,9 +9,9 @@ from vexpress_cli.media.audio import (
     audio_info,
     extract_audio_track,
     load_audio,
-    resample,
 )
 from vexpress_cli.media.frames import as_fps_fraction
+from vexpress_cli.media.resampling import resample
 from vexpress_cli.media.video_reader import VideoInfo, iter_video_frames, video_info
 from vexpress_cli.media.video_writer import PngFolderWriter, VideoWriter, open_video_writer
 

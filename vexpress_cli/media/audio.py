@@ -16,7 +16,6 @@ our own filter keeps them (to float32 rounding) for every input.
 
 from __future__ import annotations
 
-import functools
 import math
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from vexpress_cli.media.ffmpeg import (
     stop_process,
 )
 from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
+from vexpress_cli.media.resampling import StreamingResampler, filter_fits
 from vexpress_cli.outputs import atomic_output, check_output
 
 STANDARD_SAMPLE_RATE = 16000
@@ -45,6 +45,9 @@ SILENCE_PEAK = 10 ** (-60 / 20)  # peaks below -60 dBFS count as silent
 _FULL_SCALE = 2**31  # decoded samples are signed 32-bit PCM
 _CHUNK_BYTES = 1 << 20  # read from ffmpeg at a time
 _MAX_HEADER_CHUNK = 1 << 16  # a WAV header chunk (fmt, LIST) larger than this is not ffmpeg's
+# The longest speech load_audio decodes, from the file's header before decoding and from the samples while
+# decoding: 4 hours take about a day to generate on one GPU.
+MAX_AUDIO_SECONDS = 4 * 3600
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,29 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     [-1, 1] because resampling can overshoot full scale by a hair (Gibbs ripple).
     """
     source = probe_audio(path)
-    with _PcmStream(source) as stream:
+    if (source.duration or 0) > MAX_AUDIO_SECONDS:
+        raise _too_long(source, f"its header says {source.duration / 3600:.1f} hours")
+    with _PcmStream(source, sample_rate) as stream:
         resampler = StreamingResampler(stream.sample_rate, sample_rate)
-        pieces = [resampler.push(torch.from_numpy(_mono_float32(chunk))) for chunk in stream.chunks()]
+        pieces = []
+        for chunk in stream.chunks():
+            pieces.append(resampler.push(torch.from_numpy(_mono_float32(chunk))))
+            if resampler.consumed > MAX_AUDIO_SECONDS * stream.sample_rate:  # a header that says less, or nothing
+                raise _too_long(source, f"it decodes to more than {MAX_AUDIO_SECONDS // 3600} hours")
         pieces.append(resampler.finish())
     _check_not_empty(source, resampler.consumed)
     return torch.cat(pieces).clamp_(-1.0, 1.0).contiguous()
+
+
+def _too_long(source: Probe, how_long: str) -> InputError:
+    hours = MAX_AUDIO_SECONDS // 3600
+    return InputError(
+        f"The audio of {str(source.path)!r} is too long: {how_long}, and a video may last at most {hours} hours.",
+        f"Its samples would take {MAX_AUDIO_SECONDS * STANDARD_SAMPLE_RATE * 4 / 1e9:.1f} GB and more of memory, and "
+        f"{hours} hours of video take about a day to generate on one GPU.",
+        "Cut the speech into parts (ffmpeg -ss START -t SECONDS -i IN OUT) and generate each, or all of them "
+        "with `vexpress batch`.",
+    )
 
 
 def probe_audio(path: str | Path) -> Probe:
@@ -156,14 +176,19 @@ class _PcmStream:
     and raises InputError when ffmpeg fails.
     """
 
-    def __init__(self, source: Probe):
-        self.source = source
+    def __init__(self, source: Probe, target_rate: int | None = None):
+        self.source, self.target_rate = source, target_rate
         self.sample_rate = self.channels = 0
 
     def __enter__(self) -> "_PcmStream":
+        # A rate that shares few factors with the target needs a filter bank of gigabytes (resampling.py):
+        # ffmpeg resamples it instead, with its own filter.
+        rate = self.source.audio.sample_rate
+        odd = rate and self.target_rate and not filter_fits(rate, self.target_rate)
+        by_ffmpeg = ["-ar", str(self.target_rate)] if odd else []
         command = ffmpeg_command(
             "-i", str(self.source.path), "-map", f"0:{self.source.audio.index}", "-vn", "-sn", "-dn",
-            "-map_metadata", "-1", "-fflags", "+bitexact", "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
+            "-map_metadata", "-1", "-fflags", "+bitexact", *by_ffmpeg, "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
         )  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
         self.process = start_ffmpeg(command, stdout=subprocess.PIPE, stderr=self._stderr)
@@ -217,6 +242,11 @@ class _PcmStream:
                     )
         if self.channels <= 0 or self.sample_rate <= 0:
             raise self._decode_error()
+        if self.target_rate and not filter_fits(self.sample_rate, self.target_rate):  # not the probe's rate
+            stop_process(self.process)
+            raise InputError(f"The audio of {str(self.source.path)!r} has an unusual sample rate, "
+                             f"{self.sample_rate} Hz.", "Resampling it to 16 kHz would take gigabytes of memory.",
+                             "Convert it first: ffmpeg -i IN -ar 16000 OUT.wav")
 
     def _decode_error(self) -> InputError:
         stop_process(self.process)
@@ -235,145 +265,6 @@ def _mono_float32(samples: np.ndarray) -> np.ndarray:
         mono += samples[:, channel]
     mono *= np.float32(1.0 / (samples.shape[1] * _FULL_SCALE))
     return mono
-
-
-def resample(
-    waveform: torch.Tensor,
-    orig_freq: int,
-    new_freq: int,
-    lowpass_filter_width: int = 6,
-    rolloff: float = 0.99,
-) -> torch.Tensor:
-    """Band-limited resampling of ``waveform`` (shape ``[..., time]``) from ``orig_freq`` to ``new_freq``.
-
-    Same algorithm and defaults as ``torchaudio.functional.resample`` with
-    ``resampling_method="sinc_interp_hann"``:
-
-    1. Reduce the rates by their gcd: ``o = orig/g``, ``n = new/g`` (44100->16000
-       becomes 441->160). The output repeats every ``o`` input samples with
-       ``n`` distinct phases, so ``n`` filters cover every output sample.
-    2. Cut-off ``base = min(o, n) * rolloff`` (in the reduced units), i.e. just
-       below the lower of the two Nyquist frequencies. Each filter spans
-       ``lowpass_filter_width`` zero crossings of the sinc on each side, which
-       is ``width = ceil(lowpass_filter_width * o / base)`` input samples.
-    3. Filter ``p`` (output phase ``p/n``) at input offset ``i`` in
-       ``[-width, width + o)`` is ``sinc(pi*t) * cos(pi*t / (2*L))**2 * base/o``
-       with ``t = base * (i/o - p/n)`` clamped to ``[-L, L]`` (L =
-       ``lowpass_filter_width``) -- a Hann-windowed sinc that is zero outside.
-    4. Zero-pad the signal by ``width`` on the left and ``width + o`` on the
-       right, run one strided ``conv1d`` (stride ``o``, ``n`` output channels),
-       interleave the channels, and keep ``ceil(len * new / orig)`` samples.
-
-    The filters are computed in float64 and cast to the signal's dtype. Equal
-    rates return the input unchanged.
-    """
-    if orig_freq <= 0 or new_freq <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
-    if orig_freq == new_freq:
-        return waveform
-    gcd = math.gcd(int(orig_freq), int(new_freq))
-    orig, new = int(orig_freq) // gcd, int(new_freq) // gcd
-    kernel, width = _sinc_kernel(orig, new, lowpass_filter_width, float(rolloff))
-    kernel = kernel.to(device=waveform.device, dtype=waveform.dtype)
-
-    shape = waveform.shape
-    length = shape[-1]
-    flat = waveform.reshape(-1, 1, length)
-    padded = torch.nn.functional.pad(flat, (width, width + orig))
-    interleaved = _polyphase(padded, kernel, orig)
-    target_length = -(-new * length // orig)  # ceil without float rounding
-    return interleaved[:, :target_length].reshape(*shape[:-1], target_length)
-
-
-def _polyphase(padded: torch.Tensor, kernel: torch.Tensor, orig: int) -> torch.Tensor:
-    """Step 4 of :func:`resample`: ``[batch, 1, time]`` (padded) to ``[batch, samples]`` at the new rate."""
-    phases = torch.nn.functional.conv1d(padded, kernel, stride=orig)  # [batch, n, blocks]
-    return phases.transpose(1, 2).reshape(padded.shape[0], -1)
-
-
-class StreamingResampler:
-    """:func:`resample` for a 1-D CPU signal that arrives in pieces, with the same filter.
-
-    :meth:`push` returns the output samples whose inputs have all arrived (in steps of about
-    ``2**20`` input samples); :meth:`finish` the rest. Concatenated, they equal ``resample`` of
-    the whole signal up to float rounding (~1e-7: the convolution runs over other lengths),
-    whatever the pieces, while only one step of input is held back. Every convolution has
-    the same length, so the CPU backend (oneDNN) builds its kernel once, not once per piece;
-    the pieces wait in numpy, so no parallel torch operation runs per piece.
-    """
-
-    STEP_INPUT = 1 << 20  # input samples per convolution, about
-
-    def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99):
-        if orig_freq <= 0 or new_freq <= 0:
-            raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
-        gcd = math.gcd(int(orig_freq), int(new_freq))
-        self.orig, self.new = int(orig_freq) // gcd, int(new_freq) // gcd
-        self.identity = orig_freq == new_freq
-        self.kernel, self.width = _sinc_kernel(self.orig, self.new, lowpass_filter_width, float(rolloff))
-        self.step = max(1, self.STEP_INPUT // self.orig) * self.orig  # input consumed per convolution
-        self.window = self.step + 2 * self.width  # input one convolution reads
-        self.pieces: list[np.ndarray] = []  # input not consumed yet, the left zero padding first
-        self.buffered = 0
-        self.consumed = 0  # input samples pushed
-        self.produced = 0  # output samples returned
-
-    def push(self, piece: torch.Tensor) -> torch.Tensor:
-        self.consumed += piece.shape[-1]
-        if self.identity:
-            return piece
-        if not self.pieces:
-            self.dtype = piece.dtype
-            self._append(np.zeros(self.width, piece.numpy().dtype))
-        self._append(piece.numpy())
-        return self._convolve()
-
-    def finish(self) -> torch.Tensor:
-        if self.identity or not self.pieces:
-            return torch.zeros(0)
-        target_length = -(-self.new * self.consumed // self.orig)  # as resample: ceil(n * new / orig)
-        zeros = functools.partial(np.zeros, dtype=self.pieces[0].dtype)
-        self._append(zeros(self.width + self.orig))  # the right padding
-        outputs = [self._convolve()]
-        if self.produced < target_length:  # the last, partial step: padded with zeros to full length
-            self._append(zeros(self.window - self.buffered))
-            outputs.append(self._convolve())
-        out = torch.cat(outputs)
-        return out[: max(target_length - (self.produced - len(out)), 0)]
-
-    def _append(self, piece: np.ndarray) -> None:
-        self.pieces.append(piece)
-        self.buffered += len(piece)
-
-    def _convolve(self) -> torch.Tensor:
-        """Every full step of output the buffered input allows."""
-        if self.buffered < self.window:
-            return torch.zeros(0, dtype=self.dtype)
-        pending = np.concatenate(self.pieces)
-        kernel = self.kernel.to(dtype=self.dtype)
-        outputs = []
-        while len(pending) >= self.window:
-            window = torch.from_numpy(pending[: self.window])
-            outputs.append(_polyphase(window.view(1, 1, -1), kernel, self.orig)[0])
-            pending = pending[self.step :]
-        self.pieces, self.buffered = [pending], len(pending)
-        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-        self.produced += len(out)
-        return out
-
-
-@functools.lru_cache(maxsize=16)
-def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
-    """The ``[new, 1, 2*width + orig]`` polyphase filter bank described in :func:`resample`."""
-    base = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / base)
-    offsets = torch.arange(-width, width + orig, dtype=torch.float64) / orig
-    phases = torch.arange(new, dtype=torch.float64)[:, None] / new
-    t = ((offsets[None, :] - phases) * base).clamp(-lowpass_filter_width, lowpass_filter_width)
-    window = torch.cos(t * (math.pi / (2 * lowpass_filter_width))) ** 2
-    t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t)
-    return (sinc * window * (base / orig))[:, None, :], width
 
 
 def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, overwrite: bool = False) -> Path:
@@ -427,7 +318,5 @@ __all__ = [
     "extract_audio_track",
     "load_audio",
     "probe_audio",
-    "resample",
-    "StreamingResampler",
     "write_audio_track",
 ]
