@@ -110,6 +110,17 @@ def test_fit_in_time_cuts_at_the_right_moment_and_says_what_it_did():
                      "The 120-frame kps track was cut to 18 frames."]
 
 
+def test_fit_in_time_makes_only_the_frames_it_keeps():
+    """A track at 1.5 fps fitted to 15 frames at 30 fps: 2000 frames are named in the note, 15 are made (a
+    track at 1e-6 fps made 60 million, 6 GB, then cut them to 15)."""
+    points, notes = fit_track_in_time(moving_track(100, 25), 1.5, 30.0, 15)
+    assert points.shape == (15, 3, 2)
+    np.testing.assert_array_equal(points, resample_in_time(moving_track(100, 25), 1.5, 30.0)[:15])
+    assert notes[0].endswith("resampled in time to 2000 frames at 30 fps.")
+    assert notes[1] == "The 2000-frame kps track was cut to 15 frames."
+    assert len(resample_in_time(moving_track(100, 25), 1.5, 30.0, max_frames=15)) == 15
+
+
 def test_fit_in_time_lengthens_by_the_mode_and_stretch_keeps_the_original_frame_indexing():
     points, notes = fit_track_in_time(numbered_track(10), 30.0, 30.0, 25, "pingpong")
     assert notes == ["The 10-frame kps track was lengthened by pingpong to 25 frames."]

@@ -185,6 +185,37 @@ def test_invalid_metadata(tmp_path):
         load_kps(tmp_path / "k.safetensors")
 
 
+@pytest.mark.parametrize("fps", ["1e-06", "1e-300", "0.5", "1e300", "1001"])
+def test_a_frame_rate_outside_1_to_1000_fps_is_invalid_metadata(tmp_path, fps):
+    """A 200-byte file at 1e-6 fps made generate stretch 15 frames over 60 million (6 GB); 1e-300 was a
+    traceback in generate and retarget --preview; 1e300 an ffmpeg failure called a bug."""
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata={"fps": fps})
+    with pytest.raises(InputError, match=rf"invalid metadata \(fps {fps}\).*fps must be a number from 1 to 1000"):
+        load_kps(tmp_path / "k.safetensors")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_float64_points_too_large_for_float32_are_refused_not_made_infinite(tmp_path, suffix):
+    """They passed the finite check in float64 and became inf in float32: inspect printed inf and NaN (and JSON
+    Infinity), retarget blamed the strategy and generate the reference keypoints."""
+    points = torch.full((4, 3, 2), 100.0, dtype=torch.float64)
+    points[2, 1, 0] = 1e300
+    path = tmp_path / f"huge{suffix}"
+    if suffix == ".pth":
+        torch.save(points, path)
+    else:
+        save_file({"kps": points.numpy()}, str(path))
+    with pytest.raises(InputError, match="holds values too large for float32 \\(first in frame 2\\)"):
+        load_kps(path)
+
+
+def test_complex_points_are_refused(tmp_path):
+    """torch cast them to real with a warning, dropping the imaginary parts, and the track was used."""
+    torch.save(torch.ones(4, 3, 2, dtype=torch.complex64), tmp_path / "c.pth")
+    with pytest.raises(InputError, match="not a numeric array.*could not be read as real numbers \\(they are complex"):
+        load_kps(tmp_path / "c.pth")
+
+
 def test_a_directory_is_not_a_kps_file(tmp_path):
     with pytest.raises(InputError, match="is not a file"):
         load_kps(tmp_path)

@@ -27,6 +27,7 @@ a 30 fps video at its real speed). ``stretch`` skips that step, as the original 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -89,17 +90,17 @@ def _stretch(points: np.ndarray, num_frames: int) -> np.ndarray:
     return resampled.permute(2, 0, 1).contiguous().numpy()
 
 
-def resample_in_time(points: np.ndarray, from_fps: float, to_fps: float) -> np.ndarray:
+def resample_in_time(points: np.ndarray, from_fps: float, to_fps: float, max_frames: int | None = None) -> np.ndarray:
     """The track as seen at ``to_fps``: frame ``i`` holds the pose at time ``i / to_fps``.
 
     Poses between two filmed frames are interpolated linearly; the result lasts as long as the
-    track (``round(frames * to_fps / from_fps)`` frames, at least one).
+    track (:func:`timed_length` frames), or its first ``max_frames`` frames.
     """
     points = np.asarray(points, dtype=np.float32)
     if from_fps == to_fps:
-        return points
+        return points[:max_frames]
     length = points.shape[0]
-    count = max(1, round(length * to_fps / from_fps))
+    count = min(timed_length(length, from_fps, to_fps), max_frames or math.inf)
     source = np.minimum(np.arange(count) * (from_fps / to_fps), length - 1)
     before = np.floor(source).astype(np.int64)
     after = np.minimum(before + 1, length - 1)
@@ -107,17 +108,21 @@ def resample_in_time(points: np.ndarray, from_fps: float, to_fps: float) -> np.n
     return points[before] * (1 - weight) + points[after] * weight
 
 
+def timed_length(frames: int, from_fps: float, to_fps: float) -> int:
+    """How many frames at ``to_fps`` last as long as ``frames`` at ``from_fps`` (at least one)."""
+    return max(1, round(frames * to_fps / from_fps))
+
+
 def fit_track_in_time(points: np.ndarray, track_fps: float, fps: float, num_frames: int,
                       mode: str = DEFAULT_FIT_MODE) -> tuple[np.ndarray, list[str]]:
     """Fit a track filmed at ``track_fps`` to ``num_frames`` frames at ``fps``, and say what was done."""
-    notes = []
+    notes, length = [], len(points)
     if mode != "stretch" and track_fps != fps:
-        timed = resample_in_time(points, track_fps, fps)
+        length = timed_length(len(points), track_fps, fps)
         notes.append(f"The {len(points)}-frame kps track at {track_fps:g} fps was resampled in time to "
-                     f"{len(timed)} frames at {fps:g} fps.")
-        points = timed
-    if len(points) != num_frames:
-        how = ("cut" if len(points) > num_frames else "stretched" if mode == "stretch"
-               else f"lengthened by {mode}")
-        notes.append(f"The {len(points)}-frame kps track was {how} to {num_frames} frames.")
+                     f"{length} frames at {fps:g} fps.")
+        points = resample_in_time(points, track_fps, fps, max_frames=num_frames)  # what is cut, never made
+    if length != num_frames:
+        how = ("cut" if length > num_frames else "stretched" if mode == "stretch" else f"lengthened by {mode}")
+        notes.append(f"The {length}-frame kps track was {how} to {num_frames} frames.")
     return fit_track(points, num_frames, mode), notes

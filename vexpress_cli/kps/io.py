@@ -36,6 +36,7 @@ import numpy as np
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
+from vexpress_cli.kps.limits import MAX_TRACK_FPS, MIN_TRACK_FPS
 from vexpress_cli.kps.readers import KPS_TENSOR_NAME, read_safetensors, read_torch_file
 from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
 
@@ -69,10 +70,10 @@ class KpsTrack:
 
     def __post_init__(self) -> None:
         self.points = np.ascontiguousarray(self.points, dtype=np.float32)
-        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+        if self.fps is not None and not (math.isfinite(self.fps) and MIN_TRACK_FPS <= self.fps <= MAX_TRACK_FPS):
             # Caught here, before anything is written: a track saved with fps inf cannot be read back.
             raise InputError(
-                f"A kps track's frame rate must be a positive, finite number, not {self.fps}.",
+                f"A kps track's frame rate must be from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g} fps, not {self.fps}.",
                 why="The fps says how many of the track's frames make one second of video.",
                 fix=f"Give a frame rate such as 25 or 30 ({parameter('fps', '25')}).",
             )
@@ -177,11 +178,14 @@ def kps_file_bytes(suffix: str, track: KpsTrack) -> bytes:
 def validate_track_points(points, origin: str) -> np.ndarray:
     """Return ``points`` as float32 ``[F, 3, 2]``; a single ``[3, 2]`` frame becomes one frame."""
     try:
-        array = np.asarray(points, dtype=np.float64)
+        array = np.asarray(points)
+        if np.iscomplexobj(array):
+            raise TypeError("they are complex numbers")
+        array = array.astype(np.float64)
     except (TypeError, ValueError) as error:
         raise InputError(
             f"The keypoints in {origin} are not a numeric array.",
-            why=f"They could not be read as numbers ({error}).",
+            why=f"They could not be read as real numbers ({error}).",
             fix="A kps track is a float array of shape [frames, 3, 2].",
         ) from None
     if array.shape == (3, 2):
@@ -203,14 +207,18 @@ def validate_track_points(points, origin: str) -> np.ndarray:
             why="A video needs at least one keypoint frame to follow.",
             fix="Re-extract the track from a video in which a face is visible.",
         )
-    if not np.isfinite(array).all():
-        bad_frame = int(np.argwhere(~np.isfinite(array))[0][0])
+    with np.errstate(over="ignore"):
+        single = array.astype(np.float32)  # a float64 beyond 3.4e38 becomes infinite here
+    if not np.isfinite(single).all():
+        bad_frame = int(np.argwhere(~np.isfinite(single))[0][0])
+        overflow = bool(np.isfinite(array).all())
         raise InputError(
-            f"The kps track in {origin} holds NaN or infinite values (first in frame {bad_frame}).",
+            f"The kps track in {origin} holds {'values too large for float32' if overflow else 'NaN or infinite values'}"
+            f" (first in frame {bad_frame}).",
             why="Keypoints must be finite pixel positions.",
             fix="Re-extract the track, or fill the frames where no face was found.",
         )
-    return array.astype(np.float32)
+    return single
 
 
 def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
@@ -266,7 +274,7 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     try:
         if "fps" in metadata:
             parsed["fps"] = float(metadata["fps"])
-            if not math.isfinite(parsed["fps"]) or parsed["fps"] <= 0:
+            if not (math.isfinite(parsed["fps"]) and MIN_TRACK_FPS <= parsed["fps"] <= MAX_TRACK_FPS):
                 raise ValueError(f"fps {metadata['fps']}")
         for key in ("width", "height"):
             if key in metadata:
@@ -281,8 +289,8 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     except ValueError as error:
         raise InputError(
             f"The kps file {path} has invalid metadata ({error}).",
-            why="fps must be a positive number, width/height positive integers, crop x,y,w,h and source_size WxH "
-            "with positive sizes.",
+            why=f"fps must be a number from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g}, width/height positive integers, "
+            "crop x,y,w,h and source_size WxH with positive sizes.",
             fix="Re-create the file with `vexpress extract` or `vexpress retarget`.",
         ) from None
     if "backend" in metadata:

@@ -173,8 +173,8 @@ def _unreadable_pickle(path: Path, error: Exception) -> InputError:
 def _tensors_to_numpy(value):
     import torch
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().to(torch.float64).numpy()
+    if isinstance(value, torch.Tensor):  # complex stays complex, for the points' check to refuse
+        return value.detach().numpy() if value.is_complex() else value.detach().to(torch.float64).numpy()
     if isinstance(value, (list, tuple)):
         return [_tensors_to_numpy(item) for item in value]
     return value
