@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -277,6 +278,21 @@ def test_cli_leaves_no_audio_when_the_keypoints_cannot_be_saved(tmp_path, tys_cl
     monkeypatch.setattr("vexpress_cli.kps.io.write_kps", failing_save)
     result = run_cli(tys_clip, "--backend", "dlib", "--kps-out", tmp_path / "k.pth", "--audio-out", tmp_path / "a.mp3")
     assert result.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_kps_file_stopped_by_the_file_size_limit_is_one_paragraph_and_leaves_nothing(tmp_path, tys_clip):
+    """`ulimit -f` (EFBIG), like a full disk (ENOSPC), ended extract in an OSError traceback."""
+    resource = pytest.importorskip("resource")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run([sys.executable, "-m", "vexpress_cli", "extract", str(tys_clip), "--backend", "dlib",
+                             "--kps-out", str(tmp_path / "k.pth"), "--audio-out", str(tmp_path / "a.m4a")],
+                            capture_output=True, text=True, preexec_fn=limited, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"Error: Writing '{tmp_path / 'k.pth'}' stopped at the file-size limit of 512 bytes" in flat(result.stderr)
     assert list(tmp_path.iterdir()) == []
 
 

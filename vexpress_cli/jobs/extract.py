@@ -101,14 +101,17 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
 
 def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
     """Write both outputs or neither."""
-    from vexpress_cli.kps.io import write_kps
+    from vexpress_cli.kps.io import kps_write_error, write_kps
     from vexpress_cli.media.audio import write_audio_track
     from vexpress_cli.outputs import atomic_outputs
 
-    with atomic_outputs([kps_out, audio_out], overwrite=overwrite) as (kps_temp, audio_temp):
-        write_kps(kps_temp, track)
-        if audio_temp is not None:
-            write_audio_track(video_probe, audio_temp)
+    try:
+        with atomic_outputs([kps_out, audio_out], overwrite=overwrite) as (kps_temp, audio_temp):
+            write_kps(kps_temp, track)
+            if audio_temp is not None:
+                write_audio_track(video_probe, audio_temp)  # its own errors are InputErrors already
+    except OSError as error:  # disk full, the file size limit, ...
+        raise kps_write_error(kps_out, error) from None
 
 
 def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):

@@ -142,14 +142,19 @@ def save_kps(path: str | Path, track: KpsTrack, overwrite: bool = True) -> Path:
         with atomic_output(path, overwrite) as temporary:
             temporary.write_bytes(data)
     except OSError as error:  # disk full, path vanished, a folder in the way, ...
-        if hit_file_size_limit(error=error):
-            raise file_size_limit_error(path) from None
-        raise InputError(
-            f"Cannot write the kps file {path}.",
-            why=f"{error.strerror or error}.",
-            fix="Choose an output path in a folder you can write to, with free space.",
-        ) from None
+        raise kps_write_error(path, error) from None
     return path
+
+
+def kps_write_error(path: Path, error: OSError) -> InputError:
+    """The InputError for an OSError while writing the kps file ``path`` (or its temporary file)."""
+    if hit_file_size_limit(error=error):
+        return file_size_limit_error(path)
+    return InputError(
+        f"Cannot write the kps file {path}.",
+        why=f"{error.strerror or error}.",
+        fix="Choose an output path in a folder you can write to, with free space.",
+    )
 
 
 def write_kps(path: str | Path, track: KpsTrack) -> None:
