@@ -379,3 +379,30 @@ def test_an_unfinished_frames_iterator_holds_the_generator_until_closed_even_fro
     rest.start()
     rest.join()
     assert generator.run(plan).num_frames == 12 and (tmp_path / "a.mp4").exists()
+
+
+def test_of_two_runs_racing_for_one_output_the_winner_keeps_its_record(speech, tmp_path):
+    """The loser replaced the winner's record with its own, then removed it when its output could not take the
+    place: the winner's video was left without a record, which batch then refuses."""
+    import threading
+
+    from vexpress_cli.outputs import OutputAppearedError
+
+    output = tmp_path / "race.mp4"
+    winner = {}
+
+    def other_run_finishes_first(stage, done, total):
+        if stage == "decode" and not winner:  # this run is about to write; the other one starts and ends now
+            def other() -> None:
+                winner["result"] = vexpress_cli.generate(AOC / "ref.jpg", speech, output, model_dir=TINY_MODEL_DIR,
+                                                         seed=5, **SMALL)
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+
+    with pytest.raises(OutputAppearedError, match="was written by another run meanwhile"):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, output, model_dir=TINY_MODEL_DIR, seed=3,
+                              progress=other_run_finishes_first, **SMALL)
+    record = vexpress_cli.read_record(winner["result"].record)
+    assert record.seed == 5 and record.output_file == vexpress_cli.jobs.records.file_facts(output)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["race.mp4", "race.mp4.json"]

@@ -322,11 +322,14 @@ class Generator:
         writer = open_video_writer(plan.output, plan.fps, *size, audio_path=plan.audio, overwrite=plan.overwrite,
                                    encoding=plan.encoding)
         record, stages, written = record_path(plan.output), dict(plan.stages), []
+        # The record goes in place before the output: of two runs racing for one new output, the first to
+        # place its record wins, and the other's leaves the winner's record as it is.
+        replace_record = plan.overwrite or record.exists()
 
         def write_the_record(finished: Path) -> None:
             stages.update(clock.rounded())
             written.append(write_record(done_record(plan, self, writer.frames_written, time.monotonic() - started,
-                                                    stages, finished), record))
+                                                    stages, finished), record, overwrite=replace_record))
         try:
             with writer:
                 for chunk in frames:

@@ -273,17 +273,18 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def write_record(record: RunRecord, path: str | Path) -> Path:
-    """Write ``record`` as JSON at ``path`` (every number finite), atomically."""
+def write_record(record: RunRecord, path: str | Path, overwrite: bool = True) -> Path:
+    """Write ``record`` as JSON at ``path`` (every number finite), atomically; with ``overwrite=False``, a
+    record another run wrote meanwhile is an OutputAppearedError and stays."""
     text = json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n"
-    return write_text_atomically(Path(path), text)
+    return write_text_atomically(Path(path), text, overwrite)
 
 
-def write_text_atomically(path: Path, text: str) -> Path:
+def write_text_atomically(path: Path, text: str, overwrite: bool = True) -> Path:
     """Write ``text`` at ``path`` through :func:`vexpress_cli.outputs.atomic_output`: whole or not at all."""
     from vexpress_cli.outputs import atomic_output
 
-    with atomic_output(path, overwrite=True) as temp:
+    with atomic_output(path, overwrite=overwrite) as temp:
         temp.write_text(text, encoding="utf-8")
     return path
 
