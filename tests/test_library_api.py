@@ -406,3 +406,20 @@ def test_of_two_runs_racing_for_one_output_the_winner_keeps_its_record(speech, t
     record = vexpress_cli.read_record(winner["result"].record)
     assert record.seed == 5 and record.output_file == vexpress_cli.jobs.records.file_facts(output)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["race.mp4", "race.mp4.json"]
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(speech, tmp_path):
+    """generate -a talk.mp4 -o talk.mp4 --overwrite replaced its speech with the video (batch refused it)."""
+    audio = tmp_path / "talk.mp4"  # a video whose sound is the speech
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.4", "-i", str(speech),
+                    "-shortest", "-c:v", "libx264", "-c:a", "aac", str(audio)], check=True)
+    link = tmp_path / "same.mp4"
+    link.symlink_to(audio)
+    before = audio.read_bytes()
+    for output in (audio, link):
+        with pytest.raises(InputError, match=r"is also the job's audio\. Writing the output would replace an input"):
+            vexpress_cli.generate(AOC / "ref.jpg", audio, output, model_dir=TINY_MODEL_DIR, overwrite=True, **SMALL)
+    result = CliRunner().invoke(app, ["generate", "-i", str(AOC / "ref.jpg"), "-a", str(audio), "-o", str(audio),
+                                      "--overwrite", "--model-dir", str(TINY_MODEL_DIR)])
+    assert result.exit_code == 2 and "is also the job's --audio." in " ".join(result.stderr.split())
+    assert audio.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["same.mp4", "talk.mp4"]

@@ -33,8 +33,9 @@ import torch
 
 from vexpress_cli.errors import InputError, VExpressError, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_path
+from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import encoding_for_output
-from vexpress_cli.outputs import check_output
+from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
@@ -232,6 +233,8 @@ class Generator:
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
         resolved = resolve_job_settings(preset, settings)
         check_output(output, overwrite, "video", folder_made_later=True)
+        refuse_replacing_an_input(output, {"reference_image": reference_image, "audio": audio, "kps": kps,
+                                           "reference_kps": reference_kps_file(reference_kps)})
         encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)

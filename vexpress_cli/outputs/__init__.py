@@ -40,9 +40,11 @@ from vexpress_cli.outputs.checks import (
     OutputKind,
     check_output,
     ensure_writable_folder,
+    input_it_would_replace,
     looks_like_frame_folder,
     output_kind,
     prepare_output_path,
+    refuse_replacing_an_input,
 )
 from vexpress_cli.outputs.size_limit import file_size_limit, file_size_limit_error, hit_file_size_limit
 
@@ -62,11 +64,13 @@ __all__ = [
     "file_size_limit",
     "file_size_limit_error",
     "hit_file_size_limit",
+    "input_it_would_replace",
     "is_temp_name",
     "looks_like_frame_folder",
     "output_kind",
     "prepare_output_path",
     "process_alive",
+    "refuse_replacing_an_input",
     "remove_stale_temps",
     "written_meanwhile",
 ]

@@ -121,6 +121,31 @@ NAME_MAX = 255
 TEMP_NAME_ROOM = 64
 
 
+def input_it_would_replace(output: str | Path, inputs: dict[str, str | Path | None]) -> str | None:
+    """The name of the input in ``inputs`` (name: path) that ``output`` is the same file as, if any."""
+    output = Path(output).expanduser()
+    for name, path in inputs.items():
+        if path is None or isinstance(path, str) and not path:
+            continue
+        path = Path(path).expanduser()
+        try:
+            if os.path.samefile(output, path):  # links and other spellings of one file too
+                return name
+        except OSError:  # one of them does not exist (yet)
+            if os.path.normcase(os.path.abspath(output)) == os.path.normcase(os.path.abspath(path)):
+                return name
+    return None
+
+
+def refuse_replacing_an_input(output: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """InputError when ``output`` is the same file as one of ``inputs`` (name: path), overwrite or not."""
+    name = input_it_would_replace(output, inputs)
+    if name is not None:
+        raise InputError(f"The output {str(output)!r} is also the job's {parameter(name)}.",
+                         "Writing the output would replace an input the job reads.",
+                         "Choose another output path.")
+
+
 def _check_name_lengths(path: Path) -> None:
     longest = NAME_MAX - TEMP_NAME_ROOM
     size = len(os.fsencode(path.name))

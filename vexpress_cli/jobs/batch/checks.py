@@ -198,14 +198,14 @@ def _open_image_header(path: Path) -> None:
 
 
 def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str]) -> None:
-    from vexpress_cli.outputs import check_output
+    from vexpress_cli.outputs import check_output, input_it_would_replace
 
     output = entry.paths["output"]
     key = os.path.normcase(os.path.abspath(output))
     if key in outputs:
         found.append(f"'output' {output} is also the output of line {outputs[key]}: two jobs cannot write one file.")
     outputs.setdefault(key, entry.line)
-    if any(key == os.path.normcase(os.path.abspath(path)) for name, path in entry.paths.items() if name != "output"):
+    if input_it_would_replace(output, {name: path for name, path in entry.paths.items() if name != "output"}):
         found.append(f"'output' {output} is also one of the job's inputs.")
     try:
         # Whether an existing output is redone is decided by its record; its folder is made when the job runs.
