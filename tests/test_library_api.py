@@ -423,3 +423,30 @@ def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(spee
                                       "--overwrite", "--model-dir", str(TINY_MODEL_DIR)])
     assert result.exit_code == 2 and "is also the job's --audio." in " ".join(result.stderr.split())
     assert audio.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["same.mp4", "talk.mp4"]
+
+
+@pytest.mark.parametrize("job", ["generate", "extract", "retarget", "batch"])
+def test_a_switch_given_anything_but_a_bool_is_refused(job, speech, tmp_path):
+    """overwrite="no" is a true string: generate replaced the existing output and batch(force="no") redid the
+    done jobs. numpy's bool is a bool."""
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    calls = {
+        "generate": lambda **switch: vexpress_cli.generate(AOC / "ref.jpg", speech, existing,
+                                                           model_dir=TINY_MODEL_DIR, **SMALL, **switch),
+        "extract": lambda **switch: vexpress_cli.extract(existing, tmp_path / "k.pth", **switch),
+        "retarget": lambda **switch: vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth",
+                                                           reference_kps="22,26;42,26;32,38", num_frames=3, **switch),
+        "batch": lambda **switch: vexpress_cli.batch(tmp_path / "none.jsonl", **switch),
+    }
+    name = "force" if job == "batch" else "overwrite"
+    for value in ("no", 1, None):
+        with pytest.raises(InputError, match=rf"^{name} is .*It is a switch: {name} must be True or False"):
+            calls[job](**{name: value})
+    assert existing.read_bytes() == b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
+    if job == "extract":
+        with pytest.raises(InputError, match=r"^strict is str 'yes'"):
+            vexpress_cli.extract(existing, tmp_path / "k.pth", strict="yes")
+    if job == "retarget":  # numpy's bool passes as the bool it is
+        assert vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth", reference_kps="22,26;42,26;32,38",
+                                     num_frames=3, overwrite=np.bool_(False)).output == tmp_path / "r.pth"

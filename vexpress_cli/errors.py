@@ -117,6 +117,17 @@ def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     return f"Did you mean '{prefix}{close[0]}'? " if close else ""
 
 
+def checked_switch(name: str, value: object) -> bool:
+    """``value`` of an on/off argument (``overwrite``, ``force``, ...) as a bool; InputError for anything else:
+    ``overwrite="no"`` is a true string, and would replace the output."""
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):  # numpy 2, numpy 1
+        value = bool(value)
+    if not isinstance(value, bool):
+        raise InputError(f"{parameter(name)} is {described(value)}.", f"It is a switch: {parameter(name)} must be "
+                         "True or False.", f"Pass {parameter(name, True)} or leave it out.")
+    return value
+
+
 def described(value: object) -> str:
     """``"int 5"``, ``"ndarray of shape (512, 512, 3)"``: a value named in a message, never pages of repr."""
     kind = type(value).__name__

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, checked_switch, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
@@ -79,6 +79,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)
     width, height = checked_frame_side("width", width), checked_frame_side("height", height)
+    strict, overwrite = checked_switch("strict", strict), checked_switch("overwrite", overwrite)
     progress = checked_callback(progress)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.errors import (InputError, VExpressError, checked_switch, messages, parameter, python_name,
+                                 spell_parameters)
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import encoding_for_output
@@ -231,6 +232,7 @@ class Generator:
 
         reference_image, audio = as_path(reference_image, "reference_image"), as_path(audio, "audio")
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
+        overwrite = checked_switch("overwrite", overwrite)
         resolved = resolve_job_settings(preset, settings)
         check_output(output, overwrite, "video", folder_made_later=True)
         refuse_replacing_an_input(output, {"reference_image": reference_image, "audio": audio, "kps": kps,

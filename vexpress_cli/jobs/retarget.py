@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, messages, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, checked_switch, messages, parameter, python_name, spell_parameters
 from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame
@@ -93,6 +93,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     kps_fit = checked_setting("kps_fit", kps_fit)
     crop = checked_setting("crop", crop)
     face_index = checked_setting("face_index", face_index)
+    overwrite = checked_switch("overwrite", overwrite)
     progress = checked_callback(progress)
     # The frame of the video the track is for: generate's limits (the photo is framed as generate frames it).
     width, height = checked_setting("width", width), checked_setting("height", height)

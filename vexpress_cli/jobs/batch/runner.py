@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, checked_switch, parameter
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.interrupts import exit_code_of
 from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
@@ -44,6 +44,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     started = time.monotonic()
+    force = checked_switch("force", force)
     emit = _ignore if on_event is None else checked_callback(on_event, "on_event", "event")
     device, dtype = (settings.pop(name, None) for name in MODEL_SETTINGS)
     if ray is not None and devices is not None:
