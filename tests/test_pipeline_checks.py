@@ -39,6 +39,13 @@ BAD_CALLS = [
     ({"audio_waveform": lambda inputs: None}, "audio_waveform is NoneType None"),
     ({"kps_images": lambda inputs: torch.as_tensor(nan_points(inputs), dtype=torch.bfloat16)},
      "kps_images hold NaN or infinite keypoints"),
+    # One [3, 2] item per frame, as documented: only stacked arrays were checked, and these ran.
+    ({"kps_images": lambda inputs: list(nan_points(inputs))}, "kps_images hold NaN or infinite keypoints"),
+    ({"kps_images": lambda inputs: nan_points(inputs).tolist()}, "kps_images hold NaN or infinite keypoints"),
+    ({"kps_images": lambda inputs: [torch.as_tensor(item) for item in nan_points(inputs)]},
+     "kps_images hold NaN or infinite keypoints"),
+    ({"width": 100000}, "The size 100000x64 is too large. The model was trained at 512x512; a side may be at most "
+                        "4096 pixels"),  # it took 7.8 GB before its first step
 ]
 
 

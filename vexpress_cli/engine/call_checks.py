@@ -12,6 +12,10 @@ import torch
 from vexpress_cli.engine.pipeline_output import OUTPUT_TYPES
 from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 
+# The largest width or height a call takes: 8 times the trained 512 (generate's settings allow 2048).
+MAX_SIDE = 4096
+# What a frame's keypoints given as numbers look like: the three of V-Kps, or insightface's five.
+KPS_POINT_SHAPES = ((3, 2), (5, 2))
 # Arguments of the original pipeline's __call__ that do not change its result at their defaults.
 ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "callback", "callback_steps",
                             "context_schedule", "do_multi_devices_inference"}
@@ -41,6 +45,10 @@ class CallChecks:
         if width < self.vae_scale_factor or height < self.vae_scale_factor:
             raise InputError(f"The size {width}x{height} is too small.", "", f"Use a {parameter('width')} and "
                              f"{parameter('height')} of at least {self.vae_scale_factor} (512 as trained).")
+        if max(width, height) > MAX_SIDE:  # 100000x64 took 7.8 GB before its first step
+            raise InputError(f"The size {width}x{height} is too large.", f"The model was trained at 512x512; a side "
+                             f"may be at most {MAX_SIDE} pixels, since memory grows with the square of the size.",
+                             f"Use a {parameter('width')} and {parameter('height')} of at most {MAX_SIDE}.")
         _check_reference_image(reference_image)
         self._check_waveform(audio_waveform)
         _check_finite_kps(kps_images)
@@ -154,9 +162,17 @@ def _check_reference_image(reference_image) -> None:
 
 
 def _check_finite_kps(kps_images) -> None:
-    """Keypoints given as numbers (``[frames, 3, 2]``) must be finite; images are drawn, nothing to check."""
-    if isinstance(kps_images, (np.ndarray, torch.Tensor)) and tuple(kps_images.shape[1:]) == (3, 2):
-        if not torch.isfinite(torch.as_tensor(_detached(kps_images), dtype=torch.float32)).all():
+    """Keypoints given as numbers (``[frames, 3, 2]``, or one ``[3, 2]`` item per frame) must be finite; images are
+    drawn, nothing to check."""
+    if isinstance(kps_images, (np.ndarray, torch.Tensor)):
+        numbers = [kps_images] if tuple(kps_images.shape[1:]) in KPS_POINT_SHAPES else []
+    else:
+        numbers = [item for item in kps_images or () if not isinstance(item, PIL.Image.Image)
+                   and np.shape(item) in KPS_POINT_SHAPES]
+    for points in numbers:
+        finite = (torch.isfinite(points.detach().float()).all() if isinstance(points, torch.Tensor)
+                  else np.isfinite(np.asarray(points, dtype=np.float64)).all())
+        if not finite:
             raise InputError(f"{parameter('kps_images')} hold NaN or infinite keypoints.", "",
                              "Pass finite (x, y) pixels; a track from a file is checked by vexpress_cli.kps.load_kps.")
 
