@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import SAMPLES_DIR
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.jobs.inspect import inspect_kps
 from vexpress_cli.kps import KpsTrack, check_kps_in_frame, load_kps, save_kps
 from vexpress_cli.media import load_audio, video_info
@@ -314,3 +314,33 @@ def test_speech_longer_than_four_hours_is_refused_before_and_while_decoding(tmp_
     monkeypatch.setattr(audio, "probe_audio", lambda _: replace(probed, duration=None))  # a header without one
     with pytest.raises(InputError, match="it decodes to more than"):
         load_audio(path)
+
+
+DEEP_TOML, DEEP_JSON = "x = " + "[" * 5000 + "]" * 5000 + "\n", "[" * 100_000 + "]" * 100_000
+
+
+def test_json_and_toml_nested_too_deeply_are_bad_text_not_a_recursion_error(tmp_path, monkeypatch):
+    """5000 '[' in a preset, the config, a run record, a manifest line or a model config was a RecursionError
+    traceback (and one such user preset hid the whole preset list)."""
+    from vexpress_cli.engine.architecture import read_json
+    from vexpress_cli.jobs.batch.manifest import read_manifest
+    from vexpress_cli.jobs.records import read_record
+    from vexpress_cli.settings.user_config import load_user_config
+
+    deep = "nest deeper than can be read"
+    (tmp_path / "deep.toml").write_text(DEEP_TOML)
+    with pytest.raises(InputError, match=f"is not valid TOML: its brackets or tables {deep}"):
+        load_preset(tmp_path / "deep.toml")
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "config.toml").write_text(DEEP_TOML)
+    with pytest.raises(InputError, match=f"config.toml is not valid TOML: its brackets or tables {deep}"):
+        load_user_config()
+    (tmp_path / "record.json").write_text(DEEP_JSON)
+    with pytest.raises(InputError, match=f"It is not valid JSON: its brackets or tables {deep}"):
+        read_record(tmp_path / "record.json")
+    (tmp_path / "jobs.jsonl").write_text(DEEP_JSON + "\n")
+    entries, [problem] = read_manifest(tmp_path / "jobs.jsonl")
+    assert entries == [] and problem.line == 1 and problem.text == f"not valid JSON (its brackets or tables {deep})."
+    (tmp_path / "config.json").write_text(DEEP_JSON)
+    with pytest.raises(VExpressError, match=f"Cannot read the VAE config at .*: its brackets or tables {deep}"):
+        read_json(tmp_path / "config.json", "the VAE config")

@@ -112,3 +112,16 @@ def read_settings_text(path: str | Path, label: str, expected: str, missing_fix:
                          why=f"A {label} is a {text_format} text file, and {text_format} is UTF-8.",
                          fix="Save it as UTF-8 text (an editor's \"Save as\" offers the encoding), "
                          f"or check the path: pass {expected}.") from None
+
+
+class TooDeeplyNested(ValueError):
+    """A JSON or TOML text nested deeper than Python's parsers recurse (a file of 5000 '[')."""
+
+
+def parsed_text(loads, text: str, **options):
+    """``loads(text, **options)`` (``json.loads``, ``tomllib.loads``), with a RecursionError, which the parsers
+    raise for deep nesting, as the :class:`TooDeeplyNested` ValueError its readers report as bad text."""
+    try:
+        return loads(text, **options)
+    except RecursionError:
+        raise TooDeeplyNested("its brackets or tables nest deeper than can be read") from None

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vexpress_cli.errors import ModelFolderError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder, redownload_fix
+from vexpress_cli.errors import ModelFolderError, parameter
+from vexpress_cli.input_files import parsed_text
 
 NETWORK_NAMES = ("reference_net", "denoising_unet", "v_kps_guider", "audio_projection")
 # What building a network from a config of the wrong type or size raises.
@@ -137,7 +138,7 @@ def read_json(path: Path, what: str) -> dict:
             "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.",
         )
     try:
-        data = json.loads(path.read_text(), parse_constant=_no_constant)
+        data = parsed_text(json.loads, path.read_text(), parse_constant=_no_constant)
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"Cannot read {what} at {path}: {error}.", "The file is not valid JSON.",
                                redownload_fix(path)) from None

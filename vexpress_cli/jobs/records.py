@@ -234,15 +234,16 @@ REQUIRED_PARTS = ("status", "output", "job", "inputs", "settings")
 
 def read_record(path: str | Path) -> RunRecord:
     """Read a run record; InputError when it is missing, too large or not a vexpress run record."""
-    from vexpress_cli.input_files import read_settings_text
+    from vexpress_cli.input_files import parsed_text, read_settings_text
 
     path = as_path(path, "path")
     text = read_settings_text(path, "run record", RECORD_EXPECTED, text_format="JSON", missing_fix=(
         "Records are written beside each output as <output>.json, e.g. talk.mp4.json."))
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = parsed_text(json.loads, text, parse_constant=_refuse_constant)
     except ValueError as error:
-        raise InputError(f"Cannot read the run record {path}.", f"{error}.", f"Point to {RECORD_EXPECTED}.") from None
+        raise InputError(f"Cannot read the run record {path}.", f"It is not valid JSON: {error}.",
+                         f"Point to {RECORD_EXPECTED}.") from None
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
         raise InputError(f"{path} is not a vexpress run record.", f"It has no \"format\": \"{RECORD_FORMAT}\".",
                          f"Point to {RECORD_EXPECTED}.")

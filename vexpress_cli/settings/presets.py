@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.errors import InputError, did_you_mean
-from vexpress_cli.input_files import read_settings_text
+from vexpress_cli.input_files import TooDeeplyNested, parsed_text, read_settings_text
 from vexpress_cli.settings.schema import check_consistency, unknown_setting_error, validate_values
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
@@ -70,8 +70,8 @@ def parse_preset_text(text: str, path: str) -> tuple[str, dict[str, Any]]:
     """Parse and validate the text of a preset file: (description, values)."""
     label = f"Preset file {path}"
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+        data = parsed_text(tomllib.loads, text)
+    except (tomllib.TOMLDecodeError, TooDeeplyNested) as error:
         raise InputError(
             f"{label} is not valid TOML: {error}.",
             fix="Fix the syntax at that line (strings need double quotes; see docs/presets.md).",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.input_files import TooDeeplyNested, parsed_text
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
 from vexpress_cli.settings.schema import SETTINGS
 from vexpress_cli.wording import plural
@@ -86,9 +87,12 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parsed_text(json.loads, line)
         except json.JSONDecodeError as error:
             problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
+            continue
+        except TooDeeplyNested as error:
+            problems.append(Problem(number, f"not valid JSON ({error})."))
             continue
         if not isinstance(value, dict):
             problems.append(Problem(number, f"a job is a JSON object {{...}}, not {_json_kind(value)}."))
