@@ -227,6 +227,18 @@ def test_models_list_does_not_call_the_caches_marker_files_skipped_repositories(
     assert json.loads(result.stdout)["skipped"] == [] and "Warning" not in result.stderr
 
 
+def test_models_list_on_a_cache_huggingface_hub_cannot_read_is_one_paragraph(fake_hf_cache):
+    """A refs/ file that is not UTF-8 made huggingface_hub's scan raise UnicodeDecodeError: a traceback."""
+    refs = next(fake_hf_cache.cache.glob("models--*")) / "refs" / "main"
+    refs.write_bytes(b"\xff\xfe not a commit")
+    result = run_cli("models", "list")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith(f"Error: Cannot read the Hugging Face cache {fake_hf_cache.cache}. A file in it is not "
+                              "what huggingface_hub writes ('utf-8' codec can't decode byte 0xff")
+    assert "delete it, and download the model again" in message
+
+
 def test_models_list_names_a_repository_huggingface_hub_skipped_for_a_missing_blob(fake_hf_cache):
     blob = (fake_hf_cache.snapshot / "reference_net.bin").resolve()
     blob.unlink()  # the snapshot's link stays, the file it leads to is gone

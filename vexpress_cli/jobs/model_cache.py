@@ -225,7 +225,13 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
     cache = hf_cache_dir(cache_dir)
     if not cache.is_dir():
         return cache, [], []
-    scan = scan_cache_dir(cache)
+    try:
+        scan = scan_cache_dir(cache)
+    except (UnicodeDecodeError, OSError) as error:  # huggingface_hub skips what it knows to be damaged, not these
+        raise InputError(f"Cannot read the Hugging Face cache {cache}.",
+                         f"A file in it is not what huggingface_hub writes ({error}).",
+                         "Find the damaged model folder (models--OWNER--NAME, e.g. a refs/ file that is not a "
+                         "commit hash), delete it, and download the model again: vexpress models download.") from None
     models = []
     for repo in sorted(scan.repos, key=lambda repo: repo.repo_id):
         if repo.repo_type != "model":
