@@ -450,3 +450,15 @@ def test_a_switch_given_anything_but_a_bool_is_refused(job, speech, tmp_path):
     if job == "retarget":  # numpy's bool passes as the bool it is
         assert vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth", reference_kps="22,26;42,26;32,38",
                                      num_frames=3, overwrite=np.bool_(False)).output == tmp_path / "r.pth"
+
+
+def test_a_pasted_back_video_too_wide_for_h264_is_refused_before_generating(speech, tmp_path):
+    """A 20000x4 photo with paste_back generated everything, then ffmpeg could not open its encoder."""
+    PIL.Image.new("RGB", (20000, 4), (120, 110, 100)).save(tmp_path / "wide.png")
+    job = dict(paste_back=True, codec="h264", **{**SMALL, "reference_kps": "8,1;16,1;12,2"})
+    with vexpress_cli.Generator(TINY_MODEL_DIR) as generator:
+        with pytest.raises(InputError, match=r"The video would be 20000x4, larger than the 16384 pixels a side h264 "
+                                             r"encodes\. Paste-back keeps the photo's size\. Add max_size=1920"):
+            generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", **job)
+        assert generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", max_size=1920, **job)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["wide.png"]

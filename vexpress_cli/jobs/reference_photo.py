@@ -62,6 +62,12 @@ class ReferencePhoto:
         box = self.crop.as_list() if self.crop is not None else [0, 0, *self.photo_size]
         return PasteBack(self.photo, box, max_size)
 
+    def paste_back_size(self, max_size: int = 0) -> tuple[int, int] | None:
+        """The pasted-back video's width and height (None without paste-back), without making it."""
+        from vexpress_cli.media.paste_back import even_output_size
+
+        return None if self.photo is None else even_output_size(*self.photo_size, max_size)
+
 
 def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_kps_given: bool = False,
                          face_model_root: Path | None = None) -> ReferencePhoto:

@@ -26,6 +26,9 @@ AUTO_ORDER = ("h264_nvenc", "h264")
 # with medium at p4, NVENC's own default.
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
+# The widest or tallest frame an encoder takes, where it is known (measured with the bundled ffmpeg:
+# libx264 refuses 16386x16); a larger video fails when its first frame is encoded.
+MAX_FRAME_SIDE = {"h264": 16384}
 TRIAL_SECONDS = 30  # a trial encode that hangs (a stuck driver) counts as unusable
 
 
@@ -71,6 +74,14 @@ def encoding_for_output(settings, output) -> VideoEncoding | None:
         return None
     return VideoEncoding(resolve_codec(settings.codec), settings.crf, settings.encoder_preset,
                          settings.audio_bitrate)
+
+
+def check_frame_size(encoding: VideoEncoding | None, width: int, height: int, why: str, fix: str) -> None:
+    """InputError before any work when ``encoding`` cannot encode ``width`` x ``height`` frames."""
+    limit = MAX_FRAME_SIDE.get(encoding.codec) if encoding is not None else None
+    if limit is not None and max(width, height) > limit:
+        raise InputError(f"The video would be {width}x{height}, larger than the {limit} pixels a side "
+                         f"{encoding.codec} encodes.", why, fix)
 
 
 def resolve_codec(codec: str) -> str:
