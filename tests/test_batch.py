@@ -739,3 +739,17 @@ def test_workers_from_a_script_without_a_main_guard_fail_each_job_with_the_fix(i
     assert [status for status, _ in outcomes] == ["failed", "failed"], completed.stderr
     assert all(why.startswith(reason) for _, why in outcomes), outcomes
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_key_given_twice_and_an_output_name_with_a_line_break_are_manifest_problems(inputs, tmp_path):
+    """JSON kept the last of two "output" values silently; a name with a line break wrote 'new\\nline.mp4'."""
+    project(inputs, tmp_path, [])
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text('{"reference_image": "aoc.jpg", "audio": "a.wav", "output": "n.mp4", "output": "m.mp4"}\n'
+                        + json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "new\nline.mp4"}) + "\n")
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "has 2 problems; no job was started" in message
+    assert "line 1: not valid JSON ('output' given twice: which value is meant?)." in message
+    assert "line 2: The output path" in message and "holds a control character (such as a line break)" in message
+    assert not any(path.suffix == ".mp4" for path in tmp_path.iterdir())

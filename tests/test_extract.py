@@ -7,6 +7,7 @@ with its samples (made with insightface's SCRFD at 512x512).
 from __future__ import annotations
 
 import re
+import os
 import subprocess
 import sys
 
@@ -294,6 +295,17 @@ def test_a_kps_file_stopped_by_the_file_size_limit_is_one_paragraph_and_leaves_n
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"Error: Writing '{tmp_path / 'k.pth'}' stopped at the file-size limit of 512 bytes" in flat(result.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_that_is_a_fifo_or_a_folder_is_named_as_such(tmp_path):
+    """extract said "... is not a file. Check the spelling of the path." where other commands name the kind."""
+    os.mkfifo(tmp_path / "pipe.mp4")
+    (tmp_path / "folder.mp4").mkdir()
+    for name, expected in (("pipe.mp4", "is not a regular file but a named pipe (FIFO)"),
+                           ("folder.mp4", "it is not a file but a folder")):
+        result = run_cli(tmp_path / name, "--kps-out", tmp_path / "k.pth")
+        assert result.exit_code == 2 and expected in flat(result.output), result.output
+    assert not (tmp_path / "k.pth").exists()
 
 
 def test_cli_runs_ffmpeg_on_the_video_once_per_need(tmp_path, tys_clip, monkeypatch):

@@ -141,7 +141,7 @@ def test_default_strategy_without_kps_is_fix_face_at_ntsc_rate(clips, tmp_path):
     log = one_line(result.stderr)
     assert "Strategy: fix_face (no driving kps file was given)" in log
     # a flag beyond the advised range is allowed, with a warning
-    assert "Warning: audio_attention_weight = 3.5 is outside the advised range 1.0-3.0" in log
+    assert "Warning: --audio-attention-weight 3.5 is outside the advised range 1.0-3.0" in log  # as typed
     check_video(output, clips["aoc"], fps=Fraction(30000, 1001))
 
 

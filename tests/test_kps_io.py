@@ -175,12 +175,23 @@ def test_garbage_files(tmp_path):
 
 def test_safetensors_without_a_kps_tensor(tmp_path):
     save_file({"a": np.ones((2, 3, 2), np.float32), "b": np.ones(1, np.float32)}, str(tmp_path / "k.safetensors"))
-    with pytest.raises(InputError, match="no tensor named 'kps'"):
+    with pytest.raises(InputError, match="It holds 2 tensors but none named 'kps' \\(it has: a, b\\)"):
         load_kps(tmp_path / "k.safetensors")
+    save_file({}, str(tmp_path / "none.safetensors"))
+    with pytest.raises(InputError, match="is not a kps file. It holds no tensor. Pass"):
+        load_kps(tmp_path / "none.safetensors")
 
 
 def test_invalid_metadata(tmp_path):
     save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata={"fps": "fast"})
+    with pytest.raises(InputError, match="invalid metadata"):
+        load_kps(tmp_path / "k.safetensors")
+
+
+@pytest.mark.parametrize(("key", "value"), [("width", "\u0665\u0661\u0662"), ("fps", "\u0662\u0665")])
+def test_metadata_numbers_in_other_scripts_digits_are_invalid(tmp_path, key, value):
+    """Python's int() reads Arabic-Indic digits: a width of "٥١٢" was taken as 512."""
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata={key: value})
     with pytest.raises(InputError, match="invalid metadata"):
         load_kps(tmp_path / "k.safetensors")
 

@@ -462,3 +462,21 @@ def test_a_pasted_back_video_too_wide_for_h264_is_refused_before_generating(spee
             generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", **job)
         assert generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", max_size=1920, **job)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["wide.png"]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"crop": [0, 0, float("nan"), 512]}, r"^Setting crop is list \[0, 0, nan, 512\]\. A box is four whole numbers"),
+    ({"crop": (0, 0, 512)}, r"^Setting crop is tuple \(0, 0, 512\)\. A box is four whole numbers"),
+    ({"preset": 3}, r"^preset is int 3\. A preset is chosen by its name or the path of its file"),
+])
+def test_a_crop_box_or_preset_of_the_wrong_kind_is_named_as_such(arguments, message, speech, tmp_path):
+    """crop=[0, 0, nan, 512] was "must be a string, not list" (a list is a documented form); preset=3 was "no
+    preset named '3'"."""
+    with pytest.raises(InputError, match=message):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", model_dir=TINY_MODEL_DIR, **arguments)
+
+
+def test_a_setting_outside_its_advised_range_is_named_as_the_caller_spells_it(speech, tmp_path):
+    plan = vexpress_cli.Generator(TINY_MODEL_DIR).plan(AOC / "ref.jpg", speech, tmp_path / "x.mp4",
+                                                       audio_attention_weight=3.5, **SMALL)
+    assert "audio_attention_weight=3.5 is outside the advised range 1.0-3.0" in plan.warnings[0]

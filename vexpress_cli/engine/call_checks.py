@@ -53,8 +53,8 @@ class CallChecks:
         self._check_waveform(audio_waveform)
         _check_finite_kps(kps_images)
         if video_length < 1:
-            raise InputError("The video would have no frames.", "The audio is shorter than one frame.",
-                             "Use a longer audio clip.")
+            raise InputError(f"{parameter('video_length')} is {video_length}; a video has at least one frame.", "",
+                             f"Pass the frames the speech lasts: {parameter('video_length')} = seconds x fps.")
         if width % self.vae_scale_factor or height % self.vae_scale_factor:
             raise InputError(f"The size {width}x{height} is not a multiple of {self.vae_scale_factor}.",
                              "The VAE works on 8x8 pixel blocks.", "Pick a width and height divisible by 8.")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, checked_switch, messages, parameter, python_name, spell_parameters
-from vexpress_cli.input_files import as_path, optional_folder, optional_path
+from vexpress_cli.input_files import as_path, optional_folder, optional_path, require_regular_file
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import DEFAULTS, checked_setting
@@ -123,18 +123,13 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.outputs import check_output
 
-    if not video.is_file():
-        raise InputError(
-            f"The video {video} does not exist." if not video.exists() else f"{video} is not a file.",
-            why="Extraction reads the driving video from this path.",
-            fix="Check the spelling of the path.",
-        )
-    check_output(kps_out, overwrite, "kps", folder_made_later=True)
+    require_regular_file(video, "video", "a driving video (mp4, mov, mkv, webm, ...)")
     if audio_out is not None:
+        check_output(audio_out, overwrite, "audio", folder_made_later=True)
         if audio_out.resolve() == kps_out.resolve():
             raise InputError(f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
                              fix="Give the audio its own path, e.g. talk.mp3.")
-        check_output(audio_out, overwrite, "audio", folder_made_later=True)
+    check_output(kps_out, overwrite, "kps", folder_made_later=True)
     video_probe = probe(video, "video")
     still = video_probe.demuxer == "image2" or video_probe.demuxer.endswith("_pipe")  # ffmpeg's image readers
     if still and video_probe.video is not None and video_probe.video.width is not None:

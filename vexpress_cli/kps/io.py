@@ -278,17 +278,17 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     parsed: dict = {}
     try:
         if "fps" in metadata:
-            parsed["fps"] = float(metadata["fps"])
+            parsed["fps"] = float(_ascii(metadata["fps"]))
             if not (math.isfinite(parsed["fps"]) and MIN_TRACK_FPS <= parsed["fps"] <= MAX_TRACK_FPS):
                 raise ValueError(f"fps {metadata['fps']}")
         for key in ("width", "height"):
             if key in metadata:
-                parsed[key] = int(metadata[key])
+                parsed[key] = int(_ascii(metadata[key]))
                 if parsed[key] <= 0:
                     raise ValueError(f"{key} {metadata[key]}")
         for key, separator, count in (("crop", ",", 4), ("source_size", "x", 2)):
             if key in metadata:
-                parsed[key] = tuple(int(part) for part in metadata[key].split(separator))
+                parsed[key] = tuple(int(part) for part in _ascii(metadata[key]).split(separator))
                 if len(parsed[key]) != count or min(parsed[key][-2:]) <= 0:
                     raise ValueError(f"{key} {metadata[key]}")
     except ValueError as error:
@@ -301,3 +301,10 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     if "backend" in metadata:
         parsed["backend"] = metadata["backend"]
     return parsed
+
+
+def _ascii(text: str) -> str:
+    """``text`` if it is ASCII: Python's int() and float() also read other scripts' digits ("٥١٢" is 512)."""
+    if not text.isascii():
+        raise ValueError(repr(text))
+    return text

@@ -94,6 +94,10 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
             f"Use {listed(spec.suffixes)}{extra}.",
         )
     _check_name_lengths(path)
+    if any(ord(character) < 32 for character in str(path)):
+        raise InputError(f"The output path {str(path)!r} holds a control character (such as a line break).",
+                         "Such a name breaks progress lines, logs and shell scripts, and is almost always a mistake.",
+                         "Remove it from the name.")
     if kind == "frames":
         _check_frame_folder_target(path, overwrite)
     elif path.is_dir():

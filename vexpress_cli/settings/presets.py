@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vexpress_cli.settings.user_config import user_presets_dir
-from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 from vexpress_cli.input_files import TooDeeplyNested, parsed_text, read_settings_text
 from vexpress_cli.settings.schema import check_consistency, unknown_setting_error, validate_values
 
@@ -133,6 +133,10 @@ def looks_like_preset_path(name_or_path: str | Path) -> bool:
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load a preset by name (user presets shadow built-ins) or from a ``.toml`` path."""
+    if not isinstance(name_or_path, (str, Path)):
+        raise InputError(f"{parameter('preset')} is {described(name_or_path)}.",
+                         why="A preset is chosen by its name or the path of its file.",
+                         fix="Give a preset name as a string (`vexpress presets list` shows them) or a .toml path.")
     if not str(name_or_path).strip():
         raise InputError("The preset name is empty.", why="A preset is chosen by its name or the path of its file.",
                          fix="Give a preset name (`vexpress presets list` shows them) or a .toml path, or leave "

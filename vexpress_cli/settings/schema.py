@@ -268,10 +268,14 @@ def _plain(name: str, value: Any) -> Any:
         return DTYPE_ALIASES.get(str(value).removeprefix("torch."), value)
     if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         value = value.tolist()
-    if name == "crop" and isinstance(value, (list, tuple)) and len(value) == 4:
+    if name == "crop" and isinstance(value, (list, tuple)):
         numbers = [_plain("", item) for item in value]
-        if all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):
-            return ",".join(map(str, numbers))
+        if len(numbers) != 4 or not all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):
+            raise InputError(f"Setting {parameter('crop')} is {described(value)}.",
+                             "A box is four whole numbers [x, y, w, h] in the photo's pixels: its top-left corner "
+                             "and its width and height.", f"Give {parameter('crop')} as four whole numbers such as "
+                             "[200, 80, 600, 600], or as \"auto\" or \"none\".")
+        return ",".join(map(str, numbers))
     return value
 
 
@@ -343,7 +347,7 @@ def range_warnings(values: Mapping[str, Any]) -> list[str]:
     for name, value in values.items():
         advised = SETTINGS[name].advised if name in SETTINGS else None
         if advised and not advised[0] <= value <= advised[1]:
-            warnings.append(f"{name} = {value} is outside the advised range {advised[0]}-{advised[1]}; "
+            warnings.append(f"{parameter(name, value)} is outside the advised range {advised[0]}-{advised[1]}; "
                             "expect a weaker identity or odd motion.")
     return warnings
 

@@ -87,11 +87,11 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
         if not line.strip():
             continue
         try:
-            value = parsed_text(json.loads, line)
+            value = parsed_text(json.loads, line, object_pairs_hook=_object_of_unique_keys)
         except json.JSONDecodeError as error:
             problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
             continue
-        except TooDeeplyNested as error:
+        except (TooDeeplyNested, RepeatedKeys) as error:
             problems.append(Problem(number, f"not valid JSON ({error})."))
             continue
         if not isinstance(value, dict):
@@ -99,6 +99,18 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
             continue
         rows.append((number, value))
     return rows, problems
+
+
+class RepeatedKeys(ValueError):
+    """A JSON object that names a key twice (JSON takes the last value silently)."""
+
+
+def _object_of_unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise RepeatedKeys(f"{', '.join(repr(key) for key in repeated)} given twice: which value is meant?")
+    return dict(pairs)
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
