@@ -746,10 +746,34 @@ def test_a_key_given_twice_and_an_output_name_with_a_line_break_are_manifest_pro
     project(inputs, tmp_path, [])
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text('{"reference_image": "aoc.jpg", "audio": "a.wav", "output": "n.mp4", "output": "m.mp4"}\n'
-                        + json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": "new\nline.mp4"}) + "\n")
+                        + json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav",
+                                      "output": "new\nline.mp4"}) + "\n")
     result = runner.invoke(app, ["batch", str(manifest), *SMALL])
     message = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "has 2 problems; no job was started" in message
-    assert "line 1: not valid JSON ('output' given twice: which value is meant?)." in message
+    assert "line 1: 'output' given more than once: which value is meant?" in message
     assert "line 2: The output path" in message and "holds a control character (such as a line break)" in message
     assert not any(path.suffix == ".mp4" for path in tmp_path.iterdir())
+
+
+def test_a_job_that_loses_the_race_for_its_output_leaves_the_winners_record(tmp_path):
+    """Another run wrote the output and its record meanwhile: the batch wrote its "failed" record over the
+    winner's "done" one, so the next batch would have redone the finished job."""
+    from vexpress_cli.jobs.batch.checks import BatchJob
+    from vexpress_cli.jobs.batch.execute import run_job
+    from vexpress_cli.outputs import written_meanwhile
+
+    output = tmp_path / "a.mp4"
+    output.write_bytes(b"the winner's video")
+    record_path(output).write_text('{"the winner": "record"}')
+
+    class LosingGenerator:
+        device, dtype_name = torch.device("cpu"), "fp32"
+
+        def plan(self, *args, **kwargs):
+            raise written_meanwhile(output)
+
+    job = BatchJob(1, "aoc.jpg", "a.wav", str(output), {})
+    outcome = run_job(LosingGenerator(), job, "cpu#1", lambda event: None)
+    assert outcome.status == "failed" and "was written by another run meanwhile" in outcome.reason
+    assert outcome.record is None and record_path(output).read_text() == '{"the winner": "record"}'

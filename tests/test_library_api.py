@@ -416,9 +416,10 @@ def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(spee
     link = tmp_path / "same.mp4"
     link.symlink_to(audio)
     before = audio.read_bytes()
-    for output in (audio, link):
+    for output, overwrite in ((audio, True), (link, True), (audio, False)):  # not "allow overwriting" first
         with pytest.raises(InputError, match=r"is also the job's audio\. Writing the output would replace an input"):
-            vexpress_cli.generate(AOC / "ref.jpg", audio, output, model_dir=TINY_MODEL_DIR, overwrite=True, **SMALL)
+            vexpress_cli.generate(AOC / "ref.jpg", audio, output, model_dir=TINY_MODEL_DIR, overwrite=overwrite,
+                                  **SMALL)
     result = CliRunner().invoke(app, ["generate", "-i", str(AOC / "ref.jpg"), "-a", str(audio), "-o", str(audio),
                                       "--overwrite", "--model-dir", str(TINY_MODEL_DIR)])
     assert result.exit_code == 2 and "is also the job's --audio." in " ".join(result.stderr.split())
@@ -480,3 +481,7 @@ def test_a_setting_outside_its_advised_range_is_named_as_the_caller_spells_it(sp
     plan = vexpress_cli.Generator(TINY_MODEL_DIR).plan(AOC / "ref.jpg", speech, tmp_path / "x.mp4",
                                                        audio_attention_weight=3.5, **SMALL)
     assert "audio_attention_weight=3.5 is outside the advised range 1.0-3.0" in plan.warnings[0]
+    from vexpress_cli.settings.schema import resolve_settings
+
+    resolved = resolve_settings(explicit={"audio_attention_weight": 3.5})
+    assert resolved.warnings[0].startswith("audio_attention_weight=3.5 is outside the advised range")

@@ -274,3 +274,14 @@ def test_an_output_name_too_long_for_its_temporary_name_is_refused_before_any_wo
     with pytest.raises(InputError, match="The output folder name 'bbbbbb.*longer than 255 bytes"):
         check_output(tmp_path / ("b" * 256) / "talk.mp4", kind="video", folder_made_later=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_control_character_in_a_name_this_run_creates_is_refused_first(tmp_path):
+    """"talk.mp4\\r" (a Windows line ending in a list of names) said "unknown file type '.mp4'"; a folder that
+    already exists keeps whatever name it has."""
+    with pytest.raises(InputError, match=r"holds a control character \(such as a line break\)"):
+        check_output(tmp_path / "talk.mp4\r", False, "video")
+    with pytest.raises(InputError, match="holds a control character"):
+        check_output(tmp_path / "new\x7ffolder" / "talk.mp4", False, "video", folder_made_later=True)
+    (tmp_path / "tab\there").mkdir()
+    assert check_output(tmp_path / "tab\there" / "talk.mp4", False, "video") == tmp_path / "tab\there" / "talk.mp4"

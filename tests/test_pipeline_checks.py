@@ -44,7 +44,7 @@ BAD_CALLS = [
     ({"kps_images": lambda inputs: nan_points(inputs).tolist()}, "kps_images hold NaN or infinite keypoints"),
     ({"kps_images": lambda inputs: [torch.as_tensor(item) for item in nan_points(inputs)]},
      "kps_images hold NaN or infinite keypoints"),
-    ({"video_length": -1}, "video_length is -1; a video has at least one frame"),  # was "the audio is shorter"
+    ({"video_length": -1}, "video_length is -1. A video has at least one frame"),  # was "the audio is shorter"
     ({"width": 100000}, "The size 100000x64 is too large. The model was trained at 512x512; a side may be at most "
                         "4096 pixels"),  # it took 7.8 GB before its first step
 ]

@@ -53,7 +53,7 @@ class CallChecks:
         self._check_waveform(audio_waveform)
         _check_finite_kps(kps_images)
         if video_length < 1:
-            raise InputError(f"{parameter('video_length')} is {video_length}; a video has at least one frame.", "",
+            raise InputError(f"{parameter('video_length')} is {video_length}.", "A video has at least one frame.",
                              f"Pass the frames the speech lasts: {parameter('video_length')} = seconds x fps.")
         if width % self.vae_scale_factor or height % self.vae_scale_factor:
             raise InputError(f"The size {width}x{height} is not a multiple of {self.vae_scale_factor}.",

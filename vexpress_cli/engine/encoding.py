@@ -11,6 +11,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from vexpress_cli.engine.call_checks import KPS_POINT_SHAPES
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.networks.reference_net import collect_reference_features
 from vexpress_cli.engine.networks.speech_encoder import encode_speech
@@ -114,7 +115,7 @@ class EncodingStages:
         if isinstance(item, PIL.Image.Image):
             return self.kps_image_processor.preprocess(item, height=height, width=width)[0]
         array = np.asarray(item)
-        if array.shape in ((3, 2), (5, 2)):
+        if array.shape in KPS_POINT_SHAPES:
             from vexpress_cli.kps.drawing import draw_kps_image
 
             array = draw_kps_image(height, width, array[:3])

@@ -42,6 +42,7 @@ def not_finite_error(start: int, end: int) -> VExpressError:
         "NaN, the model's files are damaged: download them again (`vexpress models download`).",
     )
 
+
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to 8-bit, truncating like the original's ``(x * 255).astype(uint8)``."""
     return (frames.float() * 255).to(torch.uint8)

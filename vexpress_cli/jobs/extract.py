@@ -108,11 +108,16 @@ def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, ove
 
     try:
         with atomic_outputs([kps_out, audio_out], overwrite=overwrite) as (kps_temp, audio_temp):
-            write_kps(kps_temp, track)
+            try:
+                write_kps(kps_temp, track)
+            except OSError as error:  # disk full, the file size limit, ...
+                raise kps_write_error(kps_out, error) from None
             if audio_temp is not None:
                 write_audio_track(video_probe, audio_temp)  # its own errors are InputErrors already
-    except OSError as error:  # disk full, the file size limit, ...
-        raise kps_write_error(kps_out, error) from None
+    except OSError as error:  # moving the finished files into place
+        named = " and ".join(str(path) for path in (kps_out, audio_out) if path is not None)
+        raise InputError(f"Cannot put {named} in place.", f"{error.strerror or error}.",
+                         "Choose an output folder you can write to, with free space.") from None
 
 
 def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):

@@ -20,6 +20,7 @@ the plan and the result.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -234,9 +235,9 @@ class Generator:
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
         overwrite = checked_switch("overwrite", overwrite)
         resolved = resolve_job_settings(preset, settings)
-        check_output(output, overwrite, "video", folder_made_later=True)
         refuse_replacing_an_input(output, {"reference_image": reference_image, "audio": audio, "kps": kps,
                                            "reference_kps": reference_kps_file(reference_kps)})
+        check_output(output, overwrite, "video", folder_made_later=True)
         encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
@@ -246,7 +247,7 @@ class Generator:
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
         pasted = plan.photo.paste_back_size(resolved.settings.max_size) if plan.photo is not None else None
-        if pasted is not None:  # a 20000x3 photo failed in the encoder, after the whole generation
+        if pasted:  # a 20000x3 photo failed in the encoder, after the whole generation
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
         plan.warnings = messages([*self.warnings, *plan.warnings])
@@ -333,7 +334,7 @@ class Generator:
         record, stages, written = record_path(plan.output), dict(plan.stages), []
         # The record goes in place before the output: of two runs racing for one new output, the first to
         # place its record wins, and the other's leaves the winner's record as it is.
-        replace_record = plan.overwrite or record.exists()
+        replace_record = plan.overwrite or os.path.lexists(record)  # a stale record (a broken link too) goes
 
         def write_the_record(finished: Path) -> None:
             stages.update(clock.rounded())

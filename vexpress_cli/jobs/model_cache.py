@@ -227,11 +227,15 @@ def cached_models(cache_dir: Path | None = None) -> tuple[Path, list[CachedModel
         return cache, [], []
     try:
         scan = scan_cache_dir(cache)
-    except (UnicodeDecodeError, OSError) as error:  # huggingface_hub skips what it knows to be damaged, not these
+    except UnicodeDecodeError as error:  # huggingface_hub skips what it knows to be damaged, not this
         raise InputError(f"Cannot read the Hugging Face cache {cache}.",
                          f"A file in it is not what huggingface_hub writes ({error}).",
                          "Find the damaged model folder (models--OWNER--NAME, e.g. a refs/ file that is not a "
                          "commit hash), delete it, and download the model again: vexpress models download.") from None
+    except OSError as error:
+        raise InputError(f"Cannot read the Hugging Face cache {cache}.", f"{error.strerror or error}: "
+                         f"{error.filename or cache}.", "Give this user read access to the cache, or point "
+                         "HF_HUB_CACHE at a cache it can read.") from None
     models = []
     for repo in sorted(scan.repos, key=lambda repo: repo.repo_id):
         if repo.repo_type != "model":

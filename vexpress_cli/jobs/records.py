@@ -242,7 +242,8 @@ def read_record(path: str | Path) -> RunRecord:
     try:
         data = parsed_text(json.loads, text, parse_constant=_refuse_constant)
     except ValueError as error:
-        raise InputError(f"Cannot read the run record {path}.", f"It is not valid JSON: {error}.",
+        reason = str(error)
+        raise InputError(f"Cannot read the run record {path}.", f"{reason[:1].upper()}{reason[1:]}.",
                          f"Point to {RECORD_EXPECTED}.") from None
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
         raise InputError(f"{path} is not a vexpress run record.", f"It has no \"format\": \"{RECORD_FORMAT}\".",

@@ -217,9 +217,9 @@ def validate_track_points(points, origin: str) -> np.ndarray:
     if not np.isfinite(single).all():
         bad_frame = int(np.argwhere(~np.isfinite(single))[0][0])
         overflow = bool(np.isfinite(array).all())
+        what = "values too large for float32" if overflow else "NaN or infinite values"
         raise InputError(
-            f"The kps track in {origin} holds {'values too large for float32' if overflow else 'NaN or infinite values'}"
-            f" (first in frame {bad_frame}).",
+            f"The kps track in {origin} holds {what} (first in frame {bad_frame}).",
             why="Keypoints must be finite pixel positions.",
             fix="Re-extract the track, or fill the frames where no face was found.",
         )

@@ -9,9 +9,9 @@ from vexpress_cli.errors import InputError, described, parameter
 # 24 hours at 60 fps. A file's declared shape is checked against this before any frame is read:
 # a 1.5 KB .pth can hold a repeated (stride-0) tensor that declares 20 million frames.
 MAX_FRAMES = 24 * 3600 * 60
-# A track's frame rate: a video filmed at under one frame a second cannot drive a talking face, and one
-# at 1e-6 fps stretched 15 frames over 60 million to fit a second of speech.
-MIN_TRACK_FPS, MAX_TRACK_FPS = 1.0, 1000.0
+# A track's frame rate: from a slideshow's (a frame every 100 s) to a high-speed camera's. 1e-300 fps was a
+# traceback wherever the rate became a fraction (a preview video's), 1e300 an ffmpeg failure.
+MIN_TRACK_FPS, MAX_TRACK_FPS = 0.01, 1000.0
 # The frame a track's points are pixels of: at least a few pixels, at most 8K (a frame of that size is drawn).
 MIN_FRAME_SIDE, MAX_FRAME_SIDE = 8, 8192
 

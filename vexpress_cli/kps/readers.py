@@ -39,8 +39,8 @@ def read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
             else:
                 raise InputError(
                     f"The safetensors file {path} is not a kps file.",
-                    why=f"It holds {len(names)} tensors but none named '{KPS_TENSOR_NAME}' (it has: {', '.join(names)})."
-                    if names else "It holds no tensor.",
+                    why=f"It holds {len(names)} tensors but none named '{KPS_TENSOR_NAME}' "
+                    f"(it has: {', '.join(names)})." if names else "It holds no tensor.",
                     fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
                     f"tensor or under the name '{KPS_TENSOR_NAME}'.",
                 )

@@ -11,7 +11,9 @@ ten minutes of 96 kHz 6-channel FLAC peak at about 130 MB, where holding their
 
 Why not let ffmpeg resample and downmix (``-ac 1 -ar 16000``)? Its resampler
 is another filter, so the numbers would no longer be torchaudio's; streaming
-our own filter keeps them (to float32 rounding) for every input.
+our own filter keeps them (to float32 rounding) for the standard rates. A rate
+sharing few factors with 16 kHz (44101 Hz) needs a filter bank of gigabytes,
+in torchaudio too (``resampling.filter_fits``): only those ffmpeg resamples.
 """
 
 from __future__ import annotations
@@ -119,31 +121,38 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     each channel first and averaged afterwards; both steps are linear, so the
     order changes nothing but float rounding (~1e-7). Values are clamped to
     [-1, 1] because resampling can overshoot full scale by a hair (Gibbs ripple).
+    A rate whose filter bank would not fit (``resampling.filter_fits``) is resampled
+    by ffmpeg instead. Speech longer than ``MAX_AUDIO_SECONDS`` (4 hours) is an InputError.
     """
     source = probe_audio(path)
     if (source.duration or 0) > MAX_AUDIO_SECONDS:
-        raise _too_long(source, f"its header says {source.duration / 3600:.1f} hours")
+        raise _too_long(source, f"its header says {_clock(source.duration)}")
     with _PcmStream(source, sample_rate) as stream:
         resampler = StreamingResampler(stream.sample_rate, sample_rate)
         pieces = []
         for chunk in stream.chunks():
             pieces.append(resampler.push(torch.from_numpy(_mono_float32(chunk))))
             if resampler.consumed > MAX_AUDIO_SECONDS * stream.sample_rate:  # a header that says less, or nothing
-                raise _too_long(source, f"it decodes to more than {MAX_AUDIO_SECONDS // 3600} hours")
+                raise _too_long(source, f"it decodes to more than {_clock(MAX_AUDIO_SECONDS)}")
         pieces.append(resampler.finish())
     _check_not_empty(source, resampler.consumed)
     return torch.cat(pieces).clamp_(-1.0, 1.0).contiguous()
 
 
 def _too_long(source: Probe, how_long: str) -> InputError:
-    hours = MAX_AUDIO_SECONDS // 3600
     return InputError(
-        f"The audio of {str(source.path)!r} is too long: {how_long}, and a video may last at most {hours} hours.",
-        f"Its samples would take {MAX_AUDIO_SECONDS * STANDARD_SAMPLE_RATE * 4 / 1e9:.1f} GB and more of memory, and "
-        f"{hours} hours of video take about a day to generate on one GPU.",
+        f"The audio of {str(source.path)!r} is too long: {how_long}, and a video may last at most "
+        f"{_clock(MAX_AUDIO_SECONDS)}.",
+        "A video that long takes about a day to generate on one GPU, and its speech alone fills gigabytes of memory.",
         "Cut the speech into parts (ffmpeg -ss START -t SECONDS -i IN OUT) and generate each, or all of them "
         "with `vexpress batch`.",
     )
+
+
+def _clock(seconds: float) -> str:
+    """``4:02:07`` for 14527 s."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def probe_audio(path: str | Path) -> Probe:
@@ -245,8 +254,9 @@ class _PcmStream:
         if self.target_rate and not filter_fits(self.sample_rate, self.target_rate):  # not the probe's rate
             stop_process(self.process)
             raise InputError(f"The audio of {str(self.source.path)!r} has an unusual sample rate, "
-                             f"{self.sample_rate} Hz.", "Resampling it to 16 kHz would take gigabytes of memory.",
-                             "Convert it first: ffmpeg -i IN -ar 16000 OUT.wav")
+                             f"{self.sample_rate} Hz.",
+                             f"Resampling it to {self.target_rate} Hz would take gigabytes of memory.",
+                             f"Convert it first: ffmpeg -i IN -ar {self.target_rate} OUT.wav")
 
     def _decode_error(self) -> InputError:
         stop_process(self.process)

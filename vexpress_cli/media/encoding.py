@@ -26,9 +26,9 @@ AUTO_ORDER = ("h264_nvenc", "h264")
 # with medium at p4, NVENC's own default.
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
-# The widest or tallest frame an encoder takes, where it is known (measured with the bundled ffmpeg:
-# libx264 refuses 16386x16); a larger video fails when its first frame is encoded.
-MAX_FRAME_SIDE = {"h264": 16384}
+# The widest or tallest frame an encoder takes, where it was measured (the bundled ffmpeg's libx264 refuses
+# 16386x16; libx265 took 16392x64; NVENC was not measured): a larger video fails at its first frame.
+ENCODER_MAX_SIDE = {"h264": 16384}
 TRIAL_SECONDS = 30  # a trial encode that hangs (a stuck driver) counts as unusable
 
 
@@ -78,7 +78,7 @@ def encoding_for_output(settings, output) -> VideoEncoding | None:
 
 def check_frame_size(encoding: VideoEncoding | None, width: int, height: int, why: str, fix: str) -> None:
     """InputError before any work when ``encoding`` cannot encode ``width`` x ``height`` frames."""
-    limit = MAX_FRAME_SIDE.get(encoding.codec) if encoding is not None else None
+    limit = ENCODER_MAX_SIDE.get(encoding.codec) if encoding is not None else None
     if limit is not None and max(width, height) > limit:
         raise InputError(f"The video would be {width}x{height}, larger than the {limit} pixels a side "
                          f"{encoding.codec} encodes.", why, fix)

@@ -2,7 +2,7 @@
 
 The original V-Express resampled speech to 16 kHz with torchaudio; these are its numbers (to float32
 rounding) without torchaudio. The filter bank has ``n`` phases of about ``o`` taps for rates reduced
-by their gcd to ``o -> n``: small for the usual rates (44.1 kHz -> 16 kHz is 160 x 475 taps) and huge
+by their gcd to ``o -> n``: small for the standard rates (44.1 kHz -> 16 kHz is 160 x 475 taps) and huge
 for rates sharing few factors with 16 kHz (44101 Hz -> 16 kHz: 16000 x 44135 taps, 5.6 GB), which
 :func:`filter_fits` tells apart.
 """
@@ -15,16 +15,28 @@ import math
 import numpy as np
 import torch
 
-# The most taps a filter bank may have (32 MB in float64); the usual rates need at most 300,000.
+# The most taps a filter bank may have (32 MB in float64); the standard rates need at most 300,000.
 MAX_FILTER_TAPS = 1 << 22
 
 
 def filter_fits(orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> bool:
     """Whether resampling ``orig_freq`` to ``new_freq`` needs at most MAX_FILTER_TAPS filter taps."""
-    gcd = math.gcd(int(orig_freq), int(new_freq))
-    orig, new = int(orig_freq) // gcd, int(new_freq) // gcd
-    width = math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))
+    orig, new = _reduced_rates(orig_freq, new_freq)
+    width = _filter_width(orig, new, lowpass_filter_width, rolloff)
     return orig_freq == new_freq or new * (2 * width + orig) <= MAX_FILTER_TAPS
+
+
+def _reduced_rates(orig_freq: int, new_freq: int) -> tuple[int, int]:
+    """The two rates divided by their gcd (44100, 16000 -> 441, 160); ValueError unless both are positive."""
+    if orig_freq <= 0 or new_freq <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
+    gcd = math.gcd(int(orig_freq), int(new_freq))
+    return int(orig_freq) // gcd, int(new_freq) // gcd
+
+
+def _filter_width(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> int:
+    """Input samples each filter spans on either side (step 2 of :func:`resample`)."""
+    return math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))
 
 
 def resample(
@@ -57,12 +69,9 @@ def resample(
     The filters are computed in float64 and cast to the signal's dtype. Equal
     rates return the input unchanged.
     """
-    if orig_freq <= 0 or new_freq <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
+    orig, new = _reduced_rates(orig_freq, new_freq)
     if orig_freq == new_freq:
         return waveform
-    gcd = math.gcd(int(orig_freq), int(new_freq))
-    orig, new = int(orig_freq) // gcd, int(new_freq) // gcd
     kernel, width = _sinc_kernel(orig, new, lowpass_filter_width, float(rolloff))
     kernel = kernel.to(device=waveform.device, dtype=waveform.dtype)
 
@@ -95,10 +104,7 @@ class StreamingResampler:
     STEP_INPUT = 1 << 20  # input (and output) samples per convolution, at most about
 
     def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99):
-        if orig_freq <= 0 or new_freq <= 0:
-            raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
-        gcd = math.gcd(int(orig_freq), int(new_freq))
-        self.orig, self.new = int(orig_freq) // gcd, int(new_freq) // gcd
+        self.orig, self.new = _reduced_rates(orig_freq, new_freq)
         self.identity = orig_freq == new_freq
         self.kernel, self.width = _sinc_kernel(self.orig, self.new, lowpass_filter_width, float(rolloff))
         # Input consumed per convolution: whole blocks of `orig` inputs, each giving `new` outputs, about
@@ -156,9 +162,13 @@ class StreamingResampler:
 
 @functools.lru_cache(maxsize=16)
 def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
-    """The ``[new, 1, 2*width + orig]`` polyphase filter bank described in :func:`resample`."""
+    """The ``[new, 1, 2*width + orig]`` polyphase filter bank described in :func:`resample`; ValueError when it
+    would hold more than MAX_FILTER_TAPS taps (gigabytes, for rates sharing few factors)."""
     base = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / base)
+    width = _filter_width(orig, new, lowpass_filter_width, rolloff)
+    if new * (2 * width + orig) > MAX_FILTER_TAPS:
+        raise ValueError(f"resampling {orig}:{new} (the rates divided by their gcd) needs {new * (2 * width + orig):,} "
+                         f"filter taps, more than {MAX_FILTER_TAPS:,}; resample such a rate with ffmpeg (-ar)")
     offsets = torch.arange(-width, width + orig, dtype=torch.float64) / orig
     phases = torch.arange(new, dtype=torch.float64)[:, None] / new
     t = ((offsets[None, :] - phases) * base).clamp(-lowpass_filter_width, lowpass_filter_width)

@@ -78,6 +78,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
     frames_allowed = kind == "video"
     kind = output_kind(path, kind)
     spec = OUTPUT_KINDS.get(kind) if kind else None
+    _check_name_characters(path)
     if path.name.lower() in KNOWN_SUFFIXES:
         example = f"talk{path.name}"
         raise InputError(
@@ -94,10 +95,6 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
             f"Use {listed(spec.suffixes)}{extra}.",
         )
     _check_name_lengths(path)
-    if any(ord(character) < 32 for character in str(path)):
-        raise InputError(f"The output path {str(path)!r} holds a control character (such as a line break).",
-                         "Such a name breaks progress lines, logs and shell scripts, and is almost always a mistake.",
-                         "Remove it from the name.")
     if kind == "frames":
         _check_frame_folder_target(path, overwrite)
     elif path.is_dir():
@@ -148,6 +145,15 @@ def refuse_replacing_an_input(output: str | Path, inputs: dict[str, str | Path |
         raise InputError(f"The output {str(output)!r} is also the job's {parameter(name)}.",
                          "Writing the output would replace an input the job reads.",
                          "Choose another output path.")
+
+
+def _check_name_characters(path: Path) -> None:
+    """No control character (a line break, a CR from a Windows line ending) in a name this run creates."""
+    created = [path.name, *(folder.name for folder in path.parents if not os.path.lexists(folder))]
+    if any(ord(character) < 32 or 0x7F <= ord(character) <= 0x9F for name in created for character in name):
+        raise InputError(f"The output path {str(path)!r} holds a control character (such as a line break).",
+                         "Such a name breaks progress lines, logs and shell scripts, and is almost always a mistake "
+                         "(a Windows line ending in a list of names, for one).", "Remove it from the name.")
 
 
 def _check_name_lengths(path: Path) -> None:

@@ -20,6 +20,7 @@ See docs/presets.md.
 from __future__ import annotations
 
 import importlib.resources
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,7 @@ def looks_like_preset_path(name_or_path: str | Path) -> bool:
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """Load a preset by name (user presets shadow built-ins) or from a ``.toml`` path."""
-    if not isinstance(name_or_path, (str, Path)):
+    if not isinstance(name_or_path, (str, os.PathLike)):
         raise InputError(f"{parameter('preset')} is {described(name_or_path)}.",
                          why="A preset is chosen by its name or the path of its file.",
                          fix="Give a preset name as a string (`vexpress presets list` shows them) or a .toml path.")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vexpress_cli.errors import InputError, described, did_you_mean, parameter
+from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
 # The motion module's temporal position encoding covers 32 frames.
@@ -400,4 +400,4 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
         return f"the default '{name}'" if source == "default" else f"the {source_name(source)}'s '{name}'"
 
     check_consistency(merged, describe=describe_any)
-    return ResolvedSettings(GenerationSettings(**merged), sources, range_warnings(given))
+    return ResolvedSettings(GenerationSettings(**merged), sources, messages(range_warnings(given)))

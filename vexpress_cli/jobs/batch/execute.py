@@ -15,6 +15,7 @@ from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, JobOutcome
 from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
+from vexpress_cli.outputs import OutputAppearedError
 
 Emit = Callable[[BatchEvent], None]
 # Stage reports are passed on at most this often (a stage's first and last report always are).
@@ -79,6 +80,8 @@ def _failed(generator, job: BatchJob, worker: str, error: Exception, clock: Stag
         reason = f"Unexpected error: {type(error).__name__}: {error}"
         details = f"{reason}\n\n{traceback.format_exc()}"
     _free_device_memory(generator)
+    if isinstance(error, OutputAppearedError):  # another run wrote the output and its record: they stay its
+        return JobOutcome(job.line, job.output, FAILED, job.action, reason, seconds, worker)
     record = record_path(job.output)
     try:
         write_record(failure_record(generator, job, details, clock.rounded(), seconds), record)

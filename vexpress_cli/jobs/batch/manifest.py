@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,11 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
         except json.JSONDecodeError as error:
             problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
             continue
-        except (TooDeeplyNested, RepeatedKeys) as error:
+        except TooDeeplyNested as error:
             problems.append(Problem(number, f"not valid JSON ({error})."))
+            continue
+        except RepeatedKeys as error:
+            problems.append(Problem(number, str(error)))
             continue
         if not isinstance(value, dict):
             problems.append(Problem(number, f"a job is a JSON object {{...}}, not {_json_kind(value)}."))
@@ -106,11 +110,11 @@ class RepeatedKeys(ValueError):
 
 
 def _object_of_unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise RepeatedKeys(f"{', '.join(repr(key) for key in repeated)} given twice: which value is meant?")
-    return dict(pairs)
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise RepeatedKeys(f"{', '.join(repr(key) for key in repeated)} given more than once: which value is meant?")
+    return value
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
