@@ -174,10 +174,17 @@ def connect(ray, address: str) -> None:
     except (ConnectionError, ValueError) as error:  # "auto" with no instance; ray:// without Ray Client
         if any(word in "".join(native_log) for word in REFUSED_TOKEN_WORDS):
             raise token_error(address, _refused_token_reason()) from None
-        reason = str(error).strip().splitlines()[0].rstrip(".")
+        reason = _first_and_last_line(str(error)).rstrip(".")
         raise InputError(f"Cannot connect to the Ray cluster at {address}.", why=f"Ray says: {reason}.",
                          fix=_connect_fix(address, reason)) from None
     sys.stderr.write("".join(native_log))  # connected: whatever Ray said is shown as it would have been
+
+
+def _first_and_last_line(text: str) -> str:
+    """A message's first line, and its last when the first only announces what follows (Ray Client passes the
+    server's traceback on: "Initialization failure from server:", then the traceback)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+    return f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 @contextlib.contextmanager
