@@ -790,3 +790,22 @@ def test_a_job_that_loses_the_race_for_its_output_leaves_the_winners_record(tmp_
     outcome = run_job(LosingGenerator(), job, "cpu#1", lambda event: None)
     assert outcome.status == "failed" and "was written by another run meanwhile" in outcome.reason
     assert outcome.record is None and record_path(output).read_text() == '{"the winner": "record"}'
+
+
+def test_ray_clients_server_side_failure_shows_the_servers_last_line():
+    """Ray Client says "Initialization failure from server:" and puts the server's traceback below: the
+    paragraph showed only that first line."""
+    from vexpress_cli.jobs.batch.ray_runner import connect
+
+    class Ray:
+        @staticmethod
+        def init(**options):
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last):\n"
+                                         "  File \"proxier.py\", line 790\n"
+                                         "RuntimeError: Proxy failed to Connect to backend!")
+
+    with pytest.raises(vexpress_cli.InputError) as refused:
+        connect(Ray, "ray://10.0.0.1:10001")
+    assert str(refused.value).startswith("Cannot connect to the Ray cluster at ray://10.0.0.1:10001. Ray says: "
+                                         "Initialization failure from server: RuntimeError: Proxy failed to Connect to "
+                                         "backend!")
