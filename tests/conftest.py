@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,13 @@ TINY_MODEL_DIR = GOLDEN_DIR / "model"
 SAMPLES_DIR = FIXTURES_DIR / "samples"
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def free_port() -> int:
+    """A local TCP port that was free a moment ago: nothing listens there."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 

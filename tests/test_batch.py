@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, free_port
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -295,12 +295,6 @@ def test_sigterm_stops_a_ray_batch_like_ctrl_c_with_its_summary_and_exit_143(inp
     assert json.loads((tmp_path / "report.json").read_text())["interrupted"] is True
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head_with_a_token(tmp_path_factory):
     """A real `ray start --head` cluster whose GCS and Ray Client server ask for a token: (GCS port, Ray Client
@@ -569,9 +563,7 @@ def test_ray_without_ray_installed_says_how_to_install_it(inputs, tmp_path, monk
 
 def test_a_ray_address_where_nothing_listens_is_refused_in_seconds_before_any_job(inputs, tmp_path):
     """Ray retried such an address for minutes, deaf to Ctrl-C; and with every job done it never tried."""
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     started = time.monotonic()
     result = runner.invoke(app, ["batch", str(manifest), "--ray", f"127.0.0.1:{port}", *SMALL])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import REPO_ROOT, SAMPLES_DIR, TINY_MODEL_DIR, free_port
 
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import video_info
@@ -54,12 +54,6 @@ def padded(source: Path, output: Path, seconds: float, size: tuple[int, int], at
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-t", str(seconds), "-i", str(source), "-vf",
                     f"pad={size[0]}:{size[1]}:{at[0]}:{at[1]}:color=gray", str(output)], check=True)
     return output
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

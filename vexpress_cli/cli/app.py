@@ -52,13 +52,12 @@ class VExpressGroup(typer.core.TyperGroup):
 def _no_type_after_switches() -> None:
     """Typer 0.29 writes <bool> after every switch in --help (--json, --help, ...), as if it took a value."""
     display_type = getattr(typer.core.TyperOption, "display_type_rich", None)
-    if display_type is None or getattr(display_type, "hides_switches", False):  # older Typer shows none
+    if display_type is None:  # older Typer shows none
         return
 
     def display_type_rich(option, ctx):
         return None if option.is_flag and option.metavar is None else display_type(option, ctx)
 
-    display_type_rich.hides_switches = True
     typer.core.TyperOption.display_type_rich = display_type_rich
 
 

@@ -22,8 +22,7 @@ MAX_FILTER_TAPS = 1 << 22
 def filter_fits(orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> bool:
     """Whether resampling ``orig_freq`` to ``new_freq`` needs at most MAX_FILTER_TAPS filter taps."""
     orig, new = _reduced_rates(orig_freq, new_freq)
-    width = _filter_width(orig, new, lowpass_filter_width, rolloff)
-    return orig_freq == new_freq or new * (2 * width + orig) <= MAX_FILTER_TAPS
+    return orig_freq == new_freq or _filter_taps(orig, new, lowpass_filter_width, rolloff) <= MAX_FILTER_TAPS
 
 
 def _reduced_rates(orig_freq: int, new_freq: int) -> tuple[int, int]:
@@ -37,6 +36,11 @@ def _reduced_rates(orig_freq: int, new_freq: int) -> tuple[int, int]:
 def _filter_width(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> int:
     """Input samples each filter spans on either side (step 2 of :func:`resample`)."""
     return math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))
+
+
+def _filter_taps(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> int:
+    """The size of the ``[new, 1, 2*width + orig]`` filter bank of reduced rates ``orig -> new``."""
+    return new * (2 * _filter_width(orig, new, lowpass_filter_width, rolloff) + orig)
 
 
 def resample(
@@ -166,9 +170,10 @@ def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float)
     would hold more than MAX_FILTER_TAPS taps (gigabytes, for rates sharing few factors)."""
     base = min(orig, new) * rolloff
     width = _filter_width(orig, new, lowpass_filter_width, rolloff)
-    if new * (2 * width + orig) > MAX_FILTER_TAPS:
-        raise ValueError(f"resampling {orig}:{new} (the rates divided by their gcd) needs {new * (2 * width + orig):,} "
-                         f"filter taps, more than {MAX_FILTER_TAPS:,}; resample such a rate with ffmpeg (-ar)")
+    taps = _filter_taps(orig, new, lowpass_filter_width, rolloff)
+    if taps > MAX_FILTER_TAPS:
+        raise ValueError(f"resampling {orig}:{new} (the rates divided by their gcd) needs {taps:,} filter taps, "
+                         f"more than {MAX_FILTER_TAPS:,}; resample such a rate with ffmpeg (-ar)")
     offsets = torch.arange(-width, width + orig, dtype=torch.float64) / orig
     phases = torch.arange(new, dtype=torch.float64)[:, None] / new
     t = ((offsets[None, :] - phases) * base).clamp(-lowpass_filter_width, lowpass_filter_width)
