@@ -38,34 +38,51 @@ def write_video(path, frames) -> str:
     return path
 
 
-def placed(frame: np.ndarray, left: int, top: int) -> np.ndarray:
-    canvas = np.full((WIDE[1], WIDE[0], 3), BACKGROUND, dtype=np.uint8)
+def placed(frame: np.ndarray, left: int, top: int, size: tuple[int, int] = WIDE) -> np.ndarray:
+    canvas = np.full((size[1], size[0], 3), BACKGROUND, dtype=np.uint8)
     canvas[top:top + frame.shape[0], left:left + frame.shape[1]] = frame
     return canvas
 
 
 @pytest.mark.parametrize("sample", ["tys", "AOC"])
-def test_wide_shot_gives_the_kps_of_the_unpadded_video_in_crop_coordinates(sample, tmp_path):
+def test_wide_shot_gives_the_same_kps_wherever_the_face_sits_in_it(sample, tmp_path):
     frames = sample_frames(sample)
-    plain = write_video(tmp_path / "plain.mp4", frames)
-    wide = write_video(tmp_path / "wide.mp4", [placed(frame, *PLACED_AT) for frame in frames])
+    canvas, here, elsewhere = (960, 720), (330, 130), (90, 70)  # tracked at full size; the box fits inside
+    first = write_video(tmp_path / "first.mp4", [placed(frame, *here, canvas) for frame in frames])
+    second = write_video(tmp_path / "second.mp4", [placed(frame, *elsewhere, canvas) for frame in frames])
 
-    unpadded = extract(plain, tmp_path / "plain.safetensors", face_backend="dlib", crop="auto")
-    padded = extract(wide, tmp_path / "wide.safetensors", face_backend="dlib", crop="auto")
-    from_plain, from_wide = load_kps(unpadded.kps_out), load_kps(padded.kps_out)
+    first_result = extract(first, tmp_path / "first.safetensors", face_backend="dlib", crop="auto")
+    second_result = extract(second, tmp_path / "second.safetensors", face_backend="dlib", crop="auto")
+    from_first, from_second = load_kps(first_result.kps_out), load_kps(second_result.kps_out)
 
-    distances = np.linalg.norm(from_wide.points - from_plain.points, axis=-1)
+    distances = np.linalg.norm(from_second.points - from_first.points, axis=-1)
     print(f"{sample}: max {distances.max():.2f} px, mean {distances.mean():.2f} px")
-    assert distances.max() < 5, distances.max()
-    # The same box relative to the face (within 2 %: the wide video is tracked on frames scaled to 960 px):
-    # the plain one, moved by the placement.
-    x, y, w, h = from_wide.crop
-    px, py, pw, ph = from_plain.crop
-    assert w == h and abs(w - pw) <= 0.02 * pw
-    assert abs(x + w / 2 - PLACED_AT[0] - (px + pw / 2)) <= 0.02 * pw
-    assert abs(y + h / 2 - PLACED_AT[1] - (py + ph / 2)) <= 0.02 * pw
-    assert from_wide.source_size == WIDE and from_plain.source_size == (512, 512)
-    assert padded.to_dict()["crop"] == list(from_wide.crop)
+    assert distances.max() < 3, distances.max()
+    # The same box relative to the face (within 1 %), moved by the placement.
+    x, y, w, h = from_first.crop
+    sx, sy, sw, sh = from_second.crop
+    assert w == h and abs(w - sw) <= 0.01 * sw
+    assert abs(x - here[0] - (sx - elsewhere[0])) <= 0.01 * sw
+    assert abs(y - here[1] - (sy - elsewhere[1])) <= 0.01 * sw
+    assert from_first.source_size == canvas and first_result.to_dict()["crop"] == list(from_first.crop)
+
+
+@pytest.mark.parametrize("sample", ["tys", "AOC"])
+def test_video_framed_like_the_samples_is_kept_whole_as_its_photo_is(sample, tmp_path):
+    """The samples' gt.mp4 are framed like their ref.jpg, which auto-crop uses whole: so is the video."""
+    from vexpress_cli.jobs.reference_photo import read_reference_photo
+    from vexpress_cli.settings.schema import GenerationSettings
+
+    photo = read_reference_photo(SAMPLES_DIR / sample / "ref.jpg", GenerationSettings(face_backend="dlib", crop="auto"))
+    plain = write_video(tmp_path / "plain.mp4", sample_frames(sample, 8))
+
+    auto = extract(plain, tmp_path / "auto.safetensors", face_backend="dlib", crop="auto")
+    whole = extract(plain, tmp_path / "whole.safetensors", face_backend="dlib", crop="none")
+
+    assert photo.crop_list == [0, 0, 512, 512]
+    assert auto.report.crop.as_list() == [0, 0, 512, 512]
+    np.testing.assert_array_equal(load_kps(auto.kps_out).points, load_kps(whole.kps_out).points)
+    assert any("already framed like V-Express's portraits" in note for note in auto.notes)
 
 
 def test_without_the_crop_a_wide_shot_lands_elsewhere(tmp_path):

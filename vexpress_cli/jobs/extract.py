@@ -70,7 +70,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     crop's frame, and a ``.safetensors`` file records the box.
     """
     from vexpress_cli.face import load_backend
-    from vexpress_cli.face.framing import parse_crop
+    from vexpress_cli.face.framing import parse_crop, whole_image
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
 
@@ -97,6 +97,9 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     _save_outputs(video_probe, track, kps_out, audio_out, overwrite)
     notes = [f"The crop {report.crop} is not recorded in a {kps_out.suffix} file (it holds only the points); "
              "write .safetensors to keep it."] if box and kps_out.suffix.lower() != ".safetensors" else []
+    if crop == "auto" and report.crop == whole_image(*report.video_size):
+        notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span nearly all "
+                     f"of it), so {parameter('crop', 'auto')} kept the whole frame, as it does for such a photo.")
     return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
 
 
