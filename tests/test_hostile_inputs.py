@@ -20,7 +20,7 @@ import torch
 from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError, VExpressError
-from vexpress_cli.jobs.inspect import inspect_kps
+from vexpress_cli.jobs.inspect import inspect_audio, inspect_kps
 from vexpress_cli.kps import KpsTrack, check_kps_in_frame, load_kps, save_kps
 from vexpress_cli.media import load_audio, video_info
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
@@ -304,6 +304,61 @@ def test_a_one_hertz_file_upsamples_in_steps_of_bounded_output(tmp_path):
     write_sine_wav(path, 1, 5, hertz=0.25)
     growth, outcome = peak_growth_mb(f"print(len(vexpress_cli.media.audio.load_audio({str(path)!r})))", tmp_path)
     assert outcome == "80000" and growth < 200, (outcome, growth)
+
+
+@pytest.mark.parametrize("rate, samples", [(44101, 110253), (47999, 4800)])
+def test_inspect_counts_the_frames_generate_makes_for_a_rate_ffmpeg_resamples(rate, samples, tmp_path):
+    """ffmpeg's resampled length can be a sample off ceil(n * 16000 / rate): 63 frames said, 62 made."""
+    from fractions import Fraction
+
+    from vexpress_cli.jobs.planning import frame_count
+
+    path = write_sine_wav(tmp_path / "odd.wav", rate, samples)
+    made = frame_count(len(load_audio(path)) / 16000, Fraction(25))
+    assert inspect_audio(path, 25).frames == made
+
+
+def test_a_too_long_header_duration_is_shown_rounded_up_past_the_limit(tmp_path, monkeypatch):
+    from vexpress_cli.media import audio
+
+    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 2)
+    with pytest.raises(InputError, match=r"its header says 0:00:03, and a video may last at most 0:00:02\."):
+        load_audio(write_sine_wav(tmp_path / "speech.wav", 16000, 40000))  # 2.5 s
+
+
+def test_a_video_longer_than_the_limit_with_short_sound_is_not_refused_by_its_duration(tmp_path, monkeypatch):
+    from vexpress_cli.media import audio
+
+    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 2)
+    video = tmp_path / "talk.mp4"  # 3 s of picture, 1 s of sound
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=gray:size=64x64:rate=25:duration=3",
+                    "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=1", "-c:v", "libx264",
+                    "-c:a", "aac", str(video)], check=True)
+    assert audio.probe_audio(video).duration >= 2.9
+    assert abs(len(load_audio(video)) - 16000) < 1100  # aac's priming and padding frames
+
+
+def test_a_kps_file_holding_an_int_past_float64s_range_is_bad_points_not_a_traceback(tmp_path):
+    path = tmp_path / "big.pth"
+    torch.save([[[10**400, 1.0], [1.0, 1.0], [1.0, 1.0]]], path)
+    with pytest.raises(InputError, match="are not a numeric array") as error:
+        load_kps(path)
+    assert "too large" in error.value.why
+
+
+@pytest.mark.parametrize("rate, shown", [("1200", "1200 fps"), ("1/200", "0.005 fps")])
+def test_a_video_a_kps_track_cannot_time_is_refused_before_faces_are_looked_for(rate, shown, tmp_path):
+    """A 1200 fps clip went through face detection, then failed on saving with advice to use a missing --fps.
+    The clip has no face: a later check would say so."""
+    from vexpress_cli.jobs.extract import extract
+
+    video = tmp_path / "fast.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=gray:size=64x64:rate={rate}",
+                    "-frames:v", "3", "-c:v", "libx264", "-video_track_timescale", "120000", str(video)], check=True)
+    with pytest.raises(InputError, match=f"plays at {shown}, outside the 0.01 to 1000 fps") as error:
+        extract(video, tmp_path / "k.safetensors", face_backend="dlib")
+    assert 'setpts=N/(30*TB)' in error.value.fix and "--fps" not in str(error.value)
+    assert not (tmp_path / "k.safetensors").exists()
 
 
 def test_speech_longer_than_four_hours_is_refused_before_and_while_decoding(tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from vexpress_cli.face import FaceBackend, load_backend
 from vexpress_cli.face.base import Face
 from vexpress_cli.face.framing import CropBox
 from vexpress_cli.face.tracking import fill_missing_frames, follow_face
+from vexpress_cli.kps.limits import check_video_fps
 from vexpress_cli.media.ffmpeg import Probe
 from vexpress_cli.progress import ProgressCallback
 
@@ -88,6 +89,7 @@ def extract_kps_sequence(
 
     info = video_info(video_path if isinstance(video_path, Probe) else Path(video_path))
     video_path = info.path
+    check_video_fps(info.fps, video_path)
     detector = load_backend(backend, model_root, width, height) if isinstance(backend, str) else backend
     total = info.frame_count or None
     started = time.perf_counter()

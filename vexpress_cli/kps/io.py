@@ -75,7 +75,7 @@ class KpsTrack:
             raise InputError(
                 f"A kps track's frame rate must be from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g} fps, not {self.fps}.",
                 why="The fps says how many of the track's frames make one second of video.",
-                fix=f"Give a frame rate such as 25 or 30 ({parameter('fps', '25')}).",
+                fix="Give a frame rate in that range, such as 25 or 30.",
             )
 
     @property
@@ -187,7 +187,7 @@ def validate_track_points(points, origin: str) -> np.ndarray:
         if np.iscomplexobj(array):
             raise TypeError("they are complex numbers")
         array = array.astype(np.float64)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:  # OverflowError: an int past float64's range
         raise InputError(
             f"The keypoints in {origin} are not a numeric array.",
             why=f"They could not be read as real numbers ({error}).",

@@ -16,6 +16,19 @@ MIN_TRACK_FPS, MAX_TRACK_FPS = 0.01, 1000.0
 MIN_FRAME_SIDE, MAX_FRAME_SIDE = 8, 8192
 
 
+def check_video_fps(fps, video: object) -> None:
+    """Refuse, before its faces are looked for, a video whose frame rate a kps track cannot record."""
+    if not fps or MIN_TRACK_FPS <= float(fps) <= MAX_TRACK_FPS:  # 0 or None: unknown, the track records none
+        return
+    raise InputError(
+        f"The video {video} plays at {float(fps):g} fps, outside the {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g} fps a "
+        "kps track can record.",
+        why="A track's fps says how many of its frames make one second; generate fits the track to the speech by it.",
+        fix='Re-time the video so that its frames play at a usual rate, every frame kept, and extract that: e.g. '
+        '`ffmpeg -i IN.mp4 -vf "setpts=N/(30*TB)" -r 30 OUT.mp4` (30 fps).',
+    )
+
+
 def checked_frame_side(name: str, value) -> int:
     """``width`` or ``height`` of a track's frame (extract): a whole number of pixels within limits."""
     number = _whole_number_within(value, MIN_FRAME_SIDE, MAX_FRAME_SIDE)

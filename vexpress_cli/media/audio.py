@@ -102,6 +102,17 @@ def audio_info(path: str | Path) -> AudioInfo:
     )
 
 
+def resampled_length(info: AudioInfo, sample_rate: int = STANDARD_SAMPLE_RATE) -> int:
+    """How many samples :func:`load_audio` gives for the file of ``info`` at ``sample_rate``.
+
+    ``ceil(n * sample_rate / rate)`` for the rates our resampler takes; a rate ffmpeg resamples
+    (``resampling.filter_fits``) is decoded to count what ffmpeg gives (a sample more or less).
+    """
+    if filter_fits(info.sample_rate, sample_rate):
+        return -(-info.num_samples * sample_rate // info.sample_rate)
+    return len(load_audio(info.path, sample_rate))
+
+
 def truncation_warning(decoded: float, claimed: float | None) -> str | None:
     """A warning when the decoded length is far from what the file's header claims (a cut-off download)."""
     # Headers round to 10 ms, and MP3s without a Xing header only estimate; a gap this big is real.
@@ -125,7 +136,8 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     by ffmpeg instead. Speech longer than ``MAX_AUDIO_SECONDS`` (4 hours) is an InputError.
     """
     source = probe_audio(path)
-    if (source.duration or 0) > MAX_AUDIO_SECONDS:
+    # A video's duration may be its picture's, longer than its sound: its samples are counted instead.
+    if source.video is None and (source.duration or 0) > MAX_AUDIO_SECONDS:
         raise _too_long(source, f"its header says {_clock(source.duration)}")
     with _PcmStream(source, sample_rate) as stream:
         resampler = StreamingResampler(stream.sample_rate, sample_rate)
@@ -150,8 +162,8 @@ def _too_long(source: Probe, how_long: str) -> InputError:
 
 
 def _clock(seconds: float) -> str:
-    """``4:02:07`` for 14527 s."""
-    whole = int(seconds)
+    """``4:02:07`` for 14527 s; a part of a second counts as one (4:00:00.5 is past 4:00:00)."""
+    whole = math.ceil(seconds)
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 

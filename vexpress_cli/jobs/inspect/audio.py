@@ -30,13 +30,12 @@ class AudioReport(Report):
 def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
     from vexpress_cli.jobs.planning import frame_count
-    from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info, truncation_warning
+    from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info, resampled_length, truncation_warning
     from vexpress_cli.media.frames import as_fps_fraction
 
     check_fps(fps)
     info = audio_info(path)
-    # generate counts frames on the audio resampled to 16 kHz: ceil(n * 16000 / rate) samples.
-    resampled = -(-info.num_samples * STANDARD_SAMPLE_RATE // info.sample_rate)
+    resampled = resampled_length(info)  # generate counts frames on the audio resampled to 16 kHz
     report = AudioReport(
         path=str(info.path),
         container=info.container,
