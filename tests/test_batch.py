@@ -664,6 +664,24 @@ def test_ray_refusing_to_connect_is_one_paragraph_with_rays_reason(address, rais
     assert str(refused.value).endswith(fix)
 
 
+def test_ray_refusing_to_connect_shows_the_last_line_rays_own_log_wrote():
+    """Ray's C++ core logs on file descriptor 2 (kept out of the terminal while connecting): a TLS or DNS
+    failure is only there, so its last line joins the paragraph."""
+    from vexpress_cli.jobs.batch.ray_runner import connect
+
+    class Ray:
+        @staticmethod
+        def init(**options):
+            os.write(2, b"[2026-11-30 12:00:00,000 I 1 1] retrying\n[2026-11-30 12:00:01,000 E 1 1] "
+                        b"ssl_transport_security.cc:1519: Handshake failed\n")
+            raise ConnectionError("Failed to connect to GCS.")
+
+    with pytest.raises(vexpress_cli.InputError) as refused:
+        connect(Ray, "10.0.0.1:6379")
+    assert refused.value.why == ("Ray says: Failed to connect to GCS. Its log here ended with: [2026-11-30 "
+                                 "12:00:01,000 E 1 1] ssl_transport_security.cc:1519: Handshake failed")
+
+
 def test_a_ray_address_that_is_no_address_says_what_one_looks_like(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     result = runner.invoke(app, ["batch", str(manifest), "--ray", "headnode", *SMALL])

@@ -175,7 +175,8 @@ def connect(ray, address: str) -> None:
         if any(word in "".join(native_log) for word in REFUSED_TOKEN_WORDS):
             raise token_error(address, _refused_token_reason()) from None
         reason = _first_and_last_line(str(error)).rstrip(".")
-        raise InputError(f"Cannot connect to the Ray cluster at {address}.", why=f"Ray says: {reason}.",
+        raise InputError(f"Cannot connect to the Ray cluster at {address}.",
+                         why=f"Ray says: {reason}.{_last_log_line(native_log)}",
                          fix=_connect_fix(address, reason)) from None
     sys.stderr.write("".join(native_log))  # connected: whatever Ray said is shown as it would have been
 
@@ -185,6 +186,15 @@ def _first_and_last_line(text: str) -> str:
     server's traceback on: "Initialization failure from server:", then the traceback)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
     return f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def _last_log_line(native_log: list[str]) -> str:
+    """What Ray's own log said last while connecting (a TLS or DNS failure shows there), as a sentence."""
+    lines = [line.strip() for line in "".join(native_log).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1] if len(lines[-1]) <= 300 else f"{lines[-1][:300]}..."
+    return f" Its log here ended with: {last}"
 
 
 @contextlib.contextmanager
