@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import PIL.Image
 import pytest
 from onnx import TensorProto, helper
 
@@ -167,3 +168,34 @@ def test_extract_a_sequence_with_the_insightface_backend(backend, tmp_path):
     for index, cell in enumerate(cells):
         expected = expected_face(*cell)[1][:3] if cell else expected_face(7, 8)[1][:3]  # midway between 2 and 4
         np.testing.assert_allclose(points[index], expected, atol=1e-3)
+
+
+def test_inspect_finds_the_detector_in_the_model_folder_generate_and_extract_use(tmp_path, no_user_config,
+                                                                                monkeypatch):
+    """With the weights found by the lookup (here the user config's model_dir; the Hugging Face cache alike),
+    inspect looked only under $VEXPRESS_MODEL_DIR or ./model_ckpts, and so reported dlib where generate,
+    extract and retarget use insightface."""
+    from vexpress_cli.jobs.inspect import inspect_image
+
+    model = tmp_path / "weights"
+    detector = model / "insightface_models" / DETECTOR_IN_ROOT
+    detector.parent.mkdir(parents=True)
+    build_fake_det_10g(detector)
+    config = tmp_path / "config"  # no_user_config points VEXPRESS_CONFIG_DIR here
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text(f'model_dir = "{model.as_posix()}"\n')
+    monkeypatch.chdir(tmp_path)  # no ./model_ckpts
+    photo = tmp_path / "cells.png"
+    PIL.Image.fromarray(white_cells((512, 512), [(7, 7)])).save(photo)
+
+    report = inspect_image(photo, crop="none")
+
+    assert report.face.backend == "insightface" and str(detector) in report.face.backend_reason
+    assert report.face.found
+
+
+def test_a_missing_detector_is_expected_where_the_model_folder_keeps_it(tmp_path):
+    (tmp_path / "v-express").mkdir()
+    with pytest.raises(ModelFolderError) as raised:
+        load_backend("insightface", tmp_path)
+    assert str(tmp_path / "insightface_models" / DETECTOR_IN_ROOT) in raised.value.fix

@@ -59,12 +59,14 @@ def find_detector(model_root: Path | str | None = None) -> Path | None:
 
 def missing_detector_error(model_root: Path | str | None) -> ModelFolderError:
     root = Path(model_root).expanduser() if model_root is not None else default_model_root()
+    model_folder = (root / "v-express").is_dir() or (root / INSIGHTFACE_ROOT_IN_MODEL_DIR).is_dir()
+    expected = root / (INSIGHTFACE_DETECTOR if model_folder else DETECTOR_IN_ROOT)
     return ModelFolderError(
         f"The insightface face detector was not found under {root}.",
-        why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {root / DETECTOR_IN_ROOT}.",
+        why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {expected}.",
         fix="`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
         f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at "
-        f"{root / DETECTOR_IN_ROOT}, or pass {parameter('model_root')}; or use {parameter('face_backend', 'dlib')}, "
+        f"{expected}, or pass {parameter('model_root')}; or use {parameter('face_backend', 'dlib')}, "
         "which needs no download.",
     )
 

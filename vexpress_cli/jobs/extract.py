@@ -83,11 +83,9 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     progress = checked_callback(progress)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
-    if model_root is None and face_backend != "dlib":
-        from vexpress_cli.settings.model_lookup import face_model_root
+    from vexpress_cli.settings.model_lookup import face_model_root
 
-        model_root = face_model_root()
-    detector = load_backend(face_backend, model_root, width, height)
+    detector = load_backend(face_backend, face_model_root(model_root, face_backend), width, height)
     points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress,
                                           crop=crop)
     fps = float(report.fps) if report.fps else None

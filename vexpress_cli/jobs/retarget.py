@@ -125,10 +125,10 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         # The strategy keeps the driving points as they are: no reference face is needed.
         reference = _Reference(kps=driving.points[0], image=None, detected=False)
     else:
-        if model_root is None and reference_kps is None and face_backend != "dlib":
+        if reference_kps is None:
             from vexpress_cli.settings.model_lookup import face_model_root
 
-            model_root = face_model_root()
+            model_root = face_model_root(model_root, face_backend)
         framing = {"width": width, "height": height, "face_backend": face_backend, "crop": crop,
                    "face_index": face_index}
         reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)

@@ -75,7 +75,7 @@ class KpsTrack:
             raise InputError(
                 f"A kps track's frame rate must be from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g} fps, not {self.fps}.",
                 why="The fps says how many of the track's frames make one second of video.",
-                fix="Give a frame rate in that range, such as 25 or 30.",
+                fix=f"Give a frame rate in that range, such as 25 or 30 ({parameter('fps', '25')}).",
             )
 
     @property

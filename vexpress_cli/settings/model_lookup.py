@@ -131,12 +131,15 @@ def _existing_folder(folder: Path, how: str, tried: list[str]) -> Path:
 
 
 
-def face_model_root() -> Path | None:
-    """The model folder the lookup finds (where the face detector lives too), or None when there is none.
+def face_model_root(given: Path | None = None, backend: str = "auto") -> Path | None:
+    """Where face detection outside ``generate`` (extract, retarget, inspect) looks for the detector.
 
-    For face detection outside ``generate`` (extract, retarget): the detector is found wherever the
-    weights are, the Hugging Face cache included; without weights the face layer's own default applies.
+    ``given`` (a ``model_root`` argument) when given; else, unless ``backend`` is dlib (no file needed),
+    the model folder the lookup finds, so the detector is found wherever the weights are, the Hugging
+    Face cache included; None when there is none (the face layer's own default applies).
     """
+    if given is not None or backend == "dlib":
+        return given
     try:
         return resolve_model_dir().path
     except VExpressError:

@@ -60,10 +60,12 @@ def inspect_image(
     stretches the whole photo, X,Y,W,H cuts that box) at ``width`` x ``height``, and the face is
     looked for there, as generate looks for it. No face is reported, not raised.
     """
+    from vexpress_cli.settings.model_lookup import face_model_root
+
     path = check_input_path(path)
     fmt, size, mode, orientation, rgb = _read_image(path)
     settings = _settings(backend, width, height, crop, face_index)
-    root = optional_folder(model_root, "model_root")
+    root = face_model_root(optional_folder(model_root, "model_root"), settings.face_backend)
     report = ImageReport(
         path=str(path.resolve()), format=fmt, width=size[0], height=size[1], mode=mode, square=size[0] == size[1],
         smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=orientation, face=None,
