@@ -173,6 +173,12 @@ def test_missing_model_folder(tmp_path):
                                                  "with a tiny model.")
     assert not WITH_MODEL & rows.keys()
 
+    assert "checkpoints" not in rows  # not asked for
+    deep = rows_of(doctor("--json", "--deep", "--model-dir", str(tmp_path / "nowhere")))
+    assert deep["checkpoints"]["status"] == "warning"  # --deep says it read nothing, rather than staying silent
+    assert deep["checkpoints"]["detail"].startswith("not checked: no model folder")
+    assert "--deep then reads every checkpoint tensor" in deep["checkpoints"]["fix"]
+
     # Nothing configured at all: the default ./model_ckpts is reported the same way.
     default = rows_of(doctor("--json"))
     assert "model_ckpts" in default["model folder"]["detail"]

@@ -465,7 +465,7 @@ def test_open_video_writer_picks_by_suffix(tmp_path):
         writer = open_video_writer(tmp_path / f"clip{suffix}", 25, 8, 8)
         assert isinstance(writer, VideoWriter)
         writer.abort()
-    with pytest.raises(InputError, match="Use .mp4"):
+    with pytest.raises(InputError, match="e.g. 'clip.mp4'"):
         open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
     assert os.listdir(tmp_path) == []
 

@@ -51,7 +51,8 @@ def test_check_output_returns_the_absolute_path_and_creates_nothing(tmp_path, mo
 def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suffixes):
     with pytest.raises(InputError, match="unknown file type '.gif'") as raised:
         check_output(tmp_path / "x.gif", kind=kind)
-    assert all(suffix in raised.value.fix for suffix in suffixes)
+    assert all(suffix in raised.value.why for suffix in suffixes)  # listed once, in the why
+    assert f"Give it one of those suffixes, e.g. 'x{suffixes[0]}'" in raised.value.fix
     assert ("PNG frames" in raised.value.fix) == (kind == "video")
     article = {"audio": "an audio file is", "kps": "a kps file is"}.get(kind, "a video is")
     assert f"The file suffix chooses the format; {article} " in raised.value.why
@@ -171,6 +172,18 @@ def test_without_hard_links_a_file_that_appeared_is_still_not_replaced(tmp_path,
             temp.write_bytes(b"ours")
             (tmp_path / "out.bin").write_bytes(b"theirs")
     assert (tmp_path / "out.bin").read_bytes() == b"theirs" and names(tmp_path) == ["new.bin", "out.bin"]
+
+
+def test_atomic_output_on_a_file_there_from_the_start_says_it_exists_not_that_it_appeared(tmp_path):
+    """A caller that skips check_output was told the file 'did not exist when this run started'."""
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"before")
+    with pytest.raises(OutputAppearedError) as refused:
+        with atomic_output(target) as temp:
+            temp.write_bytes(b"ours")
+    assert str(refused.value).startswith(f"The output file {str(target)!r} already exists.")
+    assert "meanwhile" not in str(refused.value) and "did not exist" not in str(refused.value)
+    assert target.read_bytes() == b"before" and names(tmp_path) == ["out.bin"]
 
 
 def test_folder_output_never_replaces_a_folder_that_appeared_meanwhile(tmp_path):

@@ -812,7 +812,7 @@ def test_without_gradio_the_command_says_how_to_install_it(monkeypatch):
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
     assert message.startswith("Error: The web app needs Gradio, which is not installed. Gradio is an optional extra")
-    assert message.endswith('Install it with: pip install "vexpress-cli[ui]"')
+    assert message.endswith(f'Install it with: pip install -e "{REPO_ROOT}[ui]"')  # this clone's own folder
     assert "Traceback" not in result.output
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def plural(count: int, noun: str) -> str:
     """``1 frame``, ``2 frames``, ``0 frames``."""
@@ -16,3 +18,15 @@ def frames_that(count: int, singular_verb: str, plural_verb: str) -> str:
 def with_article(noun: str) -> str:
     """``a video file``, ``an audio file``."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def extra_install_command(extra: str) -> str:
+    """The pip line that adds an optional part (``ray``, ``ui``) to this installation.
+
+    From a clone (the package beside its pyproject.toml, as README's ``pip install -e .`` leaves it) the
+    clone's folder is named; an installed wheel gets the package name.
+    """
+    source = Path(__file__).resolve().parents[1]
+    if (source / "pyproject.toml").is_file():
+        return f'pip install -e "{source}[{extra}]"'
+    return f'pip install "vexpress-cli[{extra}]"'

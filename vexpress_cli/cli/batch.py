@@ -62,7 +62,7 @@ def batch_command(
     devices: str = typer.Option(None, "--devices", show_default=False,
                                 help="One worker process per device: cuda:0,cuda:1 or all."),
     ray: bool = typer.Option(False, "--ray", help="Run on Ray actors, one per GPU: a local Ray instance, or the "
-                             "cluster at RAY_ADDRESS. Needs pip install \"vexpress-cli\\[ray]\"."),
+                             "cluster at RAY_ADDRESS. Needs Ray: pip install -e \".\\[ray]\" in the clone."),
     force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
     quiet: bool = quiet_option("failures"),
     as_json: bool = json_option("the summary"),

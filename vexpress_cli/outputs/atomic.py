@@ -22,10 +22,16 @@ TEMP_NAME = re.compile(rf"^\..+\.{TEMP_TAG}-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}}
 
 
 class OutputAppearedError(InputError):
-    """The output did not exist when the run started, but did when it was about to be moved in place."""
+    """An output that may not be replaced was there when the result was about to be moved in place: written by
+    another run meanwhile, or there from the start (a caller that skipped :func:`check_output`)."""
 
 
-def written_meanwhile(path: Path) -> OutputAppearedError:
+def written_meanwhile(path: Path, existed: bool = False) -> OutputAppearedError:
+    """The error for an output that may not be replaced: there from the start (``existed``), or appeared since."""
+    if existed:  # a caller that skipped check_output
+        return OutputAppearedError(f"The output file {str(path)!r} already exists.",
+                                   "Existing outputs are never replaced silently, so this run's result was "
+                                   "discarded.", OVERWRITE_FIX)
     return OutputAppearedError(
         f"{str(path)!r} was written by another run meanwhile.",
         "It did not exist when this run started; existing outputs are never replaced silently, "
@@ -122,6 +128,7 @@ class AtomicOutput(_Transaction):
         self.token = f"{TEMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
         self.temp = self.path.with_name(f".{self.path.name}.{self.token}.partial{self.path.suffix}")
         self.state = "new"  # -> "started" -> "committed" or "discarded"
+        self.existed = False  # whether path was there when the run started
 
     def scratch(self, tag: str) -> Path:
         """Another temporary name of this output (e.g. an intermediate file), removed with it."""
@@ -135,6 +142,7 @@ class AtomicOutput(_Transaction):
         if not parent.is_dir():
             ensure_writable_folder(parent)
         remove_stale_temps(parent)
+        self.existed = os.path.lexists(self.path)
         self.state = "started"  # from here on, discard() removes whatever was created
         try:
             if self.folder:
@@ -185,7 +193,7 @@ class AtomicOutput(_Transaction):
     def ensure_free(self) -> None:
         """OutputAppearedError when ``path`` exists now and may not be replaced."""
         if not self.overwrite and os.path.lexists(self.path):
-            raise written_meanwhile(self.path)
+            raise written_meanwhile(self.path, self.existed)
 
     def publish(self, keep_backup: bool = False) -> Callable[[], None]:
         """Move the temporary output to ``path``; returns a function that undoes the move.
@@ -213,7 +221,7 @@ class AtomicOutput(_Transaction):
         try:
             os.link(self.temp, self.path)  # fails if path exists, even if it appeared a moment ago
         except FileExistsError:
-            raise written_meanwhile(self.path) from None
+            raise written_meanwhile(self.path, self.existed) from None
         except OSError:  # no hard links on this file system: check, then rename
             self.ensure_free()
             os.rename(self.temp, self.path)
@@ -226,7 +234,7 @@ class AtomicOutput(_Transaction):
         aside = None
         if os.path.lexists(self.path):
             if not self.overwrite:
-                raise written_meanwhile(self.path)
+                raise written_meanwhile(self.path, self.existed)
             aside = self.scratch("replaced")
             os.rename(self.path, aside)
         try:
@@ -236,7 +244,7 @@ class AtomicOutput(_Transaction):
             if aside is not None:
                 os.rename(aside, self.path)
             if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
-                raise written_meanwhile(self.path) from None
+                raise written_meanwhile(self.path, self.existed) from None
             raise
 
         def undo() -> None:

@@ -88,11 +88,11 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
             f"Put a name before the suffix, e.g. {example!r}.",
         )
     if spec is not None and spec.suffixes and path.suffix.lower() not in spec.suffixes:
-        extra = " for a video, or a path without suffix for a folder of PNG frames" if frames_allowed else ""
+        frames = ", or no suffix for a folder of PNG frames" if frames_allowed else ""
         raise InputError(
             f"Cannot write the {spec.noun} {str(path)!r}: unknown file type '{path.suffix or '(none)'}'.",
             f"The file suffix chooses the format; {with_article(spec.noun)} is {listed(spec.suffixes)}{spec.formats}.",
-            f"Use {listed(spec.suffixes)}{extra}.",
+            f"Give it one of those suffixes, e.g. {path.with_suffix(spec.suffixes[0]).name!r}{frames}.",
         )
     _check_name_lengths(path)
     if kind == "frames":

@@ -6,7 +6,7 @@
         url = app.launch()          # 127.0.0.1:7860 unless told otherwise
         app.wait()                  # until Ctrl-C
 
-Gradio is an optional extra (``pip install "vexpress-cli[ui]"``); :func:`require_gradio` says how to
+Gradio is an optional extra (``pip install -e ".[ui]"`` in a clone); :func:`require_gradio` says how to
 install it when it is missing. One module per part: :mod:`.app` (the page, the launch, the temp
 folder), :mod:`.runtime` (sessions, the loaded models, cancellable jobs, progress and errors in the
 page), :mod:`.form` (the generation settings as controls, from the schema), :mod:`.generate_tab`,
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from vexpress_cli.errors import VExpressError
 from vexpress_cli.ui.network import DEFAULT_MAX_UPLOAD_MB
+from vexpress_cli.wording import extra_install_command
 
-INSTALL_COMMAND = 'pip install "vexpress-cli[ui]"'
 
 
 def require_gradio() -> None:
@@ -33,7 +33,7 @@ def require_gradio() -> None:
             "The web app needs Gradio, which is not installed.",
             why=f"Gradio is an optional extra of vexpress-cli, so the command line does not pull in a web "
             f"server ({error}).",
-            fix=f"Install it with: {INSTALL_COMMAND}",
+            fix=f"Install it with: {extra_install_command('ui')}",
         ) from None
 
 

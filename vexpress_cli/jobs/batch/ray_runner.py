@@ -6,7 +6,7 @@ model folder must be at the same paths on every node (shared storage such as NFS
 records and resume work exactly as on one machine. Ctrl-C cancels the running jobs: each actor sees the
 cancellation at its job's next progress report and removes the job's temp files.
 
-Ray is an optional extra: ``pip install "vexpress-cli[ray]"``.
+Ray is an optional extra: ``pip install -e ".[ray]"`` in a clone, ``pip install "vexpress-cli[ray]"`` from a wheel.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.execute import Emit
 from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
+from vexpress_cli.wording import extra_install_command
 
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 30.0
@@ -51,7 +52,7 @@ def import_ray():
     except ImportError:
         raise InputError(f"{parameter('ray')} needs Ray, which is not installed.",
                          "Ray is an optional part of vexpress.",
-                         'Install it with: pip install "vexpress-cli[ray]" (the same Ray version on every node).'
+                         f"Install it with: {extra_install_command('ray')} (the same Ray version on every node)."
                          ) from None
     return ray
 

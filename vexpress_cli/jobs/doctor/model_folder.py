@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vexpress_cli.errors import ModelFolderError, VExpressError
+from vexpress_cli.errors import ModelFolderError, VExpressError, parameter
 from vexpress_cli.jobs.model_cache import download_command_for
-from vexpress_cli.jobs.doctor.report import DOWNLOAD_FIX, FAILURE, OK, Check, DoctorContext, human_size, join
+from vexpress_cli.jobs.doctor.report import DOWNLOAD_FIX, FAILURE, OK, WARNING, Check, DoctorContext, human_size, join
 
 
 def model_checks(context: DoctorContext) -> list[Check]:
     checks = [_config_check(), _model_folder_check(context)]
     if context.model_root is None:
+        if context.options.deep:
+            checks.append(Check("checkpoints", WARNING, "not checked: no model folder (see the row above)",
+                                f"Fix the model folder first; {parameter('deep')} then reads every checkpoint tensor."))
         return checks
     checks.append(_model_files_check(context.model_root))
     if _configs_present(context.model_root):
