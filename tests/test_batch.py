@@ -679,7 +679,7 @@ def test_ray_refusing_to_connect_shows_the_last_line_rays_own_log_wrote():
     with pytest.raises(vexpress_cli.InputError) as refused:
         connect(Ray, "10.0.0.1:6379")
     assert refused.value.why == ("Ray says: Failed to connect to GCS. Its log here ended with: [2026-11-30 "
-                                 "12:00:01,000 E 1 1] ssl_transport_security.cc:1519: Handshake failed")
+                                 "12:00:01,000 E 1 1] ssl_transport_security.cc:1519: Handshake failed.")
 
 
 def test_a_ray_address_that_is_no_address_says_what_one_looks_like(inputs, tmp_path):

@@ -110,6 +110,8 @@ def test_a_picture_of_the_output_shape_nearly_filled_by_its_box_counts_as_alread
     assert already_framed(CropBox(35, 11, 467, 467), 512, 512)
     assert not already_framed(CropBox(35, 11, 467, 467), 1024, 512)  # another shape: cropped
     assert not already_framed(CropBox(100, 100, 300, 300), 512, 512)  # a small face: cropped
+    assert already_framed(CropBox(-75, -43, 625, 625), 512, 512)  # the tys sample's driving video: 1.22x
+    assert not already_framed(CropBox(-280, -276, 1029, 1029), 512, 512)  # a close-up, 2x: cut and padded
 
 
 def test_photo_crop_scale_comes_from_the_eye_distance_not_the_jumpy_face_box():

@@ -58,6 +58,15 @@ def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suf
     assert f"The file suffix chooses the format; {article} " in raised.value.why
 
 
+@pytest.mark.parametrize("path, suggested", [("/", "talk_kps.safetensors"), ("/tmp/x.", "talk_kps.safetensors"),
+                                             ("/tmp/points", "points.pth")])
+def test_an_output_path_without_a_usable_name_gets_the_example_not_a_traceback(path, suggested):
+    """extract -o / raised pathlib's ValueError ("has an empty name") while suggesting a renamed file."""
+    with pytest.raises(InputError, match="unknown file type") as raised:
+        check_output(path, kind="kps")
+    assert raised.value.fix == f"Give it one of those suffixes, e.g. {suggested!r}."
+
+
 @pytest.mark.parametrize("name, kind", [(".mp4", "video"), (".MOV", "video_file"), (".safetensors", "kps"),
                                         (".mp3", "audio"), (".pth", None)])
 def test_check_output_refuses_a_name_that_is_only_a_suffix(tmp_path, name, kind):

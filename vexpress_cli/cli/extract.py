@@ -71,7 +71,7 @@ def extract_command(
     face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
-        "Default: the insightface_models folder in $VEXPRESS_MODEL_DIR, else in ./model_ckpts.", show_default=False,
+        "Default: the model folder vexpress finds (vexpress models path).", show_default=False,
     ),
     crop: str = typer.Option(
         "none", "--crop", metavar="auto|none|X,Y,W,H", help="none: the whole frame; auto: one steady square around "

@@ -29,7 +29,7 @@ EPILOG = """\
 
     [cyan]vexpress ui --host 0.0.0.0 --auth me:secret[/]
 
-Needs the optional extra: pip install "vexpress-cli\\[ui]".
+Needs the optional extra: pip install -e ".\\[ui]" in the clone.
 """
 
 

@@ -36,9 +36,10 @@ FACE_CENTRE_HEIGHT_SHARE = 0.52
 # The samples' face widths lie within 10 % of their mean, so a box at most 10 % larger than the photo is
 # shrunk to fit it (the face comes out a little larger) rather than padded with repeated edge pixels.
 SHRINK_TO_FIT = 0.9
-# A picture of the output's shape whose crop box would span at least this share of it is already a framed
-# portrait (the samples' own boxes span 0.91-1.0 of them): it is used whole, as V-Express uses its samples.
-FRAMED_SHARE = 0.85
+# A picture of the output's shape whose crop box would span this share of it is already a framed portrait: it
+# is used whole, as V-Express uses its samples. Their boxes span 0.91-1.0 of their photos and up to 1.20 of
+# their driving videos (tys gt.mp4); a box larger still is a close-up, cut at the trained scale and padded.
+FRAMED_SHARE = (0.85, 1.25)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,9 @@ def face_crop_box(face_box, eyes, image_width: int, image_height: int, aspect: f
 def already_framed(box: CropBox, image_width: int, image_height: int, aspect: float = 1.0) -> bool:
     """Whether a picture is already a portrait framed for V-Express: its shape, and ``box`` nearly all of it."""
     same_shape = abs(image_width / image_height - aspect) <= 0.01 * aspect
-    return same_shape and box.w >= FRAMED_SHARE * image_width and box.h >= FRAMED_SHARE * image_height
+    low, high = FRAMED_SHARE
+    return same_shape and low * image_width <= box.w <= high * image_width and \
+        low * image_height <= box.h <= high * image_height
 
 
 def whole_image(image_width: int, image_height: int) -> CropBox:

@@ -96,7 +96,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     notes = [f"The crop {report.crop} is not recorded in a {kps_out.suffix} file (it holds only the points); "
              "write .safetensors to keep it."] if box and kps_out.suffix.lower() != ".safetensors" else []
     if crop == "auto" and report.crop == whole_image(*report.video_size):
-        notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span nearly all "
+        notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span 85-125 % "
                      f"of it), so {parameter('crop', 'auto')} kept the whole frame, as it does for such a photo.")
     return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
 

@@ -92,7 +92,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
         raise InputError(
             f"Cannot write the {spec.noun} {str(path)!r}: unknown file type '{path.suffix or '(none)'}'.",
             f"The file suffix chooses the format; {with_article(spec.noun)} is {listed(spec.suffixes)}{spec.formats}.",
-            f"Give it one of those suffixes, e.g. {path.with_suffix(spec.suffixes[0]).name!r}{frames}.",
+            f"Give it one of those suffixes, e.g. {_renamed(path, spec)!r}{frames}.",
         )
     _check_name_lengths(path)
     if kind == "frames":
@@ -274,3 +274,11 @@ def _try_writing(folder: Path, wanted: Path) -> None:
             f"{error.strerror or error}.",
             WRITABLE_FIX,
         ) from None
+
+
+def _renamed(path: Path, spec: OutputKind) -> str:
+    """``path``'s name with the kind's first suffix (``talk.gif`` -> ``talk.mp4``), else the kind's example."""
+    stem = path.stem if path.suffix else path.name
+    if not stem.strip(".") or path.name.endswith("."):
+        return spec.example
+    return f"{stem}{spec.suffixes[0]}"

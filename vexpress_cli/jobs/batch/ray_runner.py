@@ -195,7 +195,7 @@ def _last_log_line(native_log: list[str]) -> str:
     if not lines:
         return ""
     last = lines[-1] if len(lines[-1]) <= 300 else f"{lines[-1][:300]}..."
-    return f" Its log here ended with: {last}"
+    return f" Its log here ended with: {last}{'' if last.endswith(('.', '!', '?')) else '.'}"
 
 
 @contextlib.contextmanager
