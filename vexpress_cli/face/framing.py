@@ -167,8 +167,16 @@ def face_crop_box(face_box, eyes, image_width: int, image_height: int, aspect: f
     return portrait_crop_box(scaled_box, image_width, image_height, aspect, eyes=eyes)
 
 
+def framed_crop_box(face_box, eyes, image_width: int, image_height: int, aspect: float = 1.0) -> CropBox:
+    """:func:`face_crop_box`, or the whole picture when it is already framed like V-Express's portraits (a photo
+    and a driving video alike)."""
+    box = face_crop_box(face_box, eyes, image_width, image_height, aspect)
+    return whole_image(image_width, image_height) if already_framed(box, image_width, image_height, aspect) else box
+
+
 def already_framed(box: CropBox, image_width: int, image_height: int, aspect: float = 1.0) -> bool:
-    """Whether a picture is already a portrait framed for V-Express: its shape, and ``box`` nearly all of it."""
+    """Whether a picture is already a portrait framed for V-Express: its shape, and ``box`` spanning FRAMED_SHARE
+    of it."""
     same_shape = abs(image_width / image_height - aspect) <= 0.01 * aspect
     low, high = FRAMED_SHARE
     return same_shape and low * image_width <= box.w <= high * image_width and \

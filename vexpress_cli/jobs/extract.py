@@ -70,9 +70,10 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     crop's frame, and a ``.safetensors`` file records the box.
     """
     from vexpress_cli.face import load_backend
-    from vexpress_cli.face.framing import parse_crop, whole_image
+    from vexpress_cli.face.framing import FRAMED_SHARE, parse_crop, whole_image
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
+    from vexpress_cli.settings.model_lookup import face_model_root
 
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
     model_root = optional_folder(model_root, "model_root")
@@ -83,8 +84,6 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     progress = checked_callback(progress)
     crop = parse_crop(crop)
     video_probe = _check_inputs(video, kps_out, audio_out, overwrite)
-    from vexpress_cli.settings.model_lookup import face_model_root
-
     detector = load_backend(face_backend, face_model_root(model_root, face_backend), width, height)
     points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress,
                                           crop=crop)
@@ -96,8 +95,10 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     notes = [f"The crop {report.crop} is not recorded in a {kps_out.suffix} file (it holds only the points); "
              "write .safetensors to keep it."] if box and kps_out.suffix.lower() != ".safetensors" else []
     if crop == "auto" and report.crop == whole_image(*report.video_size):
-        notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span 85-125 % "
-                     f"of it), so {parameter('crop', 'auto')} kept the whole frame, as it does for such a photo.")
+        low, high = FRAMED_SHARE
+        notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span "
+                     f"{low:.0%}-{high:.0%} of it), so {parameter('crop', 'auto')} kept the whole frame, as it "
+                     "does for such a photo.")
     return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import PIL.Image
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.face.framing import (CropBox, already_framed, cut_crop, face_crop_box, frame_padding, parse_crop,
+from vexpress_cli.face.framing import (CropBox, cut_crop, frame_padding, framed_crop_box, parse_crop,
                                        whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
 from vexpress_cli.media.images import open_rgb_image, rotation_note
@@ -170,10 +170,7 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
     face = faces[settings.face_index]
     face.bbox, face.kps = face.bbox / scale, face.kps / scale
     aspect = settings.width / settings.height
-    box = face_crop_box(face.bbox, face.kps[:2], photo_width, photo_height, aspect)
-    if already_framed(box, photo_width, photo_height, aspect):
-        box = whole_image(photo_width, photo_height)
-    return box, face, len(faces)
+    return framed_crop_box(face.bbox, face.kps[:2], photo_width, photo_height, aspect), face, len(faces)
 
 
 def _resized(photo: np.ndarray, scale: float) -> np.ndarray:

@@ -7,7 +7,7 @@ the same geometry as the reference photo's crop. One box for the whole video, no
 the head's own motion stays in the track, only the camera's framing is taken out.
 
 The crop's scale comes from the eye distance (``framing.EYE_DISTANCE_SHARE``), as the photo's does, and a
-video already framed like V-Express's portraits is used whole, as such a photo is (``framing.already_framed``).
+video already framed like V-Express's portraits is used whole, as such a photo is (``framing.framed_crop_box``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.base import Face, FaceBackend
-from vexpress_cli.face.framing import CropBox, already_framed, cut_crop, face_crop_box, whole_image
+from vexpress_cli.face.framing import CropBox, cut_crop, framed_crop_box
 from vexpress_cli.face.tracking import follow_face
 from vexpress_cli.progress import ProgressCallback
 
@@ -51,8 +51,7 @@ def steady_crop_box(faces: list[Face], video_width: int, video_height: int, aspe
     distance = float(np.median(np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=-1)))
     median_box = np.median(np.stack([np.asarray(face.bbox, dtype=np.float64) for face in faces]), axis=0)
     both_eyes = [[middle[0] - distance / 2, middle[1]], [middle[0] + distance / 2, middle[1]]]
-    box = face_crop_box(median_box, both_eyes, video_width, video_height, aspect)
-    return whole_image(video_width, video_height) if already_framed(box, video_width, video_height, aspect) else box
+    return framed_crop_box(median_box, both_eyes, video_width, video_height, aspect)
 
 
 def track_crop_box(info, detector: FaceBackend, aspect: float, progress: ProgressCallback | None = None) -> CropBox:

@@ -23,7 +23,6 @@ from vexpress_cli.ui.network import DEFAULT_MAX_UPLOAD_MB
 from vexpress_cli.wording import extra_install_command
 
 
-
 def require_gradio() -> None:
     """VExpressError saying how to install Gradio when it is not installed."""
     try:
