@@ -1,31 +1,33 @@
-"""What vexpress's helper processes share: ``--devices`` and batch's workers start them with ``spawn``,
-so each one imports the main module again before it runs."""
+"""How vexpress starts its helper processes (``--devices`` and batch's workers): ``spawn``, so no CUDA state
+is inherited, but without importing the caller's main module again.
+
+Python's ``spawn`` runs the main script again in each child, so that what it defines can be unpickled
+there. vexpress's helpers run only vexpress code on plain data, so they skip that: a script without an
+``if __name__ == "__main__":`` guard, or one read from stdin, starts helpers like the ``vexpress`` command
+does, instead of re-running its own top level in every helper (which failed with multiprocessing's
+"bootstrapping phase" traceback).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+import threading
+import types
 
-SCRIPT_GUARD = 'if __name__ == "__main__":'
-_main_is_guarded = False
-
-
-def main_is_guarded() -> None:
-    """Say that the main module keeps its work under a main guard (the ``vexpress`` command does)."""
-    global _main_is_guarded
-    _main_is_guarded = True
+_main_swap = threading.Lock()
 
 
-def script_guard_fix() -> str:
-    """How to fix a helper that ended before it reported anything, when the main module may be why: a
-    script without a main guard (spawn imports it again), or one read from stdin (spawn cannot)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if _main_is_guarded or (spec is not None and spec.name.endswith("__main__")):  # python -m runs it once
-        return ""
-    path = getattr(main, "__file__", None)
-    if path == "<stdin>":
-        return "Save the script to a file and run that: each helper process imports it again, which stdin cannot give."
-    if path is not None:
-        return (f"Put your script's code under `{SCRIPT_GUARD}`: each helper process imports the script again, "
-                "and a call to vexpress at its top level stops the helper.")
-    return ""
+def start_helper(process: multiprocessing.process.BaseProcess) -> None:
+    """``process.start()`` for a spawn-context process whose target and arguments need nothing of ``__main__``."""
+    with _main_swap:
+        main = sys.modules.get("__main__")
+        # spawn names the module to import from __main__'s __spec__ or __file__; a bare module has neither.
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            if main is None:
+                del sys.modules["__main__"]
+            else:
+                sys.modules["__main__"] = main

@@ -113,9 +113,6 @@ def quiet_libraries() -> None:
 
 
 def main() -> None:
-    from vexpress_cli.helper_processes import main_is_guarded
-
-    main_is_guarded()  # the helpers of --devices and batch workers import the vexpress script: it is guarded
     handle_termination_signals()
     quiet_libraries()
     app()

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
-from vexpress_cli.helper_processes import script_guard_fix
+from vexpress_cli.helper_processes import start_helper
 
 # How long a collective waits for a slow or dead process (compiling can take minutes).
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
@@ -144,7 +144,7 @@ class MultiDevicePipeline:
                                                self.threads, jobs, self._errors, self._ready))
                          for rank, (device, jobs) in enumerate(zip(devices[1:], self._jobs), start=1)]
         for helper in self._helpers:
-            helper.start()
+            start_helper(helper)
         try:
             self.local = VExpressPipeline.from_pretrained(model_dir, device=devices[0], dtype=dtype)
             self._wait_until_loaded()
@@ -211,7 +211,7 @@ class MultiDevicePipeline:
                     raise self._helper_error() or MultiDeviceError(
                         "A helper process ended while loading the networks.",
                         f"It ended (exit code {codes}) before it could report an error.",
-                        script_guard_fix() or f"Run `vexpress doctor` for each device of {parameter('devices')}."
+                        f"Run `vexpress doctor` for each device of {parameter('devices')}."
                     ) from None
 
     def _helper_error(self) -> MultiDeviceError | None:

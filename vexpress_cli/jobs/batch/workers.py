@@ -15,8 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from vexpress_cli.errors import join_messages
-from vexpress_cli.helper_processes import script_guard_fix
+from vexpress_cli.helper_processes import start_helper
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.execute import Emit
 from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
@@ -40,7 +39,7 @@ def run_in_processes(jobs: list[BatchJob], names: list[str], model_dir: Path, dt
                                        args=(name, str(model_dir), dtype, threads, jobs_queue, events))
                  for name in names}
     for process in processes.values():
-        process.start()
+        start_helper(process)
     running: dict[str, BatchEvent] = {}
     finished: set[int] = set()
     try:
@@ -99,8 +98,8 @@ def _lost_workers(processes, running: dict[str, BatchEvent], finished: set[int],
 def _fail_the_rest(jobs: list[BatchJob], processes, finished: set[int], emit: Emit) -> None:
     """Every worker ended: each job not run fails with why, so the summary says it (the next run retries it)."""
     codes = ", ".join(sorted({str(process.exitcode) for process in processes.values()}))
-    reason = join_messages(f"No worker process was left to run it: they ended (exit code {codes}) before they "
-                           "could report an error.", script_guard_fix() or "Run the batch again to retry it.")
+    reason = (f"No worker process was left to run it: they ended (exit code {codes}) before they could report an "
+              "error. Run the batch again to retry it.")
     for job in jobs:
         if job.line not in finished:
             finished.add(job.line)
