@@ -96,6 +96,22 @@ def test_a_gpu_in_devices_without_cuda_points_to_what_works_with_devices_given()
     assert raised.value.fix.startswith('Leave out devices to run on one device, or use devices="cpu,cpu"')
 
 
+@pytest.mark.parametrize(("built_for", "why"), [
+    (None, "The installed torch was built without CUDA support."),
+    ("12.8", "The installed torch is built for CUDA 12.8 but sees no GPU."),
+])
+def test_cuda_asked_for_without_a_gpu_says_whether_the_build_or_the_machine_lacks_it(monkeypatch, built_for, why):
+    """The reason used to be "this torch build or machine ... (see `vexpress doctor`)", also inside doctor."""
+    from vexpress_cli.engine.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", built_for)
+    for resolve in (lambda: resolve_device("cuda"), lambda: resolve_devices("all")):
+        with pytest.raises(InputError) as raised:
+            resolve()
+        assert raised.value.why == why
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_user_config")
 def test_generate_with_devices_cpu_cpu_writes_the_frames_of_a_plain_run(tmp_path, speech):

@@ -25,8 +25,7 @@ def resolve_device(name: str = "auto", setting: str = "device") -> torch.device:
     except RuntimeError:
         raise InputError(f"Unknown device '{name}'.", "", "Use auto, cuda, cuda:N, mps or cpu.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA was asked for but is not available.",
-                         "This torch build or machine has no usable NVIDIA GPU (see `vexpress doctor`).",
+        raise InputError("CUDA was asked for but is not available.", f"The installed {cuda_missing_reason()}.",
                          f"{_use_the_cpu(setting)}, or install a CUDA build of torch.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InputError(f"There is no GPU {device}.", f"{torch.cuda.device_count()} GPU(s) are visible.",
@@ -35,6 +34,13 @@ def resolve_device(name: str = "auto", setting: str = "device") -> torch.device:
         raise InputError("MPS was asked for but is not available.", "It needs an Apple-silicon Mac.",
                          f"{_use_the_cpu(setting)}.")
     return device
+
+
+def cuda_missing_reason() -> str:
+    """Why torch sees no CUDA GPU, as a clause starting with 'torch': the build, or the machine."""
+    if torch.version.cuda is None:
+        return "torch was built without CUDA support"
+    return f"torch is built for CUDA {torch.version.cuda} but sees no GPU"
 
 
 def _use_the_cpu(setting: str) -> str:

@@ -42,12 +42,11 @@ class MultiDeviceError(VExpressError):
 
 def resolve_devices(text: str) -> list[torch.device]:
     """``cuda:0,cuda:1``, ``all`` (every visible GPU) or ``cpu,cpu`` as devices, checked."""
-    from vexpress_cli.engine.devices import resolve_device
+    from vexpress_cli.engine.devices import cuda_missing_reason, resolve_device
 
     if text.strip() == "all":
         if not torch.cuda.is_available():
-            raise InputError(f"{parameter('devices', 'all')} found no GPU.", "This torch build or machine has no usable "
-                             "NVIDIA GPU (see `vexpress doctor`).",
+            raise InputError(f"{parameter('devices', 'all')} found no GPU.", f"The installed {cuda_missing_reason()}.",
                              f"List devices, e.g. {parameter('devices', 'cpu,cpu')}.")
         return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
     names = [name.strip() for name in text.split(",") if name.strip()]

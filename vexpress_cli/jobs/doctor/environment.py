@@ -73,6 +73,8 @@ def torch_checks(context: DoctorContext) -> list[Check]:
 def _cuda_check() -> Check:
     import torch
 
+    from vexpress_cli.engine.devices import cuda_missing_reason
+
     if torch.cuda.is_available():
         gpus = []
         for index in range(torch.cuda.device_count()):
@@ -84,11 +86,10 @@ def _cuda_check() -> Check:
         return Check("cuda", OK, detail, data={"gpus": gpus})
     apple = torch.backends.mps.is_available()
     status = OK if apple else WARNING
+    detail = f"not available: {cuda_missing_reason()}"
     if torch.version.cuda is None:
-        detail = "not available: this torch build has no CUDA support"
         fix = f"Install a CUDA build of torch ({TORCH_INSTALL_URL}); on the CPU generation is very slow."
     else:
-        detail = f"not available: torch is built for CUDA {torch.version.cuda} but sees no GPU"
         fix = "Check the NVIDIA driver (`nvidia-smi`) and CUDA_VISIBLE_DEVICES."
     if apple:
         detail += " (Apple's MPS is used instead)"
