@@ -305,7 +305,11 @@ def test_cuda_out_of_memory_suggests_smaller_settings(inputs, output, monkeypatc
     assert "24 context frames at 64x64" in message
 
 
-def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch):
+@pytest.mark.parametrize("new_folders", [False, True])
+def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch, new_folders):
+    """Not even the folders the run made for its output (they were left behind, empty)."""
+    if new_folders:
+        output = output.parent / "new" / "sub" / output.name
     real_iter_frames = VExpressPipeline.iter_frames
     written = []
 
@@ -322,6 +326,7 @@ def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch):
     assert written and written[0] > 0
     message = assert_refused(result, output, code=130)
     assert "Interrupted; nothing was written." in message
+    assert not (output.parent.parent / "new").exists() and output.parent.parent.is_dir()
 
 
 def test_a_parameter_with_a_value_reads_as_a_python_argument_or_a_flag():

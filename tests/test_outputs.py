@@ -156,6 +156,25 @@ def test_atomic_output_removes_its_temp_on_any_exception(tmp_path, exception, fo
     assert names(tmp_path) == []
 
 
+@pytest.mark.parametrize("folder", [False, True])
+@pytest.mark.parametrize("neighbour", [False, True])
+def test_a_failed_output_removes_the_folders_it_made_while_they_are_empty(tmp_path, folder, neighbour):
+    """An interrupted `-o new/sub/talk.mp4` left new/sub/ behind; a folder another run writes into stays."""
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "new" / "sub" / "out", folder=folder):
+            if neighbour:
+                (tmp_path / "new" / "theirs.mp4").write_bytes(b"another run's output")
+            raise KeyboardInterrupt
+    assert names(tmp_path) == (["new"] if neighbour else [])
+    assert not neighbour or names(tmp_path / "new") == ["theirs.mp4"]
+
+
+def test_a_finished_output_keeps_the_folders_it_made(tmp_path):
+    with atomic_output(tmp_path / "new" / "sub" / "out.bin") as temp:
+        temp.write_bytes(b"data")
+    assert (tmp_path / "new" / "sub" / "out.bin").read_bytes() == b"data"
+
+
 def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
     target = tmp_path / "out.bin"
     with pytest.raises(OutputAppearedError, match="was written by another run meanwhile"):
@@ -263,6 +282,15 @@ def test_atomic_outputs_none_when_one_fails(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with atomic_outputs([tmp_path / "k.pth", tmp_path / "a.mp3"]) as (kps, _audio):
             kps.write_bytes(b"kps")
+            raise KeyboardInterrupt
+    assert names(tmp_path) == []
+
+
+def test_atomic_outputs_that_fail_remove_the_folder_the_first_one_made_for_all(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_outputs([tmp_path / "new" / "k.pth", tmp_path / "new" / "a.mp3"]) as (kps, audio):
+            kps.write_bytes(b"kps")
+            audio.write_bytes(b"audio")
             raise KeyboardInterrupt
     assert names(tmp_path) == []
 

@@ -10,9 +10,9 @@ target folder, ``.NAME.vexpress-PID-RANDOM.partial.SUFFIX`` (the real suffix sta
 ffmpeg and torch still see the format), synced to disk, and moved to its name only when it is
 complete. The move never replaces an output that appeared in the meantime unless overwriting
 was allowed; on any exception (Ctrl-C and SystemExit included) the run removes its own
-temporary files and nothing else. Temporary files left by a run that was killed are recognised
-by the process id in their name and removed by the next run that writes into the same folder,
-once that process is gone.
+temporary files and nothing else (and the folders it created for them, when left empty).
+Temporary files left by a run that was killed are recognised by the process id in their name
+and removed by the next run that writes into the same folder, once that process is gone.
 
 The pre-checks are in ``checks.py``, the atomic outputs in ``atomic.py``, the file-size limit in
 ``size_limit.py``; import them from here. Neutral ground for every layer that writes files (media,
@@ -28,7 +28,9 @@ from vexpress_cli.outputs.atomic import (
     atomic_output,
     atomic_outputs,
     is_temp_name,
+    missing_folders,
     process_alive,
+    remove_if_empty,
     remove_stale_temps,
     written_meanwhile,
 )
@@ -66,11 +68,13 @@ __all__ = [
     "hit_file_size_limit",
     "input_it_would_replace",
     "is_temp_name",
+    "missing_folders",
     "looks_like_frame_folder",
     "output_kind",
     "prepare_output_path",
     "process_alive",
     "refuse_replacing_an_input",
+    "remove_if_empty",
     "remove_stale_temps",
     "written_meanwhile",
 ]

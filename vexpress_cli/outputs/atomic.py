@@ -6,6 +6,7 @@ See :func:`atomic_output` and :func:`atomic_outputs`, and docs/outputs.md.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import secrets
@@ -38,6 +39,21 @@ def written_meanwhile(path: Path, existed: bool = False) -> OutputAppearedError:
         "so this run's result was discarded.",
         OVERWRITE_FIX,
     )
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first: the folders that creating it makes."""
+    return list(itertools.takewhile(lambda path: not os.path.lexists(path), (folder, *folder.parents)))
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a run made for its output (deepest first) while they are empty: a run that writes
+    nothing leaves no folder either. One that is not empty (another run writes into it) stays, with its parents."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def is_temp_name(name: str) -> bool:
@@ -129,6 +145,7 @@ class AtomicOutput(_Transaction):
         self.temp = self.path.with_name(f".{self.path.name}.{self.token}.partial{self.path.suffix}")
         self.state = "new"  # -> "started" -> "committed" or "discarded"
         self.existed = False  # whether path was there when the run started
+        self.made_folders: list[Path] = []  # the missing folders start() created, removed again by discard()
 
     def scratch(self, tag: str) -> Path:
         """Another temporary name of this output (e.g. an intermediate file), removed with it."""
@@ -140,7 +157,9 @@ class AtomicOutput(_Transaction):
             raise RuntimeError(f"atomic output for {self.path} already {self.state}")
         parent = self.path.parent
         if not parent.is_dir():
+            missing = missing_folders(parent)
             ensure_writable_folder(parent)
+            self.made_folders = missing
         remove_stale_temps(parent)
         self.existed = os.path.lexists(self.path)
         self.state = "started"  # from here on, discard() removes whatever was created
@@ -175,6 +194,7 @@ class AtomicOutput(_Transaction):
             return
         self.state = "discarded"
         self._remove_own()
+        remove_if_empty(self.made_folders)
 
     # -- the steps, also driven by AtomicOutputs -------------------------------------------------
 
@@ -340,7 +360,7 @@ class AtomicOutputs(_Transaction):
         return tuple(None if member is None else member.path for member in self.members)
 
     def discard(self) -> None:
-        for member in self._live:
+        for member in reversed(self._live):  # the first one made the folders the others went into
             member.discard()
 
 

@@ -15,7 +15,7 @@ from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, JobOutcome
 from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
-from vexpress_cli.outputs import OutputAppearedError
+from vexpress_cli.outputs import OutputAppearedError, missing_folders, remove_if_empty
 
 Emit = Callable[[BatchEvent], None]
 # Stage reports are passed on at most this often (a stage's first and last report always are).
@@ -32,8 +32,9 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     started = time.monotonic()
     emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
     clock = StageClock(_reporter(emit, worker, job, stop))
+    made_folders = missing_folders(Path(job.output).parent)
     try:
-        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # a failed job's record goes there too
         plan = generator.plan(job.reference_image, job.audio, job.output, kps=job.kps,
                               reference_kps=job.reference_kps, overwrite=job.overwrite, progress=clock,
                               **job.settings)
@@ -43,6 +44,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
                              _seconds(started), worker, result.num_frames, str(result.record),
                              [str(warning) for warning in result.warnings])
     except KeyboardInterrupt:
+        remove_if_empty(made_folders)
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(
             job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C; nothing was written",
             _seconds(started), worker)))
