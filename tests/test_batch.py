@@ -705,6 +705,30 @@ def test_devices_may_repeat_the_cpu_for_one_worker_each():
     assert worker_devices(["cpu", "cpu", "cpu"], 1, None) == ["cpu#1", "cpu#2", "cpu#3"]
 
 
+def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_path, monkeypatch):
+    """workers=10000 started processes until the machine stopped answering."""
+    manifest = project(inputs, tmp_path, THREE_JOBS)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    result = runner.invoke(app, ["batch", str(manifest), "--workers", "5", *SMALL])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "--workers 5 is more than this machine's 4 CPU cores." in message
+    assert "Use --workers 4 or fewer, or --devices for one worker per GPU." in message
+    with pytest.raises(vexpress_cli.InputError, match=r"workers=10000 is more than this machine's 4 CPU cores"):
+        vexpress_cli.batch(manifest, workers=10000, model_dir=TINY_MODEL_DIR)
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_more_workers_start_than_there_are_jobs_to_run(inputs, tmp_path, monkeypatch):
+    """Two workers for one job: the job runs in this process, with no worker process loading the networks idly."""
+    from vexpress_cli.jobs.batch import workers
+
+    monkeypatch.setattr(workers, "run_in_processes", lambda *args: pytest.fail("worker processes were started"))
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    summary = vexpress_cli.batch(manifest, workers=2, device="cpu", model_dir=TINY_MODEL_DIR, width=64, height=64,
+                                 num_inference_steps=1)
+    assert summary.workers == ["cpu"] and [job.status for job in summary.outcomes] == ["done"]
+
+
 def test_every_worker_of_a_mixed_devices_list_gets_its_own_name(monkeypatch):
     """cpu,cpu,cuda:0 was three names of which two were equal: the workers, keyed by name, were two."""
     from vexpress_cli.jobs.batch.runner import worker_devices

@@ -58,7 +58,7 @@ def batch_command(
     model: str = model_option(),
     model_dir: Path = model_dir_option(),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes on one device (e.g. the CPU), "
-                                "or CPU actors on Ray."),
+                                "at most one per CPU core, or CPU actors on Ray."),
     devices: str = typer.Option(None, "--devices", show_default=False,
                                 help="One worker process per device: cuda:0,cuda:1 or all."),
     ray: bool = typer.Option(False, "--ray", help="Run on Ray actors, one per GPU: a local Ray instance, or the "

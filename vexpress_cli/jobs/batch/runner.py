@@ -8,6 +8,7 @@ from one queue (:mod:`.workers`), or on Ray actors (``ray="local"`` or a cluster
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
                          f"Drop {parameter('devices')}; {parameter('workers', 'N')} sets the number of CPU actors.")
     names = worker_devices(devices, workers, device)
-    if ray is not None:
+    if ray is None:
+        check_local_workers(workers)
+    else:
         import_ray()  # without Ray, say how to install it before checking anything else
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force)
@@ -72,6 +75,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
             collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
                 job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
     to_run = [job for job in jobs if job.action != SKIP]
+    names = no_more_than(names, len(to_run))
 
     def summary(interrupted: bool = False) -> BatchSummary:
         ordered = [outcomes.get(job.line) or JobOutcome(job.line, job.output, NOT_RUN, job.action) for job in jobs]
@@ -136,6 +140,23 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
             raise InputError(f"{parameter('devices')} must name each GPU once, e.g. cuda:0,cuda:1 (or all); "
                              "cpu may repeat, one worker each.")
     return _numbered(names)
+
+
+def check_local_workers(workers: int) -> None:
+    """InputError for more worker processes than this machine has CPU cores."""
+    cores = os.cpu_count() or 1
+    if workers > cores:
+        raise InputError(f"{parameter('workers', workers)} is more than this machine's {cores} CPU cores.",
+                         "Each worker is a process with its own copy of the networks: more workers than cores "
+                         "only compete for the cores and the memory.",
+                         f"Use {parameter('workers', cores)} or fewer, or {parameter('devices')} for one worker "
+                         "per GPU.")
+
+
+def no_more_than(names: list[str], jobs: int) -> list[str]:
+    """The first ``jobs`` workers (at least one): a worker process with nothing to do still loads the networks."""
+    kept = names[:max(jobs, 1)]
+    return kept if len(kept) > 1 else [kept[0].partition("#")[0]]
 
 
 def _numbered(names: list[str]) -> list[str]:
