@@ -792,6 +792,25 @@ def test_workers_from_a_script_without_a_main_guard_run_the_jobs_and_not_the_scr
     assert [video_info(tmp_path / "out" / name).frame_count for name in ("a.mp4", "b.mp4")] == [12, 15]  # 0.4 s, 0.5 s
 
 
+def test_outputs_that_meet_through_a_link_or_inside_a_frame_folder_are_manifest_problems(inputs, tmp_path):
+    """real/a.mp4 and link/a.mp4 (link -> real) passed and the second job's failure record replaced the first's;
+    an output inside another job's frame folder made every later run of the manifest fail."""
+    project(inputs, tmp_path, [])
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": output}) + "\n"
+                                for output in ("real/a.mp4", "link/a.mp4", "frames", "frames/inner.mp4", "real")))
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "has 3 problems; no job was started" in message, message
+    assert "line 2: 'output' " + str(tmp_path / "link" / "a.mp4") + " is also the output of line 1" in message
+    assert (f"line 4: 'output' {tmp_path / 'frames' / 'inner.mp4'} is inside {str(tmp_path / 'frames')!r}, "
+            "the output of line 3.") in message
+    assert f"line 5: 'output' {tmp_path / 'real'} is a folder holding the output of line 1." in message
+    assert list((tmp_path / "real").iterdir()) == [] and not (tmp_path / "frames").exists()
+
+
 def test_a_key_given_twice_and_an_output_name_with_a_line_break_are_manifest_problems(inputs, tmp_path):
     """JSON kept the last of two "output" values silently; a name with a line break wrote 'new\\nline.mp4'."""
     project(inputs, tmp_path, [])

@@ -65,7 +65,7 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
     resolve_job_settings(preset, given)  # the command line's own values, checked once
     presets = functools.cache(lambda name: load_preset(name).values)
     entries, problems = read_manifest(manifest)
-    outputs: dict[str, int] = {}
+    outputs = _OutputsSeen()
     kps_checked: dict[Path, str | None] = {}  # a kps file's problem, once per file
     jobs = []
     for entry in entries:
@@ -197,14 +197,34 @@ def _open_image_header(path: Path) -> None:
         pass
 
 
-def _check_output(entry: ManifestEntry, outputs: dict[str, int], found: list[str]) -> None:
+@dataclass
+class _OutputsSeen:
+    """The outputs of the lines checked so far, by real path (links followed), and every folder above one."""
+
+    files: dict[Path, int] = field(default_factory=dict)  # output -> the first line writing it
+    folders: dict[Path, int] = field(default_factory=dict)  # folder -> the first line writing inside it
+
+
+def _check_output_overlap(output: Path, line: int, seen: _OutputsSeen, found: list[str]) -> None:
+    """Two jobs may not write one file, however it is spelled, nor one inside the other's frame folder."""
+    key = Path(os.path.normcase(Path(output).resolve()))
+    holder = next((folder for folder in key.parents if folder in seen.files), None)
+    if key in seen.files:
+        found.append(f"'output' {output} is also the output of line {seen.files[key]}: two jobs cannot write one file.")
+    elif key in seen.folders:
+        found.append(f"'output' {output} is a folder holding the output of line {seen.folders[key]}.")
+    elif holder is not None:
+        found.append(f"'output' {output} is inside {str(holder)!r}, the output of line {seen.files[holder]}.")
+    seen.files.setdefault(key, line)
+    for folder in key.parents:
+        seen.folders.setdefault(folder, line)
+
+
+def _check_output(entry: ManifestEntry, outputs: _OutputsSeen, found: list[str]) -> None:
     from vexpress_cli.outputs import check_output, input_it_would_replace
 
     output = entry.paths["output"]
-    key = os.path.normcase(os.path.abspath(output))
-    if key in outputs:
-        found.append(f"'output' {output} is also the output of line {outputs[key]}: two jobs cannot write one file.")
-    outputs.setdefault(key, entry.line)
+    _check_output_overlap(output, entry.line, outputs, found)
     if input_it_would_replace(output, {name: path for name, path in entry.paths.items() if name != "output"}):
         found.append(f"'output' {output} is also one of the job's inputs.")
     try:
