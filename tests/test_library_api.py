@@ -221,6 +221,18 @@ def test_a_path_argument_of_another_type_is_an_input_error_naming_it(call, named
     assert str(raised.value).startswith(f"{named}, not a path.")
 
 
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: vexpress_cli.Generator(TINY_MODEL_DIR).plan(str(AOC / "ref.jpg"), str(AOC / "aud.mp3"), ""), "output"),
+    (lambda: vexpress_cli.extract(str(AOC / "gt.mp4"), "  "), "kps_out"),
+    (lambda: vexpress_cli.batch("", model_dir=TINY_MODEL_DIR), "manifest"),
+])
+def test_an_empty_text_as_a_path_is_named_not_taken_for_the_current_folder(call, name):
+    """plan(..., "") said it "will not replace" the current folder "with a frame folder"."""
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        call()
+    assert str(raised.value) == f"{name} is an empty text, not a path. Pass the file's path as {name}."
+
+
 def test_a_missing_model_dir_is_named_as_the_python_argument():
     with pytest.raises(vexpress_cli.VExpressError) as raised:
         vexpress_cli.Generator(model_dir="/nonexistent/model")

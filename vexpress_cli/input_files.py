@@ -26,6 +26,9 @@ SPECIAL_FILE_KINDS = (
 
 def as_path(value, name: str) -> Path:
     """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, else an InputError naming it."""
+    if isinstance(value, str) and not value.strip():  # Path("") would be the current folder
+        raise InputError(f"{parameter(name)} is an empty text, not a path.", "", f"Pass the file's path as "
+                         f"{parameter(name)}.")
     if isinstance(value, (str, os.PathLike)):
         return Path(value)
     held = " (an image or array in memory)" if hasattr(value, "shape") or hasattr(value, "getpixel") else ""
