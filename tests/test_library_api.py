@@ -62,6 +62,15 @@ def test_unknown_setting_names_the_closest_one(speech, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.parametrize("build", [lambda: vexpress_cli.GenerationSettings(num_inference_step=3),
+                                   lambda: vexpress_cli.GenerationSettings().replace(num_inference_step=3)])
+def test_settings_built_or_replaced_with_a_misspelt_name_say_which_was_meant(build):
+    """The constructor raised the dataclass's TypeError ("unexpected keyword argument")."""
+    with pytest.raises(InputError, match="unknown key 'num_inference_step'.*Did you mean 'num_inference_steps'"):
+        build()
+    assert vexpress_cli.GenerationSettings(num_inference_steps=3).num_inference_steps == 3
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("fps", float("nan"), "fps is nan, not a finite number"),
     ("guidance_scale", float("inf"), "guidance_scale is inf, not a finite number"),

@@ -187,6 +187,18 @@ def _settings_from_fields() -> dict[str, Setting]:
 
 
 SETTINGS: dict[str, Setting] = _settings_from_fields()
+_fields_init = GenerationSettings.__init__
+
+
+def _checked_init(self, *args: Any, **values: Any) -> None:
+    """The dataclass's __init__, with an unknown name an InputError (as in replace()) instead of a TypeError."""
+    for name in values:
+        if name not in SETTINGS:
+            raise unknown_setting_error("Generation settings", name)
+    _fields_init(self, *args, **values)
+
+
+GenerationSettings.__init__ = _checked_init
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 # The sources a value can come from, weakest first.
 SOURCES = ("default", "config", "preset", "explicit")
