@@ -748,6 +748,25 @@ def test_devices_all_without_a_gpu_names_python_arguments_in_the_library(inputs,
         vexpress_cli.batch(manifest, devices="all", model_dir=TINY_MODEL_DIR, width=64, height=64)
     assert str(raised.value).startswith('devices="all" found no GPU.') and "Use workers=N " in str(raised.value)
 
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_on_event_callback_that_raises_stops_the_batch_with_its_exception(inputs, tmp_path, workers):
+    """It was taken for each job's failure: every job got a failure record and batch() returned normally."""
+    manifest = project(inputs, tmp_path, THREE_JOBS[:2])
+
+    def on_event(event):
+        if event.kind == "stage" and event.stage == "denoise":
+            raise Stop("the caller's display broke")
+
+    with pytest.raises(Stop, match="the caller's display broke"):
+        vexpress_cli.batch(manifest, workers=workers, device="cpu", model_dir=TINY_MODEL_DIR, width=64, height=64,
+                           num_inference_steps=1, on_event=on_event)
+    assert not (tmp_path / "out").exists()  # no job ran on: no video, no record, no folder
+
+
 def test_batch_is_a_public_library_call_with_events(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     events = []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vexpress_cli.errors import VExpressError
 from vexpress_cli.jobs.batch.checks import BatchJob
-from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, JobOutcome
+from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, EventCallbackError, JobOutcome
 from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
 from vexpress_cli.outputs import OutputAppearedError, missing_folders, remove_if_empty
 
@@ -48,6 +48,9 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(
             job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C; nothing was written",
             _seconds(started), worker)))
+        raise
+    except EventCallbackError:
+        remove_if_empty(made_folders)
         raise
     except Exception as error:  # noqa: BLE001 - one job's failure must not end the night's work
         outcome = _failed(generator, job, worker, error, clock, _seconds(started))

@@ -25,7 +25,7 @@ from pathlib import Path
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.execute import Emit
-from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
+from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, EventCallbackError, JobOutcome
 from vexpress_cli.wording import extra_install_command
 
 POLL_SECONDS = 0.2
@@ -149,6 +149,9 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
                 submit(actor)
     except KeyboardInterrupt:
         _cancel(ray, pending, drain)
+        raise
+    except EventCallbackError:
+        _cancel(ray, pending, lambda: None)  # the caller's on_event failed: its events are not followed further
         raise
     finally:
         for actor in actors:

@@ -20,7 +20,7 @@ from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
 from vexpress_cli.jobs.batch.execute import Emit, run_job
 from vexpress_cli.jobs.batch.ray_runner import check_reachable, import_ray
 from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted, BatchSummary,
-                                             JobOutcome)
+                                             EventCallbackError, JobOutcome, raising_callback_apart)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
 from vexpress_cli.progress import checked_callback
@@ -46,7 +46,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
 
     started = time.monotonic()
     force = checked_switch("force", force)
-    emit = _ignore if on_event is None else checked_callback(on_event, "on_event", "event")
+    emit = _ignore if on_event is None else raising_callback_apart(checked_callback(on_event, "on_event", "event"))
     device, dtype = (settings.pop(name, None) for name in MODEL_SETTINGS)
     if ray is not None and devices is not None:
         raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
@@ -69,11 +69,6 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
             outcomes[event.line] = event.outcome
         emit(event)
 
-    emit(BatchEvent("checked", "", 0, done=sum(job.action == SKIP for job in jobs), total=len(jobs)))
-    for job in jobs:
-        if job.action == SKIP:
-            collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
-                job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
     to_run = [job for job in jobs if job.action != SKIP]
     names = no_more_than(names, len(to_run))
 
@@ -83,6 +78,11 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
 
     shown = [f"ray {ray}"] if ray is not None else names
     try:
+        emit(BatchEvent("checked", "", 0, done=len(jobs) - len(to_run), total=len(jobs)))
+        for job in jobs:
+            if job.action == SKIP:
+                collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
+                    job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
         if to_run and ray is not None:
             from vexpress_cli.jobs.batch.ray_runner import run_on_ray
 
@@ -95,6 +95,8 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
             run_here(to_run, names[0], model_dir, dtype, collect)
     except KeyboardInterrupt as stop:
         raise BatchInterrupted(summary(interrupted=True), exit_code_of(stop)) from None
+    except EventCallbackError as failed:
+        raise failed.__cause__ from None
     return summary()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,3 +86,19 @@ class BatchInterrupted(KeyboardInterrupt):
         super().__init__("The batch was interrupted.")
         self.summary = summary
         self.exit_code = exit_code  # 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM
+
+
+class EventCallbackError(Exception):
+    """The caller's ``on_event`` raised (its exception is the ``__cause__``): not a job's failure, so the batch
+    stops its jobs, like Ctrl-C, and :func:`batch` raises that exception."""
+
+
+def raising_callback_apart(on_event: Callable[[BatchEvent], None]) -> Callable[[BatchEvent], None]:
+    """``on_event``, with what it raises wrapped in :class:`EventCallbackError`."""
+    def emit(event: BatchEvent) -> None:
+        try:
+            on_event(event)
+        except Exception as error:
+            raise EventCallbackError() from error
+
+    return emit

@@ -18,7 +18,7 @@ from pathlib import Path
 from vexpress_cli.helper_processes import start_helper
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.execute import Emit
-from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, JobOutcome
+from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, EventCallbackError, JobOutcome
 
 # How long the workers get to clean up after Ctrl-C before they are terminated.
 STOP_GRACE_SECONDS = 30.0
@@ -54,6 +54,9 @@ def run_in_processes(jobs: list[BatchJob], names: list[str], model_dir: Path, dt
             _follow(event, running, finished, emit)
     except KeyboardInterrupt:
         _stop(processes, events, running, finished, emit)
+        raise
+    except EventCallbackError:
+        _stop(processes, events, running, finished, _drop)
         raise
     finally:
         for process in processes.values():
@@ -105,6 +108,10 @@ def _fail_the_rest(jobs: list[BatchJob], processes, finished: set[int], emit: Em
             finished.add(job.line)
             emit(BatchEvent("finished", "", job.line, job.output,
                             outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason)))
+
+
+def _drop(event: BatchEvent) -> None:
+    """Where the workers' last events go once the caller's on_event has failed."""
 
 
 def _stop(processes, events, running: dict[str, BatchEvent], finished: set[int], emit: Emit) -> None:
