@@ -491,6 +491,23 @@ def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_l
     assert two.job["preset"] == "expressive" and one.inputs["audio"] == file_facts(tmp_path / "project" / "a.wav")
 
 
+def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inputs, tmp_path, monkeypatch):
+    """A second Ctrl-C ends the wait for the workers' last events: their running jobs read as 'not run'."""
+    from vexpress_cli.jobs.batch import runner as batch_runner
+    from vexpress_cli.jobs.batch.summary import BatchEvent
+
+    def second_ctrl_c(jobs, device, model_dir, dtype, emit):
+        emit(BatchEvent("started", device, jobs[0].line, jobs[0].output))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_runner, "run_here", second_ctrl_c)
+    manifest = project(inputs, tmp_path, THREE_JOBS[:2])
+    with pytest.raises(vexpress_cli.BatchInterrupted) as raised:
+        vexpress_cli.batch(manifest, model_dir=TINY_MODEL_DIR)
+    outcomes = raised.value.summary.outcomes
+    assert [(job.status, job.reason) for job in outcomes] == [("interrupted", "stopped by Ctrl-C"), ("not run", "")]
+
+
 def test_ctrl_c_cleans_up_the_running_job_and_prints_the_summary(inputs, tmp_path, monkeypatch):
     manifest = project(inputs, tmp_path, THREE_JOBS)
     stage = batch_cli.BatchDisplay._stage

@@ -19,8 +19,8 @@ from vexpress_cli.interrupts import exit_code_of
 from vexpress_cli.jobs.batch.checks import SKIP, BatchJob, prepare_jobs
 from vexpress_cli.jobs.batch.execute import Emit, run_job
 from vexpress_cli.jobs.batch.ray_runner import check_reachable, import_ray
-from vexpress_cli.jobs.batch.summary import (NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted, BatchSummary,
-                                             EventCallbackError, JobOutcome, raising_callback_apart)
+from vexpress_cli.jobs.batch.summary import (INTERRUPTED, NOT_RUN, SKIPPED, BatchEvent, BatchInterrupted,
+                                             BatchSummary, EventCallbackError, JobOutcome, raising_callback_apart)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
 from vexpress_cli.progress import checked_callback
@@ -63,9 +63,12 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
     outcomes: dict[int, JobOutcome] = {}
+    started_lines: set[int] = set()
 
     def collect(event: BatchEvent) -> None:
-        if event.kind == "finished":
+        if event.kind == "started":
+            started_lines.add(event.line)
+        elif event.kind == "finished":
             outcomes[event.line] = event.outcome
         emit(event)
 
@@ -73,7 +76,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     names = no_more_than(names, len(to_run))
 
     def summary(interrupted: bool = False) -> BatchSummary:
-        ordered = [outcomes.get(job.line) or JobOutcome(job.line, job.output, NOT_RUN, job.action) for job in jobs]
+        ordered = [outcomes.get(job.line) or _unfinished(job, job.line in started_lines) for job in jobs]
         return BatchSummary(str(manifest), ordered, time.monotonic() - started, shown, interrupted)
 
     shown = [f"ray {ray}"] if ray is not None else names
@@ -98,6 +101,13 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     except EventCallbackError as failed:
         raise failed.__cause__ from None
     return summary()
+
+
+def _unfinished(job: BatchJob, started: bool) -> JobOutcome:
+    """A job the batch stopped before it reported its end (a second Ctrl-C ends the wait for its cleanup)."""
+    if started:
+        return JobOutcome(job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C")
+    return JobOutcome(job.line, job.output, NOT_RUN, job.action)
 
 
 def run_here(jobs: list[BatchJob], device: str, model_dir: Path, dtype: str | None, emit: Emit) -> None:
