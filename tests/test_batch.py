@@ -32,6 +32,7 @@ import vexpress_cli
 from vexpress_cli.cli import batch as batch_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
+from vexpress_cli.jobs.batch.manifest import ManifestError
 from vexpress_cli.jobs.records import file_facts, read_record, record_path
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
@@ -472,6 +473,29 @@ def test_s_on_the_command_line_sets_every_jobs_strategy(inputs, tmp_path):
     result = runner.invoke(app, ["batch", str(manifest), *SMALL, "-s", "nosuch"])
     assert result.exit_code == 2, result.output
     assert " ".join(result.stderr.split()).count("Unknown retarget strategy 'nosuch'.") == 3
+
+
+@pytest.mark.parametrize(("text", "problems"), [
+    ("refrence_image,audio,output\naoc.jpg,a.wav,x.mp4\naoc.jpg,a.wav,y.mp4\n",  # one typo, not one per row
+     ["line 1: the header's column 'refrence_image' is not a known key. Did you mean 'reference_image'?",
+      "line 1: the header has no 'reference_image' column (every job needs reference_image, audio, output)."]),
+    ("reference_image;audio;output\naoc.jpg;a.wav;x.mp4\n",
+     ["line 1: the header 'reference_image;audio;output' is one column: columns are separated by commas, not "
+      "semicolons."]),
+    ("reference_image,audio,output,output\naoc.jpg,a.wav,x.mp4,y.mp4\n",
+     ["line 1: the header names a column twice (reference_image, audio, output, output)."]),
+    ("reference_image,audio,output\naoc.jpg,a.wav,x.mp4\n\"aoc.jpg,a.wav,y.mp4\naoc.jpg,a.wav,z.mp4\n",
+     ["line 3: not valid CSV from here on (unexpected end of data): is a quote left open?"]),
+    ("reference_image,audio,output\naoc.jpg,a.wav,x.mp4,extra\n",
+     ["line 2: this row has more cells than the header has columns."]),
+])
+def test_a_csv_manifests_header_and_quoting_problems_are_told_once_where_they_are(inputs, tmp_path, text, problems):
+    project(inputs, tmp_path, [])
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(text)
+    with pytest.raises(ManifestError) as raised:
+        vexpress_cli.batch(manifest, model_dir=TINY_MODEL_DIR)
+    assert [f"line {problem.line}: {problem.text}" for problem in raised.value.problems] == problems
 
 
 def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line(inputs, tmp_path):

@@ -118,24 +118,47 @@ def _object_of_unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a line break
-    header = [name.strip() for name in reader.fieldnames or []]
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # a quoted cell may hold a line break
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+    except csv.Error as error:
+        return [], [Problem(1, f"the header is not valid CSV ({error}).")]
     reader.fieldnames = header
-    rows, problems = [], []
-    if len(set(header)) != len(header):
-        problems.append(Problem(1, f"the header names a column twice ({', '.join(header)})."))
-    for row in reader:
+    problems = _header_problems(header)
+    if problems:  # every row would repeat them
+        return [], problems
+    rows = []
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            problems.append(Problem(first_line, f"not valid CSV from here on ({error}): is a quote left open?"))
+            break
         if None in row:
             problems.append(Problem(reader.line_num, "this row has more cells than the header has columns."))
             continue
-        values = {}
-        for name, cell in row.items():
-            cell = (cell or "").strip()
-            if cell:
-                values[name] = _from_cell(name, cell)
+        values = {name: _from_cell(name, cell.strip()) for name, cell in row.items() if (cell or "").strip()}
         if values:
             rows.append((reader.line_num, values))
     return rows, problems
+
+
+def _header_problems(header: list[str]) -> list[Problem]:
+    """The header row's problems, on line 1: a column named twice, an unknown one, a missing required one."""
+    if len(header) == 1 and ";" in header[0]:
+        return [Problem(1, f"the header {header[0]!r} is one column: columns are separated by commas, not "
+                           "semicolons.")]
+    found = []
+    if len(set(header)) != len(header):
+        found.append(f"the header names a column twice ({', '.join(header)}).")
+    found += [f"the header's column '{name}' is not a known key. {did_you_mean(name, [*JOB_KEYS, *SETTINGS])}".rstrip()
+              for name in header if name not in JOB_KEYS and name not in SETTINGS and name not in MODEL_SETTINGS]
+    found += [f"the header has no '{key}' column (every job needs {', '.join(REQUIRED_KEYS)})."
+              for key in REQUIRED_KEYS if key not in header]
+    return [Problem(1, text) for text in found]
 
 
 def _from_cell(name: str, cell: str) -> Any:
