@@ -746,6 +746,15 @@ def test_devices_may_repeat_the_cpu_for_one_worker_each():
     assert worker_devices(["cpu", "cpu", "cpu"], 1, None) == ["cpu#1", "cpu#2", "cpu#3"]
 
 
+def test_a_jobs_own_key_given_to_the_whole_batch_is_named_as_such(inputs, tmp_path):
+    """batch(..., kps="x.pth") said "unknown key 'kps'. Did you mean 'fps'?"."""
+    manifest = project(inputs, tmp_path, THREE_JOBS[:1])
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        vexpress_cli.batch(manifest, kps="x.pth", model_dir=TINY_MODEL_DIR)
+    assert str(raised.value) == ("kps cannot be given to the whole batch. 'kps' is one job's own key: each line of "
+                                 "the manifest names its own. Put \"kps\" in the manifest's lines.")
+
+
 def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_path, monkeypatch):
     """workers=10000 started processes until the machine stopped answering."""
     manifest = project(inputs, tmp_path, THREE_JOBS)

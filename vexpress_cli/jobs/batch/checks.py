@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, Message, VExpressError, join_messages, parameter
-from vexpress_cli.jobs.batch.manifest import REQUIRED_KEYS, ManifestEntry, ManifestError, Problem, read_manifest
+from vexpress_cli.jobs.batch.manifest import (JOB_KEYS, REQUIRED_KEYS, ManifestEntry, ManifestError, Problem,
+                                             read_manifest)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
 from vexpress_cli.file_types import IMAGE_SUFFIXES, KPS_SUFFIXES, PRESET_SUFFIXES, RECORD_SUFFIXES
@@ -62,6 +63,9 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
     from vexpress_cli.settings.presets import load_preset
 
     given = {name: value for name, value in (settings or {}).items() if name not in MODEL_SETTINGS}
+    for name in sorted(set(given) & set(JOB_KEYS))[:1]:
+        raise InputError(f"{parameter(name)} cannot be given to the whole batch.", f"'{name}' is one job's own "
+                         "key: each line of the manifest names its own.", f"Put \"{name}\" in the manifest's lines.")
     resolve_job_settings(preset, given)  # the command line's own values, checked once
     presets = functools.cache(lambda name: load_preset(name).values)
     entries, problems = read_manifest(manifest)
