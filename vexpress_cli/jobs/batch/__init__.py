@@ -13,9 +13,22 @@ what it needs (run, redo, retry, skip) from its run record, :mod:`.execute` runs
 :mod:`.ray_runner` Ray actors, and :mod:`.summary` the events and the summary.
 """
 
-from vexpress_cli.jobs.batch.manifest import ManifestError
-from vexpress_cli.jobs.batch.ray_runner import LOCAL_RAY
-from vexpress_cli.jobs.batch.runner import batch
-from vexpress_cli.jobs.batch.summary import BatchEvent, BatchInterrupted, BatchSummary, JobOutcome
+import importlib
 
-__all__ = ["batch", "BatchEvent", "BatchInterrupted", "BatchSummary", "JobOutcome", "LOCAL_RAY", "ManifestError"]
+# Public name -> its module, imported when first used: the summary and errors cost no torch import.
+_EXPORTS = {
+    "batch": "vexpress_cli.jobs.batch.runner",
+    "BatchEvent": "vexpress_cli.jobs.batch.summary",
+    "BatchInterrupted": "vexpress_cli.jobs.batch.summary",
+    "BatchSummary": "vexpress_cli.jobs.batch.summary",
+    "JobOutcome": "vexpress_cli.jobs.batch.summary",
+    "LOCAL_RAY": "vexpress_cli.jobs.batch.ray_runner",
+    "ManifestError": "vexpress_cli.jobs.batch.manifest",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vexpress_cli.jobs.batch' has no attribute {name!r}")
