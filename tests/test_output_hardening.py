@@ -130,6 +130,35 @@ def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, nam
     assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
 
 
+IGNORES_CTRL_C = r"""
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a program that handles Ctrl-C its own way
+import vexpress_cli
+vexpress_cli.retarget(None, None, "fix_face", sys.argv[1] + "/still.safetensors", preview=sys.argv[1] + "/preview.mp4",
+                      reference_kps="23.2,27.3;34.9,26.9;28.1,33.9", num_frames=6000, width=64, height=64)
+"""
+
+
+def test_a_program_that_ignores_ctrl_c_keeps_its_ffmpeg_through_a_ctrl_c_to_its_process_group(tmp_path):
+    """The terminal's Ctrl-C reached the library's ffmpeg, which died, and the job failed as a broken encode."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", IGNORES_CTRL_C, str(folder)], stdout=subprocess.DEVNULL,
+                                   stderr=stderr, start_new_session=True)
+        try:
+            # ffmpeg has written the start of the video: it runs
+            wait_until(lambda: any(path.stat().st_size > 0 for path in temps_in(folder)), process)
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: every process of the terminal's group
+            process.wait(timeout=300)
+        finally:
+            process.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert process.returncode == 0, err
+    assert video_info(folder / "preview.mp4").frame_count == 6000
+
+
 def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
     """Issue 8 item 11: after a SIGKILL the temp files are recognisable (they carry the dead process's id) and
     the next run writing into that folder removes them, but not the temp files of a run that is still alive."""

@@ -142,12 +142,12 @@ def codec_usable(codec: str, listed: frozenset[str] | None = None) -> bool:
 @functools.cache
 def nvenc_failure(encoder: str) -> str | None:
     """None when a one-frame trial encode with ``encoder`` works, else what ffmpeg said."""
-    from vexpress_cli.media.ffmpeg import ffmpeg_command
+    from vexpress_cli.media.ffmpeg import ffmpeg_command, own_process_group
 
     command = ffmpeg_command("-f", "lavfi", "-i", "color=black:size=256x256:duration=0.1", "-frames:v", "1",
                              "-c:v", encoder, "-f", "null", "-")
     try:
-        result = subprocess.run(command, capture_output=True, timeout=TRIAL_SECONDS)
+        result = subprocess.run(command, capture_output=True, timeout=TRIAL_SECONDS, **own_process_group())
     except subprocess.TimeoutExpired:
         return f"the trial encode did not finish in {TRIAL_SECONDS} s"
     except OSError as error:

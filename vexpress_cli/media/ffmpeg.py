@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -57,13 +58,22 @@ def ffmpeg_start_error(exe: str, reason: str) -> VExpressError:
     )
 
 
-def start_ffmpeg(command: list[str], **popen_arguments) -> subprocess.Popen:
-    """``subprocess.Popen(command)``; an ffmpeg that cannot be started becomes a VExpressError.
+def own_process_group() -> dict:
+    """Popen arguments that start ffmpeg in a process group of its own when this process does not take Ctrl-C
+    as KeyboardInterrupt (it ignores SIGINT, or has its own handler: a background job, a program that embeds
+    vexpress, a batch worker). The terminal's Ctrl-C killed ffmpeg there, and the job failed as a broken
+    encode. Otherwise ffmpeg stays in the terminal's group, so a kill of the whole group reaches it too."""
+    if os.name == "posix" and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return {"process_group": 0}
+    return {}
 
-    (An executable file can still fail to start: the wrong platform's binary, a missing loader.)
+
+def start_ffmpeg(command: list[str], **popen_arguments) -> subprocess.Popen:
+    """``subprocess.Popen(command)`` (see :func:`own_process_group`); an ffmpeg that cannot be started becomes a
+    VExpressError. (An executable file can still fail to start: the wrong platform's binary, a missing loader.)
     """
     try:
-        return subprocess.Popen(command, **popen_arguments)
+        return subprocess.Popen(command, **own_process_group(), **popen_arguments)
     except OSError as error:
         raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
 
@@ -71,7 +81,7 @@ def start_ffmpeg(command: list[str], **popen_arguments) -> subprocess.Popen:
 def _run(command: list[str]) -> subprocess.CompletedProcess:
     """``subprocess.run(command)`` capturing both outputs, with the errors of :func:`start_ffmpeg`."""
     try:
-        return subprocess.run(command, capture_output=True)
+        return subprocess.run(command, capture_output=True, **own_process_group())
     except OSError as error:
         raise ffmpeg_start_error(command[0], error.strerror or str(error)) from None
 

@@ -24,6 +24,7 @@ from vexpress_cli.media.ffmpeg import (
     StreamInfo,
     ffmpeg_command,
     probe,
+    start_ffmpeg,
     stderr_tail,
     stop_process,
     video_packet_timing,
@@ -186,9 +187,7 @@ def _stream_frames(
     )  # fmt: skip
     frame_bytes = width * height * 3
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, bufsize=max(frame_bytes, 1 << 16)
-        )
+        process = start_ffmpeg(command, stdout=subprocess.PIPE, stderr=stderr, bufsize=max(frame_bytes, 1 << 16))
         try:
             while True:
                 frame = _read_frame(process.stdout, frame_bytes)

@@ -22,7 +22,7 @@ from vexpress_cli.errors import VExpressError
 from vexpress_cli.file_types import FRAME_FOLDER_AUDIO, FRAME_SUFFIX, VIDEO_OUTPUT_MUXERS
 from vexpress_cli.interrupts import signals_deferred
 from vexpress_cli.media.encoding import VideoEncoding
-from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, stderr_tail, stop_process
+from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, start_ffmpeg, stderr_tail, stop_process
 from vexpress_cli.media.frames import as_fps_fraction, check_frame_size, frames_array
 from vexpress_cli.outputs import (
     atomic_output,
@@ -102,12 +102,8 @@ class VideoWriter(_AtomicWriter):
             self._video_temp = self._output.scratch("video") if self.audio_path else self._temp
             self._stderr = tempfile.TemporaryFile()
             with signals_deferred():  # no signal between ffmpeg starting and self._process holding it
-                self._process = subprocess.Popen(
-                    self._encode_command(),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=self._stderr,
-                )
+                self._process = start_ffmpeg(self._encode_command(), stdin=subprocess.PIPE,
+                                             stdout=subprocess.DEVNULL, stderr=self._stderr)
         except BaseException:
             if hasattr(self, "_process"):
                 stop_process(self._process)  # before the temp goes: ffmpeg would create it again
