@@ -111,11 +111,35 @@ def test_a_photo_without_a_face_under_crop_auto_names_fixes_that_work(speech, tm
     result = runner.invoke(app, command)
     message = " ".join(result.output.split())
     assert result.exit_code == 2
-    assert "No face was found" in message and "Try the other detector (--face-backend insightface)" in message
+    # The tiny model has no det_10g.onnx: --face-backend insightface would fail too, so it is not offered.
+    assert "No face was found" in message and "Try a photo with a clearer, roughly frontal face" in message
+    assert "--face-backend insightface" not in message
     assert "--crop X,Y,W,H (the part to animate, in the photo's pixels) with --reference-kps 'x,y;x,y;x,y'" in message
     assert sorted(path.name for path in tmp_path.iterdir()) == ["wall.png"]
     named = runner.invoke(app, [*command, "--crop", "50,20,160,160", "--reference-kps", "22,26;42,26;32,38"])
     assert named.exit_code == 0, named.output  # the face named by hand: no detector needed
+
+
+@pytest.mark.parametrize(("backend", "with_detector", "advice"), [
+    ("dlib", True, 'Try the other detector (face_backend="insightface") or a photo with a clearer'),
+    ("dlib", False, "Try a photo with a clearer"),
+    ("insightface", True, 'Try the other detector (face_backend="dlib") or a photo with a clearer'),
+])
+def test_no_face_advice_offers_the_other_detector_only_when_it_can_run(backend, with_detector, advice, tmp_path):
+    """dlib always can; insightface only with det_10g.onnx where it would be looked for (here the model root)."""
+    from test_face_insightface import build_fake_det_10g
+
+    from vexpress_cli.face.insightface_backend import DETECTOR_IN_ROOT
+    from vexpress_cli.jobs.reference_photo import NoFaceFound, find_crop
+    from vexpress_cli.settings.schema import GenerationSettings
+
+    if with_detector:
+        (tmp_path / DETECTOR_IN_ROOT).parent.mkdir(parents=True)
+        build_fake_det_10g(tmp_path / DETECTOR_IN_ROOT)  # its "faces" are white cells: none in a grey wall
+    wall = np.full((200, 300, 3), 128, np.uint8)
+    with pytest.raises(NoFaceFound) as raised:
+        find_crop(wall, GenerationSettings(face_backend=backend, crop="auto"), tmp_path, "the wall")
+    assert advice in " ".join(str(raised.value).split())
 
 
 def test_a_face_index_beyond_the_faces_found_is_refused(canvas, speech, tmp_path):

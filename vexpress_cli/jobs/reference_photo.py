@@ -134,8 +134,18 @@ def _crop_warnings(box: CropBox, photo_size: tuple[int, int], width: int, warnin
                         "is enlarged and will look soft. A photo taken closer, or larger, looks sharper.")
 
 
-def _other_backend(name: str) -> str:
-    return "dlib" if name == "insightface" else "insightface"
+def _other_detector(used: str, face_model_root: Path | None) -> str:
+    """``"the other detector (--face-backend X) or "`` for the no-face advice, or ``""`` when it cannot run here.
+
+    dlib needs no file; insightface needs det_10g.onnx where ``face_backend="insightface"`` would look for it.
+    """
+    if used == "insightface":
+        return f"the other detector ({parameter('face_backend', 'dlib')}) or "
+    from vexpress_cli.face import find_detector
+    from vexpress_cli.settings.model_lookup import face_model_root as lookup
+
+    root = face_model_root if face_model_root is not None else lookup(None, "insightface")
+    return f"the other detector ({parameter('face_backend', 'insightface')}) or " if find_detector(root) else ""
 
 
 class NoFaceFound(InputError):
@@ -157,8 +167,8 @@ def find_crop(photo: np.ndarray, settings: GenerationSettings, face_model_root: 
             f"No face was found in {label} ({photo_width}x{photo_height}).",
             why=f"{parameter('crop', 'auto')} cuts the frame around a face, and the {detector.name} face detector "
             "found none.",
-            fix=f"Try the other detector ({parameter('face_backend', _other_backend(detector.name))}) or a photo "
-            "with a clearer, roughly frontal face; or name the face yourself: "
+            fix=f"Try {_other_detector(detector.name, face_model_root)}a photo with a clearer, roughly frontal face; "
+            "or name the face yourself: "
             f"{parameter('crop', 'X,Y,W,H')} (the part to animate, in the photo's pixels) with "
             f"{parameter('reference_kps', EXAMPLE_KPS)} (its eyes and nose, in the video's pixels).")
     if settings.face_index >= len(faces):
