@@ -241,6 +241,20 @@ def test_parse_kps_points():
             parse_kps_points(bad)
 
 
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e999", "1e39"])  # 1e39 is inf in float32
+def test_a_keypoint_that_is_not_a_finite_number_is_refused_by_name(bad):
+    with pytest.raises(InputError) as raised:
+        parse_kps_points(f"1,2;3,{bad};5,6")
+    assert raised.value.what == f"The keypoints '1,2;3,{bad};5,6' hold '{bad}', which is not a finite number."
+
+
+def test_the_librarys_reference_kps_refuses_nan_by_name():
+    import vexpress_cli
+
+    with pytest.raises(InputError, match="hold 'nan', which is not a finite number"):
+        vexpress_cli.retarget(None, None, "fix_face", reference_kps="nan,1;2,3;4,5", num_frames=3)
+
+
 def test_bfloat16_safetensors_is_read(tmp_path):
     from safetensors.torch import save_file as save_torch_file
 

@@ -244,17 +244,32 @@ def reference_kps_file(reference_kps) -> Path | None:
 
 
 def parse_kps_points(text: str) -> np.ndarray:
-    """Parse ``"x,y;x,y;x,y"`` (left eye; right eye; nose) into a float32 ``[3, 2]`` array."""
-    number = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+    """Parse ``"x,y;x,y;x,y"`` (left eye; right eye; nose) into a float32 ``[3, 2]`` array of finite numbers."""
+    # nan and inf are read too, so that they are refused by name rather than as a wrong layout.
+    number = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf|infinity))\s*"
     pairs = [part for part in text.strip().split(";")]
-    values = [re.fullmatch(number + "," + number, pair) for pair in pairs]
+    values = [re.fullmatch(number + "," + number, pair, re.IGNORECASE) for pair in pairs]
     if len(pairs) != 3 or not all(values):
         raise InputError(
             f"Cannot read keypoints from '{text}'.",
             why="Expected three x,y pairs separated by semicolons: left eye; right eye; nose.",
             fix='Write them like "185.5,218.6;278.9,215.4;224.6,271.4", or pass a kps file.',
         )
-    return np.array([[float(match.group(1)), float(match.group(2))] for match in values], dtype=np.float32)
+    written = [value for match in values for value in match.groups()]
+    with np.errstate(over="ignore"):  # past float32's range (1e39) is inf: refused below like inf itself
+        points = np.array([float(value) for value in written], dtype=np.float64).astype(np.float32)
+    _check_finite_points(text, [value for value, point in zip(written, points) if not np.isfinite(point)])
+    return points.reshape(3, 2)
+
+
+def _check_finite_points(text: str, bad: list[str]) -> None:
+    if bad:
+        raise InputError(
+            f"The keypoints '{text}' hold '{bad[0]}', which is not a finite number.",
+            why="Every coordinate is a pixel position, a finite 32-bit number: nan, inf and values beyond "
+            "3.4e38 are not.",
+            fix='Write them with ordinary numbers, like "185.5,218.6;278.9,215.4;224.6,271.4", or pass a kps file.',
+        )
 
 
 def _metadata_of(track: KpsTrack) -> dict[str, str]:
