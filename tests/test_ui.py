@@ -907,3 +907,14 @@ def test_a_missing_model_dir_is_refused_before_the_server_starts(tmp_path):
     result = CliRunner().invoke(app, ["ui", "--model-dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "vexpress ui:" not in result.stdout
     assert f"No model folder: {tmp_path / 'nowhere'} (--model-dir) does not exist." in " ".join(result.stderr.split())
+
+
+def test_every_settings_label_names_the_setting_the_api_takes():
+    """"Denoising steps", "Crf" and "Window batch" gave no way to find num_inference_steps, crf, window_batch."""
+    from vexpress_cli.ui.form import label_of
+
+    for name in SETTINGS:
+        label = label_of(name)
+        assert label.endswith(f" ({name})") or label.lower() == name.replace("_", " "), label
+    assert label_of("num_inference_steps") == "Denoising steps (num_inference_steps)"
+    assert label_of("crf") == "Quality, lower is better (crf)" and label_of("seed") == "Seed"

@@ -8,21 +8,24 @@ from typing import Any
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
 
-# Labels that read better than the setting's name; every other setting is labelled by its name in words.
+# Labels that read better than the setting's name in words; a setting's label ends with its name, which the
+# API (gradio_client) and the docs use, when the words differ from it.
 LABELS = {
     "num_inference_steps": "Denoising steps",
     "save_gpu_memory": "Save GPU memory",
-    "offload": "Offload networks to the CPU (offload)",
-    "scheduler": "Sampler (scheduler; only ddim reproduces the original)",
+    "offload": "Offload networks to the CPU",
+    "scheduler": "Sampler, only ddim reproduces the original",
     "fps": "Frames per second",
-    "dtype": "Precision (dtype)",
-    "kps_fit": "Fitting a track of another length (kps_fit)",
-    "num_pad_audio_frames": "Audio context frames (num_pad_audio_frames)",
-    "postprocess": "Median filter against flicker (postprocess)",
-    "crop": "Crop around the face (crop)",
-    "face_index": "Which face (face_index)",
-    "paste_back": "Paste back into the whole photo (paste_back)",
-    "max_size": "Longest side when pasted back (max_size)",
+    "dtype": "Precision",
+    "kps_fit": "Fitting a track of another length",
+    "num_pad_audio_frames": "Audio context frames",
+    "postprocess": "Median filter against flicker",
+    "crop": "Crop around the face",
+    "face_index": "Which face",
+    "paste_back": "Paste back into the whole photo",
+    "max_size": "Longest side when pasted back",
+    "crf": "Quality, lower is better",
+    "window_batch": "Windows per UNet call",
 }
 # The crop's choices in words: of the portrait photo (generate) and of a driving video (extract).
 CROP_CHOICES = {
@@ -47,9 +50,10 @@ FLOAT_STEP = 0.01
 
 
 def label_of(name: str) -> str:
-    if name in LABELS or name in PARAMETER_LABELS:
-        return LABELS.get(name) or PARAMETER_LABELS[name]
-    return name.replace("_", " ").capitalize()
+    if name in PARAMETER_LABELS:
+        return PARAMETER_LABELS[name]
+    words = LABELS.get(name) or name.replace("_", " ").capitalize()
+    return words if words.lower() == name.replace("_", " ").lower() else f"{words} ({name})"
 
 
 def spell_in_page(name: str) -> str:
