@@ -271,7 +271,7 @@ def _try_writing(folder: Path, wanted: Path) -> None:
             f"The output folder {str(wanted)!r} is not writable."
             if folder == wanted
             else f"The folder {str(wanted)!r} cannot be created: {str(folder)!r} is not writable.",
-            f"{error.strerror or error}.",
+            f"Creating a file in it failed: {error.strerror or error}.",
             WRITABLE_FIX,
         ) from None
 
