@@ -178,6 +178,9 @@ def test_max_size_caps_the_pasted_back_video_s_longest_side(canvas, speech, tmp_
     assert result.exit_code == 0, result.output
     info = video_info(output)
     assert (info.width, info.height) == (640, 360)
+    width, height = CANVAS_SIZE  # the notes said how the photo was cut, not that the video was scaled
+    assert (f"The pasted-back video is 640x360: the {width}x{height} photo scaled down to --max-size 640."
+            in json.loads(result.stdout)["notes"])
 
 
 def test_inspect_of_a_photo_on_its_side_reports_it_upright_and_the_box_auto_crop_would_cut(canvas):

@@ -108,10 +108,20 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     if settings.paste_back:
         _check_max_size(settings.max_size)
         result.photo = photo
+        _note_paste_back_size(image.size, result.paste_back_size(settings.max_size), settings.max_size, result.notes)
         if not settings.max_size and max(image.size) > LARGE_VIDEO_SIDE:
             result.warnings.append(f"The pasted-back video will be {image.width}x{image.height}, slow to encode and "
                                    f"to play; {parameter('max_size', '1920')} makes it 1920 pixels on the long side.")
     return result
+
+
+def _note_paste_back_size(photo: tuple[int, int], video: tuple[int, int], max_size: int, notes: list[str]) -> None:
+    """Say when the pasted-back video is not the photo's size: scaled down, or an odd side cut to even."""
+    if video == photo:
+        return
+    how = (f"scaled down to {parameter('max_size', max_size)}" if max(photo) > max_size > 0 else
+           "less its odd last row or column (H.264 needs even sides)")
+    notes.append(f"The pasted-back video is {video[0]}x{video[1]}: the {photo[0]}x{photo[1]} photo {how}.")
 
 
 def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str]) -> PIL.Image.Image:
