@@ -9,7 +9,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.interrupts import exit_code_of, handle_termination_signals
 
 # Each module defines ``register(app)`` that adds its command(s).
@@ -33,20 +33,47 @@ error_console = Console(stderr=True)
 class VExpressGroup(typer.core.TyperGroup):
     """Turns a VExpressError into one readable paragraph and exit code 2."""
 
+    def parse_args(self, ctx, args):
+        try:
+            _refuse_empty_values(args)
+        except VExpressError as error:
+            _exit_with(error)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except VExpressError as error:
-            from vexpress_cli.cli.options import flag_of
-
-            error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
-            raise typer.Exit(error.exit_code) from None
+            _exit_with(error)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
             try:
                 error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
             except OSError:  # the terminal is gone (SIGHUP)
                 pass
             raise typer.Exit(exit_code_of(interrupt)) from None
+
+
+def _exit_with(error: VExpressError):
+    """The error as one paragraph on stderr, and its exit code (2 for bad input)."""
+    from vexpress_cli.cli.options import flag_of
+
+    error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
+    raise typer.Exit(error.exit_code) from None
+
+
+def _refuse_empty_values(args: list[str]) -> None:
+    """InputError for an empty argument (``-o ""``, ``--output=``): usually an unset shell variable, and read as a
+    path it is the current folder."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return
+        flag, equals, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if (equals or not flag) and not value.strip():
+            named = flag or (args[index - 1] if index and args[index - 1].startswith("-") else "")
+            raise InputError(f"{named} was given an empty value." if named else "An argument is empty.",
+                             "An empty text names no file and no value; an unset shell variable gives one "
+                             "(-o \"$OUT\" with OUT unset).",
+                             f"Give {named or 'it'} a value, or leave it out.")
 
 
 def _no_type_after_switches() -> None:
