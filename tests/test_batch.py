@@ -208,6 +208,8 @@ def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inpu
     assert failure.status == "failed" and failure.error == summary["jobs"][1]["reason"]
     table = " ".join(result.stderr.split())
     assert "Failed jobs" in table and "No face was found" in table and "2 done, 1 failed" in table
+    # The reason's fix names flags in the terminal and Python arguments in the report (it was Python's in both).
+    assert "--crop" in table and 'crop="X,Y,W,H"' not in table and 'crop="X,Y,W,H"' in summary["jobs"][1]["reason"]
     # Run again: the failed job is retried (and fails again), the others are skipped.
     code, again, _ = run_batch(manifest)
     assert code == 1 and statuses(again) == [(1, "skipped"), (2, "failed"), (3, "skipped")]

@@ -169,7 +169,7 @@ class BatchDisplay:
         elif outcome.status == "failed":
             self.failed += 1
             self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "
-                               f"{escape(outcome.reason)}")
+                               f"{escape(spell_parameters(outcome.reason, flag_of))}")
         if event.worker in self.workers:  # hidden until the worker takes its next job
             self.progress.update(self.workers[event.worker], visible=False)
         self.progress.update(self.jobs_task, completed=self.done + self.failed, description=self._jobs_text())
@@ -209,7 +209,7 @@ def print_summary(summary, quiet: bool = False) -> None:
         table.add_column("output")
         table.add_column("reason", overflow="fold")
         for outcome in summary.failed:
-            table.add_row(str(outcome.line), escape(outcome.output), escape(outcome.reason))
+            table.add_row(str(outcome.line), escape(outcome.output), escape(spell_parameters(outcome.reason, flag_of)))
         console.print(table)
         console.print("Run the same command again to retry the failed jobs; the others are skipped.")
 

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from vexpress_cli.errors import VExpressError
+from vexpress_cli.errors import VExpressError, join_messages, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, EventCallbackError, JobOutcome
 from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
@@ -79,8 +79,11 @@ def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] |
 def _failed(generator, job: BatchJob, worker: str, error: Exception, clock: StageClock,
             seconds: float) -> JobOutcome:
     """The failed outcome, with the failure recorded beside the output so that the next run retries it."""
-    if isinstance(error, VExpressError):
-        reason = details = error.render()
+    if isinstance(error, OutputAppearedError):  # the fix of a single run (overwrite) is not the batch's
+        reason = details = join_messages(error.what, error.why, "Run the batch again: an output with its record "
+                                         f"is skipped, and {parameter('force')} redoes the job.")
+    elif isinstance(error, VExpressError):
+        reason = details = join_messages(error.what, error.why, error.fix)  # the CLI spells its flags
     else:  # a bug: the record keeps the traceback for the report
         reason = f"Unexpected error: {type(error).__name__}: {error}"
         details = f"{reason}\n\n{traceback.format_exc()}"
@@ -91,7 +94,7 @@ def _failed(generator, job: BatchJob, worker: str, error: Exception, clock: Stag
     try:
         write_record(failure_record(generator, job, details, clock.rounded(), seconds), record)
     except (OSError, ValueError, VExpressError) as write_error:
-        reason += f" (The failure could not be recorded in {record}: {write_error}.)"
+        reason = join_messages(reason, f"(The failure could not be recorded in {record}: {write_error}.)")
         record = None
     return JobOutcome(job.line, job.output, FAILED, job.action, reason, seconds, worker,
                       record=str(record) if record else None)
