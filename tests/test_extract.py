@@ -158,6 +158,18 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, ["extract", *map(str, args)])
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["."], "Cannot read the video .: it is not a file but a folder."),  # was a ValueError traceback
+    (["/"], "Cannot read the video /: it is not a file but a folder."),
+    ([str(SAMPLES_DIR / "AOC" / "gt.mp4"), "-o", ""], "-o was given an empty value."),
+    ([str(SAMPLES_DIR / "AOC" / "gt.mp4"), "--kps-out="], "--kps-out was given an empty value."),
+])
+def test_a_folder_as_the_video_or_an_empty_output_is_one_error(args, message):
+    result = run_cli(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.stderr.split()).startswith(f"Error: {message}")
+
+
 def flat(text: str) -> str:
     """Output with rich's line wrapping undone."""
     return " ".join(text.split())

@@ -62,18 +62,18 @@ def _exit_with(error: VExpressError):
 
 
 def _refuse_empty_values(args: list[str]) -> None:
-    """InputError for an empty argument (``-o ""``, ``--output=``): usually an unset shell variable, and read as a
-    path it is the current folder."""
+    """InputError for an option given an empty value (``-o ""``, ``--output=``): usually an unset shell variable,
+    and read as a path it is the current folder. (Each command says what an empty argument of its own means.)"""
     for index, arg in enumerate(args):
         if arg == "--":
             return
         flag, equals, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-        if (equals or not flag) and not value.strip():
-            named = flag or (args[index - 1] if index and args[index - 1].startswith("-") else "")
-            raise InputError(f"{named} was given an empty value." if named else "An argument is empty.",
-                             "An empty text names no file and no value; an unset shell variable gives one "
-                             "(-o \"$OUT\" with OUT unset).",
-                             f"Give {named or 'it'} a value, or leave it out.")
+        if not equals and index and args[index - 1].startswith("-") and args[index - 1] != "--":
+            flag = args[index - 1]
+        if flag and (equals or arg == value) and not value.strip():
+            raise InputError(f"{flag} was given an empty value.", "An empty text names no file and no value; an "
+                             "unset shell variable gives one (-o \"$OUT\" with OUT unset).",
+                             f"Give {flag} a value, or leave it out.")
 
 
 def _no_type_after_switches() -> None:

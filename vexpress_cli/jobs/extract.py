@@ -48,6 +48,9 @@ class ExtractResult:
         }
 
 
+VIDEO_KIND = "a driving video (mp4, mov, mkv, webm, ...)"
+
+
 def default_kps_path(video: Path) -> Path:
     return video.with_name(f"{video.stem}_kps.pth")
 
@@ -77,6 +80,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
 
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
     model_root = optional_folder(model_root, "model_root")
+    require_regular_file(video, "video", VIDEO_KIND)  # before a kps name is made from its name ('.' has none)
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)
     width, height = checked_frame_side("width", width), checked_frame_side("height", height)
@@ -130,7 +134,7 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
     from vexpress_cli.media.ffmpeg import probe
     from vexpress_cli.outputs import check_output
 
-    require_regular_file(video, "video", "a driving video (mp4, mov, mkv, webm, ...)")
+    require_regular_file(video, "video", VIDEO_KIND)
     if audio_out is not None:
         check_output(audio_out, overwrite, "audio", folder_made_later=True)
         if audio_out.resolve() == kps_out.resolve():
