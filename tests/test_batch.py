@@ -487,14 +487,22 @@ def test_s_on_the_command_line_sets_every_jobs_strategy(inputs, tmp_path):
     ("reference_image,audio,output,output\naoc.jpg,a.wav,x.mp4,y.mp4\n",
      ["line 1: the header names a column twice (reference_image, audio, output, output)."]),
     ("reference_image,audio,output\naoc.jpg,a.wav,x.mp4\n\"aoc.jpg,a.wav,y.mp4\naoc.jpg,a.wav,z.mp4\n",
-     ["line 3: not valid CSV from here on (unexpected end of data): is a quote left open?"]),
+     ["line 3: not valid CSV from here on (unexpected end of data): a quote left open, or text after a closing "
+      "quote?"]),
     ("reference_image,audio,output\naoc.jpg,a.wav,x.mp4,extra\n",
      ["line 2: this row has more cells than the header has columns."]),
+    ("reference_image,audio,output,\naoc.jpg,a.wav,x.mp4,\naoc.jpg,b.wav,out/y.mp4,\n",  # a spreadsheet's export
+     []),
 ])
 def test_a_csv_manifests_header_and_quoting_problems_are_told_once_where_they_are(inputs, tmp_path, text, problems):
     project(inputs, tmp_path, [])
     manifest = tmp_path / "jobs.csv"
     manifest.write_text(text)
+    if not problems:  # a trailing comma's unnamed, empty column is no problem
+        from vexpress_cli.jobs.batch.checks import prepare_jobs
+
+        assert [Path(job.output).name for job in prepare_jobs(manifest)] == ["x.mp4", "y.mp4"]
+        return
     with pytest.raises(ManifestError) as raised:
         vexpress_cli.batch(manifest, model_dir=TINY_MODEL_DIR)
     assert [f"line {problem.line}: {problem.text}" for problem in raised.value.problems] == problems
@@ -869,12 +877,15 @@ def test_outputs_that_meet_through_a_link_or_inside_a_frame_folder_are_manifest_
     project(inputs, tmp_path, [])
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # resolve() raised RuntimeError on it
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps({"reference_image": "aoc.jpg", "audio": "a.wav", "output": output}) + "\n"
-                                for output in ("real/a.mp4", "link/a.mp4", "frames", "frames/inner.mp4", "real")))
+                                for output in ("real/a.mp4", "link/a.mp4", "frames", "frames/inner.mp4", "real",
+                                               "loop/a.mp4")))
     result = runner.invoke(app, ["batch", str(manifest), *SMALL])
     message = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "has 3 problems; no job was started" in message, message
+    assert "Traceback" not in result.output  # line 6's folder is checked when its job runs
     assert "line 2: 'output' " + str(tmp_path / "link" / "a.mp4") + " is also the output of line 1" in message
     assert (f"line 4: 'output' {tmp_path / 'frames' / 'inner.mp4'} is inside {str(tmp_path / 'frames')!r}, "
             "the output of line 3.") in message

@@ -370,6 +370,7 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, monke
     monkeypatch.chdir(tmp_path)  # the current folder is an (incomplete) model folder to fall for
     output = assert_cli_error([""], "The path to inspect is empty", "vexpress models path")
     assert "Model folder" not in output
+    assert_cli_error(["--json", ""], "The path to inspect is empty")  # --json takes no value: "" is not its
     with pytest.raises(InputError, match="The path to inspect is empty"):
         input_report.inspect_input("")
 

@@ -159,6 +159,19 @@ def test_a_program_that_ignores_ctrl_c_keeps_its_ffmpeg_through_a_ctrl_c_to_its_
     assert video_info(folder / "preview.mp4").frame_count == 6000
 
 
+@pytest.mark.parametrize(("setup", "apart"), [
+    ("", False),  # Python's own handler: Ctrl-C raises KeyboardInterrupt
+    ("from vexpress_cli.interrupts import handle_termination_signals; handle_termination_signals()", False),  # the CLI
+    ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)", True),
+    ("import signal; signal.signal(signal.SIGINT, lambda *_: None)", True),  # a program's own handler
+])
+def test_ffmpeg_leaves_the_terminals_process_group_only_where_ctrl_c_does_not_raise(setup, apart):
+    """In the CLI a kill of the whole process group must still reach ffmpeg."""
+    code = f"{setup}\nfrom vexpress_cli.media.ffmpeg import own_process_group\nprint(own_process_group())"
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == ("{'process_group': 0}" if apart else "{}")
+
+
 def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
     """Issue 8 item 11: after a SIGKILL the temp files are recognisable (they carry the dead process's id) and
     the next run writing into that folder removes them, but not the temp files of a run that is still alive."""

@@ -19,7 +19,10 @@ _main_swap = threading.Lock()
 
 
 def start_helper(process: multiprocessing.process.BaseProcess) -> None:
-    """``process.start()`` for a spawn-context process whose target and arguments need nothing of ``__main__``."""
+    """``process.start()`` for a spawn-context process whose target and arguments need nothing of ``__main__``.
+
+    While it starts, other threads see a bare ``__main__`` too: what they pickle then must not live in it.
+    """
     with _main_swap:
         main = sys.modules.get("__main__")
         # spawn names the module to import from __main__'s __spec__ or __file__; a bare module has neither.

@@ -82,6 +82,11 @@ def _on_signal(signum: int, frame) -> None:
     _raise_for(signum)
 
 
+def ctrl_c_raises() -> bool:
+    """Whether Ctrl-C (SIGINT) raises KeyboardInterrupt here: Python's handler, or this module's."""
+    return signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _on_signal)
+
+
 _last_signal: int | None = None  # the latest one raised: a library may re-raise it as a plain KeyboardInterrupt
 
 

@@ -35,7 +35,7 @@ class VExpressGroup(typer.core.TyperGroup):
 
     def parse_args(self, ctx, args):
         try:
-            _refuse_empty_values(args)
+            _refuse_empty_values(args, _options_taking_values(self, ctx, args))
         except VExpressError as error:
             _exit_with(error)
         return super().parse_args(ctx, args)
@@ -61,16 +61,28 @@ def _exit_with(error: VExpressError):
     raise typer.Exit(error.exit_code) from None
 
 
-def _refuse_empty_values(args: list[str]) -> None:
+def _options_taking_values(group, ctx, args: list[str]) -> set[str]:
+    """The flags that take a value in the (sub)command ``args`` name, e.g. ``-o`` and ``--output`` of generate."""
+    command, flags = group, set()
+    for arg in args:
+        command = command.get_command(ctx, arg) if hasattr(command, "get_command") else None
+        if command is None:
+            break
+        flags |= {flag for param in command.params if param.param_type_name == "option" and not param.is_flag
+                  for flag in (*param.opts, *param.secondary_opts)}
+    return flags
+
+
+def _refuse_empty_values(args: list[str], takes_value: set[str]) -> None:
     """InputError for an option given an empty value (``-o ""``, ``--output=``): usually an unset shell variable,
     and read as a path it is the current folder. (Each command says what an empty argument of its own means.)"""
     for index, arg in enumerate(args):
         if arg == "--":
             return
         flag, equals, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-        if not equals and index and args[index - 1].startswith("-") and args[index - 1] != "--":
-            flag = args[index - 1]
-        if flag and (equals or arg == value) and not value.strip():
+        if not equals:
+            flag = args[index - 1] if index else ""
+        if flag in takes_value and not value.strip():
             raise InputError(f"{flag} was given an empty value.", "An empty text names no file and no value; an "
                              "unset shell variable gives one (-o \"$OUT\" with OUT unset).",
                              f"Give {flag} a value, or leave it out.")

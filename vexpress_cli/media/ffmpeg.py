@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -63,7 +62,9 @@ def own_process_group() -> dict:
     as KeyboardInterrupt (it ignores SIGINT, or has its own handler: a background job, a program that embeds
     vexpress, a batch worker). The terminal's Ctrl-C killed ffmpeg there, and the job failed as a broken
     encode. Otherwise ffmpeg stays in the terminal's group, so a kill of the whole group reaches it too."""
-    if os.name == "posix" and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    from vexpress_cli.interrupts import ctrl_c_raises
+
+    if os.name == "posix" and not ctrl_c_raises():
         return {"process_group": 0}
     return {}
 

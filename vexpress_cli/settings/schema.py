@@ -12,6 +12,7 @@ Values combine as ``defaults < user config < preset < explicit values`` (flags o
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -198,6 +199,7 @@ def _checked_init(self, *args: Any, **values: Any) -> None:
     _fields_init(self, *args, **values)
 
 
+_checked_init.__signature__ = inspect.signature(_fields_init)  # help() and IDEs show the settings
 GenerationSettings.__init__ = _checked_init
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 # The sources a value can come from, weakest first.

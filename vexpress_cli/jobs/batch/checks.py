@@ -211,7 +211,7 @@ class _OutputsSeen:
 
 def _check_output_overlap(output: Path, line: int, seen: _OutputsSeen, found: list[str]) -> None:
     """Two jobs may not write one file, however it is spelled, nor one inside the other's frame folder."""
-    key = Path(os.path.normcase(Path(output).resolve()))
+    key = Path(os.path.normcase(_real_folder(Path(output).parent) / Path(output).name))
     holder = next((folder for folder in key.parents if folder in seen.files), None)
     if key in seen.files:
         found.append(f"'output' {output} is also the output of line {seen.files[key]}: two jobs cannot write one file.")
@@ -222,6 +222,15 @@ def _check_output_overlap(output: Path, line: int, seen: _OutputsSeen, found: li
     seen.files.setdefault(key, line)
     for folder in key.parents:
         seen.folders.setdefault(folder, line)
+
+
+def _real_folder(folder: Path) -> Path:
+    """``folder`` with its links followed (a link as the output itself is replaced, not followed), or as written
+    where that fails (a link loop)."""
+    try:
+        return folder.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(folder))
 
 
 def _check_output(entry: ManifestEntry, outputs: _OutputsSeen, found: list[str]) -> None:

@@ -124,6 +124,8 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
     except csv.Error as error:
         return [], [Problem(1, f"the header is not valid CSV ({error}).")]
     reader.fieldnames = header
+    if not header:
+        return [], []  # an empty file: "holds no job"
     problems = _header_problems(header)
     if problems:  # every row would repeat them
         return [], problems
@@ -135,12 +137,13 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
         except StopIteration:
             break
         except csv.Error as error:
-            problems.append(Problem(first_line, f"not valid CSV from here on ({error}): is a quote left open?"))
+            problems.append(Problem(first_line, f"not valid CSV from here on ({error}): a quote left open, or text "
+                                                "after a closing quote?"))
             break
         if None in row:
             problems.append(Problem(reader.line_num, "this row has more cells than the header has columns."))
             continue
-        values = {name: _from_cell(name, cell.strip()) for name, cell in row.items() if (cell or "").strip()}
+        values = {name: _from_cell(name, cell.strip()) for name, cell in row.items() if name and (cell or "").strip()}
         if values:
             rows.append((reader.line_num, values))
     return rows, problems
@@ -152,6 +155,7 @@ def _header_problems(header: list[str]) -> list[Problem]:
         return [Problem(1, f"the header {header[0]!r} is one column: columns are separated by commas, not "
                            "semicolons.")]
     found = []
+    header = [name for name in header if name]  # a spreadsheet's trailing comma: an unnamed, unused column
     if len(set(header)) != len(header):
         found.append(f"the header names a column twice ({', '.join(header)}).")
     found += [f"the header's column '{name}' is not a known key. {did_you_mean(name, [*JOB_KEYS, *SETTINGS])}".rstrip()

@@ -53,7 +53,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
                          f"Drop {parameter('devices')}; {parameter('workers', 'N')} sets the number of CPU actors.")
     names = worker_devices(devices, workers, device)
-    if ray is None:
+    if ray is None and all(name.startswith("cpu") for name in names):
         check_local_workers(workers)
     else:
         import_ray()  # without Ray, say how to install it before checking anything else
@@ -155,7 +155,7 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
 
 
 def check_local_workers(workers: int) -> None:
-    """InputError for more worker processes than this machine has CPU cores."""
+    """InputError for more CPU worker processes than this machine has cores."""
     cores = os.cpu_count() or 1
     if workers > cores:
         raise InputError(f"{parameter('workers', workers)} is more than this machine's {cores} CPU cores.",

@@ -30,16 +30,14 @@ def run_in_processes(jobs: list[BatchJob], names: list[str], model_dir: Path, dt
     """Run ``jobs`` on one worker process per entry of ``names`` (``cuda:0``, ``cpu#1``, ...)."""
     context = multiprocessing.get_context("spawn")
     jobs_queue, events = context.Queue(), context.Queue()
-    for job in jobs:
-        jobs_queue.put(job)
-    for _ in names:
-        jobs_queue.put(None)
     threads = cpu_threads(names)
     processes = {name: context.Process(target=worker_main, name=f"vexpress-batch {name}", daemon=True,
                                        args=(name, str(model_dir), dtype, threads, jobs_queue, events))
                  for name in names}
     for process in processes.values():
         start_helper(process)
+    for job in [*jobs, *[None] * len(names)]:  # once started: the queue's feeder thread pickles them
+        jobs_queue.put(job)
     running: dict[str, BatchEvent] = {}
     finished: set[int] = set()
     try:
