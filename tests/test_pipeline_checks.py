@@ -47,6 +47,26 @@ BAD_CALLS = [
     ({"video_length": -1}, "video_length is -1. A video has at least one frame"),  # was "the audio is shorter"
     ({"width": 100000}, "The size 100000x64 is too large. The model was trained at 512x512; a side may be at most "
                         "4096 pixels"),  # it took 7.8 GB before its first step
+    # These went on into the networks: a torch RuntimeError about channels, or a video of an empty photo.
+    ({"reference_image": lambda inputs: torch.zeros(64, 64, 3)}, "reference_image is an array of shape (64, 64, 3)"),
+    ({"reference_image": lambda inputs: np.zeros((64, 64), np.uint8)}, "reference_image is an array of shape (64, 64)"),
+    ({"reference_image": lambda inputs: inputs["reference_image"].crop((0, 0, 0, 0))},
+     "reference_image is an empty image"),
+    ({"reference_image": lambda inputs: np.full((64, 64, 3), 2.0)},
+     "reference_image is an array of floats outside [0, 1]"),
+    ({"kps_images": lambda inputs: np.zeros((12, 4, 2)) + 32}, "kps_images is an array of shape (12, 4, 2)"),
+    ({"generator": 42}, "generator is int 42. It must be a torch.Generator (or a list of one)"),
+    # A negative chunk decoded no frame at all (an empty video), 0 was range()'s ValueError.
+    ({"decode_chunk_size": -1}, "decode_chunk_size=-1 decodes no frame at a time"),
+    ({"decode_chunk_size": 2.5}, "decode_chunk_size is float 2.5"),
+    # The original pipeline's arguments at values that change its result there were silently ignored.
+    ({"eta": 1.0}, "eta=1.0 is not supported. The original pipeline took eta, but only its default, 0.0"),
+    ({"strength": 0.3}, "strength=0.3 is not supported"),
+    ({"num_images_per_prompt": 2}, "num_images_per_prompt=2 is not supported"),
+    ({"context_schedule": "ordered"}, 'context_schedule="ordered" is not supported'),
+    ({"callback": lambda inputs: (lambda step, timestep, latents: None)},
+     "callback is not supported. The original pipeline took callback, but only its default, None, has the same "
+     "meaning here. Pass callback_on_step_end(pipe, step, timestep, callback_kwargs) instead"),
 ]
 
 
@@ -58,9 +78,10 @@ def test_a_bad_argument_is_one_input_error_naming_it_before_any_network_runs(tin
         raise AssertionError("a network ran before the arguments were checked")
 
     monkeypatch.setattr(pipe, "encode_reference_stage", no_network)
-    arguments = {**inputs, **CALL, **{name: value(inputs) if callable(value) else value for name, value in bad.items()}}
+    arguments = {**inputs, **CALL, "generator": torch.manual_seed(0),
+                 **{name: value(inputs) if callable(value) else value for name, value in bad.items()}}
     with pytest.raises(InputError) as raised:
-        pipe(**arguments, generator=torch.manual_seed(0))
+        pipe(**arguments)
     assert str(raised.value).startswith(message) or message in str(raised.value)
 
 
@@ -73,12 +94,42 @@ def test_a_mono_waveform_as_one_row_or_in_bf16_is_read_as_the_flat_one(tiny_pipe
     assert pipe(**{**inputs, "audio_waveform": half}, **CALL, generator=torch.manual_seed(0)).frames.shape == flat.shape
 
 
-def test_a_step_end_callback_returning_latents_of_another_shape_is_named(tiny_pipe, golden_inputs):
-    pipe, inputs = tiny_pipe, golden_inputs
-    with pytest.raises(ValueError, match=r"callback_on_step_end returned latents of Tensor of shape \(1,\); they "
-                                         r"must keep the shape \(1, 4, 12, 8, 8\)"):
-        pipe(**inputs, **CALL, generator=torch.manual_seed(0),
-             callback_on_step_end=lambda pipeline, step, timestep, values: {"latents": torch.zeros(1)})
+@pytest.mark.parametrize(("returned", "message"), [
+    ({"latents": torch.zeros(1)}, r"callback_on_step_end returned latents of Tensor of shape \(1,\)\. Return latents "
+                                  r"of the shape \(1, 4, 12, 8, 8\), or return nothing to keep them"),
+    # NaN latents were caught after decoding, as "the model's files are damaged: download them again".
+    ({"latents": torch.full((1, 4, 12, 8, 8), float("nan"))}, "callback_on_step_end returned latents holding NaN"),
+    ([1], r"callback_on_step_end returned list \[1\]\. diffusers' step-end callbacks return a dict"),  # was .get
+])
+def test_what_a_step_end_callback_returns_is_checked(tiny_pipe, golden_inputs, returned, message):
+    with pytest.raises(InputError, match=message):
+        tiny_pipe(**golden_inputs, **CALL, generator=torch.manual_seed(0),
+                  callback_on_step_end=lambda pipeline, step, timestep, values: returned)
+
+
+def test_step_end_tensor_inputs_as_one_text_is_refused_not_spelt_out(tiny_pipe, golden_inputs):
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs is the text 'latents'; it must be a list"):
+        tiny_pipe(**golden_inputs, **CALL, callback_on_step_end=lambda *args: None,
+                  callback_on_step_end_tensor_inputs="latents")
+
+
+def test_the_original_pipelines_arguments_at_their_defaults_and_a_list_of_one_generator_change_nothing(
+        tiny_pipe, golden_inputs):
+    plain = tiny_pipe(**golden_inputs, **CALL, generator=torch.manual_seed(0)).frames
+    original = tiny_pipe(**golden_inputs, **CALL, generator=[torch.manual_seed(0)], eta=0, strength=1.0,
+                         num_images_per_prompt=1, callback=None, callback_steps=5, context_schedule="uniform",
+                         do_multi_devices_inference=True).frames
+    torch.testing.assert_close(original, plain, rtol=0, atol=0)
+
+
+def test_an_8_bit_array_or_tensor_portrait_gives_the_frames_of_the_pil_image(tiny_pipe, golden_inputs):
+    """diffusers' image processor reads arrays as floats in [0, 1]: a uint8 array was 255 times too bright."""
+    call = {**golden_inputs, **CALL, "output_type": "pt"}
+    from_pil = tiny_pipe(**call, generator=torch.manual_seed(0)).frames
+    pixels = np.array(golden_inputs["reference_image"])
+    for portrait in (pixels, torch.from_numpy(pixels).permute(2, 0, 1), pixels.astype(np.float32) / 255):
+        frames = tiny_pipe(**{**call, "reference_image": portrait}, generator=torch.manual_seed(0)).frames
+        torch.testing.assert_close(frames, from_pil, rtol=0, atol=1e-4)
 
 
 def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(tiny_pipe):

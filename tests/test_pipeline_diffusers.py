@@ -3,6 +3,7 @@ registered components, save_pretrained/from_pretrained, schedulers, offloading, 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,68 @@ def test_loading_casting_saving_and_loading_the_saved_pipeline_print_nothing(tmp
 def test_torch_dtype_casts_every_network():
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch.bfloat16)
     assert {network.dtype for network in pipe.networks().values()} == {torch.bfloat16}
+
+
+def test_a_component_given_by_name_replaces_the_released_folders_and_other_keywords_are_refused(pipe):
+    """diffusers replaces a component passed to from_pretrained; the released layout dropped every keyword."""
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    assert VExpressPipeline.from_pretrained(TINY_MODEL_DIR, scheduler=euler).scheduler is euler
+    with pytest.raises(TypeError, match="unexpected keyword arguments for a folder in the released layout: foo_bar, "
+                                        "variant. It takes the components by name"):
+        VExpressPipeline.from_pretrained(TINY_MODEL_DIR, foo_bar=1, variant="fp16")
+
+
+@pytest.mark.parametrize(("torch_dtype", "expected"), [
+    ("float16", dict.fromkeys(COMPONENTS, torch.float16)),
+    ("auto", dict.fromkeys(COMPONENTS, torch.float32)),
+    ({"default": torch.bfloat16, "vae": "float32"}, {**dict.fromkeys(COMPONENTS, torch.bfloat16), "vae": torch.float32}),
+])
+def test_torch_dtype_takes_diffusers_forms(torch_dtype, expected):
+    loaded = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch_dtype)
+    assert {name: network.dtype for name, network in loaded.networks().items()} == {
+        name: expected[name] for name in loaded.networks()}
+
+
+def test_a_torch_dtype_that_is_no_float_type_is_an_input_error():
+    with pytest.raises(InputError, match=r"torch_dtype is dtype torch.int8\. The networks compute in a floating"):
+        VExpressPipeline.from_pretrained(TINY_MODEL_DIR, torch_dtype=torch.int8)
+
+
+def test_save_pretrained_refuses_an_empty_path_or_a_file_before_writing(pipe, tmp_path, monkeypatch):
+    """"" saved every component folder into the current folder and then failed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="save_directory is str ''. An empty text would save into the current"):
+        pipe.save_pretrained("")
+    with pytest.raises(InputError, match="Cannot save the pipeline in afile: it is a file, not a folder"):
+        pipe.save_pretrained("afile")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.fixture(scope="module")
+def saved_folder(pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved") / "pipeline"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda folder: (folder / "model_index.json").write_text("{bad"), "is not a valid JSON file"),
+    (lambda folder: (folder / "vae" / "config.json").unlink(), "no file named config.json"),
+    (lambda folder: (folder / "denoising_unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64),
+     "Unable to load weights"),
+])
+def test_a_damaged_saved_folder_is_a_model_folder_error(saved_folder, tmp_path, damage, reason):
+    """diffusers' OSError and ValueError came through raw; the released layout's damage was already named."""
+    import shutil
+
+    from vexpress_cli.errors import ModelFolderError
+
+    damaged = shutil.copytree(saved_folder, tmp_path / "damaged")
+    damage(damaged)
+    with pytest.raises(ModelFolderError, match=f"Cannot load the pipeline saved in {re.escape(str(damaged))}\\. diffusers could "
+                                               f"not read it: .*{reason}.*Save it again"):
+        VExpressPipeline.from_pretrained(damaged)
 
 
 def test_save_pretrained_then_from_pretrained_gives_identical_frames(pipe, inputs, ddim_frames, tmp_path):

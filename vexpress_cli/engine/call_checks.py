@@ -16,9 +16,12 @@ from vexpress_cli.errors import InputError, described, did_you_mean, parameter
 MAX_SIDE = 4096
 # What a frame's keypoints given as numbers look like: the three of V-Kps, or insightface's five.
 KPS_POINT_SHAPES = ((3, 2), (5, 2))
-# Arguments of the original pipeline's __call__ that do not change its result at their defaults.
-ORIGINAL_NO_OP_ARGUMENTS = {"strength", "num_images_per_prompt", "eta", "callback", "callback_steps",
-                            "context_schedule", "do_multi_devices_inference"}
+# Arguments of the original pipeline's __call__ this one takes so that its calls work as they are, with the
+# only value each may have here: the original's default, which changes nothing (ANY_VALUE: no value does).
+ANY_VALUE = object()
+ORIGINAL_ONLY_ARGUMENTS = {"strength": 1.0, "num_images_per_prompt": 1, "eta": 0.0, "callback": None,
+                           "callback_steps": ANY_VALUE, "context_schedule": "uniform",
+                           "do_multi_devices_inference": ANY_VALUE}
 
 
 class CallChecks:
@@ -33,7 +36,7 @@ class CallChecks:
                      num_pad_audio_frames, num_inference_steps, output_type="pt",
                      callback_on_step_end_tensor_inputs=("latents",), *, reference_image=None,
                      audio_waveform=None, latents=None, guidance_scale=3.5, reference_attention_weight=1.0,
-                     audio_attention_weight=1.0):
+                     audio_attention_weight=1.0, generator=None):
         """Every argument of a call, before any network runs."""
         for name, value in {"video_length": video_length, "width": width, "height": height,
                             "num_inference_steps": num_inference_steps, "context_frames": context_frames,
@@ -50,6 +53,7 @@ class CallChecks:
                              f"may be at most {MAX_SIDE} pixels, since memory grows with the square of the size.",
                              f"Use a {parameter('width')} and {parameter('height')} of at most {MAX_SIDE}.")
         _check_reference_image(reference_image)
+        check_generator(generator)
         self._check_waveform(audio_waveform)
         _check_finite_kps(kps_images)
         if video_length < 1:
@@ -78,6 +82,9 @@ class CallChecks:
                              f"Use {parameter('num_pad_audio_frames', expected_pad)}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
+        if isinstance(callback_on_step_end_tensor_inputs, str):
+            raise ValueError(f"callback_on_step_end_tensor_inputs is the text {callback_on_step_end_tensor_inputs!r}; "
+                             f"it must be a list of names, such as {self._callback_tensor_inputs}.")
         unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, "
@@ -155,17 +162,48 @@ def _check_finite_number(name: str, value) -> None:
 
 
 def _check_reference_image(reference_image) -> None:
-    if not isinstance(reference_image, (PIL.Image.Image, np.ndarray, torch.Tensor)):
-        raise InputError(f"{parameter('reference_image')} is {described(reference_image)}.",
-                         "The pipeline takes the portrait itself: a PIL image, or an HxWx3 array.",
+    """A PIL image, an HxWx3 array (uint8, or floats in [0, 1]) or a 3xHxW / 1x3xHxW tensor in [0, 1]."""
+    if isinstance(reference_image, PIL.Image.Image):
+        problem = "an empty image" if 0 in reference_image.size else None
+    elif isinstance(reference_image, np.ndarray):
+        problem = _array_image_problem(reference_image, reference_image.ndim == 3 and reference_image.shape[2] == 3)
+    elif isinstance(reference_image, torch.Tensor):
+        shape = tuple(reference_image.shape)
+        problem = _array_image_problem(reference_image, len(shape) in (3, 4) and shape[-3] == 3 and
+                                       (len(shape) == 3 or shape[0] == 1))
+    else:
+        problem = described(reference_image)
+    if problem:
+        raise InputError(f"{parameter('reference_image')} is {problem}.",
+                         "The pipeline takes the portrait itself: a PIL image, an HxWx3 array (uint8, or floats in "
+                         "[0, 1]) or a 3xHxW tensor in [0, 1].",
                          "Open the file first: PIL.Image.open(path).convert('RGB').")
+
+
+def _array_image_problem(image, shape_fits: bool) -> str | None:
+    if not shape_fits or 0 in image.shape:
+        return f"an array of shape {tuple(image.shape)}"
+    if image.dtype in (np.uint8, torch.uint8):
+        return None
+    is_tensor = isinstance(image, torch.Tensor)
+    if not (image.dtype.is_floating_point if is_tensor else np.issubdtype(image.dtype, np.floating)):
+        return f"an array of {image.dtype}"
+    values = _detached(image).float() if is_tensor else np.asarray(image, np.float64)
+    if not bool((values >= 0).all() and (values <= 1).all()):  # NaN fails both
+        return "an array of floats outside [0, 1] (or NaN)"
+    return None
 
 
 def _check_finite_kps(kps_images) -> None:
     """Keypoints given as numbers (``[frames, 3, 2]``, or one ``[3, 2]`` item per frame) must be finite; images are
     drawn, nothing to check."""
     if isinstance(kps_images, (np.ndarray, torch.Tensor)):
-        numbers = [kps_images] if tuple(kps_images.shape[1:]) in KPS_POINT_SHAPES else []
+        if kps_images.ndim != 4 and tuple(kps_images.shape[1:]) not in KPS_POINT_SHAPES:
+            raise InputError(f"{parameter('kps_images')} is an array of shape {tuple(kps_images.shape)}.",
+                             "Keypoints as numbers are [frames, 3, 2] (left eye, right eye, nose) or insightface's "
+                             "[frames, 5, 2]; images are [frames, H, W, 3].",
+                             "Pass a track from vexpress_cli.kps.load_kps(path).points, or drawn V-Kps images.")
+        numbers = [kps_images] if kps_images.ndim == 3 else []
     else:
         numbers = [item for item in kps_images or () if not isinstance(item, PIL.Image.Image)
                    and np.shape(item) in KPS_POINT_SHAPES]
@@ -178,11 +216,37 @@ def _check_finite_kps(kps_images) -> None:
 
 
 def checked_step_end_latents(returned, given: torch.Tensor) -> torch.Tensor:
-    """What a step-end callback returned as the latents: a tensor of their shape."""
+    """What a step-end callback returned as the latents: finite numbers of their shape."""
     if not isinstance(returned, torch.Tensor) or returned.shape != given.shape:
-        raise ValueError(f"callback_on_step_end returned latents of {described(returned)}; they must keep the "
-                         f"shape {tuple(given.shape)}.")
+        raise InputError(f"callback_on_step_end returned latents of {described(returned)}.", "",
+                         f"Return latents of the shape {tuple(given.shape)}, or return nothing to keep them.")
+    if not torch.isfinite(returned).all():
+        raise InputError("callback_on_step_end returned latents holding NaN or infinite values.",
+                         "The next step would turn every frame black.", "Check what the callback computes.")
     return returned
+
+
+def check_step_end_returned(returned) -> None:
+    if returned is not None and not isinstance(returned, dict):
+        raise InputError(f"callback_on_step_end returned {described(returned)}.",
+                         "diffusers' step-end callbacks return a dict of the tensors they replace.",
+                         "Return callback_kwargs (a dict), or None to change nothing.")
+
+
+def check_decode_chunk_size(decode_chunk_size) -> None:
+    _check_whole_number("decode_chunk_size", decode_chunk_size)
+    if decode_chunk_size < 1:
+        raise InputError(f"{parameter('decode_chunk_size', decode_chunk_size)} decodes no frame at a time.", "",
+                         f"Use {parameter('decode_chunk_size', 8)} (the default) or another number from 1 up.")
+
+
+def check_generator(generator) -> None:
+    """diffusers' forms: None, a torch.Generator, or a list of them, one per video (here: one)."""
+    one = generator[0] if isinstance(generator, list) and len(generator) == 1 else generator
+    if one is not None and not isinstance(one, torch.Generator):
+        raise InputError(f"{parameter('generator')} is {described(generator)}.",
+                         "It must be a torch.Generator (or a list of one), the source of the starting noise.",
+                         "Pass torch.Generator().manual_seed(seed), or leave it out.")
 
 
 def check_scheduler_name(name) -> None:
@@ -199,7 +263,25 @@ def _detached(value):
 
 
 def refuse_unknown_arguments(arguments: dict) -> None:
-    """TypeError for a keyword the call takes neither as its own nor as one of the original's no-ops."""
-    unknown = set(arguments) - ORIGINAL_NO_OP_ARGUMENTS
+    """TypeError for a keyword the call takes neither as its own nor as one of the original's; InputError for an
+    original one at a value that would change the result there (this pipeline would ignore it)."""
+    unknown = set(arguments) - set(ORIGINAL_ONLY_ARGUMENTS)
     if unknown:
         raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
+    for name, value in arguments.items():
+        allowed = ORIGINAL_ONLY_ARGUMENTS[name]
+        if allowed is ANY_VALUE or value is allowed or (allowed is not None and _same(value, allowed)):
+            continue
+        fix = ("Pass callback_on_step_end(pipe, step, timestep, callback_kwargs) instead: it runs after every step."
+               if name == "callback" else f"Leave {name} out: this pipeline always runs as the original did "
+               f"with {name}={allowed!r}.")
+        raise InputError(f"{parameter(name) if callable(value) else parameter(name, value)} is not supported.",
+                         f"The original pipeline took {name}, but only its default, {allowed!r}, has the same "
+                         "meaning here.", fix)
+
+
+def _same(value, allowed) -> bool:
+    try:
+        return bool(value == allowed) and type(value) is not bool
+    except (TypeError, ValueError, RuntimeError):
+        return False

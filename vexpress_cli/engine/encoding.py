@@ -29,6 +29,11 @@ class EncodingStages:
     @torch.no_grad()
     def encode_reference(self, reference_image: PIL.Image.Image, width: int, height: int) -> torch.Tensor:
         """VAE latent mean of the portrait times the SD scaling factor: ``[1, 4, h, w]``."""
+        # diffusers' image processor reads arrays and tensors as floats in [0, 1]: 8-bit ones would be 255x too bright.
+        if isinstance(reference_image, np.ndarray) and reference_image.dtype == np.uint8:
+            reference_image = PIL.Image.fromarray(reference_image)
+        elif isinstance(reference_image, torch.Tensor) and reference_image.dtype == torch.uint8:
+            reference_image = reference_image.float() / 255
         pixels = self.reference_image_processor.preprocess(reference_image, height=height, width=width)
         pixels = pixels.to(device=self._execution_device, dtype=self.vae.dtype)
         return self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor

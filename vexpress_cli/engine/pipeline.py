@@ -37,7 +37,8 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
     from diffusers.image_processor import VaeImageProcessor
     from diffusers.utils.torch_utils import randn_tensor
 
-from vexpress_cli.engine.call_checks import (CallChecks, check_scheduler_name, checked_step_end_latents,
+from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size, check_scheduler_name,
+                                             check_step_end_returned, checked_step_end_latents,
                                              refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
@@ -45,6 +46,8 @@ from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.loading import (import_network_modules, install_log_filters, is_saved_layout,
                                          load_released_components, quiet_loading)
+from vexpress_cli.engine.pretrained_options import (cast_and_move, checked_save_directory, checked_torch_dtype,
+                                                    released_layout_overrides, saved_layout_errors)
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
@@ -105,27 +108,30 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         folder in the released layout (the original's ``model_ckpts``) or the :meth:`save_pretrained` layout.
 
         ``revision``, ``cache_dir`` and ``local_files_only`` (None: follow ``HF_HUB_OFFLINE``) are those
-        of huggingface_hub. ``torch_dtype`` (or ``dtype``) casts every network; ``device`` moves them
-        there (the same as ``.to(device)`` afterwards). Loading prints nothing.
+        of huggingface_hub. ``torch_dtype`` (or ``dtype``) casts every network: a dtype, its name, "auto", or
+        diffusers' dict of a dtype per component with "default"; ``device`` moves them there (the same as
+        ``.to(device)`` afterwards). Components given by name (``scheduler=...``) replace the folder's.
+        Loading prints nothing.
         """
         folder = resolve_model_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
                                       local_files_only=local_files_only)
-        torch_dtype = torch_dtype or dtype
+        torch_dtype = checked_torch_dtype(torch_dtype or dtype)
         with quiet_loading():
             if is_saved_layout(folder):
                 import_network_modules()
                 # Cast below, not here: diffusers renamed torch_dtype (dtype, 0.36+) and warns on the old name.
-                pipeline = super().from_pretrained(folder, **kwargs)
+                with saved_layout_errors(folder):
+                    pipeline = super().from_pretrained(folder, **kwargs)
             else:
-                pipeline = cls(**load_released_components(folder))
+                overrides = released_layout_overrides(cls, kwargs)
+                pipeline = cls(**{**load_released_components(folder), **overrides})
                 pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
-            if torch_dtype is not None or device is not None:
-                # diffusers warns that fp16 "will fail" on the CPU; these networks run there (slowly).
-                pipeline.to(device=device, dtype=torch_dtype, silence_dtype_warnings=True)
+            cast_and_move(pipeline, torch_dtype, device)
         return pipeline
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
         """diffusers' ``save_pretrained``, printing nothing (transformers' "Writing model shards" bar is off)."""
+        save_directory = checked_save_directory(save_directory)
         with quiet_loading():
             super().save_pretrained(save_directory, *args, **kwargs)
 
@@ -223,10 +229,11 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         ``output_type``: "pt" (``[1, 3, frames, H, W]`` in [0, 1]), "np", "pil" or "latent" (see
         ``pipeline_output.py``). ``callback_on_step_end(pipe, step, timestep, {"latents": ...})``
         runs after every step and may return replaced latents. Arguments of the original pipeline
-        that change nothing here (``strength=1``, ``do_multi_devices_inference``, ...) are accepted
-        so its calls work as they are; any other name is an error.
+        that change nothing here at their defaults (``strength=1``, ``eta=0``, ``do_multi_devices_inference``,
+        ...) are accepted so its calls work as they are; another value, or any other name, is an error.
         """
         refuse_unknown_arguments(original_only)
+        check_decode_chunk_size(decode_chunk_size)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 1. Check inputs
@@ -234,7 +241,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                           num_pad_audio_frames, num_inference_steps, output_type, callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
-                          audio_attention_weight=audio_attention_weight)
+                          audio_attention_weight=audio_attention_weight, generator=generator)
         report = progress or no_progress
         # 2. Encode the reference portrait (VAE, then the reference net's features)
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
@@ -269,6 +276,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         frames, as the original pipeline did), ``postprocess`` defaults to on: the median filter
         runs on the 8-bit frames (exactly the 8-bit image of the float filter).
         """
+        check_decode_chunk_size(decode_chunk_size)
         with self.denoise_to_store(*args, progress=progress, **kwargs) as latents:
             chunks = (to_uint8(chunk) for chunk in self.decode_latents(latents, decode_chunk_size, progress))
             if postprocess:
@@ -303,7 +311,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                           num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
-                          audio_attention_weight=audio_attention_weight)
+                          audio_attention_weight=audio_attention_weight, generator=generator)
         report = progress or no_progress
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
                                                    reference_attention_weight, audio_attention_weight,
@@ -329,7 +337,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         store = LatentStore(*self._latent_shape(video_length, width, height)[1:],
                             budget_bytes=self.latents_memory_budget)
         if latents is None:
-            store.fill_random(generator, self.scheduler.init_noise_sigma)
+            one_video = isinstance(generator, list)  # diffusers' list of a generator per video: here, one
+            store.fill_random(generator[0] if one_video else generator, self.scheduler.init_noise_sigma)
         else:
             store.write_range(0, video_length, latents.float().cpu())
         return store
@@ -366,7 +375,9 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
     def _step_end_callback(self, callback, tensor_inputs: Sequence[str], step: int, timestep, latents: LatentStore):
         """diffusers' callback_on_step_end: it sees the whole video's latents and may return new ones."""
         values = {"latents": latents.read_range(0, latents.frames)} if "latents" in tensor_inputs else {}
-        returned = callback(self, step, timestep, dict(values)) or {}
+        returned = callback(self, step, timestep, dict(values))
+        check_step_end_returned(returned)
+        returned = returned or {}
         if "latents" in values:  # returned, or changed in place
             new = checked_step_end_latents(returned.get("latents", values["latents"]), values["latents"])
             latents.write_range(0, latents.frames, new.float().cpu())

@@ -1,0 +1,88 @@
+"""What ``from_pretrained`` and ``save_pretrained`` take besides the model: components passed by name,
+``torch_dtype`` in diffusers' forms, and the folder to save in, each checked before anything is read or written."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from vexpress_cli.errors import InputError, ModelFolderError, described, parameter
+
+DTYPE_NAMES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+               "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+               "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
+
+
+def component_names(pipeline_class) -> tuple[str, ...]:
+    return tuple(name for name in inspect.signature(pipeline_class.__init__).parameters if name != "self")
+
+
+def released_layout_overrides(pipeline_class, kwargs: dict) -> dict:
+    """The components given by name (they replace the folder's); a TypeError for any other keyword, which the
+    released layout has no use for (diffusers would log that it ignores it, and loading is quiet)."""
+    names = component_names(pipeline_class)
+    unexpected = sorted(set(kwargs) - set(names))
+    if unexpected:
+        raise TypeError(f"from_pretrained() got unexpected keyword arguments for a folder in the released layout: "
+                        f"{', '.join(unexpected)}. It takes the components by name ({', '.join(names)}); "
+                        "variant and the like apply to a save_pretrained folder.")
+    return kwargs
+
+
+def checked_torch_dtype(value) -> torch.dtype | dict | None:
+    """None or "auto" (as stored), a floating torch dtype or its name, or diffusers' dict of a dtype per
+    component with "default" for the rest."""
+    if isinstance(value, dict):
+        return {name: checked_torch_dtype(dtype) for name, dtype in value.items()}
+    if value is None or value == "auto":
+        return None
+    dtype = DTYPE_NAMES.get(value.removeprefix("torch.")) if isinstance(value, str) else value
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InputError(f"{parameter('torch_dtype')} is {described(value)}.",
+                         "The networks compute in a floating-point type.",
+                         "Pass torch.float16, torch.bfloat16 or torch.float32 (or their names, or \"auto\").")
+    return dtype
+
+
+def cast_and_move(pipeline, dtype: torch.dtype | dict | None, device) -> None:
+    if isinstance(dtype, dict):
+        default = dtype.get("default")
+        for name, network in pipeline.networks().items():
+            if dtype.get(name, default) is not None:
+                network.to(dtype=dtype.get(name, default))
+        dtype = None
+    if dtype is not None or device is not None:
+        # diffusers warns that fp16 "will fail" on the CPU; these networks run there (slowly).
+        pipeline.to(device=device, dtype=dtype, silence_dtype_warnings=True)
+
+
+def checked_save_directory(save_directory) -> Path:
+    """The folder ``save_pretrained`` writes into: a path that is a folder, or nothing yet."""
+    text = os.fspath(save_directory) if isinstance(save_directory, (str, os.PathLike)) else None
+    if not text:
+        raise InputError(f"{parameter('save_directory')} is {described(save_directory)}.",
+                         "An empty text would save into the current folder.",
+                         "Pass the folder to save in, e.g. pipe.save_pretrained('v-express-saved').")
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"Cannot save the pipeline in {folder}: it is a file, not a folder.", "",
+                         "Pass a new folder's path, or the path of a folder to write into.")
+    return folder
+
+
+@contextmanager
+def saved_layout_errors(folder: Path) -> Iterator[None]:
+    """diffusers' errors for a damaged save_pretrained folder, as one ModelFolderError."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFolderError(f"Cannot load the pipeline saved in {folder}.",
+                               f"diffusers could not read it: {reason}",
+                               "Save it again with pipe.save_pretrained(folder), or load the released model folder "
+                               "(vexpress models download).") from None
