@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter, python_name, spell_parameters
+from vexpress_cli.errors import InputError, python_name, spell_parameters
 
 DEFAULT_FPS = 30.0
 MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
@@ -46,9 +45,10 @@ class Report:
 
 
 def check_fps(fps: float) -> None:
-    if not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"{parameter('fps')} is {fps}.", why="A frame rate must be a positive number.",
-                         fix=f"Pass e.g. {parameter('fps', '30')}.")
+    """The frame rate a video would be generated at: generate's own limits (1e308 overflowed into a traceback)."""
+    from vexpress_cli.settings.schema import checked_setting
+
+    checked_setting("fps", fps)
 
 
 def check_input_path(path: str | Path) -> Path:
