@@ -199,3 +199,17 @@ def test_a_missing_detector_is_expected_where_the_model_folder_keeps_it(tmp_path
     with pytest.raises(ModelFolderError) as raised:
         load_backend("insightface", tmp_path)
     assert str(tmp_path / "insightface_models" / DETECTOR_IN_ROOT) in raised.value.fix
+
+
+def test_the_detector_file_itself_is_a_model_root_as_extract_md_says(model_root):
+    """extract, retarget and inspect refused it as "a file, not a folder"; the face layer always took it."""
+    from vexpress_cli.jobs.inspect import inspect_image
+
+    detector = model_root / DETECTOR_IN_ROOT
+    photo = model_root.parent / "cells.png"
+    PIL.Image.fromarray(white_cells((512, 512), [(7, 7)])).save(photo)
+
+    report = inspect_image(photo, crop="none", model_root=detector)
+
+    assert report.face.backend == "insightface" and str(detector) in report.face.backend_reason
+    assert report.face.found

@@ -44,13 +44,17 @@ def optional_path(value, name: str) -> Path | None:
     return None if value is None else as_path(value, name)
 
 
-def optional_folder(value, name: str) -> Path | None:
-    """:func:`optional_path` for a folder named on purpose (e.g. ``model_root``): when given, it must exist."""
+def optional_folder(value, name: str, file_suffix: str | None = None) -> Path | None:
+    """:func:`optional_path` for a folder named on purpose (e.g. ``model_root``): when given, it must exist.
+    A regular file with ``file_suffix`` stands in for the folder (the detector's ``.onnx`` for ``model_root``)."""
     path = optional_path(value, name)
     if path is None or path.expanduser().is_dir():
         return path
+    if file_suffix and path.suffix.lower() == file_suffix and path.expanduser().is_file():
+        return path
     what = " is a file, not a folder" if path.expanduser().exists() else ": no such folder"
-    raise InputError(f"{parameter(name, str(path))}{what}.",
+    also = f" (or a {file_suffix} file)" if file_suffix else ""
+    raise InputError(f"{parameter(name, str(path))}{what}{also}.",
                      why="A folder named on purpose is used as given; vexpress does not look elsewhere instead.",
                      fix=f"Check the spelling, or leave {parameter(name)} out to use the default place.")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, checked_switch, messages, parameter, python_name, spell_parameters
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import as_path, optional_folder, optional_path, require_regular_file
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
@@ -79,7 +80,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     from vexpress_cli.settings.model_lookup import face_model_root
 
     video, audio_out = as_path(video, "video"), optional_path(audio_out, "audio_out")
-    model_root = optional_folder(model_root, "model_root")
+    model_root = optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     require_regular_file(video, "video", VIDEO_KIND)  # before a kps name is made from its name ('.' has none)
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
     face_backend = checked_setting("face_backend", face_backend)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from vexpress_cli.errors import InputError, checked_switch, messages, parameter, python_name, spell_parameters
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame
@@ -88,7 +89,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     writes a video of the retargeted points over the photo, next to the driving ones.
     """
     output, preview = as_path(output, "output"), optional_path(preview, "preview")
-    kps, model_root = optional_path(kps, "kps"), optional_folder(model_root, "model_root")
+    kps, model_root = optional_path(kps, "kps"), optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     reference_image = optional_path(reference_image, "reference_image")
     kps_fit = checked_setting("kps_fit", kps_fit)
     crop = checked_setting("crop", crop)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vexpress_cli.errors import parameter
+from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import optional_folder
 from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
 
@@ -65,7 +66,7 @@ def inspect_image(
     path = check_input_path(path)
     fmt, size, mode, orientation, rgb = _read_image(path)
     settings = _settings(backend, width, height, crop, face_index)
-    root = face_model_root(optional_folder(model_root, "model_root"), settings.face_backend)
+    root = face_model_root(optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix), settings.face_backend)
     report = ImageReport(
         path=str(path.resolve()), format=fmt, width=size[0], height=size[1], mode=mode, square=size[0] == size[1],
         smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=orientation, face=None,
