@@ -257,7 +257,8 @@ def test_a_model_root_that_is_no_folder_is_refused_instead_of_falling_back_to_dl
                                     "spelling, or leave --model-root out to use the default place.")
     (tmp_path / "file").write_text("x")
     a_file = run_cli(tys_clip, flag, tmp_path / "file", "--kps-out", kps_out)
-    assert a_file.exit_code == 2 and f"--model-root {tmp_path / 'file'} is a file, not a folder." in flat(a_file.output)
+    assert a_file.exit_code == 2
+    assert f"--model-root {tmp_path / 'file'} is a file, not a folder or a .onnx file." in flat(a_file.output)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
 
 

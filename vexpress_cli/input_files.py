@@ -52,9 +52,9 @@ def optional_folder(value, name: str, file_suffix: str | None = None) -> Path | 
         return path
     if file_suffix and path.suffix.lower() == file_suffix and path.expanduser().is_file():
         return path
-    what = " is a file, not a folder" if path.expanduser().exists() else ": no such folder"
-    also = f" (or a {file_suffix} file)" if file_suffix else ""
-    raise InputError(f"{parameter(name, str(path))}{what}{also}.",
+    also = f" or a {file_suffix} file" if file_suffix else ""
+    what = f" is a file, not a folder{also}" if path.expanduser().exists() else ": no such folder"
+    raise InputError(f"{parameter(name, str(path))}{what}.",
                      why="A folder named on purpose is used as given; vexpress does not look elsewhere instead.",
                      fix=f"Check the spelling, or leave {parameter(name)} out to use the default place.")
 
