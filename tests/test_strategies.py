@@ -273,14 +273,17 @@ def test_invalid_strategy_objects_are_rejected(extra_plugin):
         get_retarget_strategy_infos()
 
 
-@pytest.mark.parametrize("name, requires, problem", [
-    ("2mirror", False, "its name '2mirror' does not start with a lower-case letter followed only by lower-case "
-                       "letters, digits, '_' and '-'"),
-    ("auto", False, "its name 'auto' is reserved (--strategy auto picks a built-in strategy)"),
-    ("mirror", "no", "its requires_driving_kps is 'no', not True or False"),
-], ids=["digit first", "reserved", "truthy string"])
-def test_each_invalid_strategy_attribute_is_named(extra_plugin, name, requires, problem):
-    strategy = types.SimpleNamespace(name=name, description="A strategy.", requires_driving_kps=requires,
+@pytest.mark.parametrize("name, requires, description, problem", [
+    ("2mirror", False, "A strategy.", "its name '2mirror' does not start with a lower-case letter followed only by "
+                                      "lower-case letters, digits, '_' and '-'"),
+    ("auto", False, "A strategy.", "its name 'auto' is reserved (--strategy auto picks a built-in strategy)"),
+    ("mirror", "no", "A strategy.", "its requires_driving_kps is 'no', not True or False"),
+    # plugins.md calls a strategy without a description invalid; an empty or blank one was listed as ''.
+    ("mirror", False, " ", "its description is ' ', not one line of text"),
+    ("mirror", False, "Two\nlines.", "its description is 'Two\\nlines.', not one line of text"),
+], ids=["digit first", "reserved", "truthy string", "blank description", "two-line description"])
+def test_each_invalid_strategy_attribute_is_named(extra_plugin, name, requires, description, problem):
+    strategy = types.SimpleNamespace(name=name, description=description, requires_driving_kps=requires,
                                      retarget=face.fix_face)
     extra_plugin(plugin_module("picky_plugin", strategy))
     with pytest.raises(VExpressError) as error:

@@ -270,8 +270,9 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
                         "letters, digits, '_' and '-'")
     elif name in RESERVED_STRATEGY_NAMES:
         problems.append(f"its name '{name}' is reserved (--strategy {name} picks a built-in strategy)")
-    if not isinstance(getattr(strategy, "description", None), str):
-        problems.append("it has no description string")
+    description = getattr(strategy, "description", None)
+    if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
+        problems.append(f"its description is {description!r}, not one line of text")
     if not isinstance(getattr(strategy, "requires_driving_kps", True), (bool, numbers.Integral, np.bool_)):
         problems.append(f"its requires_driving_kps is {strategy.requires_driving_kps!r}, not True or False")
     if not callable(getattr(strategy, "retarget", None)):
