@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import os
+import json
 import subprocess
 import sys
 
@@ -367,3 +368,23 @@ def test_cli_audio_out_of_a_silent_video_fails_first(tmp_path, tys_frames):
     assert result.exit_code == 2 and "has no audio track" in flat(result.output)
     assert "Finding faces" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mute.mp4"]
+
+
+def test_a_video_cut_short_is_extracted_with_a_note_saying_so(tmp_path, tys_clip):
+    """The first half of an mkv decodes without an error, only shorter: the track had a fifth of the frames and
+    nothing said why."""
+    whole = tmp_path / "whole.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(tys_clip), "-an", "-c:v", "copy", str(whole)], check=True)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+
+    result = run_cli(cut, "-o", tmp_path / "cut.pth", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["frames"] < CLIP_FRAMES / 2
+    assert data["notes"] == [f"The video's frames end at {data['frames'] / 25:.2f} s, but the file says it lasts "
+                             f"{CLIP_FRAMES / 25:.2f} s: it may be cut short (a download or copy that did not finish). "
+                             f"The track has {data['frames']} frames. If the video plays longer in a player, re-encode "
+                             "it (ffmpeg -i VIDEO -c:v libx264 fixed.mp4) and extract again."]
+    whole_run = run_cli(whole, "-o", tmp_path / "whole.pth", "--json")
+    assert json.loads(whole_run.stdout)["notes"] == []

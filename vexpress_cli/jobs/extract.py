@@ -104,6 +104,9 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
         notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span "
                      f"{low:.0%}-{high:.0%} of it), so {parameter('crop', 'auto')} kept the whole frame, as it "
                      "does for such a photo.")
+    if report.ends_early:
+        notes.append(f"{report.ends_early} The track has {report.frames} frames. If the video plays longer in a "
+                     "player, re-encode it (ffmpeg -i VIDEO -c:v libx264 fixed.mp4) and extract again.")
     return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
 
 

@@ -46,6 +46,7 @@ class ExtractReport:
     seconds: float = 0.0
     crop: CropBox | None = None  # the box cut from every frame, in the video's pixels
     video_size: tuple[int, int] | None = None  # the video's own width and height
+    ends_early: str | None = None  # VideoInfo.ends_early: the file may be cut short
 
     @property
     def missing_count(self) -> int:
@@ -144,6 +145,7 @@ def extract_kps_sequence(
         seconds=time.perf_counter() - started,
         crop=crop,
         video_size=(info.width, info.height),
+        ends_early=info.ends_early,
     )
     return fill_missing_frames(points), report
 

@@ -57,6 +57,18 @@ class VideoInfo:
     avg_fps: Fraction
     rotation: int = 0
     stream_index: int = 0  # of the video stream inside the file
+    stated_duration: float | None = None  # what the file's header says it lasts (its longest stream)
+
+    @property
+    def ends_early(self) -> str | None:
+        """Why the frames may be cut short: they end well before the length the file states (a download or copy
+        that did not finish decodes without an error, only shorter)."""
+        frame = 1 / float(self.fps) if self.fps else 0
+        if not self.stated_duration or self.stated_duration - self.duration <= max(2 * frame,
+                                                                                   0.1 * self.stated_duration):
+            return None
+        return (f"The video's frames end at {self.duration:.2f} s, but the file says it lasts {self.stated_duration:.2f} s: "
+                "it may be cut short (a download or copy that did not finish).")
 
 
 def video_info(path: str | Path | Probe) -> VideoInfo:
@@ -87,6 +99,7 @@ def video_info(path: str | Path | Probe) -> VideoInfo:
         avg_fps=avg_fps.limit_denominator(1_000_000),
         rotation=stream.rotation,
         stream_index=stream.index,
+        stated_duration=source.duration,
     )
 
 

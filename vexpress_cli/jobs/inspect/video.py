@@ -44,6 +44,8 @@ def inspect_video(path: str | Path) -> VideoReport:
     if info.fps and abs(float(info.avg_fps) / float(info.fps) - 1) > 0.01:
         report.warnings.append(f"Average rate {float(info.avg_fps):.3f} fps differs from the nominal "
                                f"{float(info.fps):.3f} fps: variable frame rate or a held last frame.")
+    if info.ends_early:
+        report.warnings.append(info.ends_early)
     report.run_record = _describing_record(Path(path))
     if report.run_record is not None:  # an output, not a driving video: extract's advice does not apply
         return report
