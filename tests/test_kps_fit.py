@@ -155,3 +155,23 @@ def test_a_track_without_a_frame_rate_is_timed_by_the_speech_it_spans(kps, audio
     assert f"; {assumed}. " in note
     if kps == audio:  # the whole track spans the video: its last pose lands on the last frame, none is cut
         assert not any("was cut" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize("strategy", ["fix_face", "offset_retarget"])
+def test_a_driving_track_the_strategy_does_not_use_is_a_warning_not_a_fitting_note(strategy):
+    """fix_face with --kps kept the head still while the notes said the track was cut to the video's length."""
+    import vexpress_cli
+    from conftest import TINY_MODEL_DIR
+
+    generator = vexpress_cli.Generator(TINY_MODEL_DIR, device="cpu")
+    plan = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", SAMPLES_DIR / "AOC" / "aud.mp3", "unused.mp4",
+                          kps=SAMPLES_DIR / "tys" / "kps.pth", width=64, height=64, reference_kps="22,26;42,26;32,38",
+                          retarget_strategy=strategy)
+    ignored = [warning for warning in plan.warnings if "does not use a driving kps track" in warning]
+    if strategy == "fix_face":
+        assert ignored == ["The strategy fix_face does not use a driving kps track: the keypoints are the same "
+                           "without kps. To move the head with the track, use retarget_strategy=\"offset_retarget\" "
+                           "(or no_retarget for the same person and framing)."]
+        assert not any("kps" in note for note in plan.notes)
+    else:
+        assert ignored == [] and any(note.startswith("The kps file records no frame rate") for note in plan.notes)

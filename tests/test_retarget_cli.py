@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -325,3 +326,12 @@ def test_a_track_with_no_point_inside_the_frame_is_refused_as_generate_would_ref
     assert_input_error(result, "No keypoint of the retargeted track lies inside the 64x64 frame",
                        "--reference-kps are pixels of the 64x64 output frame", "or a larger --width and --height")
     assert not (tmp_path / "new").exists()  # checked as creatable, created only when written
+
+
+def test_fix_face_with_a_driving_track_says_the_track_sets_no_keypoint(tmp_path):
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--strategy", "fix_face", "--kps", AOC_KPS,
+                      "--output", tmp_path / "still.safetensors", "--json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert "The strategy fix_face does not use a driving kps track: the keypoints are the same without --kps. " \
+           "To move the head with the track, use --retarget-strategy offset_retarget" in " ".join(notes)

@@ -85,7 +85,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                 kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
     """Decode and check every input of a job."""
     from vexpress_cli.kps.bounds import check_kps_in_frame
-    from vexpress_cli.kps.retargeting import checked_strategy, retarget_track, uses_reference_kps
+    from vexpress_cli.kps.retargeting import (checked_strategy, ignored_driving_track, retarget_track,
+                                              uses_reference_kps)
     from vexpress_cli.media.audio import load_audio, truncation_warning
     from vexpress_cli.media.ffmpeg import probe
 
@@ -119,6 +120,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                                  face_model_root=face_model_root)
     warnings.extend(photo.warnings)
     notes = list(photo.notes)
+    driving_notes_from = len(notes)
     driving = _driving_track(kps, speech, duration, settings, num_frames, warnings, notes)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
@@ -126,6 +128,10 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if reference_points is None:
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit, (width, height))
+    ignored = ignored_driving_track(retargeter, reference_points, driving, num_frames, track)
+    if ignored:  # the track's fitting notes would say it was used
+        del notes[driving_notes_from:]
+        warnings.append(ignored)
     outside = check_kps_in_frame(track, width, height, "the keypoint track (as drawn: rescaled and retargeted)")
     warnings.extend([outside] if outside else [])
     return GenerationPlan(photo.image, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,

@@ -18,7 +18,7 @@ from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
 from vexpress_cli.kps.limits import checked_frame_count
-from vexpress_cli.kps.retargeting import checked_strategy, uses_reference_kps
+from vexpress_cli.kps.retargeting import checked_strategy, ignored_driving_track, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, checked_setting
 
@@ -135,6 +135,8 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)
 
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
+    ignored = ignored_driving_track(chosen, reference.kps, driving_points, num_frames, points)
+    notes.extend([ignored] if ignored else [])
     outside = check_kps_in_frame(  # a track generate would refuse
         points, width, height, "the retargeted track",
         why=f"The face would be placed entirely outside the video. {parameter('reference_kps')} are pixels of "
