@@ -58,8 +58,7 @@ def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suf
     assert f"The file suffix chooses the format; {article} " in raised.value.why
 
 
-@pytest.mark.parametrize("path, suggested", [("/", "talk_kps.safetensors"), ("/tmp/x.", "talk_kps.safetensors"),
-                                             ("/tmp/points", "points.pth")])
+@pytest.mark.parametrize("path, suggested", [("/", "talk_kps.safetensors"), ("/tmp/x.", "talk_kps.safetensors")])
 def test_an_output_path_without_a_usable_name_gets_the_example_not_a_traceback(path, suggested):
     """extract -o / raised pathlib's ValueError ("has an empty name") while suggesting a renamed file."""
     with pytest.raises(InputError, match="unknown file type") as raised:
@@ -335,3 +334,22 @@ def test_a_control_character_in_a_name_this_run_creates_is_refused_first(tmp_pat
         check_output(tmp_path / "new\x7ffolder" / "talk.mp4", False, "video", folder_made_later=True)
     (tmp_path / "tab\there").mkdir()
     assert check_output(tmp_path / "tab\there" / "talk.mp4", False, "video") == tmp_path / "tab\there" / "talk.mp4"
+
+
+def test_a_name_without_suffix_is_offered_as_a_folder_too(tmp_path):
+    """`extract -o out/` reached check_output as 'out' (a Path drops the '/'), and the only advice was 'out.pth'."""
+    with pytest.raises(InputError) as raised:
+        check_output(tmp_path / "out", kind="kps")
+    assert raised.value.fix == (f"Give it one of those suffixes, e.g. 'out.pth'; to write into a folder out/, name "
+                                f"the file: {str(tmp_path / 'out' / 'talk_kps.safetensors')!r}.")
+
+
+def test_a_text_path_ending_in_a_slash_or_an_existing_folder_is_the_folder_error_with_a_file_in_it(tmp_path):
+    (tmp_path / "sound.mp3").mkdir()
+    for given in (f"{tmp_path}/new.mp3/", tmp_path / "sound.mp3"):
+        with pytest.raises(InputError) as raised:
+            check_output(given, kind="audio")
+        folder = Path(given).absolute()
+        assert raised.value.what == f"The output path {str(folder)!r} is a folder."
+        assert raised.value.fix == f"Name the file, e.g. {str(folder / 'talk.mp3')!r}, or remove the folder."
+    assert not (tmp_path / "new.mp3").exists()

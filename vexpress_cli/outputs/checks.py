@@ -74,6 +74,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
     created (its nearest existing parent is a writable folder), for callers that create it when
     the work starts (a batch checks every job before any runs).
     """
+    named_folder = os.fspath(path).endswith(("/", os.sep))
     path = Path(path).expanduser().absolute()
     frames_allowed = kind == "video"
     kind = output_kind(path, kind)
@@ -92,16 +93,17 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
         raise InputError(
             f"Cannot write the {spec.noun} {str(path)!r}: unknown file type '{path.suffix or '(none)'}'.",
             f"The file suffix chooses the format; {with_article(spec.noun)} is {listed(spec.suffixes)}{spec.formats}.",
-            f"Give it one of those suffixes, e.g. {_renamed(path, spec)!r}{frames}.",
+            f"Give it one of those suffixes, e.g. {_renamed(path, spec)!r}{frames}{_into_folder(path, spec)}.",
         )
     _check_name_lengths(path)
     if kind == "frames":
         _check_frame_folder_target(path, overwrite)
-    elif path.is_dir():
+    elif named_folder or path.is_dir():
+        example = path / (spec.example if spec else "output.mp4")
         raise InputError(
             f"The output path {str(path)!r} is a folder.",
             "A file is written there, and a folder is in the way.",
-            f"Choose a file name, e.g. {(spec.example if spec else 'output.mp4')!r}, or remove the folder.",
+            f"Name the file, e.g. {str(example)!r}, or remove the folder.",
         )
     elif os.path.lexists(path) and not overwrite:
         raise InputError(
@@ -274,6 +276,13 @@ def _try_writing(folder: Path, wanted: Path) -> None:
             f"Creating a file in it failed: {error.strerror or error}.",
             WRITABLE_FIX,
         ) from None
+
+
+def _into_folder(path: Path, spec: OutputKind) -> str:
+    """For a name without suffix, which may have been meant as a folder (a trailing '/' is gone from a Path)."""
+    if path.suffix or not path.name or path.name.endswith("."):
+        return ""
+    return f"; to write into a folder {path.name}/, name the file: {str(path / spec.example)!r}"
 
 
 def _renamed(path: Path, spec: OutputKind) -> str:
