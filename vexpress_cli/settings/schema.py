@@ -130,8 +130,9 @@ class GenerationSettings:
                            choices=("auto", "cuda", "cpu", "mps"), also_matching=r"cuda:\d+")
     kps_fit: str = _setting(DEFAULT_FIT_MODE, "How a keypoint track of another length is fitted to the video.",
                             choices=FIT_MODES)
-    face_backend: str = _setting("auto", "Face detector for the reference photo's keypoints; auto: insightface "
-                                 "when its model is present, else dlib.", choices=FACE_BACKENDS)
+    face_backend: str = _setting("auto", "Face detector for the keypoints (the reference photo's; extract: every "
+                                 "frame's); auto: insightface when its model is present, else dlib.",
+                                 choices=FACE_BACKENDS)
     crop: str = _setting("auto", "The part of the photo that is animated: auto (a square around the face, framed "
                          "like V-Express's training portraits), none (the whole photo, stretched) or X,Y,W,H in the "
                          "photo's pixels.", choices=("auto", "none"), also_matching=CROP_BOX_PATTERN,
