@@ -182,10 +182,26 @@ def test_safetensors_without_a_kps_tensor(tmp_path):
         load_kps(tmp_path / "none.safetensors")
 
 
-def test_invalid_metadata(tmp_path):
-    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata={"fps": "fast"})
-    with pytest.raises(InputError, match="invalid metadata"):
+@pytest.mark.parametrize(("metadata", "named"), [({"fps": "fast"}, "fps 'fast'"), ({"width": "abc"}, "width 'abc'"),
+                                                 ({"crop": "1,2,x,4"}, "crop '1,2,x,4'")])
+def test_invalid_metadata_names_the_key_and_value_not_pythons_parse_error(tmp_path, metadata, named):
+    """width="abc" read "invalid literal for int() with base 10: 'abc'"."""
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata=metadata)
+    with pytest.raises(InputError) as raised:
         load_kps(tmp_path / "k.safetensors")
+    assert raised.value.what == f"The kps file {tmp_path / 'k.safetensors'} has invalid metadata ({named})."
+
+
+def test_a_kps_file_of_another_format_version_is_refused(tmp_path):
+    """A future version's file loaded silently, its metadata read by this version's rules."""
+    path = tmp_path / "future.safetensors"
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(path),
+              metadata={"format": "vexpress-kps", "format_version": "99"})
+    with pytest.raises(InputError, match=r"is of vexpress-kps format version '99'\. This vexpress reads version 1"):
+        load_kps(path)
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(path), metadata={"format": "vexpress-kps",
+                                                                            "format_version": "1"})
+    assert load_kps(path).num_frames == 2
 
 
 @pytest.mark.parametrize(("key", "value"), [("width", "\u0665\u0661\u0662"), ("fps", "\u0662\u0665")])

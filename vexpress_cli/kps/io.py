@@ -290,20 +290,21 @@ def _metadata_of(track: KpsTrack) -> dict[str, str]:
 
 
 def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
+    _check_format_version(metadata, path)
     parsed: dict = {}
     try:
         if "fps" in metadata:
-            parsed["fps"] = float(_ascii(metadata["fps"]))
+            parsed["fps"] = _parsed_value(metadata, "fps", float)
             if not (math.isfinite(parsed["fps"]) and MIN_TRACK_FPS <= parsed["fps"] <= MAX_TRACK_FPS):
                 raise ValueError(f"fps {metadata['fps']}")
         for key in ("width", "height"):
             if key in metadata:
-                parsed[key] = int(_ascii(metadata[key]))
+                parsed[key] = _parsed_value(metadata, key, int)
                 if parsed[key] <= 0:
                     raise ValueError(f"{key} {metadata[key]}")
         for key, separator, count in (("crop", ",", 4), ("source_size", "x", 2)):
             if key in metadata:
-                parsed[key] = tuple(int(part) for part in _ascii(metadata[key]).split(separator))
+                parsed[key] = _parsed_value(metadata, key, lambda text, sep=separator: tuple(map(int, text.split(sep))))
                 if len(parsed[key]) != count or min(parsed[key][-2:]) <= 0:
                     raise ValueError(f"{key} {metadata[key]}")
     except ValueError as error:
@@ -316,6 +317,24 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     if "backend" in metadata:
         parsed["backend"] = metadata["backend"]
     return parsed
+
+
+def _parsed_value(metadata: dict[str, str], key: str, parse):
+    """``parse`` of one metadata value; a ValueError naming the key, not Python's "invalid literal" text."""
+    try:
+        return parse(_ascii(metadata[key]))
+    except ValueError:
+        raise ValueError(f"{key} {metadata[key]!r}") from None
+
+
+def _check_format_version(metadata: dict[str, str], path: Path) -> None:
+    """A file of this format from a later version may mean its points or metadata differently: refused."""
+    version = metadata.get("format_version", FORMAT_VERSION)
+    if metadata.get("format") == FORMAT_NAME and version != FORMAT_VERSION:
+        raise InputError(f"The kps file {path} is of {FORMAT_NAME} format version {version!r}.",
+                         why=f"This vexpress reads version {FORMAT_VERSION}; another version may mean its points "
+                         "or metadata differently.",
+                         fix="Upgrade vexpress, or re-create the file with this one (`vexpress extract`).")
 
 
 def _ascii(text: str) -> str:
