@@ -37,6 +37,27 @@ def install_log_filters() -> None:
         logger.addFilter(_EmptyFloat32ListFilter())
 
 
+class _FallbackFetchFilter(logging.Filter):
+    """Drops diffusers' "An error occurred while trying to fetch ..." that it logs as an error before it falls
+    back from safetensors to a .bin it then loads (a real failure raises, and is reported as a ModelFolderError)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("An error occurred while trying to fetch")
+
+
+FALLBACK_FETCH_LOGGER = "diffusers.models.modeling_utils"
+
+
+@contextmanager
+def _without_fallback_errors() -> Iterator[None]:
+    fallback_filter, logger = _FallbackFetchFilter(), logging.getLogger(FALLBACK_FETCH_LOGGER)
+    logger.addFilter(fallback_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(fallback_filter)
+
+
 @contextmanager
 def quiet_loading() -> Iterator[None]:
     """diffusers' and transformers' loading chatter (notes, progress bars) off while loading; errors still show."""
@@ -51,7 +72,8 @@ def quiet_loading() -> Iterator[None]:
     for module in bars:
         module.disable_progress_bar()
     try:
-        yield
+        with _without_fallback_errors():
+            yield
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
