@@ -212,6 +212,18 @@ def test_cli_shows_the_crop_and_notes_a_pth_cannot_keep_it(tmp_path):
     assert "512x512 at (0, 0) of the 512x512 video" in text and "write .safetensors to keep it" in text
 
 
+@pytest.mark.parametrize(("crop", "noted"), [("-100,-100,700,700", True), ("0,0,512,512", False)])
+def test_a_box_mostly_outside_the_video_is_noted_as_photos_are(tmp_path, crop, noted):
+    """extract pads a box that reaches past the video (a photo's box must lie inside it); 47 % padding said nothing."""
+    video = write_video(tmp_path / "clip.mp4", sample_frames("tys", 3))
+    result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.safetensors"), "--backend", "dlib",
+                                 f"--crop={crop}"])
+    assert result.exit_code == 0, result.output
+    note = ("47% of the crop 700x700 at (-100, -100) lies outside the video and is filled by repeating its edge "
+            "pixels, which the face detector sees too.")
+    assert (note in " ".join(result.output.split())) == noted
+
+
 def test_inspect_shows_the_recorded_crop(tmp_path):
     from vexpress_cli.jobs.inspect.kps import inspect_kps
 

@@ -218,6 +218,10 @@ def cut_crop(image_rgb_uint8: np.ndarray, box: CropBox, out_w: int, out_h: int) 
     return cv2.resize(piece, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
+# Past this share of a crop box outside the image (filled by repeating its edge pixels), a warning says so.
+PADDING_WARNING_SHARE = 0.15
+
+
 def frame_padding(box: CropBox, image_width: int, image_height: int) -> float:
     """The share of the box's area that lies outside the image (filled by edge replication)."""
     inside_w = max(0, min(box.x + box.w, image_width) - max(box.x, 0))

@@ -74,7 +74,8 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     crop's frame, and a ``.safetensors`` file records the box.
     """
     from vexpress_cli.face import load_backend
-    from vexpress_cli.face.framing import FRAMED_SHARE, parse_crop, whole_image
+    from vexpress_cli.face.framing import (FRAMED_SHARE, PADDING_WARNING_SHARE, frame_padding, parse_crop,
+                                           whole_image)
     from vexpress_cli.kps.from_video import extract_kps_sequence
     from vexpress_cli.kps.io import KpsTrack
     from vexpress_cli.settings.model_lookup import face_model_root
@@ -104,6 +105,10 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
         notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span "
                      f"{low:.0%}-{high:.0%} of it), so {parameter('crop', 'auto')} kept the whole frame, as it "
                      "does for such a photo.")
+    padding = frame_padding(report.crop, *report.video_size) if report.crop else 0.0
+    if padding > PADDING_WARNING_SHARE:
+        notes.append(f"{padding:.0%} of the crop {report.crop} lies outside the video and is filled by repeating its "
+                     "edge pixels, which the face detector sees too.")
     if report.ends_early:
         notes.append(f"{report.ends_early} The track has {report.frames} frames. If the video plays longer in a "
                      "player, re-encode it (ffmpeg -i VIDEO -c:v libx264 fixed.mp4) and extract again.")

@@ -16,8 +16,8 @@ import numpy as np
 import PIL.Image
 
 from vexpress_cli.errors import InputError, parameter
-from vexpress_cli.face.framing import (CropBox, cut_crop, frame_padding, framed_crop_box, parse_crop,
-                                       whole_image)
+from vexpress_cli.face.framing import (PADDING_WARNING_SHARE, CropBox, cut_crop, frame_padding, framed_crop_box,
+                                       parse_crop, whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
 from vexpress_cli.media.images import open_rgb_image, rotation_note
 from vexpress_cli.settings.schema import GenerationSettings
@@ -30,7 +30,6 @@ DETECT_LONG_SIDE = 1280
 # SCRFD's usual input size for a whole photo (the original uses the generation size on a portrait).
 DETECT_INPUT_SIZE = 640
 # More repeated edge pixels than this share of the crop is worth a warning.
-PADDING_WARNING_SHARE = 0.15
 MIN_PASTE_SIZE = 64
 # Past this long side a pasted-back video is slow to encode and to play; --max-size is suggested.
 LARGE_VIDEO_SIDE = 3840
