@@ -178,6 +178,24 @@ def test_broken_user_preset_is_listed_with_its_error(isolated_config):
     assert listed["expressive"].error is None
 
 
+def test_a_user_preset_that_is_a_link_leading_nowhere_is_listed_and_named(isolated_config):
+    """It was left out of `presets list` and `presets show dang` said there is no such preset."""
+    (isolated_config / "presets").mkdir(parents=True, exist_ok=True)
+    (isolated_config / "presets" / "dang.toml").symlink_to(isolated_config / "gone.toml")
+    listed = {info.name: info for info in list_presets()}
+    assert listed["dang"].error == (f"The preset file {isolated_config / 'presets' / 'dang.toml'} is a link to "
+                                    f"{isolated_config / 'gone.toml'}, which does not exist. The link leads nowhere: "
+                                    "what it pointed to was moved or deleted. Point the link at a .toml preset file, "
+                                    "or pass that file's path instead.")
+    with pytest.raises(InputError, match="is a link to .*, which does not exist"):
+        load_preset("dang")
+
+
+def test_a_preset_name_in_other_case_is_suggested():
+    with pytest.raises(InputError, match="Did you mean 'lip-sync'"):
+        load_preset("LIP-SYNC")
+
+
 def test_preset_by_path(tmp_path):
     path = write(tmp_path / "mine.toml", 'description = "d"\n[generate]\nguidance_scale = 2\n')
     preset = load_preset(str(path))

@@ -113,7 +113,8 @@ def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     ``offset_retarget``), or ``""`` when none is close."""
     known = list(known)
     begun = [candidate for candidate in known if name and candidate.startswith(name)]
-    close = difflib.get_close_matches(name, known, n=1) or (begun if len(begun) == 1 else [])
+    same_letters = [candidate for candidate in known if candidate.lower() == name.lower()]  # LIP-SYNC
+    close = same_letters or difflib.get_close_matches(name, known, n=1) or (begun if len(begun) == 1 else [])
     return f"Did you mean '{prefix}{close[0]}'? " if close else ""
 
 

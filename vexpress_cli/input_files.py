@@ -70,6 +70,10 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
     try:
         facts = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"The {label} {path} is a link to {os.readlink(path)}, which does not exist.",
+                             why="The link leads nowhere: what it pointed to was moved or deleted.",
+                             fix=f"Point the link at {expected}, or pass that file's path instead.") from None
         raise InputError(f"The {label} {path} does not exist.", why="Nothing is at that path.",
                          fix=missing_fix or f"Check the spelling, or pass the full path to {expected}.") from None
     except OSError as error:  # a loop of links, a name too long, a folder on the way without x permission

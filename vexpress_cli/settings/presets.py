@@ -104,7 +104,8 @@ def _user_files() -> dict[str, Path]:
     folder = user_presets_dir()
     if not folder.is_dir():
         return {}
-    return {path.stem: path for path in sorted(folder.glob("*.toml")) if path.is_file()}
+    # Anything but a folder: a link that leads nowhere is listed, and named, as a preset that fails to load.
+    return {path.stem: path for path in sorted(folder.glob("*.toml")) if not path.is_dir()}
 
 
 def _read(location) -> str:
