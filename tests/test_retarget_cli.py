@@ -335,3 +335,14 @@ def test_fix_face_with_a_driving_track_says_the_track_sets_no_keypoint(tmp_path)
     notes = json.loads(result.stdout)["notes"]
     assert "The strategy fix_face does not use a driving kps track: the keypoints are the same without --kps. " \
            "To move the head with the track, use --retarget-strategy offset_retarget" in " ".join(notes)
+
+
+def test_a_folder_given_as_the_driving_track_gets_the_message_every_command_gives(tmp_path):
+    """Typer's own check answered with 'Invalid value for '--kps': ... is a directory' in a box, with no fix."""
+    (tmp_path / "tracks.pth").mkdir()
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "--kps", tmp_path / "tracks.pth",
+                      "--output", tmp_path / "out.safetensors")
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (f"Error: Cannot read the kps file {tmp_path / 'tracks.pth'}: it is not "
+                                               "a file but a folder. Pass the path of a .safetensors or .pth kps file "
+                                               "in it.")

@@ -53,10 +53,9 @@ def retarget_command(
         "--output",
         "-o",
         help="Where to write the track: .safetensors (keeps fps and size) or .pth.",
-        dir_okay=False,
     ),
     reference_image: Path | None = typer.Option(
-        None, "--reference-image", help="Photo of the face to animate; its keypoints are detected.", dir_okay=False
+        None, "--reference-image", help="Photo of the face to animate; its keypoints are detected."
     ),
     reference_kps: str | None = typer.Option(
         None,
@@ -68,7 +67,6 @@ def retarget_command(
         None,
         "--kps",
         help="Driving kps track (.safetensors/.pth from `vexpress extract`, or an original V-Express kps.pth).",
-        dir_okay=False,
     ),
     strategy: str = setting_option("retarget_strategy", default=AUTO_STRATEGY),
     num_frames: int | None = typer.Option(
@@ -86,7 +84,6 @@ def retarget_command(
         None,
         "--preview",
         help="Also write a video (.mp4) of the retargeted keypoints over the photo, next to the driving ones.",
-        dir_okay=False,
     ),
     face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     crop: str = setting_option("crop", default=DEFAULTS["crop"]),
