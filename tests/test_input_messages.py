@@ -99,6 +99,7 @@ def test_a_crop_box_with_a_negative_corner_or_no_size_says_which_numbers_must_be
                                f"--crop={box}", *SMALL])
     assert wrong in message and "must be 0 or more" in message and "more than 0" in message, message
     assert "must lie inside the photo" in message
+    assert message.endswith("Use --crop auto, or a box such as 320,40,640,640.")  # was "Pick one of auto, none or ..."
 
 
 def test_extract_allows_a_box_past_the_edge_but_says_a_size_must_be_positive(tmp_path):

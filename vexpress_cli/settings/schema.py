@@ -256,9 +256,10 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
                              fix=f"Use a number from {_number(setting.minimum)} to {_number(setting.maximum)}.")
     if setting.choices and value not in setting.choices and not (
             setting.also_matching and re.fullmatch(setting.also_matching, value)):
-        suggestion = did_you_mean(value, setting.choices)
-        raise InputError(f"{where} is {value!r}, which is not one of: {setting.allowed}.",
-                         why=_why_not_allowed(name, value), fix=f"{suggestion}Pick one of {setting.allowed}.")
+        problem = _why_not_allowed(name, value)
+        fix = (f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640." if problem and name == "crop"
+               else f"{did_you_mean(value, setting.choices)}Pick one of {setting.allowed}.")
+        raise InputError(f"{where} is {value!r}, which is not one of: {setting.allowed}.", why=problem, fix=fix)
     if setting.kind is str and not setting.choices and not value.strip():
         raise InputError(f"{where} is empty.", fix=f"Give a name such as {setting.default!r}.")
     if setting.kind in (int, float):
