@@ -401,3 +401,10 @@ def test_a_single_held_frame_is_worded_in_the_singular(tmp_path):
     save_kps(tmp_path / "one.safetensors", KpsTrack(points, fps=25.0, width=512, height=512))
     warnings = inspect_json(tmp_path / "one.safetensors")["warnings"]
     assert any(warning.startswith("1 frame repeats the previous one") for warning in warnings), warnings
+
+
+@pytest.mark.parametrize(("suffix", "guess"), [(".pth", " (an original V-Express kps.pth?)"), (".safetensors", "")])
+def test_a_track_without_fps_is_guessed_to_be_the_originals_only_when_it_is_a_torch_file(tmp_path, suffix, guess):
+    path = save_kps(tmp_path / f"track{suffix}", KpsTrack(np.full((4, 3, 2), 200.0, np.float32)))
+    (warning,) = [text for text in inspect_json(path)["warnings"] if "records no fps" in text]
+    assert warning.startswith(f"The file records no fps{guess}; the duration assumes 25 fps")

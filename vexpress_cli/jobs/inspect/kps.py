@@ -167,7 +167,8 @@ def _kps_warnings(report: KpsReport) -> list[str]:
 
     warnings = []
     if report.fps_assumed:
-        warnings.append(f"The file records no fps (an original V-Express kps.pth?); the duration assumes "
+        guess = " (an original V-Express kps.pth?)" if report.format == "torch" else ""
+        warnings.append(f"The file records no fps{guess}; the duration assumes "
                         f"{report.duration_fps:g} fps (set it with {parameter('fps')}).")
     size = f"{report.width}x{report.height}"
     if report.width is None:
