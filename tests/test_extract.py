@@ -150,6 +150,19 @@ def test_a_video_without_any_face_is_an_input_error(tmp_path, tys_frames, dlib_b
     assert "No face was found in any of the 3 frames" in raised.value.what and raised.value.fix
 
 
+def test_no_face_offers_insightface_only_where_its_detector_is(tmp_path, tys_frames, dlib_backend):
+    """It was always offered, and without det_10g.onnx (the tiny model has none) it then failed as 'not found'."""
+    video = write_video(tmp_path / "wall.mp4", [np.full_like(tys_frames[0], GREY)] * 3)
+    with_detector = tmp_path / "with"
+    with_detector.mkdir()
+    (with_detector / "det_10g.onnx").write_bytes(b"onnx")
+    for root, offered in ((tmp_path / "without", False), (with_detector, True)):
+        with pytest.raises(InputError) as raised:
+            extract_kps_sequence(video, dlib_backend, model_root=root)
+        assert raised.value.fix.endswith("roughly frontal face, or try face_backend=\"insightface\"." if offered
+                                         else "roughly frontal face."), raised.value.fix
+
+
 # --- vexpress extract ------------------------------------------------------------------------
 
 

@@ -131,7 +131,7 @@ def extract_kps_sequence(
         raise InputError(
             f"No face was found in any of the {len(points)} frames of {video_path}.",
             why=f"The {detector.name} face detector found nothing after resizing frames to {width}x{height}.",
-            fix=_no_face_fix(asked, detector.name),
+            fix=_no_face_fix(asked, detector.name, model_root),
         )
     report = ExtractReport(
         video=video_path,
@@ -159,8 +159,11 @@ def _strict_error(video_path: Path, index: int, face_count: int) -> InputError:
     )
 
 
-def _no_face_fix(asked, backend: str) -> str:
-    """What to try when no frame has a face: the framing first, then the video, then the other detector."""
+def _no_face_fix(asked, backend: str, model_root) -> str:
+    """What to try when no frame has a face: the framing first, then the video, then the other detector (insightface
+    only when its det_10g.onnx is there: offered without it, it failed with 'not found')."""
+    from vexpress_cli.face import find_detector
+
     if asked is None:
         framing = f"For a wide shot, use {parameter('crop', 'auto')}: it finds the face in the whole frame first. "
     elif asked == "auto":
@@ -168,6 +171,6 @@ def _no_face_fix(asked, backend: str) -> str:
     else:
         framing = (f"Check that the box {parameter('crop', ','.join(map(str, asked.as_list())))} holds the face, "
                    f"or use {parameter('crop', 'auto')}. ")
-    detector = (f", or try {parameter('face_backend', 'insightface')} (its det_10g.onnx comes with "
-                "`vexpress models download`)" if backend == "dlib" else "")
+    detector = (f", or try {parameter('face_backend', 'insightface')}"
+                if backend == "dlib" and find_detector(model_root) is not None else "")
     return f"{framing}Use a video with a clearly visible, roughly frontal face{detector}."
