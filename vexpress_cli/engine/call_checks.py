@@ -121,7 +121,9 @@ class CallChecks:
         if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
             raise InputError(f"{parameter('latents')} is {described(latents)}.",
                              f"For {video_length} frames at {width}x{height} they must have the shape {expected}.",
-                             "Leave them out for seeded noise, or make them with pipe.prepare_latents(...).")
+                             "Leave them out for seeded noise, or make them with pipe.prepare_latents(frames, width, "
+                             "height, torch.Generator().manual_seed(seed)): a generator of their own, as the speech "
+                             "encoder also draws on torch's global one.")
         if not torch.isfinite(latents).all():
             raise InputError(f"{parameter('latents')} hold NaN or infinite values.", "",
                              "Pass finite latents, or leave them out for seeded noise.")
