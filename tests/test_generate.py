@@ -200,7 +200,8 @@ def test_flag_beats_preset_beats_default(clips, tmp_path):
     assert report["strategy"] == "fix_face"
     assert report["fps"] == 30  # the flag, not the preset's 25
     assert report["frames"] == round(audio_seconds(clips["tys"]) * 30)
-    assert len(report["warnings"]) == 1 and "--audio-attention-weight 4.0" in report["warnings"][0]
+    assert len(report["warnings"]) == 2 and "--audio-attention-weight 4.0" in report["warnings"][0]
+    assert report["warnings"][1].startswith("The strategy fix_face does not use a driving kps track")  # the preset's
     check_video(output, clips["tys"])
 
 
