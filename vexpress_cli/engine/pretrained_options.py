@@ -11,11 +11,9 @@ from pathlib import Path
 
 import torch
 
+from vexpress_cli.engine.devices import DTYPES
 from vexpress_cli.errors import InputError, ModelFolderError, described, parameter
 
-DTYPE_NAMES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-               "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-               "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
 
 
 def component_names(pipeline_class) -> tuple[str, ...]:
@@ -41,7 +39,7 @@ def checked_torch_dtype(value) -> torch.dtype | dict | None:
         return {name: checked_torch_dtype(dtype) for name, dtype in value.items()}
     if value is None or value == "auto":
         return None
-    dtype = DTYPE_NAMES.get(value.removeprefix("torch.")) if isinstance(value, str) else value
+    dtype = _named_dtype(value.removeprefix("torch.")) if isinstance(value, str) else value
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise InputError(f"{parameter('torch_dtype')} is {described(value)}.",
                          "The networks compute in a floating-point type.",
@@ -49,12 +47,18 @@ def checked_torch_dtype(value) -> torch.dtype | dict | None:
     return dtype
 
 
+def _named_dtype(name: str) -> torch.dtype | None:
+    """The short names of ``--dtype`` (fp16, bf16, fp32) and torch's own (float16, half, bfloat16, float, ...)."""
+    named = getattr(torch, name, None)
+    return DTYPES.get(name) or (named if named in DTYPES.values() else None)
+
+
 def cast_and_move(pipeline, dtype: torch.dtype | dict | None, device) -> None:
     if isinstance(dtype, dict):
-        default = dtype.get("default")
         for name, network in pipeline.networks().items():
-            if dtype.get(name, default) is not None:
-                network.to(dtype=dtype.get(name, default))
+            network_dtype = dtype.get(name, dtype.get("default"))
+            if network_dtype is not None:
+                network.to(dtype=network_dtype)
         dtype = None
     if dtype is not None or device is not None:
         # diffusers warns that fp16 "will fail" on the CPU; these networks run there (slowly).

@@ -144,14 +144,10 @@ def retarget_track(
     return points
 
 
-def ignored_driving_track(strategy: str | RetargetStrategy, reference_kps: np.ndarray,
-                          driving_kps: np.ndarray | None, num_frames: int, result: np.ndarray) -> str | None:
+def ignored_driving_track(strategy: RetargetStrategy, reference_kps: np.ndarray, driving_kps: np.ndarray | None,
+                          num_frames: int, result: np.ndarray) -> str | None:
     """A warning when a strategy that needs no driving track (fix_face) gave ``result`` without it too: the
     track the user gave changed nothing."""
-    if isinstance(strategy, str):
-        from vexpress_cli.plugins import get_retarget_strategy
-
-        strategy = get_retarget_strategy(strategy)
     if driving_kps is None or needs_driving_kps(strategy):
         return None
     if not np.array_equal(retarget_track(reference_kps, None, num_frames, strategy), result):

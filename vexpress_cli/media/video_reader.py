@@ -67,8 +67,8 @@ class VideoInfo:
         if not self.stated_duration or self.stated_duration - self.duration <= max(2 * frame,
                                                                                    0.1 * self.stated_duration):
             return None
-        return (f"The video's frames end at {self.duration:.2f} s, but the file says it lasts {self.stated_duration:.2f} s: "
-                "it may be cut short (a download or copy that did not finish).")
+        return (f"The video's frames end at {self.duration:.2f} s, but the file says it lasts "
+                f"{self.stated_duration:.2f} s: it may be cut short (a download or copy that did not finish).")
 
 
 def video_info(path: str | Path | Probe) -> VideoInfo:
