@@ -206,13 +206,15 @@ def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official
     assert audio_info(audio_out).duration > 0.5
 
 
-def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path, tys_clip):
+def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path, tys_clip, monkeypatch):
     import json
 
-    result = run_cli(tys_clip, "--backend", "dlib", "--json", "--kps-out", tmp_path / "a.safetensors")
+    monkeypatch.chdir(tys_clip.parent)  # relative paths are reported as given, the video like the outputs
+    result = run_cli(tys_clip.name, "--backend", "dlib", "--json", "--kps-out", "a.safetensors")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert (data["kps_out"], data["frames"], data["backend"]) == (str(tmp_path / "a.safetensors"), CLIP_FRAMES, "dlib")
+    assert (data["video"], data["kps_out"]) == (tys_clip.name, "a.safetensors")
+    assert (data["frames"], data["backend"]) == (CLIP_FRAMES, "dlib")
     assert data["backend_reason"] == "chosen with --face-backend"  # the CLI names settings by their flags
     assert result.stderr == ""
     quiet = run_cli(tys_clip, "--backend", "dlib", "--quiet", "--kps-out", tmp_path / "b.safetensors")

@@ -324,7 +324,7 @@ def test_a_job_may_repeat_the_generators_own_device_and_dtype_but_not_change_the
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width="512"), "width is str '512'"),
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", height=100000), "height is 100000"),
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
-                                       num_frames=3, width=100), "Setting width is 100; it must be a multiple of 8"),
+                                       num_frames=3, width=100), "width is 100; it must be a multiple of 8"),
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
                                        num_frames=10**9), "num_frames is int 1000000000"),
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
@@ -490,8 +490,8 @@ def test_a_pasted_back_video_too_wide_for_h264_is_refused_before_generating(spee
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    ({"crop": [0, 0, float("nan"), 512]}, r"^Setting crop is list \[0, 0, nan, 512\]\. A box is four whole numbers"),
-    ({"crop": (0, 0, 512)}, r"^Setting crop is tuple \(0, 0, 512\)\. A box is four whole numbers"),
+    ({"crop": [0, 0, float("nan"), 512]}, r"^crop is list \[0, 0, nan, 512\]\. A box is four whole numbers"),
+    ({"crop": (0, 0, 512)}, r"^crop is tuple \(0, 0, 512\)\. A box is four whole numbers"),
     ({"preset": 3}, r"^preset is int 3\. A preset is chosen by its name or the path of its file"),
 ])
 def test_a_crop_box_or_preset_of_the_wrong_kind_is_named_as_such(arguments, message, speech, tmp_path):

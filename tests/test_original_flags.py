@@ -51,6 +51,8 @@ def test_gpu_id_is_a_cuda_device_and_other_sample_rates_are_refused():
     assert device_from_gpu_id("cpu", None) == "cpu"
     with pytest.raises(InputError, match="--gpu_id 1 and --device cpu disagree"):
         device_from_gpu_id("cpu", 1)
+    with pytest.raises(InputError, match="--gpu_id -1 is not a GPU number"):
+        device_from_gpu_id(None, -1)
     check_sample_rate(16000)
     with pytest.raises(InputError, match="--standard_audio_sampling_rate 22050 is not possible"):
         check_sample_rate(22050)
@@ -83,3 +85,13 @@ def test_an_original_command_line_runs(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "--do_multi_devices_inference is ignored" in result.output
     assert video_info(output).frame_count == 12
+
+
+@pytest.mark.parametrize(("typed", "other"), [("--num_inference_steps", "--num-inference-steps"),
+                                              ("--num-inference-steps", "--num_inference_steps")])
+def test_a_refused_value_is_named_by_the_spelling_typed(typed, other):
+    """`--num_inference_steps 0` was refused as "--num-inference-steps is 0", a flag the user never typed."""
+    result = CliRunner().invoke(app, ["generate", typed, "0", "--reference_image_path", "ref.jpg",
+                                      "--audio_path", "aud.mp3", "-o", "out.mp4"])
+    assert result.exit_code == 2
+    assert f"{typed} is 0;" in result.output and other not in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 
 import typer
@@ -34,17 +36,18 @@ class VExpressGroup(typer.core.TyperGroup):
     """Turns a VExpressError into one readable paragraph and exit code 2."""
 
     def parse_args(self, ctx, args):
+        ctx.meta["vexpress_args"] = list(args)
         try:
             _refuse_empty_values(args, _options_taking_values(self, ctx, args))
         except VExpressError as error:
-            _exit_with(error)
+            _exit_with(error, args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except VExpressError as error:
-            _exit_with(error)
+            _exit_with(error, ctx.meta.get("vexpress_args", ()))
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
             try:
                 error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
@@ -53,11 +56,13 @@ class VExpressGroup(typer.core.TyperGroup):
             raise typer.Exit(exit_code_of(interrupt)) from None
 
 
-def _exit_with(error: VExpressError):
-    """The error as one paragraph on stderr, and its exit code (2 for bad input)."""
-    from vexpress_cli.cli.options import flag_of
+def _exit_with(error: VExpressError, args=()):
+    """The error as one paragraph on stderr, and its exit code (2 for bad input). A setting reads as the
+    spelling typed in ``args`` (``--num_inference_steps``), else as its flag."""
+    from vexpress_cli.cli.options import typed_flag_of
 
-    error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
+    spell = functools.partial(typed_flag_of, args=tuple(args))
+    error_console.print(f"[bold red]Error:[/] {escape(error.render(spell))}", highlight=False)
     raise typer.Exit(error.exit_code) from None
 
 

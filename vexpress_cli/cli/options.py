@@ -50,6 +50,18 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def typed_flag_of(name: str, args: tuple[str, ...] = ()) -> str:
+    """:func:`flag_of`, or the other spelling of that setting the user typed in ``args`` instead of its flag
+    (``--gpu_id`` is not one: it is its own option), so that a message names what is on the command line."""
+    setting = SETTINGS.get(name)
+    if setting is None:
+        return flag_of(name)
+    typed = {arg.partition("=")[0] for arg in args if arg.startswith("-")}
+    if typed & {setting.flag, *((setting.short,) if setting.short else ())}:
+        return flag_of(name)
+    return next((flag for flag in (*setting.aliases, *setting.original_flags) if flag in typed), flag_of(name))
+
+
 def _help(setting: Setting) -> str:
     text = f"{setting.help} Default: {_shown(setting.default)}."
     if setting.advised:

@@ -58,6 +58,9 @@ def device_from_gpu_id(device: str | None, gpu_id: int | None) -> str | None:
     """``--gpu_id N`` is ``--device cuda:N``."""
     if gpu_id is None:
         return device
+    if gpu_id < 0:
+        raise InputError(f"--gpu_id {gpu_id} is not a GPU number.", why="GPUs are numbered from 0 (cuda:0).",
+                         fix="Pass --gpu_id 0 for the first GPU, or --device cpu to run without one.")
     if device not in (None, "auto", "cuda", f"cuda:{gpu_id}"):
         raise InputError(f"--gpu_id {gpu_id} and --device {device} disagree.",
                          why="--gpu_id picks a CUDA GPU.", fix=f"Pass --device cuda:{gpu_id} alone.")

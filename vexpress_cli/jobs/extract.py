@@ -4,7 +4,7 @@ and optionally its audio track, written together or not at all."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     detector = load_backend(face_backend, face_model_root(model_root, face_backend), width, height)
     points, report = extract_kps_sequence(video_probe, detector, width, height, strict=strict, progress=progress,
                                           crop=crop)
+    report = replace(report, video=video)  # as given, like the outputs (the probe's path is resolved)
     fps = float(report.fps) if report.fps else None
     box = tuple(report.crop.as_list()) if report.crop else None
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend, crop=box,

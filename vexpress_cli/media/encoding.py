@@ -92,7 +92,7 @@ def resolve_codec(codec: str) -> str:
     if codec == "auto":
         return next(name for name in AUTO_ORDER if name == AUTO_ORDER[-1] or codec_usable(name))
     if codec not in ENCODERS:
-        raise InputError(f"Setting {parameter('codec')} is {codec!r}, which is not a codec vexpress knows.",
+        raise InputError(f"{parameter('codec')} is {codec!r}, which is not a codec vexpress knows.",
                          fix=f"Use one of: auto, {', '.join(ENCODERS)}.")
     if not codec_usable(codec):
         raise unusable_codec_error(codec)

@@ -272,7 +272,7 @@ DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32
 
 def checked_setting(name: str, value: Any) -> Any:
     """One setting given to a job or a call (a keyword argument, a flag), validated and normalised."""
-    return validate_value(name, value, f"Setting {parameter(name)}", within_advice=False)
+    return validate_value(name, value, parameter(name), within_advice=False)
 
 
 def _plain(name: str, value: Any) -> Any:
@@ -287,7 +287,7 @@ def _plain(name: str, value: Any) -> Any:
     if name == "crop" and isinstance(value, (list, tuple)):
         numbers = [_plain("", item) for item in value]
         if len(numbers) != 4 or not all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):
-            raise InputError(f"Setting {parameter('crop')} is {described(value)}.",
+            raise InputError(f"{parameter('crop')} is {described(value)}.",
                              "A box is four whole numbers [x, y, w, h] in the photo's pixels: its top-left corner "
                              "and its width and height.", f"Give {parameter('crop')} as four whole numbers such as "
                              "[200, 80, 600, 600], or as \"auto\" or \"none\".")
