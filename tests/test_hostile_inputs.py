@@ -21,6 +21,7 @@ from conftest import SAMPLES_DIR
 
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.jobs.inspect import inspect_audio, inspect_kps
+from vexpress_cli.jobs.inspect.dispatch import input_kind
 from vexpress_cli.kps import KpsTrack, check_kps_in_frame, load_kps, save_kps
 from vexpress_cli.media import load_audio, video_info
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
@@ -59,6 +60,7 @@ LOADERS = {
     "kps file": ("kps.pth", load_kps),
     "driving video": ("driving.mp4", video_info),
     "preset file": ("mine.toml", load_preset),
+    "input to inspect": ("speech.wav", input_kind),  # inspect's first look, worded as every command's
 }
 
 

@@ -392,6 +392,25 @@ def test_an_incomplete_model_folder_is_reported_whole_and_exits_2(tmp_path):
     assert as_json.exit_code == 2 and json.loads(as_json.stdout)["complete"] is False
 
 
+def test_a_checkpoint_that_is_a_dangling_link_is_named_not_only_counted_as_missing_tensors(tmp_path):
+    """A motion_module.bin link leading nowhere read only as "338 missing tensors" of denoising_unet."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(TINY_MODEL_DIR, folder)
+    (folder / "v-express" / "motion_module.bin").unlink()
+    (folder / "v-express" / "motion_module.bin").symlink_to(tmp_path / "gone.bin")
+    (folder / "v-express" / "reference_net.bin").unlink()
+    as_json = run_cli(folder, "--json")
+    assert as_json.exit_code == 2
+    networks = {network["name"]: network for network in json.loads(as_json.stdout)["networks"]}
+    assert networks["denoising_unet"]["lacks"] == ("v-express/motion_module.bin (a link that leads nowhere is in its "
+                                                   "place)")
+    assert networks["reference_net"]["lacks"] == "v-express/reference_net.bin"
+    assert networks["audio_projection"]["lacks"] is None
+    assert "denoising_unet: lacks v-express/motion_module.bin (a link" in " ".join(run_cli(folder).stdout.split())
+
+
 def test_a_single_held_frame_is_worded_in_the_singular(tmp_path):
     from vexpress_cli.kps.io import KpsTrack, save_kps
 

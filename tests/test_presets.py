@@ -191,6 +191,19 @@ def test_a_user_preset_that_is_a_link_leading_nowhere_is_listed_and_named(isolat
         load_preset("dang")
 
 
+def test_a_preset_naming_a_strategy_not_installed_is_flagged_by_show_and_list(isolated_config):
+    """`presets show` printed it as fine; only doctor said so, and generate refused it later."""
+    write(isolated_config / "presets" / "mine.toml", '[generate]\nretarget_strategy = "nosuch_plugin"\n')
+    shown = run_cli("presets", "show", "mine")
+    assert shown.exit_code == 0
+    assert "retarget strategy 'nosuch_plugin', which is not installed" in " ".join(shown.stderr.split())
+    assert json.loads(run_cli("presets", "show", "mine", "--json").stdout)["uninstalled_strategy"] == "nosuch_plugin"
+    listed = {entry["name"]: entry for entry in json.loads(run_cli("presets", "--json").stdout)}
+    assert listed["mine"]["uninstalled_strategy"] == "nosuch_plugin"
+    assert listed["expressive"]["uninstalled_strategy"] is None
+    assert "nosuch_plugin (not installed)" in run_cli("presets", "list").stdout
+
+
 def test_a_preset_name_in_other_case_is_suggested():
     with pytest.raises(InputError, match="Did you mean 'lip-sync'"):
         load_preset("LIP-SYNC")

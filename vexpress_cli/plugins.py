@@ -232,6 +232,21 @@ def strategy_source(strategy: RetargetStrategy) -> str | None:
     return info.source if info is not None and _class_name(info.strategy) == _class_name(strategy) else None
 
 
+def uninstalled_strategy(values: dict) -> str | None:
+    """The retarget strategy that settings (a preset's values) name when no installed plugin provides it, else
+    None; None too when the plugins are in conflict, which is told wherever strategies are listed."""
+    from vexpress_cli.settings.schema import AUTO_STRATEGY
+
+    strategy = values.get("retarget_strategy", AUTO_STRATEGY)
+    if strategy == AUTO_STRATEGY:
+        return None
+    try:
+        installed = get_retarget_strategy_infos()
+    except VExpressError:
+        return None
+    return None if strategy in installed else strategy
+
+
 def _class_name(value: object) -> tuple[str, str]:
     return type(value).__module__, type(value).__qualname__
 

@@ -244,6 +244,8 @@ def _print_model_folder(report) -> None:
     for network in report.networks:
         if network.damaged:
             console.print(f"[red]{network.name}[/]: {escape(network.damaged)}")
+        if network.lacks:
+            console.print(f"[red]{network.name}[/]: lacks {escape(network.lacks)}")
         if network.status == "mismatch":
             console.print(f"[red]{network.name}[/]: {len(network.missing)} missing, {len(network.unexpected)} "
                           f"unexpected, {len(network.mismatched)} wrong-shape tensors; first ones:")

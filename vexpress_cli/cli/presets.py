@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from vexpress_cli.cli.options import json_option
+from vexpress_cli.plugins import uninstalled_strategy
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.settings.presets import PresetInfo, list_presets, load_preset
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, resolve_settings
@@ -55,6 +56,7 @@ def _info_as_dict(info: PresetInfo) -> dict[str, Any]:
         "shadows_builtin": info.shadows_builtin,
         "values": info.values,
         "error": info.error,
+        "uninstalled_strategy": None if info.error else uninstalled_strategy(info.values),
     }
 
 
@@ -75,6 +77,8 @@ def _print_list(as_json: bool) -> None:
             continue
         values = info.values
         strategy = values.get("retarget_strategy", f"[dim]{DEFAULTS['retarget_strategy']}[/]")
+        if uninstalled_strategy(values):
+            strategy = f"[red]{strategy} (not installed)[/]"
         weights = "/".join(
             _format_value(values[name]) if name in values else f"[dim]{_format_value(DEFAULTS[name])}[/]"
             for name in ("reference_attention_weight", "audio_attention_weight")
@@ -111,6 +115,7 @@ def show_command(
     loaded = load_preset(preset)
     resolved = resolve_settings(loaded.values, config_values=configured_settings())
     effective = resolved.settings.to_dict()
+    missing = uninstalled_strategy(loaded.values)
     if as_json:
         typer.echo(json.dumps({
             "name": loaded.name,
@@ -120,6 +125,7 @@ def show_command(
             "shadows_builtin": loaded.shadows_builtin,
             "values": loaded.values,
             "effective": effective,
+            "uninstalled_strategy": missing,
         }, indent=2))
         return
     console = Console()
@@ -138,6 +144,14 @@ def show_command(
         source = {"preset": "[cyan]preset[/]", "config": "user config"}.get(resolved.sources[name], "default")
         table.add_row(name, _format_value(value), source, SETTINGS[name].help)
     console.print(table)
+    if missing:
+        Console(stderr=True).print(f"[yellow]Warning:[/] {_uninstalled_warning(missing)}", highlight=False)
+
+
+def _uninstalled_warning(strategy: str) -> str:
+    return (f"This preset names the retarget strategy '{strategy}', which is not installed, so generate would refuse "
+            "it. Install the plugin that provides it (`vexpress strategies` lists the installed ones), or change "
+            "the preset's retarget_strategy.")
 
 
 def register(app: typer.Typer) -> None:

@@ -65,14 +65,6 @@ def _presets_check() -> Check:
 
 def _uninstalled_strategy(info) -> str | None:
     """The retarget strategy a preset that loads names when no installed plugin provides it, else None."""
-    from vexpress_cli.plugins import get_retarget_strategy_infos
-    from vexpress_cli.settings.schema import AUTO_STRATEGY
+    from vexpress_cli.plugins import uninstalled_strategy
 
-    strategy = (info.values or {}).get("retarget_strategy", AUTO_STRATEGY)
-    if info.error or strategy == AUTO_STRATEGY:
-        return None
-    try:
-        installed = get_retarget_strategy_infos()
-    except VExpressError:  # plugins in conflict: the strategies row says so
-        return None
-    return None if strategy in installed else strategy
+    return None if info.error else uninstalled_strategy(info.values or {})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
+from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
 from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
@@ -24,9 +25,8 @@ def input_kind(path: str | Path) -> str:
     path = check_input_path(path)
     if path.is_dir():
         return "model_folder"
-    if not path.is_file():
-        raise InputError(f"{path} is not a regular file.", why="It is a device, pipe or socket.",
-                         fix="Pass a file or a model folder.")
+    if not path.is_file():  # a pipe, device or socket: told as every command tells it
+        require_regular_file(path, "input", "an image, audio, video, kps file, preset or record, or a model folder")
     suffix = path.suffix.lower()
     for kind, suffixes in INPUT_KIND_SUFFIXES.items():
         if suffix in suffixes:

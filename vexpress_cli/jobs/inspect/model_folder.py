@@ -14,7 +14,8 @@ from pathlib import Path
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError, join_messages, parameter, python_name, spell_parameters
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder
-from vexpress_cli.engine.checkpoints import (KeyReport, compare_keys, file_problem, network_state_dict,
+from vexpress_cli.engine.checkpoints import (NETWORK_FILES, KeyReport, compare_keys, described_missing,
+                                             file_problem, network_state_dict,
                                              read_checkpoint_shapes, released_tensors)
 
 
@@ -28,6 +29,7 @@ class NetworkReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[list] = field(default_factory=list)
     damaged: str | None = None  # why a checkpoint file cannot be read
+    lacks: str | None = None  # the network's files the folder lacks, each with what stands in its place
 
     @property
     def status(self) -> str:
@@ -99,6 +101,10 @@ def _network_report(folder: ModelFolder, architecture: Architecture, name: str) 
         keys: KeyReport = compare_keys(name, architecture.expected_tensors(name), found)
         report.missing, report.unexpected = keys.missing, keys.unexpected
         report.mismatched = [[key, list(want), list(got)] for key, want, got in keys.mismatched]
+    lacking = [f"{VEXPRESS_DIR.as_posix()}/{stem}.bin" for stem in NETWORK_FILES[name]
+               if folder.checkpoint(stem) is None]
+    if lacking and (report.missing or not report.files):  # a denoising_unet.bin may hold the motion module too
+        report.lacks = described_missing(folder.root, lacking)
     return report
 
 
