@@ -319,6 +319,24 @@ def test_a_job_may_repeat_the_generators_own_device_and_dtype_but_not_change_the
         generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", dtype="fp16", **SMALL)
 
 
+def test_a_presets_dtype_the_generator_does_not_run_with_is_refused_not_ignored(speech, tmp_path):
+    """It planned, reported dtype 'bf16' from the preset, and ran in float32; generate() honoured it."""
+    preset = tmp_path / "half.toml"
+    preset.write_text('[generate]\ndtype = "bf16"\n')
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu")
+    with pytest.raises(InputError, match=r"^The preset sets dtype = 'bf16', but this Generator runs with float32\."):
+        generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", preset=preset, **SMALL)
+    in_bf16 = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu", dtype="bf16")
+    assert in_bf16.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", preset=preset, **SMALL).settings.dtype == "bf16"
+
+
+def test_a_generator_takes_device_and_dtype_from_the_user_config_as_the_cli_does(tmp_path):
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "config.toml").write_text('[generate]\ndtype = "bf16"\ndevice = "cpu"\n')
+    assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).dtype == torch.bfloat16
+    assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype="fp32").dtype == torch.float32
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width=0), "width is 0. It is the size"),
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width="512"), "width is str '512'"),

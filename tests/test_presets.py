@@ -114,6 +114,18 @@ def test_explicit_values_may_leave_the_advised_range_with_a_warning_but_not_the_
         resolve_settings({}, {"audio_attention_weight": 11.0})
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    (-1.0, "is -1.0; it must be from 0.0 to 2.0"),  # the hard limit, not advice to pass it as a flag
+    (1.5, "is 1.5, outside the advised range 0.9-1.0. Presets and config files stay within the range the V-Express "
+          "authors recommend. Use a value from 0.9 to 1.0, or give reference_attention_weight=1.5 explicitly"),
+])
+def test_a_preset_value_beyond_the_hard_limit_is_told_the_limit_and_within_it_the_advice(tmp_path, value, message):
+    path = write(tmp_path / "p.toml", f"[generate]\nreference_attention_weight = {value}\n")
+    with pytest.raises(InputError) as caught:
+        load_preset(str(path))
+    assert message in str(caught.value)
+
+
 def test_merged_context_overlap_is_checked_against_the_preset():
     with pytest.raises(InputError) as caught:
         resolve_settings(load_preset("long-audio").values, {"context_overlap": 16})
@@ -125,6 +137,9 @@ def test_context_overlap_against_the_default_context_frames_names_it_as_the_defa
     with pytest.raises(InputError) as caught:
         resolve_settings({}, {"context_overlap": 30})
     assert str(caught.value).startswith("context_overlap (30) must be smaller than the default 'context_frames' (24).")
+    with pytest.raises(InputError) as caught:  # the fix names what to set, not "the default 'context_overlap'"
+        resolve_settings({}, {"context_frames": 1})
+    assert str(caught.value).endswith("Lower context_overlap to at most 0, or raise context_frames.")
 
 
 def test_device_accepts_a_gpu_index():

@@ -112,8 +112,11 @@ class Generator:
         from vexpress_cli.settings.schema import checked_setting
         from vexpress_cli.settings.model_lookup import resolve_model_dir
 
-        device = checked_setting("device", device or "auto")
-        dtype = checked_setting("dtype", dtype or "auto")
+        from vexpress_cli.settings.user_config import configured_settings
+
+        configured = configured_settings()  # as the CLI and generate() do: the user config, then auto
+        device = checked_setting("device", device or configured.get("device") or "auto")
+        dtype = checked_setting("dtype", dtype or configured.get("dtype") or "auto")
         self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
         self.devices = resolve_devices(devices) if devices is not None else []
         self.device = self.devices[0] if self.devices else resolve_device(device)
@@ -235,6 +238,7 @@ class Generator:
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
         overwrite = checked_switch("overwrite", overwrite)
         resolved = resolve_job_settings(preset, settings)
+        self._refuse_other_model_settings(resolved)
         refuse_replacing_an_input(output, {"reference_image": reference_image, "audio": audio, "kps": kps,
                                            "reference_kps": reference_kps_file(reference_kps)})
         check_output(output, overwrite, "video", folder_made_later=True)
@@ -254,6 +258,17 @@ class Generator:
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan
+
+    def _refuse_other_model_settings(self, resolved) -> None:
+        """A preset's ``device`` or ``dtype`` this Generator does not run with is refused, as a job's own is:
+        the networks are already loaded, and ignoring it would give a video made otherwise without a word."""
+        for name in MODEL_SETTINGS:
+            value = getattr(resolved.settings, name)
+            if resolved.sources[name] == "preset" and not self._is_own(name, value):
+                own = str(self.dtype).removeprefix("torch.") if name == "dtype" else self.device
+                raise InputError(f"The preset sets {name} = {value!r}, but this Generator runs with {own}.",
+                                 why="A Generator loads the networks once, onto one device in one precision.",
+                                 fix=f"Create a Generator({name}={value!r}) for this preset's jobs.")
 
     def _is_own(self, name: str, value: str) -> bool:
         """Whether a job's ``device`` or ``dtype`` is ``auto`` or what this Generator resolved to."""

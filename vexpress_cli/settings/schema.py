@@ -306,21 +306,20 @@ def _why_not_allowed(name: str, value: str) -> str:
 
 def _check_range(setting: Setting, value: float, where: str, *, within_advice: bool) -> None:
     low, high = setting.minimum, setting.maximum
-    if within_advice and setting.advised:
-        low, high = setting.advised
-        if not low <= value <= high:
-            raise InputError(
-                f"{where} is {value}, outside the advised range {low}-{high}.",
-                why="Presets stay within the range the V-Express authors recommend.",
-                fix=f"Use a value from {low} to {high}, or give {parameter(setting.name)} {value} explicitly "
-                "to go beyond it (with a warning).",
-            )
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"from {low} to {high}"
         why = f"{parameter(setting.name)}: {setting.help}"
         if setting.name == "context_frames":
             why += f" The motion module's position encoding covers {MAX_CONTEXT_FRAMES} frames."
         raise InputError(f"{where} is {value}; it must be {bounds}.", why=why, fix=f"Use a value {bounds}.")
+    if within_advice and setting.advised and not setting.advised[0] <= value <= setting.advised[1]:
+        low, high = setting.advised
+        raise InputError(
+            f"{where} is {value}, outside the advised range {low}-{high}.",
+            why="Presets and config files stay within the range the V-Express authors recommend.",
+            fix=f"Use a value from {low} to {high}, or give {parameter(setting.name, value)} explicitly "
+            "to go beyond it (with a warning).",
+        )
     if setting.multiple_of and value % setting.multiple_of:
         nearest = max(setting.multiple_of, round(value / setting.multiple_of) * setting.multiple_of)
         raise InputError(
@@ -342,8 +341,11 @@ def validate_values(raw: Mapping[str, Any], where: str, *, within_advice: bool,
 
 
 def check_consistency(values: Mapping[str, Any], where: str = "",
-                      describe: Callable[[str], str] = lambda name: f"'{name}'") -> None:
-    """Checks that involve two settings, on an already merged set of values."""
+                      describe: Callable[[str], str] = lambda name: f"'{name}'",
+                      name_in_fix: Callable[[str], str] | None = None) -> None:
+    """Checks that involve two settings, on an already merged set of values. ``describe`` names a setting
+    with where its value came from ("the default 'context_overlap'"), ``name_in_fix`` as the user sets it."""
+    name_in_fix = name_in_fix or describe
     frames = values.get("context_frames", DEFAULTS["context_frames"])
     overlap = values.get("context_overlap", DEFAULTS["context_overlap"])
     if overlap >= frames:
@@ -352,8 +354,8 @@ def check_consistency(values: Mapping[str, Any], where: str = "",
         raise InputError(
             what[0].upper() + what[1:],
             why="Neighbouring windows share 'context_overlap' frames, so each window must also have new ones.",
-            fix=f"Lower {describe('context_overlap')} to at most {frames - 1}, "
-            f"or raise {describe('context_frames')}.",
+            fix=f"Lower {name_in_fix('context_overlap')} to at most {frames - 1}, "
+            f"or raise {name_in_fix('context_frames')}.",
         )
 
 
@@ -415,5 +417,5 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
             return parameter(name)
         return f"the default '{name}'" if source == "default" else f"the {source_name(source)}'s '{name}'"
 
-    check_consistency(merged, describe=describe_any)
+    check_consistency(merged, describe=describe_any, name_in_fix=parameter)
     return ResolvedSettings(GenerationSettings(**merged), sources, messages(range_warnings(given)))
