@@ -143,10 +143,6 @@ def _also(others: tuple[str, ...]) -> str:
     return f" Also {', '.join(others)}." if others else ""
 
 
-def negative_flag(setting: Setting) -> str:
-    return f"--no-{setting.flag[2:]}"
-
-
 def _metavar(setting: Setting) -> str | None:
     """CHOICE for a setting with choices (its help lists them): a list of them would squeeze the flags."""
     return "CHOICE" if setting.choices else None
@@ -154,7 +150,7 @@ def _metavar(setting: Setting) -> str | None:
 
 def _other_flags(setting: Setting) -> tuple[str, ...]:
     """A setting's spellings besides its flag: its aliases and, for a switch, the flag that turns it off."""
-    return (*setting.aliases, *((negative_flag(setting),) if setting.kind is bool else ()))
+    return (*setting.aliases, *setting.off_flags)
 
 
 def _alias_parameter(flag: str) -> str:
@@ -211,7 +207,7 @@ def _given_value(values: dict[str, Any], name: str, setting: Setting, others: tu
     spellings = [(setting.flag, values.pop(name))]
     for flag in others:
         value = values.pop(_alias_parameter(flag))
-        if flag == negative_flag(setting) and value:
+        if flag in setting.off_flags and value:
             value = False  # --no-paste-back: the flag is given (True), so the setting is off
         spellings.append((flag, value))
     value, first_flag = None, ""

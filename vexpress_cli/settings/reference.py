@@ -32,7 +32,8 @@ def settings_table() -> str:
     rows = ["| key | flag | type | default | allowed | meaning |", "|---|---|---|---|---|---|"]
     for setting in SETTINGS.values():
         shorts = (setting.short,) if setting.short else ()
-        flags = ", ".join(f"`{flag}`" for flag in (setting.flag, *shorts, *setting.aliases, *setting.original_flags))
+        flags = ", ".join(f"`{flag}`" for flag in (setting.flag, *setting.off_flags, *shorts, *setting.aliases,
+                                                   *setting.original_flags))
         rows.append(f"| `{setting.name}` | {flags} | {TYPE_WORDS[setting.kind]} | {_default(setting)} | "
                     f"{_allowed(setting)} | {setting.help} |")
     return "\n".join(rows)

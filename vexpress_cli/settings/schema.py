@@ -62,6 +62,11 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def off_flags(self) -> tuple[str, ...]:
+        """The flag that turns a switch off (``--no-postprocess``); none for other settings."""
+        return (f"--no-{self.flag[2:]}",) if self.kind is bool else ()
+
+    @property
     def allowed(self) -> str:
         """The allowed values in words, for help and docs."""
         if self.choices:
