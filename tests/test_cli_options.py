@@ -54,6 +54,50 @@ def test_each_spelling_of_a_setting_reaches_it(args, expected):
     assert received == expected
 
 
+TAKEN, REFUSED = "taken as", "refused with"
+
+
+@pytest.mark.parametrize(("name", "text", "verdict", "expected"), [
+    ("scheduler", "DDIM", TAKEN, "ddim"), ("dtype", "float16", TAKEN, "fp16"), ("dtype", "FP16", TAKEN, "fp16"),
+    ("device", "CPU", TAKEN, "cpu"), ("crop", "NONE", TAKEN, "none"), ("seed", "8", TAKEN, 8),
+    ("fps", "25", TAKEN, 25.0),
+    ("seed", "8.0", REFUSED, "must be an integer, not "),
+    ("width", "abc", REFUSED, "must be an integer, not str 'abc'"),
+    ("scheduler", "dpmpp", REFUSED, "Did you mean 'dpm++'?"),
+])
+def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_values(tmp_path, name, text, verdict,
+                                                                                    expected):
+    """The CLI took DDIM, float16 and --seed 8.0 that presets and Python refused (or the reverse), with messages
+    of its own; the settings schema now reads every source."""
+    import tomllib
+
+    from vexpress_cli.settings.presets import load_preset
+    from vexpress_cli.settings.schema import resolve_settings
+
+    toml_value = text if text.replace(".", "").isdigit() else f'"{text}"'
+    given = tomllib.loads(f"value = {toml_value}")["value"]
+    preset = tmp_path / "p.toml"
+    preset.write_text(f"[generate]\n{name} = {toml_value}\n")
+    outcomes = []
+    for source in ("flag", "preset", "python"):
+        try:
+            if source == "flag":
+                result, received = given_settings(SETTINGS[name].flag, text)
+                assert result.exit_code == 0, result.output
+                settings = resolve_settings({}, received).settings
+            elif source == "preset":
+                settings = resolve_settings(load_preset(str(preset)).values).settings
+            else:
+                settings = resolve_settings({}, {name: given}).settings
+            outcomes.append((TAKEN, settings.to_dict()[name]))
+        except InputError as error:
+            outcomes.append((REFUSED, str(error)))
+    if verdict == TAKEN:
+        assert outcomes == [(TAKEN, expected)] * 3
+    else:
+        assert all(outcome == REFUSED and expected in message for outcome, message in outcomes), outcomes
+
+
 def test_a_switch_turned_on_and_off_at_once_is_refused():
     result, received = given_settings("--paste-back", "--no-paste-back")
     assert isinstance(result.exception, InputError) and received == {}

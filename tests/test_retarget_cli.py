@@ -164,7 +164,7 @@ def test_driving_track_of_another_frame_size_is_rescaled(tmp_path):
         (["--reference-kps", "1,2;3,4", "--kps", AOC_KPS], ["three x,y pairs"]),
         (
             ["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--kps-fit", "bounce"],
-            ["'bounce' is not one of", "pingpong"],
+            ["--kps-fit is 'bounce', which is not one of", "pingpong"],
         ),
         (["--reference-kps", REFERENCE_TEXT, "--kps", AOC_KPS, "--preview", "p.gif"], ["unknown file type '.gif'", "a video is .mp4, .mov or .mkv"]),
         (["--reference-image", "/nonexistent/me.jpg", "--kps", AOC_KPS], ["does not exist"]),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import typer
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.settings.schema import SETTINGS, Setting
+from vexpress_cli.settings.schema import SETTINGS, Setting, value_from_text
 
 SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
 COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
@@ -78,11 +78,9 @@ def _shown(value: Any) -> str:
 
 
 def value_type(name: str) -> Any:
-    """The annotation of a setting's option: its choices as a Literal (shown and checked by Typer), or its type."""
-    setting = SETTINGS[name]
-    if setting.choices and not setting.also_matching:
-        return Literal[setting.choices]
-    return setting.kind
+    """The annotation of a setting's option: text, which the settings schema reads and checks as it does a
+    preset's or a Python argument's (the same values, the same messages); a switch is a bool."""
+    return bool if SETTINGS[name].kind is bool else str
 
 
 FaceBackend = value_type("face_backend")
@@ -145,7 +143,9 @@ def _also(others: tuple[str, ...]) -> str:
 
 def _metavar(setting: Setting) -> str | None:
     """CHOICE for a setting with choices (its help lists them): a list of them would squeeze the flags."""
-    return "CHOICE" if setting.choices else None
+    if setting.choices:
+        return "CHOICE"
+    return {int: "<int>", float: "<float>"}.get(setting.kind)
 
 
 def _other_flags(setting: Setting) -> tuple[str, ...]:
@@ -167,7 +167,7 @@ def _setting_parameters() -> list[inspect.Parameter]:
         parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                             default=_shown_option(setting, others, panel=SETTINGS_PANEL)))
         parameters += _hidden_parameters(setting, others, annotation)
-        parameters += [_spelling_parameter(flag, annotation, help=f"Same as {setting.flag}.",
+        parameters += [_spelling_parameter(flag, annotation, help=f"Same as {setting.flag}.", metavar=_metavar(setting),
                                            rich_help_panel=COMPATIBILITY_PANEL) for flag in setting.original_flags]
     return parameters
 
@@ -212,6 +212,8 @@ def _given_value(values: dict[str, Any], name: str, setting: Setting, others: tu
         spellings.append((flag, value))
     value, first_flag = None, ""
     for flag, flag_value in spellings:
+        if isinstance(flag_value, str):
+            flag_value = value_from_text(setting.name, flag_value)
         if flag_value is not None:
             value = one_of(value, flag_value, first_flag, flag)
             first_flag = first_flag or flag

@@ -285,8 +285,11 @@ def _plain(name: str, value: Any) -> Any:
     crop box given as four whole numbers (a list, tuple or array, as results report it) as its text."""
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()
+    setting = SETTINGS.get(name)
+    if setting is not None and setting.choices and isinstance(value, str):
+        value = _choice_in_any_case(setting, value)
     if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
-        return DTYPE_ALIASES.get(str(value).removeprefix("torch."), value)
+        return DTYPE_ALIASES.get(str(value).removeprefix("torch.").lower(), value)
     if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         value = value.tolist()
     if name == "crop" and isinstance(value, (list, tuple)):
@@ -298,6 +301,29 @@ def _plain(name: str, value: Any) -> Any:
                              "[200, 80, 600, 600], or as \"auto\" or \"none\".")
         return ",".join(map(str, numbers))
     return value
+
+
+def _choice_in_any_case(setting: Setting, value: str) -> str:
+    """``DDIM`` as ``ddim``, ``CUDA:1`` as ``cuda:1``: every choice is lower case, whoever gives it."""
+    lowered = value.lower()
+    if lowered in setting.choices or (setting.also_matching and re.fullmatch(setting.also_matching, lowered)):
+        return lowered
+    return value
+
+
+def value_from_text(name: str, text: str) -> Any:
+    """A setting's value from command-line text: a whole number for an integer setting, a number for a number
+    setting. Anything else stays text, which :func:`validate_value` refuses as it refuses it from a preset or
+    Python (``--seed 8.0`` as ``seed = 8.0``)."""
+    kind, stripped = SETTINGS[name].kind, text.strip()
+    if kind is int and re.fullmatch(r"[+-]?[0-9]+", stripped):
+        return int(stripped)
+    if kind is float:
+        try:
+            return float(stripped)
+        except ValueError:
+            return text
+    return text
 
 
 def _why_not_allowed(name: str, value: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from vexpress_cli.errors import InputError, did_you_mean
 from vexpress_cli.input_files import TooDeeplyNested, parsed_text
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
-from vexpress_cli.settings.schema import SETTINGS
+from vexpress_cli.settings.schema import SETTINGS, value_from_text
 from vexpress_cli.wording import plural
 
 JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "preset")
@@ -166,18 +166,13 @@ def _header_problems(header: list[str]) -> list[Problem]:
 
 
 def _from_cell(name: str, cell: str) -> Any:
-    """A CSV cell as the setting's type (left as text when it does not parse: the check says why)."""
-    kind = SETTINGS[name].kind if name in SETTINGS else str
-    try:
-        if kind is bool and cell.lower() in TRUE_WORDS + FALSE_WORDS:
-            return cell.lower() in TRUE_WORDS
-        if kind is int:
-            return int(cell)
-        if kind is float:
-            return float(cell)
-    except ValueError:
-        pass
-    return cell
+    """A CSV cell as the setting's type, read as a flag's text is (left as text when it does not parse: the
+    check says why)."""
+    if name not in SETTINGS:
+        return cell
+    if SETTINGS[name].kind is bool and cell.lower() in TRUE_WORDS + FALSE_WORDS:
+        return cell.lower() in TRUE_WORDS
+    return value_from_text(name, cell)
 
 
 def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Problem]) -> ManifestEntry:
