@@ -126,6 +126,15 @@ def test_a_preset_value_beyond_the_hard_limit_is_told_the_limit_and_within_it_th
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("box", ["0,0,0,0", "10,10,64,0"])
+def test_a_crop_box_without_width_or_height_is_refused_when_the_preset_loads(tmp_path, box):
+    """It loaded, and was refused only when a job was planned."""
+    path = write(tmp_path / "p.toml", f'[generate]\ncrop = "{box}"\n')
+    with pytest.raises(InputError, match=r"'generate.crop' is .*W,H is \d+,0, but"):
+        load_preset(str(path))
+    assert resolve_settings({}, {"crop": "10,10,64,64"}).settings.crop == "10,10,64,64"
+
+
 def test_merged_context_overlap_is_checked_against_the_preset():
     with pytest.raises(InputError) as caught:
         resolve_settings(load_preset("long-audio").values, {"context_overlap": 16})

@@ -34,7 +34,8 @@ OFFLOAD_MODES = ("none", "model", "sequential")
 # --codec: auto, then vexpress_cli.media.encoding.ENCODERS' names; --encoder-preset: x264's presets.
 CODECS = ("auto", "h264", "h265", "h264_nvenc", "hevc_nvenc")
 ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-CROP_BOX_PATTERN = r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*,\s*\d+\s*"  # X,Y,W,H in the photo's pixels
+# X,Y,W,H in the photo's pixels, the box at least one pixel wide and high
+CROP_BOX_PATTERN = r"\s*\d+\s*,\s*\d+\s*,\s*0*[1-9]\d*\s*,\s*0*[1-9]\d*\s*"
 
 
 @dataclass(frozen=True)
