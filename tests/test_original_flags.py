@@ -95,3 +95,16 @@ def test_a_refused_value_is_named_by_the_spelling_typed(typed, other):
                                       "--audio_path", "aud.mp3", "-o", "out.mp4"])
     assert result.exit_code == 2
     assert f"{typed} is 0;" in result.output and other not in result.output
+
+
+def test_warnings_and_notes_name_a_setting_as_typed_while_its_command_line_runs():
+    from vexpress_cli.cli.options import flag_of, typed_args
+
+    with typed_args(["generate", "--reference_attention_weight=1.5", "--seed", "3"]):
+        assert flag_of("reference_attention_weight") == "--reference_attention_weight"
+        assert flag_of("seed") == "--seed" and flag_of("retarget_strategy") == "--retarget-strategy"
+    with typed_args(["generate", "--strategy", "fix_face"]):
+        assert flag_of("retarget_strategy") == "--strategy"
+    with typed_args(["generate", "-s", "fix_face", "--retarget_strategy", "fix_face"]):  # its own short flag wins
+        assert flag_of("retarget_strategy") == "--retarget-strategy"
+    assert flag_of("reference_attention_weight") == "--reference-attention-weight"  # no command line running

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import importlib
 
@@ -11,6 +10,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
+from vexpress_cli.cli.options import typed_args
 from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.interrupts import exit_code_of, handle_termination_signals
 
@@ -30,39 +30,40 @@ COMMAND_MODULES = [
 ]
 
 error_console = Console(stderr=True)
+TYPED_ARGS_KEY = "vexpress_args"  # the command line's words, in click's Context.meta
 
 
 class VExpressGroup(typer.core.TyperGroup):
     """Turns a VExpressError into one readable paragraph and exit code 2."""
 
     def parse_args(self, ctx, args):
-        ctx.meta["vexpress_args"] = list(args)
-        try:
-            _refuse_empty_values(args, _options_taking_values(self, ctx, args))
-        except VExpressError as error:
-            _exit_with(error, args)
+        ctx.meta[TYPED_ARGS_KEY] = list(args)
+        with typed_args(args):
+            try:
+                _refuse_empty_values(args, _options_taking_values(self, ctx, args))
+            except VExpressError as error:
+                _exit_with(error)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except VExpressError as error:
-            _exit_with(error, ctx.meta.get("vexpress_args", ()))
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
+        with typed_args(ctx.meta.get(TYPED_ARGS_KEY, ())):  # messages name a setting as typed (flag_of)
             try:
-                error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
-            except OSError:  # the terminal is gone (SIGHUP)
-                pass
-            raise typer.Exit(exit_code_of(interrupt)) from None
+                return super().invoke(ctx)
+            except VExpressError as error:
+                _exit_with(error)
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
+                try:
+                    error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
+                except OSError:  # the terminal is gone (SIGHUP)
+                    pass
+                raise typer.Exit(exit_code_of(interrupt)) from None
 
 
-def _exit_with(error: VExpressError, args=()):
-    """The error as one paragraph on stderr, and its exit code (2 for bad input). A setting reads as the
-    spelling typed in ``args`` (``--num_inference_steps``), else as its flag."""
-    from vexpress_cli.cli.options import typed_flag_of
+def _exit_with(error: VExpressError):
+    """The error as one paragraph on stderr, and its exit code (2 for bad input)."""
+    from vexpress_cli.cli.options import flag_of
 
-    spell = functools.partial(typed_flag_of, args=tuple(args))
-    error_console.print(f"[bold red]Error:[/] {escape(error.render(spell))}", highlight=False)
+    error_console.print(f"[bold red]Error:[/] {escape(error.render(flag_of))}", highlight=False)
     raise typer.Exit(error.exit_code) from None
 
 

@@ -8,8 +8,10 @@ one such option for commands that take a few settings (extract, retarget).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+from contextvars import ContextVar
 from typing import Any, Optional
 
 import typer
@@ -45,21 +47,32 @@ def model_dir_option() -> Any:
                         help="Model folder in the released layout (like --model with a folder).")
 
 
+_TYPED_ARGS: ContextVar[tuple[str, ...]] = ContextVar("vexpress_typed_args", default=())
+
+
+@contextlib.contextmanager
+def typed_args(args):
+    """While a command line is parsed and run, :func:`flag_of` names a setting as it is typed in ``args``."""
+    token = _TYPED_ARGS.set(tuple(args))
+    try:
+        yield
+    finally:
+        _TYPED_ARGS.reset(token)
+
+
 def flag_of(name: str) -> str:
-    """How the CLI spells a job parameter or setting in messages: ``context_frames`` -> ``--context-frames``."""
-    return "--" + name.replace("_", "-")
+    """How the CLI spells a job parameter or setting in messages: its flag (``context_frames`` ->
+    ``--context-frames``), or the other spelling of that setting typed on this command line instead
+    (``--num_inference_steps``), so that a message names what the user wrote."""
+    canonical = "--" + name.replace("_", "-")
+    setting, typed = SETTINGS.get(name), _typed_flags()
+    if setting is None or not typed or typed & {setting.flag, *((setting.short,) if setting.short else ())}:
+        return canonical
+    return next((flag for flag in (*setting.aliases, *setting.original_flags) if flag in typed), canonical)
 
 
-def typed_flag_of(name: str, args: tuple[str, ...] = ()) -> str:
-    """:func:`flag_of`, or the other spelling of that setting the user typed in ``args`` instead of its flag
-    (``--gpu_id`` is not one: it is its own option), so that a message names what is on the command line."""
-    setting = SETTINGS.get(name)
-    if setting is None:
-        return flag_of(name)
-    typed = {arg.partition("=")[0] for arg in args if arg.startswith("-")}
-    if typed & {setting.flag, *((setting.short,) if setting.short else ())}:
-        return flag_of(name)
-    return next((flag for flag in (*setting.aliases, *setting.original_flags) if flag in typed), flag_of(name))
+def _typed_flags() -> set[str]:
+    return {arg.partition("=")[0] for arg in _TYPED_ARGS.get() if arg.startswith("-")}
 
 
 def _help(setting: Setting) -> str:
