@@ -277,6 +277,17 @@ def test_numpy_numbers_bools_and_a_crop_box_as_results_give_it_are_settings():
         == "1,2,300,300"
 
 
+def test_an_exact_frame_rate_as_inspect_reports_it_is_an_fps_setting():
+    """fps=Fraction(30000, 1001) was refused as "not Fraction Fraction(30000, 1001)"."""
+    from fractions import Fraction
+
+    from vexpress_cli.errors import described
+    from vexpress_cli.settings.schema import resolve_settings
+
+    assert resolve_settings(explicit={"fps": Fraction(30000, 1001)}).settings.fps == 30000 / 1001
+    assert described(Fraction(1, 3)) == "Fraction(1, 3)" and described("x") == "str 'x'"
+
+
 def test_an_image_held_in_memory_is_named_by_its_shape_and_told_to_be_saved_first():
     with pytest.raises(vexpress_cli.InputError) as raised:
         vexpress_cli.generate(np.zeros((512, 512, 3), np.uint8), "speech.wav", "talk.mp4", model_dir=TINY_MODEL_DIR)

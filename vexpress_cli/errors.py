@@ -137,4 +137,5 @@ def described(value: object) -> str:
         return f"{kind} of shape {tuple(shape)}"
     shorter = reprlib.Repr()
     shorter.maxstring = shorter.maxother = 60
-    return f"{kind} {shorter.repr(value)}"
+    text = shorter.repr(value)
+    return text if text.startswith(f"{kind}(") else f"{kind} {text}"  # Fraction(30000, 1001), not twice

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter
@@ -289,6 +290,8 @@ def _plain(name: str, value: Any) -> Any:
     setting = SETTINGS.get(name)
     if setting is not None and setting.choices and isinstance(value, str):
         value = _choice_in_any_case(setting, value)
+    if setting is not None and setting.kind is float and isinstance(value, Fraction):
+        value = float(value)  # fps=Fraction(30000, 1001), as inspect reports a video's rate
     if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
         return DTYPE_ALIASES.get(str(value).removeprefix("torch.").lower(), value)
     if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
