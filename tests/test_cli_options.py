@@ -101,7 +101,8 @@ def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_valu
 def test_a_switch_turned_on_and_off_at_once_is_refused():
     result, received = given_settings("--paste-back", "--no-paste-back")
     assert isinstance(result.exception, InputError) and received == {}
-    assert str(result.exception).startswith("Both --paste-back and --no-paste-back were given, with different values.")
+    assert str(result.exception) == ("Both --paste-back and --no-paste-back were given, with different values. They "
+                                     "turn one switch on and off. Pass only one of them.")
 
 
 def test_the_refusal_names_the_two_spellings_that_were_typed():

@@ -199,8 +199,10 @@ def _spelling_parameter(flag: str, annotation: Any, **option: Any) -> inspect.Pa
 def one_of(value, alias_value, name: str, alias: str):
     """A value given under its flag or under another spelling (the original's, an alias; not both, differently)."""
     if value is not None and alias_value is not None and value != alias_value:
+        on_and_off = isinstance(value, bool) and isinstance(alias_value, bool)
         raise InputError(f"Both {name} and {alias} were given, with different values.",
-                         why="They are two spellings of one option.", fix="Pass only one of them.")
+                         why="They turn one switch on and off." if on_and_off else "They are two spellings of one "
+                         "option.", fix="Pass only one of them.")
     return value if value is not None else alias_value
 
 
