@@ -361,3 +361,17 @@ def test_keypoints_outside_the_frame_warn_and_none_inside_is_refused(clips, tmp_
                for warning in plan.warnings)
     with pytest.raises(InputError, match=re.escape(f"No keypoint of {drawn} lies inside the 64x64 frame")):
         plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved, kps=all_out)
+
+
+def test_the_status_line_names_each_values_source_in_the_order_the_values_are_shown():
+    """`-p expressive --audio-attention-weight 2.5` read "weights 0.95/2.5 (flag/preset)": the sources sorted."""
+    from types import SimpleNamespace
+
+    from vexpress_cli.cli.generate import status_line
+
+    resolved = resolve_job_settings("expressive", {"audio_attention_weight": 2.5, "height": 256})
+    plan = SimpleNamespace(settings=resolved.settings, sources=resolved.sources, strategy="fix_face",
+                           strategy_reason="from the preset", num_frames=30, fps=Fraction(30), duration=1.0)
+    line = status_line(plan)
+    assert "weights 0.95/2.5 (preset/flag)" in line and "512x256 (default/flag)" in line
+    assert "25 steps (default)" in line

@@ -346,3 +346,20 @@ def test_a_folder_given_as_the_driving_track_gets_the_message_every_command_give
     assert " ".join(result.output.split()) == (f"Error: Cannot read the kps file {tmp_path / 'tracks.pth'}: it is not "
                                                "a file but a folder. Pass the path of a .safetensors or .pth kps file "
                                                "in it.")
+
+
+@pytest.mark.parametrize("input_flag", ["--kps", "--reference-kps"])
+def test_overwrite_never_replaces_the_track_the_job_reads(tmp_path, input_flag):
+    """`retarget --kps t.pth -o t.pth --overwrite` wrote over the driving track; generate refuses the same."""
+    track = tmp_path / "t.pth"
+    track.write_bytes(AOC_KPS.read_bytes())
+    driving = ["--kps", str(AOC_KPS)] if input_flag == "--reference-kps" else []
+    result = vexpress("retarget", "-s", "offset_retarget", input_flag, str(track), *driving, "-o", str(tmp_path / "." / "t.pth"),
+                      "--overwrite", *(["--reference-kps", "200,200;300,200;250,260"] if input_flag == "--kps" else []))
+    assert_input_error(result, f"is also the job's {input_flag}", "Choose another output path")
+    assert track.read_bytes() == AOC_KPS.read_bytes()
+
+
+def test_a_track_needing_a_frame_count_names_the_strategy_auto_chose():
+    assert_input_error(vexpress("retarget", "--reference-kps", "200,200;300,200;250,260", "-o", "x.pth"),
+                       "The strategy 'fix_face' builds the track from the reference alone")

@@ -160,7 +160,9 @@ def status_line(plan, recorded: AbstractSet[str] = frozenset()) -> str:
     settings, sources = plan.settings, plan.sources
 
     def origin(*names: str) -> str:
-        return "/".join(sorted({"record" if name in recorded else _source_word(sources[name]) for name in names}))
+        """Each value's source in the order the values are shown ("preset/flag"), once when they share one."""
+        words = ["record" if name in recorded else _source_word(sources[name]) for name in names]
+        return words[0] if len(set(words)) == 1 else "/".join(words)
 
     return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "

@@ -16,7 +16,7 @@ from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame
 from vexpress_cli.kps.fit import fit_track_in_time
-from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_from_text
+from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_file, reference_kps_from_text
 from vexpress_cli.kps.limits import checked_frame_count
 from vexpress_cli.kps.retargeting import checked_strategy, ignored_driving_track, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
@@ -100,14 +100,15 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     width, height = checked_setting("width", width), checked_setting("height", height)
     fps = None if fps is None else checked_setting("fps", fps)
     num_frames = checked_frame_count(num_frames)
-    _check_outputs(output, preview, overwrite)
+    _check_outputs(output, preview, overwrite, {"kps": kps, "reference_image": reference_image,
+                                                 "reference_kps": reference_kps_file(reference_kps)})
     chosen = checked_strategy(strategy, kps is not None)
     notes: list[str] = []
     driving = _load_driving(kps, width, height, notes) if kps is not None else None
     if num_frames is None and driving is None:
         raise InputError(
             "How many frames? Without a driving kps track there is no track length to copy.",
-            why=f"The strategy '{strategy}' builds the track from the reference alone.",
+            why=f"The strategy '{chosen.name}' builds the track from the reference alone.",
             fix=f"Give {parameter('num_frames', 'N')} (e.g. the audio's duration times the fps).",
         )
     fps = fps or (driving.fps if driving is not None and driving.fps else None)
@@ -155,12 +156,15 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
                           preview, notes)
 
 
-def _check_outputs(output: Path, preview: Path | None, overwrite: bool) -> None:
+def _check_outputs(output: Path, preview: Path | None, overwrite: bool, inputs: dict[str, Path | None]) -> None:
     from vexpress_cli.outputs import check_output
+    from vexpress_cli.outputs.checks import refuse_replacing_an_input
 
     # Checked now, created when written: a refused job leaves no folder behind.
+    refuse_replacing_an_input(output, inputs)
     check_output(output, overwrite, "kps", folder_made_later=True)
     if preview is not None:
+        refuse_replacing_an_input(preview, inputs)
         check_output(preview, overwrite, "video_file", folder_made_later=True)
 
 
