@@ -26,7 +26,7 @@ BUILTIN_STRATEGIES = (
     ),
     FunctionStrategy(
         "offset_retarget",
-        "Keep the reference face's shape; move it by half the driving head's (rescaled) motion.",
+        "Keep the reference face's shape; move it by half the driving head's (rescaled) motion, mirrored.",
         face.offset_retarget,
     ),
     FunctionStrategy(

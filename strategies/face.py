@@ -26,11 +26,12 @@ def no_retarget(reference: np.ndarray, driving: np.ndarray, num_frames: int) -> 
 
 
 def offset_retarget(reference: np.ndarray, driving: np.ndarray, num_frames: int) -> np.ndarray:
-    """The reference face, moved by half of the driving nose's movement since the first frame.
+    """The reference face, moved by half of the driving nose's movement since the first frame, mirrored.
 
-    The face keeps the reference's shape and size; only its position follows
-    the driving head, with the movement scaled to the reference face's size
-    and halved to keep it calm.
+    The face keeps the reference's shape and size; only its position moves with
+    the driving head, with the movement scaled to the reference face's size,
+    halved to keep it calm, and in the opposite direction: the original
+    subtracts the nose's movement, and this keeps the original's videos.
     """
     scaled = _scaled_to_reference(reference, driving)
     nose_movement = scaled[:, NOSE, :] - scaled[0, NOSE, :]

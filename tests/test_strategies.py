@@ -95,7 +95,7 @@ def test_naive_retarget_scales_to_the_reference_face_and_starts_on_its_nose():
     np.testing.assert_allclose(result[:, 2, 1], 260.0, atol=1e-4)
 
 
-def test_offset_retarget_keeps_the_reference_shape_and_moves_half_as_far():
+def test_offset_retarget_keeps_the_reference_shape_and_moves_half_as_far_mirrored_as_the_original_does():
     driving = np.stack([face_at(50 + 4 * i, 80 - 2 * i, 50, 20) for i in range(5)])
     result = retarget_track(REFERENCE, driving, 5, "offset_retarget")
     # scale x2 horizontally (eye gap 100/50) and x3 vertically (nose drop 60/20); half of it applied.
