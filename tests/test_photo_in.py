@@ -226,6 +226,7 @@ def test_a_max_size_below_64_is_refused(canvas, speech, tmp_path):
 
 
 def test_max_size_without_paste_back_warns_that_it_has_no_effect():
+    from vexpress_cli.errors import messages
     from vexpress_cli.jobs.reference_photo import read_reference_photo
     from vexpress_cli.settings.schema import GenerationSettings
 
@@ -234,3 +235,24 @@ def test_max_size_without_paste_back_warns_that_it_has_no_effect():
     pasted = read_reference_photo(SAMPLES_DIR / "AOC" / "ref.jpg",
                                   GenerationSettings(crop="none", max_size=640, paste_back=True))
     assert not any("no effect" in warning for warning in pasted.warnings)
+
+
+@pytest.mark.parametrize(("reference_kps_given", "advice"), [
+    (False, 'Use crop="auto", or crop it'),
+    (True, 'Use crop="X,Y,W,H" (a box of that shape; the points are then in it), or crop it'),
+])
+def test_the_stretch_warning_offers_only_a_crop_that_the_job_uses(tmp_path, reference_kps_given, advice):
+    """With reference_kps, crop auto is not used (a note says so), yet the warning advised it."""
+    from vexpress_cli.errors import messages
+    from vexpress_cli.jobs.reference_photo import read_reference_photo
+    from vexpress_cli.settings.schema import GenerationSettings
+
+    path = tmp_path / "tall.png"
+    PIL.Image.new("RGB", (333, 517), (120, 100, 90)).save(path)
+    photo = read_reference_photo(path, GenerationSettings(width=64, height=64, crop="auto" if reference_kps_given
+                                                          else "none"), reference_kps_given=reference_kps_given)
+    warnings = messages(photo.warnings)  # as a caller reads them
+    stretched = [warning for warning in warnings if "it is stretched to 64x64" in warning]
+    assert len(stretched) == 1 and advice in stretched[0]
+    assert any(warning.endswith("is 333x517: its short side is under 512px; expect a blurry face.")
+               for warning in warnings)

@@ -83,7 +83,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
                          "in the whole photo resized to the output size, so the whole photo is used.")
     result = ReferencePhoto(image, None, image.size, notes=notes)
     if mode == "none":
-        result.image = _whole_photo(image, width, height, result.warnings)
+        result.image = _whole_photo(image, width, height, result.warnings, reference_kps_given)
     else:
         face = None
         if mode == "auto":
@@ -123,13 +123,17 @@ def _note_paste_back_size(photo: tuple[int, int], video: tuple[int, int], max_si
     notes.append(f"The pasted-back video is {video[0]}x{video[1]}: the {photo[0]}x{photo[1]} photo {how}.")
 
 
-def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str]) -> PIL.Image.Image:
+def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list[str],
+                 reference_kps_given: bool = False) -> PIL.Image.Image:
     if abs(image.width / image.height - width / height) > 0.01:
+        # --crop auto is not used with --reference-kps, so it is no fix there
+        fix = (f"{parameter('crop', 'X,Y,W,H')} (a box of that shape; the points are then in it)" if reference_kps_given
+               else parameter('crop', 'auto'))
         warnings.append(f"The reference image is {image.width}x{image.height}; it is stretched to "
-                        f"{width}x{height}. Use {parameter('crop', 'auto')}, or crop it to that shape around the face.")
+                        f"{width}x{height}. Use {fix}, or crop it to that shape around the face.")
     if min(image.size) < MIN_ADVISED_SIZE:
-        warnings.append(f"The reference image is {image.width}x{image.height}, smaller than {MIN_ADVISED_SIZE}px; "
-                        "expect a blurry face.")
+        warnings.append(f"The reference image is {image.width}x{image.height}: its short side is under "
+                        f"{MIN_ADVISED_SIZE}px; expect a blurry face.")
     return image.resize((width, height), PIL.Image.BICUBIC)
 
 
