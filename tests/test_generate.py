@@ -268,8 +268,9 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     assert report["seconds"] > 0 and report["warnings"] == []
     assert report["notes"] == ["The kps file records no frame size; assumed 512x512 (the original's extraction "
                                "size); its points are rescaled to 64x64.",
-                               "The kps file records no frame rate; assumed 25 fps (the original samples' rate). "
-                               "Tracks saved as .safetensors keep theirs.",
+                               f"The kps file records no frame rate; assumed 25 fps ({clips['tys'].name} is not a video, "
+                               "and at no common rate would the track last as long as it). Tracks saved as "
+                               ".safetensors keep theirs.",
                                "The 100-frame kps track at 25 fps was resampled in time to 120 frames at 30 fps.",
                                "The 120-frame kps track was cut to 18 frames."]
     assert video_info(output).frame_count == report["frames"]

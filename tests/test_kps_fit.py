@@ -141,8 +141,9 @@ def test_fit_in_time_lengthens_by_the_mode_and_stretch_keeps_the_original_frame_
     # The original's sample: its track was extracted from the speech's 29.97 fps video, 137 frames in 4.57 s.
     ("AOC", "AOC", "assumed 29.97 fps (its 137 frames last as long as aud.mp3)"),
     ("tys", "tys", "assumed 25 fps (its 100 frames last as long as aud.mp3)"),
-    # Another clip's track: 100 frames over 4.57 s of speech is no common rate, so the samples' 25 fps.
-    ("tys", "AOC", "assumed 25 fps (the original samples' rate)"),
+    # Another clip's track: 100 frames over 4.57 s of speech is no common rate, so 25 fps.
+    ("tys", "AOC", "assumed 25 fps (aud.mp3 is not a video, and at no common rate would the track last as long as "
+                   "it)"),
 ])
 def test_a_track_without_a_frame_rate_is_timed_by_the_speech_it_spans(kps, audio, assumed):
     import vexpress_cli

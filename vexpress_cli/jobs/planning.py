@@ -191,7 +191,7 @@ def _assumed_track_fps(speech: Probe, duration: float, frames: int, notes: list[
     elif (spanning := _rate_spanning(frames, duration)) is not None:
         fps, where = spanning, f"its {frames} frames last as long as {name}"
     else:
-        fps, where = ASSUMED_FPS, "the original samples' rate"
+        fps, where = ASSUMED_FPS, f"{name} is not a video, and at no common rate would the track last as long as it"
     notes.append(f"The kps file records no frame rate; assumed {fps:g} fps ({where}). "
                  "Tracks saved as .safetensors keep theirs.")
     return fps

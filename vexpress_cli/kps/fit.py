@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.wording import plural
 
 FitMode = Literal["pingpong", "loop", "stretch"]
 FIT_MODES: tuple[str, ...] = ("pingpong", "loop", "stretch")
@@ -120,7 +121,7 @@ def fit_track_in_time(points: np.ndarray, track_fps: float, fps: float, num_fram
     if mode != "stretch" and track_fps != fps:
         length = timed_length(len(points), track_fps, fps)
         notes.append(f"The {len(points)}-frame kps track at {track_fps:g} fps was resampled in time to "
-                     f"{length} frames at {fps:g} fps.")
+                     f"{plural(length, 'frame')} at {fps:g} fps.")
         points = resample_in_time(points, track_fps, fps, max_frames=num_frames)  # what is cut, never made
     if length != num_frames:
         how = ("cut" if length > num_frames else "stretched" if mode == "stretch" else f"lengthened by {mode}")

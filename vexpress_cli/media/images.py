@@ -29,8 +29,8 @@ EXPECTED_IMAGE = "a JPEG or PNG photo"
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 EXIF_ORIENTATION_TAG = 0x0112
 ORIENTATION_WORDS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored", 5: "on its side and mirrored",
-                     6: "on its side (turned 90 degrees)", 7: "on its side and mirrored",
-                     8: "on its side (turned 90 degrees)"}
+                     6: "on its side, turned 90 degrees", 7: "on its side and mirrored",
+                     8: "on its side, turned 90 degrees"}
 
 
 @contextmanager
@@ -113,6 +113,6 @@ def _too_many_pixels(size: tuple[int, int] | None, path: Path, label: str) -> In
     return InputError(
         f"Cannot read the {label} {path}: {declared}.",
         why=f"vexpress reads images of up to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (e.g. 8000 x 8000); decoding "
-        "more would take gigabytes of memory, and V-Express works at 512 x 512 anyway.",
+        "more would take hundreds of megabytes of memory for one photo, and V-Express works at 512 x 512 anyway.",
         fix=f"Downscale or crop it first (e.g. to 2048 pixels on the long side) and pass {EXPECTED_IMAGE}.",
     )
