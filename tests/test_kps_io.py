@@ -106,11 +106,13 @@ def test_nan_and_inf(tmp_path, bad):
         load_kps(tmp_path / "k.pth")
 
 
-@pytest.mark.parametrize("shape", [(4, 5, 2), (4, 3), (4, 3, 3), (2, 4, 3, 2)])
+@pytest.mark.parametrize("shape", [(4, 5, 2), (4, 2, 2), (4, 3), (4, 3, 3), (2, 4, 3, 2)])
 def test_wrong_shape(tmp_path, shape):
     save_file({"kps": np.ones(shape, np.float32)}, str(tmp_path / "k.safetensors"))
-    with pytest.raises(InputError, match="not \\[frames, 3, 2\\]"):
+    with pytest.raises(InputError, match="not \\[frames, 3, 2\\]") as raised:
         load_kps(tmp_path / "k.safetensors")
+    # only a track with more points per frame can keep its first three (two points were told to)
+    assert ("Keep the first three points" in str(raised.value)) == (shape == (4, 5, 2))
 
 
 def test_single_frame_is_a_one_frame_track(tmp_path):

@@ -58,6 +58,14 @@ def test_check_output_unknown_suffix_lists_the_accepted_ones(tmp_path, kind, suf
     assert f"The file suffix chooses the format; {article} " in raised.value.why
 
 
+@pytest.mark.parametrize(("path", "suggested"), [("talk.mp4.json", "talk.mp4"), ("talk.json", "talk.mp4")])
+def test_a_name_with_a_video_suffix_before_another_is_offered_without_the_last_one(tmp_path, path, suggested):
+    """`-o lip-sync.mp4.json` was offered 'lip-sync.mp4.mp4'."""
+    with pytest.raises(InputError, match="unknown file type") as raised:
+        check_output(tmp_path / path, kind="video")
+    assert f"e.g. {suggested!r}" in raised.value.fix
+
+
 @pytest.mark.parametrize("path, suggested", [("/", "talk_kps.safetensors"), ("/tmp/x.", "talk_kps.safetensors")])
 def test_an_output_path_without_a_usable_name_gets_the_example_not_a_traceback(path, suggested):
     """extract -o / raised pathlib's ValueError ("has an empty name") while suggesting a renamed file."""

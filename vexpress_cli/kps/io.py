@@ -198,7 +198,7 @@ def validate_track_points(points, origin: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[1:] != (3, 2):
         hint = (
             " Keep the first three points (eyes, nose) of each frame."
-            if array.ndim == 3 and array.shape[2] == 2
+            if array.ndim == 3 and array.shape[2] == 2 and array.shape[1] > 3
             else ""
         )
         raise InputError(

@@ -290,4 +290,6 @@ def _renamed(path: Path, spec: OutputKind) -> str:
     stem = path.stem if path.suffix else path.name
     if not stem.strip(".") or path.name.endswith("."):
         return spec.example
+    if Path(stem).suffix.lower() in spec.suffixes:  # talk.mp4.json -> talk.mp4
+        return stem
     return f"{stem}{spec.suffixes[0]}"
