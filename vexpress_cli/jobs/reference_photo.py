@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.framing import (PADDING_WARNING_SHARE, CropBox, cut_crop, frame_padding, framed_crop_box,
                                        parse_crop, whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
-from vexpress_cli.media.images import open_rgb_image, rotation_note
+from vexpress_cli.media.images import open_rgb_image, rotation_note, transparency_warning
 from vexpress_cli.settings.schema import GenerationSettings
 from vexpress_cli.wording import plural
 
@@ -82,6 +82,8 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
             notes.append(f"{parameter('crop', 'auto')} is not used with {parameter('reference_kps')}: those points are "
                          "in the whole photo resized to the output size, so the whole photo is used.")
     result = ReferencePhoto(image, None, image.size, notes=notes)
+    if warning := transparency_warning(path, "reference image"):
+        result.warnings.append(warning)
     if mode == "none":
         result.image = _whole_photo(image, width, height, result.warnings, reference_kps_given)
     else:

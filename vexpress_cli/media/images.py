@@ -101,6 +101,19 @@ def rotation_note(path: str | Path, label: str = "image") -> str | None:
             f"{orientation}); it was turned upright.")
 
 
+def transparency_warning(path: str | Path, label: str = "image") -> str | None:
+    """What V-Express will see where the photo is transparent (None when under 1% of it is)."""
+    with opened_image(path, label) as image:
+        if not (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+            return None
+        share = float((np.asarray(image.convert("RGBA").getchannel("A")) < 128).mean())
+    if share < 0.01:
+        return None
+    return (f"{share:.0%} of the {label} {Path(path).name} is transparent; V-Express sees the colours stored under "
+            "it, as the original does, often black or leftovers. Flatten it onto a background first (any editor's "
+            "'flatten' or 'remove alpha') if those pixels are not meant to be seen.")
+
+
 def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:
     width, height = size
     if width * height > MAX_IMAGE_PIXELS:
