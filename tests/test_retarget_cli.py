@@ -363,3 +363,15 @@ def test_overwrite_never_replaces_the_track_the_job_reads(tmp_path, input_flag):
 def test_a_track_needing_a_frame_count_names_the_strategy_auto_chose():
     assert_input_error(vexpress("retarget", "--reference-kps", "200,200;300,200;250,260", "-o", "x.pth"),
                        "The strategy 'fix_face' builds the track from the reference alone")
+
+
+def test_a_driving_track_without_a_frame_rate_is_said_to_give_an_output_without_one(tmp_path):
+    """retarget said nothing while generate notes the rate it assumes; the preview played at 25 fps unsaid."""
+    result = vexpress("retarget", "-s", "offset_retarget", "--kps", str(AOC_KPS), "--reference-kps",
+                      "200,200;300,200;250,260", "-o", str(tmp_path / "r.safetensors"), "--preview",
+                      str(tmp_path / "p.mp4"), "-n", "4", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fps"] is None and load_kps(tmp_path / "r.safetensors").fps is None
+    assert ("The kps file records no frame rate, so neither does the output; the preview plays at 25 fps. Give --fps "
+            "N to record one (generate times a track without one by the speech).") in data["notes"]

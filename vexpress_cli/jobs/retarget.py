@@ -118,6 +118,10 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
         track_fps = driving.fps or ASSUMED_FPS
         if driving.fps is None and fps is not None and fps != ASSUMED_FPS:
             notes.append(f"The kps file records no frame rate; assumed {ASSUMED_FPS:g} fps.")
+        elif driving.fps is None and fps is None:
+            shown = f"; the preview plays at {ASSUMED_FPS:g} fps" if preview is not None else ""
+            notes.append(f"The kps file records no frame rate, so neither does the output{shown}. Give "
+                         f"{parameter('fps', 'N')} to record one (generate times a track without one by the speech).")
         out_fps = fps or track_fps
         if num_frames is None:
             num_frames = max(1, round(driving.num_frames * out_fps / track_fps))
