@@ -122,6 +122,8 @@ def test_guide_scenario_writes_a_real_video(scenario, clips, tmp_path):
     assert "Warning:" not in log  # every weight is within the advised range
     assert f"Wrote {output.name}" in log or f"Wrote {output}" in log
     assert re.search(r" fps, in \d+\.\d s \(and \d+\.\d s loading the model\)\.", log), log  # the whole wait
+    seconds, frames, fps = re.search(r"o\.mp4: (\d+\.\d\d) s, (\d+) frames at (\d+) fps", log).groups()
+    assert float(seconds) == round(int(frames) / int(fps), 2)  # the video's length, not the audio's
     assert sorted(path.name for path in tmp_path.iterdir()) == ["o.mp4", "o.mp4.json"]  # its record, no temp files
 
 

@@ -150,7 +150,8 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
         print(json.dumps(result.to_dict(flag_of)))
     elif not quiet:
         loading = result.stages.get("model", 0.0)
-        console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.duration:.2f} s, "
+        # the video's length: the audio's, to the nearest frame (the audio is cut to the frames)
+        console.print(f"[green]Wrote[/] {escape(str(result.output))}: {result.num_frames / result.fps:.2f} s, "
                       f"{plural(result.num_frames, 'frame')} at {result.fps:g} fps, in {result.seconds:.1f} s"
                       + (f" (and {loading:.1f} s loading the model)." if loading >= 0.05 else "."))
 
