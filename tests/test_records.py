@@ -213,3 +213,12 @@ def test_docs_batch_md_describes_every_field_of_a_record():
     table = [line for line in section.splitlines() if line.startswith("| `")]
     named = {name for line in table for name in re.findall(r"`(\w+)`", line.split("|")[1])}
     assert {"format", "version", *(field.name for field in dataclasses.fields(RunRecord))} <= named
+
+
+def test_a_records_preset_file_is_kept_by_its_absolute_path_and_a_name_as_given(tmp_path, monkeypatch):
+    """A relative preset path in a record named nothing once read from another folder."""
+    from vexpress_cli.jobs.records import preset_text
+
+    monkeypatch.chdir(tmp_path)
+    assert preset_text("mine dir/my.toml") == str(tmp_path / "mine dir" / "my.toml")
+    assert preset_text("lip-sync") == "lip-sync" and preset_text(None) is None

@@ -232,7 +232,7 @@ class Generator:
                 raise InputError(f"{parameter(name)} cannot change from one job to the next.",
                                  why="The networks were loaded onto one device in one precision.",
                                  fix=f"Give {parameter(name)} when creating the Generator.")
-        from vexpress_cli.jobs.records import StageClock, input_files, reference_kps_text
+        from vexpress_cli.jobs.records import StageClock, input_files, preset_text, reference_kps_text
 
         reference_image, audio = as_path(reference_image, "reference_image"), as_path(audio, "audio")
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
@@ -249,7 +249,7 @@ class Generator:
                            reference_kps=reference_kps, face_model_root=self.model_dir)
         plan.inputs = input_files(reference_image, audio, kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
-        plan.preset, plan.encoding = (str(preset) if preset is not None else None), encoding
+        plan.preset, plan.encoding = preset_text(preset), encoding
         pasted = plan.photo.paste_back_size(resolved.settings.max_size) if plan.photo is not None else None
         if pasted:  # a 20000x3 photo failed in the encoder, after the whole generation
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",

@@ -66,6 +66,15 @@ def file_facts(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "size": size, "sha256": digest.hexdigest()}
 
 
+def preset_text(preset: str | Path | None) -> str | None:
+    """``preset`` as a record keeps it: a name, or the absolute path of its file (read from any folder)."""
+    from vexpress_cli.settings.presets import looks_like_preset_path
+
+    if preset is None:
+        return None
+    return str(Path(preset).expanduser().absolute()) if looks_like_preset_path(preset) else str(preset)
+
+
 def reference_kps_text(reference_kps: Any) -> str | None:
     """``reference_kps`` as a record keeps it: an absolute kps file path, ``"x,y;x,y;x,y"``, or None."""
     if reference_kps is None:
