@@ -375,3 +375,14 @@ def test_a_driving_track_without_a_frame_rate_is_said_to_give_an_output_without_
     assert data["fps"] is None and load_kps(tmp_path / "r.safetensors").fps is None
     assert ("The kps file records no frame rate, so neither does the output; the preview plays at 25 fps. Give --fps "
             "N to record one (generate times a track without one by the speech).") in data["notes"]
+
+
+def test_a_track_outside_the_frame_with_a_detected_reference_blames_the_driving_track(tmp_path):
+    """The fix spoke of --reference-kps, which the user had not given (the photo's points are inside the frame)."""
+    driving = tmp_path / "away.safetensors"
+    save_kps(driving, KpsTrack(np.full((3, 3, 2), 2000.0, np.float32), fps=25.0, width=512, height=512))
+    result = vexpress("retarget", "--reference-image", SAMPLES_DIR / "AOC" / "ref.jpg", "--kps", driving,
+                      "-s", "no_retarget", "--face-backend", "dlib", "-o", tmp_path / "r.safetensors")
+    assert_input_error(result, "No keypoint of the retargeted track lies inside the 512x512 frame",
+                       "For the driving track, re-extract it with `vexpress extract`")
+    assert "--reference-kps" not in result.output

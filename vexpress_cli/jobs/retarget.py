@@ -142,13 +142,8 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
     ignored = ignored_driving_track(chosen, reference.kps, driving_points, num_frames, points)
     notes.extend([ignored] if ignored else [])
-    outside = check_kps_in_frame(  # a track generate would refuse
-        points, width, height, "the retargeted track",
-        why=f"The face would be placed entirely outside the video. {parameter('reference_kps')} are pixels of "
-        f"the {width}x{height} output frame, and a driving kps file that records no frame size is read as 512x512.",
-        fix=f"Give {parameter('reference_kps')} inside the frame, or a larger {parameter('width')} and "
-        f"{parameter('height')}; a driving track: re-extract it with `vexpress extract` (its .safetensors file "
-        "records the frame size).")
+    why, fix = _outside_frame_reasons(reference_kps is not None, width, height)
+    outside = check_kps_in_frame(points, width, height, "the retargeted track", why=why, fix=fix)  # generate refuses
     notes.extend([outside] if outside else [])
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
     if preview is not None:
@@ -158,6 +153,19 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
                           driving.num_frames if driving is not None else None, reference.kps, reference.detected,
                           preview, notes)
+
+
+def _outside_frame_reasons(typed_reference: bool, width: int, height: int) -> tuple[str, str]:
+    """Why a retargeted track lies outside the frame, and the fix: the typed reference points or the driving
+    track (points detected in the photo are inside it)."""
+    extract = "re-extract it with `vexpress extract` (its .safetensors file records the frame size)."
+    if not typed_reference:
+        return ("The face would be placed entirely outside the video. A driving kps file that records no frame size "
+                "is read as 512x512.", f"For the driving track, {extract}")
+    return (f"The face would be placed entirely outside the video. {parameter('reference_kps')} are pixels of the "
+            f"{width}x{height} output frame, and a driving kps file that records no frame size is read as 512x512.",
+            f"Give {parameter('reference_kps')} inside the frame, or a larger {parameter('width')} and "
+            f"{parameter('height')}; for a driving track, {extract}")
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool, inputs: dict[str, Path | None]) -> None:
