@@ -355,7 +355,7 @@ def test_a_generator_takes_device_and_dtype_from_the_user_config_as_the_cli_does
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
                                        num_frames=3, width=100), "width is 100; it must be a multiple of 8"),
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
-                                       num_frames=10**9), "num_frames is int 1000000000"),
+                                       num_frames=10**9), "num_frames is 1000000000"),
     (lambda out: vexpress_cli.retarget(None, None, "fix_face", out / "r.pth", reference_kps="1,2;3,4;5,6",
                                        num_frames=2.5), "num_frames is float 2.5"),
 ])

@@ -333,8 +333,9 @@ def test_fix_face_with_a_driving_track_says_the_track_sets_no_keypoint(tmp_path)
                       "--output", tmp_path / "still.safetensors", "--json")
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout)["notes"]
+    # named as typed: --strategy
     assert "The strategy fix_face does not use a driving kps track: the keypoints are the same without --kps. " \
-           "To move the head with the track, use --retarget-strategy offset_retarget" in " ".join(notes)
+           "To move the head with the track, use --strategy offset_retarget" in " ".join(notes)
 
 
 def test_a_folder_given_as_the_driving_track_gets_the_message_every_command_gives(tmp_path):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vexpress_cli.cli.options import (
-    FaceBackend, flag_of, json_option, one_of, quiet_option, setting_option, with_setting_aliases,
+    flag_of, json_option, one_of, quiet_option, setting_option, with_setting_aliases,
 )
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
@@ -68,7 +68,7 @@ def extract_command(
     ),
     width: int = typer.Option(DEFAULTS["width"], "--width", help="Frame width the points refer to (8 to 8192)."),
     height: int = typer.Option(DEFAULTS["height"], "--height", help="Frame height the points refer to (8 to 8192)."),
-    face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
+    face_backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
         "Default: the model folder vexpress finds (vexpress models path).", show_default=False,

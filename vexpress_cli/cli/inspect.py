@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vexpress_cli.cli.options import FaceBackend, flag_of, json_option, setting_option, with_setting_aliases
+from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.errors import InputError, spell_parameters
 
@@ -69,7 +69,7 @@ def inspect_command(
         None, "--fps", help="Audio: frame rate of the video to make (default 30). "
         "kps: frame rate to assume when the file records none."
     ),
-    backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
+    backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     width: int = typer.Option(512, "--width", min=1, help="Image: the generation width the photo is framed to."),
     height: int = typer.Option(512, "--height", min=1, help="Image: the generation height the photo is framed to."),
     crop: str = setting_option("crop", default=DEFAULTS["crop"]),

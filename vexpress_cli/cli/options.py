@@ -96,8 +96,6 @@ def value_type(name: str) -> Any:
     return bool if SETTINGS[name].kind is bool else str
 
 
-FaceBackend = value_type("face_backend")
-KpsFit = value_type("kps_fit")
 
 
 def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None) -> Any:
@@ -127,8 +125,11 @@ def with_setting_aliases(command):
     signature = inspect.signature(command, eval_str=True)
     own, hidden, spelled = [], [], {}
     for parameter in signature.parameters.values():
+        spellings = getattr(parameter.default, "vexpress_spellings", None)
+        if spellings is not None:  # Typer reads the setting's text; the command receives its value
+            parameter = parameter.replace(annotation=value_type(spellings[0].name))
         own.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
-        if (spellings := getattr(parameter.default, "vexpress_spellings", None)) is not None:
+        if spellings is not None:
             setting, others, default = spellings
             hidden += _hidden_parameters(setting, others, parameter.annotation)
             spelled[parameter.name] = (setting, others, default)

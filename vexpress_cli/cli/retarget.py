@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from vexpress_cli.cli.options import (
-    FaceBackend, KpsFit, flag_of, json_option, quiet_option, setting_option, with_setting_aliases,
+    flag_of, json_option, quiet_option, setting_option, with_setting_aliases,
 )
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import spell_parameters
@@ -70,11 +70,13 @@ def retarget_command(
     ),
     strategy: str = setting_option("retarget_strategy", default=AUTO_STRATEGY),
     num_frames: int | None = typer.Option(
-        None, "--num-frames", "-n", min=1, help="Frames to produce. Default: the driving track's length."
+        None, "--num-frames", "-n", help="Frames to produce. Default: the driving track's length."
     ),
-    kps_fit: KpsFit = setting_option("kps_fit", default=DEFAULTS["kps_fit"]),
-    width: int = typer.Option(DEFAULTS["width"], "--width", help="Output frame width in pixels (as generate's)."),
-    height: int = typer.Option(DEFAULTS["height"], "--height", help="Output frame height in pixels (as generate's)."),
+    kps_fit: str = setting_option("kps_fit", default=DEFAULTS["kps_fit"]),
+    width: int = typer.Option(DEFAULTS["width"], "--width", show_default=False,
+                              help=f"Output frame width in pixels (as generate's). Default: {DEFAULTS['width']}."),
+    height: int = typer.Option(DEFAULTS["height"], "--height", show_default=False,
+                               help=f"Output frame height in pixels (as generate's). Default: {DEFAULTS['height']}."),
     fps: float | None = typer.Option(
         None,
         "--fps",
@@ -85,7 +87,7 @@ def retarget_command(
         "--preview",
         help="Also write a video (.mp4) of the retargeted keypoints over the photo, next to the driving ones.",
     ),
-    face_backend: FaceBackend = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
+    face_backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
     crop: str = setting_option("crop", default=DEFAULTS["crop"]),
     face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
     model_root: Path | None = typer.Option(

@@ -33,8 +33,7 @@ def checked_frame_side(name: str, value) -> int:
     """``width`` or ``height`` of a track's frame (extract): a whole number of pixels within limits."""
     number = _whole_number_within(value, MIN_FRAME_SIDE, MAX_FRAME_SIDE)
     if number is None:
-        shown = value if isinstance(value, int) and not isinstance(value, bool) else described(value)
-        raise InputError(f"{parameter(name)} is {shown}.",
+        raise InputError(f"{parameter(name)} is {_shown(value)}.",
                          why=f"It is the size in pixels of the frame the points refer to: a whole number from "
                          f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE}.",
                          fix=f"Give the size generate will use, e.g. {parameter(name, '512')}.")
@@ -48,12 +47,17 @@ def checked_frame_count(value) -> int | None:
         return None
     number = _whole_number_within(value, 1, MAX_FRAMES)
     if number is None:
-        raise InputError(f"{parameter('num_frames')} is {described(value)}.",
+        raise InputError(f"{parameter('num_frames')} is {_shown(value)}.",
                          why=f"It is the length of the track: a whole number from 1 to {MAX_FRAMES:,} "
                          "(24 hours at 60 fps).",
                          fix=f"Give {parameter('num_frames', 'N')}, e.g. the audio's duration times the fps, "
                          "or leave it out to keep the driving track's length.")
     return number
+
+
+def _shown(value) -> str:
+    """A whole number as it is (0, not "int 0"); anything else with its type."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else described(value)
 
 
 def _whole_number_within(value, low: int, high: int) -> int | None:
