@@ -17,7 +17,8 @@ from typing import Any, Optional
 import typer
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.settings.schema import SETTINGS, Setting, value_from_text
+from vexpress_cli.settings.schema import SETTINGS, Setting
+from vexpress_cli.settings.values import value_from_text
 
 SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
 COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
@@ -229,7 +230,7 @@ def _given_value(values: dict[str, Any], name: str, setting: Setting, others: tu
     value, first_flag = None, ""
     for flag, flag_value in spellings:
         if isinstance(flag_value, str):
-            flag_value = value_from_text(setting.name, flag_value)
+            flag_value = value_from_text(setting, flag_value)
         if flag_value is not None:
             value = one_of(value, flag_value, first_flag, flag)
             first_flag = first_flag or flag

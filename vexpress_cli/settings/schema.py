@@ -17,10 +17,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter
+from vexpress_cli.settings.values import plain_value
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
 # The motion module's temporal position encoding covers 32 frames.
@@ -249,7 +249,7 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     ``within_advice`` makes the advised range a hard limit (presets) instead of a warning (flags).
     """
     setting = SETTINGS[name]
-    value = _plain(name, value)
+    value = plain_value(SETTINGS.get(name), name, value)
     if not _has_kind(value, setting.kind):
         raise InputError(
             f"{where} must be {_type_name(setting.kind)}, not {described(value)}.",
@@ -274,60 +274,9 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     return value
 
 
-DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}
-
-
 def checked_setting(name: str, value: Any) -> Any:
     """One setting given to a job or a call (a keyword argument, a flag), validated and normalised."""
     return validate_value(name, value, parameter(name), within_advice=False)
-
-
-def _plain(name: str, value: Any) -> Any:
-    """A numpy scalar as Python's own number, bool or text; torch's precision names (and dtypes) as ours; a
-    crop box given as four whole numbers (a list, tuple or array, as results report it) as its text."""
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
-        value = value.item()
-    setting = SETTINGS.get(name)
-    if setting is not None and setting.choices and isinstance(value, str):
-        value = _choice_in_any_case(setting, value)
-    if setting is not None and setting.kind is float and isinstance(value, Fraction):
-        value = float(value)  # fps=Fraction(30000, 1001), as inspect reports a video's rate
-    if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
-        return DTYPE_ALIASES.get(str(value).removeprefix("torch.").lower(), value)
-    if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        value = value.tolist()
-    if name == "crop" and isinstance(value, (list, tuple)):
-        numbers = [_plain("", item) for item in value]
-        if len(numbers) != 4 or not all(isinstance(item, int) and not isinstance(item, bool) for item in numbers):
-            raise InputError(f"{parameter('crop')} is {described(value)}.",
-                             "A box is four whole numbers [x, y, w, h] in the photo's pixels: its top-left corner "
-                             "and its width and height.", f"Give {parameter('crop')} as four whole numbers such as "
-                             "[200, 80, 600, 600], or as \"auto\" or \"none\".")
-        return ",".join(map(str, numbers))
-    return value
-
-
-def _choice_in_any_case(setting: Setting, value: str) -> str:
-    """``DDIM`` as ``ddim``, ``CUDA:1`` as ``cuda:1``: every choice is lower case, whoever gives it."""
-    lowered = value.lower()
-    if lowered in setting.choices or (setting.also_matching and re.fullmatch(setting.also_matching, lowered)):
-        return lowered
-    return value
-
-
-def value_from_text(name: str, text: str) -> Any:
-    """A setting's value from command-line text: a whole number for an integer setting, a number for a number
-    setting. Anything else stays text, which :func:`validate_value` refuses as it refuses it from a preset or
-    Python (``--seed 8.0`` as ``seed = 8.0``)."""
-    kind, stripped = SETTINGS[name].kind, text.strip()
-    if kind is int and re.fullmatch(r"[+-]?[0-9]+", stripped):
-        return int(stripped)
-    if kind is float:
-        try:
-            return float(stripped)
-        except ValueError:
-            return text
-    return text
 
 
 def _why_not_allowed(name: str, value: str) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 from vexpress_cli.errors import InputError, did_you_mean
 from vexpress_cli.input_files import TooDeeplyNested, parsed_text
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
-from vexpress_cli.settings.schema import SETTINGS, value_from_text
+from vexpress_cli.settings.schema import SETTINGS
+from vexpress_cli.settings.values import value_from_text
 from vexpress_cli.wording import plural
 
 JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "preset")
@@ -172,7 +173,7 @@ def _from_cell(name: str, cell: str) -> Any:
         return cell
     if SETTINGS[name].kind is bool and cell.lower() in TRUE_WORDS + FALSE_WORDS:
         return cell.lower() in TRUE_WORDS
-    return value_from_text(name, cell)
+    return value_from_text(SETTINGS[name], cell)
 
 
 def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Problem]) -> ManifestEntry:
