@@ -358,3 +358,16 @@ def test_the_docs_table_of_built_in_presets_lists_every_one():
     section = text.split("## Built-in presets", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
     assert documented == {path.stem for path in REPO_PRESETS.glob("*.toml")}
+
+
+def test_presets_list_shows_each_descriptions_first_clause_and_they_tell_the_presets_apart():
+    """At 80 columns the full descriptions wrapped the list into about 80 lines."""
+    from vexpress_cli.cli.app import app
+    from vexpress_cli.cli.presets import _summary
+
+    assert _summary("Stronger mouth motion: lowers the weight. More.") == "Stronger mouth motion"
+    assert _summary("Ends with a version 1.5 number. Then more") == "Ends with a version 1.5 number"
+    summaries = [_summary(info.description) for info in list_presets()]
+    assert len(set(summaries)) == len(summaries), summaries
+    listed = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and len(listed.output.splitlines()) < 40

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -60,6 +62,11 @@ def _info_as_dict(info: PresetInfo) -> dict[str, Any]:
     }
 
 
+def _summary(description: str) -> str:
+    """A description's first clause ("Stronger mouth motion"): the list stays one line a preset on a terminal."""
+    return re.split(r"[.:;](?:\s|$)", description, maxsplit=1)[0]
+
+
 def _print_list(as_json: bool) -> None:
     infos = list_presets()
     if as_json:
@@ -83,10 +90,11 @@ def _print_list(as_json: bool) -> None:
             _format_value(values[name]) if name in values else f"[dim]{_format_value(DEFAULTS[name])}[/]"
             for name in ("reference_attention_weight", "audio_attention_weight")
         )
-        table.add_row(info.name, info.description, strategy, weights, _source_label(info))
+        table.add_row(info.name, escape(_summary(info.description)), strategy, weights, _source_label(info))
     console = Console()
     console.print(table)
-    notes = ["weights: reference/audio attention weight; dim values are defaults the preset leaves alone"]
+    notes = ["weights: reference/audio attention weight; dim values are defaults the preset leaves alone",
+             "`vexpress presets show NAME`: the whole description and every setting"]
     if any(info.shadows_builtin for info in infos):
         notes.append("user*: a user preset that replaces the built-in one of the same name")
     notes.append(f"user presets folder: {user_presets_dir()}")
