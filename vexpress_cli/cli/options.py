@@ -97,8 +97,6 @@ def value_type(name: str) -> Any:
     return bool if SETTINGS[name].kind is bool else str
 
 
-
-
 def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None) -> Any:
     """A typer.Option for one setting of a command wrapped in :func:`with_setting_aliases`.
 

@@ -15,7 +15,6 @@ from vexpress_cli.engine.devices import DTYPES
 from vexpress_cli.errors import InputError, ModelFolderError, described, parameter
 
 
-
 def component_names(pipeline_class) -> tuple[str, ...]:
     return tuple(name for name in inspect.signature(pipeline_class.__init__).parameters if name != "self")
 

@@ -111,7 +111,6 @@ class Generator:
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.schema import checked_setting
         from vexpress_cli.settings.model_lookup import resolve_model_dir
-
         from vexpress_cli.settings.user_config import configured_settings
 
         configured = configured_settings()  # as the CLI and generate() do: the user config, then auto

@@ -158,14 +158,14 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
 def _outside_frame_reasons(typed_reference: bool, width: int, height: int) -> tuple[str, str]:
     """Why a retargeted track lies outside the frame, and the fix: the typed reference points or the driving
     track (points detected in the photo are inside it)."""
+    outside = "The face would be placed entirely outside the video."
+    unsized = "records no frame size is read as 512x512."
     extract = "re-extract it with `vexpress extract` (its .safetensors file records the frame size)."
     if not typed_reference:
-        return ("The face would be placed entirely outside the video. A driving kps file that records no frame size "
-                "is read as 512x512.", f"For the driving track, {extract}")
-    return (f"The face would be placed entirely outside the video. {parameter('reference_kps')} are pixels of the "
-            f"{width}x{height} output frame, and a driving kps file that records no frame size is read as 512x512.",
-            f"Give {parameter('reference_kps')} inside the frame, or a larger {parameter('width')} and "
-            f"{parameter('height')}; for a driving track, {extract}")
+        return f"{outside} A driving kps file that {unsized}", f"For the driving track, {extract}"
+    return (f"{outside} {parameter('reference_kps')} are pixels of the {width}x{height} output frame, and a driving "
+            f"kps file that {unsized}", f"Give {parameter('reference_kps')} inside the frame, or a larger "
+            f"{parameter('width')} and {parameter('height')}; for a driving track, {extract}")
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool, inputs: dict[str, Path | None]) -> None:
