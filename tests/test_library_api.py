@@ -348,6 +348,20 @@ def test_a_generator_takes_device_and_dtype_from_the_user_config_as_the_cli_does
     assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype="fp32").dtype == torch.float32
 
 
+
+@pytest.mark.parametrize(("keyword", "message"), [
+    ("seed", "Generator() got 'seed', which belongs to each job: the Generator takes only the model, device(s) and "
+             "dtype. Give it to the job: generator.generate(photo, audio, out, seed=...)."),
+    ("kps", "Generator() got 'kps', which belongs to each job: the Generator takes only the model, device(s) and "
+            "dtype. Give it to the job: generator.generate(photo, audio, out, kps=...)."),
+    ("model_path", "Generator() got an unexpected keyword argument 'model_path'. Did you mean 'model'?"),
+    ("colour", "Generator() got an unexpected keyword argument 'colour'."),
+])
+def test_a_jobs_setting_or_an_unknown_keyword_given_to_the_generator_says_where_it_goes(keyword, message):
+    with pytest.raises(TypeError) as raised:
+        vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, **{keyword: 3})
+    assert str(raised.value) == message
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width=0), "width is 0. It is the size"),
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width="512"), "width is str '512'"),

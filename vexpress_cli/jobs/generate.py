@@ -78,8 +78,8 @@ class GenerationResult:
             "crop": self.crop, "size": list(self.size) if self.size else None,
             "seconds": round(self.seconds, 3), "strategy": self.strategy,
             "warnings": [spell_parameters(warning, spell) for warning in self.warnings],
-            "notes": [spell_parameters(note, spell) for note in self.notes], "record": str(self.record) if self.record else None, "stages": self.stages,
-            "settings": self.settings,
+            "notes": [spell_parameters(note, spell) for note in self.notes],
+            "record": str(self.record) if self.record else None, "stages": self.stages, "settings": self.settings,
         }
 
 
@@ -91,6 +91,18 @@ def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) ->
 
     preset_values = load_preset(preset).values if preset is not None else {}
     return resolve_settings(preset_values, explicit, config_values=configured_settings())
+
+
+def _not_a_generator_argument(name: str) -> str:
+    """Python's own message for an unknown keyword, told where a job's setting goes (``Generator(seed=3)``)."""
+    from vexpress_cli.errors import did_you_mean
+    from vexpress_cli.settings.schema import SETTINGS
+
+    if name in SETTINGS or name in ("kps", "reference_kps", "preset", "overwrite", "progress"):
+        return (f"Generator() got {name!r}, which belongs to each job: the Generator takes only the model, "
+                f"device(s) and dtype. Give it to the job: generator.generate(photo, audio, out, {name}=...).")
+    known = [*GENERATOR_ARGUMENTS, *MODEL_SETTINGS]
+    return f"Generator() got an unexpected keyword argument {name!r}. {did_you_mean(name, known)}".rstrip()
 
 
 class Generator:
@@ -106,7 +118,9 @@ class Generator:
     """
 
     def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
-                 devices: str | None = None, *, model: str | None = None):
+                 devices: str | None = None, *, model: str | None = None, **others: Any):
+        if others:
+            raise TypeError(_not_a_generator_argument(next(iter(others))))
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.schema import checked_setting
