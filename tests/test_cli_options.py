@@ -13,7 +13,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
-from vexpress_cli.cli.options import setting_option, with_generation_settings, with_setting_aliases
+from vexpress_cli.cli.options import setting_option, typed_args, with_generation_settings, with_setting_aliases
 from vexpress_cli.errors import InputError
 from vexpress_cli.settings.schema import SETTINGS
 
@@ -105,9 +105,17 @@ def test_a_switch_turned_on_and_off_at_once_is_refused():
                                      "turn one switch on and off. Pass only one of them.")
 
 
-def test_the_refusal_names_the_two_spellings_that_were_typed():
-    result, _ = given_settings("--no-save-gpu-memory", "--save_gpu_memory")
-    assert str(result.exception).startswith("Both --no-save-gpu-memory and --save_gpu_memory were given")
+@pytest.mark.parametrize(("args", "named"), [
+    (["--no-save-gpu-memory", "--save_gpu_memory"], "--no-save-gpu-memory and --save_gpu_memory"),
+    (["--save_gpu_memory", "--no-save-gpu-memory"], "--save_gpu_memory and --no-save-gpu-memory"),
+    (["--no-paste-back", "--paste-back"], "--no-paste-back and --paste-back"),
+    (["--strategy", "fix_face", "-s", "offset_retarget"], "--strategy and -s"),
+    (["--num_inference_steps=3", "--num-inference-steps", "4"], "--num_inference_steps and --num-inference-steps"),
+])
+def test_the_refusal_names_the_two_spellings_in_the_order_they_were_typed(args, named):
+    with typed_args(args):
+        result, _ = given_settings(*args)
+    assert str(result.exception).startswith(f"Both {named} were given")
 
 
 def command_paths(command=None, path=()):

@@ -76,6 +76,18 @@ def _typed_flags() -> set[str]:
     return {arg.partition("=")[0] for arg in _TYPED_ARGS.get() if arg.startswith("-")}
 
 
+def _canonical_as_typed(setting: Setting) -> str:
+    """A setting's flag, or its short flag when only that was typed (``-s``)."""
+    typed = _typed_flags()
+    return setting.short if setting.short in typed and setting.flag not in typed else setting.flag
+
+
+def _typed_position(flag: str) -> int:
+    """Where ``flag`` first comes on this command line (after it when it is not there)."""
+    typed = [arg.partition("=")[0] for arg in _TYPED_ARGS.get()]
+    return typed.index(flag) if flag in typed else len(typed)
+
+
 def _help(setting: Setting) -> str:
     text = f"{setting.help} Default: {_shown(setting.default)}."
     if setting.advised:
@@ -219,12 +231,13 @@ def _given_settings(values: dict[str, Any]) -> dict[str, Any]:
 def _given_value(values: dict[str, Any], name: str, setting: Setting, others: tuple[str, ...]) -> Any:
     """The value given for a setting under parameter ``name`` or any of ``others`` (popped from ``values``);
     ``None`` when none was given, refused when two spellings were given different values."""
-    spellings = [(setting.flag, values.pop(name))]
+    spellings = [(_canonical_as_typed(setting), values.pop(name))]
     for flag in others:
         value = values.pop(_alias_parameter(flag))
         if flag in setting.off_flags and value:
             value = False  # --no-paste-back: the flag is given (True), so the setting is off
         spellings.append((flag, value))
+    spellings.sort(key=lambda spelling: _typed_position(spelling[0]))  # a refusal names them as typed
     value, first_flag = None, ""
     for flag, flag_value in spellings:
         if isinstance(flag_value, str):
