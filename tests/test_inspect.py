@@ -23,7 +23,7 @@ from vexpress_cli.settings.schema import resolve_settings
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 BUILTIN_PRESETS = sorted(path.stem for path in REPO_PRESETS.glob("*.toml"))
-NESTED = ("face", "motion", "gaps", "values", "settings", "warnings", "kind")
+NESTED = ("face", "motion", "gaps", "values", "settings", "sources", "warnings", "kind")
 
 
 @pytest.fixture(autouse=True)
@@ -251,6 +251,19 @@ def test_builtin_presets_by_name(name):
     assert data["kind"] == "preset" and data["name"] == name and data["source"] == "builtin"
     assert data["values"] == preset.values
     assert data["settings"] == resolve_settings(preset.values).settings.to_dict()
+
+
+def test_a_presets_settings_include_the_user_config_under_the_preset_as_generate_and_presets_show_resolve_them(
+        isolated_config):
+    isolated_config.mkdir()
+    (isolated_config / "config.toml").write_text('[generate]\nseed = 7\naudio_attention_weight = 2.0\n')
+    data = inspect_json("--preset", "lip-sync")  # which sets audio_attention_weight = 1.0 itself
+    assert data["settings"]["seed"] == 7 and data["sources"]["seed"] == "config"
+    assert data["settings"]["audio_attention_weight"] == 1.0 and data["sources"]["audio_attention_weight"] == "preset"
+    assert data["sources"]["fps"] == "default"
+    rows = {line.split("│")[1].strip(): line for line in inspect_human("--preset", "lip-sync").splitlines()
+            if line.count("│") >= 4}
+    assert "user config" in rows["seed"] and "preset" in rows["audio_attention_weight"] and "default" in rows["fps"]
 
 
 def test_preset_file_by_path():

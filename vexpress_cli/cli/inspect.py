@@ -107,7 +107,7 @@ def inspect_command(
 
 # --- input files ------------------------------------------------------------------------------
 
-NESTED_TABLES = ("face", "motion", "gaps", "values", "settings", "inputs", "stages", "run_warnings")
+NESTED_TABLES = ("face", "motion", "gaps", "values", "settings", "sources", "inputs", "stages", "run_warnings")
 MAX_GAP_ROWS = 20
 
 
@@ -131,7 +131,7 @@ def report_input(report, as_json: bool) -> None:
         console.print(_rows_table("wall time per stage (s)", [{"stage": stage, "seconds": seconds}
                                                                 for stage, seconds in data["stages"].items()]))
     if "settings" in data:
-        console.print(_settings_table(data["values"], data["settings"], data["kind"]))
+        console.print(_settings_table(data))
     for warning in data.get("run_warnings", []):
         console.print(f"[dim]The run warned:[/] {escape(warning)}", highlight=False)
     for warning in data["warnings"]:
@@ -208,15 +208,19 @@ def _rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _settings_table(values: dict[str, Any], settings: dict[str, Any], kind: str) -> Table:
-    title, source = ("settings of this run", "not default") if kind == "record" else (
-        "generate settings with this preset", "preset")
-    table = Table(title=title, title_justify="left")
+def _settings_table(data: dict[str, Any]) -> Table:
+    """A run's settings (those not at their default marked), or a preset's with where each comes from."""
+    from vexpress_cli.settings.schema import source_name
+
+    run = data["kind"] == "record"
+    table = Table(title="settings of this run" if run else "generate settings with this preset", title_justify="left")
     table.add_column("setting", style="bold")
     table.add_column("value")
     table.add_column("from")
-    for key, value in settings.items():
-        table.add_row(key, _show(value), f"[green]{source}[/]" if key in values else "[dim]default[/]")
+    for key, value in data["settings"].items():
+        source = ("not default" if key in data["values"] else "default") if run else data["sources"][key]
+        shown = f"[dim]{source}[/]" if source == "default" else f"[green]{source_name(source)}[/]"
+        table.add_row(key, _show(value), shown)
     return table
 
 
