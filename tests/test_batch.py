@@ -33,7 +33,8 @@ from vexpress_cli.cli import batch as batch_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.jobs.batch.manifest import ManifestError
-from vexpress_cli.jobs.records import file_facts, read_record, record_path
+from vexpress_cli.jobs.batch.checks import prepare_jobs
+from vexpress_cli.jobs.records import RunRecord, file_facts, input_files, read_record, record_path
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
@@ -508,21 +509,38 @@ def test_a_csv_manifests_header_and_quoting_problems_are_told_once_where_they_ar
     assert [f"line {problem.line}: {problem.text}" for problem in raised.value.problems] == problems
 
 
-def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line(inputs, tmp_path):
+def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line_speed_settings_included(
+        inputs, tmp_path):
     project(inputs, tmp_path / "project", [])
     manifest = tmp_path / "project" / "jobs.csv"
     manifest.write_text("reference_image,audio,output,reference_kps,seed,preset\n"
                         f"aoc.jpg,a.wav,out/one.mp4,\"{REFERENCE_KPS}\",9,\n"
                         f"aoc.jpg,a.wav,out/two.mp4,\"{REFERENCE_KPS}\",,expressive\n")
-    code, summary, result = run_batch(manifest, "--seed", "3", "--audio-attention-weight", "1.5")
+    code, summary, result = run_batch(manifest, "--seed", "3", "--audio-attention-weight", "1.5", "--window-batch", "2")
     assert code == 0, result.output
     one = read_record(tmp_path / "project" / "out" / "one.mp4.json")
     two = read_record(tmp_path / "project" / "out" / "two.mp4.json")
+    assert one.settings["window_batch"] == two.settings["window_batch"] == 2  # was dropped on the way to the worker
     assert (one.seed, one.settings["audio_attention_weight"]) == (9, 1.5)  # its own seed, the flag's weight
     # The job's preset beats the command line's flag; its seed is the flag's.
     assert (two.seed, two.settings["audio_attention_weight"], two.settings["reference_attention_weight"]) == (
         3, 3.0, 0.95)
     assert two.job["preset"] == "expressive" and one.inputs["audio"] == file_facts(tmp_path / "project" / "a.wav")
+
+
+def test_compile_and_window_batch_travel_to_the_worker_from_flags_presets_and_lines_but_do_not_redo_a_job(
+        inputs, tmp_path):
+    (tmp_path / "fast.toml").write_text("[generate]\ncompile = true\n")
+    manifest = project(inputs, tmp_path, [{**THREE_JOBS[0], "window_batch": 3},
+                                          {**THREE_JOBS[1], "preset": str(tmp_path / "fast.toml")}])
+    first, second = prepare_jobs(manifest, settings={"window_batch": 2})
+    assert (first.settings["window_batch"], first.settings["compile"]) == (3, False)
+    assert (second.settings["window_batch"], second.settings["compile"]) == (2, True)
+    assert "device" not in first.settings and "dtype" not in first.settings  # the Generator's own
+    record = RunRecord("done", str(Path(first.output).absolute()), {"reference_kps": REFERENCE_KPS},
+                       input_files(Path(first.reference_image), Path(first.audio), None, REFERENCE_KPS),
+                       {**first.settings, "window_batch": 1, "compile": True})
+    assert record.differences(record.inputs, first.settings, REFERENCE_KPS) == []
 
 
 def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inputs, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from vexpress_cli.errors import InputError, Message, VExpressError, join_message
 from vexpress_cli.jobs.batch.manifest import (JOB_KEYS, REQUIRED_KEYS, ManifestEntry, ManifestError, Problem,
                                              read_manifest)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
-from vexpress_cli.jobs.records import comparable_settings, input_files, read_record, record_path
+from vexpress_cli.jobs.records import input_files, read_record, record_path
 from vexpress_cli.file_types import IMAGE_SUFFIXES, KPS_SUFFIXES, PRESET_SUFFIXES, RECORD_SUFFIXES
 from vexpress_cli.kps.io import load_kps, parse_kps_points, reference_kps_file
 from vexpress_cli.settings.schema import validate_value
@@ -35,7 +35,7 @@ class BatchJob:
     reference_image: str
     audio: str
     output: str
-    settings: dict[str, Any]  # every setting, resolved, without the machine's device and dtype
+    settings: dict[str, Any]  # every setting, resolved, without the Generator's device and dtype
     kps: str | None = None
     reference_kps: str | None = None
     preset: str | None = None
@@ -119,7 +119,8 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
     except VExpressError as error:
         found.append(error.render())
         return None
-    return comparable_settings(resolved.settings.to_dict())
+    # window_batch and compile too: they do not make the job another (comparable_settings), but the worker runs them
+    return {name: value for name, value in resolved.settings.to_dict().items() if name not in MODEL_SETTINGS}
 
 
 def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:
