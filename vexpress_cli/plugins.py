@@ -288,7 +288,8 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
     description = getattr(strategy, "description", None)
     if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
         problems.append(f"its description is {description!r}, not one line of text")
-    if not isinstance(getattr(strategy, "requires_driving_kps", True), (bool, numbers.Integral, np.bool_)):
+    requires = getattr(strategy, "requires_driving_kps", True)
+    if not isinstance(requires, (bool, numbers.Integral, np.bool_)) or requires not in (0, 1):
         problems.append(f"its requires_driving_kps is {strategy.requires_driving_kps!r}, not True or False")
     if not callable(getattr(strategy, "retarget", None)):
         problems.append("it has no retarget() method")
