@@ -144,6 +144,7 @@ def test_second_run_skips_all_three_without_touching_them(first_run):
     assert mtimes(manifest.parent / "out") == before
 
 
+@pytest.mark.slow
 def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path):
     folder = tmp_path / "project"
     shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)  # mtimes kept
@@ -158,6 +159,7 @@ def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path)
     assert read_record(record_path(folder / "out" / "b.mp4")).seed == 5
 
 
+@pytest.mark.slow
 def test_naming_the_strategy_auto_stood_for_is_the_same_job(first_run, tmp_path):
     """The first run left the strategy at auto: fix_face for jobs 1 and 3 (no kps), no_retarget for job 2."""
     folder = tmp_path / "project"
@@ -169,6 +171,7 @@ def test_naming_the_strategy_auto_stood_for_is_the_same_job(first_run, tmp_path)
     assert summary["jobs"][1]["reason"] == "retarget_strategy changed ('no_retarget' -> 'fix_face')"
 
 
+@pytest.mark.slow
 def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_timed_lines_per_job(first_run, tmp_path):
     folder = tmp_path / "project"
     shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
@@ -185,6 +188,7 @@ def test_a_job_run_again_says_why_before_it_runs_and_a_log_gets_timed_lines_per_
     assert not any(line.startswith(("Started line 1", "Running line 1")) for line in log)  # skipped
 
 
+@pytest.mark.slow
 def test_force_on_a_job_never_done_runs_it_as_new_not_again(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     result = runner.invoke(app, ["batch", str(manifest), *SMALL, "--force"])
@@ -194,6 +198,7 @@ def test_force_on_a_job_never_done_runs_it_as_new_not_again(inputs, tmp_path):
     assert code == 0 and (summary["jobs"][0]["action"], summary["jobs"][0]["reason"]) == ("force", "force was given")
 
 
+@pytest.mark.slow
 def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inputs, tmp_path):
     faceless = {"reference_image": "blank.png", "audio": "a.wav", "output": "out/face.mp4",
                 "retarget_strategy": "fix_face", "face_backend": "dlib"}
@@ -217,6 +222,7 @@ def test_a_faceless_portrait_fails_with_its_reason_while_the_others_succeed(inpu
     assert again["jobs"][1]["action"] == "retry"
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_its_first_video_resumes_to_completion_with_no_stray_files(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS)
     out = tmp_path / "out"
@@ -246,6 +252,7 @@ def test_a_run_killed_after_its_first_video_resumes_to_completion_with_no_stray_
         assert read_record(record_path(out / name)).output_file == file_facts(out / name)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_give_the_same_frames_as_one_worker(first_run, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     folder = first_run[0].parent
@@ -260,6 +267,7 @@ def test_two_worker_processes_give_the_same_frames_as_one_worker(first_run, monk
         assert read_record(record_path(folder / "two" / name)).status == "done"
 
 
+@pytest.mark.slow
 def test_ray_actors_on_a_local_ray_instance_give_the_same_frames_as_one_worker(first_run, monkeypatch):
     ray = pytest.importorskip("ray")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -278,6 +286,7 @@ def test_ray_actors_on_a_local_ray_instance_give_the_same_frames_as_one_worker(f
         assert read_record(record_path(folder / "ray" / name)).status == "done"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_ray_batch_like_ctrl_c_with_its_summary_and_exit_143(inputs, tmp_path):
     """Ray's driver installs a SIGTERM handler that aborts with a crash dump; vexpress keeps its own."""
     pytest.importorskip("ray")
@@ -440,6 +449,7 @@ def test_inputs_that_would_fail_their_job_at_once_are_line_problems_and_nothing_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_done_jobs_warnings_are_shown_and_in_the_summary(inputs, tmp_path):
     import wave
 
@@ -509,6 +519,7 @@ def test_a_csv_manifests_header_and_quoting_problems_are_told_once_where_they_ar
     assert [f"line {problem.line}: {problem.text}" for problem in raised.value.problems] == problems
 
 
+@pytest.mark.slow
 def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line_speed_settings_included(
         inputs, tmp_path):
     project(inputs, tmp_path / "project", [])
@@ -560,6 +571,7 @@ def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inp
     assert [(job.status, job.reason) for job in outcomes] == [("interrupted", "stopped by Ctrl-C"), ("not run", "")]
 
 
+@pytest.mark.slow
 def test_ctrl_c_cleans_up_the_running_job_and_prints_the_summary(inputs, tmp_path, monkeypatch):
     manifest = project(inputs, tmp_path, THREE_JOBS)
     stage = batch_cli.BatchDisplay._stage
@@ -579,6 +591,7 @@ def test_ctrl_c_cleans_up_the_running_job_and_prints_the_summary(inputs, tmp_pat
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.mp4", "a.mp4.json"]
 
 
+@pytest.mark.slow
 def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_path):
     manifest = project(inputs, tmp_path, THREE_JOBS[:1])
     (tmp_path / "out").mkdir()
@@ -594,6 +607,7 @@ def test_an_output_without_a_record_is_not_replaced_unless_forced(inputs, tmp_pa
     assert "Finished in" in result.stderr  # --json: the JSON alone on stdout, the summary still on stderr
 
 
+@pytest.mark.slow
 def test_an_output_changed_since_its_run_is_not_replaced_unless_forced(first_run, tmp_path):
     folder = tmp_path / "project"
     shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
@@ -683,6 +697,7 @@ def test_a_server_answering_http2s_preface_with_settings_passes_the_reachability
         check_reachable(f"127.0.0.1:{listener_answering(b'')}")  # accepts, then closes without a word
 
 
+@pytest.mark.slow
 def test_token_authentication_on_with_no_token_here_is_one_paragraph_not_a_traceback(inputs, tmp_path):
     """RAY_AUTH_MODE=token and no token: Ray's AuthenticationError escaped as a traceback with exit 1."""
     pytest.importorskip("ray")
@@ -783,6 +798,7 @@ def test_a_jobs_own_key_given_to_the_whole_batch_is_named_as_such(inputs, tmp_pa
                                  "the manifest names its own. Put \"kps\" in the manifest's lines.")
 
 
+@pytest.mark.slow
 def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_path, monkeypatch):
     """workers=10000 started processes until the machine stopped answering."""
     manifest = project(inputs, tmp_path, THREE_JOBS)
@@ -796,6 +812,7 @@ def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_no_more_workers_start_than_there_are_jobs_to_run(inputs, tmp_path, monkeypatch):
     """Two workers for one job: the job runs in this process, with no worker process loading the networks idly."""
     from vexpress_cli.jobs.batch import workers
@@ -831,6 +848,7 @@ class Stop(Exception):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow
 def test_an_on_event_callback_that_raises_stops_the_batch_with_its_exception(inputs, tmp_path, workers):
     """It was taken for each job's failure: every job got a failure record and batch() returned normally."""
     manifest = project(inputs, tmp_path, THREE_JOBS[:2])
@@ -868,6 +886,7 @@ def test_model_takes_a_hub_id_at_a_revision_from_the_cache_like_generate(inputs,
     assert "v9" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_workers_from_a_script_without_a_main_guard_run_the_jobs_and_not_the_script_again(inputs, tmp_path):
     """spawn's workers used to import the script again, call batch() there and die with multiprocessing's
     "bootstrapping phase" traceback; each job failed."""

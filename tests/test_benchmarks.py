@@ -35,6 +35,7 @@ def tiny_speed_results(tmp_path_factory):
     return json.loads(completed.stdout), out
 
 
+@pytest.mark.slow
 def test_flop_count_of_the_full_size_unet_matches_the_issues_independent_count():
     completed = run_script(sys.executable, "benchmarks/speed_benchmark.py", "--model", "full", "--device", "meta",
                            "--dtype", "fp16", "--count-only")
@@ -88,6 +89,7 @@ def test_gpu_speed_table_has_one_row_per_run_with_its_numbers(tiny_speed_results
     ("tuning", ["memory_fp16", "channels_last_fp16", "compile_profile_fp16", "compile_recipe_fp16",
                 "compile_autotune_fp16"]),
 ])
+@pytest.mark.slow
 def test_gpu_speed_script_stops_each_step_at_its_time_budget(tmp_path, plan, steps):
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's python3 is this one
     completed = run_script("bash", "benchmarks/gpu_speed.sh", plan,
@@ -106,6 +108,7 @@ def test_gpu_speed_script_refuses_an_unknown_plan_before_writing_anything(tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_matmul_peak_reports_the_rate_of_a_product_it_timed():
     completed = run_script(sys.executable, "benchmarks/matmul_peak.py", "--device", "cpu", "--size", "256",
                            "--repeats", "3")

@@ -81,6 +81,7 @@ def test_a_compiled_unets_first_window_is_reported_as_compiling_then_windows_cou
 
 
 @pytest.mark.usefixtures("no_user_config")
+@pytest.mark.slow
 def test_generate_refuses_compile_in_one_paragraph_and_writes_nothing(monkeypatch, tmp_path, speech):
     from typer.testing import CliRunner
 

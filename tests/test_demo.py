@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
@@ -59,6 +60,7 @@ def test_demo_names_its_own_size_flag_when_the_size_is_no_multiple_of_8(tmp_path
     assert "--width" not in result.stderr and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_demo_runs_again_in_the_same_folder_under_the_next_free_name(tmp_path, monkeypatch):
     """Issue 8 item 4: the README's first command works every time it is run."""
     monkeypatch.chdir(tmp_path)

@@ -45,6 +45,7 @@ def placed(frame: np.ndarray, left: int, top: int, size: tuple[int, int] = WIDE)
 
 
 @pytest.mark.parametrize("sample", ["tys", "AOC"])
+@pytest.mark.slow
 def test_wide_shot_gives_the_same_kps_wherever_the_face_sits_in_it(sample, tmp_path):
     frames = sample_frames(sample)
     canvas, here, elsewhere = (960, 720), (330, 130), (90, 70)  # tracked at full size; the box fits inside
@@ -85,6 +86,7 @@ def test_video_framed_like_the_samples_is_kept_whole_as_its_photo_is(sample, tmp
     assert any("already framed like V-Express's portraits" in note for note in auto.notes)
 
 
+@pytest.mark.slow
 def test_without_the_crop_a_wide_shot_lands_elsewhere(tmp_path):
     """What the crop is for: the whole wide frame squeezed to 512x512 puts the face somewhere else."""
     frames = sample_frames("tys", 8)
@@ -95,6 +97,7 @@ def test_without_the_crop_a_wide_shot_lands_elsewhere(tmp_path):
     assert np.linalg.norm(whole.points - cropped.points, axis=-1).min() > 50
 
 
+@pytest.mark.slow
 def test_one_box_for_the_whole_video_keeps_the_head_motion(tmp_path):
     """The face slides 80 px to the right over the clip: the crop stays put, the points move with it."""
     frames = sample_frames("tys", 12)

@@ -145,6 +145,7 @@ def test_unknown_call_arguments_are_refused(pipe, reference_image, golden, param
              **{k: v for k, v in params.items() if k != "num_inference_steps"})
 
 
+@pytest.mark.slow
 def test_latents_kept_in_a_file_give_the_same_numbers(pipe, golden, reference_image, params):
     """Issue 8 item 13: past the memory budget the latents live in a temp file; not one number changes."""
     kwargs = dict(kps_images=golden["kps_sequence"].numpy(), **params)

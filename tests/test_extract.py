@@ -92,6 +92,7 @@ def test_dlib_track_matches_the_official_kps(sample, dlib_backend, record_proper
     assert (errors < MEAN_ERROR_BOUND).all(), errors
 
 
+@pytest.mark.slow
 def test_frames_without_a_face_are_interpolated_and_counted(tmp_path, tys_frames, dlib_backend):
     blank = np.full_like(tys_frames[0], GREY)
     frames = list(tys_frames)
@@ -135,6 +136,7 @@ def test_several_faces_follow_one_face(tmp_path, tys_frames, tys_official, dlib_
         extract_kps_sequence(video, dlib_backend, strict=True)
 
 
+@pytest.mark.slow
 def test_large_frames_are_resized_before_detection(tmp_path, tys_frames, tys_official, dlib_backend):
     frames = [cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC) for frame in tys_frames[:10]]
     video = write_video(tmp_path / "full_hd.mp4", frames)
@@ -206,6 +208,7 @@ def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official
     assert audio_info(audio_out).duration > 0.5
 
 
+@pytest.mark.slow
 def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path, tys_clip, monkeypatch):
     import json
 
@@ -311,6 +314,7 @@ def test_cli_leaves_no_audio_when_the_keypoints_cannot_be_saved(tmp_path, tys_cl
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_kps_file_stopped_by_the_file_size_limit_is_one_paragraph_and_leaves_nothing(tmp_path, tys_clip):
     """`ulimit -f` (EFBIG), like a full disk (ENOSPC), ended extract in an OSError traceback."""
     resource = pytest.importorskip("resource")
@@ -385,6 +389,7 @@ def test_cli_audio_out_of_a_silent_video_fails_first(tmp_path, tys_frames):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mute.mp4"]
 
 
+@pytest.mark.slow
 def test_a_video_cut_short_is_extracted_with_a_note_saying_so(tmp_path, tys_clip):
     """The first half of an mkv decodes without an error, only shorter: the track had a fifth of the frames and
     nothing said why."""

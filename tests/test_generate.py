@@ -136,6 +136,7 @@ def test_default_strategy_with_kps_is_no_retarget_at_25_fps(clips, tmp_path):
     assert info.frame_count == round(audio_seconds(clips["tys"]) * 25)
 
 
+@pytest.mark.slow
 def test_default_strategy_without_kps_is_fix_face_at_ntsc_rate(clips, tmp_path):
     output = tmp_path / "o.mp4"
     result = generate("-i", AOC / "ref.jpg", "-a", clips["aoc"], "-o", output, *SMALL, "--fps", "29.97",
@@ -147,6 +148,7 @@ def test_default_strategy_without_kps_is_fix_face_at_ntsc_rate(clips, tmp_path):
     check_video(output, clips["aoc"], fps=Fraction(30000, 1001))
 
 
+@pytest.mark.slow
 def test_faceless_image_and_silent_audio_work_with_no_retarget(clips, tmp_path):
     """no_retarget with a kps file and --crop none needs no face; silent audio is a warning, not an error."""
     import PIL.Image
@@ -174,6 +176,7 @@ def test_every_guide_scenario_has_a_builtin_preset():
 
 
 @pytest.mark.parametrize("preset", BUILTIN_PRESETS)
+@pytest.mark.slow
 def test_builtin_preset_generates(preset, clips, tmp_path):
     info = next(info for info in list_presets() if info.name == preset)
     chosen = info.values.get("retarget_strategy")
@@ -189,6 +192,7 @@ def test_builtin_preset_generates(preset, clips, tmp_path):
     check_video(output, clips["tys"])
 
 
+@pytest.mark.slow
 def test_flag_beats_preset_beats_default(clips, tmp_path):
     preset = tmp_path / "mine.toml"
     preset.write_text('description = "test"\n[generate]\nretarget_strategy = "fix_face"\nfps = 25\n'
@@ -253,6 +257,7 @@ def run_real_command(tmp_path, *args) -> subprocess.CompletedProcess:
                           env=_clean_env(tmp_path))
 
 
+@pytest.mark.slow
 def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     output = tmp_path / "o.mp4"
     completed = run_real_command(tmp_path, "-i", TYS / "ref.jpg", "-a", clips["tys"], "--kps", TYS / "kps.pth",
@@ -278,6 +283,7 @@ def test_json_is_the_only_thing_on_stdout_of_the_real_command(clips, tmp_path):
     assert video_info(output).frame_count == report["frames"]
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing_at_all_and_overwrite_replaces(clips, tmp_path):
     output = tmp_path / "o.mp4"
     output.write_bytes(b"old")

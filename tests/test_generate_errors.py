@@ -203,6 +203,7 @@ def test_bad_input_is_refused_cleanly(case, inputs, output):
     assert_refused(run(*given, "-o", output, *SMALL, *model), output, *phrases)
 
 
+@pytest.mark.slow
 def test_shortest_audio_the_speech_encoder_takes_still_works(tmp_path):
     from vexpress_cli.media.video_reader import video_info
 
@@ -229,6 +230,7 @@ def test_existing_output_is_kept_without_overwrite(inputs, output):
     assert [path.name for path in output.parent.iterdir()] == ["talk.mp4"]
 
 
+@pytest.mark.slow
 def test_missing_output_folder_is_created_when_the_video_is_written(inputs, tmp_path):
     output = tmp_path / "not" / "there" / "talk.mp4"
     result = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output,
@@ -238,6 +240,7 @@ def test_missing_output_folder_is_created_when_the_video_is_written(inputs, tmp_
     assert output.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_weights_holding_nan_stop_the_job_instead_of_writing_black_frames(inputs, tmp_path, tmp_path_factory):
     model = tmp_path_factory.mktemp("models") / "nan-model"
     shutil.copytree(TINY_MODEL_DIR, model)
@@ -310,6 +313,7 @@ def test_cuda_out_of_memory_suggests_smaller_settings(inputs, output, monkeypatc
 
 
 @pytest.mark.parametrize("new_folders", [False, True])
+@pytest.mark.slow
 def test_ctrl_c_mid_stream_leaves_nothing(inputs, output, monkeypatch, new_folders):
     """Not even the folders the run made for its output (they were left behind, empty)."""
     if new_folders:

@@ -99,6 +99,7 @@ def peak_growth_mb(code: str, tmp_path: Path) -> tuple[float, str]:
     return float(growth), line
 
 
+@pytest.mark.slow
 def test_a_tiny_kps_file_declaring_millions_of_frames_is_refused_before_reading(tmp_path):
     """Issue 8 item 12a: a 1.5 KB .pth with a stride-0 tensor of 20 M frames took 1.1 GB; now it is refused
     from its declared shape, without the memory."""
@@ -159,6 +160,7 @@ def long_multichannel_flac(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_long_high_rate_audio_decodes_in_bounded_memory(long_multichannel_flac, tmp_path):
     """Issue 8 item 12c: audio streams from ffmpeg straight to 16 kHz mono. Before, the whole 32-bit PCM
     was held (twice) and the file's growth of peak memory was 250 MB for this one; the output is 3.8 MB."""
@@ -268,6 +270,7 @@ def write_sine_wav(path: Path, rate: int, samples: int, hertz: float = 220.0) ->
 
 
 @pytest.mark.parametrize("rate", [44101, 96001, 8001])
+@pytest.mark.slow
 def test_a_rate_sharing_few_factors_with_16_khz_is_resampled_in_little_memory(rate, tmp_path):
     """2 s at 44101 Hz (88 KB) reached 22.7 GB before the OOM killer: its filter bank has 16000 x 44135 taps.
     ffmpeg resamples such rates; the tone stays where it was."""
@@ -300,6 +303,7 @@ def test_the_standard_rates_keep_the_torchaudio_filter(tmp_path, monkeypatch):
     assert ["-ar" in command for command in commands] == [False, True]
 
 
+@pytest.mark.slow
 def test_a_one_hertz_file_upsamples_in_steps_of_bounded_output(tmp_path):
     """5 samples at 1 Hz asked torch for 67 GB: one step of 2**20 inputs, each giving 16000 outputs."""
     path = tmp_path / "slow.wav"

@@ -125,6 +125,7 @@ def test_json_commands_report_bad_input_alike_a_paragraph_on_stderr_and_nothing_
         assert ("vexpress models download" if name == "models path" else "gone.jpg") in message, (name, message)
 
 
+@pytest.mark.slow
 def test_generate_warnings_name_settings_as_flags_on_screen_and_in_json_and_as_python_in_the_record(
         speech, tmp_path):
     flags = ["generate", "-i", TYS / "ref.jpg", "-a", speech, "--max-size", "100", "--face-backend", "dlib",
@@ -152,6 +153,7 @@ def test_retarget_notes_name_settings_as_flags(tmp_path):
     assert "--crop auto is not used with --reference-kps" in shown and "\x1e" not in result.output
 
 
+@pytest.mark.slow
 def test_library_results_read_warnings_with_python_names_and_the_cli_still_spells_flags(speech, tmp_path):
     import vexpress_cli
     from vexpress_cli.cli.options import flag_of

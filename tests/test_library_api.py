@@ -82,6 +82,7 @@ def test_bad_setting_value_is_refused_with_its_python_name(name, value, message,
         vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", model_dir=TINY_MODEL_DIR, **{name: value})
 
 
+@pytest.mark.slow
 def test_generator_loads_once_for_many_jobs_and_frees_at_exit(speech, tmp_path, monkeypatch):
     loads = []
     original = VExpressPipeline.from_pretrained.__func__
@@ -143,6 +144,7 @@ def test_audio_weight_by_preset_reaches_the_attention_layers(speech, tmp_path, a
     assert attention_calls and {call[1] for call in attention_calls} == {2.0}
 
 
+@pytest.mark.slow
 def test_audio_weight_by_flag_reaches_the_attention_layers(speech, tmp_path, attention_calls):
     result = CliRunner().invoke(app, ["generate", "-i", str(AOC / "ref.jpg"), "-a", str(speech), "-o",
                                       str(tmp_path / "a.mp4"), "--model-dir", str(TINY_MODEL_DIR), "--width", "64",
@@ -152,6 +154,7 @@ def test_audio_weight_by_flag_reaches_the_attention_layers(speech, tmp_path, att
     assert attention_calls and {call[1] for call in attention_calls} == {1.7}
 
 
+@pytest.mark.slow
 def test_two_jobs_on_one_generator_each_get_their_own_weights(speech, tmp_path, attention_calls):
     """The weights travel through forward(): nothing of one job stays in the modules for the next."""
     with vexpress_cli.Generator(model_dir=TINY_MODEL_DIR) as generator:
@@ -170,6 +173,7 @@ def test_two_jobs_on_one_generator_each_get_their_own_weights(speech, tmp_path, 
 # --- the engine stands alone ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_engine_imports_nothing_of_the_cli_presets_or_downloader():
     code = ("import sys, vexpress_cli.engine\n"
             "from vexpress_cli.engine import VExpressPipeline\n"
@@ -253,6 +257,7 @@ def test_a_missing_model_dir_is_named_as_the_python_argument():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 on the CPU: the device chosen without a GPU")
+@pytest.mark.slow
 def test_fp16_on_the_cpu_is_a_result_warning_and_nothing_is_printed(speech, tmp_path):
     script = ("import vexpress_cli\n"
               f"result = vexpress_cli.generate({str(AOC / 'ref.jpg')!r}, {str(speech)!r}, "
@@ -297,6 +302,7 @@ def test_an_image_held_in_memory_is_named_by_its_shape_and_told_to_be_saved_firs
     assert "save what you hold to a file first" in message and len(message) < 400
 
 
+@pytest.mark.slow
 def test_two_threads_sharing_a_generator_run_one_job_at_a_time_and_each_seed_holds(speech, tmp_path):
     import threading
 
@@ -419,6 +425,7 @@ def test_torch_dtypes_and_their_names_are_precisions():
     assert vexpress_cli.GenerationSettings(dtype="bfloat16").dtype == "bf16"
 
 
+@pytest.mark.slow
 def test_frames_gives_the_frames_run_writes_and_writes_nothing(speech, tmp_path):
     generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
     written = generator.generate(AOC / "ref.jpg", speech, tmp_path / "frames", seed=2, **SMALL)
@@ -448,6 +455,7 @@ def test_an_unfinished_frames_iterator_holds_the_generator_until_closed_even_fro
     assert generator.run(plan).num_frames == 12 and (tmp_path / "a.mp4").exists()
 
 
+@pytest.mark.slow
 def test_of_two_runs_racing_for_one_output_the_winner_keeps_its_record(speech, tmp_path):
     """The loser replaced the winner's record with its own, then removed it when its output could not take the
     place: the winner's video was left without a record, which batch then refuses."""

@@ -85,6 +85,7 @@ def test_the_page_has_runnable_blocks_and_skips_only_gpu_ones():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"line-{line}" for line, _ in BLOCKS])
+@pytest.mark.slow
 def test_library_doc_block_runs_as_written(index, docs_folder, page_state):
     line, code = BLOCKS[index]
     if needs_a_gpu(code):
@@ -98,6 +99,7 @@ def test_library_doc_block_runs_as_written(index, docs_folder, page_state):
 INPUTS_BLOCK = re.compile(r"^```bash\n(# the example inputs.*?)^```", re.DOTALL | re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_the_pages_recipe_for_its_inputs_makes_them_from_a_clone(tmp_path):
     from vexpress_cli.media.ffmpeg import probe
 

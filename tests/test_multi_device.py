@@ -136,6 +136,7 @@ def test_generate_with_devices_cpu_cpu_writes_the_frames_of_a_plain_run(tmp_path
 
 
 @pytest.mark.usefixtures("no_user_config")
+@pytest.mark.slow
 def test_a_script_without_a_main_guard_runs_once_and_writes_its_video(tmp_path, speech):
     """The helper process used to import the script again (spawn), call generate() there and die."""
     import subprocess

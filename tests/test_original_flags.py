@@ -65,6 +65,7 @@ def test_original_defaults_preset_holds_the_original_defaults():
 
 
 @pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+@pytest.mark.slow
 def test_an_original_command_line_runs(tmp_path, monkeypatch):
     """The original's flags only, model files given one by one as inference.py took them."""
     monkeypatch.chdir(tmp_path)  # no ./model_ckpts to fall back on

@@ -67,6 +67,7 @@ except VExpressError as error:
 
 
 @pytest.mark.parametrize("name", ["race.mp4", "race_frames"])
+@pytest.mark.slow
 def test_issue8_item7_two_runs_writing_the_same_output(tmp_path, name):
     """Issue 8 item 7: two runs writing the same output (MP4, PNG folder) use their own temp names, neither
     deletes the other's, and the one that finishes second gets "written by another run meanwhile" instead of
@@ -109,6 +110,7 @@ def preview_command(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+@pytest.mark.slow
 def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, name):
     """Issue 8 item 11: SIGTERM, SIGHUP and SIGQUIT in the middle of writing remove the temp files and the
     command exits with 128 + the signal number, as Ctrl-C does (with 130)."""
@@ -139,6 +141,7 @@ vexpress_cli.retarget(None, None, "fix_face", sys.argv[1] + "/still.safetensors"
 """
 
 
+@pytest.mark.slow
 def test_a_program_that_ignores_ctrl_c_keeps_its_ffmpeg_through_a_ctrl_c_to_its_process_group(tmp_path):
     """The terminal's Ctrl-C reached the library's ffmpeg, which died, and the job failed as a broken encode."""
     folder = tmp_path / "out"
@@ -165,6 +168,7 @@ def test_a_program_that_ignores_ctrl_c_keeps_its_ffmpeg_through_a_ctrl_c_to_its_
     ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)", True),
     ("import signal; signal.signal(signal.SIGINT, lambda *_: None)", True),  # a program's own handler
 ])
+@pytest.mark.slow
 def test_ffmpeg_leaves_the_terminals_process_group_only_where_ctrl_c_does_not_raise(setup, apart):
     """In the CLI a kill of the whole process group must still reach ffmpeg."""
     code = f"{setup}\nfrom vexpress_cli.media.ffmpeg import own_process_group\nprint(own_process_group())"
@@ -172,6 +176,7 @@ def test_ffmpeg_leaves_the_terminals_process_group_only_where_ctrl_c_does_not_ra
     assert printed.strip() == ("{'process_group': 0}" if apart else "{}")
 
 
+@pytest.mark.slow
 def test_issue8_item11_leftovers_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
     """Issue 8 item 11: after a SIGKILL the temp files are recognisable (they carry the dead process's id) and
     the next run writing into that folder removes them, but not the temp files of a run that is still alive."""
@@ -256,6 +261,7 @@ except VExpressError as error:
 
 
 @pytest.mark.parametrize("name", ["big.mp4", "big_frames"])
+@pytest.mark.slow
 def test_issue8_item15_the_file_size_limit_is_reported(tmp_path, name):
     """Issue 8 item 15: a write stopped by `ulimit -f` (SIGXFSZ, EFBIG) says the file-size limit was hit,
     not "ffmpeg printed nothing", and leaves nothing behind."""

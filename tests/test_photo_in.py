@@ -104,6 +104,7 @@ def test_a_crop_box_outside_the_photo_is_refused_before_anything_is_written(canv
     assert not output.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_photo_without_a_face_under_crop_auto_names_fixes_that_work(speech, tmp_path):
     wall = tmp_path / "wall.png"
     PIL.Image.new("RGB", (300, 200), (128, 128, 128)).save(wall)
@@ -151,6 +152,7 @@ def mean_difference(frame, canvas_pixels, mask):
     return float(np.abs(frame.astype(int) - canvas_pixels.astype(int))[mask].mean())
 
 
+@pytest.mark.slow
 def test_paste_back_gives_a_canvas_sized_video_changed_only_inside_the_crop(canvas, speech, tmp_path):
     output = tmp_path / "pasted.mp4"
     result = runner.invoke(app, ["generate", "-i", str(canvas["upright"]), "-a", str(speech), "-o", str(output),
@@ -171,6 +173,7 @@ def test_paste_back_gives_a_canvas_sized_video_changed_only_inside_the_crop(canv
         assert mean_difference(frame, canvas["pixels"], face) > 10  # the tiny random model's face is not the photo
 
 
+@pytest.mark.slow
 def test_max_size_caps_the_pasted_back_video_s_longest_side(canvas, speech, tmp_path):
     output = tmp_path / "small.mp4"
     result = runner.invoke(app, ["generate", "-i", str(canvas["upright"]), "-a", str(speech), "-o", str(output),

@@ -122,6 +122,7 @@ def test_the_original_pipelines_arguments_at_their_defaults_and_a_list_of_one_ge
     torch.testing.assert_close(original, plain, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_an_8_bit_array_or_tensor_portrait_gives_the_frames_of_the_pil_image(tiny_pipe, golden_inputs):
     """diffusers' image processor reads arrays as floats in [0, 1]: a uint8 array was 255 times too bright."""
     call = {**golden_inputs, **CALL, "output_type": "pt"}

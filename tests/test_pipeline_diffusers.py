@@ -60,6 +60,7 @@ def test_is_a_diffusion_pipeline_with_its_components_registered(pipe):
     assert pipe.config["denoising_unet"] == ("vexpress_cli.engine.networks.denoising_unet", "VExpressDenoisingUNet")
 
 
+@pytest.mark.slow
 def test_loading_casting_saving_and_loading_the_saved_pipeline_print_nothing(tmp_path):
     """One process (each costs seconds of imports) for the steps that printed: transformers' wav2vec2 printed a
     "Writing model shards" bar on every save_pretrained; loading a saved pipeline with torch_dtype also casts."""
@@ -168,6 +169,7 @@ def test_any_diffusers_scheduler_can_be_set_and_runs(pipe, inputs, ddim_frames, 
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
+@pytest.mark.slow
 def test_latents_in_a_file_stepped_in_chunks_match_one_step_in_memory(pipe, inputs, name, scheduler_restored):
     """Multistep schedulers keep state across steps: chunked stepping keeps each chunk's own history."""
     pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
@@ -213,6 +215,7 @@ def test_stepping_a_multistep_scheduler_once_per_chunk_breaks_it():
         fake_denoise(make_scheduler("dpm++"), store_budget=0, chunk_frames=3, naive=True)
 
 
+@pytest.mark.slow
 def test_model_cpu_offload_on_cpu_gives_the_same_frames(inputs, ddim_frames, like_the_real_command):
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
     pipe.set_progress_bar_config(disable=True)
@@ -231,6 +234,7 @@ def test_sequential_offload_is_leaf_level_group_offload_and_gives_the_same_frame
     assert torch.equal(frames(pipe, inputs), ddim_frames)
 
 
+@pytest.mark.slow
 def test_step_end_callback_sees_every_step_and_can_change_the_latents(pipe, inputs, ddim_frames):
     seen = []
 
@@ -254,6 +258,7 @@ def test_unknown_callback_tensor_input_is_refused(pipe, inputs):
         frames(pipe, inputs, callback_on_step_end=lambda *args: {}, callback_on_step_end_tensor_inputs=["noise_pred"])
 
 
+@pytest.mark.slow
 def test_output_types_are_what_diffusers_video_pipelines_return(pipe, inputs, ddim_frames):
     as_np = frames(pipe, inputs, output_type="np")
     assert isinstance(as_np, np.ndarray) and as_np.shape == (1, FRAMES, 64, 64, 3)
@@ -285,6 +290,7 @@ def test_unknown_output_type_is_refused(pipe, inputs):
         frames(pipe, inputs, output_type="gif")
 
 
+@pytest.mark.slow
 def test_generator_decides_the_noise(pipe, inputs):
     def with_generator(seed):
         return pipe(**inputs, **CALL, generator=torch.Generator().manual_seed(seed)).frames
@@ -293,6 +299,7 @@ def test_generator_decides_the_noise(pipe, inputs):
     assert not torch.equal(with_generator(1), with_generator(2))
 
 
+@pytest.mark.slow
 def test_progress_bar_shows_unless_disabled(inputs, capfd, like_the_real_command):
     pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR)
     frames(pipe, inputs, num_inference_steps=2)
@@ -302,6 +309,7 @@ def test_progress_bar_shows_unless_disabled(inputs, capfd, like_the_real_command
     assert "2/2" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_loads_by_hub_id_from_the_hugging_face_cache(fake_hf_cache, inputs, ddim_frames, like_the_real_command):
     pipe = VExpressPipeline.from_pretrained("tk93/V-Express")
     pipe.set_progress_bar_config(disable=True)

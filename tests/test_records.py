@@ -42,6 +42,7 @@ def cli(*args):
     return runner.invoke(app, [str(arg) for arg in args])
 
 
+@pytest.mark.slow
 def test_generate_writes_a_record_holding_every_fact_of_the_run(speech, tmp_path):
     output = tmp_path / "talk.mp4"
     result = vexpress_cli.generate(AOC / "ref.jpg", speech, output, model_dir=TINY_MODEL_DIR, seed=3, **SMALL)
@@ -145,6 +146,7 @@ def test_vexpress_generate_writes_a_record_and_from_record_makes_the_same_video(
     assert rerun.settings["seed"] == 5 and rerun.settings["audio_attention_weight"] == 2.0
 
 
+@pytest.mark.slow
 def test_from_record_takes_the_records_model_folder_when_no_flag_names_one(speech, tmp_path):
     first = tmp_path / "talk.mp4"
     assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
@@ -155,6 +157,7 @@ def test_from_record_takes_the_records_model_folder_when_no_flag_names_one(speec
     np.testing.assert_array_equal(frames(again), frames(first))
 
 
+@pytest.mark.slow
 def test_from_record_flags_override_the_recorded_settings(speech, tmp_path):
     first = tmp_path / "talk.mp4"
     assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
@@ -167,6 +170,7 @@ def test_from_record_flags_override_the_recorded_settings(speech, tmp_path):
     assert not np.array_equal(frames(again), frames(first))  # another seed, other noise
 
 
+@pytest.mark.slow
 def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
     audio = tmp_path / "speech.wav"
     audio.write_bytes(speech.read_bytes())

@@ -50,6 +50,7 @@ def test_generate_help_says_only_ddim_reproduces_the_original():
     assert "Only ddim reproduces the original" in text
 
 
+@pytest.mark.slow
 def test_jobs_use_the_asked_scheduler_and_offload_and_reload_only_when_offload_changes(speech, tmp_path,
                                                                                        denoised_with, monkeypatch):
     loads = []
@@ -66,6 +67,7 @@ def test_jobs_use_the_asked_scheduler_and_offload_and_reload_only_when_offload_c
     assert len(loads) == 2
 
 
+@pytest.mark.slow
 def test_a_preset_holds_the_scheduler_and_the_flag_wins(speech, tmp_path, denoised_with):
     preset = tmp_path / "quick.toml"
     preset.write_text('description = "test"\n[generate]\nscheduler = "unipc"\nnum_inference_steps = 2\n')

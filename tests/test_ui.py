@@ -281,6 +281,7 @@ def test_generate_in_the_browser_plays_a_video_as_long_as_the_clip(page, server,
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
     upload(page, "portrait", AOC / "ref.jpg")
     upload(page, "speech", media["clip"])
@@ -316,6 +317,7 @@ def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, med
     assert "Traceback" not in page_text and str(server.root) not in page_text
 
 
+@pytest.mark.slow
 def test_extract_then_retarget_preview_renders(page, media):
     page.get_by_role("tab", name="Extract / retarget").click()
     upload(page, "extract-video", media["driving"])
@@ -354,6 +356,7 @@ def downloaded(page, url: str, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, media, wide, tmp_path):
     upload(page, "portrait", wide["photo"])
     upload(page, "speech", media["speech"])
@@ -371,6 +374,7 @@ def test_a_wide_photo_in_the_browser_gives_a_video_framed_around_its_face(page, 
     assert (info.width, info.height) == (64, 64)
 
 
+@pytest.mark.slow
 def test_paste_back_in_the_browser_gives_a_video_of_the_photos_size_cut_at_the_typed_box(page, media, wide,
                                                                                         tmp_path):
     import numpy as np
@@ -412,6 +416,7 @@ def test_a_face_index_past_the_faces_found_shows_the_error_paragraph(page, media
     assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
 
 
+@pytest.mark.slow
 def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extract(page, wide, tmp_path):
     import numpy as np
 
@@ -448,6 +453,7 @@ def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extra
     assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
 
 
+@pytest.mark.slow
 def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, server, media, wide):
     from vexpress_cli.kps.io import load_kps
 
@@ -505,6 +511,7 @@ def test_api_generate_takes_the_library_names_and_returns_a_playable_mp4_first(s
     assert json.loads(Path(record).read_text())["frames"] == 20
 
 
+@pytest.mark.slow
 def test_api_generate_takes_the_framing_settings(server, media, wide, api_client):
     from gradio_client import handle_file
 
@@ -518,6 +525,7 @@ def test_api_generate_takes_the_framing_settings(server, media, wide, api_client
     assert json.loads(Path(record).read_text())["crop"] == result["crop"]
 
 
+@pytest.mark.slow
 def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, media, wide, api_client):
     from gradio_client import handle_file
 
@@ -533,6 +541,7 @@ def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, med
     assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
 
 
+@pytest.mark.slow
 def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media, progress_reports, monkeypatch,
                                                                    api_client):
     from gradio_client import handle_file
@@ -574,6 +583,7 @@ def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, api_c
                        preset="/etc/passwd", api_name="/generate")
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_running_job_and_frees_the_device(server, media, progress_reports, api_client):
     from gradio_client import handle_file
 
@@ -676,6 +686,7 @@ def test_uploads_over_the_limit_are_refused(server):
     assert response.status_code == 413
 
 
+@pytest.mark.slow
 def test_vexpress_ui_listens_on_127_0_0_1_only_by_default_and_cleans_up_when_stopped(config_dir):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "vexpress_cli", "ui", "--model-dir",
@@ -695,6 +706,7 @@ def test_vexpress_ui_listens_on_127_0_0_1_only_by_default_and_cleans_up_when_sto
     assert errors.rstrip().endswith("Stopped.") and "Traceback" not in errors
 
 
+@pytest.mark.slow
 def test_the_docs_create_app_script_ends_on_ctrl_c_without_a_traceback(config_dir, tmp_path):
     """docs/ui.md's script: launch, wait() until Ctrl-C, then the with-block closes the app."""
     port = free_port()

@@ -42,6 +42,7 @@ def count_guider_runs(pipe, monkeypatch) -> list[int]:
     return runs
 
 
+@pytest.mark.slow
 def test_cached_kps_features_give_identical_latents_to_per_step_ones(pipe, job, monkeypatch):
     runs = count_guider_runs(pipe, monkeypatch)
     per_step = denoise(pipe, job, kps_cache_bytes=0)
@@ -54,6 +55,7 @@ def test_cached_kps_features_give_identical_latents_to_per_step_ones(pipe, job, 
     assert torch.equal(cached, per_step)
 
 
+@pytest.mark.slow
 def test_window_groups_give_identical_latents_to_one_window_at_a_time(pipe, job):
     one_group = denoise(pipe, job)
     one_window_per_group = denoise(pipe, job, group_bytes=0)
@@ -61,12 +63,14 @@ def test_window_groups_give_identical_latents_to_one_window_at_a_time(pipe, job)
 
 
 @pytest.mark.parametrize("window_batch", [2, 3])
+@pytest.mark.slow
 def test_several_windows_per_unet_call_match_one_at_a_time(pipe, job, window_batch):
     alone = denoise(pipe, job, window_batch=1)
     batched = denoise(pipe, job, window_batch=window_batch)
     assert (batched - alone).abs().max().item() <= 1e-4
 
 
+@pytest.mark.slow
 def test_window_batch_without_guidance_matches_one_at_a_time(pipe, job):
     unguided = {**job, "guidance_scale": 1.0}
     alone = denoise(pipe, unguided, window_batch=1)
