@@ -521,7 +521,12 @@ def test_a_csv_manifests_header_and_quoting_problems_are_told_once_where_they_ar
 
 @pytest.mark.slow
 def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_line_speed_settings_included(
-        inputs, tmp_path):
+        inputs, tmp_path, monkeypatch):
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+
+    denoised_in_batches_of, loop = [], VExpressPipeline.denoising_loop
+    monkeypatch.setattr(VExpressPipeline, "denoising_loop", lambda self, *args, **kwargs: (
+        denoised_in_batches_of.append(self.window_options.window_batch) or loop(self, *args, **kwargs)))
     project(inputs, tmp_path / "project", [])
     manifest = tmp_path / "project" / "jobs.csv"
     manifest.write_text("reference_image,audio,output,reference_kps,seed,preset\n"
@@ -532,6 +537,7 @@ def test_csv_manifest_paths_are_relative_to_it_and_job_values_beat_the_command_l
     one = read_record(tmp_path / "project" / "out" / "one.mp4.json")
     two = read_record(tmp_path / "project" / "out" / "two.mp4.json")
     assert one.settings["window_batch"] == two.settings["window_batch"] == 2  # was dropped on the way to the worker
+    assert denoised_in_batches_of == [2, 2]  # and the worker's pipeline ran with it
     assert (one.seed, one.settings["audio_attention_weight"]) == (9, 1.5)  # its own seed, the flag's weight
     # The job's preset beats the command line's flag; its seed is the flag's.
     assert (two.seed, two.settings["audio_attention_weight"], two.settings["reference_attention_weight"]) == (

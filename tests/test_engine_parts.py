@@ -27,17 +27,16 @@ def test_windows_fold_back_at_the_end_like_the_original():
     assert windows_per_frame(context_windows(12, 8, 2), 12) == [1] * 6 + [2, 2] + [1] * 4
 
 
-def test_no_frames_are_dropped_where_the_original_truncated():
-    # The original cut the video to whole windows; context_windows.json records how.
+def test_no_frames_are_dropped_where_the_original_truncated_and_its_windows_come_first():
+    # The original cut the video to whole windows; context_windows.json records how many and where they ended.
     for key, original in json.loads((GOLDEN_DIR / "context_windows.json").read_text()).items():
         num_frames, size, overlap = map(int, key.split("_"))
-        kept_by_original = original["last_end"] + 1
         windows = context_windows(num_frames, size, overlap)
         assert max(max(window) for window in windows) == num_frames - 1
-        assert kept_by_original <= num_frames
-        # Where the video is a whole number of windows, ours are the original's.
-        if kept_by_original == num_frames:
-            assert len(windows) == original["num_context"]
+        theirs = windows[:original["num_context"]]  # ours, over the frames the original kept: the same windows
+        assert theirs == [list(range(start, start + size)) for start in range(0, len(theirs) * (size - overlap),
+                                                                               size - overlap)]
+        assert len(theirs) == original["num_context"] and theirs[-1][-1] == original["last_end"]
 
 
 def test_last_occurrence_of_a_repeated_frame_wins():
@@ -70,10 +69,11 @@ def test_median_of_8bit_frames_is_the_8bit_median():
     assert torch.equal(streamed, (reference_median(video) * 255).to(torch.uint8))
 
 
-def test_single_frame_video_is_filtered():
-    frame = torch.rand(3, 1, 5, 5)
+def test_single_frame_video_is_filtered_as_the_frame_repeated_three_times():
+    frame = torch.rand(3, 1, 5, 5, generator=torch.manual_seed(3))
     (out,) = list(median_filter_stream([frame]))
-    assert out.shape == frame.shape
+    expected = reference_median(frame.repeat(1, 3, 1, 1))[:, 1:2]
+    assert out.shape == frame.shape and not torch.equal(out, frame) and torch.equal(out, expected)
 
 
 def test_median_is_exact_with_many_ties():

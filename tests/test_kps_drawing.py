@@ -41,7 +41,7 @@ def test_colours_and_shapes():
     assert colours == {(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255), (153, 0, 0), (0, 153, 0)}
 
 
-def test_points_off_canvas_are_clipped_not_fatal():
+def test_points_off_canvas_are_not_fatal_and_the_limbs_crossing_it_are_drawn():
     image = draw_kps_image(32, 48, [[-10.0, -10.0], [60.0, 5.0], [24.0, 40.0]])
     assert image.shape == (32, 48, 3)
     assert image.any()

@@ -69,7 +69,10 @@ def test_saving_leaves_no_temp_files_and_normal_permissions(tmp_path):
     save_kps(tmp_path / "a.safetensors", sample_track())
     save_kps(tmp_path / "b.pth", sample_track())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.pth"]
-    assert (tmp_path / "a.safetensors").stat().st_mode & 0o044  # not left 0600 by mkstemp
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("a.safetensors", "b.pth"):  # a new file's usual mode, not left 0600 by mkstemp
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_saving_invalid_points_writes_nothing(tmp_path):
@@ -285,7 +288,8 @@ def test_bfloat16_safetensors_is_read(tmp_path):
 
 def test_a_single_tensor_of_any_name_is_the_track(tmp_path):
     save_file({"points": np.full((4, 3, 2), 7, np.float32)}, str(tmp_path / "k.safetensors"))
-    assert load_kps(tmp_path / "k.safetensors").points.shape == (4, 3, 2)
+    points = load_kps(tmp_path / "k.safetensors").points
+    assert points.shape == (4, 3, 2) and (points == 7).all()
 
 
 def test_numpy_1_module_name_is_the_fallback(tmp_path, monkeypatch):

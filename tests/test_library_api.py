@@ -536,7 +536,8 @@ def test_a_pasted_back_video_too_wide_for_h264_is_refused_before_generating(spee
         with pytest.raises(InputError, match=r"The video would be 20000x4, larger than the 16384 pixels a side h264 "
                                              r"encodes\. Paste-back keeps the photo's size\. Add max_size=1920"):
             generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", **job)
-        assert generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", max_size=1920, **job)
+        plan = generator.plan(tmp_path / "wide.png", speech, tmp_path / "wide.mp4", max_size=1920, **job)
+        assert plan.photo.paste_back_size(plan.settings.max_size) == (1920, 2)  # the least even height
     assert sorted(path.name for path in tmp_path.iterdir()) == ["wide.png"]
 
 

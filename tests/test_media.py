@@ -142,7 +142,7 @@ def test_silent_audio_is_allowed_but_reported(media_dir):
     "name, words",
     [
         ("missing.mp3", "does not exist"),
-        ("corrupt.mp3", "Cannot"),
+        ("corrupt.mp3", "Cannot read the audio file"),
         ("no_audio.mp4", "no audio track"),
         ("empty.wav", "empty"),
     ],

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from vexpress_cli.cli.app import app
 from vexpress_cli.cli.original_flags import check_sample_rate, device_from_gpu_id, model_dir_from_paths
 from vexpress_cli.errors import InputError
+from vexpress_cli.jobs.records import read_record, record_path
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.settings.presets import load_preset
@@ -85,7 +86,10 @@ def test_an_original_command_line_runs(tmp_path, monkeypatch):
     ])
     assert result.exit_code == 0, result.output
     assert "--do_multi_devices_inference is ignored" in result.output
-    assert video_info(output).frame_count == 12
+    video = video_info(output)
+    assert (video.frame_count, video.width, video.height) == (12, 64, 64)
+    settings = read_record(record_path(output)).settings  # each original flag became its setting
+    assert (settings["num_inference_steps"], settings["context_frames"], settings["save_gpu_memory"]) == (1, 12, True)
 
 
 @pytest.mark.parametrize(("typed", "other"), [("--num_inference_steps", "--num-inference-steps"),

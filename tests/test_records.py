@@ -126,7 +126,7 @@ def test_output_that_cannot_take_its_place_leaves_no_record_and_no_temp_file(spe
 
 def test_a_record_with_a_non_finite_number_is_refused_and_nothing_is_written(tmp_path):
     record = RunRecord("done", str(tmp_path / "x.mp4"), {}, {}, {"fps": 30.0}, fps=math.nan)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         write_record(record, tmp_path / "x.mp4.json")
     assert list(tmp_path.iterdir()) == []
 
