@@ -34,6 +34,7 @@ from vexpress_cli.cli.app import app
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.jobs.batch.manifest import ManifestError
 from vexpress_cli.jobs.batch.checks import prepare_jobs
+from vexpress_cli.jobs.batch.runner import batch_model_settings
 from vexpress_cli.jobs.records import RunRecord, file_facts, input_files, read_record, record_path
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
@@ -126,6 +127,8 @@ def test_three_jobs_write_each_output_and_a_record_that_describes_it(first_run):
         info = video_info(output)
         assert (info.frame_count, info.width, info.codec, info.audio_codec) == (count, 64, "h264", "aac")
         assert (record.status, record.frames, record.fps, record.strategy) == ("done", count, 30.0, strategy)
+        assert (record.codec, record.device, record.settings["device"], record.settings["dtype"]) == (
+            "h264", "cpu", "cpu", "float32")  # what ran: the record's settings said "auto"
         assert record.seed == record.settings["seed"] == seed and record.settings["audio_attention_weight"] == weight
         assert record.settings["num_inference_steps"] == 1 and record.settings["width"] == 64
         assert record.inputs["reference_image"] == file_facts(manifest.parent / image)
@@ -558,6 +561,33 @@ def test_compile_and_window_batch_travel_to_the_worker_from_flags_presets_and_li
                        input_files(Path(first.reference_image), Path(first.audio), None, REFERENCE_KPS),
                        {**first.settings, "window_batch": 1, "compile": True})
     assert record.differences(record.inputs, first.settings, REFERENCE_KPS) == []
+
+
+def test_a_batch_takes_device_and_dtype_from_its_preset_and_the_user_config_as_generate_does(tmp_path):
+    (tmp_path / "half.toml").write_text('[generate]\ndtype = "bf16"\n')
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('[generate]\ndevice = "cpu"\ndtype = "fp16"\n')
+    assert batch_model_settings(None, {}, None) == ("cpu", "fp16")  # the user config
+    assert batch_model_settings(tmp_path / "half.toml", {}, None) == ("cpu", "bf16")  # the preset beats it
+    assert batch_model_settings(tmp_path / "half.toml", {"dtype": "fp32", "device": "cpu"}, None) == ("cpu", "fp32")
+    assert batch_model_settings(None, {}, "cpu,cpu") == (None, "fp16")  # --devices says where workers run
+
+
+@pytest.mark.slow
+def test_a_batch_preset_s_dtype_is_the_one_its_jobs_run_in_and_a_job_s_own_preset_may_not_change_it(
+        inputs, tmp_path):
+    (tmp_path / "half.toml").write_text('[generate]\ndtype = "bf16"\n')
+    (tmp_path / "full.toml").write_text('[generate]\ndtype = "fp32"\n')
+    manifest = project(inputs, tmp_path / "project", [THREE_JOBS[0]])
+    code, summary, result = run_batch(manifest, "--preset", tmp_path / "half.toml")
+    assert code == 0, result.output
+    record = read_record(tmp_path / "project" / "out" / "a.mp4.json")
+    assert (record.dtype, record.settings["dtype"]) == ("bfloat16", "bfloat16")  # it ran in float32 before
+    other = project(inputs, tmp_path / "other", [{**THREE_JOBS[0], "preset": str(tmp_path / "full.toml")}])
+    code, _, result = run_batch(other, "--preset", tmp_path / "half.toml")
+    assert code == 2 and not (tmp_path / "other" / "out").exists()
+    assert f"its preset '{tmp_path / 'full.toml'}' sets dtype = 'fp32', but the batch runs with 'bf16'" in " ".join(
+        result.stderr.split())
 
 
 def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inputs, tmp_path, monkeypatch):

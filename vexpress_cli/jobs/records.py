@@ -168,6 +168,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=versions)
     device: str | None = None
     dtype: str | None = None
+    codec: str | None = None  # the encoder used (codec "auto" picks one per machine); None: frames, or a failed job
     frames: int | None = None
     fps: float | None = None
     duration: float | None = None
@@ -234,6 +235,7 @@ RECORD_PARTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "settings": (dict, False), "model": (dict, False), "stages": (dict, False), "versions": (dict, False),
     "warnings": (list, False), "notes": (list, False), "output_file": (dict, True), "crop": (list, True),
     "seed": (int, True), "strategy": (str, True), "device": (str, True), "dtype": (str, True),
+    "codec": (str, True),
     "frames": (int, True), "fps": (NUMBER, True), "duration": (NUMBER, True), "seconds": (NUMBER, True),
     "error": (str, True), "created": (str, False),
 }
@@ -305,10 +307,13 @@ def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: 
     """The record of a generation (a :class:`~vexpress_cli.jobs.generate.GenerationPlan` run on a
     ``Generator``) whose finished output is still at its temp name ``finished``."""
     output_file = {**file_facts(finished), "path": str(plan.output.absolute())}
+    device = getattr(generator, "device_names", str(generator.device))
+    settings = {**plan.settings.to_dict(), "device": device, "dtype": generator.dtype_name}  # what ran, not "auto"
     return RunRecord(
-        "done", str(plan.output.absolute()), job_of(plan), plan.inputs, plan.settings.to_dict(),
-        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator),
-        device=getattr(generator, "device_names", str(generator.device)), dtype=generator.dtype_name, frames=frames, fps=float(plan.fps), duration=plan.duration,
+        "done", str(plan.output.absolute()), job_of(plan), plan.inputs, settings,
+        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=device,
+        dtype=generator.dtype_name, codec=plan.encoding.codec if plan.encoding else None, frames=frames,
+        fps=float(plan.fps), duration=plan.duration,
         seconds=round(seconds, 3), stages=stages, warnings=[spell_parameters(warning) for warning in plan.warnings],
         notes=[spell_parameters(note) for note in plan.notes],
         output_file=output_file, crop=plan.crop)

@@ -54,11 +54,12 @@ class BatchJob:
 
 
 def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: dict[str, Any] | None = None,
-                 force: bool = False) -> list[BatchJob]:
+                 force: bool = False, model_settings: dict[str, str] | None = None) -> list[BatchJob]:
     """Every job of ``manifest``, checked and decided; :class:`ManifestError` lists every problem at once.
 
     ``preset`` and ``settings`` come from the command line: defaults that a job's own values override.
-    Errors in them are raised as they are (they are not one line's problem).
+    Errors in them are raised as they are (they are not one line's problem). ``model_settings``: the whole
+    batch's device and dtype, which a job's own preset may not change.
     """
     from vexpress_cli.settings.presets import load_preset
 
@@ -75,6 +76,7 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
     for entry in entries:
         found: list[str] = []
         job_settings = _settings(entry, preset, given, presets, found)
+        _check_presets_model_settings(entry.preset, presets, model_settings or {}, found)
         _check_inputs(entry, found, kps_checked)
         if job_settings is not None:
             _check_strategy(job_settings["retarget_strategy"], "kps" in entry.paths, found)
@@ -121,6 +123,18 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
         return None
     # window_batch and compile too: they do not make the job another (comparable_settings), but the worker runs them
     return {name: value for name, value in resolved.settings.to_dict().items() if name not in MODEL_SETTINGS}
+
+
+def _check_presets_model_settings(preset, presets, batch_values: dict[str, str], found: list[str]) -> None:
+    """A job's own preset setting another device or dtype than the batch runs with: the networks are loaded
+    once per worker, so it would be ignored."""
+    if preset is None or found:
+        return
+    for name, value in presets(preset).items():
+        if name in MODEL_SETTINGS and value != batch_values.get(name, value):
+            found.append(f"its preset '{preset}' sets {name} = {value!r}, but the batch runs with "
+                         f"{batch_values[name]!r}: {name} belongs to the command line (--{name}, or the "
+                         "batch's --preset), as the networks are loaded once per worker.")
 
 
 def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:

@@ -108,7 +108,8 @@ def failure_record(generator, job: BatchJob, reason: str, stages: dict[str, floa
         inputs = {}
     job_values = {"reference_image": job.reference_image, "audio": job.audio, "kps": job.kps,
                   "reference_kps": job.reference_kps, "preset": job.preset}
-    return RunRecord("failed", str(Path(job.output).absolute()), job_values, inputs, job.settings,
+    settings = {**job.settings, "device": str(generator.device), "dtype": generator.dtype_name}
+    return RunRecord("failed", str(Path(job.output).absolute()), job_values, inputs, settings,
                      seed=job.settings.get("seed"), model=model_of(generator), device=str(generator.device),
                      dtype=generator.dtype_name, seconds=round(seconds, 3), stages=stages, error=reason)
 

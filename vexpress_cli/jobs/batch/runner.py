@@ -47,7 +47,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     started = time.monotonic()
     force = checked_switch("force", force)
     emit = _ignore if on_event is None else raising_callback_apart(checked_callback(on_event, "on_event", "event"))
-    device, dtype = (settings.pop(name, None) for name in MODEL_SETTINGS)
+    device, dtype = batch_model_settings(preset, settings, devices)
     if ray is not None and devices is not None:
         raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
@@ -58,7 +58,8 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     else:
         import_ray()  # without Ray, say how to install it before checking anything else
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
-    jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force)
+    jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
+                        model_settings={"device": device or "auto", "dtype": dtype})
     model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
@@ -101,6 +102,18 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     except EventCallbackError as failed:
         raise failed.__cause__ from None
     return summary()
+
+
+def batch_model_settings(preset, settings: dict[str, Any], devices) -> tuple[str | None, str]:
+    """The whole batch's device and dtype (popped from ``settings``), as generate resolves them: given > preset
+    > user config > auto; resolved here, so that a worker on another machine runs with them, not its own config.
+    ``devices`` says where each worker runs: a preset's or the config's device then gives way to it."""
+    from vexpress_cli.jobs.generate import resolve_job_settings
+
+    given = {name: value for name in MODEL_SETTINGS if (value := settings.pop(name, None)) is not None}
+    resolved = resolve_job_settings(preset, given)
+    device = resolved.settings.device if resolved.sources["device"] != "default" else None
+    return (given.get("device") if devices is not None else device), resolved.settings.dtype
 
 
 def _unfinished(job: BatchJob, started: bool) -> JobOutcome:
