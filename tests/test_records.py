@@ -184,6 +184,23 @@ def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
     assert "1 step (record)" in " ".join(result.stderr.split())  # the plan says where its values came from
 
 
+@pytest.mark.slow
+def test_from_record_warns_when_the_precision_or_encoder_auto_picks_here_is_not_the_records(speech, tmp_path):
+    first = tmp_path / "talk.mp4"
+    assert cli("generate", "-i", AOC / "ref.jpg", "-a", speech, "-o", first, *SMALL_FLAGS, "--quiet").exit_code == 0
+    record = json.loads(record_path(first).read_text())
+    assert (record["dtype"], record["codec"]) == ("float32", "h264")
+    record.update(dtype="bfloat16", codec="h265")  # as a machine with a GPU would have made it
+    record_path(first).write_text(json.dumps(record))
+    result = cli("generate", "--from-record", record_path(first), "-o", tmp_path / "again.mp4",
+                 "--model-dir", TINY_MODEL_DIR)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert ("Warning: The record's run was in bfloat16, this one is in float32, so the frames differ slightly. "
+            "Add --dtype bfloat16 for the record's precision.") in said
+    assert "Warning: The record's video was encoded with h265, this one with h264. Add --codec h265" in said
+
+
 @pytest.mark.parametrize(("content", "extra", "message"), [
     ('{"format": "something-else"}', [], "is not a vexpress run record"),
     ("not json", [], "Cannot read the run record"),

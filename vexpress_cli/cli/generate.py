@@ -85,6 +85,7 @@ def generate_command(
     kps = one_of(kps, original_kps, "--kps", "--kps_path")
     settings = dict(settings or {})
     recorded: set[str] = set()  # settings taken from --from-record's record, not from a flag
+    ran_with: dict[str, str | None] = {}  # and the dtype and codec its run had
     if from_record is not None:
         from vexpress_cli.jobs.records import job_from_record
 
@@ -94,7 +95,7 @@ def generate_command(
             console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
         recorded = set(job.settings) - set(settings)
-        reference_kps, settings = job.reference_kps, job.settings
+        reference_kps, settings, ran_with = job.reference_kps, job.settings, job.ran_with
         if model is None and model_dir is None:  # the record's weights, unless flags name others
             model_dir = job.model_dir
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):
@@ -103,7 +104,7 @@ def generate_command(
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
                  model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json,
-                 devices=devices, recorded=recorded)
+                 devices=devices, recorded=recorded, ran_with=ran_with)
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
@@ -124,12 +125,15 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
                  model: str | None = None, overwrite: bool = False, quiet: bool = False,
-                 as_json: bool = False, devices: str | None = None, recorded: AbstractSet[str] = frozenset()) -> None:
+                 as_json: bool = False, devices: str | None = None, recorded: AbstractSet[str] = frozenset(),
+                 ran_with: dict[str, str | None] | None = None) -> None:
     """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result.
 
-    ``recorded``: the settings of ``given`` that came from a run record, so the plan says "record", not "flag".
+    ``recorded``: the settings of ``given`` that came from a run record, so the plan says "record", not "flag";
+    ``ran_with``: that record's dtype and codec, which a rerun is told it does not repeat.
     """
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
+    from vexpress_cli.jobs.records import rerun_warnings
 
     model_settings = resolve_job_settings(preset, given).settings
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
@@ -138,6 +142,8 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     with generator, stage_progress(console, enabled=show) as progress:
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)
+        codec = plan.encoding.codec if plan.encoding else None
+        plan.warnings = [*plan.warnings, *rerun_warnings(ran_with or {}, generator.dtype_name, codec)]
         if show:
             for warning in plan.warnings:
                 console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")

@@ -343,6 +343,20 @@ class RecordedJob:
     settings: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     model_dir: Path | None = None  # the record's model folder, when it is still there
+    ran_with: dict[str, str | None] = field(default_factory=dict)  # the record's dtype and codec, not settings
+
+
+def rerun_warnings(ran_with: dict[str, str | None], dtype: str, codec: str | None) -> list[str]:
+    """What makes a rerun of a record's job differ from it though its settings are the same: another
+    precision (other frames) or another encoder (another file), which codec and dtype "auto" pick per machine."""
+    found = []
+    if ran_with.get("dtype") and ran_with["dtype"] != dtype:
+        found.append(f"The record's run was in {ran_with['dtype']}, this one is in {dtype}, so the frames differ "
+                     f"slightly. Add {parameter('dtype', ran_with['dtype'])} for the record's precision.")
+    if ran_with.get("codec") and codec and ran_with["codec"] != codec:
+        found.append(f"The record's video was encoded with {ran_with['codec']}, this one with {codec}. Add "
+                     f"{parameter('codec', ran_with['codec'])} for the record's encoder.")
+    return found
 
 
 def job_from_record(record_file: str | Path, preset: str | None, settings: dict[str, Any],
@@ -368,4 +382,5 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
     folder = record.model.get("folder")
     model_dir = Path(folder) if folder and Path(folder).is_dir() else None
     return RecordedJob(paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
-                       {**record.job_settings(), **settings}, warnings, model_dir)
+                       {**record.job_settings(), **settings}, warnings, model_dir,
+                       {"dtype": record.dtype, "codec": record.codec})
