@@ -240,3 +240,22 @@ def test_png_output_needs_no_encoder_so_an_unusable_codec_is_not_checked(monkeyp
     assert encoding_for_output(settings, tmp_path / "frames") is None
     with pytest.raises(InputError):
         encoding_for_output(settings, tmp_path / "talk.mp4")
+
+
+@pytest.mark.usefixtures("no_user_config")
+def test_encoding_settings_asked_for_a_folder_of_png_frames_are_a_warning_not_ignored_silently(speech, tmp_path):
+    import vexpress_cli
+
+    preset = tmp_path / "small.toml"
+    preset.write_text('[generate]\ncrf = 30\n')
+    job = dict(reference_kps="22,26;42,26;32,38", width=64, height=64)
+    with vexpress_cli.Generator(TINY_MODEL_DIR, device="cpu") as generator:
+        frames = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "frames", codec="h265",
+                                preset=preset, **job)
+        video = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "talk.mp4", codec="h265",
+                               preset=preset, **job)
+        plain = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "frames", **job)
+    unused = [str(warning) for warning in frames.warnings if "no effect on a folder of PNG frames" in str(warning)]
+    assert unused == ["codec, crf have no effect on a folder of PNG frames (lossless; the audio is kept as "
+                      "audio.wav): they apply to a video file such as talk.mp4."]
+    assert not any("PNG frames" in str(warning) for warning in [*video.warnings, *plain.warnings])

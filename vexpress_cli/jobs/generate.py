@@ -36,7 +36,7 @@ from vexpress_cli.errors import (InputError, VExpressError, checked_switch, mess
                                  spell_parameters)
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps.io import reference_kps_file
-from vexpress_cli.media.encoding import check_frame_size, encoding_for_output
+from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
@@ -267,7 +267,8 @@ class Generator:
         if pasted:  # a 20000x3 photo failed in the encoder, after the whole generation
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
-        plan.warnings = messages([*self.warnings, *plan.warnings])
+        unused = unused_encoding_warnings(resolved.sources, encoding)
+        plan.warnings = messages([*self.warnings, *plan.warnings, *unused])
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan

@@ -76,6 +76,19 @@ def encoding_for_output(settings, output) -> VideoEncoding | None:
                          settings.audio_bitrate)
 
 
+ENCODING_SETTINGS = ("codec", "crf", "encoder_preset", "audio_bitrate")
+
+
+def unused_encoding_warnings(sources: dict[str, str], encoding: VideoEncoding | None) -> list[str]:
+    """A warning when the encoding settings were asked for (a flag, a preset) but the output is a folder of
+    PNG frames, which they do not apply to."""
+    asked = [parameter(name) for name in ENCODING_SETTINGS if sources.get(name) in ("explicit", "preset")]
+    if encoding is not None or not asked:
+        return []
+    return [f"{', '.join(asked)} {'has' if len(asked) == 1 else 'have'} no effect on a folder of PNG frames (lossless; "
+            "the audio is kept as audio.wav): they apply to a video file such as talk.mp4."]
+
+
 def check_frame_size(encoding: VideoEncoding | None, width: int, height: int, why: str, fix: str) -> None:
     """InputError before any work when ``encoding`` cannot encode ``width`` x ``height`` frames."""
     limit = ENCODER_MAX_SIDE.get(encoding.codec) if encoding is not None else None
