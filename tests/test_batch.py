@@ -848,6 +848,18 @@ def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_a_batch_on_a_gpu_without_ray_runs_its_jobs_here_and_never_asks_for_ray(inputs, tmp_path, monkeypatch):
+    """A GPU worker went down the Ray path: check_reachable(None) crashed, or "--ray needs Ray" without Ray."""
+    from vexpress_cli.jobs.batch import runner as batch_runner
+
+    ran_on = []
+    monkeypatch.setattr(batch_runner, "worker_devices", lambda devices, workers, device: ["cuda:0"])
+    monkeypatch.setattr(batch_runner, "import_ray", lambda: pytest.fail("Ray was asked for"))
+    monkeypatch.setattr(batch_runner, "run_here", lambda jobs, device, *rest: ran_on.append((len(jobs), device)))
+    vexpress_cli.batch(project(inputs, tmp_path, THREE_JOBS), model_dir=TINY_MODEL_DIR)
+    assert ran_on == [(3, "cuda:0")]
+
+
 @pytest.mark.slow
 def test_no_more_workers_start_than_there_are_jobs_to_run(inputs, tmp_path, monkeypatch):
     """Two workers for one job: the job runs in this process, with no worker process loading the networks idly."""

@@ -53,11 +53,11 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
                          f"Drop {parameter('devices')}; {parameter('workers', 'N')} sets the number of CPU actors.")
     names = worker_devices(devices, workers, device)
-    if ray is None and all(name.startswith("cpu") for name in names):
-        check_local_workers(workers)
-    else:
+    if ray is not None:
         import_ray()  # without Ray, say how to install it before checking anything else
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
+    elif all(name.startswith("cpu") for name in names):
+        check_local_workers(workers)
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
                         model_settings={"device": device or "auto", "dtype": dtype})
     model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
