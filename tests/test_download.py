@@ -64,9 +64,9 @@ EXPECTED_PLACEMENT = {  # model-folder path -> hub path
 }
 
 
-def populate_cache(cache: Path, files: dict[str, bytes], ref: str = "main") -> Path:
+def populate_cache(cache: Path, files: dict[str, bytes], ref: str = "main", storage_name: str = STORAGE) -> Path:
     """Write files the way huggingface_hub caches them: blobs + snapshot symlinks + a ref."""
-    storage = cache / STORAGE
+    storage = cache / storage_name
     snapshot = storage / "snapshots" / COMMIT
     for name, data in files.items():
         blob = storage / "blobs" / hashlib.sha256(data).hexdigest()
@@ -138,6 +138,16 @@ def test_offline_download_places_cached_files_into_the_layout(env, monkeypatch, 
     again = run_cli("models", "download", "--to", str(target), "--offline")
     assert again.exit_code == 0, again.output
     assert "Complete already" in again.output
+
+
+def test_download_into_a_folder_takes_the_model_asked_for_not_the_default(env, monkeypatch, no_network):
+    """--to ignored --model: it placed tk93/V-Express, or found nothing when only the mirror was cached."""
+    snapshot = populate_cache(env / "hf-cache", HUB_FILES, storage_name="models--someone--V-Express-mirror")
+    target = env / "models"
+    result = run_cli("models", "download", "--model", "someone/V-Express-mirror", "--to", str(target), "--offline")
+    assert result.exit_code == 0, result.output
+    assert_placed(target, snapshot)
+    assert "from someone/V-Express-mirror" in " ".join(result.output.split())
 
 
 def test_default_download_fills_only_the_cache_and_is_then_found_from_any_folder(env, no_network):
@@ -216,7 +226,8 @@ class FakeHub:
         self.cache, self.requested = cache, None
         self.sizes = sizes or {}
 
-    def list_files(self, revision):
+    def list_files(self, revision, repo_id):
+        assert repo_id == layout.HUB_REPO_ID
         return {name: self.sizes.get(name, len(data)) for name, data in HUB_FILES.items()}
 
     def snapshot_download(self, repo_id, *, revision=None, cache_dir=None, allow_patterns=None,
@@ -255,7 +266,7 @@ def test_size_mismatch_with_the_hub_listing_is_reported(env, monkeypatch):
 
 
 def test_unreachable_hub_falls_back_to_the_cache(env, monkeypatch):
-    def unreachable(revision):
+    def unreachable(revision, repo_id):
         raise ConnectionError("Name or service not known")
 
     monkeypatch.setattr(download, "list_hub_files", unreachable)
@@ -271,7 +282,7 @@ def test_unreachable_hub_falls_back_to_the_cache(env, monkeypatch):
 def test_unknown_revision_is_an_input_error(env, monkeypatch):
     from huggingface_hub.utils import RevisionNotFoundError
 
-    def no_such_revision(revision):
+    def no_such_revision(revision, repo_id):
         error = RevisionNotFoundError.__new__(RevisionNotFoundError)
         Exception.__init__(error, "404 Revision Not Found")
         raise error

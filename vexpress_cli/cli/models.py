@@ -17,7 +17,7 @@ from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.errors import VExpressError, spell_parameters
 from vexpress_cli.jobs.download import download_models
-from vexpress_cli.jobs.model_cache import cached_models, download_command_for, download_to_cache
+from vexpress_cli.jobs.model_cache import cached_models, download_command_for, download_to_cache, hub_source
 from vexpress_cli.settings.model_lookup import resolve_model_dir
 
 LAYOUT_HELP = "\n\n".join(
@@ -58,7 +58,7 @@ def download_command(
 ) -> None:
     console = Console(stderr=True)
     if to is not None:
-        _download_into_folder(console, to, revision, offline)
+        _download_into_folder(console, to, hub_source(model, revision), offline)
         return
     with stage_progress(console) as progress:
         report = download_to_cache(model, revision=revision, offline=offline, progress=progress)
@@ -79,10 +79,10 @@ def download_command(
     _explain_discovery(console, report.folder)
 
 
-def _download_into_folder(console: Console, to: Path, revision: str | None, offline: bool) -> None:
-    console.print(f"Model folder: [bold]{to}[/] [dim](--to)[/]", highlight=False)
+def _download_into_folder(console: Console, to: Path, hub, offline: bool) -> None:
+    console.print(f"Model folder: [bold]{to}[/] [dim](--to, from {hub})[/]", highlight=False)
     with stage_progress(console) as progress:
-        report = download_models(to, revision=revision, offline=offline, progress=progress)
+        report = download_models(to, repo_id=hub.repo_id, revision=hub.revision, offline=offline, progress=progress)
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "
                       f"{report.target}; nothing to download.", highlight=False)

@@ -65,7 +65,7 @@ class DownloadReport:
 
 
 def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[RequiredFile],
-                  from_cache: Path | None = None) -> list[HubFile]:
+                  from_cache: Path | None = None, repo_id: str = layout.HUB_REPO_ID) -> list[HubFile]:
     """Pick one hub file for each needed file.
 
     ModelFolderError when ``hub_files`` (the repository listing, or the cached snapshot at
@@ -80,7 +80,7 @@ def plan_download(hub_files: Mapping[str, int | None], needed: Iterable[Required
         )
     if absent:
         raise ModelFolderError(
-            f"The model repository {layout.HUB_REPO_ID} does not provide: {'; '.join(absent)}.",
+            f"The model repository {repo_id} does not provide: {'; '.join(absent)}.",
             why="Its file layout differs from the one this version of vexpress expects.",
             fix="Try another --revision, or download those files by hand into the model folder "
             "(the layout is shown by `vexpress models download --help`).",
@@ -157,12 +157,14 @@ def _verify(target: Path, planned: list[HubFile]) -> None:
 def download_models(
     target: Path,
     *,
+    repo_id: str = layout.HUB_REPO_ID,
     revision: str | None = None,
     offline: bool = False,
     cache_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> DownloadReport:
-    """Make ``target`` a complete model folder, downloading only the files it lacks.
+    """Make ``target`` a complete model folder from the hub repository ``repo_id``, downloading only the files
+    it lacks.
 
     ``offline`` (or ``HF_HUB_OFFLINE=1``) uses only the local Hugging Face cache. ``progress``
     gets the stages ``listing``, ``download`` and ``place`` (bytes). Raises
@@ -184,40 +186,40 @@ def download_models(
 
     snapshot: Path | None = None
     if offline:
-        snapshot = cached_snapshot(revision, cache)
+        snapshot = cached_snapshot(revision, cache, repo_id)
         if snapshot is None:
             raise not_available_error(cache, "", offline=True)
         hub_files = files_in_snapshot(snapshot)
     else:
         progress("listing", 0, 1)
         try:
-            hub_files = list_hub_files(revision)
+            hub_files = list_hub_files(revision, repo_id)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # no network, proxy, hub down: the cache may still have everything
-            translated = translate_hub_error(error, revision)
+            translated = translate_hub_error(error, revision, repo_id)
             if translated is not None:
                 raise translated from None
-            snapshot = cached_snapshot(revision, cache)
+            snapshot = cached_snapshot(revision, cache, repo_id)
             if snapshot is None:
                 raise not_available_error(cache, f"{type(error).__name__}: {error}".splitlines()[0], False) from None
             hub_files = files_in_snapshot(snapshot)
             report.offline = True
         progress("listing", 1, 1)
 
-    report.planned = plan_download(hub_files, needed, from_cache=snapshot)
+    report.planned = plan_download(hub_files, needed, from_cache=snapshot, repo_id=repo_id)
     ensure_writable_folder(target)
     if snapshot is None:
         try:
-            snapshot = fetch_files(report.planned, revision, cache, progress)
+            snapshot = fetch_files(report.planned, revision, cache, progress, repo_id)
         except KeyboardInterrupt:
             raise
         except Exception as error:
-            translated = translate_hub_error(error, revision)
+            translated = translate_hub_error(error, revision, repo_id)
             if translated is not None:
                 raise translated from None
             raise ModelFolderError(
-                f"The download from {layout.HUB_REPO_ID} stopped: "
+                f"The download from {repo_id} stopped: "
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
                 why="Files fetched so far stay in the Hugging Face cache.",
                 fix="Run `vexpress models download` again to resume.",

@@ -71,19 +71,20 @@ def files_in_snapshot(snapshot: Path) -> dict[str, int | None]:
             if (snapshot / path).is_file()}
 
 
-def translate_hub_error(error: Exception, revision: str | None) -> Exception | None:
+def translate_hub_error(error: Exception, revision: str | None,
+                        repo_id: str = layout.HUB_REPO_ID) -> Exception | None:
     """A clear VExpressError for hub answers that retrying offline cannot fix, else None."""
     from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError
 
     if isinstance(error, RevisionNotFoundError):
         return InputError(
-            f"The model repository {layout.HUB_REPO_ID} has no revision '{revision}'.",
+            f"The model repository {repo_id} has no revision '{revision}'.",
             fix=f"Leave out --revision for the latest files, or use a branch, tag or commit hash from "
-            f"https://huggingface.co/{layout.HUB_REPO_ID}/commits/main.",
+            f"https://huggingface.co/{repo_id}/commits/main.",
         )
     if isinstance(error, RepositoryNotFoundError):
         return ModelFolderError(
-            f"The Hugging Face Hub did not find the model repository {layout.HUB_REPO_ID}.",
+            f"The Hugging Face Hub did not find the model repository {repo_id}.",
             why=f"It answered: {error}".splitlines()[0],
             fix="Check HF_ENDPOINT if you use a mirror, or download the files by hand "
             "(layout: `vexpress models download --help`).",

@@ -128,7 +128,7 @@ def _listing(hub: HubSource, cache: Path, offline: bool, progress: ProgressCallb
         except KeyboardInterrupt:
             raise
         except Exception as error:  # no network, proxy, hub down: the cache may still have everything
-            translated = translate_hub_error(error, hub.revision)
+            translated = translate_hub_error(error, hub.revision, hub.repo_id)
             if translated is not None:
                 raise translated from None
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
