@@ -63,6 +63,7 @@ def test_original_defaults_preset_holds_the_original_defaults():
     preset = load_preset("original-defaults")
     assert {name: preset.values[name] for name in ORIGINAL_DEFAULTS} == ORIGINAL_DEFAULTS
     assert preset.values["kps_fit"] == "stretch"  # the original interpolated the kps sequence
+    assert preset.values["crop"] == "none"  # and stretched the whole photo to the video's size
 
 
 @pytest.mark.usefixtures("no_user_config", "like_the_real_command")
