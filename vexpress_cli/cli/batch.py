@@ -12,8 +12,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from vexpress_cli.cli.options import (flag_of, json_option, model_dir_option, model_option, quiet_option,
-                                      with_generation_settings)
+from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, flag_of, json_option, model_dir_option, model_option,
+                                      quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.wording import plural
@@ -23,7 +23,8 @@ MANIFEST_SUFFIXES = (".jsonl", ".csv")
 
 EPILOG = """\
 A manifest holds one job per line: reference_image, audio, output (required), kps, reference_kps, preset \
-and any setting by its name (seed, num_inference_steps, ...); relative paths are relative to the manifest. \
+and any setting but device and dtype by its name (seed, num_inference_steps, ...); relative paths are \
+relative to the manifest. \
 A line of jobs.jsonl:
 
   {"reference_image": "alice.jpg", "audio": "hello.wav",
@@ -47,7 +48,7 @@ A line of jobs.jsonl:
 """
 
 
-@with_generation_settings
+@with_generation_settings(panel=BATCH_SETTINGS_PANEL)
 def batch_command(
     jobs: Path = typer.Argument(None, metavar="JOBS", help="The manifest: .jsonl (one JSON object per line) or "
                                 ".csv (a header row).", show_default=False),

@@ -74,8 +74,8 @@ def extract_command(
         "Default: the model folder vexpress finds (vexpress models path).", show_default=False,
     ),
     crop: str = typer.Option(
-        "none", "--crop", metavar="auto|none|X,Y,W,H", help="none: the whole frame; auto: one steady square around "
-        "the face, tracked through the video; X,Y,W,H: that box of the video's pixels.",
+        "none", "--crop", metavar="auto|none|X,Y,W,H", help="none: the whole frame; auto: one steady box of "
+        "WIDTH x HEIGHT's shape around the face, tracked through the video; X,Y,W,H: that box of the video's pixels.",
     ),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on any frame without exactly one face (like the original)."

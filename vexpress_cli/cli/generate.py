@@ -48,14 +48,17 @@ The original inference.py's flags work too: --reference_image_path, \
 @with_generation_settings
 def generate_command(
     reference_image: Path = typer.Option(None, "--reference-image", "-i", help="Photo with a face, any shape (cut "
-                                         "around the face: --crop). Required.", show_default=False),
-    audio: Path = typer.Option(None, "--audio", "-a", help="Speech: mp3, wav, m4a, flac, ogg or a video. Required.",
+                                         "around the face: --crop). Required, unless --from-record.",
+                                         show_default=False),
+    audio: Path = typer.Option(None, "--audio", "-a", help="Speech: mp3, wav, m4a, flac, ogg or a video. Required, "
+                               "unless --from-record.",
                                show_default=False),
     output: Path = typer.Option(None, "--output", "-o", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. "
-                                "Required.", show_default=False),
+                                "Required, unless --from-record.", show_default=False),
     kps: Path = typer.Option(None, "--kps", help="Driving V-Kps track (`vexpress extract`).", show_default=False),
     reference_kps: str = typer.Option(None, "--reference-kps", show_default=False,
-                                      help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them.'),
+                                      help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them '
+                                      '(in the whole photo: --crop auto then does not apply).'),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it."),
     model: str = model_option(),
     model_dir: Path = model_dir_option(),
@@ -66,7 +69,8 @@ def generate_command(
     quiet: bool = quiet_option(),
     as_json: bool = json_option(),
     from_record: Path = typer.Option(None, "--from-record", help="Run the job of a run record (talk.mp4.json) "
-                                     "again: its inputs and settings; flags override them.", show_default=False),
+                                     "again: its inputs and settings; flags override them (not with --preset).",
+                                     show_default=False),
     original_reference_image: Path = typer.Option(None, "--reference_image_path", rich_help_panel=COMPATIBILITY_PANEL,
                                                   help="Same as --reference-image.", show_default=False),
     original_audio: Path = typer.Option(None, "--audio_path", rich_help_panel=COMPATIBILITY_PANEL,
@@ -113,8 +117,8 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 
     original_flags.check_sample_rate(original.get("--standard_audio_sampling_rate"))
     if original.get("--do_multi_devices_inference"):
-        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: use --devices all to split "
-                      "the video across every GPU.")
+        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: --devices spreads the work "
+                      "across GPUs.")
     device = original_flags.device_from_gpu_id(settings.get("device"), original.get("--gpu_id"))
     if device is not None:
         settings["device"] = device

@@ -21,6 +21,7 @@ from vexpress_cli.settings.schema import SETTINGS, Setting
 from vexpress_cli.settings.values import value_from_text
 
 SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
+BATCH_SETTINGS_PANEL = "Generation settings (defaults < config < --preset < flags < a job's own)"
 COMPATIBILITY_PANEL = "Compatibility: the original inference.py's flags"
 
 
@@ -182,7 +183,7 @@ def _alias_parameter(flag: str) -> str:
     return "original_" + flag.lstrip("-").replace("-", "_")
 
 
-def _setting_parameters() -> list[inspect.Parameter]:
+def _setting_parameters(panel: str) -> list[inspect.Parameter]:
     """One option per setting, under its flag only; its other spellings are hidden options that the help
     text names, so that Typer's flag column stays wide enough for every flag (none is cut off)."""
     parameters = []
@@ -190,7 +191,7 @@ def _setting_parameters() -> list[inspect.Parameter]:
         annotation = Optional[value_type(setting.name)]  # noqa: UP045 (typer reads the annotation at run time)
         others = _other_flags(setting)
         parameters.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                            default=_shown_option(setting, others, panel=SETTINGS_PANEL)))
+                                            default=_shown_option(setting, others, panel=panel)))
         parameters += _hidden_parameters(setting, others, annotation)
         parameters += [_spelling_parameter(flag, annotation, help=f"Same as {setting.flag}.", metavar=_metavar(setting),
                                            rich_help_panel=COMPATIBILITY_PANEL) for flag in setting.original_flags]
@@ -255,12 +256,15 @@ def _original_parameters() -> list[inspect.Parameter]:
             for flag, (kind, help) in OPTIONS.items()]
 
 
-def with_generation_settings(command):
-    """Give a Typer command one option per generation setting and the original's other flags.
+def with_generation_settings(command=None, *, panel: str = SETTINGS_PANEL):
+    """Give a Typer command one option per generation setting (under the help ``panel``) and the original's
+    other flags; ``@with_generation_settings(panel=...)`` names the panel.
 
     The command is called with ``settings=`` (the settings given, by name) and ``original=`` (the
     original's other flags that were given, by flag).
     """
+    if command is None:
+        return functools.partial(with_generation_settings, panel=panel)
     signature = inspect.signature(command, eval_str=True)
     own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
            for name, parameter in signature.parameters.items() if name not in ("settings", "original")]
@@ -273,7 +277,7 @@ def with_generation_settings(command):
         original = {flag: value for flag in OPTIONS if (value := values.pop(_alias_parameter(flag))) is not None}
         return command(**values, settings=settings, original=original)
 
-    settings = _setting_parameters() + _original_parameters()
+    settings = _setting_parameters(panel) + _original_parameters()
 
     def compatibility(parameter: inspect.Parameter) -> bool:
         return getattr(parameter.default, "rich_help_panel", None) == COMPATIBILITY_PANEL

@@ -26,7 +26,7 @@ OPTIONS: dict[str, tuple[type, str]] = {
     **{flag: (Path, "Its model folder is used (as --model-dir).") for flag in MODEL_PATH_FLAGS},
     "--gpu_id": (int, "Same as --device cuda:N."),
     "--standard_audio_sampling_rate": (int, f"Only {SPEECH_SAMPLE_RATE}: speech is always resampled to it."),
-    "--do_multi_devices_inference": (bool, "Accepted and ignored; --devices splits one video across devices."),
+    "--do_multi_devices_inference": (bool, "Accepted and ignored; --devices spreads the work across devices."),
 }
 
 

@@ -23,7 +23,8 @@ from vexpress_cli.settings.user_config import configured_settings
 EPILOG = (
     "Use one with [bold]vexpress generate --preset NAME[/] (or a path to a .toml file); flags you pass "
     "win over the preset. Your own presets go in the user presets folder "
-    "([bold]$VEXPRESS_CONFIG_DIR/presets[/] or ~/.config/vexpress/presets); one named like a built-in "
+    "([bold]$VEXPRESS_CONFIG_DIR/presets[/], else your config folder's presets: [bold]vexpress presets list[/] "
+    "prints it); one named like a built-in "
     "replaces it. Format: docs/presets.md."
 )
 
@@ -117,7 +118,7 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
 @presets_app.command("show")
 def show_command(
     preset: str = typer.Argument(..., metavar="NAME|PATH", help="A preset name or a path to a .toml file."),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = json_option("the preset"),
 ) -> None:
     """Show a preset's file and the full settings `generate` would use with it."""
     loaded = load_preset(preset)

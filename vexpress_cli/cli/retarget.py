@@ -70,7 +70,8 @@ def retarget_command(
     ),
     strategy: str = setting_option("retarget_strategy", default=AUTO_STRATEGY),
     num_frames: int | None = typer.Option(
-        None, "--num-frames", "-n", help="Frames to produce. Default: the driving track's length."
+        None, "--num-frames", "-n", help="Frames to produce. Default: the driving track's duration at --fps "
+        "(its length when the rates match)."
     ),
     kps_fit: str = setting_option("kps_fit", default=DEFAULTS["kps_fit"]),
     width: int = typer.Option(DEFAULTS["width"], "--width", show_default=False,
@@ -80,7 +81,8 @@ def retarget_command(
     fps: float | None = typer.Option(
         None,
         "--fps",
-        help="Frame rate recorded in the output and used by --preview. Default: the driving track's, else 25.",
+        help="Frame rate recorded in the output and used by --preview. Default: the driving track's; none "
+        "recorded when it has none (the preview then plays at 25).",
     ),
     preview: Path | None = typer.Option(
         None,

@@ -111,7 +111,7 @@ class Generator:
     ``model`` is a hub id (``tk93/V-Express``, ``@revision`` allowed; read from the Hugging Face cache)
     or a folder, ``model_dir`` a folder; both None look the weights up as the CLI does ($VEXPRESS_MODEL,
     $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache).
-    ``device`` and ``dtype`` default to ``auto``. ``devices`` (``"cuda:0,cuda:1"``, ``"all"``,
+    ``device`` and ``dtype`` default to the user config's, else ``auto``. ``devices`` (``"cuda:0,cuda:1"``, ``"all"``,
     ``"cpu,cpu"``) instead splits each video's windows across several devices, one process and one copy
     of the networks per device (``engine/distributed.py``); it wins over ``device``. Use it as a context
     manager (or call :meth:`close`) to free the device's memory when done.

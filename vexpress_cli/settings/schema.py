@@ -108,9 +108,9 @@ class GenerationSettings:
                                         original_flags=("--num_inference_steps",))
     guidance_scale: float = _setting(3.5, "Classifier-free guidance scale.", minimum=0.0, maximum=20.0,
                                      original_flags=("--guidance_scale",))
-    context_frames: int = _setting(24, "Frames denoised together in one window.", minimum=1,
+    context_frames: int = _setting(24, "Frames denoised together in one window (more than context_overlap).", minimum=1,
                                    maximum=MAX_CONTEXT_FRAMES, original_flags=("--context_frames",))
-    context_overlap: int = _setting(4, "Frames shared by neighbouring windows.", minimum=0,
+    context_overlap: int = _setting(4, "Frames shared by neighbouring windows (fewer than context_frames).", minimum=0,
                                     maximum=MAX_CONTEXT_FRAMES - 1, original_flags=("--context_overlap",))
     reference_attention_weight: float = _setting(1.0, "Strength of the reference image.", minimum=0.0, maximum=2.0,
                                                  advised=(0.9, 1.0), original_flags=("--reference_attention_weight",))
@@ -140,16 +140,16 @@ class GenerationSettings:
     face_backend: str = _setting("auto", "Face detector for the keypoints (the reference photo's; extract: every "
                                  "frame's); auto: insightface when its model is present, else dlib.",
                                  choices=FACE_BACKENDS)
-    crop: str = _setting("auto", "The part of the photo that is animated: auto (a square around the face, framed "
-                         "like V-Express's training portraits), none (the whole photo, stretched) or X,Y,W,H in the "
-                         "photo's pixels.", choices=("auto", "none"), also_matching=CROP_BOX_PATTERN,
+    crop: str = _setting("auto", "The part of the photo that is animated: auto (a box of the video's shape around "
+                         "the face, framed like V-Express's training portraits), none (the whole photo, stretched) "
+                         "or X,Y,W,H in the photo's pixels.", choices=("auto", "none"), also_matching=CROP_BOX_PATTERN,
                          also_named="X,Y,W,H")
     face_index: int = _setting(0, "With crop auto and several faces: which one, 0 the largest, 1 the next, ...",
                                minimum=0, maximum=99)
     paste_back: bool = _setting(False, "Blend every generated frame back into the whole photo (soft edges): the "
                                 "video has the photo's size.")
-    max_size: int = _setting(0, "With paste_back: the video's longest side in pixels (the whole frame is scaled "
-                             "down); 0: the photo's own size.", minimum=0, maximum=8192)
+    max_size: int = _setting(0, "With paste_back: the video's longest side in pixels, at least 64 (the whole frame "
+                             "is scaled down); 0: the photo's own size.", minimum=0, maximum=8192)
     num_pad_audio_frames: int = _setting(2, "Audio frames of context on each side of a video frame; it must "
                                          "match the model (2 for the released weights).",
                                          minimum=0, maximum=16, original_flags=("--num_pad_audio_frames",))
@@ -157,16 +157,16 @@ class GenerationSettings:
     codec: str = _setting("auto", "Video codec: h264 (libx264), h265 (libx265, smaller files), h264_nvenc or "
                           "hevc_nvenc (NVIDIA GPU encoders); auto: h264_nvenc where it works, else h264.",
                           choices=CODECS)
-    crf: int = _setting(18, "Video quality (constant rate factor): lower is better and larger; 18 looks "
-                        "lossless, +6 about halves the file.", minimum=0, maximum=51)
-    encoder_preset: str = _setting("medium", "Encoder speed (x264 presets): slower gives a smaller file at the "
-                                   "same quality.", choices=ENCODER_PRESETS)
+    crf: int = _setting(18, "Video quality (constant rate factor; NVENC's -cq): lower is better and larger; "
+                        "18 looks lossless, +6 about halves the file.", minimum=0, maximum=51)
+    encoder_preset: str = _setting("medium", "Encoder speed (x264 presets; NVENC's p1-p7): slower gives a smaller "
+                                   "file at the same quality.", choices=ENCODER_PRESETS)
     audio_bitrate: int = _setting(192, "AAC audio bitrate of the video, in kbit/s; AAC holds at most 6 per kHz of "
                                   "sample rate per channel (96 for 16 kHz mono), and ffmpeg lowers a higher one.",
                                   minimum=32, maximum=512)
     window_batch: int = _setting(0, "Context windows per denoising-UNet call (the same video within float noise); "
                                  "0: auto, up to 4 as the free GPU memory allows on CUDA (1.05-1.07x faster on "
-                                 "an H200), 1 on the CPU, with compile and with save_gpu_memory.",
+                                 "an H200), 1 on the CPU and MPS, with compile and with save_gpu_memory.",
                                  minimum=0, maximum=64)
     compile: bool = _setting(False, "Compile the denoising UNet with torch.compile (the same video within float "
                              "noise): 1.3x faster per step on an H200 after the first call, which compiles "
