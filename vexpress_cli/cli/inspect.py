@@ -67,11 +67,13 @@ def inspect_command(
     ),
     fps: float | None = typer.Option(
         None, "--fps", help="Audio: frame rate of the video to make (default 30). "
-        "kps: frame rate to assume when the file records none."
+        "kps: frame rate to assume when the file records none. 1 to 120, as generate's."
     ),
     backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
-    width: int = typer.Option(512, "--width", min=1, help="Image: the generation width the photo is framed to."),
-    height: int = typer.Option(512, "--height", min=1, help="Image: the generation height the photo is framed to."),
+    width: int = typer.Option(512, "--width", help="Image: the generation width the photo is framed to (64 to 2048, "
+                              "a multiple of 8, as generate's)."),
+    height: int = typer.Option(512, "--height", help="Image: the generation height the photo is framed to (64 to "
+                               "2048, a multiple of 8, as generate's)."),
     crop: str = setting_option("crop", default=DEFAULTS["crop"]),
     face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
     model_root: Path | None = typer.Option(
