@@ -229,7 +229,6 @@ def test_a_max_size_below_64_is_refused(canvas, speech, tmp_path):
 
 
 def test_max_size_without_paste_back_warns_that_it_has_no_effect():
-    from vexpress_cli.errors import messages
     from vexpress_cli.jobs.reference_photo import read_reference_photo
     from vexpress_cli.settings.schema import GenerationSettings
 
@@ -273,7 +272,7 @@ def test_a_transparent_photo_is_warned_that_the_colours_under_it_are_seen(tmp_pa
     PIL.Image.fromarray(pixels, "RGBA").save(path)
     photo = read_reference_photo(path, GenerationSettings(width=64, height=64, crop="none"))
     transparent = [warning for warning in photo.warnings if "is transparent" in warning]
-    assert transparent == ([f"50% of the reference image cutout.png is transparent; V-Express sees the colours stored "
+    assert transparent == (["50% of the reference image cutout.png is transparent; V-Express sees the colours stored "
                             "under it, as the original does, often black or leftovers. Flatten it onto a background "
                             "first (any editor's 'flatten' or 'remove alpha') if those pixels are not meant to be "
                             "seen."] if warned else [])
