@@ -32,10 +32,12 @@ import vexpress_cli
 from vexpress_cli.cli import batch as batch_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
+from vexpress_cli.errors import spell_parameters
 from vexpress_cli.jobs.batch.manifest import ManifestError
 from vexpress_cli.jobs.batch.checks import prepare_jobs
 from vexpress_cli.jobs.batch.runner import batch_model_settings
 from vexpress_cli.jobs.records import RunRecord, file_facts, input_files, read_record, record_path
+from vexpress_cli.media.encoding import resolve_codec
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_reader import iter_video_frames, video_info
 
@@ -127,8 +129,9 @@ def test_three_jobs_write_each_output_and_a_record_that_describes_it(first_run):
         info = video_info(output)
         assert (info.frame_count, info.width, info.codec, info.audio_codec) == (count, 64, "h264", "aac")
         assert (record.status, record.frames, record.fps, record.strategy) == ("done", count, 30.0, strategy)
-        assert (record.codec, record.device, record.settings["device"], record.settings["dtype"]) == (
-            "h264", "cpu", "cpu", "float32")  # what ran: the record's settings said "auto"
+        assert record.codec == resolve_codec("auto") and record.device not in ("auto", None)
+        # what ran: the record's settings said "auto"
+        assert (record.settings["device"], record.settings["dtype"]) == (record.device, record.dtype)
         assert record.seed == record.settings["seed"] == seed and record.settings["audio_attention_weight"] == weight
         assert record.settings["num_inference_steps"] == 1 and record.settings["width"] == 64
         assert record.inputs["reference_image"] == file_facts(manifest.parent / image)
@@ -584,10 +587,16 @@ def test_a_batch_preset_s_dtype_is_the_one_its_jobs_run_in_and_a_job_s_own_prese
     record = read_record(tmp_path / "project" / "out" / "a.mp4.json")
     assert (record.dtype, record.settings["dtype"]) == ("bfloat16", "bfloat16")  # it ran in float32 before
     other = project(inputs, tmp_path / "other", [{**THREE_JOBS[0], "preset": str(tmp_path / "full.toml")}])
-    code, _, result = run_batch(other, "--preset", tmp_path / "half.toml")
-    assert code == 2 and not (tmp_path / "other" / "out").exists()
-    assert f"its preset '{tmp_path / 'full.toml'}' sets dtype = 'fp32', but the batch runs with 'bf16'" in " ".join(
-        result.stderr.split())
+    with pytest.raises(ManifestError) as refused:
+        vexpress_cli.batch(other, preset=tmp_path / "half.toml", model_dir=TINY_MODEL_DIR)
+    assert [spell_parameters(problem.text) for problem in refused.value.problems] == [
+        f"its preset '{tmp_path / 'full.toml'}' sets dtype = 'fp32', but the batch runs with 'bf16': dtype is the "
+        "whole batch's (dtype or the batch's preset), as the networks are loaded once per worker."]
+    (tmp_path / "any.toml").write_text('[generate]\ndtype = "auto"\n')  # auto: whatever the batch runs with
+    anything = project(inputs, tmp_path / "any", [{**THREE_JOBS[0], "preset": str(tmp_path / "any.toml")}])
+    assert prepare_jobs(anything, model_settings={"device": None, "dtype": "bf16"})[0].preset == str(
+        tmp_path / "any.toml")
+    assert not (tmp_path / "other" / "out").exists()
 
 
 def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inputs, tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def test_demo_refuses_zero_seconds(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--seconds", "0", "--output", str(tmp_path / "d.mp4")])
     assert result.exit_code == 2
     message = " ".join(result.output.replace("│", " ").split())  # the box may wrap it
-    assert "Invalid value for '--seconds': Input should be greater than or equal to 0.1" in message
+    assert "Invalid value for '--seconds'" in message and "0.1" in message  # click's words vary by version
     assert not (tmp_path / "d.mp4").exists()
 
 

@@ -255,7 +255,10 @@ def test_encoding_settings_asked_for_a_folder_of_png_frames_are_a_warning_not_ig
         video = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "talk.mp4", codec="h265",
                                preset=preset, **job)
         plain = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "frames", **job)
+        # as a batch job or a rerun of a record passes them: every setting given, at its default
+        given = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path / "frames", codec="auto", crf=18,
+                               encoder_preset="medium", audio_bitrate=192, **job)
     unused = [str(warning) for warning in frames.warnings if "no effect on a folder of PNG frames" in str(warning)]
     assert unused == ["codec, crf have no effect on a folder of PNG frames (lossless; the audio is kept as "
                       "audio.wav): they apply to a video file such as talk.mp4."]
-    assert not any("PNG frames" in str(warning) for warning in [*video.warnings, *plain.warnings])
+    assert not any("PNG frames" in str(warning) for warning in [*video.warnings, *plain.warnings, *given.warnings])

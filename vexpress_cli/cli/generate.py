@@ -99,7 +99,8 @@ def generate_command(
             console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
         recorded = set(job.settings) - set(settings)
-        reference_kps, settings, ran_with = job.reference_kps, job.settings, job.ran_with
+        ran_with = {name: value for name, value in job.ran_with.items() if name not in settings}  # not typed
+        reference_kps, settings = job.reference_kps, job.settings
         if model is None and model_dir is None:  # the record's weights, unless flags name others
             model_dir = job.model_dir
     for value, flag in ((reference_image, "--reference-image"), (audio, "--audio"), (output, "--output")):

@@ -267,7 +267,7 @@ class Generator:
         if pasted:  # a 20000x3 photo failed in the encoder, after the whole generation
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
-        unused = unused_encoding_warnings(resolved.sources, encoding)
+        unused = unused_encoding_warnings(resolved.settings, encoding)
         plan.warnings = messages([*self.warnings, *plan.warnings, *unused])
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()

@@ -85,7 +85,8 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     ``fix_face`` without). The reference face comes from ``reference_kps`` (``[3, 2]`` numbers,
     ``"x,y;x,y;x,y"`` or a kps file) or is detected in ``reference_image``. ``num_frames`` defaults
     to the driving track's duration at ``fps`` (its length when the rates match); a shorter track is
-    fitted by ``kps_fit``. ``crop`` and ``face_index`` frame the photo as ``generate`` does (the points are in that frame). ``preview`` also
+    fitted by ``kps_fit``. ``crop`` and ``face_index`` frame the photo as ``generate`` does (the points are in
+    that frame). ``preview`` also
     writes a video of the retargeted points over the photo, next to the driving ones.
     """
     output, preview = as_path(output, "output"), optional_path(preview, "preview")

@@ -79,10 +79,13 @@ def encoding_for_output(settings, output) -> VideoEncoding | None:
 ENCODING_SETTINGS = ("codec", "crf", "encoder_preset", "audio_bitrate")
 
 
-def unused_encoding_warnings(sources: dict[str, str], encoding: VideoEncoding | None) -> list[str]:
-    """A warning when the encoding settings were asked for (a flag, a preset) but the output is a folder of
-    PNG frames, which they do not apply to."""
-    asked = [parameter(name) for name in ENCODING_SETTINGS if sources.get(name) in ("explicit", "preset")]
+def unused_encoding_warnings(settings, encoding: VideoEncoding | None) -> list[str]:
+    """A warning when encoding settings other than the defaults are asked for but the output is a folder of
+    PNG frames, which they do not apply to. By value, not by source: a batch job or a rerun of a record
+    passes every setting explicitly."""
+    from vexpress_cli.settings.schema import DEFAULTS
+
+    asked = [parameter(name) for name in ENCODING_SETTINGS if getattr(settings, name) != DEFAULTS[name]]
     if encoding is not None or not asked:
         return []
     return [f"{', '.join(asked)} {'has' if len(asked) == 1 else 'have'} no effect on a folder of PNG frames (lossless; "

@@ -125,16 +125,17 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
     return {name: value for name, value in resolved.settings.to_dict().items() if name not in MODEL_SETTINGS}
 
 
-def _check_presets_model_settings(preset, presets, batch_values: dict[str, str], found: list[str]) -> None:
-    """A job's own preset setting another device or dtype than the batch runs with: the networks are loaded
-    once per worker, so it would be ignored."""
+def _check_presets_model_settings(preset, presets, batch_values: dict[str, str | None], found: list[str]) -> None:
+    """A job's own preset setting another device or dtype than the batch runs with (both named, not auto; a
+    device None: the batch's --devices): the networks are loaded once per worker, so it would be ignored."""
     if preset is None or found:
         return
     for name, value in presets(preset).items():
-        if name in MODEL_SETTINGS and value != batch_values.get(name, value):
+        batch_value = batch_values.get(name)
+        if name in MODEL_SETTINGS and "auto" not in (value, batch_value) and batch_value not in (None, value):
             found.append(f"its preset '{preset}' sets {name} = {value!r}, but the batch runs with "
-                         f"{batch_values[name]!r}: {name} belongs to the command line (--{name}, or the "
-                         "batch's --preset), as the networks are loaded once per worker.")
+                         f"{batch_value!r}: {name} is the whole batch's ({parameter(name)} or the batch's preset), "
+                         "as the networks are loaded once per worker.")
 
 
 def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:

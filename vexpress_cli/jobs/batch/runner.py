@@ -33,8 +33,9 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     """Run every job of a manifest (``.jsonl`` or ``.csv``, see :mod:`.manifest`) with the networks loaded once.
 
     ``model``/``model_dir``: the weights, as for :class:`~vexpress_cli.Generator`. ``preset`` and
-    ``settings`` (any generation setting by name, ``device`` and ``dtype`` included) are
-    defaults that each job's own values override. The whole manifest is checked first: every problem
+    ``settings`` (any generation setting by name) are defaults that each job's own values override, but
+    ``device`` and ``dtype`` (given, else the preset's, else the user config's) are the whole batch's. The whole
+    manifest is checked first: every problem
     raises one :class:`~vexpress_cli.jobs.batch.manifest.ManifestError` and nothing runs. Jobs whose
     output and matching run record exist are skipped (``force`` redoes them); a failing job is recorded
     and the batch goes on. ``on_event(BatchEvent)`` follows the jobs and their stages. Ctrl-C raises
@@ -59,7 +60,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     elif all(name.startswith("cpu") for name in names):
         check_local_workers(workers)
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
-                        model_settings={"device": device or "auto", "dtype": dtype})
+                        model_settings={"device": device, "dtype": dtype})
     model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
@@ -131,7 +132,8 @@ def run_here(jobs: list[BatchJob], device: str, model_dir: Path, dtype: str | No
 
 
 def worker_devices(devices: str | list[str] | None, workers: int, device: str | None) -> list[str]:
-    """One device name per worker: ``devices`` (a list, ``"cuda:0,cuda:1"`` or ``"all"``) or ``workers`` x ``device``."""
+    """One device name per worker: ``devices`` (a list, ``"cuda:0,cuda:1"`` or ``"all"``) or ``workers`` x
+    ``device``."""
     from vexpress_cli.engine.devices import resolve_device
     from vexpress_cli.settings.schema import validate_value
 

@@ -52,7 +52,8 @@ def inspect_record(path: str | Path) -> RecordReport:
     report = RecordReport(
         path=str(path), status=record.status, created=record.created, output=record.output,
         output_now=_output_now(record), error=record.error, seed=record.seed, strategy=record.strategy,
-        device=record.device, dtype=record.dtype, codec=record.codec, frames=record.frames, fps=record.fps, duration=record.duration,
+        device=record.device, dtype=record.dtype, codec=record.codec, frames=record.frames, fps=record.fps,
+        duration=record.duration,
         seconds=record.seconds, crop=record.crop, model=record.model.get("folder"), model_now=_model_now(record.model),
         versions=dict(record.versions), run_warnings=list(record.warnings),
         rerun=f"vexpress generate --from-record {shlex.quote(str(path))}", inputs=inputs,
