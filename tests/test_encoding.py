@@ -262,3 +262,12 @@ def test_encoding_settings_asked_for_a_folder_of_png_frames_are_a_warning_not_ig
     assert unused == ["codec, crf have no effect on a folder of PNG frames (lossless; the audio is kept as "
                       "audio.wav): they apply to a video file such as talk.mp4."]
     assert not any("PNG frames" in str(warning) for warning in [*video.warnings, *plain.warnings, *given.warnings])
+
+
+def test_one_encoding_setting_for_png_frames_is_told_in_the_singular():
+    from vexpress_cli.errors import spell_parameters
+    from vexpress_cli.media.encoding import unused_encoding_warnings
+
+    (warning,) = unused_encoding_warnings(resolve_settings(explicit={"crf": 20}).settings, None)
+    assert spell_parameters(warning).startswith("crf has no effect on a folder of PNG frames") and "it applies" in warning
+    assert unused_encoding_warnings(resolve_settings(explicit={"crf": 20}).settings, VideoEncoding("h264")) == []

@@ -88,8 +88,9 @@ def unused_encoding_warnings(settings, encoding: VideoEncoding | None) -> list[s
     asked = [parameter(name) for name in ENCODING_SETTINGS if getattr(settings, name) != DEFAULTS[name]]
     if encoding is not None or not asked:
         return []
-    return [f"{', '.join(asked)} {'has' if len(asked) == 1 else 'have'} no effect on a folder of PNG frames (lossless; "
-            "the audio is kept as audio.wav): they apply to a video file such as talk.mp4."]
+    one = len(asked) == 1
+    return [f"{', '.join(asked)} {'has' if one else 'have'} no effect on a folder of PNG frames (lossless; the audio "
+            f"is kept as audio.wav): {'it applies' if one else 'they apply'} to a video file such as talk.mp4."]
 
 
 def check_frame_size(encoding: VideoEncoding | None, width: int, height: int, why: str, fix: str) -> None:
