@@ -34,9 +34,9 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
 
     ``model``/``model_dir``: the weights, as for :class:`~vexpress_cli.Generator`. ``preset`` and
     ``settings`` (any generation setting by name) are defaults that each job's own values override, but
-    ``device`` and ``dtype`` (given, else the preset's, else the user config's) are the whole batch's. The whole
-    manifest is checked first: every problem
-    raises one :class:`~vexpress_cli.jobs.batch.manifest.ManifestError` and nothing runs. Jobs whose
+    ``device`` and ``dtype`` (given, else the preset's, else the user config's) are the whole batch's. The
+    whole manifest is checked first: every problem raises one
+    :class:`~vexpress_cli.jobs.batch.manifest.ManifestError` and nothing runs. Jobs whose
     output and matching run record exist are skipped (``force`` redoes them); a failing job is recorded
     and the batch goes on. ``on_event(BatchEvent)`` follows the jobs and their stages. Ctrl-C raises
     :class:`BatchInterrupted`, whose ``summary`` says what was done, after the running jobs cleaned up.
