@@ -590,13 +590,27 @@ def test_a_batch_preset_s_dtype_is_the_one_its_jobs_run_in_and_a_job_s_own_prese
     with pytest.raises(ManifestError) as refused:
         vexpress_cli.batch(other, preset=tmp_path / "half.toml", model_dir=TINY_MODEL_DIR)
     assert [spell_parameters(problem.text) for problem in refused.value.problems] == [
-        f"its preset '{tmp_path / 'full.toml'}' sets dtype = 'fp32', but the batch runs with 'bf16': dtype is the "
-        "whole batch's (dtype or the batch's preset), as the networks are loaded once per worker."]
+        f"its preset '{tmp_path / 'full.toml'}' sets dtype = 'fp32', but the batch runs with bfloat16: dtype is "
+        "the whole batch's (dtype or the batch's preset), as the networks are loaded once per worker."]
     (tmp_path / "any.toml").write_text('[generate]\ndtype = "auto"\n')  # auto: whatever the batch runs with
     anything = project(inputs, tmp_path / "any", [{**THREE_JOBS[0], "preset": str(tmp_path / "any.toml")}])
-    assert prepare_jobs(anything, model_settings={"device": None, "dtype": "bf16"})[0].preset == str(
-        tmp_path / "any.toml")
+    cpu_in_bf16 = [(torch.device("cpu"), torch.bfloat16)]
+    assert prepare_jobs(anything, loaded=cpu_in_bf16)[0].preset == str(tmp_path / "any.toml")
     assert not (tmp_path / "other" / "out").exists()
+
+
+def test_a_job_s_preset_naming_a_dtype_is_refused_under_a_batch_at_auto_that_runs_in_another(inputs, tmp_path):
+    """The batch's auto is what each worker resolves it to (float32 on the CPU), as a Generator's is."""
+    (tmp_path / "half.toml").write_text('[generate]\ndtype = "fp16"\n')
+    manifest = project(inputs, tmp_path / "project", [{**THREE_JOBS[0], "preset": str(tmp_path / "half.toml")}])
+    with pytest.raises(ManifestError) as refused:
+        vexpress_cli.batch(manifest, model_dir=TINY_MODEL_DIR, devices="cpu,cpu")
+    assert [problem.text.split(":")[0] for problem in refused.value.problems] == [
+        f"its preset '{tmp_path / 'half.toml'}' sets dtype = 'fp16', but the batch runs with float32"]
+    # A Ray actor's device is the cluster's: a named dtype is compared, auto is not known here.
+    assert prepare_jobs(manifest, loaded=[(None, None)])[0].preset == str(tmp_path / "half.toml")
+    with pytest.raises(ManifestError):
+        prepare_jobs(manifest, loaded=[(None, torch.bfloat16)])
 
 
 def test_a_job_stopped_before_it_reported_its_end_is_interrupted_not_not_run(inputs, tmp_path, monkeypatch):

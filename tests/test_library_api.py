@@ -334,6 +334,17 @@ def test_a_job_may_repeat_the_generators_own_device_and_dtype_but_not_change_the
     generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device="cpu", dtype=torch.float32, **SMALL)
     with pytest.raises(InputError, match="dtype cannot change from one job to the next"):
         generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", dtype="fp16", **SMALL)
+    with pytest.raises(InputError, match="device cannot change from one job to the next"):
+        generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device="cuda:1", **SMALL)
+
+
+def test_a_presets_gpu_on_a_cpu_generator_says_what_the_generator_runs_with(speech, tmp_path):
+    """Not that CUDA is missing: the preset's device is refused however the machine is equipped."""
+    preset = tmp_path / "gpu.toml"
+    preset.write_text('[generate]\ndevice = "cuda"\n')
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu")
+    with pytest.raises(InputError, match=r"^The preset sets device = 'cuda', but this Generator runs with cpu\."):
+        generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", preset=preset, **SMALL)
 
 
 def test_a_presets_dtype_the_generator_does_not_run_with_is_refused_not_ignored(speech, tmp_path):

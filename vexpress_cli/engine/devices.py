@@ -66,3 +66,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise InputError("This GPU does not support bf16.", "", f"Use {parameter('dtype', 'fp16')}.")
     return DTYPES[name]
+
+
+def runs_with(name: str, value: str, device: torch.device | None, dtype: torch.dtype | None) -> bool:
+    """Whether a job's ``device`` or ``dtype`` setting ``value`` is ``auto`` or what networks loaded on ``device``
+    in ``dtype`` run with. ``None``: not known here (a Ray actor's device is the cluster's): any value does."""
+    if value == "auto" or (device if name == "device" else dtype) is None:
+        return True
+    if name == "dtype":
+        return resolve_dtype(value, device or torch.device("cpu")) == dtype
+    wanted = torch.device(value)  # as named: a GPU this machine lacks is not the loaded device either
+    return wanted.type == device.type and wanted.index in (None, device.index)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vexpress_cli.engine.devices import runs_with
 from vexpress_cli.errors import (InputError, VExpressError, checked_switch, messages, parameter, python_name,
                                  spell_parameters)
 from vexpress_cli.input_files import as_path, optional_path
@@ -241,7 +242,7 @@ class Generator:
                                  fix=f"Create a Generator({name}=...) for it.")
         for name in MODEL_SETTINGS:
             given = settings.pop(name, None)
-            if given is not None and not self._is_own(name, checked_setting(name, given)):
+            if given is not None and not runs_with(name, checked_setting(name, given), self.device, self.dtype):
                 raise InputError(f"{parameter(name)} cannot change from one job to the next.",
                                  why="The networks were loaded onto one device in one precision.",
                                  fix=f"Give {parameter(name)} when creating the Generator.")
@@ -278,22 +279,11 @@ class Generator:
         the networks are already loaded, and ignoring it would give a video made otherwise without a word."""
         for name in MODEL_SETTINGS:
             value = getattr(resolved.settings, name)
-            if resolved.sources[name] == "preset" and not self._is_own(name, value):
+            if resolved.sources[name] == "preset" and not runs_with(name, value, self.device, self.dtype):
                 own = str(self.dtype).removeprefix("torch.") if name == "dtype" else self.device
                 raise InputError(f"The preset sets {name} = {value!r}, but this Generator runs with {own}.",
                                  why="A Generator loads the networks once, onto one device in one precision.",
                                  fix=f"Create a Generator({name}={value!r}) for this preset's jobs.")
-
-    def _is_own(self, name: str, value: str) -> bool:
-        """Whether a job's ``device`` or ``dtype`` is ``auto`` or what this Generator resolved to."""
-        from vexpress_cli.engine.devices import resolve_device, resolve_dtype
-
-        if value == "auto":
-            return True
-        if name == "dtype":
-            return resolve_dtype(value, self.device) == self.dtype
-        device = resolve_device(value)
-        return device.type == self.device.type and device.index in (None, self.device.index)
 
     def run(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
         """Denoise, decode and stream the frames into the output (a temp file renamed at the end).
@@ -348,7 +338,7 @@ class Generator:
             raise
 
     def _run(self, plan: GenerationPlan, progress: ProgressCallback | None) -> GenerationResult:
-        from vexpress_cli.jobs.records import StageClock, done_record, record_path, write_record
+        from vexpress_cli.jobs.records import StageClock, done_record, record_path, settings_as_run, write_record
         from vexpress_cli.media.video_writer import open_video_writer
 
         clock = StageClock(progress)
@@ -381,9 +371,8 @@ class Generator:
             raise
         return GenerationResult(plan.output, plan.num_frames, float(plan.fps), plan.duration,
                                 time.monotonic() - started, plan.strategy, plan.warnings,
-                                {**settings.to_dict(), "retarget_strategy": plan.strategy,
-                                 **({"codec": plan.encoding.codec} if plan.encoding else {}),
-                                 "device": self.device_names, "dtype": self.dtype_name},
+                                settings_as_run({**settings.to_dict(), "retarget_strategy": plan.strategy,
+                                                 **({"codec": plan.encoding.codec} if plan.encoding else {})}, self),
                                 plan.notes, record, stages, plan.crop, size)
 
     @property

@@ -307,16 +307,20 @@ def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: 
     """The record of a generation (a :class:`~vexpress_cli.jobs.generate.GenerationPlan` run on a
     ``Generator``) whose finished output is still at its temp name ``finished``."""
     output_file = {**file_facts(finished), "path": str(plan.output.absolute())}
-    device = getattr(generator, "device_names", str(generator.device))
-    settings = {**plan.settings.to_dict(), "device": device, "dtype": generator.dtype_name}  # what ran, not "auto"
+    settings = settings_as_run(plan.settings.to_dict(), generator)
     return RunRecord(
         "done", str(plan.output.absolute()), job_of(plan), plan.inputs, settings,
-        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=device,
+        seed=plan.settings.seed, strategy=plan.strategy, model=model_of(generator), device=settings["device"],
         dtype=generator.dtype_name, codec=plan.encoding.codec if plan.encoding else None, frames=frames,
         fps=float(plan.fps), duration=plan.duration,
         seconds=round(seconds, 3), stages=stages, warnings=[spell_parameters(warning) for warning in plan.warnings],
         notes=[spell_parameters(note) for note in plan.notes],
         output_file=output_file, crop=plan.crop)
+
+
+def settings_as_run(settings: dict[str, Any], generator: Any) -> dict[str, Any]:
+    """``settings`` with the device(s) and dtype a ``Generator`` ran with, not ``auto`` or the config's."""
+    return {**settings, "device": generator.device_names, "dtype": generator.dtype_name}
 
 
 def job_of(plan: Any) -> dict[str, Any]:

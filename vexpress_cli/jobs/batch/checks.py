@@ -54,12 +54,12 @@ class BatchJob:
 
 
 def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: dict[str, Any] | None = None,
-                 force: bool = False, model_settings: dict[str, str] | None = None) -> list[BatchJob]:
+                 force: bool = False, loaded: list[tuple] | None = None) -> list[BatchJob]:
     """Every job of ``manifest``, checked and decided; :class:`ManifestError` lists every problem at once.
 
     ``preset`` and ``settings`` come from the command line: defaults that a job's own values override.
-    Errors in them are raised as they are (they are not one line's problem). ``model_settings``: the whole
-    batch's device and dtype, which a job's own preset may not change.
+    Errors in them are raised as they are (they are not one line's problem). ``loaded``: the
+    ``(torch.device, torch.dtype)`` each worker loads the networks with, which a job's own preset may not change.
     """
     from vexpress_cli.settings.presets import load_preset
 
@@ -76,7 +76,7 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
     for entry in entries:
         found: list[str] = []
         job_settings = _settings(entry, preset, given, presets, found)
-        _check_presets_model_settings(entry.preset, presets, model_settings or {}, found)
+        _check_presets_model_settings(entry.preset, presets, loaded or [], found)
         _check_inputs(entry, found, kps_checked)
         if job_settings is not None:
             _check_strategy(job_settings["retarget_strategy"], "kps" in entry.paths, found)
@@ -125,17 +125,21 @@ def _settings(entry: ManifestEntry, preset, given: dict[str, Any], presets, foun
     return {name: value for name, value in resolved.settings.to_dict().items() if name not in MODEL_SETTINGS}
 
 
-def _check_presets_model_settings(preset, presets, batch_values: dict[str, str | None], found: list[str]) -> None:
-    """A job's own preset setting another device or dtype than the batch runs with (both named, not auto; a
-    device None: the batch's --devices): the networks are loaded once per worker, so it would be ignored."""
+def _check_presets_model_settings(preset, presets, loaded: list[tuple], found: list[str]) -> None:
+    """A job's own preset setting a device or dtype a worker does not load the networks with (Generator's rule,
+    :func:`~vexpress_cli.engine.devices.runs_with`): it would be ignored."""
+    from vexpress_cli.engine.devices import runs_with
+
     if preset is None or found:
         return
     for name, value in presets(preset).items():
-        batch_value = batch_values.get(name)
-        if name in MODEL_SETTINGS and "auto" not in (value, batch_value) and batch_value not in (None, value):
-            found.append(f"its preset '{preset}' sets {name} = {value!r}, but the batch runs with "
-                         f"{batch_value!r}: {name} is the whole batch's ({parameter(name)} or the batch's preset), "
-                         "as the networks are loaded once per worker.")
+        for device, dtype in loaded if name in MODEL_SETTINGS else ():
+            if not runs_with(name, value, device, dtype):
+                running = str(dtype).removeprefix("torch.") if name == "dtype" else str(device)
+                found.append(f"its preset '{preset}' sets {name} = {value!r}, but the batch runs with {running}: "
+                             f"{name} is the whole batch's ({parameter(name)} or the batch's preset), as the "
+                             "networks are loaded once per worker.")
+                break
 
 
 def _check_strategy(name: str, has_kps: bool, found: list[str]) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from vexpress_cli.errors import VExpressError, join_messages, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, EventCallbackError, JobOutcome
-from vexpress_cli.jobs.records import RunRecord, StageClock, input_files, model_of, record_path, write_record
+from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, model_of, record_path, settings_as_run,
+                                       write_record)
 from vexpress_cli.outputs import OutputAppearedError, missing_folders, remove_if_empty
 
 Emit = Callable[[BatchEvent], None]
@@ -108,9 +109,9 @@ def failure_record(generator, job: BatchJob, reason: str, stages: dict[str, floa
         inputs = {}
     job_values = {"reference_image": job.reference_image, "audio": job.audio, "kps": job.kps,
                   "reference_kps": job.reference_kps, "preset": job.preset}
-    settings = {**job.settings, "device": str(generator.device), "dtype": generator.dtype_name}
+    settings = settings_as_run(job.settings, generator)
     return RunRecord("failed", str(Path(job.output).absolute()), job_values, inputs, settings,
-                     seed=job.settings.get("seed"), model=model_of(generator), device=str(generator.device),
+                     seed=job.settings.get("seed"), model=model_of(generator), device=settings["device"],
                      dtype=generator.dtype_name, seconds=round(seconds, 3), stages=stages, error=reason)
 
 

@@ -60,7 +60,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     elif all(name.startswith("cpu") for name in names):
         check_local_workers(workers)
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
-                        model_settings={"device": device, "dtype": dtype})
+                        loaded=_loaded(names if ray is None else None, device, dtype))
     model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
@@ -115,6 +115,21 @@ def batch_model_settings(preset, settings: dict[str, Any], devices) -> tuple[str
     resolved = resolve_job_settings(preset, given)
     device = resolved.settings.device if resolved.sources["device"] != "default" else None
     return (given.get("device") if devices is not None else device), resolved.settings.dtype
+
+
+def _loaded(names: list[str] | None, device: str | None, dtype: str) -> list[tuple]:
+    """The device and dtype each worker loads the networks with (``names``; ``None``: Ray actors, whose device,
+    unless ``cpu``, is the cluster's and not known here)."""
+    import torch
+
+    from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+
+    if names is None:
+        ray_device = torch.device("cpu") if device == "cpu" else None
+        known = dtype != "auto" or ray_device is not None
+        return [(ray_device, resolve_dtype(dtype, ray_device or torch.device("cpu")) if known else None)]
+    devices = [resolve_device(name) for name in dict.fromkeys(name.split("#")[0] for name in names)]
+    return [(each, resolve_dtype(dtype, each)) for each in devices]
 
 
 def _unfinished(job: BatchJob, started: bool) -> JobOutcome:
