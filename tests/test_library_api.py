@@ -365,12 +365,13 @@ def test_a_generator_takes_device_and_dtype_from_the_user_config_as_the_cli_does
     assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype="fp32").dtype == torch.float32
 
 
-
 @pytest.mark.parametrize(("keyword", "message"), [
     ("seed", "Generator() got 'seed', which belongs to each job: the Generator takes only the model, device(s) and "
              "dtype. Give it to the job: generator.generate(photo, audio, out, seed=...)."),
     ("kps", "Generator() got 'kps', which belongs to each job: the Generator takes only the model, device(s) and "
             "dtype. Give it to the job: generator.generate(photo, audio, out, kps=...)."),
+    ("overwrite", "Generator() got 'overwrite', which belongs to each job: the Generator takes only the model, "
+                  "device(s) and dtype. Give it to the job: generator.generate(photo, audio, out, overwrite=...)."),
     ("model_path", "Generator() got an unexpected keyword argument 'model_path'. Did you mean 'model'?"),
     ("colour", "Generator() got an unexpected keyword argument 'colour'."),
 ])

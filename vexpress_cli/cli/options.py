@@ -73,8 +73,13 @@ def flag_of(name: str) -> str:
     return next((flag for flag in (*setting.aliases, *setting.original_flags) if flag in typed), canonical)
 
 
+def _typed_names() -> list[str]:
+    """This command line's arguments, each option without its ``=value``."""
+    return [arg.partition("=")[0] for arg in _TYPED_ARGS.get()]
+
+
 def _typed_flags() -> set[str]:
-    return {arg.partition("=")[0] for arg in _TYPED_ARGS.get() if arg.startswith("-")}
+    return {name for name in _typed_names() if name.startswith("-")}
 
 
 def _canonical_as_typed(setting: Setting) -> str:
@@ -85,7 +90,7 @@ def _canonical_as_typed(setting: Setting) -> str:
 
 def _typed_position(flag: str) -> int:
     """Where ``flag`` first comes on this command line (after it when it is not there)."""
-    typed = [arg.partition("=")[0] for arg in _TYPED_ARGS.get()]
+    typed = _typed_names()
     return typed.index(flag) if flag in typed else len(typed)
 
 

@@ -20,6 +20,7 @@ the plan and the result.
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import threading
 import time
@@ -99,7 +100,9 @@ def _not_a_generator_argument(name: str) -> str:
     from vexpress_cli.errors import did_you_mean
     from vexpress_cli.settings.schema import SETTINGS
 
-    if name in SETTINGS or name in ("kps", "reference_kps", "preset", "overwrite", "progress"):
+    job_arguments = [parameter.name for parameter in inspect.signature(Generator.plan).parameters.values()
+                     if parameter.kind == parameter.KEYWORD_ONLY]
+    if name in SETTINGS or name in job_arguments:
         return (f"Generator() got {name!r}, which belongs to each job: the Generator takes only the model, "
                 f"device(s) and dtype. Give it to the job: generator.generate(photo, audio, out, {name}=...).")
     known = [*GENERATOR_ARGUMENTS, *MODEL_SETTINGS]
