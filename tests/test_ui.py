@@ -282,6 +282,36 @@ def test_generate_in_the_browser_plays_a_video_as_long_as_the_clip(page, server,
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_seed_past_2_53_and_an_fps_off_the_slider_grid_reach_the_job_as_the_config_says(page, server, media,
+                                                                                        config_dir, monkeypatch):
+    """A browser's numbers are doubles and a slider snaps to its step: neither may change the values given."""
+    from vexpress_cli.jobs.generate import Generator
+
+    seed = 2**60 + 1  # a double holds 2**60 + 0
+    planned = []
+    plan = Generator.plan
+    monkeypatch.setattr(Generator, "plan", lambda self, *args, **kwargs: planned.append(kwargs) or plan(
+        self, *args, **kwargs))
+    config = config_dir / "config.toml"
+    config.write_text(f"[generate]\nseed = {seed}\nfps = 23.976\nguidance_scale = 3.333\n")
+    try:
+        upload(page, "portrait", AOC / "ref.jpg")
+        upload(page, "speech", media["clip"])
+        page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
+        page.locator("#advanced").get_by_text("Advanced").click()
+        choose(page, "preset", "lip-sync")  # fills the controls from the preset and the user config
+        page.wait_for_function("() => document.querySelector('#setting-seed textarea, #setting-seed input')"
+                               f".value === '{seed}'")
+        for name, value in SMALL.items():
+            set_number(page, f"setting-{name.replace('_', '-')}", value)
+        page.locator("#generate").click()
+        video_duration(page, "result-video")
+    finally:
+        config.unlink()
+    assert [(job["seed"], job["fps"], job["guidance_scale"]) for job in planned] == [(seed, 23.976, 3.333)]
+
+
 def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
     upload(page, "portrait", AOC / "ref.jpg")
     upload(page, "speech", media["clip"])
@@ -845,7 +875,7 @@ def test_every_generation_setting_has_a_control_with_the_schemas_limits_and_help
     for name, setting in SETTINGS.items():
         control = form.controls[name]
         assert control.info.startswith(setting.help), name
-        assert control.value == setting.default, name
+        assert control.value == (str(setting.default) if name == "seed" else setting.default), name
         if isinstance(control, gr.Slider):
             assert (control.minimum, control.maximum) == (setting.minimum, setting.maximum), name
         if setting.choices:
@@ -853,7 +883,7 @@ def test_every_generation_setting_has_a_control_with_the_schemas_limits_and_help
     assert {value for _, value in form.controls["retarget_strategy"].choices} >= {
         "auto", "fix_face", "no_retarget", "offset_retarget", "naive_retarget"}
     assert "Advised: 0.9-1." in form.controls["reference_attention_weight"].info
-    assert isinstance(form.controls["seed"], gr.Number) and isinstance(form.controls["width"], gr.Slider)
+    assert isinstance(form.controls["seed"], gr.Textbox) and isinstance(form.controls["width"], gr.Slider)
     assert form.controls["width"].step == 8
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
+from vexpress_cli.settings.values import value_from_text
 
 # Labels that read better than the setting's name in words; a setting's label ends with its name, which the
 # API (gradio_client) and the docs use, when the words differ from it.
@@ -44,8 +45,11 @@ PARAMETER_LABELS = {
     "audio_out": "Also save its audio",
     "strategy": "Retarget strategy",
 }
-# Sliders for ranges up to this size; larger ones (the seed) get a number box.
+# Sliders for ranges up to this size; larger ones get a number box.
 SLIDER_LIMIT = 2**31
+# A browser's numbers are doubles: a whole number past this (a seed) would change its last digits, so it is typed
+# as text and read here.
+EXACT_IN_BROWSER = 2**53
 FLOAT_STEP = 0.01
 
 
@@ -95,6 +99,8 @@ def setting_control(setting: Setting, value: Any, strategies: dict[str, str], el
     if setting.kind in (int, float) and setting.maximum is not None and setting.maximum < SLIDER_LIMIT:
         step = (setting.multiple_of or 1) if setting.kind is int else FLOAT_STEP
         return gr.Slider(minimum=setting.minimum, maximum=setting.maximum, value=value, step=step, **common)
+    if setting.kind is int and (setting.maximum is None or setting.maximum > EXACT_IN_BROWSER):
+        return gr.Textbox(value=str(value), **common)
     if setting.kind in (int, float):
         return gr.Number(value=value, minimum=setting.minimum, precision=0 if setting.kind is int else None, **common)
     return gr.Textbox(value=value, **common)
@@ -162,6 +168,8 @@ def typed_values(raw: dict[str, Any]) -> dict[str, Any]:
         kind = SETTINGS[name].kind
         if kind is int and isinstance(value, float) and value.is_integer():
             value = int(value)  # sliders send 512.0
+        if isinstance(value, str):
+            value = value_from_text(SETTINGS[name], value)  # a whole number typed as text, e.g. the seed
         values[name] = value.strip() if isinstance(value, str) else value
     return values
 
