@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from test_inspect import assert_cli_error, inspect_human, inspect_json
 
@@ -114,3 +117,25 @@ def test_a_video_vexpress_made_names_its_record_instead_of_advice_for_driving_vi
     record.output_file = {**file_facts(video), "sha256": "0" * 64}  # a record of another file of that name
     write_record(record, record_path(video))
     assert inspect_json(video)["run_record"] is None
+
+
+def test_a_record_naming_a_device_a_fifo_or_a_folder_reports_not_a_file_without_reading_it(tmp_path):
+    """/dev/zero or a FIFO would be read forever, a folder hashed whole: a damaged or hand-made record is
+    reported, in a child process that must end."""
+    record, image, audio, output = write_run(tmp_path)
+    fifo = tmp_path / "speech.fifo"
+    os.mkfifo(fifo)
+    data = json.loads(record.read_text())
+    data["inputs"]["audio"]["path"] = str(fifo)
+    data["inputs"]["reference_image"]["path"] = str(tmp_path / "model")
+    data["output"] = "/dev/zero"
+    record.write_text(json.dumps(data))
+    script = ("import json, sys; from vexpress_cli.jobs.inspect import inspect_record; "
+              "print(json.dumps(inspect_record(sys.argv[1]).to_dict()))")
+    done = subprocess.run([sys.executable, "-c", script, str(record)], capture_output=True, text=True, timeout=60)
+    report = json.loads(done.stdout)
+    assert report["output_now"] == "not a file"
+    assert [(item["role"], item["now"]) for item in report["inputs"]] == [("reference_image", "not a file"),
+                                                                        ("audio", "not a file")]
+    assert f"The audio {fifo} is not a file: a rerun needs it back, or another file given with audio." in (
+        report["warnings"])

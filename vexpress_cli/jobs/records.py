@@ -51,10 +51,11 @@ def record_path(output: str | Path) -> Path:
 
 
 def file_facts(path: str | Path) -> dict[str, Any]:
-    """``{"path", "size", "sha256"}`` of a file; of a frame folder, the hash covers every file's name and bytes."""
+    """``{"path", "size", "sha256"}`` of a file; of a frame folder, the hash covers every file's name and bytes
+    (the folder's own files: frames are not in subfolders)."""
     path = Path(path).absolute()
     digest = hashlib.sha256()
-    files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
+    files = sorted(item for item in path.iterdir() if item.is_file()) if path.is_dir() else [path]
     size = 0
     for item in files:
         if path.is_dir():
@@ -196,7 +197,7 @@ class RunRecord:
 
     def describes_output(self, output: Path) -> bool:
         """Whether ``output`` is still the file this run wrote (same size and SHA-256)."""
-        facts = file_facts(output) if output.exists() else {}
+        facts = file_facts(output) if output.is_file() or output.is_dir() else {}  # not a device or a FIFO
         return (facts.get("size"), facts.get("sha256")) == tuple((self.output_file or {}).get(key)
                                                                  for key in ("size", "sha256"))
 

@@ -71,6 +71,8 @@ def _output_now(record) -> str:
     output = Path(record.output)
     if not output.exists():
         return "missing"
+    if not (output.is_file() or output.is_dir()):
+        return "not a file"
     return "the file this run wrote" if record.describes_output(output) else "changed since the run"
 
 
@@ -80,6 +82,8 @@ def _input_now(role: str, facts: dict[str, Any]) -> dict[str, Any]:
     path = Path(str(facts.get("path")))
     if not path.exists():
         now = "missing"
+    elif not path.is_file():  # a device or a FIFO would be read forever, a folder hashed whole
+        now = "not a file"
     else:
         now = "unchanged" if file_facts(path)["sha256"] == facts.get("sha256") else "changed since the run"
     return {"role": role, "path": str(path), "size": facts.get("size"), "now": now}
@@ -109,8 +113,8 @@ def _what_changed(report: RecordReport) -> list[str]:
                      f"(`{report.rerun} --overwrite` replaces it, or add -o NEW.mp4 to keep it).")
     for item in report.inputs:
         what = f"The {item['role'].replace('_', ' ')} {item['path']}"
-        if item["now"] == "missing":
-            found.append(f"{what} is missing: a rerun needs it back, or another file given with "
+        if item["now"] in ("missing", "not a file"):
+            found.append(f"{what} is {item['now']}: a rerun needs it back, or another file given with "
                          f"{parameter(item['role'])}.")
         elif item["now"] != "unchanged":
             found.append(f"{what} is {item['now']}: a rerun uses it as it is now.")
