@@ -353,3 +353,30 @@ def test_a_raw_pickle_kps_file_is_refused_without_torchs_protocol_warning(tmp_pa
         with pytest.raises(InputError, match="it is a plain Python pickle"):
             load_kps(path)
     assert not [warning for warning in caught if "pickle protocol" in str(warning.message)]
+
+
+def _torch_file_with_pickle(tmp_path, name: str, data_pkl: bytes) -> Path:
+    """A torch.save file whose pickled object is ``data_pkl`` (opcodes written by hand)."""
+    plain, crafted = tmp_path / "plain.pth", tmp_path / name
+    torch.save([1.0], plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(crafted, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data_pkl if item.filename.endswith("/data.pkl") else data)
+    return crafted
+
+
+@pytest.mark.parametrize(("name", "data_pkl"), [
+    ("deep.pth", b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."),  # a list in a list, 200,000 deep
+    ("itself.pth", b"\x80\x02]q\x00h\x00a."),  # a list that holds itself
+])
+def test_lists_nested_deeper_than_a_track_are_refused_in_one_paragraph(tmp_path, name, data_pkl):
+    path = _torch_file_with_pickle(tmp_path, name, data_pkl)
+    with pytest.raises(InputError) as refused:
+        load_kps(path)
+    assert refused.value.what == f"The kps file {path} nests lists deeper than a keypoint track does."
+
+
+def test_a_track_as_lists_of_points_of_x_y_is_not_too_deep(tmp_path):
+    torch.save([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]] * 2, tmp_path / "lists.pth")
+    assert load_kps(tmp_path / "lists.pth").points.shape == (2, 3, 2)

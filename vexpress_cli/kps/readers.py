@@ -84,6 +84,8 @@ def _legacy_array_globals() -> list:
     ]
 
 
+# Lists in a track: of frames, of points, of (x, y); the values below are numbers or tensors.
+MAX_NESTING = 3
 # A file torch.save wrote in its legacy format starts with its magic number pickled as a long (LONG1 opcode).
 TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
@@ -113,8 +115,24 @@ def read_torch_file(path: Path):
         raise _unreadable_pickle(path, error) from None
     except Exception as error:  # a corrupt file can fail in the zip, pickle or storage layers
         raise _unreadable_pickle(path, error) from None
+    check_nesting(loaded, path)
     check_declared_size(declared_shape(loaded), path)
     return _tensors_to_numpy(loaded)
+
+
+def check_nesting(value, path: Path) -> None:
+    """InputError for lists nested deeper than a track's (or a list holding itself), found level by level: the
+    readers that follow recurse, and a file a few kilobytes long can nest a million levels."""
+    level = [value]
+    for _ in range(MAX_NESTING + 1):  # the last level: no list
+        level = [item for each in level if isinstance(each, (list, tuple)) for item in each]
+        if not level:
+            return
+    raise InputError(
+        f"The kps file {path} nests lists deeper than a keypoint track does.",
+        why="A track is a tensor or array of shape (frames, 3, 2), a list of them, or a list of frames of three "
+        "(x, y) points.",
+        fix="Pass a real keypoint track, re-created with `vexpress extract VIDEO`.")
 
 
 def _refuse_plain_pickle(path: Path) -> None:
