@@ -583,3 +583,17 @@ def test_imageio_ffmpeg_exe_pointing_nowhere_is_a_clear_error(tmp_path, monkeypa
     result = CliRunner().invoke(app, ["inspect", str(SAMPLES_DIR / "tys" / "aud.mp3")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "IMAGEIO_FFMPEG_EXE" in result.output
+
+
+@pytest.mark.slow
+def test_a_video_declaring_frames_larger_than_8k_is_refused_before_a_frame_is_decoded(tmp_path):
+    """An 8200 x 4400 frame is 108 MB decoded; the file holding a black one is a few kilobytes."""
+    from vexpress_cli.media.video_reader import iter_video_frames, video_info
+
+    huge = tmp_path / "huge.mkv"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=8200x4400:r=1", "-frames:v", "1", "-c:v", "png", str(huge))
+    for read in (video_info, lambda path: next(iter_video_frames(path))):
+        with pytest.raises(InputError) as refused:
+            read(huge)
+        assert refused.value.what == (f"Cannot read the video {str(huge)!r}: its frames are 8200 x 4400 pixels, "
+                                      "larger than 8K (8192 x 4320).")

@@ -31,6 +31,9 @@ from vexpress_cli.media.ffmpeg import (
 )
 from vexpress_cli.media.frames import check_frame_size
 
+# Frames larger than 8K are refused before a frame's buffer is allocated.
+MAX_VIDEO_PIXELS = 8192 * 4320
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -119,6 +122,14 @@ def _video_stream(source: Probe) -> StreamInfo:
             "size): it is another kind of file under a video's or image's name, or it is damaged.",
             "Pass a video file (mp4, mov, mkv, avi, webm); if this one plays in a video player, re-encode it, "
             "e.g. to H.264 mp4, and try again.",
+        )
+    if stream.width * stream.height > MAX_VIDEO_PIXELS:
+        raise InputError(
+            f"Cannot read the video {str(source.path)!r}: its frames are {stream.width} x {stream.height} pixels, "
+            "larger than 8K (8192 x 4320).",
+            f"Each frame would take {stream.width * stream.height * 3 / 1e6:,.0f} MB of memory to decode (a small "
+            "file can declare any size), and V-Express works at 512 x 512 anyway.",
+            "Downscale it first, e.g. `ffmpeg -i in.mp4 -vf scale=-2:1080 out.mp4`, and pass out.mp4.",
         )
     return stream
 
