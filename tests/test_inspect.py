@@ -328,6 +328,14 @@ def test_missing_file(tmp_path):
     assert_cli_error([tmp_path / "nothing.mp3"], "does not exist", "Check the spelling")
 
 
+def test_a_loop_of_links_is_named_as_such_not_as_missing(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    output = assert_cli_error([tmp_path / "a.wav"], f"Cannot read {tmp_path / 'a.wav'}.",
+                              "Too many levels of symbolic links.")
+    assert "does not exist" not in output
+
+
 def test_a_preset_name_as_the_path_points_to_the_preset_option(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert_cli_error(["lip-sync"], "lip-sync does not exist", "There is a preset named 'lip-sync': inspect it with "

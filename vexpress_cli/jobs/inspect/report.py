@@ -62,6 +62,13 @@ def check_input_path(path: str | Path) -> Path:
             "says where the weights are, or how to download them.",
         )
     path = Path(path).expanduser()
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass  # said below
+    except OSError as error:  # a loop of links, a name too long: exists() would call it missing
+        raise InputError(f"Cannot read {path}.", why=f"{error.strerror or error}.",
+                         fix="Pass a model folder or an input file.") from None
     if not path.exists():
         raise InputError(
             f"{path} does not exist.",
