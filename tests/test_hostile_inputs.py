@@ -151,6 +151,20 @@ def test_the_huge_png_through_the_cli_is_an_error_paragraph(tmp_path):
     assert "9000 x 9000 pixels" in " ".join(result.output.split())
 
 
+@pytest.mark.slow
+def test_a_photo_with_damaged_exif_keeps_its_orientation_without_pillows_warnings(tmp_path):
+    """The IFD says five tags and holds one (the orientation): Pillow printed a raw warning for each read."""
+    path = tmp_path / "damaged-exif.jpg"
+    ifd = b"II*\x00\x08\x00\x00\x00" + b"\x05\x00" + b"\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00\x00\x00"
+    PIL.Image.new("RGB", (32, 48), "gray").save(path, exif=b"Exif\x00\x00" + ifd)
+    done = subprocess.run([sys.executable, "-W", "always", "-m", "vexpress_cli", "inspect", str(path), "--json",
+                           "--backend", "dlib"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    report = json.loads(done.stdout)
+    assert (report["exif_orientation"], report["width"], report["height"]) == (6, 48, 32)  # turned upright
+    assert open_rgb_image(path).size == (48, 32)
+
+
 @pytest.fixture(scope="module")
 def long_multichannel_flac(tmp_path_factory) -> Path:
     """60 s of 96 kHz 6-channel FLAC: 138 MB as the decoder's 32-bit PCM, 12 MB on disk."""

@@ -46,6 +46,8 @@ def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.I
         with warnings.catch_warnings():
             # Pillow warns about images over its own limit; ours is lower and says more.
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            # Damaged EXIF data: Pillow keeps the tags it could read (the orientation first) and warns per read.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
             with PIL.Image.open(path) as image:
                 _check_pixel_budget(image.size, path, label)
                 yield image
