@@ -8,6 +8,7 @@ UNet config plus the fixed settings of the original ``inference_v2.yaml``. A fol
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ DEFAULT_GUIDER_CHANNELS = [16, 32, 96, 256]
 DEFAULT_WAV2VEC2_HIDDEN_SIZE = 768
 # Audio frames on each side of a video frame that the projection sees (the original's default).
 NUM_PAD_AUDIO_FRAMES = 2
+# The largest config file read (the released ones are about 2 KB).
+MAX_CONFIG_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -138,19 +141,43 @@ def read_json(path: Path, what: str) -> dict:
             "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.",
         )
     try:
-        data = parsed_text(json.loads, path.read_text(), parse_constant=_no_constant)
+        text = _bounded_text(path, what)
+        data = parsed_text(json.loads, text, parse_constant=_no_constant, parse_float=_finite_float)
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"Cannot read {what} at {path}: {error}.", "The file is not valid JSON.",
                                redownload_fix(path)) from None
     if not isinstance(data, dict):
-        raise ModelFolderError(f"{what[0].upper()}{what[1:]} at {path} is a JSON {type(data).__name__}, not an object.",
+        raise ModelFolderError(f"{_capitalized(what)} at {path} is a JSON {type(data).__name__}, not an object.",
                                "A config maps each setting's name to its value: {\"name\": value, ...}.",
                                redownload_fix(path))
     return data
 
 
+def _bounded_text(path: Path, what: str) -> str:
+    """The file's text, read only when it is no larger than a config can be."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ModelFolderError(f"{_capitalized(what)} at {path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB.",
+                               "A config holds a few kilobytes of settings; a larger file is not one, and reading "
+                               "it whole could exhaust memory.", redownload_fix(path))
+    return data.decode("utf-8")
+
+
+def _capitalized(what: str) -> str:
+    return what[0].upper() + what[1:]
+
+
 def _no_constant(name: str):
     raise ValueError(f"it holds {name}, which is no number a network can be built with")
+
+
+def _finite_float(text: str) -> float:
+    """json's float, refusing a number too large for a float (1e999), which Python reads as infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        _no_constant(text)
+    return value
 
 
 def _config_error(error: Exception) -> ModelFolderError:
