@@ -6,8 +6,11 @@ import json
 import shutil
 
 import pytest
+import torch
 
+from vexpress_cli import VExpressPipeline
 from vexpress_cli.engine.architecture import Architecture
+from vexpress_cli.engine.config_values import check_config_sizes
 from vexpress_cli.engine.model_folder import ModelFolder
 from vexpress_cli.errors import ModelFolderError
 
@@ -54,3 +57,62 @@ def test_a_number_too_large_for_a_float_is_refused_like_nan(tiny_copy):
         read_architecture(tiny_copy)
     assert error.value.what == (f"Cannot read the Stable Diffusion 1.5 UNet config at {path}: it holds 1e999, "
                                 "which is no number a network can be built with.")
+
+
+def test_a_huge_wav2vec2_hidden_size_is_refused_before_any_network_is_built(tiny_copy, monkeypatch):
+    """Audit: hidden_size 8192 with one layer made loading peak at 2.48 GB before transformers refused it."""
+    from transformers import Wav2Vec2Model
+
+    edit_json(tiny_copy / WAV2VEC2_CONFIG, lambda config: config.update(hidden_size=8192, num_hidden_layers=1))
+    monkeypatch.setattr(Architecture, "build_on_meta", lambda *_: pytest.fail("a network was built"))
+    monkeypatch.setattr(Wav2Vec2Model, "from_pretrained", lambda *_, **__: pytest.fail("wav2vec2 was built"))
+    with pytest.raises(ModelFolderError) as error:
+        VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
+    assert error.value.what == f"In the wav2vec2 config at {tiny_copy / WAV2VEC2_CONFIG}, hidden_size is 8192."
+    assert error.value.why == (
+        "vexpress takes it only between 1 and 1024 (the released model's values lie well inside): a value outside "
+        "describes no network it runs, and a larger one could take all memory before any weight is checked.")
+    assert "vexpress models download" in error.value.fix
+
+
+def test_a_long_position_table_is_refused_when_the_checkpoint_lacks_it(tiny_copy):
+    """Audit: max_len 200000 with the pos_encoder.pe tables removed loaded without an error, at 1.46 GB."""
+    edit_json(tiny_copy / OVERRIDES, lambda config: config["motion_module"].update(
+        temporal_position_encoding_max_len=200000))
+    path = tiny_copy / "v-express" / "motion_module.bin"
+    state = torch.load(path, weights_only=True)
+    torch.save({key: tensor for key, tensor in state.items() if not key.endswith("pos_encoder.pe")}, path)
+    with pytest.raises(ModelFolderError) as error:
+        VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
+    assert error.value.what == (f"In the V-Express architecture overrides at {tiny_copy / OVERRIDES}, "
+                                "motion_module.temporal_position_encoding_max_len is 200000.")
+
+
+@pytest.mark.parametrize("config, change, named", [
+    (UNET_CONFIG, lambda c: c.update(layers_per_block=1000), "layers_per_block is 1000"),
+    (UNET_CONFIG, lambda c: c.update(block_out_channels=[32] * 100), "the length of block_out_channels is 100"),
+    ("sd-vae-ft-mse/config.json", lambda c: c["block_out_channels"].__setitem__(3, 100000),
+     "block_out_channels[3] is 100000"),
+    (WAV2VEC2_CONFIG, lambda c: c["conv_dim"].__setitem__(2, 0), "conv_dim[2] is 0"),
+    (WAV2VEC2_CONFIG, lambda c: c.update(num_conv_pos_embeddings=100000), "num_conv_pos_embeddings is 100000"),
+    (WAV2VEC2_CONFIG, lambda c: c.update(vocab_size=10**12), "vocab_size is 1000000000000"),
+    (OVERRIDES, lambda c: c["audio_projection"].update(depth=10**6), "audio_projection.depth is 1000000"),
+    (OVERRIDES, lambda c: c["motion_module"].update(num_attention_heads=-4), "motion_module.num_attention_heads is -4"),
+], ids=["unet layers", "unet list length", "vae width", "wav2vec2 conv width", "wav2vec2 position conv",
+        "any whole number", "audio projection depth", "negative heads"])
+def test_every_whole_number_of_the_configs_is_bounded(tiny_copy, config, change, named):
+    edit_json(tiny_copy / config, change)
+    with pytest.raises(ModelFolderError) as error:
+        read_architecture(tiny_copy)
+    assert error.value.what.startswith("In the ") and error.value.what.endswith(f" at {tiny_copy / config}, {named}.")
+
+
+def test_the_released_models_sizes_lie_inside_the_bounds(tmp_path):
+    from transformers import Wav2Vec2Config
+
+    released = Architecture.from_configs(SD15_CONFIG)
+    wav2vec2_base = Wav2Vec2Config().to_dict()  # transformers' defaults are wav2vec2-base's sizes
+    assert wav2vec2_base["hidden_size"] == 768 and wav2vec2_base["num_conv_pos_embeddings"] == 128
+    for config in (SD15_CONFIG, RELEASED_VAE, wav2vec2_base, released.motion_module, released.audio_projection,
+                   released.v_kps_guider):
+        check_config_sizes(config, tmp_path, "a released config")

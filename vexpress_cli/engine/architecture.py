@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vexpress_cli.engine.config_values import check_config_sizes
 from vexpress_cli.engine.model_folder import ModelFolder, redownload_fix
 from vexpress_cli.errors import ModelFolderError, parameter
 from vexpress_cli.input_files import parsed_text
@@ -84,7 +85,7 @@ class Architecture:
     @classmethod
     def from_folder(cls, folder: ModelFolder) -> "Architecture":
         """The architecture a folder's configs describe; every config of the folder is read and checked here
-        (a JSON object without NaN), the VAE's too, before diffusers or transformers read them."""
+        (a JSON object without NaN, its sizes in range), the VAE's too, before diffusers or transformers read them."""
         unet_config = read_json(folder.unet_config, what="the Stable Diffusion 1.5 UNet config")
         if (folder.vae / "config.json").is_file():
             read_json(folder.vae / "config.json", what="the VAE config")
@@ -150,6 +151,7 @@ def read_json(path: Path, what: str) -> dict:
         raise ModelFolderError(f"{_capitalized(what)} at {path} is a JSON {type(data).__name__}, not an object.",
                                "A config maps each setting's name to its value: {\"name\": value, ...}.",
                                redownload_fix(path))
+    check_config_sizes(data, path, what)
     return data
 
 
