@@ -116,3 +116,47 @@ def test_the_released_models_sizes_lie_inside_the_bounds(tmp_path):
     for config in (SD15_CONFIG, RELEASED_VAE, wav2vec2_base, released.motion_module, released.audio_projection,
                    released.v_kps_guider):
         check_config_sizes(config, tmp_path, "a released config")
+
+
+def released_spelling(folder) -> None:
+    """The wav2vec2 weights as the released pytorch_model.bin names them (a ForCTC checkpoint, weight norm as
+    weight_g/weight_v)."""
+    from safetensors.torch import load_file
+
+    weights = folder / "wav2vec2-base-960h" / "model.safetensors"
+    renamed = {"wav2vec2." + key.replace("parametrizations.weight.original0", "weight_g")
+               .replace("parametrizations.weight.original1", "weight_v"): tensor
+               for key, tensor in load_file(weights).items()}
+    torch.save(renamed, weights.with_name("pytorch_model.bin"))
+    weights.unlink()
+
+
+@pytest.mark.parametrize("spelling", ["transformers", "released"])
+@pytest.mark.parametrize("change, difference", [
+    ({"hidden_size": 64}, "masked_spec_embed is [32] there but the config makes it [64] (and 36 more differences)"),
+    ({"num_hidden_layers": 3}, "encoder.layers are 2 there but the config makes them 3"),
+], ids=["wider", "deeper"])
+def test_a_wav2vec2_config_that_does_not_fit_its_weights_is_refused_before_wav2vec2_is_built(
+        tiny_copy, monkeypatch, change, difference, spelling):
+    """A hidden_size in range but not the weights' was found only after transformers built the network (with the
+    ignore_mismatched_sizes text); an extra layer was filled in at random, without a word."""
+    from transformers import Wav2Vec2Model
+
+    if spelling == "released":
+        released_spelling(tiny_copy)
+    edit_json(tiny_copy / WAV2VEC2_CONFIG, lambda config: config.update(change))
+    monkeypatch.setattr(Wav2Vec2Model, "from_pretrained", lambda *_, **__: pytest.fail("wav2vec2 was built"))
+    with pytest.raises(ModelFolderError) as error:
+        VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
+    weights = tiny_copy / "wav2vec2-base-960h" / ("model.safetensors" if spelling == "transformers"
+                                                  else "pytorch_model.bin")
+    assert error.value.what == (f"The wav2vec2 config at {tiny_copy / WAV2VEC2_CONFIG} does not describe the weights "
+                                f"in {weights}: {difference}.")
+
+
+def test_the_released_wav2vec2_spelling_loads_the_same_weights(tiny_copy):
+    expected = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu").audio_encoder.state_dict()
+    released_spelling(tiny_copy)
+    loaded = VExpressPipeline.from_pretrained(tiny_copy, device="cpu").audio_encoder.state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[key], expected[key]) for key in expected)

@@ -42,6 +42,9 @@ except ImportError:  # huggingface_hub < 0.24 has no errors module, and no stric
 else:
     CONFIG_CHECK_ERRORS = (TypeError, KeyError, StrictDataclassError)
 
+# The wav2vec2 tensors that come one set per layer.
+AUDIO_ENCODER_LAYERS = ("encoder.layers.", "feature_extractor.conv_layers.")
+
 # Which checkpoint files make up each network, in load order (later files win).
 NETWORK_FILES = {
     "reference_net": ("reference_net",),
@@ -142,6 +145,61 @@ def pretrained_load_errors(folder: ModelFolder) -> Iterator[None]:
             f"A file there is damaged, of another model, or holds more than tensors ({torch_load_reason(error)}).",
             "Download the model again (`vexpress models download`).",
         ) from None
+
+
+def check_audio_encoder_fits(folder: ModelFolder) -> None:
+    """The wav2vec2 config's sizes against the shapes in its weights file (read from the header, or memory-mapped):
+    transformers would build a network of the config's sizes first, and only then find that they differ."""
+    weights = folder.audio_encoder_weights
+    if weights is None:
+        return
+    try:
+        held = read_checkpoint_shapes(weights)
+    except ModelFolderError:
+        return  # transformers may still read it (an old torch format); if not, pretrained_load_errors says why
+    expected = _audio_encoder_shapes(folder)
+    found = {_wav2vec2_key(key): shape for key, shape in held.items()}
+    problems = [f"{key} is {list(found[key])} there but the config makes it {list(shape)}"
+                for key, shape in expected.items() if key in found and tuple(found[key]) != shape]
+    problems += _layer_count_problems(expected, found)
+    if problems:
+        config = folder.audio_encoder / "config.json"
+        more = f" (and {len(problems) - 1} more differences)" if len(problems) > 1 else ""
+        raise ModelFolderError(f"The wav2vec2 config at {config} does not describe the weights in {weights}: "
+                               f"{problems[0]}{more}.",
+                               "The config (or the weights) is of another model, or damaged.",
+                               redownload_fix(config))
+
+
+def _audio_encoder_shapes(folder: ModelFolder) -> dict[str, tuple[int, ...]]:
+    """The tensors of wav2vec2 as its config describes it, built on the meta device (no memory)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    with pretrained_load_errors(folder):
+        config = Wav2Vec2Config.from_pretrained(folder.audio_encoder)
+        with torch.device("meta"):
+            model = Wav2Vec2Model(config)
+    return {_wav2vec2_key(key): tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+
+
+def _wav2vec2_key(key: str) -> str:
+    """One spelling of a wav2vec2 tensor's name: without the prefix of the released (ForCTC) checkpoint, the position
+    conv's weight norm as weight_g and weight_v (torch's parametrizations call them original0 and original1)."""
+    key = key.removeprefix("wav2vec2.")
+    return key.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
+                                                                                 "weight_v")
+
+
+def _layer_count_problems(expected: dict, found: dict) -> list[str]:
+    """A config declaring more or fewer layers than the weights hold (transformers would fill the others in
+    at random)."""
+    problems = []
+    for prefix in AUDIO_ENCODER_LAYERS:
+        declared, held = (len({key[len(prefix):].split(".")[0] for key in keys if key.startswith(prefix)})
+                          for keys in (expected, found))
+        if held and declared != held:
+            problems.append(f"{prefix.rstrip('.')} are {held} there but the config makes them {declared}")
+    return problems
 
 
 def file_problem(path: Path) -> str | None:

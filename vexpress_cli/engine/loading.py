@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vexpress_cli.engine.architecture import Architecture
-from vexpress_cli.engine.checkpoints import check_model_files, load_networks, pretrained_load_errors
+from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_model_files, load_networks,
+                                             pretrained_load_errors)
 from vexpress_cli.engine.model_folder import ModelFolder
 
 SAVED_LAYOUT_INDEX = "model_index.json"
@@ -107,6 +108,7 @@ def load_released_components(root: Path) -> dict:
     folder = ModelFolder(root)
     check_model_files(folder)  # before reading gigabytes of checkpoints
     architecture = Architecture.from_folder(folder)
+    check_audio_encoder_fits(folder)
     networks = load_networks(folder, architecture)
     with pretrained_load_errors(folder):
         # Told which format is there: asked to find it, diffusers logs an error for a VAE without safetensors.

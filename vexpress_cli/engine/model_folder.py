@@ -23,6 +23,8 @@ VAE_DIR = Path("sd-vae-ft-mse")
 AUDIO_ENCODER_DIR = Path("wav2vec2-base-960h")
 VEXPRESS_DIR = Path("v-express")
 ARCHITECTURE_OVERRIDES = VEXPRESS_DIR / "config.json"
+# The wav2vec2 weights, preferred first (as transformers prefers them).
+AUDIO_ENCODER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 INSIGHTFACE_DETECTOR = Path("insightface_models/models/buffalo_l/det_10g.onnx")
 
 # V-Express checkpoints, by network name; each may be a .bin (torch.save) or .safetensors file.
@@ -53,6 +55,11 @@ class ModelFolder:
     @property
     def audio_encoder(self) -> Path:
         return self.root / AUDIO_ENCODER_DIR
+
+    @property
+    def audio_encoder_weights(self) -> Path | None:
+        """The wav2vec2 weights file transformers reads, or None when absent."""
+        return next((path for name in AUDIO_ENCODER_WEIGHTS if (path := self.audio_encoder / name).is_file()), None)
 
     @property
     def architecture_overrides(self) -> Path:
@@ -96,8 +103,7 @@ REQUIRED_FILES: tuple[RequiredFile, ...] = (
     RequiredFile("VAE weights", _weights(VAE_DIR, "diffusion_pytorch_model")),
     RequiredFile("wav2vec2 config", ((AUDIO_ENCODER_DIR / "config.json").as_posix(),)),
     RequiredFile("wav2vec2 preprocessor", ((AUDIO_ENCODER_DIR / "preprocessor_config.json").as_posix(),)),
-    RequiredFile("wav2vec2 weights", ((AUDIO_ENCODER_DIR / "model.safetensors").as_posix(),
-                                      (AUDIO_ENCODER_DIR / "pytorch_model.bin").as_posix())),
+    RequiredFile("wav2vec2 weights", tuple((AUDIO_ENCODER_DIR / name).as_posix() for name in AUDIO_ENCODER_WEIGHTS)),
     *(RequiredFile(f"V-Express {stem}", _weights(VEXPRESS_DIR, stem)) for stem in CHECKPOINT_STEMS),
     RequiredFile("face detector", (INSIGHTFACE_DETECTOR.as_posix(),), optional=True),
 )
