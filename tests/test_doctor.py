@@ -141,6 +141,17 @@ def test_empty_weight_file_is_a_failure(tiny_copy):
     assert rows["model files"]["fix"].startswith("Delete the broken files")
 
 
+def test_a_feature_extractor_config_at_another_rate_fails_the_model_configs_row_alone(tiny_copy):
+    path = tiny_copy / "wav2vec2-base-960h" / "preprocessor_config.json"
+    path.write_text(path.read_text().replace('"sampling_rate": 16000', '"sampling_rate": 8000'))
+    result = doctor("--json", "--model-dir", str(tiny_copy))
+    rows = rows_of(result)
+    assert result.exit_code == 2 and failures(rows) == {"model configs"}
+    assert rows["model configs"]["detail"].startswith(
+        f"In the wav2vec2 feature extractor config at {path}, sampling_rate is 8000. It must be 16000")
+    assert rows["model files"]["status"] == "ok"
+
+
 def cut_in_half(path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])

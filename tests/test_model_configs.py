@@ -160,3 +160,33 @@ def test_the_released_wav2vec2_spelling_loads_the_same_weights(tiny_copy):
     loaded = VExpressPipeline.from_pretrained(tiny_copy, device="cpu").audio_encoder.state_dict()
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[key], expected[key]) for key in expected)
+
+
+PREPROCESSOR = "wav2vec2-base-960h/preprocessor_config.json"
+
+
+@pytest.mark.parametrize("setting, written, needed", [
+    ("sampling_rate", "8000", "16000, the rate the speech is resampled to for wav2vec2"),
+    ("feature_size", "2", "1: one value per audio sample"),
+    ("padding_value", '"zero"', "a number"),
+    ("do_normalize", '"yes"', "true or false"),
+    ("padding_side", '"middle"', '"right" or "left"'),
+])
+def test_a_feature_extractor_setting_the_pipeline_cannot_encode_with_is_refused_at_load(
+        tiny_copy, setting, written, needed):
+    """Audit: sampling_rate 8000 loaded, and encoding the speech failed ~40 s later with transformers' traceback."""
+    edit_json(tiny_copy / PREPROCESSOR, lambda config: config.update({setting: json.loads(written)}))
+    with pytest.raises(ModelFolderError) as error:
+        VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
+    assert error.value.what == (f"In the wav2vec2 feature extractor config at {tiny_copy / PREPROCESSOR}, "
+                                f"{setting} is {written}.")
+    assert error.value.why == f"It must be {needed}, as released; speech could not be encoded otherwise."
+
+
+def test_a_nan_padding_value_is_refused_at_load(tiny_copy):
+    path = tiny_copy / PREPROCESSOR
+    path.write_text(path.read_text().replace('"padding_value": 0.0', '"padding_value": NaN'))
+    with pytest.raises(ModelFolderError) as error:
+        VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
+    assert error.value.what == (f"Cannot read the wav2vec2 feature extractor config at {path}: it holds NaN, "
+                                "which is no number a network can be built with.")

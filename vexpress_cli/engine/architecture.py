@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vexpress_cli.engine.config_values import check_config_sizes
+from vexpress_cli.engine.config_values import check_config_sizes, check_feature_extractor
 from vexpress_cli.engine.model_folder import ModelFolder, redownload_fix
 from vexpress_cli.errors import ModelFolderError, parameter
 from vexpress_cli.input_files import parsed_text
@@ -85,14 +85,10 @@ class Architecture:
     @classmethod
     def from_folder(cls, folder: ModelFolder) -> "Architecture":
         """The architecture a folder's configs describe; every config of the folder is read and checked here
-        (a JSON object without NaN, its sizes in range), the VAE's too, before diffusers or transformers read them."""
+        (a JSON object without NaN, its sizes in range), the VAE's and wav2vec2's too, before diffusers or
+        transformers read them."""
         unet_config = read_json(folder.unet_config, what="the Stable Diffusion 1.5 UNet config")
-        if (folder.vae / "config.json").is_file():
-            read_json(folder.vae / "config.json", what="the VAE config")
-        audio_config_path = folder.audio_encoder / "config.json"
-        hidden_size = DEFAULT_WAV2VEC2_HIDDEN_SIZE
-        if audio_config_path.is_file():
-            hidden_size = read_json(audio_config_path, what="the wav2vec2 config").get("hidden_size", hidden_size)
+        hidden_size = _read_component_configs(folder)
         overrides = {}
         if folder.architecture_overrides.is_file():
             overrides = read_json(folder.architecture_overrides, what="the V-Express architecture overrides")
@@ -131,6 +127,20 @@ class Architecture:
 
     def expected_tensors(self, name: str) -> dict[str, tuple[int, ...]]:
         return {key: tuple(tensor.shape) for key, tensor in self.build_on_meta(name).state_dict().items()}
+
+
+def _read_component_configs(folder: ModelFolder) -> int:
+    """The VAE's and wav2vec2's configs, read and checked; wav2vec2's hidden size."""
+    if (folder.vae / "config.json").is_file():
+        read_json(folder.vae / "config.json", what="the VAE config")
+    preprocessor = folder.audio_encoder / "preprocessor_config.json"
+    if preprocessor.is_file():
+        what = "the wav2vec2 feature extractor config"
+        check_feature_extractor(read_json(preprocessor, what=what), preprocessor, what)
+    audio_config_path = folder.audio_encoder / "config.json"
+    if not audio_config_path.is_file():
+        return DEFAULT_WAV2VEC2_HIDDEN_SIZE
+    return read_json(audio_config_path, what="the wav2vec2 config").get("hidden_size", DEFAULT_WAV2VEC2_HIDDEN_SIZE)
 
 
 def read_json(path: Path, what: str) -> dict:

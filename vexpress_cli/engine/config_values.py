@@ -4,11 +4,12 @@ The whole numbers they declare size the networks (widths, layer and head counts,
 position tables): a hostile or damaged config could make building them take gigabytes before any
 weight is compared with them. Each is bounded, generously for the released model (its values in the
 comments: the Stable Diffusion 1.5 UNet, sd-vae-ft-mse, wav2vec2-base-960h, the original's V-Express
-settings).
+settings). The wav2vec2 feature extractor's config must hold the settings the pipeline depends on.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from vexpress_cli.engine.model_folder import redownload_fix
@@ -55,6 +56,20 @@ SIZE_RANGES = {
     "temporal_position_encoding_max_len": (1, 1024),  # 32
     "temporal_attention_dim_div": (1, 8),  # 1
 }
+# The rate the speech is resampled to, the one wav2vec2-base-960h reads.
+AUDIO_SAMPLE_RATE = 16000
+# The wav2vec2 feature extractor's settings (preprocessor_config.json): whether a value will do, what is needed.
+# One left out takes transformers' default, which is the released value.
+FEATURE_EXTRACTOR_SETTINGS = {
+    "sampling_rate": (lambda value: _is_number(value) and value == AUDIO_SAMPLE_RATE,
+                      "16000, the rate the speech is resampled to for wav2vec2"),
+    "feature_size": (lambda value: _is_number(value) and value == 1, "1: one value per audio sample"),
+    "padding_value": (lambda value: _is_number(value), "a number"),
+    "do_normalize": (lambda value: isinstance(value, bool), "true or false"),
+    "return_attention_mask": (lambda value: isinstance(value, bool), "true or false"),
+    "padding_side": (lambda value: value in ("right", "left"), '"right" or "left"'),
+}
+
 # Any other whole number (ids, sample sizes, counts no network is built from).
 OTHER_INTEGERS = (-65536, 65536)
 # The longest list a config holds (wav2vec2's conv_dim has 7 entries).
@@ -85,3 +100,17 @@ def _bounded_numbers(value, name: str, key: str = ""):
             yield from _bounded_numbers(item, f"{name}[{index}]", key)
     elif isinstance(value, int) and not isinstance(value, bool):
         yield name, value, SIZE_RANGES.get(key, OTHER_INTEGERS)
+
+
+def check_feature_extractor(config: dict, path: Path, what: str) -> None:
+    """A ModelFolderError for the first setting of the wav2vec2 feature extractor the pipeline cannot encode
+    speech with (found at load, not when a job's speech is encoded)."""
+    for key, (will_do, needed) in FEATURE_EXTRACTOR_SETTINGS.items():
+        if key in config and not will_do(config[key]):
+            raise ModelFolderError(f"In {what} at {path}, {key} is {json.dumps(config[key])}.",
+                                   f"It must be {needed}, as released; speech could not be encoded otherwise.",
+                                   redownload_fix(path))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from vexpress_cli.engine.call_checks import KPS_POINT_SHAPES
+from vexpress_cli.engine.config_values import AUDIO_SAMPLE_RATE
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.networks.reference_net import collect_reference_features
 from vexpress_cli.engine.networks.speech_encoder import encode_speech
 from vexpress_cli.progress import ProgressCallback
 
-AUDIO_SAMPLE_RATE = 16000
 # Audio windows projected in one batch.
 AUDIO_PROJECTION_BATCH = 256
 

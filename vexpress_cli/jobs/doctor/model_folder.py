@@ -93,7 +93,10 @@ def _model_config_check(root: Path) -> Check:
     from vexpress_cli.engine.model_folder import ModelFolder
 
     folder = ModelFolder(root)
-    Architecture.from_folder(folder)  # a broken JSON file raises a ModelFolderError, reported by _guarded
+    try:
+        Architecture.from_folder(folder)
+    except ModelFolderError as error:  # its own row: the rows of the files stay
+        return Check("model configs", FAILURE, join(error.what, error.why), error.fix)
     kind = ("overridden by v-express/config.json (a test-size model)" if folder.architecture_overrides.is_file()
             else "the released V-Express architecture")
     return Check("model configs", OK, f"UNet and wav2vec2 configs read; {kind}")
