@@ -340,3 +340,31 @@ def test_a_vae_without_safetensors_loads_without_diffusers_logging_an_error(tiny
     loaded = load(tiny_copy).vae.state_dict()
     assert all(torch.equal(loaded[name], tensor) for name, tensor in weights.items())
     assert logged == []
+
+
+def spoil(path, value: float) -> str:
+    """Put ``value`` in the middle of the file's largest floating-point tensor; return that tensor's key."""
+    from safetensors.torch import load_file
+
+    state = load_file(path) if path.suffix == ".safetensors" else torch.load(path, weights_only=True)
+    key = max((key for key, tensor in state.items() if tensor.is_floating_point()), key=lambda k: state[k].numel())
+    state[key].view(-1)[state[key].numel() // 2] = value
+    save_file(state, str(path)) if path.suffix == ".safetensors" else torch.save(state, path)
+    return key
+
+
+@pytest.mark.parametrize("weights, value, found", [
+    ("v-express/motion_module.bin", float("nan"), "NaN"),
+    ("v-express/v_kps_guider.bin", float("inf"), "an infinite value"),
+    ("sd-vae-ft-mse/diffusion_pytorch_model.safetensors", float("nan"), "NaN"),
+    ("wav2vec2-base-960h/model.safetensors", float("-inf"), "an infinite value"),
+], ids=["motion module", "guider", "vae", "wav2vec2"])
+def test_a_weight_that_is_nan_or_infinite_is_refused_at_load_naming_its_file_and_key(tiny_copy, weights, value,
+                                                                                     found):
+    """Such weights were found only by decode_latents, after the whole denoise."""
+    key = spoil(tiny_copy / weights, value)
+    with pytest.raises(ModelFolderError) as error:
+        load(tiny_copy)
+    assert error.value.what == f"The weights in {tiny_copy / weights} hold {found} in {key}."
+    assert error.value.why == ("Weights are finite numbers: the file is damaged, and a video made with it would come "
+                               "out black, found only after the whole denoise.")

@@ -240,13 +240,27 @@ def test_missing_output_folder_is_created_when_the_video_is_written(inputs, tmp_
     assert output.stat().st_size > 0
 
 
-@pytest.mark.slow
-def test_weights_holding_nan_stop_the_job_instead_of_writing_black_frames(inputs, tmp_path, tmp_path_factory):
-    model = tmp_path_factory.mktemp("models") / "nan-model"
+def guider_weights_all(value: float, tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the tiny model whose V-Kps guider weights are all ``value``; the model and the guider's file."""
+    model = tmp_path_factory.mktemp("models") / "spoilt-model"
     shutil.copytree(TINY_MODEL_DIR, model)
     guider = model / "v-express" / "v_kps_guider.bin"
-    torch.save({key: torch.full_like(value, float("nan")) for key, value in
+    torch.save({key: torch.full_like(tensor, value) for key, tensor in
                 torch.load(guider, weights_only=True).items()}, guider)
+    return model, guider
+
+
+def test_weights_holding_nan_stop_the_job_at_load(inputs, tmp_path, tmp_path_factory):
+    model, guider = guider_weights_all(float("nan"), tmp_path_factory)
+    output = tmp_path / "talk.mp4"
+    assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
+                       "--model-dir", model), output, f"Error: The weights in {guider} hold NaN in conv_in.weight.",
+                   "vexpress models download")
+
+
+@pytest.mark.slow
+def test_weights_that_overflow_stop_the_job_instead_of_writing_black_frames(inputs, tmp_path, tmp_path_factory):
+    model, _ = guider_weights_all(1e38, tmp_path_factory)  # finite, so they load; the features overflow
     output = tmp_path / "talk.mp4"
     assert_refused(run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "--kps", TYS / "kps.pth", "-o", output, *SMALL,
                        "--model-dir", model), output, "The generated frames 0-", "hold NaN or infinite values",

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vexpress_cli.engine.architecture import Architecture
-from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_model_files, load_networks,
-                                             pretrained_load_errors)
+from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_model_files, first_non_finite,
+                                             load_networks, non_finite_error, pretrained_load_errors)
 from vexpress_cli.engine.model_folder import ModelFolder
 
 SAVED_LAYOUT_INDEX = "model_index.json"
@@ -115,5 +115,15 @@ def load_released_components(root: Path) -> dict:
         vae = AutoencoderKL.from_pretrained(folder.vae, use_safetensors=folder.vae_weights_are_safetensors)
         audio_encoder = Wav2Vec2Model.from_pretrained(folder.audio_encoder)
         feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folder.audio_encoder)
+    for network, weights in ((vae, folder.vae_weights), (audio_encoder, folder.audio_encoder_weights)):
+        _check_finite(network, weights)
     return {"vae": vae, "audio_encoder": audio_encoder.eval(), "feature_extractor": feature_extractor,
             "scheduler": default_scheduler(), **networks}
+
+
+def _check_finite(network, weights: Path) -> None:
+    """The VAE's or wav2vec2's weights as loaded, before the pipeline casts or moves them, without NaN or infinity."""
+    state = network.state_dict()
+    key = first_non_finite(state)
+    if key is not None:
+        raise non_finite_error(weights, key, state[key])

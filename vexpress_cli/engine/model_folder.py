@@ -53,6 +53,11 @@ class ModelFolder:
         return (self.vae / "diffusion_pytorch_model.safetensors").is_file()
 
     @property
+    def vae_weights(self) -> Path:
+        """The VAE weights file diffusers reads (it is told which format is there)."""
+        return self.vae / f"diffusion_pytorch_model{'.safetensors' if self.vae_weights_are_safetensors else '.bin'}"
+
+    @property
     def audio_encoder(self) -> Path:
         return self.root / AUDIO_ENCODER_DIR
 
