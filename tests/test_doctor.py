@@ -148,7 +148,7 @@ def test_a_feature_extractor_config_at_another_rate_fails_the_model_configs_row_
     rows = rows_of(result)
     assert result.exit_code == 2 and failures(rows) == {"model configs"}
     assert rows["model configs"]["detail"].startswith(
-        f"In the wav2vec2 feature extractor config at {path}, sampling_rate is 8000. It must be 16000")
+        f"In the wav2vec2 feature extractor config at {path}, sampling_rate is int 8000. It must be 16000")
     assert rows["model files"]["status"] == "ok"
 
 

@@ -165,21 +165,21 @@ def test_the_released_wav2vec2_spelling_loads_the_same_weights(tiny_copy):
 PREPROCESSOR = "wav2vec2-base-960h/preprocessor_config.json"
 
 
-@pytest.mark.parametrize("setting, written, needed", [
-    ("sampling_rate", "8000", "16000, the rate the speech is resampled to for wav2vec2"),
-    ("feature_size", "2", "1: one value per audio sample"),
-    ("padding_value", '"zero"', "a number"),
-    ("do_normalize", '"yes"', "true or false"),
-    ("padding_side", '"middle"', '"right" or "left"'),
+@pytest.mark.parametrize("setting, written, shown, needed", [
+    ("sampling_rate", 8000, "int 8000", "16000, the rate the speech is resampled to for wav2vec2"),
+    ("feature_size", 2, "int 2", "1: one value per audio sample"),
+    ("padding_value", "zero", "str 'zero'", "a number"),
+    ("do_normalize", "yes", "str 'yes'", "true or false"),
+    ("padding_side", "middle", "str 'middle'", '"right" or "left"'),
 ])
 def test_a_feature_extractor_setting_the_pipeline_cannot_encode_with_is_refused_at_load(
-        tiny_copy, setting, written, needed):
+        tiny_copy, setting, written, shown, needed):
     """Audit: sampling_rate 8000 loaded, and encoding the speech failed ~40 s later with transformers' traceback."""
-    edit_json(tiny_copy / PREPROCESSOR, lambda config: config.update({setting: json.loads(written)}))
+    edit_json(tiny_copy / PREPROCESSOR, lambda config: config.update({setting: written}))
     with pytest.raises(ModelFolderError) as error:
         VExpressPipeline.from_pretrained(tiny_copy, device="cpu")
     assert error.value.what == (f"In the wav2vec2 feature extractor config at {tiny_copy / PREPROCESSOR}, "
-                                f"{setting} is {written}.")
+                                f"{setting} is {shown}.")
     assert error.value.why == f"It must be {needed}, as released; speech could not be encoded otherwise."
 
 

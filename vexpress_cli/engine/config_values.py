@@ -9,11 +9,10 @@ settings). The wav2vec2 feature extractor's config must hold the settings the pi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vexpress_cli.engine.model_folder import redownload_fix
-from vexpress_cli.errors import ModelFolderError
+from vexpress_cli.errors import ModelFolderError, described
 
 # (smallest, largest) of each setting that sizes a network, in whichever config it appears.
 SIZE_RANGES = {
@@ -107,7 +106,7 @@ def check_feature_extractor(config: dict, path: Path, what: str) -> None:
     speech with (found at load, not when a job's speech is encoded)."""
     for key, (will_do, needed) in FEATURE_EXTRACTOR_SETTINGS.items():
         if key in config and not will_do(config[key]):
-            raise ModelFolderError(f"In {what} at {path}, {key} is {json.dumps(config[key])}.",
+            raise ModelFolderError(f"In {what} at {path}, {key} is {described(config[key])}.",
                                    f"It must be {needed}, as released; speech could not be encoded otherwise.",
                                    redownload_fix(path))
 
