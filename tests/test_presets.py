@@ -170,6 +170,19 @@ def test_every_float_setting_refuses_nan_and_infinity(name, value):
         resolve_settings({}, {name: value})
 
 
+def test_a_whole_number_past_a_floats_range_is_out_of_range_not_an_overflow_error(tmp_path):
+    """guidance_scale = 1 and 400 zeros was an OverflowError traceback (float() of it); seed=10**5000 from Python
+    was a ValueError traceback (its message wrote the number out)."""
+    preset = write(tmp_path / "huge.toml", "[generate]\nguidance_scale = 1" + "0" * 400 + "\n")
+    with pytest.raises(InputError) as caught:
+        load_preset(preset)
+    assert caught.value.what == f"Preset file {preset}: 'generate.guidance_scale' is a 401-digit number; it must be " \
+        "from 0.0 to 20.0."
+    with pytest.raises(InputError) as caught:
+        resolve_settings({}, {"seed": -10**5000})
+    assert caught.value.what == "seed is a 5001-digit negative number; it must be from 0 to 9223372036854775807."
+
+
 # --- user presets ------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import reprlib
 import shlex
@@ -135,7 +136,37 @@ def described(value: object) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None and not isinstance(shape, (str, bytes)) and len(tuple(shape)) > 0:
         return f"{kind} of shape {tuple(shape)}"
-    shorter = reprlib.Repr()
-    shorter.maxstring = shorter.maxother = 60
-    text = shorter.repr(value)
+    text = short_repr(value)
     return text if text.startswith(f"{kind}(") else f"{kind} {text}"  # Fraction(30000, 1001), not twice
+
+
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, value: int, level: int) -> str:
+        return shown_number(value)
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` of at most about 60 characters: a text of 5000 digits as its start and end."""
+    shorter = _ShortRepr()
+    shorter.maxstring = shorter.maxother = 60
+    return shorter.repr(value)
+
+
+# A whole number longer than this is shown by its length: no limit of vexpress has as many digits.
+SHOWN_DIGITS = 20
+
+
+def shown_number(value: object) -> str:
+    """A number as a message shows it: as it is, or a whole number of more than :data:`SHOWN_DIGITS` digits by
+    its length ("a 5001-digit number"); Python writes no whole number of more than 4300 digits."""
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) < 10**SHOWN_DIGITS:
+        return str(value)
+    return f"a {digit_count(abs(value))}-digit {'negative ' if value < 0 else ''}number"
+
+
+def digit_count(number: int) -> int:
+    """How many decimal digits a positive whole number of any size has."""
+    count = max(1, int(math.log10(number)))  # within one of the answer, for a number of any size
+    while number >= 10**count:
+        count += 1
+    return count

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter
+from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter, shown_number
 from vexpress_cli.settings.values import plain_value
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
@@ -257,8 +257,8 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
             fix=f"Use a value like {setting.default!r}." if setting.kind is not bool else "Use true or false.",
         )
     if setting.kind is float:
-        value = float(value)
-        if not math.isfinite(value):
+        value = _as_float(value)
+        if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{where} is {value}, not a finite number.", why=f"{parameter(name)}: {setting.help}",
                              fix=f"Use a number from {_number(setting.minimum)} to {_number(setting.maximum)}.")
     if setting.choices and value not in setting.choices and not (
@@ -272,6 +272,15 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     if setting.kind in (int, float):
         _check_range(setting, value, where, within_advice=within_advice)
     return value
+
+
+def _as_float(value: int | float) -> int | float:
+    """A float setting's number as a float; a whole number past a float's range stays whole, for the range check
+    to refuse (``1`` and 400 zeros)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return value
 
 
 def checked_setting(name: str, value: Any) -> Any:
@@ -295,7 +304,8 @@ def _check_range(setting: Setting, value: float, where: str, *, within_advice: b
         why = f"{parameter(setting.name)}: {setting.help}"
         if setting.name == "context_frames":
             why += f" The motion module's position encoding covers {MAX_CONTEXT_FRAMES} frames."
-        raise InputError(f"{where} is {value}; it must be {bounds}.", why=why, fix=f"Use a value {bounds}.")
+        raise InputError(f"{where} is {shown_number(value)}; it must be {bounds}.", why=why,
+                         fix=f"Use a value {bounds}.")
     if within_advice and setting.advised and not setting.advised[0] <= value <= setting.advised[1]:
         low, high = setting.advised
         raise InputError(
