@@ -1016,6 +1016,34 @@ def test_a_key_given_twice_and_an_output_name_with_a_line_break_are_manifest_pro
     assert not any(path.suffix == ".mp4" for path in tmp_path.iterdir())
 
 
+def test_numbers_too_long_for_python_are_line_problems_of_a_jsonl_and_a_csv_manifest(inputs, tmp_path):
+    """A seed of 5001 digits was a ValueError traceback (json, int()), a guidance_scale of 401 an OverflowError, a
+    crop box of 5001 digits passed the check and failed its job as "Unexpected error: ValueError"."""
+    project(inputs, tmp_path, [])
+    long = "1" + "0" * 5000
+    manifest = tmp_path / "jobs.jsonl"
+    extras = [f'"seed": {long}', f'"guidance_scale": {long[:401]}', f'"crop": "{long},0,10,10"',
+              f'"crop": [0, {long}, 1, 1]']
+    manifest.write_text("".join(f'{{"reference_image": "aoc.jpg", "audio": "a.wav", "output": "{line}.mp4", {extra}}}\n'
+                                for line, extra in enumerate(extras)))
+    with pytest.raises(ManifestError) as raised:
+        prepare_jobs(manifest)
+    texts = [(problem.line, problem.text.split(". ")[0]) for problem in raised.value.problems]
+    assert texts[:2] == [(1, "'seed' is a 5001-digit number; it must be from 0 to 9223372036854775807"),
+                         (2, "'guidance_scale' is a 401-digit number; it must be from 0.0 to 20.0")]
+    boxes = [problem.text for problem in raised.value.problems[2:]]
+    assert [text.split("X,Y,W,H. ")[1].split(" Use")[0] for text in boxes] == [
+        "X is a 5001-digit number, but X,Y,W,H are pixels of the photo, at most 1000000 (no picture is larger).",
+        "Y is a 5001-digit number, but X,Y,W,H are pixels of the photo, at most 1000000 (no picture is larger)."]
+    assert [problem.line for problem in raised.value.problems] == [1, 2, 3, 4]
+    csv = tmp_path / "jobs.csv"
+    csv.write_text(f"reference_image,audio,output,seed\naoc.jpg,a.wav,x.mp4,{long}\n")
+    with pytest.raises(ManifestError) as raised:
+        prepare_jobs(csv)
+    [problem] = raised.value.problems
+    assert problem.line == 2 and problem.text.startswith("'seed' is a 5001-digit number; it must be from 0 to ")
+
+
 def test_a_job_that_loses_the_race_for_its_output_leaves_the_winners_record(tmp_path):
     """Another run wrote the output and its record meanwhile: the batch wrote its "failed" record over the
     winner's "done" one, so the next batch would have redone the finished job."""

@@ -98,6 +98,17 @@ def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_valu
         assert all(outcome == REFUSED and expected in message for outcome, message in outcomes), outcomes
 
 
+def test_a_flags_whole_number_longer_than_python_reads_is_out_of_range_by_its_length():
+    """--seed 1 and 5000 zeros was a ValueError traceback: int() reads at most 4300 digits."""
+    from vexpress_cli.settings.schema import resolve_settings
+
+    result, received = given_settings("--seed", "1" + "0" * 5000)
+    assert result.exit_code == 0, result.output
+    with pytest.raises(InputError) as caught:
+        resolve_settings({}, received)
+    assert caught.value.what == "seed is a 5001-digit number; it must be from 0 to 9223372036854775807."
+
+
 def test_a_switch_turned_on_and_off_at_once_is_refused():
     result, received = given_settings("--paste-back", "--no-paste-back")
     assert isinstance(result.exception, InputError) and received == {}

@@ -143,6 +143,15 @@ def test_bad_config_file(env, text, fragment):
     assert str(path) in str(caught.value) and fragment in str(caught.value)
 
 
+def test_a_whole_number_longer_than_python_reads_in_the_config_is_bad_toml_at_its_line(env):
+    """seed = 1 and 5000 zeros was a ValueError traceback from tomllib (Python reads at most 4300 digits)."""
+    path = write_config(env, "[generate]\nseed = 1" + "0" * 5000 + "\n")
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert caught.value.what == f"The config file {path} is not valid TOML: the whole number at line 2 has " \
+        "more than 4300 digits, more than Python reads."
+
+
 def test_explicit_model_dir_skips_a_broken_config_file(env):
     write_config(env, "not toml at all = = =\n")
     explicit = make_dir(env / "explicit")

@@ -108,6 +108,19 @@ def test_extract_allows_a_box_past_the_edge_but_says_a_size_must_be_positive(tmp
     assert "X,Y" not in message.split("but", 1)[1]  # a negative corner is allowed for a video box
 
 
+def test_a_crop_box_number_longer_than_python_reads_is_refused_by_its_length_in_a_short_paragraph(tmp_path):
+    """int() of a box's number of 5001 digits was a ValueError traceback, in generate and in extract."""
+    long = "1" + "0" * 5000
+    generate = error_paragraph(["generate", "-i", TYS / "ref.jpg", "-a", TYS / "aud.mp3", "-o", tmp_path / "x.mp4",
+                                f"--crop={long},0,10,10", *SMALL])
+    extract = error_paragraph(["extract", TYS / "gt.mp4", f"--crop=0,0,{long},10", "-o", tmp_path / "k.pth"])
+    assert "X is a 5001-digit number, but X,Y,W,H are pixels of the photo, at most 1000000 (no picture is " \
+        "larger). Use --crop auto" in generate, generate
+    assert "W is a 5001-digit number, but X,Y,W,H are pixels of the video, at most 1000000 (no picture is " \
+        "larger). Use --crop auto" in extract, extract
+    assert max(len(generate), len(extract)) < 500
+
+
 def test_json_commands_report_bad_input_alike_a_paragraph_on_stderr_and_nothing_on_stdout(tmp_path, monkeypatch):
     """models path --json with no weights answers like generate/inspect/batch --json with a missing file."""
     monkeypatch.chdir(tmp_path)  # no ./model_ckpts here, and no_user_config hides the cache and settings

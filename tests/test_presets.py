@@ -183,6 +183,29 @@ def test_a_whole_number_past_a_floats_range_is_out_of_range_not_an_overflow_erro
     assert caught.value.what == "seed is a 5001-digit negative number; it must be from 0 to 9223372036854775807."
 
 
+def test_a_whole_number_longer_than_python_reads_is_bad_toml_at_its_line(tmp_path):
+    """seed = 1 and 5000 zeros was a ValueError traceback from tomllib: Python reads at most 4300 digits. A crop box
+    of 5000 digits before it, in quotes, is text, not the number meant."""
+    preset = write(tmp_path / "huge.toml", '[generate]\ncrop = "1' + "0" * 5000 + ',0,10,10"\nseed = 1' + "0" * 5000
+                   + "\n")
+    with pytest.raises(InputError) as caught:
+        load_preset(preset)
+    assert caught.value.what == f"Preset file {preset} is not valid TOML: the whole number at line 3 has more than " \
+        "4300 digits, more than Python reads."
+
+
+def test_a_crop_box_of_5000_digits_in_a_preset_is_refused_by_its_length(tmp_path):
+    """int() of each of the box's numbers was a ValueError traceback past 4300 digits."""
+    preset = write(tmp_path / "huge.toml", '[generate]\ncrop = "1' + "0" * 5000 + ',0,10,10"\n')
+    with pytest.raises(InputError) as caught:
+        load_preset(preset)
+    assert caught.value.why == "X is a 5001-digit number, but X,Y,W,H are pixels of the photo, at most 1000000 (no " \
+        "picture is larger)."
+    assert caught.value.what.startswith(f"Preset file {preset}: 'generate.crop' is '1000") and \
+        caught.value.what.endswith("0000,0,10,10', which is not one of: auto, none or X,Y,W,H.")
+    assert len(caught.value.what) < 200 + len(str(preset))
+
+
 # --- user presets ------------------------------------------------------------------------------
 
 

@@ -11,7 +11,9 @@ is refused here too, in words, instead of by the decoder ("Invalid data found wh
 from __future__ import annotations
 
 import os
+import re
 import stat
+import sys
 from pathlib import Path
 
 from vexpress_cli.errors import InputError, described, parameter
@@ -125,14 +127,46 @@ def read_settings_text(path: str | Path, label: str, expected: str, missing_fix:
                          f"or check the path: pass {expected}.") from None
 
 
-class TooDeeplyNested(ValueError):
-    """A JSON or TOML text nested deeper than Python's parsers recurse (a file of 5000 '[')."""
+class BeyondParser(ValueError):
+    """A JSON or TOML text beyond what Python's parsers read: nested deeper than they recurse (a file of
+    5000 '['), or holding a whole number of more digits than Python converts (see :func:`whole_number`)."""
 
 
 def parsed_text(loads, text: str, **options):
     """``loads(text, **options)`` (``json.loads``, ``tomllib.loads``), with a RecursionError, which the parsers
-    raise for deep nesting, as the :class:`TooDeeplyNested` ValueError its readers report as bad text."""
+    raise for deep nesting, and the ValueError of a whole number past Python's digit limit, as the
+    :class:`BeyondParser` ValueError its readers report as bad text. ``json.loads(..., parse_int=whole_number)``
+    reads such a number instead, for a range check to refuse by name."""
     try:
         return loads(text, **options)
     except RecursionError:
-        raise TooDeeplyNested("its brackets or tables nest deeper than can be read") from None
+        raise BeyondParser("its brackets or tables nest deeper than can be read") from None
+    except ValueError as error:
+        if "int_max_str_digits" not in str(error):  # CPython's words for its limit on digits
+            raise
+        raise BeyondParser(f"the whole number at line {_line_of_long_number(text)} has more than "
+                           f"{sys.get_int_max_str_digits()} digits, more than Python reads") from None
+
+
+def _line_of_long_number(text: str) -> int:
+    """The line of the first run of more digits than Python reads, not counting one that opens a quoted text."""
+    limit = sys.get_int_max_str_digits()
+    runs = (run.start() for run in re.finditer(r"[0-9_]+", text)
+            if len(run.group().replace("_", "")) > limit and text[run.start() - 1:run.start()] not in ("\"", "'"))
+    return text.count("\n", 0, next(runs, 0)) + 1
+
+
+_WHOLE_NUMBER = re.compile(r"\s*+([+-]?)(0*+)([0-9]*+)\s*+")
+
+
+def whole_number(text: str) -> int:
+    """``int(text)`` of a decimal whole number of any length. Python reads at most 4300 digits
+    (``sys.get_int_max_str_digits()``: more take quadratic time), so a longer number is read as the first of
+    its length, 10**(n-1) with its sign: every range check refuses it, and messages show its length
+    (:func:`vexpress_cli.errors.shown_number`), never its digits."""
+    limit = sys.get_int_max_str_digits()
+    parts = _WHOLE_NUMBER.fullmatch(text) if limit and len(text) > limit else None
+    if parts is None or not (parts[2] or parts[3]):
+        return int(text)
+    sign, digits = (-1 if parts[1] == "-" else 1), parts[3]
+    return sign * (int(digits or "0") if len(digits) <= limit else 10 ** (len(digits) - 1))

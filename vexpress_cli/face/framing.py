@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, parameter, short_repr, shown_number
+from vexpress_cli.input_files import whole_number
 
 # The mean of the two samples above: what a generated face's size and height should be.
 FACE_WIDTH_SHARE = 0.46
@@ -73,6 +74,9 @@ class CropBox:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
 
 
+# No picture vexpress reads is a million pixels wide or high (a photo has at most 64 million pixels); a larger
+# number in a box is a typo, refused as such before it is checked against the picture.
+MAX_BOX_NUMBER = 1_000_000
 _CROP_NUMBERS = re.compile(r"\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*,\s*([-+]?\d+)\s*")
 
 
@@ -86,7 +90,12 @@ def crop_box_problem(text: str, picture: str = "photo", corner_may_be_negative: 
     if numbers is None:
         return (f"A box is X,Y,W,H: four whole numbers separated by commas, in the {picture}'s pixels: its top-left "
                 "corner X,Y and its width and height W,H.")
-    x, y, w, h = (int(group) for group in numbers.groups())
+    x, y, w, h = (whole_number(group) for group in numbers.groups())
+    too_large = [f"{name} is {shown_number(number)}" for name, number in zip("XYWH", (x, y, w, h))
+                 if abs(number) > MAX_BOX_NUMBER]
+    if too_large:
+        return (f"{' and '.join(too_large)}, but X,Y,W,H are pixels of the {picture}, at most {MAX_BOX_NUMBER} "
+                "(no picture is larger).")
     wrong = []
     if min(x, y) < 0 and not corner_may_be_negative:
         wrong.append(f"X,Y is {x},{y}")
@@ -115,11 +124,11 @@ def parse_crop(text: str | CropBox | None, picture: str = "video",
     problem = crop_box_problem(value, picture, corner_may_be_negative)
     if problem is not None:
         raise InputError(
-            f"{parameter('crop')} is {text!r}, which is not auto, none or a usable X,Y,W,H box.",
+            f"{parameter('crop')} is {short_repr(text)}, which is not auto, none or a usable X,Y,W,H box.",
             why=f"The crop is found around the face (auto), left out (none), or given as a box. {problem}",
             fix=f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640.",
         )
-    return CropBox(*(int(group) for group in _CROP_NUMBERS.fullmatch(value).groups()))
+    return CropBox(*(int(group) for group in _CROP_NUMBERS.fullmatch(value).groups()))  # short: checked above
 
 
 def portrait_crop_box(face_box, image_width: int, image_height: int, aspect: float = 1.0,

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.errors import InputError, described, did_you_mean, parameter
-from vexpress_cli.input_files import TooDeeplyNested, parsed_text, read_settings_text
+from vexpress_cli.input_files import BeyondParser, parsed_text, read_settings_text
 from vexpress_cli.settings.schema import check_consistency, unknown_setting_error, validate_values
 
 BUILTIN_PACKAGE = "vexpress_cli.presets"
@@ -72,7 +72,7 @@ def parse_preset_text(text: str, path: str) -> tuple[str, dict[str, Any]]:
     label = f"Preset file {path}"
     try:
         data = parsed_text(tomllib.loads, text)
-    except (tomllib.TOMLDecodeError, TooDeeplyNested) as error:
+    except (tomllib.TOMLDecodeError, BeyondParser) as error:
         raise InputError(
             f"{label} is not valid TOML: {error}.",
             fix="Fix the syntax at that line (strings need double quotes; see docs/presets.md).",

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vexpress_cli.errors import InputError, described, did_you_mean, messages, parameter, shown_number
+from vexpress_cli.errors import (InputError, described, did_you_mean, messages, parameter, short_repr,
+                                  shown_number)
 from vexpress_cli.settings.values import plain_value
 from vexpress_cli.kps.fit import DEFAULT_FIT_MODE, FIT_MODES
 
@@ -261,12 +262,13 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{where} is {value}, not a finite number.", why=f"{parameter(name)}: {setting.help}",
                              fix=f"Use a number from {_number(setting.minimum)} to {_number(setting.maximum)}.")
-    if setting.choices and value not in setting.choices and not (
-            setting.also_matching and re.fullmatch(setting.also_matching, value)):
+    if setting.choices and value not in setting.choices:
         problem = _why_not_allowed(name, value)
-        fix = (f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640." if problem and name == "crop"
-               else f"{did_you_mean(value, setting.choices)}Pick one of {setting.allowed}.")
-        raise InputError(f"{where} is {value!r}, which is not one of: {setting.allowed}.", why=problem, fix=fix)
+        if problem or not (setting.also_matching and re.fullmatch(setting.also_matching, value)):
+            fix = (f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640." if problem and name == "crop"
+                   else f"{did_you_mean(value, setting.choices)}Pick one of {setting.allowed}.")
+            raise InputError(f"{where} is {short_repr(value)}, which is not one of: {setting.allowed}.",
+                             why=problem, fix=fix)
     if setting.kind is str and not setting.choices and not value.strip():
         raise InputError(f"{where} is empty.", fix=f"Give a name such as {setting.default!r}.")
     if setting.kind in (int, float):
@@ -289,9 +291,10 @@ def checked_setting(name: str, value: Any) -> Any:
 
 
 def _why_not_allowed(name: str, value: str) -> str:
-    """What is wrong with a value that looks like the pattern kind (a crop box), else nothing to add."""
+    """What is wrong with a value that looks like the pattern kind (a crop box, even one the pattern matches:
+    a number of 5000 digits), else nothing to add."""
     if name == "crop" and "," in value:
-        from vexpress_cli.face.framing import crop_box_problem  # only on this error: the face package is heavier
+        from vexpress_cli.face.framing import crop_box_problem  # only for a box: the face package is heavier
 
         return crop_box_problem(value) or ""
     return ""

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from vexpress_cli.errors import InputError, did_you_mean
-from vexpress_cli.input_files import TooDeeplyNested, parsed_text, read_settings_text
+from vexpress_cli.input_files import BeyondParser, parsed_text, read_settings_text
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
@@ -55,7 +55,7 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
     text = read_settings_text(path, "config file", f"a TOML config file (docs/presets.md), or remove {path}")
     try:
         data = parsed_text(tomllib.loads, text)
-    except (tomllib.TOMLDecodeError, TooDeeplyNested) as error:
+    except (tomllib.TOMLDecodeError, BeyondParser) as error:
         raise InputError(
             f"The config file {path} is not valid TOML: {error}.",
             fix="Fix the line named above (strings need quotes, e.g. model_dir = \"/data/model_ckpts\").",

@@ -8,7 +8,8 @@ import re
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from vexpress_cli.errors import InputError, described, parameter
+from vexpress_cli.errors import InputError, described, digit_count, parameter
+from vexpress_cli.input_files import whole_number
 
 if TYPE_CHECKING:
     from vexpress_cli.settings.schema import Setting
@@ -37,8 +38,17 @@ def plain_value(setting: Setting | None, name: str, value: Any) -> Any:
                              "A box is four whole numbers [x, y, w, h] in the photo's pixels: its top-left corner "
                              "and its width and height.", f"Give {parameter('crop')} as four whole numbers such as "
                              "[200, 80, 600, 600], or as \"auto\" or \"none\".")
-        return ",".join(map(str, numbers))
+        return ",".join(map(_box_number_text, numbers))
     return value
+
+
+def _box_number_text(number: int) -> str:
+    """``str(number)``; for a number too long for Python to write, a text of its length (read back as
+    :func:`whole_number` reads a long one), which the box check refuses by its length."""
+    try:
+        return str(number)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return "-" * (number < 0) + "1" + "0" * (digit_count(abs(number)) - 1)
 
 
 def _choice_in_any_case(setting: Setting, value: str) -> str:
@@ -55,7 +65,7 @@ def value_from_text(setting: Setting, text: str) -> Any:
     Python (``--seed 8.0`` as ``seed = 8.0``)."""
     stripped = text.strip()
     if setting.kind is int and re.fullmatch(r"[+-]?[0-9]+", stripped):
-        return int(stripped)
+        return whole_number(stripped)
     if setting.kind is float:
         try:
             return float(stripped)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, did_you_mean
-from vexpress_cli.input_files import TooDeeplyNested, parsed_text
+from vexpress_cli.input_files import BeyondParser, parsed_text, whole_number
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
 from vexpress_cli.settings.schema import SETTINGS
 from vexpress_cli.settings.values import value_from_text
@@ -89,11 +89,11 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
         if not line.strip():
             continue
         try:
-            value = parsed_text(json.loads, line, object_pairs_hook=_object_of_unique_keys)
+            value = parsed_text(json.loads, line, object_pairs_hook=_object_of_unique_keys, parse_int=whole_number)
         except json.JSONDecodeError as error:
             problems.append(Problem(number, f"not valid JSON ({error.msg} at column {error.colno})."))
             continue
-        except TooDeeplyNested as error:
+        except BeyondParser as error:
             problems.append(Problem(number, f"not valid JSON ({error})."))
             continue
         except RepeatedKeys as error:
