@@ -196,6 +196,24 @@ def test_crop_box_outside_the_video_writes_nothing(tmp_path):
     assert "Traceback" not in result.output and not (tmp_path / "k.safetensors").exists()
 
 
+def test_a_box_more_than_four_times_the_videos_size_is_refused_before_any_frame_is_padded(tmp_path):
+    """--crop 0,0,40000,40000 padded every frame to the whole box (5 GB at its peak); 200000 was a cv2.error
+    traceback. Four times the video's width and height is still taken."""
+    video = write_video(tmp_path / "clip.mp4", sample_frames("tys", 3))
+    kps = tmp_path / "k.safetensors"
+    args = ["extract", str(video), "-o", str(kps), "--backend", "dlib"]
+    result = runner.invoke(app, [*args, "--crop", "0,0,200000,2048"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and not kps.exists()
+    assert " ".join(result.output.split()) == (
+        f"Error: The crop box 200000x2048 at (0, 0) is larger than 4 times the 512x512 video {video}. Past the "
+        "video's edge the box is filled by repeating the edge pixels, and each frame is padded to the whole box "
+        "before it is resized: a box this large is almost all padding, and its frames would fill the memory. Give "
+        "a box at most 2048x2048, or use --crop auto.")
+    assert "at most 2048x2048" in runner.invoke(app, [*args, "--crop", "0,0,100,2049"]).output
+    taken = runner.invoke(app, [*args, "--crop=-768,-768,2048,2048"])
+    assert taken.exit_code == 0, taken.output
+
+
 def test_no_face_under_crop_auto_suggests_a_box_or_none(tmp_path):
     video = write_video(tmp_path / "grey.mp4", [np.full((96, 160, 3), BACKGROUND, dtype=np.uint8)] * 3)
     result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.safetensors"), "--backend", "dlib",

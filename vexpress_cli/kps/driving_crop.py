@@ -29,14 +29,29 @@ TRACK_SAMPLES = 150
 # keypoints are detected again in the crop).
 TRACK_LONG_SIDE = 960
 CROP_MODES = ("auto", "none")
+# A box given by hand may reach past the video's edge, but be at most this many times its width and height: every
+# frame is padded to the whole box before it is resized, and such a box is already 15/16 padding. (An auto box is
+# placed around the face, at its scale, and is not held to this.)
+MAX_CROP_SCALE = 4
 
 
 def check_crop_in_video(box: CropBox, video_width: int, video_height: int, video: object) -> CropBox:
+    """A box given for the video: some of it shows the video, and it is not too large to pad each frame to."""
     if not box.overlaps(video_width, video_height):
         raise InputError(
             f"The crop box {box} lies outside the {video_width}x{video_height} video {video}.",
             why="The box is left, top, width, height in the video's pixels; none of it shows the video.",
             fix=f"Give a box within 0,0,{video_width},{video_height}, or use {parameter('crop', 'auto')}.",
+        )
+    largest = (MAX_CROP_SCALE * video_width, MAX_CROP_SCALE * video_height)
+    if box.w > largest[0] or box.h > largest[1]:
+        raise InputError(
+            f"The crop box {box} is larger than {MAX_CROP_SCALE} times the {video_width}x{video_height} video "
+            f"{video}.",
+            why="Past the video's edge the box is filled by repeating the edge pixels, and each frame is padded to "
+            "the whole box before it is resized: a box this large is almost all padding, and its frames would "
+            "fill the memory.",
+            fix=f"Give a box at most {largest[0]}x{largest[1]}, or use {parameter('crop', 'auto')}.",
         )
     return box
 

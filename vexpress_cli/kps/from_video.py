@@ -96,8 +96,8 @@ def extract_kps_sequence(
     started = time.perf_counter()
     crop = asked = parse_crop(crop)
     if crop == "auto":
-        crop = track_crop_box(info, detector, width / height, progress)
-    if crop is not None:
+        crop = track_crop_box(info, detector, width / height, progress)  # around the face: it shows the video
+    elif crop is not None:
         check_crop_in_video(crop, info.width, info.height, video_path)
 
     points: list[np.ndarray | None] = []
