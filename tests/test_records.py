@@ -230,6 +230,29 @@ def test_from_record_refuses_what_it_cannot_rerun(content, extra, message, tmp_p
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output
 
 
+def test_a_record_whose_job_inputs_or_model_hold_values_of_the_wrong_type_is_damaged_for_a_rerun_and_inspect(
+        tmp_path):
+    """"job": {"reference_image": 5} was a TypeError traceback in generate --from-record (Path(5)), and "model":
+    {"files": 3} one in inspect: only the parts themselves were type-checked, not the values in them."""
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.jobs.inspect.record import inspect_record
+
+    record = tmp_path / "talk.mp4.json"
+    record.write_text(json.dumps({
+        "format": "vexpress-run-record", "version": 1, "status": "done", "output": "o.mp4", "settings": {},
+        "job": {"reference_image": 5, "audio": ["a.wav"], "kps": None, "preset": "lip-sync"},
+        "inputs": {"audio": {"path": "a.wav", "sha256": "ab"}, "kps": {"path": 7, "sha256": "cd"}},
+        "model": {"folder": 5, "files": 3}}))
+    damaged = (f"The run record {record} is damaged: job.reference_image is not text, job.audio is not text, inputs "
+               "holds something else than file facts, model.folder is not text, model.files is not a list of objects.")
+    result = cli("generate", "--from-record", record)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.stderr.split()).startswith(f"Error: {damaged}")
+    with pytest.raises(InputError) as caught:
+        inspect_record(record)
+    assert caught.value.what == damaged
+
+
 def test_docs_batch_md_describes_every_field_of_a_record():
     import dataclasses
 

@@ -242,6 +242,8 @@ RECORD_PARTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
 }
 KIND_WORDS = {dict: "an object", list: "a list", str: "text", int: "a whole number", NUMBER: "a number"}
 REQUIRED_PARTS = ("status", "output", "job", "inputs", "settings")
+# The values of "job" (text or null) that a rerun reads.
+JOB_VALUES = ("reference_image", "audio", "kps", "reference_kps", "preset")
 
 
 def read_record(path: str | Path) -> RunRecord:
@@ -278,8 +280,21 @@ def _damaged_parts(data: dict) -> list[str]:
         typed = isinstance(value, kind) and not (kind in (int, NUMBER) and isinstance(value, bool))
         if name in data and not typed and not (nullable and value is None):
             found.append(f"{name} is not {KIND_WORDS[kind]}")
-    if isinstance(data.get("inputs"), dict) and not all(isinstance(facts, dict) for facts in data["inputs"].values()):
+    return found + _damaged_values(*(data.get(name) if isinstance(data.get(name), dict) else {}
+                                     for name in ("job", "inputs", "model")))
+
+
+def _damaged_values(job: dict, inputs: dict, model: dict) -> list[str]:
+    """What is of the wrong type inside the parts whose values a rerun and inspect read."""
+    found = [f"job.{name} is not text" for name in JOB_VALUES if not isinstance(job.get(name), (str, type(None)))]
+    if not all(isinstance(facts, dict) and isinstance(facts.get("path"), str) and isinstance(facts.get("sha256"), str)
+               for facts in inputs.values()):
         found.append("inputs holds something else than file facts")
+    if not isinstance(model.get("folder"), (str, type(None))):
+        found.append("model.folder is not text")
+    files = model.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(item, dict) for item in files):
+        found.append("model.files is not a list of objects")
     return found
 
 
