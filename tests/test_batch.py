@@ -1044,6 +1044,33 @@ def test_numbers_too_long_for_python_are_line_problems_of_a_jsonl_and_a_csv_mani
     assert problem.line == 2 and problem.text.startswith("'seed' is a 5001-digit number; it must be from 0 to ")
 
 
+def test_a_manifest_that_is_a_pipe_a_folder_a_link_loop_or_too_large_is_refused_as_every_input_is(
+        tmp_path, monkeypatch):
+    """A FIFO or a folder was "is not a file. Check the path.", a link to itself "does not exist"; the whole file was
+    read however large."""
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.jobs.batch import manifest as manifest_module
+
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "folder.jsonl").mkdir()
+    (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
+    (tmp_path / "large.jsonl").write_bytes(b"\n" * ((1 << 20) + 1))
+    monkeypatch.setattr(manifest_module, "MAX_MANIFEST_BYTES", 1 << 20)
+    refusals = {}
+    for name in ("pipe", "folder", "loop", "large"):
+        with pytest.raises(InputError) as caught:
+            manifest_module.read_manifest(tmp_path / f"{name}.jsonl")
+        refusals[name] = (caught.value.what, caught.value.why)
+    assert refusals == {
+        "pipe": (f"The manifest {tmp_path / 'pipe.jsonl'} is not a regular file but a named pipe (FIFO).",
+                 "Reading from a pipe, device or socket can wait forever or never end, so inputs must be regular "
+                 "files."),
+        "folder": (f"Cannot read the manifest {tmp_path / 'folder.jsonl'}: it is not a file but a folder.", ""),
+        "loop": (f"Cannot read the manifest {tmp_path / 'loop.jsonl'}.", "Too many levels of symbolic links."),
+        "large": (f"The manifest {tmp_path / 'large.jsonl'} is larger than 1 MiB.",
+                  "A manifest is at most a few MB of text, so a file this large is another file.")}
+
+
 def test_a_job_that_loses_the_race_for_its_output_leaves_the_winners_record(tmp_path):
     """Another run wrote the output and its record meanwhile: the batch wrote its "failed" record over the
     winner's "done" one, so the next batch would have redone the finished job."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,32 @@ def test_a_whole_number_longer_than_python_reads_in_the_config_is_bad_toml_at_it
         load_user_config()
     assert caught.value.what == f"The config file {path} is not valid TOML: the whole number at line 2 has " \
         "more than 4300 digits, more than Python reads."
+
+
+def test_a_config_that_is_a_pipe_a_folder_or_a_link_loop_is_refused_not_ignored(env):
+    """is_file() was false for each, so the config was silently not read."""
+    path = env / "config" / "config.toml"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert caught.value.what == f"The config file {path} is not a regular file but a named pipe (FIFO)."
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert caught.value.what == f"Cannot read the config file {path}: it is not a file but a folder."
+    path.rmdir()
+    path.symlink_to(path)
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert (caught.value.what, caught.value.why) == (f"Cannot read the config file {path}.",
+                                                     "Too many levels of symbolic links.")
+    path.unlink()
+    path.write_text("")
+    assert load_user_config() == {}  # an empty config sets nothing, and no config at all neither
+    path.unlink()
+    assert load_user_config() == {}
 
 
 def test_explicit_model_dir_skips_a_broken_config_file(env):

@@ -104,9 +104,10 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
 
 
 def read_settings_text(path: str | Path, label: str, expected: str, missing_fix: str = "",
-                       max_bytes: int = 1 << 20, text_format: str = "TOML") -> str:
-    """The text of a small UTF-8 file (a preset, the user config, a run record), checked as every input is;
-    a byte-order mark, as some editors write, is dropped. Refused beyond ``max_bytes`` before it is read."""
+                       max_bytes: int = 1 << 20, text_format: str = "TOML", usual_size: str = "a few kB") -> str:
+    """The text of a small UTF-8 file (a preset, the user config, a run record, a batch manifest), checked as
+    every input is; a byte-order mark, as some editors write, is dropped. Refused beyond ``max_bytes`` (such a
+    file is ``usual_size``) before it is read."""
     path = require_regular_file(path, label, expected, missing_fix)
     try:
         with path.open("rb") as handle:
@@ -116,7 +117,7 @@ def read_settings_text(path: str | Path, label: str, expected: str, missing_fix:
                          fix=f"Pass {expected}.") from None
     if len(data) > max_bytes:
         raise InputError(f"The {label} {path} is larger than {max_bytes / (1 << 20):g} MiB.",
-                         why=f"A {label} is a few kB of text, so a file this large is another file.",
+                         why=f"A {label} is {usual_size} of text, so a file this large is another file.",
                          fix=f"Check the path: pass {expected}.")
     try:
         return data.decode("utf-8-sig")

@@ -48,9 +48,9 @@ def user_presets_dir() -> Path:
 def load_user_config(path: Path | None = None) -> dict[str, Any]:
     """The validated contents of ``config.toml``; an empty dict when there is no such file."""
     path = path or config_file()
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():  # a link that leads nowhere, or to itself, is refused below
         return {}
-    if path.stat().st_size == 0:  # an empty config sets nothing, as an empty TOML document would
+    if path.is_file() and path.stat().st_size == 0:  # an empty config sets nothing, as an empty TOML document would
         return {}
     text = read_settings_text(path, "config file", f"a TOML config file (docs/presets.md), or remove {path}")
     try:

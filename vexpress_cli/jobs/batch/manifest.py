@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, did_you_mean
-from vexpress_cli.input_files import BeyondParser, parsed_text, whole_number
+from vexpress_cli.input_files import (BeyondParser, parsed_text, read_settings_text, require_regular_file,
+                                     whole_number)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
 from vexpress_cli.settings.schema import SETTINGS
 from vexpress_cli.settings.values import value_from_text
@@ -27,6 +28,9 @@ JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "prese
 REQUIRED_KEYS = ("reference_image", "audio", "output")
 PATH_KEYS = ("reference_image", "audio", "output", "kps")
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
+MANIFEST_EXPECTED = "a .jsonl or .csv manifest (see docs/batch.md)"
+# A job's line is about 200 bytes: 64 MiB holds some 300,000 jobs, more than any batch runs at once.
+MAX_MANIFEST_BYTES = 64 << 20
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 # At most this many problems are listed; the count says how many there were.
 MAX_LISTED_PROBLEMS = 50
@@ -64,18 +68,13 @@ class ManifestError(InputError):
 
 def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
     """The jobs of a manifest, and every problem found while reading it (by line)."""
-    path = Path(path).expanduser()
+    path = require_regular_file(path, "manifest", MANIFEST_EXPECTED)
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise InputError(f"The manifest {path} does not exist." if not path.exists() else
-                         f"The manifest {path} is not a file.", "", "Check the path.")
     if suffix not in MANIFEST_SUFFIXES:
         raise InputError(f"Cannot read the manifest {path}.", "A manifest is a .jsonl file (one JSON object per "
                          "line) or a .csv file (a header row, then one job per row).", "Rename it, or convert it.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"Cannot read the manifest {path}.", f"{error}.", "Save it as UTF-8 text.") from None
+    text = read_settings_text(path, "manifest", MANIFEST_EXPECTED, max_bytes=MAX_MANIFEST_BYTES,
+                              text_format=suffix[1:].upper(), usual_size="at most a few MB")
     rows, problems = (_csv_rows if suffix == ".csv" else _jsonl_rows)(text)
     if not rows and not problems:
         raise InputError(f"The manifest {path} holds no job.", "", "Write one job per line (see docs/batch.md).")
