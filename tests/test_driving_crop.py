@@ -253,3 +253,14 @@ def test_inspect_shows_the_recorded_crop(tmp_path):
     report = inspect_kps(save_kps(tmp_path / "k.safetensors", track)).to_dict()
     assert (report["crop"], report["source_size"]) == ([10, 20, 600, 600], [1280, 720])
     assert inspect_kps(save_kps(tmp_path / "k.pth", track)).to_dict()["crop"] is None
+
+
+def test_a_box_within_four_times_a_large_video_is_still_refused_past_64_megapixels():
+    """Four times an 8K video is 1.7 GB a frame: the box is held to a photo's pixel budget too."""
+    from vexpress_cli.kps.driving_crop import check_crop_in_video
+
+    with pytest.raises(InputError) as refused:
+        check_crop_in_video(CropBox(0, 0, 16000, 8000), 8192, 4320, "big.mp4")
+    assert refused.value.what == ("The crop box 16000x8000 at (0, 0) is 128 megapixels, more than the 64 a frame "
+                                  "may be cut to.")
+    assert check_crop_in_video(CropBox(0, 0, 8000, 8000), 8192, 4320, "big.mp4") == CropBox(0, 0, 8000, 8000)

@@ -21,6 +21,7 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.base import Face, FaceBackend
 from vexpress_cli.face.framing import CropBox, cut_crop, framed_crop_box
 from vexpress_cli.face.tracking import follow_face
+from vexpress_cli.media.images import MAX_IMAGE_PIXELS
 from vexpress_cli.progress import ProgressCallback
 
 # Frames looked at to place the box: all of a short video, evenly spread ones of a long one.
@@ -52,6 +53,14 @@ def check_crop_in_video(box: CropBox, video_width: int, video_height: int, video
             "the whole box before it is resized: a box this large is almost all padding, and its frames would "
             "fill the memory.",
             fix=f"Give a box at most {largest[0]}x{largest[1]}, or use {parameter('crop', 'auto')}.",
+        )
+    if box.w * box.h > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"The crop box {box} is {box.w * box.h / 1e6:.0f} megapixels, more than the "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} a frame may be cut to.",
+            why="Each frame is padded to the whole box before it is resized, and a photo may not be larger either: "
+            "a box this large would fill the memory.",
+            fix=f"Give a smaller box, or use {parameter('crop', 'auto')}.",
         )
     return box
 
