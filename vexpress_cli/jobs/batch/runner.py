@@ -122,13 +122,13 @@ def _loaded(names: list[str] | None, device: str | None, dtype: str) -> list[tup
     unless ``cpu``, is the cluster's and not known here)."""
     import torch
 
-    from vexpress_cli.engine.devices import resolve_device, resolve_dtype
+    from vexpress_cli.engine.devices import resolve_dtype
 
     if names is None:
         ray_device = torch.device("cpu") if device == "cpu" else None
         known = dtype != "auto" or ray_device is not None
         return [(ray_device, resolve_dtype(dtype, ray_device or torch.device("cpu")) if known else None)]
-    devices = [resolve_device(name) for name in dict.fromkeys(name.split("#")[0] for name in names)]
+    devices = [torch.device(name) for name in dict.fromkeys(name.split("#")[0] for name in names)]  # resolved
     return [(each, resolve_dtype(dtype, each)) for each in devices]
 
 
