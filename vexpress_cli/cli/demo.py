@@ -33,6 +33,7 @@ def _multiple_of_8(size: int) -> int:
 
 
 def demo_command(
+    ctx: typer.Context,
     output: Path = typer.Option(None, "--output", "-o", show_default=False,
                                 help="Where to write the video. Default: vexpress-demo.mp4, or the next free "
                                 "vexpress-demo-N.mp4 when it exists."),
@@ -55,10 +56,18 @@ def demo_command(
         inputs = write_demo_inputs(Path(folder), seconds)
         run_generate(inputs.reference_image, inputs.audio, output,
                      {"width": size, "height": size, "num_inference_steps": steps},
-                     reference_kps=inputs.reference_kps_text(size), model_dir=model, overwrite=overwrite)
+                     reference_kps=inputs.reference_kps_text(size), model_dir=model, overwrite=overwrite,
+                     given_by=_demo_defaults(ctx))
     console.print("The tiny model is random, so the video is noise: this proves the install works end to end.")
     console.print(f"To try your own photo and speech before the real weights, add [cyan]--model-dir {escape(str(model))}"
                   "[/] to `vexpress generate`; `vexpress models download` fetches the real ones.", highlight=False)
+
+
+def _demo_defaults(ctx: typer.Context) -> dict[str, str]:
+    """The settings the demo chose (no flag gave them), named so in the plan's line: "demo", not "flag"."""
+    settings = {"size": ("width", "height"), "steps": ("num_inference_steps",)}
+    return {name: "demo" for option, names in settings.items() for name in names
+            if ctx.get_parameter_source(option).name == "DEFAULT"}  # typer's click or click's own enum
 
 
 def next_free_name(path: Path) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -109,7 +109,7 @@ def generate_command(
     settings, model_dir = apply_original_flags(original or {}, settings, model_dir)
     run_generate(reference_image, audio, output, settings, kps=kps, reference_kps=reference_kps, preset=preset,
                  model_dir=model_dir, model=model, overwrite=overwrite, quiet=quiet, as_json=as_json,
-                 devices=devices, recorded=recorded, ran_with=ran_with)
+                 devices=devices, given_by=dict.fromkeys(recorded, "record"), ran_with=ran_with)
 
 
 def apply_original_flags(original: dict, settings: dict, model_dir: Path | None) -> tuple[dict, Path | None]:
@@ -130,11 +130,11 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, *, kps: Path | None = None,
                  reference_kps: str | None = None, preset: str | None = None, model_dir: Path | None = None,
                  model: str | None = None, overwrite: bool = False, quiet: bool = False,
-                 as_json: bool = False, devices: str | None = None, recorded: AbstractSet[str] = frozenset(),
+                 as_json: bool = False, devices: str | None = None, given_by: Mapping[str, str] | None = None,
                  ran_with: dict[str, str | None] | None = None) -> None:
     """Plan the job (inputs checked, nothing loaded), show the plan, run it, show the result.
 
-    ``recorded``: the settings of ``given`` that came from a run record, so the plan says "record", not "flag";
+    ``given_by``: where settings of ``given`` that no flag gave came from ("record", "demo"), for the plan;
     ``ran_with``: that record's dtype and codec, which a rerun is told it does not repeat.
     """
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
@@ -154,7 +154,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                 console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
             for note in plan.notes:
                 console.print(f"[dim]Note: {escape(spell_parameters(note, flag_of))}[/]")
-            console.print(status_line(plan, recorded))
+            console.print(status_line(plan, given_by or {}))
         result = generator.run(plan, progress)
 
     if as_json:
@@ -167,13 +167,14 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
                       + (f" (and {loading:.1f} s loading the model)." if loading >= 0.05 else "."))
 
 
-def status_line(plan, recorded: AbstractSet[str] = frozenset()) -> str:
-    """What is about to run, and where the main values came from (``recorded``: from a run record)."""
+def status_line(plan, given_by: Mapping[str, str] | None = None) -> str:
+    """What is about to run, and where the main values came from (``given_by``: a setting's source other than
+    a flag, e.g. a run record)."""
     settings, sources = plan.settings, plan.sources
 
     def origin(*names: str) -> str:
         """Each value's source in the order the values are shown ("preset/flag"), once when they share one."""
-        words = ["record" if name in recorded else _source_word(sources[name]) for name in names]
+        words = [(given_by or {}).get(name) or _source_word(sources[name]) for name in names]
         return words[0] if len(set(words)) == 1 else "/".join(words)
 
     return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
