@@ -82,6 +82,8 @@ def batch_command(
     if ray_address is not None and not ray:
         raise InputError(f"Got a second argument ({ray_address}) without --ray.", "It is read as a Ray address.",
                          "Add --ray, or remove it.")
+    if report is not None:
+        report = check_report(report, jobs)
     settings, model_dir = apply_original_flags(original or {}, dict(settings or {}), model_dir)
     display = BatchDisplay(console, enabled=not quiet and not as_json)
     exit_code = None
@@ -95,11 +97,47 @@ def batch_command(
     if report is not None:
         from vexpress_cli.jobs.records import write_text_atomically
 
-        write_text_atomically(report.absolute(), json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
+        write_text_atomically(report, json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
     if as_json:
         print(json.dumps(summary.to_dict(), allow_nan=False))
     print_summary(summary, quiet=quiet)  # on stderr: with --json too, stdout holds only the JSON
     raise typer.Exit(summary.exit_code if exit_code is None else exit_code)
+
+
+def check_report(report: Path, manifest: Path) -> Path:
+    """Before any job runs: ``--report`` must be a writable file path that is none of the files the batch reads or
+    writes (the manifest, a job's input, output or run record); returned absolute."""
+    from vexpress_cli.jobs.batch.manifest import read_manifest
+    from vexpress_cli.jobs.records import record_path
+    from vexpress_cli.outputs import check_output, input_it_would_replace
+
+    if report.is_dir():
+        raise InputError(f"{flag_of('report')} {report} is a folder.", "The report is one JSON file.",
+                         f"Name the file, e.g. {flag_of('report')} {report / 'report.json'}.")
+    report = check_output(report, overwrite=True, folder_made_later=True)  # rewritten by each run, like the records
+    entries, _ = read_manifest(manifest)  # its problems are the batch's to report
+    files = {"the manifest": manifest}
+    for entry in entries:
+        for key, path in entry.paths.items():
+            files[f"the {key} of line {entry.line}"] = path
+        if entry.reference_kps is not None and Path(entry.reference_kps).is_absolute():  # a file, not points
+            files[f"the reference_kps of line {entry.line}"] = entry.reference_kps
+        if "output" in entry.paths:
+            files[f"the run record of line {entry.line}"] = record_path(entry.paths["output"])
+    name = input_it_would_replace(report, files)
+    where = f"also {name}" if name is not None else _frame_folder_holding(report, files)
+    if where is not None:
+        raise InputError(f"{flag_of('report')} {report} is {where}.",
+                         "Writing the report would replace a file the batch reads or writes.",
+                         "Choose another report path.")
+    return report
+
+
+def _frame_folder_holding(report: Path, files: dict[str, Path | str]) -> str | None:
+    """The output (a frame folder: no suffix) that ``report`` would be written inside, if any."""
+    return next((f"inside {name}, a folder of frames" for name, path in files.items()
+                 if name.startswith("the output") and not Path(path).suffix and Path(path).absolute() in report.parents),
+                None)
 
 
 def _manifest_first(jobs: Path | None, address: str | None) -> tuple[Path | None, str | None]:
