@@ -135,8 +135,9 @@ def check_report(report: Path, manifest: Path) -> Path:
 
 def _frame_folder_holding(report: Path, files: dict[str, Path | str]) -> str | None:
     """The output (a frame folder: no suffix) that ``report`` would be written inside, if any."""
-    return next((f"inside {name}, a folder of frames" for name, path in files.items()
-                 if name.startswith("the output") and not Path(path).suffix and Path(path).absolute() in report.parents),
+    folders = {name: Path(path).absolute() for name, path in files.items()
+               if name.startswith("the output") and not Path(path).suffix}
+    return next((f"inside {name}, a folder of frames" for name, folder in folders.items() if folder in report.parents),
                 None)
 
 
