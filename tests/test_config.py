@@ -203,3 +203,22 @@ def test_models_path_command(env, monkeypatch):
     assert missing.exit_code == 2, missing.output
     assert "Traceback" not in missing.output
     assert "vexpressmodelsdownload" in "".join(missing.output.split())
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_a_config_dir_that_is_a_file_is_an_error_not_ignored(env, monkeypatch, under):
+    from vexpress_cli.cli.app import app
+
+    photo = env / "ref.jpg"
+    photo.write_text("not a folder")
+    folder = photo / "config" if under else photo
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(folder))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "xdg"))
+    where = f"is under {photo}, which is not a folder" if under else "is not a folder"
+    result = CliRunner().invoke(app, ["presets"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert " ".join(result.stderr.split()) == (
+        f"Error: $VEXPRESS_CONFIG_DIR ({folder}) {where}. It names the folder of config.toml and your presets; none "
+        f"of them can be read there. Point VEXPRESS_CONFIG_DIR at a folder, or unset it for the default "
+        f"({env / 'xdg' / 'vexpress'}).")

@@ -33,8 +33,21 @@ def config_dir() -> Path:
     """The folder holding ``config.toml`` and user presets (it may not exist yet)."""
     override = os.environ.get(CONFIG_DIR_ENV)
     if override:
-        return Path(override).expanduser()
+        return _check_config_dir(Path(override).expanduser())
     return Path(click.get_app_dir("vexpress"))
+
+
+def _check_config_dir(folder: Path) -> Path:
+    """InputError when ``$VEXPRESS_CONFIG_DIR`` is, or is under, something that is not a folder: its config and
+    presets would be silently not read."""
+    existing = next((path for path in (folder, *folder.parents) if os.path.lexists(path)), None)
+    if existing is None or existing.is_dir():
+        return folder  # a missing folder has no config yet, and a preset saved there creates it
+    where = "is not a folder" if existing == folder else f"is under {existing}, which is not a folder"
+    raise InputError(f"${CONFIG_DIR_ENV} ({folder}) {where}.",
+                     "It names the folder of config.toml and your presets; none of them can be read there.",
+                     f"Point {CONFIG_DIR_ENV} at a folder, or unset it for the default "
+                     f"({click.get_app_dir('vexpress')}).")
 
 
 def config_file() -> Path:
