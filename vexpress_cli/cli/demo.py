@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.console import Console
+
+from vexpress_cli.errors import InputError, shown_number
 
 console = Console(stderr=True)
 
@@ -24,12 +27,27 @@ Then get the real weights with `vexpress models download` and use `vexpress gene
 """
 
 
-def _multiple_of_8(size: int) -> int:
-    """The video's sides are multiples of 8 (the VAE's scale): said here, in the words of --size."""
-    if size % 8:
+# The demo's limits: (low, high, help) of each number flag; its own, smaller than generate's.
+LIMITS = {
+    "--seconds": (0.1, 600, "The length of the synthetic speech, in seconds."),
+    "--size": (64, 1024, "The width and height of the video, in pixels."),
+    "--num-inference-steps": (1, 100, "The denoising steps."),
+}
+
+
+def check_demo_numbers(seconds: float, size: int, steps: int) -> None:
+    """InputError, in the words of generate's setting checks, for a number out of the demo's range."""
+    for flag, value in (("--seconds", seconds), ("--size", size), ("--num-inference-steps", steps)):
+        low, high, why = LIMITS[flag]
+        if not math.isfinite(value):
+            raise InputError(f"{flag} is {value}, not a finite number.", why, f"Use a number from {low} to {high}.")
+        if not low <= value <= high:
+            raise InputError(f"{flag} is {shown_number(value)}; it must be from {low} to {high}.", why,
+                             f"Use a value from {low} to {high}.")
+    if size % 8:  # the video's sides are multiples of 8 (the VAE's scale): said here, in the words of --size
         lower = size - size % 8
-        raise typer.BadParameter(f"{size} is not a multiple of 8; use {lower} or {lower + 8}.")
-    return size
+        raise InputError(f"--size is {size}; it must be a multiple of 8.",
+                         "The VAE downsamples images by 8 in each direction.", f"Use {lower} or {lower + 8}.")
 
 
 def demo_command(
@@ -37,10 +55,9 @@ def demo_command(
     output: Path = typer.Option(None, "--output", "-o", show_default=False,
                                 help="Where to write the video. Default: vexpress-demo.mp4, or the next free "
                                 "vexpress-demo-N.mp4 when it exists."),
-    seconds: float = typer.Option(2.0, "--seconds", min=0.1, max=600, help="Length of the synthetic speech."),
-    size: int = typer.Option(128, "--size", min=64, max=1024, callback=_multiple_of_8,
-                             help="Width and height of the video (multiple of 8)."),
-    steps: int = typer.Option(2, "--num-inference-steps", min=1, max=100, help="Denoising steps."),
+    seconds: float = typer.Option(2.0, "--seconds", help="Length of the synthetic speech (0.1 to 600)."),
+    size: int = typer.Option(128, "--size", help="Width and height of the video (multiple of 8, 64 to 1024)."),
+    steps: int = typer.Option(2, "--num-inference-steps", help="Denoising steps (1 to 100)."),
     model_dir: Path = typer.Option(None, "--model-dir", help="Where to keep the tiny model (default: user cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
@@ -49,6 +66,7 @@ def demo_command(
     from vexpress_cli.tiny.inputs import write_demo_inputs
     from vexpress_cli.tiny.model import ensure_tiny_model
 
+    check_demo_numbers(seconds, size, steps)
     output = output or next_free_name(DEFAULT_OUTPUT)
     with console.status("Preparing the tiny model"):
         model = ensure_tiny_model(model_dir)
