@@ -871,6 +871,15 @@ def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_is_the_batchs_one_paragraph_error_not_clicks_box(tmp_path, workers):
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps(THREE_JOBS[0]) + "\n")
+    result = runner.invoke(app, ["batch", str(manifest), f"--workers={workers}", *SMALL])
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.stderr.split()) == f"Error: --workers is {workers}; it must be a whole number of 1 or more."
+
+
 def test_a_batch_on_a_gpu_without_ray_runs_its_jobs_here_and_never_asks_for_ray(inputs, tmp_path, monkeypatch):
     """A GPU worker went down the Ray path: check_reachable(None) crashed, or "--ray needs Ray" without Ray."""
     from vexpress_cli.jobs.batch import runner as batch_runner

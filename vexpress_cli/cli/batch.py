@@ -58,7 +58,7 @@ def batch_command(
                                "preset and values override it."),
     model: str = model_option(),
     model_dir: Path = model_dir_option(),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes on one device (e.g. the CPU), "
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes on one device (e.g. the CPU), "
                                 "at most one per CPU core, or CPU actors on Ray."),
     devices: str = typer.Option(None, "--devices", show_default=False,
                                 help="One worker process per device: cuda:0,cuda:1 or all."),
