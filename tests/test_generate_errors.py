@@ -195,6 +195,21 @@ BAD_INPUT_CASES = {
 }
 
 
+def test_a_folder_that_is_not_a_model_is_refused_before_the_inputs_are_read(output, tmp_path):
+    """A folder without the model's files started loading, after the plan, and failed 15-20 s later; its list
+    left out motion_module.bin, so copying the listed files gave a second error."""
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    result = run("-i", "nowhere.jpg", "-a", "nowhere.wav", "-o", output, "--model-dir", folder)
+    assert assert_refused(result, output) == (
+        f"Error: The model folder {folder} lacks stable-diffusion-v1-5/unet/config.json, sd-vae-ft-mse/config.json, "
+        "sd-vae-ft-mse/diffusion_pytorch_model.safetensors, wav2vec2-base-960h/config.json, "
+        "wav2vec2-base-960h/preprocessor_config.json, wav2vec2-base-960h/model.safetensors, "
+        "v-express/reference_net.bin, v-express/denoising_unet.bin, v-express/v_kps_guider.bin, "
+        "v-express/audio_projection.bin, v-express/motion_module.bin. V-Express needs every part of the released "
+        "model. Run `vexpress models download` or copy the files from the released model.")
+
+
 @pytest.mark.parametrize("case", BAD_INPUT_CASES)
 def test_bad_input_is_refused_cleanly(case, inputs, output):
     arguments, phrases = BAD_INPUT_CASES[case]

@@ -251,9 +251,11 @@ def missing_checkpoint_files(folder: ModelFolder) -> list[str]:
     missing = [f"v-express/{stem}.bin" for network in NETWORK_FILES for stem in NETWORK_FILES[network][:1]
                if folder.checkpoint(stem) is None]
     denoising = folder.checkpoint("denoising_unet")
-    if folder.checkpoint("motion_module") is None and denoising is not None:
-        if not any(".motion_modules." in key for key in read_checkpoint_shapes(denoising)):
-            missing.append("v-express/motion_module.bin")
+    # A denoising_unet holding the motion modules needs no motion_module file; without one, the released
+    # layout's motion_module.bin is listed too, so that copying the listed files is enough.
+    if folder.checkpoint("motion_module") is None and (
+            denoising is None or not any(".motion_modules." in key for key in read_checkpoint_shapes(denoising))):
+        missing.append("v-express/motion_module.bin")
     return missing
 
 

@@ -98,6 +98,12 @@ def is_saved_layout(folder: Path) -> bool:
     return (folder / SAVED_LAYOUT_INDEX).is_file()
 
 
+def check_model_folder(root: Path) -> None:
+    """ModelFolderError when a released-layout folder lacks a file: in seconds, before any job's slow work."""
+    if not is_saved_layout(root):
+        check_model_files(ModelFolder(root))
+
+
 def load_released_components(root: Path) -> dict:
     """The pipeline's components from a folder in the released layout (every problem in one error)."""
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model

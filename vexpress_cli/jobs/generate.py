@@ -251,6 +251,10 @@ class Generator:
                                  fix=f"Give {parameter(name)} when creating the Generator.")
         from vexpress_cli.jobs.records import StageClock, input_files, preset_text, reference_kps_text
 
+        if self._pipeline is None:  # a folder lacking a file failed only once loading began, after the plan
+            from vexpress_cli.engine.loading import check_model_folder
+
+            check_model_folder(self.model_dir)
         reference_image, audio = as_path(reference_image, "reference_image"), as_path(audio, "audio")
         output, kps = as_path(output, "output"), optional_path(kps, "kps")
         overwrite = checked_switch("overwrite", overwrite)
