@@ -210,6 +210,27 @@ def test_a_folder_that_is_not_a_model_is_refused_before_the_inputs_are_read(outp
         "model. Run `vexpress models download` or copy the files from the released model.")
 
 
+def test_insightface_without_its_detector_points_into_the_model_folder_and_names_no_model_root(inputs, output):
+    """generate has no --model-root, yet its message said to pass it, and said the detector was not found
+    under the model folder itself."""
+    from vexpress_cli.errors import ModelFolderError
+    from vexpress_cli.jobs.generate import Generator
+
+    with pytest.raises(ModelFolderError) as error:
+        Generator(TINY_MODEL_DIR).plan(TYS / "ref.jpg", inputs["speech"], output, face_backend="insightface",
+                                       width=64, height=64)
+    expected = TINY_MODEL_DIR / "insightface_models" / "models" / "buffalo_l" / "det_10g.onnx"
+    assert str(error.value) == (
+        f"The insightface face detector was not found under {TINY_MODEL_DIR / 'insightface_models'}. "
+        f'face_backend="insightface" needs the SCRFD detector of buffalo_l, expected at {expected}. '
+        "`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
+        f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at {expected}; "
+        'or use face_backend="dlib", which needs no download.')
+    cli = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "-o", output, "--face-backend", "insightface",
+              *model_flags(), *SMALL)
+    assert "model-root" not in assert_refused(cli, output, "--face-backend dlib")
+
+
 @pytest.mark.parametrize("case", BAD_INPUT_CASES)
 def test_bad_input_is_refused_cleanly(case, inputs, output):
     arguments, phrases = BAD_INPUT_CASES[case]

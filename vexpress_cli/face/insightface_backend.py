@@ -57,18 +57,30 @@ def find_detector(model_root: Path | str | None = None) -> Path | None:
     return None
 
 
-def missing_detector_error(model_root: Path | str | None) -> ModelFolderError:
+class MissingDetectorError(ModelFolderError):
+    """det_10g.onnx is not under ``root``, where it was looked for."""
+
+    root: Path
+
+
+def missing_detector_error(model_root: Path | str | None, root_parameter: str | None = "model_root"
+                           ) -> MissingDetectorError:
+    """The error for a missing detector; ``root_parameter`` is the argument that gives another root, None for
+    ``generate``, which looks only in its model folder's ``insightface_models/``."""
     root = Path(model_root).expanduser() if model_root is not None else default_model_root()
     model_folder = (root / "v-express").is_dir() or (root / INSIGHTFACE_ROOT_IN_MODEL_DIR).is_dir()
+    looked_in = root / INSIGHTFACE_ROOT_IN_MODEL_DIR if model_folder else root
     expected = root / (INSIGHTFACE_DETECTOR if model_folder else DETECTOR_IN_ROOT)
-    return ModelFolderError(
-        f"The insightface face detector was not found under {root}.",
+    other_root = f", or pass {parameter(root_parameter)}" if root_parameter else ""
+    error = MissingDetectorError(
+        f"The insightface face detector was not found under {looked_in}.",
         why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {expected}.",
         fix="`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
         f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at "
-        f"{expected}, or pass {parameter('model_root')}; or use {parameter('face_backend', 'dlib')}, "
-        "which needs no download.",
+        f"{expected}{other_root}; or use {parameter('face_backend', 'dlib')}, which needs no download.",
     )
+    error.root = root
+    return error
 
 
 def available_providers() -> list[str]:

@@ -36,6 +36,7 @@ import torch
 from vexpress_cli.engine.devices import runs_with
 from vexpress_cli.errors import (InputError, VExpressError, checked_switch, messages, parameter, python_name,
                                  spell_parameters)
+from vexpress_cli.face.insightface_backend import MissingDetectorError, missing_detector_error
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
@@ -266,8 +267,11 @@ class Generator:
         encoding = encoding_for_output(resolved.settings, output)  # an unusable codec fails before slow work
         clock = StageClock(progress)
         clock("inputs", 0, 1)
-        plan = plan_inputs(reference_image, audio, output, overwrite, resolved, kps=kps,
-                           reference_kps=reference_kps, face_model_root=self.model_dir)
+        try:
+            plan = plan_inputs(reference_image, audio, output, overwrite, resolved, kps=kps,
+                               reference_kps=reference_kps, face_model_root=self.model_dir)
+        except MissingDetectorError as error:  # worded for extract's model_root; a job has only its model folder
+            raise missing_detector_error(error.root, root_parameter=None) from None
         plan.inputs = input_files(reference_image, audio, kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = preset_text(preset), encoding
