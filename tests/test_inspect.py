@@ -408,7 +408,7 @@ def test_an_incomplete_model_folder_is_reported_whole_and_exits_2(tmp_path):
     result = run_cli(tmp_path)
     assert result.exit_code == 2, result.output
     assert "incomplete" in result.stdout and "UNet config" in result.stdout
-    assert "--model-dir" in " ".join(result.stdout.split())  # the missing-layout reason in the CLI's spelling
+    assert "Point PATH at" in " ".join(result.stdout.split())  # the missing-layout reason in inspect's spelling
     as_json = run_cli(tmp_path, "--json")
     assert as_json.exit_code == 2 and json.loads(as_json.stdout)["complete"] is False
 
@@ -448,3 +448,13 @@ def test_a_track_without_fps_is_guessed_to_be_the_originals_only_when_it_is_a_to
     path = save_kps(tmp_path / f"track{suffix}", KpsTrack(np.full((4, 3, 2), 200.0, np.float32)))
     (warning,) = [text for text in inspect_json(path)["warnings"] if "records no fps" in text]
     assert warning.startswith(f"The file records no fps{guess}; the duration assumes 25 fps")
+
+
+def test_a_folder_without_the_layout_is_pointed_at_by_path_as_inspect_has_no_model_dir(tmp_path):
+    result = run_cli(tmp_path, "--json")
+    assert result.exit_code == 2, result.output
+    config = tmp_path / "stable-diffusion-v1-5" / "unet" / "config.json"
+    assert json.loads(result.stdout)["networks_error"] == (
+        f"Cannot find the Stable Diffusion 1.5 UNet config at {config}. The model folder does not have the released "
+        "V-Express layout. Point PATH at the folder that holds stable-diffusion-v1-5/, sd-vae-ft-mse/, "
+        "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.")

@@ -234,16 +234,22 @@ def report_model_folder(path: Path, as_json: bool) -> None:
 
     report = inspect_model_folder(path)
     if as_json:
-        print(json.dumps(report.to_dict(flag_of), indent=2))
+        print(json.dumps(report.to_dict(_model_folder_spelling), indent=2))
     else:
         _print_model_folder(report)
     if not report.complete:  # like doctor's failed checks: the whole report, then exit code 2
         raise typer.Exit(2)
 
 
+def _model_folder_spelling(name: str) -> str:
+    """inspect is given the model folder as PATH: it has no --model-dir to point elsewhere."""
+    return "PATH" if name == "model_dir" else flag_of(name)
+
+
 def _print_model_folder(report) -> None:
     if report.networks_error:
-        console.print(f"[yellow]Networks not described:[/] {escape(spell_parameters(report.networks_error, flag_of))}")
+        why = spell_parameters(report.networks_error, _model_folder_spelling)
+        console.print(f"[yellow]Networks not described:[/] {escape(why)}")
     else:
         console.print(_networks_table(report))
     console.print(_components_table(report))
