@@ -271,3 +271,24 @@ def test_a_records_preset_file_is_kept_by_its_absolute_path_and_a_name_as_given(
     monkeypatch.chdir(tmp_path)
     assert preset_text("mine dir/my.toml") == str(tmp_path / "mine dir" / "my.toml")
     assert preset_text("lip-sync") == "lip-sync" and preset_text(None) is None
+
+
+def test_from_record_given_the_video_or_a_photo_says_what_it_is_and_names_the_videos_record(tmp_path, monkeypatch):
+    """The video itself (talk.mp4 for talk.mp4.json), a JPEG or a WAV were 'not UTF-8 text ... Save it as UTF-8'."""
+    from vexpress_cli.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t1.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\xff")
+    (tmp_path / "t1.mp4.json").write_text("{}")
+    (tmp_path / "ref.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    why = "A run record is the .json file vexpress writes beside each output: <output>.json."
+    with pytest.raises(InputError) as video:
+        read_record("t1.mp4")
+    assert str(video.value) == f"t1.mp4 is a video, not a run record. {why} Did you mean t1.mp4.json?"
+    with pytest.raises(InputError) as photo:
+        read_record("ref.jpg")
+    assert str(photo.value) == (f"ref.jpg is an image, not a run record. {why} "
+                                "Pass the .json file vexpress wrote beside an output.")
+    result = cli("generate", "--from-record", "t1.mp4", "-o", "again.mp4")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.stderr.split()) == f"Error: {video.value}"

@@ -241,6 +241,7 @@ RECORD_PARTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "error": (str, True), "created": (str, False),
 }
 KIND_WORDS = {dict: "an object", list: "a list", str: "text", int: "a whole number", NUMBER: "a number"}
+MEDIA_WORDS = {"video": "a video", "image": "an image", "audio": "an audio file", "kps": "a kps file"}
 REQUIRED_PARTS = ("status", "output", "job", "inputs", "settings")
 # The values of "job" (text or null) that a rerun reads.
 JOB_VALUES = ("reference_image", "audio", "kps", "reference_kps", "preset")
@@ -251,6 +252,7 @@ def read_record(path: str | Path) -> RunRecord:
     from vexpress_cli.input_files import parsed_text, read_settings_text
 
     path = as_path(path, "path")
+    _refuse_a_media_file(path)
     text = read_settings_text(path, "run record", RECORD_EXPECTED, text_format="JSON", missing_fix=(
         "Records are written beside each output as <output>.json, e.g. talk.mp4.json."))
     try:
@@ -271,6 +273,20 @@ def read_record(path: str | Path) -> RunRecord:
                          "vexpress writes every part with its type; the file was edited or cut.",
                          "Delete the record: the next run of its job makes it again.")
     return RunRecord.from_dict(data)
+
+
+def _refuse_a_media_file(path: Path) -> None:
+    """The video itself given for its record (``--from-record talk.mp4``) was 'not UTF-8 text'."""
+    from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
+
+    kind = next((kind for kind, suffixes in INPUT_KIND_SUFFIXES.items()
+                 if kind in MEDIA_WORDS and path.suffix.lower() in suffixes), None)
+    if kind is None or not path.is_file():
+        return
+    record = record_path(path)
+    raise InputError(f"{path} is {MEDIA_WORDS[kind]}, not a run record.",
+                     "A run record is the .json file vexpress writes beside each output: <output>.json.",
+                     f"Did you mean {record}?" if record.is_file() else f"Pass {RECORD_EXPECTED}.")
 
 
 def _damaged_parts(data: dict) -> list[str]:
