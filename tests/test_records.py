@@ -292,3 +292,22 @@ def test_from_record_given_the_video_or_a_photo_says_what_it_is_and_names_the_vi
     result = cli("generate", "--from-record", "t1.mp4", "-o", "again.mp4")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert " ".join(result.stderr.split()) == f"Error: {video.value}"
+
+
+def test_from_record_whose_recorded_input_was_deleted_names_the_role_and_the_flag_that_replaces_it(tmp_path,
+                                                                                                  monkeypatch):
+    """A recorded input deleted since was the generic 'Check the spelling' of a path the user never typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ref.jpg").write_bytes((AOC / "ref.jpg").read_bytes())
+    record = tmp_path / "talk.mp4.json"
+    record.write_text(json.dumps({"format": "vexpress-run-record", "version": 1, "status": "done",
+                                  "output": "talk.mp4", "job": {"reference_image": "ref.jpg", "audio": "gone.wav"},
+                                  "inputs": {}, "settings": {}}))
+    result = cli("generate", "--from-record", "talk.mp4.json", "-o", "again.mp4")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.stderr.split()) == (
+        "Error: The record's audio input no longer exists at gone.wav. talk.mp4.json names the files its job was "
+        "made with; this one was moved or deleted since. Pass --audio to give another file.")
+    (tmp_path / "ref.jpg").unlink()
+    given_audio = cli("generate", "--from-record", "talk.mp4.json", "-o", "again.mp4", "-a", AOC / "aud.mp3")
+    assert "Pass --reference-image to give another file." in " ".join(given_audio.stderr.split())

@@ -409,6 +409,7 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
     output = Path(given["output"]) if given.get("output") is not None else Path(record.output)
     paths = {name: Path(values[name]) if values[name] is not None else None
              for name in ("reference_image", "audio", "kps")}
+    _refuse_recorded_inputs_gone(record_file, paths, given)
     warnings = []
     if all(path is None or path.is_file() for path in paths.values()):
         now = input_files(paths["reference_image"], paths["audio"], paths["kps"], values["reference_kps"])
@@ -420,3 +421,13 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
     return RecordedJob(paths["reference_image"], paths["audio"], output, paths["kps"], values["reference_kps"],
                        {**record.job_settings(), **settings}, warnings, model_dir,
                        {"dtype": record.dtype, "codec": record.codec})
+
+
+def _refuse_recorded_inputs_gone(record_file: str | Path, paths: dict[str, Path | None], given: dict) -> None:
+    """An input the record names and no flag replaces, since deleted, was 'Check the spelling' of a path
+    the user never typed."""
+    for role, path in paths.items():
+        if given.get(role) is None and path is not None and not path.exists():
+            raise InputError(f"The record's {role.replace('_', ' ')} input no longer exists at {path}.",
+                             f"{record_file} names the files its job was made with; this one was moved or deleted "
+                             "since.", f"Pass {parameter(role)} to give another file.")
