@@ -361,3 +361,18 @@ def test_a_text_path_ending_in_a_slash_or_an_existing_folder_is_the_folder_error
         assert raised.value.what == f"The output path {str(folder)!r} is a folder."
         assert raised.value.fix == f"Name the file, e.g. {str(folder / 'talk.mp3')!r}, or remove the folder."
     assert not (tmp_path / "new.mp3").exists()
+
+
+def test_a_frame_folder_output_in_the_way_says_whether_a_folder_or_a_file_is_there(tmp_path, monkeypatch):
+    """generate -o . (a folder of other files) said 'It is a file, or a folder holding more than frame_*.png'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "frames").write_text("a file")
+    fix = "Choose another output folder name; nothing there was changed."
+    with pytest.raises(InputError) as folder:
+        check_output(Path("."), kind="video")
+    assert str(folder.value) == (f"Will not replace {str(tmp_path)!r} with a frame folder. It is a folder holding "
+                                 f"other files than the frame_*.png and audio.wav of an earlier frame output. {fix}")
+    with pytest.raises(InputError) as file:
+        check_output(Path("frames"), kind="video")
+    assert str(file.value) == f"Will not replace {str(tmp_path / 'frames')!r} with a frame folder. It is a file. {fix}"

@@ -182,8 +182,7 @@ def _check_frame_folder_target(path: Path, overwrite: bool) -> None:
         return
     if not is_replaceable_frame_folder(path):  # whatever overwrite says: it would be lost
         raise InputError(
-            f"Will not replace {str(path)!r} with a frame folder.",
-            f"It is a file, or a folder holding more than frame_*{FRAME_SUFFIX} files and {FRAME_FOLDER_AUDIO}.",
+            f"Will not replace {str(path)!r} with a frame folder.", _what_is_in_the_way(path),
             "Choose another output folder name; nothing there was changed.",
         )
     if not overwrite:
@@ -192,6 +191,15 @@ def _check_frame_folder_target(path: Path, overwrite: bool) -> None:
             "Existing outputs are never replaced silently.",
             OVERWRITE_FIX,
         )
+
+
+def _what_is_in_the_way(path: Path) -> str:
+    if path.is_symlink():
+        return "It is a link; only a folder of an earlier frame output is replaced."
+    if path.is_dir():
+        return (f"It is a folder holding other files than the frame_*{FRAME_SUFFIX} and {FRAME_FOLDER_AUDIO} "
+                "of an earlier frame output.")
+    return "It is a file." if path.is_file() else "It is neither a file nor a folder."
 
 
 def is_replaceable_frame_folder(path: Path) -> bool:
