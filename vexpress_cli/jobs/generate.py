@@ -50,6 +50,8 @@ MODEL_SETTINGS = ("device", "dtype")
 GENERATOR_ARGUMENTS = ("model", "model_dir", "devices")  # no settings: a job passing one is told where it goes
 
 PathLike = str | Path
+CPU_COMPILE_WARNING = (f"{parameter('compile')} on the CPU first compiles the denoising UNet for minutes (373 s on "
+                       "two cores the first time, 46 s once cached) and is not faster there: leave it off on the CPU.")
 
 
 @dataclass
@@ -166,10 +168,10 @@ class Generator:
         if self._pipeline is not None and self._offload != offload:
             self._close()
         if self._pipeline is None:
+            report = checked_callback(progress)
+            report("model", 0, 1)  # before the import: diffusers' takes seconds on a busy machine
             from vexpress_cli.engine.pipeline import VExpressPipeline
 
-            report = checked_callback(progress)
-            report("model", 0, 1)
             try:
                 if len(self.devices) > 1:
                     from vexpress_cli.engine.distributed import MultiDevicePipeline
@@ -280,7 +282,8 @@ class Generator:
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
         unused = unused_encoding_warnings(resolved.settings, encoding)
-        plan.warnings = messages([*self.warnings, *plan.warnings, *unused])
+        slow = [CPU_COMPILE_WARNING] if resolved.settings.compile and self.device.type == "cpu" else []
+        plan.warnings = messages([*self.warnings, *plan.warnings, *unused, *slow])
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
         return plan
