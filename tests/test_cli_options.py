@@ -62,7 +62,7 @@ TAKEN, REFUSED = "taken as", "refused with"
     ("device", "CPU", TAKEN, "cpu"), ("crop", "NONE", TAKEN, "none"), ("seed", "8", TAKEN, 8),
     ("fps", "25", TAKEN, 25.0),
     ("seed", "8.0", REFUSED, "must be an integer, not "),
-    ("width", "abc", REFUSED, "must be an integer, not str 'abc'"),
+    ("width", "abc", REFUSED, "must be an integer, not 'abc'"),
     ("scheduler", "dpmpp", REFUSED, "Did you mean 'dpm++'?"),
 ])
 def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_values(tmp_path, name, text, verdict,

@@ -295,7 +295,7 @@ BAD_PRESETS = {
                      "Did you mean 'generate.audio_attention_weight'"]),
     "unknown-top-level": ('descripton = "x"\n', ["unknown key 'descripton'", "Did you mean 'description'"]),
     "wrong-type": ('description = "x"\n[generate]\nnum_inference_steps = "25"\n',
-                   ["'generate.num_inference_steps' must be an integer, not str"]),
+                   ["'generate.num_inference_steps' must be an integer, not '25'"]),
     "bool-for-number": ('[generate]\nguidance_scale = true\n', ["'generate.guidance_scale' must be a number"]),
     "out-of-advice": ('description = "x"\n[generate]\nreference_attention_weight = 0.8\n',
                       ["'generate.reference_attention_weight' is 0.8, outside the advised range 0.9-1.0",

@@ -222,6 +222,12 @@ def _type_name(kind: type) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[kind]
 
 
+def _shown(value: Any) -> str:
+    """A wrong value as a message shows it: text as quoted text ('1.5': every flag's value is text), anything
+    else with its type (float 8.0)."""
+    return short_repr(value) if isinstance(value, str) else described(value)
+
+
 def _has_kind(value: Any, kind: type) -> bool:
     if kind is bool:
         return isinstance(value, bool)
@@ -253,7 +259,7 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
     value = plain_value(SETTINGS.get(name), name, value)
     if not _has_kind(value, setting.kind):
         raise InputError(
-            f"{where} must be {_type_name(setting.kind)}, not {described(value)}.",
+            f"{where} must be {_type_name(setting.kind)}, not {_shown(value)}.",
             why=f"{parameter(name)}: {setting.help}",
             fix=f"Use a value like {setting.default!r}." if setting.kind is not bool else "Use true or false.",
         )
