@@ -139,13 +139,13 @@ def test_merged_context_overlap_is_checked_against_the_preset():
     with pytest.raises(InputError) as caught:
         resolve_settings(load_preset("long-audio").values, {"context_overlap": 16})
     message = str(caught.value)
-    assert "context_overlap (16) must be smaller than the preset's 'context_frames' (16)" in message
+    assert "context_overlap (16) must be smaller than the preset's context_frames (16)" in message
 
 
 def test_context_overlap_against_the_default_context_frames_names_it_as_the_default():
     with pytest.raises(InputError) as caught:
         resolve_settings({}, {"context_overlap": 30})
-    assert str(caught.value).startswith("context_overlap (30) must be smaller than the default 'context_frames' (24).")
+    assert str(caught.value).startswith("context_overlap (30) must be smaller than the default context_frames (24).")
     with pytest.raises(InputError) as caught:  # the fix names what to set, not "the default 'context_overlap'"
         resolve_settings({}, {"context_frames": 1})
     assert str(caught.value).endswith("Lower context_overlap to at most 0, or raise context_frames.")

@@ -347,7 +347,7 @@ def check_consistency(values: Mapping[str, Any], where: str = "",
                       describe: Callable[[str], str] = lambda name: f"'{name}'",
                       name_in_fix: Callable[[str], str] | None = None) -> None:
     """Checks that involve two settings, on an already merged set of values. ``describe`` names a setting
-    with where its value came from ("the default 'context_overlap'"), ``name_in_fix`` as the user sets it."""
+    with where its value came from ("the default context_overlap"), ``name_in_fix`` as the user sets it."""
     name_in_fix = name_in_fix or describe
     frames = values.get("context_frames", DEFAULTS["context_frames"])
     overlap = values.get("context_overlap", DEFAULTS["context_overlap"])
@@ -356,7 +356,8 @@ def check_consistency(values: Mapping[str, Any], where: str = "",
                 f"{describe('context_frames')} ({frames}).")
         raise InputError(
             what[0].upper() + what[1:],
-            why="Neighbouring windows share 'context_overlap' frames, so each window must also have new ones.",
+            why=f"Neighbouring windows share {parameter('context_overlap')} frames, so each window must also have "
+            "new ones.",
             fix=f"Lower {name_in_fix('context_overlap')} to at most {frames - 1}, "
             f"or raise {name_in_fix('context_frames')}.",
         )
@@ -418,7 +419,8 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
         source = sources[name]
         if source == "explicit":
             return parameter(name)
-        return f"the default '{name}'" if source == "default" else f"the {source_name(source)}'s '{name}'"
+        owner = "default" if source == "default" else f"{source_name(source)}'s"
+        return f"the {owner} {parameter(name)}"
 
     check_consistency(merged, describe=describe_any, name_in_fix=parameter)
     return ResolvedSettings(GenerationSettings(**merged), sources, messages(range_warnings(given)))
