@@ -139,3 +139,13 @@ def test_a_record_naming_a_device_a_fifo_or_a_folder_reports_not_a_file_without_
                                                                         ("audio", "not a file")]
     assert f"The audio {fifo} is not a file: a rerun needs it back, or another file given with audio." in (
         report["warnings"])
+
+
+def test_the_device_and_dtype_a_run_used_are_shown_as_run_not_as_settings_changed_from_the_default(tmp_path):
+    """A record keeps what ran (cpu, float32), not whether auto was asked: they are not 'not default'."""
+    record, *_ = write_run(tmp_path, device="cpu", dtype="float32", width=256)
+    assert inspect_record(record).values == {"width": 256}
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in inspect_human(record).splitlines()
+            if line.count("│") == 4}
+    assert (rows["device"], rows["dtype"], rows["width"], rows["height"]) == ("as run", "as run", "not default",
+                                                                             "default")

@@ -220,10 +220,16 @@ def _settings_table(data: dict[str, Any]) -> Table:
     table.add_column("value")
     table.add_column("from")
     for key, value in data["settings"].items():
-        source = ("not default" if key in data["values"] else "default") if run else data["sources"][key]
-        shown = f"[dim]{source}[/]" if source == "default" else f"[green]{source_name(source)}[/]"
+        source = _run_source(key, data["values"]) if run else data["sources"][key]
+        shown = f"[dim]{source}[/]" if source in ("default", "as run") else f"[green]{source_name(source)}[/]"
         table.add_row(key, _show(value), shown)
     return table
+
+
+def _run_source(key: str, values: dict[str, Any]) -> str:
+    from vexpress_cli.jobs.inspect.record import RAN_WITH
+
+    return "as run" if key in RAN_WITH else "not default" if key in values else "default"
 
 
 # --- model folders ------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ from vexpress_cli.errors import parameter
 from vexpress_cli.jobs.inspect.report import Report
 
 
+# A record's settings that say what the run's machine used (cpu, float32), not what was asked (auto or not).
+RAN_WITH = ("device", "dtype")
+
+
 @dataclass
 class RecordReport(Report):
     path: str
@@ -36,7 +40,7 @@ class RecordReport(Report):
     rerun: str
     inputs: list[dict[str, Any]]  # role, path, size, now
     stages: dict[str, float]  # wall seconds per stage
-    values: dict[str, Any]  # the settings that differ from the defaults
+    values: dict[str, Any]  # the settings that differ from the defaults (not RAN_WITH's)
     settings: dict[str, Any]  # every setting of the run
     kind: str = "record"
     warnings: list[str] = field(default_factory=list)
@@ -58,7 +62,8 @@ def inspect_record(path: str | Path) -> RecordReport:
         versions=dict(record.versions), run_warnings=list(record.warnings),
         rerun=f"vexpress generate --from-record {shlex.quote(str(path))}", inputs=inputs,
         stages=dict(record.stages),
-        values={name: value for name, value in record.settings.items() if DEFAULTS.get(name, value) != value},
+        values={name: value for name, value in record.settings.items()
+                if DEFAULTS.get(name, value) != value and name not in RAN_WITH},
         settings=dict(record.settings),
     )
     report.warnings = _what_changed(report)
