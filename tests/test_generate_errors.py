@@ -418,3 +418,13 @@ def test_joined_message_parts_keep_a_reference_at_their_start():
     assert joined == "force was given; seed=3 too"
     assert spell_parameters(joined, flag_of) == "--force was given; --seed 3 too"
 
+
+
+def test_files_typed_without_their_options_are_told_the_options_that_take_them():
+    """`vexpress generate ref.jpg s.wav out.mp4` said only 'Got unexpected extra argument(s)'."""
+    result = CliRunner().invoke(app, ["generate", "ref.jpg", "s.wav", "out.mp4"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.replace("│", " ").split())
+    assert ("Got unexpected extra argument(s) (ref.jpg s.wav out.mp4). generate takes each file with its option, "
+            "e.g. `vexpress generate -i photo.jpg -a speech.wav -o talk.mp4`; `vexpress generate -h` lists them."
+            ) in message

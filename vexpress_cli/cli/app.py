@@ -30,6 +30,7 @@ COMMAND_MODULES = [
 
 error_console = Console(stderr=True)
 TYPED_ARGS_KEY = "vexpress_args"  # the command line's words, in click's Context.meta
+USAGE_ERROR = typer.BadParameter.__base__  # click's UsageError, of the click typer uses (its own copy since 0.2x)
 
 
 class VExpressGroup(typer.core.TyperGroup):
@@ -50,12 +51,23 @@ class VExpressGroup(typer.core.TyperGroup):
                 return super().invoke(ctx)
             except VExpressError as error:
                 _exit_with(error)
+            except USAGE_ERROR as error:
+                name = error.ctx.info_name if error.ctx is not None else None
+                if error.message.startswith("Got unexpected extra argument") and name in FILE_OPTIONS:
+                    error.message += (f". {name} takes each file with its option, e.g. `{FILE_OPTIONS[name]}`; "
+                                      f"`vexpress {name} -h` lists them.")
+                raise
             except KeyboardInterrupt as interrupt:  # Ctrl-C, or a termination signal (interrupts.py)
                 try:
                     error_console.print(f"[yellow]{escape(str(interrupt) or 'Interrupted')}; nothing was written.[/]")
                 except OSError:  # the terminal is gone (SIGHUP)
                     pass
                 raise typer.Exit(exit_code_of(interrupt)) from None
+
+
+# How a command takes its files, for a user who typed them without their options.
+FILE_OPTIONS = {"generate": "vexpress generate -i photo.jpg -a speech.wav -o talk.mp4",
+                "retarget": "vexpress retarget --kps driving.pth --reference-image photo.jpg -o retargeted.pth"}
 
 
 def _exit_with(error: VExpressError):
