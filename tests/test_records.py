@@ -180,7 +180,8 @@ def test_from_record_warns_when_an_input_changed_since(speech, tmp_path):
     result = cli("generate", "--from-record", record_path(first), "-o", tmp_path / "again.mp4",
                  "--model-dir", TINY_MODEL_DIR)
     assert result.exit_code == 0, result.output
-    assert "Warning: audio" in result.stderr and "SHA-256 differs" in " ".join(result.stderr.split())
+    assert (f"Warning: The audio {audio} is not the file the record was made with (its SHA-256 differs)."
+            in " ".join(result.stderr.split()))
     assert "1 step (record)" in " ".join(result.stderr.split())  # the plan says where its values came from
 
 

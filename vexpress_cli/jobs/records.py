@@ -413,8 +413,8 @@ def job_from_record(record_file: str | Path, preset: str | None, settings: dict[
     warnings = []
     if all(path is None or path.is_file() for path in paths.values()):
         now = input_files(paths["reference_image"], paths["audio"], paths["kps"], values["reference_kps"])
-        warnings = [f"{role} {now.get(role, facts)['path']} is not the file the record was made with "
-                    "(its SHA-256 differs)." for role, facts in record.inputs.items()
+        warnings = [f"The {role.replace('_', ' ')} {now.get(role, facts)['path']} is not the file the record was "
+                    "made with (its SHA-256 differs)." for role, facts in record.inputs.items()
                     if now.get(role, {}).get("sha256") != facts.get("sha256")]
     folder = record.model.get("folder")
     model_dir = Path(folder) if folder and Path(folder).is_dir() else None
