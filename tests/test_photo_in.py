@@ -260,19 +260,19 @@ def test_the_stretch_warning_offers_only_a_crop_that_the_job_uses(tmp_path, refe
                for warning in warnings)
 
 
-@pytest.mark.parametrize(("alpha", "warned"), [(0, True), (255, False)])
+@pytest.mark.parametrize(("alpha", "warned"), [(0, True), (100, True), (128, False), (255, False)])
 def test_a_transparent_photo_is_warned_that_the_colours_under_it_are_seen(tmp_path, alpha, warned):
     """A cut-out portrait's transparent pixels were used silently (their stored colours, as convert("RGB") keeps)."""
     from vexpress_cli.jobs.reference_photo import read_reference_photo
     from vexpress_cli.settings.schema import GenerationSettings
 
     pixels = np.full((64, 64, 4), 200, np.uint8)
-    pixels[:, :32, 3] = alpha  # the left half transparent, or opaque
+    pixels[:, :32, 3] = alpha  # the left half transparent, mostly so, or half opaque and more
     path = tmp_path / "cutout.png"
     PIL.Image.fromarray(pixels, "RGBA").save(path)
     photo = read_reference_photo(path, GenerationSettings(width=64, height=64, crop="none"))
     transparent = [warning for warning in photo.warnings if "is transparent" in warning]
-    assert transparent == (["50% of the reference image cutout.png is transparent; V-Express sees the colours stored "
-                            "under it, as the original does, often black or leftovers. Flatten it onto a background "
+    assert transparent == (["50% of the reference image cutout.png is transparent or mostly so (under half opaque); "
+                            "V-Express sees the colours stored under it, as the original does, often black or leftovers. Flatten it onto a background "
                             "first (any editor's 'flatten' or 'remove alpha') if those pixels are not meant to be "
                             "seen."] if warned else [])

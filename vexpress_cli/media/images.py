@@ -111,9 +111,10 @@ def transparency_warning(path: str | Path, label: str = "image") -> str | None:
         share = float((np.asarray(image.convert("RGBA").getchannel("A")) < 128).mean())
     if share < 0.01:
         return None
-    return (f"{share:.0%} of the {label} {Path(path).name} is transparent; V-Express sees the colours stored under "
-            "it, as the original does, often black or leftovers. Flatten it onto a background first (any editor's "
-            "'flatten' or 'remove alpha') if those pixels are not meant to be seen.")
+    return (f"{share:.0%} of the {label} {Path(path).name} is transparent or mostly so (under half opaque); "
+            "V-Express sees the colours stored under it, as the original does, often black or leftovers. Flatten it "
+            "onto a background first (any editor's 'flatten' or 'remove alpha') if those pixels are not meant to be "
+            "seen.")
 
 
 def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:
