@@ -64,6 +64,7 @@ TAKEN, REFUSED = "taken as", "refused with"
     ("seed", "8.0", REFUSED, "must be an integer, not "),
     ("width", "abc", REFUSED, "must be an integer, not 'abc'"),
     ("scheduler", "dpmpp", REFUSED, "Did you mean 'dpm++'?"),
+    ("device", "gpu", REFUSED, "Did you mean 'cuda'?"),  # not 'cpu', the closest by its letters
 ])
 def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_values(tmp_path, name, text, verdict,
                                                                                     expected):

@@ -249,6 +249,10 @@ def unknown_setting_error(where: str, key: str, known: list[str] | None = None, 
     )
 
 
+# A value's other name, for the "Did you mean" of a refusal ('gpu' is closest to 'cpu' by its letters).
+OTHER_NAMES = {"gpu": "cuda"}
+
+
 def validate_value(name: str, value: Any, where: str, *, within_advice: bool) -> Any:
     """Check one setting and return it normalised (ints become floats for float settings).
 
@@ -272,7 +276,7 @@ def validate_value(name: str, value: Any, where: str, *, within_advice: bool) ->
         problem = _why_not_allowed(name, value)
         if problem or not (setting.also_matching and re.fullmatch(setting.also_matching, value)):
             fix = (f"Use {parameter('crop', 'auto')}, or a box such as 320,40,640,640." if problem and name == "crop"
-                   else f"{did_you_mean(value, setting.choices)}Pick one of {setting.allowed}.")
+                   else f"{did_you_mean(OTHER_NAMES.get(value, value), setting.choices)}Pick one of {setting.allowed}.")
             raise InputError(f"{where} is {short_repr(value)}, which is not one of: {setting.allowed}.",
                              why=problem, fix=fix)
     if setting.kind is str and not setting.choices and not value.strip():
