@@ -1051,6 +1051,14 @@ def test_numbers_too_long_for_python_are_line_problems_of_a_jsonl_and_a_csv_mani
         prepare_jobs(csv)
     [problem] = raised.value.problems
     assert problem.line == 2 and problem.text.startswith("'seed' is a 5001-digit number; it must be from 0 to ")
+    as_path = tmp_path / "paths.jsonl"  # a path key or dtype given a long number was written out: a traceback
+    as_path.write_text(f'{{"reference_image": "aoc.jpg", "audio": {long}, "output": "p.mp4", "dtype": {long}}}\n')
+    with pytest.raises(ManifestError) as raised:
+        prepare_jobs(as_path)
+    assert [problem.text.split(". ")[0] for problem in raised.value.problems] == [
+        "'dtype' belongs to the command line (--dtype, --devices), not to one job: the networks are loaded once per "
+        "worker.", "'audio' must be a non-empty text, not a 5001-digit number.",
+        "'dtype' must be a string, not a 5001-digit number"]
 
 
 def test_a_manifest_that_is_a_pipe_a_folder_a_link_loop_or_too_large_is_refused_as_every_input_is(

@@ -291,6 +291,7 @@ def test_an_exact_frame_rate_as_inspect_reports_it_is_an_fps_setting():
 
     assert resolve_settings(explicit={"fps": Fraction(30000, 1001)}).settings.fps == 30000 / 1001
     assert described(Fraction(1, 3)) == "Fraction(1, 3)" and described("x") == "str 'x'"
+    assert described(10**30) == "a 31-digit number" and described(12) == "int 12"  # not "int a 31-digit number"
 
 
 def test_an_image_held_in_memory_is_named_by_its_shape_and_told_to_be_saved_first():

@@ -184,3 +184,22 @@ def test_ctrl_c_during_a_two_process_run_leaves_nothing_and_warns_of_no_leaked_s
     assert process.returncode == 130, rest
     assert "Interrupted; nothing was written." in rest and "leaked semaphore" not in rest
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "value", "loaded", "same"), [
+    ("device", "cuda:0", torch.device("cuda"), True),  # a batch at the default device loads on cuda, cuda:0
+    ("device", "cuda:1", torch.device("cuda"), False),
+    ("device", "cuda", torch.device("cuda:1"), True),
+    ("device", "cpu", torch.device("cuda:0"), False),
+    ("device", "auto", torch.device("cpu"), True),
+    ("device", "cuda", None, True),  # a Ray actor's: the cluster's, not known here
+    ("dtype", "fp16", torch.float32, False),
+    ("dtype", "fp32", torch.float32, True),
+    ("dtype", "bf16", None, True),
+])
+def test_a_jobs_device_or_dtype_runs_with_the_loaded_networks_by_one_rule(name, value, loaded, same):
+    """engine.devices.runs_with: the one rule of a Generator and of every batch worker."""
+    from vexpress_cli.engine.devices import runs_with
+
+    device, dtype = (loaded, torch.float32) if name == "device" else (torch.device("cpu"), loaded)
+    assert runs_with(name, value, device, dtype) is same

@@ -282,7 +282,6 @@ def test_generate_in_the_browser_plays_a_video_as_long_as_the_clip(page, server,
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_a_seed_past_2_53_and_an_fps_off_the_slider_grid_reach_the_job_as_the_config_says(page, server, media,
                                                                                         config_dir, monkeypatch):
     """A browser's numbers are doubles and a slider snaps to its step: neither may change the values given."""
@@ -312,6 +311,7 @@ def test_a_seed_past_2_53_and_an_fps_off_the_slider_grid_reach_the_job_as_the_co
     assert [(job["seed"], job["fps"], job["guidance_scale"]) for job in planned] == [(seed, 23.976, 3.333)]
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
     upload(page, "portrait", AOC / "ref.jpg")
     upload(page, "speech", media["clip"])

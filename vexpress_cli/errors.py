@@ -137,7 +137,9 @@ def described(value: object) -> str:
     if shape is not None and not isinstance(shape, (str, bytes)) and len(tuple(shape)) > 0:
         return f"{kind} of shape {tuple(shape)}"
     text = short_repr(value)
-    return text if text.startswith(f"{kind}(") else f"{kind} {text}"  # Fraction(30000, 1001), not twice
+    if text.startswith(f"{kind}(") or text.startswith("a "):  # Fraction(30000, 1001), a 5001-digit number
+        return text
+    return f"{kind} {text}"
 
 
 class _ShortRepr(reprlib.Repr):

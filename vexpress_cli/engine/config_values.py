@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vexpress_cli.engine.model_folder import redownload_fix
-from vexpress_cli.errors import ModelFolderError, described
+from vexpress_cli.errors import ModelFolderError, described, shown_number
 
 # (smallest, largest) of each setting that sizes a network, in whichever config it appears.
 SIZE_RANGES = {
@@ -80,7 +80,7 @@ def check_config_sizes(config: dict, path: Path, what: str) -> None:
     for name, value, (low, high) in _bounded_numbers(config, ""):
         if not low <= value <= high:
             raise ModelFolderError(
-                f"In {what} at {path}, {name} is {value}.",
+                f"In {what} at {path}, {name} is {shown_number(value)}.",
                 f"vexpress takes it only between {low} and {high} (the released model's values lie well inside): "
                 "a value outside describes no network it runs, and a larger one could take all memory before "
                 "any weight is checked.",

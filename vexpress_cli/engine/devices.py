@@ -76,4 +76,11 @@ def runs_with(name: str, value: str, device: torch.device | None, dtype: torch.d
     if name == "dtype":
         return resolve_dtype(value, device or torch.device("cpu")) == dtype
     wanted = torch.device(value)  # as named: a GPU this machine lacks is not the loaded device either
-    return wanted.type == device.type and wanted.index in (None, device.index)
+    return wanted.type == device.type and wanted.index in (None, _index(device))
+
+
+def _index(device: torch.device) -> int | None:
+    """A device's number: ``cuda`` is the current GPU (cuda:0 unless changed)."""
+    if device.index is None and device.type == "cuda":
+        return torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return device.index

@@ -50,8 +50,9 @@ MODEL_SETTINGS = ("device", "dtype")
 GENERATOR_ARGUMENTS = ("model", "model_dir", "devices")  # no settings: a job passing one is told where it goes
 
 PathLike = str | Path
-CPU_COMPILE_WARNING = (f"{parameter('compile')} on the CPU first compiles the denoising UNet for minutes (373 s on "
-                       "two cores the first time, 46 s once cached) and is not faster there: leave it off on the CPU.")
+CPU_COMPILE_WARNING = (f"{parameter('compile')} on the CPU first compiles the denoising UNet for minutes (373 s for "
+                       "the tiny test model on two cores the first time, 46 s once cached; longer for the real one) "
+                       "and is not faster there: leave it off on the CPU.")
 
 
 @dataclass

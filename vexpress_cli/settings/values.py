@@ -27,7 +27,7 @@ def plain_value(setting: Setting | None, name: str, value: Any) -> Any:
         value = _choice_in_any_case(setting, value)
     if setting is not None and setting.kind is float and isinstance(value, Fraction):
         value = float(value)  # fps=Fraction(30000, 1001), as inspect reports a video's rate
-    if name == "dtype":  # torch's names, and torch.float16 itself, as diffusers users write them
+    if name == "dtype" and (isinstance(value, str) or type(value).__name__ == "dtype"):  # torch.float16 too
         return DTYPE_ALIASES.get(str(value).removeprefix("torch.").lower(), value)
     if name == "crop" and type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         value = value.tolist()

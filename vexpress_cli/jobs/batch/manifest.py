@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.errors import InputError, did_you_mean, short_repr
 from vexpress_cli.input_files import (BeyondParser, parsed_text, read_settings_text, require_regular_file,
                                      whole_number)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
@@ -190,7 +190,7 @@ def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Probl
             found.append(f"'{key}' is missing (every job needs {', '.join(REQUIRED_KEYS)}).")
     for key in (*PATH_KEYS, "reference_kps", "preset"):
         if key in values and (not isinstance(values[key], str) or not values[key].strip()):
-            found.append(f"'{key}' must be a non-empty text, not {values[key]!r}.")
+            found.append(f"'{key}' must be a non-empty text, not {short_repr(values[key])}.")
             values = {name: value for name, value in values.items() if name != key}
     problems.extend(Problem(line, text) for text in found)
     paths = {key: _absolute(values[key], folder) for key in PATH_KEYS if key in values}
