@@ -380,3 +380,16 @@ def test_lists_nested_deeper_than_a_track_are_refused_in_one_paragraph(tmp_path,
 def test_a_track_as_lists_of_points_of_x_y_is_not_too_deep(tmp_path):
     torch.save([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]] * 2, tmp_path / "lists.pth")
     assert load_kps(tmp_path / "lists.pth").points.shape == (2, 3, 2)
+
+
+def test_a_list_held_many_times_is_measured_once_and_its_declared_size_refused(tmp_path):
+    """10,000 references to 10,000 references to 10,000 numbers: 30 KB on disk, 10^12 values declared; reading
+    (or only measuring) it item by item would never end."""
+    inner = [0.0] * 10_000
+    middle = [inner] * 10_000
+    torch.save([middle] * 10_000, tmp_path / "shared.pth")
+    assert (tmp_path / "shared.pth").stat().st_size < 200_000
+    with pytest.raises(InputError) as refused:
+        load_kps(tmp_path / "shared.pth")
+    assert refused.value.what.startswith(f"The kps file {tmp_path / 'shared.pth'} declares a track of shape "
+                                         "[10000, 10000, 10000]")
