@@ -227,6 +227,15 @@ def test_broken_config_file(isolated):
     assert "model_dri" in rows["config file"]["detail"] and "model_dir" in rows["config file"]["fix"]
 
 
+def test_a_config_file_that_is_a_folder_fails_its_row_as_generate_refuses_it(isolated):
+    """doctor said "none at ... (optional)" for a config.toml folder (or FIFO, or dangling link) that generate
+    refuses."""
+    (isolated / "config.toml").mkdir(parents=True)
+    rows = rows_of(doctor("--json"))
+    assert rows["config file"]["status"] == "failure"
+    assert "not a file but a folder" in rows["config file"]["detail"]
+
+
 def test_broken_user_preset_is_named(tiny_source, isolated):
     presets = isolated / "presets"
     presets.mkdir(parents=True)
