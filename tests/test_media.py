@@ -592,7 +592,9 @@ def test_a_video_declaring_frames_larger_than_8k_is_refused_before_a_frame_is_de
 
     huge = tmp_path / "huge.mkv"
     ffmpeg("-f", "lavfi", "-i", "color=c=black:s=8200x4400:r=1", "-frames:v", "1", "-c:v", "png", str(huge))
-    for read in (video_info, lambda path: next(iter_video_frames(path))):
+    info = video_info(huge)  # probing it is fine: its size, rate and length are all read without a frame
+    assert (info.width, info.height) == (8200, 4400)
+    for read in (iter_video_frames, lambda path: iter_video_frames(info)):  # refused at the call
         with pytest.raises(InputError) as refused:
             read(huge)
         assert refused.value.what == (f"Cannot read the video {str(huge)!r}: its frames are 8200 x 4400 pixels, "

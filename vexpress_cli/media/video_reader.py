@@ -123,15 +123,21 @@ def _video_stream(source: Probe) -> StreamInfo:
             "Pass a video file (mp4, mov, mkv, avi, webm); if this one plays in a video player, re-encode it, "
             "e.g. to H.264 mp4, and try again.",
         )
-    if stream.width * stream.height > MAX_VIDEO_PIXELS:
+    return stream
+
+
+def _check_frame_pixels(path: Path, frame_size: tuple[int, int]) -> None:
+    """Frames larger than 8K are refused before a frame's buffer is allocated (a small file can declare any
+    size); probing such a video (its size, rate and length) is fine."""
+    width, height = frame_size
+    if width * height > MAX_VIDEO_PIXELS:
         raise InputError(
-            f"Cannot read the video {str(source.path)!r}: its frames are {stream.width} x {stream.height} pixels, "
-            "larger than 8K (8192 x 4320).",
-            f"Each frame would take {stream.width * stream.height * 3 / 1e6:,.0f} MB of memory to decode (a small "
-            "file can declare any size), and V-Express works at 512 x 512 anyway.",
+            f"Cannot read the video {str(path)!r}: its frames are {width} x {height} pixels, larger than 8K "
+            "(8192 x 4320).",
+            f"Each frame would take {width * height * 3 / 1e6:,.0f} MB of memory to decode (a small file can "
+            "declare any size), and V-Express works at 512 x 512 anyway.",
             "Downscale it first, e.g. `ffmpeg -i in.mp4 -vf scale=-2:1080 out.mp4`, and pass out.mp4.",
         )
-    return stream
 
 
 def _display_size(stream: StreamInfo) -> tuple[int, int]:
@@ -195,9 +201,11 @@ def iter_video_frames(
     """
     resize = None if size is None else check_frame_size(size)
     if isinstance(path, VideoInfo):
+        _check_frame_pixels(path.path, (path.width, path.height))
         return _stream_frames(path.path, path.stream_index, (path.width, path.height), resize)
     source = probe(path, "video")  # probed now, so a bad path fails at the call, not at next()
     stream = _video_stream(source)
+    _check_frame_pixels(source.path, _display_size(stream))
     return _stream_frames(source.path, stream.index, _display_size(stream), resize)
 
 
