@@ -273,6 +273,6 @@ def test_a_transparent_photo_is_warned_that_the_colours_under_it_are_seen(tmp_pa
     photo = read_reference_photo(path, GenerationSettings(width=64, height=64, crop="none"))
     transparent = [warning for warning in photo.warnings if "is transparent" in warning]
     assert transparent == (["50% of the reference image cutout.png is transparent or mostly so (under half opaque); "
-                            "V-Express sees the colours stored under it, as the original does, often black or leftovers. Flatten it onto a background "
-                            "first (any editor's 'flatten' or 'remove alpha') if those pixels are not meant to be "
-                            "seen."] if warned else [])
+                            "V-Express sees the colours stored under it, as the original does, often black or "
+                            "leftovers. Flatten it onto a background first (any editor's 'flatten' or 'remove "
+                            "alpha') if those pixels are not meant to be seen."] if warned else [])
