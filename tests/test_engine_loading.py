@@ -344,12 +344,18 @@ def test_a_vae_without_safetensors_loads_without_diffusers_logging_an_error(tiny
 
 def spoil(path, value: float) -> str:
     """Put ``value`` in the middle of the file's largest floating-point tensor; return that tensor's key."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     state = load_file(path) if path.suffix == ".safetensors" else torch.load(path, weights_only=True)
     key = max((key for key, tensor in state.items() if tensor.is_floating_point()), key=lambda k: state[k].numel())
     state[key].view(-1)[state[key].numel() // 2] = value
-    save_file(state, str(path)) if path.suffix == ".safetensors" else torch.save(state, path)
+    if path.suffix == ".safetensors":  # its header's metadata kept: older transformers read its "format"
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata()
+        save_file(state, str(path), metadata=metadata)
+    else:
+        torch.save(state, path)
     return key
 
 
