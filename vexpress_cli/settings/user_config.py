@@ -58,10 +58,15 @@ def user_presets_dir() -> Path:
     return config_dir() / "presets"
 
 
+def config_absent(path: Path) -> bool:
+    """Whether nothing is at ``path``: a link that leads nowhere, or to itself, is there (and refused)."""
+    return not path.exists() and not path.is_symlink()
+
+
 def load_user_config(path: Path | None = None) -> dict[str, Any]:
     """The validated contents of ``config.toml``; an empty dict when there is no such file."""
     path = path or config_file()
-    if not path.exists() and not path.is_symlink():  # a link that leads nowhere, or to itself, is refused below
+    if config_absent(path):
         return {}
     if path.is_file() and path.stat().st_size == 0:  # an empty config sets nothing, as an empty TOML document would
         return {}

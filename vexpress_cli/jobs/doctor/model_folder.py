@@ -25,11 +25,11 @@ def model_checks(context: DoctorContext) -> list[Check]:
 
 
 def _config_check() -> Check:
-    from vexpress_cli.settings.user_config import config_file, load_user_config
+    from vexpress_cli.settings.user_config import config_absent, config_file, load_user_config
 
     try:
         path = config_file()
-        if not path.exists() and not path.is_symlink():  # a folder, a FIFO or a dangling link is refused below
+        if config_absent(path):  # a folder, a FIFO or a dangling link is refused below
             return Check("config file", OK, f"none at {path} (optional)")
         settings = load_user_config(path)
     except VExpressError as error:
