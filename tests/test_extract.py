@@ -408,3 +408,16 @@ def test_a_video_cut_short_is_extracted_with_a_note_saying_so(tmp_path, tys_clip
                              "it (ffmpeg -i VIDEO -c:v libx264 fixed.mp4) and extract again."]
     whole_run = run_cli(whole, "-o", tmp_path / "whole.pth", "--json")
     assert json.loads(whole_run.stdout)["notes"] == []
+
+
+def test_cli_size_and_backend_left_out_take_the_user_configs_generate_values(tmp_path, tys_clip, monkeypatch):
+    """The points are for the size you generate at: your config's [generate] width and height, not 512x512."""
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('[generate]\nwidth = 256\nheight = 192\nface_backend = "dlib"\n')
+    result = run_cli(tys_clip, "--kps-out", tmp_path / "k.safetensors", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == "dlib"
+    track = load_kps(tmp_path / "k.safetensors")
+    assert (track.width, track.height) == (256, 192)
+    assert track.points[..., 0].max() < 256 and track.points[..., 1].max() < 192

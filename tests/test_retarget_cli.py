@@ -388,3 +388,21 @@ def test_a_track_outside_the_frame_with_a_detected_reference_blames_the_driving_
     assert_input_error(result, "No keypoint of the retargeted track lies inside the 512x512 frame",
                        "For the driving track, re-extract it with `vexpress extract`")
     assert "--reference-kps" not in result.output
+
+
+def test_settings_left_out_take_the_user_configs_generate_values_and_flags_win(tmp_path, monkeypatch):
+    """retarget shares width, height and the strategy with generate: your config's [generate] defaults count for
+    both, or a track made for a 320x288 video came out at 512x512."""
+    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(
+        '[generate]\nwidth = 320\nheight = 288\nretarget_strategy = "fix_face"\n')
+    configured = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "-n", 3, "--json", "-o", tmp_path / "a.pth")
+    assert configured.exit_code == 0, configured.output
+    assert {key: json.loads(configured.stdout)[key] for key in ("width", "height", "strategy")} == {
+        "width": 320, "height": 288, "strategy": "fix_face"}
+    flagged = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "-n", 3, "--width", 400, "--strategy",
+                       "naive_retarget", "--kps", AOC_KPS, "-o", tmp_path / "b.safetensors")
+    assert flagged.exit_code == 0, flagged.output
+    track = load_kps(tmp_path / "b.safetensors")
+    assert (track.width, track.height) == (400, 288)

@@ -52,7 +52,9 @@ from every frame before detection; the points are then in that crop. Backends: \
 [bold]dlib[/] (no download; 2-4 px from insightface's points). [bold]auto[/] takes insightface \
 when MODEL_ROOT/models/buffalo_l/det_10g.onnx exists. Frames without a face are \
 interpolated from their neighbours and listed; with several faces the one \
-nearest the previous frame's face is followed (the largest at the start).
+nearest the previous frame's face is followed (the largest at the start). \
+WIDTH, HEIGHT and the backend default to your config's \\[generate] values when \
+it sets them.
 """
 
 
@@ -66,9 +68,11 @@ def extract_command(
         None, "--audio-out", help="Also write the video's audio track here (.mp3, .wav, .m4a, ...). Default: no audio.",
         show_default=False,
     ),
-    width: int = typer.Option(DEFAULTS["width"], "--width", help="Frame width the points refer to (8 to 8192)."),
-    height: int = typer.Option(DEFAULTS["height"], "--height", help="Frame height the points refer to (8 to 8192)."),
-    face_backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
+    width: int | None = typer.Option(None, "--width", show_default=False, help="Frame width the points refer to "
+                                     f"(8 to 8192). Default: {DEFAULTS['width']}."),
+    height: int | None = typer.Option(None, "--height", show_default=False, help="Frame height the points refer to "
+                                      f"(8 to 8192). Default: {DEFAULTS['height']}."),
+    face_backend: str | None = setting_option("face_backend", "--backend"),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "
         "Default: the model folder vexpress finds (vexpress models path).", show_default=False,

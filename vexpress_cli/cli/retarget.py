@@ -14,7 +14,7 @@ from vexpress_cli.cli.options import (
 )
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import spell_parameters
-from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS
+from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
 
 EPILOG = """\
@@ -44,6 +44,8 @@ Keypoints are pixels in the WIDTH x HEIGHT output frame; a driving track that
 records another frame size is rescaled to it. Given both --reference-image and
 --reference-kps, the points are used as typed and the photo only backs the
 preview. A .pth output can also be read by the original V-Express inference.py.
+The settings shared with generate (strategy, fit, size, backend, crop, face
+index) default to your config's \\[generate] values when it sets them.
 """
 
 
@@ -68,16 +70,16 @@ def retarget_command(
         "--kps",
         help="Driving kps track (.safetensors/.pth from `vexpress extract`, or an original V-Express kps.pth).",
     ),
-    strategy: str = setting_option("retarget_strategy", default=AUTO_STRATEGY),
+    strategy: str | None = setting_option("retarget_strategy"),
     num_frames: int | None = typer.Option(
         None, "--num-frames", "-n", help="Frames to produce. Default: the driving track's duration at --fps "
         "(its length when the rates match)."
     ),
-    kps_fit: str = setting_option("kps_fit", default=DEFAULTS["kps_fit"]),
-    width: int = typer.Option(DEFAULTS["width"], "--width", show_default=False,
-                              help=f"Output frame width in pixels (as generate's). Default: {DEFAULTS['width']}."),
-    height: int = typer.Option(DEFAULTS["height"], "--height", show_default=False,
-                               help=f"Output frame height in pixels (as generate's). Default: {DEFAULTS['height']}."),
+    kps_fit: str | None = setting_option("kps_fit"),
+    width: int | None = typer.Option(None, "--width", show_default=False, help="Output frame width in pixels "
+                                     f"(as generate's). Default: {DEFAULTS['width']}."),
+    height: int | None = typer.Option(None, "--height", show_default=False, help="Output frame height in pixels "
+                                      f"(as generate's). Default: {DEFAULTS['height']}."),
     fps: float | None = typer.Option(
         None,
         "--fps",
@@ -89,9 +91,9 @@ def retarget_command(
         "--preview",
         help="Also write a video (.mp4) of the retargeted keypoints over the photo, next to the driving ones.",
     ),
-    face_backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
-    crop: str = setting_option("crop", default=DEFAULTS["crop"]),
-    face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
+    face_backend: str | None = setting_option("face_backend", "--backend"),
+    crop: str | None = setting_option("crop"),
+    face_index: int | None = setting_option("face_index"),
     model_root: Path | None = typer.Option(
         None,
         "--model-root",

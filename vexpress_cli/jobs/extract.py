@@ -13,7 +13,8 @@ from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import as_path, optional_folder, optional_path, require_regular_file
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
-from vexpress_cli.settings.schema import DEFAULTS, checked_setting
+from vexpress_cli.settings.schema import checked_setting
+from vexpress_cli.settings.user_config import your_default
 
 PathLike = str | Path
 
@@ -57,8 +58,8 @@ def default_kps_path(video: Path) -> Path:
 
 
 def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLike | None = None, *,
-            width: int = DEFAULTS["width"], height: int = DEFAULTS["height"],
-            face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
+            width: int | None = None, height: int | None = None,
+            face_backend: str | None = None, model_root: PathLike | None = None,
             strict: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None,
             crop: Any = "none") -> ExtractResult:
     """Extract the V-Kps track of ``video`` into ``kps_out`` (default: ``STEM_kps.pth`` beside it).
@@ -71,7 +72,8 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     ``crop``: ``none`` (each whole frame resized, like the original), ``auto`` (the face tracked
     through the video and one steady face-centred box cut from every frame, at the reference
     photo's framing) or ``X,Y,W,H`` / a CropBox in the video's pixels; the points are then in the
-    crop's frame, and a ``.safetensors`` file records the box.
+    crop's frame, and a ``.safetensors`` file records the box. ``width``, ``height`` and ``face_backend`` left
+    as ``None`` take your config's ``[generate]`` value, else the default (512, 512, ``auto``).
     """
     from vexpress_cli.face import load_backend
     from vexpress_cli.face.framing import (FRAMED_SHARE, PADDING_WARNING_SHARE, frame_padding, parse_crop,
@@ -84,8 +86,9 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     model_root = optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     require_regular_file(video, "video", VIDEO_KIND)  # before a kps name is made from its name ('.' has none)
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
-    face_backend = checked_setting("face_backend", face_backend)
-    width, height = checked_frame_side("width", width), checked_frame_side("height", height)
+    face_backend = checked_setting("face_backend", your_default("face_backend", face_backend))
+    width = checked_frame_side("width", your_default("width", width))
+    height = checked_frame_side("height", your_default("height", height))
     strict, overwrite = checked_switch("strict", strict), checked_switch("overwrite", overwrite)
     progress = checked_callback(progress)
     crop = parse_crop(crop)

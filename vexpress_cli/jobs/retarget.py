@@ -20,7 +20,8 @@ from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_file, reference_kps_f
 from vexpress_cli.kps.limits import checked_frame_count
 from vexpress_cli.kps.retargeting import checked_strategy, ignored_driving_track, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
-from vexpress_cli.settings.schema import AUTO_STRATEGY, DEFAULTS, checked_setting
+from vexpress_cli.settings.schema import checked_setting
+from vexpress_cli.settings.user_config import your_default
 
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
@@ -72,13 +73,13 @@ class _Reference:
     detected: bool
 
 
-def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: str = AUTO_STRATEGY,
+def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: str | None = None,
              output: PathLike = "retargeted.safetensors", *, preview: PathLike | None = None,
-             reference_kps=None, num_frames: int | None = None, kps_fit: str = DEFAULTS["kps_fit"],
-             width: int = DEFAULTS["width"], height: int = DEFAULTS["height"], fps: float | None = None,
-             face_backend: str = DEFAULTS["face_backend"], model_root: PathLike | None = None,
-             overwrite: bool = False, progress: ProgressCallback | None = None, crop: str = DEFAULTS["crop"],
-             face_index: int = DEFAULTS["face_index"]) -> RetargetResult:
+             reference_kps=None, num_frames: int | None = None, kps_fit: str | None = None,
+             width: int | None = None, height: int | None = None, fps: float | None = None,
+             face_backend: str | None = None, model_root: PathLike | None = None,
+             overwrite: bool = False, progress: ProgressCallback | None = None, crop: str | None = None,
+             face_index: int | None = None) -> RetargetResult:
     """Fit a driving track to a reference face and save it (``.safetensors`` keeps fps and size, ``.pth``).
 
     ``strategy`` is any installed retarget strategy (``auto``: ``no_retarget`` with a driving track,
@@ -88,7 +89,14 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     fitted by ``kps_fit``. ``crop`` and ``face_index`` frame the photo as ``generate`` does (the points are in
     that frame). ``preview`` also
     writes a video of the retargeted points over the photo, next to the driving ones.
+
+    The settings it shares with generate (``strategy``, ``kps_fit``, ``width``, ``height``, ``face_backend``,
+    ``crop``, ``face_index``) left as ``None`` take your config's ``[generate]`` value, else the default.
     """
+    strategy, kps_fit = your_default("retarget_strategy", strategy), your_default("kps_fit", kps_fit)
+    width, height = your_default("width", width), your_default("height", height)
+    face_backend, crop = your_default("face_backend", face_backend), your_default("crop", crop)
+    face_index = your_default("face_index", face_index)
     output, preview = as_path(output, "output"), optional_path(preview, "preview")
     kps, model_root = optional_path(kps, "kps"), optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     reference_image = optional_path(reference_image, "reference_image")

@@ -105,3 +105,13 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
 def configured_settings() -> dict[str, Any]:
     """The generation settings of the user config's [generate] table (your own defaults)."""
     return load_user_config().get(GENERATE_TABLE, {})
+
+
+def your_default(name: str, value: Any = None) -> Any:
+    """``value`` when given, else your own default of generation setting ``name`` (the user config's [generate]
+    table), else the built-in default: how extract and retarget take the settings they share with generate."""
+    if value is not None:
+        return value
+    from vexpress_cli.settings.schema import DEFAULTS
+
+    return configured_settings().get(name, DEFAULTS[name])
