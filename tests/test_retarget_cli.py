@@ -406,3 +406,9 @@ def test_settings_left_out_take_the_user_configs_generate_values_and_flags_win(t
     assert flagged.exit_code == 0, flagged.output
     track = load_kps(tmp_path / "b.safetensors")
     assert (track.width, track.height) == (400, 288)
+
+
+def test_no_output_is_one_paragraph_naming_the_option_and_the_formats():
+    result = vexpress("retarget", "--reference-kps", REFERENCE_TEXT, "-n", 3)
+    assert_input_error(result, "Error: No output given.", "Pass --output PATH: .safetensors", "or .pth")
+    assert "╭" not in result.output  # not click's boxed usage error

@@ -13,7 +13,7 @@ from vexpress_cli.cli.options import (
     flag_of, json_option, quiet_option, setting_option, with_setting_aliases,
 )
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.errors import spell_parameters
+from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
 
@@ -50,11 +50,12 @@ index) default to your config's \\[generate] values when it sets them.
 
 
 def retarget_command(
-    output: Path = typer.Option(
-        ...,
+    output: Path | None = typer.Option(
+        None,
         "--output",
         "-o",
-        help="Where to write the track: .safetensors (keeps fps and size) or .pth.",
+        help="Where to write the track: .safetensors (keeps fps and size) or .pth. Required.",
+        show_default=False,
     ),
     reference_image: Path | None = typer.Option(
         None, "--reference-image", help="Photo of the face to animate; its keypoints are detected."
@@ -109,6 +110,10 @@ def retarget_command(
     retarget strategy so the head motion suits the reference face, and writes
     the result for `vexpress generate --kps`.
     """
+    if output is None:
+        raise InputError("No output given.", why="vexpress retarget writes the fitted keypoint track to a file.",
+                         fix="Pass --output PATH: .safetensors (keeps fps and frame size) or .pth (see `vexpress "
+                         "retarget --help`).")
     from vexpress_cli.jobs.retarget import retarget
 
     console = Console(stderr=True)
