@@ -97,9 +97,9 @@ def batch_command(
     if report is not None:
         from vexpress_cli.jobs.records import write_text_atomically
 
-        write_text_atomically(report, json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n")
+        write_text_atomically(report, json.dumps(summary.to_dict(flag_of), indent=2, allow_nan=False) + "\n")
     if as_json:
-        print(json.dumps(summary.to_dict(), allow_nan=False))
+        print(json.dumps(summary.to_dict(flag_of), allow_nan=False))
     print_summary(summary, quiet=quiet)  # on stderr: with --json too, stdout holds only the JSON
     raise typer.Exit(summary.exit_code if exit_code is None else exit_code)
 

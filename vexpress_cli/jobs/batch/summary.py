@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vexpress_cli.errors import python_name, spell_parameters
+
 # A job's status at the end of a batch.
 DONE, SKIPPED, FAILED, INTERRUPTED, NOT_RUN = "done", "skipped", "failed", "interrupted", "not run"
 
@@ -71,12 +73,17 @@ class BatchSummary:
         """130 when interrupted, 1 when a job failed or was left unrun (its workers died), else 0."""
         return 130 if self.interrupted else 1 if self.failed or self.count(NOT_RUN) else 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
+        """Plain JSON types; settings named in the reasons and warnings read as ``spell`` says (Python names, or
+        flags)."""
         counts = {status.replace(" ", "_"): self.count(status)
                   for status in (DONE, SKIPPED, FAILED, INTERRUPTED, NOT_RUN)}
+        jobs = [{**asdict(outcome), "reason": spell_parameters(outcome.reason, spell),
+                 "warnings": [spell_parameters(warning, spell) for warning in outcome.warnings]}
+                for outcome in self.outcomes]
         return {"manifest": self.manifest, "total": len(self.outcomes), "counts": counts,
                 "interrupted": self.interrupted, "seconds": round(self.seconds, 3), "workers": self.workers,
-                "jobs": [asdict(outcome) for outcome in self.outcomes]}
+                "jobs": jobs}
 
 
 class BatchInterrupted(KeyboardInterrupt):
