@@ -573,3 +573,26 @@ def test_a_setting_outside_its_advised_range_is_named_as_the_caller_spells_it(sp
 
     resolved = resolve_settings(explicit={"audio_attention_weight": 3.5})
     assert resolved.warnings[0].startswith("audio_attention_weight=3.5 is outside the advised range")
+
+
+def test_a_seed_is_the_jobs_own_whatever_else_seeds_torch_meanwhile_and_the_callers_seed_is_kept(speech, tmp_path):
+    """Jobs seeded torch's global generator and drew their noise from it after the speech encoder: another thread's
+    job (or anything seeding torch) in between gave this job another seed's video, its record still saying its own."""
+    import torch
+
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    plan = generator.plan(AOC / "ref.jpg", speech, tmp_path / "unused.mp4", seed=2, **SMALL)
+    alone = np.concatenate(list(generator.frames(plan)))
+
+    def reseeding(stage, done, total):
+        if stage == "audio":  # between the job's seeding and its noise, as a second job's thread would
+            torch.manual_seed(1)
+
+    torch.manual_seed(123)
+    disturbed = np.concatenate(list(generator.frames(plan, progress=reseeding)))
+    np.testing.assert_array_equal(disturbed, alone)
+    other_seed = generator.plan(AOC / "ref.jpg", speech, tmp_path / "unused.mp4", seed=1, **SMALL)
+    assert not np.array_equal(np.concatenate(list(generator.frames(other_seed))), alone)
+    torch.manual_seed(123)
+    generator.generate(AOC / "ref.jpg", speech, tmp_path / "frames", seed=2, **SMALL)
+    assert torch.initial_seed() == 123  # the caller's own seeding stands: not reseeded to the job's seed

@@ -162,6 +162,10 @@ class MultiDevicePipeline:
     def set_progress_bar_config(self, **config) -> None:
         self.local.set_progress_bar_config(**config)
 
+    def seeded_generator(self, seed: int) -> torch.Generator:
+        """The seed's generator (every process draws its noise from ``seed``, as one device would)."""
+        return self.local.seeded_generator(seed)
+
     def iter_frames(self, *, generator: torch.Generator | None = None, **kwargs) -> Iterator:
         """:meth:`VExpressPipeline.iter_frames` on every device; rank 0 yields the frames."""
         with self._job(generator, kwargs) as seed:

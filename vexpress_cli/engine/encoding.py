@@ -80,8 +80,19 @@ class EncodingStages:
         these draws decide its noise. Newer transformers no longer draw; drawing here keeps
         ``seed=N`` giving the original's video for the same seed.
         """
+        self._advance_past_layerdrop(torch.default_generator)
+
+    def seeded_generator(self, seed: int) -> torch.Generator:
+        """A CPU generator of the job's own that draws the noise ``torch.manual_seed(seed)`` gives the original
+        (past wav2vec2's LayerDrop draws): nothing else in the process, another job's thread or the caller's
+        own seeding, changes the video, and torch's global generator is not reseeded."""
+        generator = torch.Generator().manual_seed(seed)
+        self._advance_past_layerdrop(generator)
+        return generator
+
+    def _advance_past_layerdrop(self, generator: torch.Generator) -> None:
         for _ in range(self.audio_encoder.config.num_hidden_layers):
-            torch.rand([])
+            torch.rand([], generator=generator)
 
     def encode_reference_stage(self, reference_image, width: int, height: int, guidance_scale: float,
                                reference_attention_weight: float, audio_attention_weight: float,

@@ -145,7 +145,7 @@ class Generator:
         self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
         self._pipeline = None
         self._offload = "none"
-        # One job at a time: jobs seed torch's global generator, and share the networks and the device. A plain
+        # One job at a time: jobs share the networks, their per-job settings and the device. A plain
         # Lock: a frames() iterator may be resumed, and so end, in another thread than the one that started it.
         self._running = threading.Lock()
         self._running_in: int | None = None  # the thread that started the running job
@@ -328,7 +328,7 @@ class Generator:
         pipeline = self._load(clock, settings.offload)
         pipeline.use_scheduler(settings.scheduler)
         configure_speed(pipeline, settings.window_batch, settings.compile)
-        generator = torch.manual_seed(settings.seed)  # the global generator, as the original seeds
+        generator = pipeline.seeded_generator(settings.seed)
         chunks = pipeline.iter_frames(
             reference_image=plan.reference_image, audio_waveform=plan.waveform, video_length=plan.num_frames,
             width=settings.width, height=settings.height, kps_images=plan.kps_track,
