@@ -3,6 +3,7 @@ and the per-call settings reaching the denoising UNet's attention layers by ever
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -596,3 +597,17 @@ def test_a_seed_is_the_jobs_own_whatever_else_seeds_torch_meanwhile_and_the_call
     torch.manual_seed(123)
     generator.generate(AOC / "ref.jpg", speech, tmp_path / "frames", seed=2, **SMALL)
     assert torch.initial_seed() == 123  # the caller's own seeding stands: not reseeded to the job's seed
+
+
+def test_inputs_given_with_a_tilde_are_found_in_the_home_folder_and_recorded_there(speech, tmp_path, monkeypatch):
+    """``~/ref.jpg`` was read, then the run record's file facts looked for a folder named '~' (FileNotFoundError)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(AOC / "ref.jpg", home / "ref.jpg")
+    shutil.copy(speech, home / "speech.wav")
+    monkeypatch.setenv("HOME", str(home))
+    result = vexpress_cli.generate("~/ref.jpg", "~/speech.wav", "~/talk", model_dir=TINY_MODEL_DIR, seed=1, **SMALL)
+    assert result.num_frames == 12 and (home / "talk" / "frame_000012.png").is_file()
+    record = vexpress_cli.read_record("~/talk.json")
+    assert set(record.inputs) == {"reference_image", "audio"}
+    assert record.job["reference_image"] == str(home / "ref.jpg") and record.job["audio"] == str(home / "speech.wav")

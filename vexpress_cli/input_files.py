@@ -27,12 +27,13 @@ SPECIAL_FILE_KINDS = (
 
 
 def as_path(value, name: str) -> Path:
-    """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, else an InputError naming it."""
+    """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, ``~`` expanded as a shell would,
+    else an InputError naming it."""
     if isinstance(value, str) and not value.strip():  # Path("") would be the current folder
         raise InputError(f"{parameter(name)} is an empty text, not a path.", "", f"Pass the file's path as "
                          f"{parameter(name)}.")
     if isinstance(value, (str, os.PathLike)):
-        return Path(value)
+        return Path(value).expanduser()
     held = " (an image or array in memory)" if hasattr(value, "shape") or hasattr(value, "getpixel") else ""
     raise InputError(f"{parameter(name)} is {described(value)}{held}, not a path.",
                      why="It names a file, so it must be a str or an os.PathLike such as pathlib.Path.",
