@@ -384,3 +384,18 @@ def test_the_status_line_names_each_values_source_in_the_order_the_values_are_sh
     line = status_line(plan)
     assert "weights 0.95/2.5 (preset/flag)" in line and "512x256 (default/flag)" in line
     assert "25 steps (default)" in line
+
+
+def test_typed_reference_points_off_the_frame_are_blamed_as_photo_pixels_not_a_driving_track(clips, tmp_path):
+    """Points typed in the 512x512 photo's own pixels for a 64x64 video: the error told to re-extract a driving
+    track that does not exist; it names reference_kps and the frame its points are pixels of."""
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "fix_face"})
+    with pytest.raises(InputError) as raised:
+        plan_inputs(TYS / "ref.jpg", clips["tys"], tmp_path / "o.mp4", False, resolved,
+                    reference_kps="200,220;300,220;250,280")
+    message = str(raised.value)
+    assert message.startswith("No keypoint of the keypoint track (as drawn: rescaled and retargeted) lies inside the "
+                              "64x64 frame")
+    assert ("reference_kps are pixels of the 64x64 output frame (the photo resized to it, or the crop box's frame), "
+            "not of the photo itself") in message
+    assert "Give reference_kps inside the frame" in message and "Re-extract the track" not in message

@@ -411,7 +411,8 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     ``output``: ``.mp4``/``.mov``/``.mkv``, or a folder path without suffix for PNG frames.
     ``kps``: a driving V-Kps track (``vexpress_cli.extract``). ``reference_kps``: the portrait's
     left eye, right eye and nose instead of detecting them (a ``[3, 2]`` array, ``"x,y;x,y;x,y"``
-    or a kps file). ``model``/``model_dir``: the weights, as for :class:`Generator`.
+    or a kps file), in pixels of the output frame (the photo resized to ``width`` x ``height``, or a ``crop``
+    box's frame), not of the photo. ``model``/``model_dir``: the weights, as for :class:`Generator`.
     ``preset``: a preset name or ``.toml`` path. ``settings``: any generation
     setting by its name (``num_inference_steps``, ``retarget_strategy``, ``audio_attention_weight``,
     ``fps``, ``width``, ``seed``, ...; see ``vexpress_cli.GenerationSettings``), winning over the

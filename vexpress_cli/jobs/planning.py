@@ -84,7 +84,7 @@ def frame_count(duration: float, fps: Fraction) -> int:
 def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: bool, resolved: ResolvedSettings, *,
                 kps: Path | None = None, reference_kps=None, face_model_root: Path | None = None) -> GenerationPlan:
     """Decode and check every input of a job."""
-    from vexpress_cli.kps.bounds import check_kps_in_frame
+    from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
     from vexpress_cli.kps.retargeting import (checked_strategy, ignored_driving_track, retarget_track,
                                               uses_reference_kps)
     from vexpress_cli.media.audio import load_audio, truncation_warning
@@ -132,7 +132,9 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if ignored:  # the track's fitting notes would say it was used
         del notes[driving_notes_from:]
         warnings.append(ignored)
-    outside = check_kps_in_frame(track, width, height, "the keypoint track (as drawn: rescaled and retargeted)")
+    why, fix = outside_frame_reasons(True, width, height) if reference_kps is not None else (None, None)
+    outside = check_kps_in_frame(track, width, height, "the keypoint track (as drawn: rescaled and retargeted)",
+                                 why=why, fix=fix)
     warnings.extend([outside] if outside else [])
     return GenerationPlan(photo.image, audio, output, overwrite, waveform, duration, fps, num_frames, track, strategy,
                           strategy_reason, settings, dict(resolved.sources), warnings, notes, photo=photo)

@@ -14,7 +14,7 @@ from vexpress_cli.errors import InputError, checked_switch, messages, parameter,
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
-from vexpress_cli.kps.bounds import check_kps_in_frame
+from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
 from vexpress_cli.kps.fit import fit_track_in_time
 from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_file, reference_kps_from_text
 from vexpress_cli.kps.limits import checked_frame_count
@@ -151,7 +151,7 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
     ignored = ignored_driving_track(chosen, reference.kps, driving_points, num_frames, points)
     notes.extend([ignored] if ignored else [])
-    why, fix = _outside_frame_reasons(reference_kps is not None, width, height)
+    why, fix = outside_frame_reasons(reference_kps is not None, width, height)
     outside = check_kps_in_frame(points, width, height, "the retargeted track", why=why, fix=fix)  # generate refuses
     notes.extend([outside] if outside else [])
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=driving.backend if driving else None)
@@ -162,19 +162,6 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     return RetargetResult(output, num_frames, chosen.name, kps_fit, fps, width, height,
                           driving.num_frames if driving is not None else None, reference.kps, reference.detected,
                           preview, notes)
-
-
-def _outside_frame_reasons(typed_reference: bool, width: int, height: int) -> tuple[str, str]:
-    """Why a retargeted track lies outside the frame, and the fix: the typed reference points or the driving
-    track (points detected in the photo are inside it)."""
-    outside = "The face would be placed entirely outside the video."
-    unsized = "records no frame size is read as 512x512."
-    extract = "re-extract it with `vexpress extract` (its .safetensors file records the frame size)."
-    if not typed_reference:
-        return f"{outside} A driving kps file that {unsized}", f"For the driving track, {extract}"
-    return (f"{outside} {parameter('reference_kps')} are pixels of the {width}x{height} output frame, and a driving "
-            f"kps file that {unsized}", f"Give {parameter('reference_kps')} inside the frame, or a larger "
-            f"{parameter('width')} and {parameter('height')}; for a driving track, {extract}")
 
 
 def _check_outputs(output: Path, preview: Path | None, overwrite: bool, inputs: dict[str, Path | None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, parameter
 
 
 def points_outside(points, width: int, height: int) -> np.ndarray:
@@ -44,3 +44,18 @@ def check_kps_in_frame(points, width: int, height: int, origin: str = "the kps t
     frames = int(outside.any(axis=1).sum())
     return (f"{frames} of {len(points)} frames of {origin} have keypoints outside the {width}x{height} frame "
             f"({x_range}, {y_range}): the face is cut off or leaves the picture there.")
+
+
+def outside_frame_reasons(typed_reference: bool, width: int, height: int) -> tuple[str, str]:
+    """Why a retargeted track lies wholly outside the frame, and the fix (the ``why`` and ``fix`` of
+    :func:`check_kps_in_frame`): the typed reference points or the driving track (points detected in the photo are
+    inside it). Typed points are pixels of the output frame, not of the photo."""
+    outside = "The face would be placed entirely outside the video."
+    unsized = "records no frame size is read as 512x512."
+    extract = "re-extract it with `vexpress extract` (its .safetensors file records the frame size)."
+    if not typed_reference:
+        return f"{outside} A driving kps file that {unsized}", f"For the driving track, {extract}"
+    return (f"{outside} {parameter('reference_kps')} are pixels of the {width}x{height} output frame (the photo "
+            f"resized to it, or the crop box's frame), not of the photo itself, and a driving "
+            f"kps file that {unsized}", f"Give {parameter('reference_kps')} inside the frame, or a larger "
+            f"{parameter('width')} and {parameter('height')}; for a driving track, {extract}")
