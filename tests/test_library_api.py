@@ -57,7 +57,8 @@ def test_generate_writes_a_video_as_long_as_the_audio(speech, tmp_path):
 
 
 def test_unknown_setting_names_the_closest_one(speech, tmp_path):
-    with pytest.raises(InputError, match="unknown key 'num_inference_step'.*Did you mean 'num_inference_steps'"):
+    with pytest.raises(InputError, match="unknown keyword argument 'num_inference_step'.*Did you mean "
+                       "'num_inference_steps'"):
         vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / "x.mp4", model_dir=TINY_MODEL_DIR,
                               num_inference_step=3)
     assert not (tmp_path / "x.mp4").exists()
@@ -611,3 +612,22 @@ def test_inputs_given_with_a_tilde_are_found_in_the_home_folder_and_recorded_the
     record = vexpress_cli.read_record("~/talk.json")
     assert set(record.inputs) == {"reference_image", "audio"}
     assert record.job["reference_image"] == str(home / "ref.jpg") and record.job["audio"] == str(home / "speech.wav")
+
+
+@pytest.mark.parametrize(("call", "keywords", "message"), [
+    (lambda **kw: vexpress_cli.generate("r.jpg", "s.wav", "o.mp4", **kw), {"overwite": True},
+     "generate() got an unknown keyword argument 'overwite'. Its keywords are its own arguments (reference_image, "),
+    (lambda **kw: vexpress_cli.generate("r.jpg", "s.wav", "o.mp4", **kw), {"on_progress": print},
+     "Did you mean 'progress'?"),
+    (lambda **kw: vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).generate("r.jpg", "s.wav", "o.mp4", **kw),
+     {"overwite": True}, "Generator.generate() got an unknown keyword argument 'overwite'."),
+    (lambda **kw: vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).plan("r.jpg", "s.wav", "o.mp4", **kw),
+     {"settings": vexpress_cli.GenerationSettings()}, "Pass its values as keywords: plan(..., **settings.to_dict())."),
+])
+def test_a_misspelt_keyword_of_a_job_call_is_matched_against_its_own_arguments_too(call, keywords, message):
+    """`overwite=True` was answered with the 30 setting names and no 'overwrite'; `on_progress` with 'postprocess'."""
+    with pytest.raises(InputError) as raised:
+        call(**keywords)
+    assert message in str(raised.value)
+    if "overwite" in keywords:
+        assert "Did you mean 'overwrite'?" in str(raised.value)

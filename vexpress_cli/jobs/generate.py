@@ -42,6 +42,7 @@ from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
+from vexpress_cli.jobs.keywords import check_keywords
 from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
 
@@ -232,6 +233,7 @@ class Generator:
                  reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
         """One video: see :func:`vexpress_cli.generate` for the arguments."""
+        check_keywords(Generator.generate, settings, also=MODEL_SETTINGS)
         plan = self.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                          overwrite=overwrite, progress=progress, **settings)
         return self.run(plan, progress)
@@ -247,6 +249,7 @@ class Generator:
                 raise InputError(f"{parameter(name)} is given when creating the Generator, not to a job.",
                                  why="A Generator holds one model, loaded once for all its jobs.",
                                  fix=f"Create a Generator({name}=...) for it.")
+        check_keywords(Generator.plan, settings, also=MODEL_SETTINGS)
         for name in MODEL_SETTINGS:
             given = settings.pop(name, None)
             if given is not None and not runs_with(name, checked_setting(name, given), self.device, self.dtype):
@@ -421,6 +424,7 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
 
     Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
     """
+    check_keywords(generate, settings)
     resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
     job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
     with Generator(model_dir, resolved.device, resolved.dtype, devices, model=model) as generator:
