@@ -1060,7 +1060,7 @@ def test_numbers_too_long_for_python_are_line_problems_of_a_jsonl_and_a_csv_mani
     with pytest.raises(ManifestError) as raised:
         prepare_jobs(as_path)
     assert [problem.text.split(". ")[0] for problem in raised.value.problems] == [
-        "'dtype' belongs to the command line (--dtype, --devices), not to one job: the networks are loaded once per "
+        "'dtype' belongs to the whole batch (dtype), not to one job: the networks are loaded once per "
         "worker.", "'audio' must be a non-empty text, not a 5001-digit number.",
         "'dtype' must be a string, not a 5001-digit number"]
 
@@ -1145,3 +1145,20 @@ def test_the_summary_names_settings_in_reasons_and_warnings_as_asked_python_name
         ("force was given", ["Give max_size=1024 to keep it smaller."])]
     assert [(job["reason"], job["warnings"]) for job in summary.to_dict(flag_of)["jobs"]] == [
         ("--force was given", ["Give --max-size 1024 to keep it smaller."])]
+
+
+def test_a_batch_argument_on_a_manifest_line_is_named_as_the_caller_spells_it(tmp_path):
+    """batch() from Python was told "'device' belongs to the command line (--device, --devices)"; a model_dir
+    column got no hint at all."""
+    from vexpress_cli.cli.options import flag_of
+
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("reference_image,audio,output,device,model_dir\naoc.jpg,a.wav,x.mp4,cpu,/m\n")
+    with pytest.raises(ManifestError) as raised:
+        prepare_jobs(manifest)
+    assert [problem.text for problem in raised.value.problems][:2] == [
+        "'device' belongs to the whole batch (device or devices), not to one job: the networks are loaded once per "
+        "worker.",
+        "'model_dir' belongs to the whole batch (model_dir), not to one job: the networks are loaded once per worker."]
+    rendered = raised.value.render(flag_of)
+    assert "(--device or --devices)" in rendered and "(--model-dir)" in rendered

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, did_you_mean, short_repr
+from vexpress_cli.errors import InputError, Message, did_you_mean, parameter, short_repr
 from vexpress_cli.input_files import (BeyondParser, parsed_text, read_settings_text, require_regular_file,
                                      whole_number)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
@@ -25,6 +25,8 @@ from vexpress_cli.settings.values import value_from_text
 from vexpress_cli.wording import plural
 
 JOB_KEYS = ("reference_image", "audio", "output", "kps", "reference_kps", "preset")
+# Arguments of the whole batch a manifest line may name by mistake (device and dtype are MODEL_SETTINGS).
+BATCH_ARGUMENTS = ("model", "model_dir", "devices")
 REQUIRED_KEYS = ("reference_image", "audio", "output")
 PATH_KEYS = ("reference_image", "audio", "output", "kps")
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -50,7 +52,7 @@ class ManifestEntry:
 @dataclass(frozen=True)
 class Problem:
     line: int
-    text: str
+    text: str  # a Message where it names an argument: spelled as the caller spells it
 
 
 class ManifestError(InputError):
@@ -59,7 +61,7 @@ class ManifestError(InputError):
     def __init__(self, manifest: Path, problems: list[Problem]):
         self.problems = sorted(problems, key=lambda problem: problem.line)
         shown = self.problems[:MAX_LISTED_PROBLEMS]
-        listed = "\n".join(f"  line {problem.line}: {problem.text}" for problem in shown)
+        listed = "\n".join(f"  line {problem.line}: {getattr(problem.text, 'raw', problem.text)}" for problem in shown)
         more = f"\n  ... and {len(self.problems) - len(shown)} more" if len(self.problems) > len(shown) else ""
         count = plural(len(self.problems), "problem")
         super().__init__(f"The manifest {manifest} has {count}; no job was started:\n{listed}{more}\n",
@@ -159,7 +161,7 @@ def _header_problems(header: list[str]) -> list[Problem]:
     if len(set(header)) != len(header):
         found.append(f"the header names a column twice ({', '.join(header)}).")
     found += [f"the header's column '{name}' is not a known key. {did_you_mean(name, [*JOB_KEYS, *SETTINGS])}".rstrip()
-              for name in header if name not in JOB_KEYS and name not in SETTINGS and name not in MODEL_SETTINGS]
+              for name in header if name not in (*JOB_KEYS, *SETTINGS, *MODEL_SETTINGS, *BATCH_ARGUMENTS)]
     found += [f"the header has no '{key}' column (every job needs {', '.join(REQUIRED_KEYS)})."
               for key in REQUIRED_KEYS if key not in header]
     return [Problem(1, text) for text in found]
@@ -180,9 +182,10 @@ def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Probl
     values are checked too (every problem of a line is listed at once)."""
     found = []
     for key in values:
-        if key in MODEL_SETTINGS:
-            found.append(f"'{key}' belongs to the command line (--{key}, --devices), not to one job: "
-                         "the networks are loaded once per worker.")
+        if key in (*MODEL_SETTINGS, *BATCH_ARGUMENTS):
+            given_as = f"{parameter(key)} or {parameter('devices')}" if key == "device" else parameter(key)
+            found.append(Message(f"'{key}' belongs to the whole batch ({given_as}), not to one job: the networks "
+                                 "are loaded once per worker."))
         elif key not in JOB_KEYS and key not in SETTINGS:
             found.append(f"unknown key '{key}'. {did_you_mean(key, [*JOB_KEYS, *SETTINGS])}".rstrip())
     for key in REQUIRED_KEYS:
