@@ -221,3 +221,26 @@ def test_every_bracket_in_a_help_text_is_a_style_or_escaped(path):
     texts = [command.help or "", command.epilog or "", *options]
     tags = {tag for text in texts for tag in re.findall(r"(?<!\\)\[([^\[\]]*)\]", text)}
     assert tags <= STYLE_TAGS
+
+
+def completions(line: str) -> list[str]:
+    """What bash completion offers after ``line`` (typer's completion protocol, as the installed script runs it)."""
+    words = line.split()
+    cword = len(words) if line.endswith(" ") else len(words) - 1
+    result = CliRunner().invoke(app, [], prog_name="vexpress",
+                                env={"_VEXPRESS_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)})
+    return result.output.split()
+
+
+@pytest.mark.parametrize(("line", "offered"), [
+    ("vexpress generate --scheduler ", ["ddim", "dpm++", "euler", "unipc"]),
+    ("vexpress generate --scheduler d", ["ddim", "dpm++"]),
+    ("vexpress retarget --kps-fit ", ["pingpong", "loop", "stretch"]),
+    ("vexpress generate --device c", ["cuda", "cpu"]),
+    ("vexpress batch --preset lip", ["lip-sync"]),
+    ("vexpress generate -s no", ["no_retarget"]),
+])
+def test_shell_completion_offers_a_settings_choices_the_presets_and_the_installed_strategies(line, offered,
+                                                                                               no_user_config):
+    """Completion offered no value at all: nothing defined one."""
+    assert completions(line) == offered

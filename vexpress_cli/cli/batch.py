@@ -12,8 +12,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, flag_of, json_option, model_dir_option, model_option,
-                                      quiet_option, with_generation_settings)
+from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, complete_preset, flag_of, json_option, model_dir_option,
+                                      model_option, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.wording import plural
@@ -55,7 +55,7 @@ def batch_command(
     ray_address: str = typer.Argument(None, metavar="RAY_ADDRESS", show_default=False,
                                       help="With --ray: the Ray cluster (HOST:PORT, ray://HOST:10001 or auto)."),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path for every job; a job's own "
-                               "preset and values override it."),
+                               "preset and values override it.", autocompletion=complete_preset),
     model: str = model_option(),
     model_dir: Path = model_dir_option(),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes on one device (e.g. the CPU), "

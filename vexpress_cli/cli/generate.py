@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, flag_of, json_option, model_dir_option, model_option,
-                                      one_of, quiet_option, with_generation_settings)
+from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, complete_preset, flag_of, json_option, model_dir_option,
+                                      model_option, one_of, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import source_name
@@ -59,7 +59,8 @@ def generate_command(
     reference_kps: str = typer.Option(None, "--reference-kps", show_default=False,
                                       help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them '
                                       '(in the whole photo: --crop auto then does not apply).'),
-    preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it."),
+    preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it.",
+                               autocompletion=complete_preset),
     model: str = model_option(),
     model_dir: Path = model_dir_option(),
     devices: str = typer.Option(None, "--devices", help="Split the video across devices, one process each: "

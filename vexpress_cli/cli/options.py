@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Optional
 
 import typer
 
-from vexpress_cli.errors import InputError
-from vexpress_cli.settings.schema import SETTINGS, Setting
+from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.settings.schema import AUTO_STRATEGY, SETTINGS, Setting
 from vexpress_cli.settings.values import value_from_text
 
 SETTINGS_PANEL = "Generation settings (defaults < user config < preset < flags)"
@@ -134,7 +135,38 @@ def _shown_option(setting: Setting, others: tuple[str, ...], *short: str, panel:
     """A setting's option under its flag (and one-letter flags); its help names the ``others`` spellings."""
     short = (*short, *((setting.short,) if setting.short else ()))
     return typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
-                        case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel)
+                        case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel,
+                        autocompletion=_completion(setting))
+
+
+def _completion(setting: Setting) -> Callable[[str], list[str]] | None:
+    """What the shell's completion offers for a setting's value: its choices, or the installed strategies."""
+    if setting.name == "retarget_strategy":
+        return complete_strategy
+    if setting.choices:
+        return lambda incomplete: [choice for choice in setting.choices if choice.startswith(incomplete)]
+    return None
+
+
+def complete_strategy(incomplete: str) -> list[str]:
+    from vexpress_cli.plugins import get_retarget_strategy_infos
+
+    return _completed(incomplete, lambda: [AUTO_STRATEGY, *get_retarget_strategy_infos()])
+
+
+def complete_preset(incomplete: str) -> list[str]:
+    from vexpress_cli.settings.presets import preset_names
+
+    return _completed(incomplete, lambda: sorted(preset_names()))
+
+
+def _completed(incomplete: str, names: Callable[[], list[str]]) -> list[str]:
+    """The ``names`` that start with ``incomplete``; none where they cannot be listed (a broken config folder
+    is reported when the command runs, not in the middle of typing it)."""
+    try:
+        return [name for name in names() if name.startswith(incomplete)]
+    except VExpressError:
+        return []
 
 
 def with_setting_aliases(command):
