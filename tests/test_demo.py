@@ -97,3 +97,28 @@ def test_demo_model_folder_that_cannot_be_written_is_one_clean_error(tmp_path):
     assert result.exit_code == 2, result.output
     assert "Cannot write the tiny model into" in result.output and "--model-dir" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "d.mp4").exists()
+
+
+@pytest.mark.parametrize("empty_folder_first", [True, False])
+def test_a_tiny_model_made_by_another_run_meanwhile_is_used_not_an_error(tmp_path, monkeypatch, empty_folder_first):
+    """Audit item 4: while this run wrote, another one published the same model; rmdir said "Directory not empty"."""
+    import vexpress_cli.tiny.model as tiny
+
+    target = tmp_path / "tiny"
+    if empty_folder_first:
+        target.mkdir()
+
+    def other_run_wins(staging, seed):
+        (staging / "mine").write_text("this run's")
+        if target.is_dir():
+            target.rmdir()
+        other = tmp_path / "other-staging"
+        other.mkdir()
+        (other / "theirs").write_text("the other run's")
+        (other / tiny.TINY_MARKER).write_text("done")
+        other.rename(target)
+
+    monkeypatch.setattr(tiny, "write_tiny_model", other_run_wins)
+    assert ensure_tiny_model(target) == target
+    assert sorted(path.name for path in target.iterdir()) == sorted([tiny.TINY_MARKER, "theirs"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiny"]

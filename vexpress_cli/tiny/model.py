@@ -7,6 +7,7 @@ downloading the released weights. Its videos are noise: it only proves the insta
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -74,8 +75,7 @@ def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
         with atomic_output(target, folder=True) as staging:
             write_tiny_model(staging, seed)
             (staging / TINY_MARKER).write_text("vexpress tiny random model\n")
-            if target.is_dir():
-                target.rmdir()  # empty, checked above
+            _remove_empty_folder(target)
     except OutputAppearedError:
         if not (target / TINY_MARKER).is_file():
             raise
@@ -87,6 +87,22 @@ def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
             f"Pass a writable {parameter('model_dir')}, or leave it out to use the user cache.",
         ) from None
     return target
+
+
+def _remove_empty_folder(target: Path) -> None:
+    """Make room for the tiny model: remove ``target`` if it is (still) an empty folder.
+
+    Another run may be creating the same model: if it removed the folder, or already put
+    its complete model there, leave that to the publish step, whose OutputAppearedError
+    lets this run use the other one's model.
+    """
+    try:
+        target.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
 
 
 def write_tiny_model(root: Path, seed: int = 0) -> None:
