@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
+import pytest
 from test_inspect import assert_cli_error, inspect_human, inspect_json
 
 from vexpress_cli.jobs.inspect import inspect_record
@@ -47,7 +49,7 @@ def test_an_untouched_run_reports_its_settings_timings_and_that_nothing_changed(
     assert report.values == {"num_inference_steps": 10, "width": 256}
     assert report.stages == {"denoise": 3.0} and report.run_warnings == ["The speech is quiet."]
     assert report.versions == versions() and report.warnings == []
-    assert report.rerun == f"vexpress generate --from-record {record}"
+    assert report.rerun == f"vexpress generate --from-record {record} -o {tmp_path / 'talk-2.mp4'}"
 
 
 def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(tmp_path):
@@ -61,7 +63,8 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
     assert [item["now"] for item in report.inputs] == ["missing", "changed since the run"]
     assert report.to_dict()["warnings"] == [
         f"The output {output} is changed since the run: this record no longer describes it "
-        f"(`vexpress generate --from-record {record} --overwrite` replaces it, or add -o NEW.mp4 to keep it).",
+        f"(`vexpress generate --from-record {record} -o {tmp_path / 'talk-2.mp4'}` makes it again beside it; "
+        "--overwrite instead of -o, in its place).",
         f"The reference image {image} is missing: a rerun needs it back, or another file given with "
         "reference_image.",
         f"The audio {audio} is changed since the run: a rerun uses it as it is now.",
@@ -70,13 +73,46 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
     ]
 
 
+def test_the_rerun_writes_beside_an_output_still_there_and_in_its_place_once_it_is_gone(tmp_path):
+    """Audit item 6: the rerun shown for the usual record (its output still there) failed: "already exists"."""
+    record, _, _, output = write_run(tmp_path)
+    (tmp_path / "talk-2.mp4").write_bytes(b"an earlier rerun")
+    assert inspect_record(record).rerun == f"vexpress generate --from-record {record} -o {tmp_path / 'talk-3.mp4'}"
+    output.unlink()
+    report = inspect_record(record)
+    assert report.rerun == f"vexpress generate --from-record {record}"
+    assert report.warnings == [f"The output {output} is missing: `{report.rerun}` makes it again."]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_user_config", "like_the_real_command")
+def test_the_rerun_that_inspect_shows_for_a_real_run_works_as_given(speech, tmp_path):
+    from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    output = tmp_path / "talk.mp4"
+    flags = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--reference-kps", "22,26;42,26;32,38",
+             "--model-dir", str(TINY_MODEL_DIR), "--quiet"]
+    result = CliRunner().invoke(app, ["generate", "-i", str(SAMPLES_DIR / "AOC" / "ref.jpg"), "-a", str(speech),
+                                      "-o", str(output), *flags])
+    assert result.exit_code == 0, result.output
+    command = shlex.split(inspect_record(record_path(output)).rerun)
+    assert command[:2] == ["vexpress", "generate"]
+    result = CliRunner().invoke(app, [*command[1:], "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "talk-2.mp4").is_file() and output.is_file()
+
+
 def test_the_cli_shows_a_record_as_tables_and_as_json(tmp_path):
     record, *_ = write_run(tmp_path, status="failed")
     data = inspect_json(record)
     assert data["kind"] == "record" and data["status"] == "failed"
     assert data["error"] == "The job failed: out of memory."
     assert data["output_now"] == "not written (the run failed)"
-    assert data["warnings"] == [f"This run failed; `vexpress generate --from-record {record}` tries it again."]
+    assert data["warnings"] == [f"This run failed; `vexpress generate --from-record {record} -o "
+                                f"{tmp_path / 'talk-2.mp4'}` tries it again."]  # a file is there: not the run's
     human = " ".join(inspect_human(record).split())
     for shown in ("│ status │ failed │", "settings of this run", "wall time per stage (s)",
                   "The run warned: The speech is quiet.", "reference_image", "unchanged"):

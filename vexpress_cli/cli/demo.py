@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.console import Console
 
 from vexpress_cli.errors import InputError, shown_number
+from vexpress_cli.outputs import next_free_name
 
 console = Console(stderr=True)
 
@@ -86,15 +87,6 @@ def _demo_defaults(ctx: typer.Context) -> dict[str, str]:
     settings = {"size": ("width", "height"), "steps": ("num_inference_steps",)}
     return {name: "demo" for option, names in settings.items() for name in names
             if ctx.get_parameter_source(option).name == "DEFAULT"}  # typer's click or click's own enum
-
-
-def next_free_name(path: Path) -> Path:
-    """``path`` itself, else ``stem-2``, ``stem-3``, ... : the demo can run again and again."""
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
 
 
 def register(app: typer.Typer) -> None:

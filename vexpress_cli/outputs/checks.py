@@ -301,3 +301,12 @@ def _renamed(path: Path, spec: OutputKind) -> str:
     if Path(stem).suffix.lower() in spec.suffixes:  # talk.mp4.json -> talk.mp4
         return stem
     return f"{stem}{spec.suffixes[0]}"
+
+
+def next_free_name(path: Path) -> Path:
+    """``path`` itself, else ``stem-2``, ``stem-3``, ...: the first name not taken (the demo runs again and again)."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from vexpress_cli.errors import parameter
 from vexpress_cli.jobs.inspect.report import Report
+from vexpress_cli.outputs import next_free_name
 
 
 # A record's settings that say what the run's machine used (cpu, float32), not what was asked (auto or not).
@@ -60,7 +62,7 @@ def inspect_record(path: str | Path) -> RecordReport:
         duration=record.duration,
         seconds=record.seconds, crop=record.crop, model=record.model.get("folder"), model_now=_model_now(record.model),
         versions=dict(record.versions), run_warnings=list(record.warnings),
-        rerun=f"vexpress generate --from-record {shlex.quote(str(path))}", inputs=inputs,
+        rerun=rerun_command(path, record.output), inputs=inputs,
         stages=dict(record.stages),
         values={name: value for name, value in record.settings.items()
                 if DEFAULTS.get(name, value) != value and name not in RAN_WITH},
@@ -68,6 +70,15 @@ def inspect_record(path: str | Path) -> RecordReport:
     )
     report.warnings = _what_changed(report)
     return report
+
+
+def rerun_command(path: str | Path, output: str) -> str:
+    """The ``generate --from-record`` command that runs the record's job again, one that works as given:
+    while the record's output (or anything) is there, it writes beside it (``talk-2.mp4``) rather than fail."""
+    command = f"vexpress generate --from-record {shlex.quote(str(path))}"
+    if not output or not os.path.lexists(output):
+        return command
+    return f"{command} -o {shlex.quote(str(next_free_name(Path(output))))}"
 
 
 def _output_now(record) -> str:
@@ -115,7 +126,7 @@ def _what_changed(report: RecordReport) -> list[str]:
         found.append(f"The output {report.output} is missing: `{report.rerun}` makes it again.")
     elif report.output_now != "the file this run wrote":
         found.append(f"The output {report.output} is {report.output_now}: this record no longer describes it "
-                     f"(`{report.rerun} --overwrite` replaces it, or add -o NEW.mp4 to keep it).")
+                     f"(`{report.rerun}` makes it again beside it; --overwrite instead of -o, in its place).")
     for item in report.inputs:
         what = f"The {item['role'].replace('_', ' ')} {item['path']}"
         if item["now"] in ("missing", "not a file"):
