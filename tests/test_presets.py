@@ -251,6 +251,19 @@ def test_a_user_preset_that_is_a_link_leading_nowhere_is_listed_and_named(isolat
         load_preset("dang")
 
 
+def test_hidden_files_in_the_presets_folder_are_not_presets_so_an_editor_lock_file_does_not_fail_doctor(
+        isolated_config):
+    """Audit item 7: Emacs' lock link `.#mine.toml` was listed as a broken preset and made doctor exit 2."""
+    folder = isolated_config / "presets"
+    write(folder / "mine.toml", 'description = "Mine."\n[generate]\nseed = 3\n')
+    (folder / ".#mine.toml").symlink_to("root@host.1234:1700000000")
+    write(folder / ".mine.toml.toml", "not toml at all [")
+    assert [info.name for info in list_presets() if info.source == "user"] == ["mine"]
+    from vexpress_cli.jobs.doctor.plugins import _presets_check
+
+    assert _presets_check().status == "ok"
+
+
 def test_a_preset_naming_a_strategy_not_installed_is_flagged_by_show_and_list(isolated_config):
     """`presets show` printed it as fine; only doctor said so, and generate refused it later."""
     write(isolated_config / "presets" / "mine.toml", '[generate]\nretarget_strategy = "nosuch_plugin"\n')

@@ -105,7 +105,9 @@ def _user_files() -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     # Anything but a folder: a link that leads nowhere is listed, and named, as a preset that fails to load.
-    return {path.stem: path for path in sorted(folder.glob("*.toml")) if not path.is_dir()}
+    # Hidden names are not presets: an editor's lock or swap file (.#mine.toml, .mine.toml.swp) beside mine.toml.
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))
+            if not path.name.startswith(".") and not path.is_dir()}
 
 
 def _read(location) -> str:
