@@ -458,3 +458,41 @@ def test_a_folder_without_the_layout_is_pointed_at_by_path_as_inspect_has_no_mod
         f"Cannot find the Stable Diffusion 1.5 UNet config at {config}. The model folder does not have the released "
         "V-Express layout. Point PATH at the folder that holds stable-diffusion-v1-5/, sd-vae-ft-mse/, "
         "wav2vec2-base-960h/ and v-express/, or run `vexpress models download`.")
+
+
+def write_frame_folder(folder: Path, count: int = 3, size=(64, 48)) -> Path:
+    folder.mkdir()
+    for number in range(1, count + 1):
+        Image.new("RGB", size, (number * 40, 0, 0)).save(folder / f"frame_{number:06d}.png")
+    with wave.open(str(folder / "audio.wav"), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(16000)
+        audio.writeframes(b"\0\0" * 1600)
+    return folder
+
+
+def test_a_frame_folder_generate_wrote_is_reported_as_frames_with_the_fps_of_its_record(tmp_path):
+    """Audit item 8: `generate -o frames` then `inspect frames` said "Model folder frames: incomplete", exit 2."""
+    from vexpress_cli.jobs.records import RunRecord, file_facts, record_path, write_record
+    from vexpress_cli.settings.schema import DEFAULTS
+
+    folder = write_frame_folder(tmp_path / "frames")
+    write_record(RunRecord("done", str(folder), {}, {}, dict(DEFAULTS), frames=3, fps=25.0,
+                           output_file=file_facts(folder)), record_path(folder))
+    data = inspect_json(folder)
+    assert {key: data[key] for key in ("kind", "frames", "width", "height", "has_audio", "fps", "duration",
+                                       "missing", "run_record")} == {
+        "kind": "frames", "frames": 3, "width": 64, "height": 48, "has_audio": True, "fps": 25.0,
+        "duration": 0.12, "missing": 0, "run_record": str(tmp_path / "frames.json")}
+    assert data["warnings"] == []
+    assert "frames: " in inspect_human(folder)
+
+
+def test_a_frame_folder_without_a_record_is_reported_with_its_fps_unknown(tmp_path):
+    folder = write_frame_folder(tmp_path / "out", count=2)
+    (folder / "frame_000002.png").rename(folder / "frame_000004.png")
+    data = inspect_json(folder)
+    assert (data["kind"], data["frames"], data["fps"], data["missing"]) == ("frames", 2, None, 2)
+    assert data["warnings"] == ["2 frame numbers between 1 and 4 are missing.",
+                                "No run record that describes this folder (out.json): its fps is unknown."]

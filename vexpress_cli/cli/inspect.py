@@ -50,7 +50,8 @@ EPILOG = """\
 
     [cyan]vexpress inspect talk.mp4.json[/]
 
-A folder is inspected as a model folder; a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
+A folder of frame PNGs (generate -o NAME) is reported as frames, any other folder as a model folder; \
+a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
 image .jpg .jpeg .png .webp .bmp; kps .pth .pt .safetensors; preset .toml; run record .json; video .mp4 .mov .mkv .avi .webm), \
 else by its first bytes. Details: docs/inspect.md.
 """
@@ -58,7 +59,8 @@ else by its first bytes. Details: docs/inspect.md.
 
 def inspect_command(
     path: str | None = typer.Argument(  # a str: typer would turn "" into Path("."), the current folder
-        None, help="A model folder, or an audio, image, kps, preset (.toml), run record (.json) or video file.",
+        None, help="A model folder or frame folder, or an audio, image, kps, preset (.toml), run record (.json) or "
+        "video file.",
         show_default=False
     ),
     as_json: bool = json_option("the report"),

@@ -12,6 +12,7 @@ kps        .pth .pt .safetensors                       ``kps.load_kps`` (no unpi
 preset     .toml (or a preset name)                    ``settings.presets.load_preset``   :mod:`.preset`
 record     .json (a run record beside an output)       ``jobs.records.read_record``       :mod:`.record`
 video      .mp4 .mov .mkv .avi .webm                   ``media.video_info``               :mod:`.video`
+frames     a folder of frame_NNNNNN.png (+ audio.wav)  PIL (the first frame's header)     :mod:`.frames`
 =========  ==========================================  ================================  ===============
 
 A media file with another suffix is recognised by its first bytes when they
@@ -23,6 +24,7 @@ See docs/inspect.md.
 
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
 from vexpress_cli.jobs.inspect.dispatch import input_kind, inspect_input
+from vexpress_cli.jobs.inspect.frames import FramesReport, inspect_frames
 from vexpress_cli.jobs.inspect.image import FaceReport, ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, Gap, KpsReport, PointMotion, inspect_kps
 from vexpress_cli.jobs.inspect.model_folder import (
@@ -43,6 +45,7 @@ __all__ = [
     "AudioReport",
     "ComponentReport",
     "FaceReport",
+    "FramesReport",
     "Gap",
     "ImageReport",
     "KpsReport",
@@ -55,6 +58,7 @@ __all__ = [
     "check_input_path",
     "input_kind",
     "inspect_audio",
+    "inspect_frames",
     "inspect_image",
     "inspect_input",
     "inspect_kps",

@@ -8,6 +8,7 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
+from vexpress_cli.jobs.inspect.frames import FramesReport, inspect_frames, is_frame_folder
 from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
 from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
@@ -17,14 +18,14 @@ from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 
 
 def input_kind(path: str | Path) -> str:
-    """``"model_folder"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"``, ``"record"`` or ``"video"``.
+    """``"model_folder"``, ``"frames"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"``, ``"record"`` or ``"video"``.
 
-    A folder is a model folder; a file is judged by its suffix, else by its
-    first bytes. Anything else raises InputError.
+    A folder of frame PNGs (generate's frame output) is ``"frames"``, any other folder a model
+    folder; a file is judged by its suffix, else by its first bytes. Anything else raises InputError.
     """
     path = check_input_path(path)
     if path.is_dir():
-        return "model_folder"
+        return "frames" if is_frame_folder(path) else "model_folder"
     if not path.is_file():  # a pipe, device or socket: told as every command tells it
         require_regular_file(path, "input", "an image, audio, video, kps file, preset or record, or a model folder")
     suffix = path.suffix.lower()
@@ -76,7 +77,7 @@ def inspect_input(
     jump_px: float = DEFAULT_JUMP_PX,
     crop: str = "auto",
     face_index: int = 0,
-) -> AudioReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
+) -> AudioReport | FramesReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
     """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
     kind = input_kind(path)
     if kind == "audio":
@@ -91,5 +92,7 @@ def inspect_input(
         return inspect_record(path)
     if kind == "video":
         return inspect_video(path)
+    if kind == "frames":
+        return inspect_frames(path)
     raise InputError(f"{path} is a folder.", why="inspect_input reports files.",
                      fix="Use vexpress_cli.jobs.inspect.inspect_model_folder for a model folder.")

@@ -46,7 +46,7 @@ def inspect_video(path: str | Path) -> VideoReport:
                                f"{float(info.fps):.3f} fps: variable frame rate or a held last frame.")
     if info.ends_early:
         report.warnings.append(info.ends_early)
-    report.run_record = _describing_record(Path(path))
+    report.run_record = describing_record(Path(path))
     if report.run_record is not None:  # an output, not a driving video: extract's advice does not apply
         return report
     if not info.has_audio:
@@ -58,7 +58,8 @@ def inspect_video(path: str | Path) -> VideoReport:
     return report
 
 
-def _describing_record(video: Path) -> str | None:
+def describing_record(video: Path) -> str | None:
+    """The run record beside ``video`` (or a frame folder), when it describes it as it is now."""
     from vexpress_cli.errors import InputError
     from vexpress_cli.jobs.records import read_record, record_path
 
