@@ -393,3 +393,27 @@ def test_a_list_held_many_times_is_measured_once_and_its_declared_size_refused(t
         load_kps(tmp_path / "shared.pth")
     assert refused.value.what.startswith(f"The kps file {tmp_path / 'shared.pth'} declares a track of shape "
                                          "[10000, 10000, 10000]")
+
+
+def test_a_weights_file_given_as_a_track_names_a_few_tensors_and_the_count_not_every_one(tmp_path):
+    """Audit item 9: the VAE's 184 tensor names filled about 190 terminal lines before the fix."""
+    weights = {f"decoder.block{index:03d}.weight": np.ones(2, np.float32) for index in range(184)}
+    save_file(weights, str(tmp_path / "diffusion_pytorch_model.safetensors"))
+    with pytest.raises(InputError) as caught:
+        load_kps(tmp_path / "diffusion_pytorch_model.safetensors")
+    message = str(caught.value)
+    assert ("It holds 184 tensors but none named 'kps' (it has: decoder.block000.weight, decoder.block001.weight, "
+            "decoder.block002.weight, decoder.block003.weight and 180 more): it looks like model weights, not a "
+            "keypoint track.") in message
+    assert "decoder.block004.weight" not in message and len(message) < 600
+
+
+def test_a_pth_state_dict_given_as_a_track_is_one_paragraph_not_pythons_float_error(tmp_path):
+    """Audit item 9: it failed with "float() argument must be a string or a real number, not 'dict'"."""
+    torch.save({"conv.weight": torch.ones(2, 2), "conv.bias": torch.ones(2)}, tmp_path / "denoising_unet.pth")
+    with pytest.raises(InputError) as caught:
+        load_kps(tmp_path / "denoising_unet.pth")
+    assert str(caught.value).startswith(
+        f"The kps file {tmp_path / 'denoising_unet.pth'} holds a dict of 2 entries (conv.weight, conv.bias), not a "
+        "keypoint track. A dict of tensors is how model weights (a state dict) are saved;")
+    assert "float()" not in str(caught.value)

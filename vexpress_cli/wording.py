@@ -10,6 +10,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def first_few(names: list[str], limit: int = 4) -> str:
+    """``a, b, c`` or, past ``limit``, ``a, b, c, d and 180 more``: a list that stays one line."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
+
 def frames_that(count: int, singular_verb: str, plural_verb: str) -> str:
     """``1 frame has``, ``3 frames have``: a count of frames as the subject of a sentence."""
     return f"{plural(count, 'frame')} {singular_verb if count == 1 else plural_verb}"

@@ -19,6 +19,7 @@ import numpy as np
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.limits import MAX_FRAMES
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
+from vexpress_cli.wording import first_few
 
 KPS_TENSOR_NAME = "kps"
 
@@ -37,13 +38,7 @@ def read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
             elif len(names) == 1:
                 name = names[0]
             else:
-                raise InputError(
-                    f"The safetensors file {path} is not a kps file.",
-                    why=f"It holds {len(names)} tensors but none named '{KPS_TENSOR_NAME}' "
-                    f"(it has: {', '.join(names)})." if names else "It holds no tensor.",
-                    fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
-                    f"tensor or under the name '{KPS_TENSOR_NAME}'.",
-                )
+                raise _not_a_track(path, names)
             check_declared_size(list(handle.get_slice(name).get_shape()), path)
             return _tensors_to_numpy(handle.get_tensor(name)), metadata
     except (SafetensorError, OSError, ValueError) as error:
@@ -52,6 +47,38 @@ def read_safetensors(path: Path) -> tuple[np.ndarray, dict[str, str]]:
             why=f"Reading it failed: {error}.",
             fix="The file may be truncated or of another type; re-create it with `vexpress extract`.",
         ) from None
+
+
+# More tensors than a kps file holds: the file is most likely a checkpoint (the UNet's has about 1,700).
+MANY_TENSORS = 4
+
+
+def _not_a_track(path: Path, names: list[str]) -> InputError:
+    """A safetensors file with no tensor named kps among several: a few names and the count, not hundreds."""
+    if not names:
+        why = "It holds no tensor."
+    else:
+        weights = ": it looks like model weights, not a keypoint track" if len(names) >= MANY_TENSORS else ""
+        why = f"It holds {len(names)} tensors but none named '{KPS_TENSOR_NAME}' (it has: {first_few(names)}){weights}."
+    return InputError(
+        f"The safetensors file {path} is not a kps file.", why=why,
+        fix=f"Pass a kps file written by `vexpress extract`, or save the track as the only "
+        f"tensor or under the name '{KPS_TENSOR_NAME}'.",
+    )
+
+
+def _refuse_a_dict(loaded, path: Path) -> None:
+    """InputError for a torch file holding a dict (a state dict of weights, most likely), not a track."""
+    if not isinstance(loaded, dict):
+        return
+    names = [str(key) for key in loaded]
+    holds = f"a dict of {len(names)} entries ({first_few(names)})" if names else "an empty dict"
+    raise InputError(
+        f"The kps file {path} holds {holds}, not a keypoint track.",
+        why="A dict of tensors is how model weights (a state dict) are saved; a kps track is one tensor or array "
+        "of shape (frames, 3, 2), or a list of them.",
+        fix="Pass a kps file written by `vexpress extract`; weights belong in the model folder (--model-dir).",
+    )
 
 
 # Where numpy keeps _reconstruct: numpy 2 name first, then numpy 1.x (pyproject allows numpy>=1.24).
@@ -115,6 +142,7 @@ def read_torch_file(path: Path):
         raise _unreadable_pickle(path, error) from None
     except Exception as error:  # a corrupt file can fail in the zip, pickle or storage layers
         raise _unreadable_pickle(path, error) from None
+    _refuse_a_dict(loaded, path)
     check_nesting(loaded, path)
     check_declared_size(declared_shape(loaded), path)
     return _tensors_to_numpy(loaded)
