@@ -270,6 +270,7 @@ def test_a_preset_naming_a_strategy_not_installed_is_flagged_by_show_and_list(is
     shown = run_cli("presets", "show", "mine")
     assert shown.exit_code == 0
     assert "retarget strategy 'nosuch_plugin', which is not installed" in " ".join(shown.stderr.split())
+    assert "nosuch_plugin (not installed)" in shown.stdout  # audit item 16: marked in the table, as list marks it
     assert json.loads(run_cli("presets", "show", "mine", "--json").stdout)["uninstalled_strategy"] == "nosuch_plugin"
     listed = {entry["name"]: entry for entry in json.loads(run_cli("presets", "--json").stdout)}
     assert listed["mine"]["uninstalled_strategy"] == "nosuch_plugin"
@@ -420,3 +421,17 @@ def test_presets_list_shows_each_descriptions_first_clause_and_they_tell_the_pre
     assert len(set(summaries)) == len(summaries), summaries
     listed = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "80"})
     assert listed.exit_code == 0 and len(listed.output.splitlines()) < 40
+
+
+@pytest.mark.parametrize("args", [["presets", "--json", "list"], ["presets", "list", "--json"], ["presets", "--json"]])
+def test_presets_json_before_or_after_list_prints_json(args):
+    """Audit item 12: `presets --json list` printed the table, exit 0: the group's --json was dropped."""
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "lip-sync" in [entry["name"] for entry in json.loads(result.stdout)]
+
+
+def test_presets_json_before_show_prints_json():
+    result = run_cli("presets", "--json", "show", "lip-sync")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == "lip-sync"

@@ -109,14 +109,20 @@ def presets_callback(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         _print_list(as_json)
 
 
+def _json_wanted(ctx: typer.Context, as_json: bool) -> bool:
+    """--json after the subcommand, or before it (`vexpress presets --json show X`): the group's flag counts too."""
+    return as_json or bool(ctx.parent is not None and ctx.parent.params.get("as_json"))
+
+
 @presets_app.command("list")
-def list_command(as_json: bool = JSON_OPTION) -> None:
+def list_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List every preset: what it is for, its strategy and attention weights, and where it comes from."""
-    _print_list(as_json)
+    _print_list(_json_wanted(ctx, as_json))
 
 
 @presets_app.command("show")
 def show_command(
+    ctx: typer.Context,
     preset: str = typer.Argument(..., metavar="NAME|PATH", help="A preset name or a path to a .toml file."),
     as_json: bool = json_option("the preset"),
 ) -> None:
@@ -125,7 +131,7 @@ def show_command(
     resolved = resolve_settings(loaded.values, config_values=configured_settings())
     effective = resolved.settings.to_dict()
     missing = uninstalled_strategy(loaded.values)
-    if as_json:
+    if _json_wanted(ctx, as_json):
         typer.echo(json.dumps({
             "name": loaded.name,
             "description": loaded.description,
@@ -151,7 +157,10 @@ def show_command(
     table.add_column("meaning")
     for name, value in effective.items():
         source = {"preset": "[cyan]preset[/]", "config": "user config"}.get(resolved.sources[name], "default")
-        table.add_row(name, _format_value(value), source, SETTINGS[name].help)
+        shown = _format_value(value)
+        if name == "retarget_strategy" and value == missing:  # as `presets list` marks it
+            shown = f"[red]{escape(shown)} (not installed)[/]"
+        table.add_row(name, shown, source, SETTINGS[name].help)
     console.print(table)
     if missing:
         Console(stderr=True).print(f"[yellow]Warning:[/] {_uninstalled_warning(missing)}", highlight=False)
