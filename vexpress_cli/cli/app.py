@@ -45,6 +45,14 @@ class VExpressGroup(typer.core.TyperGroup):
                 _exit_with(error)
         return super().parse_args(ctx, args)
 
+    def resolve_command(self, ctx, args):
+        """A command name a user may guess that is no command (``plugins``) is told the one that does it."""
+        if args and args[0] in GUESSED_COMMANDS and self.get_command(ctx, args[0]) is None:
+            command, does = GUESSED_COMMANDS[args[0]]
+            raise InputError(f"There is no `vexpress {args[0]}` command.", why=f"`vexpress {command}` {does}.",
+                             fix=f"Run `vexpress {command}` (`vexpress -h` lists the commands).")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
         with typed_args(ctx.meta.get(TYPED_ARGS_KEY, ())):  # messages name a setting as typed (flag_of)
             try:
@@ -64,6 +72,13 @@ class VExpressGroup(typer.core.TyperGroup):
                     pass
                 raise typer.Exit(exit_code_of(interrupt)) from None
 
+
+# Names a user may guess for a command (docs/plugins.md, "Retarget strategies are plugins"): the command, what it does.
+GUESSED_COMMANDS = {
+    name: ("strategies", "lists the installed retarget strategies and the plugin each comes from (plugins add "
+                         "strategies; docs/plugins.md tells how to write one)")
+    for name in ("plugins", "plugin")
+}
 
 # How a command takes its files, for a user who typed them without their options.
 FILE_OPTIONS = {"generate": "vexpress generate -i photo.jpg -a speech.wav -o talk.mp4",

@@ -14,6 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from vexpress_cli.cli.options import json_option
+from vexpress_cli.errors import InputError
 from vexpress_cli.plugins import uninstalled_strategy
 from vexpress_cli.settings.user_config import user_presets_dir
 from vexpress_cli.settings.presets import PresetInfo, list_presets, load_preset
@@ -123,10 +124,15 @@ def list_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @presets_app.command("show")
 def show_command(
     ctx: typer.Context,
-    preset: str = typer.Argument(..., metavar="NAME|PATH", help="A preset name or a path to a .toml file."),
+    preset: str | None = typer.Argument(None, metavar="NAME|PATH", help="A preset name or a path to a .toml file.",
+                                        show_default=False),
     as_json: bool = json_option("the preset"),
 ) -> None:
     """Show a preset's file and the full settings `generate` would use with it."""
+    if preset is None:  # said as extract and generate say a missing input, not in click's box
+        raise InputError("No preset given.", why="vexpress presets show shows one preset: a name (built-in or "
+                         "yours) or the path of a .toml preset file.",
+                         fix="Run `vexpress presets show NAME`; `vexpress presets list` lists the names.")
     loaded = load_preset(preset)
     resolved = resolve_settings(loaded.values, config_values=configured_settings())
     effective = resolved.settings.to_dict()

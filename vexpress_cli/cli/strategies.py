@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vexpress_cli.cli.options import json_option
+from vexpress_cli.errors import InputError
 from vexpress_cli.kps.retargeting import needs_driving_kps
 from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos, plugin_fix
 
@@ -23,9 +24,15 @@ EPILOG = (
 
 
 def strategies_command(
+    action: str | None = typer.Argument(None, hidden=True, show_default=False),  # `strategies list`, as presets
     as_json: bool = json_option("the strategies (a list)"),
 ) -> None:
     """List the installed retarget strategies: how each moves the face, and which plugin provides it."""
+    if action not in (None, "list"):
+        raise InputError(f"vexpress strategies has no subcommand '{action}'.",
+                         why="It only lists the installed retarget strategies (`vexpress strategies list` is the "
+                         "same); a strategy is chosen with --strategy of retarget or generate.",
+                         fix="Run `vexpress strategies` (add --json for scripts).")
     infos = get_retarget_strategy_infos()
     _warn_about_broken_plugins(Console(stderr=True))
     if as_json:
