@@ -244,3 +244,35 @@ def test_shell_completion_offers_a_settings_choices_the_presets_and_the_installe
                                                                                                no_user_config):
     """Completion offered no value at all: nothing defined one."""
     assert completions(line) == offered
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["presets", "show"], "Error: No preset given. vexpress presets show shows one preset: a name (built-in or yours) "
+                          "or the path of a .toml preset file. Run `vexpress presets show NAME`; `vexpress presets "
+                          "list` lists the names."),
+    (["strategies", "lst"], "Error: vexpress strategies has no subcommand 'lst'."),
+    (["plugins"], "Error: There is no `vexpress plugins` command. `vexpress strategies` lists the installed retarget "
+                  "strategies and the plugin each comes from"),
+    (["plugins", "list"], "Run `vexpress strategies` (`vexpress -h` lists the commands)."),
+])
+def test_usage_errors_of_the_less_used_commands_are_one_paragraph_not_clicks_box(args, expected):
+    """Audit item 13: these were click's boxed "Missing argument" / "No such command", with no hint."""
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "╭" not in result.output and "Traceback" not in result.output
+
+
+def test_strategies_list_lists_the_strategies_as_presets_list_and_models_list_do():
+    result = CliRunner().invoke(app, ["strategies", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "fix_face" in result.stdout
+
+
+def test_retarget_is_in_the_keypoints_panel_of_the_help_with_extract():
+    """Audit item 16: `vexpress -h` listed retarget under Commands, extract and strategies under Keypoints."""
+    result = CliRunner().invoke(app, ["-h"], env={"COLUMNS": "100", "NO_COLOR": "1"})
+    keypoints = result.output[result.output.index("Keypoints"):]
+    keypoints = keypoints[:keypoints.index("╰")]
+    commands = [line.split()[1] for line in keypoints.splitlines() if line.startswith("│ ") and line[2] != " "]
+    assert sorted(commands) == ["extract", "retarget", "strategies"], keypoints

@@ -43,9 +43,9 @@ EPILOG = """\
 Keypoints are pixels in the WIDTH x HEIGHT output frame; a driving track that
 records another frame size is rescaled to it. Given both --reference-image and
 --reference-kps, the points are used as typed and the photo only backs the
-preview. A .pth output can also be read by the original V-Express inference.py.
-The settings shared with generate (strategy, fit, size, backend, crop, face
-index) default to your config's \\[generate] values when it sets them.
+preview. A .pth output can also be read by the original V-Express
+inference.py. The settings shared with generate (strategy, fit, size, backend,
+crop, face index) default to your config's \\[generate] values when it sets them.
 """
 
 
@@ -141,4 +141,4 @@ def _format_points(points: np.ndarray) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("retarget", epilog=EPILOG)(with_setting_aliases(retarget_command))
+    app.command("retarget", epilog=EPILOG, rich_help_panel="Keypoints")(with_setting_aliases(retarget_command))
