@@ -73,3 +73,22 @@ def test_a_report_under_a_file_is_refused_before_any_job_runs(project):
     assert f"'{project / 'ref.jpg'}' is a file, not a folder." in text
     assert "no job was started" not in text  # refused before the manifest's own checks
 
+
+
+def test_a_report_path_holding_another_file_is_refused_and_the_file_kept(project):
+    """Audit item 14: `--report precious.txt` replaced the file, when every other output needs --overwrite."""
+    (project / "precious.txt").write_text("keep")
+    text = message(run_with_report("precious.txt"))
+    assert text == (f"Error: --report {project / 'precious.txt'} already exists and is not a batch report. Each run "
+                    "rewrites its report, so only a previous report (a JSON object with manifest, counts, jobs) is "
+                    "replaced; any other file is kept. Choose another report path, or move that file away first.")
+    assert (project / "precious.txt").read_text() == "keep"
+    (project / "other.json").write_text(json.dumps({"manifest": "jobs.jsonl"}))  # JSON, but no report
+    assert "is not a batch report" in message(run_with_report("other.json"))
+
+
+def test_a_previous_batch_report_may_be_replaced_by_the_next_run(project):
+    from vexpress_cli.cli.batch import check_report
+
+    (project / "report.json").write_text(json.dumps({"manifest": "old.jsonl", "total": 0, "counts": {}, "jobs": []}))
+    assert check_report(Path("report.json"), Path("jobs.jsonl")) == project / "report.json"

@@ -67,7 +67,8 @@ def batch_command(
     force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
     quiet: bool = quiet_option("failures"),
     as_json: bool = json_option("the summary"),
-    report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file.",
+    report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file (an existing file only if it "
+                                "is a previous report).",
                                 show_default=False),
     settings: dict | None = None,
     original: dict | None = None,
@@ -130,7 +131,33 @@ def check_report(report: Path, manifest: Path) -> Path:
         raise InputError(f"{flag_of('report')} {report} is {where}.",
                          "Writing the report would replace a file the batch reads or writes.",
                          "Choose another report path.")
+    _refuse_replacing_another_file(report)
     return report
+
+
+# What every batch report holds (BatchSummary.to_dict): a file with these keys is a previous report, replaced.
+REPORT_KEYS = ("manifest", "counts", "jobs")
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def _refuse_replacing_another_file(report: Path) -> None:
+    """InputError when ``report`` exists and is not a previous batch report: only a report is rewritten unasked."""
+    if not report.is_file() or _is_batch_report(report):
+        return  # nothing there (or no plain file: check_output's to judge), or the last run's report
+    raise InputError(f"{flag_of('report')} {report} already exists and is not a batch report.",
+                     "Each run rewrites its report, so only a previous report (a JSON object with "
+                     f"{', '.join(REPORT_KEYS)}) is replaced; any other file is kept.",
+                     "Choose another report path, or move that file away first.")
+
+
+def _is_batch_report(path: Path) -> bool:
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and all(key in data for key in REPORT_KEYS)
 
 
 def _frame_folder_holding(report: Path, files: dict[str, Path | str]) -> str | None:
