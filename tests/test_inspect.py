@@ -496,3 +496,18 @@ def test_a_frame_folder_without_a_record_is_reported_with_its_fps_unknown(tmp_pa
     assert (data["kind"], data["frames"], data["fps"], data["missing"]) == ("frames", 2, None, 2)
     assert data["warnings"] == ["2 frame numbers between 1 and 4 are missing.",
                                 "No run record that describes this folder (out.json): its fps is unknown."]
+
+
+def test_a_photo_and_a_speech_file_are_inspected_with_the_framing_and_fps_of_your_config_as_generate_uses_them(
+        isolated_config):
+    """Audit item 5: with [generate] crop = "none", width 256, height 128, fps 25, inspect still said 512x512 auto."""
+    isolated_config.mkdir(parents=True, exist_ok=True)
+    (isolated_config / "config.toml").write_text('[generate]\ncrop = "none"\nwidth = 256\nheight = 128\nfps = 25\n'
+                                                 'face_backend = "dlib"\n')
+    photo = inspect_json(SAMPLES_DIR / "tys" / "ref.jpg")
+    assert photo["crop"] is None and photo["would_crop"] == "none: the whole photo, stretched to 256x128"
+    assert (photo["face"]["backend"], photo["face"]["detect_width"], photo["face"]["detect_height"]) == (
+        "dlib", 256, 128)
+    flags = inspect_json(SAMPLES_DIR / "tys" / "ref.jpg", "--crop", "auto", "--width", "512", "--height", "512")
+    assert flags["would_crop"].startswith("would crop") and flags["face"]["detect_width"] == 512  # flags win
+    assert inspect_json(SAMPLES_DIR / "tys" / "aud.mp3")["fps"] == 25.0

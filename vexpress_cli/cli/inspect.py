@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
-from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.settings.user_config import your_default
 
 console = Console()
 
@@ -68,16 +68,18 @@ def inspect_command(
         None, "--preset", help="Inspect a named preset (built-in or user) instead of PATH.", show_default=False
     ),
     fps: float | None = typer.Option(
-        None, "--fps", help="Audio: frame rate of the video to make (default 30). "
-        "kps: frame rate to assume when the file records none. 1 to 120, as generate's."
+        None, "--fps", help="Audio: frame rate of the video to make (default: your config's, else 30). "
+        "kps: frame rate to assume when the file records none. 1 to 120, as generate's.", show_default=False
     ),
-    backend: str = setting_option("face_backend", "--backend", default=DEFAULTS["face_backend"]),
-    width: int = typer.Option(512, "--width", help="Image: the generation width the photo is framed to (64 to 2048, "
-                              "a multiple of 8, as generate's)."),
-    height: int = typer.Option(512, "--height", help="Image: the generation height the photo is framed to (64 to "
-                               "2048, a multiple of 8, as generate's)."),
-    crop: str = setting_option("crop", default=DEFAULTS["crop"]),
-    face_index: int = setting_option("face_index", default=DEFAULTS["face_index"]),
+    backend: str | None = setting_option("face_backend", "--backend"),
+    width: int | None = typer.Option(None, "--width", help="Image: the generation width the photo is framed to "
+                                     "(64 to 2048, a multiple of 8; default: your config's, else 512).",
+                                     show_default=False),
+    height: int | None = typer.Option(None, "--height", help="Image: the generation height the photo is framed to "
+                                      "(64 to 2048, a multiple of 8; default: your config's, else 512).",
+                                      show_default=False),
+    crop: str | None = setting_option("crop"),
+    face_index: int | None = setting_option("face_index"),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="Image: insightface model root holding models/buffalo_l/det_10g.onnx.",
         show_default=False,
@@ -99,14 +101,29 @@ def inspect_command(
         raise InputError("Nothing to inspect.", why="No PATH and no --preset was given.",
                          fix="Run `vexpress inspect PATH` or `vexpress inspect --preset NAME` "
                          "(see `vexpress inspect --help`).")
-    if input_report.input_kind(path) == "model_folder":
+    kind = input_report.input_kind(path)
+    if kind == "model_folder":
         report_model_folder(Path(path).expanduser(), as_json)
         return
+    values = _as_generate_would(kind, fps=fps, face_backend=backend, width=width, height=height, crop=crop,
+                                face_index=face_index)
     report = input_report.inspect_input(
-        path, fps=fps, backend=backend, width=width, height=height, model_root=model_root, jump_px=jump_px,
-        crop=crop, face_index=face_index,
+        path, fps=values["fps"], backend=values["face_backend"], width=values["width"], height=values["height"],
+        model_root=model_root, jump_px=jump_px, crop=values["crop"], face_index=values["face_index"],
     )
     report_input(report, as_json)
+
+
+def _as_generate_would(kind: str, **given: Any) -> dict[str, Any]:
+    """The settings the report of ``kind`` uses, each as generate takes it: the flag, else your config's
+    [generate] value, else the default (the others as given: that report does not use them)."""
+    used = YOUR_DEFAULTS.get(kind, ())
+    return {name: your_default(name, value) if name in used else value for name, value in given.items()}
+
+
+# The settings a kind's report uses as generate would: a flag, else your config's [generate], else the default.
+# (A kps file's --fps only stands in for a rate the file does not record: no setting's.)
+YOUR_DEFAULTS = {"audio": ("fps",), "image": ("face_backend", "width", "height", "crop", "face_index")}
 
 
 # --- input files ------------------------------------------------------------------------------
