@@ -8,9 +8,13 @@ the thread count changes the last bits of the numbers, and the frames are compar
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import copy
 import json
+import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -34,7 +38,7 @@ from vexpress_cli.cli.app import app
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
 from vexpress_cli.errors import spell_parameters
 from vexpress_cli.jobs.batch.summary import BatchSummary, JobOutcome
-from vexpress_cli.jobs.batch.manifest import ManifestError
+from vexpress_cli.jobs.batch.manifest import ManifestError, Problem
 from vexpress_cli.jobs.batch.checks import prepare_jobs
 from vexpress_cli.jobs.batch.runner import batch_model_settings
 from vexpress_cli.jobs.records import RunRecord, file_facts, input_files, read_record, record_path
@@ -431,6 +435,24 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
         assert expected in message, expected
     assert result.stderr.splitlines()[-1].rstrip() == "Fix these lines and run the same command again."
     assert not (tmp_path / "out").exists()
+
+
+def test_a_manifest_error_is_pickled_and_copied_with_its_problems():
+    """It could not be built again (missing 'problems'), so a pool's worker raising it broke the pool."""
+    error = ManifestError(Path("jobs.jsonl"), [Problem(3, "bad seed"), Problem(1, "no audio")])
+    for copied in (pickle.loads(pickle.dumps(error)), copy.deepcopy(error)):
+        assert type(copied) is ManifestError and str(copied) == str(error) and copied.fix == error.fix
+        assert copied.problems == error.problems and copied.manifest == error.manifest
+
+
+def test_batch_in_a_process_pool_raises_the_manifests_problems_not_a_broken_pool(tmp_path):
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"reference_image": "aoc.jpg", "output": "out/a.mp4"}) + "\n")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        with pytest.raises(ManifestError) as raised:
+            pool.submit(vexpress_cli.batch, manifest).result()
+    assert [problem.line for problem in raised.value.problems] == [1, 1]
+    assert "'audio' is missing" in str(raised.value)
 
 
 def test_inputs_that_would_fail_their_job_at_once_are_line_problems_and_nothing_starts(inputs, tmp_path):

@@ -59,6 +59,7 @@ class ManifestError(InputError):
     """Every problem of a manifest, each with its line number; nothing was run."""
 
     def __init__(self, manifest: Path, problems: list[Problem]):
+        self.manifest = manifest
         self.problems = sorted(problems, key=lambda problem: problem.line)
         shown = self.problems[:MAX_LISTED_PROBLEMS]
         listed = "\n".join(f"  line {problem.line}: {getattr(problem.text, 'raw', problem.text)}" for problem in shown)
@@ -66,6 +67,10 @@ class ManifestError(InputError):
         count = plural(len(self.problems), "problem")
         super().__init__(f"The manifest {manifest} has {count}; no job was started:\n{listed}{more}\n",
                          fix="Fix these lines and run the same command again.")
+
+    def __reduce__(self):
+        """Built again from its manifest and problems: a copy, or one pickled back from a process pool's worker."""
+        return type(self), (self.manifest, self.problems), self.__dict__
 
 
 def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
