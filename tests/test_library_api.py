@@ -367,6 +367,32 @@ def test_a_generator_takes_device_and_dtype_from_the_user_config_as_the_cli_does
     assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, dtype="fp32").dtype == torch.float32
 
 
+@pytest.mark.parametrize("devices", [["cpu", "cpu"], ("cpu", torch.device("cpu")), "cpu, cpu"])
+def test_a_generators_devices_may_be_a_list_of_names_as_batch_takes_them(devices):
+    """A list raised AttributeError: 'list' object has no attribute 'strip'."""
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, devices=devices)
+    assert generator.devices == [torch.device("cpu")] * 2
+
+
+@pytest.mark.parametrize(("devices", "message"), [
+    (1, "devices is int 1. It names the devices each video's windows are split across"),
+    ({"cpu"}, "devices is set {'cpu'}."),
+    ([1], "devices entry must be a string, not int 1."),
+])
+def test_devices_of_another_kind_is_an_input_error_of_one_paragraph(devices, message):
+    with pytest.raises(InputError) as raised:
+        vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, devices=devices)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_a_torch_device_is_taken_wherever_a_device_is(speech, tmp_path):
+    """It was refused ("device must be a string"), even the Generator's own device, while torch dtypes were taken."""
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device=torch.device("cpu"))
+    assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device=generator.device).device == torch.device("cpu")
+    generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device=torch.device("cpu"), **SMALL)
+    assert vexpress_cli.GenerationSettings(device=torch.device("cpu")).device == "cpu"
+
+
 @pytest.mark.parametrize(("keyword", "message"), [
     ("seed", "Generator() got 'seed', which belongs to each job: the Generator takes only the model, device(s) and "
              "dtype. Give it to the job: generator.generate(photo, audio, out, seed=...)."),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError, parameter
+from vexpress_cli.errors import InputError, VExpressError, described, parameter
 from vexpress_cli.helper_processes import start_helper
 
 # How long a collective waits for a slow or dead process (compiling can take minutes).
@@ -40,10 +40,12 @@ class MultiDeviceError(VExpressError):
     """A helper process failed."""
 
 
-def resolve_devices(text: str) -> list[torch.device]:
-    """``cuda:0,cuda:1``, ``all`` (every visible GPU) or ``cpu,cpu`` as devices, checked."""
+def resolve_devices(devices: str | list[str] | tuple[str, ...]) -> list[torch.device]:
+    """``cuda:0,cuda:1``, ``all`` (every visible GPU) or ``cpu,cpu`` as devices, checked; or a list of device
+    names (or ``torch.device``), as :func:`vexpress_cli.batch` takes it."""
     from vexpress_cli.engine.devices import cuda_missing_reason, resolve_device
 
+    text = _devices_text(devices)
     if text.strip() == "all":
         if not torch.cuda.is_available():
             raise InputError(f"{parameter('devices', 'all')} found no GPU.", f"The installed {cuda_missing_reason()}.",
@@ -63,6 +65,23 @@ def resolve_devices(text: str) -> list[torch.device]:
     if len(set(gpus)) < len(gpus):
         raise InputError(f"{parameter('devices', text)} names a GPU twice.", "Each process holds its own copy "
                          "of the networks; two on one GPU only compete for it.", "Name each GPU once.")
+    return devices
+
+
+def _devices_text(devices: object) -> str:
+    """``devices`` as one text, ``cuda:0,cuda:1``: a list or tuple of names joined; InputError for anything else."""
+    from vexpress_cli.settings.schema import validate_value
+
+    if isinstance(devices, (list, tuple)):
+        return ",".join(validate_value("device", name, f"{parameter('devices')} entry", within_advice=False)
+                        for name in devices)
+    if isinstance(devices, torch.device):
+        return str(devices)
+    if not isinstance(devices, str):
+        raise InputError(f"{parameter('devices')} is {described(devices)}.",
+                         "It names the devices each video's windows are split across: text or a list of names.",
+                         f"Give {parameter('devices', 'cuda:0,cuda:1')}, a list such as [\"cpu\", \"cpu\"], or "
+                         f"{parameter('devices', 'all')}; leave it out to run on one {parameter('device')}.")
     return devices
 
 

@@ -121,13 +121,13 @@ class Generator:
     or a folder, ``model_dir`` a folder; both None look the weights up as the CLI does ($VEXPRESS_MODEL,
     $VEXPRESS_MODEL_DIR, the user config, ./model_ckpts, then tk93/V-Express in the cache).
     ``device`` and ``dtype`` default to the user config's, else ``auto``. ``devices`` (``"cuda:0,cuda:1"``, ``"all"``,
-    ``"cpu,cpu"``) instead splits each video's windows across several devices, one process and one copy
+    ``["cpu", "cpu"]``) instead splits each video's windows across several devices, one process and one copy
     of the networks per device (``engine/distributed.py``); it wins over ``device``. Use it as a context
     manager (or call :meth:`close`) to free the device's memory when done.
     """
 
     def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
-                 devices: str | None = None, *, model: str | None = None, **others: Any):
+                 devices: str | list[str] | None = None, *, model: str | None = None, **others: Any):
         if others:
             raise TypeError(_not_a_generator_argument(next(iter(others))))
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
@@ -406,7 +406,7 @@ class Generator:
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
              reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
              model: str | None = None, device: str | None = None, dtype: str | None = None,
-             devices: str | None = None, overwrite: bool = False,
+             devices: str | list[str] | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
     """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
 

@@ -19,10 +19,13 @@ DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32
 
 def plain_value(setting: Setting | None, name: str, value: Any) -> Any:
     """``value`` given for setting ``name`` as the schema checks it: a numpy scalar as Python's own number, bool
-    or text; a choice in lower case; a Fraction as a float; torch's precision names (and dtypes) as ours; a crop
-    box given as four whole numbers (a list, tuple or array, as results report it) as its text."""
+    or text; a choice in lower case; a Fraction as a float; torch's precision names (and dtypes) as ours; a
+    torch.device as its name; a crop box given as four whole numbers (a list, tuple or array, as results report
+    it) as its text."""
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()
+    if name == "device" and _is_torch_device(value):
+        value = str(value)  # generator.device, or torch.device("cuda", 1)
     if setting is not None and setting.choices and isinstance(value, str):
         value = _choice_in_any_case(setting, value)
     if setting is not None and setting.kind is float and isinstance(value, Fraction):
@@ -40,6 +43,11 @@ def plain_value(setting: Setting | None, name: str, value: Any) -> Any:
                              "[200, 80, 600, 600], or as \"auto\" or \"none\".")
         return ",".join(map(_box_number_text, numbers))
     return value
+
+
+def _is_torch_device(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.device`` (told apart without importing torch)."""
+    return type(value).__module__ == "torch" and type(value).__name__ == "device"
 
 
 def _box_number_text(number: int) -> str:
