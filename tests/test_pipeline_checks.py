@@ -67,6 +67,10 @@ BAD_CALLS = [
     ({"callback": lambda inputs: (lambda step, timestep, latents: None)},
      "callback is not supported. The original pipeline took callback, but only its default, None, has the same "
      "meaning here. Pass callback_on_step_end(pipe, step, timestep, callback_kwargs) instead"),
+    # These two were ValueErrors, although docs/pipeline.md promises one InputError naming the argument.
+    ({"output_type": "video"}, "output_type is 'video'. It is the form of the frames returned: pt, np, pil or latent"),
+    ({"callback_on_step_end_tensor_inputs": ["prompt_embeds"]},
+     "callback_on_step_end_tensor_inputs names ['prompt_embeds'], which this pipeline does not hand to the callback"),
 ]
 
 
@@ -110,7 +114,7 @@ def test_what_a_step_end_callback_returns_is_checked(tiny_pipe, golden_inputs, r
 
 
 def test_step_end_tensor_inputs_as_one_text_is_refused_not_spelt_out(tiny_pipe, golden_inputs):
-    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs is the text 'latents'; it must be a list"):
+    with pytest.raises(InputError, match="callback_on_step_end_tensor_inputs is the text 'latents'; it must be a list"):
         tiny_pipe(**golden_inputs, **CALL, callback_on_step_end=lambda *args: None,
                   callback_on_step_end_tensor_inputs="latents")
 

@@ -253,8 +253,8 @@ def test_step_end_callback_sees_every_step_and_can_change_the_latents(pipe, inpu
     assert not torch.allclose(frames(pipe, inputs, callback_on_step_end=brighten), ddim_frames, atol=1e-3)
 
 
-def test_unknown_callback_tensor_input_is_refused(pipe, inputs):
-    with pytest.raises(ValueError, match="noise_pred"):
+def test_unknown_callback_tensor_input_is_an_input_error(pipe, inputs):
+    with pytest.raises(InputError, match="noise_pred"):
         frames(pipe, inputs, callback_on_step_end=lambda *args: {}, callback_on_step_end_tensor_inputs=["noise_pred"])
 
 
@@ -285,8 +285,8 @@ def test_iter_frames_chunk_sizes_lag_one_frame_behind_the_decoder_with_the_media
     assert {chunk.shape[1:] for chunk in chunks} == {(64, 64, 3)}
 
 
-def test_unknown_output_type_is_refused(pipe, inputs):
-    with pytest.raises(ValueError, match="output_type"):
+def test_unknown_output_type_is_an_input_error(pipe, inputs):
+    with pytest.raises(InputError, match="output_type"):
         frames(pipe, inputs, output_type="gif")
 
 

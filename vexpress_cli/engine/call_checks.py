@@ -10,7 +10,7 @@ import PIL.Image
 import torch
 
 from vexpress_cli.engine.pipeline_output import OUTPUT_TYPES
-from vexpress_cli.errors import InputError, described, did_you_mean, parameter
+from vexpress_cli.errors import InputError, described, did_you_mean, parameter, short_repr
 
 # The largest width or height a call takes: 8 times the trained 512 (generate's settings allow 2048).
 MAX_SIDE = 4096
@@ -80,17 +80,22 @@ class CallChecks:
             raise InputError(f"{parameter('num_pad_audio_frames', num_pad_audio_frames)} does not fit the model.",
                              f"The audio projection was trained on windows of {expected_pad} frames per side.",
                              f"Use {parameter('num_pad_audio_frames', expected_pad)}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
-        if isinstance(callback_on_step_end_tensor_inputs, str):
-            raise ValueError(f"callback_on_step_end_tensor_inputs is the text {callback_on_step_end_tensor_inputs!r}; "
-                             f"it must be a list of names, such as {self._callback_tensor_inputs}.")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, "
-                             f"not {unknown}.")
+        _check_output_type(output_type)
+        self._check_callback_tensor_inputs(callback_on_step_end_tensor_inputs)
         if latents is not None:  # after the sizes: the shape they must have follows from them
             self._check_latents(latents, video_length, width, height)
+
+    def _check_callback_tensor_inputs(self, names) -> None:
+        """The values a step-end callback is given: a list of names among ``_callback_tensor_inputs``."""
+        known, name = self._callback_tensor_inputs, parameter("callback_on_step_end_tensor_inputs")
+        if isinstance(names, str):
+            raise InputError(f"{name} is the text {names!r}; it must be a list of names.",
+                             "Each name is a value the step-end callback is given by name.",
+                             f"Pass a list such as {known}.")
+        unknown = [each for each in names if each not in known]
+        if unknown:
+            raise InputError(f"{name} names {unknown}, which this pipeline does not hand to the callback.",
+                             f"It may hold {known}.", f"Pass {name} as a list of those, such as {known}.")
 
     def _check_waveform(self, audio_waveform) -> None:
         """A mono 16 kHz waveform at least as long as wav2vec2's first feature (400 samples: 25 ms)."""
@@ -149,6 +154,13 @@ class CallChecks:
 def _has_offload_hooks(pipeline) -> bool:
     return any(hasattr(module, "_hf_hook") or hasattr(module, "_diffusers_hook")
                for module in pipeline.networks().values())
+
+
+def _check_output_type(output_type) -> None:
+    if output_type not in OUTPUT_TYPES:
+        raise InputError(f"{parameter('output_type')} is {short_repr(output_type)}.",
+                         f"It is the form of the frames returned: {', '.join(OUTPUT_TYPES[:-1])} or {OUTPUT_TYPES[-1]}.",
+                         f"Pass one of them, e.g. {parameter('output_type', 'np')} for a numpy array.")
 
 
 def _check_whole_number(name: str, value) -> None:
