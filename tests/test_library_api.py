@@ -3,6 +3,7 @@ and the per-call settings reaching the denoising UNet's attention layers by ever
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -391,6 +392,28 @@ def test_a_torch_device_is_taken_wherever_a_device_is(speech, tmp_path):
     assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device=generator.device).device == torch.device("cpu")
     generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device=torch.device("cpu"), **SMALL)
     assert vexpress_cli.GenerationSettings(device=torch.device("cpu")).device == "cpu"
+
+
+@pytest.mark.parametrize("plan", [None, {"reference_image": "ref.jpg", "audio": "speech.wav"}])
+def test_running_anything_but_a_plan_is_an_input_error_that_points_to_plan(plan):
+    """run(None) and frames(None) raised AttributeError: 'NoneType' object has no attribute 'settings'."""
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    for call in (lambda: generator.run(plan), lambda: next(generator.frames(plan))):
+        with pytest.raises(InputError, match=r"^plan is (NoneType|dict) .* the result of generator\.plan\("):
+            call()
+
+
+@pytest.mark.parametrize(("reference_kps", "shown"), [({"a": 1}, "dict {'a': 1}"), ([[1, 2], [3, 4], [5]], "list"),
+                                                      ({1, 2}, "set {1, 2}")])
+def test_reference_kps_of_another_kind_is_an_input_error_naming_the_forms_it_takes(speech, tmp_path, reference_kps,
+                                                                                   shown):
+    """A dict raised TypeError: float() argument must be a string or a real number, not 'dict'."""
+    forms = r"Give them as numbers \[\[x, y\], \[x, y\], \[x, y\]\] .*, as text \"x,y;x,y;x,y\", or as a kps file\."
+    with pytest.raises(InputError, match=rf"^reference_kps is {re.escape(shown)}.*{forms}"):
+        vexpress_cli.Generator(model_dir=TINY_MODEL_DIR).plan(AOC / "ref.jpg", speech, tmp_path / "k.mp4",
+                                                              **{**SMALL, "reference_kps": reference_kps})
+    with pytest.raises(InputError, match=rf"^reference_kps is {re.escape(shown)}.*{forms}"):
+        vexpress_cli.retarget(None, None, "fix_face", tmp_path / "r.pth", reference_kps=reference_kps, num_frames=3)
 
 
 @pytest.mark.parametrize(("keyword", "message"), [

@@ -43,7 +43,7 @@ from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, u
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.keywords import check_keywords
-from vexpress_cli.jobs.planning import GenerationPlan, plan_inputs
+from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
 
 # Settings that belong to the loaded networks, not to one job.
@@ -309,6 +309,7 @@ class Generator:
         The run record (``<output>.json``, :mod:`vexpress_cli.jobs.records`) is written just before
         the finished output is renamed into place. Jobs run one at a time: a second thread's job waits.
         """
+        plan = checked_plan(plan)
         with self._one_job():
             return self._run(plan, progress)
 
@@ -320,6 +321,7 @@ class Generator:
         """
         from vexpress_cli.jobs.records import StageClock
 
+        plan = checked_plan(plan)
         with self._one_job():
             paste = plan.photo.paste_back(plan.settings.max_size) if plan.photo is not None else None
             yield from self._frame_chunks(plan, StageClock(progress), paste)

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from vexpress_cli.errors import InputError, messages
+from vexpress_cli.errors import InputError, described, messages, parameter
 from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE
 from vexpress_cli.media.frames import as_fps_fraction
 from vexpress_cli.settings.schema import AUTO_STRATEGY, GenerationSettings, ResolvedSettings, source_name
@@ -63,6 +63,17 @@ class GenerationPlan:
     @property
     def crop(self) -> list[int] | None:
         return self.photo.crop_list if self.photo is not None else None
+
+
+def checked_plan(plan: object) -> GenerationPlan:
+    """The ``plan`` given to ``Generator.run()`` or ``frames()``; InputError for anything but ``plan()``'s result."""
+    if not isinstance(plan, GenerationPlan):
+        raise InputError(f"{parameter('plan')} is {described(plan)}.",
+                         "run() and frames() carry out a GenerationPlan, which generator.plan(...) returns with "
+                         "every input decoded and checked.",
+                         "Pass the result of generator.plan(reference_image, audio, output, ...), or call "
+                         "generator.generate(...) to plan and run at once.")
+    return plan
 
 
 def choose_strategy(resolved: ResolvedSettings, has_kps: bool) -> tuple[str, str]:
@@ -144,11 +155,9 @@ def _reference_points(reference_kps, width: int, height: int) -> np.ndarray | No
     """Reference keypoints given by the caller: ``[3, 2]`` numbers, ``"x,y;x,y;x,y"`` or a kps file."""
     if reference_kps is None:
         return None
-    if isinstance(reference_kps, (str, Path)):
-        from vexpress_cli.kps.io import reference_kps_from_text
+    from vexpress_cli.kps.io import reference_kps_points
 
-        return reference_kps_from_text(str(reference_kps), width, height)
-    return np.asarray(reference_kps, dtype=np.float32)
+    return reference_kps_points(reference_kps, width, height)
 
 
 def _check_audio_length(path: Path, duration: float, fps: Fraction) -> None:

@@ -16,7 +16,7 @@ from vexpress_cli.input_files import as_path, optional_folder, optional_path
 from vexpress_cli.kps import KpsTrack, iter_kps_images, load_kps, retarget_track, save_kps
 from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
 from vexpress_cli.kps.fit import fit_track_in_time
-from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_file, reference_kps_from_text
+from vexpress_cli.kps.io import ASSUMED_FPS, reference_kps_file, reference_kps_points
 from vexpress_cli.kps.limits import checked_frame_count
 from vexpress_cli.kps.retargeting import checked_strategy, ignored_driving_track, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
@@ -202,9 +202,7 @@ def _load_reference(image_path, reference_kps, framing: dict, model_root, notes:
         notes.extend(photo.notes)
     image = np.asarray(photo.image) if photo is not None else None
     if reference_kps is not None:
-        points = (reference_kps_from_text(str(reference_kps), width, height)
-                  if isinstance(reference_kps, (str, Path)) else np.asarray(reference_kps, dtype=np.float32))
-        return _Reference(kps=points, image=image, detected=False)
+        return _Reference(kps=reference_kps_points(reference_kps, width, height), image=image, detected=False)
     points = reference_keypoints(photo, image_path, settings, model_root)
     return _Reference(kps=np.asarray(points, dtype=np.float32), image=image, detected=True)
 

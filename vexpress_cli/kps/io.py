@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, parameter
+from vexpress_cli.errors import InputError, described, parameter
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.kps.limits import MAX_TRACK_FPS, MIN_TRACK_FPS
@@ -233,6 +233,20 @@ def reference_kps_from_text(text: str, width: int, height: int) -> np.ndarray:
     if candidate is not None:
         return load_kps(candidate).in_frame(width, height)[0].points[0]
     return parse_kps_points(text)
+
+
+def reference_kps_points(reference_kps, width: int, height: int) -> np.ndarray:
+    """``reference_kps`` as a job takes it: a kps file or ``"x,y;x,y;x,y"`` (:func:`reference_kps_from_text`), or
+    numbers (a list, tuple or array, checked for their ``[3, 2]`` shape later) as float32; InputError otherwise."""
+    if isinstance(reference_kps, (str, Path)):
+        return reference_kps_from_text(str(reference_kps), width, height)
+    try:
+        return np.asarray(reference_kps, dtype=np.float32)
+    except (TypeError, ValueError):  # a dict, a set, a ragged list, text among the numbers
+        raise InputError(f"{parameter('reference_kps')} is {described(reference_kps)}.",
+                         "They are the portrait's left eye, right eye and nose: three x,y points in pixels.",
+                         "Give them as numbers [[x, y], [x, y], [x, y]] (a list or a [3, 2] array), as text "
+                         "\"x,y;x,y;x,y\", or as a kps file.") from None
 
 
 def reference_kps_file(reference_kps) -> Path | None:
