@@ -394,6 +394,14 @@ def test_a_torch_device_is_taken_wherever_a_device_is(speech, tmp_path):
     assert vexpress_cli.GenerationSettings(device=torch.device("cpu")).device == "cpu"
 
 
+def test_load_checks_offload_as_the_offload_setting_is_checked():
+    """load(offload="bogus") loaded the networks as with "none", and the next job loaded them again."""
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR)
+    with pytest.raises(InputError, match=r"^offload is 'bogus', which is not one of: none, model, sequential\."):
+        generator.load(offload="bogus")
+    assert not generator.loaded
+
+
 @pytest.mark.parametrize("plan", [None, {"reference_image": "ref.jpg", "audio": "speech.wav"}])
 def test_running_anything_but_a_plan_is_an_input_error_that_points_to_plan(plan):
     """run(None) and frames(None) raised AttributeError: 'NoneType' object has no attribute 'settings'."""

@@ -44,7 +44,7 @@ from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.keywords import check_keywords
 from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
-from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings
+from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings, checked_setting
 
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
@@ -132,7 +132,6 @@ class Generator:
             raise TypeError(_not_a_generator_argument(next(iter(others))))
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
-        from vexpress_cli.settings.schema import checked_setting
         from vexpress_cli.settings.model_lookup import resolve_model_dir
         from vexpress_cli.settings.user_config import configured_settings
 
@@ -163,6 +162,7 @@ class Generator:
         ``offload`` (none, model, sequential) is how the networks sit between the CPU and the device;
         a job asking for another mode than the loaded one reloads them (offload hooks do not come off).
         """
+        offload = checked_setting("offload", offload)  # "bogus" loaded as none, and the next job loaded again
         with self._one_job():
             return self._load(progress, offload)
 
@@ -242,8 +242,6 @@ class Generator:
              reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationPlan:
         """Resolve the settings and check the output and every input; no network runs yet."""
-        from vexpress_cli.settings.schema import checked_setting
-
         for name in GENERATOR_ARGUMENTS:
             if name in settings:
                 raise InputError(f"{parameter(name)} is given when creating the Generator, not to a job.",
