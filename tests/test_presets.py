@@ -47,6 +47,14 @@ def run_cli(*args: str):
 # --- built-ins ---------------------------------------------------------------------------------
 
 
+def test_only_a_setting_taking_values_besides_its_choices_names_them():
+    """also_named defaulted to device's 'cuda:N', which every setting's repr showed (kps_fit, seed, ...)."""
+    assert "cuda:N" not in repr(SETTINGS["kps_fit"]) and SETTINGS["seed"].also_named is None
+    assert {name: setting.also_named for name, setting in SETTINGS.items() if setting.also_named or
+            setting.also_matching} == {"device": "cuda:N", "crop": "X,Y,W,H"}
+    assert SETTINGS["device"].allowed == "auto, cuda, cpu, mps or cuda:N"
+
+
 def test_builtin_presets_are_installed_and_cover_the_guide_scenarios():
     assert set(BUILTIN_NAMES) >= {*GUIDE_STRATEGIES, "long-audio"}
     listed = {info.name: info for info in list_presets()}

@@ -54,7 +54,7 @@ class Setting:
     advised: tuple[float, float] | None = None
     multiple_of: int | None = None
     also_matching: str | None = None  # a regular expression for values accepted besides ``choices``
-    also_named: str = "cuda:N"  # how help and messages spell the values ``also_matching`` accepts
+    also_named: str | None = None  # how help and messages spell the values ``also_matching`` accepts
     aliases: tuple[str, ...] = ()  # more kebab-case flags, e.g. --strategy
     short: str | None = None  # a one-letter flag, e.g. -s
     original_flags: tuple[str, ...] = ()  # the original inference.py's spelling
@@ -135,7 +135,7 @@ class GenerationSettings:
     dtype: str = _setting("auto", "Compute precision; auto: fp16 on a GPU, fp32 on the CPU.",
                           choices=("auto", "fp16", "bf16", "fp32"))
     device: str = _setting("auto", "Where to run; auto: CUDA, then MPS, then the CPU.",
-                           choices=("auto", "cuda", "cpu", "mps"), also_matching=r"cuda:\d+")
+                           choices=("auto", "cuda", "cpu", "mps"), also_matching=r"cuda:\d+", also_named="cuda:N")
     kps_fit: str = _setting(DEFAULT_FIT_MODE, "How a keypoint track of another length is fitted to the video.",
                             choices=FIT_MODES)
     face_backend: str = _setting("auto", "Face detector for the keypoints (the reference photo's; extract: every "
