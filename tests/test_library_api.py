@@ -3,6 +3,8 @@ and the per-call settings reaching the denoising UNet's attention layers by ever
 
 from __future__ import annotations
 
+import dataclasses
+import pydoc
 import re
 import shutil
 import subprocess
@@ -392,6 +394,20 @@ def test_a_torch_device_is_taken_wherever_a_device_is(speech, tmp_path):
     assert vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device=generator.device).device == torch.device("cpu")
     generator.plan(AOC / "ref.jpg", speech, tmp_path / "talk.mp4", device=torch.device("cpu"), **SMALL)
     assert vexpress_cli.GenerationSettings(device=torch.device("cpu")).device == "cpu"
+
+
+def test_help_describes_the_progress_protocol_and_the_fields_of_a_result_and_a_plan():
+    """help(ProgressCallback) showed typing.Protocol's own text; GenerationResult's and GenerationPlan's
+    docstrings were one line, naming no field."""
+    from vexpress_cli.jobs.planning import GenerationPlan
+
+    shown = pydoc.render_doc(vexpress_cli.ProgressCallback, renderer=pydoc.plaintext)
+    assert "Protocol classes are defined" not in shown and "progress(stage, done, total)" in shown
+    for kind in (vexpress_cli.GenerationResult, GenerationPlan):
+        described = [field.name for field in dataclasses.fields(kind) if f"``{field.name}``" in kind.__doc__]
+        assert len(described) >= 13, (kind, described)
+    assert all(f"``{field.name}``" in vexpress_cli.GenerationResult.__doc__
+               for field in dataclasses.fields(vexpress_cli.GenerationResult))
 
 
 def test_load_checks_offload_as_the_offload_setting_is_checked():

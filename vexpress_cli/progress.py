@@ -29,7 +29,15 @@ STAGE_UNITS = {"tracking": "frames", "faces": "frames", "decode": "frames", "pre
 
 
 class ProgressCallback(Protocol):
-    def __call__(self, stage: str, done: int, total: int | None) -> None: ...
+    """What a job's ``progress`` argument is: any function called as ``progress(stage, done, total)``.
+
+    ``stage`` names the work (``"inputs"``, ``"model"``, ``"denoise"``, ``"decode"``, ...; :data:`STAGE_LABELS`
+    has every one), ``done`` counts its units finished so far out of ``total``, which is ``None`` while
+    unknown. Its return value is ignored; an exception it raises stops the job.
+    """
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        """Report that ``done`` of ``total`` units (None: not known yet) of ``stage`` are finished."""
 
 
 def no_progress(stage: str, done: int, total: int | None) -> None:

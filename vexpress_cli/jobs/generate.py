@@ -58,7 +58,15 @@ CPU_COMPILE_WARNING = (f"{parameter('compile')} on the CPU first compiles the de
 
 @dataclass
 class GenerationResult:
-    """What a generation wrote, and how."""
+    """What a generation wrote, and how (:meth:`to_dict`: the same, JSON-ready, with ``num_frames`` as ``frames``).
+
+    ``output``: the video, or the folder of PNG frames; ``num_frames`` and ``fps``: its frames and their rate;
+    ``duration``: the audio's length in seconds; ``size``: the video's (width, height); ``crop``: [x, y, w, h] of
+    the photo that was animated (None: the whole photo); ``seconds``: wall time of denoising, decoding and
+    writing; ``strategy``: the retarget strategy used; ``warnings``: what may be wrong; ``notes``: what was done
+    to fit the inputs; ``record``: the run record's path; ``stages``: wall seconds per progress stage;
+    ``settings``: every setting as used, with the device and dtype.
+    """
 
     output: Path
     num_frames: int
@@ -71,8 +79,8 @@ class GenerationResult:
     notes: list[str] = field(default_factory=list)
     record: Path | None = None
     stages: dict[str, float] = field(default_factory=dict)
-    crop: list[int] | None = None  # x, y, w, h in the photo's pixels; None: the whole photo
-    size: tuple[int, int] | None = None  # the video's width and height
+    crop: list[int] | None = None
+    size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.warnings = messages(self.warnings)

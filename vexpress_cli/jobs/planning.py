@@ -30,7 +30,18 @@ PathLike = str | Path
 
 @dataclass
 class GenerationPlan:
-    """One job with its inputs decoded and checked, ready for the model."""
+    """One job with its inputs decoded and checked, ready for the model: ``Generator.plan()`` makes it,
+    ``Generator.run()`` or ``frames()`` carries it out.
+
+    ``reference_image``: the portrait as animated (upright, cropped, at the output size); ``audio``: the speech
+    file, ``waveform`` its 16 kHz samples and ``duration`` its seconds; ``output`` and ``overwrite``: where the
+    video goes and whether it may replace a file; ``fps`` and ``num_frames``: the video's rate and length;
+    ``kps_track``: the keypoints drawn in each frame, ``[num_frames, 3, 2]`` pixels; ``strategy`` and
+    ``strategy_reason``: the retarget strategy and why it was chosen; ``settings`` and ``sources``: every setting
+    and where each came from; ``warnings``: what may be wrong; ``notes``: what was done to fit the inputs;
+    ``crop``: [x, y, w, h] of the photo that is animated (None: the whole photo). The other fields are for
+    the run record and the encoder.
+    """
 
     reference_image: PIL.Image.Image
     audio: Path
