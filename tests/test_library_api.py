@@ -380,7 +380,7 @@ def test_a_generators_devices_may_be_a_list_of_names_as_batch_takes_them(devices
 @pytest.mark.parametrize(("devices", "message"), [
     (1, "devices is int 1. It names the devices each video's windows are split across"),
     ({"cpu"}, "devices is set {'cpu'}."),
-    ([1], "devices entry must be a string, not int 1."),
+    ([1], "devices is list [1]."),
 ])
 def test_devices_of_another_kind_is_an_input_error_of_one_paragraph(devices, message):
     with pytest.raises(InputError) as raised:

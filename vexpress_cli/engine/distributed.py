@@ -69,14 +69,12 @@ def resolve_devices(devices: str | list[str] | tuple[str, ...]) -> list[torch.de
 
 
 def _devices_text(devices: object) -> str:
-    """``devices`` as one text, ``cuda:0,cuda:1``: a list or tuple of names joined; InputError for anything else."""
-    from vexpress_cli.settings.schema import validate_value
-
-    if isinstance(devices, (list, tuple)):
-        return ",".join(validate_value("device", name, f"{parameter('devices')} entry", within_advice=False)
-                        for name in devices)
+    """``devices`` as one text, ``cuda:0,cuda:1``: a list or tuple of names (or torch.device) joined; InputError
+    for anything else."""
     if isinstance(devices, torch.device):
-        return str(devices)
+        devices = [devices]
+    if isinstance(devices, (list, tuple)) and all(isinstance(name, (str, torch.device)) for name in devices):
+        return ",".join(str(name) for name in devices)
     if not isinstance(devices, str):
         raise InputError(f"{parameter('devices')} is {described(devices)}.",
                          "It names the devices each video's windows are split across: text or a list of names.",
