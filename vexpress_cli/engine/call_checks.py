@@ -158,8 +158,9 @@ def _has_offload_hooks(pipeline) -> bool:
 
 def _check_output_type(output_type) -> None:
     if output_type not in OUTPUT_TYPES:
+        forms = f"{', '.join(OUTPUT_TYPES[:-1])} or {OUTPUT_TYPES[-1]}"
         raise InputError(f"{parameter('output_type')} is {short_repr(output_type)}.",
-                         f"It is the form of the frames returned: {', '.join(OUTPUT_TYPES[:-1])} or {OUTPUT_TYPES[-1]}.",
+                         f"It is the form of the frames returned: {forms}.",
                          f"Pass one of them, e.g. {parameter('output_type', 'np')} for a numpy array.")
 
 
