@@ -20,7 +20,6 @@ the plan and the result.
 from __future__ import annotations
 
 import gc
-import inspect
 import os
 import threading
 import time
@@ -42,7 +41,7 @@ from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
-from vexpress_cli.jobs.keywords import check_keywords
+from vexpress_cli.jobs.keywords import check_keywords, not_a_generator_argument
 from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings, checked_setting
 
@@ -108,20 +107,6 @@ def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) ->
     return resolve_settings(preset_values, explicit, config_values=configured_settings())
 
 
-def _not_a_generator_argument(name: str) -> str:
-    """Python's own message for an unknown keyword, told where a job's setting goes (``Generator(seed=3)``)."""
-    from vexpress_cli.errors import did_you_mean
-    from vexpress_cli.settings.schema import SETTINGS
-
-    job_arguments = [parameter.name for parameter in inspect.signature(Generator.plan).parameters.values()
-                     if parameter.kind == parameter.KEYWORD_ONLY]
-    if name in SETTINGS or name in job_arguments:
-        return (f"Generator() got {name!r}, which belongs to each job: the Generator takes only the model, "
-                f"device(s) and dtype. Give it to the job: generator.generate(photo, audio, out, {name}=...).")
-    known = [*GENERATOR_ARGUMENTS, *MODEL_SETTINGS]
-    return f"Generator() got an unexpected keyword argument {name!r}. {did_you_mean(name, known)}".rstrip()
-
-
 class Generator:
     """The V-Express networks, loaded once on first use, and the jobs run on them.
 
@@ -137,7 +122,8 @@ class Generator:
     def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
                  devices: str | list[str] | None = None, *, model: str | None = None, **others: Any):
         if others:
-            raise TypeError(_not_a_generator_argument(next(iter(others))))
+            raise TypeError(not_a_generator_argument(next(iter(others)), Generator.plan,
+                                                     (*GENERATOR_ARGUMENTS, *MODEL_SETTINGS)))
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.model_lookup import resolve_model_dir
