@@ -222,3 +222,51 @@ def test_a_config_dir_that_is_a_file_is_an_error_not_ignored(env, monkeypatch, u
         f"Error: $VEXPRESS_CONFIG_DIR ({folder}) {where}. It names the folder of config.toml and your presets; none "
         f"of them can be read there. Point VEXPRESS_CONFIG_DIR at a folder, or unset it for the default "
         f"({env / 'xdg' / 'vexpress'}).")
+
+
+@pytest.mark.parametrize("text", ['model_dir = ""\n', 'model = "  "\n'])
+def test_an_empty_model_or_model_dir_in_the_config_is_refused_not_taken_as_the_config_folder(env, text):
+    """model_dir = "" named the config folder itself, and the fix offered a 9.7 GB download into it."""
+    path = write_config(env, text)
+    key = text.split(" ")[0]
+    with pytest.raises(InputError) as caught:
+        resolve_model_dir()
+    assert caught.value.what.startswith(f"The config file {path}: key '{key}' is empty")
+    assert "remove the line" in caught.value.fix
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, ["models", "path"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and f"key '{key}' is empty" in result.stderr
+
+
+def test_a_config_that_cannot_be_read_is_fixed_by_editing_or_removing_it_not_by_passing_a_path(env):
+    """No flag takes a config path, yet the fix said "Pass the path of a TOML config file"."""
+    path = env / "config" / "config.toml"
+    path.mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        load_user_config()
+    assert "pass" not in caught.value.fix.lower()
+    assert caught.value.fix == f"Make {path} a UTF-8 TOML text file (docs/presets.md), or remove it: the config " \
+        "file is optional."
+
+
+def test_the_model_lookup_reads_the_model_keys_without_the_generate_table(env):
+    """A typo among the generation settings made `vexpress models path` fail, though the lookup does not use them."""
+    model = make_dir(env / "weights")
+    write_config(env, f'model_dir = "{model}"\n[generate]\nnum_inference_step = 3\n')
+    assert resolve_model_dir().path == model.resolve()
+    with pytest.raises(InputError, match="num_inference_step"):
+        load_user_config()  # generate, which reads [generate], still refuses it
+
+
+def test_where_set_names_the_config_line_a_value_came_from_and_leaves_a_flag_s_error_as_it_is(env):
+    from vexpress_cli.settings.user_config import where_set
+
+    error = InputError("CUDA was asked for but is not available.", "No GPU.", "Use a GPU.")
+    assert where_set(error, "device", "cuda", "explicit") is error
+    worded = where_set(error, "device", "cuda", "config")
+    assert isinstance(worded, InputError) and worded.what == error.what
+    assert worded.why == f'It was set in the user config: device = "cuda" under [generate] in ' \
+        f'{env / "config" / "config.toml"}. No GPU.'
+    assert worded.fix == "Change or remove that line (every run reads it). Use a GPU."
+    assert where_set(error, "device", "cuda", "preset").why == "It was set from the preset. No GPU."

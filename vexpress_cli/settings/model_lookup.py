@@ -63,7 +63,7 @@ def _sources(explicit_dir: Path | None, model: str | None) -> Iterator[_Source]:
     yield _Source(f"${MODEL_ENV}", os.environ.get(MODEL_ENV) or None)
     yield _Source(f"${MODEL_DIR_ENV}", os.environ.get(MODEL_DIR_ENV) or None, folder_only=True)
     path = config_file()
-    config = load_user_config(path)  # read only when no earlier source was set
+    config = load_user_config(path, generate=False)  # read only when no earlier source was set; not [generate]
     unset = "not set" if path.is_file() else "no such file"
     yield _Source(f"model in {path}", config.get("model"), unset=unset, base=path.parent)
     yield _Source(f"model_dir in {path}", config.get("model_dir"), unset=unset, folder_only=True, base=path.parent)

@@ -10,6 +10,7 @@ lookup order is :mod:`vexpress_cli.settings.model_lookup`.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from vexpress_cli.errors import InputError, did_you_mean
+from vexpress_cli.errors import InputError, VExpressError, did_you_mean, join_messages
 from vexpress_cli.input_files import BeyondParser, parsed_text, read_settings_text
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
@@ -63,14 +64,17 @@ def config_absent(path: Path) -> bool:
     return not path.exists() and not path.is_symlink()
 
 
-def load_user_config(path: Path | None = None) -> dict[str, Any]:
-    """The validated contents of ``config.toml``; an empty dict when there is no such file."""
+def load_user_config(path: Path | None = None, generate: bool = True) -> dict[str, Any]:
+    """The validated contents of ``config.toml``; an empty dict when there is no such file.
+
+    ``generate=False`` leaves the [generate] table unchecked, for a reader of the model keys only (the model
+    lookup): a typo among the generation settings is not its business."""
     path = path or config_file()
     if config_absent(path):
         return {}
     if path.is_file() and path.stat().st_size == 0:  # an empty config sets nothing, as an empty TOML document would
         return {}
-    text = read_settings_text(path, "config file", f"a TOML config file (docs/presets.md), or remove {path}")
+    text = _config_text(path)
     try:
         data = parsed_text(tomllib.loads, text)
     except (tomllib.TOMLDecodeError, BeyondParser) as error:
@@ -94,12 +98,28 @@ def load_user_config(path: Path | None = None) -> dict[str, Any]:
                 fix=f'Write it as {key} = "/path/to/model_ckpts".' if expected is str
                 else f"Write it as a [{key}] table.",
             )
-    if GENERATE_TABLE in data:
+        if expected is str and not value.strip():
+            raise InputError(f"The config file {path}: key '{key}' is empty ({value!r}).",
+                             why="It would name the config folder itself as the model, which holds no weights.",
+                             fix=f'Write the weights\' folder or hub id, e.g. {key} = "/data/model_ckpts", or remove '
+                             "the line to use the usual lookup (`vexpress models path` shows it).")
+    if GENERATE_TABLE in data and generate:
         from vexpress_cli.settings.schema import validate_values
 
         data[GENERATE_TABLE] = validate_values(data[GENERATE_TABLE], f"The config file {path}", within_advice=True,
                                                key_prefix=f"{GENERATE_TABLE}.")
     return data
+
+
+def _config_text(path: Path) -> str:
+    """The text of config.toml; the fixes of the usual file checks say "pass a file", which no flag takes here."""
+    try:
+        return read_settings_text(path, "config file", "a TOML config file (docs/presets.md)")
+    except InputError as error:
+        if "pass" not in error.fix.lower():  # e.g. fix its permissions
+            raise
+        raise InputError(error.what, error.why, f"Make {path} a UTF-8 TOML text file (docs/presets.md), or remove "
+                         "it: the config file is optional.") from None
 
 
 def configured_settings() -> dict[str, Any]:
@@ -110,8 +130,31 @@ def configured_settings() -> dict[str, Any]:
 def your_default(name: str, value: Any = None) -> Any:
     """``value`` when given, else your own default of generation setting ``name`` (the user config's [generate]
     table), else the built-in default: how extract and retarget take the settings they share with generate."""
-    if value is not None:
-        return value
-    from vexpress_cli.settings.schema import DEFAULTS
+    return value if value is not None else your_setting(name)[0]
 
-    return configured_settings().get(name, DEFAULTS[name])
+
+def your_setting(name: str, value: Any = None, configured: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """As :func:`your_default` (``value`` checked), with where it came from, as the resolved settings' sources
+    say it: explicit, config or default. ``configured``: the [generate] settings when already read."""
+    from vexpress_cli.settings.schema import DEFAULTS, checked_setting
+
+    if value is not None:
+        return checked_setting(name, value), "explicit"
+    configured = configured_settings() if configured is None else configured
+    return (configured[name], "config") if name in configured else (DEFAULTS[name], "default")
+
+
+def where_set(error: VExpressError, name: str, value: Any, source: str) -> VExpressError:
+    """``error`` about setting ``name`` (``value``) said where the value was set, one of the resolved settings'
+    sources: a value from config.toml or a preset was typed as no flag, so the message names where it was."""
+    if source == "config":
+        where = (f"It was set in the user config: {name} = {json.dumps(value)} under [{GENERATE_TABLE}] in "
+                 f"{config_file()}.")
+        fix = "Change or remove that line (every run reads it)."
+    elif source == "preset":
+        where, fix = "It was set from the preset.", ""
+    else:
+        return error
+    worded = type(error)(error.what, join_messages(where, error.why), join_messages(fix, error.fix))
+    worded.__dict__.update({key: value for key, value in vars(error).items() if key not in vars(worded)})
+    return worded
