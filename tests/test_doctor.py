@@ -355,3 +355,49 @@ def test_doctor_checks_read_as_python_for_the_library_and_as_flags_in_the_cli(mo
     assert refused.fix == 'Use device="cpu", or install a CUDA build of torch.'
     assert spell_parameters(refused.fix, flag_of) == "Use --device cpu, or install a CUDA build of torch."
     assert "\\u001e" not in json.dumps([chosen.to_dict(), refused.to_dict()])  # how JSON writes \x1e
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_row_checks_the_user_config_s_device_as_generate_would_use_it(tiny_source, isolated):
+    """doctor said "cpu (chosen by --device auto)" while generate then failed on the config's device = "cuda"."""
+    isolated.mkdir()
+    (isolated / "config.toml").write_text('[generate]\ndevice = "cuda"\n')
+    result = doctor("--json", "--model-dir", str(tiny_source))
+    rows = rows_of(result)
+    assert result.exit_code == 2 and rows["device"]["status"] == "failure"
+    detail = rows["device"]["detail"]
+    assert "CUDA was asked for" in detail
+    assert f'device = "cuda" under [generate] in {isolated / "config.toml"}' in detail
+    assert "Change or remove that line" in rows["device"]["fix"]
+    # --device still wins over the config, as it does for generate
+    assert rows_of(doctor("--json", "--device", "cpu", "--model-dir", str(tiny_source)))["device"]["status"] == "ok"
+
+
+def test_dtype_row_checks_the_user_config_s_dtype_on_the_device(tiny_source, isolated):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text('[generate]\ndevice = "cpu"\ndtype = "fp16"\n')
+    rows = rows_of(doctor("--json", "--model-dir", str(tiny_source)))
+    assert rows["device"]["detail"] == 'cpu (device = "cpu" in the user config\'s [generate])'
+    assert rows["dtype"]["status"] == "warning"
+    assert rows["dtype"]["detail"].startswith('dtype = "fp16" in the user config\'s [generate]: float16 on cpu')
+    assert "--dtype" not in rows["dtype"]["fix"] and 'dtype = "auto"' in rows["dtype"]["fix"]
+
+
+def test_a_typo_in_the_config_s_generate_table_is_one_row_and_the_model_folder_is_still_checked(tiny_source,
+                                                                                                 isolated):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text(f'model_dir = "{tiny_source}"\n[generate]\nnum_inference_step = 3\n')
+    rows = rows_of(doctor("--json"))
+    assert failures(rows) == {"config file"}
+    assert [name for name, row in rows.items() if "num_inference_step" in row["detail"]] == ["config file"]
+    assert rows["model folder"]["status"] == "ok" and rows["model files"]["status"] == "ok"
+    assert {"compile", "window batch"} <= rows.keys()
+
+
+def test_a_config_that_does_not_load_is_named_once_and_the_model_folder_row_says_it_was_not_checked(isolated):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text("model_dri = 'x'\n")
+    rows = rows_of(doctor("--json"))
+    assert [name for name, row in rows.items() if "model_dri" in row["detail"]] == ["config file"]
+    assert rows["model folder"]["status"] == "warning"
+    assert rows["model folder"]["detail"].startswith("not checked: the config file does not load")

@@ -231,6 +231,29 @@ def test_insightface_without_its_detector_points_into_the_model_folder_and_names
     assert "model-root" not in assert_refused(cli, output, "--face-backend dlib")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_from_the_user_config_is_named_where_it_was_set_not_as_a_flag(inputs, output, tmp_path):
+    """generate said "CUDA was asked for ... Use --device cpu" for the config's device = "cuda", a flag never typed."""
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[generate]\ndevice = "cuda"\n')
+    cli = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "-o", output, *model_flags(), *SMALL)
+    message = assert_refused(cli, output, "CUDA was asked for but is not available.")
+    assert 'It was set in the user config: device = "cuda" under [generate] in /' in message  # the path may wrap
+    assert "Change or remove that line" in message
+
+
+def test_a_face_backend_from_the_user_config_is_named_where_it_was_set(inputs, output, tmp_path):
+    from vexpress_cli.errors import ModelFolderError
+    from vexpress_cli.jobs.generate import Generator
+
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[generate]\nface_backend = "insightface"\n')
+    with pytest.raises(ModelFolderError, match="It was set in the user config: face_backend = .insightface."):
+        Generator(TINY_MODEL_DIR).plan(TYS / "ref.jpg", inputs["speech"], output, width=64, height=64)
+
+
 @pytest.mark.parametrize("case", BAD_INPUT_CASES)
 def test_bad_input_is_refused_cleanly(case, inputs, output):
     arguments, phrases = BAD_INPUT_CASES[case]

@@ -47,8 +47,9 @@ def doctor_command(
     model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR",
                                    help="Model folder (default: the lookup of `vexpress models path`, the Hugging Face "
                                    "cache last)."),
-    device: str = typer.Option("auto", "--device", help="Device to check (and run --smoke on): auto, cuda, cuda:N, "
-                               "mps or cpu."),
+    device: str = typer.Option(None, "--device", show_default=False,
+                               help="Device to check (and run --smoke on): auto, cuda, cuda:N, mps or cpu "
+                               "(default: the user config's, as generate takes it, else auto)."),
 ) -> None:
     """Check that everything vexpress needs is installed and working, with a fix for each problem."""
     from vexpress_cli.cli.app import quiet_libraries

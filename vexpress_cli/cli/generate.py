@@ -141,10 +141,13 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
     from vexpress_cli.jobs.records import rerun_warnings
 
-    model_settings = resolve_job_settings(preset, given).settings
+    resolved = resolve_job_settings(preset, given)
+    # The user config's device and dtype are left to the Generator, which reads them too and says where they were set
+    device, dtype = (getattr(resolved.settings, name) if resolved.sources[name] in ("explicit", "preset") else None
+                     for name in ("device", "dtype"))
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
     show = not quiet and not as_json
-    generator = Generator(model_dir, model_settings.device, model_settings.dtype, devices, model=model)
+    generator = Generator(model_dir, device, dtype, devices, model=model)
     with generator, stage_progress(console, enabled=show) as progress:
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)

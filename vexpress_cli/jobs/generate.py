@@ -44,6 +44,7 @@ from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.keywords import check_keywords, not_a_generator_argument
 from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings, checked_setting
+from vexpress_cli.settings.user_config import where_set
 
 # Settings that belong to the loaded networks, not to one job.
 MODEL_SETTINGS = ("device", "dtype")
@@ -127,15 +128,21 @@ class Generator:
         from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.model_lookup import resolve_model_dir
-        from vexpress_cli.settings.user_config import configured_settings
+        from vexpress_cli.settings.user_config import configured_settings, your_setting
 
         configured = configured_settings()  # as the CLI and generate() do: the user config, then auto
-        device = checked_setting("device", device or configured.get("device") or "auto")
-        dtype = checked_setting("dtype", dtype or configured.get("dtype") or "auto")
+        (device, device_source), (dtype, dtype_source) = (your_setting(name, value or None, configured)
+                                                          for name, value in (("device", device), ("dtype", dtype)))
         self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
         self.devices = resolve_devices(devices) if devices is not None else []
-        self.device = self.devices[0] if self.devices else resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        try:
+            self.device = self.devices[0] if self.devices else resolve_device(device)
+        except InputError as error:
+            raise where_set(error, "device", device, device_source) from None
+        try:
+            self.dtype = resolve_dtype(dtype, self.device)
+        except InputError as error:
+            raise where_set(error, "dtype", dtype, dtype_source) from None
         self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
         self._pipeline = None
         self._offload = "none"
@@ -269,7 +276,8 @@ class Generator:
             plan = plan_inputs(reference_image, audio, output, overwrite, resolved, kps=kps,
                                reference_kps=reference_kps, face_model_root=self.model_dir)
         except MissingDetectorError as error:  # worded for extract's model_root; a job has only its model folder
-            raise missing_detector_error(error.root, root_parameter=None) from None
+            raise where_set(missing_detector_error(error.root, root_parameter=None), "face_backend",
+                            resolved.settings.face_backend, resolved.sources["face_backend"]) from None
         plan.inputs = input_files(reference_image, audio, kps, reference_kps)
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = preset_text(preset), encoding

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import json
+
 from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.jobs.doctor.report import (
     FAILURE, OK, TORCH_INSTALL_URL, WARNING, Check, DoctorContext, Status, describe, join, worst,
 )
+from vexpress_cli.settings.user_config import where_set
 
 
 def device_checks(context: DoctorContext) -> list[Check]:
+    """The device and precision generate would use: ``--device``, else the user config's, else auto."""
     from vexpress_cli.engine.devices import resolve_device
 
-    requested = context.options.device
+    requested, source = context.options.device, "explicit"
     try:
+        requested, source = context.setting("device")
         device = resolve_device(requested)
     except VExpressError as error:
+        error = where_set(error, "device", requested, source)
         return [Check("device", FAILURE, join(error.what, error.why), error.fix)]
     context.device = device
-    label = str(device) + (f" (chosen by {parameter('device', 'auto')})" if requested == "auto" else "")
-    return [Check("device", OK, label), _dtype_check(device), _sdpa_check(device)]
+    data = {"device": str(device), "requested": requested, "source": source}
+    checks = [Check("device", OK, str(device) + _how_chosen(requested, source), data=data), _dtype_check(device),
+              _configured_dtype_check(context, device), _sdpa_check(device)]
+    return [check for check in checks if check is not None]
+
+
+def _how_chosen(requested: str, source: str) -> str:
+    if source == "config":
+        return f" (device = {json.dumps(requested)} in the user config's [generate])"
+    return f" (chosen by {parameter('device', 'auto')})" if requested == "auto" else ""
+
+
+def _configured_dtype_check(context: DoctorContext, device) -> Check | None:
+    """The user config's dtype on this device, as generate would resolve it; None when not configured (the
+    dtypes row covers auto)."""
+    from vexpress_cli.engine.devices import dtype_warning, resolve_dtype
+
+    name, source = context.setting("dtype")
+    try:
+        context.dtype = resolve_dtype(name, device)
+    except VExpressError as error:
+        error = where_set(error, "dtype", name, source)
+        return Check("dtype", FAILURE, join(error.what, error.why), error.fix)
+    if source != "config":
+        return None
+    dtype_name = str(context.dtype).removeprefix("torch.")
+    detail = f"dtype = {json.dumps(name)} in the user config's [generate]: {dtype_name} on {device}"
+    if name != "auto" and _matmul_error(device, context.dtype):
+        return Check("dtype", FAILURE, detail + ", which fails here (see the dtypes row)",
+                     "Change or remove dtype in the user config's [generate] (auto picks one that works).")
+    if dtype_warning(context.dtype, device) is not None:  # fp16 on the CPU
+        return Check("dtype", WARNING, detail + ", which is slow there (few float16 kernels)",
+                     "Set dtype = \"auto\" in the user config's [generate] (fp32 on the CPU) or remove the line, "
+                     "or run on a GPU.")
+    return Check("dtype", OK, detail)
 
 
 def _matmul_error(device, dtype) -> str | None:

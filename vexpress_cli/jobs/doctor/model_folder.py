@@ -10,7 +10,8 @@ from vexpress_cli.jobs.doctor.report import DOWNLOAD_FIX, FAILURE, OK, WARNING, 
 
 
 def model_checks(context: DoctorContext) -> list[Check]:
-    checks = [_config_check(), _model_folder_check(context)]
+    config = _config_check()
+    checks = [config, _model_folder_check(context, config_loads=config.status == OK)]
     if context.model_root is None:
         if context.options.deep:
             checks.append(Check("checkpoints", WARNING, "not checked: no model folder (see the row above)",
@@ -38,7 +39,7 @@ def _config_check() -> Check:
     return Check("config file", OK, f"{path} ({keys})")
 
 
-def _model_folder_check(context: DoctorContext) -> Check:
+def _model_folder_check(context: DoctorContext, config_loads: bool = True) -> Check:
     from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     try:
@@ -48,7 +49,10 @@ def _model_folder_check(context: DoctorContext) -> Check:
         if not context.options.smoke:
             fix = join(fix, "Until then, `vexpress doctor --smoke` proves the rest of the install with a tiny model.")
         return Check("model folder", FAILURE, join(error.what, error.why), fix)
-    except VExpressError as error:  # a broken config.toml: the config row says how to fix it
+    except VExpressError as error:
+        if not config_loads:  # its model or model_dir cannot be read: the config row said why, once
+            return Check("model folder", WARNING, "not checked: the config file does not load (see its row), "
+                         "and it may name the model", "Fix the config file first.")
         return Check("model folder", FAILURE, join(error.what, error.why), error.fix)
     context.model_root = resolved.path
     return Check("model folder", OK, f"{resolved.path} (from {resolved.how})",

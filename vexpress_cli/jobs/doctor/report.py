@@ -46,7 +46,7 @@ class Check:
 class DoctorOptions:
     model_dir: Path | None = None  # as --model-dir; None: the usual lookup
     model: str | None = None  # as --model: a hub id or a folder
-    device: str = "auto"
+    device: str | None = None  # None: what generate would use, the user config's device, else auto
     deep: bool = False  # compare every checkpoint tensor with the architecture
     smoke: bool = False  # run a one-second generation with the tiny model
     tiny_model_dir: Path | None = None  # where the smoke test keeps its tiny model (default: user cache)
@@ -87,7 +87,27 @@ class DoctorContext:
     def __init__(self, options: DoctorOptions):
         self.options = options
         self.device = None  # torch.device once the device check ran and succeeded
+        self.dtype = None  # torch.dtype generate would use on it, once the dtypes check found it usable
         self.model_root: Path | None = None  # once the model folder check found it
+        self._configured: dict[str, Any] | None = None
+
+    def configured(self) -> dict[str, Any]:
+        """The user config's [generate] settings, as generate reads them; empty when the config is broken (its
+        own row says so, once)."""
+        if self._configured is None:
+            from vexpress_cli.settings.user_config import configured_settings
+
+            try:
+                self._configured = configured_settings()
+            except VExpressError:
+                self._configured = {}
+        return self._configured
+
+    def setting(self, name: str) -> tuple[Any, str]:
+        """A setting's value as generate would take it here, and its source (explicit, config or default)."""
+        from vexpress_cli.settings.user_config import your_setting
+
+        return your_setting(name, getattr(self.options, name, None), self.configured())
 
 
 def describe(error: BaseException) -> str:

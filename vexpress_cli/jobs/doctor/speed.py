@@ -7,16 +7,12 @@ from vexpress_cli.jobs.doctor.report import OK, WARNING, Check, DoctorContext
 
 
 def speed_checks(context: DoctorContext) -> list[Check]:
-    from vexpress_cli.settings.schema import DEFAULTS
-    from vexpress_cli.settings.user_config import configured_settings
-
-    configured = {**DEFAULTS, **configured_settings()}
     device = context.device
     if device is None:
         return [Check("speed options", WARNING, "not checked: no usable compute device",
                       "Fix the device check first.")]
-    return [_compile_check(device, configured["compile"]), _window_batch_check(device, configured["window_batch"],
-                                                                             configured["compile"]),
+    compiled, window_batch = context.setting("compile")[0], context.setting("window_batch")[0]
+    return [_compile_check(device, compiled), _window_batch_check(device, window_batch, compiled, context.dtype),
             _devices_check()]
 
 
@@ -35,11 +31,11 @@ def _compile_check(device, on: bool) -> Check:
                                                                "cache": str(compile_cache_dir())})
 
 
-def _window_batch_check(device, configured: int, compiled: bool) -> Check:
+def _window_batch_check(device, configured: int, compiled: bool, dtype) -> Check:
     from vexpress_cli.engine.devices import resolve_dtype
     from vexpress_cli.engine.window_denoiser import choose_window_batch
 
-    dtype = resolve_dtype("auto", device)
+    dtype = dtype or resolve_dtype("auto", device)
     chosen = choose_window_batch(configured, device, dtype, compiled=compiled)
     how = "as configured" if configured else (
         "auto: 1 with compile" if compiled and device.type == "cuda" else
