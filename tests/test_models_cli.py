@@ -72,14 +72,16 @@ def test_models_path_explains_the_cached_default(fake_hf_cache, empty_folder):
     assert "./model_ckpts when present: not present" in found["skipped"]
 
 
-def test_models_path_of_an_incomplete_snapshot_names_what_it_lacks(fake_hf_cache, empty_folder):
+def test_models_path_of_an_incomplete_snapshot_names_what_it_lacks_and_exits_2(fake_hf_cache, empty_folder):
+    """It exited 0, so the scripted check of docs/models.md took an incomplete folder for usable weights."""
     (fake_hf_cache.snapshot / "reference_net.bin").unlink()
     result = run_cli("models", "path", "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["lacks"] == ["v-express/reference_net.bin"]
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stdout)["lacks"] == ["v-express/reference_net.bin"]  # still there for a script
     human = run_cli("models", "path")
-    assert "Warning: it lacks v-express/reference_net.bin: `vexpress models download` fetches them." in " ".join(
-        human.stderr.split())
+    assert human.exit_code == 2 and "Traceback" not in human.output
+    assert "It lacks v-express/reference_net.bin, so generate would stop there. `vexpress models download` fetches " \
+        "them." in flat(human.stderr)
 
 
 def test_models_path_with_a_revision_and_with_an_uncached_one(fake_hf_cache, empty_folder):
@@ -96,6 +98,18 @@ def test_a_model_ckpts_folder_here_beats_the_cache(fake_hf_cache, empty_folder):
     (empty_folder / "model_ckpts").mkdir()
     result = run_cli("models", "path", "--json")
     assert json.loads(result.stdout)["path"] == str((empty_folder / "model_ckpts").resolve())
+
+
+def test_an_empty_model_ckpts_folder_here_fails_models_path_and_says_it_hides_the_cached_weights(fake_hf_cache,
+                                                                                                 empty_folder):
+    """An empty ./model_ckpts (left from the original's layout) passed `models path` while generate failed on it."""
+    (empty_folder / "model_ckpts").mkdir()
+    result = run_cli("models", "path")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = flat(result.stderr)
+    assert "./model_ckpts is looked at before the cache, so it hides the complete weights in the Hugging Face " \
+        "cache (" in message
+    assert "Or remove (or rename) the folder ./model_ckpts, or run vexpress from another folder." in message
 
 
 def test_models_list_shows_the_cached_revision_its_size_and_what_it_lacks(fake_hf_cache, empty_folder):

@@ -15,10 +15,10 @@ from vexpress_cli.cli.options import flag_of, json_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
 from vexpress_cli.engine.model_source import DEFAULT_HUB_ID
-from vexpress_cli.errors import VExpressError, spell_parameters
+from vexpress_cli.errors import ModelFolderError, VExpressError, spell_parameters
 from vexpress_cli.jobs.download import download_models
 from vexpress_cli.jobs.model_cache import cached_models, download_command_for, download_to_cache, hub_source
-from vexpress_cli.settings.model_lookup import resolve_model_dir
+from vexpress_cli.settings.model_lookup import DEFAULT_MODEL_DIR, resolve_model_dir
 
 LAYOUT_HELP = "\n\n".join(
     ["A model folder (--model-dir, or --to here) holds (one of the listed names each):"]
@@ -136,18 +136,34 @@ def path_command(
     if as_json:
         typer.echo(json.dumps({"path": str(found.path), "how": _how(found), "source": found.source,
                                "skipped": _skipped(found), "lacks": lacks}))
-        return
-    typer.echo(str(found.path))
-    console = Console(stderr=True)
-    console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
-    if found.skipped:
-        console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
-    if lacks:
-        console.print(f"[yellow]Warning:[/] it lacks {escape(', '.join(lacks))}: "
-                      f"`{escape(download_command_for(found.path))}` fetches them.", highlight=False)
-    elif lacks is None:
-        console.print(f"[yellow]Warning:[/] a checkpoint there cannot be read: `vexpress inspect {found.path}` "
-                      "says which.", highlight=False)
+    else:
+        typer.echo(str(found.path))
+        console = Console(stderr=True)
+        console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
+        if found.skipped:
+            console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
+    if lacks or lacks is None:  # exit 2: a script checking the exit code must not take it for usable weights
+        raise _incomplete_folder(found, lacks)
+
+
+def _incomplete_folder(found, lacks: list[str] | None) -> ModelFolderError:
+    from vexpress_cli.engine.model_source import resolve_model_folder
+
+    if lacks is None:
+        return ModelFolderError(f"A checkpoint in the model folder {found.path} cannot be read.",
+                                fix=f"`vexpress inspect {found.path}` says which; delete it and run "
+                                f"`{download_command_for(found.path)}`.")
+    why = f"It lacks {', '.join(lacks)}, so generate would stop there."
+    fix = f"`{download_command_for(found.path)}` fetches them."
+    if found.how.startswith(f"./{DEFAULT_MODEL_DIR}"):
+        try:
+            cached = resolve_model_folder(DEFAULT_HUB_ID, local_files_only=True)
+        except VExpressError:
+            cached = None
+        hidden = f"the complete weights in the Hugging Face cache ({cached})" if cached else "the Hugging Face cache"
+        why += f" ./{DEFAULT_MODEL_DIR} is looked at before the cache, so it hides {hidden}."
+        fix += f" Or remove (or rename) the folder ./{DEFAULT_MODEL_DIR}, or run vexpress from another folder."
+    return ModelFolderError(f"The model folder {found.path} ({_how(found)}) is incomplete.", why, fix)
 
 
 @models_app.command("list")
