@@ -282,6 +282,33 @@ def test_invalid_preset_file_is_an_input_error(tmp_path):
     assert_cli_error([path], "outside the advised range")
 
 
+def test_the_user_config_is_reported_as_the_user_config_not_as_a_preset(isolated_config):
+    """`inspect config.toml` said "Preset file ...: unknown key 'model'"; with [generate] only, a preset "config"."""
+    isolated_config.mkdir()
+    path = isolated_config / "config.toml"
+    path.write_text(f'model_dir = "{TINY_MODEL_DIR}"\n[generate]\nseed = 7\n')
+    data = inspect_json(path)
+    assert data["kind"] == "config" and data["in_use"] is True and data["model_dir"] == str(TINY_MODEL_DIR)
+    assert data["values"] == {"seed": 7} and data["sources"]["seed"] == "config" and data["sources"]["fps"] == "default"
+    assert "vexpress doctor" in data["checked_with"] and data["warnings"] == []
+    human = inspect_human(path)
+    assert "config:" in human and "generate settings with this config" in human
+    assert_same_fields(human, data)
+    path.write_text("[generate]\nseed = 7\n")  # by its name alone
+    assert inspect_json(path)["kind"] == "config"
+
+
+def test_a_toml_file_setting_model_is_a_user_config_validated_by_the_config_loader(tmp_path, isolated_config):
+    path = tmp_path / "mine.toml"
+    path.write_text('model = "/data/weights"\n')
+    data = inspect_json(path)
+    assert data["kind"] == "config" and data["in_use"] is False and data["model"] == "/data/weights"
+    assert data["warnings"] == [f"This is not the config file vexpress reads, which is {isolated_config}/config.toml "
+                                "(set $VEXPRESS_CONFIG_DIR to the folder of this one to use it)."]
+    path.write_text('model = "/data/weights"\n[generate]\nnum_inference_step = 3\n')
+    assert_cli_error([path], f"The config file {path}: unknown key 'generate.num_inference_step'")
+
+
 # --- video --------------------------------------------------------------------------------------
 
 

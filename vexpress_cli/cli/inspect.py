@@ -234,7 +234,8 @@ def _settings_table(data: dict[str, Any]) -> Table:
     from vexpress_cli.settings.schema import source_name
 
     run = data["kind"] == "record"
-    table = Table(title="settings of this run" if run else "generate settings with this preset", title_justify="left")
+    title = "settings of this run" if run else f"generate settings with this {data['kind']}"
+    table = Table(title=title, title_justify="left")
     table.add_column("setting", style="bold")
     table.add_column("value")
     table.add_column("from")

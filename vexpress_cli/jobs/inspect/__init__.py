@@ -10,6 +10,7 @@ audio      .mp3 .wav .m4a .aac .flac .ogg .opus        ``media.audio_info`` (dec
 image      .jpg .jpeg .png .webp .bmp                  ``media.images`` + a face backend  :mod:`.image`
 kps        .pth .pt .safetensors                       ``kps.load_kps`` (no unpickling)   :mod:`.kps`
 preset     .toml (or a preset name)                    ``settings.presets.load_preset``   :mod:`.preset`
+config     config.toml, or .toml setting model(_dir)   ``settings.user_config``          :mod:`.config`
 record     .json (a run record beside an output)       ``jobs.records.read_record``       :mod:`.record`
 video      .mp4 .mov .mkv .avi .webm                   ``media.video_info``               :mod:`.video`
 frames     a folder of frame_NNNNNN.png (+ audio.wav)  PIL (the first frame's header)     :mod:`.frames`
@@ -23,6 +24,7 @@ See docs/inspect.md.
 """
 
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
+from vexpress_cli.jobs.inspect.config import ConfigReport, inspect_config
 from vexpress_cli.jobs.inspect.dispatch import input_kind, inspect_input
 from vexpress_cli.jobs.inspect.frames import FramesReport, inspect_frames
 from vexpress_cli.jobs.inspect.image import FaceReport, ImageReport, inspect_image
@@ -44,6 +46,7 @@ __all__ = [
     "MODEL_SIZE",
     "AudioReport",
     "ComponentReport",
+    "ConfigReport",
     "FaceReport",
     "FramesReport",
     "Gap",
@@ -58,6 +61,7 @@ __all__ = [
     "check_input_path",
     "input_kind",
     "inspect_audio",
+    "inspect_config",
     "inspect_frames",
     "inspect_image",
     "inspect_input",

@@ -8,6 +8,7 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
+from vexpress_cli.jobs.inspect.config import ConfigReport, inspect_config, is_user_config
 from vexpress_cli.jobs.inspect.frames import FramesReport, inspect_frames, is_frame_folder
 from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
@@ -18,10 +19,12 @@ from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 
 
 def input_kind(path: str | Path) -> str:
-    """``"model_folder"``, ``"frames"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"``, ``"record"`` or ``"video"``.
+    """``"model_folder"``, ``"frames"``, ``"audio"``, ``"image"``, ``"kps"``, ``"preset"``, ``"config"``, ``"record"``
+    or ``"video"``.
 
     A folder of frame PNGs (generate's frame output) is ``"frames"``, any other folder a model
-    folder; a file is judged by its suffix, else by its first bytes. Anything else raises InputError.
+    folder; a file is judged by its suffix, else by its first bytes; a .toml file is the user config when named
+    config.toml or setting model or model_dir, else a preset. Anything else raises InputError.
     """
     path = check_input_path(path)
     if path.is_dir():
@@ -31,7 +34,7 @@ def input_kind(path: str | Path) -> str:
     suffix = path.suffix.lower()
     for kind, suffixes in INPUT_KIND_SUFFIXES.items():
         if suffix in suffixes:
-            return kind
+            return "config" if kind == "preset" and is_user_config(path) else kind
     kind = _kind_from_content(path)
     if kind is None:
         known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in INPUT_KIND_SUFFIXES.items())
@@ -77,7 +80,7 @@ def inspect_input(
     jump_px: float = DEFAULT_JUMP_PX,
     crop: str = "auto",
     face_index: int = 0,
-) -> AudioReport | FramesReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
+) -> AudioReport | ConfigReport | FramesReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
     """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
     kind = input_kind(path)
     if kind == "audio":
@@ -88,6 +91,8 @@ def inspect_input(
         return inspect_kps(path, fps, jump_px)
     if kind == "preset":
         return inspect_preset(Path(path))
+    if kind == "config":
+        return inspect_config(path)
     if kind == "record":
         return inspect_record(path)
     if kind == "video":
