@@ -385,3 +385,14 @@ def test_an_unreachable_hub_is_one_clean_message_after_one_try(env, monkeypatch)
     assert "The Hugging Face Hub could not be reached" in " ".join(result.output.split())
     assert "Retrying" not in result.output and "Traceback" not in result.output
     assert len(connections) == 1
+
+
+def test_download_to_a_folder_names_the_folder_only_once_it_succeeded(env, no_network):
+    """`models download --offline --to X` printed "Model folder: X" and then failed."""
+    target = env / "models"
+    failed = run_cli("models", "download", "--offline", "--to", str(target))  # an empty cache
+    assert failed.exit_code == 2 and "Model folder:" not in failed.output
+    populate_cache(env / "hf-cache", HUB_FILES)
+    done = run_cli("models", "download", "--offline", "--to", str(target))
+    assert done.exit_code == 0, done.output
+    assert flat(f"Model folder: {target} (--to, from ") in flat(done.output)

@@ -130,6 +130,14 @@ def test_models_list_shows_the_cached_revision_its_size_and_what_it_lacks(fake_h
     assert "yes (no face" in row and "lacks" not in table.output
 
 
+def test_models_without_a_subcommand_lists_the_cache_and_exits_0_as_presets_does(fake_hf_cache, empty_folder):
+    """`vexpress models` printed its help and exited 2, while `vexpress presets` lists and exits 0."""
+    result = run_cli("models")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == run_cli("models", "list").stdout and DEFAULT_HUB_ID in result.stdout
+    assert "`vexpress models path`" in flat(result.stderr)
+
+
 def test_models_list_of_an_empty_cache_says_how_to_fill_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nothing"))
     result = run_cli("models", "list")

@@ -27,8 +27,20 @@ LAYOUT_HELP = "\n\n".join(
 
 models_app = typer.Typer(
     help="Fetch the V-Express weights into the Hugging Face cache; show where vexpress finds them.",
-    no_args_is_help=True,
+    invoke_without_command=True,
+    no_args_is_help=False,
 )
+
+
+@models_app.callback()
+def models_callback(ctx: typer.Context) -> None:
+    """List the V-Express weights in the Hugging Face cache (same as `vexpress models list`), as `vexpress presets`
+    lists the presets."""
+    if ctx.invoked_subcommand is None:
+        list_command(as_json=False)
+        Console(stderr=True).print("[dim]`vexpress models path`: the weights vexpress would use; "
+                                   "`vexpress models download`: fetch them; `vexpress models --help`: more.[/]",
+                                   highlight=False)
 
 
 DOWNLOAD_HELP = (
@@ -80,9 +92,9 @@ def download_command(
 
 
 def _download_into_folder(console: Console, to: Path, hub, offline: bool) -> None:
-    console.print(f"Model folder: [bold]{to}[/] [dim](--to, from {hub})[/]", highlight=False)
     with stage_progress(console) as progress:
         report = download_models(to, repo_id=hub.repo_id, revision=hub.revision, offline=offline, progress=progress)
+    console.print(f"Model folder: [bold]{escape(str(to))}[/] [dim](--to, from {hub})[/]", highlight=False)
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "
                       f"{report.target}; nothing to download.", highlight=False)
