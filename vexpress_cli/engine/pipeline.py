@@ -46,8 +46,9 @@ from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.loading import (import_network_modules, install_log_filters, is_saved_layout,
                                          load_released_components, quiet_loading)
-from vexpress_cli.engine.pretrained_options import (cast_and_move, checked_save_directory, checked_torch_dtype,
-                                                    released_layout_overrides, saved_layout_errors)
+from vexpress_cli.engine.pretrained_options import (align_cpu_weights, cast_and_move, checked_save_directory,
+                                                    checked_torch_dtype, released_layout_overrides,
+                                                    saved_layout_errors)
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
@@ -127,6 +128,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                 pipeline = cls(**{**load_released_components(folder), **overrides})
                 pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
             cast_and_move(pipeline, torch_dtype, device)
+            align_cpu_weights(pipeline)
         return pipeline
 
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
