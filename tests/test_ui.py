@@ -347,6 +347,32 @@ def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, med
     assert "Traceback" not in page_text and str(server.root) not in page_text
 
 
+def error_paragraph(page) -> str:
+    message = page.get_by_test_id("toast-text")
+    message.wait_for()
+    return message.inner_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("elem_id", "typed", "expected"), [
+    ("setting-fps", "", "“Frames per second (fps)” must be a number, not ''."),
+    ("setting-num-inference-steps", "0", "“Denoising steps (num_inference_steps)” is 0; it must be from 1 to 1000."),
+    ("setting-width", "99999", "“Width” is 99999; it must be from 64 to 2048."),
+])
+def test_a_cleared_or_out_of_range_number_box_is_refused_not_clamped(page, media, progress_reports, elem_id, typed,
+                                                                     expected):
+    upload(page, "portrait", AOC / "ref.jpg")
+    upload(page, "speech", media["clip"])
+    page.locator("#advanced").get_by_text("Advanced").click()
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(typed)
+    box.press("Tab")
+    page.locator("#generate").click()
+    assert error_paragraph(page).startswith(expected)
+    assert box.input_value() == typed  # what was typed stays, as the message says
+    assert not progress_reports  # no job ran
+
+
 @pytest.mark.slow
 def test_extract_then_retarget_preview_renders(page, media):
     page.get_by_role("tab", name="Extract / retarget").click()
@@ -876,14 +902,15 @@ def test_every_generation_setting_has_a_control_with_the_schemas_limits_and_help
         control = form.controls[name]
         assert control.info.startswith(setting.help), name
         assert control.value == (str(setting.default) if name == "seed" else setting.default), name
-        if isinstance(control, gr.Slider):
-            assert (control.minimum, control.maximum) == (setting.minimum, setting.maximum), name
+        if setting.kind in (int, float) and name != "seed":  # no limits in the browser, which would clamp
+            assert isinstance(control, gr.Number) and (control.minimum, control.maximum) == (None, None), name
+            assert f"From {setting.minimum:g} to {setting.maximum:g}." in control.info, name
         if setting.choices:
             assert [value for _, value in control.choices] == list(setting.choices), name
     assert {value for _, value in form.controls["retarget_strategy"].choices} >= {
         "auto", "fix_face", "no_retarget", "offset_retarget", "naive_retarget"}
     assert "Advised: 0.9-1." in form.controls["reference_attention_weight"].info
-    assert isinstance(form.controls["seed"], gr.Textbox) and isinstance(form.controls["width"], gr.Slider)
+    assert isinstance(form.controls["seed"], gr.Textbox) and isinstance(form.controls["width"], gr.Number)
     assert form.controls["width"].step == 8
 
 

@@ -45,8 +45,6 @@ PARAMETER_LABELS = {
     "audio_out": "Also save its audio",
     "strategy": "Retarget strategy",
 }
-# Sliders for ranges up to this size; larger ones get a number box.
-SLIDER_LIMIT = 2**31
 # A browser's numbers are doubles: a whole number past this (a seed) would change its last digits, so it is typed
 # as text and read here.
 EXACT_IN_BROWSER = 2**53
@@ -74,6 +72,8 @@ def bullets(label: str, messages) -> list[str]:
 
 def info_of(setting: Setting) -> str:
     text = setting.help
+    if setting.kind in (int, float) and setting.minimum is not None and setting.maximum is not None:
+        text += f" From {setting.minimum:g} to {setting.maximum:g}."
     if setting.advised:
         text += f" Advised: {setting.advised[0]:g}-{setting.advised[1]:g}."
     return text
@@ -96,13 +96,13 @@ def setting_control(setting: Setting, value: Any, strategies: dict[str, str], el
                            **common)
     if setting.kind is bool:
         return gr.Checkbox(value=value, **common)
-    if setting.kind in (int, float) and setting.maximum is not None and setting.maximum < SLIDER_LIMIT:
-        step = (setting.multiple_of or 1) if setting.kind is int else FLOAT_STEP
-        return gr.Slider(minimum=setting.minimum, maximum=setting.maximum, value=value, step=step, **common)
     if setting.kind is int and (setting.maximum is None or setting.maximum > EXACT_IN_BROWSER):
         return gr.Textbox(value=str(value), **common)
     if setting.kind in (int, float):
-        return gr.Number(value=value, minimum=setting.minimum, precision=0 if setting.kind is int else None, **common)
+        # No limits in the browser, which would clamp what was typed (a slider's box does, and a cleared one
+        # becomes its minimum) and no rounding: the schema refuses a value outside them, as the CLI does.
+        step = (setting.multiple_of or 1) if setting.kind is int else FLOAT_STEP
+        return gr.Number(value=value, step=step, **common)
     return gr.Textbox(value=value, **common)
 
 
@@ -160,10 +160,14 @@ def checked_preset(preset: str | None) -> str | None:
 
 
 def typed_values(raw: dict[str, Any]) -> dict[str, Any]:
-    """The controls' values as the settings' types; empty ones (a cleared number box) are left out."""
+    """The controls' values as the settings' types. An empty number box (cleared) is passed on as '', which the
+    schema refuses as the CLI refuses ``--fps ""``: it never silently becomes another value. Other empty ones
+    are left out."""
     values = {}
     for name, value in raw.items():
         if value is None or (isinstance(value, str) and not value.strip()):
+            if SETTINGS[name].kind in (int, float):
+                values[name] = ""
             continue
         kind = SETTINGS[name].kind
         if kind is int and isinstance(value, float) and value.is_integer():
