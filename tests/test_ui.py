@@ -987,3 +987,17 @@ def test_every_settings_label_names_the_setting_the_api_takes():
         assert label.endswith(f" ({name})") or label.lower() == name.replace("_", " "), label
     assert label_of("num_inference_steps") == "Denoising steps (num_inference_steps)"
     assert label_of("crf") == "Quality, lower is better (crf)" and label_of("seed") == "Seed"
+
+
+def test_a_bad_driving_crop_is_named_as_the_driving_crop_not_the_portraits_crop(tmp_path, media):
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.generate_tab import GenerateInputs, run_generation
+
+    inputs = GenerateInputs(str(AOC / "ref.jpg"), str(media["clip"]), str(media["driving"]), driving_crop="1,2")
+    with pytest.raises(InputError) as raised:
+        run_generation(inputs, job=None)  # refused before the job's folder or models are used
+    in_page = raised.value.render(spell_in_page)
+    assert in_page.startswith("“Crop of a driving video” is '1,2'") and "Use “Crop of a driving video” auto" in in_page
+    assert "Crop around the face" not in in_page
+    assert str(raised.value).startswith("driving_crop is '1,2'") and 'Use driving_crop="auto"' in str(raised.value)

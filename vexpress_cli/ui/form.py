@@ -44,6 +44,7 @@ PARAMETER_LABELS = {
     "preset": "Preset",
     "audio_out": "Also save its audio",
     "strategy": "Retarget strategy",
+    "driving_crop": "Crop of a driving video",
 }
 # A browser's numbers are doubles: a whole number past this (a seed) would change its last digits, so it is typed
 # as text and read here.

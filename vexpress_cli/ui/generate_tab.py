@@ -59,6 +59,20 @@ class GenerateOutputs:
         return f"Video: {width}x{height}."
 
 
+def checked_driving_crop(crop: str) -> str:
+    """A driving video's crop, checked as extract's ``crop`` but named ``driving_crop`` (its control, in the page):
+    the portrait's own crop is another setting."""
+    from vexpress_cli.settings.schema import validate_value
+
+    try:
+        return validate_value("crop", crop, parameter("driving_crop"), within_advice=False)
+    except InputError as error:
+        renamed = [getattr(part, "raw", part).replace(parameter("crop"), parameter("driving_crop"))
+                   .replace(parameter("crop", "").rstrip("\x1e"), parameter("driving_crop", "").rstrip("\x1e"))
+                   for part in (error.what, error.why, error.fix)]
+        raise InputError(*renamed) from None
+
+
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     """Check the inputs, extract a driving video's track if one was given, generate (with its run record)."""
     from vexpress_cli import extract
@@ -78,9 +92,10 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     reference = Path(inputs.reference_image)
     kps = Path(inputs.kps) if inputs.kps else None
     if kps is not None and kps.suffix.lower() not in KPS_SUFFIXES:  # a driving video: its track first
+        driving_crop = checked_driving_crop(inputs.driving_crop)
         kps = extract(kps, job.output(f"{kps.stem}-kps", ".safetensors"), width=resolved.width,
                       height=resolved.height, face_backend=resolved.face_backend, model_root=job.models.model_dir,
-                      progress=job.progress, crop=inputs.driving_crop).kps_out
+                      progress=job.progress, crop=driving_crop).kps_out
     output = job.output(f"{reference.stem}-talking", ".mp4")
     with job.models.generator(resolved.device, resolved.dtype, job.token) as generator:
         result = generator.generate(reference, inputs.audio, output, kps=kps, reference_kps=reference_kps,
@@ -102,7 +117,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
                                  height=FILE_HEIGHT)
             driving = gr.File(label=f"{label_of('kps')} (optional: a kps file or a driving video)", elem_id="driving",
                               height=FILE_HEIGHT)
-            driving_crop = crop_control("none", "video", label="Crop of a driving video", elem_id="driving-crop",
+            driving_crop = crop_control("none", "video", label=label_of("driving_crop"), elem_id="driving-crop",
                                         info=DRIVING_CROP_INFO)
             reference_kps = reference_kps_box("reference-kps")
             preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
