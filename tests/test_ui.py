@@ -334,23 +334,23 @@ def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(pa
     page.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
 
 
+def error_paragraph(page, elem_id: str = "result-summary") -> str:
+    """The error paragraph that a job's summary shows where its result would have been."""
+    page.wait_for_function(f"() => document.querySelector('#{elem_id}').innerText.trim().startsWith('Error: ')")
+    return page.locator(f"#{elem_id}").inner_text().strip().removeprefix("Error: ")
+
+
 def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, media):
     upload(page, "portrait", media["notes"])
     upload(page, "speech", media["clip"])
     page.locator("#generate").click()
-    message = page.get_by_test_id("toast-text")
-    message.wait_for()
-    text = message.inner_text()
+    text = error_paragraph(page)
     assert text.startswith("Cannot read the reference image notes.txt. It is not an image")
     assert text.endswith("Pass a JPEG or PNG photo.")
     page_text = page.locator("body").inner_text()
     assert "Traceback" not in page_text and str(server.root) not in page_text
 
 
-def error_paragraph(page) -> str:
-    message = page.get_by_test_id("toast-text")
-    message.wait_for()
-    return message.inner_text()
 
 
 @pytest.mark.slow
@@ -390,6 +390,26 @@ def test_extract_then_retarget_preview_renders(page, media):
     screenshot(page, "extract-retarget")
 
 
+@pytest.mark.slow
+def test_an_error_replaces_the_last_result_with_its_paragraph_in_the_summary(page, media):
+    page.get_by_role("tab", name="Extract / retarget").click()
+    upload(page, "extract-video", media["driving"])
+    page.locator("#extract").click()
+    page.locator("#retarget-kps a[download='driving-kps.safetensors']").wait_for()
+    upload(page, "retarget-portrait", AOC / "ref.jpg")
+    page.locator("#retarget").click()
+    wait_for_summary(page, "retarget-summary", "Retargeted")
+    page.locator("#retarget-reference-kps textarea, #retarget-reference-kps input").first.fill("abc")
+    page.locator("#retarget").click()
+    assert error_paragraph(page, "retarget-summary").startswith("Cannot read keypoints from 'abc'.")
+    assert "Retargeted" not in page.locator("#retarget-summary").inner_text()
+    assert not page.locator("#retarget-video video").count() and not download_links(page, "retarget-file")
+    assert not page.get_by_test_id("toast-text").count()  # no pop-up over the form
+    page.locator("#retarget-reference-kps textarea, #retarget-reference-kps input").first.fill("")
+    page.locator("#retarget").click()
+    page.locator("#retarget-summary").get_by_text("Retargeted").wait_for()  # the error goes with the next run
+
+
 def set_small_settings(page) -> None:
     page.locator("#advanced").get_by_text("Advanced").click()
     for name, value in SMALL.items():
@@ -401,9 +421,9 @@ def set_small_settings(page) -> None:
 def wait_for_summary(page, elem_id: str, text: str):
     """The summary once it shows ``text``; an error paragraph instead fails the test with its words."""
     summary = page.locator(f"#{elem_id}")
-    toast = page.get_by_test_id("toast-text")
-    summary.get_by_text(text).or_(toast).first.wait_for()
-    assert not toast.count(), toast.first.inner_text()
+    error = summary.get_by_text(re.compile("^Error: "))
+    summary.get_by_text(text).or_(error).first.wait_for()
+    assert not error.count(), error.first.inner_text()
     return summary
 
 
@@ -467,9 +487,7 @@ def test_a_face_index_past_the_faces_found_shows_the_error_paragraph(page, media
     upload(page, "speech", media["speech"])
     set_number(page, "setting-face-index", 1)
     page.locator("#generate").click()
-    message = page.get_by_test_id("toast-text")
-    message.wait_for()
-    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
+    assert error_paragraph(page).startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
 
 
 @pytest.mark.slow
@@ -504,9 +522,8 @@ def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extra
     assert_box_around([x, y, width, height], wide["face_centre"])
     set_number(page, "retarget-face-index", 1)
     page.locator("#retarget").click()
-    message = page.get_by_test_id("toast-text")
-    message.wait_for()
-    assert message.inner_text().startswith("“Which face (face_index)” is 1, but wide.png has 1 face.")
+    assert error_paragraph(page, "retarget-summary").startswith("“Which face (face_index)” is 1, but wide.png has 1 "
+                                                                "face.")
 
 
 @pytest.mark.slow

@@ -148,10 +148,14 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
     async def generate_in_page(data: dict, request: gr.Request, progress=gr.Progress()):
         inputs = GenerateInputs(data[portrait], data[speech], data[driving], (data[reference_kps] or "").strip(),
                                 data[preset], form.values(data), data[driving_crop])
-        outputs = await runtime.run(request, lambda job: run_generation(inputs, job), progress=progress,
-                                    spell=spell_in_page)
-        return {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
-                summary: runtime.page_message(outputs.summary())}
+        yield {video: None, downloads: None, summary: ""}  # the last result goes as soon as a job starts
+        outputs, error = await runtime.run_in_page(request, lambda job: run_generation(inputs, job),
+                                                   progress=progress, spell=spell_in_page)
+        if error:
+            yield {summary: error}
+            return
+        yield {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
+               summary: runtime.page_message(outputs.summary())}
 
     event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,
                                                        *form.inputs},

@@ -258,6 +258,17 @@ class Runtime:
         except Exception as error:
             raise self.page_error(error, spell) from None
 
+    async def run_in_page(self, request, work: Callable[[Job], T], *, progress=None,
+                          spell: Callable[[str], str] = python_name) -> tuple[T | None, str | None]:
+        """``run`` for a page: ``(result, None)``, or ``(None, paragraph)`` with the error as the summary shows it,
+        where the result would have been (a pop-up of the other side of the page is easily missed)."""
+        import gradio as gr
+
+        try:
+            return await self.run(request, work, progress=progress, spell=spell), None
+        except gr.Error as error:
+            return None, f"**{error.title}**: {error.message}"
+
     def page_error(self, error: Exception, spell: Callable[[str], str] = python_name):
         """The ``gr.Error`` that shows ``error`` in the page as one paragraph, never a traceback."""
         import gradio as gr

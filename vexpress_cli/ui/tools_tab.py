@@ -108,21 +108,31 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
 
     async def extract_in_page(video_path, backend, crop_text, audio_wanted, request: gr.Request,
                               progress=gr.Progress()):
-        result, summary = await runtime.run(
+        yield None, gr.update(), ""  # the last result goes as soon as a job starts
+        done, error = await runtime.run_in_page(
             request, lambda job: run_extract(video_path, backend, (crop_text or "none").strip(), audio_wanted, job),
             progress=progress, spell=spell_in_page)
+        if error:
+            yield None, gr.update(), error  # a kps file already in step 2 stays
+            return
+        result, summary = done
         files = [str(result.kps_out)] + ([str(result.audio_out)] if result.audio_out else [])
-        return files, str(result.kps_out), runtime.page_message(summary)
+        yield files, str(result.kps_out), runtime.page_message(summary)
 
     async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
                                backend, crop_text, face_number, request: gr.Request, progress=gr.Progress()):
         size = (int(width_value), int(height_value))
         framing = ((crop_text or DEFAULTS["crop"]).strip(), int(face_number or 0))
-        result, summary = await runtime.run(
+        yield None, None, ""  # the last result goes as soon as a job starts
+        done, error = await runtime.run_in_page(
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
                                               size, backend, framing, job),
             progress=progress, spell=spell_in_page)
-        return str(result.preview), str(result.output), runtime.page_message(summary)
+        if error:
+            yield None, None, error
+            return
+        result, summary = done
+        yield str(result.preview), str(result.output), runtime.page_message(summary)
 
     extract_button.click(extract_in_page, inputs=[video, face_backend, extract_crop, with_audio],
                          outputs=[extracted, kps, extract_summary], api_visibility="private", concurrency_id="tools")
