@@ -1018,3 +1018,33 @@ def test_a_bad_driving_crop_is_named_as_the_driving_crop_not_the_portraits_crop(
     assert in_page.startswith("“Crop of a driving video” is '1,2'") and "Use “Crop of a driving video” auto" in in_page
     assert "Crop around the face" not in in_page
     assert str(raised.value).startswith("driving_crop is '1,2'") and 'Use driving_crop="auto"' in str(raised.value)
+
+
+def test_the_extract_retarget_tab_shows_the_config_defaults_as_the_generate_tab_does(config_dir, tmp_path):
+    import gradio as gr
+
+    from vexpress_cli.ui.runtime import Runtime
+    from vexpress_cli.ui.tools_tab import build_tools_tab
+
+    config = config_dir / "config.toml"
+    config.write_text('[generate]\nwidth = 64\nheight = 72\nkps_fit = "stretch"\n')
+    try:
+        with gr.Blocks() as blocks:
+            build_tools_tab(Runtime(tmp_path, None), {"offset_retarget": "keeps the motion"})
+    finally:
+        config.unlink()
+    values = {block.elem_id: block.value for block in blocks.blocks.values() if block.elem_id}
+    assert (values["tools-width"], values["tools-height"], values["tools-kps-fit"]) == (64, 72, "stretch")
+
+
+def test_a_cleared_or_out_of_range_size_of_the_retarget_preview_is_refused(tmp_path):
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.tools_tab import numbers
+
+    with pytest.raises(InputError) as raised:
+        numbers({"width": None, "height": 64.0})
+    assert raised.value.render(spell_in_page).startswith("“Width” must be an integer, not ''.")
+    with pytest.raises(InputError, match="height is 99999; it must be from 64 to 2048"):
+        numbers({"width": 64.0, "height": 99999.0})
+    assert numbers({"width": 64.0, "height": 72.0, "face_index": 0.0}) == [64, 72, 0]

@@ -8,8 +8,9 @@ from pathlib import Path
 import gradio as gr
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
-from vexpress_cli.settings.schema import DEFAULTS, SETTINGS
-from vexpress_cli.ui.form import bullets, crop_control, label_of, reference_kps_box, setting_control, spell_in_page
+from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, checked_setting
+from vexpress_cli.ui.form import (bullets, crop_control, label_of, reference_kps_box, resolved_values, setting_control,
+                                  spell_in_page, typed_values)
 from vexpress_cli.ui.generate_tab import FILE_HEIGHT
 from vexpress_cli.ui.runtime import Job, Runtime
 
@@ -49,7 +50,7 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
 
 
 def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
-                 size: tuple[int, int], face_backend: str, framing: tuple[str, int], job: Job):
+                 size: tuple, face_backend: str, framing: tuple, job: Job):
     from vexpress_cli import retarget
     from vexpress_cli.kps import parse_kps_points
 
@@ -62,8 +63,8 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
         raise InputError(f"The strategy '{strategy}' fits the motion to a face, but no {parameter('reference_image')} "
                          "was uploaded.", fix=f"Upload the portrait, or give {parameter('reference_kps')}.")
     stem = Path(reference_image).stem if reference_image else Path(kps).stem
-    width, height = size
     crop, face_index = framing
+    width, height, face_index = numbers({"width": size[0], "height": size[1], "face_index": face_index})
     result = retarget(reference_image, kps, strategy, job.output(f"{stem}-retargeted", ".safetensors"),
                       preview=job.output(f"{stem}-preview", ".mp4"), reference_kps=points, kps_fit=kps_fit,
                       width=width, height=height, face_backend=face_backend, model_root=job.models.model_dir,
@@ -72,9 +73,16 @@ def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kp
     return result, "\n".join([summary, *bullets("Note", result.notes)])
 
 
+def numbers(raw: dict) -> list:
+    """Number boxes' values checked as the Generate tab's: a cleared box or one outside the limits is refused."""
+    return [checked_setting(name, value) for name, value in typed_values(raw).items()]
+
+
 def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
+    initial = resolved_values(None)  # defaults < config.toml, as in the Generate tab and vexpress retarget
+
     def control(name: str, value=None, elem_prefix: str = "tools"):
-        return setting_control(SETTINGS[name], DEFAULTS[name] if value is None else value, strategies, elem_prefix)
+        return setting_control(SETTINGS[name], initial[name] if value is None else value, strategies, elem_prefix)
 
     with gr.Row():
         with gr.Column():
@@ -121,8 +129,8 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
 
     async def retarget_in_page(reference_path, kps_path, strategy_name, fit, points_text, width_value, height_value,
                                backend, crop_text, face_number, request: gr.Request, progress=gr.Progress()):
-        size = (int(width_value), int(height_value))
-        framing = ((crop_text or DEFAULTS["crop"]).strip(), int(face_number or 0))
+        size = (width_value, height_value)
+        framing = ((crop_text or DEFAULTS["crop"]).strip(), face_number)
         yield None, None, ""  # the last result goes as soon as a job starts
         done, error = await runtime.run_in_page(
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
