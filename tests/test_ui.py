@@ -1048,3 +1048,37 @@ def test_a_cleared_or_out_of_range_size_of_the_retarget_preview_is_refused(tmp_p
     with pytest.raises(InputError, match="height is 99999; it must be from 64 to 2048"):
         numbers({"width": 64.0, "height": 99999.0})
     assert numbers({"width": 64.0, "height": 72.0, "face_index": 0.0}) == [64, 72, 0]
+
+
+def a_job(folder: Path):
+    """A job of the web app on the tiny model, as its tabs run one."""
+    import threading
+
+    from vexpress_cli.ui.runtime import Job, ModelStore, PageProgress
+
+    token = threading.Event()
+    return Job(folder, ModelStore(TINY_MODEL_DIR), token, PageProgress(None, token))
+
+
+def test_extract_names_a_text_file_as_no_video_not_as_a_video_without_sound(tmp_path):
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.tools_tab import run_extract
+
+    text = tmp_path / "notimage.jpg"  # as in the audit: text under an image's name
+    text.write_text("These are my notes, not a video.\n")
+    with pytest.raises(InputError, match="is not a video or image that ffmpeg can decode") as raised:
+        run_extract(str(text), "auto", "none", True, a_job(tmp_path))
+    assert "audio" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_extract_of_a_silent_video_with_its_audio_asked_writes_the_kps_file_and_says_there_is_no_audio(tmp_path,
+                                                                                                     media):
+    from vexpress_cli.ui.tools_tab import run_extract
+
+    silent = tmp_path / "silent.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(media["driving"]), "-an", "-c", "copy", str(silent)],
+                   check=True)
+    result, summary = run_extract(str(silent), "auto", "none", True, a_job(tmp_path))
+    assert result.kps_out.is_file() and result.audio_out is None
+    assert "- Note: silent.mp4 has no audio track, so there was no audio to save; its kps file was written." in summary

@@ -30,8 +30,9 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
 
     if not video:
         raise InputError("No driving video was uploaded.", fix="Upload a video of a talking face first.")
+    silent = not has_audio(video)
     stem = Path(video).stem
-    audio_out = job.output(stem, AUDIO_SUFFIX) if with_audio else None
+    audio_out = job.output(stem, AUDIO_SUFFIX) if with_audio and not silent else None
     result = extract(video, job.output(f"{stem}-kps", ".safetensors"), audio_out, face_backend=face_backend,
                      model_root=job.models.model_dir, progress=job.progress, crop=crop)
     report = result.report
@@ -46,7 +47,23 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
         video_width, video_height = report.video_size
         summary += (f" Cropped to the box {report.crop} of the {video_width}x{video_height} video "
                     f"({','.join(map(str, report.crop.as_list()))}, recorded in the kps file).")
-    return result, "\n".join([summary, *bullets("Note", result.notes)])
+    notes = list(result.notes)
+    if with_audio and silent:
+        notes.append(f"{Path(video).name} has no audio track, so there was no audio to save; its kps file was "
+                     "written. Generate takes the speech from another file.")
+    return result, "\n".join([summary, *bullets("Note", notes)])
+
+
+def has_audio(video: str) -> bool:
+    """Whether ``video`` has sound; a file that is no video (text under a video's name) is refused as such first,
+    so that it is not reported as a video without sound."""
+    from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.media.video_reader import video_info
+
+    source = probe(video, "video")
+    if source.video is None or not source.video.width or not source.video.height:
+        video_info(source)  # raises the paragraph for a file with no decodable frame
+    return source.audio is not None
 
 
 def run_retarget(reference_image: str | None, kps: str | None, strategy: str, kps_fit: str, reference_kps: str,
