@@ -526,6 +526,13 @@ def test_extract_with_crop_auto_in_the_browser_records_the_box_of_vexpress_extra
                                                                 "face.")
 
 
+def job_file(server, name: str) -> Path:
+    """The newest file of that name in the app's job folders (a track extracted there): the record names it by its
+    name only."""
+    assert "/" not in name, name
+    return max(server.root.glob(f"sessions/*/job-*/{name}"), key=lambda path: path.stat().st_mtime)
+
+
 @pytest.mark.slow
 def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, server, media, wide):
     from vexpress_cli.kps.io import load_kps
@@ -539,7 +546,7 @@ def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, serv
     page.locator("#generate").click()
     wait_for_summary(page, "result-summary", "Video: 64x64.")
     record = page.request.get(download_links(page, "result-files")["ref-talking.mp4.json"]).json()
-    track = load_kps(record["job"]["kps"])  # the track extracted in the job's folder, on this server
+    track = load_kps(job_file(server, record["job"]["kps"]))
     assert track.source_size == WIDE_SIZE
     assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
 
@@ -609,7 +616,7 @@ def test_api_generate_extracts_a_driving_video_with_its_driving_crop(server, med
         reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
         kps=handle_file(wide["video"]), driving_crop="auto", reference_kps=REFERENCE_KPS, api_name="/generate",
         **SMALL)
-    track = load_kps(json.loads(Path(record).read_text())["job"]["kps"])  # extracted in the job's folder
+    track = load_kps(job_file(server, json.loads(Path(record).read_text())["job"]["kps"]))
     assert track.source_size == WIDE_SIZE
     assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
 
@@ -644,6 +651,22 @@ def test_generations_queue_one_at_a_time_and_the_model_loads_once(server, media,
     last_of_first = max(index for index, reporter in enumerate(order) if reporter == first_job)
     assert last_of_first < order.index(second_job)  # the second began once the first was done
     assert len(server.runtime.models.loaded_devices) == 1 and len(loads) <= 1  # loaded once, kept
+
+
+@pytest.mark.slow
+def test_the_record_and_the_api_result_name_files_by_their_names_not_the_servers_temp_paths(server, media,
+                                                                                          api_client):
+    from gradio_client import handle_file
+
+    _, record, result = api_client().predict(
+        reference_image=handle_file(AOC / "ref.jpg"), audio=handle_file(media["speech"]),
+        reference_kps=REFERENCE_KPS, api_name="/generate", **SMALL)
+    text = Path(record).read_text()
+    assert str(server.root) not in text and str(server.root) not in json.dumps(result)
+    data = json.loads(text)
+    assert (data["job"]["reference_image"], data["job"]["audio"]) == ("ref.jpg", "speech.wav")
+    assert (data["output"], data["inputs"]["reference_image"]["path"]) == ("ref-talking.mp4", "ref.jpg")
+    assert result["record"] == "ref-talking.mp4.json"
 
 
 def test_api_refuses_a_preset_path_with_the_error_paragraph(server, media, api_client):

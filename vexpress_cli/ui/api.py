@@ -63,10 +63,9 @@ def generate_endpoint(runtime: Runtime):
                                 {name: values.get(name) for name in SETTINGS if values.get(name) is not None},
                                 values["driving_crop"])
         outputs = await runtime.run(request, lambda job: run_generation(inputs, job))
-        result = {**outputs.result.to_dict(), "output": outputs.video.name}
-        for key in ("warnings", "notes"):  # an uploaded file named by its name, not the server's temp path
-            result[key] = [runtime.page_message(text) for text in result[key]]
-        return FileData(path=str(outputs.video)), FileData(path=str(outputs.record)), result
+        # Files named by their names, not by the server's temp paths: the result's record, inputs and messages.
+        result = runtime.page_values({**outputs.result.to_dict(), "output": outputs.video.name})
+        return FileData(path=str(outputs.video)), FileData(path=str(runtime.clean_record(outputs.record))), result
 
     generate.__signature__ = signature
     generate.__annotations__ = annotations

@@ -154,7 +154,8 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
         if error:
             yield {summary: error}
             return
-        yield {video: str(outputs.video), downloads: [str(outputs.video), str(outputs.record)],
+        record = runtime.clean_record(outputs.record)
+        yield {video: str(outputs.video), downloads: [str(outputs.video), str(record)],
                summary: runtime.page_message(outputs.summary())}
 
     event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import re
 import shutil
@@ -286,6 +287,23 @@ class Runtime:
     def page_message(self, text: str) -> str:
         """``text`` without the app's temp folders: an uploaded file is named by its file name."""
         return re.sub(re.escape(str(self.root)) + r"[^\s'\"]*/", "", text)
+
+    def page_values(self, value: Any) -> Any:
+        """``value`` (JSON-like: dicts, lists, text) with each text through :meth:`page_message`: no server path of
+        the app's temp folders, whose upload addresses anyone who has them can fetch."""
+        if isinstance(value, dict):
+            return {key: self.page_values(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.page_values(item) for item in value]
+        return self.page_message(value) if isinstance(value, str) else value
+
+    def clean_record(self, record: Path) -> Path:
+        """The job's run record as the app hands it out: its inputs and output by their file names, so that
+        ``vexpress generate --from-record`` elsewhere is not pointed at this server's temp folders."""
+        from vexpress_cli.jobs.records import write_text_atomically
+
+        data = self.page_values(json.loads(record.read_text(encoding="utf-8")))
+        return write_text_atomically(record, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
     def close(self) -> None:
         self.models.close()
