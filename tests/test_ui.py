@@ -551,6 +551,27 @@ def test_a_wide_driving_video_in_the_generate_tab_is_cropped_as_asked(page, serv
     assert_box_around(track.crop, (PLACED_AT[0] + 256, PLACED_AT[1] + 256))
 
 
+@pytest.mark.slow
+def test_a_preset_added_while_the_app_runs_is_listed_on_reload_and_a_broken_one_says_it_does_not_load(page,
+                                                                                                    config_dir):
+    folder = config_dir / "presets"
+    folder.mkdir(exist_ok=True)
+    added = [folder / "mine.toml", folder / "broken.toml"]
+    added[0].write_text('description = "My own steps."\n[generate]\nnum_inference_steps = 7\n')
+    added[1].write_text("[generate\n")
+    try:
+        page.reload()
+        page.locator("#preset input").click()
+        page.get_by_role("option", name="mine: My own steps.").wait_for()
+        page.get_by_role("option", name=re.compile("^broken: does not load")).click()
+        message = page.get_by_test_id("toast-text")
+        message.wait_for()
+        assert "broken.toml is not valid TOML" in message.inner_text()
+    finally:
+        for path in added:
+            path.unlink()
+
+
 def test_status_tab_shows_the_doctor_report_as_a_table(page):
     page.get_by_role("tab", name="Status").click()
     table = page.locator("#status-table")

@@ -66,7 +66,7 @@ class WebApp:
                         elem_id="intro")
             with gr.Tabs():
                 with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
-                    build_generate_tab(self.runtime, strategies)
+                    build_generate_tab(self.runtime, strategies, blocks)
                 with gr.Tab("Extract / retarget", id="tools", elem_id="tab-tools"):
                     build_tools_tab(self.runtime, strategies)
                 with gr.Tab("Status", id="status", elem_id="tab-status") as status:

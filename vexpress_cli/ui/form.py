@@ -131,11 +131,14 @@ def installed_strategies() -> dict[str, str]:
 
 
 def preset_choices() -> list[tuple[str, str]]:
-    """The preset dropdown: no preset, then every preset that loads (built-in and user), by name."""
+    """The preset dropdown: no preset, then every preset (built-in and user) by name, as the API takes them; one
+    that does not load says so (choosing it shows why)."""
     from vexpress_cli.settings.presets import list_presets
 
     choices = [("none: the defaults (and your config.toml)", "")]
-    return choices + [(f"{info.name}: {info.description}", info.name) for info in list_presets() if info.error is None]
+    return choices + [(f"{info.name}: {info.description}" if info.error is None else
+                       f"{info.name}: does not load (choose it to see why; the Status tab lists it too)", info.name)
+                      for info in list_presets()]
 
 
 def resolved_values(preset: str | None) -> dict[str, Any]:

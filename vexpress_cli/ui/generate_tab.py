@@ -103,8 +103,9 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     return GenerateOutputs(output, result.record, result)
 
 
-def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
-    """The tab's controls and events (inside a ``gr.Tab``)."""
+def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.Blocks | None = None) -> None:
+    """The tab's controls and events (inside a ``gr.Tab`` of ``blocks``, whose page load lists the presets
+    again: one added or changed while the app runs is there without a restart)."""
     from vexpress_cli.ui.form import preset_choices
 
     form = SettingsForm(strategies)
@@ -144,6 +145,9 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             raise runtime.page_error(error, spell_in_page) from None
 
     preset.change(fill, inputs=preset, outputs=form.inputs, api_visibility="private", concurrency_limit=None)
+    if blocks is not None:
+        blocks.load(lambda: gr.update(choices=preset_choices()), outputs=preset, api_visibility="private",
+                    concurrency_limit=None)
 
     async def generate_in_page(data: dict, request: gr.Request, progress=gr.Progress()):
         inputs = GenerateInputs(data[portrait], data[speech], data[driving], (data[reference_kps] or "").strip(),
