@@ -1126,3 +1126,13 @@ def test_extract_of_a_silent_video_with_its_audio_asked_writes_the_kps_file_and_
     result, summary = run_extract(str(silent), "auto", "none", True, a_job(tmp_path))
     assert result.kps_out.is_file() and result.audio_out is None
     assert "- Note: silent.mp4 has no audio track, so there was no audio to save; its kps file was written." in summary
+
+
+def test_the_retarget_preview_names_its_kps_control_as_this_tab_labels_it(tmp_path):
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.tools_tab import run_retarget, spell_in_tab
+
+    with pytest.raises(InputError) as raised:
+        run_retarget(str(AOC / "ref.jpg"), None, "offset_retarget", "pingpong", "", (64, 64), "auto", ("auto", 0),
+                     a_job(tmp_path))
+    assert raised.value.render(spell_in_tab).startswith("No driving kps file for “Driving kps file”.")

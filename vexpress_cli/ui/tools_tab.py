@@ -23,6 +23,12 @@ EXTRACT_CROP_INFO = ("The part of every frame the points are measured in. auto: 
 RETARGET_INTRO = """**2. Retarget preview**: the track fitted to your portrait by a strategy, drawn over it next to
 the driving points. Download the fitted track for the *Generate* tab (with the strategy no_retarget)."""
 AUDIO_SUFFIX = ".m4a"  # the video's AAC track is copied as it is
+KPS_LABEL = "Driving kps file"  # this tab's kps control ("Driving motion" is the Generate tab's)
+
+
+def spell_in_tab(name: str) -> str:
+    """How this tab's messages name a parameter: as :func:`spell_in_page`, but the kps as this tab's control."""
+    return f"“{KPS_LABEL}”" if name == "kps" else spell_in_page(name)
 
 
 def run_extract(video: str | None, face_backend: str, crop: str, with_audio: bool, job: Job):
@@ -116,7 +122,7 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
         with gr.Column():
             gr.Markdown(RETARGET_INTRO)
             reference = gr.File(label=label_of("reference_image"), elem_id="retarget-portrait", height=FILE_HEIGHT)
-            kps = gr.File(label="Driving kps file (filled by step 1)", elem_id="retarget-kps", height=FILE_HEIGHT)
+            kps = gr.File(label=f"{KPS_LABEL} (filled by step 1)", elem_id="retarget-kps", height=FILE_HEIGHT)
             strategy = control("retarget_strategy", "offset_retarget" if "offset_retarget" in strategies else None)
             kps_fit = control("kps_fit")
             reference_kps = reference_kps_box("retarget-reference-kps")
@@ -152,7 +158,7 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
         done, error = await runtime.run_in_page(
             request, lambda job: run_retarget(reference_path, kps_path, strategy_name, fit, (points_text or "").strip(),
                                               size, backend, framing, job),
-            progress=progress, spell=spell_in_page)
+            progress=progress, spell=spell_in_tab)
         if error:
             yield None, None, error
             return
