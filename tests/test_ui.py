@@ -1136,3 +1136,25 @@ def test_the_retarget_preview_names_its_kps_control_as_this_tab_labels_it(tmp_pa
         run_retarget(str(AOC / "ref.jpg"), None, "offset_retarget", "pingpong", "", (64, 64), "auto", ("auto", 0),
                      a_job(tmp_path))
     assert raised.value.render(spell_in_tab).startswith("No driving kps file for “Driving kps file”.")
+
+
+@pytest.mark.slow
+def test_page_messages_point_to_the_pages_tab_not_a_command(tmp_path, media):
+    """A bad kps file said "re-create it with `vexpress extract`"; the page has an Extract tab for that."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.generate_tab import GenerateInputs, run_generation
+    from vexpress_cli.ui.runtime import Runtime
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a kps file at all")
+    inputs = GenerateInputs(str(AOC / "ref.jpg"), str(media["clip"]), str(broken), reference_kps=REFERENCE_KPS,
+                            settings=dict(SMALL))
+    runtime = Runtime(tmp_path / "app", TINY_MODEL_DIR)
+    job = runtime.run_in_page(None, lambda job: run_generation(inputs, job), spell=spell_in_page)
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: Playwright's runs in this thread
+        _, error = thread.submit(asyncio.run, job).result()
+    assert error.startswith("**Error**: ") and "the Extract / retarget tab" in error, error
+    assert "vexpress extract" not in error, error

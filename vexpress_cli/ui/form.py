@@ -66,9 +66,26 @@ def spell_in_page(name: str) -> str:
     return name
 
 
+# The commands that the library's messages suggest, as the page's own places to do the same.
+PAGE_PLACES = {
+    "`vexpress extract` or `vexpress retarget`": "the Extract / retarget tab",
+    "with `vexpress extract`": "in the Extract / retarget tab",
+    "`vexpress extract`": "the Extract / retarget tab",
+    "`vexpress inspect PHOTO` to see the box it would choose": "a run with auto names the box it chose in its "
+                                                              "summary",
+}
+
+
+def in_page_words(text: str) -> str:
+    """``text`` with a command it suggests replaced by where the page does the same."""
+    for command, place in PAGE_PLACES.items():
+        text = text.replace(command, place)
+    return text
+
+
 def bullets(label: str, messages) -> list[str]:
     """``- Label: message`` lines of a summary, each setting a message names spelled as the page names it."""
-    return [f"- {label}: {spell_parameters(message, spell_in_page)}" for message in messages]
+    return [f"- {label}: {in_page_words(spell_parameters(message, spell_in_page))}" for message in messages]
 
 
 def info_of(setting: Setting) -> str:

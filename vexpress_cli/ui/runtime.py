@@ -268,7 +268,9 @@ class Runtime:
         try:
             return await self.run(request, work, progress=progress, spell=spell), None
         except gr.Error as error:
-            return None, f"**{error.title}**: {error.message}"
+            from vexpress_cli.ui.form import in_page_words
+
+            return None, f"**{error.title}**: {in_page_words(error.message)}"
 
     def page_error(self, error: Exception, spell: Callable[[str], str] = python_name):
         """The ``gr.Error`` that shows ``error`` in the page as one paragraph, never a traceback."""
