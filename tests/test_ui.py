@@ -1158,3 +1158,13 @@ def test_page_messages_point_to_the_pages_tab_not_a_command(tmp_path, media):
         _, error = thread.submit(asyncio.run, job).result()
     assert error.startswith("**Error**: ") and "the Extract / retarget tab" in error, error
     assert "vexpress extract" not in error, error
+
+
+def test_the_upload_limit_is_also_said_in_gradios_unit_with_what_a_refused_file_shows():
+    """Gradio's refusal of a file over 0.01 MB says "10.2 Kb" and its box then shows only Error."""
+    from vexpress_cli.ui.app import upload_limit_words
+
+    assert upload_limit_words(0.01).startswith("Uploads up to 0.01 MB (10.2 KB) per file")
+    assert upload_limit_words(200).startswith("Uploads up to 200 MB per file")
+    assert upload_limit_words(1).endswith("a larger file is refused and its box shows Error: clear it with × and "
+                                          "upload a smaller one.")

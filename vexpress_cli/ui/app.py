@@ -31,6 +31,16 @@ MONO_FONTS = ["ui-monospace", "monospace"]
 CSS = "#result-summary, #extract-summary, #retarget-summary, #status-summary {min-height: 1.5em}"
 
 
+def upload_limit_words(max_upload_mb: float) -> str:
+    """The upload limit as the intro says it, with Gradio's unit too for a limit under 1 MB (its refusal says
+    "10.2 Kb" for 0.01 MB), and what a refused file looks like."""
+    size = f"{max_upload_mb:g} MB"
+    if max_upload_mb < 1:
+        size += f" ({max_upload_mb * 1024:.1f} KB)"
+    return (f"Uploads up to {size} per file (`vexpress ui --max-upload-mb` sets the limit); a larger file is "
+            "refused and its box shows Error: clear it with × and upload a smaller one.")
+
+
 class WebApp:
     """The ``vexpress ui`` app: build it, :meth:`launch` it, :meth:`close` it (or use ``with``)."""
 
@@ -61,8 +71,8 @@ class WebApp:
         with gr.Blocks(title=TITLE, analytics_enabled=False,
                        delete_cache=(3600, CACHE_MAX_AGE_SECONDS)) as blocks:
             gr.Markdown(f"# {TITLE}\nOne portrait and a speech clip in, a talking video out "
-                        "([V-Express](https://github.com/tencent-ailab/V-Express)). Uploads up to "
-                        f"{self.max_upload_mb:g} MB per file (`vexpress ui --max-upload-mb` sets the limit).",
+                        "([V-Express](https://github.com/tencent-ailab/V-Express)). "
+                        f"{upload_limit_words(self.max_upload_mb)}",
                         elem_id="intro")
             with gr.Tabs():
                 with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
