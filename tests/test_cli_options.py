@@ -227,8 +227,8 @@ def completions(line: str) -> list[str]:
     """What bash completion offers after ``line`` (typer's completion protocol, as the installed script runs it)."""
     words = line.split()
     cword = len(words) if line.endswith(" ") else len(words) - 1
-    result = CliRunner().invoke(app, [], prog_name="vexpress",
-                                env={"_VEXPRESS_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)})
+    environment = {"_VEXPRESS_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)}
+    result = CliRunner().invoke(app, [], prog_name="vexpress", env=environment)
     return result.output.split()
 
 

@@ -67,9 +67,8 @@ def batch_command(
     force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
     quiet: bool = quiet_option("failures"),
     as_json: bool = json_option("the summary"),
-    report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file (an existing file only if it "
-                                "is a previous report).",
-                                show_default=False),
+    report: Path = typer.Option(None, "--report", help="Also write the JSON summary to this file (an existing file "
+                                "only if it is a previous report).", show_default=False),
     settings: dict | None = None,
     original: dict | None = None,
 ) -> None:
