@@ -1168,3 +1168,22 @@ def test_the_upload_limit_is_also_said_in_gradios_unit_with_what_a_refused_file_
     assert upload_limit_words(200).startswith("Uploads up to 200 MB per file")
     assert upload_limit_words(1).endswith("a larger file is refused and its box shows Error: clear it with × and "
                                           "upload a smaller one.")
+
+
+def test_the_form_is_filled_by_choosing_a_preset_not_by_the_page_loads_new_list_of_presets(tmp_path):
+    """The page load that lists the presets again changed the dropdown, and its .change event refilled the form
+    with the preset's values: what was typed right after the page opened went back to 512 (a race a browser test
+    lost). Only the user's choice (select) fills it."""
+    import gradio as gr
+
+    from vexpress_cli.ui.generate_tab import build_generate_tab
+    from vexpress_cli.ui.runtime import Runtime
+
+    with gr.Blocks() as blocks:
+        build_generate_tab(Runtime(tmp_path, None), {"fix_face": "keeps the face still"}, blocks)
+    names = {block._id: block.elem_id for block in blocks.blocks.values()}
+    events = [([(names.get(block), event) for block, event in fn.targets], [out.elem_id for out in fn.outputs])
+              for fn in blocks.fns.values()]
+    filling = [triggers for triggers, outputs in events if "setting-width" in outputs]
+    assert filling == [[("preset", "select")]]
+    assert [outputs for triggers, outputs in events if triggers == [(None, "load")]] == [["preset"]]

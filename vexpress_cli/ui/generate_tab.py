@@ -144,7 +144,9 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
         except Exception as error:
             raise runtime.page_error(error, spell_in_page) from None
 
-    preset.change(fill, inputs=preset, outputs=form.inputs, api_visibility="private", concurrency_limit=None)
+    # .select, not .change: the page load's new list of choices is no choice of the user's, and filling the form
+    # then reset what was typed meanwhile
+    preset.select(fill, inputs=preset, outputs=form.inputs, api_visibility="private", concurrency_limit=None)
     if blocks is not None:
         blocks.load(lambda: gr.update(choices=preset_choices()), outputs=preset, api_visibility="private",
                     concurrency_limit=None)
