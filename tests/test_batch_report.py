@@ -30,7 +30,9 @@ def project(tmp_path, monkeypatch) -> Path:
 
 
 def run_with_report(report: str):
-    return runner.invoke(app, ["batch", "jobs.jsonl", "--model-dir", str(TINY_MODEL_DIR), "--report", report])
+    # Wide enough that no temp path is broken inside (a word longer than the line is cut where the line ends)
+    return runner.invoke(app, ["batch", "jobs.jsonl", "--model-dir", str(TINY_MODEL_DIR), "--report", report],
+                         env={"COLUMNS": "400"})
 
 
 def message(result) -> str:
