@@ -57,6 +57,11 @@ def run_in_fresh_process(args, seconds: float) -> dict:
 
 
 def run_once(args, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="vexpress-bench-") as folder:  # the inputs and videos go with it
+        return _run_in(Path(folder), args, seconds)
+
+
+def _run_in(work: Path, args, seconds: float) -> dict:
     import torch
 
     from vexpress_cli import VExpressPipeline
@@ -70,7 +75,6 @@ def run_once(args, seconds: float) -> dict:
     from vexpress_cli.tiny.model import ensure_tiny_model
 
     timings: dict[str, float] = {}
-    work = Path(tempfile.mkdtemp(prefix="vexpress-bench-"))
     inputs = write_demo_inputs(work, seconds)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

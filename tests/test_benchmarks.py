@@ -116,3 +116,15 @@ def test_matmul_peak_reports_the_rate_of_a_product_it_timed():
                            "--repeats", "3")
     result = json.loads(completed.stdout)
     assert result["size"] == 256 and result["float32"] > 0
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_times_each_stage_and_leaves_nothing_in_the_temp_folder(tmp_path):
+    """Each run left its inputs and videos in a vexpress-bench-* folder of the system's temp folder."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    completed = run_script(sys.executable, "benchmarks/pipeline_benchmark.py", "--seconds", "1", "--size", "64",
+                           "--steps", "1", env={"TMPDIR": str(temp)})
+    [run] = json.loads(completed.stdout)["runs"]
+    assert run["frames"] == 30 and all(run[key] > 0 for key in ("denoise_s", "decode_s", "peak_rss_mb"))
+    assert [path.name for path in temp.iterdir() if path.name.startswith("vexpress-bench-")] == []
