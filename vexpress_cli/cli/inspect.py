@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.errors import InputError, spell_parameters
-from vexpress_cli.settings.user_config import your_default
+from vexpress_cli.settings.user_config import your_defaults
 
 console = Console()
 
@@ -118,7 +118,7 @@ def _as_generate_would(kind: str, **given: Any) -> dict[str, Any]:
     """The settings the report of ``kind`` uses, each as generate takes it: the flag, else your config's
     [generate] value, else the default (the others as given: that report does not use them)."""
     used = YOUR_DEFAULTS.get(kind, ())
-    return {name: your_default(name, value) if name in used else value for name, value in given.items()}
+    return {**given, **your_defaults(**{name: value for name, value in given.items() if name in used})}
 
 
 # The settings a kind's report uses as generate would: a flag, else your config's [generate], else the default.

@@ -14,7 +14,7 @@ from vexpress_cli.input_files import as_path, optional_folder, optional_path, re
 from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import checked_setting
-from vexpress_cli.settings.user_config import your_default
+from vexpress_cli.settings.user_config import your_defaults
 
 PathLike = str | Path
 
@@ -86,9 +86,9 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     model_root = optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     require_regular_file(video, "video", VIDEO_KIND)  # before a kps name is made from its name ('.' has none)
     kps_out = optional_path(kps_out, "kps_out") or default_kps_path(video)
-    face_backend = checked_setting("face_backend", your_default("face_backend", face_backend))
-    width = checked_frame_side("width", your_default("width", width))
-    height = checked_frame_side("height", your_default("height", height))
+    face_backend, width, height = your_defaults(face_backend=face_backend, width=width, height=height).values()
+    face_backend = checked_setting("face_backend", face_backend)
+    width, height = checked_frame_side("width", width), checked_frame_side("height", height)
     strict, overwrite = checked_switch("strict", strict), checked_switch("overwrite", overwrite)
     progress = checked_callback(progress)
     crop = parse_crop(crop)

@@ -21,7 +21,7 @@ from vexpress_cli.kps.limits import checked_frame_count
 from vexpress_cli.kps.retargeting import checked_strategy, ignored_driving_track, uses_reference_kps
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import checked_setting
-from vexpress_cli.settings.user_config import your_default
+from vexpress_cli.settings.user_config import your_defaults
 
 # How bright the reference photo stays under the keypoints in a preview.
 PREVIEW_DIMMING = 0.4
@@ -93,10 +93,9 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     The settings it shares with generate (``strategy``, ``kps_fit``, ``width``, ``height``, ``face_backend``,
     ``crop``, ``face_index``) left as ``None`` take your config's ``[generate]`` value, else the default.
     """
-    strategy, kps_fit = your_default("retarget_strategy", strategy), your_default("kps_fit", kps_fit)
-    width, height = your_default("width", width), your_default("height", height)
-    face_backend, crop = your_default("face_backend", face_backend), your_default("crop", crop)
-    face_index = your_default("face_index", face_index)
+    strategy, kps_fit, width, height, face_backend, crop, face_index = your_defaults(
+        retarget_strategy=strategy, kps_fit=kps_fit, width=width, height=height, face_backend=face_backend,
+        crop=crop, face_index=face_index).values()
     output, preview = as_path(output, "output"), optional_path(preview, "preview")
     kps, model_root = optional_path(kps, "kps"), optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix)
     reference_image = optional_path(reference_image, "reference_image")

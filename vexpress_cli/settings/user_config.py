@@ -127,14 +127,18 @@ def configured_settings() -> dict[str, Any]:
     return load_user_config().get(GENERATE_TABLE, {})
 
 
-def your_default(name: str, value: Any = None) -> Any:
-    """``value`` when given, else your own default of generation setting ``name`` (the user config's [generate]
-    table), else the built-in default: how extract and retarget take the settings they share with generate."""
-    return value if value is not None else your_setting(name)[0]
+def your_defaults(**values: Any) -> dict[str, Any]:
+    """Each generation setting's value when given, else your own default of it (the user config's [generate]
+    table, read once and only when a value is left out), else the built-in default: how extract, retarget and
+    inspect take the settings they share with generate."""
+    configured = configured_settings() if any(value is None for value in values.values()) else {}
+    return {name: value if value is not None else your_setting(name, None, configured)[0]
+            for name, value in values.items()}
 
 
 def your_setting(name: str, value: Any = None, configured: dict[str, Any] | None = None) -> tuple[Any, str]:
-    """As :func:`your_default` (``value`` checked), with where it came from, as the resolved settings' sources
+    """``value`` checked when given, else your own default of setting ``name``, else the built-in one, with where
+    it came from, as the resolved settings' sources
     say it: explicit, config or default. ``configured``: the [generate] settings when already read."""
     from vexpress_cli.settings.schema import DEFAULTS, checked_setting
 
