@@ -222,7 +222,7 @@ def test_insightface_without_its_detector_points_into_the_model_folder_and_names
     expected = TINY_MODEL_DIR / "insightface_models" / "models" / "buffalo_l" / "det_10g.onnx"
     assert str(error.value) == (
         f"The insightface face detector was not found under {TINY_MODEL_DIR / 'insightface_models'}. "
-        f'face_backend="insightface" needs the SCRFD detector of buffalo_l, expected at {expected}. '
+        f"The insightface face backend needs the SCRFD detector of buffalo_l, expected at {expected}. "
         "`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
         f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at {expected}; "
         'or use face_backend="dlib", which needs no download.')
@@ -252,6 +252,8 @@ def test_a_face_backend_from_the_user_config_is_named_where_it_was_set(inputs, o
     config.write_text('[generate]\nface_backend = "insightface"\n')
     with pytest.raises(ModelFolderError, match="It was set in the user config: face_backend = .insightface."):
         Generator(TINY_MODEL_DIR).plan(TYS / "ref.jpg", inputs["speech"], output, width=64, height=64)
+    cli = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "-o", output, *model_flags(), *SMALL)
+    assert "--face-backend insightface" not in assert_refused(cli, output, "face_backend = \"insightface\"")
 
 
 @pytest.mark.parametrize("case", BAD_INPUT_CASES)

@@ -74,7 +74,7 @@ def missing_detector_error(model_root: Path | str | None, root_parameter: str | 
     other_root = f", or pass {parameter(root_parameter)}" if root_parameter else ""
     error = MissingDetectorError(
         f"The insightface face detector was not found under {looked_in}.",
-        why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector of buffalo_l, expected at {expected}.",
+        why=f"The insightface face backend needs the SCRFD detector of buffalo_l, expected at {expected}.",
         fix="`vexpress models download` fetches it with the model (17 MB); or get buffalo_l.zip from "
         f"https://github.com/deepinsight/insightface/releases and put its det_10g.onnx at "
         f"{expected}{other_root}; or use {parameter('face_backend', 'dlib')}, which needs no download.",
@@ -107,7 +107,7 @@ class InsightFaceBackend:
         if not detector_path.is_file():
             raise ModelFolderError(
                 f"The face detector {detector_path} does not exist.",
-                why=f"{parameter('face_backend', 'insightface')} needs the SCRFD detector det_10g.onnx of buffalo_l.",
+                why="The insightface face backend needs the SCRFD detector det_10g.onnx of buffalo_l.",
                 fix=f"Check the path, or use {parameter('face_backend', 'dlib')}, which needs no download.",
             )
         self.detector_path = detector_path
