@@ -602,6 +602,20 @@ def test_a_batch_takes_device_and_dtype_from_its_preset_and_the_user_config_as_g
     assert batch_model_settings(None, {}, "cpu,cpu") == (None, "fp16")  # --devices says where workers run
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_batch_names_where_a_device_that_cannot_run_was_set_the_user_config_or_its_preset(tmp_path):
+    """The batch passed them to each worker's Generator as if typed: "Use --device cpu", the file never named."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('[generate]\ndevice = "cuda"\n')
+    with pytest.raises(vexpress_cli.VExpressError, match="It was set in the user config: device = .cuda."):
+        batch_model_settings(None, {}, None)
+    (tmp_path / "config" / "config.toml").unlink()
+    (tmp_path / "gpu.toml").write_text('[generate]\ndevice = "cuda"\n')
+    with pytest.raises(vexpress_cli.VExpressError, match="It was set from the preset."):
+        batch_model_settings(tmp_path / "gpu.toml", {}, None)
+    assert batch_model_settings(tmp_path / "gpu.toml", {}, "cpu") == (None, "auto")  # --devices wins over it
+
+
 @pytest.mark.slow
 def test_a_batch_preset_s_dtype_is_the_one_its_jobs_run_in_and_a_job_s_own_preset_may_not_change_it(
         inputs, tmp_path):

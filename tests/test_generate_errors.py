@@ -19,6 +19,7 @@ import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 from typer.testing import CliRunner
 
+import vexpress_cli
 from vexpress_cli.cli.app import app
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.engine.pipeline import VExpressPipeline
@@ -241,6 +242,17 @@ def test_a_device_from_the_user_config_is_named_where_it_was_set_not_as_a_flag(i
     message = assert_refused(cli, output, "CUDA was asked for but is not available.")
     assert 'It was set in the user config: device = "cuda" under [generate] in /' in message  # the path may wrap
     assert "Change or remove that line" in message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_from_a_preset_is_named_as_the_preset_s_in_the_cli_and_the_library(inputs, output, tmp_path):
+    """The CLI and generate() passed a preset's device to the Generator as if typed: "Use --device cpu", no preset."""
+    preset = tmp_path / "on-gpu.toml"
+    preset.write_text('[generate]\ndevice = "cuda"\n')
+    cli = run("-i", TYS / "ref.jpg", "-a", inputs["speech"], "-o", output, "--preset", preset, *model_flags(), *SMALL)
+    assert "It was set from the preset." in assert_refused(cli, output, "CUDA was asked for but is not available.")
+    with pytest.raises(vexpress_cli.VExpressError, match="It was set from the preset."):
+        vexpress_cli.generate(TYS / "ref.jpg", inputs["speech"], output, preset=preset, model_dir=TINY_MODEL_DIR)
 
 
 def test_a_face_backend_from_the_user_config_is_named_where_it_was_set(inputs, output, tmp_path):

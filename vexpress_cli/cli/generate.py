@@ -138,11 +138,13 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     ``given_by``: where settings of ``given`` that no flag gave came from ("record", "demo"), for the plan;
     ``ran_with``: that record's dtype and codec, which a rerun is told it does not repeat.
     """
+    from vexpress_cli.jobs.devices import check_job_device
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
     from vexpress_cli.jobs.records import rerun_warnings
 
     resolved = resolve_job_settings(preset, given)
-    # The user config's device and dtype are left to the Generator, which reads them too and says where they were set
+    check_job_device(resolved, devices)
+    # The user config's device and dtype are left to the Generator, which reads them too
     device, dtype = (getattr(resolved.settings, name) if resolved.sources[name] in ("explicit", "preset") else None
                      for name in ("device", "dtype"))
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}

@@ -41,6 +41,7 @@ from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
+from vexpress_cli.jobs.devices import check_job_device, job_device_and_dtype
 from vexpress_cli.jobs.keywords import check_keywords, not_a_generator_argument
 from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings, checked_setting
@@ -125,7 +126,7 @@ class Generator:
         if others:
             raise TypeError(not_a_generator_argument(next(iter(others)), Generator.plan,
                                                      (*GENERATOR_ARGUMENTS, *MODEL_SETTINGS)))
-        from vexpress_cli.engine.devices import dtype_warning, resolve_device, resolve_dtype
+        from vexpress_cli.engine.devices import dtype_warning
         from vexpress_cli.engine.distributed import resolve_devices
         from vexpress_cli.settings.model_lookup import resolve_model_dir
         from vexpress_cli.settings.user_config import configured_settings, your_setting
@@ -135,14 +136,8 @@ class Generator:
                                                           for name, value in (("device", device), ("dtype", dtype)))
         self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
         self.devices = resolve_devices(devices) if devices is not None else []
-        try:
-            self.device = self.devices[0] if self.devices else resolve_device(device)
-        except InputError as error:
-            raise where_set(error, "device", device, device_source) from None
-        try:
-            self.dtype = resolve_dtype(dtype, self.device)
-        except InputError as error:
-            raise where_set(error, "dtype", dtype, dtype_source) from None
+        self.device, self.dtype = job_device_and_dtype(device, dtype, {"device": device_source, "dtype": dtype_source},
+                                                       self.devices)
         self.warnings = [warning] if (warning := dtype_warning(self.dtype, self.device)) else []
         self._pipeline = None
         self._offload = "none"
@@ -427,9 +422,10 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
     """
     check_keywords(generate, settings)
-    resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype}).settings
+    resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype})
+    check_job_device(resolved, devices)
     job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
-    with Generator(model_dir, resolved.device, resolved.dtype, devices, model=model) as generator:
+    with Generator(model_dir, resolved.settings.device, resolved.settings.dtype, devices, model=model) as generator:
         return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
                                   preset=preset, overwrite=overwrite, progress=progress, **job_settings)
 
