@@ -219,10 +219,11 @@ class SettingsForm:
         self.render(self.MAIN)
 
     def render_framing(self) -> None:
-        """Crop and face index on one row, paste-back and its size on the next."""
+        """The crop on a row of its own (its choices are long words), face index, paste-back and its size on
+        the next."""
         import gradio as gr
 
-        for names in (self.FRAMING[:2], self.FRAMING[2:]):
+        for names in (self.FRAMING[:1], self.FRAMING[1:]):
             with gr.Row():
                 self.render(names)
 

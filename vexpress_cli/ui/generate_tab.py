@@ -15,7 +15,8 @@ from vexpress_cli.ui.runtime import Job, Runtime
 
 INTRO = """Upload a portrait and a speech clip (audio, or a video whose sound is used), pick a preset, and press
 **Generate**. A driving motion (a kps file from the *Extract / retarget* tab, or a video) is optional."""
-FILE_HEIGHT = 120
+FILE_HEIGHT = 150  # an empty box's upload icon clear of its label
+FILES_HEIGHT = 190  # two downloads (a video and its record) in full
 DRIVING_CROP_INFO = ("Only for a driving video, as the Extract tab's crop: auto tracks the face of a wide shot and "
                      "cuts one steady square around it, like the portrait's crop; or X,Y,W,H in the video's pixels.")
 
@@ -127,18 +128,20 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
             preset = gr.Dropdown(choices=preset_choices(), value="", label=label_of("preset"), elem_id="preset",
                                  info="Fills the settings below; change any of them afterwards.")
             form.render_main()
+            # Above the settings below, which run 3000 px down with Advanced open: pressed there, the progress and
+            # the result at the top of the other column were off screen.
+            with gr.Row():
+                start = gr.Button("Generate", variant="primary", elem_id="generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
             with gr.Accordion("Framing: crop around the face, paste back into the photo", open=True,
                               elem_id="framing"):
                 form.render_framing()
             with gr.Accordion("Advanced: every generation setting", open=False, elem_id="advanced"):
                 form.render_advanced()
-            with gr.Row():
-                start = gr.Button("Generate", variant="primary", elem_id="generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
         with gr.Column():
             video = gr.Video(label="Result", interactive=False, elem_id="result-video")
             downloads = gr.File(label="Download: the video and its record", file_count="multiple",
-                                interactive=False, elem_id="result-files", height=FILE_HEIGHT)
+                                interactive=False, elem_id="result-files", height=FILES_HEIGHT)
             summary = gr.Markdown(elem_id="result-summary")
 
     def fill(preset_name: str):

@@ -11,7 +11,7 @@ from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS, SETTINGS, checked_setting
 from vexpress_cli.ui.form import (bullets, crop_control, label_of, reference_kps_box, resolved_values, setting_control,
                                   spell_in_page, typed_values)
-from vexpress_cli.ui.generate_tab import FILE_HEIGHT
+from vexpress_cli.ui.generate_tab import FILE_HEIGHT, FILES_HEIGHT
 from vexpress_cli.ui.runtime import Job, Runtime
 
 EXTRACT_INTRO = """**1. Extract**: a driving video in, its keypoint track (kps file) and its audio out. The track
@@ -117,7 +117,7 @@ def build_tools_tab(runtime: Runtime, strategies: dict[str, str]) -> None:
             with_audio = gr.Checkbox(value=True, label=label_of("audio_out"), elem_id="extract-audio")
             extract_button = gr.Button("Extract", variant="primary", elem_id="extract")
             extracted = gr.File(label="Download: kps file and audio", file_count="multiple", interactive=False,
-                                elem_id="extract-files", height=FILE_HEIGHT)
+                                elem_id="extract-files", height=FILES_HEIGHT)
             extract_summary = gr.Markdown(elem_id="extract-summary")
         with gr.Column():
             gr.Markdown(RETARGET_INTRO)
