@@ -227,10 +227,15 @@ def test_no_face_under_crop_auto_suggests_a_box_or_none(tmp_path):
 def test_cli_shows_the_crop_and_notes_a_pth_cannot_keep_it(tmp_path):
     video = write_video(tmp_path / "clip.mp4", sample_frames("tys", 3))
     result = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "k.pth"), "--backend", "dlib",
-                                 "--crop", "0,0,512,512"])
+                                 "--crop", "40,30,440,440"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "512x512 at (0, 0) of the 512x512 video" in text and "write .safetensors to keep it" in text
+    assert "440x440 at (40, 30) of the 512x512 video" in text
+    assert "A .pth file holds only the points (in the 512x512 frame), not the crop 440x440 at (40, 30); write " \
+        ".safetensors to keep them." in text
+    whole = runner.invoke(app, ["extract", str(video), "-o", str(tmp_path / "w.pth"), "--backend", "dlib",
+                                "--crop", "0,0,512,512"])  # the whole frame: nothing is lost
+    assert whole.exit_code == 0 and "holds only the points" not in " ".join(whole.output.split())
 
 
 @pytest.mark.parametrize(("crop", "noted"), [("-100,-100,700,700", True), ("0,0,512,512", False)])

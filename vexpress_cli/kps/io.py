@@ -13,7 +13,9 @@ Formats, picked by the file suffix:
 
 ``.pth`` / ``.pt``
     What we write: a bare float32 tensor ``[F, 3, 2]``, which the original
-    V-Express ``inference.py`` also reads. What we read, in addition: the
+    V-Express ``inference.py`` also reads, in the 512x512 frame the original
+    extracts at and every reader assumes for a file that records no size (a
+    track of another size is rescaled to it). What we read, in addition: the
     original's own kps files, a pickled list of numpy ``[3, 2]`` float32
     arrays. These are loaded with ``torch.load(weights_only=True)`` and an
     allow-list of exactly the numpy globals needed to rebuild arrays, so a
@@ -175,6 +177,8 @@ def kps_file_bytes(suffix: str, track: KpsTrack) -> bytes:
         return save({KPS_TENSOR_NAME: points}, metadata=_metadata_of(track))
     import torch
 
+    if track.width and track.height:  # no size is recorded: the points go in the frame readers will assume
+        points = replace(track, points=points).rescaled_to(ASSUMED_SIZE, ASSUMED_SIZE).points
     buffer = io.BytesIO()
     torch.save(torch.from_numpy(points.copy()), buffer)
     return buffer.getvalue()
