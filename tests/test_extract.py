@@ -115,6 +115,26 @@ def test_frames_without_a_face_are_interpolated_and_counted(tmp_path, tys_frames
     assert "--strict" in raised.value.fix
 
 
+def test_extract_warns_when_most_of_the_track_is_interpolated_not_when_a_few_frames_lack_a_face(tmp_path, tys_frames):
+    """27 of 30 frames without a face (an upside-down video) gave exit 0 and one row of the table."""
+    from vexpress_cli import extract
+
+    blank = np.full_like(tys_frames[0], GREY)
+    few = write_video(tmp_path / "few.mp4", [blank if index in (0, 6) else frame
+                                             for index, frame in enumerate(tys_frames[:12])])
+    most = write_video(tmp_path / "most.mp4", [blank if index % 4 else frame
+                                               for index, frame in enumerate(tys_frames[:12])])
+    assert extract(few, tmp_path / "few.safetensors", face_backend="dlib").warnings == []
+    result = extract(most, tmp_path / "most.safetensors", face_backend="dlib")
+    assert result.warnings == [
+        "No face was found in 9 of 12 frames (75%): their keypoints are interpolated from the frames around them, "
+        "so most of the motion is guessed. Check that the face is upright, large and lit enough (or try another "
+        "face_backend); strict fails on such a video instead."]
+    cli = run_cli(most, "--backend", "dlib", "--kps-out", tmp_path / "again.safetensors")
+    assert cli.exit_code == 0 and "Warning: No face was found in 9 of 12 frames (75%)" in flat(cli.output)
+    assert "try another --face-backend); --strict fails" in flat(cli.output)
+
+
 def test_several_faces_follow_one_face(tmp_path, tys_frames, tys_official, dlib_backend):
     """Two copies of the face; half-way the other copy becomes the larger one, the track stays put."""
     frames, expected = [], []
@@ -225,12 +245,37 @@ def test_cli_json_is_the_only_thing_on_stdout_and_quiet_prints_nothing(tmp_path,
     assert load_kps(tmp_path / "b.safetensors").num_frames == CLIP_FRAMES
 
 
+def test_a_pth_extracted_at_another_size_than_512_is_read_back_in_place_like_a_safetensors_file(tys_clip, tmp_path):
+    """A .pth records no frame size and every reader takes it as 512x512: one written at 256x256 came back at
+    half size, the face drawn in the top-left quarter."""
+    for suffix in (".pth", ".safetensors"):
+        result = run_cli(tys_clip, "--backend", "dlib", "--width", "256", "--height", "192",
+                         "--kps-out", tmp_path / f"t{suffix}")
+        assert result.exit_code == 0, result.output
+    pth, kept = (load_kps(tmp_path / f"t{suffix}").in_frame(256, 192)[0].points for suffix in (".pth", ".safetensors"))
+    np.testing.assert_allclose(pth, kept, atol=1e-4)
+    assert kept.max() > 64  # not all near the corner, where both could agree by chance
+
+
+def test_extract_tells_that_a_pth_file_does_not_keep_a_frame_rate_other_than_25_fps(tys_clip, tmp_path):
+    at_30 = tmp_path / "at-30.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(tys_clip), "-r", "30", "-c:v", "libx264", str(at_30)],
+                   check=True)
+    pth = run_cli(at_30, "--backend", "dlib", "--kps-out", tmp_path / "t.pth", "--json")
+    assert json.loads(pth.stdout)["notes"] == [
+        "A .pth file holds only the points (in the 512x512 frame), not the frame rate (30 fps; generate then takes "
+        "the rate of its speech's video, or guesses one from the speech's length, else 25 fps); write .safetensors "
+        "to keep them."]
+    kept = run_cli(at_30, "--backend", "dlib", "--kps-out", tmp_path / "t.safetensors", "--json")
+    assert json.loads(kept.stdout)["notes"] == [] and load_kps(tmp_path / "t.safetensors").fps == 30
+
+
 def test_cli_default_output_and_no_silent_overwrite(tys_clip):
     default = tys_clip.with_name("talk_kps.pth")
     result = run_cli(tys_clip, "--backend", "dlib", "--width", "256", "--height", "256")
     assert result.exit_code == 0, result.output
     first = load_kps(default).points
-    assert first.shape == (CLIP_FRAMES, 3, 2) and first.max() < 256
+    assert first.shape == (CLIP_FRAMES, 3, 2) and first.max() < 512  # a .pth holds the 512x512 frame's points
     stamp = default.stat().st_mtime_ns
 
     again = run_cli(tys_clip, "--backend", "dlib")

@@ -341,6 +341,26 @@ def test_mkv_fps_is_recovered_exactly(tmp_path, fps, expected):
     assert info.fps == expected and info.frame_count == 47 and info.container == "matroska"
 
 
+def test_a_variable_rate_video_is_read_at_its_average_rate_by_timestamps(tmp_path):
+    """Its frames were read one per frame at the average rate: a clip that slows from 30 to 10 fps had its slow
+    part played fast, and a track extracted from it drifted away from the speech."""
+    steady = tmp_path / "steady.mp4"
+    with VideoWriter(steady, 30, 32, 32, crf=0) as writer:
+        writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(20)]))
+    slowing = tmp_path / "slowing.mkv"  # 10 frames at 30 fps, then 10 at 10 fps
+    ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,10),N,10+(N-10)*3)/(30*TB)'", "-fps_mode", "vfr",
+           "-c:v", "libx264", "-crf", "0", str(slowing))
+    assert not video_info(steady).variable_rate
+    assert [round(frame.mean() / 10) for frame in iter_video_frames(video_info(steady))] == list(range(20))
+    info = video_info(slowing)
+    times = [index / 30 if index < 10 else (10 + (index - 10) * 3) / 30 for index in range(20)]
+    assert info.variable_rate and info.frame_times == pytest.approx(times, abs=1e-3)
+    on_screen = [max(index for index, start in enumerate(times) if start <= k / float(info.fps) + 1e-3)
+                 for k in range(20)]
+    assert [round(frame.mean() / 10) for frame in iter_video_frames(info)] == on_screen
+    assert on_screen == [0, 1, 3, 5, 7, 9, 10, 11, 11, 12, 13, 13, 14, 15, 15, 16, 17, 17, 18, 19]  # skipped, held
+
+
 @pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_write_leaves_nothing(media_dir, tmp_path, interrupt):
     with pytest.raises(interrupt):

@@ -116,6 +116,8 @@ def extract_command(
     if quiet or as_json:
         return
     Console().print(summary_table(result))
+    for warning in result.warnings:
+        Console(stderr=True).print(f"Warning: {spell_parameters(warning, flag_of)}", markup=False, highlight=False)
     for note in result.notes:
         Console(stderr=True).print(f"Note: {spell_parameters(note, flag_of)}", markup=False, highlight=False)
 

@@ -29,9 +29,10 @@ class ExtractResult:
     backend_description: str
     backend_reason: str
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what may make the track wrong
 
     def __post_init__(self) -> None:
-        self.notes = messages(self.notes)
+        self.notes, self.warnings = messages(self.notes), messages(self.warnings)
 
     def to_dict(self, spell: Callable[[str], str] = python_name) -> dict[str, Any]:
         """Plain JSON types; settings named in the notes read as ``spell`` says (Python names, or flags)."""
@@ -46,6 +47,7 @@ class ExtractResult:
             "seconds": round(report.seconds, 3),
             "crop": report.crop.as_list() if report.crop else None,
             "video_size": list(report.video_size) if report.video_size else None,
+            "warnings": [spell_parameters(warning, spell) for warning in self.warnings],
             "notes": [spell_parameters(note, spell) for note in self.notes],
         }
 
@@ -102,8 +104,7 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     track = KpsTrack(points, fps=fps, width=width, height=height, backend=report.backend, crop=box,
                      source_size=report.video_size if box else None)
     _save_outputs(video_probe, track, kps_out, audio_out, overwrite)
-    notes = [f"The crop {report.crop} is not recorded in a {kps_out.suffix} file (it holds only the points); "
-             "write .safetensors to keep it."] if box and kps_out.suffix.lower() != ".safetensors" else []
+    notes = _unrecorded(kps_out, report)
     if crop == "auto" and report.crop == whole_image(*report.video_size):
         low, high = FRAMED_SHARE
         notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span "
@@ -113,10 +114,28 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
     if padding > PADDING_WARNING_SHARE:
         notes.append(f"{padding:.0%} of the crop {report.crop} lies outside the video and is filled by repeating its "
                      "edge pixels, which the face detector sees too.")
+    if report.variable_rate:
+        notes.append(f"The video's frame rate varies (as a phone's may): its frames were taken at its average "
+                     f"{float(report.fps):g} fps by their timestamps, so the track keeps time with its sound.")
     if report.ends_early:
         notes.append(f"{report.ends_early} The track has {report.frames} frames. If the video plays longer in a "
                      "player, re-encode it (ffmpeg -i VIDEO -c:v libx264 fixed.mp4) and extract again.")
-    return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes)
+    return ExtractResult(kps_out, audio_out, report, detector.description, detector.reason, notes,
+                         _missing_faces_warnings(report))
+
+
+# Above this share of frames without a face, the interpolated track is more guess than motion.
+MISSING_FACES_WARNING_SHARE = 0.25
+
+
+def _missing_faces_warnings(report) -> list[str]:
+    missing = len(report.missing_frames)
+    if missing <= MISSING_FACES_WARNING_SHARE * report.frames:
+        return []
+    return [f"No face was found in {missing} of {report.frames} frames ({missing / report.frames:.0%}): their "
+            "keypoints are interpolated from the frames around them, so most of the motion is guessed. Check "
+            f"that the face is upright, large and lit enough (or try another {parameter('face_backend')}); "
+            f"{parameter('strict')} fails on such a video instead."]
 
 
 def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:
@@ -137,6 +156,25 @@ def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, ove
         named = " and ".join(str(path) for path in (kps_out, audio_out) if path is not None)
         raise InputError(f"Cannot put {named} in place.", f"{error.strerror or error}.",
                          "Choose an output folder you can write to, with free space.") from None
+
+
+def _unrecorded(kps_out: Path, report) -> list[str]:
+    """A note on what a ``.pth`` file cannot keep, when it matters: the crop, a frame rate other than the one
+    a reader may fall back on."""
+    from vexpress_cli.face.framing import whole_image
+    from vexpress_cli.kps.io import ASSUMED_FPS
+
+    if kps_out.suffix.lower() == ".safetensors":
+        return []
+    cropped = report.crop and report.crop != whole_image(*report.video_size)
+    lost = [f"the crop {report.crop}"] if cropped else []
+    if report.fps and abs(float(report.fps) - ASSUMED_FPS) > 1e-3:
+        lost.append(f"the frame rate ({float(report.fps):g} fps; generate then takes the rate of its speech's "
+                    f"video, or guesses one from the speech's length, else {ASSUMED_FPS:g} fps)")
+    if not lost:
+        return []
+    return [f"A {kps_out.suffix} file holds only the points (in the 512x512 frame), not {' or '.join(lost)}; "
+            "write .safetensors to keep them."]
 
 
 def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):

@@ -47,6 +47,7 @@ class ExtractReport:
     crop: CropBox | None = None  # the box cut from every frame, in the video's pixels
     video_size: tuple[int, int] | None = None  # the video's own width and height
     ends_early: str | None = None  # VideoInfo.ends_early: the file may be cut short
+    variable_rate: bool = False  # the frames were taken at the average rate by their timestamps
 
     @property
     def missing_count(self) -> int:
@@ -146,6 +147,7 @@ def extract_kps_sequence(
         crop=crop,
         video_size=(info.width, info.height),
         ends_early=info.ends_early,
+        variable_rate=info.variable_rate,
     )
     return fill_missing_frames(points), report
 

@@ -61,6 +61,12 @@ class VideoInfo:
     rotation: int = 0
     stream_index: int = 0  # of the video stream inside the file
     stated_duration: float | None = None  # what the file's header says it lasts (its longest stream)
+    # Each frame's start in seconds from the first, for a variable frame rate only (no rate fits every timestamp)
+    frame_times: tuple[float, ...] | None = None
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.frame_times is not None
 
     @property
     def ends_early(self) -> str | None:
@@ -87,11 +93,12 @@ def video_info(path: str | Path | Probe) -> VideoInfo:
     duration = timing.duration or Fraction(source.duration or 0).limit_denominator(1000)
     width, height = _display_size(stream)
     avg_fps = frame_count / duration if duration > 0 else Fraction(0)
+    fps = nominal_fps(timing) or avg_fps.limit_denominator(1001)
     return VideoInfo(
         path=source.path,
         width=width,
         height=height,
-        fps=nominal_fps(timing) or avg_fps.limit_denominator(1001),
+        fps=fps,
         frame_count=frame_count,
         duration=float(duration),
         codec=stream.codec,
@@ -103,7 +110,17 @@ def video_info(path: str | Path | Probe) -> VideoInfo:
         rotation=stream.rotation,
         stream_index=stream.index,
         stated_duration=source.duration,
+        frame_times=_variable_frame_times(timing, fps, frame_count),
     )
+
+
+def _variable_frame_times(timing: PacketTiming, fps: Fraction, frame_count: int) -> tuple[float, ...] | None:
+    """Each frame's start (seconds from the first) when no rate fits every timestamp (a phone's variable frame
+    rate), else None; None too when some packets have no timestamp (the frames cannot be placed in time)."""
+    pts = sorted(timing.pts)
+    if len(pts) < 3 or len(pts) != frame_count or _timestamps_fit(pts, fps, timing.time_base):
+        return None
+    return tuple(float((value - pts[0]) * timing.time_base) for value in pts)
 
 
 def _video_stream(source: Probe) -> StreamInfo:
@@ -193,7 +210,9 @@ def iter_video_frames(
 
     Frames stream from an ffmpeg pipe, so memory stays at one frame whatever
     the video's length or size. Every decoded frame is yielded once (no frame
-    is dropped or duplicated to a constant rate). With ``size=(width,
+    is dropped or duplicated to a constant rate), except for the :class:`VideoInfo`
+    of a variable-rate video: its frames are then taken at its steady average
+    rate by their timestamps (:func:`at_steady_rate`). With ``size=(width,
     height)`` each frame is resized with ``cv2.resize`` (INTER_LINEAR), as
     the original V-Express did before face detection. Stopping early (break,
     generator close) ends the ffmpeg process. Pass the :class:`VideoInfo` of
@@ -202,7 +221,8 @@ def iter_video_frames(
     resize = None if size is None else check_frame_size(size)
     if isinstance(path, VideoInfo):
         _check_frame_pixels(path.path, (path.width, path.height))
-        return _stream_frames(path.path, path.stream_index, (path.width, path.height), resize)
+        frames = _stream_frames(path.path, path.stream_index, (path.width, path.height), resize)
+        return at_steady_rate(frames, path) if path.variable_rate else frames
     source = probe(path, "video")  # probed now, so a bad path fails at the call, not at next()
     stream = _video_stream(source)
     _check_frame_pixels(source.path, _display_size(stream))
@@ -238,6 +258,23 @@ def _stream_frames(
                 )
         finally:
             stop_process(process)
+
+
+def at_steady_rate(frames: Iterator[np.ndarray], info: VideoInfo) -> Iterator[np.ndarray]:
+    """The frames of a variable-rate video at its average rate ``info.fps``, as many as it has: frame ``k`` is
+    the one on screen at ``k / fps``, so a frame is repeated where the video slowed and skipped where it sped up,
+    and a track made from them keeps time with the video's sound."""
+    times, rate = info.frame_times, float(info.fps)
+    current, shown = None, -1
+    try:
+        for k in range(info.frame_count):
+            while shown + 1 < len(times) and times[shown + 1] <= k / rate + 1e-9:
+                current, shown = next(frames, current), shown + 1
+            if current is None:  # nothing decoded: the caller reports an empty video
+                return
+            yield current
+    finally:
+        frames.close()
 
 
 def _read_frame(pipe, frame_bytes: int) -> np.ndarray | None:

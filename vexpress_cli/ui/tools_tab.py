@@ -57,7 +57,7 @@ def run_extract(video: str | None, face_backend: str, crop: str, with_audio: boo
     if with_audio and silent:
         notes.append(f"{Path(video).name} has no audio track, so there was no audio to save; its kps file was "
                      "written. Generate takes the speech from another file.")
-    return result, "\n".join([summary, *bullets("Note", notes)])
+    return result, "\n".join([summary, *bullets("Warning", result.warnings), *bullets("Note", notes)])
 
 
 def has_audio(video: str) -> bool:

@@ -41,9 +41,12 @@ def inspect_video(path: str | Path) -> VideoReport:
         fps_float=round(float(info.fps), 6), avg_fps=info.avg_fps, frames=info.frame_count,
         duration_s=round(info.duration, 6), has_audio=info.has_audio, audio_codec=info.audio_codec,
     )
-    if info.fps and abs(float(info.avg_fps) / float(info.fps) - 1) > 0.01:
+    if info.variable_rate:
+        report.warnings.append(f"The frame rate varies (frames at uneven intervals): `vexpress extract` takes the "
+                               f"frames at the average {float(info.fps):.3f} fps by their timestamps.")
+    elif info.fps and abs(float(info.avg_fps) / float(info.fps) - 1) > 0.01:
         report.warnings.append(f"Average rate {float(info.avg_fps):.3f} fps differs from the nominal "
-                               f"{float(info.fps):.3f} fps: variable frame rate or a held last frame.")
+                               f"{float(info.fps):.3f} fps: the last frame is held longer.")
     if info.ends_early:
         report.warnings.append(info.ends_early)
     report.run_record = describing_record(Path(path))
