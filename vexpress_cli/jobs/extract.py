@@ -177,12 +177,22 @@ def _unrecorded(kps_out: Path, report) -> list[str]:
             "write .safetensors to keep them."]
 
 
+def _still_image(video: Path, fmt: str | None) -> InputError:
+    what = f"a photo ({fmt})" if fmt else "a photo"
+    return InputError(f"{video} is a still image, not a video.",
+                      why=f"It is {what}, and a driving track is the face's motion over time; a photo holds one pose "
+                      "(an animated GIF is read as a video).",
+                      fix="Pass a video of someone talking. For a still head, generate without a kps file "
+                      "(its strategy is then fix_face).")
+
+
 def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite: bool):
     """Fail before the slow part: a bad video, or outputs that exist or cannot be written.
 
     Returns the video's probe, for the later steps to reuse.
     """
     from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.media.images import still_photo_format
     from vexpress_cli.outputs import check_output
 
     require_regular_file(video, "video", VIDEO_KIND)
@@ -192,13 +202,14 @@ def _check_inputs(video: Path, kps_out: Path, audio_out: Path | None, overwrite:
             raise InputError(f"{parameter('kps_out')} and {parameter('audio_out')} name the same file.",
                              fix="Give the audio its own path, e.g. talk.mp3.")
     check_output(kps_out, overwrite, "kps", folder_made_later=True)
+    # A photo is told by its first bytes, as generate and inspect tell it: ffmpeg reads an AVIF as a one-frame
+    # movie and cannot read a HEIC at all.
+    if fmt := still_photo_format(video):
+        raise _still_image(video, fmt)
     video_probe = probe(video, "video")
     still = video_probe.demuxer == "image2" or video_probe.demuxer.endswith("_pipe")  # ffmpeg's image readers
     if still and video_probe.video is not None and video_probe.video.width is not None:
-        raise InputError(f"{video} is a still image, not a video.",
-                         why="A driving track is the face's motion over time; a photo holds one pose.",
-                         fix="Pass a video of someone talking. For a still head, generate without a kps file "
-                         "(its strategy is then fix_face).")
+        raise _still_image(video, None)
     if audio_out is not None and video_probe.audio is None:
         raise InputError(
             f"{video} has no audio track, so the audio cannot be written to {audio_out}.",

@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.framing import (PADDING_WARNING_SHARE, CropBox, cut_crop, frame_padding, framed_crop_box,
                                        parse_crop, whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
-from vexpress_cli.media.images import open_rgb_image, rotation_note, transparency_warning
+from vexpress_cli.media.images import animation_note, open_rgb_image, rotation_note, transparency_warning
 from vexpress_cli.settings.schema import GenerationSettings
 from vexpress_cli.wording import plural
 
@@ -74,7 +74,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
     width, height = settings.width, settings.height
     image = open_rgb_image(path, "reference image")
     photo = np.asarray(image)
-    notes = [note] if (note := rotation_note(path, "reference image")) else []
+    notes = [note for note in (animation_note(path, "reference image"), rotation_note(path, "reference image")) if note]
     mode = settings.crop
     if mode == "auto" and reference_kps_given:
         mode = "none"

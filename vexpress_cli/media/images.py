@@ -5,6 +5,10 @@ Pillow opens lazily: :func:`opened_image` reads only the header, refuses an imag
 pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scaling 16-bit
 grayscale down instead of clipping it to white. Photos come out upright: a phone photo whose EXIF
 orientation says "rotate" is turned the way it was taken (:func:`upright`, :func:`rotation_note`).
+
+What a photo is, by suffix or first bytes, is :mod:`vexpress_cli.file_types`' (every command asks it
+through :func:`photo_format_of`). An animated GIF is read as its first frame, with a note
+(:func:`animation_note`); a HEIC photo that Pillow cannot open is refused with how to export a JPEG.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
+import PIL.features
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.file_types import PHOTO_HEAD_BYTES, photo_format
 from vexpress_cli.input_files import require_regular_file
 
 # What Pillow raises for a missing, truncated, foreign or oversized (decompression bomb) file.
@@ -54,11 +60,31 @@ def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.I
     except PIL.Image.DecompressionBombError:
         raise _too_many_pixels(None, path, label) from None
     except IMAGE_READ_ERRORS as error:
-        raise InputError(
-            f"Cannot read the {label} {path}.",
-            f"It is not an image Pillow can open ({error}).",
-            f"Pass {EXPECTED_IMAGE}.",
-        ) from None
+        raise _unreadable(path, label, error) from None
+
+
+def photo_format_of(path: str | Path) -> str | None:
+    """The photo format the first bytes of ``path`` say (``"JPEG"``, ``"GIF"``, ``"HEIC"``, ...: see
+    :func:`vexpress_cli.file_types.photo_format`), whatever its suffix; None for anything else or an unreadable file
+    (whoever opens it next says why)."""
+    try:
+        with Path(path).open("rb") as handle:
+            return photo_format(handle.read(PHOTO_HEAD_BYTES))
+    except OSError:
+        return None
+
+
+def still_photo_format(path: str | Path) -> str | None:
+    """The format of ``path`` when it is a still photo (one picture), else None: not a photo, or an animated GIF
+    (ffmpeg reads that as a video, so extract takes it as one)."""
+    fmt = photo_format_of(path)
+    if fmt != "GIF":
+        return fmt
+    try:
+        with PIL.Image.open(path) as image:
+            return fmt if getattr(image, "n_frames", 1) <= 1 else None
+    except IMAGE_READ_ERRORS:
+        return None  # a damaged GIF: ffmpeg says what is wrong with it
 
 
 def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
@@ -103,6 +129,17 @@ def rotation_note(path: str | Path, label: str = "image") -> str | None:
             f"{orientation}); it was turned upright.")
 
 
+def animation_note(path: str | Path, label: str = "image") -> str | None:
+    """Which frame of an animated photo (a GIF, an animated WebP or AVIF, a multi-page TIFF) is used; None for a
+    still one."""
+    with opened_image(path, label) as image:
+        frames = getattr(image, "n_frames", 1)
+    if frames <= 1:
+        return None
+    return (f"The {label} {Path(path).name} holds {frames} frames (it is animated); only its first frame is used, "
+            "as a still photo.")
+
+
 def transparency_warning(path: str | Path, label: str = "image") -> str | None:
     """What V-Express will see where the photo is transparent (None when under 1% of it is)."""
     with opened_image(path, label) as image:
@@ -115,6 +152,26 @@ def transparency_warning(path: str | Path, label: str = "image") -> str | None:
             "V-Express sees the colours stored under it, as the original does, often black or leftovers. Flatten it "
             "onto a background first (any editor's 'flatten' or 'remove alpha') if those pixels are not meant to be "
             "seen.")
+
+
+def _unreadable(path: Path, label: str, error: Exception) -> InputError:
+    """Why Pillow could not open ``path``: a format it has no reader for (HEIC, AVIF) is named, anything else is
+    Pillow's error."""
+    fmt = photo_format_of(path)
+    if fmt == "HEIC":  # Pillow has no HEIC reader; the pillow-heif plugin adds one, and it is not installed
+        return InputError(
+            f"Cannot read the {label} {path}: it is a HEIC photo.",
+            why="HEIC photos (an iPhone's default) are not read: Pillow opens them only with the pillow-heif plugin.",
+            fix="Export it as JPEG (iPhone: Settings > Camera > Formats > Most Compatible) or convert it to JPEG or "
+            "PNG, then pass that.",
+        )
+    if fmt == "AVIF" and not PIL.features.check("avif"):
+        return InputError(f"Cannot read the {label} {path}: it is an AVIF photo.",
+                          why=f"This Pillow ({PIL.__version__}) was built without AVIF support.",
+                          fix=f"Convert it to JPEG or PNG, or upgrade Pillow (pip install -U pillow), then pass "
+                          f"{EXPECTED_IMAGE}.")
+    return InputError(f"Cannot read the {label} {path}.", f"It is not an image Pillow can open ({error}).",
+                      f"Pass {EXPECTED_IMAGE}.")
 
 
 def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.file_types import INPUT_KIND_SUFFIXES
+from vexpress_cli.file_types import INPUT_KIND_SUFFIXES, PHOTO_HEAD_BYTES, photo_format
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.jobs.inspect.audio import AudioReport, inspect_audio
 from vexpress_cli.jobs.inspect.config import ConfigReport, inspect_config, is_user_config
@@ -23,7 +23,8 @@ def input_kind(path: str | Path) -> str:
     or ``"video"``.
 
     A folder of frame PNGs (generate's frame output) is ``"frames"``, any other folder a model
-    folder; a file is judged by its suffix, else by its first bytes; a .toml file is the user config when named
+    folder; a file is judged by its suffix, else by its first bytes (a photo's first bytes win over a video's suffix,
+    as every command reads them); a .toml file is the user config when named
     config.toml or setting model or model_dir, else a preset. Anything else raises InputError.
     """
     path = check_input_path(path)
@@ -32,9 +33,11 @@ def input_kind(path: str | Path) -> str:
     if not path.is_file():  # a pipe, device or socket: told as every command tells it
         require_regular_file(path, "input", "an image, audio, video, kps file, preset or record, or a model folder")
     suffix = path.suffix.lower()
-    for kind, suffixes in INPUT_KIND_SUFFIXES.items():
-        if suffix in suffixes:
-            return "config" if kind == "preset" and is_user_config(path) else kind
+    kind = next((kind for kind, suffixes in INPUT_KIND_SUFFIXES.items() if suffix in suffixes), None)
+    if kind == "video" and _kind_from_content(path) == "image":
+        return "image"  # a photo under a video's name (extract refuses it as a still image too)
+    if kind is not None:
+        return "config" if kind == "preset" and is_user_config(path) else kind
     kind = _kind_from_content(path)
     if kind is None:
         known = "; ".join(f"{kind} {' '.join(suffixes)}" for kind, suffixes in INPUT_KIND_SUFFIXES.items())
@@ -50,15 +53,17 @@ def input_kind(path: str | Path) -> str:
 def _kind_from_content(path: Path) -> str | None:
     try:
         with path.open("rb") as handle:
-            head = handle.read(64)
+            head = handle.read(PHOTO_HEAD_BYTES)
     except OSError as error:
         raise InputError(f"{path} cannot be read.", why=str(error), fix="Check the file and its permissions.") from None
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"WEBP", b"AVI "):
-        return {b"WAVE": "audio", b"WEBP": "image", b"AVI ": "video"}[head[8:12]]
+    # Photos first, as every command tells them: an AVIF or HEIC photo is an `ftyp` box too, like an mp4.
+    if photo_format(head) is not None:
+        return "image"
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
+        return {b"WAVE": "audio", b"AVI ": "video"}[head[8:12]]
     if head[4:8] == b"ftyp":  # ISO base media: mp4, mov, m4a
         return "audio" if head[8:12] in (b"M4A ", b"M4B ") else "video"
     signatures = {
-        b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image", b"BM": "image",
         b"ID3": "audio", b"fLaC": "audio", b"OggS": "audio",
         b"\x1a\x45\xdf\xa3": "video",  # Matroska / WebM
     }

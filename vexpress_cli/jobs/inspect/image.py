@@ -61,6 +61,7 @@ def inspect_image(
     stretches the whole photo, X,Y,W,H cuts that box) at ``width`` x ``height``, and the face is
     looked for there, as generate looks for it. No face is reported, not raised.
     """
+    from vexpress_cli.media.images import animation_note
     from vexpress_cli.settings.model_lookup import face_model_root
 
     path = check_input_path(path)
@@ -81,6 +82,8 @@ def inspect_image(
         report.face = _face_report(reference, rgb, settings, root)
         report.warnings.extend(reference.warnings)
     report.warnings.extend(_image_warnings(report, settings.crop, framed=reference is not None))
+    if note := animation_note(path):
+        report.warnings.append(note)
     return report
 
 
