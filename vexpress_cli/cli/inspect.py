@@ -52,8 +52,9 @@ EPILOG = """\
 
 A folder of frame PNGs (generate -o NAME) is reported as frames, any other folder as a model folder; \
 a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
-image .jpg .jpeg .png .webp .bmp; kps .pth .pt .safetensors; preset .toml; run record .json; video .mp4 .mov .mkv .avi .webm), \
-else by its first bytes. Details: docs/inspect.md.
+image .jpg .jpeg .png .webp .bmp .tif .tiff .gif .avif .heic .heif; kps .pth .pt .safetensors; preset .toml; \
+run record .json; video .mp4 .mov .mkv .avi .webm), else by its first bytes (a photo's win over a video suffix). \
+Details: docs/inspect.md.
 """
 
 

@@ -7,7 +7,7 @@ One module per kind of input, each with a function returning a dataclass with ``
 kind       suffixes                                    reads it with                     module
 =========  ==========================================  ================================  ===============
 audio      .mp3 .wav .m4a .aac .flac .ogg .opus        ``media.audio_info`` (decodes it)  :mod:`.audio`
-image      .jpg .jpeg .png .webp .bmp                  ``media.images`` + a face backend  :mod:`.image`
+image      IMAGE_SUFFIXES: .jpg .png .tiff .avif ...  ``media.images`` + a face backend  :mod:`.image`
 kps        .pth .pt .safetensors                       ``kps.load_kps`` (no unpickling)   :mod:`.kps`
 preset     .toml (or a preset name)                    ``settings.presets.load_preset``   :mod:`.preset`
 config     config.toml, or .toml setting model(_dir)   ``settings.user_config``          :mod:`.config`
@@ -17,7 +17,8 @@ frames     a folder of frame_NNNNNN.png (+ audio.wav)  PIL (the first frame's he
 =========  ==========================================  ================================  ===============
 
 A media file with another suffix is recognised by its first bytes when they
-are unambiguous (RIFF/WAVE, ID3, PNG, JPEG, an ISO-BMFF ``ftyp`` box, ...).
+are unambiguous (RIFF/WAVE, ID3, PNG, JPEG, an ISO-BMFF ``ftyp`` box, ...); a photo's first bytes
+(``file_types.photo_format``, as every command tells a photo) win over a video's suffix.
 Model folders are reported by :func:`inspect_model_folder` (:mod:`.model_folder`), without
 loading weights. Every input failure is an :class:`~vexpress_cli.errors.InputError`.
 See docs/inspect.md.
