@@ -6,8 +6,8 @@ pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scalin
 grayscale down instead of clipping it to white. Photos come out upright: a phone photo whose EXIF
 orientation says "rotate" is turned the way it was taken (:func:`upright`, :func:`rotation_note`).
 
-What a photo is, by suffix or first bytes, is :mod:`vexpress_cli.file_types`' (every command asks it
-through :func:`photo_format_of`). An animated GIF is read as its first frame, with a note
+Which files are photos (by suffix, or by their first bytes whatever the name) is decided in
+:mod:`vexpress_cli.file_types` for every command; :func:`photo_format_of` reads a file's first bytes. An animated GIF is read as its first frame, with a note
 (:func:`animation_note`); a HEIC photo that Pillow cannot open is refused with how to export a JPEG.
 """
 
@@ -158,7 +158,7 @@ def _unreadable(path: Path, label: str, error: Exception) -> InputError:
     """Why Pillow could not open ``path``: a format it has no reader for (HEIC, AVIF) is named, anything else is
     Pillow's error."""
     fmt = photo_format_of(path)
-    if fmt == "HEIC":  # Pillow has no HEIC reader; the pillow-heif plugin adds one, and it is not installed
+    if fmt == "HEIC":  # Pillow has no HEIC reader of its own; pillow-heif adds one when registered
         return InputError(
             f"Cannot read the {label} {path}: it is a HEIC photo.",
             why="HEIC photos (an iPhone's default) are not read: Pillow opens them only with the pillow-heif plugin.",
