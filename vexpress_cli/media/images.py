@@ -8,7 +8,8 @@ orientation says "rotate" is turned the way it was taken (:func:`upright`, :func
 
 Which files are photos (by suffix, or by their first bytes whatever the name) is decided in
 :mod:`vexpress_cli.file_types` for every command; :func:`photo_format_of` reads a file's first bytes.
-An animated GIF is read as its first frame, with a note (:func:`animation_note`); a HEIC photo that Pillow cannot open is refused with how to export a JPEG.
+An animated GIF is read as its first frame, with a note (:func:`animation_note`); a HEIC photo
+that Pillow cannot open is refused with how to export a JPEG.
 """
 
 from __future__ import annotations
