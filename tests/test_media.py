@@ -561,7 +561,7 @@ def test_decoding_is_stopped_when_interrupted(media_dir, monkeypatch):
 
     def interrupted_popen(command, *args, **kwargs):
         process = popen(command, *args, **kwargs)
-        if "pcm_s32le" in command:  # the decoder, not the probe before it
+        if "pcm_f32le" in command:  # the decoder, not the probe before it
             started.append(process)
             process.stdout = InterruptedPipe(process.stdout)
         return process

@@ -1,13 +1,17 @@
 """Audio in: decode any common audio/video file to 16 kHz mono float32.
 
-ffmpeg (the imageio-ffmpeg binary) decodes the file to 32-bit PCM WAV on a
+ffmpeg (the imageio-ffmpeg binary) decodes the file to 32-bit float WAV on a
 pipe, so neither a system ffmpeg nor ffprobe is needed. The samples are read
 in chunks of about 1 MB: each chunk is averaged to mono and resampled as it
 arrives with the windowed-sinc filter of :func:`resample`, which matches
 ``torchaudio.functional.resample`` (the original V-Express used torchaudio).
 Only the 16 kHz result is kept, so memory follows the output, not the input:
 ten minutes of 96 kHz 6-channel FLAC peak at about 130 MB, where holding their
-32-bit PCM took 2.4 GB.
+32-bit PCM took 2.4 GB. Float, not integer PCM: a float source (WAV, and what
+the MP3/AAC/Opus decoders give) may go past full scale, and integer PCM would clip
+it flat; the original loaded float, and wav2vec2 normalises the level anyway.
+Integer sources give the same numbers either way (float32 holds them exactly,
+or rounds them as ``astype(float32)`` did).
 
 Why not let ffmpeg resample and downmix (``-ac 1 -ar 16000``)? Its resampler
 is another filter, so the numbers would no longer be torchaudio's; streaming
@@ -44,7 +48,6 @@ from vexpress_cli.outputs import atomic_output, check_output
 
 STANDARD_SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-60 / 20)  # peaks below -60 dBFS count as silent
-_FULL_SCALE = 2**31  # decoded samples are signed 32-bit PCM
 _CHUNK_BYTES = 1 << 20  # read from ffmpeg at a time
 _MAX_HEADER_CHUNK = 1 << 16  # a WAV header chunk (fmt, LIST) larger than this is not ffmpeg's
 # The longest speech load_audio decodes, from the file's header before decoding and from the samples while
@@ -63,7 +66,7 @@ class AudioInfo:
     channels: int
     num_samples: int  # per channel, as decoded
     duration: float  # num_samples / sample_rate
-    peak: float  # largest absolute sample over all channels, 0..1
+    peak: float  # largest absolute sample over all channels; 1.0 is full scale, float audio may go past it
     container_duration: float | None = None  # what the header claims; may be rounded or wrong
 
     @property
@@ -83,11 +86,11 @@ def audio_info(path: str | Path) -> AudioInfo:
     (``Duration: 00:00:04.57``) or lie (MP3 without a Xing header).
     """
     source = probe_audio(path)
-    num_samples, peak = 0, 0
+    num_samples, peak = 0, 0.0
     with _PcmStream(source) as stream:
         for chunk in stream.chunks():
             num_samples += len(chunk)
-            peak = max(peak, int(chunk.max()), -int(chunk.min()))
+            peak = max(peak, float(chunk.max()), -float(chunk.min()))
     _check_not_empty(source, num_samples)
     return AudioInfo(
         path=source.path,
@@ -97,7 +100,7 @@ def audio_info(path: str | Path) -> AudioInfo:
         channels=stream.channels,
         num_samples=num_samples,
         duration=num_samples / stream.sample_rate,
-        peak=peak / _FULL_SCALE,
+        peak=peak,
         container_duration=source.duration,
     )
 
@@ -123,7 +126,7 @@ def truncation_warning(decoded: float, claimed: float | None) -> str | None:
 
 
 def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:
-    """Decode ``path`` to a 1-D float32 mono tensor in [-1, 1] at ``sample_rate`` Hz.
+    """Decode ``path`` to a 1-D float32 mono tensor at ``sample_rate`` Hz, in [-1, 1] unless the file is louder.
 
     Accepts MP3, WAV, M4A/AAC, FLAC, OGG/Opus and the audio track of a video
     (mp4/mov/mkv). Channels are averaged, then resampled with the filter of
@@ -131,7 +134,9 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     ``ceil(n * sample_rate / source_rate)`` samples. The original resampled
     each channel first and averaged afterwards; both steps are linear, so the
     order changes nothing but float rounding (~1e-7). Values are clamped to
-    [-1, 1] because resampling can overshoot full scale by a hair (Gibbs ripple).
+    [-1, 1] because resampling can overshoot full scale by a hair (Gibbs ripple);
+    float audio louder than full scale is not clipped but clamped to its own peak.
+    NaN or infinite samples (a damaged file) are an InputError.
     A rate whose filter bank would not fit (``resampling.filter_fits``) is resampled
     by ffmpeg instead. Speech longer than ``MAX_AUDIO_SECONDS`` (4 hours) is an InputError.
     """
@@ -141,14 +146,15 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
         raise _too_long(source, f"its header says {_clock(source.duration)}")
     with _PcmStream(source, sample_rate) as stream:
         resampler = StreamingResampler(stream.sample_rate, sample_rate)
-        pieces = []
+        pieces, peak = [], 1.0
         for chunk in stream.chunks():
+            peak = max(peak, float(chunk.max()), -float(chunk.min()))
             pieces.append(resampler.push(torch.from_numpy(_mono_float32(chunk))))
             if resampler.consumed > MAX_AUDIO_SECONDS * stream.sample_rate:  # a header that says less, or nothing
                 raise _too_long(source, f"it decodes to more than {_clock(MAX_AUDIO_SECONDS)}")
         pieces.append(resampler.finish())
     _check_not_empty(source, resampler.consumed)
-    return torch.cat(pieces).clamp_(-1.0, 1.0).contiguous()
+    return torch.cat(pieces).clamp_(-peak, peak).contiguous()
 
 
 def _too_long(source: Probe, how_long: str) -> InputError:
@@ -189,12 +195,12 @@ def _check_not_empty(source: Probe, num_samples: int) -> None:
 
 
 class _PcmStream:
-    """ffmpeg decoding the audio track of ``source`` to signed 32-bit PCM, read in chunks.
+    """ffmpeg decoding the audio track of ``source`` to 32-bit float PCM, read in chunks.
 
     Use as a context manager: entering starts ffmpeg and reads the WAV header
     (``sample_rate``, ``channels``); leaving stops ffmpeg whatever happened
-    (Ctrl+C included). :meth:`chunks` yields ``[samples, channels]`` int32 arrays
-    and raises InputError when ffmpeg fails.
+    (Ctrl+C included). :meth:`chunks` yields ``[samples, channels]`` float32 arrays,
+    all finite, and raises InputError when ffmpeg fails or the file holds NaN or infinite samples.
     """
 
     def __init__(self, source: Probe, target_rate: int | None = None):
@@ -209,7 +215,7 @@ class _PcmStream:
         by_ffmpeg = ["-ar", str(self.target_rate)] if odd else []
         command = ffmpeg_command(
             "-i", str(self.source.path), "-map", f"0:{self.source.audio.index}", "-vn", "-sn", "-dn",
-            "-map_metadata", "-1", "-fflags", "+bitexact", *by_ffmpeg, "-c:a", "pcm_s32le", "-f", "wav", "pipe:1",
+            "-map_metadata", "-1", "-fflags", "+bitexact", *by_ffmpeg, "-c:a", "pcm_f32le", "-f", "wav", "pipe:1",
         )  # fmt: skip
         self._stderr = tempfile.TemporaryFile()
         self.process = start_ffmpeg(command, stdout=subprocess.PIPE, stderr=self._stderr)
@@ -226,15 +232,24 @@ class _PcmStream:
 
     def chunks(self) -> Iterator[np.ndarray]:
         frame_bytes = 4 * self.channels
-        rest = b""
+        rest, frames, bad, first_bad = b"", 0, 0, 0
         while data := self.process.stdout.read(_CHUNK_BYTES):
             data = rest + data if rest else data
             usable = len(data) - len(data) % frame_bytes
             rest = data[usable:]
             if usable:
-                yield np.frombuffer(data, dtype="<i4", count=usable // 4).reshape(-1, self.channels)
+                chunk = np.frombuffer(data, dtype="<f4", count=usable // 4).reshape(-1, self.channels)
+                finite = np.isfinite(chunk)
+                if not bad and not finite.all():
+                    first_bad = frames + int(np.argmin(finite.all(axis=1)))
+                bad += int(finite.size - np.count_nonzero(finite))
+                frames += len(chunk)
+                if not bad:  # after the first bad sample only count them: the file is refused
+                    yield chunk
         if self.process.wait() != 0:
             raise self._decode_error()
+        if bad:
+            raise self._non_finite_error(bad, first_bad / self.sample_rate)
 
     def _read_header(self) -> None:
         """Parse the RIFF header up to the ``data`` chunk (its size is unknown on a pipe)."""
@@ -258,7 +273,7 @@ class _PcmStream:
                 if bits != 32:
                     raise VExpressError(
                         "Unexpected sample width from ffmpeg.",
-                        f"Expected 32-bit PCM, got {bits}-bit.",
+                        f"Expected 32-bit float PCM, got {bits}-bit.",
                         "Report this as a bug in vexpress-cli.",
                     )
         if self.channels <= 0 or self.sample_rate <= 0:
@@ -269,6 +284,15 @@ class _PcmStream:
                              f"{self.sample_rate} Hz.",
                              f"Resampling it to {self.target_rate} Hz would take gigabytes of memory.",
                              f"Convert it first: ffmpeg -i IN -ar {self.target_rate} OUT.wav")
+
+    def _non_finite_error(self, count: int, first: float) -> InputError:
+        return InputError(
+            f"The audio of {str(self.source.path)!r} holds {count} sample{'s' * (count != 1)} that "
+            f"{'are' if count != 1 else 'is'} NaN or infinite (the first at {first:.3f} s).",
+            "Such samples are not sound: the file is damaged, or the program that wrote it put NaN or inf into it. "
+            "Played they are loud clicks, and they would spoil the speech features of every frame.",
+            "Re-export the speech from its source (e.g. as 16-bit WAV or MP3), or fix the program that wrote it.",
+        )
 
     def _decode_error(self) -> InputError:
         stop_process(self.process)
@@ -281,11 +305,12 @@ class _PcmStream:
 
 
 def _mono_float32(samples: np.ndarray) -> np.ndarray:
-    """The average of the channels of int32 ``[samples, channels]``, as float32 in [-1, 1]."""
-    mono = samples[:, 0].astype(np.float32)
+    """The average of the channels of float32 ``[samples, channels]``, as a writable float32 array."""
+    mono = np.array(samples[:, 0], dtype=np.float32)
     for channel in range(1, samples.shape[1]):
         mono += samples[:, channel]
-    mono *= np.float32(1.0 / (samples.shape[1] * _FULL_SCALE))
+    if samples.shape[1] > 1:
+        mono *= np.float32(1.0 / samples.shape[1])
     return mono
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     truncated = truncation_warning(info.duration, info.container_duration)
     if truncated:
         report.warnings.append(truncated)
+    if info.peak > 1:  # float audio: kept as it is for generate, but a player clips it
+        report.warnings.append(f"The audio peaks above full scale ({info.peak:.3g}, {info.peak_dbfs:+.1f} dBFS): "
+                               "players may clip the video's sound where it is that loud (the lip sync is not "
+                               "affected). To avoid that, lower its level: "
+                               f"ffmpeg -i IN -af volume=-{math.ceil(info.peak_dbfs)}dB OUT.wav")
     if report.silent:
         report.warnings.append("The audio is silent (peak below -60 dBFS): the mouth will barely move.")
     if report.frames == 0:
