@@ -1030,6 +1030,20 @@ def test_a_missing_model_dir_is_refused_before_the_server_starts(tmp_path):
     assert f"No model folder: {tmp_path / 'nowhere'} (--model-dir) does not exist." in " ".join(result.stderr.split())
 
 
+def test_the_web_app_takes_its_weights_as_model_like_every_command_that_generates(tmp_path):
+    """README and models.md give --model as the way to choose weights; `vexpress ui --model` was "No such option"."""
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+    from vexpress_cli.ui import create_app
+
+    with create_app(model=str(TINY_MODEL_DIR)) as web_app:
+        assert web_app.model_dir == TINY_MODEL_DIR.resolve()
+    result = CliRunner().invoke(app, ["ui", "--model", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "vexpress ui:" not in result.stdout
+    assert f"{tmp_path / 'nowhere'} (--model)" in " ".join(result.stderr.split())
+
+
 def test_every_settings_label_names_the_setting_the_api_takes():
     """"Denoising steps", "Crf" and "Window batch" gave no way to find num_inference_steps, crf, window_batch."""
     from vexpress_cli.ui.form import label_of

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vexpress_cli.cli.options import model_dir_option, model_option
 from vexpress_cli.errors import InputError
 from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, is_loopback
 
@@ -34,9 +35,8 @@ Needs the optional extra: pip install -e ".\\[ui]" in the clone.
 
 
 def ui_command(
-    model_dir: Path = typer.Option(None, "--model-dir", metavar="DIR", show_default=False,
-                                   help="Model folder (default: the lookup of `vexpress models path`, the Hugging Face "
-                                   "cache last)."),
+    model: str = model_option(),
+    model_dir: Path = model_dir_option(),
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; anything but a loopback address "
                              "(127.0.0.1, ::1, localhost) lets other machines use this one's GPU."),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to listen on."),
@@ -53,7 +53,7 @@ def ui_command(
     require_gradio()
     credentials = parse_auth(auth)
     protect = "" if credentials else " Protect it with --auth USER:PASS."
-    app = create_app(model_dir, max_upload_mb=max_upload_mb)
+    app = create_app(model_dir, model=model, max_upload_mb=max_upload_mb)
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop cleans up like Ctrl-C
     try:
         if not is_loopback(host):

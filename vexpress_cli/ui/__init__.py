@@ -36,9 +36,10 @@ def require_gradio() -> None:
         ) from None
 
 
-def create_app(model_dir: str | Path | None = None, *, max_upload_mb: float | None = None):
-    """The web app (not started yet): see :class:`vexpress_cli.ui.app.WebApp`."""
+def create_app(model_dir: str | Path | None = None, *, model: str | None = None, max_upload_mb: float | None = None):
+    """The web app (not started yet): see :class:`vexpress_cli.ui.app.WebApp`. ``model``/``model_dir``: the
+    weights, as for :class:`vexpress_cli.Generator` (a hub id or a folder; default: the usual lookup)."""
     require_gradio()
     from vexpress_cli.ui.app import WebApp
 
-    return WebApp(model_dir, max_upload_mb=max_upload_mb or DEFAULT_MAX_UPLOAD_MB)
+    return WebApp(model_dir, model=model, max_upload_mb=max_upload_mb or DEFAULT_MAX_UPLOAD_MB)

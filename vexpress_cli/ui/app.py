@@ -18,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from vexpress_cli.errors import VExpressError, parameter
+from vexpress_cli.input_files import optional_path
 from vexpress_cli.settings.model_lookup import resolve_model_dir
 from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
 from vexpress_cli.ui.runtime import Runtime
@@ -44,9 +45,11 @@ def upload_limit_words(max_upload_mb: float) -> str:
 class WebApp:
     """The ``vexpress ui`` app: build it, :meth:`launch` it, :meth:`close` it (or use ``with``)."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB):
-        # A folder given on purpose is checked now: the first Generate is too late to learn it is missing.
-        self.model_dir = resolve_model_dir(Path(model_dir)).path if model_dir is not None else None
+    def __init__(self, model_dir: str | Path | None = None, *, model: str | None = None,
+                 max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB):
+        # Weights named on purpose are checked now: the first Generate is too late to learn they are missing.
+        named = model_dir is not None or model is not None
+        self.model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path if named else None
         self.max_upload_mb = max_upload_mb
         self.root = Path(tempfile.mkdtemp(prefix="vexpress-ui-")).resolve()
         self.runtime = Runtime(self.root, self.model_dir)
