@@ -111,3 +111,15 @@ def test_the_pages_recipe_for_its_inputs_makes_them_from_a_clone(tmp_path):
     assert abs(probe(tmp_path / "speech.wav", "audio").duration - 2.0) < 0.05
     driving = probe(tmp_path / "driving.mp4", "video")
     assert abs(driving.duration - 2.0) < 0.1 and driving.audio is not None
+
+
+def test_the_page_s_misspelt_setting_example_prints_what_it_says():
+    """The page said error.what was "Generation settings: unknown key ..." (the words of an older message)."""
+    import vexpress_cli
+
+    text = LIBRARY_DOC.read_text(encoding="utf-8")
+    said = {name: re.search(rf"print\(error\.{name}\)\s+# (.*)", text).group(1) for name in ("what", "fix")}
+    with pytest.raises(vexpress_cli.InputError) as raised:
+        vexpress_cli.generate("ref.jpg", "speech.wav", "typo.mp4", num_inference_step=20)
+    assert raised.value.what == said["what"]
+    assert raised.value.fix.startswith(said["fix"].removesuffix(" ...")), raised.value.fix

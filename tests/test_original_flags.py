@@ -114,3 +114,17 @@ def test_warnings_and_notes_name_a_setting_as_typed_while_its_command_line_runs(
     with typed_args(["generate", "-s", "fix_face", "--retarget_strategy", "fix_face"]):  # its own short flag wins
         assert flag_of("retarget_strategy") == "--retarget-strategy"
     assert flag_of("reference_attention_weight") == "--reference-attention-weight"  # no command line running
+
+
+def test_a_refused_path_is_named_by_the_original_flag_typed_for_it(tmp_path):
+    """`extract --insightface_model_path /nowhere` was refused as "--model-root /nowhere", a flag never typed."""
+    video = SAMPLES_DIR / "AOC" / "gt.mp4"
+    result = CliRunner().invoke(app, ["extract", "--video_path", str(video), "--insightface_model_path",
+                                      str(tmp_path / "nowhere"), "-o", str(tmp_path / "k.pth")])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"--insightface_model_path {tmp_path / 'nowhere'}: no such folder." in message
+    assert "--model-root" not in message
+    same = CliRunner().invoke(app, ["extract", "--video_path", str(video), "--kps_sequence_save_path",
+                                    str(tmp_path / "a.mp3"), "--audio_save_path", str(tmp_path / "a.mp3")])
+    assert "--kps_sequence_save_path and --audio_save_path name the same file." in " ".join(same.output.split())

@@ -63,15 +63,27 @@ def typed_args(args):
         _TYPED_ARGS.reset(token)
 
 
+# The original scripts' flags for job parameters that are no setting (a setting's are in the schema).
+ORIGINAL_PARAMETER_FLAGS = {
+    "video": ("--video_path",), "kps_out": ("--kps_sequence_save_path",), "audio_out": ("--audio_save_path",),
+    "model_root": ("--insightface_model_path",), "reference_image": ("--reference_image_path",),
+    "audio": ("--audio_path",), "output": ("--output_path",), "kps": ("--kps_path",),
+}
+
+
 def flag_of(name: str) -> str:
     """How the CLI spells a job parameter or setting in messages: its flag (``context_frames`` ->
-    ``--context-frames``), or the other spelling of that setting typed on this command line instead
-    (``--num_inference_steps``), so that a message names what the user wrote."""
+    ``--context-frames``), or the other spelling of it typed on this command line instead
+    (``--num_inference_steps``, ``--insightface_model_path``), so that a message names what the user wrote."""
     canonical = "--" + name.replace("_", "-")
     setting, typed = SETTINGS.get(name), _typed_flags()
-    if setting is None or not typed or typed & {setting.flag, *((setting.short,) if setting.short else ())}:
+    if setting is None:
+        others, own = ORIGINAL_PARAMETER_FLAGS.get(name, ()), {canonical}
+    else:
+        others, own = (*setting.aliases, *setting.original_flags), {setting.flag, setting.short}
+    if not typed or typed & own:
         return canonical
-    return next((flag for flag in (*setting.aliases, *setting.original_flags) if flag in typed), canonical)
+    return next((flag for flag in others if flag in typed), canonical)
 
 
 def _typed_names() -> list[str]:
