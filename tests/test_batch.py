@@ -171,6 +171,27 @@ def test_a_changed_setting_on_one_line_redoes_only_that_job(first_run, tmp_path)
 
 
 @pytest.mark.slow
+def test_other_weights_redo_the_jobs_and_the_same_weights_elsewhere_do_not(first_run, tmp_path):
+    """A model whose files kept their names and sizes (a scaled UNet, another revision) skipped every job as done
+    before, keeping the old model's videos."""
+    folder = tmp_path / "project"
+    shutil.copytree(first_run[0].parent, folder, copy_function=shutil.copy2)
+    moved, other = tmp_path / "moved-model", tmp_path / "other-model"
+    shutil.copytree(TINY_MODEL_DIR, moved)
+    shutil.copytree(TINY_MODEL_DIR, other)
+    unet = other / "v-express" / "denoising_unet.bin"
+    size = unet.stat().st_size
+    torch.save({name: value * 1.5 for name, value in torch.load(unet, weights_only=True).items()}, unet)
+    assert unet.stat().st_size == size
+    code, summary, result = run_batch(first_run[0].parent / "jobs.jsonl", "--model-dir", moved)
+    assert code == 0 and statuses(summary) == [(1, "skipped"), (2, "skipped"), (3, "skipped")], result.output
+    code, summary, result = run_batch(project(folder, folder, THREE_JOBS), "--model-dir", other)
+    assert code == 0 and statuses(summary) == [(1, "done"), (2, "done"), (3, "done")], result.output
+    assert {(job["action"], job["reason"]) for job in summary["jobs"]} == {("redo", "the model changed")}
+    assert read_record(record_path(folder / "out" / "a.mp4")).model["folder"] == str(other)
+
+
+@pytest.mark.slow
 def test_naming_the_strategy_auto_stood_for_is_the_same_job(first_run, tmp_path):
     """The first run left the strategy at auto: fix_face for jobs 1 and 3 (no kps), no_retarget for job 2."""
     folder = tmp_path / "project"

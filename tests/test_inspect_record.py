@@ -12,7 +12,8 @@ import pytest
 from test_inspect import assert_cli_error, inspect_human, inspect_json
 
 from vexpress_cli.jobs.inspect import inspect_record
-from vexpress_cli.jobs.records import RunRecord, file_facts, model_of, record_path, versions, write_record
+from vexpress_cli.jobs.model_identity import model_of
+from vexpress_cli.jobs.records import RunRecord, file_facts, record_path, versions, write_record
 from vexpress_cli.settings.schema import DEFAULTS
 
 
@@ -59,7 +60,7 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
     audio.write_bytes(b"other speech")
     (tmp_path / "model" / "v-express" / "denoising_unet.bin").write_bytes(b"newer weights")
     report = inspect_record(record)
-    assert report.output_now == "changed since the run" and report.model_now == "other files (names or sizes)"
+    assert report.output_now == "changed since the run" and report.model_now == "other files (names, sizes or contents)"
     assert [item["now"] for item in report.inputs] == ["missing", "changed since the run"]
     assert report.to_dict()["warnings"] == [
         f"The output {output} is changed since the run: this record no longer describes it "
@@ -68,7 +69,7 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
         f"The reference image {image} is missing: a rerun needs it back, or another file given with "
         "reference_image.",
         f"The audio {audio} is changed since the run: a rerun uses it as it is now.",
-        f"The run's model folder {tmp_path / 'model'} holds other files (names or sizes) than the run read: a "
+        f"The run's model folder {tmp_path / 'model'} holds other files (names, sizes or contents) than the run read: a "
         "rerun finds the weights as generate does.",
     ]
 

@@ -312,3 +312,15 @@ def test_from_record_whose_recorded_input_was_deleted_names_the_role_and_the_fla
     (tmp_path / "ref.jpg").unlink()
     given_audio = cli("generate", "--from-record", "talk.mp4.json", "-o", "again.mp4", "-a", AOC / "aud.mp3")
     assert "Pass --reference-image to give another file." in " ".join(given_audio.stderr.split())
+
+
+def test_a_record_from_before_fingerprints_compares_its_model_by_names_and_sizes():
+    from vexpress_cli.jobs.model_identity import same_model_files
+
+    now = (("v-express/denoising_unet.bin", 300, "f1"), ("vae.safetensors", 200, "f2"))
+    old = {"files": [{"name": "v-express/denoising_unet.bin", "size": 300}, {"name": "vae.safetensors", "size": 200}]}
+    assert same_model_files(old, now)
+    assert not same_model_files(old, (now[0], ("vae.safetensors", 201, "f2")))
+    fingerprinted = {"files": [{"name": name, "size": size, "fingerprint": print_} for name, size, print_ in now]}
+    assert same_model_files(fingerprinted, now)
+    assert not same_model_files(fingerprinted, (now[0], ("vae.safetensors", 200, "other")))

@@ -26,6 +26,7 @@ from typing import Any
 
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.input_files import as_path
+from vexpress_cli.jobs.model_identity import model_of, same_model_files
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.kps.retargeting import strategy_for
 from vexpress_cli.progress import ProgressCallback, checked_callback
@@ -40,7 +41,6 @@ MACHINE_SETTINGS = ("device", "dtype", "window_batch", "compile")
 SETTINGS_BEFORE_THEY_EXISTED = {"crop": "none", "face_index": 0, "paste_back": False, "max_size": 0,
                                 "codec": "auto", "crf": 18, "encoder_preset": "medium", "audio_bitrate": 192,
                                 "scheduler": "ddim", "offload": "none"}
-CHECKPOINT_SUFFIXES = (".bin", ".safetensors", ".onnx", ".pth", ".pt", ".ckpt")
 _HASH_CHUNK = 1 << 20
 
 
@@ -143,15 +143,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def list_model_files(model_dir: Path) -> tuple[tuple[str, int], ...]:
-    """The checkpoint files of a model folder: (name relative to the folder, size), sorted."""
-    return tuple(sorted((path.relative_to(model_dir).as_posix(), path.stat().st_size)
-                        for path in model_dir.rglob("*")
-                        if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file()))
-
-
-# Listed once per process for the records of its jobs (a model folder does not change under a running batch).
-model_files = functools.cache(list_model_files)
 
 
 @dataclass
@@ -202,11 +193,12 @@ class RunRecord:
                                                                  for key in ("size", "sha256"))
 
     def differences(self, inputs: dict[str, dict[str, Any]], settings: dict[str, Any],
-                    reference_kps: str | None) -> list[str]:
-        """Why this record does not describe the job (empty when it does), in words."""
+                    reference_kps: str | None, model_files: tuple | None = None) -> list[str]:
+        """Why this record does not describe the job (empty when it does), in words. ``model_files``: those of
+        the weights the job runs with now (:func:`~vexpress_cli.jobs.model_identity.list_model_files`)."""
         if self.status != "done":
             return [f"it {self.status} last time"]
-        found = []
+        found = [] if model_files is None or same_model_files(self.model, model_files) else ["the model changed"]
         for role in sorted(set(inputs) | set(self.inputs)):
             if inputs.get(role, {}).get("sha256") != self.inputs.get(role, {}).get("sha256"):
                 found.append(f"{role} changed")
@@ -360,11 +352,6 @@ def job_of(plan: Any) -> dict[str, Any]:
     return {"reference_image": plan.inputs["reference_image"]["path"], "audio": plan.inputs["audio"]["path"],
             "kps": str(plan.kps.absolute()) if plan.kps is not None else None,
             "reference_kps": plan.reference_kps, "preset": plan.preset}
-
-
-def model_of(generator: Any) -> dict[str, Any]:
-    folder = Path(generator.model_dir).absolute()
-    return {"folder": str(folder), "files": [{"name": name, "size": size} for name, size in model_files(folder)]}
 
 
 @dataclass

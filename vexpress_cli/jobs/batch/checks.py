@@ -12,6 +12,7 @@ import os
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from vexpress_cli.errors import InputError, Message, VExpressError, join_messages, parameter
@@ -54,12 +55,15 @@ class BatchJob:
 
 
 def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: dict[str, Any] | None = None,
-                 force: bool = False, loaded: list[tuple] | None = None) -> list[BatchJob]:
+                 force: bool = False, loaded: list[tuple] | None = None,
+                 model_files: Callable[[], tuple] | None = None) -> list[BatchJob]:
     """Every job of ``manifest``, checked and decided; :class:`ManifestError` lists every problem at once.
 
     ``preset`` and ``settings`` come from the command line: defaults that a job's own values override.
     Errors in them are raised as they are (they are not one line's problem). ``loaded``: the
     ``(torch.device, torch.dtype)`` each worker loads the networks with, which a job's own preset may not change.
+    ``model_files()``: the files of the weights the jobs will run with, asked for when a job was done before
+    (a job done with other weights is redone).
     """
     from vexpress_cli.settings.presets import load_preset
 
@@ -88,7 +92,7 @@ def prepare_jobs(manifest: Path, *, preset: str | Path | None = None, settings: 
                            str(entry.paths["output"]), job_settings,
                            str(entry.paths["kps"]) if "kps" in entry.paths else None, entry.reference_kps,
                            entry.preset or (str(preset) if preset is not None else None))
-            _decide(job, force, found)
+            _decide(job, force, found, model_files)
             jobs.append(job)
         problems.extend(Problem(entry.line, text) for text in found)
     if problems:
@@ -267,7 +271,7 @@ def _check_output(entry: ManifestEntry, outputs: _OutputsSeen, found: list[str])
         found.append(error.render())
 
 
-def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
+def _decide(job: BatchJob, force: bool, found: list[str], model_files: Callable[[], tuple] | None) -> None:
     """Run it, redo it (its record no longer matches), retry it (it failed), or skip it (done, same job)."""
     output, record_file = Path(job.output), record_path(job.output)
     if force and output.exists():
@@ -297,7 +301,8 @@ def _decide(job: BatchJob, force: bool, found: list[str]) -> None:
         return
     inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
                          job.reference_kps)
-    job.reasons = record.differences(inputs, job.settings, job.reference_kps)
+    job.reasons = record.differences(inputs, job.settings, job.reference_kps,
+                                     model_files() if model_files is not None else None)
     job.action = REDO if job.reasons else SKIP
     if not job.reasons:
         job.reasons = ["done before with the same inputs and settings"]

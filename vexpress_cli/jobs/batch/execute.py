@@ -14,7 +14,8 @@ from pathlib import Path
 from vexpress_cli.errors import VExpressError, join_messages, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
 from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, EventCallbackError, JobOutcome
-from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, model_of, record_path, settings_as_run,
+from vexpress_cli.jobs.model_identity import model_of
+from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, record_path, settings_as_run,
                                        write_record)
 from vexpress_cli.outputs import OutputAppearedError, missing_folders, remove_if_empty
 

@@ -8,6 +8,7 @@ from one queue (:mod:`.workers`), or on Ray actors (``ray="local"`` or a cluster
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     """
     from vexpress_cli.engine.checkpoints import check_model_files
     from vexpress_cli.engine.model_folder import ModelFolder
+    from vexpress_cli.jobs.model_identity import model_files
     from vexpress_cli.settings.model_lookup import resolve_model_dir
 
     started = time.monotonic()
@@ -59,9 +61,11 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
     elif all(name.startswith("cpu") for name in names):
         check_local_workers(workers)
+    weights = functools.cache(lambda: resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path)
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
-                        loaded=_loaded(names if ray is None else None, device, dtype))
-    model_dir = resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path
+                        loaded=_loaded(names if ray is None else None, device, dtype),
+                        model_files=lambda: model_files(weights().absolute()))  # listed once
+    model_dir = weights()
     check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
 
     outcomes: dict[int, JobOutcome] = {}

@@ -106,14 +106,13 @@ def _input_now(role: str, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_now(model: dict[str, Any]) -> str:
-    from vexpress_cli.jobs.records import list_model_files
+    from vexpress_cli.jobs.model_identity import list_model_files, same_model_files
 
     folder = Path(str(model.get("folder")))
     if not model.get("folder") or not folder.is_dir():
         return "missing"
-    recorded = [(item.get("name"), item.get("size")) for item in model.get("files", []) if isinstance(item, dict)]
     now = list_model_files(folder.absolute())  # not the cached listing: files may have changed since
-    return "the files this run read" if list(now) == recorded else "other files (names or sizes)"
+    return "the files this run read" if same_model_files(model, now) else "other files (names, sizes or contents)"
 
 
 def _what_changed(report: RecordReport) -> list[str]:
