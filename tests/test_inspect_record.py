@@ -69,8 +69,8 @@ def test_changed_output_inputs_and_model_are_each_named_with_what_a_rerun_does(t
         f"The reference image {image} is missing: a rerun needs it back, or another file given with "
         "reference_image.",
         f"The audio {audio} is changed since the run: a rerun uses it as it is now.",
-        f"The run's model folder {tmp_path / 'model'} holds other files (names, sizes or contents) than the run read: a "
-        "rerun finds the weights as generate does.",
+        f"The run's model folder {tmp_path / 'model'} holds other files (names, sizes or contents) than the run "
+        "read: a rerun finds the weights as generate does.",
     ]
 
 
