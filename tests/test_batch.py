@@ -929,6 +929,10 @@ def test_more_workers_than_cpu_cores_are_refused_before_any_starts(inputs, tmp_p
     assert "Use --workers 4 or fewer, or --devices for one worker per GPU." in message
     with pytest.raises(vexpress_cli.InputError, match=r"workers=10000 is more than this machine's 4 CPU cores"):
         vexpress_cli.batch(manifest, workers=10000, model_dir=TINY_MODEL_DIR)
+    # the same workers asked for by naming the CPU in --devices, which the docs call equivalent, were all started
+    by_devices = runner.invoke(app, ["batch", str(manifest), "--devices", "cpu,cpu,cpu,cpu,cpu", *SMALL])
+    assert by_devices.exit_code == 2 and ("--devices names the CPU 5 times, one worker each, more than this "
+                                          "machine's 4 CPU cores.") in " ".join(by_devices.stderr.split())
     assert not (tmp_path / "out").exists()
 
 

@@ -60,7 +60,7 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         import_ray()  # without Ray, say how to install it before checking anything else
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
     elif all(name.startswith("cpu") for name in names):
-        check_local_workers(workers)
+        check_local_workers(len(names), by_devices=devices is not None)
     weights = functools.cache(lambda: resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path)
     jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
                         loaded=_loaded(names if ray is None else None, device, dtype),
@@ -190,15 +190,19 @@ def worker_devices(devices: str | list[str] | None, workers: int, device: str | 
     return _numbered(names)
 
 
-def check_local_workers(workers: int) -> None:
-    """InputError for more CPU worker processes than this machine has cores."""
+def check_local_workers(workers: int, by_devices: bool = False) -> None:
+    """InputError for more CPU worker processes than this machine has cores (asked for with ``workers``, or by
+    naming the CPU that many times in ``devices``)."""
     cores = os.cpu_count() or 1
-    if workers > cores:
-        raise InputError(f"{parameter('workers', workers)} is more than this machine's {cores} CPU cores.",
-                         "Each worker is a process with its own copy of the networks: more workers than cores "
-                         "only compete for the cores and the memory.",
-                         f"Use {parameter('workers', cores)} or fewer, or {parameter('devices')} for one worker "
-                         "per GPU.")
+    if workers <= cores:
+        return
+    asked = (f"{parameter('devices')} names the CPU {workers} times, one worker each, more than this machine's "
+             f"{cores} CPU cores." if by_devices else
+             f"{parameter('workers', workers)} is more than this machine's {cores} CPU cores.")
+    fix = (f"Name it {cores} times or fewer ({','.join(['cpu'] * min(cores, 2))})." if by_devices else
+           f"Use {parameter('workers', cores)} or fewer, or {parameter('devices')} for one worker per GPU.")
+    raise InputError(asked, "Each worker is a process with its own copy of the networks: more workers than cores "
+                     "only compete for the cores and the memory.", fix)
 
 
 def no_more_than(names: list[str], jobs: int) -> list[str]:
