@@ -74,6 +74,7 @@ def batch_command(
 ) -> None:
     """Run many jobs from a manifest with the model loaded once per worker; run it again to resume."""
     from vexpress_cli.cli.generate import apply_original_flags
+    from vexpress_cli.cli.json_output import stdout_kept_for_json
     from vexpress_cli.jobs.batch import LOCAL_RAY, BatchInterrupted, batch
 
     jobs, ray_address = _manifest_first(jobs, ray_address)
@@ -88,7 +89,7 @@ def batch_command(
     display = BatchDisplay(console, enabled=not quiet and not as_json)
     exit_code = None
     try:
-        with display:
+        with display, stdout_kept_for_json(as_json):
             summary = batch(jobs, preset=preset, model_dir=model_dir, model=model, workers=workers, devices=devices,
                             ray=(ray_address or LOCAL_RAY) if ray else None, force=force, on_event=display,
                             **settings)

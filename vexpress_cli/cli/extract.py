@@ -103,9 +103,11 @@ def extract_command(
             why="vexpress extract needs the driving video to read.",
             fix="Run `vexpress extract VIDEO` (see `vexpress extract --help`).",
         )
+    from vexpress_cli.cli.json_output import stdout_kept_for_json
     from vexpress_cli.jobs.extract import extract
 
-    with stage_progress(Console(stderr=True), enabled=not quiet and not as_json) as progress:
+    progress_shown = stage_progress(Console(stderr=True), enabled=not quiet and not as_json)
+    with progress_shown as progress, stdout_kept_for_json(as_json):
         result = extract(video, one_of(kps_out, kps_flag, "--kps-out", "--kps_sequence_save_path"),
                          one_of(audio_out, audio_flag, "--audio-out", "--audio_save_path"), width=width,
                          height=height, face_backend=face_backend,

@@ -138,6 +138,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     ``given_by``: where settings of ``given`` that no flag gave came from ("record", "demo"), for the plan;
     ``ran_with``: that record's dtype and codec, which a rerun is told it does not repeat.
     """
+    from vexpress_cli.cli.json_output import stdout_kept_for_json
     from vexpress_cli.jobs.devices import check_job_device
     from vexpress_cli.jobs.generate import Generator, resolve_job_settings
     from vexpress_cli.jobs.records import rerun_warnings
@@ -150,7 +151,7 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
     show = not quiet and not as_json
     generator = Generator(model_dir, device, dtype, devices, model=model)
-    with generator, stage_progress(console, enabled=show) as progress:
+    with generator, stage_progress(console, enabled=show) as progress, stdout_kept_for_json(as_json):
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)
         codec = plan.encoding.codec if plan.encoding else None
