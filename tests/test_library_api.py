@@ -704,3 +704,11 @@ def test_a_misspelt_keyword_of_a_job_call_is_matched_against_its_own_arguments_t
     assert message in str(raised.value)
     if "overwite" in keywords:
         assert "Did you mean 'overwrite'?" in str(raised.value)
+
+
+def test_the_batch_callback_s_event_and_outcome_types_are_importable_from_the_package():
+    """library.md describes BatchEvent and JobOutcome for typing an on_event callback; only the submodule had them."""
+    from vexpress_cli import BatchEvent, JobOutcome
+    from vexpress_cli.jobs.batch.summary import BatchEvent as event_class, JobOutcome as outcome_class
+
+    assert (BatchEvent, JobOutcome) == (event_class, outcome_class)

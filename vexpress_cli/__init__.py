@@ -44,6 +44,8 @@ _EXPORTS = {
     "batch": "vexpress_cli.jobs.batch",
     "BatchSummary": "vexpress_cli.jobs.batch",
     "BatchInterrupted": "vexpress_cli.jobs.batch",
+    "BatchEvent": "vexpress_cli.jobs.batch",
+    "JobOutcome": "vexpress_cli.jobs.batch",
     "RunRecord": "vexpress_cli.jobs.records",
     "read_record": "vexpress_cli.jobs.records",
     "retarget": "vexpress_cli.jobs.retarget",

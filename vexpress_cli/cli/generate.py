@@ -57,8 +57,10 @@ def generate_command(
                                 "Required, unless --from-record.", show_default=False),
     kps: Path = typer.Option(None, "--kps", help="Driving V-Kps track (`vexpress extract`).", show_default=False),
     reference_kps: str = typer.Option(None, "--reference-kps", show_default=False,
-                                      help='Reference keypoints "x,y;x,y;x,y" or a kps file, instead of detecting them '
-                                      '(in the whole photo: --crop auto then does not apply).'),
+                                      help='Reference keypoints "x,y;x,y;x,y" (left eye; right eye; nose, in pixels '
+                                      'of the output frame: the photo, or its --crop X,Y,W,H box, resized to --width '
+                                      'x --height) or a kps file, instead of detecting them; --crop auto then keeps '
+                                      'the whole photo.'),
     preset: str = typer.Option(None, "--preset", "-p", help="Preset name or TOML path; flags override it.",
                                autocompletion=complete_preset),
     model: str = model_option(),
