@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -271,6 +272,26 @@ def test_leftovers_of_ended_runs_are_removed_but_never_a_live_runs(tmp_path):
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_another_machines_leftover_is_kept_while_its_run_may_live_though_its_pid_is_dead_here(tmp_path):
+    """On storage machines share (a Ray cluster's), a live temp of another node was removed here, its process id
+    being no process of this machine: that node's job then failed at its end."""
+    from vexpress_cli.outputs.atomic import HOST_TAG, OTHER_HOST_STALE_SECONDS
+
+    gone = dead_pid()
+    elsewhere = tmp_path / f".a.mp4.vexpress-{gone}-0123abcd-h00000000.partial.mp4"
+    abandoned = tmp_path / f".b.mp4.vexpress-{gone}-4567cdef-h00000000.partial.mp4"
+    here = tmp_path / f".c.mp4.vexpress-{gone}-89abcdef-{HOST_TAG}.partial.mp4"
+    for path in (elsewhere, abandoned, here):
+        path.write_bytes(b"x")
+    long_ago = time.time() - OTHER_HOST_STALE_SECONDS - 60
+    os.utime(abandoned, (long_ago, long_ago))
+    assert HOST_TAG != "h00000000"
+    assert sorted(remove_stale_temps(tmp_path)) == sorted([abandoned, here])
+    assert names(tmp_path) == [elsewhere.name]
+    with atomic_output(tmp_path / "d.mp4") as temp:
+        assert temp.name.endswith(f"-{HOST_TAG}.partial.mp4")
 
 
 # --- atomic_outputs: all or none -----------------------------------------------------------------

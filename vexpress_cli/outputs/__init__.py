@@ -6,8 +6,8 @@ that exists (or may be created) and is writable.
 
 :func:`atomic_output` (one file or folder) and :func:`atomic_outputs` (several, all or none) are
 how every writer puts its result in place. The output is written under a temporary name in the
-target folder, ``.NAME.vexpress-PID-RANDOM.partial.SUFFIX`` (the real suffix stays last, so
-ffmpeg and torch still see the format), synced to disk, and moved to its name only when it is
+target folder, ``.NAME.vexpress-PID-RANDOM-HOST.partial.SUFFIX`` (the real suffix stays last,
+so ffmpeg and torch still see the format), synced to disk, and moved to its name only when it is
 complete. The move never replaces an output that appeared in the meantime unless overwriting
 was allowed; on any exception (Ctrl-C and SystemExit included) the run removes its own
 temporary files and nothing else (and the folders it created for them, when left empty).

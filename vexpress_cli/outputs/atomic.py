@@ -6,11 +6,14 @@ See :func:`atomic_output` and :func:`atomic_outputs`, and docs/outputs.md.
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import os
 import re
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -18,8 +21,14 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.outputs.checks import OVERWRITE_FIX, ensure_writable_folder
 
 TEMP_TAG = "vexpress"
-# .NAME.vexpress-PID-RANDOM.partial[.TAG][.SUFFIX]: ours, and whose.
-TEMP_NAME = re.compile(rf"^\..+\.{TEMP_TAG}-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}})\.partial(?:\..*)?$")
+# This machine, in the names of its runs' temporary files: on storage several machines share (a Ray cluster's),
+# another machine's process id says nothing here.
+HOST_TAG = "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# .NAME.vexpress-PID-RANDOM-HOST.partial[.TAG][.SUFFIX]: ours, and whose (names from before HOST have none).
+TEMP_NAME = re.compile(rf"^\..+\.{TEMP_TAG}-(?P<pid>\d+)-(?P<token>[0-9a-f]{{8}})(?:-(?P<host>h[0-9a-f]{{8}}))?"
+                       r"\.partial(?:\..*)?$")
+# Whether another machine's run still lives cannot be asked: its leftovers go once unchanged this long.
+OTHER_HOST_STALE_SECONDS = 24 * 3600
 
 
 class OutputAppearedError(InputError):
@@ -74,9 +83,26 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
         return removed
     for entry in entries:
         match = TEMP_NAME.match(entry.name)
-        if match is not None and not process_alive(int(match["pid"])) and _remove(entry):
+        if match is not None and _owner_gone(match["host"], int(match["pid"]), entry) and _remove(entry):
             removed.append(Path(entry.path))
     return removed
+
+
+def owner_gone(host: str | None, pid: int, changed: float) -> bool:
+    """Whether the run that wrote a file has ended: process ``pid`` of this machine (``host`` its tag, or None
+    for a name from before the tag) is gone, or, on another machine, the file (last ``changed`` at that
+    time) has been left unchanged for :data:`OTHER_HOST_STALE_SECONDS`."""
+    if host is None or host == HOST_TAG:
+        return not process_alive(pid)
+    return time.time() - changed > OTHER_HOST_STALE_SECONDS
+
+
+def _owner_gone(host: str | None, pid: int, entry: os.DirEntry) -> bool:
+    try:
+        changed = entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    return owner_gone(host, pid, changed)
 
 
 def _remove(entry: os.DirEntry) -> bool:
@@ -141,7 +167,7 @@ class AtomicOutput(_Transaction):
         self.path = Path(path).expanduser().absolute()
         self.overwrite = overwrite
         self.folder = folder
-        self.token = f"{TEMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.token = f"{TEMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}-{HOST_TAG}"
         self.temp = self.path.with_name(f".{self.path.name}.{self.token}.partial{self.path.suffix}")
         self.state = "new"  # -> "started" -> "committed" or "discarded"
         self.existed = False  # whether path was there when the run started

@@ -118,8 +118,9 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
     return path
 
 
-# File systems allow names of up to 255 bytes; an output is first written as .NAME.vexpress-PID-TOKEN.partial[.TAG]
-# .SUFFIX (and gets NAME.json beside it), so its own name keeps 64 bytes free for that.
+# File systems allow names of up to 255 bytes; an output is first written as
+# .NAME.vexpress-PID-TOKEN-HOST.partial[.TAG].SUFFIX (and gets NAME.json beside it), so its own name keeps 64 bytes
+# free for that.
 NAME_MAX = 255
 TEMP_NAME_ROOM = 64
 
