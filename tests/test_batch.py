@@ -1161,13 +1161,13 @@ def test_a_job_that_loses_the_race_for_its_output_leaves_the_winners_record(tmp_
     from vexpress_cli.outputs import written_meanwhile
 
     output = tmp_path / "a.mp4"
-    output.write_bytes(b"the winner's video")
-    record_path(output).write_text('{"the winner": "record"}')
 
     class LosingGenerator:
         device, dtype_name = torch.device("cpu"), "fp32"
 
-        def plan(self, *args, **kwargs):
+        def plan(self, *args, **kwargs):  # the winner finishes while this job runs
+            output.write_bytes(b"the winner's video")
+            record_path(output).write_text('{"the winner": "record"}')
             raise written_meanwhile(output)
 
     job = BatchJob(1, "aoc.jpg", "a.wav", str(output), {})

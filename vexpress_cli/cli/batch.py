@@ -190,7 +190,7 @@ class BatchDisplay:
                                  console=console, disable=not enabled or self.log is not None, transient=True)
         self.jobs_task = None
         self.workers: dict[str, int] = {}
-        self.done = self.failed = self.skipped = 0
+        self.done = self.failed = self.skipped = self.taken = 0  # taken: skipped at its turn, made by another run
 
     def __enter__(self) -> "BatchDisplay":
         self.progress.__enter__()
@@ -227,9 +227,10 @@ class BatchDisplay:
 
     def _finished(self, event) -> None:
         outcome = event.outcome
-        if outcome.status == "skipped":
-            return
-        if outcome.status == "done":
+        if outcome.status == "skipped":  # at its turn: another run of the manifest has it
+            self.taken += 1
+            self.console.print(f"Skipped line {outcome.line}: {escape(outcome.output)}: {escape(outcome.reason)}")
+        elif outcome.status == "done":
             self.done += 1
             self.console.print(f"[green]Done[/] line {outcome.line}: {escape(outcome.output)} in "
                                f"{outcome.seconds:.1f} s")
@@ -239,7 +240,8 @@ class BatchDisplay:
                                f"{escape(spell_parameters(outcome.reason, flag_of))}")
         if event.worker in self.workers:  # hidden until the worker takes its next job
             self.progress.update(self.workers[event.worker], visible=False)
-        self.progress.update(self.jobs_task, completed=self.done + self.failed, description=self._jobs_text())
+        self.progress.update(self.jobs_task, completed=self.done + self.failed + self.taken,
+                             description=self._jobs_text())
 
     def _worker_bar(self, worker: str, text: str, done: int, total: int | None) -> None:
         description = f"  {escape(worker)}: {escape(text)}"

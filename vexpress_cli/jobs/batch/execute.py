@@ -6,14 +6,17 @@ jobs through :func:`run_job`, so records, failures and progress are the same eve
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from vexpress_cli.errors import VExpressError, join_messages, parameter
-from vexpress_cli.jobs.batch.checks import BatchJob
-from vexpress_cli.jobs.batch.summary import DONE, FAILED, INTERRUPTED, BatchEvent, EventCallbackError, JobOutcome
+from vexpress_cli.jobs.batch.checks import NEW, RETRY, BatchJob
+from vexpress_cli.jobs.batch.claims import Claim, claim_output
+from vexpress_cli.jobs.batch.summary import (DONE, FAILED, INTERRUPTED, SKIPPED, BatchEvent, EventCallbackError,
+                                             JobOutcome)
 from vexpress_cli.jobs.model_identity import model_of
 from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, record_path, settings_as_run,
                                        write_record)
@@ -32,11 +35,19 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     the job's temp files are gone; the job then has no output and no record under their final names.
     """
     started = time.monotonic()
-    emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
-    clock = StageClock(_reporter(emit, worker, job, stop))
     made_folders = missing_folders(Path(job.output).parent)
+    claim = claim_output(job.output)
+    if isinstance(claim, str) or _made_meanwhile(job):
+        if not isinstance(claim, str):
+            claim.release()
+        remove_if_empty(made_folders)
+        outcome = JobOutcome(job.line, job.output, SKIPPED, job.action, claim if isinstance(claim, str) else
+                             "made meanwhile by another run", 0.0, worker)
+        emit(BatchEvent("finished", worker, job.line, job.output, outcome=outcome))
+        return outcome
+    emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
+    clock = StageClock(_reporter(emit, worker, job, stop, claim))
     try:
-        Path(job.output).parent.mkdir(parents=True, exist_ok=True)  # a failed job's record goes there too
         plan = generator.plan(job.reference_image, job.audio, job.output, kps=job.kps,
                               reference_kps=job.reference_kps, overwrite=job.overwrite, progress=clock,
                               **job.settings)
@@ -56,15 +67,22 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
         raise
     except Exception as error:  # noqa: BLE001 - one job's failure must not end the night's work
         outcome = _failed(generator, job, worker, error, clock, _seconds(started))
+    finally:
+        claim.release()
     emit(BatchEvent("finished", worker, job.line, job.output, outcome=outcome))
     return outcome
+
+
+def _made_meanwhile(job: BatchJob) -> bool:
+    """Whether another run made the output of a job that had none when the batch was checked."""
+    return job.action in (NEW, RETRY) and os.path.lexists(job.output)
 
 
 def _seconds(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] | None):
+def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] | None, claim: Claim):
     last = [0.0]
 
     def report(stage: str, done: int, total: int | None) -> None:
@@ -73,6 +91,7 @@ def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] |
         now = time.monotonic()
         if done == 0 or done == total or now - last[0] >= REPORT_INTERVAL:
             last[0] = now
+            claim.touch()  # alive: another run does not take the job over
             emit(BatchEvent("stage", worker, job.line, job.output, stage, done, total))
 
     return report
