@@ -343,6 +343,45 @@ def test_sigterm_stops_a_ray_batch_like_ctrl_c_with_its_summary_and_exit_143(inp
     assert json.loads((tmp_path / "report.json").read_text())["interrupted"] is True
 
 
+def ray_actor_pids(title: bytes = b"ray::GeneratorActor") -> list[int]:
+    """This machine's processes running a vexpress Ray actor (Ray titles them ``ray::GeneratorActor``, and
+    ``ray::GeneratorActor.run`` while a job runs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and title in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_ray_actor_killed_mid_job_fails_its_job_on_its_worker_and_json_stdout_stays_the_summary(inputs, tmp_path):
+    """Ray printed "(raylet) A worker died ..." on stdout before the --json summary, and the lost job was
+    reported on worker "ray" after 0 s though it ran on cpu#1."""
+    pytest.importorskip("ray")
+    if not Path("/proc").is_dir():
+        pytest.skip("finds the actor's process in /proc")
+    manifest = project(inputs, tmp_path, [{**THREE_JOBS[0], "num_inference_steps": 60}, THREE_JOBS[1]])
+    command = [sys.executable, "-m", "vexpress_cli", "batch", str(manifest), *SMALL, "--ray", "--json"]
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                                   stderr=stderr)
+        deadline = time.monotonic() + 300
+        while not ray_actor_pids(b"ray::GeneratorActor.run"):  # the first job is running
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(1)
+        for pid in ray_actor_pids():
+            os.kill(pid, signal.SIGKILL)
+        stdout, _ = process.communicate(timeout=300)
+    summary = json.loads(stdout)  # nothing of Ray's before it
+    lost = summary["jobs"][0]
+    assert process.returncode == 1 and lost["status"] == "failed", log.read_text()
+    assert lost["reason"].startswith("The Ray worker running this job died")
+    assert " cpu#1" in lost["worker"] and lost["seconds"] > 0.9
+
+
 @pytest.fixture(scope="module")
 def ray_head_with_a_token(tmp_path_factory):
     """A real `ray start --head` cluster whose GCS and Ray Client server ask for a token: (GCS port, Ray Client

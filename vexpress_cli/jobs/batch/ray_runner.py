@@ -104,8 +104,11 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
         connect(ray, address)
     actors, pending, events = [], {}, None
     finished: set[int] = set()
+    running: dict[int, tuple[str, float]] = {}  # line: the worker that started it, and when
 
     def follow(event: BatchEvent) -> None:
+        if event.kind == "started":
+            running[event.line] = (event.worker, time.monotonic())
         if event.kind == "finished":
             finished.add(event.line)
         emit(event)
@@ -144,7 +147,7 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
                 except ray.exceptions.RayError as error:  # the actor or its node died: its job fails
                     drain()
                     if job.line not in finished:
-                        follow(_lost(job, error))
+                        follow(_lost(job, error, *running.get(job.line, ("ray", time.monotonic()))))
                     continue
                 submit(actor)
     except KeyboardInterrupt:
@@ -295,11 +298,13 @@ def _connect_fix(address: str, reason: str = "") -> str:
     return fix
 
 
-def _lost(job: BatchJob, error: Exception) -> BatchEvent:
+def _lost(job: BatchJob, error: Exception, worker: str, started: float) -> BatchEvent:
+    """The failed outcome of a job whose actor died, on the worker that started it (``ray`` when it never said)."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     reason = f"The Ray worker running this job died ({first_line}). Run the batch again to retry it."
-    return BatchEvent("finished", "ray", job.line, job.output,
-                      outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason, worker="ray"))
+    seconds = round(time.monotonic() - started, 3)
+    return BatchEvent("finished", worker, job.line, job.output,
+                      outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason, seconds, worker))
 
 
 def _cancel(ray, pending: dict, drain) -> None:
