@@ -47,3 +47,4 @@ def test_batch_json_stdout_is_the_summary_alone_when_the_batch_prints(tmp_path, 
     result = CliRunner().invoke(app, ["batch", str(manifest), "--model-dir", str(TINY_MODEL_DIR), "--json"])
     assert json.loads(result.stdout)["manifest"] == str(manifest), result.output
     assert "(raylet) A worker died" in result.stderr
+

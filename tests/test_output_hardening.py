@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.io import KpsTrack, save_kps
@@ -278,3 +279,21 @@ def test_issue8_item15_the_file_size_limit_is_reported(tmp_path, name):
     assert "stopped at the file-size limit of 8192 bytes" in message and "ulimit -f" in message
     assert "printed nothing" not in message
     assert names(tmp_path) == []
+
+
+REPORTED = """
+import os, signal, time
+from vexpress_cli.interrupts import handle_termination_signals, reported
+
+handle_termination_signals()
+reported(3)
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(30)
+"""
+
+
+def test_a_ctrl_c_after_the_summary_is_out_exits_with_the_summary_s_code_not_130():
+    """A Ctrl-C while Ray shut down after "4 jobs: 4 done." made the batch exit 130, read as interrupted."""
+    result = subprocess.run([sys.executable, "-c", REPORTED], capture_output=True, text=True, cwd=REPO_ROOT,
+                            timeout=20)
+    assert result.returncode == 3, result.stderr

@@ -15,7 +15,9 @@ stop it. The CLI installs the handlers in ``main()``; library users may call the
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +121,22 @@ def signal_handlers_kept() -> Iterator[None]:
         for signum, handler in kept.items():
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+def reported(exit_code: int) -> None:
+    """The command's result is out (its summary printed): from now on a Ctrl-C or termination signal ends the
+    process at once with ``exit_code``, not 130, since nothing is left to stop but the interpreter's teardown
+    (Ray's, which takes seconds), and a script must not read a finished batch as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def end(signum, frame) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(exit_code)
+
+    for signum in (*handled_signals(), signal.SIGINT):
+        signal.signal(signum, end)

@@ -75,6 +75,7 @@ def batch_command(
     """Run many jobs from a manifest with the model loaded once per worker; run it again to resume."""
     from vexpress_cli.cli.generate import apply_original_flags
     from vexpress_cli.cli.json_output import stdout_kept_for_json
+    from vexpress_cli.interrupts import reported
     from vexpress_cli.jobs.batch import LOCAL_RAY, BatchInterrupted, batch
 
     jobs, ray_address = _manifest_first(jobs, ray_address)
@@ -102,7 +103,9 @@ def batch_command(
     if as_json:
         print(json.dumps(summary.to_dict(flag_of), allow_nan=False))
     print_summary(summary, quiet=quiet)  # on stderr: with --json too, stdout holds only the JSON
-    raise typer.Exit(summary.exit_code if exit_code is None else exit_code)
+    exit_code = summary.exit_code if exit_code is None else exit_code
+    reported(exit_code)
+    raise typer.Exit(exit_code)
 
 
 def check_report(report: Path, manifest: Path) -> Path:
