@@ -316,13 +316,13 @@ def test_a_model_root_that_is_no_folder_is_refused_instead_of_falling_back_to_dl
     kps_out = tmp_path / "k.pth"
     missing = run_cli(tys_clip, flag, tmp_path / "nope", "--kps-out", kps_out)
     assert missing.exit_code == 2
-    assert flat(missing.output) == (f"Error: --model-root {tmp_path / 'nope'}: no such folder. A folder named on "
+    assert flat(missing.output) == (f"Error: {flag} {tmp_path / 'nope'}: no such folder. A folder named on "
                                     "purpose is used as given; vexpress does not look elsewhere instead. Check the "
-                                    "spelling, or leave --model-root out to use the default place.")
+                                    f"spelling, or leave {flag} out to use the default place.")  # named as typed
     (tmp_path / "file").write_text("x")
     a_file = run_cli(tys_clip, flag, tmp_path / "file", "--kps-out", kps_out)
     assert a_file.exit_code == 2
-    assert f"--model-root {tmp_path / 'file'} is a file, not a folder or a .onnx file." in flat(a_file.output)
+    assert f"{flag} {tmp_path / 'file'} is a file, not a folder or a .onnx file." in flat(a_file.output)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
 
 
