@@ -419,6 +419,26 @@ def test_a_plugin_whose_hook_raises_is_skipped_and_named(extra_plugin):
     assert "crashing_plugin" in str(error.value) and "boom" in str(error.value)
 
 
+def test_a_plugin_whose_hook_raises_vexpress_s_own_error_is_skipped_and_named_like_any_other(extra_plugin):
+    """A hook raising InputError ("needs a licence key") stopped every command, fix_face and `strategies`
+    included, without naming the plugin, and the web app could not start."""
+    from vexpress_cli.plugins import get_plugin_load_failures
+
+    module = types.ModuleType("licensed_plugin")
+
+    @hookimpl
+    def register_retarget_strategies(register):
+        raise InputError("My plugin needs a licence key.", fix="Set VEXPRESS_FOO_KEY.")
+
+    module.register_retarget_strategies = register_retarget_strategies
+    extra_plugin(module)
+    assert get_retarget_strategy("fix_face").name == "fix_face"
+    failures = [failure.message for failure in get_plugin_load_failures()]
+    assert any(message.startswith("The vexpress plugin 'licensed_plugin' (licensed_plugin) loaded, but its "
+                                  "register_retarget_strategies hook raised InputError: My plugin needs a licence "
+                                  "key.") for message in failures), failures
+
+
 def test_a_hook_failure_is_forgotten_once_the_plugin_is_gone(extra_plugin):
     """Issue 8 item 9: hook failures describe the plugins installed now, not a stale earlier listing."""
     from vexpress_cli.plugins import get_plugin_load_failures

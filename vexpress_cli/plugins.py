@@ -170,20 +170,29 @@ def get_retarget_strategy_infos() -> dict[str, StrategyInfo]:
         plugin_name = implementation.plugin_name
         origin = manager.distributions.get(plugin_name)
         registered: dict[str, StrategyInfo] = {}  # kept only if the hook finishes
+        refusals: list[VExpressError] = []  # what register() refused: told as is, not as the plugin's failure
 
-        def register(strategy, plugin_name=plugin_name, origin=origin, registered=registered) -> None:
-            info = StrategyInfo(_checked_strategy(strategy, plugin_name), plugin_name, origin)
-            earlier = found.get(info.strategy.name) or registered.get(info.strategy.name)
-            if earlier is not None:
-                raise _name_clash(earlier, info)
+        def register(strategy, plugin_name=plugin_name, origin=origin, registered=registered,
+                     refusals=refusals) -> None:
+            try:
+                info = StrategyInfo(_checked_strategy(strategy, plugin_name), plugin_name, origin)
+                earlier = found.get(info.strategy.name) or registered.get(info.strategy.name)
+                if earlier is not None:
+                    raise _name_clash(earlier, info)
+            except VExpressError as error:
+                refusals.append(error)
+                raise
             registered[info.strategy.name] = info
 
         arguments = {"register": register}
         try:
             with plugin_output_on_stderr():
                 implementation.function(**{name: arguments[name] for name in implementation.argnames})
-        except VExpressError:
-            raise
+        except VExpressError as error:
+            if refusals and error is refusals[-1]:
+                raise
+            manager.hook_failures.append(manager.hook_failure(plugin_name, error))  # the plugin's own error
+            continue
         except (Exception, SystemExit) as error:  # a bug in the plugin, not in vexpress or the user's input
             manager.hook_failures.append(manager.hook_failure(plugin_name, error))
             continue
