@@ -131,6 +131,23 @@ def test_bad_reference_points_are_named_by_what_is_wrong_with_them():
         retarget_track(np.array([[1.0, np.nan], [2, 2], [3, 3]]), None, 2, "fix_face")
     with pytest.raises(InputError, match=r"The reference keypoints have shape \[2, 2\], not 3 \(x, y\) points"):
         retarget_track(np.array([[1.0, 1], [2, 2]]), None, 2, "fix_face")
+    dot = np.array([[10.0, 10], [10, 10], [10, 10]])  # typed "10,10;10,10;10,10": fix_face drew a dot
+    with pytest.raises(InputError, match="The reference keypoints put both eyes on one point"):
+        retarget_track(dot, None, 2, "fix_face")
+    driving = np.stack([face_at(0, 0, 30, 30)] * 2)
+    assert retarget_track(dot, driving, 2, "no_retarget").shape == (2, 3, 2)  # places the face by the track
+
+
+@pytest.mark.parametrize(("values", "dtype"), [(np.ones((4, 3, 2), bool), "bool"),
+                                               (np.full((4, 3, 2), "12"), "<U2"),
+                                               (np.ones((4, 3, 2)) * (1 + 2j), "complex128")])
+def test_a_strategy_returning_bools_text_or_complex_numbers_is_told_not_read_as_points(values, dtype):
+    """They were converted to float32 without a word: True as (1, 1), "12" as 12.0, 1+2j as 1."""
+    odd = FunctionStrategy("odd", "Returns no numbers.", lambda ref, drv, n: values, requires_driving_kps=False)
+    with pytest.raises(VExpressError) as error:
+        retarget_track(REFERENCE, None, 4, odd)
+    assert error.value.what == (f"The retarget strategy 'odd' returned an array of {dtype} values instead of numbers "
+                                "(float or int) of shape [4, 3, 2].")
 
 
 def test_a_strategy_returning_garbage_is_reported_as_its_bug():

@@ -116,9 +116,8 @@ def retarget_track(
 
         strategy = get_retarget_strategy(strategy)
     reference_kps = np.asarray(reference_kps, dtype=np.float32)
-    if reference_kps.shape != (3, 2) or not np.isfinite(reference_kps).all():
-        problem = (f"have shape {list(reference_kps.shape)}, not 3 (x, y) points" if reference_kps.shape != (3, 2)
-                   else "hold NaN or infinity")
+    problem = _reference_problem(reference_kps, uses_reference_kps(strategy))
+    if problem:
         raise InputError(
             f"The reference keypoints {problem}.",
             why="Retargeting needs the left eye, right eye and nose of the reference face, in pixels.",
@@ -183,13 +182,33 @@ def _strategy_bug(strategy: RetargetStrategy, happened: str) -> VExpressError:
     )
 
 
+def _reference_problem(reference_kps: np.ndarray, placed_by_it: bool) -> str | None:
+    """What is wrong with the reference keypoints, in words; None when nothing is. Eyes on one point (typed
+    "10,10;10,10;10,10") are wrong only for a strategy that places the face by them: it would draw a dot."""
+    if reference_kps.shape != (3, 2):
+        return f"have shape {list(reference_kps.shape)}, not 3 (x, y) points"
+    if not np.isfinite(reference_kps).all():
+        return "hold NaN or infinity"
+    if placed_by_it and np.linalg.norm(reference_kps[0] - reference_kps[1]) < MIN_EYE_DISTANCE:
+        return "put both eyes on one point"
+    return None
+
+
+# Eyes closer than this (pixels) are one point: no face to draw.
+MIN_EYE_DISTANCE = 0.5
+
+
 def _checked_result(result, strategy: RetargetStrategy, num_frames: int) -> np.ndarray:
     try:
-        points = None if result is None or isinstance(result, (str, bytes)) else np.asarray(result, dtype=np.float32)
-    except (TypeError, ValueError):
-        points = None
+        raw = None if result is None or isinstance(result, (str, bytes)) else np.asarray(result)
+        # bools, text and complex numbers would convert to float32 without a word (True as 1.0, "12" as 12.0)
+        points = raw.astype(np.float32) if raw is not None and raw.dtype.kind in "iuf" else None
+    except (TypeError, ValueError, RuntimeError):
+        raw = points = None
     problem = None
-    if points is None:
+    if points is None and raw is not None and raw.dtype.kind not in "O":
+        problem = f"an array of {raw.dtype} values instead of numbers (float or int) of shape [{num_frames}, 3, 2]"
+    elif points is None:
         problem = f"{_a(type(result).__name__)} instead of an array of numbers of shape [{num_frames}, 3, 2]"
     elif points.shape != (num_frames, 3, 2):
         problem = f"an array of shape {list(points.shape)} instead of [{num_frames}, 3, 2]"
