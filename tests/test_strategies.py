@@ -371,6 +371,27 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(tmp_path):
     assert "'broken' (no_such_module_anywhere, from broken-plugin)" in unknown and "pip uninstall" in unknown
 
 
+def test_two_distributions_with_one_entry_point_name_are_both_named(tmp_path):
+    """The second was blamed alone ("another plugin already uses this entry-point name"), the first never named."""
+    for name in ("first", "second"):
+        (tmp_path / f"{name}_mirror.py").write_text("")
+        dist_info = tmp_path / f"{name}_mirror-1.0.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-mirror\nVersion: 1.0\n")
+        (dist_info / "entry_points.txt").write_text(f"[vexpress]\nmirror = {name}_mirror\n")
+    code = ("import json\nfrom vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy_infos\n"
+            "get_retarget_strategy_infos()\n"
+            "print(json.dumps([failure.message for failure in get_plugin_load_failures()\n"
+            "                  if 'entry-point name' in failure.message]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path),
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    (message,) = json.loads(result.stdout)
+    loaded, refused = ("first", "second") if "(second_mirror, from second-mirror)" in message else ("second", "first")
+    assert f"'mirror' ({refused}_mirror, from {refused}-mirror) failed to load: ValueError: {loaded}-mirror 1.0 " \
+           "already uses the entry-point name 'mirror'" in message
+
+
 def test_a_plugin_exiting_or_printing_while_imported_neither_ends_the_command_nor_reaches_json_stdout(tmp_path):
     (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit('plugin exiting at import')\n")
     (tmp_path / "chatty_plugin.py").write_text(

@@ -95,7 +95,9 @@ class VExpressPluginManager(pluggy.PluginManager):
             distribution = entry_point.dist
             try:
                 if self.get_plugin(entry_point.name) is not None:
-                    raise ValueError("another plugin already uses this entry-point name")
+                    holder = self.distributions.get(entry_point.name, "another plugin")
+                    raise ValueError(f"{holder} already uses the entry-point name '{entry_point.name}' (in the "
+                                     f"[project.entry-points.{group}] table), so one of the two must rename it")
                 with plugin_output_on_stderr():
                     plugin = entry_point.load()
                 if self.is_registered(plugin):
