@@ -318,6 +318,35 @@ def test_video_writer_round_trip_with_audio(media_dir, tmp_path):
     assert error < 1.5
 
 
+def heard(path: Path) -> np.ndarray:
+    """The sound of ``path`` as a player plays it, from the file's time 0 (a stream starting later is preceded
+    by silence), 16 kHz mono."""
+    pcm = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-af",
+                          "aresample=async=1:first_pts=0", "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(pcm, np.float32)
+
+
+def test_a_speech_video_whose_sound_starts_late_is_heard_from_the_videos_first_frame(tmp_path):
+    """Its sound kept its 0.5 s delay in the output: the lips led the speech by half a second, and the cut to
+    the frames' length lost the speech's end."""
+    late = tmp_path / "late.mp4"  # a picture from 0 s, its sound (noise: no period to align wrongly) from 0.5 s
+    ffmpeg("-f", "lavfi", "-i", "color=gray:size=64x64:duration=2:rate=25", "-itsoffset", "0.5",
+           "-f", "lavfi", "-i", "anoisesrc=duration=1.5:sample_rate=16000:seed=3", "-map", "0:v", "-map", "1:a",
+           "-c:v", "libx264", "-c:a", "aac", str(late))
+    speech = load_audio(late).numpy()  # what the frames are made for: the sound from its first sample
+    frames = np.stack([gradient(64, 96, index) for index in range(30)])
+    with VideoWriter(tmp_path / "talk.mp4", 25, 96, 64, audio_path=late) as writer:
+        writer.write(frames)
+    with PngFolderWriter(tmp_path / "frames", fps=25, audio_path=late) as writer:
+        writer.write(frames)
+    for output in (tmp_path / "talk.mp4", tmp_path / "frames" / "audio.wav"):
+        sound = heard(output)
+        lag = int(np.argmax(np.correlate(sound[:12000], speech[1000:5000], "valid"))) - 1000
+        assert abs(lag) <= 16, f"{output.name}: the speech is {lag / 16:.1f} ms late"
+        assert len(sound) / 16000 == pytest.approx(1.2, abs=0.03)  # the 30 frames' length, all speech
+
+
 def test_video_writer_cuts_longer_audio(tmp_path):
     long_audio = tmp_path / "long.mp3"
     ffmpeg(*sine_input(5.0), str(long_audio))

@@ -172,7 +172,8 @@ class VideoWriter(_AtomicWriter):
         duration = Fraction(self.frames_written) / self.fps
         run_ffmpeg(
             ["-y", "-i", str(self._video_temp), "-i", str(self.audio_path),
-             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *self.encoding.audio_arguments(),
+             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", FROM_FIRST_SAMPLE,
+             *self.encoding.audio_arguments(),
              "-t", f"{float(duration):.6f}", *self._container_flags(), "-f", self.muxer, str(self._temp)],
             what=f"Could not add the audio track to {str(self.path)!r}.",
             fix="Check the audio file, e.g. by converting it to WAV first.",
@@ -200,6 +201,11 @@ class VideoWriter(_AtomicWriter):
             f"ffmpeg said: {stderr_tail(self._stderr.read())}.",
             "Check free disk space; if that is fine, report ffmpeg's message as a bug.",
         )
+
+
+# The speech from its first sample, at the video's start, as the frames were made for it (load_audio reads it so):
+# a speech video whose sound starts after its picture kept that delay, the lips leading the sound.
+FROM_FIRST_SAMPLE = "asetpts=PTS-STARTPTS"
 
 
 def _require_audio(audio_path: str | Path) -> Path:
@@ -288,7 +294,7 @@ class PngFolderWriter(_AtomicWriter):
     def _write_audio(self) -> None:
         limit = [] if self.fps is None else ["-t", f"{float(self.frames_written / self.fps):.6f}"]
         run_ffmpeg(
-            ["-y", "-i", str(self.audio_path), "-map", "0:a:0", *limit,
+            ["-y", "-i", str(self.audio_path), "-map", "0:a:0", "-af", FROM_FIRST_SAMPLE, *limit,
              "-c:a", "pcm_s16le", "-f", "wav", str(self._temp / FRAME_FOLDER_AUDIO)],
             what=f"Could not save the audio next to the frames in {str(self.path)!r}.",
             fix="Check the audio file, e.g. by converting it to WAV first.",
