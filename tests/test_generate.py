@@ -346,6 +346,18 @@ def test_truncated_audio_warns_before_generating(tmp_path):
     assert warning.startswith(f"{cut}: The header says ") and f"but {plan.duration:.2f} s decode" in warning
 
 
+def test_a_speech_video_whose_sound_ends_before_its_picture_is_not_called_truncated(tmp_path):
+    """The header's length is the picture's there: 1.3 s of sound in a 2 s video warned "may be truncated"."""
+    video = tmp_path / "speech.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=gray:size=64x64:duration=2:rate=25",
+                    "-i", str(AOC / "aud.mp3"), "-t", "2", "-map", "0:v", "-map", "1:a", "-af", "atrim=0:1.3",
+                    "-c:v", "libx264", "-c:a", "aac", str(video)], check=True)
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64})
+    plan = plan_inputs(AOC / "ref.jpg", video, tmp_path / "o.mp4", False, resolved, reference_kps="22,26;42,26;32,38")
+    assert plan.duration == pytest.approx(1.3, abs=0.05)
+    assert not [warning for warning in plan.warnings if "truncated" in warning], plan.warnings
+
+
 def test_track_without_a_frame_size_is_taken_at_512_and_rescaled(clips, tmp_path):
     """The original's kps.pth records no size: at 64x64 its points are scaled by 1/8, and the plan says so."""
     resolved = resolve_job_settings(None, {"width": 64, "height": 64, "retarget_strategy": "no_retarget"})

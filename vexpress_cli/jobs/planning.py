@@ -132,7 +132,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {audio} is silent: the mouth will not move.")
     speech = probe(audio, "audio")
-    truncated = truncation_warning(duration, speech.duration)
+    # A video's header gives its longest stream's length, the picture's: its sound may well end sooner.
+    truncated = truncation_warning(duration, speech.duration) if speech.video is None else None
     if truncated:
         warnings.append(f"{audio}: {truncated}")
 
