@@ -23,6 +23,10 @@ def test_max_size_caps_the_longest_side_and_keeps_the_shape():
     assert even_output_size(4000, 3000, 1920) == (1920, 1440)
     assert even_output_size(3000, 4000, 1000) == (750, 1000)
     assert even_output_size(800, 600, 1920) == (800, 600)  # never enlarged
+    # an odd cap: the longest side is at most it (1919 gave 1920x1440, 999 gave 1000x1000)
+    assert even_output_size(4000, 3000, 1919) == (1918, 1438)
+    assert even_output_size(1000, 1000, 999) == (998, 998)
+    assert even_output_size(3001, 2001, 999) == (998, 666)
 
 
 def test_feather_mask_is_one_inside_and_falls_towards_zero_at_the_edges():

@@ -22,11 +22,13 @@ def even_output_size(width: int, height: int, max_size: int = 0) -> tuple[int, i
     """The photo's size, scaled so its longest side is at most ``max_size`` (0: no limit), in even numbers.
 
     Unscaled, an odd side loses its last row or column (no resampling of the photo for one pixel);
-    scaled, each side is rounded to the nearest even number.
+    scaled, the longest side is the largest even number up to ``max_size`` (never over it: rounding an odd
+    cap to the nearest even number went past it), the other side the nearest even number keeping the shape.
     """
     if not max_size or max(width, height) <= max_size:
         return max(2, width - width % 2), max(2, height - height % 2)
-    scale = max_size / max(width, height)
+    longest = max(2, max_size - max_size % 2)
+    scale = longest / max(width, height)
     return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
 
 
