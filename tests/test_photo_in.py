@@ -276,3 +276,15 @@ def test_a_transparent_photo_is_warned_that_the_colours_under_it_are_seen(tmp_pa
                             "V-Express sees the colours stored under it, as the original does, often black or "
                             "leftovers. Flatten it onto a background first (any editor's 'flatten' or 'remove "
                             "alpha') if those pixels are not meant to be seen."] if warned else [])
+
+
+def test_a_small_crop_warns_it_is_enlarged_but_a_wide_output_s_large_crop_does_not(tmp_path, speech):
+    """A 2048x64 output warned "The crop is 15873x496 pixels, smaller than 512px; the face is enlarged", though
+    the box is shrunk 7.75 times: the box's shorter side was compared with the width's limit."""
+    wide = plan_for(SAMPLES_DIR / "AOC" / "ref.jpg", speech, tmp_path, width=2048, height=64)
+    assert not [warning for warning in wide.warnings if "enlarged" in warning], wide.warnings
+    small = tmp_path / "small.jpg"
+    PIL.Image.open(SAMPLES_DIR / "AOC" / "ref.jpg").resize((200, 200)).save(small)
+    plan = plan_for(small, speech, tmp_path, width=256, height=256)
+    (warning,) = [warning for warning in plan.warnings if "enlarged" in warning]
+    assert "smaller than 256x256; the face is enlarged and will look soft" in warning

@@ -100,7 +100,7 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
         result.image = PIL.Image.fromarray(cut_crop(photo, box, width, height))
         if box != whole_image(*image.size):
             result.notes.append(f"Cropped {box} of the {image.width}x{image.height} photo to {width}x{height}.")
-        _crop_warnings(box, image.size, width, result.warnings)
+        _crop_warnings(box, image.size, (width, height), result.warnings)
         if face is not None:
             result.face_kps = _in_crop(face.kps3, box, width, height)
     if settings.max_size and not settings.paste_back:
@@ -139,13 +139,15 @@ def _whole_photo(image: PIL.Image.Image, width: int, height: int, warnings: list
     return image.resize((width, height), PIL.Image.BICUBIC)
 
 
-def _crop_warnings(box: CropBox, photo_size: tuple[int, int], width: int, warnings: list[str]) -> None:
+def _crop_warnings(box: CropBox, photo_size: tuple[int, int], size: tuple[int, int], warnings: list[str]) -> None:
     padding = frame_padding(box, *photo_size)
     if padding > PADDING_WARNING_SHARE:
         warnings.append(f"The photo is tight around the face: {padding:.0%} of the crop {box} lies outside it and is "
                         "filled by repeating its edge pixels. A photo with more room around the head looks better.")
-    if min(box.w, box.h) < min(MIN_ADVISED_SIZE, width):
-        warnings.append(f"The crop is {box.w}x{box.h} pixels, smaller than {min(MIN_ADVISED_SIZE, width)}px; the face "
+    # Side by side with the output's own (up to 512): a 15873x496 box shrunk to 2048x64 is no enlargement.
+    advised = tuple(min(MIN_ADVISED_SIZE, side) for side in size)
+    if box.w < advised[0] or box.h < advised[1]:
+        warnings.append(f"The crop is {box.w}x{box.h} pixels, smaller than {advised[0]}x{advised[1]}; the face "
                         "is enlarged and will look soft. A photo taken closer, or larger, looks sharper.")
 
 
