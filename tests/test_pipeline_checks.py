@@ -71,6 +71,27 @@ BAD_CALLS = [
     ({"output_type": "video"}, "output_type is 'video'. It is the form of the frames returned: pt, np, pil or latent"),
     ({"callback_on_step_end_tensor_inputs": ["prompt_embeds"]},
      "callback_on_step_end_tensor_inputs names ['prompt_embeds'], which this pipeline does not hand to the callback"),
+    # V-Kps images not of the call's size went through the reference and audio networks, then failed in the UNet's
+    # reshape; a 2-D one in encoding.py's permute.
+    ({"kps_images": lambda inputs: [np.zeros((32, 32, 3), np.uint8)] * 12},
+     "kps_images[0] is an array of shape (32, 32, 3). A frame's V-Kps is its keypoints ([3, 2]), a PIL image "
+     "(resized to the video's size) or an image of the video's size, of shape (64, 64, 3) here"),
+    ({"kps_images": lambda inputs: [np.zeros((64, 64, 3), np.uint8)] * 5 + [np.zeros((64, 64), np.uint8)] * 7},
+     "kps_images[5] is an array of shape (64, 64)."),
+    ({"kps_images": lambda inputs: np.zeros((12, 32, 32, 3), np.uint8)}, "kps_images is an array of shape (12, 32, 32"),
+    ({"kps_images": lambda inputs: torch.zeros(12, 3, 64, 64)}, "kps_images is an array of shape (12, 3, 64, 64)"),
+    # 0-255 floats were divided by 255 again; floats are in [0, 1], as for the reference image.
+    ({"kps_images": lambda inputs: [np.full((64, 64, 3), 255.0)] * 12},
+     "kps_images[0] is an array of floats outside [0, 1]"),
+    ({"kps_images": lambda inputs: [np.zeros((64, 64, 3), np.int64)] * 12}, "kps_images[0] is an array of int64"),
+    ({"kps_images": lambda inputs: ["kps.png"] * 12}, "kps_images[0] is str 'kps.png'"),
+    # Ran a whole step, then "'int' object is not callable".
+    ({"callback_on_step_end": 5}, "callback_on_step_end is int 5. It is called after every denoising step"),
+    ({"guidance_scale": -1.0}, "guidance_scale=-1.0 is negative."),
+    # torch.Generator().manual_seed(seed) misses wav2vec2's draws: not the noise of vexpress generate --seed.
+    ({"generator": 42}, "Pass pipe.seeded_generator(seed) (the noise of vexpress generate --seed), or leave it out"),
+    ({"latents": lambda inputs: torch.zeros(1, 4, 12, 9, 9)},
+     "make them with pipe.prepare_latents(frames, width, height, pipe.seeded_generator(seed))"),
 ]
 
 
@@ -143,3 +164,42 @@ def test_an_unknown_scheduler_name_is_an_input_error_with_the_closest_one(tiny_p
     pipe = tiny_pipe
     with pytest.raises(InputError, match=r"There is no scheduler 'dpm'.*Did you mean 'dpm\+\+'\? Use one of"):
         pipe.use_scheduler("dpm")
+
+
+def kps_drawn(inputs, height=64, width=64):
+    from vexpress_cli.kps import draw_kps_image
+
+    return [draw_kps_image(height, width, points[:3]) for points in inputs["kps_images"]]
+
+
+def test_kps_images_as_uint8_or_float_images_give_the_frames_of_the_keypoints(tiny_pipe, golden_inputs):
+    """A float image (floats in [0, 1], as the reference image) was divided by 255: almost black V-Kps."""
+    drawn = kps_drawn(golden_inputs)
+    from_points = tiny_pipe(**golden_inputs, **CALL, generator=torch.manual_seed(0)).frames
+    for kps in (drawn, [image.astype(np.float32) / 255 for image in drawn],
+                torch.from_numpy(np.stack(drawn)).float() / 255):
+        frames = tiny_pipe(**{**golden_inputs, "kps_images": kps}, **CALL, generator=torch.manual_seed(0)).frames
+        torch.testing.assert_close(frames, from_points, rtol=0, atol=0)
+
+
+def test_a_pil_kps_image_of_another_size_is_resized(tiny_pipe, golden_inputs):
+    import PIL.Image
+
+    large = [PIL.Image.fromarray(image).resize((128, 128), PIL.Image.NEAREST) for image in kps_drawn(golden_inputs)]
+    frames = tiny_pipe(**{**golden_inputs, "kps_images": large}, **CALL, generator=torch.manual_seed(0)).frames
+    assert frames.shape == (1, 4, 12, 8, 8)
+
+
+def test_guidance_up_to_1_is_no_guidance(tiny_pipe, golden_inputs):
+    """diffusers' meaning: up to 1 the conditional prediction alone (0 and 1 give the same frames)."""
+    none, one = (tiny_pipe(**golden_inputs, **CALL, guidance_scale=scale, generator=torch.manual_seed(0)).frames
+                 for scale in (0.0, 1.0))
+    torch.testing.assert_close(none, one, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["iter_frames", "denoise"])
+def test_iter_frames_and_denoise_refuse_the_output_form_of_call_naming_themselves(tiny_pipe, golden_inputs, method):
+    """iter_frames(output_type="pil") was "denoise_to_store() got an unexpected keyword argument 'output_type'"."""
+    with pytest.raises(TypeError, match=rf"^{method}\(\) got output_type, which only __call__ takes: {method} "):
+        result = getattr(tiny_pipe, method)(**golden_inputs, **{**CALL, "output_type": "pil"})
+        next(iter(result))

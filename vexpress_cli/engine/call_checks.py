@@ -36,7 +36,7 @@ class CallChecks:
                      num_pad_audio_frames, num_inference_steps, output_type="pt",
                      callback_on_step_end_tensor_inputs=("latents",), *, reference_image=None,
                      audio_waveform=None, latents=None, guidance_scale=3.5, reference_attention_weight=1.0,
-                     audio_attention_weight=1.0, generator=None):
+                     audio_attention_weight=1.0, generator=None, callback_on_step_end=None):
         """Every argument of a call, before any network runs."""
         for name, value in {"video_length": video_length, "width": width, "height": height,
                             "num_inference_steps": num_inference_steps, "context_frames": context_frames,
@@ -45,6 +45,7 @@ class CallChecks:
         for name, value in {"guidance_scale": guidance_scale, "reference_attention_weight": reference_attention_weight,
                             "audio_attention_weight": audio_attention_weight}.items():
             _check_finite_number(name, value)
+        _check_guidance_scale(guidance_scale)
         if width < self.vae_scale_factor or height < self.vae_scale_factor:
             raise InputError(f"The size {width}x{height} is too small.", "", f"Use a {parameter('width')} and "
                              f"{parameter('height')} of at least {self.vae_scale_factor} (512 as trained).")
@@ -67,6 +68,7 @@ class CallChecks:
             raise InputError(f"{have} V-Kps frames were given for a {video_length}-frame video.",
                              "Every frame needs a V-Kps image.",
                              "Fit the kps track to the video length first (vexpress_cli.kps.fit.fit_track).")
+        _check_kps_images(kps_images, video_length, width, height)
         max_context = self.max_context_frames
         if not 0 < context_frames <= max_context or not 0 <= context_overlap < context_frames:
             raise InputError(f"Context of {context_frames} frames with overlap {context_overlap} is not possible.",
@@ -81,6 +83,7 @@ class CallChecks:
                              f"The audio projection was trained on windows of {expected_pad} frames per side.",
                              f"Use {parameter('num_pad_audio_frames', expected_pad)}.")
         _check_output_type(output_type)
+        _check_step_end_callback(callback_on_step_end)
         self._check_callback_tensor_inputs(callback_on_step_end_tensor_inputs)
         if latents is not None:  # after the sizes: the shape they must have follows from them
             self._check_latents(latents, video_length, width, height)
@@ -127,8 +130,8 @@ class CallChecks:
             raise InputError(f"{parameter('latents')} is {described(latents)}.",
                              f"For {video_length} frames at {width}x{height} they must have the shape {expected}.",
                              "Leave them out for seeded noise, or make them with pipe.prepare_latents(frames, width, "
-                             "height, torch.Generator().manual_seed(seed)): a generator of their own, as the speech "
-                             "encoder also draws on torch's global one.")
+                             "height, pipe.seeded_generator(seed)): the noise of vexpress generate --seed, from a "
+                             "generator of their own.")
         if not torch.isfinite(latents).all():
             raise InputError(f"{parameter('latents')} hold NaN or infinite values.", "",
                              "Pass finite latents, or leave them out for seeded noise.")
@@ -174,6 +177,22 @@ def _check_finite_number(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
         raise InputError(f"{parameter(name)} is {described(value)}.", "It must be a finite number.",
                          f"Pass {parameter(name)} as a finite number.")
+
+
+def _check_guidance_scale(guidance_scale) -> None:
+    if guidance_scale < 0:
+        raise InputError(f"{parameter('guidance_scale', guidance_scale)} is negative.",
+                         "It is how far each step moves from the prediction without speech, kps and portrait towards "
+                         "the one with them; a negative scale moves away from them. Up to 1 turns guidance off.",
+                         f"Use {parameter('guidance_scale', 3.5)} (the default), or 0 to 1 for no guidance.")
+
+
+def _check_step_end_callback(callback) -> None:
+    if callback is not None and not callable(callback):
+        raise InputError(f"{parameter('callback_on_step_end')} is {described(callback)}.",
+                         "It is called after every denoising step, as callback(pipe, step, timestep, "
+                         "callback_kwargs).",
+                         "Pass a function (or a diffusers PipelineCallback), or leave it out.")
 
 
 def _check_reference_image(reference_image) -> None:
@@ -230,6 +249,42 @@ def _check_finite_kps(kps_images) -> None:
                              "Pass finite (x, y) pixels; a track from a file is checked by vexpress_cli.kps.load_kps.")
 
 
+def _check_kps_images(kps_images, video_length: int, width: int, height: int) -> None:
+    """Each frame's V-Kps: keypoints (checked by ``_check_finite_kps``), a PIL image (resized to the video's size)
+    or an HxWx3 image of the video's size, uint8 or floats in [0, 1] as the reference image."""
+    image_shape = (height, width, 3)
+    if isinstance(kps_images, (np.ndarray, torch.Tensor)) and kps_images.ndim == 4:
+        fits = tuple(kps_images.shape[1:]) == image_shape
+        problems = [(parameter("kps_images"), _array_image_problem(kps_images, fits))]
+    else:
+        problems = ((f"{parameter('kps_images')}[{index}]", _kps_item_problem(kps_images[index], image_shape))
+                    for index in range(video_length))
+    for name, problem in problems:
+        if problem:
+            raise InputError(f"{name} is {problem}.",
+                             "A frame's V-Kps is its keypoints ([3, 2]), a PIL image (resized to the video's size) "
+                             f"or an image of the video's size, of shape {image_shape} here: uint8, or floats in "
+                             "[0, 1] as for the reference image.",
+                             f"Draw the images at the call's size, draw_kps_image({height}, {width}, points) "
+                             "(vexpress_cli.kps), or pass the keypoints themselves: they are drawn at that size.")
+
+
+def _kps_item_problem(item, image_shape: tuple) -> str | None:
+    if isinstance(item, PIL.Image.Image):
+        return "an empty image" if 0 in item.size else None
+    if not isinstance(item, (np.ndarray, torch.Tensor)):
+        try:
+            array = np.asarray(item)
+        except (TypeError, ValueError):
+            return described(item)
+        if array.dtype.kind not in "iuf":
+            return described(item)
+        item = array
+    if tuple(item.shape) in KPS_POINT_SHAPES:
+        return None
+    return _array_image_problem(item, tuple(item.shape) == image_shape)
+
+
 def checked_step_end_latents(returned, given: torch.Tensor) -> torch.Tensor:
     """What a step-end callback returned as the latents: finite numbers of their shape."""
     if not isinstance(returned, torch.Tensor) or returned.shape != given.shape:
@@ -261,7 +316,7 @@ def check_generator(generator) -> None:
     if one is not None and not isinstance(one, torch.Generator):
         raise InputError(f"{parameter('generator')} is {described(generator)}.",
                          "It must be a torch.Generator (or a list of one), the source of the starting noise.",
-                         "Pass torch.Generator().manual_seed(seed), or leave it out.")
+                         "Pass pipe.seeded_generator(seed) (the noise of vexpress generate --seed), or leave it out.")
 
 
 def check_scheduler_name(name) -> None:
@@ -293,6 +348,14 @@ def refuse_unknown_arguments(arguments: dict) -> None:
         raise InputError(f"{parameter(name) if callable(value) else parameter(name, value)} is not supported.",
                          f"The original pipeline took {name}, but only its default, {allowed!r}, has the same "
                          "meaning here.", fix)
+
+
+def refuse_call_only_arguments(method: str, arguments: dict, gives: str) -> None:
+    """TypeError for what only ``__call__`` takes (its output's form, the original pipeline's arguments), given to
+    ``iter_frames`` or ``denoise`` (denoise_to_store's TypeError would name a method the caller never called)."""
+    given = sorted(set(arguments) & {"output_type", "return_dict", *ORIGINAL_ONLY_ARGUMENTS})
+    if given:
+        raise TypeError(f"{method}() got {', '.join(given)}, which only __call__ takes: {method} {gives}.")
 
 
 def _same(value, allowed) -> bool:

@@ -130,12 +130,17 @@ class EncodingStages:
         item = kps_source[index]
         if isinstance(item, PIL.Image.Image):
             return self.kps_image_processor.preprocess(item, height=height, width=width)[0]
+        if isinstance(item, torch.Tensor):
+            item = item.detach().cpu()
+            item = item.float() if item.is_floating_point() else item
         array = np.asarray(item)
         if array.shape in KPS_POINT_SHAPES:
             from vexpress_cli.kps.drawing import draw_kps_image
 
             array = draw_kps_image(height, width, array[:3])
-        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+        pixels = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
+        # Floats are in [0, 1] already (call_checks), as a float reference image is.
+        return pixels / 255.0 if array.dtype == np.uint8 else pixels
 
 
 def _onload_hooked(module: torch.nn.Module) -> None:

@@ -39,7 +39,7 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
 
 from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size, check_scheduler_name,
                                              check_step_end_returned, checked_step_end_latents,
-                                             refuse_unknown_arguments)
+                                             refuse_call_only_arguments, refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
@@ -243,7 +243,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                           num_pad_audio_frames, num_inference_steps, output_type, callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
-                          audio_attention_weight=audio_attention_weight, generator=generator)
+                          audio_attention_weight=audio_attention_weight, generator=generator,
+                          callback_on_step_end=callback_on_step_end)
         report = progress or no_progress
         # 2. Encode the reference portrait (VAE, then the reference net's features)
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
@@ -274,10 +275,13 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                     progress: ProgressCallback | None = None, **kwargs) -> Iterator[np.ndarray]:
         """Generate and yield ``[n, H, W, 3]`` uint8 RGB chunks as they are decoded (memory flat in length).
 
-        Takes the arguments of :meth:`denoise_to_store`. Unlike ``__call__`` (which returns the raw
-        frames, as the original pipeline did), ``postprocess`` defaults to on: the median filter
-        runs on the 8-bit frames (exactly the 8-bit image of the float filter).
+        Takes the arguments of :meth:`denoise_to_store` (``__call__``'s but ``output_type``, ``return_dict`` and the
+        original pipeline's: a TypeError). Unlike ``__call__`` (which returns the raw frames, as the original
+        pipeline did), ``postprocess`` defaults to on: the median filter runs on the 8-bit frames (exactly the
+        8-bit image of the float filter).
         """
+        refuse_call_only_arguments("iter_frames", kwargs, "yields [n, H, W, 3] uint8 arrays "
+                                   "(PIL.Image.fromarray(frame) makes a PIL image of one)")
         check_decode_chunk_size(decode_chunk_size)
         with self.denoise_to_store(*args, progress=progress, **kwargs) as latents:
             chunks = (to_uint8(chunk) for chunk in self.decode_latents(latents, decode_chunk_size, progress))
@@ -292,6 +296,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
 
         Takes the arguments of :meth:`denoise_to_store`; the whole tensor is in memory at the end.
         """
+        refuse_call_only_arguments("denoise", kwargs, "returns the final latents (decode them with decode_latents)")
         with self.denoise_to_store(*args, **kwargs) as latents:
             return latents.read_range(0, latents.frames).clone()
 
@@ -306,14 +311,15 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                          callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> LatentStore:
         """Stages 1-5 of ``__call__``: the final latents in a :class:`LatentStore` (a temp file for long videos).
 
-        ``kps_images`` is indexable by frame: PIL images, HxWx3 uint8 arrays, or [3, 2]
-        keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame is required.
+        ``kps_images`` is indexable by frame: PIL images (resized), HxWx3 arrays of the call's size (uint8, or
+        floats in [0, 1]), or [3, 2] keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame.
         """
         self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
                           num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
-                          audio_attention_weight=audio_attention_weight, generator=generator)
+                          audio_attention_weight=audio_attention_weight, generator=generator,
+                          callback_on_step_end=callback_on_step_end)
         report = progress or no_progress
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
                                                    reference_attention_weight, audio_attention_weight,
