@@ -334,3 +334,19 @@ def test_sequential_offload_without_group_offload_says_to_upgrade_diffusers(pipe
     monkeypatch.delattr(DiffusionPipeline, "enable_group_offload", raising=False)
     with pytest.raises(InputError, match="needs a newer diffusers.*offload=\"model\""):
         pipe.enable_offload("sequential", "cpu")
+
+
+@pytest.mark.parametrize("layout", ["saved", "released"])
+def test_a_misspelt_component_keyword_is_a_type_error_in_either_layout(pipe, saved_folder, layout):
+    """The saved layout ignored schedular= silently (diffusers logs that it ignores it, and loading is quiet)."""
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    folder = saved_folder if layout == "saved" else TINY_MODEL_DIR
+    with pytest.raises(TypeError, match=r"from_pretrained\(\) got unexpected keyword arguments.*: schedular\. Did "
+                                        r"you mean 'scheduler'\? It takes the components by name"):
+        VExpressPipeline.from_pretrained(folder, schedular=euler)
+
+
+def test_diffusers_loading_options_and_components_still_load_a_saved_folder(pipe, saved_folder):
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    loaded = VExpressPipeline.from_pretrained(saved_folder, scheduler=euler, use_safetensors=True)
+    assert loaded.scheduler is euler

@@ -46,9 +46,9 @@ from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.loading import (import_network_modules, install_log_filters, is_saved_layout,
                                          load_released_components, quiet_loading)
-from vexpress_cli.engine.pretrained_options import (align_cpu_weights, cast_and_move, checked_save_directory,
-                                                    checked_torch_dtype, released_layout_overrides,
-                                                    saved_layout_errors)
+from vexpress_cli.engine.pretrained_options import (align_cpu_weights, cast_and_move, check_saved_layout_keywords,
+                                                    checked_save_directory, checked_torch_dtype,
+                                                    released_layout_overrides, saved_layout_errors)
 from vexpress_cli.engine.median_filter import median_filter_stream
 from vexpress_cli.engine.model_source import resolve_model_folder
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
@@ -119,6 +119,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         torch_dtype = checked_torch_dtype(torch_dtype or dtype)
         with quiet_loading():
             if is_saved_layout(folder):
+                check_saved_layout_keywords(cls, kwargs)
                 import_network_modules()
                 # Cast below, not here: diffusers renamed torch_dtype (dtype, 0.36+) and warns on the old name.
                 with saved_layout_errors(folder):

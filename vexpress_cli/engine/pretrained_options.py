@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 
 from vexpress_cli.engine.devices import DTYPES
-from vexpress_cli.errors import InputError, ModelFolderError, described, parameter
+from vexpress_cli.errors import InputError, ModelFolderError, described, did_you_mean, parameter
 
 
 def component_names(pipeline_class) -> tuple[str, ...]:
@@ -21,14 +22,49 @@ def component_names(pipeline_class) -> tuple[str, ...]:
 
 def released_layout_overrides(pipeline_class, kwargs: dict) -> dict:
     """The components given by name (they replace the folder's); a TypeError for any other keyword, which the
-    released layout has no use for (diffusers would log that it ignores it, and loading is quiet)."""
+    released layout has no use for."""
     names = component_names(pipeline_class)
     unexpected = sorted(set(kwargs) - set(names))
     if unexpected:
         raise TypeError(f"from_pretrained() got unexpected keyword arguments for a folder in the released layout: "
-                        f"{', '.join(unexpected)}. It takes the components by name ({', '.join(names)}); "
-                        "variant and the like apply to a save_pretrained folder.")
+                        f"{', '.join(unexpected)}. {_suggestions(unexpected, names)}It takes the components by "
+                        f"name ({', '.join(names)}); variant and the like apply to a save_pretrained folder.")
     return kwargs
+
+
+def check_saved_layout_keywords(pipeline_class, kwargs: dict) -> None:
+    """A TypeError for a keyword that is neither a component nor one of diffusers' loading options: diffusers
+    would only log that it ignores it, and loading is quiet, so a misspelt ``schedular=`` went unnoticed."""
+    names = component_names(pipeline_class)
+    options = diffusers_loading_options()
+    unexpected = sorted(set(kwargs) - set(names) - options)
+    if unexpected:
+        raise TypeError(f"from_pretrained() got unexpected keyword arguments: {', '.join(unexpected)}. "
+                        f"{_suggestions(unexpected, [*names, *sorted(options)])}It takes the components by name "
+                        f"({', '.join(names)}) and diffusers' loading options (variant, use_safetensors, ...).")
+
+
+def diffusers_loading_options() -> frozenset[str]:
+    """The keywords diffusers' DiffusionPipeline.from_pretrained reads, from its source: each version has its own."""
+    from diffusers import DiffusionPipeline
+
+    try:
+        source = inspect.getsource(DiffusionPipeline.from_pretrained)
+    except (OSError, TypeError):  # no source to read (a frozen install): the options of diffusers 0.42
+        return DIFFUSERS_LOADING_OPTIONS
+    return frozenset(re.findall(r"kwargs\.pop\([\"'](\w+)[\"']", source)) | DIFFUSERS_LOADING_OPTIONS
+
+
+DIFFUSERS_LOADING_OPTIONS = frozenset((
+    "cache_dir", "custom_pipeline", "custom_revision", "device_map", "disable_mmap", "dtype", "force_download",
+    "load_connected_pipeline", "local_files_only", "low_cpu_mem_usage", "max_memory", "offload_folder",
+    "offload_state_dict", "provider", "provider_options", "proxies", "quantization_config", "revision",
+    "sess_options", "token", "torch_dtype", "trust_remote_code", "use_flashpack", "use_onnx", "use_safetensors",
+    "variant"))
+
+
+def _suggestions(unexpected: list[str], known) -> str:
+    return "".join(did_you_mean(name, known) for name in unexpected)
 
 
 def checked_torch_dtype(value) -> torch.dtype | dict | None:
