@@ -84,6 +84,8 @@ BAD_CALLS = [
     ({"kps_images": lambda inputs: [np.full((64, 64, 3), 255.0)] * 12},
      "kps_images[0] is an array of floats outside [0, 1]"),
     ({"kps_images": lambda inputs: [np.zeros((64, 64, 3), np.int64)] * 12}, "kps_images[0] is an array of int64"),
+    ({"kps_images": lambda inputs: np.full((12, 64, 64, 3), np.nan, np.float32)},
+     "kps_images is an array of floats outside [0, 1] (or NaN)"),
     ({"kps_images": lambda inputs: ["kps.png"] * 12}, "kps_images[0] is str 'kps.png'"),
     # Ran a whole step, then "'int' object is not callable".
     ({"callback_on_step_end": 5}, "callback_on_step_end is int 5. It is called after every denoising step"),

@@ -222,8 +222,8 @@ def _array_image_problem(image, shape_fits: bool) -> str | None:
     is_tensor = isinstance(image, torch.Tensor)
     if not (image.dtype.is_floating_point if is_tensor else np.issubdtype(image.dtype, np.floating)):
         return f"an array of {image.dtype}"
-    values = _detached(image).float() if is_tensor else np.asarray(image, np.float64)
-    if not bool((values >= 0).all() and (values <= 1).all()):  # NaN fails both
+    values = _detached(image)  # min and max, not a float64 copy: a stack of V-Kps images may be gigabytes
+    if not bool(values.min() >= 0 and values.max() <= 1):  # NaN is the min and max, and fails both
         return "an array of floats outside [0, 1] (or NaN)"
     return None
 
