@@ -229,8 +229,8 @@ def _array_image_problem(image, shape_fits: bool) -> str | None:
 
 
 def _check_finite_kps(kps_images) -> None:
-    """Keypoints given as numbers (``[frames, 3, 2]``, or one ``[3, 2]`` item per frame) must be finite; images are
-    drawn, nothing to check."""
+    """Keypoints given as numbers (``[frames, 3, 2]``, or one ``[3, 2]`` item per frame) must be finite (images:
+    ``_check_kps_images``)."""
     if isinstance(kps_images, (np.ndarray, torch.Tensor)):
         if kps_images.ndim != 4 and tuple(kps_images.shape[1:]) not in KPS_POINT_SHAPES:
             raise InputError(f"{parameter('kps_images')} is an array of shape {tuple(kps_images.shape)}.",
