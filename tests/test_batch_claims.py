@@ -61,6 +61,48 @@ class NeverRuns:
         raise AssertionError("the job ran")
 
 
+def test_a_run_removes_only_its_own_claim_and_one_run_takes_over_a_stale_claim(tmp_path):
+    """A run whose stale claim was taken over removed the new holder's claim when its job ended."""
+    output = tmp_path / "a.mp4"
+    first = claim_output(output)
+    long_ago = time.time() - CLAIM_STALE_SECONDS - 60
+    os.utime(first.path, (long_ago, long_ago))
+    second = claim_output(output)  # the first run's claim went stale: taken over
+    assert second.token != first.token
+    first.release()
+    assert claim_path(output).exists() and isinstance(claim_output(output), str)  # the second's claim stays
+    second.release()
+    assert not claim_path(output).exists()
+
+
+def test_a_running_claim_is_touched_by_its_heartbeat(tmp_path, monkeypatch):
+    """The claim was touched only with progress reports: compiling or a long CPU step made it look dead."""
+    import vexpress_cli.jobs.batch.claims as claims
+
+    monkeypatch.setattr(claims, "HEARTBEAT_SECONDS", 0.05)
+    claim = claim_output(tmp_path / "a.mp4")
+    os.utime(claim.path, (1000, 1000))
+    deadline = time.monotonic() + 10
+    while claim.path.stat().st_mtime < time.time() - 60 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert claim.path.stat().st_mtime > time.time() - 60
+    claim.release()
+
+
+class Interrupted:
+    device, dtype_name = torch.device("cpu"), "fp32"
+
+    def plan(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_a_job_stopped_by_ctrl_c_leaves_neither_its_claim_nor_the_folders_it_made(tmp_path):
+    job = BatchJob(1, "aoc.jpg", "a.wav", str(tmp_path / "new" / "deeper" / "a.mp4"), {}, action=NEW)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(Interrupted(), job, "cpu#1", lambda event: None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_job_skips_a_job_another_run_holds_or_made_meanwhile(tmp_path):
     events = []
     held = BatchJob(1, "aoc.jpg", "a.wav", str(tmp_path / "a.mp4"), {}, action=NEW)

@@ -297,3 +297,15 @@ def test_a_ctrl_c_after_the_summary_is_out_exits_with_the_summary_s_code_not_130
     result = subprocess.run([sys.executable, "-c", REPORTED], capture_output=True, text=True, cwd=REPO_ROOT,
                             timeout=20)
     assert result.returncode == 3, result.stderr
+
+
+def test_the_summary_s_exit_code_on_ctrl_c_is_set_only_where_the_command_line_installed_its_handlers():
+    """In-process (pytest's CliRunner), reported() made every later Ctrl-C or SIGTERM end the test run with the
+    batch's exit code, so a killed CI run read as a pass."""
+    import signal
+
+    from vexpress_cli.interrupts import reported
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    reported(0)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

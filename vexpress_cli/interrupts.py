@@ -126,8 +126,11 @@ def signal_handlers_kept() -> Iterator[None]:
 def reported(exit_code: int) -> None:
     """The command's result is out (its summary printed): from now on a Ctrl-C or termination signal ends the
     process at once with ``exit_code``, not 130, since nothing is left to stop but the interpreter's teardown
-    (Ray's, which takes seconds), and a script must not read a finished batch as interrupted."""
-    if threading.current_thread() is not threading.main_thread():
+    (Ray's, which takes seconds), and a script must not read a finished batch as interrupted. Only where
+    :func:`handle_termination_signals` installed the handlers (the command line's own process): a caller's
+    (pytest running the command in-process) are left as they are."""
+    ours = signal.getsignal(signal.SIGINT) is _on_signal
+    if threading.current_thread() is not threading.main_thread() or not ours:
         return
 
     def end(signum, frame) -> None:

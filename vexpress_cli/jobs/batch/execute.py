@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vexpress_cli.errors import VExpressError, join_messages, parameter
 from vexpress_cli.jobs.batch.checks import NEW, RETRY, BatchJob
-from vexpress_cli.jobs.batch.claims import Claim, claim_output
+from vexpress_cli.jobs.batch.claims import claim_output
 from vexpress_cli.jobs.batch.summary import (DONE, FAILED, INTERRUPTED, SKIPPED, BatchEvent, EventCallbackError,
                                              JobOutcome)
 from vexpress_cli.jobs.model_identity import model_of
@@ -46,7 +46,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=outcome))
         return outcome
     emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
-    clock = StageClock(_reporter(emit, worker, job, stop, claim))
+    clock = StageClock(_reporter(emit, worker, job, stop))
     try:
         plan = generator.plan(job.reference_image, job.audio, job.output, kps=job.kps,
                               reference_kps=job.reference_kps, overwrite=job.overwrite, progress=clock,
@@ -57,12 +57,14 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
                              _seconds(started), worker, result.num_frames, str(result.record),
                              [str(warning) for warning in result.warnings])
     except KeyboardInterrupt:
+        claim.release()  # before the folders it made go, which its file would keep
         remove_if_empty(made_folders)
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=JobOutcome(
             job.line, job.output, INTERRUPTED, job.action, "stopped by Ctrl-C; nothing was written",
             _seconds(started), worker)))
         raise
     except EventCallbackError:
+        claim.release()
         remove_if_empty(made_folders)
         raise
     except Exception as error:  # noqa: BLE001 - one job's failure must not end the night's work
@@ -82,7 +84,7 @@ def _seconds(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] | None, claim: Claim):
+def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] | None):
     last = [0.0]
 
     def report(stage: str, done: int, total: int | None) -> None:
@@ -91,7 +93,6 @@ def _reporter(emit: Emit, worker: str, job: BatchJob, stop: Callable[[], bool] |
         now = time.monotonic()
         if done == 0 or done == total or now - last[0] >= REPORT_INTERVAL:
             last[0] = now
-            claim.touch()  # alive: another run does not take the job over
             emit(BatchEvent("stage", worker, job.line, job.output, stage, done, total))
 
     return report

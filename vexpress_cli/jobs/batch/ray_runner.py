@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.jobs.batch.checks import BatchJob
+from vexpress_cli.jobs.batch.claims import remove_claim
 from vexpress_cli.jobs.batch.execute import Emit
 from vexpress_cli.jobs.batch.summary import FAILED, BatchEvent, EventCallbackError, JobOutcome
 from vexpress_cli.wording import extra_install_command
@@ -303,6 +304,7 @@ def _lost(job: BatchJob, error: Exception, worker: str, started: float) -> Batch
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     reason = f"The Ray worker running this job died ({first_line}). Run the batch again to retry it."
     seconds = round(time.monotonic() - started, 3)
+    remove_claim(job.output)  # its actor is dead: the rerun the reason asks for need not wait for the claim to age
     return BatchEvent("finished", worker, job.line, job.output,
                       outcome=JobOutcome(job.line, job.output, FAILED, job.action, reason, seconds, worker))
 
