@@ -390,6 +390,35 @@ def test_a_variable_rate_video_is_read_at_its_average_rate_by_timestamps(tmp_pat
     assert on_screen == [0, 1, 3, 5, 7, 9, 10, 11, 11, 12, 13, 13, 14, 15, 15, 16, 17, 17, 18, 19]  # skipped, held
 
 
+def test_a_steady_video_whose_last_frame_starts_late_keeps_its_rate_and_every_frame(tmp_path):
+    """The frame before the last held longer: the video was taken as variable-rate and read at 19.8 fps."""
+    steady = tmp_path / "steady.mp4"
+    with VideoWriter(steady, 25, 32, 32, crf=0) as writer:
+        writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(12)]))
+    held = tmp_path / "held.mkv"
+    ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,11),N,N+5)/(25*TB)'", "-fps_mode", "vfr", "-c:v", "libx264",
+           "-crf", "0", str(held))
+    info = video_info(held)
+    assert info.fps == 25 and not info.variable_rate
+    assert [round(frame.mean() / 10) for frame in iter_video_frames(info)] == list(range(12))
+
+
+def test_a_variable_rate_video_cut_by_an_edit_list_is_read_frame_by_frame_not_shifted(tmp_path):
+    """Packets before an edit list's start are never decoded: placing the decoded frames by them shifted the
+    track by half a second."""
+    steady = tmp_path / "steady.mp4"
+    with VideoWriter(steady, 30, 32, 32, crf=0) as writer:
+        writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(20)]))
+    slowing, cut = tmp_path / "slowing.mp4", tmp_path / "cut.mp4"
+    ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,10),N,10+(N-10)*3)/(30*TB)'", "-fps_mode", "vfr",
+           "-c:v", "libx264", "-g", "100", str(slowing))
+    ffmpeg("-ss", "0.2", "-i", str(slowing), "-c", "copy", str(cut))
+    info = video_info(cut)
+    decoded = [round(frame.mean() / 10) for frame in iter_video_frames(info)]
+    assert len(decoded) < info.frame_count  # the cut packets are listed, never decoded
+    assert not info.variable_rate and decoded == list(range(decoded[0], 20))  # each decoded frame once, in order
+
+
 @pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_write_leaves_nothing(media_dir, tmp_path, interrupt):
     with pytest.raises(interrupt):

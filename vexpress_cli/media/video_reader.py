@@ -118,7 +118,9 @@ def _variable_frame_times(timing: PacketTiming, fps: Fraction, frame_count: int)
     """Each frame's start (seconds from the first) when no rate fits every timestamp (a phone's variable frame
     rate), else None; None too when some packets have no timestamp (the frames cannot be placed in time)."""
     pts = sorted(timing.pts)
-    if len(pts) < 3 or len(pts) != frame_count or _timestamps_fit(pts, fps, timing.time_base):
+    if len(pts) < 3 or len(pts) != frame_count or pts[0] < 0:  # < 0: packets an edit list cuts, never decoded
+        return None
+    if _timestamps_fit(pts, fps, timing.time_base) or _timestamps_fit(pts[:-1], fps, timing.time_base):
         return None
     return tuple(float((value - pts[0]) * timing.time_base) for value in pts)
 
@@ -177,24 +179,32 @@ def nominal_fps(timing: PacketTiming) -> Fraction | None:
     (``n*1000/1001``) rates nearest the measured one are tried first, then the
     measured rate rounded to two decimals; a rate is accepted when every frame
     timestamp lies within one tick of where that rate puts it. A held last
-    frame is ignored. Variable frame rate video fits none and gets its
-    average rate.
+    frame is ignored, whether it lasts longer or starts late (the one before
+    it held). Variable frame rate video fits none and gets its average rate.
     """
     pts = sorted(timing.pts)
     if len(pts) < 2 or pts[-1] == pts[0]:
         if len(timing.durations) == 1 and timing.durations[0] > 0:
             return Fraction(1) / (timing.durations[0] * timing.time_base)
         return None
-    measured = (len(pts) - 1) / ((pts[-1] - pts[0]) * timing.time_base)
+    fitted = _fitted_rate(pts, timing.time_base)
+    if fitted is None and len(pts) > 3:
+        fitted = _fitted_rate(pts[:-1], timing.time_base)
+    return fitted or ((len(pts) - 1) / ((pts[-1] - pts[0]) * timing.time_base)).limit_denominator(1_000_000)
+
+
+def _fitted_rate(pts: list[int], time_base: Fraction) -> Fraction | None:
+    """The standard or two-decimal rate every timestamp of ``pts`` (sorted) fits, None when none does."""
+    measured = (len(pts) - 1) / ((pts[-1] - pts[0]) * time_base)
     standard = (
         Fraction(round(measured)),
         Fraction(round(measured * Fraction(1001, 1000)) * 1000, 1001),
     )
     for tier in (standard, (Fraction(round(measured * 100), 100),)):
-        fitting = [rate for rate in tier if rate > 0 and _timestamps_fit(pts, rate, timing.time_base)]
+        fitting = [rate for rate in tier if rate > 0 and _timestamps_fit(pts, rate, time_base)]
         if fitting:  # a short clip may fit both 24 and 24000/1001: take the nearer
             return min(fitting, key=lambda rate: abs(rate - measured))
-    return measured.limit_denominator(1_000_000)
+    return None
 
 
 def _timestamps_fit(pts: list[int], rate: Fraction, time_base: Fraction) -> bool:
