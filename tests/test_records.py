@@ -324,3 +324,18 @@ def test_a_record_from_before_fingerprints_compares_its_model_by_names_and_sizes
     fingerprinted = {"files": [{"name": name, "size": size, "fingerprint": print_} for name, size, print_ in now]}
     assert same_model_files(fingerprinted, now)
     assert not same_model_files(fingerprinted, (now[0], ("vae.safetensors", 200, "other")))
+
+
+def test_the_model_files_are_listed_through_linked_folders(tmp_path):
+    """A model folder whose networks are links to folders elsewhere listed no file, so no change was seen."""
+    from conftest import TINY_MODEL_DIR
+
+    from vexpress_cli.jobs.model_identity import list_model_files
+
+    linked = tmp_path / "model"
+    linked.mkdir()
+    for part in TINY_MODEL_DIR.iterdir():
+        (linked / part.name).symlink_to(part, target_is_directory=part.is_dir())
+    assert list_model_files(linked) == list_model_files(TINY_MODEL_DIR) != ()
+    (linked / "back-up").symlink_to(linked, target_is_directory=True)  # a loop is walked once
+    assert list_model_files(linked) == list_model_files(TINY_MODEL_DIR)

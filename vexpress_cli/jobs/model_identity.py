@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,17 @@ def file_fingerprint(path: Path, size: int) -> str:
 
 
 def list_model_files(model_dir: Path) -> tuple[tuple[str, int, str], ...]:
-    """The checkpoint files of a model folder: (name relative to the folder, size, fingerprint), sorted."""
-    paths = sorted((path for path in model_dir.rglob("*")
-                    if path.suffix.lower() in CHECKPOINT_SUFFIXES and path.is_file()),
-                   key=lambda path: path.relative_to(model_dir).as_posix())
+    """The checkpoint files of a model folder: (name relative to the folder, size, fingerprint), sorted. Linked
+    folders are followed (model_ckpts/v-express -> /data/...), each real folder once."""
+    paths, seen = [], set()
+    for folder, folders, files in os.walk(model_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            folders.clear()
+            continue
+        seen.add(real)
+        paths += [Path(folder, name) for name in files if Path(name).suffix.lower() in CHECKPOINT_SUFFIXES]
+    paths = sorted((path for path in paths if path.is_file()), key=lambda path: path.relative_to(model_dir).as_posix())
     return tuple((path.relative_to(model_dir).as_posix(), size, file_fingerprint(path, size))
                  for path in paths for size in (path.stat().st_size,))
 
