@@ -23,7 +23,7 @@ TYS = SAMPLES_DIR / "tys"
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 1, "face_backend": "dlib"}
 # An iPhone photo's first bytes: an ISO-BMFF `ftyp` box (as an mp4 starts) of brand heic, then the rest.
 HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
-HEIC_MESSAGE = "HEIC photos (an iPhone's default) are not read"
+HEIC_MESSAGE = "HEIC photos (an iPhone's default) are read only with the optional pillow-heif package"
 runner = CliRunner()
 needs_avif = pytest.mark.skipif(not PIL.features.check("avif"), reason="this Pillow cannot write AVIF")
 
@@ -106,7 +106,8 @@ def test_generate_names_a_heic_photo_and_how_to_export_a_jpeg(tmp_path, name):
     with pytest.raises(InputError) as raised:
         Generator(TINY_MODEL_DIR).plan(heic(tmp_path, name), TYS / "aud.mp3", tmp_path / "o.mp4", **SMALL)
     message = raised.value.render()
-    assert HEIC_MESSAGE in message and "Settings > Camera > Formats > Most Compatible" in message, message
+    assert HEIC_MESSAGE in message and "pip install pillow-heif" in message, message
+    assert "Settings > Camera > Formats > Most Compatible" in message, message
     assert "not an image Pillow can open" not in message and "Pass a JPEG or PNG" not in message
 
 
@@ -135,3 +136,22 @@ def test_photo_formats_by_first_bytes(head, fmt):
     from vexpress_cli.file_types import photo_format
 
     assert photo_format(head) == fmt
+
+
+def test_an_installed_pillow_heif_is_registered_before_a_photo_is_opened(tmp_path, monkeypatch):
+    """The HEIC message named pillow-heif, but installing it changed nothing: no one registered its reader."""
+    import sys
+    import types
+
+    from vexpress_cli.media import images
+
+    registered = []
+    fake = types.SimpleNamespace(register_heif_opener=lambda: registered.append(1))
+    monkeypatch.setitem(sys.modules, "pillow_heif", fake)
+    images._register_heif_reader.cache_clear()
+    try:
+        images.open_rgb_image(SAMPLES_DIR / "AOC" / "ref.jpg")
+        images.open_rgb_image(SAMPLES_DIR / "AOC" / "ref.jpg")
+    finally:
+        images._register_heif_reader.cache_clear()
+    assert registered == [1]  # once per process

@@ -42,7 +42,7 @@ KPS_SUFFIXES = (*KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX)
 # --- photos ------------------------------------------------------------------------------------
 # Every command (generate, inspect, extract, batch) takes a file for a photo by these suffixes, or by
 # its first bytes (:func:`photo_format`), whatever its name. HEIC is listed to be named, not read:
-# Pillow opens it only with the pillow-heif plugin (see vexpress_cli.media.images).
+# Pillow opens it only with the pillow-heif package installed (vexpress_cli.media.images registers it).
 HEIF_SUFFIXES = (".heic", ".heif")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", *HEIF_SUFFIXES)
 # First bytes of each photo format, with Pillow's name for it. WebP (RIFF....WEBP) and the ISO-BMFF

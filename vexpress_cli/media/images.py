@@ -14,6 +14,7 @@ that Pillow cannot open is refused with how to export a JPEG.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.I
     lazy, so it happens there) becomes an InputError too.
     """
     path = require_regular_file(path, label, EXPECTED_IMAGE, missing_fix=f"Check the spelling of the {label} path.")
+    _register_heif_reader()
     try:
         with warnings.catch_warnings():
             # Pillow warns about images over its own limit; ours is lower and says more.
@@ -155,6 +157,18 @@ def transparency_warning(path: str | Path, label: str = "image") -> str | None:
             "seen.")
 
 
+@functools.cache
+def _register_heif_reader() -> bool:
+    """Pillow reads HEIC photos (an iPhone's default) once the optional pillow-heif package registers its reader;
+    whether it is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def _unreadable(path: Path, label: str, error: Exception) -> InputError:
     """Why Pillow could not open ``path``: a format it has no reader for (HEIC, AVIF) is named, anything else is
     Pillow's error."""
@@ -162,9 +176,10 @@ def _unreadable(path: Path, label: str, error: Exception) -> InputError:
     if fmt == "HEIC":  # Pillow has no HEIC reader of its own; pillow-heif adds one when registered
         return InputError(
             f"Cannot read the {label} {path}: it is a HEIC photo.",
-            why="HEIC photos (an iPhone's default) are not read: Pillow opens them only with the pillow-heif plugin.",
-            fix="Export it as JPEG (iPhone: Settings > Camera > Formats > Most Compatible) or convert it to JPEG or "
-            "PNG, then pass that.",
+            why="HEIC photos (an iPhone's default) are read only with the optional pillow-heif package, which is "
+            "not installed here." if not _register_heif_reader() else f"pillow-heif could not read it ({error}).",
+            fix="Install it (pip install pillow-heif), or export the photo as JPEG (iPhone: Settings > Camera > "
+            "Formats > Most Compatible) or convert it to JPEG or PNG, then pass that.",
         )
     if fmt == "AVIF" and not PIL.features.check("avif"):
         return InputError(f"Cannot read the {label} {path}: it is an AVIF photo.",
