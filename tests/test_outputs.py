@@ -345,9 +345,12 @@ def test_atomic_outputs_restores_replaced_files_when_a_later_one_cannot_be_moved
 
 
 def test_an_output_name_too_long_for_its_temporary_name_is_refused_before_any_work(tmp_path):
-    longest = "a" * (255 - 64 - len(".mp4")) + ".mp4"
+    longest = "a" * (255 - 72 - len(".mp4")) + ".mp4"
     assert check_output(tmp_path / longest, kind="video").name == longest
-    with pytest.raises(InputError, match=r"is 192 bytes long.*an output name may have 191"):
+    kps = "k" * (255 - 72 - len(".safetensors")) + ".safetensors"  # the longest temporary name: its backup's
+    worst = f".{kps}.vexpress-{'9' * 7}-0123abcd-h0123abcd.partial.replaced.safetensors"  # pid_max has 7 digits
+    assert check_output(tmp_path / kps, kind="kps").name == kps and len(worst.encode()) <= 255
+    with pytest.raises(InputError, match=r"is 184 bytes long.*an output name may have 183"):
         check_output(tmp_path / ("a" + longest), kind="video")
     with pytest.raises(InputError, match="The output folder name 'bbbbbb.*longer than 255 bytes"):
         check_output(tmp_path / ("b" * 256) / "talk.mp4", kind="video", folder_made_later=True)

@@ -122,7 +122,7 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
 # .NAME.vexpress-PID-TOKEN-HOST.partial[.TAG].SUFFIX (and gets NAME.json beside it), so its own name keeps 64 bytes
 # free for that.
 NAME_MAX = 255
-TEMP_NAME_ROOM = 64
+TEMP_NAME_ROOM = 72  # the longest: .NAME.vexpress-4194304-0123abcd-h0123abcd.partial.replaced (+ the suffix, twice)
 
 
 def input_it_would_replace(output: str | Path, inputs: dict[str, str | Path | None]) -> str | None:
