@@ -18,6 +18,20 @@ SAMPLES_DIR = FIXTURES_DIR / "samples"
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def error_paragraph(args: list) -> str:
+    """``vexpress ARGS`` refused: exit 2, nothing on stdout, no traceback, and its one error paragraph on one line."""
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    log = " ".join(result.stderr.split())
+    assert log.count("Error: ") == 1, log
+    return log[log.find("Error: "):]
+
+
 def free_port() -> int:
     """A local TCP port that was free a moment ago: nothing listens there."""
     with socket.socket() as probe:

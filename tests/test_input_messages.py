@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, error_paragraph
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
@@ -17,15 +17,6 @@ pytestmark = pytest.mark.usefixtures("no_user_config", "like_the_real_command")
 TYS = SAMPLES_DIR / "tys"
 SMALL = ["--width", "64", "--height", "64", "--num-inference-steps", "1", "--model-dir", str(TINY_MODEL_DIR)]
 runner = CliRunner()
-
-
-def error_paragraph(args: list) -> str:
-    result = runner.invoke(app, [str(arg) for arg in args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.stdout == ""
-    log = " ".join(result.stderr.split())
-    assert log.count("Error: ") == 1, log
-    return log[log.find("Error: "):]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import PIL.features
 import pytest
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, error_paragraph
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -44,15 +44,6 @@ def heic(folder: Path, name: str = "IMG_0001.HEIC") -> Path:
     path = folder / name
     path.write_bytes(HEIC_HEAD + b"\x00\x00\x01\x00meta" + bytes(range(256)) * 4)
     return path
-
-
-def error_paragraph(args: list) -> str:
-    result = runner.invoke(app, [str(arg) for arg in args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.stdout == ""
-    log = " ".join(result.stderr.split())
-    assert log.count("Error: ") == 1, log
-    return log[log.find("Error: "):]
 
 
 def inspect_json(path: Path) -> dict:
