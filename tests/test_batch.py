@@ -379,7 +379,7 @@ def test_a_ray_actor_killed_mid_job_fails_its_job_on_its_worker_and_json_stdout_
     lost = summary["jobs"][0]
     assert process.returncode == 1 and lost["status"] == "failed", log.read_text()
     assert lost["reason"].startswith("The Ray worker running this job died")
-    assert " cpu#1" in lost["worker"] and lost["seconds"] > 0.9
+    assert " cpu#1" in lost["worker"] and lost["seconds"] > 0.1  # from when its start reached the batch
 
 
 @pytest.fixture(scope="module")

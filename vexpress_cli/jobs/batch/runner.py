@@ -24,6 +24,7 @@ from vexpress_cli.jobs.batch.summary import (INTERRUPTED, NOT_RUN, SKIPPED, Batc
                                              BatchSummary, EventCallbackError, JobOutcome, raising_callback_apart)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, Generator
 from vexpress_cli.jobs.records import record_path
+from vexpress_cli.outputs import missing_folders, remove_if_empty
 from vexpress_cli.progress import checked_callback
 
 
@@ -86,6 +87,10 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         return BatchSummary(str(manifest), ordered, time.monotonic() - started, shown, interrupted)
 
     shown = [f"ray {ray}"] if ray is not None else names
+    # Made here or by the workers; those a stopped batch leaves empty go (two workers' claims shared one folder,
+    # so neither job could remove it on its own).
+    made_folders = sorted({folder for job in to_run for folder in missing_folders(Path(job.output).parent)},
+                          key=lambda folder: len(folder.parts), reverse=True)
     try:
         emit(BatchEvent("checked", "", 0, done=len(jobs) - len(to_run), total=len(jobs)))
         for job in jobs:
@@ -103,10 +108,18 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         elif to_run:
             run_here(to_run, names[0], model_dir, dtype, collect)
     except KeyboardInterrupt as stop:
+        _remove_empty(made_folders)
         raise BatchInterrupted(summary(interrupted=True), exit_code_of(stop)) from None
     except EventCallbackError as failed:
+        _remove_empty(made_folders)
         raise failed.__cause__ from None
     return summary()
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Each of the folders (deepest first) that is empty now."""
+    for folder in folders:
+        remove_if_empty([folder])
 
 
 def batch_model_settings(preset, settings: dict[str, Any], devices) -> tuple[str | None, str]:
