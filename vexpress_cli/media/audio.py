@@ -45,6 +45,7 @@ from vexpress_cli.media.ffmpeg import (
 from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
 from vexpress_cli.media.resampling import StreamingResampler, filter_fits
 from vexpress_cli.outputs import atomic_output, check_output
+from vexpress_cli.wording import plural
 
 STANDARD_SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-60 / 20)  # peaks below -60 dBFS count as silent
@@ -287,8 +288,8 @@ class _PcmStream:
 
     def _non_finite_error(self, count: int, first: float) -> InputError:
         return InputError(
-            f"The audio of {str(self.source.path)!r} holds {count} sample{'s' * (count != 1)} that "
-            f"{'are' if count != 1 else 'is'} NaN or infinite (the first at {first:.3f} s).",
+            f"The audio of {str(self.source.path)!r} holds {plural(count, 'sample')} that "
+            f"{'is' if count == 1 else 'are'} NaN or infinite (the first at {first:.3f} s).",
             "Such samples are not sound: the file is damaged, or the program that wrote it put NaN or inf into it. "
             "Played they are loud clicks, and they would spoil the speech features of every frame.",
             "Re-export the speech from its source (e.g. as 16-bit WAV or MP3), or fix the program that wrote it.",

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from vexpress_cli.outputs.atomic import HOST_TAG, process_alive
+from vexpress_cli.outputs.atomic import HOST_TAG, owner_gone
 
 CLAIM_SUFFIX = ".vexpress-claim"
 HEARTBEAT_SECONDS = 60
@@ -106,7 +106,7 @@ def _live_holder(path: Path) -> str | None:
         host, pid, started = str(facts["host"]), int(facts["pid"]), str(facts["started"])
     except (KeyError, TypeError, ValueError):
         return "another run"
-    if host == HOST_TAG and not process_alive(pid):
+    if owner_gone(host, pid, changed):
         return None
     where = "this machine" if host == HOST_TAG else "another machine"
     return f"another run is making it (process {pid} on {where}, since {started})"
