@@ -146,13 +146,10 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     from vexpress_cli.jobs.records import rerun_warnings
 
     resolved = resolve_job_settings(preset, given)
-    check_job_device(resolved, devices)
-    # The user config's device and dtype are left to the Generator, which reads them too
-    device, dtype = (getattr(resolved.settings, name) if resolved.sources[name] in ("explicit", "preset") else None
-                     for name in ("device", "dtype"))
+    check_job_device(resolved, devices)  # checked here, so a bad one is told as its preset's or the config's
     job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
     show = not quiet and not as_json
-    generator = Generator(model_dir, device, dtype, devices, model=model)
+    generator = Generator(model_dir, resolved.settings.device, resolved.settings.dtype, devices, model=model)
     with generator, stage_progress(console, enabled=show) as progress, stdout_kept_for_json(as_json):
         plan = generator.plan(reference_image, audio, output, kps=kps, reference_kps=reference_kps, preset=preset,
                               overwrite=overwrite, progress=progress, **job_settings)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -44,6 +45,7 @@ def check_saved_layout_keywords(pipeline_class, kwargs: dict) -> None:
                         f"({', '.join(names)}) and diffusers' loading options (variant, use_safetensors, ...).")
 
 
+@functools.cache
 def diffusers_loading_options() -> frozenset[str]:
     """The keywords diffusers' DiffusionPipeline.from_pretrained reads, from its source: each version has its own."""
     from diffusers import DiffusionPipeline

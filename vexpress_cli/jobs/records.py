@@ -143,8 +143,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-
-
 @dataclass
 class RunRecord:
     """What one job was and what it made; ``to_dict()`` is the ``<output>.json`` file."""

@@ -119,8 +119,8 @@ def check_output(path: str | Path, overwrite: bool = False, kind: str | None = N
 
 
 # File systems allow names of up to 255 bytes; an output is first written as
-# .NAME.vexpress-PID-TOKEN-HOST.partial[.TAG].SUFFIX (and gets NAME.json beside it), so its own name keeps 64 bytes
-# free for that.
+# .NAME.vexpress-PID-TOKEN-HOST.partial[.TAG].SUFFIX (and gets NAME.json beside it), so its own name keeps
+# TEMP_NAME_ROOM bytes free for that.
 NAME_MAX = 255
 TEMP_NAME_ROOM = 72  # the longest: .NAME.vexpress-4194304-0123abcd-h0123abcd.partial.replaced (+ the suffix, twice)
 

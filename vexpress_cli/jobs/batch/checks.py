@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from vexpress_cli.errors import InputError, Message, VExpressError, join_messages, parameter
