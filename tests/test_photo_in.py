@@ -209,7 +209,7 @@ def test_retarget_frames_the_photo_on_its_side_like_generate(canvas, speech, tmp
 
 def test_a_photo_stored_on_its_side_is_read_upright_with_a_note(tmp_path):
     from vexpress_cli.face import load_image_rgb
-    from vexpress_cli.media.images import rotation_note
+    from vexpress_cli.media.images import read_photo
 
     upright = np.random.default_rng(3).integers(0, 256, (20, 40, 3), dtype=np.uint8)
     stored = tmp_path / "side.png"
@@ -217,10 +217,10 @@ def test_a_photo_stored_on_its_side_is_read_upright_with_a_note(tmp_path):
     exif[0x0112] = 6
     PIL.Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(stored, exif=exif)
     assert np.array_equal(load_image_rgb(stored), upright)
-    assert "EXIF orientation 6" in rotation_note(stored)
+    assert ["EXIF orientation 6" in note for note in read_photo(stored).notes] == [True]
     plain = tmp_path / "plain.png"
     PIL.Image.fromarray(upright).save(plain)
-    assert rotation_note(plain) is None
+    assert read_photo(plain).notes == []
 
 
 def test_a_max_size_below_64_is_refused(canvas, speech, tmp_path):

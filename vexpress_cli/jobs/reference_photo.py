@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.framing import (PADDING_WARNING_SHARE, CropBox, cut_crop, frame_padding, framed_crop_box,
                                        parse_crop, whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
-from vexpress_cli.media.images import animation_note, open_rgb_image, rotation_note, transparency_warning
+from vexpress_cli.media.images import read_photo
 from vexpress_cli.settings.schema import GenerationSettings
 from vexpress_cli.wording import plural
 
@@ -72,18 +72,15 @@ def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_
                          face_model_root: Path | None = None) -> ReferencePhoto:
     """Read, turn upright and cut the reference photo as ``settings`` say; detects the face for ``auto``."""
     width, height = settings.width, settings.height
-    image = open_rgb_image(path, "reference image")
-    photo = np.asarray(image)
-    notes = [note for note in (animation_note(path, "reference image"), rotation_note(path, "reference image")) if note]
+    read = read_photo(path, "reference image")
+    image, photo, notes = read.image, np.asarray(read.image), read.notes
     mode = settings.crop
     if mode == "auto" and reference_kps_given:
         mode = "none"
         if abs(image.width / image.height - width / height) > 0.01:  # otherwise framing hardly matters
             notes.append(f"{parameter('crop', 'auto')} is not used with {parameter('reference_kps')}: those points are "
                          "in the whole photo resized to the output size, so the whole photo is used.")
-    result = ReferencePhoto(image, None, image.size, notes=notes)
-    if warning := transparency_warning(path, "reference image"):
-        result.warnings.append(warning)
+    result = ReferencePhoto(image, None, image.size, warnings=read.warnings, notes=notes)
     if mode == "none":
         result.image = _whole_photo(image, width, height, result.warnings, reference_kps_given)
     else:

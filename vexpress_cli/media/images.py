@@ -6,6 +6,10 @@ pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scalin
 grayscale down instead of clipping it to white. Photos come out upright: a phone photo whose EXIF
 orientation says "rotate" is turned the way it was taken (:func:`upright`, :func:`rotation_note`).
 
+Colours come out in sRGB: a photo with an embedded colour profile that is not sRGB (an iPhone's Display P3)
+is converted from it (:mod:`vexpress_cli.media.colour_profiles`). :func:`read_photo` opens a photo once and
+says what reading it did.
+
 Which files are photos (by suffix, or by their first bytes whatever the name) is decided in
 :mod:`vexpress_cli.file_types` for every command; :func:`photo_format_of` reads a file's first bytes.
 An animated GIF is read as its first frame, with a note (:func:`animation_note`); a HEIC photo
@@ -18,6 +22,7 @@ import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,7 @@ import PIL.features
 from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import PHOTO_HEAD_BYTES, photo_format
 from vexpress_cli.input_files import require_regular_file
+from vexpress_cli.media.colour_profiles import ColourProfile, colour_note, in_srgb
 
 # What Pillow raises for a missing, truncated, foreign or oversized (decompression bomb) file.
 IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError)
@@ -90,8 +96,34 @@ def still_photo_format(path: str | Path) -> str | None:
         return None  # a damaged GIF: ffmpeg says what is wrong with it
 
 
+@dataclass
+class Photo:
+    """A photo as vexpress reads it: upright 8-bit RGB in sRGB colours, and what reading it did, in words."""
+
+    image: PIL.Image.Image
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    colour_profile: ColourProfile | None = None
+
+
+def read_photo(path: str | Path, label: str = "image") -> Photo:
+    """The photo at ``path``, upright, in RGB and sRGB, with notes on what was done to it (animated: its first frame;
+    stored turned: turned upright; a colour profile: converted) and a warning where it is transparent."""
+    with opened_image(path, label) as image:
+        rgb, profile = decoded_rgb(upright(image))
+        notes = [_animation_note(image, path, label), _rotation_note(image, path, label),
+                 colour_note(profile, path, label)]
+        warning = _transparency_warning(image, path, label)
+        return Photo(rgb, [note for note in notes if note], [warning] if warning else [], profile)
+
+
 def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """``image`` decoded to 8-bit RGB.
+    """``image`` decoded to 8-bit RGB in sRGB colours (see :func:`decoded_rgb`)."""
+    return decoded_rgb(image)[0]
+
+
+def decoded_rgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, ColourProfile | None]:
+    """``image`` decoded to 8-bit RGB, its colours converted to sRGB from its embedded profile, and that profile.
 
     16-bit grayscale (PNG) is scaled from 0..65535 to 0..255; Pillow's own ``convert("RGB")``
     would clip it, turning nearly every pixel white.
@@ -99,12 +131,13 @@ def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
         wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
         gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
-        return PIL.Image.fromarray(gray).convert("RGB")
-    return image.convert("RGB")
+        return PIL.Image.fromarray(gray).convert("RGB"), None
+    return in_srgb(image)
 
 
 def open_rgb_image(path: str | Path, label: str = "image") -> PIL.Image.Image:
-    """The photo at ``path`` as an upright RGB image; ``label`` names it in errors (e.g. "reference image")."""
+    """The photo at ``path`` as an upright RGB image in sRGB colours; ``label`` names it in errors (e.g. "reference
+    image")."""
     with opened_image(path, label) as image:
         return as_rgb(upright(image))
 
@@ -122,33 +155,34 @@ def upright(image: PIL.Image.Image) -> PIL.Image.Image:
     return image
 
 
-def rotation_note(path: str | Path, label: str = "image") -> str | None:
-    """What turning the photo upright did, in words (None when its pixels are stored upright)."""
+def animation_note(path: str | Path, label: str = "image") -> str | None:
+    """Which frame of an animated photo (a GIF, an animated WebP or AVIF, a multi-page TIFF) is used; None for a
+    still one."""
     with opened_image(path, label) as image:
-        orientation = exif_orientation(image)
+        return _animation_note(image, path, label)
+
+
+def _rotation_note(image: PIL.Image.Image, path: str | Path, label: str) -> str | None:
+    orientation = exif_orientation(image)
     if orientation not in ORIENTATION_WORDS:
         return None
     return (f"The {label} {Path(path).name} is stored {ORIENTATION_WORDS[orientation]} (EXIF orientation "
             f"{orientation}); it was turned upright.")
 
 
-def animation_note(path: str | Path, label: str = "image") -> str | None:
-    """Which frame of an animated photo (a GIF, an animated WebP or AVIF, a multi-page TIFF) is used; None for a
-    still one."""
-    with opened_image(path, label) as image:
-        frames = getattr(image, "n_frames", 1)
+def _animation_note(image: PIL.Image.Image, path: str | Path, label: str) -> str | None:
+    frames = getattr(image, "n_frames", 1)
     if frames <= 1:
         return None
     return (f"The {label} {Path(path).name} holds {frames} frames (it is animated); only its first frame is used, "
             "as a still photo.")
 
 
-def transparency_warning(path: str | Path, label: str = "image") -> str | None:
+def _transparency_warning(image: PIL.Image.Image, path: str | Path, label: str) -> str | None:
     """What V-Express will see where the photo is transparent (None when under 1% of it is)."""
-    with opened_image(path, label) as image:
-        if not (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
-            return None
-        share = float((np.asarray(image.convert("RGBA").getchannel("A")) < 128).mean())
+    if not (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        return None
+    share = float((np.asarray(image.convert("RGBA").getchannel("A")) < 128).mean())
     if share < 0.01:
         return None
     return (f"{share:.0%} of the {label} {Path(path).name} is transparent or mostly so (under half opaque); "

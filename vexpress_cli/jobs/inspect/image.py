@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from vexpress_cli.errors import parameter
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import optional_folder
 from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
+
+if TYPE_CHECKING:
+    from vexpress_cli.media.colour_profiles import ColourProfile
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ImageReport(Report):
     smaller_than_512: bool
     exif_orientation: int | None
     face: FaceReport
+    colour_profile: str | None = None  # the embedded ICC profile's name; one that is not sRGB is converted to sRGB
     crop: list[int] | None = None  # x, y, w, h that generate would cut, in the upright photo's pixels
     would_crop: str | None = None  # the same in words, or why auto-crop would fail
     kind: str = "image"
@@ -61,16 +66,18 @@ def inspect_image(
     stretches the whole photo, X,Y,W,H cuts that box) at ``width`` x ``height``, and the face is
     looked for there, as generate looks for it. No face is reported, not raised.
     """
+    from vexpress_cli.media.colour_profiles import colour_note
     from vexpress_cli.media.images import animation_note
     from vexpress_cli.settings.model_lookup import face_model_root
 
     path = check_input_path(path)
-    fmt, size, mode, orientation, rgb = _read_image(path)
+    fmt, size, mode, orientation, rgb, profile = _read_image(path)
     settings = _settings(backend, width, height, crop, face_index)
     root = face_model_root(optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix), settings.face_backend)
     report = ImageReport(
         path=str(path.resolve()), format=fmt, width=size[0], height=size[1], mode=mode, square=size[0] == size[1],
         smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=orientation, face=None,
+        colour_profile=profile.name if profile else None,
     )
     reference = _generation_reference(path, settings, root)
     if reference is None:  # --crop auto finds no face in the photo: generate would stop there
@@ -84,6 +91,8 @@ def inspect_image(
     report.warnings.extend(_image_warnings(report, settings.crop, framed=reference is not None))
     if note := animation_note(path):
         report.warnings.append(note)
+    if profile and profile.reason:
+        report.warnings.append(colour_note(profile, path, "photo"))
     return report
 
 
@@ -95,13 +104,14 @@ def _settings(backend: str, width: int, height: int, crop: str, face_index: int)
     return GenerationSettings(width=width, height=height, face_backend=backend, crop=crop, face_index=face_index)
 
 
-def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray]:
-    from vexpress_cli.media.images import as_rgb, opened_image, upright
+def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray, ColourProfile | None]:
+    from vexpress_cli.media.images import decoded_rgb, opened_image, upright
 
     with opened_image(path) as image:
         orientation = image.getexif().get(0x0112)  # EXIF Orientation
-        rgb = np.asarray(as_rgb(upright(image)))
-        return image.format, (rgb.shape[1], rgb.shape[0]), image.mode, orientation, rgb
+        rgb, profile = decoded_rgb(upright(image))
+        rgb = np.asarray(rgb)
+        return image.format, (rgb.shape[1], rgb.shape[0]), image.mode, orientation, rgb, profile
 
 
 def _generation_reference(path: Path, settings, model_root: Path | None):

@@ -1,0 +1,128 @@
+"""Photos with an embedded ICC colour profile are read in sRGB: a Display P3 photo (an iPhone's) is converted,
+an sRGB one is used as stored, and a profile that cannot be applied is named in a note."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import PIL.Image
+import PIL.ImageCms
+import pytest
+from typer.testing import CliRunner
+
+from vexpress_cli.cli.app import app
+from vexpress_cli.media.images import read_photo
+
+# Display P3's primaries adapted to D50 (the profile connection space), as Apple's profile stores them.
+P3_COLUMNS = ((0.515102, 0.241182, -0.001050), (0.291965, 0.692236, 0.041882), (0.157153, 0.066582, 0.784378))
+# sRGB's, as littlecms' built-in sRGB profile stores them.
+SRGB_COLUMNS = ((0.436066, 0.222488, 0.013916), (0.385147, 0.716873, 0.097076), (0.143066, 0.060608, 0.714096))
+D50 = (0.964203, 1.0, 0.824905)
+GAMMA = 563 / 256  # 2.2 in the profile's u8Fixed8 number
+SKIN = (182, 121, 94)
+
+
+def s15_16(*values: float) -> bytes:
+    return b"".join(struct.pack(">i", round(v * 65536)) for v in values)
+
+
+def rgb_profile(description: str) -> bytes:
+    """An ICC v2 monitor profile with P3 primaries and a 2.2 gamma, written field by field (ICC.1:2001-04)."""
+    text = description.encode("ascii") + b"\0"
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
+        b"wtpt": b"XYZ \0\0\0\0" + s15_16(*D50),
+        b"rXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[0]),
+        b"gXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[1]),
+        b"bXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[2]),
+        **{name: b"curv\0\0\0\0" + struct.pack(">IH", 1, round(GAMMA * 256)) for name in (b"rTRC", b"gTRC", b"bTRC")},
+        b"cprt": b"text\0\0\0\0" + b"No copyright, test profile\0",
+    }
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for name, body in tags.items():
+        body += bytes(-len(body) % 4)
+        table += name + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2026, 12, 2, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0) + s15_16(*D50))
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def p3_to_srgb(rgb: tuple[int, int, int]) -> np.ndarray:
+    """The sRGB pixel a P3 (gamma 2.2) pixel is, worked out with the colour matrices (no littlecms)."""
+    linear = (np.asarray(rgb) / 255) ** GAMMA
+    xyz = np.asarray(P3_COLUMNS).T @ linear
+    srgb_linear = np.clip(np.linalg.solve(np.asarray(SRGB_COLUMNS).T, xyz), 0, 1)
+    encoded = np.where(srgb_linear <= 0.0031308, 12.92 * srgb_linear, 1.055 * srgb_linear ** (1 / 2.4) - 0.055)
+    return encoded * 255
+
+
+def photo(tmp_path, name: str, profile: bytes | None, mode: str = "RGB", colour=SKIN):
+    path = tmp_path / name
+    image = PIL.Image.new("RGB", (64, 64), colour).convert(mode)
+    image.save(path, **({"icc_profile": profile} if profile is not None else {}))
+    return path
+
+
+def test_a_display_p3_photo_is_converted_to_the_srgb_colours_the_matrices_give(tmp_path):
+    read = read_photo(photo(tmp_path, "p3.png", rgb_profile("Display P3 (test)")), "reference image")
+    pixels = np.asarray(read.image).reshape(-1, 3)
+    expected = p3_to_srgb(SKIN)
+    assert np.abs(pixels.astype(float) - expected).max() <= 2, (pixels[0], expected)
+    assert pixels[0][0] > SKIN[0] and pixels[0][2] < SKIN[2]  # P3 is wider: the same numbers are more saturated
+    assert read.colour_profile.converted and read.colour_profile.name == "Display P3 (test)"
+    assert read.notes == ['The reference image p3.png is in the colour space "Display P3 (test)" (its embedded '
+                          "profile); its colours were converted to sRGB, the space V-Express and video players work in."]
+
+
+def test_an_srgb_photo_and_a_photo_without_profile_keep_their_pixels_exactly(tmp_path):
+    srgb = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
+    for path in (photo(tmp_path, "srgb.png", srgb), photo(tmp_path, "plain.png", None)):
+        read = read_photo(path)
+        assert np.all(np.asarray(read.image) == SKIN) and read.notes == []
+    assert read_photo(tmp_path / "srgb.png").colour_profile.name == "sRGB built-in"
+
+
+@pytest.mark.parametrize("profile, mode, reason", [
+    (b"not an ICC profile at all", "RGB", "it cannot be read"),
+    (rgb_profile("Display P3 (test)"), "L", "it is a RGB profile on L pixels"),
+])
+def test_a_profile_that_cannot_be_applied_is_named_and_the_pixels_are_used_as_stored(tmp_path, profile, mode, reason):
+    read = read_photo(photo(tmp_path, "odd.png", profile, mode), "reference image")
+    stored = np.asarray(PIL.Image.new("RGB", (64, 64), SKIN).convert(mode).convert("RGB"))
+    assert np.array_equal(np.asarray(read.image), stored)
+    assert len(read.notes) == 1 and "not applied: " + reason in read.notes[0]
+    assert "used as stored" in read.notes[0]
+
+
+def test_generate_reads_the_reference_in_srgb_and_says_so(tmp_path):
+    from vexpress_cli.jobs.reference_photo import read_reference_photo
+    from vexpress_cli.settings.schema import GenerationSettings
+
+    path = photo(tmp_path, "p3.png", rgb_profile("Display P3 (test)"))
+    reference = read_reference_photo(path, GenerationSettings(width=64, height=64, crop="none"))
+    assert np.abs(np.asarray(reference.image).astype(float) - p3_to_srgb(SKIN)).max() <= 2
+    assert any('colour space "Display P3 (test)"' in note for note in reference.notes)
+
+
+def test_inspect_names_the_colour_profile_and_warns_when_it_is_not_applied(tmp_path):
+    converted = photo(tmp_path, "p3.png", rgb_profile("Display P3 (test)"))
+    broken = photo(tmp_path, "broken.png", b"garbage")
+    reports = [json.loads(CliRunner().invoke(app, ["inspect", "--json", "--crop", "none", str(path)]).stdout)
+               for path in (converted, broken)]
+    assert reports[0]["colour_profile"] == "Display P3 (test)"
+    assert not any("colour profile" in warning for warning in reports[0]["warnings"])
+    assert reports[1]["colour_profile"] == "unreadable"
+    assert any("not applied: it cannot be read" in warning for warning in reports[1]["warnings"])
+
+
+def test_the_test_profile_is_a_valid_icc_profile_littlecms_reads():
+    profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(rgb_profile("Display P3 (test)")))
+    assert PIL.ImageCms.getProfileDescription(profile).strip() == "Display P3 (test)"
+    assert profile.profile.xcolor_space == "RGB "
