@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import SAMPLES_DIR, TINY_MODEL_DIR
 
-from vexpress_cli.jobs.batch.checks import NEW, BatchJob
+from vexpress_cli.jobs.batch.checks import NEW, REDO, BatchJob, file_stamp
 from vexpress_cli.jobs.batch.claims import CLAIM_STALE_SECONDS, claim_output, claim_path
 from vexpress_cli.jobs.batch.execute import run_job
 from vexpress_cli.outputs.atomic import HOST_TAG
@@ -118,6 +118,27 @@ def test_run_job_skips_a_job_another_run_holds_or_made_meanwhile(tmp_path):
     assert not claim_path(made.output).exists()
 
 
+def test_a_redo_is_skipped_only_when_another_run_replaced_the_output_since_the_check(tmp_path):
+    output = tmp_path / "a.mp4"
+    output.write_bytes(b"the video the check found")
+    stamp = file_stamp(output)
+
+    def redo():  # the job's plan raises KeyboardInterrupt: it went through only if the job ran
+        job = BatchJob(1, "r.jpg", "a.wav", str(output), {}, action=REDO, output_stamp=stamp)
+        return run_job(Interrupted(), job, "cpu#1", lambda event: None)
+
+    with pytest.raises(KeyboardInterrupt):
+        redo()  # the same file as checked: it runs
+    replacement = tmp_path / "new.mp4"
+    replacement.write_bytes(b"another run's redone video")
+    replacement.replace(output)
+    outcome = redo()
+    assert (outcome.status, outcome.reason) == ("skipped", "redone meanwhile by another run")
+    output.unlink()  # removed by hand since the check: nothing to keep, so it runs
+    with pytest.raises(KeyboardInterrupt):
+        redo()
+
+
 @pytest.mark.slow
 def test_two_runs_of_one_manifest_at_once_make_each_video_once(tmp_path):
     jobs = [{"reference_image": str(SAMPLES_DIR / "AOC" / "ref.jpg"), "audio": str(SAMPLES_DIR / "AOC" / "aud.mp3"),
@@ -138,3 +159,10 @@ def test_two_runs_of_one_manifest_at_once_make_each_video_once(tmp_path):
     assert all(summary["counts"]["failed"] == 0 for summary in summaries)
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == sorted(
         [f"{name}.mp4" for name in "abcd"] + [f"{name}.mp4.json" for name in "abcd"])  # no claim left
+    manifest.write_text("".join(json.dumps({**job, "seed": job["seed"] + 10}) + "\n" for job in jobs))
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+            for _ in range(2)]
+    results = [(run.wait(timeout=600), run.stdout.read(), run.stderr.read()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    jobs_seen = [job for _, stdout, _ in results for job in json.loads(stdout)["jobs"]]
+    assert sorted(job["line"] for job in jobs_seen if job["status"] == "done") == [1, 2, 3, 4], jobs_seen  # redone once

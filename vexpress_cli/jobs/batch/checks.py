@@ -42,6 +42,8 @@ class BatchJob:
     preset: str | None = None
     action: str = NEW
     reasons: list[str] = field(default_factory=list)
+    # The output as the check found it (inode, size, modified ns), for a redo: another run may replace it first.
+    output_stamp: tuple[int, int, int] | None = None
 
     @property
     def reason(self) -> Message:
@@ -304,8 +306,18 @@ def _decide(job: BatchJob, force: bool, found: list[str], model_files: Callable[
     job.reasons = record.differences(inputs, job.settings, job.reference_kps,
                                      model_files() if model_files is not None else None)
     job.action = REDO if job.reasons else SKIP
+    job.output_stamp = file_stamp(output)
     if not job.reasons:
         job.reasons = ["done before with the same inputs and settings"]
+
+
+def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
+    """Which file is at ``path`` now (inode, size, modified ns; a replaced file differs), or None for none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _not_replaced(output: Path, why: str) -> str:

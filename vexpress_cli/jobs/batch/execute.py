@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vexpress_cli.errors import VExpressError, join_messages, parameter
-from vexpress_cli.jobs.batch.checks import NEW, RETRY, BatchJob
+from vexpress_cli.jobs.batch.checks import NEW, REDO, RETRY, BatchJob, file_stamp
 from vexpress_cli.jobs.batch.claims import claim_output
 from vexpress_cli.jobs.batch.summary import (DONE, FAILED, INTERRUPTED, SKIPPED, BatchEvent, EventCallbackError,
                                              JobOutcome)
@@ -37,12 +37,12 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     started = time.monotonic()
     made_folders = missing_folders(Path(job.output).parent)
     claim = claim_output(job.output)
-    if isinstance(claim, str) or _made_meanwhile(job):
+    busy = claim if isinstance(claim, str) else _made_meanwhile(job)
+    if busy:
         if not isinstance(claim, str):
             claim.release()
         remove_if_empty(made_folders)
-        outcome = JobOutcome(job.line, job.output, SKIPPED, job.action, claim if isinstance(claim, str) else
-                             "made meanwhile by another run", 0.0, worker)
+        outcome = JobOutcome(job.line, job.output, SKIPPED, job.action, busy, 0.0, worker)
         emit(BatchEvent("finished", worker, job.line, job.output, outcome=outcome))
         return outcome
     emit(BatchEvent("started", worker, job.line, job.output, reason=job.reason))
@@ -75,9 +75,14 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     return outcome
 
 
-def _made_meanwhile(job: BatchJob) -> bool:
-    """Whether another run made the output of a job that had none when the batch was checked."""
-    return job.action in (NEW, RETRY) and os.path.lexists(job.output)
+def _made_meanwhile(job: BatchJob) -> str:
+    """How another run made the output since the batch was checked ("" if it did not): a job that had none, or a
+    redo whose output was replaced (each run saw the old record; the first to finish redid it)."""
+    if job.action in (NEW, RETRY) and os.path.lexists(job.output):
+        return "made meanwhile by another run"
+    if job.action == REDO and (now := file_stamp(job.output)) is not None and now != job.output_stamp:
+        return "redone meanwhile by another run"
+    return ""
 
 
 def _seconds(started: float) -> float:
