@@ -153,7 +153,7 @@ def test_malicious_torch_file_is_refused_without_running_it(tmp_path):
 def test_malicious_plain_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "evil.pth").write_bytes(pickle.dumps(Exploit(marker), protocol=2))
-    with pytest.raises(InputError, match="it is a plain Python pickle .pickle.dump., not a file torch.save wrote"):
+    with pytest.raises(InputError, match=r"it starts like a plain Python pickle \(pickle.dump, protocol 2\), not a file torch.save wrote"):
         load_kps(tmp_path / "evil.pth")
     assert not marker.exists()
 
@@ -344,6 +344,14 @@ def test_save_kps_replaces_unless_told_not_to(tmp_path):
     assert load_kps(target).num_frames == 3 and os.listdir(tmp_path) == ["k.safetensors"]
 
 
+def test_a_binary_file_starting_with_pickles_opcode_byte_is_not_called_a_pickle(tmp_path):
+    path = tmp_path / "noise.pth"
+    path.write_bytes(b"\x80\xff" + bytes(range(256)) * 4)
+    with pytest.raises(InputError) as raised:
+        load_kps(path)
+    assert "could not be read as a torch file" in str(raised.value) and "pickle" not in raised.value.what.raw
+
+
 def test_a_raw_pickle_kps_file_is_refused_without_torchs_protocol_warning(tmp_path):
     import warnings
 
@@ -351,7 +359,7 @@ def test_a_raw_pickle_kps_file_is_refused_without_torchs_protocol_warning(tmp_pa
     path.write_bytes(pickle.dumps(np.zeros((3, 3, 2)), protocol=4))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(InputError, match="it is a plain Python pickle"):
+        with pytest.raises(InputError, match="it starts like a plain Python pickle"):
             load_kps(path)
     assert not [warning for warning in caught if "pickle protocol" in str(warning.message)]
 

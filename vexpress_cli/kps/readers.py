@@ -165,12 +165,14 @@ def check_nesting(value, path: Path) -> None:
 
 
 def _refuse_plain_pickle(path: Path) -> None:
-    """A pickle.dump file (no torch file: it starts with pickle's PROTO opcode, not torch's magic number)."""
+    """A pickle.dump file (no torch file: it starts with pickle's PROTO opcode and a protocol it has, not torch's
+    magic number). Anything else goes to torch, which says what it is not."""
     with open(path, "rb") as handle:
         start = handle.read(32)
-    if start[:1] == b"\x80" and TORCH_MAGIC not in start:
+    if len(start) > 1 and start[0] == 0x80 and 2 <= start[1] <= 5 and TORCH_MAGIC not in start:
         raise InputError(
-            f"Refused to load {path}: it is a plain Python pickle (pickle.dump), not a file torch.save wrote.",
+            f"Refused to load {path}: it starts like a plain Python pickle (pickle.dump, protocol {start[1]}), not a "
+            "file torch.save wrote.",
             why="Unpickling arbitrary objects can run code, so kps files may only be torch files of tensors or "
             "numpy arrays, or .safetensors files.",
             fix="If you trust the file, load it in Python and save the points as a plain tensor: "
