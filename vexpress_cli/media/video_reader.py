@@ -171,6 +171,11 @@ def _count_by_decoding(path: Path) -> int:
     return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
 
 
+# A rate of a small fraction (100/3 = 33.333 fps) is tried before the measured one rounded to two decimals: in a
+# millisecond clock (mkv) both fit, and a video is made at 100/3, not at 3333/100.
+SIMPLE_RATE_DENOMINATOR = 12
+
+
 def nominal_fps(timing: PacketTiming) -> Fraction | None:
     """The frame rate the video was made at, as an exact fraction.
 
@@ -194,13 +199,15 @@ def nominal_fps(timing: PacketTiming) -> Fraction | None:
 
 
 def _fitted_rate(pts: list[int], time_base: Fraction) -> Fraction | None:
-    """The standard or two-decimal rate every timestamp of ``pts`` (sorted) fits, None when none does."""
+    """The standard, simple-fraction (100/3, 50/3) or two-decimal rate every timestamp of ``pts`` (sorted) fits,
+    None when none does."""
     measured = (len(pts) - 1) / ((pts[-1] - pts[0]) * time_base)
     standard = (
         Fraction(round(measured)),
         Fraction(round(measured * Fraction(1001, 1000)) * 1000, 1001),
     )
-    for tier in (standard, (Fraction(round(measured * 100), 100),)):
+    simple = (measured.limit_denominator(SIMPLE_RATE_DENOMINATOR),)
+    for tier in (standard, simple, (Fraction(round(measured * 100), 100),)):
         fitting = [rate for rate in tier if rate > 0 and _timestamps_fit(pts, rate, time_base)]
         if fitting:  # a short clip may fit both 24 and 24000/1001: take the nearer
             return min(fitting, key=lambda rate: abs(rate - measured))
