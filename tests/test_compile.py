@@ -35,6 +35,18 @@ def test_compile_is_refused_clearly_without_a_cpp_compiler(pipe, monkeypatch):
     assert not is_compiled(pipe)
 
 
+def test_the_tiny_model_and_the_compile_cache_share_the_xdg_cache_folder(monkeypatch, tmp_path):
+    from vexpress_cli.tiny.model import default_tiny_model_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert (default_tiny_model_dir(), compile_cache_dir()) == (tmp_path / "xdg" / "vexpress" / "tiny-model",
+                                                              tmp_path / "xdg" / "vexpress" / "torch-compile")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_tiny_model_dir() == tmp_path / "home" / ".cache" / "vexpress" / "tiny-model"
+
+
 def test_the_compile_cache_outlives_the_run_unless_the_user_chose_one(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -16,7 +16,7 @@ from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, complete_preset, fla
                                       model_option, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
 from vexpress_cli.errors import InputError, spell_parameters
-from vexpress_cli.wording import plural
+from vexpress_cli.wording import extra_install_command, plural
 
 console = Console(stderr=True)
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -63,7 +63,7 @@ def batch_command(
     devices: str = typer.Option(None, "--devices", show_default=False,
                                 help="One worker process per device: cuda:0,cuda:1 or all."),
     ray: bool = typer.Option(False, "--ray", help="Run on Ray actors, one per GPU: a local Ray instance, or the "
-                             "cluster at RAY_ADDRESS. Needs Ray: pip install -e \".\\[ray]\" in the clone."),
+                             "cluster at RAY_ADDRESS. Needs Ray: " + escape(extra_install_command("ray")) + "."),
     force: bool = typer.Option(False, "--force", help="Redo every job, even those already done."),
     quiet: bool = quiet_option("failures"),
     as_json: bool = json_option("the summary"),

@@ -11,11 +11,12 @@ from rich.markup import escape
 
 from vexpress_cli.cli.options import model_dir_option, model_option
 from vexpress_cli.errors import InputError
+from vexpress_cli.wording import extra_install_command
 from vexpress_cli.ui.network import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, is_loopback
 
 console = Console(stderr=True)
 
-EPILOG = """\
+EPILOG = f"""\
 [bold]Examples[/]
 
   At http://127.0.0.1:7860, for this machine only:
@@ -30,7 +31,7 @@ EPILOG = """\
 
     [cyan]vexpress ui --host 0.0.0.0 --auth me:secret[/]
 
-Needs the optional extra: pip install -e ".\\[ui]" in the clone.
+Needs the optional extra: {escape(extra_install_command("ui"))}
 """
 
 

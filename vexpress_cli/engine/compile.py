@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
+from vexpress_cli.cache_folders import cache_folder
 from vexpress_cli.errors import InputError, parameter
 
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-CACHE_SUBDIR = "vexpress/torch-compile"
+CACHE_SUBDIR = "torch-compile"
 
 
 def compile_cache_dir() -> Path:
@@ -37,8 +38,7 @@ def compile_cache_dir() -> Path:
     chosen = os.environ.get(CACHE_ENV)
     if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
         return Path(chosen)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / CACHE_SUBDIR
+    return cache_folder(CACHE_SUBDIR)
 
 
 def compile_unavailable(device: torch.device) -> str | None:

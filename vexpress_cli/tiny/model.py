@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from vexpress_cli.cache_folders import cache_folder
 from vexpress_cli.engine.architecture import Architecture
 from vexpress_cli.errors import VExpressError, parameter
 from vexpress_cli.engine.model_folder import ModelFolder
@@ -56,7 +57,7 @@ TINY_MARKER = ".vexpress-tiny-model"
 
 
 def default_tiny_model_dir() -> Path:
-    return Path.home() / ".cache" / "vexpress" / "tiny-model"
+    return cache_folder("tiny-model")
 
 
 def ensure_tiny_model(target: Path | None = None, seed: int = 0) -> Path:
