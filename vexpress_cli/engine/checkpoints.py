@@ -25,6 +25,7 @@ from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder, redownload_fix
 from vexpress_cli.torch_errors import torch_load_reason
+from vexpress_cli.torch_files import zip_bomb_reason
 
 # Tensors a checkpoint may leave out; they are filled in by ``materialize_tolerated_missing``.
 # The released reference net has no final norm (only its transformer features are used);
@@ -106,6 +107,7 @@ def compare_keys(network: str, expected: dict[str, tuple], found: dict[str, tupl
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.bin``/``.pt`` (torch.save) or ``.safetensors`` file, never unpickling objects."""
+    check_torch_file(path)
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path), device="cpu")
@@ -122,6 +124,14 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                                "V-Express checkpoints map parameter names to tensors.",
                                redownload_fix(path))
     return state
+
+
+def check_torch_file(path: Path | None) -> None:
+    """ModelFolderError for a torch checkpoint that would inflate in memory (see :mod:`vexpress_cli.torch_files`)."""
+    if path is not None and path.suffix != ".safetensors" and (reason := zip_bomb_reason(path)):
+        raise ModelFolderError(f"Refused to load the checkpoint {path}: {reason}.",
+                               "torch.save stores a checkpoint's parts uncompressed; this file was changed by another "
+                               "tool, or made to exhaust memory.", redownload_fix(path))
 
 
 @contextmanager

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vexpress_cli.engine.architecture import Architecture
-from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_model_files, first_non_finite,
-                                             load_networks, non_finite_error, pretrained_load_errors)
+from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_model_files, check_torch_file,
+                                             first_non_finite, load_networks, non_finite_error,
+                                             pretrained_load_errors)
 from vexpress_cli.engine.model_folder import ModelFolder
 
 SAVED_LAYOUT_INDEX = "model_index.json"
@@ -116,6 +117,8 @@ def load_released_components(root: Path) -> dict:
     architecture = Architecture.from_folder(folder)
     check_audio_encoder_fits(folder)
     networks = load_networks(folder, architecture)
+    for weights in (folder.vae_weights, folder.audio_encoder_weights):  # diffusers and transformers torch.load them
+        check_torch_file(weights)
     with pretrained_load_errors(folder):
         # Told which format is there: asked to find it, diffusers logs an error for a VAE without safetensors.
         vae = AutoencoderKL.from_pretrained(folder.vae, use_safetensors=folder.vae_weights_are_safetensors)

@@ -19,6 +19,7 @@ import numpy as np
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.limits import MAX_FRAMES
 from vexpress_cli.torch_errors import forbidden_global, torch_load_reason
+from vexpress_cli.torch_files import zip_bomb_reason
 from vexpress_cli.wording import first_few
 
 KPS_TENSOR_NAME = "kps"
@@ -124,6 +125,11 @@ def read_torch_file(path: Path):
     import torch
 
     _refuse_plain_pickle(path)
+    if reason := zip_bomb_reason(path):
+        raise InputError(f"Refused to load the kps file {path}: {reason}.",
+                         why="A kps file written by torch.save stores its parts uncompressed; this one was made to "
+                         "exhaust memory, or by another tool.",
+                         fix="Pass a real keypoint track, re-created with `vexpress extract VIDEO`.")
     try:
         with torch.serialization.safe_globals(_legacy_array_globals()), warnings.catch_warnings():
             # A raw pickle (no torch file) makes torch warn about its protocol before it fails with a reason.
