@@ -430,3 +430,28 @@ def test_json_and_toml_nested_too_deeply_are_bad_text_not_a_recursion_error(tmp_
     (tmp_path / "config.json").write_text(DEEP_JSON)
     with pytest.raises(VExpressError, match=f"Cannot read the VAE config at .*: its brackets or tables {deep}"):
         read_json(tmp_path / "config.json", "the VAE config")
+
+
+@pytest.mark.parametrize("argument", ["reference_image", "audio", "output", "kps"])
+def test_a_nul_character_in_a_library_path_is_an_input_error_naming_it(argument, tmp_path):
+    import vexpress_cli
+    from conftest import TINY_MODEL_DIR
+
+    paths = {"reference_image": str(SAMPLES_DIR / "AOC" / "ref.jpg"), "audio": str(SAMPLES_DIR / "AOC" / "aud.mp3"),
+             "output": str(tmp_path / "out.mp4"), "kps": str(SAMPLES_DIR / "AOC" / "kps.pth")}
+    paths[argument] = paths[argument].replace("/AOC/", "/AO\0C/").replace("out.mp4", "o\0ut.mp4")
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu")
+    with pytest.raises(InputError) as raised:
+        generator.plan(paths.pop("reference_image"), paths.pop("audio"), paths.pop("output"), **paths)
+    assert str(raised.value.what).startswith(f"{argument} holds a NUL character (\\x00): ")
+    assert "\0" not in raised.value.render() and not list(tmp_path.iterdir())
+
+
+def test_a_nul_character_in_a_manifest_path_is_that_lines_problem(tmp_path):
+    from vexpress_cli.jobs.batch.manifest import read_manifest
+
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("reference_image,audio,output\nref.jpg,a.wav,out/c\0.mp4\n")
+    _, problems = read_manifest(manifest)
+    assert [(problem.line, str(problem.text)) for problem in problems] == [
+        (2, "'output' holds a NUL character (\\x00), which no path can contain: out/c\\x00.mp4.")]

@@ -33,6 +33,7 @@ def as_path(value, name: str) -> Path:
         raise InputError(f"{parameter(name)} is an empty text, not a path.", "", f"Pass the file's path as "
                          f"{parameter(name)}.")
     if isinstance(value, (str, os.PathLike)):
+        refuse_nul(value, parameter(name))
         return Path(value).expanduser()
     held = " (an image or array in memory)" if hasattr(value, "shape") or hasattr(value, "getpixel") else ""
     raise InputError(f"{parameter(name)} is {described(value)}{held}, not a path.",
@@ -40,6 +41,21 @@ def as_path(value, name: str) -> Path:
                      fix=f"Pass the file's path as {parameter(name)}" + (
                          "; save what you hold to a file first (cv2.imwrite, PIL's Image.save, soundfile.write)."
                          if held else "."))
+
+
+def refuse_nul(value: str | os.PathLike, named: str) -> None:
+    """InputError when the path ``value`` holds a NUL character (which the OS refuses in any file name, with a
+    ValueError that says nothing of where it came from); ``named`` says which path it is, e.g. a parameter."""
+    text = os.fspath(value)
+    if ("\0" if isinstance(text, str) else b"\0") in text:
+        raise InputError(f"{named} holds a NUL character (\\x00): {shown_path(text)}.",
+                         why="No file name can contain one; the text was cut or pasted from binary data.",
+                         fix="Remove the character, or type the path again.")
+
+
+def shown_path(text: str | bytes) -> str:
+    """A path as it can be shown in a message: control characters (NUL, ESC, ...) written as escapes."""
+    return repr(text)[1:-1] if isinstance(text, str) else repr(text)
 
 
 def optional_path(value, name: str) -> Path | None:
@@ -69,6 +85,7 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
     what to pass instead ("a JPEG or PNG photo"); ``missing_fix`` replaces the advice given
     when nothing is at ``path``. Symbolic links are followed: a link to a regular file is fine.
     """
+    refuse_nul(path, f"The {label} path")
     path = Path(path).expanduser()
     try:
         facts = path.stat()

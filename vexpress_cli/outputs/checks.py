@@ -135,7 +135,7 @@ def input_it_would_replace(output: str | Path, inputs: dict[str, str | Path | No
         try:
             if os.path.samefile(output, path):  # links and other spellings of one file too
                 return name
-        except OSError:  # one of them does not exist (yet)
+        except (OSError, ValueError):  # one of them does not exist (yet), or names no file (a NUL in it)
             if os.path.normcase(os.path.abspath(output)) == os.path.normcase(os.path.abspath(path)):
                 return name
     return None
