@@ -40,6 +40,9 @@ IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombErro
 # 8000 x 8000, more than any camera's photo; V-Express works at 512 x 512. About 200 MB as RGB.
 MAX_IMAGE_PIXELS = 64_000_000
 EXPECTED_IMAGE = "a JPEG or PNG photo"
+# A JPEG's APP1 marker (EXIF, XMP); where its segments end and the pixels begin (start of scan, end of image).
+APP1, JPEG_IMAGE_DATA_MARKERS = 0xE1, (0xDA, 0xD9)
+MAX_EXIF_SEGMENTS = 16
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 EXIF_ORIENTATION_TAG = 0x0112
 ORIENTATION_WORDS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored", 5: "on its side and mirrored",
@@ -56,6 +59,7 @@ def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.I
     lazy, so it happens there) becomes an InputError too.
     """
     path = require_regular_file(path, label, EXPECTED_IMAGE, missing_fix=f"Check the spelling of the {label} path.")
+    _refuse_exif_flood(path, label)
     _register_heif_reader()
     try:
         with warnings.catch_warnings():
@@ -222,6 +226,37 @@ def _unreadable(path: Path, label: str, error: Exception) -> InputError:
                           f"{EXPECTED_IMAGE}.")
     return InputError(f"Cannot read the {label} {path}.", f"It is not an image Pillow can open ({error}).",
                       f"Pass {EXPECTED_IMAGE}.")
+
+
+def _refuse_exif_flood(path: Path, label: str) -> None:
+    """InputError for a JPEG with more EXIF segments than a camera writes: Pillow joins them one by one, in time
+    that grows with the square of their number (1000 of them, 65 MB, took minutes before any check)."""
+    if photo_format_of(path) != "JPEG":
+        return
+    count = exif_segments(path)
+    if count > MAX_EXIF_SEGMENTS:
+        raise InputError(f"Cannot read the {label} {path}: it holds {count} EXIF segments.",
+                         why=f"A camera writes one (vexpress reads up to {MAX_EXIF_SEGMENTS}); this many take "
+                         "minutes to read, and carry nothing a photo needs.",
+                         fix="Save the photo again without its metadata (any editor's 'export', or "
+                         "`exiftool -all= PHOTO`), then pass that.")
+
+
+def exif_segments(path: Path) -> int:
+    """How many EXIF (APP1 "Exif") segments the JPEG at ``path`` holds before its image data, read marker by marker
+    (each segment's length says where the next one starts)."""
+    count = 0
+    with path.open("rb") as handle:
+        handle.seek(2)  # past the start-of-image marker
+        while (head := handle.read(4))[:1] == b"\xff" and len(head) == 4:
+            marker, length = head[1], int.from_bytes(head[2:], "big")
+            if marker in JPEG_IMAGE_DATA_MARKERS or length < 2:
+                break
+            if marker == APP1 and handle.read(6) == b"Exif\0\0":
+                count += 1
+                handle.seek(-6, 1)
+            handle.seek(length - 2, 1)
+    return count
 
 
 def _check_pixel_budget(size: tuple[int, int], path: Path, label: str) -> None:
