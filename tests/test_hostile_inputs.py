@@ -474,3 +474,15 @@ def test_a_jpeg_flooded_with_exif_segments_is_refused_before_pillow_reads_it(tmp
     with pytest.raises(InputError, match=f"it holds {MAX_EXIF_SEGMENTS + 1} EXIF segments"):
         open_rgb_image(flooded)
     assert open_rgb_image(camera).size == PIL.Image.open(camera).size
+
+
+def test_inspect_of_a_toml_nested_too_deeply_is_the_preset_readers_error_not_a_recursion_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from vexpress_cli.cli.app import app
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = CliRunner().invoke(app, ["inspect", str(deep)])
+    assert result.exit_code == 2 and "nest deeper than can be read" in " ".join(result.output.split())
+    assert not isinstance(result.exception, RecursionError)

@@ -29,13 +29,15 @@ class ConfigReport(Report):
 def is_user_config(path: Path) -> bool:
     """Whether a .toml file is a user config rather than a preset: named config.toml, or setting model or
     model_dir (keys only the user config has)."""
+    from vexpress_cli.errors import VExpressError
+    from vexpress_cli.input_files import parsed_text, read_settings_text
     from vexpress_cli.settings.user_config import CONFIG_FILE_NAME
 
     if path.name.lower() == CONFIG_FILE_NAME:
         return True
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError):
+        data = parsed_text(tomllib.loads, read_settings_text(path, "TOML file", "a preset or config.toml"))
+    except (VExpressError, tomllib.TOMLDecodeError, ValueError):
         return False  # the preset reader says what is wrong with it
     return any(key in data for key in MODEL_KEYS)
 
