@@ -486,3 +486,22 @@ def test_inspect_of_a_toml_nested_too_deeply_is_the_preset_readers_error_not_a_r
     result = CliRunner().invoke(app, ["inspect", str(deep)])
     assert result.exit_code == 2 and "nest deeper than can be read" in " ".join(result.output.split())
     assert not isinstance(result.exception, RecursionError)
+
+
+def test_speech_at_2_hz_is_refused_before_decoding_and_inspect_warns(tmp_path):
+    """32 KB declaring 2 Hz took 1.7 GB at plan time and would have made 240,000 frames (2.2 hours)."""
+    import vexpress_cli
+    from conftest import TINY_MODEL_DIR
+
+    from vexpress_cli.media.audio import MIN_SPEECH_SAMPLE_RATE
+
+    slow = write_sine_wav(tmp_path / "rate2.wav", 2, 16000, hertz=0.5)
+    generator = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu")
+    with pytest.raises(InputError) as raised:
+        generator.plan(str(SAMPLES_DIR / "AOC" / "ref.jpg"), str(slow), str(tmp_path / "out.mp4"))
+    assert raised.value.what.raw.startswith(f"The audio of {str(slow)!r} has 2 samples a second; speech needs at "
+                                            f"least {MIN_SPEECH_SAMPLE_RATE:,}")
+    assert any("has 2 samples a second" in warning and "generate refuses it" in warning
+               for warning in inspect_audio(slow, 25).warnings)
+    telephone = write_sine_wav(tmp_path / "phone.wav", 8000, 8000)
+    assert not any("samples a second" in warning for warning in inspect_audio(telephone, 25).warnings)

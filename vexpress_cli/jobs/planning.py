@@ -109,7 +109,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
     from vexpress_cli.kps.retargeting import (checked_strategy, ignored_driving_track, retarget_track,
                                               uses_reference_kps)
-    from vexpress_cli.media.audio import load_audio, truncation_warning
+    from vexpress_cli.media.audio import load_audio, low_rate_problem, truncation_warning
     from vexpress_cli.media.ffmpeg import probe
 
     settings = resolved.settings
@@ -125,13 +125,19 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     fps = as_fps_fraction(settings.fps)
     warnings = list(resolved.warnings)
 
+    speech = probe(audio, "audio")
+    # Checked before decoding: 16,000 samples at 2 Hz decode to over 2 hours at 16 kHz.
+    if problem := low_rate_problem(speech.path, speech.audio.sample_rate if speech.audio else 0):
+        raise InputError(f"{problem}.",
+                         why="Every second of it would become a second of video, made from almost nothing.",
+                         fix="Pass the original recording, or one converted at its real rate "
+                         "(ffmpeg -i IN -ar 16000 OUT.wav when the rate in its header is right).")
     waveform = load_audio(audio)
     duration = waveform.shape[0] / STANDARD_SAMPLE_RATE
     _check_audio_length(audio, duration, fps)
     num_frames = frame_count(duration, fps)
     if not waveform.abs().max() > 0:
         warnings.append(f"The audio {audio} is silent: the mouth will not move.")
-    speech = probe(audio, "audio")
     # A video's header gives its longest stream's length, the picture's: its sound may well end sooner.
     truncated = truncation_warning(duration, speech.duration) if speech.video is None else None
     if truncated:

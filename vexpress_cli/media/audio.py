@@ -54,6 +54,9 @@ _MAX_HEADER_CHUNK = 1 << 16  # a WAV header chunk (fmt, LIST) larger than this i
 # The longest speech load_audio decodes, from the file's header before decoding and from the samples while
 # decoding: 4 hours take about a day to generate on one GPU.
 MAX_AUDIO_SECONDS = 4 * 3600
+# Below this rate a recording holds nothing above half of it (2 kHz): no speech a listener or wav2vec2 could
+# follow. A telephone's 8 kHz is the lowest rate speech is recorded at.
+MIN_SPEECH_SAMPLE_RATE = 4000
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,15 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
         pieces.append(resampler.finish())
     _check_not_empty(source, resampler.consumed)
     return torch.cat(pieces).clamp_(-peak, peak).contiguous()
+
+
+def low_rate_problem(path: str | Path, rate: int) -> str | None:
+    """What is wrong with an audio track whose rate is below :data:`MIN_SPEECH_SAMPLE_RATE` (None when it is not):
+    its header is wrong or it is no speech, and upsampled to 16 kHz it would make a long video of nothing."""
+    if not 0 < rate < MIN_SPEECH_SAMPLE_RATE:
+        return None
+    return (f"The audio of {str(path)!r} has {rate:,} samples a second; speech needs at least "
+            f"{MIN_SPEECH_SAMPLE_RATE:,} (a telephone records 8,000), so its header is wrong or it is not speech")
 
 
 def _too_long(source: Probe, how_long: str) -> InputError:

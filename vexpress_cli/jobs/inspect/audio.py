@@ -31,7 +31,8 @@ class AudioReport(Report):
 def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
     from vexpress_cli.jobs.planning import frame_count
-    from vexpress_cli.media.audio import STANDARD_SAMPLE_RATE, audio_info, resampled_length, truncation_warning
+    from vexpress_cli.media.audio import (STANDARD_SAMPLE_RATE, audio_info, low_rate_problem, resampled_length,
+                                          truncation_warning)
     from vexpress_cli.media.frames import as_fps_fraction
 
     check_fps(fps)
@@ -55,6 +56,8 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     truncated = truncation_warning(info.duration, info.container_duration)
     if truncated:
         report.warnings.append(truncated)
+    if problem := low_rate_problem(info.path, info.sample_rate):
+        report.warnings.append(f"{problem}: generate refuses it.")
     if info.peak > 1:  # float audio: kept as it is for generate, but a player clips it
         report.warnings.append(f"The audio peaks above full scale ({info.peak:.3g}, {info.peak_dbfs:+.1f} dBFS): "
                                "players may clip the video's sound where it is that loud (the lip sync is not "
