@@ -198,6 +198,31 @@ def test_invalid_metadata_names_the_key_and_value_not_pythons_parse_error(tmp_pa
     assert raised.value.what == f"The kps file {tmp_path / 'k.safetensors'} has invalid metadata ({named})."
 
 
+@pytest.mark.parametrize(("metadata", "named"), [
+    ({"width": "1000000000000", "height": "512"}, "width 1000000000000"),
+    ({"crop": "0,0,100000000000,100000000000"}, "crop 0,0,100000000000,100000000000"),
+    ({"source_size": "100000x100000"}, "source_size 100000x100000"),
+    ({"backend": "dlib\x1b[2J\x1b[31mPWNED"}, "backend 'dlib\\x1b[2J\\x1b[31mPWNED'"),
+    ({"backend": "x" * 65}, "backend 'xxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxxxxxxxxxxxx'"),
+])
+def test_recorded_sizes_past_8k_and_a_backend_name_with_control_characters_are_invalid_metadata(
+        tmp_path, metadata, named):
+    """A width of 10**12 squeezed the face to a point at (0, 0); a backend name's ESC sequences reached the
+    terminal through inspect, and its length had no limit."""
+    save_file({"kps": np.ones((2, 3, 2), np.float32)}, str(tmp_path / "k.safetensors"), metadata=metadata)
+    with pytest.raises(InputError) as raised:
+        load_kps(tmp_path / "k.safetensors")
+    assert raised.value.what == f"The kps file {tmp_path / 'k.safetensors'} has invalid metadata ({named})."
+    assert "\x1b" not in raised.value.render()
+
+
+def test_an_error_shows_control_characters_of_a_file_name_as_escapes():
+    from vexpress_cli.errors import InputError as Error
+
+    error = Error("Cannot read evil\x1b[31mRED\x1b[0m\r.png.", "Its first line\nand a tab\there.")
+    assert error.render() == "Cannot read evil\\x1b[31mRED\\x1b[0m\\r.png. Its first line\nand a tab\there."
+
+
 def test_a_kps_file_of_another_format_version_is_refused(tmp_path):
     """A future version's file loaded silently, its metadata read by this version's rules."""
     path = tmp_path / "future.safetensors"

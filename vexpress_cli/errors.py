@@ -9,6 +9,9 @@ import reprlib
 import shlex
 from collections.abc import Callable, Iterable
 
+# C0 and C1 control characters but line breaks, tabs and the separators parameter references are made of (a
+# caller may spell a reference as one again, to place it later).
+_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1d\x7f-\x9f]")
 _PARAMETER_REFERENCE = re.compile("\x1e(\\w+)(?:\x1f([^\x1e]*))?\x1e")
 # A value shown bare in Python: a number, True/False/None, or a placeholder in capitals (N, PHOTO).
 _BARE_PYTHON_VALUE = re.compile(r"-?\d+(\.\d+)?|True|False|None|[A-Z]+")
@@ -97,8 +100,10 @@ class VExpressError(Exception):
         super().__init__(self.render())
 
     def render(self, spell: Callable[[str], str] = python_name) -> str:
-        """The one-paragraph message, with each :func:`parameter` spelled by ``spell``."""
-        return spell_parameters(join_messages(self.what, self.why, self.fix), spell)
+        """The one-paragraph message, with each :func:`parameter` spelled by ``spell``; control characters (of a file
+        name or a file's text: ESC sequences would recolour or clear the terminal) written as escapes."""
+        text = spell_parameters(join_messages(self.what, self.why, self.fix), spell)
+        return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class ModelFolderError(VExpressError):

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vexpress_cli.errors import InputError, described, parameter
+from vexpress_cli.errors import InputError, described, parameter, short_repr
 from vexpress_cli.file_types import KPS_PICKLE_SUFFIXES, KPS_SAFETENSORS_SUFFIX, KPS_SUFFIXES
 from vexpress_cli.input_files import require_regular_file
-from vexpress_cli.kps.limits import MAX_TRACK_FPS, MIN_TRACK_FPS
+from vexpress_cli.kps.limits import MAX_FRAME_SIDE, MAX_TRACK_FPS, MIN_TRACK_FPS
 from vexpress_cli.kps.readers import KPS_TENSOR_NAME, read_safetensors, read_torch_file
 from vexpress_cli.outputs import atomic_output, check_output, file_size_limit_error, hit_file_size_limit
 
@@ -307,6 +307,10 @@ def _metadata_of(track: KpsTrack) -> dict[str, str]:
     return metadata
 
 
+# A recorded crop box or source frame: within four 8K frames (a crop may reach past its frame's edges).
+MAX_RECORDED_PIXELS = 4 * MAX_FRAME_SIDE
+
+
 def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
     _check_format_version(metadata, path)
     parsed: dict = {}
@@ -318,18 +322,22 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
         for key in ("width", "height"):
             if key in metadata:
                 parsed[key] = _parsed_value(metadata, key, int)
-                if parsed[key] <= 0:
+                if not 0 < parsed[key] <= MAX_FRAME_SIDE:
                     raise ValueError(f"{key} {metadata[key]}")
         for key, separator, count in (("crop", ",", 4), ("source_size", "x", 2)):
             if key in metadata:
                 parsed[key] = _parsed_value(metadata, key, lambda text, sep=separator: tuple(map(int, text.split(sep))))
-                if len(parsed[key]) != count or min(parsed[key][-2:]) <= 0:
+                if (len(parsed[key]) != count or min(parsed[key][-2:]) <= 0
+                        or max(map(abs, parsed[key])) > MAX_RECORDED_PIXELS):
                     raise ValueError(f"{key} {metadata[key]}")
+        if "backend" in metadata and not (metadata["backend"].isprintable() and len(metadata["backend"]) <= 64):
+            raise ValueError(f"backend {short_repr(metadata['backend'])}")
     except ValueError as error:
         raise InputError(
             f"The kps file {path} has invalid metadata ({error}).",
-            why=f"fps must be a number from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g}, width/height positive integers, "
-            "crop x,y,w,h and source_size WxH with positive sizes.",
+            why=f"fps must be a number from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g}, width/height whole numbers from 1 "
+            f"to {MAX_FRAME_SIDE}, crop x,y,w,h and source_size WxH with positive sizes within "
+            f"{MAX_RECORDED_PIXELS:,} pixels, backend a name of at most 64 printable characters.",
             fix="Re-create the file with `vexpress extract` or `vexpress retarget`.",
         ) from None
     if "backend" in metadata:
