@@ -94,3 +94,25 @@ def test_a_previous_batch_report_may_be_replaced_by_the_next_run(project):
 
     (project / "report.json").write_text(json.dumps({"manifest": "old.jsonl", "total": 0, "counts": {}, "jobs": []}))
     assert check_report(Path("report.json"), Path("jobs.jsonl")) == project / "report.json"
+
+
+def test_a_report_on_a_full_disk_comes_after_the_summary_as_one_paragraph(project, monkeypatch):
+    import errno
+
+    from vexpress_cli.jobs import batch as batch_module
+    from vexpress_cli.jobs.batch.summary import BatchSummary
+
+    monkeypatch.setattr(batch_module, "batch", lambda jobs, **options: BatchSummary(str(jobs), [], 0.5))
+    real_write = Path.write_text
+
+    def full_disk(path, *args, **kwargs):
+        if "report" in path.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    result = run_with_report("report.json")
+    text = message(result)
+    assert text.index("Finished") < text.index(f"Error: Could not write {project / 'report.json'}: the disk holding "
+                                               "it is full (No space left on device). Free space on it")
+    assert not [path for path in project.iterdir() if "report" in path.name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vexpress_cli.engine.latent_store import LatentStore
@@ -49,3 +50,31 @@ def test_chunks_cover_the_video_once():
     disk.write_range(16, 32, torch.ones(1, 4, 16, 3, 5))
     assert disk.read_range(0, 37).sum() == 4 * 16 * 15
     disk.close()
+
+
+def test_a_temporary_folder_without_room_is_a_clear_error_at_creation_and_when_it_fills(monkeypatch, tmp_path):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from vexpress_cli.engine import latent_store
+    from vexpress_cli.errors import VExpressError
+
+    monkeypatch.setattr(latent_store.tempfile, "tempdir", str(tmp_path))
+    usage, real_usage = namedtuple("usage", "total used free"), shutil.disk_usage
+    monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(VExpressError) as raised:
+        LatentStore(4, 100, 8, 8, budget_bytes=0)  # 100 KB
+    assert raised.value.what.raw.startswith(f"The temporary folder {tmp_path} has no room for this video's latents")
+    assert "point TMPDIR at a folder on a disk with room" in raised.value.fix.raw
+
+    monkeypatch.setattr(latent_store.shutil, "disk_usage", real_usage)
+    store = LatentStore(4, 100, 8, 8, budget_bytes=0)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(latent_store.os, "pwrite", full)
+    with pytest.raises(VExpressError, match="has no room for this video's latents"):
+        store.fill_random(torch.Generator().manual_seed(0), 1.0)
+    store.close()

@@ -309,3 +309,15 @@ def test_the_summary_s_exit_code_on_ctrl_c_is_set_only_where_the_command_line_in
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     reported(0)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_ffmpeg_writing_to_a_full_disk_says_so_instead_of_blaming_the_input():
+    """The audio mux said "Check the audio file, e.g. by converting it to WAV first" when the disk was full."""
+    from vexpress_cli.errors import VExpressError
+    from vexpress_cli.media.ffmpeg import run_ffmpeg
+
+    with pytest.raises(VExpressError) as raised:  # /dev/full: every write fails with ENOSPC
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "anullsrc=r=16000", "-t", "1", "-f", "wav", "/dev/full"],
+                   what="Could not add the audio track.", fix="Check the audio file.")
+    assert "No space left on device" in raised.value.why.raw
+    assert raised.value.fix.raw == "The disk holding /dev/full is full: free space on it, or write to another disk."

@@ -96,13 +96,13 @@ def batch_command(
                             **settings)
     except BatchInterrupted as interrupted:
         summary, exit_code = interrupted.summary, interrupted.exit_code
-    if report is not None:
-        from vexpress_cli.jobs.records import write_text_atomically
-
-        write_text_atomically(report, json.dumps(summary.to_dict(flag_of), indent=2, allow_nan=False) + "\n")
     if as_json:
         print(json.dumps(summary.to_dict(flag_of), allow_nan=False))
     print_summary(summary, quiet=quiet)  # on stderr: with --json too, stdout holds only the JSON
+    if report is not None:  # after the summary, which a report that cannot be written must not take away
+        from vexpress_cli.jobs.records import write_text_atomically
+
+        write_text_atomically(report, json.dumps(summary.to_dict(flag_of), indent=2, allow_nan=False) + "\n")
     exit_code = summary.exit_code if exit_code is None else exit_code
     reported(exit_code)
     raise typer.Exit(exit_code)

@@ -12,12 +12,16 @@ number is the same whichever way the store keeps it.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from vexpress_cli.errors import VExpressError
 
 FLOAT_BYTES = 4
 # Noise is drawn in pieces of this many values: a multiple of 16 keeps torch's CPU normal
@@ -37,8 +41,10 @@ class LatentStore:
         if size <= budget_bytes:
             self._tensor = torch.zeros(1, channels, frames, height, width)
         else:
+            if shutil.disk_usage(tempfile.gettempdir()).free < size:
+                raise out_of_temp_space(size)
             self._file = tempfile.TemporaryFile(prefix="vexpress-latents-")
-            self._file.truncate(size)  # sparse: reads as zeros
+            self._file.truncate(size)  # sparse: reads as zeros, takes space as it is written
 
     @classmethod
     def holding(cls, latents: torch.Tensor) -> "LatentStore":
@@ -139,7 +145,24 @@ class LatentStore:
 
     def _write_flat(self, offset: int, values: torch.Tensor) -> None:
         data = values.detach().to(torch.float32).contiguous().numpy().tobytes()
-        os.pwrite(self._file.fileno(), data, offset * FLOAT_BYTES)
+        try:
+            os.pwrite(self._file.fileno(), data, offset * FLOAT_BYTES)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise out_of_temp_space(self.channels * self.frames * self.frame_values * FLOAT_BYTES) from None
+
+
+def out_of_temp_space(size: int) -> VExpressError:
+    """The error for a temporary folder without room for a store of ``size`` bytes."""
+    folder = tempfile.gettempdir()
+    return VExpressError(
+        f"The temporary folder {folder} has no room for this video's latents ({size / 2**20:,.0f} MB for each of "
+        f"the two to four arrays denoising keeps; {shutil.disk_usage(folder).free / 2**20:,.0f} MB free).",
+        why="A long video's latents are kept in temporary files, so that memory stays flat in its length: at "
+        "512x512, 64 KB a frame per array, about 14 GB for an hour at 30 fps.",
+        fix="Free space there, or point TMPDIR at a folder on a disk with room (TMPDIR=/data/tmp vexpress ...; "
+        "in Python, before the first generation: tempfile.tempdir = '/data/tmp').")
 
 
 def _runs(frames: Sequence[int]) -> list[tuple[int, int]]:

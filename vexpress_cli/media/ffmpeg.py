@@ -127,8 +127,14 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
     if hit_file_size_limit(process.returncode):
         raise file_size_limit_error(args[-1])
     if process.returncode != 0:
+        if any(words in stderr for words in FULL_DISK_WORDS):  # not the input's fault, whatever ``fix`` says
+            fix = f"The disk holding {args[-1]} is full: free space on it, or write to another disk."
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
     return stdout
+
+
+# What ffmpeg writes (the OS's words) when its output's disk is full.
+FULL_DISK_WORDS = (b"No space left on device", b"Disk quota exceeded")
 
 
 EXPECTED_MEDIA = {
