@@ -203,7 +203,17 @@ def _driving_track(path: Path | None, speech: Probe, duration: float, settings: 
     track_fps = track.fps or _assumed_track_fps(speech, duration, len(track.points), notes)
     points, fitting = fit_track_in_time(rescaled.points, track_fps, settings.fps, num_frames, settings.kps_fit)
     notes.extend(fitting)
+    track_seconds = len(track.points) / track_fps
+    if settings.kps_fit != "stretch" and track_seconds < duration * SHORT_TRACK_SHARE:
+        warnings.append(f"The kps track {path.name} lasts {track_seconds:.1f} s, under a tenth of the speech's "
+                        f"{duration:.1f} s: its motion repeats about {duration / track_seconds:.0f} times "
+                        f"({parameter('kps_fit', settings.kps_fit)}). Check that it is the driving track meant for "
+                        "this speech.")
     return points
+
+
+# A driving track shorter than this share of the speech is repeated so often it is likely the wrong file.
+SHORT_TRACK_SHARE = 0.1
 
 
 def _assumed_track_fps(speech: Probe, duration: float, frames: int, notes: list[str]) -> float:
