@@ -293,16 +293,19 @@ def test_a_cut_short_checkpoint_is_named_truncated_without_torchs_paragraph(tiny
     assert "miniz" not in str(error.value)
 
 
-def test_a_folder_or_a_dangling_link_in_a_files_place_is_named(tiny_copy):
+def test_a_folder_a_dangling_link_or_a_device_in_a_files_place_is_named(tiny_copy):
     express = tiny_copy / "v-express"
     (express / "reference_net.bin").unlink()
     (express / "reference_net.bin").mkdir()
     (express / "v_kps_guider.bin").unlink()
     (express / "v_kps_guider.bin").symlink_to("v_kps_guider.bin")  # a link to itself: a loop
+    (express / "audio_projection.bin").unlink()
+    (express / "audio_projection.bin").symlink_to("/dev/zero")
     with pytest.raises(ModelFolderError) as error:
         load(tiny_copy)
     assert error.value.what == (f"The model folder {tiny_copy} lacks v-express/reference_net.bin (a folder is in its "
-                                "place), v-express/v_kps_guider.bin (a link that leads nowhere is in its place).")
+                                "place), v-express/v_kps_guider.bin (a link that leads nowhere is in its place), "
+                                "v-express/audio_projection.bin (a character device is in its place).")
 
 
 @pytest.mark.parametrize("config, change, phrase", [

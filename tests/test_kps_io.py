@@ -451,3 +451,18 @@ def test_a_pth_state_dict_given_as_a_track_is_one_paragraph_not_pythons_float_er
         f"The kps file {tmp_path / 'denoising_unet.pth'} holds a dict of 2 entries (conv.weight, conv.bias), not a "
         "keypoint track. A dict of tensors is how model weights (a state dict) are saved;")
     assert "float()" not in str(caught.value)
+
+
+def test_a_legacy_torch_file_whose_storage_size_was_altered_is_told_in_words_not_torchs_format_codes(tmp_path):
+    """torch's own message read "storage has wrong byte size: expected %ld got %ld2408000000000"."""
+    import struct
+
+    path = tmp_path / "legacy.pth"
+    torch.save(torch.zeros(10, 3, 2), path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    count = data.index(b"K<", data.index(b"cpu"))  # the storage's 60 values, pickled as one byte
+    path.write_bytes(data[:count] + b"J" + struct.pack("<i", 2_000_000_000) + data[count + 2:])
+    with pytest.raises(InputError) as raised:
+        load_kps(path)
+    assert "its tensors' data is not the size its header declares: a damaged or altered file" in str(raised.value)
+    assert "%ld" not in str(raised.value)

@@ -26,6 +26,11 @@ SPECIAL_FILE_KINDS = (
 )
 
 
+def special_file_kind(mode: int) -> str:
+    """What a file of ``mode`` (``os.stat``'s ``st_mode``) that is neither a regular file nor a folder is."""
+    return next((name for test, name in SPECIAL_FILE_KINDS if test(mode)), "a special file")
+
+
 def as_path(value, name: str) -> Path:
     """A path argument of a library call (``str`` or ``os.PathLike``) as a Path, ``~`` expanded as a shell would,
     else an InputError naming it."""
@@ -104,7 +109,7 @@ def require_regular_file(path: str | Path, label: str, expected: str, missing_fi
         raise InputError(f"Cannot read the {label} {path}: it is not a file but a folder.",
                          fix=f"Pass the path of {expected} in it.")
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in SPECIAL_FILE_KINDS if test(mode)), "a special file")
+        kind = special_file_kind(mode)
         raise InputError(
             f"The {label} {path} is not a regular file but {kind}.",
             why="Reading from a pipe, device or socket can wait forever or never end, so inputs must be "

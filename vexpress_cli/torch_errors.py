@@ -33,6 +33,8 @@ def torch_load_reason(error: BaseException) -> str:
         return f"it holds the Python object {name}, not only tensors"
     if any(phrase in text for phrase in NOT_A_ZIP_CHECKPOINT):
         return "it is not a torch checkpoint: damaged, truncated, or another kind of file"
+    if "storage has wrong byte size" in text:  # torch's own text shows "%ld" where the sizes should be
+        return "its tensors' data is not the size its header declares: a damaged or altered file"
     if "failed finding central directory" in text:  # a zip whose end is missing; torch then adds a paragraph
         return "it is truncated, its end missing: a copy or download cut short"
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -24,6 +24,7 @@ from torch import nn
 from vexpress_cli.engine.architecture import NETWORK_NAMES, Architecture
 from vexpress_cli.errors import ModelFolderError
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR, VEXPRESS_DIR, ModelFolder, redownload_fix
+from vexpress_cli.input_files import special_file_kind
 from vexpress_cli.torch_errors import torch_load_reason
 from vexpress_cli.torch_files import zip_bomb_reason
 
@@ -289,6 +290,8 @@ def described_missing(root: Path, names: list[str]) -> str:
             name += " (a link that leads nowhere is in its place)"
         elif path.is_dir():
             name += " (a folder is in its place)"
+        elif path.exists() and not path.is_file():  # a link to /dev/zero, a named pipe
+            name += f" ({special_file_kind(path.stat().st_mode)} is in its place)"
         described.append(name)
     return ", ".join(described)
 
