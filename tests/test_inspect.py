@@ -538,3 +538,12 @@ def test_a_photo_and_a_speech_file_are_inspected_with_the_framing_and_fps_of_you
     flags = inspect_json(SAMPLES_DIR / "tys" / "ref.jpg", "--crop", "auto", "--width", "512", "--height", "512")
     assert flags["would_crop"].startswith("would crop") and flags["face"]["detect_width"] == 512  # flags win
     assert inspect_json(SAMPLES_DIR / "tys" / "aud.mp3")["fps"] == 25.0
+
+
+def test_a_folder_named_like_a_speech_file_is_not_reported_as_a_model_folder(tmp_path):
+    (tmp_path / "talk.wav").mkdir()
+    result = run_cli(tmp_path / "talk.wav")
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (f"Error: Cannot read the input {tmp_path / 'talk.wav'}: it is not a "
+                                               "file but a folder. Pass the path of the .wav file in it.")
+    assert input_report.input_kind(TINY_MODEL_DIR) == "model_folder"

@@ -29,7 +29,11 @@ def input_kind(path: str | Path) -> str:
     """
     path = check_input_path(path)
     if path.is_dir():
-        return "frames" if is_frame_folder(path) else "model_folder"
+        if is_frame_folder(path):
+            return "frames"
+        if _named_like_a_file(path) and not _has_model_layout(path):  # talk.wav/ is no model folder
+            require_regular_file(path, "input", f"the {path.suffix} file")
+        return "model_folder"
     if not path.is_file():  # a pipe, device or socket: told as every command tells it
         require_regular_file(path, "input", "an image, audio, video, kps file, preset or record, or a model folder")
     suffix = path.suffix.lower()
@@ -48,6 +52,16 @@ def input_kind(path: str | Path) -> str:
             fix=f"Inspect a model folder or a file of one of these kinds: {known}.",
         )
     return kind
+
+
+def _named_like_a_file(path: Path) -> bool:
+    return any(path.suffix.lower() in suffixes for suffixes in INPUT_KIND_SUFFIXES.values())
+
+
+def _has_model_layout(path: Path) -> bool:
+    from vexpress_cli.engine.model_folder import AUDIO_ENCODER_DIR, UNET_CONFIG, VAE_DIR, VEXPRESS_DIR
+
+    return any((path / part).exists() for part in (VEXPRESS_DIR, VAE_DIR, AUDIO_ENCODER_DIR, UNET_CONFIG.parts[0]))
 
 
 def _kind_from_content(path: Path) -> str | None:
