@@ -78,7 +78,8 @@ def test_a_display_p3_photo_is_converted_to_the_srgb_colours_the_matrices_give(t
     assert pixels[0][0] > SKIN[0] and pixels[0][2] < SKIN[2]  # P3 is wider: the same numbers are more saturated
     assert read.colour_profile.converted and read.colour_profile.name == "Display P3 (test)"
     assert read.notes == ['The reference image p3.png is in the colour space "Display P3 (test)" (its embedded '
-                          "profile); its colours were converted to sRGB, the space V-Express and video players work in."]
+                          "profile); its colours were converted to sRGB, the space V-Express and video players "
+                          "work in."]
 
 
 def test_an_srgb_photo_and_a_photo_without_profile_keep_their_pixels_exactly(tmp_path):

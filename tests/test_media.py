@@ -359,8 +359,8 @@ def test_video_writer_cuts_longer_audio(tmp_path):
 
 @pytest.mark.parametrize(
     "fps, expected",
-    [(29.97, NTSC), (30, Fraction(30)), (23.976, Fraction(24000, 1001)), (24, Fraction(24)), (12.34, Fraction(1234, 100)),
-     (Fraction(100, 3), Fraction(100, 3)), (Fraction(50, 3), Fraction(50, 3))],
+    [(29.97, NTSC), (30, Fraction(30)), (23.976, Fraction(24000, 1001)), (24, Fraction(24)),
+     (12.34, Fraction(1234, 100)), (Fraction(100, 3), Fraction(100, 3)), (Fraction(50, 3), Fraction(50, 3))],
 )
 def test_mkv_fps_is_recovered_exactly(tmp_path, fps, expected):
     # Matroska stores millisecond timestamps; 29.97 must still come back as 30000/1001.
