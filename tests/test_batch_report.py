@@ -113,6 +113,7 @@ def test_a_report_on_a_full_disk_comes_after_the_summary_as_one_paragraph(projec
     monkeypatch.setattr(Path, "write_text", full_disk)
     result = run_with_report("report.json")
     text = message(result)
-    assert text.index("Finished") < text.index(f"Error: Could not write {project / 'report.json'}: the disk holding "
-                                               "it is full (No space left on device). Free space on it")
+    assert text.index("Finished") < text.index(f"Error: Could not write {project / 'report.json'}: its disk is full "
+                                               "(or your quota on it is reached); nothing was kept. The disk "
+                                               f"holding {project / 'report.json'} is full: free space on it")
     assert not [path for path in project.iterdir() if "report" in path.name]

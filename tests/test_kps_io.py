@@ -14,7 +14,7 @@ from conftest import SAMPLES_DIR
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.kps import KpsTrack, load_kps, parse_kps_points, save_kps
 
 def sample_track(frames: int = 5) -> KpsTrack:
@@ -340,12 +340,14 @@ def test_saving_under_a_file_is_an_input_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
-def test_a_failing_write_is_an_input_error_and_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("number", "error", "words"), [(5, InputError, "Input/output error"),
+                                                        (28, VExpressError, "its disk is full")])
+def test_a_failing_write_is_one_error_and_leaves_nothing(tmp_path, monkeypatch, number, error, words):
     def refuse(source, target):
-        raise OSError(28, "No space left on device")
+        raise OSError(number, os.strerror(number))
 
     monkeypatch.setattr(os, "replace", refuse)  # the rename that puts the finished file in place
-    with pytest.raises(InputError, match="No space left on device"):
+    with pytest.raises(error, match=words):
         save_kps(tmp_path / "k.safetensors", sample_track())
     assert list(tmp_path.iterdir()) == []
 

@@ -78,3 +78,19 @@ def test_a_temporary_folder_without_room_is_a_clear_error_at_creation_and_when_i
     with pytest.raises(VExpressError, match="has no room for this video's latents"):
         store.fill_random(torch.Generator().manual_seed(0), 1.0)
     store.close()
+
+
+def test_a_short_write_is_finished_and_a_write_of_nothing_is_a_full_disk(monkeypatch):
+    """A filling disk takes what fits and fails only at the next write: the rest of the latents stayed zero."""
+    from vexpress_cli.engine import latent_store
+    from vexpress_cli.errors import VExpressError
+
+    real_pwrite = latent_store.os.pwrite
+    monkeypatch.setattr(latent_store.os, "pwrite", lambda fd, data, offset: real_pwrite(fd, bytes(data)[:7], offset))
+    memory, disk = stores()
+    for store in (memory, disk):
+        store.fill_random(torch.Generator().manual_seed(3), 1.0)
+    assert torch.equal(memory.read_range(0, SHAPE[1]), disk.read_range(0, SHAPE[1]))  # 7 bytes at a time, all of it
+    monkeypatch.setattr(latent_store.os, "pwrite", lambda fd, data, offset: 0)
+    with pytest.raises(VExpressError, match="has no room for this video's latents"):
+        disk.fill_random(torch.Generator().manual_seed(3), 1.0)

@@ -321,3 +321,26 @@ def test_ffmpeg_writing_to_a_full_disk_says_so_instead_of_blaming_the_input():
                    what="Could not add the audio track.", fix="Check the audio file.")
     assert "No space left on device" in raised.value.why.raw
     assert raised.value.fix.raw == "The disk holding /dev/full is full: free space on it, or write to another disk."
+
+
+@pytest.mark.parametrize("where", ["writing", "syncing"])
+def test_an_output_whose_disk_fills_is_one_error_naming_it_and_leaves_nothing(tmp_path, monkeypatch, where):
+    import errno
+
+    from vexpress_cli.errors import VExpressError
+    from vexpress_cli.outputs import atomic
+
+    def full(*args, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "syncing":
+        monkeypatch.setattr(atomic, "_fsync", full)
+    output = tmp_path / "talk.safetensors"
+    with pytest.raises(VExpressError) as raised:
+        with atomic.atomic_output(output) as temp:
+            temp.write_bytes(b"half a file")
+            if where == "writing":
+                full()
+    assert raised.value.what.raw == (f"Could not write {output}: its disk is full (or your quota on it is reached); "
+                                     "nothing was kept.")
+    assert list(tmp_path.iterdir()) == []

@@ -67,7 +67,9 @@ def join_messages(*parts: str, separator: str = " ") -> Message:
 
 
 def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> str:
-    """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error).
+    """``text`` with each :func:`parameter` reference spelled by ``spell`` (for text taken apart from an error), and
+    its control characters written as escapes (:func:`escaped_controls`): every message, note and warning is
+    spelled here before it is shown.
 
     A reference with a value reads ``name="value"`` when spelled for Python (:func:`python_name`),
     else the spelled name, a space and the value (``--devices all``); ``True`` is a switch turned on
@@ -82,7 +84,13 @@ def spell_parameters(text: str, spell: Callable[[str], str] = python_name) -> st
         # A switch turned on is just its flag; a value the shell would split (a ;) is quoted, as typed.
         return spell(name) if value == "True" else f"{spell(name)} {shlex.quote(value)}"
 
-    return _PARAMETER_REFERENCE.sub(spelled, getattr(text, "raw", text))
+    return escaped_controls(_PARAMETER_REFERENCE.sub(spelled, getattr(text, "raw", text)))
+
+
+def escaped_controls(text: str) -> str:
+    """``text`` with its control characters (of a file name or a file's text: ESC sequences would recolour or clear
+    a terminal, a NUL cut the line) written as Python escapes (``\\x1b``); line breaks and tabs stay."""
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class VExpressError(Exception):
@@ -100,10 +108,8 @@ class VExpressError(Exception):
         super().__init__(self.render())
 
     def render(self, spell: Callable[[str], str] = python_name) -> str:
-        """The one-paragraph message, with each :func:`parameter` spelled by ``spell``; control characters (of a file
-        name or a file's text: ESC sequences would recolour or clear the terminal) written as escapes."""
-        text = spell_parameters(join_messages(self.what, self.why, self.fix), spell)
-        return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
+        """The one-paragraph message, with each :func:`parameter` spelled by ``spell``."""
+        return spell_parameters(join_messages(self.what, self.why, self.fix), spell)
 
 
 class ModelFolderError(VExpressError):

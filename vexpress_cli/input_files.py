@@ -51,16 +51,11 @@ def as_path(value, name: str) -> Path:
 def refuse_nul(value: str | os.PathLike, named: str) -> None:
     """InputError when the path ``value`` holds a NUL character (which the OS refuses in any file name, with a
     ValueError that says nothing of where it came from); ``named`` says which path it is, e.g. a parameter."""
-    text = os.fspath(value)
-    if ("\0" if isinstance(text, str) else b"\0") in text:
-        raise InputError(f"{named} holds a NUL character (\\x00): {shown_path(text)}.",
+    text = os.fsdecode(value)
+    if "\0" in text:
+        raise InputError(f"{named} holds a NUL character (\\x00): {text}.",
                          why="No file name can contain one; the text was cut or pasted from binary data.",
                          fix="Remove the character, or type the path again.")
-
-
-def shown_path(text: str | bytes) -> str:
-    """A path as it can be shown in a message: control characters (NUL, ESC, ...) written as escapes."""
-    return repr(text)[1:-1] if isinstance(text, str) else repr(text)
 
 
 def optional_path(value, name: str) -> Path | None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vexpress_cli.errors import VExpressError
+from vexpress_cli.outputs.full_disk import is_disk_full
 
 FLOAT_BYTES = 4
 # Noise is drawn in pieces of this many values: a multiple of 16 keeps torch's CPU normal
@@ -144,11 +145,16 @@ class LatentStore:
         return torch.from_numpy(np.frombuffer(data, dtype=np.float32).copy())
 
     def _write_flat(self, offset: int, values: torch.Tensor) -> None:
-        data = values.detach().to(torch.float32).contiguous().numpy().tobytes()
+        data = memoryview(values.detach().to(torch.float32).contiguous().numpy().tobytes())
+        position = offset * FLOAT_BYTES
         try:
-            os.pwrite(self._file.fileno(), data, offset * FLOAT_BYTES)
+            while data:  # a disk filling up takes what fits and says so only at the next write
+                written = os.pwrite(self._file.fileno(), data, position)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                data, position = data[written:], position + written
         except OSError as error:
-            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if not is_disk_full(error):
                 raise
             raise out_of_temp_space(self.channels * self.frames * self.frame_values * FLOAT_BYTES) from None
 
@@ -157,8 +163,8 @@ def out_of_temp_space(size: int) -> VExpressError:
     """The error for a temporary folder without room for a store of ``size`` bytes."""
     folder = tempfile.gettempdir()
     return VExpressError(
-        f"The temporary folder {folder} has no room for this video's latents ({size / 2**20:,.0f} MB for each of "
-        f"the two to four arrays denoising keeps; {shutil.disk_usage(folder).free / 2**20:,.0f} MB free).",
+        f"The temporary folder {folder} has no room for this video's latents ({size / 1e6:,.0f} MB for each of "
+        f"the two to four arrays denoising keeps; {shutil.disk_usage(folder).free / 1e6:,.0f} MB free).",
         why="A long video's latents are kept in temporary files, so that memory stays flat in its length: at "
         "512x512, 64 KB a frame per array, about 14 GB for an hour at 30 fps.",
         fix="Free space there, or point TMPDIR at a folder on a disk with room (TMPDIR=/data/tmp vexpress ...; "

@@ -42,6 +42,7 @@ from vexpress_cli.jobs.hub import (
 )
 from vexpress_cli.progress import ProgressCallback, no_progress
 from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
+from vexpress_cli.outputs.full_disk import DiskFullError
 
 
 @dataclass
@@ -121,6 +122,10 @@ def _place_all(snapshot: Path, planned: list[HubFile], target: Path, report: Dow
             linked = _place_file(source, target / item.layout_path)
         except OutputAppearedError:
             continue  # another download placed it meanwhile; the check at the end reads its size
+        except DiskFullError:
+            raise ModelFolderError(f"Cannot place {item.layout_path} into the model folder {target}: its disk is full.",
+                                   fix="Free space on it, then run `vexpress models download` again (downloaded "
+                                   "files stay in the Hugging Face cache).") from None
         except OSError as error:
             raise ModelFolderError(
                 f"Cannot place {item.layout_path} into the model folder {target}.",

@@ -16,7 +16,6 @@ settings (the device and the dtype are the machine's, not the job's) and the sam
 from __future__ import annotations
 
 import datetime
-import errno
 import functools
 import hashlib
 import json
@@ -25,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vexpress_cli.errors import InputError, VExpressError, parameter, spell_parameters
+from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.input_files import as_path
 from vexpress_cli.jobs.model_identity import model_of, same_model_files
 from vexpress_cli.kps.io import reference_kps_file
@@ -317,18 +316,11 @@ def write_record(record: RunRecord, path: str | Path, overwrite: bool = True) ->
 
 
 def write_text_atomically(path: Path, text: str, overwrite: bool = True) -> Path:
-    """Write ``text`` at ``path`` through :func:`vexpress_cli.outputs.atomic_output`: whole or not at all; a full
-    disk is a VExpressError."""
+    """Write ``text`` at ``path`` through :func:`vexpress_cli.outputs.atomic_output`: whole or not at all."""
     from vexpress_cli.outputs import atomic_output
 
-    try:
-        with atomic_output(path, overwrite=overwrite) as temp:
-            temp.write_text(text, encoding="utf-8")
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise VExpressError(f"Could not write {path}: the disk holding it is full ({error.strerror}).",
-                            fix="Free space on it, or write to another disk.") from None
+    with atomic_output(path, overwrite=overwrite) as temp:
+        temp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -19,6 +19,7 @@ from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.interrupts import signals_deferred
 from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
+from vexpress_cli.outputs.full_disk import disk_full_fix, ffmpeg_said_disk_full
 
 FFMPEG_ENV = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg runs this binary instead of its own when set
 
@@ -127,14 +128,10 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
     if hit_file_size_limit(process.returncode):
         raise file_size_limit_error(args[-1])
     if process.returncode != 0:
-        if any(words in stderr for words in FULL_DISK_WORDS):  # not the input's fault, whatever ``fix`` says
-            fix = f"The disk holding {args[-1]} is full: free space on it, or write to another disk."
+        if ffmpeg_said_disk_full(stderr):  # not the input's fault, whatever ``fix`` says
+            fix = disk_full_fix(args[-1])
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
     return stdout
-
-
-# What ffmpeg writes (the OS's words) when its output's disk is full.
-FULL_DISK_WORDS = (b"No space left on device", b"Disk quota exceeded")
 
 
 EXPECTED_MEDIA = {

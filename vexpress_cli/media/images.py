@@ -19,6 +19,8 @@ that Pillow cannot open is refused with how to export a JPEG.
 from __future__ import annotations
 
 import functools
+import mmap
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +42,10 @@ IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombErro
 # 8000 x 8000, more than any camera's photo; V-Express works at 512 x 512. About 200 MB as RGB.
 MAX_IMAGE_PIXELS = 64_000_000
 EXPECTED_IMAGE = "a JPEG or PNG photo"
-# A JPEG's APP1 marker (EXIF, XMP); where its segments end and the pixels begin (start of scan, end of image).
-APP1, JPEG_IMAGE_DATA_MARKERS = 0xE1, (0xDA, 0xD9)
+# A JPEG's APP1 marker (EXIF, XMP); where its segments end and the pixels begin (start of scan, end of image);
+# markers with no length after them; a marker: 0xFF (any number of them, fill bytes) and a byte that is not.
+APP1, JPEG_IMAGE_DATA_MARKERS, JPEG_BARE_MARKERS = 0xE1, (0xDA, 0xD9), (0x00, 0x01, 0xD8)
+JPEG_MARKER = re.compile(rb"\xff+([^\xff])")
 MAX_EXIF_SEGMENTS = 16
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 EXIF_ORIENTATION_TAG = 0x0112
@@ -242,20 +246,21 @@ def _refuse_exif_flood(path: Path, label: str) -> None:
                          "`exiftool -all= PHOTO`), then pass that.")
 
 
-def exif_segments(path: Path) -> int:
-    """How many EXIF (APP1 "Exif") segments the JPEG at ``path`` holds before its image data, read marker by marker
-    (each segment's length says where the next one starts)."""
-    count = 0
-    with path.open("rb") as handle:
-        handle.seek(2)  # past the start-of-image marker
-        while (head := handle.read(4))[:1] == b"\xff" and len(head) == 4:
-            marker, length = head[1], int.from_bytes(head[2:], "big")
-            if marker in JPEG_IMAGE_DATA_MARKERS or length < 2:
+def exif_segments(path: Path, enough: int = MAX_EXIF_SEGMENTS + 1) -> int:
+    """How many EXIF (APP1 "Exif") segments the JPEG at ``path`` holds before its image data, counted up to
+    ``enough``. Markers are found as Pillow finds them: any bytes between segments and runs of 0xFF fill bytes
+    are skipped; each segment's length says where the next one starts."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        count, position = 0, 2  # past the start-of-image marker
+        while count < enough and (found := JPEG_MARKER.search(data, position)):
+            marker, position = found.group(1)[0], found.end()
+            if marker in JPEG_IMAGE_DATA_MARKERS:
                 break
-            if marker == APP1 and handle.read(6) == b"Exif\0\0":
-                count += 1
-                handle.seek(-6, 1)
-            handle.seek(length - 2, 1)
+            if marker in JPEG_BARE_MARKERS or 0xD0 <= marker <= 0xD7:  # no length follows (restart markers too)
+                continue
+            length = int.from_bytes(data[position:position + 2], "big")
+            count += marker == APP1 and data[position + 2:position + 8] == b"Exif\0\0"
+            position += max(length, 2)
     return count
 
 

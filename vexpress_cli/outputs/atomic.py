@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vexpress_cli.errors import InputError
+from vexpress_cli.outputs.full_disk import disk_full_error, is_disk_full
 from vexpress_cli.outputs.checks import OVERWRITE_FIX, ensure_writable_folder
 
 TEMP_TAG = "vexpress"
@@ -151,9 +152,19 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()  # which removes the temps when it fails
+            except OSError as error:
+                self._raise_if_disk_full(error)
+                raise
         else:
             self.discard()
+            self._raise_if_disk_full(exc)
+
+    def _raise_if_disk_full(self, error: BaseException) -> None:
+        """A full disk told as one error naming the output(s), whatever the writing code raised."""
+        if is_disk_full(error):
+            raise disk_full_error(" or ".join(map(str, self.paths))) from None  # paths: each subclass's outputs
 
 
 class AtomicOutput(_Transaction):
@@ -172,6 +183,10 @@ class AtomicOutput(_Transaction):
         self.state = "new"  # -> "started" -> "committed" or "discarded"
         self.existed = False  # whether path was there when the run started
         self.made_folders: list[Path] = []  # the missing folders start() created, removed again by discard()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
 
     def scratch(self, tag: str) -> Path:
         """Another temporary name of this output (e.g. an intermediate file), removed with it."""
@@ -349,6 +364,10 @@ class AtomicOutputs(_Transaction):
     def __init__(self, paths: Iterable[str | Path | None], overwrite: bool = False):
         self.members = [None if path is None else AtomicOutput(path, overwrite) for path in paths]
         self._live = [member for member in self.members if member is not None]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [member.path for member in self._live]
 
     def start(self) -> tuple[Path | None, ...]:
         try:

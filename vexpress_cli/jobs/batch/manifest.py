@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vexpress_cli.errors import InputError, Message, did_you_mean, parameter, short_repr
-from vexpress_cli.input_files import (BeyondParser, parsed_text, read_settings_text, require_regular_file, shown_path,
+from vexpress_cli.input_files import (BeyondParser, parsed_text, read_settings_text, require_regular_file,
                                      whole_number)
 from vexpress_cli.jobs.generate import MODEL_SETTINGS
 from vexpress_cli.settings.schema import SETTINGS
@@ -198,7 +198,7 @@ def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Probl
             found.append(f"'{key}' is missing (every job needs {', '.join(REQUIRED_KEYS)}).")
     for key in (*PATH_KEYS, "reference_kps", "preset"):
         if key in values and (not isinstance(values[key], str) or not values[key].strip() or "\0" in values[key]):
-            found.append(f"'{key}' holds a NUL character (\\x00), which no path can contain: {shown_path(values[key])}."
+            found.append(f"'{key}' holds a NUL character (\\x00), which no path can contain: {values[key]}."
                          if isinstance(values[key], str) and "\0" in values[key] else
                          f"'{key}' must be a non-empty text, not {short_repr(values[key])}.")
             values = {name: value for name, value in values.items() if name != key}
