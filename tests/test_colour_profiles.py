@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
+from vexpress_cli.media.colour_profiles import ColourProfile
 from vexpress_cli.media.images import read_photo
 
 # Display P3's primaries adapted to D50 (the profile connection space), as Apple's profile stores them.
@@ -29,16 +30,26 @@ def s15_16(*values: float) -> bytes:
     return b"".join(struct.pack(">i", round(v * 65536)) for v in values)
 
 
-def rgb_profile(description: str) -> bytes:
-    """An ICC v2 monitor profile with P3 primaries and a 2.2 gamma, written field by field (ICC.1:2001-04)."""
-    text = description.encode("ascii") + b"\0"
+def srgb_curve() -> list[int]:
+    """sRGB's transfer curve as a 1024-entry ICC curve table."""
+    encoded = np.linspace(0, 1, 1024)
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    return [round(value * 65535) for value in linear]
+
+
+def rgb_profile(description: str, columns=P3_COLUMNS, curve: float | list[int] = GAMMA) -> bytes:
+    """An ICC v2 monitor profile (P3 primaries and a 2.2 gamma unless told otherwise), written field by field
+    (ICC.1:2001-04)."""
+    text = description.encode("latin-1") + b"\0"
+    table = (struct.pack(">IH", 1, round(curve * 256)) if isinstance(curve, float)
+             else struct.pack(f">I{len(curve)}H", len(curve), *curve))
     tags = {
         b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
         b"wtpt": b"XYZ \0\0\0\0" + s15_16(*D50),
-        b"rXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[0]),
-        b"gXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[1]),
-        b"bXYZ": b"XYZ \0\0\0\0" + s15_16(*P3_COLUMNS[2]),
-        **{name: b"curv\0\0\0\0" + struct.pack(">IH", 1, round(GAMMA * 256)) for name in (b"rTRC", b"gTRC", b"bTRC")},
+        b"rXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[0]),
+        b"gXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[1]),
+        b"bXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[2]),
+        **{name: b"curv\0\0\0\0" + table for name in (b"rTRC", b"gTRC", b"bTRC")},
         b"cprt": b"text\0\0\0\0" + b"No copyright, test profile\0",
     }
     offset = 128 + 4 + 12 * len(tags)
@@ -92,7 +103,7 @@ def test_an_srgb_photo_and_a_photo_without_profile_keep_their_pixels_exactly(tmp
 
 @pytest.mark.parametrize("profile, mode, reason", [
     (b"not an ICC profile at all", "RGB", "it cannot be read"),
-    (rgb_profile("Display P3 (test)"), "L", "it is a RGB profile on L pixels"),
+    (rgb_profile("Display P3 (test)"), "L", "it is an RGB profile on L pixels"),
 ])
 def test_a_profile_that_cannot_be_applied_is_named_and_the_pixels_are_used_as_stored(tmp_path, profile, mode, reason):
     read = read_photo(photo(tmp_path, "odd.png", profile, mode), "reference image")
@@ -127,3 +138,39 @@ def test_the_test_profile_is_a_valid_icc_profile_littlecms_reads():
     profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(rgb_profile("Display P3 (test)")))
     assert PIL.ImageCms.getProfileDescription(profile).strip() == "Display P3 (test)"
     assert profile.profile.xcolor_space == "RGB "
+
+
+def test_a_profile_that_is_srgb_under_another_name_keeps_the_pixels_and_one_named_srgb_but_linear_is_converted(
+        tmp_path):
+    """sRGB was told by its name: "c2" (Facebook's compact sRGB) was converted, a linear "sRGB" one was not."""
+    as_srgb = read_photo(photo(tmp_path, "c2.png", rgb_profile("c2", SRGB_COLUMNS, srgb_curve())))
+    assert np.all(np.asarray(as_srgb.image) == SKIN) and as_srgb.notes == []
+    assert (as_srgb.colour_profile.name, as_srgb.colour_profile.converted) == ("c2", False)
+    linear = read_photo(photo(tmp_path, "linear.png", rgb_profile("sRGB linear (test)", SRGB_COLUMNS, 1.0)))
+    encoded = [round((1.055 * (value / 255) ** (1 / 2.4) - 0.055) * 255) for value in SKIN]  # linear light, encoded
+    assert linear.colour_profile.converted and np.abs(np.asarray(linear.image)[0, 0] - encoded).max() <= 2
+
+
+def test_a_profile_name_with_control_characters_is_shown_escaped(tmp_path):
+    read = read_photo(photo(tmp_path, "odd.png", rgb_profile("P3\x1b[2J\x07 (test)")), "reference image")
+    assert read.colour_profile.name == "P3\\x1b[2J\\x07 (test)"
+    assert "\x1b" not in read.notes[0]
+
+
+def test_a_16_bit_grey_photo_names_its_profile_as_not_applied(tmp_path):
+    path = tmp_path / "grey16.png"
+    grey = PIL.Image.fromarray(np.full((64, 64), 40000, dtype=np.uint16))
+    grey.save(path, icc_profile=rgb_profile("Display P3 (test)"))
+    read = read_photo(path)
+    assert read.colour_profile == ColourProfile("Display P3 (test)", False, "it is not applied to 16-bit grey")
+    assert np.all(np.asarray(read.image) == round(40000 * 255 / 65535))
+
+
+def test_a_pillow_without_littlecms_reads_the_photo_as_stored_with_a_note(tmp_path, monkeypatch):
+    def no_littlecms(*args, **kwargs):
+        raise ImportError("The _imagingcms C module is not installed")
+
+    monkeypatch.setattr(PIL.ImageCms, "buildTransform", no_littlecms)
+    read = read_photo(photo(tmp_path, "p3.png", rgb_profile("Display P3 (test)")))
+    assert np.all(np.asarray(read.image) == SKIN)
+    assert "not applied: littlecms could not apply it (The _imagingcms C module is not installed)" in read.notes[0]

@@ -1,12 +1,13 @@
 """Photo colours in sRGB: a photo with an embedded ICC colour profile is converted from it.
 
-Phones and cameras store many photos in a wider colour space than sRGB (an iPhone's are Display P3, a
-camera's often Adobe RGB) and say so in an embedded ICC profile. Read as plain numbers, as the original
-does, their colours come out duller than any photo viewer shows them, and the video keeps that: video
-players show its pixels as sRGB (BT.709, the same primaries). So a photo whose profile is not sRGB has its
-colours converted to sRGB (with littlecms, through Pillow's ``ImageCms``); an sRGB photo's pixels are used as
-stored, unchanged. A profile that cannot be read or does not fit the image's pixels is named in a note and
-left unapplied.
+Many photos are stored in a wider colour space than sRGB (an iPhone's are Display P3, an editor's export
+may be Adobe RGB) and say so in an embedded ICC profile. Read as plain numbers, as the original does, their
+colours come out duller than any photo viewer shows them, and the video keeps that: video players show its
+pixels as sRGB (BT.709, the same primaries). So a photo's colours are converted from its profile to sRGB
+(with littlecms, through Pillow's ``ImageCms``), unless converting changes no colour by more than one level
+(an sRGB profile, whatever its name): then, as without a profile, its pixels are used as stored. A profile
+that cannot be read or does not fit the image's pixels is named in a note and left unapplied. (A camera set to
+Adobe RGB often embeds no profile, only an EXIF tag; such a photo is read as sRGB.)
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import PIL.ImageCms
+
+from vexpress_cli.errors import escaped_controls
 
 # The pixels a profile of each ICC colour space describes: the Pillow mode it is applied to, and the image modes
 # it fits (a palette or transparent image is turned into that mode first; its alpha is not used anyway).
@@ -26,7 +30,12 @@ PROFILE_SPACES = {
     "CMYK": ("CMYK", ("CMYK",)),
     "GRAY": ("L", ("L", "LA")),
 }
-PROFILE_ERRORS = (PIL.ImageCms.PyCMSError, OSError, ValueError, TypeError)
+# What reading or applying a profile raises; ImportError: a Pillow built without littlecms (some distributions').
+PROFILE_ERRORS = (PIL.ImageCms.PyCMSError, OSError, ValueError, TypeError, ImportError)
+# Converting from a profile that changes no colour by more than this (an sRGB profile under another name, an
+# older version of sRGB's) leaves the photo's pixels as stored.
+SAME_AS_SRGB = 1
+NAME_LENGTH = 80
 
 
 @dataclass(frozen=True)
@@ -45,24 +54,40 @@ def in_srgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, ColourProfile | No
         return image.convert("RGB"), None
     try:
         profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(data))
-        name = " ".join(PIL.ImageCms.getProfileDescription(profile).split()) or "unnamed"
+        name = profile_name(profile)
     except PROFILE_ERRORS as error:
         return image.convert("RGB"), ColourProfile("unreadable", False, f"it cannot be read ({error})")
-    if is_srgb(name):
-        return image.convert("RGB"), ColourProfile(name, False)
     space = profile.profile.xcolor_space.strip()
     mode, fitting_modes = PROFILE_SPACES.get(space, (None, ()))
     if image.mode not in fitting_modes:
-        return image.convert("RGB"), ColourProfile(name, False, f"it is a {space} profile on {image.mode} pixels")
+        article = "an" if space[:1] in "AEFHILMNORSX" else "a"
+        return image.convert("RGB"), ColourProfile(name, False, f"it is {article} {space} profile on {image.mode} "
+                                                                "pixels")
     try:
-        return _converted(image.convert(mode), profile), ColourProfile(name, True)
+        transform = PIL.ImageCms.buildTransform(profile, _srgb(), mode, "RGB", PIL.ImageCms.Intent.PERCEPTUAL)
+        if mode == "RGB" and _changes_nothing(transform):
+            return image.convert("RGB"), ColourProfile(name, False)
+        return PIL.ImageCms.applyTransform(image.convert(mode), transform), ColourProfile(name, True)
     except PROFILE_ERRORS as error:
         return image.convert("RGB"), ColourProfile(name, False, f"littlecms could not apply it ({error})")
 
 
-def is_srgb(name: str) -> bool:
-    """Whether a profile of this description is sRGB (e.g. "sRGB IEC61966-2.1", "sRGB built-in")."""
-    return "srgb" in name.lower()
+def unapplied_profile(image: PIL.Image.Image, reason: str) -> ColourProfile | None:
+    """The embedded profile of an image whose pixels it is not applied to (``reason``), None when it has none."""
+    data = image.info.get("icc_profile")
+    if not data:
+        return None
+    try:
+        name = profile_name(PIL.ImageCms.ImageCmsProfile(io.BytesIO(data)))
+    except PROFILE_ERRORS:
+        name = "unreadable"
+    return ColourProfile(name, False, reason)
+
+
+def profile_name(profile: PIL.ImageCms.ImageCmsProfile) -> str:
+    """The profile's own description, on one line, its control characters escaped (it is shown in a terminal)."""
+    words = " ".join(PIL.ImageCms.getProfileDescription(profile).split())
+    return escaped_controls(words[:NAME_LENGTH]) or "unnamed"
 
 
 def colour_note(profile: ColourProfile | None, path: str | Path, label: str) -> str | None:
@@ -77,9 +102,18 @@ def colour_note(profile: ColourProfile | None, path: str | Path, label: str) -> 
             "used as stored and may look duller or stronger than in a photo viewer; export it as sRGB to be sure.")
 
 
-def _converted(image: PIL.Image.Image, profile: PIL.ImageCms.ImageCmsProfile) -> PIL.Image.Image:
-    return PIL.ImageCms.profileToProfile(image, profile, _srgb(), renderingIntent=PIL.ImageCms.Intent.PERCEPTUAL,
-                                         outputMode="RGB")
+def _changes_nothing(transform) -> bool:
+    """Whether ``transform`` leaves every colour of a 16 x 16 x 16 grid within :data:`SAME_AS_SRGB` of itself."""
+    probe = _colour_grid()
+    converted = np.asarray(PIL.ImageCms.applyTransform(probe, transform), dtype=np.int16)
+    return int(np.abs(converted - np.asarray(probe, dtype=np.int16)).max()) <= SAME_AS_SRGB
+
+
+@functools.cache
+def _colour_grid() -> PIL.Image.Image:
+    levels = np.arange(0, 256, 17, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(64, 64, 3)
+    return PIL.Image.fromarray(grid)
 
 
 @functools.cache

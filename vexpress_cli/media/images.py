@@ -35,7 +35,7 @@ import PIL.features
 from vexpress_cli.errors import InputError
 from vexpress_cli.file_types import PHOTO_HEAD_BYTES, photo_format
 from vexpress_cli.input_files import require_regular_file
-from vexpress_cli.media.colour_profiles import ColourProfile, colour_note, in_srgb
+from vexpress_cli.media.colour_profiles import ColourProfile, colour_note, in_srgb, unapplied_profile
 
 # What Pillow raises for a missing, truncated, foreign or oversized (decompression bomb) file.
 IMAGE_READ_ERRORS = (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError)
@@ -139,7 +139,7 @@ def decoded_rgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, ColourProfile 
     if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
         wide = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
         gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
-        return PIL.Image.fromarray(gray).convert("RGB"), None
+        return PIL.Image.fromarray(gray).convert("RGB"), unapplied_profile(image, "it is not applied to 16-bit grey")
     return in_srgb(image)
 
 
