@@ -118,7 +118,9 @@ def test_run_job_skips_a_job_another_run_holds_or_made_meanwhile(tmp_path):
     assert not claim_path(made.output).exists()
 
 
-def test_a_redo_is_skipped_only_when_another_run_replaced_the_output_since_the_check(tmp_path):
+def test_a_redo_runs_unless_its_output_was_replaced_by_one_whose_record_names_this_job(tmp_path):
+    """Skipping on a changed file alone would skip after a `touch`, or after another manifest wrote other settings
+    there; the skip itself (a record naming this job) is proven by two real runs below."""
     output = tmp_path / "a.mp4"
     output.write_bytes(b"the video the check found")
     stamp = file_stamp(output)
@@ -128,13 +130,14 @@ def test_a_redo_is_skipped_only_when_another_run_replaced_the_output_since_the_c
         return run_job(Interrupted(), job, "cpu#1", lambda event: None)
 
     with pytest.raises(KeyboardInterrupt):
-        redo()  # the same file as checked: it runs
+        redo()  # the same file as checked
     replacement = tmp_path / "new.mp4"
-    replacement.write_bytes(b"another run's redone video")
+    replacement.write_bytes(b"another manifest's video, with other settings")
     replacement.replace(output)
-    outcome = redo()
-    assert (outcome.status, outcome.reason) == ("skipped", "redone meanwhile by another run")
-    output.unlink()  # removed by hand since the check: nothing to keep, so it runs
+    (tmp_path / "a.mp4.json").write_text("{}")  # a record that describes no job
+    with pytest.raises(KeyboardInterrupt):
+        redo()
+    output.unlink()  # removed by hand since the check: nothing to keep
     with pytest.raises(KeyboardInterrupt):
         redo()
 

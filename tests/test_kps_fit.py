@@ -178,7 +178,7 @@ def test_a_driving_track_the_strategy_does_not_use_is_a_warning_not_a_fitting_no
         assert ignored == [] and any(note.startswith("The kps file records no frame rate") for note in plan.notes)
 
 
-def test_a_track_under_a_tenth_of_the_speech_is_warned_of_unless_stretched(tmp_path):
+def test_a_track_under_a_tenth_of_the_speech_is_warned_of_unless_stretched_or_unused(tmp_path):
     """A 5-frame track pingponged over 10 minutes was only a note: likely the wrong file."""
     import vexpress_cli
     from conftest import TINY_MODEL_DIR
@@ -190,13 +190,14 @@ def test_a_track_under_a_tenth_of_the_speech_is_warned_of_unless_stretched(tmp_p
     save_kps(short, KpsTrack(full.points[:5], fps=25.0, width=512, height=512))
     generator = vexpress_cli.Generator(TINY_MODEL_DIR, device="cpu")
 
-    def warnings(kps, **settings):
+    def warnings(kps, strategy="offset_retarget", **settings):
         plan = generator.plan(SAMPLES_DIR / "AOC" / "ref.jpg", SAMPLES_DIR / "AOC" / "aud.mp3", "unused.mp4",
                               kps=kps, width=64, height=64, reference_kps="22,26;42,26;32,38",
-                              retarget_strategy="offset_retarget", **settings)
+                              retarget_strategy=strategy, **settings)
         return [warning for warning in plan.warnings if "under a tenth of the speech" in warning]
 
     assert warnings(short) == ["The kps track short.safetensors lasts 0.2 s, under a tenth of the speech's 4.6 s: "
                                "its motion repeats about 23 times (kps_fit=\"pingpong\"). Check that it is the "
                                "driving track meant for this speech."]
     assert warnings(short, kps_fit="stretch") == [] and warnings(SAMPLES_DIR / "AOC" / "kps.pth") == []
+    assert warnings(short, "fix_face") == []  # the track is not used: told so, not how often it repeats

@@ -149,7 +149,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
                                  face_model_root=face_model_root)
     warnings.extend(photo.warnings)
     notes = list(photo.notes)
-    driving_notes_from = len(notes)
+    driving_notes_from, driving_warnings_from = len(notes), len(warnings)
     driving = _driving_track(kps, speech, duration, settings, num_frames, warnings, notes)
     reference_points = _reference_points(reference_kps, width, height)
     if reference_points is None and uses_reference_kps(retargeter):
@@ -158,8 +158,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
         reference_points = driving[0]
     track = retarget_track(reference_points, driving, num_frames, retargeter, settings.kps_fit, (width, height))
     ignored = ignored_driving_track(retargeter, reference_points, driving, num_frames, track)
-    if ignored:  # the track's fitting notes would say it was used
-        del notes[driving_notes_from:]
+    if ignored:  # the track's fitting notes and warnings would say it was used
+        del notes[driving_notes_from:], warnings[driving_warnings_from:]
         warnings.append(ignored)
     why, fix = outside_frame_reasons(True, width, height) if reference_kps is not None else (None, None)
     outside = check_kps_in_frame(track, width, height, "the keypoint track (as drawn: rescaled and retargeted)",

@@ -17,9 +17,9 @@ from vexpress_cli.jobs.batch.checks import NEW, REDO, RETRY, BatchJob, file_stam
 from vexpress_cli.jobs.batch.claims import claim_output
 from vexpress_cli.jobs.batch.summary import (DONE, FAILED, INTERRUPTED, SKIPPED, BatchEvent, EventCallbackError,
                                              JobOutcome)
-from vexpress_cli.jobs.model_identity import model_of
-from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, record_path, settings_as_run,
-                                       write_record)
+from vexpress_cli.jobs.model_identity import model_files, model_of
+from vexpress_cli.jobs.records import (RunRecord, StageClock, input_files, read_record, record_path,
+                                       settings_as_run, write_record)
 from vexpress_cli.outputs import OutputAppearedError, missing_folders, remove_if_empty
 
 Emit = Callable[[BatchEvent], None]
@@ -37,7 +37,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     started = time.monotonic()
     made_folders = missing_folders(Path(job.output).parent)
     claim = claim_output(job.output)
-    busy = claim if isinstance(claim, str) else _made_meanwhile(job)
+    busy = claim if isinstance(claim, str) else _made_meanwhile(job, generator)
     if busy:
         if not isinstance(claim, str):
             claim.release()
@@ -75,14 +75,28 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
     return outcome
 
 
-def _made_meanwhile(job: BatchJob) -> str:
+def _made_meanwhile(job: BatchJob, generator) -> str:
     """How another run made the output since the batch was checked ("" if it did not): a job that had none, or a
-    redo whose output was replaced (each run saw the old record; the first to finish redid it)."""
+    redo whose output was replaced by this very job's (each run saw the old record; the first to finish redid it)."""
     if job.action in (NEW, RETRY) and os.path.lexists(job.output):
         return "made meanwhile by another run"
-    if job.action == REDO and (now := file_stamp(job.output)) is not None and now != job.output_stamp:
+    replaced = job.action == REDO and (now := file_stamp(job.output)) is not None and now != job.output_stamp
+    if replaced and _record_describes_job(job, generator):
         return "redone meanwhile by another run"
     return ""
+
+
+def _record_describes_job(job: BatchJob, generator) -> bool:
+    """Whether the output's run record now says it was made with this job's inputs, settings and weights."""
+    try:
+        record = read_record(record_path(job.output))
+    except (VExpressError, OSError):
+        return False
+    inputs = input_files(Path(job.reference_image), Path(job.audio), Path(job.kps) if job.kps else None,
+                         job.reference_kps)
+    weights = model_files(Path(generator.model_dir).absolute())
+    return record.describes_output(Path(job.output)) and not record.differences(inputs, job.settings,
+                                                                                 job.reference_kps, weights)
 
 
 def _seconds(started: float) -> float:
