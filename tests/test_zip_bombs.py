@@ -101,3 +101,16 @@ def test_a_kps_file_stored_as_torch_writes_it_is_not_a_zip_bomb(tmp_path):
     assert zip_bomb_reason(tmp_path / "kps.pth") is None
     with pytest.raises(InputError):
         load_kps(deflated(tmp_path / "kps.pth", tmp_path / "bomb.pth"))
+
+
+def test_a_compressed_part_of_a_saved_pipeline_folder_is_refused_before_diffusers_reads_it(tiny_pipe, tmp_path):
+    from vexpress_cli.engine.pipeline import VExpressPipeline
+
+    saved = tmp_path / "saved"
+    tiny_pipe.save_pretrained(saved, safe_serialization=False)
+    target = next(saved.glob("vae/*.bin"))
+    target.rename(tmp_path / "plain.bin")
+    deflated(tmp_path / "plain.bin", target)
+    with pytest.raises(ModelFolderError) as raised:
+        VExpressPipeline.from_pretrained(saved)
+    assert raised.value.what.raw.startswith(f"Refused to load the checkpoint {target}: its part ")

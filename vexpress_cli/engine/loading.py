@@ -95,6 +95,18 @@ def import_network_modules() -> None:
         importlib.import_module(name)
 
 
+# The files torch.save writes, as diffusers and transformers name them.
+TORCH_FILE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def check_saved_layout_files(folder: Path) -> None:
+    """Every torch file of a saved pipeline folder (``save_pretrained(safe_serialization=False)`` writes ``.bin``
+    files, which diffusers torch.loads) checked before diffusers reads any (see :func:`check_torch_file`)."""
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in TORCH_FILE_SUFFIXES and path.is_file():
+            check_torch_file(path)
+
+
 def is_saved_layout(folder: Path) -> bool:
     return (folder / SAVED_LAYOUT_INDEX).is_file()
 
@@ -114,11 +126,11 @@ def load_released_components(root: Path) -> dict:
 
     folder = ModelFolder(root)
     check_model_files(folder)  # before reading gigabytes of checkpoints
+    for weights in (folder.vae_weights, folder.audio_encoder_weights):  # diffusers and transformers torch.load them
+        check_torch_file(weights)
     architecture = Architecture.from_folder(folder)
     check_audio_encoder_fits(folder)
     networks = load_networks(folder, architecture)
-    for weights in (folder.vae_weights, folder.audio_encoder_weights):  # diffusers and transformers torch.load them
-        check_torch_file(weights)
     with pretrained_load_errors(folder):
         # Told which format is there: asked to find it, diffusers logs an error for a VAE without safetensors.
         vae = AutoencoderKL.from_pretrained(folder.vae, use_safetensors=folder.vae_weights_are_safetensors)

@@ -44,8 +44,8 @@ from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
 from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
-from vexpress_cli.engine.loading import (import_network_modules, install_log_filters, is_saved_layout,
-                                         load_released_components, quiet_loading)
+from vexpress_cli.engine.loading import (check_saved_layout_files, import_network_modules, install_log_filters,
+                                         is_saved_layout, load_released_components, quiet_loading)
 from vexpress_cli.engine.pretrained_options import (align_cpu_weights, cast_and_move, check_saved_layout_keywords,
                                                     checked_save_directory, checked_torch_dtype,
                                                     released_layout_overrides, saved_layout_errors)
@@ -120,6 +120,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         with quiet_loading():
             if is_saved_layout(folder):
                 check_saved_layout_keywords(cls, kwargs)
+                check_saved_layout_files(folder)
                 import_network_modules()
                 # Cast below, not here: diffusers renamed torch_dtype (dtype, 0.36+) and warns on the old name.
                 with saved_layout_errors(folder):
