@@ -8,5 +8,7 @@ from pathlib import Path
 
 
 def cache_folder(name: str) -> Path:
-    """The folder ``name`` in vexpress's cache (not created here)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vexpress" / name
+    """The folder ``name`` in vexpress's cache (not created here). A relative ``XDG_CACHE_HOME`` is ignored, as the
+    XDG spec says."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "vexpress" / name

@@ -307,8 +307,9 @@ def _metadata_of(track: KpsTrack) -> dict[str, str]:
     return metadata
 
 
-# A recorded crop box or source frame: within four 8K frames (a crop may reach past its frame's edges).
-MAX_RECORDED_PIXELS = 4 * MAX_FRAME_SIDE
+# A recorded crop box or source frame, in pixels: past any video's side (ffmpeg's codecs stop at 65,535; extract
+# reads at most 8K's pixel count, however its sides are shaped), a crop reaching past the frame's edges included.
+MAX_RECORDED_PIXELS = 1 << 16
 
 
 def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
