@@ -212,3 +212,10 @@ def test_extract_with_a_box_holding_no_face_names_the_box_first(tmp_path):
     assert "No face was found in any of the" in message
     assert "Check that the box --crop 0,0,40,40 holds the face, or use --crop auto. Use a video with" in message
     assert not (tmp_path / "k.pth").exists()
+
+
+def test_an_error_shows_control_characters_of_a_file_name_as_escapes():
+    from vexpress_cli.errors import InputError as Error
+
+    error = Error("Cannot read evil\x1b[31mRED\x1b[0m\r.png.", "Its first line\nand a tab\there.")
+    assert error.render() == "Cannot read evil\\x1b[31mRED\\x1b[0m\\r.png. Its first line\nand a tab\there."

@@ -217,13 +217,6 @@ def test_recorded_sizes_past_8k_and_a_backend_name_with_control_characters_are_i
     assert "\x1b" not in raised.value.render()
 
 
-def test_an_error_shows_control_characters_of_a_file_name_as_escapes():
-    from vexpress_cli.errors import InputError as Error
-
-    error = Error("Cannot read evil\x1b[31mRED\x1b[0m\r.png.", "Its first line\nand a tab\there.")
-    assert error.render() == "Cannot read evil\\x1b[31mRED\\x1b[0m\\r.png. Its first line\nand a tab\there."
-
-
 def test_a_kps_file_of_another_format_version_is_refused(tmp_path):
     """A future version's file loaded silently, its metadata read by this version's rules."""
     path = tmp_path / "future.safetensors"
