@@ -153,8 +153,8 @@ def test_malicious_torch_file_is_refused_without_running_it(tmp_path):
 def test_malicious_plain_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "evil.pth").write_bytes(pickle.dumps(Exploit(marker), protocol=2))
-    with pytest.raises(InputError,
-                       match=r"it starts like a plain Python pickle \(pickle.dump, protocol 2\), not a file torch.save"):
+    plain = r"it starts like a plain Python pickle \(pickle.dump, protocol 2\), not a file torch.save"
+    with pytest.raises(InputError, match=plain):
         load_kps(tmp_path / "evil.pth")
     assert not marker.exists()
 
