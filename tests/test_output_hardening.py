@@ -320,7 +320,7 @@ def test_ffmpeg_writing_to_a_full_disk_says_so_instead_of_blaming_the_input():
         run_ffmpeg(["-y", "-f", "lavfi", "-i", "anullsrc=r=16000", "-t", "1", "-f", "wav", "/dev/full"],
                    what="Could not add the audio track.", fix="Check the audio file.")
     assert "No space left on device" in raised.value.why.raw
-    assert raised.value.fix.raw == "The disk holding /dev/full is full: free space on it, or write to another disk."
+    assert raised.value.fix.raw == "The disk holding /dev is full: free space on it, or write to another disk."
 
 
 @pytest.mark.parametrize("where", ["writing", "syncing"])

@@ -129,7 +129,7 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
         raise file_size_limit_error(args[-1])
     if process.returncode != 0:
         if ffmpeg_said_disk_full(stderr):  # not the input's fault, whatever ``fix`` says
-            fix = disk_full_fix(args[-1])
+            fix = disk_full_fix(Path(args[-1]).parent)  # the output is a temp name: its folder means more
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
     return stdout
 
