@@ -310,6 +310,7 @@ def _metadata_of(track: KpsTrack) -> dict[str, str]:
 # A recorded crop box or source frame, in pixels: past any video's side (ffmpeg's codecs stop at 65,535; extract
 # reads at most 8K's pixel count, however its sides are shaped), a crop reaching past the frame's edges included.
 MAX_RECORDED_PIXELS = 1 << 16
+MAX_BACKEND_NAME = 64  # characters of the recorded face detector's name
 
 
 def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
@@ -331,14 +332,15 @@ def _parse_metadata(metadata: dict[str, str], path: Path) -> dict:
                 if (len(parsed[key]) != count or min(parsed[key][-2:]) <= 0
                         or max(map(abs, parsed[key])) > MAX_RECORDED_PIXELS):
                     raise ValueError(f"{key} {metadata[key]}")
-        if "backend" in metadata and not (metadata["backend"].isprintable() and len(metadata["backend"]) <= 64):
-            raise ValueError(f"backend {short_repr(metadata['backend'])}")
+        backend = metadata.get("backend", "")
+        if not (backend.isprintable() and len(backend) <= MAX_BACKEND_NAME):
+            raise ValueError(f"backend {short_repr(backend)}")
     except ValueError as error:
         raise InputError(
             f"The kps file {path} has invalid metadata ({error}).",
             why=f"fps must be a number from {MIN_TRACK_FPS:g} to {MAX_TRACK_FPS:g}, width/height whole numbers from 1 "
             f"to {MAX_FRAME_SIDE}, crop x,y,w,h and source_size WxH with positive sizes within "
-            f"{MAX_RECORDED_PIXELS:,} pixels, backend a name of at most 64 printable characters.",
+            f"{MAX_RECORDED_PIXELS:,} pixels, backend a name of at most {MAX_BACKEND_NAME} printable characters.",
             fix="Re-create the file with `vexpress extract` or `vexpress retarget`.",
         ) from None
     if "backend" in metadata:

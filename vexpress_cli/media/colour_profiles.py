@@ -52,11 +52,9 @@ def in_srgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, ColourProfile | No
     data = image.info.get("icc_profile")
     if not data:
         return image.convert("RGB"), None
-    try:
-        profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(data))
-        name = profile_name(profile)
-    except PROFILE_ERRORS as error:
-        return image.convert("RGB"), ColourProfile("unreadable", False, f"it cannot be read ({error})")
+    profile, name, unreadable = _parsed(data)
+    if profile is None:
+        return image.convert("RGB"), ColourProfile(name, False, unreadable)
     space = profile.profile.xcolor_space.strip()
     mode, fitting_modes = PROFILE_SPACES.get(space, (None, ()))
     if image.mode not in fitting_modes:
@@ -75,13 +73,16 @@ def in_srgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, ColourProfile | No
 def unapplied_profile(image: PIL.Image.Image, reason: str) -> ColourProfile | None:
     """The embedded profile of an image whose pixels it is not applied to (``reason``), None when it has none."""
     data = image.info.get("icc_profile")
-    if not data:
-        return None
+    return ColourProfile(_parsed(data)[1], False, reason) if data else None
+
+
+def _parsed(data: bytes) -> tuple[PIL.ImageCms.ImageCmsProfile | None, str, str]:
+    """The embedded profile and its name; ``(None, "unreadable", why)`` for one littlecms cannot read."""
     try:
-        name = profile_name(PIL.ImageCms.ImageCmsProfile(io.BytesIO(data)))
-    except PROFILE_ERRORS:
-        name = "unreadable"
-    return ColourProfile(name, False, reason)
+        profile = PIL.ImageCms.ImageCmsProfile(io.BytesIO(data))
+        return profile, profile_name(profile), ""
+    except PROFILE_ERRORS as error:
+        return None, "unreadable", f"it cannot be read ({error})"
 
 
 def profile_name(profile: PIL.ImageCms.ImageCmsProfile) -> str:

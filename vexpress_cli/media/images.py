@@ -4,7 +4,7 @@ Pillow opens lazily: :func:`opened_image` reads only the header, refuses an imag
 :data:`MAX_IMAGE_PIXELS` before any pixel is decoded (a 500 KB PNG can declare 13000 x 13000
 pixels, 1.6 GB once decoded), and :func:`as_rgb` decodes it to 8-bit RGB, scaling 16-bit
 grayscale down instead of clipping it to white. Photos come out upright: a phone photo whose EXIF
-orientation says "rotate" is turned the way it was taken (:func:`upright`, :func:`rotation_note`).
+orientation says "rotate" is turned the way it was taken (:func:`upright`; :func:`read_photo` says so).
 
 Colours come out in sRGB: a photo with an embedded colour profile that is not sRGB (an iPhone's Display P3)
 is converted from it (:mod:`vexpress_cli.media.colour_profiles`). :func:`read_photo` opens a photo once and
@@ -119,7 +119,7 @@ def read_photo(path: str | Path, label: str = "image") -> Photo:
     stored turned: turned upright; a colour profile: converted) and a warning where it is transparent."""
     with opened_image(path, label) as image:
         rgb, profile = decoded_rgb(upright(image))
-        notes = [_animation_note(image, path, label), _rotation_note(image, path, label),
+        notes = [animation_note(image, path, label), _rotation_note(image, path, label),
                  colour_note(profile, path, label)]
         warning = _transparency_warning(image, path, label)
         return Photo(rgb, [note for note in notes if note], [warning] if warning else [], profile)
@@ -163,13 +163,6 @@ def upright(image: PIL.Image.Image) -> PIL.Image.Image:
     return image
 
 
-def animation_note(path: str | Path, label: str = "image") -> str | None:
-    """Which frame of an animated photo (a GIF, an animated WebP or AVIF, a multi-page TIFF) is used; None for a
-    still one."""
-    with opened_image(path, label) as image:
-        return _animation_note(image, path, label)
-
-
 def _rotation_note(image: PIL.Image.Image, path: str | Path, label: str) -> str | None:
     orientation = exif_orientation(image)
     if orientation not in ORIENTATION_WORDS:
@@ -178,7 +171,9 @@ def _rotation_note(image: PIL.Image.Image, path: str | Path, label: str) -> str 
             f"{orientation}); it was turned upright.")
 
 
-def _animation_note(image: PIL.Image.Image, path: str | Path, label: str) -> str | None:
+def animation_note(image: PIL.Image.Image, path: str | Path, label: str = "image") -> str | None:
+    """Which frame of an animated photo (a GIF, an animated WebP or AVIF, a multi-page TIFF) is used; None for a
+    still one."""
     frames = getattr(image, "n_frames", 1)
     if frames <= 1:
         return None

@@ -197,11 +197,16 @@ def _entry(line: int, values: dict[str, Any], folder: Path, problems: list[Probl
         if key not in values:
             found.append(f"'{key}' is missing (every job needs {', '.join(REQUIRED_KEYS)}).")
     for key in (*PATH_KEYS, "reference_kps", "preset"):
-        if key in values and (not isinstance(values[key], str) or not values[key].strip() or "\0" in values[key]):
-            found.append(f"'{key}' holds a NUL character (\\x00), which no path can contain: {values[key]}."
-                         if isinstance(values[key], str) and "\0" in values[key] else
-                         f"'{key}' must be a non-empty text, not {short_repr(values[key])}.")
-            values = {name: value for name, value in values.items() if name != key}
+        if key not in values:
+            continue
+        value = values[key]
+        if not isinstance(value, str) or not value.strip():
+            found.append(f"'{key}' must be a non-empty text, not {short_repr(value)}.")
+        elif "\0" in value:
+            found.append(f"'{key}' holds a NUL character (\\x00), which no path can contain: {value}.")
+        else:
+            continue
+        values = {name: other for name, other in values.items() if name != key}
     problems.extend(Problem(line, text) for text in found)
     paths = {key: _absolute(values[key], folder) for key in PATH_KEYS if key in values}
     return ManifestEntry(line, paths, _reference_kps(values.get("reference_kps"), folder),

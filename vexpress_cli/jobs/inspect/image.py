@@ -67,11 +67,10 @@ def inspect_image(
     looked for there, as generate looks for it. No face is reported, not raised.
     """
     from vexpress_cli.media.colour_profiles import colour_note
-    from vexpress_cli.media.images import animation_note
     from vexpress_cli.settings.model_lookup import face_model_root
 
     path = check_input_path(path)
-    fmt, size, mode, orientation, rgb, profile = _read_image(path)
+    fmt, size, mode, orientation, rgb, profile, animated = _read_image(path)
     settings = _settings(backend, width, height, crop, face_index)
     root = face_model_root(optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix), settings.face_backend)
     report = ImageReport(
@@ -89,8 +88,8 @@ def inspect_image(
         report.face = _face_report(reference, rgb, settings, root)
         report.warnings.extend(reference.warnings)
     report.warnings.extend(_image_warnings(report, settings.crop, framed=reference is not None))
-    if note := animation_note(path):
-        report.warnings.append(note)
+    if animated:
+        report.warnings.append(animated)
     if profile and profile.reason:
         report.warnings.append(colour_note(profile, path, "photo"))
     return report
@@ -104,14 +103,18 @@ def _settings(backend: str, width: int, height: int, crop: str, face_index: int)
     return GenerationSettings(width=width, height=height, face_backend=backend, crop=crop, face_index=face_index)
 
 
-def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray, ColourProfile | None]:
-    from vexpress_cli.media.images import decoded_rgb, opened_image, upright
+def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray, ColourProfile | None,
+                                    str | None]:
+    """The photo's format, upright size, mode, EXIF orientation, RGB pixels, colour profile and animation note,
+    from one opening."""
+    from vexpress_cli.media.images import animation_note, decoded_rgb, opened_image, upright
 
     with opened_image(path) as image:
         orientation = image.getexif().get(0x0112)  # EXIF Orientation
         rgb, profile = decoded_rgb(upright(image))
         rgb = np.asarray(rgb)
-        return image.format, (rgb.shape[1], rgb.shape[0]), image.mode, orientation, rgb, profile
+        return (image.format, (rgb.shape[1], rgb.shape[0]), image.mode, orientation, rgb, profile,
+                animation_note(image, path))
 
 
 def _generation_reference(path: Path, settings, model_root: Path | None):
