@@ -239,13 +239,19 @@ def test_a_16_bit_png_keeps_its_grey_levels(tmp_path):
     assert (rgb[..., 0] == rgb[..., 2]).all() and rgb.mean() < 140  # not white
 
 
-def test_inspect_reads_a_16_bit_png_the_same_way(tmp_path):
-    """Issue 8 item 14: `inspect` decodes through the same reader (its image is what generate sees)."""
-    from vexpress_cli.jobs.inspect.image import _read_image
+def test_inspect_decodes_a_16_bit_png_once_with_generates_reader(tmp_path, monkeypatch):
+    """Issue 8 item 14: `inspect` decodes through the same reader (its image is what generate sees), and only once
+    for its report and generate's framing (it used to decode the photo twice)."""
+    from vexpress_cli.jobs.inspect.image import inspect_image
+    from vexpress_cli.media import images
 
     path = tmp_path / "deep.png"
     PIL.Image.fromarray(np.full((16, 16), 32896, np.uint16)).save(path)  # 32896 / 257 = 128
-    assert (_read_image(path)[4] == 128).all()
+    decoded, real = [], images.decoded_rgb
+    monkeypatch.setattr(images, "decoded_rgb", lambda image: decoded.append(real(image)) or decoded[-1])
+    report = inspect_image(path, crop="none", width=64, height=64)
+    assert (report.mode, report.width, len(decoded)) == ("I;16", 16, 1)
+    assert (np.asarray(decoded[0][0]) == 128).all()
 
 
 TRACK_512 = np.array([[[180.0, 220.0], [280.0, 218.0], [230.0, 275.0]]] * 5, np.float32)

@@ -57,7 +57,7 @@ def test_a_jpeg_flooded_with_exif_segments_is_refused_before_pillow_reads_it(tmp
     exif[0x010F] = "a camera maker"
     PIL.Image.open(SAMPLES_DIR / "AOC" / "ref.jpg").save(camera, exif=exif)
     assert (exif_segments(flooded), exif_segments(camera)) == (MAX_EXIF_SEGMENTS + 1, 1)
-    with pytest.raises(InputError, match=f"it holds {MAX_EXIF_SEGMENTS + 1} EXIF segments"):
+    with pytest.raises(InputError, match=f"it holds more than {MAX_EXIF_SEGMENTS} EXIF segments"):
         open_rgb_image(flooded)
     assert open_rgb_image(camera).size == PIL.Image.open(camera).size
 
@@ -90,3 +90,18 @@ def test_speech_at_2_hz_is_refused_before_decoding_and_inspect_warns(tmp_path):
                for warning in inspect_audio(slow, 25).warnings)
     telephone = write_sine_wav(tmp_path / "phone.wav", 8000, 8000)
     assert not any("samples a second" in warning for warning in inspect_audio(telephone, 25).warnings)
+
+
+def test_planning_probes_the_speech_once_for_its_rate_check_and_its_decoding(tmp_path, monkeypatch):
+    import vexpress_cli
+
+    from vexpress_cli.media import audio, ffmpeg
+
+    phone = write_sine_wav(tmp_path / "phone.wav", 8000, 8000)
+    probed, real = [], ffmpeg.probe
+    for module in (audio, ffmpeg):
+        monkeypatch.setattr(module, "probe", lambda *args: probed.append(real(*args)) or probed[-1])
+    plan = vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, device="cpu").plan(
+        SAMPLES_DIR / "AOC" / "ref.jpg", phone, tmp_path / "out.mp4", width=64, height=64,
+        reference_kps="22,26;42,26;32,38")
+    assert [source.path.name for source in probed] == ["phone.wav"] and plan.num_frames == 30

@@ -109,8 +109,7 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
     from vexpress_cli.kps.retargeting import (checked_strategy, ignored_driving_track, retarget_track,
                                               uses_reference_kps)
-    from vexpress_cli.media.audio import load_audio, low_rate_problem, truncation_warning
-    from vexpress_cli.media.ffmpeg import probe
+    from vexpress_cli.media.audio import load_audio, low_rate_problem, probe_audio, truncation_warning
 
     settings = resolved.settings
     strategy, strategy_reason = choose_strategy(resolved, kps is not None)
@@ -125,14 +124,14 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     fps = as_fps_fraction(settings.fps)
     warnings = list(resolved.warnings)
 
-    speech = probe(audio, "audio")
+    speech = probe_audio(audio)
     # Checked before decoding: 16,000 samples at 2 Hz decode to over 2 hours at 16 kHz.
-    if problem := low_rate_problem(speech.path, speech.audio.sample_rate if speech.audio else 0):
+    if problem := low_rate_problem(speech.path, speech.audio.sample_rate):
         raise InputError(f"{problem}.",
                          why="Every second of it would become a second of video, made from almost nothing.",
                          fix="Pass the original recording, or one converted at its real rate "
                          "(ffmpeg -i IN -ar 16000 OUT.wav when the rate in its header is right).")
-    waveform = load_audio(audio)
+    waveform = load_audio(speech)
     duration = waveform.shape[0] / STANDARD_SAMPLE_RATE
     _check_audio_length(audio, duration, fps)
     num_frames = frame_count(duration, fps)

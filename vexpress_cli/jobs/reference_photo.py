@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face.framing import (PADDING_WARNING_SHARE, CropBox, cut_crop, frame_padding, framed_crop_box,
                                        parse_crop, whole_image)
 from vexpress_cli.kps.retargeting import EXAMPLE_KPS
-from vexpress_cli.media.images import read_photo
+from vexpress_cli.media.images import Photo, read_photo
 from vexpress_cli.settings.schema import GenerationSettings
 from vexpress_cli.wording import plural
 
@@ -69,10 +69,11 @@ class ReferencePhoto:
 
 
 def read_reference_photo(path: Path, settings: GenerationSettings, *, reference_kps_given: bool = False,
-                         face_model_root: Path | None = None) -> ReferencePhoto:
-    """Read, turn upright and cut the reference photo as ``settings`` say; detects the face for ``auto``."""
+                         face_model_root: Path | None = None, read: Photo | None = None) -> ReferencePhoto:
+    """Read, turn upright and cut the reference photo as ``settings`` say; detects the face for ``auto``.
+    ``read`` is the photo at ``path`` already read (:func:`~vexpress_cli.media.images.read_photo`), to read it once."""
     width, height = settings.width, settings.height
-    read = read_photo(path, "reference image")
+    read = read or read_photo(path, "reference image")
     image, photo, notes = read.image, np.asarray(read.image), read.notes
     mode = settings.crop
     if mode == "auto" and reference_kps_given:

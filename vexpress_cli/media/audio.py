@@ -129,7 +129,7 @@ def truncation_warning(decoded: float, claimed: float | None) -> str | None:
             "(or its header is wrong).")
 
 
-def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:
+def load_audio(path: str | Path | Probe, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:
     """Decode ``path`` to a 1-D float32 mono tensor at ``sample_rate`` Hz, in [-1, 1] unless the file is louder.
 
     Accepts MP3, WAV, M4A/AAC, FLAC, OGG/Opus and the audio track of a video
@@ -143,8 +143,9 @@ def load_audio(path: str | Path, sample_rate: int = STANDARD_SAMPLE_RATE) -> tor
     NaN or infinite samples (a damaged file) are an InputError.
     A rate whose filter bank would not fit (``resampling.filter_fits``) is resampled
     by ffmpeg instead. Speech longer than ``MAX_AUDIO_SECONDS`` (4 hours) is an InputError.
+    ``path`` may also be the file's :func:`probe_audio`, to probe it once.
     """
-    source = probe_audio(path)
+    source = path if isinstance(path, Probe) else probe_audio(path)
     # A video's duration may be its picture's, longer than its sound: its samples are counted instead.
     if source.video is None and (source.duration or 0) > MAX_AUDIO_SECONDS:
         raise _too_long(source, f"its header says {_clock(source.duration)}")

@@ -112,6 +112,10 @@ class Photo:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     colour_profile: ColourProfile | None = None
+    stored_format: str | None = None  # as the file holds it: "JPEG", "PNG", ...
+    stored_mode: str = "RGB"  # Pillow's mode before decoding: "L", "RGBA", "I;16", ...
+    exif_orientation: int | None = None  # the EXIF tag's value as stored, valid or not
+    animation_note: str | None = None  # also in notes
 
 
 def read_photo(path: str | Path, label: str = "image") -> Photo:
@@ -119,10 +123,11 @@ def read_photo(path: str | Path, label: str = "image") -> Photo:
     stored turned: turned upright; a colour profile: converted) and a warning where it is transparent."""
     with opened_image(path, label) as image:
         rgb, profile = decoded_rgb(upright(image))
-        notes = [animation_note(image, path, label), _rotation_note(image, path, label),
-                 colour_note(profile, path, label)]
+        animated = animation_note(image, path, label)
+        notes = [animated, _rotation_note(image, path, label), colour_note(profile, path, label)]
         warning = _transparency_warning(image, path, label)
-        return Photo(rgb, [note for note in notes if note], [warning] if warning else [], profile)
+        return Photo(rgb, [note for note in notes if note], [warning] if warning else [], profile,
+                     image.format, image.mode, image.getexif().get(EXIF_ORIENTATION_TAG), animated)
 
 
 def as_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
@@ -234,7 +239,7 @@ def _refuse_exif_flood(path: Path, label: str) -> None:
         return
     count = exif_segments(path)
     if count > MAX_EXIF_SEGMENTS:
-        raise InputError(f"Cannot read the {label} {path}: it holds {count} EXIF segments.",
+        raise InputError(f"Cannot read the {label} {path}: it holds more than {MAX_EXIF_SEGMENTS} EXIF segments.",
                          why=f"A camera writes one (vexpress reads up to {MAX_EXIF_SEGMENTS}); this many take "
                          "minutes to read, and carry nothing a photo needs.",
                          fix="Save the photo again without its metadata (any editor's 'export', or "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,9 +13,6 @@ from vexpress_cli.errors import parameter
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import optional_folder
 from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
-
-if TYPE_CHECKING:
-    from vexpress_cli.media.colour_profiles import ColourProfile
 
 
 @dataclass
@@ -69,16 +65,20 @@ def inspect_image(
     from vexpress_cli.media.colour_profiles import colour_note
     from vexpress_cli.settings.model_lookup import face_model_root
 
+    from vexpress_cli.media.images import read_photo
+
     path = check_input_path(path)
-    fmt, size, mode, orientation, rgb, profile, animated = _read_image(path)
+    photo = read_photo(path)
+    rgb, profile = np.asarray(photo.image), photo.colour_profile
     settings = _settings(backend, width, height, crop, face_index)
     root = face_model_root(optional_folder(model_root, "model_root", INSIGHTFACE_DETECTOR.suffix), settings.face_backend)
+    size = photo.image.size
     report = ImageReport(
-        path=str(path.resolve()), format=fmt, width=size[0], height=size[1], mode=mode, square=size[0] == size[1],
-        smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=orientation, face=None,
-        colour_profile=profile.name if profile else None,
+        path=str(path.resolve()), format=photo.stored_format, width=size[0], height=size[1], mode=photo.stored_mode,
+        square=size[0] == size[1], smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=photo.exif_orientation,
+        face=None, colour_profile=profile.name if profile else None,
     )
-    reference = _generation_reference(path, settings, root)
+    reference = _generation_reference(path, photo, settings, root)
     if reference is None:  # --crop auto finds no face in the photo: generate would stop there
         report.face = _no_face_for_auto_crop(settings, root)
         report.would_crop = (f"no face: {parameter('crop', 'auto')} would fail; pass {parameter('crop', 'X,Y,W,H')} "
@@ -88,8 +88,8 @@ def inspect_image(
         report.face = _face_report(reference, rgb, settings, root)
         report.warnings.extend(reference.warnings)
     report.warnings.extend(_image_warnings(report, settings.crop, framed=reference is not None))
-    if animated:
-        report.warnings.append(animated)
+    if photo.animation_note:
+        report.warnings.append(photo.animation_note)
     if profile and profile.reason:
         report.warnings.append(colour_note(profile, path, "photo"))
     return report
@@ -103,21 +103,7 @@ def _settings(backend: str, width: int, height: int, crop: str, face_index: int)
     return GenerationSettings(width=width, height=height, face_backend=backend, crop=crop, face_index=face_index)
 
 
-def _read_image(path: Path) -> tuple[str | None, tuple[int, int], str, int | None, np.ndarray, ColourProfile | None,
-                                    str | None]:
-    """The photo's format, upright size, mode, EXIF orientation, RGB pixels, colour profile and animation note,
-    from one opening."""
-    from vexpress_cli.media.images import animation_note, decoded_rgb, opened_image, upright
-
-    with opened_image(path) as image:
-        orientation = image.getexif().get(0x0112)  # EXIF Orientation
-        rgb, profile = decoded_rgb(upright(image))
-        rgb = np.asarray(rgb)
-        return (image.format, (rgb.shape[1], rgb.shape[0]), image.mode, orientation, rgb, profile,
-                animation_note(image, path))
-
-
-def _generation_reference(path: Path, settings, model_root: Path | None):
+def _generation_reference(path: Path, photo, settings, model_root: Path | None):
     """generate's reference image (read, upright and cut as ``settings`` say), or None when auto-crop finds no face.
 
     Any other problem (a box outside the photo, a face index past the faces found) is refused as generate refuses
@@ -125,7 +111,7 @@ def _generation_reference(path: Path, settings, model_root: Path | None):
     from vexpress_cli.jobs.reference_photo import NoFaceFound, read_reference_photo
 
     try:
-        return read_reference_photo(path, settings, face_model_root=model_root)
+        return read_reference_photo(path, settings, face_model_root=model_root, read=photo)
     except NoFaceFound:
         return None
 
