@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 
 import numpy as np
 import PIL.Image
@@ -14,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
-from vexpress_cli.media.colour_profiles import ColourProfile
+from vexpress_cli.media.colour_profiles import ADOBE_RGB_COLUMNS, ColourProfile, matrix_profile
 from vexpress_cli.media.images import read_photo
 
 # Display P3's primaries adapted to D50 (the profile connection space), as Apple's profile stores them.
@@ -26,10 +25,6 @@ GAMMA = 563 / 256  # 2.2 in the profile's u8Fixed8 number
 SKIN = (182, 121, 94)
 
 
-def s15_16(*values: float) -> bytes:
-    return b"".join(struct.pack(">i", round(v * 65536)) for v in values)
-
-
 def srgb_curve() -> list[int]:
     """sRGB's transfer curve as a 1024-entry ICC curve table."""
     encoded = np.linspace(0, 1, 1024)
@@ -38,37 +33,14 @@ def srgb_curve() -> list[int]:
 
 
 def rgb_profile(description: str, columns=P3_COLUMNS, curve: float | list[int] = GAMMA) -> bytes:
-    """An ICC v2 monitor profile (P3 primaries and a 2.2 gamma unless told otherwise), written field by field
-    (ICC.1:2001-04)."""
-    text = description.encode("latin-1") + b"\0"
-    table = (struct.pack(">IH", 1, round(curve * 256)) if isinstance(curve, float)
-             else struct.pack(f">I{len(curve)}H", len(curve), *curve))
-    tags = {
-        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
-        b"wtpt": b"XYZ \0\0\0\0" + s15_16(*D50),
-        b"rXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[0]),
-        b"gXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[1]),
-        b"bXYZ": b"XYZ \0\0\0\0" + s15_16(*columns[2]),
-        **{name: b"curv\0\0\0\0" + table for name in (b"rTRC", b"gTRC", b"bTRC")},
-        b"cprt": b"text\0\0\0\0" + b"No copyright, test profile\0",
-    }
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for name, body in tags.items():
-        body += bytes(-len(body) % 4)
-        table += name + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    size = offset + len(data)
-    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2026, 12, 2, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0) + s15_16(*D50))
-    header += bytes(128 - len(header))
-    return header + struct.pack(">I", len(tags)) + table + data
+    """An ICC profile of P3 primaries and a 2.2 gamma unless told otherwise."""
+    return matrix_profile(description, columns, curve)
 
 
-def p3_to_srgb(rgb: tuple[int, int, int]) -> np.ndarray:
+def p3_to_srgb(rgb: tuple[int, int, int], columns=P3_COLUMNS) -> np.ndarray:
     """The sRGB pixel a P3 (gamma 2.2) pixel is, worked out with the colour matrices (no littlecms)."""
     linear = (np.asarray(rgb) / 255) ** GAMMA
-    xyz = np.asarray(P3_COLUMNS).T @ linear
+    xyz = np.asarray(columns).T @ linear
     srgb_linear = np.clip(np.linalg.solve(np.asarray(SRGB_COLUMNS).T, xyz), 0, 1)
     encoded = np.where(srgb_linear <= 0.0031308, 12.92 * srgb_linear, 1.055 * srgb_linear ** (1 / 2.4) - 0.055)
     return encoded * 255
@@ -174,3 +146,65 @@ def test_a_pillow_without_littlecms_reads_the_photo_as_stored_with_a_note(tmp_pa
     read = read_photo(photo(tmp_path, "p3.png", rgb_profile("Display P3 (test)")))
     assert np.all(np.asarray(read.image) == SKIN)
     assert "not applied: littlecms could not apply it (The _imagingcms C module is not installed)" in read.notes[0]
+
+
+def columns_from_chromaticities(primaries, white) -> np.ndarray:
+    """A colour space's primaries in XYZ adapted from its white to D50 with the Bradford matrix (the profile's
+    columns), from the chromaticities its standard gives."""
+    def xyz(x: float, y: float) -> np.ndarray:
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+
+    unscaled = np.stack([xyz(*primary) for primary in primaries], axis=1)
+    columns = unscaled * np.linalg.solve(unscaled, xyz(*white))
+    bradford = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+    gain = (bradford @ np.array([0.9642, 1.0, 0.8249])) / (bradford @ xyz(*white))
+    return (np.linalg.inv(bradford) @ np.diag(gain) @ bradford @ columns).T
+
+
+def camera_jpeg(tmp_path, name: str, colour_space: int, index: str | None, orientation: int = 1, **save):
+    """A JPEG whose EXIF says what a camera's does: ColorSpace, the interoperability index and the orientation."""
+    exif = PIL.Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0xA001] = colour_space
+    if index is not None:
+        exif.get_ifd(0x8769)[0xA005] = {0x0001: index}
+    path = tmp_path / name
+    PIL.Image.new("RGB", (64, 32), SKIN).save(path, quality=100, exif=exif, **save)
+    return path
+
+
+def test_adobe_rgbs_stored_primaries_are_the_standards_chromaticities_adapted_to_d50():
+    adobe = columns_from_chromaticities([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290))
+    assert np.abs(adobe - np.asarray(ADOBE_RGB_COLUMNS)).max() < 5e-5
+
+
+@pytest.mark.parametrize("colour_space, orientation", [(0xFFFF, 1), (0xFFFF, 6), (2, 1)])
+def test_a_camera_jpeg_in_adobe_rgb_by_its_exif_tags_is_converted_to_srgb(tmp_path, colour_space, orientation):
+    """A camera set to Adobe RGB embeds no profile: ColorSpace "uncalibrated" and interoperability index "R03" (or
+    ColorSpace 2, some makers') say it. Read as stored it came out dull."""
+    path = camera_jpeg(tmp_path, "DSC_0001.JPG", colour_space, "R03", orientation)
+    stored = np.asarray(PIL.Image.open(path).convert("RGB"))[0, 0]
+    read = read_photo(path, "reference image")
+    pixels = np.asarray(read.image).reshape(-1, 3)
+    adobe = columns_from_chromaticities([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290))
+    assert np.abs(pixels.astype(float) - p3_to_srgb(tuple(stored), adobe)).max() <= 2
+    assert pixels[0][0] > stored[0] and read.image.size == ((32, 64) if orientation == 6 else (64, 32))
+    assert read.colour_profile == ColourProfile("Adobe RGB (1998)", True, declared_by="its EXIF tags")
+    assert ('The reference image DSC_0001.JPG is in the colour space "Adobe RGB (1998)" (its EXIF tags); its colours '
+            "were converted to sRGB") in " ".join(read.notes)
+
+
+@pytest.mark.parametrize("colour_space, index", [(1, "R98"), (0xFFFF, None), (0xFFFF, "R98"), (1, "R03")])
+def test_a_camera_jpeg_whose_exif_says_srgb_or_nothing_sure_keeps_its_pixels(tmp_path, colour_space, index):
+    path = camera_jpeg(tmp_path, "DSC_0002.JPG", colour_space, index)
+    read = read_photo(path)
+    assert np.array_equal(np.asarray(read.image), np.asarray(PIL.Image.open(path).convert("RGB")))
+    assert (read.colour_profile, read.notes) == (None, [])
+
+
+def test_an_embedded_profile_outranks_exif_tags_that_say_adobe_rgb(tmp_path):
+    srgb = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
+    path = camera_jpeg(tmp_path, "DSC_0003.JPG", 0xFFFF, "R03", icc_profile=srgb)
+    read = read_photo(path)
+    assert np.array_equal(np.asarray(read.image), np.asarray(PIL.Image.open(path).convert("RGB")))
+    assert read.colour_profile.name == "sRGB built-in" and not read.colour_profile.converted
