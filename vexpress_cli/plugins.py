@@ -308,6 +308,6 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
         raise VExpressError(
             f"The plugin '{plugin_name}' registered an invalid retarget strategy: {'; '.join(problems)}.",
             why="A strategy needs a name, a one-line description and retarget(reference_kps, driving_kps, num_frames).",
-            fix="Update or uninstall that plugin; docs/plugins.md describes the protocol.",
+            fix="Update or uninstall that plugin; `vexpress docs plugins` describes the protocol.",
         )
     return strategy

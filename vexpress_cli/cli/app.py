@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "models",
     "doctor",
     "ui",
+    "docs",
 ]
 
 error_console = Console(stderr=True)
@@ -76,7 +77,7 @@ class VExpressGroup(typer.core.TyperGroup):
 # Names a user may guess for a command (docs/plugins.md, "Retarget strategies are plugins"): the command, what it does.
 GUESSED_COMMANDS = {
     name: ("strategies", "lists the installed retarget strategies and the plugin each comes from (plugins add "
-                         "strategies; docs/plugins.md tells how to write one)")
+                         "strategies; `vexpress docs plugins` tells how to write one)")
     for name in ("plugins", "plugin")
 }
 

@@ -41,7 +41,7 @@ A line of jobs.jsonl:
     [cyan]vexpress batch jobs.csv --devices all --report report.json[/]
 
   Ray actors on a local Ray instance, or on a running Ray cluster (see
-  docs/batch.md):
+  vexpress docs batch):
 
     [cyan]vexpress batch jobs.jsonl --ray[/]
     [cyan]vexpress batch jobs.jsonl --ray 10.0.0.1:6379[/]

@@ -54,7 +54,7 @@ A folder of frame PNGs (generate -o NAME) is reported as frames, any other folde
 a file by its suffix (audio .mp3 .wav .m4a .aac .flac .ogg .opus; \
 image .jpg .jpeg .png .webp .bmp .tif .tiff .gif .avif .heic .heif; kps .pth .pt .safetensors; preset .toml; \
 run record .json; video .mp4 .mov .mkv .avi .webm), else by its first bytes (a photo's win over a video suffix). \
-Details: docs/inspect.md.
+Details: vexpress docs inspect.
 """
 
 

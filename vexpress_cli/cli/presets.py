@@ -26,7 +26,7 @@ EPILOG = (
     "win over the preset. Your own presets go in the user presets folder "
     "([bold]$VEXPRESS_CONFIG_DIR/presets[/], else your config folder's presets: [bold]vexpress presets list[/] "
     "prints it); one named like a built-in "
-    "replaces it. Format: docs/presets.md."
+    "replaces it. Format: vexpress docs presets."
 )
 
 presets_app = typer.Typer(

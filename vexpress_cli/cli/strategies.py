@@ -17,9 +17,9 @@ from vexpress_cli.plugins import get_plugin_load_failures, get_retarget_strategy
 EPILOG = (
     "Strategies come from plugins (Python packages with a [bold]vexpress[/] entry point); "
     "the four built-in ones follow the original V-Express retargeting (one deliberate difference: "
-    "docs/plugins.md). "
+    "[bold]vexpress docs plugins[/]). "
     "Use one with [bold]vexpress retarget --strategy NAME[/] or [bold]vexpress generate --strategy NAME[/]. "
-    "Writing a plugin: docs/plugins.md."
+    "Writing a plugin: [bold]vexpress docs plugins[/]."
 )
 
 

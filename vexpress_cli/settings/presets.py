@@ -75,7 +75,7 @@ def parse_preset_text(text: str, path: str) -> tuple[str, dict[str, Any]]:
     except (tomllib.TOMLDecodeError, BeyondParser) as error:
         raise InputError(
             f"{label} is not valid TOML: {error}.",
-            fix="Fix the syntax at that line (strings need double quotes; see docs/presets.md).",
+            fix="Fix the syntax at that line (strings need double quotes; see `vexpress docs presets`).",
         ) from None
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -88,7 +88,7 @@ def parse_preset_text(text: str, path: str) -> tuple[str, dict[str, Any]]:
     table = data.get(PRESET_TABLE, {})
     if not isinstance(table, dict):
         raise InputError(f"{label}: '{PRESET_TABLE}' must be a table.",
-                         fix=f"Put the settings in a '{PRESET_TABLE}' table (see docs/presets.md).")
+                         fix=f"Put the settings in a '{PRESET_TABLE}' table (see `vexpress docs presets`).")
     values = validate_values(table, label, within_advice=True, key_prefix=f"{PRESET_TABLE}.")
     check_consistency(values, f"{label}: ", describe=lambda key: f"'{PRESET_TABLE}.{key}'")
     return description, values

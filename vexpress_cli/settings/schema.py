@@ -245,7 +245,7 @@ def unknown_setting_error(where: str, key: str, known: list[str] | None = None, 
     return InputError(
         f"{where}: unknown key '{key_prefix}{key}'.",
         why=f"Known keys: {', '.join(known)}.",
-        fix=f"{suggestion}{fix_prefix}`vexpress generate --help` and docs/presets.md list every setting.",
+        fix=f"{suggestion}{fix_prefix}`vexpress generate --help` and `vexpress docs presets` list every setting.",
     )
 
 

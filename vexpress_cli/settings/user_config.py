@@ -114,11 +114,11 @@ def load_user_config(path: Path | None = None, generate: bool = True) -> dict[st
 def _config_text(path: Path) -> str:
     """The text of config.toml; the fixes of the usual file checks say "pass a file", which no flag takes here."""
     try:
-        return read_settings_text(path, "config file", "a TOML config file (docs/presets.md)")
+        return read_settings_text(path, "config file", "a TOML config file (`vexpress docs presets`)")
     except InputError as error:
         if "pass" not in error.fix.lower():  # e.g. fix its permissions
             raise
-        raise InputError(error.what, error.why, f"Make {path} a UTF-8 TOML text file (docs/presets.md), or remove "
+        raise InputError(error.what, error.why, f"Make {path} a UTF-8 TOML text file (`vexpress docs presets`), or remove "
                          "it: the config file is optional.") from None
 
 

@@ -30,7 +30,7 @@ BATCH_ARGUMENTS = ("model", "model_dir", "devices")
 REQUIRED_KEYS = ("reference_image", "audio", "output")
 PATH_KEYS = ("reference_image", "audio", "output", "kps")
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
-MANIFEST_EXPECTED = "a .jsonl or .csv manifest (see docs/batch.md)"
+MANIFEST_EXPECTED = "a .jsonl or .csv manifest (see `vexpress docs batch`)"
 # A job's line is about 200 bytes: 64 MiB holds some 300,000 jobs, more than any batch runs at once.
 MAX_MANIFEST_BYTES = 64 << 20
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
@@ -84,7 +84,7 @@ def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
                               text_format=suffix[1:].upper(), usual_size="at most a few MB")
     rows, problems = (_csv_rows if suffix == ".csv" else _jsonl_rows)(text)
     if not rows and not problems:
-        raise InputError(f"The manifest {path} holds no job.", "", "Write one job per line (see docs/batch.md).")
+        raise InputError(f"The manifest {path} holds no job.", "", "Write one job per line (see `vexpress docs batch`).")
     entries = [_entry(line, values, path.absolute().parent, problems) for line, values in rows]
     return entries, problems
 

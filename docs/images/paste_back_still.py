@@ -1,6 +1,6 @@
-"""Makes docs/paste-back-still.jpg, the README's picture of ``--crop auto --paste-back``.
+"""Makes docs/images/paste-back-still.jpg, the README's picture of ``--crop auto --paste-back``.
 
-    python docs/paste_back_still.py
+    python docs/images/paste_back_still.py
 
 A wide 1280x720 photo (the tys sample's portrait in a larger scene) goes through the real generate job with
 ``paste_back=True`` on the tiny random model (the only weights in the repository), and the still shows the input
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import PIL.Image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "fixtures" / "samples" / "tys"
-STILL = REPO / "docs" / "paste-back-still.jpg"
+STILL = REPO / "docs" / "images" / "paste-back-still.jpg"
 
 
 def wide_photo() -> np.ndarray:
