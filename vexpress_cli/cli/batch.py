@@ -12,6 +12,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_warning
 from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, complete_preset, flag_of, json_option, model_dir_option,
                                       model_option, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
@@ -273,8 +274,7 @@ def print_summary(summary, quiet: bool = False) -> None:
             console.print("Run the same command again, with the same options, to finish: the jobs done are skipped.")
         for outcome in summary.outcomes:
             for warning in outcome.warnings:
-                console.print(f"[yellow]Warning[/] line {outcome.line} ({escape(outcome.output)}): {escape(warning)}",
-                              highlight=False)
+                print_warning(console, warning, about=f"line {outcome.line} ({outcome.output})")
     if summary.failed:
         table = Table(title="Failed jobs", title_justify="left", show_lines=True)
         table.add_column("line", justify="right")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_note, print_warning, shown
 from vexpress_cli.cli.options import (
     flag_of, json_option, one_of, quiet_option, setting_option, with_setting_aliases,
 )
@@ -119,14 +120,14 @@ def extract_command(
         return
     Console().print(summary_table(result))
     for warning in result.warnings:
-        Console(stderr=True).print(f"Warning: {spell_parameters(warning, flag_of)}", markup=False, highlight=False)
+        print_warning(Console(stderr=True), warning)
     for note in result.notes:
-        Console(stderr=True).print(f"Note: {spell_parameters(note, flag_of)}", markup=False, highlight=False)
+        print_note(Console(stderr=True), note)
 
 
 def summary_table(result) -> Table:
     report, kps_out, audio_out = result.report, result.kps_out, result.audio_out
-    table = Table(title=f"Extracted {report.video.name}", title_justify="left", show_header=False)
+    table = Table(title=f"Extracted {shown(report.video.name)}", title_justify="left", show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     fps = f"{float(report.fps):.3f}".rstrip("0").rstrip(".") if report.fps else "unknown"
@@ -139,12 +140,12 @@ def summary_table(result) -> Table:
     table.add_row("missing faces", _frame_list(report.missing_frames, "interpolated"))
     table.add_row("several faces", _frame_list(report.multi_face_frames, "followed one face"))
     reason = spell_parameters(result.backend_reason, flag_of)
-    table.add_row("backend", f"{report.backend} ({result.backend_description}; {reason})")
+    table.add_row("backend", shown(f"{report.backend} ({result.backend_description}; {reason})"))
     milliseconds = 1000 * report.seconds / max(report.frames, 1)
     speed = f"{report.frames_per_second:.1f} frames/s, {milliseconds:.0f} ms/frame"
     table.add_row("time", f"{report.seconds:.1f} s ({speed})")
-    table.add_row("keypoints", str(kps_out))
-    table.add_row("audio", str(audio_out) if audio_out else "not extracted (add --audio-out PATH)")
+    table.add_row("keypoints", shown(kps_out))
+    table.add_row("audio", shown(audio_out) if audio_out else "not extracted (add --audio-out PATH)")
     return table
 
 

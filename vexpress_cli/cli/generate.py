@@ -10,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vexpress_cli.cli.messages import print_note, print_warning, shown
 from vexpress_cli.cli.options import (COMPATIBILITY_PANEL, complete_preset, flag_of, json_option, model_dir_option,
                                       model_option, one_of, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.errors import InputError
 from vexpress_cli.settings.schema import source_name
 from vexpress_cli.wording import plural
 
@@ -99,7 +100,7 @@ def generate_command(
         job = job_from_record(from_record, preset, settings, reference_image=reference_image, audio=audio,
                               output=output, kps=kps, reference_kps=reference_kps)
         for warning in job.warnings:
-            console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
+            print_warning(console, warning)
         reference_image, audio, output, kps = job.reference_image, job.audio, job.output, job.kps
         recorded = set(job.settings) - set(settings)
         ran_with = {name: value for name, value in job.ran_with.items() if name not in settings}  # not typed
@@ -121,8 +122,7 @@ def apply_original_flags(original: dict, settings: dict, model_dir: Path | None)
 
     original_flags.check_sample_rate(original.get("--standard_audio_sampling_rate"))
     if original.get("--do_multi_devices_inference"):
-        console.print("[yellow]Note:[/] --do_multi_devices_inference is ignored: --devices spreads the work "
-                      "across GPUs.")
+        print_note(console, "--do_multi_devices_inference is ignored: --devices spreads the work across GPUs.")
     device = original_flags.device_from_gpu_id(settings.get("device"), original.get("--gpu_id"))
     if device is not None:
         settings["device"] = device
@@ -157,9 +157,9 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
         plan.warnings = [*plan.warnings, *rerun_warnings(ran_with or {}, generator.dtype_name, codec)]
         if show:
             for warning in plan.warnings:
-                console.print(f"[yellow]Warning:[/] {escape(spell_parameters(warning, flag_of))}")
+                print_warning(console, warning)
             for note in plan.notes:
-                console.print(f"[dim]Note: {escape(spell_parameters(note, flag_of))}[/]")
+                print_note(console, note)
             console.print(status_line(plan, given_by or {}))
         result = generator.run(plan, progress)
 
@@ -183,7 +183,7 @@ def status_line(plan, given_by: Mapping[str, str] | None = None) -> str:
         words = [(given_by or {}).get(name) or _source_word(sources[name]) for name in names]
         return words[0] if len(set(words)) == 1 else "/".join(words)
 
-    return (f"Strategy: [bold]{plan.strategy}[/] ({plan.strategy_reason}); {plural(plan.num_frames, 'frame')} at "
+    return (f"Strategy: [bold]{shown(plan.strategy)}[/] ({shown(plan.strategy_reason)}); {plural(plan.num_frames, 'frame')} at "
             f"{float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
             f"{plural(settings.num_inference_steps, 'step')} ({origin('num_inference_steps')}), "
             f"weights {settings.reference_attention_weight:g}/{settings.audio_attention_weight:g} "

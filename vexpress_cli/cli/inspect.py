@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_warning, shown
 from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.user_config import your_defaults
@@ -157,7 +158,7 @@ def report_input(report, as_json: bool) -> None:
     for warning in data.get("run_warnings", []):
         console.print(f"[dim]The run warned:[/] {escape(warning)}", highlight=False)
     for warning in data["warnings"]:
-        console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
+        print_warning(console, warning)
 
 
 def _show(value: Any) -> str:
@@ -289,11 +290,11 @@ def _print_model_folder(report) -> None:
             console.print(f"[red]{network.name}[/]: {len(network.missing)} missing, {len(network.unexpected)} "
                           f"unexpected, {len(network.mismatched)} wrong-shape tensors; first ones:")
             for key in (network.missing + network.unexpected)[:5]:
-                console.print(f"  {key}")
+                console.print(f"  {shown(key)}")
             for key, want, got in network.mismatched[:5]:
-                console.print(f"  {key}: expects {want}, has {got}")
+                console.print(f"  {shown(key)}: expects {want}, has {got}")
     verdict = "[green]complete[/]" if report.complete else "[yellow]incomplete[/] (see `vexpress models download`)"
-    console.print(f"Model folder {report.root}: {verdict}")
+    console.print(f"Model folder {shown(report.root)}: {verdict}")
 
 
 def _networks_table(report) -> Table:
@@ -303,7 +304,7 @@ def _networks_table(report) -> Table:
     colors = {"ok": "green", "absent": "yellow", "mismatch": "red", "damaged": "red"}
     for network in report.networks:
         table.add_row(network.name, str(network.expected_tensors), f"{network.expected_elements / 1e6:.1f} M",
-                      ", ".join(network.files) or "-", f"[{colors[network.status]}]{network.status}[/]")
+                      shown(", ".join(network.files)) or "-", f"[{colors[network.status]}]{network.status}[/]")
     return table
 
 
@@ -313,7 +314,7 @@ def _components_table(report) -> Table:
     table.add_column("path")
     table.add_column("present")
     for component in report.components:
-        table.add_row(component.name, component.path, _presence(component))
+        table.add_row(component.name, shown(component.path), _presence(component))
     return table
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.filesize import decimal
-from rich.markup import escape
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_note, print_warning, shown
 from vexpress_cli.cli.options import flag_of, json_option
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.engine.model_folder import REQUIRED_FILES
@@ -77,15 +77,15 @@ def download_command(
     table = Table(title="Weights in the Hugging Face cache", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("model", str(report.hub))
+    table.add_row("model", shown(report.hub))
     table.add_row("revision", report.commit + (" (from the local cache)" if report.offline else ""))
     table.add_row("fetched", f"{len(report.fetched)} files ({decimal(report.bytes_fetched)})")
     if report.replaced:
-        table.add_row("replaced", "damaged in the cache, fetched again: " + "; ".join(report.replaced))
+        table.add_row("replaced", "damaged in the cache, fetched again: " + shown("; ".join(report.replaced)))
     table.add_row("files used", f"{len(report.chosen)} ({decimal(report.bytes_total)})"
                   if report.bytes_total else str(len(report.chosen)))
-    table.add_row("cache", str(report.cache))
-    table.add_row("read from", str(report.folder))
+    table.add_row("cache", shown(report.cache))
+    table.add_row("read from", shown(report.folder))
     console.print(table)
     _lacking_note(console, report.lacking)
     _explain_discovery(console, report.folder)
@@ -94,14 +94,15 @@ def download_command(
 def _download_into_folder(console: Console, to: Path, hub, offline: bool) -> None:
     with stage_progress(console) as progress:
         report = download_models(to, repo_id=hub.repo_id, revision=hub.revision, offline=offline, progress=progress)
-    console.print(f"Model folder: [bold]{escape(str(to))}[/] [dim](--to, from {hub})[/]", highlight=False)
+    console.print(f"Model folder: [bold]{shown(to)}[/] [dim](--to, from {shown(hub)})[/]", highlight=False)
     if not report.planned:
         console.print(f"[green]Complete already:[/] all {report.already_present} required files are in "
-                      f"{report.target}; nothing to download.", highlight=False)
+                      f"{shown(report.target)}; nothing to download.", highlight=False)
     else:
-        console.print(f"Placed {len(report.planned)} files ({decimal(report.bytes_placed)}) into {report.target}: "
-                      f"{report.linked} hard-linked from the Hugging Face cache, {report.copied} copied. "
-                      f"Use it with [bold]--model-dir {report.target}[/].", highlight=False)
+        console.print(f"Placed {len(report.planned)} files ({decimal(report.bytes_placed)}) into "
+                      f"{shown(report.target)}: {report.linked} hard-linked from the Hugging Face cache, "
+                      f"{report.copied} copied. Use it with [bold]--model-dir {shown(report.target)}[/].",
+                      highlight=False)
     _lacking_note(console, report.lacking)
 
 
@@ -111,10 +112,10 @@ def _explain_discovery(console: Console, folder: Path) -> None:
     except VExpressError:
         found = None
     if found is not None and found.path == folder.resolve():
-        console.print(f"vexpress finds these weights from any folder ({_how(found)}).", highlight=False)
+        console.print(f"vexpress finds these weights from any folder ({shown(_how(found))}).", highlight=False)
     elif found is not None:
-        console.print(f"[yellow]Note:[/] vexpress uses {found.path} first ({_how(found)}); unset that to use the "
-                      "cached weights.", highlight=False)
+        print_note(console, f"vexpress uses {found.path} first ({_how(found)}); unset that to use the cached "
+                   "weights.")
 
 
 def _how(found) -> str:
@@ -151,9 +152,9 @@ def path_command(
     else:
         typer.echo(str(found.path))
         console = Console(stderr=True)
-        console.print(f"[dim]found via {_how(found)}: {found.source}[/]", highlight=False)
+        console.print(f"[dim]found via {shown(_how(found))}: {shown(found.source)}[/]", highlight=False)
         if found.skipped:
-            console.print(f"[dim]before it: {'; '.join(_skipped(found))}[/]", highlight=False)
+            console.print(f"[dim]before it: {shown('; '.join(_skipped(found)))}[/]", highlight=False)
     if lacks or lacks is None:  # exit 2: a script checking the exit code must not take it for usable weights
         raise _incomplete_folder(found, lacks)
 
@@ -183,9 +184,8 @@ def list_command(as_json: bool = json_option("the cache's models")) -> None:
     """List the V-Express weights in the Hugging Face cache, with their sizes."""
     cache, models, problems = cached_models()
     for problem in problems:  # on stderr, so --json stays parseable
-        Console(stderr=True).print(f"[yellow]Warning:[/] a cached repository was skipped: {escape(problem)}. "
-                                   "Delete that entry (or the whole repository folder) and run `vexpress models "
-                                   "download` to fetch it again.", highlight=False)
+        print_warning(Console(stderr=True), f"a cached repository was skipped: {problem}. Delete that entry (or the "
+                      "whole repository folder) and run `vexpress models download` to fetch it again.")
     if as_json:
         typer.echo(json.dumps({"cache": str(cache), "models": [
             {"repo_id": model.repo_id, "size_on_disk": model.size_on_disk, "revisions": [
@@ -197,15 +197,15 @@ def list_command(as_json: bool = json_option("the cache's models")) -> None:
         return
     console = Console()
     if not models:
-        console.print(f"No V-Express weights in the Hugging Face cache at {cache}. "
+        console.print(f"No V-Express weights in the Hugging Face cache at {shown(cache)}. "
                       "`vexpress models download` fetches them.", highlight=False)
         return
-    table = Table(title=f"Hugging Face cache: {cache}", title_justify="left")
+    table = Table(title=f"Hugging Face cache: {shown(cache)}", title_justify="left")
     for column in ("model", "revision", "refs", "size", "complete"):
         table.add_column(column)
     for model in models:
         for revision in model.revisions:
-            table.add_row(model.repo_id, revision.commit[:12], ", ".join(revision.refs) or "-",
+            table.add_row(shown(model.repo_id), revision.commit[:12], shown(", ".join(revision.refs)) or "-",
                           decimal(revision.size_on_disk),
                           _completeness(revision.missing, revision.lacking))
     console.print(table)
@@ -219,8 +219,8 @@ def _completeness(missing, lacking) -> str:
 
 def _lacking_note(console: Console, lacking: list[str]) -> None:
     if lacking:
-        console.print(f"Note: no {', '.join(lacking)} here (optional): extract and auto-crop use dlib instead; "
-                      "run `vexpress models download` with network access to fetch it.", highlight=False)
+        print_note(console, f"no {', '.join(lacking)} here (optional): extract and auto-crop use dlib instead; "
+                   "run `vexpress models download` with network access to fetch it.")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_warning, shown
 from vexpress_cli.cli.options import json_option
 from vexpress_cli.errors import InputError
 from vexpress_cli.plugins import uninstalled_strategy
@@ -82,24 +83,25 @@ def _print_list(as_json: bool) -> None:
     table.add_column("source", style="dim", no_wrap=True)
     for info in infos:
         if info.error:
-            table.add_row(info.name, f"[red]invalid:[/] {info.error}", "", "", _source_label(info))
+            table.add_row(shown(info.name), f"[red]invalid:[/] {shown(info.error)}", "", "", _source_label(info))
             continue
         values = info.values
-        strategy = values.get("retarget_strategy", f"[dim]{DEFAULTS['retarget_strategy']}[/]")
+        default_strategy = f"[dim]{DEFAULTS['retarget_strategy']}[/]"
+        strategy = shown(values["retarget_strategy"]) if "retarget_strategy" in values else default_strategy
         if uninstalled_strategy(values):
             strategy = f"[red]{strategy} (not installed)[/]"
         weights = "/".join(
             _format_value(values[name]) if name in values else f"[dim]{_format_value(DEFAULTS[name])}[/]"
             for name in ("reference_attention_weight", "audio_attention_weight")
         )
-        table.add_row(info.name, escape(_summary(info.description)), strategy, weights, _source_label(info))
+        table.add_row(shown(info.name), shown(_summary(info.description)), strategy, weights, _source_label(info))
     console = Console()
     console.print(table)
     notes = ["weights: reference/audio attention weight; dim values are defaults the preset leaves alone",
              "`vexpress presets show NAME`: the whole description and every setting"]
     if any(info.shadows_builtin for info in infos):
         notes.append("user*: a user preset that replaces the built-in one of the same name")
-    notes.append(f"user presets folder: {user_presets_dir()}")
+    notes.append(f"user presets folder: {shown(user_presets_dir())}")
     console.print("[dim]" + "\n".join(notes) + "[/]", highlight=False)
 
 
@@ -151,7 +153,7 @@ def show_command(
         return
     console = Console()
     note = " [yellow](replaces the built-in preset of the same name)[/]" if loaded.shadows_builtin else ""
-    console.print(f"[bold cyan]{loaded.name}[/] [dim]{loaded.path}[/]{note}", highlight=False)
+    console.print(f"[bold cyan]{shown(loaded.name)}[/] [dim]{shown(loaded.path)}[/]{note}", highlight=False)
     # Not wrapped: a long line wrapped mid-string would no longer be valid TOML when copied.
     console.print(Syntax(loaded.text.rstrip(), "toml", theme="ansi_dark", word_wrap=False), soft_wrap=True)
     table = Table(title="Settings with this preset (flags you pass still win)", title_justify="left",
@@ -163,13 +165,13 @@ def show_command(
     table.add_column("meaning")
     for name, value in effective.items():
         source = {"preset": "[cyan]preset[/]", "config": "user config"}.get(resolved.sources[name], "default")
-        shown = _format_value(value)
+        text = _format_value(value)
         if name == "retarget_strategy" and value == missing:  # as `presets list` marks it
-            shown = f"[red]{escape(shown)} (not installed)[/]"
-        table.add_row(name, shown, source, SETTINGS[name].help)
+            text = f"[red]{escape(text)} (not installed)[/]"
+        table.add_row(name, text, source, SETTINGS[name].help)
     console.print(table)
     if missing:
-        Console(stderr=True).print(f"[yellow]Warning:[/] {_uninstalled_warning(missing)}", highlight=False)
+        print_warning(Console(stderr=True), _uninstalled_warning(missing))
 
 
 def _uninstalled_warning(strategy: str) -> str:

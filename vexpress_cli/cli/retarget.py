@@ -9,11 +9,12 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from vexpress_cli.cli.messages import print_note, shown
 from vexpress_cli.cli.options import (
     flag_of, json_option, quiet_option, setting_option, with_setting_aliases,
 )
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.errors import InputError
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
 
@@ -127,13 +128,13 @@ def retarget_command(
     if quiet or as_json:
         return
     for note in result.notes:
-        console.print(spell_parameters(note, flag_of), highlight=False, markup=False)
+        print_note(console, note)
     if result.reference_detected:
         console.print(f"Reference keypoints: {_format_points(result.reference_kps)}", highlight=False)
     if result.preview is not None:
-        console.print(f"Preview: [bold]{result.preview}[/]", highlight=False)
-    console.print(f"Wrote {plural(result.num_frames, 'frame')} ({result.strategy}, {result.source}) to [bold]{result.output}[/]",
-                  highlight=False)
+        console.print(f"Preview: [bold]{shown(result.preview)}[/]", highlight=False)
+    console.print(f"Wrote {plural(result.num_frames, 'frame')} ({shown(result.strategy)}, {shown(result.source)}) to "
+                  f"[bold]{shown(result.output)}[/]", highlight=False)
 
 
 def _format_points(points: np.ndarray) -> str:

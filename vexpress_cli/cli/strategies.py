@@ -6,9 +6,9 @@ import json
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from vexpress_cli.cli.messages import print_warning
 from vexpress_cli.cli.options import json_option
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.retargeting import needs_driving_kps
@@ -62,8 +62,7 @@ def strategies_command(
 def _warn_about_broken_plugins(console: Console) -> None:
     """One warning (on stderr, so --json stays parseable) per plugin that failed to load."""
     for failure in get_plugin_load_failures():
-        console.print(f"[yellow]Warning:[/] {escape(failure.message)} {escape(plugin_fix([failure]))}",
-                      highlight=False)
+        print_warning(console, f"{failure.message} {plugin_fix([failure])}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vexpress_cli.cli.messages import print_warning
 from vexpress_cli.cli.options import model_dir_option, model_option
 from vexpress_cli.errors import InputError
 from vexpress_cli.wording import extra_install_command
@@ -78,7 +79,7 @@ def ui_command(
 
 
 def _warn(text: str) -> None:
-    console.print(f"[yellow]Warning:[/] {escape(text)}", highlight=False)
+    print_warning(console, text)
 
 
 def _interrupt(signum, frame) -> None:

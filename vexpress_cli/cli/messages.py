@@ -1,0 +1,26 @@
+"""How every command prints a job's warnings and notes, and user text (a path, a plugin's name) inside rich
+markup: one form, each setting spelled as its flag, escaped (a path like ``a[/x]b.mp4`` is shown, not parsed)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+from vexpress_cli.cli.options import flag_of
+from vexpress_cli.errors import spell_parameters
+
+
+def print_warning(console: Console, text: str, *, about: str = "") -> None:
+    """``Warning: text`` in yellow; ``about`` names what it is about (a batch's job: ``line 3 (talk.mp4)``)."""
+    label = f"Warning {escape(about)}:" if about else "Warning:"
+    console.print(f"[yellow]{label}[/] {escape(spell_parameters(text, flag_of))}", highlight=False)
+
+
+def print_note(console: Console, text: str) -> None:
+    """``Note: text``, dimmed: what a job did that the user may want to know."""
+    console.print(f"[dim]Note: {escape(spell_parameters(text, flag_of))}[/]", highlight=False)
+
+
+def shown(value: object) -> str:
+    """``value`` (a path, a name) as text inside rich markup: brackets in it are shown, not read as markup."""
+    return escape(spell_parameters(str(value)))
