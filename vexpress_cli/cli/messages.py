@@ -23,4 +23,4 @@ def print_note(console: Console, text: str) -> None:
 
 def shown(value: object) -> str:
     """``value`` (a path, a name) as text inside rich markup: brackets in it are shown, not read as markup."""
-    return escape(spell_parameters(str(value)))
+    return escape(spell_parameters(str(value), flag_of))
