@@ -184,7 +184,8 @@ def status_line(plan, given_by: Mapping[str, str] | None = None) -> str:
         return words[0] if len(set(words)) == 1 else "/".join(words)
 
     return (f"Strategy: [bold]{shown(plan.strategy)}[/] ({shown(plan.strategy_reason)}); "
-            f"{plural(plan.num_frames, 'frame')} at {float(plan.fps):g} fps ({origin('fps')}) for {plan.duration:.2f} s of audio; "
+            f"{plural(plan.num_frames, 'frame')} at {float(plan.fps):g} fps ({origin('fps')}) "
+            f"for {plan.duration:.2f} s of audio; "
             f"{plural(settings.num_inference_steps, 'step')} ({origin('num_inference_steps')}), "
             f"weights {settings.reference_attention_weight:g}/{settings.audio_attention_weight:g} "
             f"({origin('reference_attention_weight', 'audio_attention_weight')}), "
