@@ -246,8 +246,8 @@ def test_a_config_that_cannot_be_read_is_fixed_by_editing_or_removing_it_not_by_
     with pytest.raises(InputError) as caught:
         load_user_config()
     assert "pass" not in caught.value.fix.lower()
-    assert caught.value.fix == f"Make {path} a UTF-8 TOML text file (`vexpress docs presets`), or remove it: the config " \
-        "file is optional."
+    assert caught.value.fix == (f"Make {path} a UTF-8 TOML text file (`vexpress docs presets`), or remove it: the "
+                                "config file is optional.")
 
 
 def test_the_model_lookup_reads_the_model_keys_without_the_generate_table(env):

@@ -118,8 +118,8 @@ def _config_text(path: Path) -> str:
     except InputError as error:
         if "pass" not in error.fix.lower():  # e.g. fix its permissions
             raise
-        raise InputError(error.what, error.why, f"Make {path} a UTF-8 TOML text file (`vexpress docs presets`), or remove "
-                         "it: the config file is optional.") from None
+        raise InputError(error.what, error.why, f"Make {path} a UTF-8 TOML text file (`vexpress docs presets`), or "
+                         "remove it: the config file is optional.") from None
 
 
 def configured_settings() -> dict[str, Any]:

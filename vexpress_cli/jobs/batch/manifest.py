@@ -84,7 +84,8 @@ def read_manifest(path: Path) -> tuple[list[ManifestEntry], list[Problem]]:
                               text_format=suffix[1:].upper(), usual_size="at most a few MB")
     rows, problems = (_csv_rows if suffix == ".csv" else _jsonl_rows)(text)
     if not rows and not problems:
-        raise InputError(f"The manifest {path} holds no job.", "", "Write one job per line (see `vexpress docs batch`).")
+        raise InputError(f"The manifest {path} holds no job.", "",
+                         "Write one job per line (see `vexpress docs batch`).")
     entries = [_entry(line, values, path.absolute().parent, problems) for line, values in rows]
     return entries, problems
 
