@@ -296,13 +296,15 @@ def test_invalid_strategy_objects_are_rejected(extra_plugin):
     ("auto", False, "A strategy.", "its name 'auto' is reserved (--strategy auto picks a built-in strategy)"),
     ("mirror", "no", "A strategy.", "its requires_driving_kps is 'no', not True or False"),
     ("mirror", 2, "A strategy.", "its requires_driving_kps is 2, not True or False"),
+    ("mirror", {"uses_reference_kps": "no"}, "A strategy.", "its uses_reference_kps is 'no', not True or False"),
     # plugins.md calls a strategy without a description invalid; an empty or blank one was listed as ''.
     ("mirror", False, " ", "its description is ' ', not one line of text"),
     ("mirror", False, "Two\nlines.", "its description is 'Two\\nlines.', not one line of text"),
-], ids=["digit first", "reserved", "truthy string", "two", "blank description", "two-line description"])
+], ids=["digit first", "reserved", "truthy string", "two", "uses reference: truthy string", "blank description",
+        "two-line description"])
 def test_each_invalid_strategy_attribute_is_named(extra_plugin, name, requires, description, problem):
-    strategy = types.SimpleNamespace(name=name, description=description, requires_driving_kps=requires,
-                                     retarget=face.fix_face)
+    switches = requires if isinstance(requires, dict) else {"requires_driving_kps": requires}
+    strategy = types.SimpleNamespace(name=name, description=description, retarget=face.fix_face, **switches)
     extra_plugin(plugin_module("picky_plugin", strategy))
     with pytest.raises(VExpressError) as error:
         get_retarget_strategy_infos()

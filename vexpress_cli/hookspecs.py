@@ -21,7 +21,7 @@ def register_retarget_strategies(register):
     """Register retarget strategies by calling ``register(strategy)`` for each.
 
     A strategy has a ``name`` (str, lower case, unique among installed
-    plugins), a one-line ``description`` (str), ``requires_driving_kps``
+    plugins), a one-line ``description`` (str), ``requires_driving_kps`` and ``uses_reference_kps``
     (bool, True when absent) and a method ``retarget(reference_kps, driving_kps, num_frames)``
     returning a float array of shape ``[num_frames, 3, 2]``. ``reference_kps``
     is ``[3, 2]``; ``driving_kps`` is ``[num_frames, 3, 2]`` (already fitted to
@@ -41,6 +41,9 @@ class RetargetStrategy(Protocol):
         One line shown by ``vexpress strategies``.
     ``requires_driving_kps``
         True when ``retarget`` needs a driving track; the CLI then insists on ``--kps``. Optional (True).
+    ``uses_reference_kps``
+        False when ``retarget`` ignores ``reference_kps`` (as ``no_retarget`` does): a reference photo
+        without a detectable face is then fine. Optional (True).
     ``retarget(reference_kps, driving_kps, num_frames)``
         ``reference_kps`` is float32 ``[3, 2]`` (left eye, right eye, nose of
         the reference photo, in output-frame pixels). ``driving_kps`` is

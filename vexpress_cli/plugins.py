@@ -31,6 +31,8 @@ HOOK_NAME = "register_retarget_strategies"
 BUILTIN_PLUGIN = "builtin_strategies"  # vexpress-cli's own entry point
 STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 RESERVED_STRATEGY_NAMES = ("auto",)  # --strategy auto chooses a built-in strategy
+# A strategy's optional on/off attributes (True when absent; see hookspecs.RetargetStrategy).
+OPTIONAL_SWITCHES = ("requires_driving_kps", "uses_reference_kps")
 
 
 @dataclass(frozen=True)
@@ -299,9 +301,10 @@ def _checked_strategy(strategy, plugin_name: str) -> RetargetStrategy:
     description = getattr(strategy, "description", None)
     if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
         problems.append(f"its description is {description!r}, not one line of text")
-    requires = getattr(strategy, "requires_driving_kps", True)
-    if not isinstance(requires, (bool, numbers.Integral, np.bool_)) or requires not in (0, 1):
-        problems.append(f"its requires_driving_kps is {strategy.requires_driving_kps!r}, not True or False")
+    for switch in OPTIONAL_SWITCHES:
+        value = getattr(strategy, switch, True)
+        if not isinstance(value, (bool, numbers.Integral, np.bool_)) or value not in (0, 1):
+            problems.append(f"its {switch} is {value!r}, not True or False")
     if not callable(getattr(strategy, "retarget", None)):
         problems.append("it has no retarget() method")
     if problems:
