@@ -14,8 +14,6 @@ VIDEO_OUTPUT_MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 VIDEO_OUTPUT_SUFFIXES = tuple(VIDEO_OUTPUT_MUXERS)
 # What `vexpress inspect` and the readers recognise as video by name (ffmpeg reads more).
 VIDEO_INPUT_SUFFIXES = (*VIDEO_OUTPUT_SUFFIXES, ".avi", ".webm")
-# The retarget preview is a video file (never a folder of frames).
-PREVIEW_SUFFIXES = VIDEO_OUTPUT_SUFFIXES
 # The files of a PNG frame folder: frame_000001.png ... and, optionally, audio.wav.
 FRAME_SUFFIX = ".png"
 FRAME_FOLDER_AUDIO = "audio.wav"

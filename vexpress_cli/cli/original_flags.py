@@ -9,7 +9,6 @@ from pathlib import Path, PurePosixPath
 from vexpress_cli.engine import model_folder as layout
 from vexpress_cli.errors import InputError
 
-PANEL = "Compatibility: the original inference.py's flags"
 # Each model-path flag of the original and where its file or folder sits in a model folder.
 MODEL_PATH_FLAGS = {
     "--unet_config_path": layout.UNET_CONFIG,

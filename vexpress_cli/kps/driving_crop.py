@@ -29,7 +29,6 @@ TRACK_SAMPLES = 150
 # Tracking runs on frames scaled down to this long side (the box need not be pixel-exact; the
 # keypoints are detected again in the crop).
 TRACK_LONG_SIDE = 960
-CROP_MODES = ("auto", "none")
 # A box given by hand may reach past the video's edge, but be at most this many times its width and height: every
 # frame is padded to the whole box before it is resized, and such a box is already 15/16 padding. (An auto box is
 # placed around the face, at its scale, and is not held to this.)
