@@ -134,6 +134,8 @@ def test_model_dir_that_is_a_file(env):
         ('model_dri = "/x"\n', "unknown key 'model_dri'. Known keys: generate, model, model_dir. Did you mean "
                                 "'model_dir'?"),
         ("model_dir = 3\n", "key 'model_dir' must be a str, not int"),
+        (f"model_dir = {'9' * 500}\n", "key 'model_dir' must be a str, not int (a 500-digit number)."),
+        (f"model_dir = [{'1, ' * 5000}]\n", "key 'model_dir' must be a str, not list ([1, 1, 1, 1, 1, 1, ...])."),
         ('model_dir = "/x\n', "is not valid TOML"),
     ],
 )

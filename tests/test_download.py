@@ -396,3 +396,13 @@ def test_download_to_a_folder_names_the_folder_only_once_it_succeeded(env, no_ne
     done = run_cli("models", "download", "--offline", "--to", str(target))
     assert done.exit_code == 0, done.output
     assert flat(f"Model folder: {target} (--to, from ") in flat(done.output)
+
+
+def test_a_progress_that_cannot_be_called_is_refused_before_anything_is_fetched(tmp_path):
+    """Both download jobs check their callback as every other job does; it was a TypeError at the first report."""
+    from vexpress_cli.jobs.model_cache import download_to_cache
+
+    for download in (lambda: download_models(tmp_path / "weights", progress=5), lambda: download_to_cache(progress=5)):
+        with pytest.raises(InputError, match=r"^progress is int 5, which cannot be called\."):
+            download()
+    assert not (tmp_path / "weights").exists()

@@ -58,6 +58,9 @@ PHOTO_HEAD_BYTES = 64  # enough for every signature and an ftyp box's usual bran
 PRESET_SUFFIXES = (".toml",)
 RECORD_SUFFIXES = (".json",)  # a run record beside each output: talk.mp4.json
 WEIGHT_SUFFIXES = (".safetensors", ".bin")  # model checkpoints, preferred first
+TORCH_FILE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")  # what torch.save writes, as diffusers and transformers name it
+# Every file of a model folder that holds weights (the face detector's .onnx too): what a run record fingerprints.
+CHECKPOINT_SUFFIXES = tuple(dict.fromkeys((*WEIGHT_SUFFIXES, *TORCH_FILE_SUFFIXES, ".onnx")))
 
 # Input kinds `vexpress inspect` tells apart by suffix, in the order it tries them.
 INPUT_KIND_SUFFIXES = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 
@@ -15,6 +14,7 @@ from vexpress_cli.cli.options import (
 )
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError
+from vexpress_cli.kps.io import kps_points_text
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
 
@@ -130,15 +130,11 @@ def retarget_command(
     for note in result.notes:
         print_note(console, note)
     if result.reference_detected:
-        console.print(f"Reference keypoints: {_format_points(result.reference_kps)}", highlight=False)
+        console.print(f"Reference keypoints: {kps_points_text(result.reference_kps, '.1f')}", highlight=False)
     if result.preview is not None:
         console.print(f"Preview: [bold]{shown(result.preview)}[/]", highlight=False)
     console.print(f"Wrote {plural(result.num_frames, 'frame')} ({shown(result.strategy)}, {shown(result.source)}) to "
                   f"[bold]{shown(result.output)}[/]", highlight=False)
-
-
-def _format_points(points: np.ndarray) -> str:
-    return ";".join(f"{x:.1f},{y:.1f}" for x, y in np.asarray(points))
 
 
 def register(app: typer.Typer) -> None:

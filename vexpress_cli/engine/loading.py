@@ -19,6 +19,7 @@ from vexpress_cli.engine.checkpoints import (check_audio_encoder_fits, check_mod
                                              first_non_finite, load_networks, non_finite_error,
                                              pretrained_load_errors)
 from vexpress_cli.engine.model_folder import ModelFolder
+from vexpress_cli.file_types import TORCH_FILE_SUFFIXES
 
 SAVED_LAYOUT_INDEX = "model_index.json"
 LIBRARY_LOGGERS = ("diffusers", "transformers")
@@ -93,10 +94,6 @@ NETWORK_MODULES = ("vexpress_cli.engine.networks.audio_projection", "vexpress_cl
 def import_network_modules() -> None:
     for name in NETWORK_MODULES:
         importlib.import_module(name)
-
-
-# The files torch.save writes, as diffusers and transformers name them.
-TORCH_FILE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 
 
 def check_saved_layout_files(folder: Path) -> None:

@@ -40,7 +40,7 @@ from vexpress_cli.jobs.hub import (
     offline_requested,
     translate_hub_error,
 )
-from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
 from vexpress_cli.outputs.full_disk import DiskFullError
 
@@ -175,7 +175,7 @@ def download_models(
     gets the stages ``listing``, ``download`` and ``place`` (bytes). Raises
     ModelFolderError/InputError with what/why/fix on failure.
     """
-    progress = progress or no_progress
+    progress = checked_callback(progress)
     target = Path(target).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise InputError(f"--to {target} is a file, not a folder.", fix="Pick a folder path.")

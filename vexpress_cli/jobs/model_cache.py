@@ -32,7 +32,7 @@ from vexpress_cli.jobs.hub import (
     offline_requested,
     translate_hub_error,
 )
-from vexpress_cli.progress import ProgressCallback, no_progress
+from vexpress_cli.progress import ProgressCallback, checked_callback
 
 NEEDED_FILES = sum(not required.optional for required in REQUIRED_FILES)
 # What huggingface_hub's scan says of an entry that is no repository at all, such as the version.txt marker
@@ -93,7 +93,7 @@ def download_to_cache(model: str | None = None, *, revision: str | None = None, 
     short): those are deleted from the cache and fetched again. An interrupted download resumes.
     ``offline`` (or ``HF_HUB_OFFLINE=1``) only checks the cache. ``progress`` gets ``listing`` and ``download`` (bytes).
     """
-    progress = progress or no_progress
+    progress = checked_callback(progress)
     hub = hub_source(model, revision)
     cache = hf_cache_dir(cache_dir)
     offline = offline_requested(offline)

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_SUFFIXES = (".bin", ".safetensors", ".onnx", ".pth", ".pt", ".ckpt")
+from vexpress_cli.file_types import CHECKPOINT_SUFFIXES
+
 # Hashing gigabytes whole would cost each worker seconds to minutes; 64 pieces of 16 KiB spread over a file
 # differ for any other weights (trained, converted, scaled), though not for an edit of a few bytes.
 FINGERPRINT_PIECES, FINGERPRINT_PIECE_BYTES = 64, 16 * 1024

@@ -27,7 +27,7 @@ from typing import Any
 from vexpress_cli.errors import InputError, parameter, spell_parameters
 from vexpress_cli.input_files import as_path
 from vexpress_cli.jobs.model_identity import model_of, same_model_files
-from vexpress_cli.kps.io import reference_kps_file
+from vexpress_cli.kps.io import kps_points_text, reference_kps_file
 from vexpress_cli.kps.retargeting import strategy_for
 from vexpress_cli.progress import ProgressCallback, checked_callback
 
@@ -85,7 +85,7 @@ def reference_kps_text(reference_kps: Any) -> str | None:
         return str(path.absolute())
     if isinstance(reference_kps, str):
         return reference_kps
-    return ";".join(f"{float(x):g},{float(y):g}" for x, y in reference_kps)
+    return kps_points_text(reference_kps)
 
 
 def input_files(reference_image: Path, audio: Path, kps: Path | None = None,

@@ -261,6 +261,12 @@ def reference_kps_file(reference_kps) -> Path | None:
     return candidate if candidate.suffix.lower() in KPS_SUFFIXES or candidate.exists() else None
 
 
+def kps_points_text(points, spec: str = "g") -> str:
+    """Three points as ``"x,y;x,y;x,y"``, what :func:`parse_kps_points` reads; ``spec`` formats each number
+    (``"g"``: as short as exact, ``".1f"``: one decimal)."""
+    return ";".join(f"{float(x):{spec}},{float(y):{spec}}" for x, y in np.asarray(points))
+
+
 def parse_kps_points(text: str) -> np.ndarray:
     """Parse ``"x,y;x,y;x,y"`` (left eye; right eye; nose) into a float32 ``[3, 2]`` array of finite numbers."""
     # nan and inf are read too, so that they are refused by name rather than as a wrong layout.

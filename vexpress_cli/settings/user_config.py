@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from vexpress_cli.errors import InputError, VExpressError, did_you_mean, join_messages
+from vexpress_cli.errors import InputError, VExpressError, did_you_mean, join_messages, short_repr
 from vexpress_cli.input_files import BeyondParser, parsed_text, read_settings_text
 
 CONFIG_DIR_ENV = "VEXPRESS_CONFIG_DIR"
@@ -94,12 +94,12 @@ def load_user_config(path: Path | None = None, generate: bool = True) -> dict[st
         if not isinstance(value, expected):
             raise InputError(
                 f"The config file {path}: key '{key}' must be a {expected.__name__}, "
-                f"not {type(value).__name__} ({value!r}).",
+                f"not {type(value).__name__} ({short_repr(value)}).",
                 fix=f'Write it as {key} = "/path/to/model_ckpts".' if expected is str
                 else f"Write it as a [{key}] table.",
             )
         if expected is str and not value.strip():
-            raise InputError(f"The config file {path}: key '{key}' is empty ({value!r}).",
+            raise InputError(f"The config file {path}: key '{key}' is empty ({short_repr(value)}).",
                              why="It would name the config folder itself as the model, which holds no weights.",
                              fix=f'Write the weights\' folder or hub id, e.g. {key} = "/data/model_ckpts", or remove '
                              "the line to use the usual lookup (`vexpress models path` shows it).")

@@ -29,7 +29,9 @@ class DemoInputs:
     def reference_kps_text(self, size: int) -> str:
         """The keypoints scaled to a square output of ``size`` pixels, as ``--reference-kps`` takes them."""
         scaled = self.reference_kps * (size / PORTRAIT_SIZE)
-        return ";".join(f"{x:.1f},{y:.1f}" for x, y in scaled)
+        from vexpress_cli.kps.io import kps_points_text
+
+        return kps_points_text(scaled, ".1f")
 
 
 def write_demo_inputs(folder: Path, seconds: float = 2.0) -> DemoInputs:
