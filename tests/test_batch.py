@@ -482,7 +482,7 @@ def test_every_manifest_problem_is_listed_with_its_line_and_nothing_starts(input
     for expected in ["has 12 problems; no job was started",
                      "line 1: 'seed' is -1; it must be from 0",
                      "line 2: unknown key 'num_inference_step'. Did you mean 'num_inference_steps'?",
-                     f"line 2: 'reference_image' {tmp_path / 'nope.jpg'} does not exist.",
+                     f"line 2: The reference image {tmp_path / 'nope.jpg'} does not exist.",
                      "is also the output of line 1: two jobs cannot write one file.",
                      "line 3: not valid JSON",
                      "line 4: 'width' is 100; it must be a multiple of 8.",
@@ -538,6 +538,46 @@ def test_inputs_that_would_fail_their_job_at_once_are_line_problems_and_nothing_
                      "line 3: Cannot read keypoints from '1,2;3'.",
                      f"line 4: 'audio' {tmp_path / 'empty.wav'} holds no samples"]:
         assert expected in message, expected
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_or_an_empty_file_in_a_manifest_is_refused_in_the_words_generate_uses(inputs, tmp_path):
+    """The batch's own check said "'audio' X is not a file." of a FIFO and let an empty file through to its
+    job; it now asks what generate's loaders ask first (require_regular_file), so each reads as it does there."""
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.kps.io import load_kps
+    from vexpress_cli.media.audio import load_audio
+    from vexpress_cli.media.images import opened_image
+
+    project(inputs, tmp_path, [])
+    os.mkfifo(tmp_path / "pipe.wav")
+    os.mkfifo(tmp_path / "pipe.pth")
+    (tmp_path / "empty.jpg").touch()
+    (tmp_path / "empty.wav").touch()
+    manifest = project(inputs, tmp_path, [
+        {"reference_image": "aoc.jpg", "audio": "pipe.wav", "output": "out/a.mp4"},
+        {"reference_image": "empty.jpg", "audio": "a.wav", "output": "out/b.mp4"},
+        {"reference_image": "aoc.jpg", "audio": "empty.wav", "output": "out/c.mp4"},
+        {"reference_image": "aoc.jpg", "audio": "a.wav", "output": "out/d.mp4", "kps": "pipe.pth"},
+    ])
+
+    def open_reference(path):
+        with opened_image(path, "reference image"):
+            pass
+
+    generate_says = []
+    for load, name in ((load_audio, "pipe.wav"), (open_reference, "empty.jpg"), (load_audio, "empty.wav"),
+                       (load_kps, "pipe.pth")):
+        with pytest.raises(InputError) as refused:
+            load(tmp_path / name)
+        generate_says.append(" ".join(refused.value.render().split()))
+    assert "is not a regular file but a named pipe (FIFO)" in generate_says[0] and "empty (0 bytes)" in generate_says[1]
+    result = runner.invoke(app, ["batch", str(manifest), *SMALL])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "has 4 problems; no job was started" in message
+    for line, said in enumerate(generate_says, 1):
+        assert f"line {line}: {said}" in message, said
     assert not (tmp_path / "out").exists()
 
 

@@ -106,14 +106,19 @@ class KpsTrack:
         return replace(self, points=self.points * scale, width=width, height=height)
 
 
+def require_kps_file(path: str | Path) -> Path:
+    """:func:`~vexpress_cli.input_files.require_regular_file` for a kps file, in the words :func:`load_kps` uses."""
+    return require_regular_file(path, "kps file", "a .safetensors or .pth kps file",
+                                missing_fix="Check the spelling, or create the track with `vexpress extract VIDEO`.")
+
+
 def load_kps(path: str | Path) -> KpsTrack:
     """Load a kps file (``.safetensors``, ``.pth`` or ``.pt``) and check its contents.
 
     Raises InputError for a missing or unreadable file, an unknown suffix, a
     pickle holding anything but arrays, a wrong shape, no frames, or NaN/inf.
     """
-    path = require_regular_file(path, "kps file", "a .safetensors or .pth kps file",
-                                missing_fix="Check the spelling, or create the track with `vexpress extract VIDEO`.")
+    path = require_kps_file(path)
     suffix = path.suffix.lower()
     if suffix == KPS_SAFETENSORS_SUFFIX:
         points, metadata = read_safetensors(path)

@@ -54,6 +54,11 @@ ORIENTATION_WORDS = {2: "mirrored", 3: "upside down", 4: "upside down and mirror
                      8: "on its side, turned 90 degrees"}
 
 
+def require_image_file(path: str | Path, label: str = "image") -> Path:
+    """:func:`~vexpress_cli.input_files.require_regular_file` for an image, in the words :func:`opened_image` uses."""
+    return require_regular_file(path, label, EXPECTED_IMAGE, missing_fix=f"Check the spelling of the {label} path.")
+
+
 @contextmanager
 def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.Image]:
     """The image at ``path``, opened but not decoded yet; ``label`` names it in errors.
@@ -62,7 +67,7 @@ def opened_image(path: str | Path, label: str = "image") -> Iterator[PIL.Image.I
     :data:`MAX_IMAGE_PIXELS` pixels. A Pillow error inside the ``with`` block (decoding is
     lazy, so it happens there) becomes an InputError too.
     """
-    path = require_regular_file(path, label, EXPECTED_IMAGE, missing_fix=f"Check the spelling of the {label} path.")
+    path = require_image_file(path, label)
     _refuse_exif_flood(path, label)
     _register_heif_reader()
     try:

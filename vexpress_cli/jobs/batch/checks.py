@@ -21,7 +21,7 @@ from vexpress_cli.jobs.batch.manifest import (JOB_KEYS, REQUIRED_KEYS, ManifestE
 from vexpress_cli.jobs.generate import MODEL_SETTINGS, resolve_job_settings
 from vexpress_cli.jobs.records import input_files, read_record, record_path
 from vexpress_cli.file_types import IMAGE_SUFFIXES, KPS_SUFFIXES, PRESET_SUFFIXES, RECORD_SUFFIXES
-from vexpress_cli.kps.io import load_kps, parse_kps_points, reference_kps_file
+from vexpress_cli.kps.io import load_kps, parse_kps_points, reference_kps_file, require_kps_file
 from vexpress_cli.settings.schema import validate_value
 
 # What a job needs, decided from its output and record (see docs/batch.md).
@@ -161,13 +161,9 @@ def _check_inputs(entry: ManifestEntry, found: list[str], kps_checked: dict[Path
     if kps_file is not None:
         files["reference_kps"] = kps_file
     for key, path in files.items():
-        if not path.exists():
-            found.append(f"'{key}' {path} does not exist.")
-        elif not path.is_file():
-            found.append(f"'{key}' {path} is not a file.")
-        elif not os.access(path, os.R_OK):
-            found.append(f"'{key}' {path} cannot be read (permission denied).")
-        elif key == "reference_image":
+        if not _caught(found, _require_input, key, path):
+            continue
+        if key == "reference_image":
             _check_image_header(path, found)
         elif key == "audio":
             _check_audio_kind(path, found)
@@ -177,12 +173,28 @@ def _check_inputs(entry: ManifestEntry, found: list[str], kps_checked: dict[Path
         _caught(found, parse_kps_points, entry.reference_kps)
 
 
-def _caught(found: list[str], check, *args) -> None:
-    """Run one cheap check; its error paragraph becomes one of the line's problems."""
+def _require_input(key: str, path: Path) -> None:
+    """The first check the job's own loader makes of the input (a missing, special, empty or unreadable file),
+    so that the batch refuses it in generate's words."""
+    from vexpress_cli.media.ffmpeg import require_file
+    from vexpress_cli.media.images import require_image_file
+
+    if key == "reference_image":
+        require_image_file(path, "reference image")
+    elif key == "audio":
+        require_file(path, "audio")
+    else:
+        require_kps_file(path)
+
+
+def _caught(found: list[str], check, *args) -> bool:
+    """Run one cheap check; its error paragraph becomes one of the line's problems. Whether it passed."""
     try:
         check(*args)
     except VExpressError as error:
         found.append(error.render())
+        return False
+    return True
 
 
 def _check_audio_kind(path: Path, found: list[str]) -> None:

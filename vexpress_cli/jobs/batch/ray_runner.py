@@ -98,70 +98,106 @@ def run_on_ray(jobs: list[BatchJob], address: str, workers: int, model_dir: Path
                dtype: str | None, emit: Emit) -> None:
     """Run ``jobs`` on Ray actors: ``address`` ``local`` starts a Ray instance here for the batch only."""
     ray = import_ray()
-    from ray.util.queue import Empty, Queue
-
     started_here = not ray.is_initialized()
     if started_here:
         connect(ray, address)
-    actors, pending, events = [], {}, None
-    finished: set[int] = set()
-    running: dict[int, tuple[str, float]] = {}  # line: the worker that started it, and when
-
-    def follow(event: BatchEvent) -> None:
-        if event.kind == "started":
-            running[event.line] = (event.worker, time.monotonic())
-        if event.kind == "finished":
-            finished.add(event.line)
-        emit(event)
-
-    def drain() -> None:
-        while events is not None:
-            try:
-                follow(events.get_nowait())
-            except Empty:
-                return
-
+    pool = _RayPool(ray, emit)
     try:
-        events = Queue(actor_options={"num_cpus": 0})
-        gpus = 0 if device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
-        count = min(len(jobs), gpus or workers)
-        resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        actor_class = ray.remote(GeneratorActor)
-        actors = [actor_class.options(**resources).remote(index, str(model_dir), "cuda" if gpus else "cpu",
-                                                          dtype, events) for index in range(1, count + 1)]
-        waiting = deque(jobs)
-
-        def submit(actor) -> None:
-            if waiting:
-                job = waiting.popleft()
-                pending[actor.run.remote(job)] = (actor, job)
-
-        for actor in actors:
-            submit(actor)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-            drain()
-            for reference in ready:
-                actor, job = pending.pop(reference)
-                try:
-                    ray.get(reference)
-                except ray.exceptions.RayError as error:  # the actor or its node died: its job fails
-                    drain()
-                    if job.line not in finished:
-                        follow(_lost(job, error, *running.get(job.line, ("ray", time.monotonic()))))
-                    continue
-                submit(actor)
-    except KeyboardInterrupt:
-        _cancel(ray, pending, drain)
-        raise
-    except EventCallbackError:
-        _cancel(ray, pending, lambda: None)  # the caller's on_event failed: its events are not followed further
-        raise
+        pool.run(jobs, workers, model_dir, device, dtype)
     finally:
-        for actor in actors:
-            ray.kill(actor)
+        pool.close()
         if started_here:
             ray.shutdown()
+
+
+class _RayPool:
+    """The batch's actors, each given the next waiting job as it finishes one; the events they send are
+    followed (passed on to ``emit``) as they come."""
+
+    def __init__(self, ray, emit: Emit):
+        self.ray, self.emit = ray, emit
+        self.actors: list = []
+        self.events = None  # the actors' ray.util.queue.Queue of events
+        self.waiting: deque[BatchJob] = deque()
+        self.pending: dict = {}  # a running job's object ref: (its actor, the job)
+        self.running: dict[int, tuple[str, float]] = {}  # line: the worker that started it, and when
+        self.finished: set[int] = set()
+
+    def run(self, jobs: list[BatchJob], workers: int, model_dir: Path, device: str | None,
+            dtype: str | None) -> None:
+        try:
+            self._start(jobs, workers, model_dir, device, dtype)
+            while self.pending:
+                self._next_ready()
+        except KeyboardInterrupt:
+            _cancel(self.ray, self.pending, self.drain)
+            raise
+        except EventCallbackError:
+            _cancel(self.ray, self.pending, lambda: None)  # the caller's on_event failed: its events are not followed
+            raise
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+    def _start(self, jobs: list[BatchJob], workers: int, model_dir: Path, device: str | None,
+               dtype: str | None) -> None:
+        """One actor per GPU of the cluster (``workers`` CPU actors where it has none), no more than the jobs;
+        each given its first job."""
+        from ray.util.queue import Queue
+
+        self.events = Queue(actor_options={"num_cpus": 0})
+        gpus = 0 if device == "cpu" else int(self.ray.cluster_resources().get("GPU", 0))
+        count = min(len(jobs), gpus or workers)
+        resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        actor_class = self.ray.remote(GeneratorActor)
+        self.actors = [actor_class.options(**resources).remote(index, str(model_dir), "cuda" if gpus else "cpu",
+                                                               dtype, self.events) for index in range(1, count + 1)]
+        self.waiting = deque(jobs)
+        for actor in self.actors:
+            self.submit(actor)
+
+    def _next_ready(self) -> None:
+        """Wait a moment for a job to end; its actor takes the next job, unless it died."""
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=POLL_SECONDS)
+        self.drain()
+        for reference in ready:
+            actor, job = self.pending.pop(reference)
+            if self._actor_lived(reference, job):
+                self.submit(actor)
+
+    def _actor_lived(self, reference, job: BatchJob) -> bool:
+        """Whether the actor that ran ``job`` lived through it; when the actor or its node died, the job fails."""
+        try:
+            self.ray.get(reference)
+        except self.ray.exceptions.RayError as error:
+            self.drain()
+            if job.line not in self.finished:
+                self.follow(_lost(job, error, *self.running.get(job.line, ("ray", time.monotonic()))))
+            return False
+        return True
+
+    def submit(self, actor) -> None:
+        if self.waiting:
+            job = self.waiting.popleft()
+            self.pending[actor.run.remote(job)] = (actor, job)
+
+    def follow(self, event: BatchEvent) -> None:
+        if event.kind == "started":
+            self.running[event.line] = (event.worker, time.monotonic())
+        if event.kind == "finished":
+            self.finished.add(event.line)
+        self.emit(event)
+
+    def drain(self) -> None:
+        """Follow every event the actors sent so far."""
+        from ray.util.queue import Empty
+
+        while self.events is not None:
+            try:
+                self.follow(self.events.get_nowait())
+            except Empty:
+                return
 
 
 def connect(ray, address: str) -> None:

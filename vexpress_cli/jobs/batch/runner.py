@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,36 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
     force = checked_switch("force", force)
     emit = _ignore if on_event is None else raising_callback_apart(checked_callback(on_event, "on_event", "event"))
     device, dtype = batch_model_settings(preset, settings, devices)
+    names = _check_runner_choice(ray, devices, workers, device)
+    weights = functools.cache(lambda: resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path)
+    jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
+                        loaded=_loaded(names if ray is None else None, device, dtype),
+                        model_files=lambda: model_files(weights().absolute()))  # listed once
+    model_dir = weights()
+    check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
+    to_run = [job for job in jobs if job.action != SKIP]
+    names = no_more_than(names, len(to_run))
+    tally = _Tally(str(manifest), jobs, [f"ray {ray}"] if ray is not None else names, started, emit)
+    # Made here or by the workers; those a stopped batch leaves empty go (two workers' claims shared one folder,
+    # so neither job could remove it on its own).
+    made_folders = sorted({folder for job in to_run for folder in missing_folders(Path(job.output).parent)},
+                          key=lambda folder: len(folder.parts), reverse=True)
+    try:
+        tally.report_skipped()
+        if to_run:
+            _run(to_run, names, ray, workers, model_dir, device, dtype, tally.collect)
+    except KeyboardInterrupt as stop:
+        _remove_empty(made_folders)
+        raise BatchInterrupted(tally.summary(interrupted=True), exit_code_of(stop)) from None
+    except EventCallbackError as failed:
+        _remove_empty(made_folders)
+        raise failed.__cause__ from None
+    return tally.summary()
+
+
+def _check_runner_choice(ray: str | None, devices, workers: int, device: str | None) -> list[str]:
+    """The workers' device names, once the choice of where the jobs run holds together: Ray installed and its
+    cluster answering, or no more local CPU workers than cores."""
     if ray is not None and devices is not None:
         raise InputError(f"{parameter('devices')} cannot be used with {parameter('ray')}.",
                          "On Ray each actor gets one GPU of the cluster (or one CPU where there is none).",
@@ -62,58 +93,55 @@ def batch(manifest: str | Path, *, preset: str | Path | None = None, model_dir: 
         check_reachable(ray)  # Ray itself would retry for minutes, deaf to Ctrl-C
     elif all(name.startswith("cpu") for name in names):
         check_local_workers(len(names), by_devices=devices is not None)
-    weights = functools.cache(lambda: resolve_model_dir(optional_path(model_dir, "model_dir"), model=model).path)
-    jobs = prepare_jobs(as_path(manifest, "manifest"), preset=preset, settings=settings, force=force,
-                        loaded=_loaded(names if ray is None else None, device, dtype),
-                        model_files=lambda: model_files(weights().absolute()))  # listed once
-    model_dir = weights()
-    check_model_files(ModelFolder(model_dir))  # before any worker reads gigabytes
+    return names
 
-    outcomes: dict[int, JobOutcome] = {}
-    started_lines: set[int] = set()
 
-    def collect(event: BatchEvent) -> None:
+def _run(jobs: list[BatchJob], names: list[str], ray: str | None, workers: int, model_dir: Path,
+         device: str | None, dtype: str, emit: Emit) -> None:
+    """The jobs on Ray actors, in one worker process per name, or here when there is one name."""
+    if ray is not None:
+        from vexpress_cli.jobs.batch.ray_runner import run_on_ray
+
+        run_on_ray(jobs, ray, workers, model_dir, device, dtype, emit)
+    elif len(names) > 1:
+        from vexpress_cli.jobs.batch.workers import run_in_processes
+
+        run_in_processes(jobs, names, model_dir, dtype, emit)
+    else:
+        run_here(jobs, names[0], model_dir, dtype, emit)
+
+
+@dataclass
+class _Tally:
+    """What the batch heard of its jobs (passed on to ``emit``), for its summary, a stopped batch's too."""
+
+    manifest: str
+    jobs: list[BatchJob]
+    workers: list[str]  # as the summary shows them
+    started: float  # time.monotonic() at the batch's start
+    emit: Emit
+    outcomes: dict[int, JobOutcome] = field(default_factory=dict)
+    started_lines: set[int] = field(default_factory=set)
+
+    def collect(self, event: BatchEvent) -> None:
         if event.kind == "started":
-            started_lines.add(event.line)
+            self.started_lines.add(event.line)
         elif event.kind == "finished":
-            outcomes[event.line] = event.outcome
-        emit(event)
+            self.outcomes[event.line] = event.outcome
+        self.emit(event)
 
-    to_run = [job for job in jobs if job.action != SKIP]
-    names = no_more_than(names, len(to_run))
+    def report_skipped(self) -> None:
+        """The "checked" event, then each skipped job as finished."""
+        skipped = [job for job in self.jobs if job.action == SKIP]
+        self.emit(BatchEvent("checked", "", 0, done=len(skipped), total=len(self.jobs)))
+        for job in skipped:
+            self.collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
+                job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
 
-    def summary(interrupted: bool = False) -> BatchSummary:
-        ordered = [outcomes.get(job.line) or _unfinished(job, job.line in started_lines) for job in jobs]
-        return BatchSummary(str(manifest), ordered, time.monotonic() - started, shown, interrupted)
-
-    shown = [f"ray {ray}"] if ray is not None else names
-    # Made here or by the workers; those a stopped batch leaves empty go (two workers' claims shared one folder,
-    # so neither job could remove it on its own).
-    made_folders = sorted({folder for job in to_run for folder in missing_folders(Path(job.output).parent)},
-                          key=lambda folder: len(folder.parts), reverse=True)
-    try:
-        emit(BatchEvent("checked", "", 0, done=len(jobs) - len(to_run), total=len(jobs)))
-        for job in jobs:
-            if job.action == SKIP:
-                collect(BatchEvent("finished", "", job.line, job.output, outcome=JobOutcome(
-                    job.line, job.output, SKIPPED, SKIP, job.reason, record=str(record_path(job.output)))))
-        if to_run and ray is not None:
-            from vexpress_cli.jobs.batch.ray_runner import run_on_ray
-
-            run_on_ray(to_run, ray, workers, model_dir, device, dtype, collect)
-        elif to_run and len(names) > 1:
-            from vexpress_cli.jobs.batch.workers import run_in_processes
-
-            run_in_processes(to_run, names, model_dir, dtype, collect)
-        elif to_run:
-            run_here(to_run, names[0], model_dir, dtype, collect)
-    except KeyboardInterrupt as stop:
-        _remove_empty(made_folders)
-        raise BatchInterrupted(summary(interrupted=True), exit_code_of(stop)) from None
-    except EventCallbackError as failed:
-        _remove_empty(made_folders)
-        raise failed.__cause__ from None
-    return summary()
+    def summary(self, interrupted: bool = False) -> BatchSummary:
+        ordered = [self.outcomes.get(job.line) or _unfinished(job, job.line in self.started_lines)
+                   for job in self.jobs]
+        return BatchSummary(self.manifest, ordered, time.monotonic() - self.started, self.workers, interrupted)
 
 
 def _remove_empty(folders: list[Path]) -> None:
