@@ -166,6 +166,8 @@ def test_image_without_a_face_is_reported_not_an_error(tmp_path):
     assert data["square"] is False and data["smaller_than_512"] is True
     assert any("No face" in warning for warning in data["warnings"])
     assert any("aspect not kept" in warning for warning in data["warnings"])
+    # In generate's words, which say it once the photo is framed.
+    assert "The image is 300x200: its short side is under 512px; expect a blurry face." in data["warnings"]
     assert "no face found" in inspect_human(path, "--backend", "dlib")
 
 

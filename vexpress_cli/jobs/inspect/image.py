@@ -13,6 +13,7 @@ from vexpress_cli.errors import parameter
 from vexpress_cli.engine.model_folder import INSIGHTFACE_DETECTOR
 from vexpress_cli.input_files import optional_folder
 from vexpress_cli.jobs.inspect.report import MODEL_SIZE, Report, check_input_path, rounded
+from vexpress_cli.jobs.reference_photo import MIN_ADVISED_SIZE
 
 
 @dataclass
@@ -75,7 +76,8 @@ def inspect_image(
     size = photo.image.size
     report = ImageReport(
         path=str(path.resolve()), format=photo.stored_format, width=size[0], height=size[1], mode=photo.stored_mode,
-        square=size[0] == size[1], smaller_than_512=min(size) < MODEL_SIZE, exif_orientation=photo.exif_orientation,
+        square=size[0] == size[1], smaller_than_512=min(size) < MIN_ADVISED_SIZE,
+        exif_orientation=photo.exif_orientation,
         face=None, colour_profile=profile.name if profile else None,
     )
     reference = _generation_reference(path, photo, settings, root)
@@ -178,8 +180,9 @@ def _image_warnings(report: ImageReport, crop: str, framed: bool) -> list[str]:
         warnings.append(f"The image is {report.width}x{report.height}; {parameter('crop', 'none')} would stretch it "
                         f"to {face.detect_width}x{face.detect_height} (aspect not kept); {parameter('crop', 'auto')} "
                         "cuts around the face.")
-    if report.smaller_than_512 and not framed:
-        warnings.append(f"The image is smaller than {MODEL_SIZE} px on a side; it will be upscaled and look soft.")
+    if report.smaller_than_512 and not framed:  # framed, generate's own warnings say it
+        warnings.append(f"The image is {report.width}x{report.height}: its short side is under {MIN_ADVISED_SIZE}px; "
+                        "expect a blurry face.")
     if report.exif_orientation not in (None, 1):
         warnings.append(f"The photo has EXIF orientation {report.exif_orientation}: it is stored turned, and "
                         "vexpress turns it upright (the size and face above are upright). Other tools may not.")

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from vexpress_cli.errors import InputError, python_name, spell_parameters
+from vexpress_cli.settings.schema import DEFAULTS
 
-DEFAULT_FPS = 30.0
+DEFAULT_FPS = float(DEFAULTS["fps"])
 MODEL_SIZE = 512  # V-Express was trained on 512 x 512 frames
 
 
