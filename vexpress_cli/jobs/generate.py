@@ -158,7 +158,7 @@ class Generator:
         ``offload`` (none, model, sequential) is how the networks sit between the CPU and the device;
         a job asking for another mode than the loaded one reloads them (offload hooks do not come off).
         """
-        offload = checked_setting("offload", offload)  # "bogus" loaded as none, and the next job loaded again
+        offload = checked_setting("offload", offload)  # an unknown mode would load as none, then reload per job
         with self._one_job():
             return self._load(progress, offload)
 
@@ -277,7 +277,7 @@ class Generator:
         plan.reference_kps, plan.kps = reference_kps_text(reference_kps), kps
         plan.preset, plan.encoding = preset_text(preset), encoding
         pasted = plan.photo.paste_back_size(resolved.settings.max_size) if plan.photo is not None else None
-        if pasted:  # a 20000x3 photo failed in the encoder, after the whole generation
+        if pasted:  # the encoder's frame-size limits, checked before the slow work rather than at the end
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
         unused = unused_encoding_warnings(resolved.settings, encoding)

@@ -326,7 +326,7 @@ def write_text_atomically(path: Path, text: str, overwrite: bool = True) -> Path
 
 def done_record(plan: Any, generator: Any, frames: int, seconds: float, stages: dict[str, float],
                 finished: Path) -> RunRecord:
-    """The record of a generation (a :class:`~vexpress_cli.jobs.generate.GenerationPlan` run on a
+    """The record of a generation (a :class:`~vexpress_cli.jobs.planning.GenerationPlan` run on a
     ``Generator``) whose finished output is still at its temp name ``finished``."""
     output_file = {**file_facts(finished), "path": str(plan.output.absolute())}
     settings = settings_as_run(plan.settings.to_dict(), generator)
