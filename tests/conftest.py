@@ -18,6 +18,11 @@ SAMPLES_DIR = FIXTURES_DIR / "samples"
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
 def error_paragraph(args: list) -> str:
     """``vexpress ARGS`` refused: exit 2, nothing on stdout, no traceback, and its one error paragraph on one line."""
     from typer.testing import CliRunner
@@ -27,7 +32,7 @@ def error_paragraph(args: list) -> str:
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.stdout == ""
-    log = " ".join(result.stderr.split())
+    log = flat(result.stderr)
     assert log.count("Error: ") == 1, log
     return log[log.find("Error: "):]
 

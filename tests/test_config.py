@@ -16,15 +16,11 @@ from vexpress_cli.errors import InputError, ModelFolderError, spell_parameters
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> Path:
+def env(tmp_path, monkeypatch, no_user_config) -> Path:
     """Run from an empty folder with a private config folder and no VEXPRESS_MODEL_DIR."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setenv("VEXPRESS_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("VEXPRESS_MODEL_DIR", raising=False)
-    monkeypatch.delenv("VEXPRESS_MODEL", raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     return tmp_path
 
 

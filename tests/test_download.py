@@ -106,7 +106,7 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def flat(text: str) -> str:
+def without_spaces(text: str) -> str:
     return "".join(text.split())
 
 
@@ -190,10 +190,10 @@ def test_offline_without_cache_is_a_clear_error_and_writes_nothing(env, monkeypa
     result = run_cli("models", "download", "--to", str(target))
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    message = flat(result.output)
-    assert flat(f"they are not in the Hugging Face cache at {env / 'hf-cache'}") in message
-    assert flat("Offline mode (--offline or HF_HUB_OFFLINE=1)") in message
-    assert flat("Run again with network access") in message
+    message = without_spaces(result.output)
+    assert without_spaces(f"they are not in the Hugging Face cache at {env / 'hf-cache'}") in message
+    assert without_spaces("Offline mode (--offline or HF_HUB_OFFLINE=1)") in message
+    assert without_spaces("Run again with network access") in message
     assert not target.exists()
 
 
@@ -317,7 +317,7 @@ def test_target_under_a_file_fails_before_planning(env, monkeypatch, no_network)
     result = run_cli("models", "download", "--to", str(env / "afile" / "models"), "--offline")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert flat(f"Cannot create the folder '{env / 'afile' / 'models'}'") in flat(result.output)
+    assert without_spaces(f"Cannot create the folder '{env / 'afile' / 'models'}'") in without_spaces(result.output)
 
     def no_cache_lookup(*args, **kwargs):
         raise AssertionError("the cache was searched although the target cannot be written")
@@ -395,7 +395,7 @@ def test_download_to_a_folder_names_the_folder_only_once_it_succeeded(env, no_ne
     populate_cache(env / "hf-cache", HUB_FILES)
     done = run_cli("models", "download", "--offline", "--to", str(target))
     assert done.exit_code == 0, done.output
-    assert flat(f"Model folder: {target} (--to, from ") in flat(done.output)
+    assert without_spaces(f"Model folder: {target} (--to, from ") in without_spaces(done.output)
 
 
 def test_a_progress_that_cannot_be_called_is_refused_before_anything_is_fetched(tmp_path):

@@ -15,7 +15,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import SAMPLES_DIR
+from conftest import SAMPLES_DIR, flat
 from typer.testing import CliRunner
 
 from vexpress_cli.errors import InputError
@@ -204,11 +204,6 @@ def test_a_folder_as_the_video_or_an_empty_output_is_one_error(args, message):
     result = run_cli(*args)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert " ".join(result.stderr.split()).startswith(f"Error: {message}")
-
-
-def flat(text: str) -> str:
-    """Output with rich's line wrapping undone."""
-    return " ".join(text.split())
 
 
 def test_cli_writes_kps_with_metadata_and_audio(tmp_path, tys_clip, tys_official):

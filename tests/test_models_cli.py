@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, flat
 from fake_hub import FAKE_COMMIT, hub_layout_files, write_fake_hf_cache
 from typer.testing import CliRunner
 
@@ -22,10 +22,6 @@ DETECTOR = "model_ckpts/insightface_models/models/buffalo_l/det_10g.onnx"
 
 def run_cli(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture
