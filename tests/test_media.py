@@ -539,11 +539,11 @@ def test_png_folder_writer_guards_other_folders(tmp_path):
 def test_open_video_writer_picks_by_suffix(tmp_path):
     png = open_video_writer(tmp_path / "frames", 25, 8, 8)
     assert isinstance(png, PngFolderWriter)
-    png.abort()
+    png.discard()
     for suffix in (".mp4", ".mov", ".mkv"):
         writer = open_video_writer(tmp_path / f"clip{suffix}", 25, 8, 8)
         assert isinstance(writer, VideoWriter)
-        writer.abort()
+        writer.discard()
     with pytest.raises(InputError, match="e.g. 'clip.mp4'"):
         open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
     assert os.listdir(tmp_path) == []
@@ -556,7 +556,7 @@ def test_png_folder_writer_audio_failure_is_reported_and_leaves_nothing(media_di
     writer.write(gradient(24, 32))
     speech.write_bytes(b"RIFF but not really a wav file")  # broken after the writer checked it
     with pytest.raises(VExpressError, match="Could not save the audio next to the frames") as raised:
-        writer.close()
+        writer.commit()
     assert "ffmpeg said:" in raised.value.why
     assert sorted(os.listdir(tmp_path)) == ["speech.wav"]
 
