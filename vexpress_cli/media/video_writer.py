@@ -70,7 +70,7 @@ class VideoWriter(_FrameWriter):
     ``output_size``. Nothing appears at ``path`` until :meth:`commit` succeeds;
     an exception inside the ``with`` block (Ctrl+C included) kills ffmpeg and
     deletes the temp files. ``encoding`` (a :class:`~vexpress_cli.media.encoding.VideoEncoding`)
-    chooses the codec, CRF, preset and audio bitrate; without it, libx264 medium at ``crf``.
+    chooses the codec, CRF, preset and audio bitrate; without it, libx264 medium at CRF 18.
     """
 
     def __init__(
@@ -81,11 +81,10 @@ class VideoWriter(_FrameWriter):
         height: int,
         audio_path: str | Path | None = None,
         overwrite: bool = False,
-        crf: int = 18,
         encoding: VideoEncoding | None = None,
     ):
         self.path = check_output(path, overwrite, "video_file", create_folder=True)
-        self.encoding = encoding or VideoEncoding(crf=crf)
+        self.encoding = encoding or VideoEncoding()
         self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
         self.fps = as_fps_fraction(fps)
         self.width, self.height = check_frame_size((width, height))
@@ -321,7 +320,6 @@ def open_video_writer(
     height: int,
     audio_path: str | Path | None = None,
     overwrite: bool = False,
-    crf: int = 18,
     encoding: VideoEncoding | None = None,
 ) -> VideoWriter | PngFolderWriter:
     """A :class:`PngFolderWriter` for a path without suffix or ending in '/', else a :class:`VideoWriter`.
@@ -331,11 +329,8 @@ def open_video_writer(
     ``encoding`` applies to video files only: PNG frames are lossless.
     """
     text = os.fspath(path)
-    as_folder = text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames"
-    check_output(text, overwrite, "frames" if as_folder else "video", create_folder=True)
-    if as_folder:
-        return PngFolderWriter(
-            text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path
-        )
-    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, crf=crf,
-                       encoding=encoding)
+    if text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames":
+        return PngFolderWriter(text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path)
+    if Path(text).suffix.lower() not in VIDEO_OUTPUT_MUXERS:
+        check_output(text, overwrite, "video")  # raises; unlike VideoWriter's, its fix offers a folder of frames
+    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, encoding=encoding)
