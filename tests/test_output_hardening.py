@@ -399,3 +399,17 @@ def test_a_writer_whose_output_cannot_be_synced_on_a_full_disk_is_the_disk_full_
             writer.write(np.zeros((32, 32, 3), np.uint8))
     assert raised.value.what.raw == full_disk_message(output)
     assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["talk.mp4", "frames"])
+def test_a_writer_that_cannot_create_its_temporary_output_on_a_full_disk_is_the_disk_full_error(tmp_path,
+                                                                                               monkeypatch, name):
+    from vexpress_cli.outputs import atomic
+    from vexpress_cli.outputs.full_disk import DiskFullError
+
+    monkeypatch.setattr(atomic.AtomicOutput, "start", full_disk)
+    output = tmp_path / name
+    with pytest.raises(DiskFullError) as raised:
+        open_video_writer(output, 25, 32, 32)
+    assert raised.value.what.raw == full_disk_message(output)
+    assert names(tmp_path) == []

@@ -101,10 +101,10 @@ class VideoWriter(_FrameWriter):
             with signals_deferred():  # no signal between ffmpeg starting and self._process holding it
                 self._process = start_ffmpeg(self._encode_command(), stdin=subprocess.PIPE,
                                              stdout=subprocess.DEVNULL, stderr=self._stderr)
-        except BaseException:
+        except BaseException as error:
             if hasattr(self, "_process"):
                 stop_process(self._process)  # before the temp goes: ffmpeg would create it again
-            self._output.discard()
+            self._output.discard_after(error)
             raise
 
     def _encode_command(self) -> list[str]:
@@ -244,7 +244,11 @@ class PngFolderWriter(_FrameWriter):
         self.frames_written = 0
         self._closed = False
         self._output = atomic_output(self.path, overwrite, folder=True)
-        self._temp = self._output.start()
+        try:
+            self._temp = self._output.start()
+        except OSError as error:
+            self._output.discard_after(error)
+            raise
 
     def write(self, frames: Any) -> None:
         if self._closed:
