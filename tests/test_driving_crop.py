@@ -17,6 +17,7 @@ from vexpress_cli.face.framing import EYE_DISTANCE_SHARE, parse_crop
 from vexpress_cli.kps.driving_crop import steady_crop_box
 from vexpress_cli.kps.io import KpsTrack, load_kps, save_kps
 from vexpress_cli.media.video_reader import iter_video_frames
+from vexpress_cli.media.encoding import VideoEncoding
 from vexpress_cli.media.video_writer import VideoWriter
 
 CLIP_FRAMES = 20
@@ -32,7 +33,7 @@ def sample_frames(sample: str, count: int = CLIP_FRAMES) -> list[np.ndarray]:
 
 def write_video(path, frames) -> str:
     height, width = frames[0].shape[:2]
-    with VideoWriter(path, 25, width, height, crf=12) as writer:
+    with VideoWriter(path, 25, width, height, encoding=VideoEncoding(crf=12)) as writer:
         for frame in frames:
             writer.write(frame)
     return path

@@ -103,11 +103,11 @@ def test_audio_bitrate_sets_the_aac_rate(noise_audio, tmp_path):
     assert sizes[160] > sizes[64]
 
 
-def test_writer_without_encoding_keeps_libx264_medium_at_its_crf(tmp_path):
-    with VideoWriter(tmp_path / "plain.mp4", 25, 96, 96, crf=23) as writer:
+def test_writer_without_encoding_is_libx264_medium_at_crf_18(tmp_path):
+    with VideoWriter(tmp_path / "plain.mp4", 25, 96, 96) as writer:
         writer.write(textured_frames())
     data = (tmp_path / "plain.mp4").read_bytes()
-    assert video_info(tmp_path / "plain.mp4").codec == "h264" and b"crf=23.0" in data
+    assert video_info(tmp_path / "plain.mp4").codec == "h264" and b"crf=18.0" in data
 
 
 def test_png_frame_folder_is_lossless_whatever_the_codec(tmp_path):

@@ -22,6 +22,7 @@ from vexpress_cli.errors import InputError
 from vexpress_cli.face import load_backend
 from vexpress_cli.kps.from_video import extract_kps_sequence
 from vexpress_cli.kps.io import load_kps
+from vexpress_cli.media.encoding import VideoEncoding
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.video_writer import VideoWriter
 from vexpress_cli.media.video_reader import iter_video_frames
@@ -66,7 +67,7 @@ def tys_clip(tmp_path_factory):
 
 def write_video(path, frames, fps=25):
     height, width = frames[0].shape[:2]
-    with VideoWriter(path, fps=fps, width=width, height=height, crf=12) as writer:
+    with VideoWriter(path, fps=fps, width=width, height=height, encoding=VideoEncoding(crf=12)) as writer:
         for frame in frames:
             writer.write(frame)
     return path

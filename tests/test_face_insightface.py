@@ -155,11 +155,12 @@ def test_a_broken_detector_file_is_a_model_folder_error(tmp_path):
 
 def test_extract_a_sequence_with_the_insightface_backend(backend, tmp_path):
     from vexpress_cli.kps.from_video import extract_kps_sequence
+    from vexpress_cli.media.encoding import VideoEncoding
     from vexpress_cli.media.video_writer import VideoWriter
 
     cells = [(4, 8), (5, 8), (6, 8), None, (8, 8), (9, 8)]  # one square moving right; frame 3 blank
     video = tmp_path / "square.mp4"
-    with VideoWriter(video, fps=25, width=512, height=512, crf=10) as writer:
+    with VideoWriter(video, fps=25, width=512, height=512, encoding=VideoEncoding(crf=10)) as writer:
         for cell in cells:
             writer.write(white_cells((512, 512), [cell] if cell else []))
     points, report = extract_kps_sequence(video, backend, 512, 512)

@@ -27,6 +27,7 @@ from vexpress_cli.media import (
     resample,
     video_info,
 )
+from vexpress_cli.media.encoding import VideoEncoding
 from vexpress_cli.media.ffmpeg import ffmpeg_exe
 from vexpress_cli.media.frames import as_fps_fraction
 
@@ -375,7 +376,7 @@ def test_a_variable_rate_video_is_read_at_its_average_rate_by_timestamps(tmp_pat
     """Its frames were read one per frame at the average rate: a clip that slows from 30 to 10 fps had its slow
     part played fast, and a track extracted from it drifted away from the speech."""
     steady = tmp_path / "steady.mp4"
-    with VideoWriter(steady, 30, 32, 32, crf=0) as writer:
+    with VideoWriter(steady, 30, 32, 32, encoding=VideoEncoding(crf=0)) as writer:
         writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(20)]))
     slowing = tmp_path / "slowing.mkv"  # 10 frames at 30 fps, then 10 at 10 fps
     ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,10),N,10+(N-10)*3)/(30*TB)'", "-fps_mode", "vfr",
@@ -394,7 +395,7 @@ def test_a_variable_rate_video_is_read_at_its_average_rate_by_timestamps(tmp_pat
 def test_a_steady_video_whose_last_frame_starts_late_keeps_its_rate_and_every_frame(tmp_path):
     """The frame before the last held longer: the video was taken as variable-rate and read at 19.8 fps."""
     steady = tmp_path / "steady.mp4"
-    with VideoWriter(steady, 25, 32, 32, crf=0) as writer:
+    with VideoWriter(steady, 25, 32, 32, encoding=VideoEncoding(crf=0)) as writer:
         writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(12)]))
     held = tmp_path / "held.mkv"
     ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,11),N,N+5)/(25*TB)'", "-fps_mode", "vfr", "-c:v", "libx264",
@@ -408,7 +409,7 @@ def test_a_variable_rate_video_cut_by_an_edit_list_is_read_frame_by_frame_not_sh
     """Packets before an edit list's start are never decoded: placing the decoded frames by them shifted the
     track by half a second."""
     steady = tmp_path / "steady.mp4"
-    with VideoWriter(steady, 30, 32, 32, crf=0) as writer:
+    with VideoWriter(steady, 30, 32, 32, encoding=VideoEncoding(crf=0)) as writer:
         writer.write(np.stack([np.full((32, 32, 3), 10 * index, np.uint8) for index in range(20)]))
     slowing, cut = tmp_path / "slowing.mp4", tmp_path / "cut.mp4"
     ffmpeg("-i", str(steady), "-vf", "setpts='if(lt(N,10),N,10+(N-10)*3)/(30*TB)'", "-fps_mode", "vfr",
@@ -539,15 +540,34 @@ def test_png_folder_writer_guards_other_folders(tmp_path):
 def test_open_video_writer_picks_by_suffix(tmp_path):
     png = open_video_writer(tmp_path / "frames", 25, 8, 8)
     assert isinstance(png, PngFolderWriter)
-    png.abort()
+    png.discard()
     for suffix in (".mp4", ".mov", ".mkv"):
         writer = open_video_writer(tmp_path / f"clip{suffix}", 25, 8, 8)
         assert isinstance(writer, VideoWriter)
-        writer.abort()
+        writer.discard()
     with pytest.raises(InputError, match="e.g. 'clip.mp4'"):
         open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
     assert os.listdir(tmp_path) == []
 
+
+
+def test_open_video_writer_checks_its_output_once_and_offers_frames_for_an_unknown_suffix(tmp_path, monkeypatch):
+    """It checked the path, then the writer it made checked it again."""
+    from vexpress_cli.media import video_writer
+
+    checked, check = [], video_writer.check_output
+
+    def counted(*args, **options):
+        checked.append(args)
+        return check(*args, **options)
+
+    monkeypatch.setattr(video_writer, "check_output", counted)
+    for name in ("clip.mp4", "frames"):
+        open_video_writer(tmp_path / name, 25, 8, 8).discard()
+    assert len(checked) == 2
+    with pytest.raises(InputError, match="or no suffix for a folder of PNG frames"):
+        open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
+    assert os.listdir(tmp_path) == []
 
 def test_png_folder_writer_audio_failure_is_reported_and_leaves_nothing(media_dir, tmp_path):
     speech = tmp_path / "speech.wav"
@@ -556,7 +576,7 @@ def test_png_folder_writer_audio_failure_is_reported_and_leaves_nothing(media_di
     writer.write(gradient(24, 32))
     speech.write_bytes(b"RIFF but not really a wav file")  # broken after the writer checked it
     with pytest.raises(VExpressError, match="Could not save the audio next to the frames") as raised:
-        writer.close()
+        writer.commit()
     assert "ffmpeg said:" in raised.value.why
     assert sorted(os.listdir(tmp_path)) == ["speech.wav"]
 

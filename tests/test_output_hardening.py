@@ -344,3 +344,72 @@ def test_an_output_whose_disk_fills_is_one_error_naming_it_and_leaves_nothing(tm
     assert raised.value.what.raw == (f"Could not write {output}: its disk is full (or your quota on it is reached); "
                                      "nothing was kept.")
     assert list(tmp_path.iterdir()) == []
+
+
+def full_disk(*args, **options):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def full_disk_message(output: Path) -> str:
+    return f"Could not write {output}: its disk is full (or your quota on it is reached); nothing was kept."
+
+
+def test_a_frame_folder_whose_disk_fills_is_the_disk_full_error_naming_it_and_leaves_nothing(tmp_path, monkeypatch):
+    """The frame writer said "Could not write '.../.frames.vexpress-...partial/frame_000001.png'. No space left on
+    device": another error class than every other output's, naming the temporary folder, which stayed."""
+    from vexpress_cli.outputs.full_disk import DiskFullError
+
+    output = tmp_path / "frames"
+    writer = PngFolderWriter(output)
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(DiskFullError) as raised:
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    assert raised.value.what.raw == full_disk_message(output)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_ffmpeg_encoding_onto_a_full_disk_is_the_disk_full_error_naming_the_video(tmp_path, monkeypatch):
+    """ffmpeg's "No space left on device" while encoding said "report ffmpeg's message as a bug"."""
+    from vexpress_cli.media import video_writer
+    from vexpress_cli.outputs.full_disk import DiskFullError
+
+    encode = video_writer.ffmpeg_command
+    monkeypatch.setattr(video_writer, "ffmpeg_command", lambda *args: encode(*args[:-1], "/dev/full"))
+    output = tmp_path / "talk.mp4"
+    with pytest.raises(DiskFullError) as raised:
+        with open_video_writer(output, 25, 32, 32) as writer:
+            writer.write(np.random.default_rng(0).integers(0, 256, (25, 32, 32, 3), np.uint8))
+    assert raised.value.what.raw == full_disk_message(output)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["talk.mp4", "frames"])
+def test_a_writer_whose_output_cannot_be_synced_on_a_full_disk_is_the_disk_full_error(tmp_path, monkeypatch, name):
+    """A full disk found when the finished video or frames were synced ended in a bare OSError traceback."""
+    from vexpress_cli.outputs import atomic
+    from vexpress_cli.outputs.full_disk import DiskFullError
+
+    monkeypatch.setattr(atomic, "_fsync", full_disk)
+    output = tmp_path / name
+    with pytest.raises(DiskFullError) as raised:
+        with open_video_writer(output, 25, 32, 32) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+    assert raised.value.what.raw == full_disk_message(output)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["talk.mp4", "frames"])
+def test_a_writer_that_cannot_create_its_temporary_output_on_a_full_disk_is_the_disk_full_error(tmp_path,
+                                                                                               monkeypatch, name):
+    from vexpress_cli.outputs import atomic
+    from vexpress_cli.outputs.full_disk import DiskFullError
+
+    monkeypatch.setattr(atomic.AtomicOutput, "start", full_disk)
+    output = tmp_path / name
+    with pytest.raises(DiskFullError) as raised:
+        open_video_writer(output, 25, 32, 32)
+    assert raised.value.what.raw == full_disk_message(output)
+    assert names(tmp_path) == []

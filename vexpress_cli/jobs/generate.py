@@ -378,7 +378,7 @@ class Generator:
             with writer:
                 for chunk in frames:
                     writer.write(chunk)
-                writer.close(before_commit=write_the_record)
+                writer.commit(before_commit=write_the_record)
         except BaseException:
             frames.close()  # a writer's failure too stops the networks' work (and other devices' processes)
             for path in written:  # the record was written but the output did not take its place

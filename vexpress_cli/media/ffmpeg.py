@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.interrupts import signals_deferred
 from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
-from vexpress_cli.outputs.full_disk import disk_full_fix, ffmpeg_said_disk_full
+from vexpress_cli.outputs.full_disk import DiskFullError, disk_full_fix, ffmpeg_said_disk_full
 
 FFMPEG_ENV = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg runs this binary instead of its own when set
 
@@ -129,7 +129,8 @@ def run_ffmpeg(args: list[str], *, what: str, fix: str = "") -> bytes:
         raise file_size_limit_error(args[-1])
     if process.returncode != 0:
         if ffmpeg_said_disk_full(stderr):  # not the input's fault, whatever ``fix`` says
-            fix = disk_full_fix(Path(args[-1]).parent)  # the output is a temp name: its folder means more
+            # The output is a temp name: its folder means more.
+            raise DiskFullError(what, f"ffmpeg said: {stderr_tail(stderr)}.", disk_full_fix(Path(args[-1]).parent))
         raise VExpressError(what, f"ffmpeg said: {stderr_tail(stderr)}.", fix)
     return stdout
 

@@ -25,38 +25,36 @@ from vexpress_cli.media.encoding import VideoEncoding
 from vexpress_cli.media.ffmpeg import ffmpeg_command, run_ffmpeg, start_ffmpeg, stderr_tail, stop_process
 from vexpress_cli.media.frames import as_fps_fraction, check_frame_size, frames_array
 from vexpress_cli.outputs import (
+    Transaction,
     atomic_output,
     check_output,
     file_size_limit_error,
     hit_file_size_limit,
     output_kind,
 )
+from vexpress_cli.outputs.full_disk import disk_full_error, ffmpeg_said_disk_full
 
 
-class _AtomicWriter:
-    """Context-manager behaviour shared by the writers: close on success, abort on any exception.
+class _FrameWriter(Transaction):
+    """An output written frame by frame: ``with`` gives the writer itself, which started writing when made.
 
-    ``close(before_commit)`` calls ``before_commit(finished_temp_path)`` just before the output is
+    ``commit(before_commit)`` calls ``before_commit(finished_temp_path)`` just before the output is
     moved into place (e.g. to write a run record describing it); if it raises, nothing is moved.
+    A failure discards what was written (:meth:`Transaction.discard_after`: a full disk is a DiskFullError
+    naming ``path``).
     """
 
-    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
-        raise NotImplementedError
+    path: Path
 
-    def abort(self) -> None:
-        raise NotImplementedError
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
 
-    def __enter__(self):
+    def start(self) -> _FrameWriter:
         return self
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
-
-class VideoWriter(_AtomicWriter):
+class VideoWriter(_FrameWriter):
     """Encode RGB frames to H.264 or H.265 (yuv420p, BT.709) + AAC in an mp4/mov/mkv file, as they come.
 
     Use as a context manager::
@@ -69,10 +67,10 @@ class VideoWriter(_AtomicWriter):
     The video lasts exactly the frames written; a longer audio track is cut to
     that length, a shorter one simply ends early. An odd width or height is
     padded with one black row/column (yuv420p needs even sizes); see
-    ``output_size``. Nothing appears at ``path`` until :meth:`close` succeeds;
+    ``output_size``. Nothing appears at ``path`` until :meth:`commit` succeeds;
     an exception inside the ``with`` block (Ctrl+C included) kills ffmpeg and
     deletes the temp files. ``encoding`` (a :class:`~vexpress_cli.media.encoding.VideoEncoding`)
-    chooses the codec, CRF, preset and audio bitrate; without it, libx264 medium at ``crf``.
+    chooses the codec, CRF, preset and audio bitrate; without it, libx264 medium at CRF 18.
     """
 
     def __init__(
@@ -83,11 +81,10 @@ class VideoWriter(_AtomicWriter):
         height: int,
         audio_path: str | Path | None = None,
         overwrite: bool = False,
-        crf: int = 18,
         encoding: VideoEncoding | None = None,
     ):
         self.path = check_output(path, overwrite, "video_file", create_folder=True)
-        self.encoding = encoding or VideoEncoding(crf=crf)
+        self.encoding = encoding or VideoEncoding()
         self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
         self.fps = as_fps_fraction(fps)
         self.width, self.height = check_frame_size((width, height))
@@ -104,10 +101,10 @@ class VideoWriter(_AtomicWriter):
             with signals_deferred():  # no signal between ffmpeg starting and self._process holding it
                 self._process = start_ffmpeg(self._encode_command(), stdin=subprocess.PIPE,
                                              stdout=subprocess.DEVNULL, stderr=self._stderr)
-        except BaseException:
+        except BaseException as error:
             if hasattr(self, "_process"):
                 stop_process(self._process)  # before the temp goes: ffmpeg would create it again
-            self._output.discard()
+            self._output.discard_after(error)
             raise
 
     def _encode_command(self) -> list[str]:
@@ -132,16 +129,18 @@ class VideoWriter(_AtomicWriter):
     def write(self, frames: Any) -> None:
         """Encode one RGB uint8 frame (HxWx3) or a batch (NxHxWx3), numpy or torch."""
         if self._closed:
-            raise RuntimeError("write() on a closed VideoWriter")
+            raise RuntimeError("write() on a finished VideoWriter")
         batch = frames_array(frames, self.width, self.height)
         try:
             self._process.stdin.write(memoryview(batch).cast("B"))
         except (BrokenPipeError, OSError):
             self._process.wait()
-            raise self._ffmpeg_error("ffmpeg stopped while encoding the video.") from None
+            error = self._ffmpeg_error("ffmpeg stopped while encoding the video.")
+            self.discard()
+            raise error from None
         self.frames_written += len(batch)
 
-    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
+    def commit(self, before_commit: Callable[[Path], None] | None = None) -> None:
         """Finish encoding, add the audio, and move the file to ``path``."""
         if self._closed:
             return
@@ -163,8 +162,8 @@ class VideoWriter(_AtomicWriter):
             if before_commit is not None:
                 before_commit(self._temp)
             self._output.commit()
-        except BaseException:
-            self.abort()
+        except BaseException as error:
+            self.discard_after(error)
             raise
         self._finish()
 
@@ -180,7 +179,7 @@ class VideoWriter(_AtomicWriter):
         )  # fmt: skip
         self._video_temp.unlink(missing_ok=True)
 
-    def abort(self) -> None:
+    def discard(self) -> None:
         """Stop ffmpeg and delete every temp file; ``path`` is left untouched."""
         if self._closed:
             return
@@ -196,9 +195,12 @@ class VideoWriter(_AtomicWriter):
         if hit_file_size_limit(self._process.returncode):
             return file_size_limit_error(self.path)
         self._stderr.seek(0)
+        stderr = self._stderr.read()
+        if ffmpeg_said_disk_full(stderr):
+            return disk_full_error(self.path)
         return VExpressError(
             what,
-            f"ffmpeg said: {stderr_tail(self._stderr.read())}.",
+            f"ffmpeg said: {stderr_tail(stderr)}.",
             "Check free disk space; if that is fine, report ffmpeg's message as a bug.",
         )
 
@@ -214,7 +216,7 @@ def _require_audio(audio_path: str | Path) -> Path:
     return probe_audio(audio_path).path
 
 
-class PngFolderWriter(_AtomicWriter):
+class PngFolderWriter(_FrameWriter):
     """Write frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder.
 
     Same interface as :class:`VideoWriter`. Frames go into a temporary folder next
@@ -242,11 +244,15 @@ class PngFolderWriter(_AtomicWriter):
         self.frames_written = 0
         self._closed = False
         self._output = atomic_output(self.path, overwrite, folder=True)
-        self._temp = self._output.start()
+        try:
+            self._temp = self._output.start()
+        except OSError as error:
+            self._output.discard_after(error)
+            raise
 
     def write(self, frames: Any) -> None:
         if self._closed:
-            raise RuntimeError("write() on a closed PngFolderWriter")
+            raise RuntimeError("write() on a finished PngFolderWriter")
         batch = frames_array(frames, self.width, self.height)
         for frame in batch:
             target = self._temp / f"frame_{self.frames_written + 1:06d}{FRAME_SUFFIX}"
@@ -260,16 +266,20 @@ class PngFolderWriter(_AtomicWriter):
             try:
                 target.write_bytes(data)
             except OSError as error:
-                if hit_file_size_limit(error=error):
-                    raise file_size_limit_error(target) from None
-                raise VExpressError(
-                    f"Could not write {str(target)!r}.",
-                    f"{error.strerror or error}.",
-                    "Check free disk space, and that the output folder is still there.",
-                ) from None
+                self.discard_after(error)
+                raise self._write_error(error) from None
             self.frames_written += 1
 
-    def close(self, before_commit: Callable[[Path], None] | None = None) -> None:
+    def _write_error(self, error: OSError) -> VExpressError:
+        if hit_file_size_limit(error=error):
+            return file_size_limit_error(self.path)
+        return VExpressError(
+            f"Could not write frame {self.frames_written + 1} into {str(self.path)!r}.",
+            f"{error.strerror or error}.",
+            "Check that the output's folder is still there and writable.",
+        )
+
+    def commit(self, before_commit: Callable[[Path], None] | None = None) -> None:
         if self._closed:
             return
         try:
@@ -286,8 +296,8 @@ class PngFolderWriter(_AtomicWriter):
             if before_commit is not None:
                 before_commit(self._temp)
             self._output.commit()
-        except BaseException:
-            self.abort()
+        except BaseException as error:
+            self.discard_after(error)
             raise
         self._closed = True
 
@@ -300,7 +310,7 @@ class PngFolderWriter(_AtomicWriter):
             fix="Check the audio file, e.g. by converting it to WAV first.",
         )  # fmt: skip
 
-    def abort(self) -> None:
+    def discard(self) -> None:
         if self._closed:
             return
         self._output.discard()
@@ -314,7 +324,6 @@ def open_video_writer(
     height: int,
     audio_path: str | Path | None = None,
     overwrite: bool = False,
-    crf: int = 18,
     encoding: VideoEncoding | None = None,
 ) -> VideoWriter | PngFolderWriter:
     """A :class:`PngFolderWriter` for a path without suffix or ending in '/', else a :class:`VideoWriter`.
@@ -324,11 +333,8 @@ def open_video_writer(
     ``encoding`` applies to video files only: PNG frames are lossless.
     """
     text = os.fspath(path)
-    as_folder = text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames"
-    check_output(text, overwrite, "frames" if as_folder else "video", create_folder=True)
-    if as_folder:
-        return PngFolderWriter(
-            text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path
-        )
-    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, crf=crf,
-                       encoding=encoding)
+    if text.endswith(("/", os.sep)) or output_kind(text, "video") == "frames":
+        return PngFolderWriter(text, overwrite, fps=fps, width=width, height=height, audio_path=audio_path)
+    if Path(text).suffix.lower() not in VIDEO_OUTPUT_MUXERS:
+        check_output(text, overwrite, "video")  # raises; unlike VideoWriter's, its fix offers a folder of frames
+    return VideoWriter(text, fps, width, height, audio_path=audio_path, overwrite=overwrite, encoding=encoding)

@@ -135,8 +135,12 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-class _Transaction:
-    """``with`` support: :meth:`start` on entry, :meth:`commit` when the block ends normally, else :meth:`discard`."""
+class Transaction:
+    """``with`` support: :meth:`start` on entry, :meth:`commit` when the block ends normally, else :meth:`discard`.
+
+    Either way a full disk is one :class:`DiskFullError` naming the outputs (``paths``), not the temporary name
+    the writing failed on; writers that end a transaction by hand get the same from :meth:`discard_after`.
+    """
 
     def start(self):
         raise NotImplementedError
@@ -153,21 +157,21 @@ class _Transaction:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
             try:
-                self.commit()  # which removes the temps when it fails
+                self.commit()
             except OSError as error:
-                self._raise_if_disk_full(error)
+                self.discard_after(error)  # commit() removed the temps already
                 raise
         else:
-            self.discard()
-            self._raise_if_disk_full(exc)
+            self.discard_after(exc)
 
-    def _raise_if_disk_full(self, error: BaseException) -> None:
-        """A full disk told as one error naming the output(s), whatever the writing code raised."""
+    def discard_after(self, error: BaseException) -> None:
+        """:meth:`discard` after ``error``; a full disk is raised as DiskFullError, the caller re-raises others."""
+        self.discard()
         if is_disk_full(error):
-            raise disk_full_error(" or ".join(map(str, self.paths))) from None  # paths: each subclass's outputs
+            raise disk_full_error(" or ".join(map(str, self.paths))) from None
 
 
-class AtomicOutput(_Transaction):
+class AtomicOutput(Transaction):
     """One output file or folder, written under a temporary name and moved into place when complete.
 
     Use :func:`atomic_output` in a ``with`` block, or call :meth:`start`, then :meth:`commit` or
@@ -354,7 +358,7 @@ def atomic_output(path: str | Path, overwrite: bool = False, *, folder: bool = F
     return AtomicOutput(path, overwrite, folder=folder)
 
 
-class AtomicOutputs(_Transaction):
+class AtomicOutputs(Transaction):
     """Several outputs written together: all of them are moved into place, or none.
 
     Made by :func:`atomic_outputs`; ``None`` paths are kept as ``None`` temps, so optional
