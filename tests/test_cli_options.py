@@ -276,3 +276,13 @@ def test_retarget_is_in_the_keypoints_panel_of_the_help_with_extract():
     keypoints = keypoints[:keypoints.index("╰")]
     commands = [line.split()[1] for line in keypoints.splitlines() if line.startswith("│ ") and line[2] != " "]
     assert sorted(commands) == ["extract", "retarget", "strategies"], keypoints
+
+
+@pytest.mark.parametrize("command", ["retarget", "inspect"])
+def test_width_height_and_fps_of_retarget_and_inspect_state_the_schemas_limits(command):
+    """Their help texts had the limits typed in by hand; a changed limit would have left them stale."""
+    from vexpress_cli.settings.schema import SETTINGS
+
+    shown = " ".join(CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output.split())
+    for name in ("width", "height", "fps"):
+        assert f"Allowed {SETTINGS[name].allowed}." in shown, name

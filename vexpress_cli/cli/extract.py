@@ -15,8 +15,12 @@ from vexpress_cli.cli.options import (
 )
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.kps.limits import MAX_FRAME_SIDE, MIN_FRAME_SIDE
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
+
+# A kps file's frame sides (not generate's width and height, which the model limits).
+FRAME_SIDES = f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE}"
 
 EPILOG = """\
 [bold]Examples[/]
@@ -70,9 +74,9 @@ def extract_command(
         show_default=False,
     ),
     width: int | None = typer.Option(None, "--width", show_default=False, help="Frame width the points refer to "
-                                     f"(8 to 8192). Default: {DEFAULTS['width']}."),
+                                     f"({FRAME_SIDES}). Default: {DEFAULTS['width']}."),
     height: int | None = typer.Option(None, "--height", show_default=False, help="Frame height the points refer to "
-                                      f"(8 to 8192). Default: {DEFAULTS['height']}."),
+                                      f"({FRAME_SIDES}). Default: {DEFAULTS['height']}."),
     face_backend: str | None = setting_option("face_backend", "--backend"),
     model_root: Path | None = typer.Option(
         None, "--model-root", help="insightface model root holding models/buffalo_l/det_10g.onnx. "

@@ -14,6 +14,7 @@ from rich.table import Table
 from vexpress_cli.cli.messages import print_warning, shown
 from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.settings.user_config import your_defaults
 
 console = Console()
@@ -69,17 +70,14 @@ def inspect_command(
     preset: str | None = typer.Option(
         None, "--preset", help="Inspect a named preset (built-in or user) instead of PATH.", show_default=False
     ),
-    fps: float | None = typer.Option(
-        None, "--fps", help="Audio: frame rate of the video to make (default: your config's, else 30). "
-        "kps: frame rate to assume when the file records none. 1 to 120, as generate's.", show_default=False
-    ),
+    fps: float | None = setting_option(
+        "fps", meaning="Audio: frame rate of the video to make. kps: frame rate to assume when the file records none.",
+        default_words=f"your config's, else {DEFAULTS['fps']:g}"),
     backend: str | None = setting_option("face_backend", "--backend"),
-    width: int | None = typer.Option(None, "--width", help="Image: the generation width the photo is framed to "
-                                     "(64 to 2048, a multiple of 8; default: your config's, else 512).",
-                                     show_default=False),
-    height: int | None = typer.Option(None, "--height", help="Image: the generation height the photo is framed to "
-                                      "(64 to 2048, a multiple of 8; default: your config's, else 512).",
-                                      show_default=False),
+    width: int | None = setting_option("width", meaning="Image: the generation width the photo is framed to.",
+                                       default_words=f"your config's, else {DEFAULTS['width']}"),
+    height: int | None = setting_option("height", meaning="Image: the generation height the photo is framed to.",
+                                        default_words=f"your config's, else {DEFAULTS['height']}"),
     crop: str | None = setting_option("crop"),
     face_index: int | None = setting_option("face_index"),
     model_root: Path | None = typer.Option(

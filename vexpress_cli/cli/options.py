@@ -107,8 +107,8 @@ def _typed_position(flag: str) -> int:
     return typed.index(flag) if flag in typed else len(typed)
 
 
-def _help(setting: Setting) -> str:
-    text = f"{setting.help} Default: {_shown(setting.default)}."
+def _help(setting: Setting, meaning: str | None = None, default_words: str | None = None) -> str:
+    text = f"{meaning or setting.help} Default: {default_words or _shown(setting.default)}."
     if setting.advised:
         text += f" Advised {setting.advised[0]}-{setting.advised[1]}; allowed {setting.allowed}."
     elif setting.kind in (int, float):
@@ -128,25 +128,30 @@ def value_type(name: str) -> Any:
     return bool if SETTINGS[name].kind is bool else str
 
 
-def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None) -> Any:
+def setting_option(name: str, *extra_flags: str, default: Any = None, panel: str | None = None,
+                   meaning: str | None = None, default_words: str | None = None) -> Any:
     """A typer.Option for one setting of a command wrapped in :func:`with_setting_aliases`.
 
     The option is shown under the setting's flag and any one-letter ``extra_flags``; its other
     spellings (aliases, long ``extra_flags``, ``--no-X`` of a switch) become hidden options that the
-    help names. The command receives ``default`` when none of them is given.
+    help names. The command receives ``default`` when none of them is given. ``meaning`` and
+    ``default_words`` tell what the setting is to this command when generate's words don't fit (retarget's
+    fps is the track's); the values allowed always come from the schema.
     """
     setting = SETTINGS[name]
     short = [flag for flag in extra_flags if not flag.startswith("--")]
     others = (*_other_flags(setting), *(flag for flag in extra_flags if flag.startswith("--")))
-    option = _shown_option(setting, others, *short, panel=panel)
+    option = _shown_option(setting, others, *short, panel=panel, help=_help(setting, meaning, default_words))
     option.vexpress_spellings = (setting, others, default)
     return option
 
 
-def _shown_option(setting: Setting, others: tuple[str, ...], *short: str, panel: str | None) -> Any:
-    """A setting's option under its flag (and one-letter flags); its help names the ``others`` spellings."""
+def _shown_option(setting: Setting, others: tuple[str, ...], *short: str, panel: str | None,
+                  help: str | None = None) -> Any:
+    """A setting's option under its flag (and one-letter flags); its help (generate's unless given) names the
+    ``others`` spellings."""
     short = (*short, *((setting.short,) if setting.short else ()))
-    return typer.Option(None, setting.flag, *short, help=_help(setting) + _also(others), show_default=False,
+    return typer.Option(None, setting.flag, *short, help=(help or _help(setting)) + _also(others), show_default=False,
                         case_sensitive=False, metavar=_metavar(setting), rich_help_panel=panel,
                         autocompletion=_completion(setting))
 

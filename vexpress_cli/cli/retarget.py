@@ -15,7 +15,6 @@ from vexpress_cli.cli.options import (
 from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.io import kps_points_text
-from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
 
 EPILOG = """\
@@ -78,16 +77,11 @@ def retarget_command(
         "(its length when the rates match)."
     ),
     kps_fit: str | None = setting_option("kps_fit"),
-    width: int | None = typer.Option(None, "--width", show_default=False, help="Output frame width in pixels "
-                                     f"(as generate's). Default: {DEFAULTS['width']}."),
-    height: int | None = typer.Option(None, "--height", show_default=False, help="Output frame height in pixels "
-                                      f"(as generate's). Default: {DEFAULTS['height']}."),
-    fps: float | None = typer.Option(
-        None,
-        "--fps",
-        help="Frame rate recorded in the output and used by --preview. Default: the driving track's; none "
-        "recorded when it has none (the preview then plays at 25).",
-    ),
+    width: int | None = setting_option("width", meaning="Output frame width in pixels (as generate's)."),
+    height: int | None = setting_option("height", meaning="Output frame height in pixels (as generate's)."),
+    fps: float | None = setting_option(
+        "fps", meaning="Frame rate recorded in the output and used by --preview.",
+        default_words="the driving track's; none recorded when it has none (the preview then plays at 25)"),
     preview: Path | None = typer.Option(
         None,
         "--preview",
