@@ -540,6 +540,10 @@ def test_a_photo_and_a_speech_file_are_inspected_with_the_framing_and_fps_of_you
     flags = inspect_json(SAMPLES_DIR / "tys" / "ref.jpg", "--crop", "auto", "--width", "512", "--height", "512")
     assert flags["would_crop"].startswith("would crop") and flags["face"]["detect_width"] == 512  # flags win
     assert inspect_json(SAMPLES_DIR / "tys" / "aud.mp3")["fps"] == 25.0
+    # The library's inspect_input takes them the same way: the command used to layer your config itself.
+    library = input_report.inspect_input(SAMPLES_DIR / "tys" / "ref.jpg")
+    assert (library.would_crop, library.face.backend) == ("none: the whole photo, stretched to 256x128", "dlib")
+    assert input_report.inspect_input(SAMPLES_DIR / "tys" / "aud.mp3").fps == 25.0
 
 
 def test_a_folder_named_like_a_speech_file_is_not_reported_as_a_model_folder(tmp_path):

@@ -15,7 +15,6 @@ from vexpress_cli.cli.messages import print_warning, shown
 from vexpress_cli.cli.options import flag_of, json_option, setting_option, with_setting_aliases
 from vexpress_cli.errors import InputError, spell_parameters
 from vexpress_cli.settings.schema import DEFAULTS
-from vexpress_cli.settings.user_config import your_defaults
 
 console = Console()
 
@@ -101,29 +100,12 @@ def inspect_command(
         raise InputError("Nothing to inspect.", why="No PATH and no --preset was given.",
                          fix="Run `vexpress inspect PATH` or `vexpress inspect --preset NAME` "
                          "(see `vexpress inspect --help`).")
-    kind = input_report.input_kind(path)
-    if kind == "model_folder":
+    if input_report.input_kind(path) == "model_folder":
         report_model_folder(Path(path).expanduser(), as_json)
         return
-    values = _as_generate_would(kind, fps=fps, face_backend=backend, width=width, height=height, crop=crop,
-                                face_index=face_index)
-    report = input_report.inspect_input(
-        path, fps=values["fps"], backend=values["face_backend"], width=values["width"], height=values["height"],
-        model_root=model_root, jump_px=jump_px, crop=values["crop"], face_index=values["face_index"],
-    )
+    report = input_report.inspect_input(path, fps=fps, backend=backend, width=width, height=height,
+                                        model_root=model_root, jump_px=jump_px, crop=crop, face_index=face_index)
     report_input(report, as_json)
-
-
-def _as_generate_would(kind: str, **given: Any) -> dict[str, Any]:
-    """The settings the report of ``kind`` uses, each as generate takes it: the flag, else your config's
-    [generate] value, else the default (the others as given: that report does not use them)."""
-    used = YOUR_DEFAULTS.get(kind, ())
-    return {**given, **your_defaults(**{name: value for name, value in given.items() if name in used})}
-
-
-# The settings a kind's report uses as generate would: a flag, else your config's [generate], else the default.
-# (A kps file's --fps only stands in for a rate the file does not record: no setting's.)
-YOUR_DEFAULTS = {"audio": ("fps",), "image": ("face_backend", "width", "height", "crop", "face_index")}
 
 
 # --- input files ------------------------------------------------------------------------------

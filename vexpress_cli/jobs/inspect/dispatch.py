@@ -14,7 +14,7 @@ from vexpress_cli.jobs.inspect.image import ImageReport, inspect_image
 from vexpress_cli.jobs.inspect.kps import DEFAULT_JUMP_PX, KpsReport, inspect_kps
 from vexpress_cli.jobs.inspect.preset import PresetReport, inspect_preset
 from vexpress_cli.jobs.inspect.record import RecordReport, inspect_record
-from vexpress_cli.jobs.inspect.report import DEFAULT_FPS, MODEL_SIZE, check_input_path
+from vexpress_cli.jobs.inspect.report import check_input_path
 from vexpress_cli.jobs.inspect.video import VideoReport, inspect_video
 
 
@@ -92,20 +92,27 @@ def inspect_input(
     path: str | Path,
     *,
     fps: float | None = None,
-    backend: str = "auto",
-    width: int = MODEL_SIZE,
-    height: int = MODEL_SIZE,
+    backend: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
     model_root: str | Path | None = None,
     jump_px: float = DEFAULT_JUMP_PX,
-    crop: str = "auto",
-    face_index: int = 0,
+    crop: str | None = None,
+    face_index: int | None = None,
 ) -> AudioReport | ConfigReport | FramesReport | ImageReport | KpsReport | PresetReport | RecordReport | VideoReport:
-    """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded)."""
+    """The report for any input file, its kind picked by :func:`input_kind` (model folders excluded).
+
+    A setting left out is taken as generate takes it: your config's [generate] value, else the default. A kps
+    file's ``fps`` only stands in for a rate the file does not record (no setting's)."""
+    from vexpress_cli.settings.user_config import your_defaults
+
     kind = input_kind(path)
     if kind == "audio":
-        return inspect_audio(path, fps if fps is not None else DEFAULT_FPS)
+        return inspect_audio(path, your_defaults(fps=fps)["fps"])
     if kind == "image":
-        return inspect_image(path, backend, width, height, model_root, crop, face_index)
+        given = your_defaults(face_backend=backend, width=width, height=height, crop=crop, face_index=face_index)
+        return inspect_image(path, given["face_backend"], given["width"], given["height"], model_root, given["crop"],
+                             given["face_index"])
     if kind == "kps":
         return inspect_kps(path, fps, jump_px)
     if kind == "preset":
