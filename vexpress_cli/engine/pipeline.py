@@ -4,10 +4,10 @@ A call runs, each stage matching the original ``VExpressPipeline`` number for nu
 
 1. check the inputs;
 2. the portrait is encoded by the VAE and read once by the reference net, whose transformer
-   features every denoising step attends to (``encoding.py``);
+   features every denoising step attends to (``conditioning.py``);
 3. speech goes through wav2vec2; its frames are resampled to two per video frame and each
    video frame gets a window of ``2 * (2 * pad + 1)`` of them (zeros past the ends), which the
-   audio projection turns into a few tokens (``encoding.py``);
+   audio projection turns into a few tokens (``conditioning.py``);
 4. the seeded noise is drawn (in float32 on the CPU, after wav2vec2's LayerDrop draws);
 5. the scheduler (DDIM by default) denoises the video latents window by window
    (``context_windows.py``), with the V-Kps guider's features and classifier-free guidance against a
@@ -41,8 +41,8 @@ from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size
                                              check_step_end_returned, checked_step_end_latents,
                                              refuse_call_only_arguments, refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
+from vexpress_cli.engine.conditioning import EncodingStages
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
-from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.loading import (check_saved_layout_files, import_network_modules, install_log_filters,
                                          is_saved_layout, load_released_components, quiet_loading)
