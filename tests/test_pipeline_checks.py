@@ -72,7 +72,7 @@ BAD_CALLS = [
     ({"callback_on_step_end_tensor_inputs": ["prompt_embeds"]},
      "callback_on_step_end_tensor_inputs names ['prompt_embeds'], which this pipeline does not hand to the callback"),
     # V-Kps images not of the call's size went through the reference and audio networks, then failed in the UNet's
-    # reshape; a 2-D one in encoding.py's permute.
+    # reshape; a 2-D one in conditioning.py's permute.
     ({"kps_images": lambda inputs: [np.zeros((32, 32, 3), np.uint8)] * 12},
      "kps_images[0] is an array of shape (32, 32, 3). A frame's V-Kps is its keypoints ([3, 2]), a PIL image "
      "(resized to the video's size) or an image of the video's size, of shape (64, 64, 3) here"),

@@ -4,10 +4,10 @@ A call runs, each stage matching the original ``VExpressPipeline`` number for nu
 
 1. check the inputs;
 2. the portrait is encoded by the VAE and read once by the reference net, whose transformer
-   features every denoising step attends to (``encoding.py``);
+   features every denoising step attends to (``conditioning.py``);
 3. speech goes through wav2vec2; its frames are resampled to two per video frame and each
    video frame gets a window of ``2 * (2 * pad + 1)`` of them (zeros past the ends), which the
-   audio projection turns into a few tokens (``encoding.py``);
+   audio projection turns into a few tokens (``conditioning.py``);
 4. the seeded noise is drawn (in float32 on the CPU, after wav2vec2's LayerDrop draws);
 5. the scheduler (DDIM by default) denoises the video latents window by window
    (``context_windows.py``), with the V-Kps guider's features and classifier-free guidance against a
@@ -41,8 +41,8 @@ from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size
                                              check_step_end_returned, checked_step_end_latents,
                                              refuse_call_only_arguments, refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
+from vexpress_cli.engine.conditioning import EncodingStages
 from vexpress_cli.engine.context_windows import context_windows, windows_per_frame
-from vexpress_cli.engine.encoding import EncodingStages
 from vexpress_cli.engine.latent_store import LatentStore
 from vexpress_cli.engine.loading import (check_saved_layout_files, import_network_modules, install_log_filters,
                                          is_saved_layout, load_released_components, quiet_loading)
@@ -240,28 +240,15 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         check_decode_chunk_size(decode_chunk_size)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        # 1. Check inputs
-        self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
-                          num_pad_audio_frames, num_inference_steps, output_type, callback_on_step_end_tensor_inputs,
-                          reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
-                          guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
-                          audio_attention_weight=audio_attention_weight, generator=generator,
-                          callback_on_step_end=callback_on_step_end)
-        report = progress or no_progress
-        # 2. Encode the reference portrait (VAE, then the reference net's features)
-        conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
-                                                   reference_attention_weight, audio_attention_weight,
-                                                   save_gpu_memory, report)
-        # 3. Encode the speech (wav2vec2, then the audio projection)
-        audio_tokens = self.encode_audio_stage(audio_waveform, video_length, num_pad_audio_frames, save_gpu_memory,
-                                               report)
-        # 4. Prepare the timesteps and the seeded initial latents
-        self.scheduler.set_timesteps(num_inference_steps, device="cpu")
-        with self.prepare_latent_store(video_length, width, height, generator, latents) as latent_store:
-            # 5. Denoise, window by window, with the progress bar and the step-end callback
-            self.denoising_loop(latent_store, audio_tokens, conditioning, kps_images, guidance_scale, context_frames,
-                                context_overlap, width, height, report, callback_on_step_end,
-                                callback_on_step_end_tensor_inputs, save_gpu_memory)
+        # 1-5. Check the inputs, encode the portrait and the speech, draw the seeded latents and denoise them
+        # (denoise_to_store; the store is closed when the block ends, or by denoise_to_store if it raises)
+        with self.denoise_to_store(reference_image, audio_waveform, video_length, width, height, kps_images,
+                                   num_inference_steps, guidance_scale, context_frames, context_overlap,
+                                   reference_attention_weight, audio_attention_weight, num_pad_audio_frames,
+                                   generator, save_gpu_memory, progress, latents=latents,
+                                   callback_on_step_end=callback_on_step_end,
+                                   callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                                   _output_type=output_type) as latent_store:
             # 6. Decode
             if output_type == "latent":
                 frames = latent_store.read_range(0, latent_store.frames).clone()
@@ -310,27 +297,35 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                          num_pad_audio_frames: int = 2, generator=None, save_gpu_memory: bool = False,
                          progress: ProgressCallback | None = None, *, latents: torch.Tensor | None = None,
                          callback_on_step_end=None,
-                         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> LatentStore:
-        """Stages 1-5 of ``__call__``: the final latents in a :class:`LatentStore` (a temp file for long videos).
+                         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+                         _output_type: str = "pt") -> LatentStore:
+        """Stages 1-5 of ``__call__``: the final latents in a :class:`LatentStore` (a temp file for long videos),
+        to use in a ``with`` block (which closes it; it is closed already if this raises).
 
         ``kps_images`` is indexable by frame: PIL images (resized), HxWx3 arrays of the call's size (uint8, or
         floats in [0, 1]), or [3, 2] keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame.
+        ``_output_type`` is ``__call__``'s, checked here among the other inputs before any network runs.
         """
+        # 1. Check inputs
         self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
-                          num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs,
+                          num_pad_audio_frames, num_inference_steps, _output_type, callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
                           audio_attention_weight=audio_attention_weight, generator=generator,
                           callback_on_step_end=callback_on_step_end)
         report = progress or no_progress
+        # 2. Encode the reference portrait (VAE, then the reference net's features)
         conditioning = self.encode_reference_stage(reference_image, width, height, guidance_scale,
                                                    reference_attention_weight, audio_attention_weight,
                                                    save_gpu_memory, report)
+        # 3. Encode the speech (wav2vec2, then the audio projection)
         audio_tokens = self.encode_audio_stage(audio_waveform, video_length, num_pad_audio_frames, save_gpu_memory,
                                                report)
+        # 4. Prepare the timesteps and the seeded initial latents
         self.scheduler.set_timesteps(num_inference_steps, device="cpu")
         latent_store = self.prepare_latent_store(video_length, width, height, generator, latents)
         try:
+            # 5. Denoise, window by window, with the progress bar and the step-end callback
             self.denoising_loop(latent_store, audio_tokens, conditioning, kps_images, guidance_scale, context_frames,
                                 context_overlap, width, height, report, callback_on_step_end,
                                 callback_on_step_end_tensor_inputs, save_gpu_memory)
@@ -362,7 +357,8 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         self._guidance_scale, self._num_timesteps, self._interrupt = guidance_scale, len(timesteps), False
         windows = context_windows(latents.frames, context_frames, context_overlap)
-        counts = torch.tensor(windows_per_frame(windows, latents.frames), dtype=torch.float32)[None, None, :, None, None]
+        counts = torch.tensor(windows_per_frame(windows, latents.frames), dtype=torch.float32)
+        counts = counts[None, None, :, None, None]
         noise_sum = LatentStore(*self._latent_shape(latents.frames, width, height)[1:],
                                 budget_bytes=self.latents_memory_budget)
         # V-Kps features, audio tokens and frame indices are prepared once for the whole job.

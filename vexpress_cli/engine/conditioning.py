@@ -68,7 +68,8 @@ class EncodingStages:
         padding = per_frame.new_zeros(2 * num_pad_audio_frames, per_frame.shape[1])
         padded = torch.cat([padding, per_frame, padding])
         windows = padded.unfold(0, window, 2).transpose(1, 2)  # [video_length, window, dim]
-        tokens = [self.audio_projection(chunk.to(device, self.audio_projection.dtype)) for chunk in windows.split(AUDIO_PROJECTION_BATCH)]
+        tokens = [self.audio_projection(chunk.to(device, self.audio_projection.dtype))
+                  for chunk in windows.split(AUDIO_PROJECTION_BATCH)]
         return torch.cat(tokens)
 
     def _draw_like_original_layerdrop(self) -> None:
