@@ -82,7 +82,7 @@ class CallChecks:
             raise InputError(f"{parameter('num_pad_audio_frames', num_pad_audio_frames)} does not fit the model.",
                              f"The audio projection was trained on windows of {expected_pad} frames per side.",
                              f"Use {parameter('num_pad_audio_frames', expected_pad)}.")
-        _check_output_type(output_type)
+        check_output_type(output_type)
         _check_step_end_callback(callback_on_step_end)
         self._check_callback_tensor_inputs(callback_on_step_end_tensor_inputs)
         if latents is not None:  # after the sizes: the shape they must have follows from them
@@ -159,7 +159,7 @@ def _has_offload_hooks(pipeline) -> bool:
                for module in pipeline.networks().values())
 
 
-def _check_output_type(output_type) -> None:
+def check_output_type(output_type) -> None:
     if output_type not in OUTPUT_TYPES:
         forms = f"{', '.join(OUTPUT_TYPES[:-1])} or {OUTPUT_TYPES[-1]}"
         raise InputError(f"{parameter('output_type')} is {short_repr(output_type)}.",

@@ -37,8 +37,8 @@ with warnings.catch_warnings():  # diffusers 0.29 warns about its own deprecated
     from diffusers.image_processor import VaeImageProcessor
     from diffusers.utils.torch_utils import randn_tensor
 
-from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size, check_scheduler_name,
-                                             check_step_end_returned, checked_step_end_latents,
+from vexpress_cli.engine.call_checks import (CallChecks, check_decode_chunk_size, check_output_type,
+                                             check_scheduler_name, check_step_end_returned, checked_step_end_latents,
                                              refuse_call_only_arguments, refuse_unknown_arguments)
 from vexpress_cli.engine.compile import is_compiled
 from vexpress_cli.engine.conditioning import EncodingStages
@@ -238,6 +238,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         """
         refuse_unknown_arguments(original_only)
         check_decode_chunk_size(decode_chunk_size)
+        check_output_type(output_type)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 1-5. Check the inputs, encode the portrait and the speech, draw the seeded latents and denoise them
@@ -248,7 +249,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                                    generator, save_gpu_memory, progress, latents=latents,
                                    callback_on_step_end=callback_on_step_end,
                                    callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-                                   _output_type=output_type) as latent_store:
+                                   ) as latent_store:
             # 6. Decode
             if output_type == "latent":
                 frames = latent_store.read_range(0, latent_store.frames).clone()
@@ -297,18 +298,16 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                          num_pad_audio_frames: int = 2, generator=None, save_gpu_memory: bool = False,
                          progress: ProgressCallback | None = None, *, latents: torch.Tensor | None = None,
                          callback_on_step_end=None,
-                         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-                         _output_type: str = "pt") -> LatentStore:
+                         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> LatentStore:
         """Stages 1-5 of ``__call__``: the final latents in a :class:`LatentStore` (a temp file for long videos),
         to use in a ``with`` block (which closes it; it is closed already if this raises).
 
         ``kps_images`` is indexable by frame: PIL images (resized), HxWx3 arrays of the call's size (uint8, or
         floats in [0, 1]), or [3, 2] keypoints drawn on the fly (e.g. a ``[frames, 3, 2]`` array); one per frame.
-        ``_output_type`` is ``__call__``'s, checked here among the other inputs before any network runs.
         """
         # 1. Check inputs
         self.check_inputs(video_length, width, height, kps_images, context_frames, context_overlap,
-                          num_pad_audio_frames, num_inference_steps, _output_type, callback_on_step_end_tensor_inputs,
+                          num_pad_audio_frames, num_inference_steps, "pt", callback_on_step_end_tensor_inputs,
                           reference_image=reference_image, audio_waveform=audio_waveform, latents=latents,
                           guidance_scale=guidance_scale, reference_attention_weight=reference_attention_weight,
                           audio_attention_weight=audio_attention_weight, generator=generator,
