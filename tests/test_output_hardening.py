@@ -133,6 +133,39 @@ def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, nam
     assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
 
 
+def test_a_signal_the_parent_ignores_stays_ignored_and_the_others_are_handled():
+    """`nohup vexpress ...` was stopped by SIGHUP anyway: the CLI replaced the SIG_IGN nohup had set."""
+    code = ("import signal; from vexpress_cli.interrupts import handle_termination_signals; "
+            "handle_termination_signals(); print([signal.getsignal(s) is signal.SIG_IGN for s in "
+            "(signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)])")
+    for ignored, expected in ((signal.SIGHUP, "[True, False, False, False]"),
+                              (signal.SIGINT, "[False, True, False, False]")):
+        shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               preexec_fn=lambda signum=ignored: signal.signal(signum, signal.SIG_IGN)).stdout
+        assert shown.strip() == expected
+
+
+@pytest.mark.slow
+def test_a_run_under_nohup_survives_the_hangup_of_its_terminal(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    command = preview_command(folder)
+    command[command.index("200000")] = "3000"
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
+        try:
+            wait_until(lambda: temps_in(folder), process)  # the video is being written
+            process.send_signal(signal.SIGHUP)
+            process.wait(timeout=300)
+        finally:
+            process.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert process.returncode == 0, err
+    assert video_info(folder / "preview.mp4").frame_count == 3000
+
+
 IGNORES_CTRL_C = r"""
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a program that handles Ctrl-C its own way

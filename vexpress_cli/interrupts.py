@@ -43,13 +43,15 @@ def handle_termination_signals() -> bool:
     """From now on, the first SIGTERM, SIGHUP or SIGQUIT raises :class:`Terminated` in the main thread.
 
     Ctrl-C (SIGINT) still raises KeyboardInterrupt; both wait for the end of a
-    :func:`signals_deferred` block. Returns False (and changes nothing) when called outside
-    the main thread, where Python cannot install signal handlers.
+    :func:`signals_deferred` block. A signal the parent ignores stays ignored: ``nohup``'s SIGHUP (the
+    job outlives its terminal) and a shell's background job's SIGINT. Returns False (and changes nothing)
+    when called outside the main thread, where Python cannot install signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         return False
     for signum in (*handled_signals(), signal.SIGINT):
-        signal.signal(signum, _on_signal)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _on_signal)
     return True
 
 
