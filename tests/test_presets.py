@@ -443,3 +443,15 @@ def test_presets_json_before_show_prints_json():
     result = run_cli("presets", "--json", "show", "lip-sync")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["name"] == "lip-sync"
+
+
+def test_the_settings_table_of_docs_presets_md_is_the_schemas():
+    """The table is written from the schema (python -m vexpress_cli.settings.docs_table docs/presets.md); a setting
+    added, renamed or given other limits without rewriting it fails here."""
+    from vexpress_cli.settings.docs_table import END, START, with_table
+    from vexpress_cli.settings.schema import SETTINGS
+
+    text = (REPO_PRESETS.parent / "docs" / "presets.md").read_text(encoding="utf-8")
+    assert START in text and END in text
+    assert with_table(text) == text
+    assert all(f"| `{name}` |" in text for name in SETTINGS)

@@ -1,6 +1,6 @@
 """The settings table of docs/presets.md, written from the schema.
 
-``python -m vexpress_cli.settings.reference docs/presets.md`` rewrites the table between its
+``python -m vexpress_cli.settings.docs_table docs/presets.md`` rewrites the table between its
 markers; a test checks that the file holds exactly what the schema says.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vexpress_cli.settings.schema import SETTINGS, Setting
 
-START = "<!-- settings-table:start (written by python -m vexpress_cli.settings.reference docs/presets.md) -->"
+START = "<!-- settings-table:start (written by python -m vexpress_cli.settings.docs_table docs/presets.md) -->"
 END = "<!-- settings-table:end -->"
 TYPE_WORDS = {bool: "true/false", int: "integer", float: "number", str: "string"}
 
