@@ -122,31 +122,9 @@ def retarget(reference_image: PathLike | None, kps: PathLike | None, strategy: s
     fps = fps or (driving.fps if driving is not None and driving.fps else None)
     driving_points = None
     if driving is not None:
-        # Fitted by time: a 25 fps track written at 30 fps keeps its speed (and, by default, its duration).
-        track_fps = driving.fps or ASSUMED_FPS
-        if driving.fps is None and fps is not None and fps != ASSUMED_FPS:
-            notes.append(f"The kps file records no frame rate; assumed {ASSUMED_FPS:g} fps.")
-        elif driving.fps is None and fps is None:
-            shown = f"; the preview plays at {ASSUMED_FPS:g} fps" if preview is not None else ""
-            notes.append(f"The kps file records no frame rate, so neither does the output{shown}. Give "
-                         f"{parameter('fps', 'N')} to record one (generate times a track without one by the speech).")
-        out_fps = fps or track_fps
-        if num_frames is None:
-            num_frames = max(1, round(driving.num_frames * out_fps / track_fps))
-        driving_points, fitting = fit_track_in_time(driving.points, track_fps, out_fps, num_frames, kps_fit)
-        notes.extend(fitting)
-    if reference_image is None and reference_kps is None and not uses_reference_kps(chosen) and driving is not None:
-        # The strategy keeps the driving points as they are: no reference face is needed.
-        reference = _Reference(kps=driving.points[0], image=None, detected=False)
-    else:
-        if reference_kps is None:
-            from vexpress_cli.settings.model_lookup import face_model_root
-
-            model_root = face_model_root(model_root, face_backend)
-        framing = {"width": width, "height": height, "face_backend": face_backend, "crop": crop,
-                   "face_index": face_index}
-        reference = _load_reference(reference_image, reference_kps, framing, model_root, notes)
-
+        driving_points, num_frames = _fitted_driving(driving, fps, num_frames, kps_fit, preview is not None, notes)
+    framing = {"width": width, "height": height, "face_backend": face_backend, "crop": crop, "face_index": face_index}
+    reference = _reference_for(chosen, reference_image, reference_kps, driving, framing, model_root, notes)
     points = retarget_track(reference.kps, driving_points, num_frames, chosen, kps_fit, (width, height))
     ignored = ignored_driving_track(chosen, reference.kps, driving_points, num_frames, points)
     notes.extend([ignored] if ignored else [])
@@ -173,6 +151,38 @@ def _check_outputs(output: Path, preview: Path | None, overwrite: bool, inputs: 
     if preview is not None:
         refuse_replacing_an_input(preview, inputs)
         check_output(preview, overwrite, "video_file", folder_made_later=True)
+
+
+def _fitted_driving(driving: KpsTrack, fps: float | None, num_frames: int | None, kps_fit: str, previewed: bool,
+                    notes: list[str]) -> tuple[np.ndarray, int]:
+    """The driving points fitted by time to the video (a 25 fps track written at 30 fps keeps its speed and, by
+    default, its duration), and its frame count: ``num_frames``, else the track's duration at ``fps``."""
+    track_fps = driving.fps or ASSUMED_FPS
+    if driving.fps is None and fps is not None and fps != ASSUMED_FPS:
+        notes.append(f"The kps file records no frame rate; assumed {ASSUMED_FPS:g} fps.")
+    elif driving.fps is None and fps is None:
+        shown = f"; the preview plays at {ASSUMED_FPS:g} fps" if previewed else ""
+        notes.append(f"The kps file records no frame rate, so neither does the output{shown}. Give "
+                     f"{parameter('fps', 'N')} to record one (generate times a track without one by the speech).")
+    out_fps = fps or track_fps
+    if num_frames is None:
+        num_frames = max(1, round(driving.num_frames * out_fps / track_fps))
+    points, fitting = fit_track_in_time(driving.points, track_fps, out_fps, num_frames, kps_fit)
+    notes.extend(fitting)
+    return points, num_frames
+
+
+def _reference_for(strategy, reference_image: Path | None, reference_kps, driving: KpsTrack | None, framing: dict,
+                   model_root: Path | None, notes: list[str]) -> _Reference:
+    """The reference face: given, detected in the photo, or (for a strategy that keeps the driving points as they
+    are, given neither) the driving track's first frame."""
+    if reference_image is None and reference_kps is None and not uses_reference_kps(strategy) and driving is not None:
+        return _Reference(kps=driving.points[0], image=None, detected=False)
+    if reference_kps is None:
+        from vexpress_cli.settings.model_lookup import face_model_root
+
+        model_root = face_model_root(model_root, framing["face_backend"])
+    return _load_reference(reference_image, reference_kps, framing, model_root, notes)
 
 
 def _load_driving(path: Path, width: int, height: int, notes: list[str]) -> KpsTrack:
