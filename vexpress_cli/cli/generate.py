@@ -141,13 +141,10 @@ def run_generate(reference_image: Path, audio: Path, output: Path, given: dict, 
     ``ran_with``: that record's dtype and codec, which a rerun is told it does not repeat.
     """
     from vexpress_cli.cli.json_output import stdout_kept_for_json
-    from vexpress_cli.jobs.devices import check_job_device
-    from vexpress_cli.jobs.generate import Generator, resolve_job_settings
+    from vexpress_cli.jobs.generate import Generator, resolved_job
     from vexpress_cli.jobs.records import rerun_warnings
 
-    resolved = resolve_job_settings(preset, given)
-    check_job_device(resolved, devices)  # checked here, so a bad one is told as its preset's or the config's
-    job_settings = {name: value for name, value in given.items() if name not in ("device", "dtype")}
+    resolved, job_settings = resolved_job(preset, given, devices)
     show = not quiet and not as_json
     generator = Generator(model_dir, resolved.settings.device, resolved.settings.dtype, devices, model=model)
     with generator, stage_progress(console, enabled=show) as progress, stdout_kept_for_json(as_json):

@@ -109,6 +109,16 @@ def resolve_job_settings(preset: str | Path | None, explicit: dict[str, Any]) ->
     return resolve_settings(preset_values, explicit, config_values=configured_settings())
 
 
+def resolved_job(preset: str | Path | None, settings: dict[str, Any],
+                 devices: str | list[str] | None = None) -> tuple[ResolvedSettings, dict[str, Any]]:
+    """A job's settings resolved (:func:`resolve_job_settings`), its device and dtype checked before a
+    :class:`Generator` takes them, so that one a preset or the user config set and that cannot run is told as
+    theirs (``devices`` wins over it); and the settings for :meth:`Generator.plan`: all given but those two."""
+    resolved = resolve_job_settings(preset, settings)
+    check_job_device(resolved, devices)
+    return resolved, {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
+
+
 class Generator:
     """The V-Express networks, loaded once on first use, and the jobs run on them.
 
@@ -422,9 +432,7 @@ def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kp
     Raises :class:`vexpress_cli.VExpressError` (what, why and how to fix) for bad input.
     """
     check_keywords(generate, settings)
-    resolved = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype})
-    check_job_device(resolved, devices)
-    job_settings = {name: value for name, value in settings.items() if name not in MODEL_SETTINGS}
+    resolved, job_settings = resolved_job(preset, {**settings, "device": device, "dtype": dtype}, devices)
     with Generator(model_dir, resolved.settings.device, resolved.settings.dtype, devices, model=model) as generator:
         return generator.generate(reference_image, audio, output, kps=kps, reference_kps=reference_kps,
                                   preset=preset, overwrite=overwrite, progress=progress, **job_settings)

@@ -77,8 +77,7 @@ def checked_driving_crop(crop: str) -> str:
 def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     """Check the inputs, extract a driving video's track if one was given, generate (with its run record)."""
     from vexpress_cli import extract
-    from vexpress_cli.jobs.devices import check_job_device
-    from vexpress_cli.jobs.generate import resolve_job_settings
+    from vexpress_cli.jobs.generate import resolved_job
     from vexpress_cli.kps import parse_kps_points
     from vexpress_cli.file_types import KPS_SUFFIXES
 
@@ -87,10 +86,7 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
             raise InputError(f"{parameter(name)} is missing.", why="A video needs a portrait and its speech.",
                              fix=f"Upload a file as {parameter(name)}.")
     preset = checked_preset(inputs.preset)
-    settings = dict(inputs.settings)
-    device, dtype = settings.pop("device", None), settings.pop("dtype", None)
-    resolution = resolve_job_settings(preset, {**settings, "device": device, "dtype": dtype})
-    check_job_device(resolution)  # a preset's or the config's device named as theirs
+    resolution, settings = resolved_job(preset, dict(inputs.settings))
     resolved = resolution.settings
     reference_kps = parse_kps_points(inputs.reference_kps) if inputs.reference_kps else None
     reference = Path(inputs.reference_image)

@@ -154,12 +154,10 @@ def batch_model_settings(preset, settings: dict[str, Any], devices) -> tuple[str
     """The whole batch's device and dtype (popped from ``settings``), as generate resolves them: given > preset
     > user config > auto; resolved here, so that a worker on another machine runs with them, not its own config.
     ``devices`` says where each worker runs: a preset's or the config's device then gives way to it."""
-    from vexpress_cli.jobs.devices import check_job_device
-    from vexpress_cli.jobs.generate import resolve_job_settings
+    from vexpress_cli.jobs.generate import resolved_job
 
     given = {name: value for name in MODEL_SETTINGS if (value := settings.pop(name, None)) is not None}
-    resolved = resolve_job_settings(preset, given)
-    check_job_device(resolved, devices)
+    resolved, _ = resolved_job(preset, given, devices)
     device = resolved.settings.device if resolved.sources["device"] != "default" else None
     return (given.get("device") if devices is not None else device), resolved.settings.dtype
 
