@@ -80,9 +80,14 @@ class TestTwoGlooProcesses:
 
 
 def test_devices_are_parsed_and_checked():
-    assert resolve_devices("cpu, cpu") == [CPU, CPU]
+    assert resolve_devices("cpu, cpu") == resolve_devices("CPU,Cpu") == [CPU, CPU]  # as --device takes CPU
     with pytest.raises(InputError, match="empty"):
         resolve_devices(" , ")
+    for text, problem in (("cpu,,cpu", "has an empty item"), ("cpu,cpu,", "has an empty item"),
+                          ("auto,auto", "names auto, which picks one device"),
+                          ("cpu:1,cpu:7", "gives the CPU an index, which it does not have")):
+        with pytest.raises(InputError, match=f'^devices="{text}" {problem}'):
+            resolve_devices(text)
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="found no GPU"):
             resolve_devices("all")
@@ -203,3 +208,25 @@ def test_a_jobs_device_or_dtype_runs_with_the_loaded_networks_by_one_rule(name, 
 
     device, dtype = (loaded, torch.float32) if name == "device" else (torch.device("cpu"), loaded)
     assert runs_with(name, value, device, dtype) is same
+
+
+@pytest.mark.slow
+def test_a_helper_killed_while_denoising_is_one_error_naming_its_exit_not_gloos_traceback(job):
+    """kill -9 of a helper (or the out-of-memory killer) ended the run in 88 lines of gloo's RuntimeError."""
+    import os
+    import signal
+
+    from vexpress_cli.engine.distributed import MultiDeviceError
+
+    pipeline = MultiDevicePipeline(TINY_MODEL_DIR, [CPU, CPU], torch.float32)
+    try:
+        def kill_the_helper(stage, done, total):
+            if stage == "denoise" and done == 1:
+                os.kill(pipeline._helpers[0].pid, signal.SIGKILL)
+
+        with pytest.raises(MultiDeviceError) as raised:
+            pipeline.denoise(generator=torch.manual_seed(4), progress=kill_the_helper, **job)
+    finally:
+        pipeline.close()
+    assert raised.value.what.raw == "A helper process ended while the video was made."
+    assert raised.value.why.raw.startswith("It ended (exit code -9 (a negative code is the signal that killed it")

@@ -45,15 +45,16 @@ def resolve_devices(devices: str | list[str] | tuple[str, ...]) -> list[torch.de
     names (or ``torch.device``), as :func:`vexpress_cli.batch` takes it."""
     from vexpress_cli.engine.devices import cuda_missing_reason, resolve_device
 
-    text = _devices_text(devices)
-    if text.strip() == "all":
+    text = _devices_text(devices).strip().lower()  # CPU,CPU as --device takes CPU
+    if text == "all":
         if not torch.cuda.is_available():
             raise InputError(f"{parameter('devices', 'all')} found no GPU.", f"The installed {cuda_missing_reason()}.",
                              f"List devices, e.g. {parameter('devices', 'cpu,cpu')}.")
         return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
+    names = [name.strip() for name in text.split(",")]
+    if not any(names):
         raise InputError(f"{parameter('devices')} is empty.", "", "Give devices like cuda:0,cuda:1, or all.")
+    _check_device_names(names, text)
     devices = [resolve_device(name, "devices") for name in names]
     devices = [torch.device("cuda", 0) if d.type == "cuda" and d.index is None else d for d in devices]
     kinds = {device.type for device in devices}
@@ -66,6 +67,23 @@ def resolve_devices(devices: str | list[str] | tuple[str, ...]) -> list[torch.de
         raise InputError(f"{parameter('devices', text)} names a GPU twice.", "Each process holds its own copy "
                          "of the networks; two on one GPU only compete for it.", "Name each GPU once.")
     return devices
+
+
+def _check_device_names(names: list[str], text: str) -> None:
+    """InputError for a list with an empty item (``cpu,,cpu``), ``auto`` (which device is that?) or a CPU with an
+    index (``cpu:1``: there is one CPU; each process is one copy of the networks)."""
+    if "" in names:
+        problem = "has an empty item (two commas in a row, or one at an end)"
+    elif "auto" in names:
+        problem = "names auto, which picks one device, not one of several"
+    elif any(name.startswith("cpu:") for name in names):
+        problem = "gives the CPU an index, which it does not have (cpu,cpu is two processes on it)"
+    else:
+        return
+    raise InputError(f"{parameter('devices', text)} {problem}.",
+                     "It lists the devices a video's windows are split across, one process each.",
+                     f"List them by name, e.g. {parameter('devices', 'cuda:0,cuda:1')} or "
+                     f"{parameter('devices', 'cpu,cpu')}, or use {parameter('devices', 'all')} for every GPU.")
 
 
 def _devices_text(devices: object) -> str:
@@ -213,8 +231,8 @@ class MultiDevicePipeline:
             torch.set_num_threads(self.threads)
         try:
             yield seed
-        except RuntimeError as error:
-            raise self._helper_error() or error
+        except RuntimeError as error:  # gloo's or NCCL's: a peer is gone
+            raise self._helper_error() or self._dead_helper_error("the video was made") or error
         finally:
             torch.set_num_threads(threads)
 
@@ -227,12 +245,27 @@ class MultiDevicePipeline:
                 loaded += 1
             except queue.Empty:
                 if not all(helper.is_alive() for helper in self._helpers):
-                    codes = ", ".join(str(helper.exitcode) for helper in self._helpers if not helper.is_alive())
-                    raise self._helper_error() or MultiDeviceError(
-                        "A helper process ended while loading the networks.",
-                        f"It ended (exit code {codes}) before it could report an error.",
-                        f"Run `vexpress doctor` for each device of {parameter('devices')}."
-                    ) from None
+                    raise self._helper_error() or self._dead_helper_error("the networks were loaded") from None
+
+    def _dead_helper_error(self, while_doing: str) -> MultiDeviceError | None:
+        """The error for helpers that ended without a word (killed: ``kill -9``, the out-of-memory killer), or None
+        when every helper still runs."""
+        for helper in self._helpers:
+            helper.join(timeout=1)  # a peer's connection drops a moment before its process is reaped
+            if not helper.is_alive():
+                break
+        dead = [helper for helper in self._helpers if not helper.is_alive()]
+        if not dead:
+            return None
+        codes = ", ".join(str(helper.exitcode) for helper in dead)
+        signalled = any((helper.exitcode or 0) < 0 for helper in dead)
+        killed = (" (a negative code is the signal that killed it: -9 is SIGKILL, which the out-of-memory killer "
+                  "sends)") if signalled else ""
+        return MultiDeviceError(f"A helper process ended while {while_doing}.",
+                                f"It ended (exit code {codes}{killed}) before it could report an error, so the video "
+                                "cannot be finished.",
+                                f"Run `vexpress doctor` for each device of {parameter('devices')}, and check the "
+                                "machine's memory (dmesg names processes the kernel killed).")
 
     def _helper_error(self) -> MultiDeviceError | None:
         try:
