@@ -127,3 +127,26 @@ def test_compile_on_the_cpu_is_planned_with_a_warning_that_it_is_slow_there(tmp_
         "the first time, 46 s once cached; longer for the real one) and is not faster there: leave it off on the "
         "CPU."]
     assert not any("compile" in str(warning) for warning in generator.plan(*job, **small).warnings)
+
+
+@pytest.mark.usefixtures("no_user_config")
+def test_compile_set_in_the_config_and_impossible_here_is_refused_at_plan_naming_the_config_line(
+        monkeypatch, tmp_path, speech):
+    """It was refused as "--compile cannot be used ... Run without --compile", a flag nobody typed, and only after
+    the networks had loaded."""
+    import os
+
+    from vexpress_cli import Generator
+    from vexpress_cli.settings.user_config import config_file
+    from conftest import SAMPLES_DIR
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    os.makedirs(config_file().parent)
+    config_file().write_text("[generate]\ncompile = true\n")
+    generator = Generator(TINY_MODEL_DIR, device="cpu")
+    with pytest.raises(InputError) as raised:
+        generator.plan(SAMPLES_DIR / "tys" / "ref.jpg", speech, tmp_path / "talk.mp4", width=64, height=64,
+                       reference_kps="22,26;42,26;32,38")
+    assert raised.value.what.raw == "\x1ecompile\x1e cannot be used on cpu."
+    assert f"It was set in the user config: compile = true under [generate] in {config_file()}." in str(raised.value)
+    assert not generator.loaded and not (tmp_path / "talk.mp4").exists()

@@ -59,6 +59,15 @@ def compile_unavailable(device: torch.device) -> str | None:
     return None
 
 
+def compile_error(device: torch.device) -> InputError | None:
+    """The error for compiling on ``device`` where :func:`compile_unavailable` says it cannot be, else None."""
+    reason = compile_unavailable(device)
+    if reason is None:
+        return None
+    return InputError(f"{parameter('compile')} cannot be used on {device}.", f"{reason[0].upper()}{reason[1:]}.",
+                      f"Run without {parameter('compile')} (it changes no result, only the speed).")
+
+
 def set_unet_compiled(pipeline, compiled: bool, mode: str | None = None) -> None:
     """Compile the pipeline's denoising UNet (or undo it); refuses clearly where the backend is missing.
 
@@ -70,11 +79,8 @@ def set_unet_compiled(pipeline, compiled: bool, mode: str | None = None) -> None
         return
     if getattr(unet, "_compiled_call_impl", None) is not None:
         return
-    reason = compile_unavailable(pipeline.device)
-    if reason:
-        raise InputError(f"{parameter('compile')} cannot be used on {pipeline.device}.",
-                         f"{reason[0].upper()}{reason[1:]}.",
-                         f"Run without {parameter('compile')} (it changes no result, only the speed).")
+    if error := compile_error(pipeline.device):
+        raise error
     os.environ[CACHE_ENV] = str(compile_cache_dir())
     unet.compile(dynamic=False, mode=mode)
 

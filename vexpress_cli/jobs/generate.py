@@ -41,7 +41,7 @@ from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
 from vexpress_cli.outputs import check_output, refuse_replacing_an_input
 from vexpress_cli.progress import ProgressCallback, checked_callback
-from vexpress_cli.jobs.devices import check_job_device, job_device_and_dtype
+from vexpress_cli.jobs.devices import check_job_device, compile_warnings, job_device_and_dtype
 from vexpress_cli.jobs.keywords import check_keywords, not_a_generator_argument
 from vexpress_cli.jobs.planning import GenerationPlan, checked_plan, plan_inputs
 from vexpress_cli.settings.schema import GenerationSettings, ResolvedSettings, checked_setting
@@ -52,9 +52,6 @@ MODEL_SETTINGS = ("device", "dtype")
 GENERATOR_ARGUMENTS = ("model", "model_dir", "devices")  # no settings: a job passing one is told where it goes
 
 PathLike = str | Path
-CPU_COMPILE_WARNING = (f"{parameter('compile')} on the CPU first compiles the denoising UNet for minutes (373 s for "
-                       "the tiny test model on two cores the first time, 46 s once cached; longer for the real one) "
-                       "and is not faster there: leave it off on the CPU.")
 
 
 @dataclass
@@ -291,7 +288,7 @@ class Generator:
             check_frame_size(encoding, *pasted, "Paste-back keeps the photo's size.",
                              f"Add {parameter('max_size', '1920')} to scale the video down, or crop the photo.")
         unused = unused_encoding_warnings(resolved.settings, encoding)
-        slow = [CPU_COMPILE_WARNING] if resolved.settings.compile and self.device.type == "cpu" else []
+        slow = compile_warnings(resolved, self.device)
         plan.warnings = messages([*self.warnings, *plan.warnings, *unused, *slow])
         clock("inputs", 1, 1)
         plan.stages = clock.rounded()
