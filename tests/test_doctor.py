@@ -401,3 +401,19 @@ def test_a_config_that_does_not_load_is_named_once_and_the_model_folder_row_says
     assert [name for name, row in rows.items() if "model_dri" in row["detail"]] == ["config file"]
     assert rows["model folder"]["status"] == "warning"
     assert rows["model folder"]["detail"].startswith("not checked: the config file does not load")
+
+
+def test_compile_turned_on_for_the_cpu_is_a_warning_with_what_generate_warns(tiny_source, isolated, monkeypatch):
+    """doctor said "ok" where every generate warned that compiling on the CPU costs minutes and gains nothing."""
+    import shutil
+
+    from vexpress_cli.engine import compile as compile_module
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: "/usr/bin/g++" if "g++" in name else None)
+    isolated.mkdir()
+    (isolated / "config.toml").write_text(f'model_dir = "{tiny_source}"\n[generate]\ncompile = true\ndevice = "cpu"\n')
+    row = rows_of(doctor("--json"))["compile"]
+    assert row["status"] == "warning" and row["data"]["on"] is True
+    assert "--compile on the CPU first compiles the denoising UNet for minutes" in row["detail"]
+    assert row["fix"] == "Set compile = false in config.toml's [generate]."
+    assert shutil.which is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vexpress_cli.errors import parameter
+from vexpress_cli.jobs.devices import CPU_COMPILE_WARNING
 from vexpress_cli.jobs.doctor.report import OK, WARNING, Check, DoctorContext
 
 
@@ -12,8 +13,9 @@ def speed_checks(context: DoctorContext) -> list[Check]:
         return [Check("speed options", WARNING, "not checked: no usable compute device",
                       "Fix the device check first.")]
     compiled, window_batch = context.setting("compile")[0], context.setting("window_batch")[0]
-    return [_compile_check(device, compiled), _window_batch_check(device, window_batch, compiled, context.dtype),
-            _devices_check()]
+    saving = context.setting("save_gpu_memory")[0]
+    return [_compile_check(device, compiled),
+            _window_batch_check(device, window_batch, compiled, saving, context.dtype), _devices_check()]
 
 
 def _compile_check(device, on: bool) -> Check:
@@ -26,19 +28,24 @@ def _compile_check(device, on: bool) -> Check:
         return Check("compile", status, f"{state}; not available on {device}: {reason}",
                      "Set compile = false in config.toml's [generate]." if on else "",
                      data={"on": on, "available": False})
-    return Check("compile", OK, f"{state}; available on {device}, compiled kernels kept in {compile_cache_dir()} "
-                 "(changes numbers by float noise only)", data={"on": on, "available": True,
-                                                               "cache": str(compile_cache_dir())})
+    detail = (f"{state}; available on {device}, compiled kernels kept in {compile_cache_dir()} (changes numbers by "
+              "float noise only)")
+    data = {"on": on, "available": True, "cache": str(compile_cache_dir())}
+    if on and device.type == "cpu":  # what generate warns before every run
+        return Check("compile", WARNING, f"{detail}. {CPU_COMPILE_WARNING}",
+                     "Set compile = false in config.toml's [generate].", data=data)
+    return Check("compile", OK, detail, data=data)
 
 
-def _window_batch_check(device, configured: int, compiled: bool, dtype) -> Check:
+def _window_batch_check(device, configured: int, compiled: bool, saving: bool, dtype) -> Check:
     from vexpress_cli.engine.devices import resolve_dtype
     from vexpress_cli.engine.window_denoiser import choose_window_batch
 
     dtype = dtype or resolve_dtype("auto", device)
-    chosen = choose_window_batch(configured, device, dtype, compiled=compiled)
+    chosen = choose_window_batch(configured, device, dtype, compiled=compiled, save_gpu_memory=saving)
     how = "as configured" if configured else (
         "auto: 1 with compile" if compiled and device.type == "cuda" else
+        "auto: 1 with save_gpu_memory" if saving and device.type == "cuda" else
         "auto, from the free GPU memory for 512x512" if device.type == "cuda" else "auto: 1 on this device")
     detail = (f"{chosen} window(s) per UNet call ({how}); V-Kps features are computed once per job and kept "
               f"on the device")
