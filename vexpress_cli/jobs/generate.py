@@ -39,7 +39,7 @@ from vexpress_cli.face.insightface_backend import MissingDetectorError, missing_
 from vexpress_cli.input_files import as_path, optional_path
 from vexpress_cli.kps.io import reference_kps_file
 from vexpress_cli.media.encoding import check_frame_size, encoding_for_output, unused_encoding_warnings
-from vexpress_cli.outputs import check_output, refuse_replacing_an_input
+from vexpress_cli.outputs import check_output, refuse_replacing_an_input, written_meanwhile
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.jobs.devices import check_job_device, compile_warnings, job_device_and_dtype
 from vexpress_cli.jobs.keywords import check_keywords, not_a_generator_argument
@@ -378,6 +378,8 @@ class Generator:
         replace_record = plan.overwrite or os.path.lexists(record)  # a stale record (a broken link too) goes
 
         def write_the_record(finished: Path) -> None:
+            if not replace_record and os.path.lexists(record):  # another run placed its record, then its output
+                raise written_meanwhile(plan.output)
             stages.update(clock.rounded())
             written.append(write_record(done_record(plan, self, writer.frames_written, time.monotonic() - started,
                                                     stages, finished), record, overwrite=replace_record))
