@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from vexpress_cli.errors import InputError
+from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.kps.io import KpsTrack, save_kps
 from vexpress_cli.media.video_reader import video_info
 from vexpress_cli.media.video_writer import PngFolderWriter, open_video_writer
@@ -392,7 +392,7 @@ def full_disk_message(output: Path) -> str:
 def test_a_frame_folder_whose_disk_fills_is_the_disk_full_error_naming_it_and_leaves_nothing(tmp_path, monkeypatch):
     """The frame writer said "Could not write '.../.frames.vexpress-...partial/frame_000001.png'. No space left on
     device": another error class than every other output's, naming the temporary folder, which stayed."""
-    from vexpress_cli.outputs.full_disk import DiskFullError
+    from vexpress_cli.outputs.write_failures import DiskFullError
 
     output = tmp_path / "frames"
     writer = PngFolderWriter(output)
@@ -407,7 +407,7 @@ def test_a_frame_folder_whose_disk_fills_is_the_disk_full_error_naming_it_and_le
 def test_ffmpeg_encoding_onto_a_full_disk_is_the_disk_full_error_naming_the_video(tmp_path, monkeypatch):
     """ffmpeg's "No space left on device" while encoding said "report ffmpeg's message as a bug"."""
     from vexpress_cli.media import video_writer
-    from vexpress_cli.outputs.full_disk import DiskFullError
+    from vexpress_cli.outputs.write_failures import DiskFullError
 
     encode = video_writer.ffmpeg_command
     monkeypatch.setattr(video_writer, "ffmpeg_command", lambda *args: encode(*args[:-1], "/dev/full"))
@@ -423,7 +423,7 @@ def test_ffmpeg_encoding_onto_a_full_disk_is_the_disk_full_error_naming_the_vide
 def test_a_writer_whose_output_cannot_be_synced_on_a_full_disk_is_the_disk_full_error(tmp_path, monkeypatch, name):
     """A full disk found when the finished video or frames were synced ended in a bare OSError traceback."""
     from vexpress_cli.outputs import atomic
-    from vexpress_cli.outputs.full_disk import DiskFullError
+    from vexpress_cli.outputs.write_failures import DiskFullError
 
     monkeypatch.setattr(atomic, "_fsync", full_disk)
     output = tmp_path / name
@@ -438,7 +438,7 @@ def test_a_writer_whose_output_cannot_be_synced_on_a_full_disk_is_the_disk_full_
 def test_a_writer_that_cannot_create_its_temporary_output_on_a_full_disk_is_the_disk_full_error(tmp_path,
                                                                                                monkeypatch, name):
     from vexpress_cli.outputs import atomic
-    from vexpress_cli.outputs.full_disk import DiskFullError
+    from vexpress_cli.outputs.write_failures import DiskFullError
 
     monkeypatch.setattr(atomic.AtomicOutput, "start", full_disk)
     output = tmp_path / name
@@ -473,3 +473,24 @@ def test_a_generation_finishing_after_another_run_placed_the_same_output_names_t
     assert str(raised.value).startswith(f"{str(output)!r} was written by another run meanwhile.")
     assert output.read_bytes() == b"the other run's video" and record_path(output).read_text() == "{}"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["talk.mp4", "talk.mp4.json"]
+
+
+@pytest.mark.parametrize("name", ["talk.mp4", "frames"])
+@pytest.mark.parametrize("frames_before", [0, 3])
+def test_an_output_folder_removed_while_writing_is_said_so_not_as_an_ffmpeg_bug(tmp_path, name, frames_before):
+    """The folder deleted during a run gave "ffmpeg stopped while encoding ... Error opening output ... Check free
+    disk space; if that is fine, report ffmpeg's message as a bug."""
+    import shutil
+
+    path = tmp_path / "out" / name
+    writer = open_video_writer(path, 25, 32, 32)
+    if frames_before:
+        writer.write(np.zeros((frames_before, 32, 32, 3), np.uint8))
+    shutil.rmtree(path.parent)
+    with pytest.raises(VExpressError) as raised:
+        for _ in range(20):
+            writer.write(np.zeros((30, 32, 32, 3), np.uint8))
+        writer.commit()
+    assert raised.value.what.raw == (f"The folder of {path} was removed (or moved) while the output was written; "
+                                     "nothing was kept.")
+    assert not path.parent.exists()

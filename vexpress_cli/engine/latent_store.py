@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vexpress_cli.errors import VExpressError
-from vexpress_cli.outputs.full_disk import is_disk_full
+from vexpress_cli.outputs.write_failures import is_disk_full
 
 FLOAT_BYTES = 4
 # Noise is drawn in pieces of this many values: a multiple of 16 keeps torch's CPU normal

@@ -42,7 +42,7 @@ from vexpress_cli.jobs.hub import (
 )
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.outputs import OutputAppearedError, atomic_output, ensure_writable_folder
-from vexpress_cli.outputs.full_disk import DiskFullError
+from vexpress_cli.outputs.write_failures import DiskFullError
 
 
 @dataclass

@@ -19,7 +19,7 @@ from vexpress_cli.errors import InputError, VExpressError
 from vexpress_cli.input_files import require_regular_file
 from vexpress_cli.interrupts import signals_deferred
 from vexpress_cli.outputs import file_size_limit_error, hit_file_size_limit
-from vexpress_cli.outputs.full_disk import DiskFullError, disk_full_fix, ffmpeg_said_disk_full
+from vexpress_cli.outputs.write_failures import DiskFullError, disk_full_fix, ffmpeg_said_disk_full
 
 FFMPEG_ENV = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg runs this binary instead of its own when set
 

@@ -32,7 +32,7 @@ from vexpress_cli.outputs import (
     hit_file_size_limit,
     output_kind,
 )
-from vexpress_cli.outputs.full_disk import disk_full_error, ffmpeg_said_disk_full
+from vexpress_cli.outputs.write_failures import disk_full_error, ffmpeg_said_disk_full
 
 
 class _FrameWriter(Transaction):
@@ -136,7 +136,7 @@ class VideoWriter(_FrameWriter):
         except (BrokenPipeError, OSError):
             self._process.wait()
             error = self._ffmpeg_error("ffmpeg stopped while encoding the video.")
-            self.discard()
+            self.discard_after(error)
             raise error from None
         self.frames_written += len(batch)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vexpress_cli.errors import InputError
-from vexpress_cli.outputs.full_disk import disk_full_error, is_disk_full
+from vexpress_cli.outputs.write_failures import write_failure
 from vexpress_cli.outputs.checks import OVERWRITE_FIX, ensure_writable_folder
 
 TEMP_TAG = "vexpress"
@@ -138,8 +138,8 @@ def process_alive(pid: int) -> bool:
 class Transaction:
     """``with`` support: :meth:`start` on entry, :meth:`commit` when the block ends normally, else :meth:`discard`.
 
-    Either way a full disk is one :class:`DiskFullError` naming the outputs (``paths``), not the temporary name
-    the writing failed on; writers that end a transaction by hand get the same from :meth:`discard_after`.
+    Either way a full disk or a removed folder is one error naming the outputs (``paths``), not the temporary
+    name the writing failed on; writers that end a transaction by hand get the same from :meth:`discard_after`.
     """
 
     def start(self):
@@ -165,10 +165,12 @@ class Transaction:
             self.discard_after(exc)
 
     def discard_after(self, error: BaseException) -> None:
-        """:meth:`discard` after ``error``; a full disk is raised as DiskFullError, the caller re-raises others."""
+        """:meth:`discard` after ``error``; a full disk or a removed folder (:func:`write_failure`) is raised as its
+        own error, the caller re-raises others."""
+        failure = write_failure(error, self.paths)  # before discard() removes the folders made for the outputs
         self.discard()
-        if is_disk_full(error):
-            raise disk_full_error(" or ".join(map(str, self.paths))) from None
+        if failure:
+            raise failure from None
 
 
 class AtomicOutput(Transaction):
