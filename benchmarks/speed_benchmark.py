@@ -246,6 +246,8 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
     speech_windows = len(context_windows(GOAL_SPEECH_FRAMES, args.context_frames, args.context_overlap))
     return {
         "windows": windows, "first_step_s": round(float(steps[0]), 3), "steady_step_s": round(steady, 3),
+        # Each steady step: how much they differ shows the noise (a busy machine); with one, there is no telling.
+        "steady_steps_s": [round(float(step), 3) for step in steady_steps],
         "window_step_s": round(steady / windows, 4),
         "output_fps_at_25_steps": round(frames / (25 * steady), 2),
         "denoise_31s_speech_at_25_steps_s": round(speech_windows * 25 * steady / windows, 1),

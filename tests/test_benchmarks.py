@@ -56,6 +56,8 @@ def test_speed_benchmark_reports_every_planned_run_with_consistent_derived_numbe
         assert run["windows"] == 2  # 44 frames in windows of 24 overlapping by 4
         assert 0 < run["steady_step_s"] < wall_s / 3  # each run's steps took part of the script's own time
         assert run["window_step_s"] == pytest.approx(run["steady_step_s"] / 2, abs=1e-3)
+        # 3 steps, the last profiled: the one steady step between is the median and is listed for its spread.
+        assert run["steady_steps_s"] == [run["steady_step_s"]]
         # 930 frames are 47 windows: the goal's denoising time is 47 x 25 window-steps.
         assert run["denoise_31s_speech_at_25_steps_s"] == pytest.approx(47 * 25 * run["window_step_s"], rel=0.01)
     before = result["runs"]["before"]["steady_step_s"]
