@@ -110,6 +110,23 @@ def preview_command(folder: Path) -> list[str]:
             "--output", str(folder / "still.safetensors"), "--preview", str(folder / "preview.mp4")]
 
 
+def signalled_while_writing(command: list[str], tmp_path: Path, folder: Path, send, written=None,
+                            **popen) -> tuple[int, str]:
+    """Run ``command``; once it writes its video into ``folder`` (``written(folder)``: a temp is there), ``send``
+    the process its signal and wait. Its exit code and stderr."""
+    written = written or temps_in
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, **popen)
+        try:
+            wait_until(lambda: written(folder), process)
+            send(process)
+            process.wait(timeout=300)
+        finally:
+            process.kill()
+        stderr.seek(0)
+        return process.returncode, stderr.read()
+
+
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
 @pytest.mark.slow
 def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, name):
@@ -118,17 +135,9 @@ def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, nam
     signum = getattr(signal, name)
     folder = tmp_path / "out"
     folder.mkdir()
-    with open(tmp_path / "stderr.txt", "w+") as stderr:
-        process = subprocess.Popen(preview_command(folder), stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            wait_until(lambda: temps_in(folder), process)  # the video is being written
-            process.send_signal(signum)
-            process.wait(timeout=60)
-        finally:
-            process.kill()
-        stderr.seek(0)
-        err = stderr.read()
-    assert process.returncode == 128 + signum, err
+    code, err = signalled_while_writing(preview_command(folder), tmp_path, folder,
+                                        lambda process: process.send_signal(signum))
+    assert code == 128 + signum, err
     assert names(folder) == []
     assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
 
@@ -151,18 +160,9 @@ def test_a_run_under_nohup_survives_the_hangup_of_its_terminal(tmp_path):
     folder.mkdir()
     command = preview_command(folder)
     command[command.index("200000")] = "3000"
-    with open(tmp_path / "stderr.txt", "w+") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
-                                   preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
-        try:
-            wait_until(lambda: temps_in(folder), process)  # the video is being written
-            process.send_signal(signal.SIGHUP)
-            process.wait(timeout=300)
-        finally:
-            process.kill()
-        stderr.seek(0)
-        err = stderr.read()
-    assert process.returncode == 0, err
+    code, err = signalled_while_writing(command, tmp_path, folder, lambda process: process.send_signal(signal.SIGHUP),
+                                        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup
+    assert code == 0, err
     assert video_info(folder / "preview.mp4").frame_count == 3000
 
 
@@ -180,19 +180,12 @@ def test_a_program_that_ignores_ctrl_c_keeps_its_ffmpeg_through_a_ctrl_c_to_its_
     """The terminal's Ctrl-C reached the library's ffmpeg, which died, and the job failed as a broken encode."""
     folder = tmp_path / "out"
     folder.mkdir()
-    with open(tmp_path / "stderr.txt", "w+") as stderr:
-        process = subprocess.Popen([sys.executable, "-c", IGNORES_CTRL_C, str(folder)], stdout=subprocess.DEVNULL,
-                                   stderr=stderr, start_new_session=True)
-        try:
-            # ffmpeg has written the start of the video: it runs
-            wait_until(lambda: any(path.stat().st_size > 0 for path in temps_in(folder)), process)
-            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: every process of the terminal's group
-            process.wait(timeout=300)
-        finally:
-            process.kill()
-        stderr.seek(0)
-        err = stderr.read()
-    assert process.returncode == 0, err
+    code, err = signalled_while_writing(
+        [sys.executable, "-c", IGNORES_CTRL_C, str(folder)], tmp_path, folder,
+        lambda process: os.killpg(process.pid, signal.SIGINT),  # what Ctrl-C sends: every process of the group
+        written=lambda folder: any(path.stat().st_size > 0 for path in temps_in(folder)),  # ffmpeg runs
+        start_new_session=True)
+    assert code == 0, err
     assert video_info(folder / "preview.mp4").frame_count == 6000
 
 
