@@ -93,7 +93,7 @@ def run(pipeline, args, device, save_gpu_memory: bool) -> dict:
             now = time.perf_counter()
             window_times.append(now - last[0])
             last[0] = now
-        elif stage == "audio" and completed == 1:
+        elif stage == "audio" and completed == total:
             synchronize(device)
             last[0] = time.perf_counter()
 

@@ -221,7 +221,7 @@ def measure(pipeline, args, options: dict, peak: float | None, flops: dict) -> d
     clock = {"start": 0.0}
 
     def progress(stage, done, total):
-        if stage == "audio" and done == 1:
+        if stage == "audio" and done == total:
             synchronize(device)
             clock["start"] = time.perf_counter()
         elif stage == "denoise" and done % windows == 0:

@@ -15,7 +15,7 @@ from vexpress_cli.engine.call_checks import KPS_POINT_SHAPES
 from vexpress_cli.engine.config_values import AUDIO_SAMPLE_RATE
 from vexpress_cli.engine.networks.denoising_unet import ReferenceConditioning
 from vexpress_cli.engine.networks.reference_net import collect_reference_features
-from vexpress_cli.engine.networks.speech_encoder import encode_speech
+from vexpress_cli.engine.networks.speech_encoder import PartsDone, encode_speech
 from vexpress_cli.progress import ProgressCallback
 
 # Audio windows projected in one batch.
@@ -51,14 +51,15 @@ class EncodingStages:
 
     @torch.no_grad()
     def encode_audio(self, audio_waveform: torch.Tensor | np.ndarray, video_length: int,
-                     num_pad_audio_frames: int) -> torch.Tensor:
-        """Audio tokens of every frame, ``[video_length, tokens, dim]`` (conditional half only)."""
+                     num_pad_audio_frames: int, progress: PartsDone | None = None) -> torch.Tensor:
+        """Audio tokens of every frame, ``[video_length, tokens, dim]`` (conditional half only);
+        ``progress(done, total)`` as wav2vec2's parts are done (:func:`encode_speech`)."""
         waveform = torch.as_tensor(audio_waveform, dtype=torch.float32).reshape(-1).numpy()
         inputs = self.feature_extractor(waveform, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt").input_values
         device = self._execution_device
         rng_before = torch.get_rng_state()
         _onload_hooked(self.audio_encoder)  # encode_speech runs its parts, not its forward
-        hidden = encode_speech(self.audio_encoder, inputs.to(device, self.audio_encoder.dtype))
+        hidden = encode_speech(self.audio_encoder, inputs.to(device, self.audio_encoder.dtype), progress=progress)
         if torch.equal(rng_before, torch.get_rng_state()):
             self._draw_like_original_layerdrop()
         # Two audio features per video frame, linearly resampled in float32 as the original does.
@@ -112,10 +113,17 @@ class EncodingStages:
     def encode_audio_stage(self, audio_waveform, video_length: int, num_pad_audio_frames: int, save_gpu_memory: bool,
                            report: ProgressCallback) -> torch.Tensor:
         report("audio", 0, 1)
-        audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames).cpu()
+        parts = {"total": 1}
+
+        def part_done(done: int, total: int) -> None:
+            parts["total"] = total + 1  # and the projection to tokens
+            with torch.random.fork_rng(devices=[]):  # a callback that draws must not move the layerdrop check
+                report("audio", done, parts["total"])
+
+        audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames, part_done).cpu()
         if save_gpu_memory:
             self._offload("audio_encoder", "audio_projection")
-        report("audio", 1, 1)
+        report("audio", parts["total"], parts["total"])
         return audio_tokens
 
     @torch.no_grad()

@@ -6,40 +6,70 @@ local (no padding), so the encoder can run on overlapping slices of the waveform
 very same frames. The one global operation is the first layer's GroupNorm (one group per
 channel, over the whole time axis): its statistics are gathered in a first pass, then applied
 in the second. The transformer then runs once over all frames, as in the original.
+
+An hour of speech takes minutes on a CPU, so the work is reported as it goes: each slice of the
+feature encoder, then each transformer layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+PartsDone = Callable[[int, int], None]  # (parts done, parts in all)
 
 # Output frames (50 per second of speech) computed per slice: 20 s of audio.
 FRAMES_PER_SLICE = 1000
 
 
 @torch.no_grad()
-def encode_speech(model, input_values: torch.Tensor, frames_per_slice: int = FRAMES_PER_SLICE) -> torch.Tensor:
-    """``last_hidden_state`` of a transformers ``Wav2Vec2Model`` in eval mode for ``[1, samples]`` input."""
-    features = sliced_feature_encoder(model.feature_extractor, input_values, frames_per_slice)
+def encode_speech(model, input_values: torch.Tensor, frames_per_slice: int = FRAMES_PER_SLICE,
+                  progress: PartsDone | None = None) -> torch.Tensor:
+    """``last_hidden_state`` of a transformers ``Wav2Vec2Model`` in eval mode for ``[1, samples]`` input;
+    ``progress(done, total)`` after each slice of the feature encoder and each transformer layer."""
+    transformer_layers = list(getattr(model.encoder, "layers", ()))
+    counted = {"slices": 1}
+
+    def slice_done(done: int, slices: int) -> None:
+        counted["slices"] = slices
+        if progress:
+            progress(done, slices + len(transformer_layers))
+
+    def layer_done(number: int) -> Callable:
+        return lambda *_: progress(counted["slices"] + number, counted["slices"] + len(transformer_layers))
+
+    features = sliced_feature_encoder(model.feature_extractor, input_values, frames_per_slice, slice_done)
     hidden, _ = model.feature_projection(features.transpose(1, 2))
-    hidden = model.encoder(hidden).last_hidden_state
+    hooks = [layer.register_forward_hook(layer_done(number))
+             for number, layer in enumerate(transformer_layers, 1)] if progress else []
+    try:
+        hidden = model.encoder(hidden).last_hidden_state
+    finally:
+        for hook in hooks:
+            hook.remove()
     if getattr(model, "adapter", None) is not None:
         hidden = model.adapter(hidden)
     return hidden
 
 
-def sliced_feature_encoder(encoder, input_values: torch.Tensor, frames_per_slice: int) -> torch.Tensor:
+def sliced_feature_encoder(encoder, input_values: torch.Tensor, frames_per_slice: int,
+                           slice_done: PartsDone = lambda done, total: None) -> torch.Tensor:
+    """The convolutional feature encoder's output for ``[1, samples]`` input, computed in slices of
+    ``frames_per_slice`` output frames (``slice_done(done, total)`` after each): the numbers of one pass."""
     layers = list(encoder.conv_layers)
     first_norm = getattr(layers[0], "layer_norm", None)
     if any(isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm) for layer in layers[1:]):
-        return encoder(input_values)  # not the wav2vec2 layout this module knows
+        return _in_one_pass(encoder, input_values, slice_done)  # not the wav2vec2 layout this module knows
     kernels = [layer.conv.kernel_size[0] for layer in layers]
     strides = [layer.conv.stride[0] for layer in layers]
     hop, field = _hop_and_receptive_field(kernels, strides)
     num_samples = input_values.shape[-1]
     if num_samples < field:
-        return encoder(input_values)
+        return _in_one_pass(encoder, input_values, slice_done)
     num_frames = (num_samples - field) // hop + 1
+    num_slices = -(-num_frames // frames_per_slice)
 
     normalize = None
     if isinstance(first_norm, nn.GroupNorm):
@@ -55,7 +85,14 @@ def sliced_feature_encoder(encoder, input_values: torch.Tensor, frames_per_slice
         for layer in layers[1:]:
             hidden = layer(hidden)
         slices.append(hidden)
+        slice_done(len(slices), num_slices)
     return torch.cat(slices, dim=2)
+
+
+def _in_one_pass(encoder, input_values: torch.Tensor, slice_done: PartsDone) -> torch.Tensor:
+    features = encoder(input_values)
+    slice_done(1, 1)
+    return features
 
 
 def _hop_and_receptive_field(kernels: list[int], strides: list[int]) -> tuple[int, int]:
