@@ -405,8 +405,6 @@ def test_a_config_that_does_not_load_is_named_once_and_the_model_folder_row_says
 
 def test_compile_turned_on_for_the_cpu_is_a_warning_with_what_generate_warns(tiny_source, isolated, monkeypatch):
     """doctor said "ok" where every generate warned that compiling on the CPU costs minutes and gains nothing."""
-    import shutil
-
     from vexpress_cli.engine import compile as compile_module
 
     monkeypatch.setattr(compile_module.shutil, "which", lambda name: "/usr/bin/g++" if "g++" in name else None)
@@ -416,4 +414,3 @@ def test_compile_turned_on_for_the_cpu_is_a_warning_with_what_generate_warns(tin
     assert row["status"] == "warning" and row["data"]["on"] is True
     assert "--compile on the CPU first compiles the denoising UNet for minutes" in row["detail"]
     assert row["fix"] == "Set compile = false in config.toml's [generate]."
-    assert shutil.which is not None

@@ -142,16 +142,30 @@ def test_issue8_item11_termination_signals_are_handled_like_ctrl_c(tmp_path, nam
     assert f"Stopped by {name}; nothing was written." in " ".join(err.split()) and "Traceback" not in err
 
 
-def test_a_signal_the_parent_ignores_stays_ignored_and_the_others_are_handled():
-    """`nohup vexpress ...` was stopped by SIGHUP anyway: the CLI replaced the SIG_IGN nohup had set."""
-    code = ("import signal; from vexpress_cli.interrupts import handle_termination_signals; "
-            "handle_termination_signals(); print([signal.getsignal(s) is signal.SIG_IGN for s in "
-            "(signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)])")
-    for ignored, expected in ((signal.SIGHUP, "[True, False, False, False]"),
-                              (signal.SIGINT, "[False, True, False, False]")):
-        shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+HANDLERS_SHOWN = """
+import os, signal
+from vexpress_cli import interrupts
+SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+def shown():
+    kinds = {signal.SIG_IGN: "ignored", signal.SIG_DFL: "default", interrupts._on_signal: "handled"}
+    return " ".join(kinds.get(signal.getsignal(signum), "other") for signum in SIGNALS)
+interrupts.handle_termination_signals()
+print(shown())
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+except interrupts.Terminated:
+    print(shown())
+"""
+
+
+def test_a_signal_the_parent_ignores_stays_ignored_the_others_are_handled_and_a_second_ends_the_process():
+    """`nohup vexpress ...` was stopped by SIGHUP anyway: the CLI replaced the SIG_IGN nohup had set. After a first
+    SIGTERM the others go back to ending the process at once, but nohup's SIGHUP stays ignored."""
+    for ignored, expected in ((signal.SIGHUP, ["ignored handled handled handled", "ignored handled default default"]),
+                              (signal.SIGINT, ["handled ignored handled handled", "default ignored default default"])):
+        shown = subprocess.run([sys.executable, "-c", HANDLERS_SHOWN], capture_output=True, text=True, check=True,
                                preexec_fn=lambda signum=ignored: signal.signal(signum, signal.SIG_IGN)).stdout
-        assert shown.strip() == expected
+        assert shown.splitlines() == expected
 
 
 @pytest.mark.slow
@@ -487,3 +501,40 @@ def test_an_output_folder_removed_while_writing_is_said_so_not_as_an_ffmpeg_bug(
     assert raised.value.what.raw == (f"The folder of {path} was removed (or moved) while the output was written; "
                                      "nothing was kept.")
     assert not path.parent.exists()
+
+
+def test_a_full_disk_elsewhere_during_a_write_is_not_told_as_the_outputs(tmp_path):
+    """A whole generation runs inside its video writer's block: a full compile cache on another disk was told as
+    "Could not write talk.mp4: its disk is full"."""
+    import errno
+
+    from vexpress_cli.outputs import atomic_output
+    from vexpress_cli.outputs.write_failures import DiskFullError
+
+    cache_file = "/elsewhere/cache/kernel.so"
+    with pytest.raises(OSError) as raised:
+        with atomic_output(tmp_path / "x.bin") as temp:
+            temp.write_bytes(b"1")
+            raise OSError(errno.ENOSPC, "No space left on device", cache_file)
+    assert type(raised.value) is OSError and raised.value.filename == cache_file
+    with pytest.raises(DiskFullError):
+        with atomic_output(tmp_path / "y.bin") as temp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(temp))
+    assert names(tmp_path) == []
+
+
+def test_an_io_error_placing_an_output_in_a_folder_it_made_is_not_told_as_a_removed_folder(tmp_path, monkeypatch):
+    """The folder made for the output is removed with the temp when placing fails: that is no user's doing."""
+    import errno
+
+    from vexpress_cli.outputs import atomic
+
+    def broken(*args, **options):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(atomic, "_fsync", broken)
+    with pytest.raises(OSError) as raised:
+        with atomic.atomic_output(tmp_path / "new" / "x.bin") as temp:
+            temp.write_bytes(b"1")
+    assert type(raised.value) is OSError and raised.value.errno == errno.EIO
+    assert names(tmp_path) == []

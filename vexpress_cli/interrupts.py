@@ -105,8 +105,9 @@ def _raise_for(signum: int) -> None:
     _last_signal = signum
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    for other in handled_signals():  # a second termination signal ends the process at once
-        signal.signal(other, signal.SIG_DFL)
+    for other in handled_signals():  # a second termination signal ends the process at once (nohup's stays ignored)
+        if signal.getsignal(other) is _on_signal:
+            signal.signal(other, signal.SIG_DFL)
     raise Terminated(signum)
 
 

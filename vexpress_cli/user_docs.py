@@ -12,7 +12,8 @@ DOCS_PACKAGE = "vexpress_cli.docs"
 
 def doc_topics() -> dict[str, str]:
     """Each page's topic (its file name without .md) and title (its first heading), in name order."""
-    pages = sorted(page for page in importlib.resources.files(DOCS_PACKAGE).iterdir() if page.name.endswith(".md"))
+    pages = sorted((page for page in importlib.resources.files(DOCS_PACKAGE).iterdir() if page.name.endswith(".md")),
+                   key=lambda page: page.name)
     return {page.name.removesuffix(".md"): _title(page.read_text(encoding="utf-8")) for page in pages}
 
 

@@ -51,10 +51,18 @@ def folder_removed_error(path: str | Path) -> VExpressError:
 
 def write_failure(error: BaseException, paths: list[Path]) -> VExpressError | None:
     """What a write of the outputs ``paths`` that failed with ``error`` is: a full disk or a removed folder (the
-    error to raise instead), or None for any other failure."""
-    if is_disk_full(error):
+    error to raise instead), or None for any other failure (Ctrl-C, a full disk elsewhere: a cache's)."""
+    if is_disk_full(error) and _in_output_folders(error, paths):
         return disk_full_error(" or ".join(map(str, paths)))
-    gone = [path for path in paths if not Path(path).parent.is_dir()]
-    if gone and isinstance(error, (OSError, VExpressError)):  # not Ctrl-C: the folder may be gone for good reason
-        return folder_removed_error(gone[0])
+    if isinstance(error, FileNotFoundError) or type(error) is VExpressError:  # a missing path, or ffmpeg's words
+        gone = [path for path in paths if not Path(path).parent.is_dir()]
+        return folder_removed_error(gone[0]) if gone else None
     return None
+
+
+def _in_output_folders(error: OSError, paths: list[Path]) -> bool:
+    """Whether the failed write was in an output's folder (where its temps are), or names no file (a pipe's)."""
+    if not error.filename:
+        return True
+    failed = Path(os.fsdecode(error.filename)).absolute()
+    return any(failed.is_relative_to(Path(path).absolute().parent) for path in paths)
