@@ -402,7 +402,7 @@ def test_a_progress_that_cannot_be_called_is_refused_before_anything_is_fetched(
     """Both download jobs check their callback as every other job does; it was a TypeError at the first report."""
     from vexpress_cli.jobs.model_cache import download_to_cache
 
-    for download in (lambda: download_models(tmp_path / "weights", progress=5), lambda: download_to_cache(progress=5)):
+    for job in (lambda: download_models(tmp_path / "weights", progress=5), lambda: download_to_cache(progress=5)):
         with pytest.raises(InputError, match=r"^progress is int 5, which cannot be called\."):
-            download()
+            job()
     assert not (tmp_path / "weights").exists()
