@@ -99,8 +99,9 @@ def test_a_flag_a_preset_key_and_a_python_argument_take_and_refuse_the_same_valu
         assert all(outcome == REFUSED and expected in message for outcome, message in outcomes), outcomes
 
 
-def test_a_flags_whole_number_longer_than_python_reads_is_out_of_range_by_its_length():
-    """--seed 1 and 5000 zeros was a ValueError traceback: int() reads at most 4300 digits."""
+def test_a_flags_whole_number_longer_than_python_reads_reaches_the_settings_and_is_refused_there_by_its_length():
+    """--seed 1 and 5000 zeros was a ValueError traceback: int() reads at most 4300 digits. The flag passes it
+    on as it was typed; resolving the settings refuses it, naming its length."""
     from vexpress_cli.settings.schema import resolve_settings
 
     result, received = given_settings("--seed", "1" + "0" * 5000)

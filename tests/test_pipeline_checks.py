@@ -193,10 +193,12 @@ def test_a_pil_kps_image_of_another_size_is_resized(tiny_pipe, golden_inputs):
 
 
 def test_guidance_up_to_1_is_no_guidance(tiny_pipe, golden_inputs):
-    """diffusers' meaning: up to 1 the conditional prediction alone (0 and 1 give the same frames)."""
-    none, one = (tiny_pipe(**golden_inputs, **CALL, guidance_scale=scale, generator=torch.manual_seed(0)).frames
-                 for scale in (0.0, 1.0))
+    """diffusers' meaning: up to 1 the conditional prediction alone (0 and 1 give the same frames), and above it
+    guidance (3.5 gives other frames: the scale is not ignored)."""
+    none, one, guided = (tiny_pipe(**golden_inputs, **CALL, guidance_scale=scale,
+                                   generator=torch.manual_seed(0)).frames for scale in (0.0, 1.0, 3.5))
     torch.testing.assert_close(none, one, rtol=0, atol=0)
+    assert (guided - one).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("method", ["iter_frames", "denoise"])
