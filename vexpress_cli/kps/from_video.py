@@ -101,27 +101,9 @@ def extract_kps_sequence(
     elif crop is not None:
         check_crop_in_video(crop, info.width, info.height, video_path)
 
-    points: list[np.ndarray | None] = []
-    missing: list[int] = []
-    multi: list[int] = []
-    previous: Face | None = None
     # iter_video_frames resizes with cv2.resize (bilinear), as the original did.
     frames = iter_video_frames(info, size=(width, height)) if crop is None else cropped_frames(info, crop, width, height)
-    for index, frame in enumerate(frames):
-        faces = detector.detect(frame)
-        if len(faces) != 1 and strict:
-            raise _strict_error(video_path, index, len(faces))
-        if len(faces) > 1:
-            multi.append(index)
-        if faces:
-            previous = follow_face(faces, previous)
-            points.append(previous.kps3)
-        else:
-            missing.append(index)
-            points.append(None)
-        if progress is not None:
-            progress("faces", index + 1, total)
-
+    points, missing, multi = _detect_each_frame(frames, detector, strict, video_path, progress, total)
     if not points:
         raise InputError(
             f"No frames could be read from {video_path}.",
@@ -150,6 +132,31 @@ def extract_kps_sequence(
         variable_rate=info.variable_rate,
     )
     return fill_missing_frames(points), report
+
+
+def _detect_each_frame(frames, detector, strict: bool, video_path: Path, progress: ProgressCallback | None,
+                       total: int | None) -> tuple[list[np.ndarray | None], list[int], list[int]]:
+    """The face's points in each frame (None where there is none), following one face from frame to frame; the
+    frames without a face and those with several."""
+    points: list[np.ndarray | None] = []
+    missing: list[int] = []
+    multi: list[int] = []
+    previous: Face | None = None
+    for index, frame in enumerate(frames):
+        faces = detector.detect(frame)
+        if len(faces) != 1 and strict:
+            raise _strict_error(video_path, index, len(faces))
+        if len(faces) > 1:
+            multi.append(index)
+        if faces:
+            previous = follow_face(faces, previous)
+            points.append(previous.kps3)
+        else:
+            missing.append(index)
+            points.append(None)
+        if progress is not None:
+            progress("faces", index + 1, total)
+    return points, missing, multi
 
 
 def _strict_error(video_path: Path, index: int, face_count: int) -> InputError:
