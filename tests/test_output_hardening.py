@@ -455,33 +455,6 @@ def test_a_writer_that_cannot_create_its_temporary_output_on_a_full_disk_is_the_
     assert names(tmp_path) == []
 
 
-@pytest.mark.slow
-def test_a_generation_finishing_after_another_run_placed_the_same_output_names_the_video_as_written_meanwhile(
-        tmp_path, speech):
-    """Two `generate` runs to one output: the second was told "The output file 'x.mp4.json' already exists" (its
-    record, and as if it had been there from the start). The first run's video and record stay."""
-    from vexpress_cli import Generator
-    from vexpress_cli.jobs.records import record_path
-    from vexpress_cli.outputs import OutputAppearedError
-    from conftest import SAMPLES_DIR, TINY_MODEL_DIR
-
-    output = tmp_path / "talk.mp4"
-    generator = Generator(TINY_MODEL_DIR, device="cpu")
-    plan = generator.plan(SAMPLES_DIR / "tys" / "ref.jpg", speech, output, width=64, height=64,
-                          num_inference_steps=1, reference_kps="22,26;42,26;32,38")
-
-    def the_other_run_finishes(stage, done, total):
-        if stage == "denoise" and not output.exists():
-            record_path(output).write_text("{}")  # the other run places its record first, then its video
-            output.write_bytes(b"the other run's video")
-
-    with pytest.raises(OutputAppearedError) as raised:
-        generator.run(plan, the_other_run_finishes)
-    assert str(raised.value).startswith(f"{str(output)!r} was written by another run meanwhile.")
-    assert output.read_bytes() == b"the other run's video" and record_path(output).read_text() == "{}"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["talk.mp4", "talk.mp4.json"]
-
-
 @pytest.mark.parametrize("name", ["talk.mp4", "frames"])
 @pytest.mark.parametrize("frames_before", [0, 3])
 def test_an_output_folder_removed_while_writing_is_said_so_not_as_an_ffmpeg_bug(tmp_path, name, frames_before):
