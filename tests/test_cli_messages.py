@@ -34,6 +34,17 @@ def test_a_warning_and_a_note_spell_settings_as_flags_and_show_brackets_and_cont
     assert printed(lambda console: console.print(f"to [bold]{shown(BRACKETS)}[/]")) == "to a[/x]b[bold]\n"
 
 
+def test_a_library_message_is_spelled_with_flags_not_its_python_names():
+    """A job's warnings are Messages: a str reading max_size, keeping the reference for the CLI to spell."""
+    from vexpress_cli.errors import Message
+
+    message = Message(f"{parameter('max_size')} only scales a pasted-back video.")
+    assert str(message) == "max_size only scales a pasted-back video."
+    assert printed(lambda console: print_warning(console, message)) == (
+        "Warning: --max-size only scales a pasted-back video.\n")
+    assert shown(message) == "--max-size only scales a pasted-back video."
+
+
 def test_retarget_to_a_path_with_brackets_names_it_as_written(tmp_path):
     output = tmp_path / f"{BRACKETS}.safetensors"
     result = CliRunner().invoke(app, ["retarget", "--reference-kps", "200,200;300,200;250,260", "--strategy",

@@ -12,11 +12,11 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from vexpress_cli.cli.messages import print_warning
+from vexpress_cli.cli.messages import print_warning, shown
 from vexpress_cli.cli.options import (BATCH_SETTINGS_PANEL, complete_preset, flag_of, json_option, model_dir_option,
                                       model_option, quiet_option, with_generation_settings)
 from vexpress_cli.cli.progress import STAGE_LABELS, StageLog, draws_live
-from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.errors import InputError
 from vexpress_cli.wording import extra_install_command, plural
 
 console = Console(stderr=True)
@@ -218,7 +218,7 @@ class BatchDisplay:
     def _started(self, event) -> None:
         job = _job_name(event)
         if event.reason:  # said before the job runs: a changed setting may make it long
-            self.console.print(f"Running {escape(job)} again: {escape(spell_parameters(event.reason, flag_of))}")
+            self.console.print(f"Running {escape(job)} again: {shown(event.reason)}")
         elif self.log is not None:
             self.console.print(f"Started {escape(job)}")
         self._worker_bar(event.worker, job, 0, None)
@@ -241,7 +241,7 @@ class BatchDisplay:
         elif outcome.status == "failed":
             self.failed += 1
             self.console.print(f"[red]Failed[/] line {outcome.line}: {escape(outcome.output)}: "
-                               f"{escape(spell_parameters(outcome.reason, flag_of))}")
+                               f"{shown(outcome.reason)}")
         if event.worker in self.workers:  # hidden until the worker takes its next job
             self.progress.update(self.workers[event.worker], visible=False)
         self.progress.update(self.jobs_task, completed=self.done + self.failed + self.taken,
@@ -281,7 +281,7 @@ def print_summary(summary, quiet: bool = False) -> None:
         table.add_column("output")
         table.add_column("reason", overflow="fold")
         for outcome in summary.failed:
-            table.add_row(str(outcome.line), escape(outcome.output), escape(spell_parameters(outcome.reason, flag_of)))
+            table.add_row(str(outcome.line), escape(outcome.output), shown(outcome.reason))
         console.print(table)
         console.print("Run the same command again to retry the failed jobs; the others are skipped.")
 

@@ -14,7 +14,7 @@ from vexpress_cli.cli.options import (
     flag_of, json_option, one_of, quiet_option, setting_option, with_setting_aliases,
 )
 from vexpress_cli.cli.progress import stage_progress
-from vexpress_cli.errors import InputError, spell_parameters
+from vexpress_cli.errors import InputError
 from vexpress_cli.kps.limits import MAX_FRAME_SIDE, MIN_FRAME_SIDE
 from vexpress_cli.settings.schema import DEFAULTS
 from vexpress_cli.wording import plural
@@ -143,8 +143,7 @@ def summary_table(result) -> Table:
         table.add_row("crop", "none: each whole frame (--crop auto for a wide shot)")
     table.add_row("missing faces", _frame_list(report.missing_frames, "interpolated"))
     table.add_row("several faces", _frame_list(report.multi_face_frames, "followed one face"))
-    reason = spell_parameters(result.backend_reason, flag_of)
-    table.add_row("backend", shown(f"{report.backend} ({result.backend_description}; {reason})"))
+    table.add_row("backend", shown(f"{report.backend} ({result.backend_description}; {result.backend_reason})"))
     milliseconds = 1000 * report.seconds / max(report.frames, 1)
     speed = f"{report.frames_per_second:.1f} frames/s, {milliseconds:.0f} ms/frame"
     table.add_row("time", f"{report.seconds:.1f} s ({speed})")

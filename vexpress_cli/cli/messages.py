@@ -13,14 +13,16 @@ from vexpress_cli.errors import spell_parameters
 def print_warning(console: Console, text: str, *, about: str = "") -> None:
     """``Warning: text`` in yellow; ``about`` names what it is about (a batch's job: ``line 3 (talk.mp4)``)."""
     label = f"Warning {escape(about)}:" if about else "Warning:"
-    console.print(f"[yellow]{label}[/] {escape(spell_parameters(text, flag_of))}", highlight=False)
+    console.print(f"[yellow]{label}[/] {shown(text)}", highlight=False)
 
 
 def print_note(console: Console, text: str) -> None:
     """``Note: text``, dimmed: what a job did that the user may want to know."""
-    console.print(f"[dim]Note: {escape(spell_parameters(text, flag_of))}[/]", highlight=False)
+    console.print(f"[dim]Note: {shown(text)}[/]", highlight=False)
 
 
 def shown(value: object) -> str:
-    """``value`` (a path, a name) as text inside rich markup: brackets in it are shown, not read as markup."""
-    return escape(spell_parameters(str(value), flag_of))
+    """``value`` (a path, a name, a message) as text inside rich markup: brackets in it are shown, not read as
+    markup. A text is kept as it is: ``str()`` of a library :class:`~vexpress_cli.errors.Message` would lose the
+    settings it names, which are spelled here as flags."""
+    return escape(spell_parameters(value if isinstance(value, str) else str(value), flag_of))
