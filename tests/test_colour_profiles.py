@@ -20,7 +20,6 @@ from vexpress_cli.media.images import read_photo
 P3_COLUMNS = ((0.515102, 0.241182, -0.001050), (0.291965, 0.692236, 0.041882), (0.157153, 0.066582, 0.784378))
 # sRGB's, as littlecms' built-in sRGB profile stores them.
 SRGB_COLUMNS = ((0.436066, 0.222488, 0.013916), (0.385147, 0.716873, 0.097076), (0.143066, 0.060608, 0.714096))
-D50 = (0.964203, 1.0, 0.824905)
 GAMMA = 563 / 256  # 2.2 in the profile's u8Fixed8 number
 SKIN = (182, 121, 94)
 

@@ -28,10 +28,9 @@ class DemoInputs:
 
     def reference_kps_text(self, size: int) -> str:
         """The keypoints scaled to a square output of ``size`` pixels, as ``--reference-kps`` takes them."""
-        scaled = self.reference_kps * (size / PORTRAIT_SIZE)
         from vexpress_cli.kps.io import kps_points_text
 
-        return kps_points_text(scaled, ".1f")
+        return kps_points_text(self.reference_kps * (size / PORTRAIT_SIZE), ".1f")
 
 
 def write_demo_inputs(folder: Path, seconds: float = 2.0) -> DemoInputs:

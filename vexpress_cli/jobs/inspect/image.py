@@ -64,9 +64,8 @@ def inspect_image(
     looked for there, as generate looks for it. No face is reported, not raised.
     """
     from vexpress_cli.media.colour_profiles import colour_note
-    from vexpress_cli.settings.model_lookup import face_model_root
-
     from vexpress_cli.media.images import read_photo
+    from vexpress_cli.settings.model_lookup import face_model_root
 
     path = check_input_path(path)
     photo = read_photo(path)
