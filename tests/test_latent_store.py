@@ -80,6 +80,31 @@ def test_a_temporary_folder_without_room_is_a_clear_error_at_creation_and_when_i
     store.close()
 
 
+def test_the_room_check_counts_the_space_other_open_sparse_stores_will_still_take(monkeypatch, tmp_path):
+    """Each array fitting alone is not enough: a second sparse store must fit beside the first's promised bytes."""
+    import shutil
+    from collections import namedtuple
+
+    from vexpress_cli.engine import latent_store
+    from vexpress_cli.errors import VExpressError
+
+    monkeypatch.setattr(latent_store.tempfile, "tempdir", str(tmp_path))
+    size = 4 * 100 * 8 * 8 * 4  # 100 KB, as LatentStore(4, 100, 8, 8) below
+    real_free = shutil.disk_usage(tmp_path).free
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 0, int(size * 1.5)))
+    first = LatentStore(4, 100, 8, 8, budget_bytes=0)
+    with pytest.raises(VExpressError, match="has no room for this video's latents"):
+        LatentStore(4, 100, 8, 8, budget_bytes=0)
+    first.close()
+    LatentStore(4, 100, 8, 8, budget_bytes=0).close()  # the first one's promise ended with it
+
+    monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 0, real_free))
+    with LatentStore(4, 100, 8, 8, budget_bytes=0) as written:
+        written.fill_random(torch.Generator().manual_seed(0), 1.0)
+        assert written._unwritten_bytes() == 0  # written space is the disk's own count again
+
+
 def test_a_short_write_is_finished_and_a_write_of_nothing_is_a_full_disk(monkeypatch):
     """A filling disk takes what fits and fails only at the next write: the rest of the latents stayed zero."""
     from vexpress_cli.engine import latent_store

@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -28,6 +29,10 @@ FLOAT_BYTES = 4
 # Noise is drawn in pieces of this many values: a multiple of 16 keeps torch's CPU normal
 # sampler on the same sequence as one call for the whole tensor.
 NOISE_PIECE = 16 * 65536
+
+# The on-disk stores open in this process: their files are sparse, so the space they will still
+# take is not yet missing from the disk's free space and is counted here instead.
+_OPEN_ON_DISK: "weakref.WeakSet[LatentStore]" = weakref.WeakSet()
 
 
 class LatentStore:
@@ -42,10 +47,12 @@ class LatentStore:
         if size <= budget_bytes:
             self._tensor = torch.zeros(1, channels, frames, height, width)
         else:
-            if shutil.disk_usage(tempfile.gettempdir()).free < size:
+            promised = sum(store._unwritten_bytes() for store in _OPEN_ON_DISK)
+            if shutil.disk_usage(tempfile.gettempdir()).free < size + promised:
                 raise out_of_temp_space(size)
             self._file = tempfile.TemporaryFile(prefix="vexpress-latents-")
             self._file.truncate(size)  # sparse: reads as zeros, takes space as it is written
+            _OPEN_ON_DISK.add(self)
 
     @classmethod
     def holding(cls, latents: torch.Tensor) -> "LatentStore":
@@ -64,6 +71,7 @@ class LatentStore:
         if self._file is not None:
             self._file.close()
             self._file = None
+            _OPEN_ON_DISK.discard(self)
         self._tensor = None
 
     def __enter__(self) -> "LatentStore":
@@ -136,6 +144,13 @@ class LatentStore:
             position += count
 
     # -- file access ----------------------------------------------------------------------------
+
+    def _unwritten_bytes(self) -> int:
+        """What this store's sparse file will still take from the disk when all of it is written."""
+        if self._file is None:
+            return 0
+        size = self.channels * self.frames * self.frame_values * FLOAT_BYTES
+        return max(0, size - os.fstat(self._file.fileno()).st_blocks * 512)
 
     def _offset(self, channel: int, frame: int) -> int:
         return (channel * self.frames + frame) * self.frame_values
