@@ -79,6 +79,18 @@ class TestTwoGlooProcesses:
         assert (frames.int() - expected.int()).abs().max().item() <= 1
 
 
+    def test_two_processes_leave_the_callers_global_generator_as_one_process_does(self, two_processes, job):
+        """The job draws from its own generator: the host's torch.manual_seed stream is not reseeded by it."""
+        pipe = VExpressPipeline.from_pretrained(TINY_MODEL_DIR, device="cpu", dtype=torch.float32)
+        two_processes.window_batch = 1
+        after = {}
+        for name, runner in (("one", pipe), ("two", two_processes)):
+            torch.manual_seed(123)
+            latents = runner.denoise(generator=runner.seeded_generator(7), **job)
+            after[name] = (torch.rand(4), latents)
+        assert torch.equal(after["two"][0], after["one"][0])
+        assert (after["two"][1] - after["one"][1]).abs().max().item() <= 1e-4
+
 def test_devices_are_parsed_and_checked():
     assert resolve_devices("cpu, cpu") == resolve_devices("CPU,Cpu") == [CPU, CPU]  # as --device takes CPU
     with pytest.raises(InputError, match="empty"):

@@ -204,12 +204,12 @@ class MultiDevicePipeline:
     def iter_frames(self, *, generator: torch.Generator | None = None, **kwargs) -> Iterator:
         """:meth:`VExpressPipeline.iter_frames` on every device; rank 0 yields the frames."""
         with self._job(generator, kwargs) as seed:
-            yield from self.local.iter_frames(generator=torch.manual_seed(seed), **kwargs)
+            yield from self.local.iter_frames(generator=self.local.seeded_generator(seed), **kwargs)
 
     def denoise(self, *, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
         """:meth:`VExpressPipeline.denoise` on every device: the final latents."""
         with self._job(generator, kwargs) as seed:
-            return self.local.denoise(generator=torch.manual_seed(seed), **kwargs)
+            return self.local.denoise(generator=self.local.seeded_generator(seed), **kwargs)
 
     @contextlib.contextmanager
     def _job(self, generator: torch.Generator | None, kwargs: dict):
@@ -314,7 +314,7 @@ def _helper_main(rank: int, world_size: int, port: int, model_dir: str, device_n
             pipeline.use_scheduler(scheduler)
             pipeline.window_options = dataclasses.replace(pipeline.window_options, window_batch=window_batch)
             set_unet_compiled(pipeline, compiled)
-            with pipeline.denoise_to_store(generator=torch.manual_seed(seed), **kwargs):
+            with pipeline.denoise_to_store(generator=pipeline.seeded_generator(seed), **kwargs):
                 pass
     except BaseException as error:  # reported to rank 0, whose collective fails when this process exits
         errors.put((rank, device_name, f"{type(error).__name__}: {error}"))
