@@ -651,7 +651,7 @@ def test_a_setting_outside_its_advised_range_is_named_as_the_caller_spells_it(sp
     assert resolved.warnings[0].startswith("audio_attention_weight=3.5 is outside the advised range")
 
 
-def test_a_seed_is_the_jobs_own_whatever_else_seeds_torch_meanwhile_and_the_callers_seed_is_kept(speech, tmp_path):
+def test_a_seed_is_the_jobs_own_whatever_else_seeds_torch_meanwhile_and_the_callers_stream_is_kept(speech, tmp_path):
     """Jobs seeded torch's global generator and drew their noise from it after the speech encoder: another thread's
     job (or anything seeding torch) in between gave this job another seed's video, its record still saying its own."""
     import torch
@@ -670,8 +670,11 @@ def test_a_seed_is_the_jobs_own_whatever_else_seeds_torch_meanwhile_and_the_call
     other_seed = generator.plan(AOC / "ref.jpg", speech, tmp_path / "unused.mp4", seed=1, **SMALL)
     assert not np.array_equal(np.concatenate(list(generator.frames(other_seed))), alone)
     torch.manual_seed(123)
+    untouched = torch.rand(4)
+    torch.manual_seed(123)
     generator.generate(AOC / "ref.jpg", speech, tmp_path / "frames", seed=2, **SMALL)
     assert torch.initial_seed() == 123  # the caller's own seeding stands: not reseeded to the job's seed
+    assert torch.equal(torch.rand(4), untouched)  # nor its stream moved on by the job's draws
 
 
 def test_inputs_given_with_a_tilde_are_found_in_the_home_folder_and_recorded_there(speech, tmp_path, monkeypatch):

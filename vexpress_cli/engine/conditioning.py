@@ -4,6 +4,7 @@ through wav2vec2 and the audio projection, the V-Kps images through the guider (
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -111,7 +112,7 @@ class EncodingStages:
         return conditioning
 
     def encode_audio_stage(self, audio_waveform, video_length: int, num_pad_audio_frames: int, save_gpu_memory: bool,
-                           report: ProgressCallback) -> torch.Tensor:
+                           report: ProgressCallback, generator=None) -> torch.Tensor:
         report("audio", 0, 1)
         parts = {"total": 1}
 
@@ -120,7 +121,8 @@ class EncodingStages:
             with torch.random.fork_rng(devices=[]):  # a callback that draws must not move the layerdrop check
                 report("audio", done, parts["total"])
 
-        audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames, part_done).cpu()
+        with global_draws_undone_for_own(generator):
+            audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames, part_done).cpu()
         if save_gpu_memory:
             self._offload("audio_encoder", "audio_projection")
         report("audio", parts["total"], parts["total"])
@@ -157,3 +159,13 @@ def _onload_hooked(module: torch.nn.Module) -> None:
     hook = getattr(module, "_hf_hook", None)
     if hook is not None and hasattr(hook, "pre_forward"):
         hook.pre_forward(module)
+
+
+def global_draws_undone_for_own(generator) -> contextlib.AbstractContextManager:
+    """The speech encoder's draws on torch's global generator (LayerDrop's, or the pipeline's stand-in for them)
+    decide only noise drawn from that generator: for a job with a generator of its own they are undone, so the
+    caller's ``torch.manual_seed`` stream is left as it was."""
+    generators = generator if isinstance(generator, list) else [generator]
+    if any(each is None or each is torch.default_generator for each in generators):
+        return contextlib.nullcontext()
+    return torch.random.fork_rng(devices=[])

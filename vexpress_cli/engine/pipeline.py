@@ -319,7 +319,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
                                                    save_gpu_memory, report)
         # 3. Encode the speech (wav2vec2, then the audio projection)
         audio_tokens = self.encode_audio_stage(audio_waveform, video_length, num_pad_audio_frames, save_gpu_memory,
-                                               report)
+                                               report, generator)
         # 4. Prepare the timesteps and the seeded initial latents
         self.scheduler.set_timesteps(num_inference_steps, device="cpu")
         latent_store = self.prepare_latent_store(video_length, width, height, generator, latents)
