@@ -207,3 +207,9 @@ def test_iter_frames_and_denoise_refuse_the_output_form_of_call_naming_themselve
     with pytest.raises(TypeError, match=rf"^{method}\(\) got output_type, which only __call__ takes: {method} "):
         result = getattr(tiny_pipe, method)(**golden_inputs, **{**CALL, "output_type": "pil"})
         next(iter(result))
+
+
+def test_a_misspelt_call_argument_is_a_type_error_naming_the_call_and_the_closest_name(tiny_pipe, golden_inputs):
+    with pytest.raises(TypeError, match=r"^VExpressPipeline\.__call__\(\) got unexpected keyword arguments: "
+                       r"num_inference_step\. Did you mean 'num_inference_steps'\?$"):
+        tiny_pipe(**golden_inputs, **CALL, num_inference_step=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import PIL.Image
@@ -332,12 +333,15 @@ def _detached(value):
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def refuse_unknown_arguments(arguments: dict) -> None:
-    """TypeError for a keyword the call takes neither as its own nor as one of the original's; InputError for an
-    original one at a value that would change the result there (this pipeline would ignore it)."""
-    unknown = set(arguments) - set(ORIGINAL_ONLY_ARGUMENTS)
+def refuse_unknown_arguments(arguments: dict, own: Iterable[str]) -> None:
+    """TypeError for a keyword the call takes neither as its own (``own``) nor as one of the original's, with the
+    closest name; InputError for an original one at a value that would change the result there (this pipeline
+    would ignore it)."""
+    unknown = sorted(set(arguments) - set(ORIGINAL_ONLY_ARGUMENTS))
     if unknown:
-        raise TypeError(f"VExpressPipeline() got unexpected arguments: {', '.join(sorted(unknown))}")
+        hint = did_you_mean(unknown[0], [*own, *ORIGINAL_ONLY_ARGUMENTS])
+        raise TypeError(f"VExpressPipeline.__call__() got unexpected keyword arguments: {', '.join(unknown)}. "
+                        f"{hint}".rstrip())
     for name, value in arguments.items():
         allowed = ORIGINAL_ONLY_ARGUMENTS[name]
         if allowed is ANY_VALUE or value is allowed or (allowed is not None and _same(value, allowed)):

@@ -22,6 +22,7 @@ length), decodes and yields frames in chunks, and never truncates the video to w
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -236,7 +237,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         that change nothing here at their defaults (``strength=1``, ``eta=0``, ``do_multi_devices_inference``,
         ...) are accepted so its calls work as they are; another value, or any other name, is an error.
         """
-        refuse_unknown_arguments(original_only)
+        refuse_unknown_arguments(original_only, inspect.signature(VExpressPipeline.__call__).parameters)
         check_decode_chunk_size(decode_chunk_size)
         check_output_type(output_type)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
