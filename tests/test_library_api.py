@@ -69,10 +69,13 @@ def test_unknown_setting_names_the_closest_one(speech, tmp_path):
 
 @pytest.mark.parametrize("build", [lambda: vexpress_cli.GenerationSettings(num_inference_step=3),
                                    lambda: vexpress_cli.GenerationSettings().replace(num_inference_step=3)])
-def test_settings_built_or_replaced_with_a_misspelt_name_say_which_was_meant(build):
-    """The constructor raised the dataclass's TypeError ("unexpected keyword argument")."""
-    with pytest.raises(InputError, match="unknown key 'num_inference_step'.*Did you mean 'num_inference_steps'"):
+def test_settings_built_or_replaced_with_a_misspelt_name_say_which_was_meant_and_where_python_lists_them(build):
+    """The constructor raised the dataclass's TypeError ("unexpected keyword argument"); then the fix pointed a
+    Python caller at `vexpress generate --help`."""
+    with pytest.raises(InputError, match="unknown key 'num_inference_step'") as raised:
         build()
+    assert raised.value.fix.raw == ("Did you mean 'num_inference_steps'? vexpress_cli.SETTINGS lists every setting, "
+                                    "and help(vexpress_cli.GenerationSettings) says each one.")
     assert vexpress_cli.GenerationSettings(num_inference_steps=3).num_inference_steps == 3
 
 

@@ -204,7 +204,7 @@ def _checked_init(self, *args: Any, **values: Any) -> None:
     """The dataclass's __init__, with an unknown name an InputError (as in replace()) instead of a TypeError."""
     for name in values:
         if name not in SETTINGS:
-            raise unknown_setting_error("Generation settings", name)
+            raise unknown_setting_error("Generation settings", name, listed=LISTED_FOR_PYTHON)
     _fields_init(self, *args, **values)
 
 
@@ -238,15 +238,17 @@ def _has_kind(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+LISTED_FOR_FILES = "`vexpress generate --help` and `vexpress docs presets` list every setting."
+LISTED_FOR_PYTHON = "vexpress_cli.SETTINGS lists every setting, and help(vexpress_cli.GenerationSettings) says each one."
+
+
 def unknown_setting_error(where: str, key: str, known: list[str] | None = None, fix_prefix: str = "",
-                          key_prefix: str = "") -> InputError:
+                          key_prefix: str = "", listed: str = LISTED_FOR_FILES) -> InputError:
+    """The error for an unknown key; ``listed`` says where the known ones are listed (for a file, or in Python)."""
     known = list(SETTINGS) if known is None else known
     suggestion = did_you_mean(key, known, key_prefix)
-    return InputError(
-        f"{where}: unknown key '{key_prefix}{key}'.",
-        why=f"Known keys: {', '.join(known)}.",
-        fix=f"{suggestion}{fix_prefix}`vexpress generate --help` and `vexpress docs presets` list every setting.",
-    )
+    return InputError(f"{where}: unknown key '{key_prefix}{key}'.", why=f"Known keys: {', '.join(known)}.",
+                      fix=f"{suggestion}{fix_prefix}{listed}")
 
 
 # A value's other name, for the "Did you mean" of a refusal ('gpu' is closest to 'cpu' by its letters).
@@ -411,7 +413,7 @@ def resolve_settings(preset_values: Mapping[str, Any] | None = None, explicit: M
     given = {name: value for name, value in (explicit or {}).items() if value is not None}
     for name, value in given.items():
         if name not in SETTINGS:
-            raise unknown_setting_error("Generation settings", name)
+            raise unknown_setting_error("Generation settings", name, listed=LISTED_FOR_PYTHON)
         given[name] = checked_setting(name, value)
     layers["explicit"] = given
     merged, sources = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default")
