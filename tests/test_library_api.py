@@ -719,3 +719,16 @@ def test_the_batch_callback_s_event_and_outcome_types_are_importable_from_the_pa
     from vexpress_cli.jobs.batch.summary import BatchEvent as event_class, JobOutcome as outcome_class
 
     assert (BatchEvent, JobOutcome) == (event_class, outcome_class)
+
+
+@pytest.mark.parametrize("output", ["new/sub/talk.mp4", "new/sub/frames"])
+def test_a_job_failing_before_its_output_is_written_leaves_no_folder_it_made_for_it(speech, tmp_path, output):
+    """The video and frame writers created the output's folders before the job could fail, and left them empty."""
+    def failing(stage, done, total):
+        if stage == "denoise":
+            raise RuntimeError("stopped by the caller")
+
+    with pytest.raises(RuntimeError, match="stopped by the caller"):
+        vexpress_cli.generate(AOC / "ref.jpg", speech, tmp_path / output, model_dir=TINY_MODEL_DIR, progress=failing,
+                              **SMALL)
+    assert list(tmp_path.iterdir()) == []

@@ -143,7 +143,7 @@ def save_kps(path: str | Path, track: KpsTrack, overwrite: bool = True) -> Path:
     failing write raises InputError.
     """
     validate_track_points(track.points, origin="the track to save")  # before any folder is made
-    path = check_output(path, overwrite, "kps", create_folder=True)
+    path = check_output(path, overwrite, "kps", folder_made_later=True)
     data = kps_file_bytes(path.suffix, track)
     try:
         with atomic_output(path, overwrite) as temporary:

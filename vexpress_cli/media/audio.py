@@ -337,7 +337,7 @@ def extract_audio_track(video_path: str | Path | Probe, out_path: str | Path, ov
     ``video_path`` may also be the file's :func:`probe` result (saves one ffmpeg run).
     """
     source = _with_audio_track(video_path)
-    target = check_output(out_path, overwrite, "audio", create_folder=True)
+    target = check_output(out_path, overwrite, "audio", folder_made_later=True)
     with atomic_output(target, overwrite) as temp:
         write_audio_track(source, temp)
     return target

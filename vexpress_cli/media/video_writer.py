@@ -83,7 +83,7 @@ class VideoWriter(_FrameWriter):
         overwrite: bool = False,
         encoding: VideoEncoding | None = None,
     ):
-        self.path = check_output(path, overwrite, "video_file", create_folder=True)
+        self.path = check_output(path, overwrite, "video_file", folder_made_later=True)
         self.encoding = encoding or VideoEncoding()
         self.muxer = VIDEO_OUTPUT_MUXERS[self.path.suffix.lower()]
         self.fps = as_fps_fraction(fps)
@@ -236,7 +236,7 @@ class PngFolderWriter(_FrameWriter):
         height: int | None = None,
         audio_path: str | Path | None = None,
     ):
-        self.path = check_output(path, overwrite, "frames", create_folder=True)
+        self.path = check_output(path, overwrite, "frames", folder_made_later=True)
         self.fps = None if fps is None else as_fps_fraction(fps)
         self.width, self.height = (width, height) if width and height else (None, None)
         self.audio_path = None if audio_path is None else _require_audio(audio_path)

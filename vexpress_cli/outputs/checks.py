@@ -247,7 +247,7 @@ def ensure_writable_folder(folder: Path, create: bool = True) -> None:
         existing = _nearest_existing(folder)
         if existing is None or not existing.is_dir():
             raise InputError(
-                f"Cannot create the folder {str(folder)!r}.",
+                f"Cannot create the output folder {str(folder)!r}.",
                 f"{str(existing)!r} is a file, not a folder." if existing else "None of its parents exists.",
                 WRITABLE_FIX,
             )
