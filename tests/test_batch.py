@@ -582,19 +582,26 @@ def test_a_pipe_or_an_empty_file_in_a_manifest_is_refused_in_the_words_generate_
 
 
 @pytest.mark.slow
-def test_a_done_jobs_warnings_are_shown_and_in_the_summary(inputs, tmp_path):
+def test_a_done_jobs_warnings_are_shown_and_in_the_summary_naming_settings_by_their_flags(inputs, tmp_path):
+    """The warnings were kept as Python text: the command said `retarget_strategy="offset_retarget"`."""
     import wave
 
     project(inputs, tmp_path, [])
     with wave.open(str(tmp_path / "silent.wav"), "wb") as silent:
         silent.setnchannels(1), silent.setsampwidth(2), silent.setframerate(16000)
         silent.writeframes(bytes(2 * 6400))
-    manifest = project(inputs, tmp_path, [{**THREE_JOBS[0], "audio": "silent.wav"}])
+    manifest = project(inputs, tmp_path, [{**THREE_JOBS[1], "audio": "silent.wav", "retarget_strategy": "fix_face"}])
     code, summary, result = run_batch(manifest)
     assert code == 0, result.output
-    warning = f"The audio {tmp_path / 'silent.wav'} is silent"
-    assert summary["jobs"][0]["warnings"][0].startswith(warning)
-    assert f"Warning line 1 ({tmp_path / 'out' / 'a.mp4'}): {warning}" in " ".join(result.stderr.split())
+    silence = f"The audio {tmp_path / 'silent.wav'} is silent"
+    unused_kps = ("The strategy fix_face does not use a driving kps track: the keypoints are the same without --kps. "
+                  "To move the head with the track, use --retarget-strategy offset_retarget")
+    warnings = summary["jobs"][0]["warnings"]
+    assert [warning.startswith(silence) for warning in warnings] == [True, False]
+    assert warnings[1].startswith(unused_kps)
+    shown = " ".join(result.stderr.split())
+    assert f"Warning line 1 ({tmp_path / 'out' / 'b.mp4'}): {silence}" in shown
+    assert f"Warning line 1 ({tmp_path / 'out' / 'b.mp4'}): {unused_kps}" in shown
 
 
 def test_an_unknown_strategy_or_one_without_its_driving_track_is_a_line_problem_and_nothing_starts(inputs, tmp_path):

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from vexpress_cli.errors import VExpressError, join_messages, parameter
+from vexpress_cli.errors import VExpressError, join_messages, messages, parameter
 from vexpress_cli.jobs.batch.checks import NEW, REDO, RETRY, BatchJob, file_stamp
 from vexpress_cli.jobs.batch.claims import claim_output
 from vexpress_cli.jobs.batch.summary import (DONE, FAILED, INTERRUPTED, SKIPPED, BatchEvent, EventCallbackError,
@@ -55,7 +55,7 @@ def run_job(generator, job: BatchJob, worker: str, emit: Emit,
         result = generator.run(plan, clock)
         outcome = JobOutcome(job.line, job.output, DONE, job.action, job.reason,
                              _seconds(started), worker, result.num_frames, str(result.record),
-                             [str(warning) for warning in result.warnings])
+                             messages(result.warnings))
     except KeyboardInterrupt:
         claim.release()  # before the folders it made go, which its file would keep
         remove_if_empty(made_folders)
