@@ -219,3 +219,28 @@ def test_an_error_shows_control_characters_of_a_file_name_as_escapes():
 
     error = Error("Cannot read evil\x1b[31mRED\x1b[0m\r.png.", "Its first line\nand a tab\there.")
     assert error.render() == "Cannot read evil\\x1b[31mRED\\x1b[0m\\r.png. Its first line\nand a tab\there."
+
+
+@pytest.mark.parametrize("named", ["ref.jpg", "speech.mp3"])
+def test_a_photo_given_as_the_speech_is_called_a_photo_and_the_swap_is_named(named, tmp_path):
+    """It said only "has no audio track. ffmpeg found no audio stream in it" (also for a photo named .mp3)."""
+    photo = tmp_path / named
+    photo.write_bytes((TYS / "ref.jpg").read_bytes())
+    message = error_paragraph(["generate", "-i", TYS / "aud.mp3", "-a", photo, "-o", tmp_path / "x.mp4", *SMALL])
+    assert message.startswith(f"Error: '{photo}' is a JPEG photo, not a speech recording.")
+    assert "If the photo and the recording were swapped, give the photo as --reference-image instead." in message
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(("command", "label"), [("generate", "reference image"), ("inspect", "image")])
+def test_a_photo_cut_short_is_called_damaged_not_something_other_than_a_photo(command, label, tmp_path):
+    """It said "not an image Pillow can open ... Pass a JPEG or PNG photo" of a JPEG whose copy had not finished."""
+    cut = tmp_path / "cut.jpg"
+    whole = (TYS / "ref.jpg").read_bytes()
+    cut.write_bytes(whole[:len(whole) // 2])
+    args = (["generate", "-i", cut, "-a", TYS / "aud.mp3", "-o", tmp_path / "x.mp4", *SMALL]
+            if command == "generate" else ["inspect", cut])
+    message = error_paragraph(args)
+    assert message.startswith(f"Error: Cannot read the {label} {cut}: it starts as a JPEG photo, but the rest cannot "
+                              "be decoded")
+    assert "damaged or cut short" in message and "Pass a JPEG or PNG" not in message

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vexpress_cli.errors import InputError, VExpressError
+from vexpress_cli.errors import InputError, VExpressError, parameter
 from vexpress_cli.media.ffmpeg import (
     Probe,
     ffmpeg_command,
@@ -43,6 +43,7 @@ from vexpress_cli.media.ffmpeg import (
     stop_process,
 )
 from vexpress_cli.file_types import AUDIO_OUTPUT_CODECS
+from vexpress_cli.media.images import photo_format_of
 from vexpress_cli.media.resampling import StreamingResampler, filter_fits
 from vexpress_cli.outputs import atomic_output, check_output
 from vexpress_cli.wording import plural
@@ -190,6 +191,13 @@ def _clock(seconds: float) -> str:
 def probe_audio(path: str | Path) -> Probe:
     """Probe a file that must have an audio track (any audio file, or a video with sound)."""
     source = probe(path, "audio")
+    if source.audio is None and (photo := photo_format_of(source.path)):
+        raise InputError(
+            f"{str(source.path)!r} is a {photo} photo, not a speech recording.",
+            "The speech must be a sound file or a video with sound; this file holds a picture.",
+            f"Pass the recording as {parameter('audio')} (mp3, wav, m4a, flac, ogg). If the photo and the "
+            f"recording were swapped, give the photo as {parameter('reference_image')} instead.",
+        )
     if source.audio is None:
         raise InputError(
             f"{str(source.path)!r} has no audio track.",

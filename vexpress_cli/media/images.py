@@ -233,6 +233,13 @@ def _unreadable(path: Path, label: str, error: Exception) -> InputError:
                           why=f"This Pillow ({PIL.__version__}) was built without AVIF support.",
                           fix=f"Convert it to JPEG or PNG, or upgrade Pillow (pip install -U pillow), then pass "
                           f"{EXPECTED_IMAGE}.")
+    if fmt:
+        return InputError(f"Cannot read the {label} {path}: it starts as a {fmt} photo, but the rest cannot be "
+                          f"decoded ({error}).",
+                          why="The file is damaged or cut short: a copy, download or export that failed or has not "
+                          "finished.",
+                          fix="Copy or export it again (or open it in an image editor and save it anew), then pass "
+                          "that.")
     return InputError(f"Cannot read the {label} {path}.", f"It is not an image Pillow can open ({error}).",
                       f"Pass {EXPECTED_IMAGE}.")
 
