@@ -24,7 +24,8 @@ EPILOG = (
 
 
 def strategies_command(
-    action: str | None = typer.Argument(None, hidden=True, show_default=False),  # `strategies list`, as presets
+    action: str | None = typer.Argument(None, metavar="list", show_default=False,
+                                        help="Optional: `list` lists them too, as `vexpress presets list` does."),
     as_json: bool = json_option("the strategies (a list)"),
 ) -> None:
     """List the installed retarget strategies: how each moves the face, and which plugin provides it."""
