@@ -23,7 +23,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ MODEL_SETTINGS = ("device", "dtype")
 GENERATOR_ARGUMENTS = ("model", "model_dir", "devices")  # no settings: a job passing one is told where it goes
 
 PathLike = str | Path
+ReferenceKps = str | Path | np.ndarray | Sequence[Sequence[float]]
 
 
 @dataclass
@@ -128,8 +129,9 @@ class Generator:
     manager (or call :meth:`close`) to free the device's memory when done.
     """
 
-    def __init__(self, model_dir: PathLike | None = None, device: str | None = None, dtype: str | None = None,
-                 devices: str | list[str] | None = None, *, model: str | None = None, **others: Any):
+    def __init__(self, model_dir: PathLike | None = None, device: str | torch.device | None = None,
+                 dtype: str | torch.dtype | None = None, devices: str | list[str] | None = None, *,
+                 model: str | None = None, **others: Any):
         if others:
             raise TypeError(not_a_generator_argument(next(iter(others)), Generator.plan,
                                                      (*GENERATOR_ARGUMENTS, *MODEL_SETTINGS)))
@@ -233,7 +235,7 @@ class Generator:
     # -- jobs --------------------------------------------------------------------------------
 
     def generate(self, reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
-                 reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
+                 reference_kps: ReferenceKps | None = None, preset: str | Path | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
         """One video: see :func:`vexpress_cli.generate` for the arguments."""
         check_keywords(Generator.generate, settings, also=MODEL_SETTINGS)
@@ -242,7 +244,7 @@ class Generator:
         return self.run(plan, progress)
 
     def plan(self, reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
-             reference_kps=None, preset: str | Path | None = None, overwrite: bool = False,
+             reference_kps: ReferenceKps | None = None, preset: str | Path | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationPlan:
         """Resolve the settings and check the output and every input; no network runs yet."""
         for name in GENERATOR_ARGUMENTS:
@@ -410,9 +412,9 @@ class Generator:
 
 
 def generate(reference_image: PathLike, audio: PathLike, output: PathLike, *, kps: PathLike | None = None,
-             reference_kps=None, preset: str | Path | None = None, model_dir: PathLike | None = None,
-             model: str | None = None, device: str | None = None, dtype: str | None = None,
-             devices: str | list[str] | None = None, overwrite: bool = False,
+             reference_kps: ReferenceKps | None = None, preset: str | Path | None = None,
+             model_dir: PathLike | None = None, model: str | None = None, device: str | torch.device | None = None,
+             dtype: str | torch.dtype | None = None, devices: str | list[str] | None = None, overwrite: bool = False,
              progress: ProgressCallback | None = None, **settings: Any) -> GenerationResult:
     """Generate a talking-portrait video: a reference photo + speech (+ an optional driving kps track).
 
