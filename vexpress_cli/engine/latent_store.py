@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -33,6 +34,7 @@ NOISE_PIECE = 16 * 65536
 # The on-disk stores open in this process: their files are sparse, so the space they will still
 # take is not yet missing from the disk's free space and is counted here instead.
 _OPEN_ON_DISK: "weakref.WeakSet[LatentStore]" = weakref.WeakSet()
+_OPEN_ON_DISK_LOCK = threading.Lock()  # jobs of several Generators may run in threads
 
 
 class LatentStore:
@@ -47,12 +49,13 @@ class LatentStore:
         if size <= budget_bytes:
             self._tensor = torch.zeros(1, channels, frames, height, width)
         else:
-            promised = sum(store._unwritten_bytes() for store in _OPEN_ON_DISK)
-            if shutil.disk_usage(tempfile.gettempdir()).free < size + promised:
-                raise out_of_temp_space(size)
-            self._file = tempfile.TemporaryFile(prefix="vexpress-latents-")
-            self._file.truncate(size)  # sparse: reads as zeros, takes space as it is written
-            _OPEN_ON_DISK.add(self)
+            with _OPEN_ON_DISK_LOCK:
+                promised = sum(store._unwritten_bytes() for store in _OPEN_ON_DISK)
+                if shutil.disk_usage(tempfile.gettempdir()).free < size + promised:
+                    raise out_of_temp_space(size)
+                self._file = tempfile.TemporaryFile(prefix="vexpress-latents-")
+                self._file.truncate(size)  # sparse: reads as zeros, takes space as it is written
+                _OPEN_ON_DISK.add(self)
 
     @classmethod
     def holding(cls, latents: torch.Tensor) -> "LatentStore":
@@ -69,9 +72,10 @@ class LatentStore:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
-            _OPEN_ON_DISK.discard(self)
+            with _OPEN_ON_DISK_LOCK:
+                self._file.close()
+                self._file = None
+                _OPEN_ON_DISK.discard(self)
         self._tensor = None
 
     def __enter__(self) -> "LatentStore":
