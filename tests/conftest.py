@@ -142,3 +142,16 @@ def golden_inputs():
     golden = load_file(str(GOLDEN_DIR / "golden.safetensors"))
     return dict(reference_image=PIL.Image.open(GOLDEN_DIR / "ref.png").convert("RGB"),
                 audio_waveform=golden["audio_waveform"], kps_images=golden["kps_sequence"].numpy())
+
+
+def wav_bytes(seconds_counted: float, seconds_held: float, after: bytes = b"", rate: int = 16000) -> bytes:
+    """A 16-bit mono WAV whose data chunk says ``seconds_counted`` and holds ``seconds_held`` of a tone."""
+    import struct
+
+    import numpy as np
+
+    held = (np.sin(np.arange(int(rate * seconds_held)) * 0.1) * 8000).astype("<i2").tobytes()
+    counted = int(rate * seconds_counted) * 2
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16)
+    body = b"WAVE" + fmt + b"data" + struct.pack("<I", counted) + held + after
+    return b"RIFF" + struct.pack("<I", len(body)) + body

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, wav_bytes
 from typer.testing import CliRunner
 
 from vexpress_cli.cli.app import app
@@ -345,6 +345,16 @@ def test_truncated_audio_warns_before_generating(tmp_path):
     (warning,) = [warning for warning in plan.warnings if "truncated" in warning]
     assert warning.startswith(f"{cut}: The header says ") and f"but {plan.duration:.2f} s decode" in warning
 
+
+
+def test_sound_past_the_wav_headers_length_warns_before_generating(tmp_path):
+    speech = tmp_path / "speech.wav"
+    speech.write_bytes(wav_bytes(0.5, 1.0))
+    resolved = resolve_job_settings(None, {"width": 64, "height": 64})
+    plan = plan_inputs(AOC / "ref.jpg", speech, tmp_path / "o.mp4", False, resolved, reference_kps="22,26;42,26;32,38")
+    assert plan.duration == pytest.approx(0.5, abs=1e-3)
+    (warning,) = [warning for warning in plan.warnings if "WAV header" in warning]
+    assert warning.startswith(f"{speech}: Its WAV header counts 0.50 s of sound, but about 0.50 s more follow")
 
 def test_a_speech_video_whose_sound_ends_before_its_picture_is_not_called_truncated(tmp_path):
     """The header's length is the picture's there: 1.3 s of sound in a 2 s video warned "may be truncated"."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES_DIR, TINY_MODEL_DIR
+from conftest import SAMPLES_DIR, TINY_MODEL_DIR, wav_bytes
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -139,6 +139,26 @@ def test_truncated_audio_warns_that_the_header_disagrees(tmp_path):
     assert data["duration_s"] < 1 < data["container_duration_s"]
     assert any("truncated" in warning for warning in data["warnings"])
 
+
+
+@pytest.mark.parametrize(("counted", "held", "after", "warned"), [
+    (0.1, 1.0, b"", "Its WAV header counts 0.10 s of sound, but about 0.90 s more follow in the file"),
+    (1.0, 1.0, b"LIST" + (12).to_bytes(4, "little") + b"INFOISFT\0\0\0\0", None),  # tags after the sound
+    (1.0, 1.0, b"", None),
+])
+def test_sound_past_the_length_a_wav_header_counts_is_warned_of_with_the_ffmpeg_fix(tmp_path, counted, held, after,
+                                                                                      warned):
+    """A 1 s recording whose header says 0.1 s made a 0.1 s video without a word: ffmpeg reads what it counts."""
+    path = tmp_path / "speech.wav"
+    path.write_bytes(wav_bytes(counted, held, after))
+    data = inspect_json(path)
+    assert data["duration_s"] == pytest.approx(counted, abs=1e-3)
+    found = [warning for warning in data["warnings"] if "WAV header counts" in warning]
+    if warned is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0].startswith(warned)
+        assert found[0].endswith("To use all of it: ffmpeg -ignore_length 1 -i IN.wav OUT.wav")
 
 # --- image --------------------------------------------------------------------------------------
 

@@ -109,7 +109,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     from vexpress_cli.kps.bounds import check_kps_in_frame, outside_frame_reasons
     from vexpress_cli.kps.retargeting import (checked_strategy, ignored_driving_track, retarget_track,
                                               uses_reference_kps)
-    from vexpress_cli.media.audio import load_audio, low_rate_problem, probe_audio, truncation_warning
+    from vexpress_cli.media.audio import (load_audio, low_rate_problem, probe_audio, truncation_warning,
+                                          uncounted_wav_warning)
 
     settings = resolved.settings
     strategy, strategy_reason = choose_strategy(resolved, kps is not None)
@@ -141,6 +142,8 @@ def plan_inputs(reference_image: Path, audio: Path, output: Path, overwrite: boo
     truncated = truncation_warning(duration, speech.duration) if speech.video is None else None
     if truncated:
         warnings.append(f"{audio}: {truncated}")
+    if uncounted := uncounted_wav_warning(speech.path):
+        warnings.append(f"{audio}: {uncounted}")
 
     from vexpress_cli.jobs.reference_photo import read_reference_photo, reference_keypoints
 

@@ -23,6 +23,7 @@ in torchaudio too (``resampling.filter_fits``): only those ffmpeg resamples.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -128,6 +129,60 @@ def truncation_warning(decoded: float, claimed: float | None) -> str | None:
         return None
     return (f"The header says {claimed:g} s but {decoded:.2f} s decode: the file may be truncated "
             "(or its header is wrong).")
+
+
+def uncounted_wav_warning(path: str | Path) -> str | None:
+    """A warning for a WAV file holding sound past the end its header gives (a recorder stopped before writing
+    its final header): ffmpeg, like any player, stops where the header says. None for any other file."""
+    found = _wav_data_chunk(Path(path))
+    if found is None:
+        return None
+    byte_rate, data_size, data_end, file_size = found
+    after = file_size - data_end - (data_size & 1)
+    if data_size == 0 or byte_rate == 0 or after <= 0 or _starts_a_chunk(Path(path), data_end + (data_size & 1),
+                                                                         after):
+        return None
+    counted, extra = data_size / byte_rate, after / byte_rate
+    if extra < 0.1:
+        return None
+    return (f"Its WAV header counts {counted:.2f} s of sound, but about {extra:.2f} s more follow in the file, "
+            "which players and vexpress leave out: the recorder may have stopped before it finished the file. "
+            "To use all of it: ffmpeg -ignore_length 1 -i IN.wav OUT.wav")
+
+
+WAV_CHUNKS_READ = 64  # a WAV file has a handful of chunks before its sound; more is no WAV worth reading
+
+
+def _wav_data_chunk(path: Path) -> tuple[int, int, int, int] | None:
+    """``(byte rate, data size, end of the data, file size)`` of a RIFF WAVE file, else None."""
+    try:
+        with path.open("rb") as handle:
+            if (head := handle.read(12))[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            file_size, offset, byte_rate = os.fstat(handle.fileno()).st_size, 12, 0
+            for _ in range(WAV_CHUNKS_READ):
+                handle.seek(offset)
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"fmt ":
+                    byte_rate = int.from_bytes(handle.read(12)[8:12], "little")
+                elif chunk[:4] == b"data":
+                    return byte_rate, size, offset + 8 + size, file_size
+                offset += 8 + size + (size & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _starts_a_chunk(path: Path, offset: int, room: int) -> bool:
+    """Whether a RIFF chunk (a LIST of tags, say) that fits in the file starts at ``offset``."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read(8)
+    return (len(chunk) == 8 and all(32 <= byte < 127 for byte in chunk[:4])
+            and int.from_bytes(chunk[4:], "little") <= room - 8)
 
 
 def load_audio(path: str | Path | Probe, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:

@@ -32,7 +32,7 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     """Format, length, level of a speech file, and how many video frames it makes at ``fps``."""
     from vexpress_cli.jobs.planning import frame_count
     from vexpress_cli.media.audio import (STANDARD_SAMPLE_RATE, audio_info, low_rate_problem, resampled_length,
-                                          truncation_warning)
+                                          truncation_warning, uncounted_wav_warning)
     from vexpress_cli.media.frames import as_fps_fraction
 
     check_fps(fps)
@@ -56,6 +56,8 @@ def inspect_audio(path: str | Path, fps: float = DEFAULT_FPS) -> AudioReport:
     truncated = truncation_warning(info.duration, info.container_duration)
     if truncated:
         report.warnings.append(truncated)
+    if uncounted := uncounted_wav_warning(info.path):
+        report.warnings.append(uncounted)
     if problem := low_rate_problem(info.path, info.sample_rate):
         report.warnings.append(f"{problem}: generate refuses it.")
     if info.peak > 1:  # float audio: kept as it is for generate, but a player clips it
