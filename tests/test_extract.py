@@ -462,3 +462,24 @@ def test_cli_size_and_backend_left_out_take_the_user_configs_generate_values(tmp
     track = load_kps(tmp_path / "k.safetensors")
     assert (track.width, track.height) == (256, 192)
     assert track.points[..., 0].max() < 256 and track.points[..., 1].max() < 192
+
+
+def test_a_frame_where_only_the_other_persons_face_is_found_is_missing_not_a_jump_to_them(tmp_path, tys_frames):
+    """With two people side by side, a frame where the detector missed the followed face took the other one, and the
+    track stayed on the other person for the rest of the video, without a word."""
+    import PIL.Image
+
+    from vexpress_cli import extract
+
+    height, width = tys_frames[0].shape[:2]
+    other = np.asarray(PIL.Image.open(SAMPLES_DIR / "AOC" / "ref.jpg").convert("RGB").resize((width, height)))
+    blank = np.full_like(tys_frames[0], GREY)
+    frames = [np.hstack([tys_frames[index] if index < 6 else blank, other]) for index in range(10)]
+    video = write_video(tmp_path / "two.mp4", frames)
+    result = extract(video, tmp_path / "two.safetensors", face_backend="dlib", width=2 * 256, height=256)
+    report = result.report
+    assert report.multi_face_frames == [0, 1, 2, 3, 4, 5] and report.other_face_frames == [6, 7, 8, 9]
+    assert report.missing_frames == [6, 7, 8, 9]
+    noses = load_kps(tmp_path / "two.safetensors").points[:, 2, 0]
+    assert (noses < 256).all()  # the followed face, left, held where it was last seen
+    assert result.warnings[0].startswith("In 4 of 10 frames (6, 7, 8, 9) only another person's face was found")

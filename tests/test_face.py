@@ -18,7 +18,7 @@ from vexpress_cli.face import (
     load_image_rgb,
 )
 from vexpress_cli.face.dlib_backend import DlibBackend, keypoints_from_landmarks
-from vexpress_cli.face.tracking import fill_missing_frames, follow_face
+from vexpress_cli.face.tracking import FaceFollower, fill_missing_frames, follow_face
 
 REFERENCE_IMAGE = SAMPLES_DIR / "tys" / "ref.jpg"
 
@@ -182,6 +182,17 @@ def test_follow_face_starts_with_the_largest_then_stays_nearest():
     moved, grown = face_at(110, 104, 50), face_at(400, 400, 120)
     assert follow_face([grown, moved], big) is moved
 
+
+
+def test_the_follower_refuses_only_a_face_nearer_one_seen_beside_the_followed_face():
+    follower = FaceFollower()
+    left, right = face_at(100, 100, 80), face_at(400, 100, 80)
+    assert follower.pick([left, right]) is left
+    assert follower.pick([face_at(402, 104, 80)]) is None  # the other person's: the followed face was missed
+    assert follower.pick([moved := face_at(112, 100, 80)]) is moved
+    alone = FaceFollower()
+    alone.pick([left])
+    assert alone.pick([cut := face_at(400, 300, 60)]) is cut  # no one else seen: a cut or a quick move is followed
 
 def test_fill_missing_frames_interpolates_gaps_and_holds_the_ends():
     a = np.array([[0, 0], [10, 0], [5, 5]], dtype=np.float32)

@@ -19,6 +19,31 @@ def follow_face(faces: list[Face], previous: Face | None) -> Face:
     return min(faces, key=lambda face: float(np.linalg.norm(face.center - previous.center)))
 
 
+class FaceFollower:
+    """:func:`follow_face` from frame to frame, which also remembers the other faces seen beside the followed one: a
+    frame where only one of those is found (the detector missed the followed face) gives no face, instead of the
+    track jumping to the other person for the rest of the video."""
+
+    def __init__(self) -> None:
+        self.previous: Face | None = None
+        self.others: list[np.ndarray] = []  # box centres of the faces last seen beside the followed one
+
+    def pick(self, faces: list[Face]) -> Face | None:
+        """The followed face among ``faces`` (not empty), or None when every one of them is another's."""
+        chosen = follow_face(faces, self.previous)
+        if self.previous is not None and self._is_another(chosen):
+            return None
+        if len(faces) > 1:
+            self.others = [face.center for face in faces if face is not chosen]
+        self.previous = chosen
+        return chosen
+
+    def _is_another(self, face: Face) -> bool:
+        """Whether ``face`` is nearer one of the other faces seen before than the followed face's last place."""
+        from_followed = float(np.linalg.norm(face.center - self.previous.center))
+        return any(float(np.linalg.norm(face.center - other)) < from_followed for other in self.others)
+
+
 def fill_missing_frames(points: list[np.ndarray | None]) -> np.ndarray:
     """Stack per-frame ``[3, 2]`` points into float32 ``[F, 3, 2]``, filling ``None`` frames.
 

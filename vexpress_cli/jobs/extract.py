@@ -44,6 +44,7 @@ class ExtractResult:
             "width": report.width, "height": report.height, "backend": report.backend,
             "backend_reason": spell_parameters(self.backend_reason, spell),
             "missing_frames": report.missing_frames, "multi_face_frames": report.multi_face_frames,
+            "other_face_frames": report.other_face_frames,
             "seconds": round(report.seconds, 3),
             "crop": report.crop.as_list() if report.crop else None,
             "video_size": list(report.video_size) if report.video_size else None,
@@ -129,13 +130,20 @@ MISSING_FACES_WARNING_SHARE = 0.25
 
 
 def _missing_faces_warnings(report) -> list[str]:
+    warnings = []
+    if others := report.other_face_frames:
+        shown = ", ".join(map(str, others[:8])) + (", ..." if len(others) > 8 else "")
+        warnings.append(f"In {len(others)} of {report.frames} frames ({shown}) only another person's face was found, "
+                        "one seen beside the followed face: those frames count as missing, so the track does not "
+                        "jump to the other person. To follow one person for sure, crop the video to them "
+                        f"({parameter('crop', 'X,Y,W,H')}).")
     missing = len(report.missing_frames)
-    if missing <= MISSING_FACES_WARNING_SHARE * report.frames:
-        return []
-    return [f"No face was found in {missing} of {report.frames} frames ({missing / report.frames:.0%}): their "
-            "keypoints are interpolated from the frames around them, so most of the motion is guessed. Check "
-            f"that the face is upright, large and lit enough (or try another {parameter('face_backend')}); "
-            f"{parameter('strict')} fails on such a video instead."]
+    if missing > MISSING_FACES_WARNING_SHARE * report.frames:
+        warnings.append(f"No face was found in {missing} of {report.frames} frames ({missing / report.frames:.0%}): "
+                        "their keypoints are interpolated from the frames around them, so most of the motion is "
+                        f"guessed. Check that the face is upright, large and lit enough (or try another "
+                        f"{parameter('face_backend')}); {parameter('strict')} fails on such a video instead.")
+    return warnings
 
 
 def _save_outputs(video_probe, track, kps_out: Path, audio_out: Path | None, overwrite: bool) -> None:

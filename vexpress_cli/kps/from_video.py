@@ -22,9 +22,8 @@ import numpy as np
 
 from vexpress_cli.errors import InputError, parameter
 from vexpress_cli.face import FaceBackend, load_backend
-from vexpress_cli.face.base import Face
 from vexpress_cli.face.framing import CropBox
-from vexpress_cli.face.tracking import fill_missing_frames, follow_face
+from vexpress_cli.face.tracking import FaceFollower, fill_missing_frames
 from vexpress_cli.kps.limits import check_video_fps
 from vexpress_cli.media.ffmpeg import Probe
 from vexpress_cli.progress import ProgressCallback
@@ -43,6 +42,8 @@ class ExtractReport:
     backend: str
     missing_frames: list[int] = field(default_factory=list)
     multi_face_frames: list[int] = field(default_factory=list)
+    # Frames where only a face seen beside the followed one was found (counted in missing_frames too).
+    other_face_frames: list[int] = field(default_factory=list)
     seconds: float = 0.0
     crop: CropBox | None = None  # the box cut from every frame, in the video's pixels
     video_size: tuple[int, int] | None = None  # the video's own width and height
@@ -103,7 +104,8 @@ def extract_kps_sequence(
 
     # iter_video_frames resizes with cv2.resize (bilinear), as the original did.
     frames = iter_video_frames(info, size=(width, height)) if crop is None else cropped_frames(info, crop, width, height)
-    points, missing, multi = _detect_each_frame(frames, detector, strict, video_path, progress, total)
+    points, missing, multi, others_only = _detect_each_frame(frames, detector, strict, video_path, progress,
+                                                             total)
     if not points:
         raise InputError(
             f"No frames could be read from {video_path}.",
@@ -125,6 +127,7 @@ def extract_kps_sequence(
         backend=detector.name,
         missing_frames=missing,
         multi_face_frames=multi,
+        other_face_frames=others_only,
         seconds=time.perf_counter() - started,
         crop=crop,
         video_size=(info.width, info.height),
@@ -135,28 +138,31 @@ def extract_kps_sequence(
 
 
 def _detect_each_frame(frames, detector, strict: bool, video_path: Path, progress: ProgressCallback | None,
-                       total: int | None) -> tuple[list[np.ndarray | None], list[int], list[int]]:
+                       total: int | None) -> tuple[list[np.ndarray | None], list[int], list[int], list[int]]:
     """The face's points in each frame (None where there is none), following one face from frame to frame; the
-    frames without a face and those with several."""
+    frames without it, those with several faces, and those where only another person's face was found."""
     points: list[np.ndarray | None] = []
     missing: list[int] = []
     multi: list[int] = []
-    previous: Face | None = None
+    others_only: list[int] = []
+    follower = FaceFollower()
     for index, frame in enumerate(frames):
         faces = detector.detect(frame)
         if len(faces) != 1 and strict:
             raise _strict_error(video_path, index, len(faces))
         if len(faces) > 1:
             multi.append(index)
-        if faces:
-            previous = follow_face(faces, previous)
-            points.append(previous.kps3)
+        followed = follower.pick(faces) if faces else None
+        if faces and followed is None:
+            others_only.append(index)
+        if followed is not None:
+            points.append(followed.kps3)
         else:
             missing.append(index)
             points.append(None)
         if progress is not None:
             progress("faces", index + 1, total)
-    return points, missing, multi
+    return points, missing, multi, others_only
 
 
 def _strict_error(video_path: Path, index: int, face_count: int) -> InputError:
