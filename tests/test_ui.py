@@ -303,14 +303,18 @@ def test_a_seed_past_2_53_and_an_fps_off_the_slider_grid_reach_the_job_as_the_co
     assert [(job["seed"], job["fps"], job["guidance_scale"]) for job in planned] == [(seed, 23.976, 3.333)]
 
 
-@pytest.mark.slow
-def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
+def fill_long_job(page, media) -> None:
     upload(page, "portrait", AOC / "ref.jpg")
     upload(page, "speech", media["clip"])
     page.locator("#reference-kps textarea, #reference-kps input").first.fill(REFERENCE_KPS)
     page.locator("#advanced").get_by_text("Advanced").click()
     for name, value in {**SMALL, "num_inference_steps": 1000}.items():
         set_number(page, f"setting-{name.replace('_', '-')}", value)
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(page, media, progress_reports):
+    fill_long_job(page, media)
     page.locator("#generate").click()
     job, total = first_denoise_report(progress_reports)
     page.get_by_text(re.compile(r"Denoising \(steps x windows\): \d+ of \d+, about \d+ s left")).first.wait_for()
@@ -325,6 +329,32 @@ def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(pa
     assert steps < total / 10
     page.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
 
+
+
+@pytest.mark.slow
+def test_cancelling_a_job_that_waits_in_the_queue_says_so_like_a_running_ones(browser, server, media,
+                                                                               progress_reports):
+    """The waiting page's Cancel dropped its job without a word: its summary stayed empty."""
+    running, queued = (browser.new_page(viewport={"width": 1280, "height": 960}) for _ in range(2))
+    try:
+        for page in (running, queued):
+            page.set_default_timeout(BROWSER_TIMEOUT_MS)
+            page.goto(server.url)
+            page.wait_for_selector("#generate")
+            fill_long_job(page, media)
+        running.locator("#generate").click()
+        first_denoise_report(progress_reports)
+        queued.locator("#generate").click()
+        queued.get_by_text(re.compile(r"queue: 1/1")).first.wait_for()
+        queued.locator("#cancel").click()
+        queued.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
+        running.locator("#cancel").click()
+        running.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
+        time.sleep(2)  # a queued job still there would start now
+        assert len({job for job, *_ in progress_reports}) == 1
+    finally:
+        running.close()
+        queued.close()
 
 def error_paragraph(page, elem_id: str = "result-summary") -> str:
     """The error paragraph that a job's summary shows where its result would have been."""

@@ -139,6 +139,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
             downloads = gr.File(label="Download: the video and its record", file_count="multiple",
                                 interactive=False, elem_id="result-files", height=FILES_HEIGHT)
             summary = gr.Markdown(elem_id="result-summary")
+            waiting = gr.State(False)  # Generate was pressed and its job has not ended: it may wait in the queue
 
     def fill(preset_name: str):
         try:
@@ -160,19 +161,22 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
         outputs, error = await runtime.run_in_page(request, lambda job: run_generation(inputs, job),
                                                    progress=progress, spell=spell_in_page)
         if error:
-            yield {summary: error}
+            yield {summary: error, waiting: False}
             return
         record = runtime.clean_record(outputs.record)
         yield {video: str(outputs.video), downloads: [str(outputs.video), str(record)],
-               summary: runtime.page_message(outputs.summary())}
+               summary: runtime.page_message(outputs.summary()), waiting: False}
 
+    start.click(lambda: True, outputs=waiting, queue=False, api_visibility="private")
     event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,
                                                        *form.inputs},
-                        outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
-                        concurrency_limit=1)
-    def cancelled(request: gr.Request):
-        if not runtime.sessions.busy(request.session_hash):
-            return gr.update()  # nothing was running: the last result stays
-        return "**Cancelled**: nothing was written; press Generate to start again."
+                        outputs=[video, downloads, summary, waiting], api_visibility="private",
+                        concurrency_id="generate", concurrency_limit=1)
 
-    cancel.click(cancelled, outputs=summary, cancels=[event], api_visibility="private", concurrency_limit=None)
+    def cancelled(was_waiting: bool, request: gr.Request):
+        if not (was_waiting or runtime.sessions.busy(request.session_hash)):
+            return gr.update(), False  # nothing was running or queued: the last result stays
+        return "**Cancelled**: nothing was written; press Generate to start again.", False
+
+    cancel.click(cancelled, inputs=waiting, outputs=[summary, waiting], cancels=[event], api_visibility="private",
+                 concurrency_limit=None)
