@@ -142,14 +142,17 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
             waiting = gr.State(False)  # Generate was pressed and its job has not ended: it may wait in the queue
 
     def fill(preset_name: str):
+        """The form filled from the preset; a preset that does not load leaves it as it is and says why where the
+        summary is, as every error of the page (a pop-up is easily missed)."""
         try:
-            return form.fill(preset_name)
-        except Exception as error:
-            raise runtime.page_error(error, spell_in_page) from None
+            return [*form.fill(preset_name), gr.update()]
+        except Exception as error:  # noqa: BLE001 - page_paragraph words a bug as one too
+            return [*(gr.update() for _ in form.inputs), runtime.page_paragraph(error, spell_in_page)]
 
     # .select, not .change: the page load's new list of choices is no choice of the user's, and filling the form
     # then reset what was typed meanwhile
-    preset.select(fill, inputs=preset, outputs=form.inputs, api_visibility="private", concurrency_limit=None)
+    preset.select(fill, inputs=preset, outputs=[*form.inputs, summary], api_visibility="private",
+                  concurrency_limit=None)
     if blocks is not None:
         blocks.load(lambda: gr.update(choices=preset_choices()), outputs=preset, api_visibility="private",
                     concurrency_limit=None)

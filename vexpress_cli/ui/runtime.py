@@ -268,9 +268,11 @@ class Runtime:
         try:
             return await self.run(request, work, progress=progress, spell=spell), None
         except gr.Error as error:
-            from vexpress_cli.ui.form import in_page_words
+            return None, paragraph_of(error)
 
-            return None, f"**{error.title}**: {in_page_words(error.message)}"
+    def page_paragraph(self, error: Exception, spell: Callable[[str], str] = python_name) -> str:
+        """``error`` as the one paragraph a tab's summary shows (see :meth:`run_in_page`)."""
+        return paragraph_of(self.page_error(error, spell))
 
     def page_error(self, error: Exception, spell: Callable[[str], str] = python_name):
         """The ``gr.Error`` that shows ``error`` in the page as one paragraph, never a traceback."""
@@ -309,3 +311,10 @@ class Runtime:
 
     def close(self) -> None:
         self.models.close()
+
+
+def paragraph_of(error) -> str:
+    """A ``gr.Error`` as the summary's paragraph: ``**Error**: what, why, how to fix``."""
+    from vexpress_cli.ui.form import in_page_words
+
+    return f"**{error.title}**: {in_page_words(error.message)}"
