@@ -88,14 +88,21 @@ def test_video_framed_like_the_samples_is_kept_whole_as_its_photo_is(sample, tmp
 
 
 @pytest.mark.slow
-def test_without_the_crop_a_wide_shot_lands_elsewhere(tmp_path):
-    """What the crop is for: the whole wide frame squeezed to 512x512 puts the face somewhere else."""
+def test_without_the_crop_a_wide_shot_lands_elsewhere_and_the_note_says_it_was_stretched(tmp_path):
+    """What the crop is for: the whole wide frame squeezed to 512x512 puts the face somewhere else (and squashes it:
+    extract said nothing of it, only inspect did)."""
     frames = sample_frames("tys", 8)
     wide = write_video(tmp_path / "wide.mp4", [placed(frame, *PLACED_AT) for frame in frames])
-    cropped = load_kps(extract(wide, tmp_path / "crop.safetensors", face_backend="dlib", crop="auto").kps_out)
-    whole = load_kps(extract(wide, tmp_path / "whole.safetensors", face_backend="dlib").kps_out)
-    assert whole.crop is None and whole.source_size is None
-    assert np.linalg.norm(whole.points - cropped.points, axis=-1).min() > 50
+    auto = extract(wide, tmp_path / "crop.safetensors", face_backend="dlib", crop="auto")
+    whole = extract(wide, tmp_path / "whole.safetensors", face_backend="dlib")
+    cropped, whole_track = load_kps(auto.kps_out), load_kps(whole.kps_out)
+    assert whole_track.crop is None and whole_track.source_size is None
+    assert np.linalg.norm(whole_track.points - cropped.points, axis=-1).min() > 50
+    width, height = WIDE
+    assert [note for note in whole.notes if "stretched" in note] == [
+        f"The video is {width}x{height}: each frame was stretched to 512x512 (the aspect is not kept, as in the "
+        "original), so the face is too. crop=\"auto\" cuts a steady box around the face instead."]
+    assert not [note for note in auto.notes if "stretched" in note]
 
 
 @pytest.mark.slow

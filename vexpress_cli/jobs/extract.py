@@ -111,6 +111,11 @@ def extract(video: PathLike, kps_out: PathLike | None = None, audio_out: PathLik
         notes.append(f"The video is already framed like V-Express's portraits (the face's crop would span "
                      f"{low:.0%}-{high:.0%} of it), so {parameter('crop', 'auto')} kept the whole frame, as it "
                      "does for such a photo.")
+    video_width, video_height = report.video_size
+    if report.crop is None and abs(video_width / video_height - width / height) > 0.01:
+        notes.append(f"The video is {video_width}x{video_height}: each frame was stretched to {width}x{height} (the "
+                     f"aspect is not kept, as in the original), so the face is too. {parameter('crop', 'auto')} "
+                     "cuts a steady box around the face instead.")
     padding = frame_padding(report.crop, *report.video_size) if report.crop else 0.0
     if padding > PADDING_WARNING_SHARE:
         notes.append(f"{padding:.0%} of the crop {report.crop} lies outside the video and is filled by repeating its "
