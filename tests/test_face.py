@@ -184,7 +184,7 @@ def test_follow_face_starts_with_the_largest_then_stays_nearest():
 
 
 
-def test_the_follower_refuses_only_a_face_nearer_one_seen_beside_the_followed_face():
+def test_the_follower_refuses_a_lone_face_where_the_other_person_was_and_far_from_the_followed_one():
     follower = FaceFollower()
     left, right = face_at(100, 100, 80), face_at(400, 100, 80)
     assert follower.pick([left, right]) is left
@@ -193,6 +193,35 @@ def test_the_follower_refuses_only_a_face_nearer_one_seen_beside_the_followed_fa
     alone = FaceFollower()
     alone.pick([left])
     assert alone.pick([cut := face_at(400, 300, 60)]) is cut  # no one else seen: a cut or a quick move is followed
+
+
+def follow(frames: list[list[Face]]) -> list[float | None]:
+    follower = FaceFollower()
+    return [None if (face := follower.pick(faces)) is None else float(face.center[0]) for faces in frames]
+
+
+def test_a_stray_second_box_does_not_stop_the_follower_from_following_a_walk_past_where_it_was():
+    """A false detection (a poster) remembered for good made every later frame near it "missing"."""
+    walk = [[face_at(100 + 10 * step, 100, 80)] for step in range(40)]
+    walk[0].append(face_at(300, 100, 80))
+    assert follow(walk) == [100 + 10 * step for step in range(40)]
+
+
+def test_a_doubled_box_of_the_followed_face_does_not_lose_it():
+    frames = [[face_at(100, 100, 80), face_at(115, 100, 80)]] + [[face_at(100 + 5 * step, 100, 80)]
+                                                                 for step in range(1, 20)]
+    assert None not in follow(frames)
+
+
+def test_after_a_cut_from_a_two_shot_the_follower_takes_the_lone_face_within_a_second():
+    """A cut to a close-up of the followed person, near where the other person sat: held for at most a second."""
+    from vexpress_cli.face.tracking import OTHER_FACE_MEMORY
+
+    two_shot = [[face_at(150, 200, 80), face_at(490, 200, 80)] for _ in range(10)]
+    close_up = [[face_at(470, 220, 90)] for _ in range(40)]
+    followed = follow(two_shot + close_up)
+    assert followed[:10] == [150.0] * 10
+    assert followed[10 + OTHER_FACE_MEMORY:] == [470.0] * (40 - OTHER_FACE_MEMORY)
 
 def test_fill_missing_frames_interpolates_gaps_and_holds_the_ends():
     a = np.array([[0, 0], [10, 0], [5, 5]], dtype=np.float32)

@@ -145,6 +145,8 @@ def test_truncated_audio_warns_that_the_header_disagrees(tmp_path):
     (0.1, 1.0, b"", "Its WAV header counts 0.10 s of sound, but about 0.90 s more follow in the file"),
     (1.0, 1.0, b"LIST" + (12).to_bytes(4, "little") + b"INFOISFT\0\0\0\0", None),  # tags after the sound
     (1.0, 1.0, b"", None),
+    (1.0, 1.0, b"ID3\x04\0\0\0\0\0\x0a" + bytes(10) + b"\xff" * 3000, None),  # an ID3 tag appended
+    (1.0, 1.0, bytes(5000), None),  # zero padding
 ])
 def test_sound_past_the_length_a_wav_header_counts_is_warned_of_with_the_ffmpeg_fix(tmp_path, counted, held, after,
                                                                                       warned):

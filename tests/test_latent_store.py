@@ -89,15 +89,18 @@ def test_the_room_check_counts_the_space_other_open_sparse_stores_will_still_tak
     from vexpress_cli.errors import VExpressError
 
     monkeypatch.setattr(latent_store.tempfile, "tempdir", str(tmp_path))
-    size = 4 * 100 * 8 * 8 * 4  # 100 KB, as LatentStore(4, 100, 8, 8) below
+    shape = (4, 1000, 25, 25)  # 10 MB, sparse: nothing is written
     real_free = shutil.disk_usage(tmp_path).free
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 0, int(size * 1.5)))
-    first = LatentStore(4, 100, 8, 8, budget_bytes=0)
-    with pytest.raises(VExpressError, match="has no room for this video's latents"):
-        LatentStore(4, 100, 8, 8, budget_bytes=0)
+    monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 0, 15 * 10**6))
+    first = LatentStore(*shape, budget_bytes=0)
+    with pytest.raises(VExpressError) as raised:
+        LatentStore(*shape, budget_bytes=0)
+    assert raised.value.what.raw.endswith(
+        "(10 MB for each of the two to four arrays denoising keeps; 15 MB free, of which the latents already open in "
+        "this process (this job's other arrays, or another job's) will still take 10 MB).")
     first.close()
-    LatentStore(4, 100, 8, 8, budget_bytes=0).close()  # the first one's promise ended with it
+    LatentStore(*shape, budget_bytes=0).close()  # the first one's promise ended with it
 
     monkeypatch.setattr(latent_store.shutil, "disk_usage", lambda folder: usage(10**9, 0, real_free))
     with LatentStore(4, 100, 8, 8, budget_bytes=0) as written:

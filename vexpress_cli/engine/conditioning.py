@@ -4,7 +4,6 @@ through wav2vec2 and the audio projection, the V-Kps images through the guider (
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,16 +51,19 @@ class EncodingStages:
 
     @torch.no_grad()
     def encode_audio(self, audio_waveform: torch.Tensor | np.ndarray, video_length: int,
-                     num_pad_audio_frames: int, progress: PartsDone | None = None) -> torch.Tensor:
+                     num_pad_audio_frames: int, progress: PartsDone | None = None, *,
+                     noise_from_global: bool = True) -> torch.Tensor:
         """Audio tokens of every frame, ``[video_length, tokens, dim]`` (conditional half only);
-        ``progress(done, total)`` as wav2vec2's parts are done (:func:`encode_speech`)."""
+        ``progress(done, total)`` as wav2vec2's parts are done (:func:`encode_speech`). ``noise_from_global``:
+        whether the job's noise comes from torch's global generator, which then gets the original's LayerDrop
+        draws (a job's own generator has them already: :meth:`seeded_generator`)."""
         waveform = torch.as_tensor(audio_waveform, dtype=torch.float32).reshape(-1).numpy()
         inputs = self.feature_extractor(waveform, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt").input_values
         device = self._execution_device
         rng_before = torch.get_rng_state()
         _onload_hooked(self.audio_encoder)  # encode_speech runs its parts, not its forward
         hidden = encode_speech(self.audio_encoder, inputs.to(device, self.audio_encoder.dtype), progress=progress)
-        if torch.equal(rng_before, torch.get_rng_state()):
+        if noise_from_global and torch.equal(rng_before, torch.get_rng_state()):
             self._draw_like_original_layerdrop()
         # Two audio features per video frame, linearly resampled in float32 as the original does.
         per_frame = F.interpolate(hidden.float().transpose(1, 2), size=2 * video_length, mode="linear")
@@ -121,8 +123,8 @@ class EncodingStages:
             with torch.random.fork_rng(devices=[]):  # a callback that draws must not move the layerdrop check
                 report("audio", done, parts["total"])
 
-        with global_draws_undone_for_own(generator):
-            audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames, part_done).cpu()
+        audio_tokens = self.encode_audio(audio_waveform, video_length, num_pad_audio_frames, part_done,
+                                         noise_from_global=draws_from_global(generator)).cpu()
         if save_gpu_memory:
             self._offload("audio_encoder", "audio_projection")
         report("audio", parts["total"], parts["total"])
@@ -161,11 +163,7 @@ def _onload_hooked(module: torch.nn.Module) -> None:
         hook.pre_forward(module)
 
 
-def global_draws_undone_for_own(generator) -> contextlib.AbstractContextManager:
-    """The speech encoder's draws on torch's global generator (LayerDrop's, or the pipeline's stand-in for them)
-    decide only noise drawn from that generator: for a job with a generator of its own they are undone, so the
-    caller's ``torch.manual_seed`` stream is left as it was."""
+def draws_from_global(generator) -> bool:
+    """Whether a call's noise comes from torch's global generator: none given, or that generator itself."""
     generators = generator if isinstance(generator, list) else [generator]
-    if any(each is None or each is torch.default_generator for each in generators):
-        return contextlib.nullcontext()
-    return torch.random.fork_rng(devices=[])
+    return any(each is None or each is torch.default_generator for each in generators)

@@ -52,7 +52,7 @@ class LatentStore:
             with _OPEN_ON_DISK_LOCK:
                 promised = sum(store._unwritten_bytes() for store in _OPEN_ON_DISK)
                 if shutil.disk_usage(tempfile.gettempdir()).free < size + promised:
-                    raise out_of_temp_space(size)
+                    raise out_of_temp_space(size, promised)
                 self._file = tempfile.TemporaryFile(prefix="vexpress-latents-")
                 self._file.truncate(size)  # sparse: reads as zeros, takes space as it is written
                 _OPEN_ON_DISK.add(self)
@@ -178,12 +178,16 @@ class LatentStore:
             raise out_of_temp_space(self.channels * self.frames * self.frame_values * FLOAT_BYTES) from None
 
 
-def out_of_temp_space(size: int) -> VExpressError:
-    """The error for a temporary folder without room for a store of ``size`` bytes."""
+def out_of_temp_space(size: int, promised: int = 0) -> VExpressError:
+    """The error for a temporary folder without room for a store of ``size`` bytes, beside the ``promised`` bytes
+    the stores already open will still write."""
     folder = tempfile.gettempdir()
+    open_ones = (f", of which the latents already open in this process (this job's other arrays, or another job's) "
+                 f"will still take {promised / 1e6:,.0f} MB" if promised else "")
     return VExpressError(
         f"The temporary folder {folder} has no room for this video's latents ({size / 1e6:,.0f} MB for each of "
-        f"the two to four arrays denoising keeps; {shutil.disk_usage(folder).free / 1e6:,.0f} MB free).",
+        f"the two to four arrays denoising keeps; {shutil.disk_usage(folder).free / 1e6:,.0f} MB free"
+        f"{open_ones}).",
         why="A long video's latents are kept in temporary files, so that memory stays flat in its length: at "
         "512x512, 64 KB a frame per array, about 14 GB for an hour at 30 fps.",
         fix="Free space there, or point TMPDIR at a folder on a disk with room (TMPDIR=/data/tmp vexpress ...; "

@@ -138,19 +138,16 @@ def uncounted_wav_warning(path: str | Path) -> str | None:
     if found is None:
         return None
     byte_rate, data_size, data_end, file_size = found
-    after = file_size - data_end - (data_size & 1)
-    if data_size == 0 or byte_rate == 0 or after <= 0 or _starts_a_chunk(Path(path), data_end + (data_size & 1),
-                                                                         after):
+    extra = (file_size - data_end) / byte_rate if byte_rate else 0.0
+    if data_size == 0 or extra < 0.1 or not _sound_follows(Path(path), data_end, file_size - data_end):
         return None
-    counted, extra = data_size / byte_rate, after / byte_rate
-    if extra < 0.1:
-        return None
-    return (f"Its WAV header counts {counted:.2f} s of sound, but about {extra:.2f} s more follow in the file, "
-            "which players and vexpress leave out: the recorder may have stopped before it finished the file. "
-            "To use all of it: ffmpeg -ignore_length 1 -i IN.wav OUT.wav")
+    return (f"Its WAV header counts {data_size / byte_rate:.2f} s of sound, but about {extra:.2f} s more follow in "
+            "the file, which players and vexpress leave out: the recorder may have stopped before it finished the "
+            "file. To use all of it: ffmpeg -ignore_length 1 -i IN.wav OUT.wav")
 
 
 WAV_CHUNKS_READ = 64  # a WAV file has a handful of chunks before its sound; more is no WAV worth reading
+TAIL_BYTES_READ = 65536
 
 
 def _wav_data_chunk(path: Path) -> tuple[int, int, int, int] | None:
@@ -176,13 +173,19 @@ def _wav_data_chunk(path: Path) -> tuple[int, int, int, int] | None:
     return None
 
 
-def _starts_a_chunk(path: Path, offset: int, room: int) -> bool:
-    """Whether a RIFF chunk (a LIST of tags, say) that fits in the file starts at ``offset``."""
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        chunk = handle.read(8)
-    return (len(chunk) == 8 and all(32 <= byte < 127 for byte in chunk[:4])
-            and int.from_bytes(chunk[4:], "little") <= room - 8)
+def _sound_follows(path: Path, offset: int, room: int) -> bool:
+    """Whether the ``room`` bytes after the counted sound at ``offset`` may be more of it: not another chunk (a LIST
+    of tags, with or without the pad byte after an odd-sized one), not an ID3 tag, not zero padding."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            tail = handle.read(TAIL_BYTES_READ)
+    except OSError:
+        return False
+    starts_chunk = any(len(tail) >= start + 8 and all(32 <= byte < 127 for byte in tail[start:start + 4])
+                       and int.from_bytes(tail[start + 4:start + 8], "little") <= room - start - 8
+                       for start in (0, 1))
+    return not (starts_chunk or tail.startswith(b"ID3") or not tail.strip(b"\0"))
 
 
 def load_audio(path: str | Path | Probe, sample_rate: int = STANDARD_SAMPLE_RATE) -> torch.Tensor:
