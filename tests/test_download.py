@@ -317,7 +317,8 @@ def test_target_under_a_file_fails_before_planning(env, monkeypatch, no_network)
     result = run_cli("models", "download", "--to", str(env / "afile" / "models"), "--offline")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert without_spaces(f"Cannot create the output folder '{env / 'afile' / 'models'}'") in without_spaces(result.output)
+    folder = env / "afile" / "models"
+    assert without_spaces(f"Cannot create the output folder '{folder}'") in without_spaces(result.output)
 
     def no_cache_lookup(*args, **kwargs):
         raise AssertionError("the cache was searched although the target cannot be written")

@@ -591,6 +591,9 @@ def test_a_preset_added_while_the_app_runs_is_listed_on_reload_and_a_broken_one_
         assert "broken.toml is not valid TOML" in error_paragraph(page)  # where every error shows, not a pop-up
         assert not page.get_by_test_id("toast-text").count()
         assert page.locator("#setting-max-size input[type=number]").input_value() == "1234"
+        page.locator("#preset input").click()
+        page.get_by_role("option", name="mine: My own steps.").click()
+        page.wait_for_function("() => document.querySelector('#result-summary').innerText.trim() === ''")
     finally:
         for path in added:
             path.unlink()

@@ -237,7 +237,7 @@ class VExpressPipeline(EncodingStages, CallChecks, DiffusionPipeline):
         that change nothing here at their defaults (``strength=1``, ``eta=0``, ``do_multi_devices_inference``,
         ...) are accepted so its calls work as they are; another value, or any other name, is an error.
         """
-        refuse_unknown_arguments(original_only, inspect.signature(VExpressPipeline.__call__).parameters)
+        refuse_unknown_arguments(original_only, CALL_ARGUMENTS)
         check_decode_chunk_size(decode_chunk_size)
         check_output_type(output_type)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
@@ -429,3 +429,8 @@ def windows_progress(report: ProgressCallback, total: int, compiling: bool) -> C
         report("denoise", done, total)
 
     return window_done
+
+
+# What a caller may pass to __call__ by name (for the "Did you mean" of a misspelt one).
+CALL_ARGUMENTS = tuple(name for name, argument in inspect.signature(VExpressPipeline.__call__).parameters.items()
+                       if argument.kind in (argument.POSITIONAL_OR_KEYWORD, argument.KEYWORD_ONLY) and name != "self")

@@ -239,7 +239,8 @@ def _has_kind(value: Any, kind: type) -> bool:
 
 
 LISTED_FOR_FILES = "`vexpress generate --help` and `vexpress docs presets` list every setting."
-LISTED_FOR_PYTHON = "vexpress_cli.SETTINGS lists every setting, and help(vexpress_cli.GenerationSettings) says each one."
+LISTED_FOR_PYTHON = ("vexpress_cli.SETTINGS lists every setting, and help(vexpress_cli.GenerationSettings) says "
+                     "each one.")
 
 
 def unknown_setting_error(where: str, key: str, known: list[str] | None = None, fix_prefix: str = "",

@@ -141,18 +141,19 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
             summary = gr.Markdown(elem_id="result-summary")
             waiting = gr.State(False)  # Generate was pressed and its job has not ended: it may wait in the queue
 
-    def fill(preset_name: str):
+    def fill(preset_name: str, error_shown: bool):
         """The form filled from the preset; a preset that does not load leaves it as it is and says why where the
-        summary is, as every error of the page (a pop-up is easily missed)."""
+        summary is, as every error of the page (a pop-up is easily missed), until a preset loads."""
         try:
-            return [*form.fill(preset_name), gr.update()]
+            return [*form.fill(preset_name), "" if error_shown else gr.update(), False]
         except Exception as error:  # noqa: BLE001 - page_paragraph words a bug as one too
-            return [*(gr.update() for _ in form.inputs), runtime.page_paragraph(error, spell_in_page)]
+            return [*(gr.update() for _ in form.inputs), runtime.page_paragraph(error, spell_in_page), True]
 
     # .select, not .change: the page load's new list of choices is no choice of the user's, and filling the form
     # then reset what was typed meanwhile
-    preset.select(fill, inputs=preset, outputs=[*form.inputs, summary], api_visibility="private",
-                  concurrency_limit=None)
+    preset_error = gr.State(False)  # the summary shows why a preset does not load
+    preset.select(fill, inputs=[preset, preset_error], outputs=[*form.inputs, summary, preset_error],
+                  api_visibility="private", concurrency_limit=None)
     if blocks is not None:
         blocks.load(lambda: gr.update(choices=preset_choices()), outputs=preset, api_visibility="private",
                     concurrency_limit=None)
@@ -175,6 +176,7 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
                                                        *form.inputs},
                         outputs=[video, downloads, summary, waiting], api_visibility="private",
                         concurrency_id="generate", concurrency_limit=1)
+    event.then(lambda: False, outputs=waiting, queue=False, api_visibility="private")  # however the job ended
 
     def cancelled(was_waiting: bool, request: gr.Request):
         if not (was_waiting or runtime.sessions.busy(request.session_hash)):
