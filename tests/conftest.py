@@ -44,7 +44,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-
 @pytest.fixture
 def no_user_config(tmp_path, monkeypatch):
     """No user presets, config file, $VEXPRESS_MODEL(_DIR) or cached weights: only what the test passes counts."""

@@ -1074,6 +1074,7 @@ def test_devices_all_without_a_gpu_names_python_arguments_in_the_library(inputs,
         vexpress_cli.batch(manifest, devices="all", model_dir=TINY_MODEL_DIR, width=64, height=64)
     assert str(raised.value).startswith('devices="all" found no GPU.') and "Use workers=N " in str(raised.value)
 
+
 class Stop(Exception):
     pass
 

@@ -183,7 +183,6 @@ def test_follow_face_starts_with_the_largest_then_stays_nearest():
     assert follow_face([grown, moved], big) is moved
 
 
-
 def test_the_follower_refuses_a_lone_face_where_the_other_person_was_and_far_from_the_followed_one():
     follower = FaceFollower()
     left, right = face_at(100, 100, 80), face_at(400, 100, 80)
@@ -222,6 +221,7 @@ def test_after_a_cut_from_a_two_shot_the_follower_takes_the_lone_face_within_a_s
     followed = follow(two_shot + close_up)
     assert followed[:10] == [150.0] * 10
     assert followed[10 + OTHER_FACE_MEMORY:] == [470.0] * (40 - OTHER_FACE_MEMORY)
+
 
 def test_fill_missing_frames_interpolates_gaps_and_holds_the_ends():
     a = np.array([[0, 0], [10, 0], [5, 5]], dtype=np.float32)

@@ -346,7 +346,6 @@ def test_truncated_audio_warns_before_generating(tmp_path):
     assert warning.startswith(f"{cut}: The header says ") and f"but {plan.duration:.2f} s decode" in warning
 
 
-
 def test_sound_past_the_wav_headers_length_warns_before_generating(tmp_path):
     speech = tmp_path / "speech.wav"
     speech.write_bytes(wav_bytes(0.5, 1.0))
@@ -355,6 +354,7 @@ def test_sound_past_the_wav_headers_length_warns_before_generating(tmp_path):
     assert plan.duration == pytest.approx(0.5, abs=1e-3)
     (warning,) = [warning for warning in plan.warnings if "WAV header" in warning]
     assert warning.startswith(f"{speech}: Its WAV header counts 0.50 s of sound, but about 0.50 s more follow")
+
 
 def test_a_speech_video_whose_sound_ends_before_its_picture_is_not_called_truncated(tmp_path):
     """The header's length is the picture's there: 1.3 s of sound in a 2 s video warned "may be truncated"."""

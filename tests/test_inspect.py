@@ -140,7 +140,6 @@ def test_truncated_audio_warns_that_the_header_disagrees(tmp_path):
     assert any("truncated" in warning for warning in data["warnings"])
 
 
-
 @pytest.mark.parametrize(("counted", "held", "after", "warned"), [
     (0.1, 1.0, b"", "Its WAV header counts 0.10 s of sound, but about 0.90 s more follow in the file"),
     (1.0, 1.0, b"LIST" + (12).to_bytes(4, "little") + b"INFOISFT\0\0\0\0", None),  # tags after the sound

@@ -458,6 +458,7 @@ def test_a_jobs_setting_or_an_unknown_keyword_given_to_the_generator_says_where_
         vexpress_cli.Generator(model_dir=TINY_MODEL_DIR, **{keyword: 3})
     assert str(raised.value) == message
 
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width=0), "width is 0. It is the size"),
     (lambda out: vexpress_cli.extract(TYS / "gt.mp4", out / "k.pth", width="512"), "width is str '512'"),

@@ -550,7 +550,6 @@ def test_open_video_writer_picks_by_suffix(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-
 def test_open_video_writer_checks_its_output_once_and_offers_frames_for_an_unknown_suffix(tmp_path, monkeypatch):
     """It checked the path, then the writer it made checked it again."""
     from vexpress_cli.media import video_writer
@@ -568,6 +567,7 @@ def test_open_video_writer_checks_its_output_once_and_offers_frames_for_an_unkno
     with pytest.raises(InputError, match="or no suffix for a folder of PNG frames"):
         open_video_writer(tmp_path / "clip.gif", 25, 8, 8)
     assert os.listdir(tmp_path) == []
+
 
 def test_png_folder_writer_audio_failure_is_reported_and_leaves_nothing(media_dir, tmp_path):
     speech = tmp_path / "speech.wav"

@@ -91,6 +91,7 @@ class TestTwoGlooProcesses:
         assert torch.equal(after["two"][0], after["one"][0])
         assert (after["two"][1] - after["one"][1]).abs().max().item() <= 1e-4
 
+
 def test_devices_are_parsed_and_checked():
     assert resolve_devices("cpu, cpu") == resolve_devices("CPU,Cpu") == [CPU, CPU]  # as --device takes CPU
     with pytest.raises(InputError, match="empty"):

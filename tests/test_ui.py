@@ -330,7 +330,6 @@ def test_the_page_shows_the_stage_and_eta_and_its_cancel_button_stops_the_job(pa
     page.locator("#result-summary").get_by_text("Cancelled: nothing was written").wait_for()
 
 
-
 @pytest.mark.slow
 def test_cancelling_a_job_that_waits_in_the_queue_says_so_like_a_running_ones(browser, server, media,
                                                                                progress_reports):
@@ -356,6 +355,7 @@ def test_cancelling_a_job_that_waits_in_the_queue_says_so_like_a_running_ones(br
         running.close()
         queued.close()
 
+
 def error_paragraph(page, elem_id: str = "result-summary") -> str:
     """The error paragraph that a job's summary shows where its result would have been."""
     page.wait_for_function(f"() => document.querySelector('#{elem_id}').innerText.trim().startsWith('Error: ')")
@@ -371,8 +371,6 @@ def test_a_text_file_as_the_portrait_shows_the_error_paragraph(page, server, med
     assert text.endswith("Pass a JPEG or PNG photo.")
     page_text = page.locator("body").inner_text()
     assert "Traceback" not in page_text and str(server.root) not in page_text
-
-
 
 
 @pytest.mark.slow

@@ -233,7 +233,7 @@ def _unreadable(path: Path, label: str, error: Exception) -> InputError:
                           why=f"This Pillow ({PIL.__version__}) was built without AVIF support.",
                           fix=f"Convert it to JPEG or PNG, or upgrade Pillow (pip install -U pillow), then pass "
                           f"{EXPECTED_IMAGE}.")
-    if fmt:
+    if fmt in ("JPEG", "PNG", "GIF"):  # formats Pillow reads in full: failing, the file itself is at fault
         return InputError(f"Cannot read the {label} {path}: it starts as a {fmt} photo, but the rest cannot be "
                           f"decoded ({error}).",
                           why="The file is damaged or cut short: a copy, download or export that failed or has not "
