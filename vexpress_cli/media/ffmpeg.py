@@ -304,11 +304,18 @@ class PacketTiming:
     durations: tuple[int, ...]  # same order as pts
 
     @property
+    def cut(self) -> int:
+        """Packets before the start of an mp4's edit list (a trim without re-encoding: ``-ss 5 -c copy``), which
+        have negative timestamps: decoded, never shown."""
+        return sum(value < 0 for value in self.pts) if any(value >= 0 for value in self.pts) else 0
+
+    @property
     def duration(self) -> Fraction:
-        """From the earliest timestamp to the end of the last frame, in seconds."""
+        """From the earliest timestamp shown to the end of the last frame, in seconds."""
         if not self.pts:
             return Fraction(0)
-        first, last = min(self.pts), max(self.pts)
+        shown = [value for value in self.pts if value >= 0] if self.cut else self.pts
+        first, last = min(shown), max(shown)
         return (last + self.durations[self.pts.index(last)] - first) * self.time_base
 
 

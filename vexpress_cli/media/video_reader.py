@@ -89,7 +89,7 @@ def video_info(path: str | Path | Probe) -> VideoInfo:
     source = path if isinstance(path, Probe) else probe(path, "video")
     stream = _video_stream(source)
     timing = video_packet_timing(source.path, stream.index)
-    frame_count = timing.count or _count_by_decoding(source.path)
+    frame_count = (timing.count - timing.cut) or _count_by_decoding(source.path)
     duration = timing.duration or Fraction(source.duration or 0).limit_denominator(1000)
     width, height = _display_size(stream)
     avg_fps = frame_count / duration if duration > 0 else Fraction(0)
