@@ -1103,6 +1103,20 @@ def test_a_bad_driving_crop_is_named_as_the_driving_crop_not_the_portraits_crop(
     assert str(raised.value).startswith("driving_crop is '1,2'") and 'Use driving_crop="auto"' in str(raised.value)
 
 
+
+def test_a_missing_upload_says_an_upload_over_the_limit_is_refused_and_cleared_with_the_cross(media):
+    """After Gradio refused an upload over the limit, Generate said only that the photo was missing."""
+    from vexpress_cli.errors import InputError
+    from vexpress_cli.ui.form import spell_in_page
+    from vexpress_cli.ui.generate_tab import GenerateInputs, run_generation
+
+    with pytest.raises(InputError) as raised:
+        run_generation(GenerateInputs(None, str(media["clip"])), job=None)
+    in_page = raised.value.render(spell_in_page)
+    assert in_page.startswith("“Portrait photo” is missing.")
+    assert in_page.endswith("(A file over the page's upload limit is refused: its box shows Error. Clear it with × "
+                            "and upload a smaller one.)")
+
 def test_the_extract_retarget_tab_shows_the_config_defaults_as_the_generate_tab_does(config_dir, tmp_path):
     import gradio as gr
 

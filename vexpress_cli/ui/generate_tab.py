@@ -84,7 +84,8 @@ def run_generation(inputs: GenerateInputs, job: Job) -> GenerateOutputs:
     for name in ("reference_image", "audio"):
         if not getattr(inputs, name):
             raise InputError(f"{parameter(name)} is missing.", why="A video needs a portrait and its speech.",
-                             fix=f"Upload a file as {parameter(name)}.")
+                             fix=f"Upload a file as {parameter(name)}. (A file over the page's upload limit is "
+                             "refused: its box shows Error. Clear it with × and upload a smaller one.)")
     preset = checked_preset(inputs.preset)
     resolution, settings = resolved_job(preset, dict(inputs.settings))
     resolved = resolution.settings
