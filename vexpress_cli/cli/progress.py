@@ -46,21 +46,26 @@ def draws_live(console: Console) -> bool:
     return console.is_terminal or console.is_jupyter
 
 
+# A log gets a line at least this often while a stage reports, however long its tenths take.
+LOG_EVERY_SECONDS = 60
+
+
 class StageLog:
-    """Progress for a log file or a pipe, where bars cannot be redrawn: a timed line when a stage starts and
-    at every tenth of its total, ``[0:02:13] Denoising (steps x windows): 60/150 (40%)``."""
+    """Progress for a log file or a pipe, where bars cannot be redrawn: a timed line when a stage starts, at
+    every tenth of its total and at least once a minute, ``[0:02:13] Denoising (steps x windows): 60/150 (40%)``."""
 
     def __init__(self, console: Console):
         self.console = console
         self.started = time.monotonic()
-        self.logged: dict[object, int] = {}  # the last tenth printed, by stage (of a job)
+        self.logged: dict[object, tuple[int, float]] = {}  # the last tenth printed and when, by stage (of a job)
 
     def __call__(self, key: object, stage: str, done: int, total: int | None, prefix: str = "") -> None:
-        tenth = 10 * done // total if total else 0
-        if key in self.logged and tenth <= self.logged[key]:
+        tenth, now = 10 * done // total if total else 0, time.monotonic()
+        last = self.logged.get(key)
+        if last is not None and tenth <= last[0] and now - last[1] < LOG_EVERY_SECONDS:
             return
-        self.logged[key] = tenth
-        elapsed = datetime.timedelta(seconds=round(time.monotonic() - self.started))
+        self.logged[key] = (tenth, now)
+        elapsed = datetime.timedelta(seconds=round(now - self.started))
         unit = STAGE_UNITS.get(stage)
         amount = f": {_amount(done, unit)}/{_amount(total, unit)} ({100 * done // total}%)" if total else ""
         self.console.print(f"[{elapsed}] {prefix}{STAGE_LABELS.get(stage, stage)}{amount}", markup=False,
