@@ -128,9 +128,10 @@ def test_extract_warns_when_most_of_the_track_is_interpolated_not_when_a_few_fra
     assert extract(few, tmp_path / "few.safetensors", face_backend="dlib").warnings == []
     result = extract(most, tmp_path / "most.safetensors", face_backend="dlib")
     assert result.warnings == [
-        "No face was found in 9 of 12 frames (75%): their keypoints are interpolated from the frames around them, "
-        "so most of the motion is guessed. Check that the face is upright, large and lit enough (or try another "
-        "face_backend); strict fails on such a video instead."]
+        "No face was found in 9 of 12 frames (75%): their keypoints are filled in from the frames around them "
+        "(interpolated between two, held before the first or after the last), so much of the motion is guessed. "
+        "Check that the face is upright, large and lit enough (or try another face_backend); strict fails on such a "
+        "video instead."]
     cli = run_cli(most, "--backend", "dlib", "--kps-out", tmp_path / "again.safetensors")
     assert cli.exit_code == 0 and "Warning: No face was found in 9 of 12 frames (75%)" in flat(cli.output)
     assert "try another --face-backend); --strict fails" in flat(cli.output)

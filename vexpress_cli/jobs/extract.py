@@ -145,8 +145,9 @@ def _missing_faces_warnings(report) -> list[str]:
     missing = len(report.missing_frames)
     if missing > MISSING_FACES_WARNING_SHARE * report.frames:
         warnings.append(f"No face was found in {missing} of {report.frames} frames ({missing / report.frames:.0%}): "
-                        "their keypoints are interpolated from the frames around them, so most of the motion is "
-                        f"guessed. Check that the face is upright, large and lit enough (or try another "
+                        "their keypoints are filled in from the frames around them (interpolated between two, held "
+                        "before the first or after the last), so much of the motion is guessed. Check that the face "
+                        "is upright, large and lit enough (or try another "
                         f"{parameter('face_backend')}); {parameter('strict')} fails on such a video instead.")
     return warnings
 
