@@ -16,6 +16,11 @@ def first_few(names: list[str], limit: int = 4) -> str:
     return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
+def frame_numbers(frames: list[int], limit: int = 8) -> str:
+    """``0, 1, 2`` or, past ``limit``, ``0, 1, ..., 7, ...``: frame numbers that stay one line."""
+    return ", ".join(map(str, frames[:limit])) + (", ..." if len(frames) > limit else "")
+
+
 def frames_that(count: int, singular_verb: str, plural_verb: str) -> str:
     """``1 frame has``, ``3 frames have``: a count of frames as the subject of a sentence."""
     return f"{plural(count, 'frame')} {singular_verb if count == 1 else plural_verb}"

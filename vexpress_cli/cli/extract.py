@@ -17,7 +17,7 @@ from vexpress_cli.cli.progress import stage_progress
 from vexpress_cli.errors import InputError
 from vexpress_cli.kps.limits import MAX_FRAME_SIDE, MIN_FRAME_SIDE
 from vexpress_cli.settings.schema import DEFAULTS
-from vexpress_cli.wording import plural
+from vexpress_cli.wording import frame_numbers, plural
 
 # A kps file's frame sides (not generate's width and height, which the model limits).
 FRAME_SIDES = f"{MIN_FRAME_SIDE} to {MAX_FRAME_SIDE}"
@@ -152,11 +152,10 @@ def summary_table(result) -> Table:
     return table
 
 
-def _frame_list(frames: list[int], action: str, shown: int = 8) -> str:
+def _frame_list(frames: list[int], action: str) -> str:
     if not frames:
         return "none"
-    listed = ", ".join(str(index) for index in frames[:shown]) + (", ..." if len(frames) > shown else "")
-    return f"{plural(len(frames), 'frame')} ({action}): {listed}"
+    return f"{plural(len(frames), 'frame')} ({action}): {frame_numbers(frames)}"
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from vexpress_cli.kps.limits import checked_frame_side
 from vexpress_cli.progress import ProgressCallback, checked_callback
 from vexpress_cli.settings.schema import checked_setting
 from vexpress_cli.settings.user_config import your_defaults
+from vexpress_cli.wording import frame_numbers
 
 PathLike = str | Path
 
@@ -137,11 +138,10 @@ MISSING_FACES_WARNING_SHARE = 0.25
 def _missing_faces_warnings(report) -> list[str]:
     warnings = []
     if others := report.other_face_frames:
-        shown = ", ".join(map(str, others[:8])) + (", ..." if len(others) > 8 else "")
-        warnings.append(f"In {len(others)} of {report.frames} frames ({shown}) only another person's face was found, "
-                        "one seen beside the followed face: those frames count as missing, so the track does not "
-                        "jump to the other person. To follow one person for sure, crop the video to them "
-                        f"({parameter('crop', 'X,Y,W,H')}).")
+        warnings.append(f"In {len(others)} of {report.frames} frames ({frame_numbers(others)}) only another "
+                        "person's face was found, one seen beside the followed face: those frames count as missing, "
+                        "so the track does not jump to the other person. To follow one person for sure, crop the "
+                        f"video to them ({parameter('crop', 'X,Y,W,H')}).")
     missing = len(report.missing_frames)
     if missing > MISSING_FACES_WARNING_SHARE * report.frames:
         warnings.append(f"No face was found in {missing} of {report.frames} frames ({missing / report.frames:.0%}): "
