@@ -43,7 +43,7 @@ class LatentStore:
     def __init__(self, channels: int, frames: int, height: int, width: int, budget_bytes: int):
         self.channels, self.frames, self.height, self.width = channels, frames, height, width
         self.frame_values = height * width
-        size = channels * frames * self.frame_values * FLOAT_BYTES
+        size = self.nbytes
         self._tensor: torch.Tensor | None = None
         self._file = None
         if size <= budget_bytes:
@@ -65,6 +65,11 @@ class LatentStore:
         store.frame_values = store.height * store.width
         store._tensor, store._file = latents.float(), None
         return store
+
+    @property
+    def nbytes(self) -> int:
+        """The size of the whole array, in memory or on disk."""
+        return self.channels * self.frames * self.frame_values * FLOAT_BYTES
 
     @property
     def on_disk(self) -> bool:
@@ -101,7 +106,7 @@ class LatentStore:
             self._tensor.zero_()
             return
         self._file.truncate(0)
-        self._file.truncate(self.channels * self.frames * self.frame_values * FLOAT_BYTES)
+        self._file.truncate(self.nbytes)
 
     def chunks(self, frames_per_chunk: int) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` frame ranges covering the video: the whole video at once while in memory."""
@@ -153,8 +158,7 @@ class LatentStore:
         """What this store's sparse file will still take from the disk when all of it is written."""
         if self._file is None:
             return 0
-        size = self.channels * self.frames * self.frame_values * FLOAT_BYTES
-        return max(0, size - os.fstat(self._file.fileno()).st_blocks * 512)
+        return max(0, self.nbytes - os.fstat(self._file.fileno()).st_blocks * 512)
 
     def _offset(self, channel: int, frame: int) -> int:
         return (channel * self.frames + frame) * self.frame_values
@@ -175,7 +179,7 @@ class LatentStore:
         except OSError as error:
             if not is_disk_full(error):
                 raise
-            raise out_of_temp_space(self.channels * self.frames * self.frame_values * FLOAT_BYTES) from None
+            raise out_of_temp_space(self.nbytes) from None
 
 
 def out_of_temp_space(size: int, promised: int = 0) -> VExpressError:
