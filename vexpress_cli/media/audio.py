@@ -137,9 +137,9 @@ def uncounted_wav_warning(path: str | Path) -> str | None:
     found = _wav_data_chunk(Path(path))
     if found is None:
         return None
-    byte_rate, data_size, data_end, file_size = found
-    extra = (file_size - data_end) / byte_rate if byte_rate else 0.0
-    if data_size == 0 or extra < 0.1 or not _sound_follows(Path(path), data_end, file_size - data_end):
+    byte_rate, data_size, after, tail = found
+    extra = after / byte_rate if byte_rate else 0.0
+    if data_size == 0 or extra < 0.1 or not _sound_follows(tail, after):
         return None
     return (f"Its WAV header counts {data_size / byte_rate:.2f} s of sound, but about {extra:.2f} s more follow in "
             "the file, which players and vexpress leave out: the recorder may have stopped before it finished the "
@@ -150,8 +150,9 @@ WAV_CHUNKS_READ = 64  # a WAV file has a handful of chunks before its sound; mor
 TAIL_BYTES_READ = 65536
 
 
-def _wav_data_chunk(path: Path) -> tuple[int, int, int, int] | None:
-    """``(byte rate, data size, end of the data, file size)`` of a RIFF WAVE file, else None."""
+def _wav_data_chunk(path: Path) -> tuple[int, int, int, bytes] | None:
+    """``(byte rate, data size, bytes after the data, the first of those bytes)`` of a RIFF WAVE file, else
+    None."""
     try:
         with path.open("rb") as handle:
             if (head := handle.read(12))[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -166,22 +167,17 @@ def _wav_data_chunk(path: Path) -> tuple[int, int, int, int] | None:
                 if chunk[:4] == b"fmt ":
                     byte_rate = int.from_bytes(handle.read(12)[8:12], "little")
                 elif chunk[:4] == b"data":
-                    return byte_rate, size, offset + 8 + size, file_size
+                    handle.seek(offset + 8 + size)
+                    return byte_rate, size, file_size - offset - 8 - size, handle.read(TAIL_BYTES_READ)
                 offset += 8 + size + (size & 1)
     except OSError:
         return None
     return None
 
 
-def _sound_follows(path: Path, offset: int, room: int) -> bool:
-    """Whether the ``room`` bytes after the counted sound at ``offset`` may be more of it: not another chunk (a LIST
-    of tags, with or without the pad byte after an odd-sized one), not an ID3 tag, not zero padding."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            tail = handle.read(TAIL_BYTES_READ)
-    except OSError:
-        return False
+def _sound_follows(tail: bytes, room: int) -> bool:
+    """Whether the ``room`` bytes after the counted sound, starting with ``tail``, may be more of it: not another
+    chunk (a LIST of tags, with or without the pad byte after an odd-sized one), not an ID3 tag, not zero padding."""
     starts_chunk = any(len(tail) >= start + 8 and all(32 <= byte < 127 for byte in tail[start:start + 4])
                        and int.from_bytes(tail[start + 4:start + 8], "little") <= room - start - 8
                        for start in (0, 1))
