@@ -166,17 +166,17 @@ def build_generate_tab(runtime: Runtime, strategies: dict[str, str], blocks: gr.
         outputs, error = await runtime.run_in_page(request, lambda job: run_generation(inputs, job),
                                                    progress=progress, spell=spell_in_page)
         if error:
-            yield {summary: error, waiting: False}
+            yield {summary: error}
             return
         record = runtime.clean_record(outputs.record)
         yield {video: str(outputs.video), downloads: [str(outputs.video), str(record)],
-               summary: runtime.page_message(outputs.summary()), waiting: False}
+               summary: runtime.page_message(outputs.summary())}
 
     start.click(lambda: True, outputs=waiting, queue=False, api_visibility="private")
     event = start.click(generate_in_page, inputs={portrait, speech, driving, driving_crop, reference_kps, preset,
                                                        *form.inputs},
-                        outputs=[video, downloads, summary, waiting], api_visibility="private",
-                        concurrency_id="generate", concurrency_limit=1)
+                        outputs=[video, downloads, summary], api_visibility="private", concurrency_id="generate",
+                        concurrency_limit=1)
     event.then(lambda: False, outputs=waiting, queue=False, api_visibility="private")  # however the job ended
 
     def cancelled(was_waiting: bool, request: gr.Request):
